@@ -1,0 +1,297 @@
+package kafkatest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	// startTimeout bounds the wait for a real broker to answer metadata requests. A JVM
+	// on a busy 2-core machine takes several seconds; this leaves a wide margin.
+	startTimeout = 2 * time.Minute
+	// stopTimeout is how long a broker gets to shut down after SIGTERM before SIGKILL.
+	stopTimeout = 20 * time.Second
+	// startAttempts is how often StartKafka retries when a chosen port was taken
+	// between picking it and the broker binding it.
+	startAttempts = 3
+	setupHint     = "run scripts/setup-kafka.sh (or set DRIFTLINE_KAFKA_LIBS to a folder of Kafka jars)"
+)
+
+var errPortTaken = errors.New("port taken")
+
+// LibsDir returns the folder of Apache Kafka jars: $DRIFTLINE_KAFKA_LIBS when set, else
+// the folder recorded by scripts/setup-kafka.sh in
+// ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}/kafka/current. The error says which
+// script to run when neither holds the Kafka jars.
+func LibsDir() (string, error) {
+	dir := os.Getenv("DRIFTLINE_KAFKA_LIBS")
+	if dir == "" {
+		cache := os.Getenv("DRIFTLINE_CACHE")
+		if cache == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("locate kafka jars: %w; %s", err, setupHint)
+			}
+			cache = filepath.Join(home, ".cache", "driftline")
+		}
+		cur, err := os.ReadFile(filepath.Join(cache, "kafka", "current"))
+		if err != nil {
+			return "", fmt.Errorf("kafka jars not set up: %w; %s", err, setupHint)
+		}
+		dir = strings.TrimSpace(string(cur))
+	}
+	jars, _ := filepath.Glob(filepath.Join(dir, "kafka_2.13-*.jar"))
+	if len(jars) == 0 {
+		return "", fmt.Errorf("no kafka_2.13 jar in %s; %s", dir, setupHint)
+	}
+	return dir, nil
+}
+
+// StartKafka starts one real Apache Kafka broker in KRaft combined mode
+// (process.roles=broker,controller) on free loopback ports, and stops it at tb.Cleanup:
+// SIGTERM, then SIGKILL after 20 s. It formats the storage in a fresh temporary folder,
+// waits until the broker answers metadata requests, and returns. If the start fails, the
+// test fails with the tail of the broker log.
+//
+// The broker is tuned for tests: replication factor 1 for internal topics,
+// group.initial.rebalance.delay.ms=0, auto.create.topics.enable=false, and a 512 MiB
+// heap. Create topics with CreateTopic.
+//
+// It needs java on PATH (or in $JAVA_HOME/bin) and the jars located by LibsDir; without
+// them it fails the test and names scripts/setup-kafka.sh.
+func StartKafka(tb testing.TB) *Broker {
+	tb.Helper()
+	libs, err := LibsDir()
+	if err != nil {
+		tb.Fatalf("kafkatest: %v", err)
+	}
+	java, err := javaPath()
+	if err != nil {
+		tb.Fatalf("kafkatest: %v", err)
+	}
+	for attempt := 1; ; attempt++ {
+		b, err := startKafka(tb, java, libs)
+		if err == nil {
+			return b
+		}
+		if errors.Is(err, errPortTaken) && attempt < startAttempts {
+			tb.Logf("kafkatest: retrying broker start: %v", err)
+			continue
+		}
+		tb.Fatalf("kafkatest: %v", err)
+	}
+}
+
+func javaPath() (string, error) {
+	if home := os.Getenv("JAVA_HOME"); home != "" {
+		p := filepath.Join(home, "bin", "java")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("java")
+	if err != nil {
+		return "", fmt.Errorf("java (17 or later) not found: %w; install it (Debian: apt-get install -y openjdk-17-jre-headless), then %s", err, setupHint)
+	}
+	return p, nil
+}
+
+// startKafka makes one start attempt. The processes it leaves running are stopped by the
+// cleanups it registers, also when it returns an error.
+func startKafka(tb testing.TB, java, libs string) (*Broker, error) {
+	dir, err := os.MkdirTemp("", "driftline-kafka-")
+	if err != nil {
+		return nil, fmt.Errorf("broker folder: %w", err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	ctrl := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+	props := filepath.Join(dir, "server.properties")
+	if err := os.WriteFile(props, []byte(serverProperties(addr, ctrl, filepath.Join(dir, "data"))), 0o644); err != nil {
+		return nil, fmt.Errorf("write server.properties: %w", err)
+	}
+	logPath := filepath.Join(dir, "broker.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("broker log: %w", err)
+	}
+	defer logFile.Close()
+
+	jvm := []string{
+		"-Xms512m", "-Xmx512m",
+		"-Djava.awt.headless=true",
+		"-Dlog4j2.configurationFile=" + filepath.Join(libs, "log4j2.yaml"),
+		"-cp", filepath.Join(libs, "*"),
+	}
+	format := exec.Command(java, append(jvm, "kafka.tools.StorageTool", "format",
+		"--cluster-id", clusterID(), "--config", props)...)
+	format.Dir, format.Stdout, format.Stderr = dir, logFile, logFile
+	if err := format.Run(); err != nil {
+		return nil, fmt.Errorf("format kraft storage: %w\n%s", err, tail(logPath))
+	}
+
+	cmd := exec.Command(java, append(jvm, "kafka.Kafka", props)...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logFile, logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	tb.Cleanup(func() { stop(tb, cmd.Process, exited) })
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return nil, fmt.Errorf("new admin client: %w", err)
+	}
+	tb.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	if err := waitReady(adm, exited); err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w: %w", err, waitErr)
+			if bytes.Contains(readFile(logPath), []byte("Address already in use")) {
+				err = fmt.Errorf("%w: %w", errPortTaken, err)
+			}
+		}
+		return nil, fmt.Errorf("broker at %s not ready: %w\nbroker log %s:\n%s", addr, err, logPath, tail(logPath))
+	}
+	return &Broker{Addr: addr, LogPath: logPath, admin: adm}, nil
+}
+
+var errExited = errors.New("broker process exited")
+
+// waitReady polls the broker's metadata until it lists a broker, the process exits, or
+// startTimeout passes.
+func waitReady(adm *kadm.Client, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	var last error
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		md, err := adm.BrokerMetadata(rctx)
+		rcancel()
+		if err == nil && len(md.Brokers) > 0 && md.Controller >= 0 {
+			return nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-exited:
+			return errExited
+		case <-ctx.Done():
+			return fmt.Errorf("no answer within %s: %w", startTimeout, errors.Join(ctx.Err(), last))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM and, if the broker has not exited after stopTimeout, SIGKILL.
+func stop(tb testing.TB, p *os.Process, exited <-chan struct{}) {
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		tb.Logf("kafkatest: sigterm broker pid %d: %v", p.Pid, err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(stopTimeout):
+		tb.Logf("kafkatest: broker pid %d still running %s after SIGTERM; sending SIGKILL", p.Pid, stopTimeout)
+		if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			tb.Errorf("kafkatest: kill broker pid %d: %v", p.Pid, err)
+		}
+		<-exited
+	}
+}
+
+func serverProperties(addr, ctrl, dataDir string) string {
+	return strings.Join([]string{
+		"process.roles=broker,controller",
+		"node.id=1",
+		"controller.quorum.voters=1@" + ctrl,
+		"listeners=PLAINTEXT://" + addr + ",CONTROLLER://" + ctrl,
+		"advertised.listeners=PLAINTEXT://" + addr,
+		"inter.broker.listener.name=PLAINTEXT",
+		"controller.listener.names=CONTROLLER",
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+		"log.dirs=" + dataDir,
+		"num.partitions=1",
+		"auto.create.topics.enable=false",
+		"offsets.topic.replication.factor=1",
+		"offsets.topic.num.partitions=4",
+		"transaction.state.log.replication.factor=1",
+		"transaction.state.log.min.isr=1",
+		"transaction.state.log.num.partitions=4",
+		"share.coordinator.state.topic.replication.factor=1",
+		"share.coordinator.state.topic.min.isr=1",
+		"group.initial.rebalance.delay.ms=0",
+		"group.min.session.timeout.ms=500",
+		"group.consumer.min.session.timeout.ms=1000",
+		"num.network.threads=2",
+		"num.io.threads=4",
+		"",
+	}, "\n")
+}
+
+// clusterID returns a random KRaft cluster id: 16 bytes, base64url without padding.
+func clusterID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	// A nonzero first byte below 0x80 keeps the id clear of Kafka's reserved ids (zero
+	// and one) and makes its text start with a letter, never a '-' the CLI reads as a flag.
+	b[0] = b[0]&0x7f | 0x01
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// freePorts reserves n distinct loopback ports by listening on port 0, then releases
+// them for the broker. Another process can take one in between; StartKafka retries then.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func readFile(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
+}
+
+// tail returns the last 40 lines of the file at path.
+func tail(path string) string {
+	lines := strings.Split(strings.TrimRight(string(readFile(path)), "\n"), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	return strings.Join(lines, "\n")
+}
