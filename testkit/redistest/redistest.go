@@ -60,7 +60,7 @@ func StartMiniredis(tb testing.TB) *Redis {
 }
 
 // StartRedis starts a real redis-server on a free loopback port with persistence off
-// (--save ” --appendonly no) and its working folder in a temporary folder. It returns
+// (no RDB snapshots, no AOF) and its working folder in a temporary folder. It returns
 // once the server answers PING, and stops it at tb.Cleanup: SIGTERM, then SIGKILL after
 // 10 s. If the start fails, the test fails with the tail of the server log.
 //
