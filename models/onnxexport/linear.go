@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/driftline/driftline/models"
@@ -12,12 +13,13 @@ import (
 // Names of the inputs and output of a graph written by Export.
 const (
 	// DenseInput is the float32 [N, NumDense] input of raw (unscaled) dense
-	// values.
+	// values, laid out as models.Rows.Dense. NaN and ±Inf are missing values
+	// and contribute nothing.
 	DenseInput = "dense"
 	// HashedInput is the int32 [N, NumHashed] input of hashed indices, laid
-	// out exactly as models.Rows.Hashed: each in [0, 2^HashBits), or any
-	// negative value for "absent". An index ≥ 2^HashBits makes ONNX Runtime
-	// fail the whole call.
+	// out exactly as models.Rows.Hashed (so a caller passes that slice as
+	// is): an index in [0, 2^HashBits) selects a bucket, any other value
+	// (by convention -1) is absent and contributes nothing.
 	HashedInput = "hashed"
 	// ScoreOutput is the float32 [N, K] output: P(y=1) for the sigmoid link,
 	// K class probabilities for softmax, the prediction for identity.
@@ -117,20 +119,25 @@ func Validate(p *models.LinearParams) error {
 	return nil
 }
 
-// Export encodes p as an ONNX model (opset Opset) whose graph computes the
-// LinearParams formula for a batch:
+// Export encodes p as an ONNX model (opset Opset) whose graph computes, for a
+// batch, what a models.Learner with these parameters predicts:
 //
-//	scaled = (dense - Mean) / Std
+//	scaled = (dense - Mean) / Std, and 0 where dense is NaN or ±Inf
 //	margin = MatMul(scaled, Wdenseᵀ)
-//	       + ReduceSum_c Gather(Whashᵀ ++ [0], Max(hashed, -1))
+//	       + ReduceSum_c Gather(Whashᵀ ++ [0], Min(Max(hashed, -1), 2^HashBits))
 //	       + B
-//	score  = Sigmoid | Softmax(axis -1) | identity of margin
+//	score  = Sigmoid(margin) | Softmax(margin, axis -1) | Clip(margin, ±MaxFloat32)
 //
-// The hashed weight table gets one extra zero row at its end, and every
-// negative index is clamped to -1, which Gather reads as that last row, so
-// an absent index contributes nothing. The inputs and output are those of
-// LinearSignature(p); meta goes to metadata_props together with the link,
-// class count and hash bits. p is only read.
+// The hashed weight table gets one extra zero row at index 2^HashBits.
+// Clamping maps every out-of-range index to -1 (which Gather reads as that
+// last row) or to 2^HashBits, so an absent index adds zero and never fails
+// the batch. The inputs and output are those of LinearSignature(p); meta
+// goes to metadata_props together with the link, class count and hash bits.
+// p is only read.
+//
+// ONNX Runtime computes in float32 where the Go learners use float64, so
+// scores agree to about 1e-6 for inputs within a few thousand standard
+// deviations of the mean, not bit for bit.
 func Export(p *models.LinearParams, meta Metadata) ([]byte, error) {
 	if err := Validate(p); err != nil {
 		return nil, err
@@ -162,9 +169,14 @@ func Export(p *models.LinearParams, meta Metadata) ([]byte, error) {
 			Tensor{Name: "scaler_std", Dims: []int64{int64(d)}, Float32s: append([]float32(nil), p.Std...)},
 			Tensor{Name: "w_dense_t", Dims: []int64{int64(d), int64(k)}, Float32s: wt},
 		)
+		g.Initializers = append(g.Initializers, Tensor{Name: "zero", Float32s: []float32{0}})
 		g.Nodes = append(g.Nodes,
 			Node{Op: "Sub", Name: "center", Inputs: []string{DenseInput, "scaler_mean"}, Outputs: []string{"centered"}},
-			Node{Op: "Div", Name: "scale", Inputs: []string{"centered", "scaler_std"}, Outputs: []string{"scaled"}},
+			Node{Op: "Div", Name: "scale", Inputs: []string{"centered", "scaler_std"}, Outputs: []string{"scaled_raw"}},
+			Node{Op: "IsNaN", Name: "is_nan", Inputs: []string{DenseInput}, Outputs: []string{"dense_nan"}},
+			Node{Op: "IsInf", Name: "is_inf", Inputs: []string{DenseInput}, Outputs: []string{"dense_inf"}},
+			Node{Op: "Or", Name: "is_missing", Inputs: []string{"dense_nan", "dense_inf"}, Outputs: []string{"dense_missing"}},
+			Node{Op: "Where", Name: "zero_missing", Inputs: []string{"dense_missing", "zero", "scaled_raw"}, Outputs: []string{"scaled"}},
 			Node{Op: "MatMul", Name: "dense_margin", Inputs: []string{"scaled", "w_dense_t"}, Outputs: []string{"margin_dense"}},
 		)
 		margins = append(margins, "margin_dense")
@@ -179,11 +191,13 @@ func Export(p *models.LinearParams, meta Metadata) ([]byte, error) {
 		}
 		g.Initializers = append(g.Initializers,
 			Tensor{Name: "w_hashed_t", Dims: []int64{int64(buckets + 1), int64(k)}, Float32s: wt},
-			Tensor{Name: "absent_index", Int32s: []int32{-1}},
+			Tensor{Name: "below_range", Int32s: []int32{-1}},
+			Tensor{Name: "above_range", Int32s: []int32{int32(buckets)}},
 			Tensor{Name: "hashed_axis", Dims: []int64{1}, Int64s: []int64{1}},
 		)
 		g.Nodes = append(g.Nodes,
-			Node{Op: "Max", Name: "clamp_absent", Inputs: []string{HashedInput, "absent_index"}, Outputs: []string{"hashed_clamped"}},
+			Node{Op: "Max", Name: "clamp_below", Inputs: []string{HashedInput, "below_range"}, Outputs: []string{"hashed_at_least"}},
+			Node{Op: "Min", Name: "clamp_above", Inputs: []string{"hashed_at_least", "above_range"}, Outputs: []string{"hashed_clamped"}},
 			Node{Op: "Gather", Name: "lookup", Inputs: []string{"w_hashed_t", "hashed_clamped"}, Outputs: []string{"hashed_weights"}, Attrs: []Attr{IntAttr("axis", 0)}},
 			Node{Op: "ReduceSum", Name: "hashed_margin", Inputs: []string{"hashed_weights", "hashed_axis"}, Outputs: []string{"margin_hashed"}, Attrs: []Attr{IntAttr("keepdims", 0)}},
 		)
@@ -197,7 +211,14 @@ func Export(p *models.LinearParams, meta Metadata) ([]byte, error) {
 	g.Initializers = append(g.Initializers, Tensor{Name: "intercept", Dims: []int64{int64(k)}, Float32s: append([]float32(nil), p.B...)})
 	switch p.Link {
 	case models.LinkIdentity:
-		g.Nodes = append(g.Nodes, Node{Op: "Add", Name: "add_intercept", Inputs: []string{sum, "intercept"}, Outputs: []string{ScoreOutput}})
+		g.Initializers = append(g.Initializers,
+			Tensor{Name: "lowest", Float32s: []float32{-math.MaxFloat32}},
+			Tensor{Name: "highest", Float32s: []float32{math.MaxFloat32}},
+		)
+		g.Nodes = append(g.Nodes,
+			Node{Op: "Add", Name: "add_intercept", Inputs: []string{sum, "intercept"}, Outputs: []string{"margin"}},
+			Node{Op: "Clip", Name: "link", Inputs: []string{"margin", "lowest", "highest"}, Outputs: []string{ScoreOutput}},
+		)
 	case models.LinkSigmoid:
 		g.Nodes = append(g.Nodes,
 			Node{Op: "Add", Name: "add_intercept", Inputs: []string{sum, "intercept"}, Outputs: []string{"margin"}},
