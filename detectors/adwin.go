@@ -237,6 +237,9 @@ func (d *ADWIN) detectChange() bool {
 	changed := false
 	for reduce := true; reduce; {
 		reduce = false
+		// Both terms depend only on the window, not on the cut point.
+		deltaPrime := math.Log(2 * math.Log(d.width) / d.cfg.Delta)
+		varianceInWindow := d.variance / d.width
 		n0, n1 := 0.0, d.width
 		u0, u1 := 0.0, d.total
 	scan:
@@ -251,7 +254,7 @@ func (d *ADWIN) detectChange() bool {
 				if i == 0 && k == row.n-1 {
 					break scan // the cut after the newest value leaves W1 empty
 				}
-				if n1 >= minLen && n0 >= minLen && d.cutHolds(n0, n1, u0/n0-u1/n1) {
+				if n1 >= minLen && n0 >= minLen && d.cutHolds(n0, n1, u0/n0-u1/n1, deltaPrime, varianceInWindow) {
 					reduce, changed = true, true
 					if d.width > 0 {
 						d.deleteOldest()
@@ -264,11 +267,11 @@ func (d *ADWIN) detectChange() bool {
 	return changed
 }
 
-// cutHolds reports whether |meanDiff| exceeds ε_cut for sub-windows of n0 and n1.
-func (d *ADWIN) cutHolds(n0, n1, meanDiff float64) bool {
+// cutHolds reports whether |meanDiff| exceeds ε_cut for sub-windows of n0 and
+// n1, given δ' = ln(2 ln(W)/δ) and the window's variance.
+func (d *ADWIN) cutHolds(n0, n1, meanDiff, deltaPrime, varianceInWindow float64) bool {
 	minLen := float64(d.cfg.MinWindowLength)
-	deltaPrime := math.Log(2 * math.Log(d.width) / d.cfg.Delta)
 	mRecip := 1/(n0-minLen+1) + 1/(n1-minLen+1)
-	eps := math.Sqrt(2*mRecip*(d.variance/d.width)*deltaPrime) + 2.0/3.0*deltaPrime*mRecip
+	eps := math.Sqrt(2*mRecip*varianceInWindow*deltaPrime) + 2.0/3.0*deltaPrime*mRecip
 	return math.Abs(meanDiff) > eps
 }

@@ -63,6 +63,7 @@ func (m *runningMean) update(x float64) {
 // Hoeffding's bounds." IEEE TKDE 27(3), 2015, pp. 810-823.
 type HDDMA struct {
 	cfg      HDDMAConfig
+	logs     hddmLogs
 	z        runningMean // global
 	xMin     runningMean // cut point for increases
 	xMax     runningMean // cut point for decreases
@@ -76,7 +77,22 @@ func NewHDDMA(cfg HDDMAConfig) (*HDDMA, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &HDDMA{cfg: cfg}, nil
+	return &HDDMA{cfg: cfg, logs: newHDDMLogs(cfg.DriftConfidence, cfg.WarningConfidence)}, nil
+}
+
+// hddmLogs caches the logarithms of the confidences, constant per detector.
+type hddmLogs struct {
+	invDrift   float64 // ln(1/drift confidence)
+	invWarning float64 // ln(1/warning confidence)
+	twoDrift   float64 // ln(2/drift confidence)
+	twoWarning float64 // ln(2/warning confidence)
+}
+
+func newHDDMLogs(drift, warning float64) hddmLogs {
+	return hddmLogs{
+		invDrift: math.Log(1 / drift), invWarning: math.Log(1 / warning),
+		twoDrift: math.Log(2 / drift), twoWarning: math.Log(2 / warning),
+	}
 }
 
 // Name returns "HDDM_A".
@@ -95,16 +111,16 @@ func (d *HDDMA) Rejected() uint64 { return d.rejected }
 func (d *HDDMA) Statistic() float64 { return d.z.mean }
 
 // Reset returns the detector to its initial state.
-func (d *HDDMA) Reset() { *d = HDDMA{cfg: d.cfg} }
+func (d *HDDMA) Reset() { *d = HDDMA{cfg: d.cfg, logs: d.logs} }
 
 func (d *HDDMA) bound(n float64) float64 {
-	return math.Sqrt(1 / (2 * n) * math.Log(1/d.cfg.DriftConfidence))
+	return math.Sqrt(1 / (2 * n) * d.logs.invDrift)
 }
 
 // Update feeds one outcome: 1 for an error, 0 for a correct prediction.
 func (d *HDDMA) Update(x float64) {
 	if d.drift {
-		*d = HDDMA{cfg: d.cfg, rejected: d.rejected}
+		*d = HDDMA{cfg: d.cfg, logs: d.logs, rejected: d.rejected}
 	}
 	if !isBinary(x) {
 		d.rejected++
@@ -125,39 +141,40 @@ func (d *HDDMA) Update(x float64) {
 		d.xMax = d.z
 	}
 	switch {
-	case d.meanIncreased(d.cfg.DriftConfidence):
+	case d.meanIncreased(d.logs.twoDrift):
 		d.drift, d.warning = true, false
-	case d.meanIncreased(d.cfg.WarningConfidence):
+	case d.meanIncreased(d.logs.twoWarning):
 		d.drift, d.warning = false, true
 	default:
 		d.drift, d.warning = false, false
 	}
 	if d.cfg.TwoSided {
-		if d.meanDecreased(d.cfg.DriftConfidence) {
+		if d.meanDecreased(d.logs.twoDrift) {
 			d.drift = true
-		} else if d.meanDecreased(d.cfg.WarningConfidence) {
+		} else if d.meanDecreased(d.logs.twoWarning) {
 			d.warning = true
 		}
 	}
 }
 
-func (d *HDDMA) cutBound(cut runningMean, confidence float64) float64 {
+// cutBound is the bound for the cut point cut, given ln(2/confidence).
+func (d *HDDMA) cutBound(cut runningMean, logTwoOverConfidence float64) float64 {
 	m := (d.z.n - cut.n) / cut.n * (1 / d.z.n)
-	return math.Sqrt(m / 2 * math.Log(2/confidence))
+	return math.Sqrt(m / 2 * logTwoOverConfidence)
 }
 
-func (d *HDDMA) meanIncreased(confidence float64) bool {
+func (d *HDDMA) meanIncreased(logTwoOverConfidence float64) bool {
 	if d.xMin.n == d.z.n {
 		return false
 	}
-	return d.z.mean-d.xMin.mean >= d.cutBound(d.xMin, confidence)
+	return d.z.mean-d.xMin.mean >= d.cutBound(d.xMin, logTwoOverConfidence)
 }
 
-func (d *HDDMA) meanDecreased(confidence float64) bool {
+func (d *HDDMA) meanDecreased(logTwoOverConfidence float64) bool {
 	if d.xMax.n == d.z.n {
 		return false
 	}
-	return d.xMax.mean-d.z.mean >= d.cutBound(d.xMax, confidence)
+	return d.xMax.mean-d.z.mean >= d.cutBound(d.xMax, logTwoOverConfidence)
 }
 
 // HDDMWConfig holds HDDM_W's parameters. Start from DefaultHDDMWConfig.
@@ -225,6 +242,7 @@ func (s *ewmaSample) update(x, lambda float64) {
 // Hoeffding's bounds." IEEE TKDE 27(3), 2015, pp. 810-823.
 type HDDMW struct {
 	cfg          HDDMWConfig
+	logs         hddmLogs
 	total        ewmaSample
 	s1Incr       ewmaSample
 	s2Incr       ewmaSample
@@ -270,23 +288,24 @@ func (d *HDDMW) Reset() {
 
 func (d *HDDMW) reset() {
 	*d = HDDMW{
-		cfg: d.cfg, rejected: d.rejected,
+		cfg: d.cfg, logs: newHDDMLogs(d.cfg.DriftConfidence, d.cfg.WarningConfidence), rejected: d.rejected,
 		total: newEWMASample(), s1Incr: newEWMASample(), s2Incr: newEWMASample(),
 		s1Decr: newEWMASample(), s2Decr: newEWMASample(),
 		incrCutpoint: math.Inf(1), decrCutpoint: math.Inf(-1),
 	}
 }
 
-func mcDiarmidBound(ibc, confidence float64) float64 {
-	return math.Sqrt(ibc * math.Log(1/confidence) / 2)
+// mcDiarmidBound is McDiarmid's bound, given ln(1/confidence).
+func mcDiarmidBound(ibc, logInvConfidence float64) float64 {
+	return math.Sqrt(ibc * logInvConfidence / 2)
 }
 
 // meanChanged reports whether s2's EWMA exceeds s1's by more than the bound.
-func meanChanged(s1, s2 *ewmaSample, confidence float64) bool {
+func meanChanged(s1, s2 *ewmaSample, logInvConfidence float64) bool {
 	if !s1.isInit || !s2.isInit {
 		return false
 	}
-	return s2.ewma-s1.ewma > mcDiarmidBound(s1.ibc+s2.ibc, confidence)
+	return s2.ewma-s1.ewma > mcDiarmidBound(s1.ibc+s2.ibc, logInvConfidence)
 }
 
 // Update feeds one outcome: 1 for an error, 0 for a correct prediction.
@@ -301,7 +320,7 @@ func (d *HDDMW) Update(x float64) {
 	lambda := d.cfg.Lambda
 	d.total.update(x, lambda)
 
-	eps := mcDiarmidBound(d.total.ibc, d.cfg.DriftConfidence)
+	eps := mcDiarmidBound(d.total.ibc, d.logs.invDrift)
 	if d.total.ewma+eps < d.incrCutpoint {
 		d.incrCutpoint = d.total.ewma + eps
 		d.s1Incr = d.total
@@ -310,15 +329,15 @@ func (d *HDDMW) Update(x float64) {
 		d.s2Incr.update(x, lambda)
 	}
 	switch {
-	case meanChanged(&d.s1Incr, &d.s2Incr, d.cfg.DriftConfidence):
+	case meanChanged(&d.s1Incr, &d.s2Incr, d.logs.invDrift):
 		d.drift, d.warning = true, false
-	case meanChanged(&d.s1Incr, &d.s2Incr, d.cfg.WarningConfidence):
+	case meanChanged(&d.s1Incr, &d.s2Incr, d.logs.invWarning):
 		d.drift, d.warning = false, true
 	default:
 		d.drift, d.warning = false, false
 	}
 
-	eps = mcDiarmidBound(d.total.ibc, d.cfg.DriftConfidence)
+	eps = mcDiarmidBound(d.total.ibc, d.logs.invDrift)
 	if d.total.ewma-eps > d.decrCutpoint {
 		d.decrCutpoint = d.total.ewma - eps
 		d.s1Decr = d.total
@@ -327,9 +346,9 @@ func (d *HDDMW) Update(x float64) {
 		d.s2Decr.update(x, lambda)
 	}
 	if d.cfg.TwoSided {
-		if meanChanged(&d.s2Decr, &d.s1Decr, d.cfg.DriftConfidence) {
+		if meanChanged(&d.s2Decr, &d.s1Decr, d.logs.invDrift) {
 			d.drift = true
-		} else if meanChanged(&d.s2Decr, &d.s1Decr, d.cfg.WarningConfidence) {
+		} else if meanChanged(&d.s2Decr, &d.s1Decr, d.logs.invWarning) {
 			d.warning = true
 		}
 	}
