@@ -57,7 +57,7 @@ type Learner interface {
 	Clone() Learner
 	// MarshalBinary snapshots the whole learner: configuration, weights,
 	// scaler and optimizer state, in a versioned format with a CRC-32C
-	// checksum.
+	// checksum. It is deterministic: equal states give equal bytes.
 	MarshalBinary() ([]byte, error)
 	// UnmarshalBinary replaces the learner's whole state, configuration
 	// included, with a snapshot. It returns an error wrapping ErrSnapshot

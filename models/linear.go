@@ -3,7 +3,6 @@ package models
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"slices"
 )
 
@@ -44,20 +43,15 @@ type Linear struct {
 var _ Learner = (*Linear)(nil)
 
 // NewLinear returns a learner for cfg, after applying its defaults and
-// validating it.
+// validating it. Weights and intercepts start at zero: the losses are
+// convex, so there is no symmetry to break and no randomness anywhere, and
+// the same configuration and stream always give the same model.
 func NewLinear(cfg LinearConfig) (*Linear, error) {
 	rc, err := cfg.resolve()
 	if err != nil {
 		return nil, err
 	}
-	l := newLinearState(rc)
-	if rc.InitScale > 0 {
-		rng := rand.New(rand.NewPCG(rc.Seed, rc.Seed^0x9e3779b97f4a7c15))
-		for i := range l.w {
-			l.w[i] = float32(rc.InitScale * (2*rng.Float64() - 1))
-		}
-	}
-	return l, nil
+	return newLinearState(rc), nil
 }
 
 // newLinearState allocates a zero-weight learner for a resolved config.

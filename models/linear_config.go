@@ -114,14 +114,6 @@ type LinearConfig struct {
 	// [−ClipGradient, ClipGradient], which keeps regression on extreme
 	// targets finite (River's clip_gradient). Default 1e12.
 	ClipGradient float64
-	// InitScale draws the initial weights (not the intercepts) uniformly
-	// from [−InitScale, InitScale] using Seed; 0, the default, starts from
-	// zero weights. OptimizerFTRL derives its weights from its state, so it
-	// requires InitScale 0.
-	InitScale float64
-	// Seed seeds the initial weights when InitScale > 0. The same Seed and
-	// configuration give the same initial weights.
-	Seed uint64
 }
 
 // Defaults of LinearConfig and OptimizerConfig.
@@ -198,9 +190,6 @@ func (c LinearConfig) resolve() (LinearConfig, error) {
 	if o.Kind != OptimizerFTRL && c.L1 != 0 {
 		return c, fmt.Errorf("models: l1 needs the ftrl optimizer, not %s", o.Kind)
 	}
-	if o.Kind == OptimizerFTRL && c.InitScale != 0 {
-		return c, fmt.Errorf("models: init scale needs sgd or adagrad, not ftrl")
-	}
 	for _, p := range []struct {
 		name     string
 		v        float64
@@ -214,7 +203,6 @@ func (c LinearConfig) resolve() (LinearConfig, error) {
 		{"clip gradient", c.ClipGradient, true},
 		{"l1", c.L1, false},
 		{"l2", c.L2, false},
-		{"init scale", c.InitScale, false},
 	} {
 		if math.IsNaN(p.v) || math.IsInf(p.v, 0) || p.v < 0 || (p.positive && p.v == 0) {
 			want := "non-negative"

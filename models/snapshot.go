@@ -18,8 +18,8 @@ import (
 //	  link, optimizer kind, schedule           uint8 ×3
 //	  classes, dense, hashed, hash bits         uint32 ×4
 //	  learning rate, power t, schedule alpha,
-//	  epsilon, beta, l1, l2, clip, init scale   float64 ×9
-//	  seed, steps                               uint64 ×2
+//	  epsilon, beta, l1, l2, clip               float64 ×8
+//	  steps                                     uint64
 //	  scaler count, mean, m2 per dense column   float64 ×3×dense
 //	  weights                                   float32 ×classes×dim
 //	  intercepts                                float32 ×classes
@@ -39,7 +39,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 func (l *Linear) MarshalBinary() ([]byte, error) {
 	c := &l.cfg
 	o := &c.Optimizer
-	bodyLen := 3 + 4*4 + 9*8 + 2*8 + 3*8*c.NumDense + 4*(len(l.w)+len(l.b)) + 8*(len(l.acc)+len(l.z))
+	bodyLen := 3 + 4*4 + 8*8 + 8 + 3*8*c.NumDense + 4*(len(l.w)+len(l.b)) + 8*(len(l.acc)+len(l.z))
 	buf := make([]byte, 0, snapshotHeader+bodyLen+snapshotTrailer)
 	buf = append(buf, snapshotMagic...)
 	buf = binary.LittleEndian.AppendUint16(buf, snapshotVersion)
@@ -48,10 +48,9 @@ func (l *Linear) MarshalBinary() ([]byte, error) {
 	for _, v := range []int{c.Classes, c.NumDense, c.NumHashed, c.HashBits} {
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(v))
 	}
-	for _, v := range []float64{o.LearningRate, o.PowerT, o.ScheduleAlpha, o.Epsilon, o.Beta, c.L1, c.L2, c.ClipGradient, c.InitScale} {
+	for _, v := range []float64{o.LearningRate, o.PowerT, o.ScheduleAlpha, o.Epsilon, o.Beta, c.L1, c.L2, c.ClipGradient} {
 		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v))
 	}
-	buf = binary.LittleEndian.AppendUint64(buf, c.Seed)
 	buf = binary.LittleEndian.AppendUint64(buf, l.steps)
 	for _, s := range [][]float64{l.scaler.count, l.scaler.mean, l.scaler.m2} {
 		buf = appendFloat64s(buf, s)
@@ -112,10 +111,9 @@ func UnmarshalLinear(data []byte) (*Linear, error) {
 	for _, p := range []*int{&cfg.Classes, &cfg.NumDense, &cfg.NumHashed, &cfg.HashBits} {
 		*p = int(r.u32())
 	}
-	for _, p := range []*float64{&o.LearningRate, &o.PowerT, &o.ScheduleAlpha, &o.Epsilon, &o.Beta, &cfg.L1, &cfg.L2, &cfg.ClipGradient, &cfg.InitScale} {
+	for _, p := range []*float64{&o.LearningRate, &o.PowerT, &o.ScheduleAlpha, &o.Epsilon, &o.Beta, &cfg.L1, &cfg.L2, &cfg.ClipGradient} {
 		*p = math.Float64frombits(r.u64())
 	}
-	cfg.Seed = r.u64()
 	steps := r.u64()
 	if r.err != nil {
 		return nil, r.err
