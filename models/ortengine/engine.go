@@ -3,6 +3,7 @@ package ortengine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -32,8 +33,9 @@ type engine struct {
 }
 
 // newEngine loads the library, reads the model's inputs and outputs, and
-// opens cfg.PoolSize sessions over model.
-func newEngine(cfg Config, model []byte) (*engine, error) {
+// opens cfg.PoolSize sessions over model. The sessions compute the outputs
+// named in only, or every output when only is empty.
+func newEngine(cfg Config, model []byte, only ...string) (*engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -49,6 +51,11 @@ func newEngine(cfg Config, model []byte) (*engine, error) {
 	inNames := make([]string, len(inputs))
 	for i, in := range inputs {
 		inNames[i] = in.Name
+	}
+	if len(only) > 0 {
+		if outputs, err = selectOutputs(outputs, only); err != nil {
+			return nil, err
+		}
 	}
 	outNames := make([]string, len(outputs))
 	for i, out := range outputs {
@@ -66,6 +73,18 @@ func newEngine(cfg Config, model []byte) (*engine, error) {
 		e.free <- sl
 	}
 	return e, nil
+}
+
+func selectOutputs(all []ort.InputOutputInfo, names []string) ([]ort.InputOutputInfo, error) {
+	var picked []ort.InputOutputInfo
+	for _, name := range names {
+		i := slices.IndexFunc(all, func(o ort.InputOutputInfo) bool { return o.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("ortengine: the model has no output %q", name)
+		}
+		picked = append(picked, all[i])
+	}
+	return picked, nil
 }
 
 // newSession opens one session with cfg's provider and threads. For "cuda"
@@ -174,6 +193,15 @@ func tensor[T ort.TensorData](data []T, rows, cols int) (ort.Value, error) {
 	t, err := ort.NewTensor(ort.NewShape(int64(rows), int64(cols)), data)
 	if err != nil {
 		return nil, fmt.Errorf("ortengine: wrap %d×%d tensor: %w", rows, cols, err)
+	}
+	return t, nil
+}
+
+// vector wraps data (not copied) as an ORT tensor of shape [n].
+func vector(data []float32, n int) (ort.Value, error) {
+	t, err := ort.NewTensor(ort.NewShape(int64(n)), data)
+	if err != nil {
+		return nil, fmt.Errorf("ortengine: wrap %d-vector: %w", n, err)
 	}
 	return t, nil
 }
