@@ -1,0 +1,414 @@
+// Package kafka is driftline's franz-go connector: a consumer-group Source
+// with one goroutine per assigned partition, and a Sink that returns once
+// every record is acknowledged. One kgo.Client carries both.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+// Config configures a Client.
+type Config struct {
+	Brokers  []string
+	ClientID string
+	// Group and Topics turn on consuming; leave them empty for a
+	// produce-only client.
+	Group  string
+	Topics []string
+	// SessionTimeout bounds how long a dead member holds its partitions.
+	SessionTimeout time.Duration
+	// BatchSize is the most records handed to a partition handler at once.
+	BatchSize int
+	// Linger is how long a partition loop waits to fill a batch.
+	Linger time.Duration
+	// MaxInFlight is the most fetched chunks queued per partition.
+	MaxInFlight int
+	// Registerer receives the consumer lag gauge; required when consuming.
+	Registerer prometheus.Registerer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// ExtraOpts are appended to the client options (TLS, SASL, tuning).
+	ExtraOpts []kgo.Opt
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("kafka: no brokers")
+	}
+	if (c.Group == "") != (len(c.Topics) == 0) {
+		return errors.New("kafka: group and topics go together")
+	}
+	if c.Group != "" {
+		if c.BatchSize < 1 {
+			return errors.New("kafka: batch size must be at least 1")
+		}
+		if c.MaxInFlight < 1 {
+			return errors.New("kafka: max in flight must be at least 1")
+		}
+		if c.Registerer == nil {
+			return errors.New("kafka: a consumer needs a metrics registerer")
+		}
+	}
+	return nil
+}
+
+// Client is a franz-go client that is a pipeline.Source (when configured
+// with a group) and a pipeline.Sink. Run may be called once; Write is safe
+// for concurrent use. Close is idempotent.
+type Client struct {
+	cfg   Config
+	cl    *kgo.Client
+	log   *slog.Logger
+	lag   *prometheus.GaugeVec
+	ready atomic.Bool
+
+	mu      sync.Mutex // guards workers and open between callbacks and Run
+	workers map[tp]*partitionWorker
+	open    func(topic string, partition int32) (pipeline.PartitionHandler, error)
+	runCtx  context.Context
+	errs    chan error
+
+	closeOnce sync.Once
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// New validates cfg and connects.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, workers: map[tp]*partitionWorker{}, errs: make(chan error, 1)}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.ProducerLinger(2 * time.Millisecond),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	}
+	if cfg.Group != "" {
+		c.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "driftline_kafka_consumer_lag_records",
+			Help: "Records between the last processed offset and the high watermark, per assigned input partition.",
+		}, []string{"partition"})
+		if err := cfg.Registerer.Register(c.lag); err != nil {
+			return nil, fmt.Errorf("kafka: register lag gauge: %w", err)
+		}
+		st := cfg.SessionTimeout
+		if st == 0 {
+			st = pipeline.DefaultSessionTimeout
+		}
+		opts = append(opts,
+			kgo.ConsumerGroup(cfg.Group),
+			kgo.ConsumeTopics(cfg.Topics...),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.SessionTimeout(st),
+			kgo.HeartbeatInterval(st/10),
+			kgo.AutoCommitMarks(),
+			kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsAssigned(c.assigned),
+			kgo.OnPartitionsRevoked(c.revoked),
+			kgo.OnPartitionsLost(c.lost),
+			kgo.FetchMaxWait(500*time.Millisecond),
+		)
+	}
+	opts = append(opts, cfg.ExtraOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: new client: %w", err)
+	}
+	c.cl = cl
+	return c, nil
+}
+
+// Kgo returns the underlying franz-go client, for admin calls.
+func (c *Client) Kgo() *kgo.Client { return c.cl }
+
+// Ready reports whether the consumer has joined its group and received an
+// assignment (possibly empty).
+func (c *Client) Ready() bool { return c.ready.Load() }
+
+// Run implements pipeline.Source. On return — ctx done, or a handler
+// failed — every partition loop has finished its in-flight batch, the
+// offsets of the batches whose outputs were acknowledged are committed, and
+// the client has left the group.
+func (c *Client) Run(ctx context.Context, open func(topic string, partition int32) (pipeline.PartitionHandler, error)) error {
+	if c.cfg.Group == "" {
+		return errors.New("kafka: run needs a consumer group")
+	}
+	// Partition loops finish their batch after ctx ends, so they run on a
+	// context that outlives it; Close stops them for good.
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	c.mu.Lock()
+	c.open, c.runCtx = open, workCtx
+	c.mu.Unlock()
+
+	var runErr error
+	for runErr == nil {
+		fetches := c.cl.PollRecords(ctx, 0)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			break
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+		})
+		c.mu.Lock()
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			if w := c.workers[tp{p.Topic, p.Partition}]; w != nil {
+				w.enqueue(chunk{records: p.Records, highWatermark: p.HighWatermark})
+			}
+		})
+		c.mu.Unlock()
+		c.cl.AllowRebalance()
+		select {
+		case runErr = <-c.errs:
+		default:
+		}
+	}
+	c.mu.Lock()
+	all := make(map[string][]int32)
+	for k := range c.workers {
+		all[k.topic] = append(all[k.topic], k.partition)
+	}
+	c.mu.Unlock()
+	c.stopWorkers(all)
+	commitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.cl.CommitMarkedOffsets(commitCtx); err != nil && runErr == nil {
+		runErr = fmt.Errorf("kafka: final commit: %w", err)
+	}
+	if runErr == nil {
+		select {
+		case runErr = <-c.errs:
+		default:
+		}
+	}
+	c.Close()
+	return runErr
+}
+
+func (c *Client) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, parts := range assigned {
+		for _, p := range parts {
+			h, err := c.open(topic, p)
+			if err != nil {
+				c.fail(fmt.Errorf("open partition %s/%d: %w", topic, p, err))
+				continue
+			}
+			w := newPartitionWorker(c, topic, p, h)
+			c.workers[tp{topic, p}] = w
+			go w.run(c.runCtx)
+		}
+	}
+	c.ready.Store(true)
+	c.log.Info("partitions assigned", "assigned", assigned)
+}
+
+func (c *Client) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	c.stopWorkers(revoked)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		c.log.Warn("commit on revoke failed", "err", err)
+	}
+	c.log.Info("partitions revoked", "revoked", revoked)
+}
+
+func (c *Client) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	c.stopWorkers(lost)
+	c.log.Warn("partitions lost", "lost", lost)
+}
+
+// stopWorkers stops the partitions' loops and waits for their in-flight
+// batches to finish.
+func (c *Client) stopWorkers(parts map[string][]int32) {
+	var stopping []*partitionWorker
+	c.mu.Lock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			if w := c.workers[tp{topic, p}]; w != nil {
+				delete(c.workers, tp{topic, p})
+				close(w.quit)
+				stopping = append(stopping, w)
+				c.lag.DeleteLabelValues(strconv.Itoa(int(p)))
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, w := range stopping {
+		<-w.done
+	}
+}
+
+func (c *Client) fail(err error) {
+	select {
+	case c.errs <- err:
+	default:
+	}
+}
+
+// Write implements pipeline.Sink: it produces every record and returns
+// once all are acknowledged, or with the first error.
+func (c *Client) Write(ctx context.Context, recs []pipeline.OutRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	wg.Add(len(recs))
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			errOnce.Do(func() { firstErr = err })
+		}
+		wg.Done()
+	}
+	krecs := make([]kgo.Record, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		kr := &krecs[i]
+		kr.Topic, kr.Key, kr.Value = r.Topic, r.Key, r.Value
+		if len(r.Headers) > 0 {
+			kr.Headers = make([]kgo.RecordHeader, len(r.Headers))
+			for j, h := range r.Headers {
+				kr.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+			}
+		}
+		c.cl.Produce(ctx, kr, promise)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("kafka: produce: %w", firstErr)
+	}
+	return nil
+}
+
+// Close closes the client; it is idempotent.
+func (c *Client) Close() {
+	c.closeOnce.Do(func() { c.cl.CloseAllowingRebalance() })
+}
+
+type chunk struct {
+	records       []*kgo.Record
+	highWatermark int64
+}
+
+// partitionWorker is one partition's loop: it cuts queued chunks into
+// micro-batches, hands them to the handler and marks their offsets for
+// commit once the handler (and so the outputs) succeeded.
+type partitionWorker struct {
+	c         *Client
+	topic     string
+	partition int32
+	handler   pipeline.PartitionHandler
+	queue     chan chunk
+	quit      chan struct{}
+	done      chan struct{}
+	msgs      []pipeline.Message
+	lag       prometheus.Gauge
+}
+
+func newPartitionWorker(c *Client, topic string, p int32, h pipeline.PartitionHandler) *partitionWorker {
+	return &partitionWorker{
+		c: c, topic: topic, partition: p, handler: h,
+		queue: make(chan chunk, c.cfg.MaxInFlight),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		lag:   c.lag.WithLabelValues(strconv.Itoa(int(p))),
+	}
+}
+
+// enqueue blocks while the partition's queue is full: backpressure reaches
+// the poll loop, which stops fetching, so memory stays bounded.
+func (w *partitionWorker) enqueue(ch chunk) {
+	select {
+	case w.queue <- ch:
+	case <-w.quit:
+	}
+}
+
+func (w *partitionWorker) run(ctx context.Context) {
+	defer close(w.done)
+	defer w.handler.Close()
+	var pending []*kgo.Record
+	var hw int64
+	for {
+		if len(pending) == 0 {
+			select {
+			case <-w.quit:
+				return
+			case ch := <-w.queue:
+				pending, hw = ch.records, ch.highWatermark
+			}
+		}
+		// Linger: top up a short batch from the queue for a moment.
+		if len(pending) < w.c.cfg.BatchSize && w.c.cfg.Linger > 0 {
+			timer := time.NewTimer(w.c.cfg.Linger)
+		fill:
+			for len(pending) < w.c.cfg.BatchSize {
+				select {
+				case ch := <-w.queue:
+					pending = append(pending[:len(pending):len(pending)], ch.records...)
+					hw = ch.highWatermark
+				case <-timer.C:
+					break fill
+				case <-w.quit:
+					break fill
+				}
+			}
+			timer.Stop()
+		}
+		n := min(len(pending), w.c.cfg.BatchSize)
+		batch := pending[:n]
+		pending = pending[n:]
+		w.msgs = w.msgs[:0]
+		for _, r := range batch {
+			w.msgs = append(w.msgs, pipeline.Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp})
+		}
+		if err := w.handler.Handle(ctx, w.msgs); err != nil {
+			w.c.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
+			// Keep the poll loop from blocking on this queue until Run stops us.
+			for {
+				select {
+				case <-w.queue:
+				case <-w.quit:
+					return
+				}
+			}
+		}
+		w.c.cl.MarkCommitRecords(batch[len(batch)-1])
+		w.lag.Set(float64(max(0, hw-batch[len(batch)-1].Offset-1)))
+		select {
+		case <-w.quit:
+			return
+		default:
+		}
+	}
+}

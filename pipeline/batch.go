@@ -1,0 +1,198 @@
+// Package pipeline holds driftline's core types (Message, Batch, Stage,
+// Source, Sink), the spec and its validation, and the per-partition runner
+// that pushes micro-batches through the stages and writes their outputs.
+package pipeline
+
+import (
+	"context"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// Message is one input record, in the order its partition delivered it.
+// Key and Value belong to the source; stages must copy what they keep.
+type Message struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Timestamp time.Time
+}
+
+// Header is one output record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Output record headers written by the pipeline.
+const (
+	HeaderReason       = "driftline.reason"
+	HeaderStage        = "driftline.stage"
+	HeaderSourceOffset = "driftline.source.offset"
+	HeaderSourceTopic  = "driftline.source.topic"
+	HeaderSourcePart   = "driftline.source.partition"
+	HeaderKeyID        = "driftline.key_id"
+)
+
+// OutRecord is a record the pipeline produces. Its byte slices must stay
+// valid until Sink.Write returns.
+type OutRecord struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []Header
+}
+
+// RowState says what happened to a row of a batch.
+type RowState uint8
+
+const (
+	// RowOK rows go on to the next stage.
+	RowOK RowState = iota
+	// RowRejected rows go to the DLQ with their Rejection.
+	RowRejected
+	// RowDuplicate rows were seen before and are dropped silently (counted).
+	RowDuplicate
+)
+
+// Rejection says why and where a row was rejected. Reason is a short,
+// bounded code (a metric label, e.g. "validate.range"); Detail names the
+// field at fault and never holds the field's value.
+type Rejection struct {
+	Stage  string
+	Reason string
+	Detail string
+}
+
+// FeatureBlock holds the features of a batch's OK rows, in the row-major
+// layout the models take: NumDense values and NumHashed hash indices per
+// row. Row[j] is the batch row index that feature row j came from.
+type FeatureBlock struct {
+	NumDense  int
+	NumHashed int
+	Dense     []float32
+	Hashed    []int32
+	Row       []int
+}
+
+// Len is the number of feature rows.
+func (f *FeatureBlock) Len() int { return len(f.Row) }
+
+// Batch is one micro-batch of one partition. Row i of Record came from
+// Messages[i]; rejected rows are null in Record. A batch is owned by one
+// partition loop and reused between micro-batches.
+type Batch struct {
+	Topic     string
+	Partition int32
+	Messages  []Message
+	// Record is the columnar form of the rows, one column per schema field,
+	// set by the decode stage.
+	Record     arrow.RecordBatch
+	State      []RowState
+	Rejections []Rejection
+	Features   FeatureBlock
+	// Scores holds the champion's score of each feature row.
+	Scores []float32
+	// Outputs are the records to produce for this batch.
+	Outputs []OutRecord
+}
+
+// Reset prepares the batch for new messages, keeping its allocations.
+func (b *Batch) Reset(msgs []Message) {
+	if b.Record != nil {
+		b.Record.Release()
+		b.Record = nil
+	}
+	b.Messages = msgs
+	n := len(msgs)
+	if n > 0 {
+		b.Topic, b.Partition = msgs[0].Topic, msgs[0].Partition
+	}
+	b.State = resize(b.State, n)
+	clear(b.State)
+	b.Rejections = resize(b.Rejections, n)
+	clear(b.Rejections)
+	b.Features.Dense = b.Features.Dense[:0]
+	b.Features.Hashed = b.Features.Hashed[:0]
+	b.Features.Row = b.Features.Row[:0]
+	b.Scores = b.Scores[:0]
+	clear(b.Outputs)
+	b.Outputs = b.Outputs[:0]
+}
+
+// Len is the number of rows.
+func (b *Batch) Len() int { return len(b.Messages) }
+
+// OK reports whether row i is still live.
+func (b *Batch) OK(i int) bool { return b.State[i] == RowOK }
+
+// Reject sends row i to the DLQ. A row already rejected keeps its first
+// rejection.
+func (b *Batch) Reject(i int, stage, reason, detail string) {
+	if b.State[i] != RowOK {
+		return
+	}
+	b.State[i] = RowRejected
+	b.Rejections[i] = Rejection{Stage: stage, Reason: reason, Detail: detail}
+}
+
+// MarkDuplicate drops row i as a duplicate.
+func (b *Batch) MarkDuplicate(i int) {
+	if b.State[i] == RowOK {
+		b.State[i] = RowDuplicate
+	}
+}
+
+// ReplaceColumn swaps column i of Record for arr, which the batch then owns.
+func (b *Batch) ReplaceColumn(i int, arr arrow.Array) {
+	cols := append([]arrow.Array(nil), b.Record.Columns()...)
+	cols[i] = arr
+	rec := newRecord(b.Record.Schema(), cols, b.Record.NumRows())
+	arr.Release()
+	b.Record.Release()
+	b.Record = rec
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// Stage is one step of the data plane. Process works on the batch's live
+// rows (State RowOK) and records per-row failures with Batch.Reject; it
+// returns an error only when the whole batch can't be processed (a store is
+// down), and then the batch is retried or the pipeline stops. A Stage is
+// used by one partition loop at a time; stages that share state across
+// partitions must make it safe for concurrent use.
+type Stage interface {
+	Name() string
+	Process(ctx context.Context, b *Batch) error
+}
+
+// Source delivers input messages per partition.
+type Source interface {
+	// Run consumes until ctx is done or a fatal error. It calls open once
+	// per assigned partition and feeds the handler batches in offset order
+	// from a single goroutine. Once Handle returns nil the batch's offsets
+	// may be committed; an error from Handle stops Run and is returned.
+	// Close is called after the last Handle, on revoke or shutdown.
+	Run(ctx context.Context, open func(topic string, partition int32) (PartitionHandler, error)) error
+}
+
+// PartitionHandler processes one partition's batches.
+type PartitionHandler interface {
+	Handle(ctx context.Context, msgs []Message) error
+	Close()
+}
+
+// Sink writes output records. Write returns once every record is
+// acknowledged by the store, or with an error; it is safe for concurrent
+// use by several partition loops.
+type Sink interface {
+	Write(ctx context.Context, recs []OutRecord) error
+}

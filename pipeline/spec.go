@@ -1,0 +1,624 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Spec is a pipeline described in one YAML file: topics, the event schema,
+// the stages' settings, the model and the addresses of Kafka, Redis and the
+// admin server. Load it with LoadSpec or ParseSpec; both validate it.
+type Spec struct {
+	Name   string      `yaml:"name"`
+	Topics TopicsSpec  `yaml:"topics"`
+	Kafka  KafkaSpec   `yaml:"kafka"`
+	Redis  RedisSpec   `yaml:"redis"`
+	Admin  AdminSpec   `yaml:"admin"`
+	Batch  BatchSpec   `yaml:"batch"`
+	Schema SchemaSpec  `yaml:"schema"`
+	Stages StagesSpec  `yaml:"stages"`
+	Model  ModelSpec   `yaml:"model"`
+	Output OutputSpec  `yaml:"output"`
+	Labels LabelsSpec  `yaml:"labels"`
+	source *specSource `yaml:"-"`
+}
+
+// TopicsSpec names the Kafka topics the pipeline reads and writes.
+type TopicsSpec struct {
+	Input       string `yaml:"input"`
+	Predictions string `yaml:"predictions"`
+	DLQ         string `yaml:"dlq"`
+	Labels      string `yaml:"labels"`
+	Alerts      string `yaml:"alerts"`
+}
+
+// KafkaSpec says how to reach Kafka and how to consume.
+type KafkaSpec struct {
+	Brokers []string `yaml:"brokers"`
+	Group   string   `yaml:"group"`
+	// SessionTimeout bounds how long a dead member holds its partitions.
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// ClientID is sent to the brokers; it defaults to "driftline".
+	ClientID string `yaml:"client_id"`
+}
+
+// RedisSpec says how to reach Redis.
+type RedisSpec struct {
+	Addr     string `yaml:"addr"`
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+	// KeyPrefix namespaces every key the pipeline writes; default "driftline:<name>:".
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// AdminSpec is the admin HTTP server: /metrics, /healthz, /readyz.
+type AdminSpec struct {
+	Addr string `yaml:"addr"`
+}
+
+// BatchSpec bounds the micro-batches of each partition loop.
+type BatchSpec struct {
+	// Size is the most records in one micro-batch.
+	Size int `yaml:"size"`
+	// Linger is how long a partition loop waits to fill a batch.
+	Linger Duration `yaml:"linger"`
+	// MaxInFlight is the most fetched batches queued per partition; with
+	// Size it bounds memory under overload.
+	MaxInFlight int `yaml:"max_in_flight"`
+}
+
+// SchemaSpec describes the JSON input events.
+type SchemaSpec struct {
+	IDField   string      `yaml:"id_field"`
+	TimeField string      `yaml:"time_field"`
+	Fields    []FieldSpec `yaml:"fields"`
+	// MaxStringBytes caps any string value; longer values reject the row.
+	MaxStringBytes int `yaml:"max_string_bytes"`
+}
+
+// FieldType is the type of an input field.
+type FieldType string
+
+// The field types a schema may use.
+const (
+	TypeString    FieldType = "string"
+	TypeFloat     FieldType = "float"
+	TypeInt       FieldType = "int"
+	TypeBool      FieldType = "bool"
+	TypeTimestamp FieldType = "timestamp"
+)
+
+// PIIClass says what kind of personal data a field holds; "" or "none" means
+// it holds none.
+type PIIClass string
+
+// FieldSpec describes one input field.
+type FieldSpec struct {
+	Name     string    `yaml:"name"`
+	Type     FieldType `yaml:"type"`
+	Required bool      `yaml:"required"`
+	Min      *float64  `yaml:"min"`
+	Max      *float64  `yaml:"max"`
+	Enum     []string  `yaml:"enum"`
+	PII      PIIClass  `yaml:"pii"`
+}
+
+// StagesSpec holds the settings of the stages after decoding.
+type StagesSpec struct {
+	Dedupe    DedupeSpec    `yaml:"dedupe"`
+	Anonymize AnonymizeSpec `yaml:"anonymize"`
+	Featurize FeaturizeSpec `yaml:"featurize"`
+}
+
+// DedupeSpec configures de-duplication by event id.
+type DedupeSpec struct {
+	Enabled *bool    `yaml:"enabled"`
+	TTL     Duration `yaml:"ttl"`
+}
+
+// On reports whether de-duplication runs (it does unless disabled).
+func (d DedupeSpec) On() bool { return d.Enabled == nil || *d.Enabled }
+
+// AnonymizeOp is an anonymization operator.
+type AnonymizeOp string
+
+// The anonymization operators.
+const (
+	OpPseudonymize AnonymizeOp = "pseudonymize"
+	OpMask         AnonymizeOp = "mask"
+	OpRedact       AnonymizeOp = "redact"
+	OpDrop         AnonymizeOp = "drop"
+	OpEncrypt      AnonymizeOp = "encrypt"
+)
+
+// AnonymizeSpec maps PII fields to operators and names the keys.
+type AnonymizeSpec struct {
+	// Fields maps a field name to its operator.
+	Fields []AnonymizeField `yaml:"fields"`
+	// HMACKeyEnv / HMACKeyFile name where the pseudonymization key is.
+	HMACKeyEnv  string `yaml:"hmac_key_env"`
+	HMACKeyFile string `yaml:"hmac_key_file"`
+	// EncryptionKeyEnv / EncryptionKeyFile hold a 32-byte AES-256 key, hex
+	// or base64 encoded; EncryptionKeyID is written in the
+	// driftline.key_id header of every record that carries ciphertext.
+	EncryptionKeyEnv  string `yaml:"encryption_key_env"`
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	EncryptionKeyID   string `yaml:"encryption_key_id"`
+	// DLQPayload says what a DLQ record carries: "encrypt" (the original
+	// input, AES-256-GCM encrypted with the encryption key, the default when
+	// the schema has PII fields) or "raw" (the original bytes as they came,
+	// the default otherwise). Malformed input can't be anonymized field by
+	// field, so plaintext PII reaches the DLQ only if you choose "raw".
+	DLQPayload string `yaml:"dlq_payload"`
+}
+
+// HasPII reports whether any schema field carries a PII class.
+func (s *Spec) HasPII() bool {
+	for _, f := range s.Schema.Fields {
+		if f.PII != "" && f.PII != "none" {
+			return true
+		}
+	}
+	return false
+}
+
+// AnonymizeField is one field's operator.
+type AnonymizeField struct {
+	Field string      `yaml:"field"`
+	Op    AnonymizeOp `yaml:"op"`
+	// KeepLast is how many trailing characters "mask" keeps (default 4).
+	KeepLast int `yaml:"keep_last"`
+}
+
+// FeaturizeSpec turns fields into a dense block and hashed indices.
+type FeaturizeSpec struct {
+	Numeric     []string    `yaml:"numeric"`
+	Categorical []string    `yaml:"categorical"`
+	HashBits    int         `yaml:"hash_bits"`
+	Entity      *EntitySpec `yaml:"entity"`
+}
+
+// EntitySpec turns on Feast-style per-entity aggregates kept in Redis: the
+// entity's event count, the running mean of MeanOf, and the seconds since
+// its previous event. They are appended to the dense block.
+type EntitySpec struct {
+	Field  string   `yaml:"field"`
+	MeanOf string   `yaml:"mean_of"`
+	TTL    Duration `yaml:"ttl"`
+}
+
+// ModelSpec names the online model that scores events.
+type ModelSpec struct {
+	Name      string  `yaml:"name"`
+	Version   string  `yaml:"version"`
+	Kind      string  `yaml:"kind"`
+	Optimizer string  `yaml:"optimizer"`
+	LearnRate float64 `yaml:"learn_rate"`
+	L2        float64 `yaml:"l2"`
+	Seed      uint64  `yaml:"seed"`
+}
+
+// OutputSpec shapes the prediction records.
+type OutputSpec struct {
+	// Passthrough lists (anonymized) fields copied into each prediction.
+	Passthrough []string `yaml:"passthrough"`
+}
+
+// LabelsSpec configures the label join.
+type LabelsSpec struct {
+	// Field is the label's field in label records (default "label").
+	Field string `yaml:"field"`
+	// TTL is how long a prediction waits for its label.
+	TTL Duration `yaml:"ttl"`
+	// MaxPending bounds the prediction cache's size.
+	MaxPending int `yaml:"max_pending"`
+}
+
+// Duration is a time.Duration written as "250ms", "5s" or "24h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. 250ms, 5s, 24h)", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// SpecError is a problem with a spec, located by file, line and field path.
+type SpecError struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Field != "" {
+		return loc + ": " + e.Field + ": " + e.Msg
+	}
+	return loc + ": " + e.Msg
+}
+
+// specSource remembers where each field path was written.
+type specSource struct {
+	file  string
+	lines map[string]int
+}
+
+// LoadSpec reads, parses and validates the spec file at path.
+func LoadSpec(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	return ParseSpec(path, data)
+}
+
+// ParseSpec parses and validates a spec; name is used in error messages.
+// Unknown keys are errors. The returned error joins every problem found,
+// each a *SpecError naming the file, line and field.
+func ParseSpec(name string, data []byte) (*Spec, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &SpecError{File: name, Msg: err.Error()}
+	}
+	src := &specSource{file: name, lines: map[string]int{}}
+	if len(root.Content) > 0 {
+		indexLines(root.Content[0], "", src.lines)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			errs := make([]error, 0, len(te.Errors))
+			for _, e := range te.Errors {
+				errs = append(errs, yamlLineError(name, e))
+			}
+			return nil, errors.Join(errs...)
+		}
+		return nil, yamlLineError(name, err.Error())
+	}
+	s.source = src
+	s.applyDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// yamlLineError turns yaml's "yaml: line 7: msg" or "line 7: msg" into a SpecError.
+func yamlLineError(file, msg string) error {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.IndexByte(rest, ':'); i > 0 {
+			if n, err := strconv.Atoi(rest[:i]); err == nil {
+				return &SpecError{File: file, Line: n, Msg: strings.TrimSpace(rest[i+1:])}
+			}
+		}
+	}
+	return &SpecError{File: file, Msg: msg}
+}
+
+// indexLines records the line of every mapping key and sequence item under
+// paths like "schema.fields[2].type".
+func indexLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			lines[p] = k.Line
+			indexLines(v, p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			lines[p] = c.Line
+			indexLines(c, p, lines)
+		}
+	}
+}
+
+// errAt builds a SpecError for the field path, with the line it was written on
+// (or the line of its nearest written parent).
+func (s *Spec) errAt(path, format string, args ...any) error {
+	e := &SpecError{Field: path, Msg: fmt.Sprintf(format, args...)}
+	if s.source != nil {
+		e.File = s.source.file
+		for p := path; p != ""; p = parentPath(p) {
+			if l, ok := s.source.lines[p]; ok {
+				e.Line = l
+				break
+			}
+		}
+	}
+	return e
+}
+
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// Defaults for optional spec values.
+const (
+	DefaultBatchSize      = 512
+	DefaultBatchLinger    = 5 * time.Millisecond
+	DefaultMaxInFlight    = 4
+	DefaultHashBits       = 18
+	DefaultDedupeTTL      = 24 * time.Hour
+	DefaultEntityTTL      = 7 * 24 * time.Hour
+	DefaultMaxStringBytes = 4096
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultLabelTTL       = time.Hour
+	DefaultMaxPending     = 1_000_000
+)
+
+func (s *Spec) applyDefaults() {
+	if s.Batch.Size == 0 {
+		s.Batch.Size = DefaultBatchSize
+	}
+	if s.Batch.Linger == 0 {
+		s.Batch.Linger = Duration(DefaultBatchLinger)
+	}
+	if s.Batch.MaxInFlight == 0 {
+		s.Batch.MaxInFlight = DefaultMaxInFlight
+	}
+	if s.Stages.Featurize.HashBits == 0 {
+		s.Stages.Featurize.HashBits = DefaultHashBits
+	}
+	if s.Stages.Dedupe.TTL == 0 {
+		s.Stages.Dedupe.TTL = Duration(DefaultDedupeTTL)
+	}
+	if e := s.Stages.Featurize.Entity; e != nil && e.TTL == 0 {
+		e.TTL = Duration(DefaultEntityTTL)
+	}
+	if s.Schema.MaxStringBytes == 0 {
+		s.Schema.MaxStringBytes = DefaultMaxStringBytes
+	}
+	if s.Kafka.SessionTimeout == 0 {
+		s.Kafka.SessionTimeout = Duration(DefaultSessionTimeout)
+	}
+	if s.Kafka.ClientID == "" {
+		s.Kafka.ClientID = "driftline"
+	}
+	if s.Kafka.Group == "" {
+		s.Kafka.Group = "driftline-" + s.Name
+	}
+	if s.Redis.KeyPrefix == "" {
+		s.Redis.KeyPrefix = "driftline:" + s.Name + ":"
+	}
+	if s.Model.Version == "" {
+		s.Model.Version = "1"
+	}
+	if s.Model.Kind == "" {
+		s.Model.Kind = "logistic"
+	}
+	if s.Stages.Anonymize.DLQPayload == "" {
+		s.Stages.Anonymize.DLQPayload = "raw"
+		if s.HasPII() {
+			s.Stages.Anonymize.DLQPayload = "encrypt"
+		}
+	}
+	if s.Labels.Field == "" {
+		s.Labels.Field = "label"
+	}
+	if s.Labels.TTL == 0 {
+		s.Labels.TTL = Duration(DefaultLabelTTL)
+	}
+	if s.Labels.MaxPending == 0 {
+		s.Labels.MaxPending = DefaultMaxPending
+	}
+}
+
+// Validate checks the spec and returns every problem found, joined.
+func (s *Spec) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, s.errAt(path, format, args...)) }
+	if s.Name == "" {
+		add("name", "is required")
+	}
+	if s.Topics.Input == "" {
+		add("topics.input", "is required")
+	}
+	if s.Topics.Predictions == "" {
+		add("topics.predictions", "is required")
+	}
+	if s.Topics.DLQ == "" {
+		add("topics.dlq", "is required")
+	}
+	if s.Batch.Size < 1 || s.Batch.Size > 1<<20 {
+		add("batch.size", "must be in [1, 1048576], got %d", s.Batch.Size)
+	}
+	if s.Batch.MaxInFlight < 1 {
+		add("batch.max_in_flight", "must be at least 1, got %d", s.Batch.MaxInFlight)
+	}
+	fields := map[string]*FieldSpec{}
+	if len(s.Schema.Fields) == 0 {
+		add("schema.fields", "must list at least one field")
+	}
+	for i := range s.Schema.Fields {
+		f := &s.Schema.Fields[i]
+		p := fmt.Sprintf("schema.fields[%d]", i)
+		if f.Name == "" {
+			add(p+".name", "is required")
+			continue
+		}
+		if _, dup := fields[f.Name]; dup {
+			add(p+".name", "field %q is listed twice", f.Name)
+		}
+		fields[f.Name] = f
+		switch f.Type {
+		case TypeString, TypeFloat, TypeInt, TypeBool, TypeTimestamp:
+		default:
+			add(p+".type", "unknown type %q (want string, float, int, bool or timestamp)", f.Type)
+		}
+		if (f.Min != nil || f.Max != nil) && f.Type != TypeFloat && f.Type != TypeInt {
+			add(p+".min", "a range applies to float and int fields only, not %s", f.Type)
+		}
+		if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+			add(p+".min", "min %g is above max %g", *f.Min, *f.Max)
+		}
+		if len(f.Enum) > 0 && f.Type != TypeString {
+			add(p+".enum", "an enum applies to string fields only, not %s", f.Type)
+		}
+	}
+	checkField := func(path, name string, types ...FieldType) {
+		f, ok := fields[name]
+		if !ok {
+			add(path, "names %q, which is not in schema.fields", name)
+			return
+		}
+		for _, t := range types {
+			if f.Type == t {
+				return
+			}
+		}
+		add(path, "field %q has type %s, want %v", name, f.Type, types)
+	}
+	if s.Schema.IDField == "" {
+		add("schema.id_field", "is required")
+	} else {
+		checkField("schema.id_field", s.Schema.IDField, TypeString, TypeInt)
+		if f := fields[s.Schema.IDField]; f != nil && !f.Required {
+			add("schema.id_field", "field %q must be required", f.Name)
+		}
+	}
+	if s.Schema.TimeField != "" {
+		checkField("schema.time_field", s.Schema.TimeField, TypeTimestamp)
+	}
+	an := &s.Stages.Anonymize
+	needHMAC, needAES := false, false
+	seenAnon := map[string]bool{}
+	for i, af := range an.Fields {
+		p := fmt.Sprintf("stages.anonymize.fields[%d]", i)
+		checkField(p+".field", af.Field, TypeString)
+		if seenAnon[af.Field] {
+			add(p+".field", "field %q has two operators", af.Field)
+		}
+		seenAnon[af.Field] = true
+		switch af.Op {
+		case OpPseudonymize:
+			needHMAC = true
+		case OpEncrypt:
+			needAES = true
+		case OpMask, OpRedact, OpDrop:
+		default:
+			add(p+".op", "unknown operator %q (want pseudonymize, mask, redact, drop or encrypt)", af.Op)
+		}
+		if af.KeepLast < 0 {
+			add(p+".keep_last", "must not be negative")
+		}
+		if f := fields[af.Field]; f != nil && af.Field == s.Schema.IDField {
+			add(p+".field", "the id field %q cannot be anonymized", f.Name)
+		}
+	}
+	for i := range s.Schema.Fields {
+		f := &s.Schema.Fields[i]
+		if f.PII != "" && f.PII != "none" && !seenAnon[f.Name] {
+			add(fmt.Sprintf("schema.fields[%d].pii", i), "field %q is PII (%s) but stages.anonymize has no operator for it", f.Name, f.PII)
+		}
+	}
+	if needHMAC && an.HMACKeyEnv == "" && an.HMACKeyFile == "" {
+		add("stages.anonymize.hmac_key_env", "pseudonymize needs a key: set hmac_key_env or hmac_key_file")
+	}
+	switch an.DLQPayload {
+	case "encrypt":
+		needAES = true
+	case "raw":
+	default:
+		add("stages.anonymize.dlq_payload", "unknown value %q (want encrypt or raw)", an.DLQPayload)
+	}
+	if needAES {
+		if an.EncryptionKeyEnv == "" && an.EncryptionKeyFile == "" {
+			add("stages.anonymize.encryption_key_env", "the encrypt operator and dlq_payload: encrypt need a key: set encryption_key_env or encryption_key_file (or dlq_payload: raw to keep plaintext PII in the DLQ)")
+		}
+		if an.EncryptionKeyID == "" {
+			add("stages.anonymize.encryption_key_id", "encrypt needs a key id for the driftline.key_id header")
+		}
+	}
+	fz := &s.Stages.Featurize
+	for i, n := range fz.Numeric {
+		checkField(fmt.Sprintf("stages.featurize.numeric[%d]", i), n, TypeFloat, TypeInt, TypeBool)
+	}
+	for i, n := range fz.Categorical {
+		checkField(fmt.Sprintf("stages.featurize.categorical[%d]", i), n, TypeString, TypeInt, TypeBool)
+	}
+	if fz.HashBits < 1 || fz.HashBits > 24 {
+		add("stages.featurize.hash_bits", "must be in [1, 24], got %d", fz.HashBits)
+	}
+	if len(fz.Numeric)+len(fz.Categorical) == 0 {
+		add("stages.featurize", "needs at least one numeric or categorical field")
+	}
+	if e := fz.Entity; e != nil {
+		checkField("stages.featurize.entity.field", e.Field, TypeString, TypeInt)
+		if e.MeanOf != "" {
+			checkField("stages.featurize.entity.mean_of", e.MeanOf, TypeFloat, TypeInt)
+		}
+	}
+	for i, n := range s.Output.Passthrough {
+		if _, ok := fields[n]; !ok {
+			add(fmt.Sprintf("output.passthrough[%d]", i), "names %q, which is not in schema.fields", n)
+		}
+	}
+	if s.Model.Name == "" {
+		add("model.name", "is required")
+	}
+	switch s.Model.Kind {
+	case "logistic":
+	default:
+		add("model.kind", "unknown kind %q (want logistic)", s.Model.Kind)
+	}
+	if s.Model.LearnRate < 0 {
+		add("model.learn_rate", "must not be negative")
+	}
+	if s.Labels.MaxPending < 0 {
+		add("labels.max_pending", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// Field returns the schema's field with the given name, or nil.
+func (s *Spec) Field(name string) *FieldSpec {
+	for i := range s.Schema.Fields {
+		if s.Schema.Fields[i].Name == name {
+			return &s.Schema.Fields[i]
+		}
+	}
+	return nil
+}
+
+// FieldIndex returns the column index of the named field, or -1.
+func (s *Spec) FieldIndex(name string) int {
+	for i := range s.Schema.Fields {
+		if s.Schema.Fields[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}

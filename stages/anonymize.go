@@ -1,0 +1,255 @@
+package stages
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+// RedactedValue replaces every value of a field under the redact operator.
+const RedactedValue = "[REDACTED]"
+
+// TokenPrefix starts every pseudonym, so tokens are recognisable.
+const TokenPrefix = "tok_"
+
+// Keys are the secrets the anonymize stage uses.
+type Keys struct {
+	// HMAC keys pseudonymization (HMAC-SHA256).
+	HMAC []byte
+	// AES is a 32-byte AES-256 key for field and DLQ encryption.
+	AES []byte
+	// AESKeyID names AES in the driftline.key_id header.
+	AESKeyID string
+}
+
+// LoadKeys reads the keys the spec names, from env vars or files. An env var
+// or file that is named but empty or missing is an error naming it.
+func LoadKeys(an *pipeline.AnonymizeSpec) (Keys, error) {
+	k := Keys{AESKeyID: an.EncryptionKeyID}
+	var err error
+	if an.HMACKeyEnv != "" || an.HMACKeyFile != "" {
+		if k.HMAC, err = readSecret(an.HMACKeyEnv, an.HMACKeyFile); err != nil {
+			return k, fmt.Errorf("hmac key: %w", err)
+		}
+	}
+	if an.EncryptionKeyEnv != "" || an.EncryptionKeyFile != "" {
+		raw, err := readSecret(an.EncryptionKeyEnv, an.EncryptionKeyFile)
+		if err != nil {
+			return k, fmt.Errorf("encryption key: %w", err)
+		}
+		if k.AES, err = decodeAESKey(string(raw)); err != nil {
+			return k, fmt.Errorf("encryption key: %w", err)
+		}
+	}
+	return k, nil
+}
+
+func readSecret(env, file string) ([]byte, error) {
+	if env != "" {
+		v := strings.TrimSpace(os.Getenv(env))
+		if v == "" {
+			return nil, fmt.Errorf("env var %s is empty or unset", env)
+		}
+		return []byte(v), nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	v := strings.TrimSpace(string(data))
+	if v == "" {
+		return nil, fmt.Errorf("key file %s is empty", file)
+	}
+	return []byte(v), nil
+}
+
+func decodeAESKey(s string) ([]byte, error) {
+	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	return nil, errors.New("want 32 bytes, hex (64 chars) or base64 encoded")
+}
+
+// Anonymize applies each PII field's operator to the decoded columns:
+//   - pseudonymize: "tok_" + hex of the first 16 bytes of HMAC-SHA256(key,
+//     value); equal values give equal tokens, so tokens stay joinable;
+//   - mask: every character but the last keep_last (default 4) becomes '*';
+//   - redact: the value becomes "[REDACTED]";
+//   - drop: the value becomes null;
+//   - encrypt: base64(nonce ‖ AES-256-GCM(value)), with the field name as
+//     additional data; outputs carrying it get a driftline.key_id header.
+//
+// It also encrypts DLQ payloads when the spec asks. The keyed HMAC is
+// reused with Reset, so the hot path does not allocate per value. An
+// Anonymize is used by one partition loop at a time.
+type Anonymize struct {
+	cols    []anonCol
+	mac     hash.Hash
+	aead    cipher.AEAD
+	keyID   string
+	sum     []byte
+	scratch []byte
+}
+
+type anonCol struct {
+	index    int
+	name     string
+	op       pipeline.AnonymizeOp
+	keepLast int
+}
+
+// NewAnonymize builds the stage; keys must hold what the spec's operators need.
+func NewAnonymize(spec *pipeline.Spec, keys Keys) (*Anonymize, error) {
+	a := &Anonymize{keyID: keys.AESKeyID}
+	for _, f := range spec.Stages.Anonymize.Fields {
+		keep := f.KeepLast
+		if keep == 0 {
+			keep = 4
+		}
+		a.cols = append(a.cols, anonCol{index: spec.FieldIndex(f.Field), name: f.Field, op: f.Op, keepLast: keep})
+		switch f.Op {
+		case pipeline.OpPseudonymize:
+			if len(keys.HMAC) == 0 {
+				return nil, fmt.Errorf("anonymize: field %s: pseudonymize needs an hmac key", f.Field)
+			}
+		case pipeline.OpEncrypt:
+			if len(keys.AES) == 0 {
+				return nil, fmt.Errorf("anonymize: field %s: encrypt needs an encryption key", f.Field)
+			}
+		}
+	}
+	if len(keys.HMAC) > 0 {
+		a.mac = hmac.New(sha256.New, keys.HMAC)
+	}
+	if len(keys.AES) > 0 {
+		block, err := aes.NewCipher(keys.AES)
+		if err != nil {
+			return nil, fmt.Errorf("anonymize: %w", err)
+		}
+		if a.aead, err = cipher.NewGCM(block); err != nil {
+			return nil, fmt.Errorf("anonymize: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Name implements pipeline.Stage.
+func (a *Anonymize) Name() string { return "anonymize" }
+
+// Process implements pipeline.Stage.
+func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
+	for _, c := range a.cols {
+		col := b.Record.Column(c.index).(*array.String)
+		bld := array.NewStringBuilder(memory.DefaultAllocator)
+		bld.Reserve(b.Len())
+		for i := 0; i < b.Len(); i++ {
+			if !b.OK(i) || col.IsNull(i) || c.op == pipeline.OpDrop {
+				bld.AppendNull()
+				continue
+			}
+			out, err := a.apply(c, col.Value(i))
+			if err != nil {
+				return fmt.Errorf("anonymize: field %s: %w", c.name, err)
+			}
+			bld.BinaryBuilder.Append(out)
+		}
+		b.ReplaceColumn(c.index, bld.NewArray())
+		bld.Release()
+	}
+	return nil
+}
+
+// apply returns the anonymized value, valid until the next call.
+func (a *Anonymize) apply(c anonCol, v string) ([]byte, error) {
+	a.scratch = a.scratch[:0]
+	switch c.op {
+	case pipeline.OpPseudonymize:
+		return a.pseudonymize(v), nil
+	case pipeline.OpMask:
+		n := utf8.RuneCountInString(v)
+		i := 0
+		for _, r := range v {
+			if i < n-c.keepLast {
+				a.scratch = append(a.scratch, '*')
+			} else {
+				a.scratch = utf8.AppendRune(a.scratch, r)
+			}
+			i++
+		}
+		return a.scratch, nil
+	case pipeline.OpRedact:
+		return append(a.scratch, RedactedValue...), nil
+	case pipeline.OpEncrypt:
+		ct, err := a.Encrypt(a.scratch, []byte(v), []byte(c.name))
+		a.scratch = ct
+		return ct, err
+	}
+	return nil, fmt.Errorf("unknown operator %q", c.op)
+}
+
+func (a *Anonymize) pseudonymize(v string) []byte {
+	a.mac.Reset()
+	a.mac.Write([]byte(v))
+	a.sum = a.mac.Sum(a.sum[:0])
+	a.scratch = append(a.scratch, TokenPrefix...)
+	n := len(a.scratch)
+	a.scratch = append(a.scratch, make([]byte, 32)...)
+	hex.Encode(a.scratch[n:], a.sum[:16])
+	return a.scratch
+}
+
+// Encrypt appends base64(nonce ‖ AES-256-GCM(plain, ad)) to dst.
+func (a *Anonymize) Encrypt(dst, plain, ad []byte) ([]byte, error) {
+	if a.aead == nil {
+		return nil, errors.New("no encryption key")
+	}
+	ns := a.aead.NonceSize()
+	sealed := make([]byte, ns, ns+len(plain)+a.aead.Overhead())
+	if _, err := rand.Read(sealed); err != nil {
+		return nil, fmt.Errorf("nonce: %w", err)
+	}
+	sealed = a.aead.Seal(sealed, sealed[:ns], plain, ad)
+	return base64.StdEncoding.AppendEncode(dst, sealed), nil
+}
+
+// KeyID is the encryption key's id ("" without one).
+func (a *Anonymize) KeyID() string { return a.keyID }
+
+// Decrypt reverses Encrypt, for operators who hold the key.
+func Decrypt(key []byte, text string, ad []byte) ([]byte, error) {
+	sealed, err := base64.StdEncoding.DecodeString(text)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	if len(sealed) < aead.NonceSize() {
+		return nil, errors.New("decrypt: ciphertext too short")
+	}
+	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], ad)
+}

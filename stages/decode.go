@@ -1,0 +1,573 @@
+// Package stages holds the data plane's stages: decode, validate, dedupe,
+// anonymize, featurize, score and the label join. Each is a pipeline.Stage.
+package stages
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+// MaxJSONDepth is the deepest nesting Decode accepts inside an ignored value.
+const MaxJSONDepth = 32
+
+// Decode reasons (bounded metric labels).
+const (
+	ReasonSyntax    = "decode.syntax"
+	ReasonType      = "decode.type"
+	ReasonUTF8      = "decode.utf8"
+	ReasonTooLong   = "decode.too_long"
+	ReasonDepth     = "decode.depth"
+	ReasonDuplicate = "decode.duplicate_field"
+)
+
+// Decode parses JSON objects into the batch's Arrow record, one column per
+// schema field. It is a scanner compiled for the schema: known fields are
+// parsed straight into their column type with no per-field allocation;
+// unknown fields are skipped (nesting up to MaxJSONDepth). A row that is not
+// a JSON object, has a known field of the wrong type, invalid UTF-8, a
+// string over the schema's max_string_bytes or a repeated field is rejected
+// with a reason naming the field, never its value. Absent and null fields
+// are null in the record; the validate stage enforces "required".
+//
+// A Decode is used by one partition loop at a time.
+type Decode struct {
+	fields   []pipeline.FieldSpec
+	index    map[string]int
+	maxStr   int
+	schema   *arrow.Schema
+	builders []array.Builder
+	slots    []slot
+	unescape []byte
+}
+
+type slot struct {
+	set  bool
+	null bool
+	num  float64
+	i64  int64
+	b    bool
+	str  []byte
+	ts   int64
+}
+
+// NewDecode builds the decoder for a spec's schema.
+func NewDecode(spec *pipeline.Spec) *Decode {
+	d := &Decode{
+		fields: spec.Schema.Fields,
+		index:  make(map[string]int, len(spec.Schema.Fields)),
+		maxStr: spec.Schema.MaxStringBytes,
+		schema: spec.ArrowSchema(),
+		slots:  make([]slot, len(spec.Schema.Fields)),
+	}
+	for i, f := range spec.Schema.Fields {
+		d.index[f.Name] = i
+		d.builders = append(d.builders, array.NewBuilder(memory.DefaultAllocator, pipeline.ArrowType(f.Type)))
+	}
+	return d
+}
+
+// Name implements pipeline.Stage.
+func (d *Decode) Name() string { return "decode" }
+
+// Process implements pipeline.Stage: it sets b.Record.
+func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
+	for _, bl := range d.builders {
+		bl.Reserve(b.Len())
+	}
+	for i := range b.Messages {
+		if !b.OK(i) {
+			d.appendNull()
+			continue
+		}
+		if reason, detail := d.decodeRow(b.Messages[i].Value); reason != "" {
+			b.Reject(i, d.Name(), reason, detail)
+			d.appendNull()
+			continue
+		}
+		d.appendRow()
+	}
+	cols := make([]arrow.Array, len(d.builders))
+	for i, bl := range d.builders {
+		cols[i] = bl.NewArray()
+	}
+	b.Record = array.NewRecordBatch(d.schema, cols, int64(b.Len()))
+	for _, c := range cols {
+		c.Release()
+	}
+	return nil
+}
+
+func (d *Decode) appendNull() {
+	for _, bl := range d.builders {
+		bl.AppendNull()
+	}
+}
+
+func (d *Decode) appendRow() {
+	for i, bl := range d.builders {
+		s := &d.slots[i]
+		if !s.set || s.null {
+			bl.AppendNull()
+			continue
+		}
+		switch d.fields[i].Type {
+		case pipeline.TypeFloat:
+			bl.(*array.Float64Builder).Append(s.num)
+		case pipeline.TypeInt:
+			bl.(*array.Int64Builder).Append(s.i64)
+		case pipeline.TypeBool:
+			bl.(*array.BooleanBuilder).Append(s.b)
+		case pipeline.TypeTimestamp:
+			bl.(*array.TimestampBuilder).Append(arrow.Timestamp(s.ts))
+		default:
+			bl.(*array.StringBuilder).BinaryBuilder.Append(s.str)
+		}
+	}
+}
+
+// decodeRow fills d.slots from one JSON object; it returns a reason and a
+// detail when the row is rejected.
+func (d *Decode) decodeRow(data []byte) (reason, detail string) {
+	for i := range d.slots {
+		d.slots[i] = slot{}
+	}
+	d.unescape = d.unescape[:0]
+	if !utf8.Valid(data) {
+		return ReasonUTF8, "input is not valid UTF-8"
+	}
+	p := scanner{data: data}
+	p.skipSpace()
+	if !p.consume('{') {
+		return ReasonSyntax, "input is not a JSON object"
+	}
+	p.skipSpace()
+	if p.consume('}') {
+		return d.trailing(&p)
+	}
+	for {
+		p.skipSpace()
+		key, ok := p.readString(&d.unescape)
+		if !ok {
+			return ReasonSyntax, "malformed object key at byte " + strconv.Itoa(p.pos)
+		}
+		p.skipSpace()
+		if !p.consume(':') {
+			return ReasonSyntax, "missing ':' at byte " + strconv.Itoa(p.pos)
+		}
+		p.skipSpace()
+		if fi, known := d.index[string(key)]; known {
+			if d.slots[fi].set {
+				return ReasonDuplicate, "field " + d.fields[fi].Name + " appears twice"
+			}
+			if reason, detail := d.readField(&p, fi); reason != "" {
+				return reason, detail
+			}
+		} else if err := p.skipValue(0); err != "" {
+			return err, "in field " + strconv.Quote(truncate(key, 64))
+		}
+		p.skipSpace()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume('}') {
+			return d.trailing(&p)
+		}
+		return ReasonSyntax, "expected ',' or '}' at byte " + strconv.Itoa(p.pos)
+	}
+}
+
+func (d *Decode) trailing(p *scanner) (string, string) {
+	p.skipSpace()
+	if p.pos != len(p.data) {
+		return ReasonSyntax, "trailing data after the object"
+	}
+	return "", ""
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+func (d *Decode) readField(p *scanner, fi int) (string, string) {
+	f := &d.fields[fi]
+	s := &d.slots[fi]
+	s.set = true
+	if p.literal("null") {
+		s.null = true
+		return "", ""
+	}
+	switch f.Type {
+	case pipeline.TypeString:
+		if p.peek() != '"' {
+			return ReasonType, "field " + f.Name + ": want string, got " + p.kind()
+		}
+		str, ok := p.readString(&d.unescape)
+		if !ok {
+			return ReasonSyntax, "field " + f.Name + ": malformed string"
+		}
+		if len(str) > d.maxStr {
+			return ReasonTooLong, "field " + f.Name + ": longer than " + strconv.Itoa(d.maxStr) + " bytes"
+		}
+		s.str = str
+	case pipeline.TypeFloat, pipeline.TypeInt:
+		if c := p.peek(); c != '-' && (c < '0' || c > '9') {
+			return ReasonType, "field " + f.Name + ": want number, got " + p.kind()
+		}
+		num, ok := p.readNumber()
+		if !ok {
+			return ReasonSyntax, "field " + f.Name + ": malformed number"
+		}
+		v, bad := parseFloat(num)
+		if bad || math.IsInf(v, 0) || math.IsNaN(v) {
+			return ReasonType, "field " + f.Name + ": number out of range"
+		}
+		if f.Type == pipeline.TypeInt {
+			if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
+				return ReasonType, "field " + f.Name + ": want integer"
+			}
+			s.i64 = int64(v)
+		}
+		s.num = v
+	case pipeline.TypeBool:
+		switch {
+		case p.literal("true"):
+			s.b = true
+		case p.literal("false"):
+		default:
+			return ReasonType, "field " + f.Name + ": want bool, got " + p.kind()
+		}
+	case pipeline.TypeTimestamp:
+		if p.peek() != '"' {
+			return ReasonType, "field " + f.Name + ": want RFC 3339 timestamp string, got " + p.kind()
+		}
+		str, ok := p.readString(&d.unescape)
+		if !ok {
+			return ReasonSyntax, "field " + f.Name + ": malformed string"
+		}
+		t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(str), len(str)))
+		if err != nil {
+			return ReasonType, "field " + f.Name + ": not an RFC 3339 timestamp"
+		}
+		s.ts = t.UnixMicro()
+	}
+	return "", ""
+}
+
+// scanner is a minimal JSON tokenizer over one input.
+type scanner struct {
+	data []byte
+	pos  int
+}
+
+func (p *scanner) skipSpace() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *scanner) peek() byte {
+	if p.pos < len(p.data) {
+		return p.data[p.pos]
+	}
+	return 0
+}
+
+func (p *scanner) consume(c byte) bool {
+	if p.pos < len(p.data) && p.data[p.pos] == c {
+		p.pos++
+		return true
+	}
+	return false
+}
+
+func (p *scanner) literal(lit string) bool {
+	if len(p.data)-p.pos >= len(lit) && string(p.data[p.pos:p.pos+len(lit)]) == lit {
+		p.pos += len(lit)
+		return true
+	}
+	return false
+}
+
+// kind names the JSON type of the next value, for error details.
+func (p *scanner) kind() string {
+	switch c := p.peek(); {
+	case c == '"':
+		return "string"
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	case c == 't' || c == 'f':
+		return "bool"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "number"
+	case c == 0:
+		return "end of input"
+	}
+	return "invalid token"
+}
+
+// readString reads a JSON string. Without escapes it returns a view of the
+// input; with escapes it decodes into *buf and returns a view of that.
+func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
+	if !p.consume('"') {
+		return nil, false
+	}
+	start := p.pos
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		if c == '"' {
+			s := p.data[start:p.pos]
+			p.pos++
+			return s, true
+		}
+		if c == '\\' {
+			return p.readEscaped(start, buf)
+		}
+		if c < 0x20 {
+			return nil, false
+		}
+		p.pos++
+	}
+	return nil, false
+}
+
+func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
+	from := len(*buf)
+	out := append(*buf, p.data[start:p.pos]...)
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			*buf = out
+			return out[from:], true
+		case c < 0x20:
+			return nil, false
+		case c != '\\':
+			out = append(out, c)
+			p.pos++
+			continue
+		}
+		if p.pos+1 >= len(p.data) {
+			return nil, false
+		}
+		e := p.data[p.pos+1]
+		p.pos += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := p.readHex4()
+			if !ok {
+				return nil, false
+			}
+			if r >= 0xD800 && r < 0xDC00 && p.literal("\\u") {
+				lo, ok := p.readHex4()
+				if !ok || lo < 0xDC00 || lo >= 0xE000 {
+					return nil, false
+				}
+				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+			} else if r >= 0xD800 && r < 0xE000 {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func (p *scanner) readHex4() (rune, bool) {
+	if len(p.data)-p.pos < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.data[p.pos : p.pos+4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	p.pos += 4
+	return r, true
+}
+
+// readNumber returns the bytes of a JSON number, checked against the grammar.
+func (p *scanner) readNumber() ([]byte, bool) {
+	start := p.pos
+	p.consume('-')
+	if p.consume('0') {
+		// a leading zero stands alone
+	} else if !p.digits() {
+		return nil, false
+	}
+	if p.consume('.') && !p.digits() {
+		return nil, false
+	}
+	if p.consume('e') || p.consume('E') {
+		if !p.consume('+') {
+			p.consume('-')
+		}
+		if !p.digits() {
+			return nil, false
+		}
+	}
+	return p.data[start:p.pos], true
+}
+
+func (p *scanner) digits() bool {
+	start := p.pos
+	for p.pos < len(p.data) && p.data[p.pos] >= '0' && p.data[p.pos] <= '9' {
+		p.pos++
+	}
+	return p.pos > start
+}
+
+// skipValue skips any JSON value, failing past MaxJSONDepth.
+func (p *scanner) skipValue(depth int) string {
+	if depth > MaxJSONDepth {
+		return ReasonDepth
+	}
+	var scratch []byte
+	switch c := p.peek(); {
+	case c == '"':
+		if _, ok := p.readString(&scratch); !ok {
+			return ReasonSyntax
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		if _, ok := p.readNumber(); !ok {
+			return ReasonSyntax
+		}
+	case p.literal("true"), p.literal("false"), p.literal("null"):
+	case c == '{' || c == '[':
+		return p.skipContainer(depth)
+	default:
+		return ReasonSyntax
+	}
+	return ""
+}
+
+func (p *scanner) skipContainer(depth int) string {
+	closer := byte('}')
+	isObject := p.peek() == '{'
+	if !isObject {
+		closer = ']'
+	}
+	p.pos++
+	p.skipSpace()
+	if p.consume(closer) {
+		return ""
+	}
+	var scratch []byte
+	for {
+		p.skipSpace()
+		if isObject {
+			if _, ok := p.readString(&scratch); !ok {
+				return ReasonSyntax
+			}
+			p.skipSpace()
+			if !p.consume(':') {
+				return ReasonSyntax
+			}
+			p.skipSpace()
+		}
+		if r := p.skipValue(depth + 1); r != "" {
+			return r
+		}
+		p.skipSpace()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume(closer) {
+			return ""
+		}
+		return ReasonSyntax
+	}
+}
+
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseFloat parses a grammar-checked JSON number. Short decimals (at most
+// 15 significant digits, no exponent) take an exact fast path: the mantissa
+// and the power of ten are both exact float64 values, so one division
+// rounds correctly (Clinger 1990). Everything else goes to strconv.
+func parseFloat(num []byte) (float64, bool) {
+	var mant uint64
+	digits, frac := 0, -1
+	neg := false
+	i := 0
+	if num[0] == '-' {
+		neg = true
+		i = 1
+	}
+	for ; i < len(num); i++ {
+		c := num[i]
+		switch {
+		case c >= '0' && c <= '9':
+			mant = mant*10 + uint64(c-'0')
+			if mant != 0 {
+				digits++
+			}
+			if frac >= 0 {
+				frac++
+			}
+		case c == '.':
+			frac = 0
+		default:
+			return slowParseFloat(num)
+		}
+		if digits > 15 || frac > 22 {
+			return slowParseFloat(num)
+		}
+	}
+	v := float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	if neg {
+		v = -v
+	}
+	return v, false
+}
+
+func slowParseFloat(num []byte) (float64, bool) {
+	v, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(num), len(num)), 64)
+	return v, err != nil
+}

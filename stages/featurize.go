@@ -1,0 +1,278 @@
+package stages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+// Featurize turns each live row into model features, in the layout of
+// pipeline.FeatureBlock:
+//   - dense values: the spec's numeric fields as raw float32 (bool is 0/1,
+//     null is NaN, which models read as "missing"); the learner's online
+//     scaler standardizes them, so the raw values can be replayed when the
+//     label arrives and exported with the model;
+//   - then, when entity aggregates are on, three values per row: the
+//     entity's previous event count, the running mean of mean_of over its
+//     previous events, and the seconds since its previous event (NaN for a
+//     first event);
+//   - hashed indices: one per categorical field, FNV-1a of the field's
+//     position and value, masked to hash_bits; null is -1 (absent).
+//
+// Entity aggregates are Feast-style Redis hashes (fields n, mean, last),
+// one per entity with a TTL, read and written in two pipelined round trips
+// per batch. A Featurize is used by one partition loop at a time; when
+// partitions are keyed by entity, each entity's aggregates have one writer.
+type Featurize struct {
+	numeric     []int
+	categorical []int
+	mask        uint32
+	entityCol   int
+	meanOfCol   int
+	timeCol     int
+	rdb         redis.UniversalClient
+	prefix      string
+	ttl         time.Duration
+	ent         map[string]*entityAgg
+	entOrder    []string
+}
+
+type entityAgg struct {
+	n    float64
+	mean float64
+	last float64 // unix seconds, 0 = never
+}
+
+// NewFeaturize builds the stage. rdb may be nil when entity aggregates are off.
+func NewFeaturize(spec *pipeline.Spec, rdb redis.UniversalClient) (*Featurize, error) {
+	fz := &spec.Stages.Featurize
+	f := &Featurize{
+		mask:      uint32(1)<<fz.HashBits - 1,
+		entityCol: -1,
+		meanOfCol: -1,
+		timeCol:   -1,
+	}
+	for _, n := range fz.Numeric {
+		f.numeric = append(f.numeric, spec.FieldIndex(n))
+	}
+	for _, n := range fz.Categorical {
+		f.categorical = append(f.categorical, spec.FieldIndex(n))
+	}
+	if e := fz.Entity; e != nil {
+		if rdb == nil {
+			return nil, errors.New("featurize: entity aggregates need redis")
+		}
+		f.entityCol = spec.FieldIndex(e.Field)
+		if e.MeanOf != "" {
+			f.meanOfCol = spec.FieldIndex(e.MeanOf)
+		}
+		if spec.Schema.TimeField != "" {
+			f.timeCol = spec.FieldIndex(spec.Schema.TimeField)
+		}
+		f.rdb, f.ttl = rdb, e.TTL.D()
+		f.prefix = spec.Redis.KeyPrefix + "entity:"
+		f.ent = map[string]*entityAgg{}
+	}
+	return f, nil
+}
+
+// NumDense is the number of dense values per row.
+func (f *Featurize) NumDense() int {
+	if f.entityCol >= 0 {
+		return len(f.numeric) + 3
+	}
+	return len(f.numeric)
+}
+
+// NumHashed is the number of hashed indices per row.
+func (f *Featurize) NumHashed() int { return len(f.categorical) }
+
+// Name implements pipeline.Stage.
+func (f *Featurize) Name() string { return "featurize" }
+
+// Process implements pipeline.Stage.
+func (f *Featurize) Process(ctx context.Context, b *pipeline.Batch) error {
+	fb := &b.Features
+	fb.NumDense, fb.NumHashed = f.NumDense(), f.NumHashed()
+	rec := b.Record
+	for i := 0; i < b.Len(); i++ {
+		if !b.OK(i) {
+			continue
+		}
+		fb.Row = append(fb.Row, i)
+		for _, c := range f.numeric {
+			fb.Dense = append(fb.Dense, numericValue(rec.Column(c), i))
+		}
+		if f.entityCol >= 0 {
+			fb.Dense = append(fb.Dense, 0, 0, 0) // filled by addEntityAggregates
+		}
+		for k, c := range f.categorical {
+			fb.Hashed = append(fb.Hashed, f.hashValue(rec.Column(c), i, k))
+		}
+	}
+	if f.entityCol >= 0 && fb.Len() > 0 {
+		return f.addEntityAggregates(ctx, b)
+	}
+	return nil
+}
+
+func numericValue(col arrow.Array, i int) float32 {
+	if col.IsNull(i) {
+		return float32(math.NaN())
+	}
+	switch a := col.(type) {
+	case *array.Float64:
+		return float32(a.Value(i))
+	case *array.Int64:
+		return float32(a.Value(i))
+	case *array.Boolean:
+		if a.Value(i) {
+			return 1
+		}
+	}
+	return 0
+}
+
+const (
+	fnvOffset32 = 2166136261
+	fnvPrime32  = 16777619
+)
+
+// hashValue hashes categorical field k's value at row i.
+func (f *Featurize) hashValue(col arrow.Array, i, k int) int32 {
+	if col.IsNull(i) {
+		return -1
+	}
+	h := uint32(fnvOffset32)
+	h = (h ^ uint32(k)) * fnvPrime32
+	h = (h ^ 0xff) * fnvPrime32
+	switch a := col.(type) {
+	case *array.String:
+		s := a.Value(i)
+		for j := 0; j < len(s); j++ {
+			h = (h ^ uint32(s[j])) * fnvPrime32
+		}
+	case *array.Int64:
+		v := uint64(a.Value(i))
+		for j := 0; j < 8; j++ {
+			h = (h ^ uint32(v&0xff)) * fnvPrime32
+			v >>= 8
+		}
+	case *array.Boolean:
+		if a.Value(i) {
+			h = (h ^ 1) * fnvPrime32
+		}
+	}
+	return int32(h & f.mask)
+}
+
+func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) error {
+	fb := &b.Features
+	rec := b.Record
+	clear(f.ent)
+	f.entOrder = f.entOrder[:0]
+	keys := make([]string, fb.Len())
+	for j, i := range fb.Row {
+		k := entityKey(rec.Column(f.entityCol), i)
+		keys[j] = k
+		if _, ok := f.ent[k]; !ok && k != "" {
+			f.ent[k] = nil
+			f.entOrder = append(f.entOrder, k)
+		}
+	}
+	pipe := f.rdb.Pipeline()
+	gets := make([]*redis.SliceCmd, len(f.entOrder))
+	for n, k := range f.entOrder {
+		gets[n] = pipe.HMGet(ctx, f.prefix+k, "n", "mean", "last")
+	}
+	if len(gets) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("featurize: read entity aggregates: %w", err)
+		}
+	}
+	for n, k := range f.entOrder {
+		vals, err := gets[n].Result()
+		if err != nil {
+			return fmt.Errorf("featurize: read entity %s: %w", k, err)
+		}
+		f.ent[k] = &entityAgg{n: parseAgg(vals[0]), mean: parseAgg(vals[1]), last: parseAgg(vals[2])}
+	}
+	base := fb.NumDense - 3
+	for j, i := range fb.Row {
+		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
+		agg := f.ent[keys[j]]
+		if agg == nil {
+			row[base], row[base+1], row[base+2] = 0, float32(math.NaN()), float32(math.NaN())
+			continue
+		}
+		now := eventSeconds(rec, f.timeCol, b.Messages[i].Timestamp, i)
+		row[base] = float32(agg.n)
+		row[base+1], row[base+2] = float32(math.NaN()), float32(math.NaN())
+		if agg.n > 0 {
+			row[base+1] = float32(agg.mean)
+			row[base+2] = float32(math.Max(0, now-agg.last))
+		}
+		agg.n++
+		if f.meanOfCol >= 0 {
+			if x := float64(numericValue(rec.Column(f.meanOfCol), i)); !math.IsNaN(x) {
+				agg.mean += (x - agg.mean) / agg.n
+			}
+		}
+		agg.last = math.Max(agg.last, now)
+	}
+	pipe = f.rdb.Pipeline()
+	for _, k := range f.entOrder {
+		agg := f.ent[k]
+		pipe.HSet(ctx, f.prefix+k, "n", agg.n, "mean", agg.mean, "last", agg.last)
+		pipe.Expire(ctx, f.prefix+k, f.ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("featurize: write entity aggregates: %w", err)
+	}
+	return nil
+}
+
+func entityKey(col arrow.Array, i int) string {
+	if col.IsNull(i) {
+		return ""
+	}
+	switch a := col.(type) {
+	case *array.String:
+		return a.Value(i)
+	case *array.Int64:
+		return strconv.FormatInt(a.Value(i), 10)
+	}
+	return ""
+}
+
+func parseAgg(v any) float64 {
+	s, ok := v.(string)
+	if !ok {
+		return 0
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return x
+}
+
+// eventSeconds is the row's event time in unix seconds: the time field when
+// the spec has one and it is set, else the record's timestamp.
+func eventSeconds(rec arrow.RecordBatch, timeCol int, fallback time.Time, i int) float64 {
+	if timeCol >= 0 {
+		if a, ok := rec.Column(timeCol).(*array.Timestamp); ok && !a.IsNull(i) {
+			return float64(a.Value(i)) / 1e6
+		}
+	}
+	return float64(fallback.UnixMicro()) / 1e6
+}

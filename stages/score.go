@@ -1,0 +1,253 @@
+package stages
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/pipeline"
+)
+
+// Rollout arms a prediction can come from.
+const (
+	ArmChampion = "champion"
+	ArmCanary   = "canary"
+	ArmShadow   = "shadow"
+)
+
+// OnlineModel is what the score and label-join stages need of a learner;
+// models.Learner satisfies it.
+type OnlineModel interface {
+	Predict(dst []float32, rows *models.Rows)
+	Learn(rows *models.Rows, y []float32)
+}
+
+// ServedModel is one model version serving one rollout arm. It is safe for
+// concurrent use: the partition loops' Predict calls and the label join's
+// Learn calls are serialized by its mutex.
+type ServedModel struct {
+	Name    string
+	Version string
+	Arm     string
+	mu      sync.Mutex
+	model   OnlineModel
+}
+
+// NewServedModel wraps a model for serving.
+func NewServedModel(name, version, arm string, m OnlineModel) *ServedModel {
+	return &ServedModel{Name: name, Version: version, Arm: arm, model: m}
+}
+
+// Predict scores rows into dst.
+func (s *ServedModel) Predict(dst []float32, rows *models.Rows) {
+	s.mu.Lock()
+	s.model.Predict(dst, rows)
+	s.mu.Unlock()
+}
+
+// Learn updates the model on labelled rows.
+func (s *ServedModel) Learn(rows *models.Rows, y []float32) {
+	s.mu.Lock()
+	s.model.Learn(rows, y)
+	s.mu.Unlock()
+}
+
+// Threshold turns a score into a predicted class.
+const Threshold = 0.5
+
+// Score runs the champion on each batch's features and writes one
+// prediction per live row to the predictions topic, keyed by event id:
+//
+//	{"event_id":"…","score":0.73,"class":1,"model":"…","version":"…",
+//	 "arm":"champion","partition":0,"offset":42,<passthrough fields>}
+//
+// Passthrough fields are copied after anonymization; when one of them is
+// encrypted, the record carries the driftline.key_id header. After scoring,
+// Observe (when set) sees the batch, e.g. to cache features for the label
+// join. A Score is used by one partition loop at a time.
+type Score struct {
+	model       *ServedModel
+	topic       string
+	idCol       int
+	passthrough []int
+	names       []string
+	keyHeader   []pipeline.Header
+	rows        models.Rows
+	buf         []byte
+	// Observe, when set, is called with each scored batch.
+	Observe func(ctx context.Context, b *pipeline.Batch) error
+}
+
+// NewScore builds the stage for the champion model.
+func NewScore(spec *pipeline.Spec, champion *ServedModel, keyID string) *Score {
+	s := &Score{model: champion, topic: spec.Topics.Predictions, idCol: spec.FieldIndex(spec.Schema.IDField)}
+	encrypted := map[string]bool{}
+	for _, f := range spec.Stages.Anonymize.Fields {
+		if f.Op == pipeline.OpEncrypt {
+			encrypted[f.Field] = true
+		}
+	}
+	for _, n := range spec.Output.Passthrough {
+		s.passthrough = append(s.passthrough, spec.FieldIndex(n))
+		s.names = append(s.names, n)
+		if encrypted[n] && s.keyHeader == nil {
+			s.keyHeader = []pipeline.Header{{Key: pipeline.HeaderKeyID, Value: []byte(keyID)}}
+		}
+	}
+	return s
+}
+
+// Name implements pipeline.Stage.
+func (s *Score) Name() string { return "score" }
+
+// Process implements pipeline.Stage.
+func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
+	fb := &b.Features
+	n := fb.Len()
+	if n == 0 {
+		return nil
+	}
+	s.rows = FeatureRows(fb)
+	if cap(b.Scores) < n {
+		b.Scores = make([]float32, n)
+	}
+	b.Scores = b.Scores[:n]
+	s.model.Predict(b.Scores, &s.rows)
+	// One buffer holds every value of the batch; records slice into it.
+	s.buf = s.buf[:0]
+	ends := make([]int, 0, 2*n)
+	for j, i := range fb.Row {
+		s.buf = appendEventID(s.buf, b, s.idCol, i)
+		ends = append(ends, len(s.buf))
+		s.buf = s.appendPrediction(s.buf, b, i, b.Scores[j])
+		ends = append(ends, len(s.buf))
+	}
+	start := 0
+	for j := range fb.Row {
+		keyEnd, valEnd := ends[2*j], ends[2*j+1]
+		b.Outputs = append(b.Outputs, pipeline.OutRecord{
+			Topic:   s.topic,
+			Key:     s.buf[start:keyEnd:keyEnd],
+			Value:   s.buf[keyEnd:valEnd:valEnd],
+			Headers: s.keyHeader,
+		})
+		start = valEnd
+	}
+	if s.Observe != nil {
+		return s.Observe(ctx, b)
+	}
+	return nil
+}
+
+// FeatureRows views a feature block as model rows.
+func FeatureRows(fb *pipeline.FeatureBlock) models.Rows {
+	return models.Rows{N: fb.Len(), NumDense: fb.NumDense, NumHashed: fb.NumHashed, Dense: fb.Dense, Hashed: fb.Hashed}
+}
+
+func (s *Score) appendPrediction(dst []byte, b *pipeline.Batch, i int, score float32) []byte {
+	m := &b.Messages[i]
+	dst = append(dst, `{"event_id":`...)
+	dst = appendJSONValue(dst, b.Record.Column(s.idCol), i)
+	dst = append(dst, `,"score":`...)
+	if math.IsNaN(float64(score)) {
+		dst = append(dst, "null"...)
+	} else {
+		dst = strconv.AppendFloat(dst, float64(score), 'g', -1, 32)
+	}
+	class := int64(0)
+	if score >= Threshold {
+		class = 1
+	}
+	dst = append(dst, `,"class":`...)
+	dst = strconv.AppendInt(dst, class, 10)
+	dst = append(dst, `,"model":`...)
+	dst = appendJSONString(dst, s.model.Name)
+	dst = append(dst, `,"version":`...)
+	dst = appendJSONString(dst, s.model.Version)
+	dst = append(dst, `,"arm":`...)
+	dst = appendJSONString(dst, s.model.Arm)
+	dst = append(dst, `,"partition":`...)
+	dst = strconv.AppendInt(dst, int64(m.Partition), 10)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendInt(dst, m.Offset, 10)
+	for k, c := range s.passthrough {
+		dst = append(dst, ',')
+		dst = appendJSONString(dst, s.names[k])
+		dst = append(dst, ':')
+		dst = appendJSONValue(dst, b.Record.Column(c), i)
+	}
+	return append(dst, '}')
+}
+
+// appendJSONValue appends row i of col as a JSON value (null when null).
+func appendJSONValue(dst []byte, col arrow.Array, i int) []byte {
+	if col.IsNull(i) {
+		return append(dst, "null"...)
+	}
+	switch a := col.(type) {
+	case *array.String:
+		return appendJSONString(dst, a.Value(i))
+	case *array.Float64:
+		return appendJSONFloat(dst, a.Value(i))
+	case *array.Int64:
+		return strconv.AppendInt(dst, a.Value(i), 10)
+	case *array.Boolean:
+		return strconv.AppendBool(dst, a.Value(i))
+	case *array.Timestamp:
+		return appendJSONString(dst, a.Value(i).ToTime(arrow.Microsecond).Format("2006-01-02T15:04:05.999999Z07:00"))
+	}
+	return append(dst, "null"...)
+}
+
+// appendJSONFloat appends x as a JSON number, or null for NaN and ±Inf.
+func appendJSONFloat(dst []byte, x float64) []byte {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendFloat(dst, x, 'g', -1, 64)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}
+
