@@ -70,6 +70,12 @@ func (l Link) String() string {
 //	B[k] + Σ_j W[k*Dim()+j] * (Dense[j]-Mean[j])/Std[j] + Σ_c W[k*Dim()+NumDense+Hashed[c]]
 //
 // and the output is Link applied to the K margins.
+//
+// Missing inputs, as every Learner treats them (an exporter must match): a
+// dense value that is NaN or ±Inf contributes 0 (its term is dropped), and
+// a hashed index outside [0, 2^HashBits), such as −1, contributes nothing;
+// an index repeated m times in a row contributes m·W. The identity link's
+// output is clamped to the finite float32 range.
 type LinearParams struct {
 	NumDense  int
 	NumHashed int
