@@ -143,7 +143,9 @@ func TestDetectionQuality(t *testing.T) {
 	candidates := []candidate{
 		{false, func() (detectors.Detector, error) { return detectors.NewADWIN(detectors.DefaultADWINConfig()) }},
 		{false, func() (detectors.Detector, error) { return detectors.NewKSWIN(detectors.DefaultKSWINConfig()) }},
-		{false, func() (detectors.Detector, error) { return detectors.NewPageHinkley(detectors.DefaultPageHinkleyConfig()) }},
+		{false, func() (detectors.Detector, error) {
+			return detectors.NewPageHinkley(detectors.DefaultPageHinkleyConfig())
+		}},
 		{true, func() (detectors.Detector, error) { return detectors.NewDDM(detectors.DefaultDDMConfig()) }},
 		{true, func() (detectors.Detector, error) { return detectors.NewEDDM(detectors.DefaultEDDMConfig()) }},
 		{true, func() (detectors.Detector, error) { return detectors.NewHDDMA(detectors.DefaultHDDMAConfig()) }},
