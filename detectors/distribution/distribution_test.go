@@ -178,8 +178,10 @@ func TestManyFeaturesNoDriftAtMostOneAlert(t *testing.T) {
 		}
 		return alerts
 	}
-	if alerts := run(-1, 0); len(alerts) > 1 {
-		t.Fatalf("no-drift stream raised %d alerts: %+v", len(alerts), alerts)
+	quiet := run(-1, 0)
+	t.Logf("no-drift stream: %d alerts", len(quiet))
+	if len(quiet) > 1 {
+		t.Fatalf("no-drift stream raised %d alerts: %+v", len(quiet), quiet)
 	}
 	alerts := run(7, events/2)
 	if len(alerts) != 1 || alerts[0].Subject != "x"+string(rune('A'+7)) {
