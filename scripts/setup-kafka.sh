@@ -60,7 +60,7 @@ if ! mvn -B -q -f "$work/pom.xml" -Dmaven.repo.local="$CACHE/m2" \
 	"$DEP_PLUGIN:copy-dependencies" -DincludeScope=runtime \
 	-DoutputDirectory="$work/libs" >"$work/mvn.log" 2>&1; then
 	cat "$work/mvn.log" >&2
-	echo "setup-kafka: mvn could not resolve Kafka $VERSION; is Maven Central reachable from this machine (proxy settings in ~/.m2/settings.xml)?" >&2
+	echo "setup-kafka: mvn could not resolve org.apache.kafka:kafka_2.13:$VERSION; check that the version exists and that Maven Central is reachable (proxy settings go in ~/.m2/settings.xml)" >&2
 	exit 1
 fi
 
