@@ -1,0 +1,522 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+// Extras are the per-row values Write appends to a record's event columns.
+// Slices indexed by row have one entry per record row. The Writer reads
+// them during the call only and keeps no reference.
+type Extras struct {
+	// Scores holds each row's prediction. Required.
+	Scores []float32
+	// ModelVersion is the version of the model behind every Score.
+	ModelVersion string
+	// Labels holds joined labels; nil writes every label as null.
+	Labels []float32
+	// LabelValid marks which Labels are known; nil (with Labels set)
+	// means all are.
+	LabelValid []bool
+	// Topic and Partition are the input partition every row came from.
+	Topic     string
+	Partition int32
+	// Offsets holds each row's input offset. Required.
+	Offsets []int64
+	// RecordTimes holds each row's record (Kafka) time, the event time of
+	// rows whose Config.TimeColumn value is null; nil, or a zero Time,
+	// means none.
+	RecordTimes []time.Time
+}
+
+// Writer writes records into the lake. Its methods are safe for
+// concurrent use; writes are serialized. Rows are durable, and visible to
+// readers, once their file is committed: when it rolls (MaxRows, MaxBytes,
+// MaxAge, MaxOpenFiles), on Flush, or on Close. So a caller that commits
+// input offsets must Flush first.
+//
+// After an I/O error the Writer is failed: every later call returns that
+// error, and Close discards the open (uncommitted) files.
+type Writer struct {
+	cfg       Config
+	forbidden map[string]bool
+	props     *parquet.WriterProperties
+	arrProps  pqarrow.ArrowWriterProperties
+	mem       memory.Allocator
+
+	mu        sync.Mutex
+	schema    *arrow.Schema // event schema, fixed by the first record
+	outSchema *arrow.Schema
+	timeCol   int // index of TimeColumn in schema, or -1
+	manifest  *os.File
+	files     map[int64]*partFile // by hour since the epoch (UTC)
+	seq       int64
+	tick      int64 // write counter, for least recently written
+	failed    error
+	closed    bool
+
+	// Scratch, reused across writes.
+	sel      []int
+	scores   []float32
+	offsets  []int64
+	recTimes []int64 // unix µs; noTime when absent
+	times    []int64 // resolved event time, unix µs
+	bld      extraBuilders
+}
+
+const noTime = int64(-1 << 63)
+
+const microsPerHour = int64(time.Hour / time.Microsecond)
+
+// New validates cfg, creates Root, removes *.tmp files a crashed writer
+// left under it, and cuts a torn last line (a crash mid-append) off the
+// manifest.
+func New(cfg Config) (*Writer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return nil, fmt.Errorf("lake: create root: %w", err)
+	}
+	if err := removeTemp(cfg.Root); err != nil {
+		return nil, err
+	}
+	n, err := repairManifest(filepath.Join(cfg.Root, ManifestName))
+	if err != nil {
+		return nil, err
+	}
+	mf, err := os.OpenFile(filepath.Join(cfg.Root, ManifestName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lake: open manifest: %w", err)
+	}
+	mem := memory.DefaultAllocator
+	w := &Writer{
+		cfg:       cfg,
+		forbidden: make(map[string]bool, len(cfg.ForbiddenColumns)),
+		props: parquet.NewWriterProperties(
+			parquet.WithAllocator(mem),
+			parquet.WithCompression(cfg.Compression),
+			parquet.WithMaxRowGroupLength(cfg.RowGroupRows),
+			parquet.WithDictionaryDefault(true),
+			parquet.WithStats(true),
+		),
+		arrProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem)),
+		mem:      mem,
+		manifest: mf,
+		files:    map[int64]*partFile{},
+		seq:      int64(n),
+		timeCol:  -1,
+	}
+	for _, c := range cfg.ForbiddenColumns {
+		w.forbidden[c] = true
+	}
+	w.bld = newExtraBuilders(mem)
+	return w, nil
+}
+
+// Write appends every row of rec, with extras, to the files of the rows'
+// (date, hour) partitions. rec is not retained past the call. A record
+// refused for its schema, a forbidden column, mismatched Extras or a row
+// without event time writes nothing and leaves the Writer usable.
+func (w *Writer) Write(rec arrow.RecordBatch, ex Extras) error {
+	n := int(rec.NumRows())
+	if len(ex.Scores) != n || len(ex.Offsets) != n {
+		return fmt.Errorf("lake: %d rows but %d scores and %d offsets", n, len(ex.Scores), len(ex.Offsets))
+	}
+	if ex.Labels != nil && len(ex.Labels) != n || ex.LabelValid != nil && len(ex.LabelValid) != len(ex.Labels) {
+		return fmt.Errorf("lake: %d rows but %d labels and %d label flags", n, len(ex.Labels), len(ex.LabelValid))
+	}
+	if ex.RecordTimes != nil && len(ex.RecordTimes) != n {
+		return fmt.Errorf("lake: %d rows but %d record times", n, len(ex.RecordTimes))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sel = w.sel[:0]
+	w.offsets = append(w.offsets[:0], ex.Offsets...)
+	w.recTimes = w.recTimes[:0]
+	for i := range n {
+		w.sel = append(w.sel, i)
+		t := noTime
+		if ex.RecordTimes != nil && !ex.RecordTimes[i].IsZero() {
+			t = ex.RecordTimes[i].UnixMicro()
+		}
+		w.recTimes = append(w.recTimes, t)
+	}
+	return w.writeLocked(rec, rowExtras{
+		scores: ex.Scores, version: ex.ModelVersion, labels: ex.Labels, labelValid: ex.LabelValid,
+		topic: ex.Topic, partition: ex.Partition,
+	})
+}
+
+// WriteBatch writes the rows of b that are still RowOK and were scored
+// (b.Features.Row), with their b.Scores, modelVersion, the batch's topic
+// and partition, each message's offset, and the message timestamp as
+// record time. Labels are written as null. It is the sink's entry point
+// after the score stage; b is not retained past the call.
+func (w *Writer) WriteBatch(b *pipeline.Batch, modelVersion string) error {
+	if b.Record == nil {
+		return errors.New("lake: batch has no record")
+	}
+	rows := b.Features.Row
+	if len(b.Scores) != len(rows) {
+		return fmt.Errorf("lake: batch has %d feature rows but %d scores", len(rows), len(b.Scores))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sel, w.offsets, w.recTimes = w.sel[:0], w.offsets[:0], w.recTimes[:0]
+	scores := b.Scores
+	allOK := true
+	for j, i := range rows {
+		if j > 0 && i <= rows[j-1] {
+			return errors.New("lake: batch feature rows are not ascending")
+		}
+		if b.State[i] != pipeline.RowOK {
+			allOK = false
+			continue
+		}
+		w.sel = append(w.sel, i)
+		m := &b.Messages[i]
+		w.offsets = append(w.offsets, m.Offset)
+		t := noTime
+		if !m.Timestamp.IsZero() {
+			t = m.Timestamp.UnixMicro()
+		}
+		w.recTimes = append(w.recTimes, t)
+	}
+	if len(w.sel) == 0 {
+		return nil
+	}
+	if !allOK {
+		w.scores = w.scores[:0]
+		for j, i := range rows {
+			if b.State[i] == pipeline.RowOK {
+				w.scores = append(w.scores, b.Scores[j])
+			}
+		}
+		scores = w.scores
+	}
+	return w.writeLocked(b.Record, rowExtras{scores: scores, version: modelVersion, topic: b.Topic, partition: b.Partition})
+}
+
+// rowExtras are the extras of the selected rows, indexed like w.sel.
+type rowExtras struct {
+	scores     []float32
+	version    string
+	labels     []float32
+	labelValid []bool
+	topic      string
+	partition  int32
+}
+
+// writeLocked writes the rows w.sel of rec; w.offsets and w.recTimes are
+// indexed like w.sel.
+func (w *Writer) writeLocked(rec arrow.RecordBatch, ex rowExtras) error {
+	if err := w.usable(); err != nil {
+		return err
+	}
+	if err := w.checkSchema(rec.Schema()); err != nil {
+		return err
+	}
+	if err := w.resolveTimes(rec); err != nil {
+		return err
+	}
+	extra := w.bld.build(ex, w.offsets, w.times)
+	defer releaseAll(extra)
+	nsrc := len(rec.Columns())
+	cols := make([]arrow.Array, nsrc+len(extra))
+	now := w.cfg.Now()
+	for k := 0; k < len(w.sel); {
+		// A run: consecutive source rows in one hour, within one file.
+		hour := floorDiv(w.times[k], microsPerHour)
+		pf, err := w.fileFor(hour, now)
+		if err != nil {
+			return w.fail(err)
+		}
+		end := k + 1
+		for end < len(w.sel) && w.sel[end] == w.sel[end-1]+1 && floorDiv(w.times[end], microsPerHour) == hour {
+			end++
+		}
+		end = min(end, k+int(w.cfg.MaxRows-pf.rows))
+		src0 := int64(w.sel[k])
+		whole := k == 0 && end == len(w.sel) && src0 == 0 && int64(end) == rec.NumRows()
+		for c, a := range rec.Columns() {
+			if whole {
+				cols[c] = a
+			} else {
+				cols[c] = array.NewSlice(a, src0, src0+int64(end-k))
+			}
+		}
+		for c, a := range extra {
+			if whole {
+				cols[nsrc+c] = a
+			} else {
+				cols[nsrc+c] = array.NewSlice(a, int64(k), int64(end))
+			}
+		}
+		out := array.NewRecordBatch(w.outSchema, cols, int64(end-k))
+		if !whole {
+			releaseAll(cols)
+		}
+		err = pf.write(out, w.times[k:end], w.offsets[k:end], ex.topic, ex.partition)
+		out.Release()
+		if err != nil {
+			return w.fail(err)
+		}
+		w.tick++
+		pf.lastWrite = w.tick
+		if pf.rows >= w.cfg.MaxRows || pf.fw.TotalCompressedBytes() >= w.cfg.MaxBytes {
+			if err := w.commitLocked(hour); err != nil {
+				return err
+			}
+		}
+		k = end
+	}
+	return nil
+}
+
+func (w *Writer) usable() error {
+	if w.closed {
+		return ErrClosed
+	}
+	return w.failed
+}
+
+// fail makes err sticky and returns it.
+func (w *Writer) fail(err error) error {
+	if w.failed == nil {
+		w.failed = err
+	}
+	return w.failed
+}
+
+// checkSchema accepts s if it equals the first schema written, and fixes
+// it when none was.
+func (w *Writer) checkSchema(s *arrow.Schema) error {
+	if w.schema != nil {
+		if s == w.schema || s.Equal(w.schema) {
+			return nil
+		}
+		return fmt.Errorf("%w: got %s, want %s", ErrSchema, s, w.schema)
+	}
+	timeCol := -1
+	for i, f := range s.Fields() {
+		if w.forbidden[f.Name] {
+			return fmt.Errorf("%w: %q", ErrForbiddenColumn, f.Name)
+		}
+		if isReserved(f.Name) {
+			return fmt.Errorf("%w: column %q is reserved", ErrSchema, f.Name)
+		}
+		if f.Name == w.cfg.TimeColumn {
+			if f.Type.ID() != arrow.TIMESTAMP {
+				return fmt.Errorf("%w: time column %q is %s, not a timestamp", ErrSchema, f.Name, f.Type)
+			}
+			timeCol = i
+		}
+	}
+	if w.cfg.TimeColumn != "" && timeCol < 0 {
+		return fmt.Errorf("%w: no time column %q", ErrSchema, w.cfg.TimeColumn)
+	}
+	w.schema, w.timeCol = s, timeCol
+	md := s.Metadata()
+	w.outSchema = arrow.NewSchema(append(slices.Clone(s.Fields()), extraFields...), &md)
+	return nil
+}
+
+// resolveTimes fills w.times for w.sel from the time column, falling back
+// to w.recTimes.
+func (w *Writer) resolveTimes(rec arrow.RecordBatch) error {
+	w.times = w.times[:0]
+	var ts *array.Timestamp
+	var toMicros func(arrow.Timestamp) int64
+	if w.timeCol >= 0 {
+		ts = rec.Column(w.timeCol).(*array.Timestamp)
+		unit := ts.DataType().(*arrow.TimestampType).Unit
+		toMicros = microsFn(unit)
+	}
+	for k, i := range w.sel {
+		t := noTime
+		if ts != nil && ts.IsValid(i) {
+			t = toMicros(ts.Value(i))
+		} else {
+			t = w.recTimes[k]
+		}
+		if t == noTime {
+			return fmt.Errorf("%w: row %d (offset %d)", ErrNoEventTime, i, w.offsets[k])
+		}
+		w.times = append(w.times, t)
+	}
+	return nil
+}
+
+func microsFn(u arrow.TimeUnit) func(arrow.Timestamp) int64 {
+	switch u {
+	case arrow.Second:
+		return func(v arrow.Timestamp) int64 { return int64(v) * 1e6 }
+	case arrow.Millisecond:
+		return func(v arrow.Timestamp) int64 { return int64(v) * 1e3 }
+	case arrow.Nanosecond:
+		return func(v arrow.Timestamp) int64 { return floorDiv(int64(v), 1e3) }
+	default:
+		return func(v arrow.Timestamp) int64 { return int64(v) }
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// fileFor returns the open file of hour, rolling it first when it is past
+// MaxAge, and opening one (after committing the least recently written
+// when MaxOpenFiles are open) when there is none.
+func (w *Writer) fileFor(hour int64, now time.Time) (*partFile, error) {
+	if pf := w.files[hour]; pf != nil {
+		if now.Sub(pf.opened) < w.cfg.MaxAge {
+			return pf, nil
+		}
+		if err := w.commitLocked(hour); err != nil {
+			return nil, err
+		}
+	}
+	if len(w.files) >= w.cfg.MaxOpenFiles {
+		oldest, first := int64(0), true
+		for h, pf := range w.files {
+			if first || pf.lastWrite < w.files[oldest].lastWrite {
+				oldest, first = h, false
+			}
+		}
+		if err := w.commitLocked(oldest); err != nil {
+			return nil, err
+		}
+	}
+	w.seq++
+	pf, err := openPartFile(w.cfg.Root, hour, w.seq, w.outSchema, w.props, w.arrProps, now)
+	if err != nil {
+		return nil, err
+	}
+	w.files[hour] = pf
+	return pf, nil
+}
+
+// commitLocked commits the open file of hour and records it in the
+// manifest. An error makes the Writer failed.
+func (w *Writer) commitLocked(hour int64) error {
+	pf := w.files[hour]
+	delete(w.files, hour)
+	entry, err := pf.commit(w.cfg.Now())
+	if err != nil {
+		return w.fail(err)
+	}
+	if err := appendManifest(w.manifest, entry); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// Flush commits every open file, making all rows written so far durable.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	return w.commitAllLocked(func(*partFile) bool { return true })
+}
+
+func (w *Writer) commitAllLocked(pick func(*partFile) bool) error {
+	hours := make([]int64, 0, len(w.files))
+	for h, pf := range w.files {
+		if pick(pf) {
+			hours = append(hours, h)
+		}
+	}
+	slices.Sort(hours)
+	for _, h := range hours {
+		if err := w.commitLocked(h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run commits files that reach MaxAge without further writes, checking
+// every MaxAge/4 (at least every 10ms, at most every minute). It returns
+// nil when ctx ends, or the error of a failed commit; it does not close
+// the Writer.
+func (w *Writer) Run(ctx context.Context) error {
+	every := min(max(w.cfg.MaxAge/4, 10*time.Millisecond), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := w.rollAged(); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func (w *Writer) rollAged() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.usable(); err != nil {
+		return err
+	}
+	now := w.cfg.Now()
+	return w.commitAllLocked(func(pf *partFile) bool { return now.Sub(pf.opened) >= w.cfg.MaxAge })
+}
+
+// Close commits every open file and closes the manifest. On a failed
+// Writer it discards the open files instead and returns the failure.
+// Close is idempotent: later calls return nil.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	err := w.failed
+	if err == nil {
+		err = w.commitAllLocked(func(*partFile) bool { return true })
+	}
+	for h, pf := range w.files {
+		pf.abort()
+		delete(w.files, h)
+	}
+	w.closed = true
+	w.bld.release()
+	if cerr := w.manifest.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("lake: close manifest: %w", cerr)
+	}
+	return err
+}
+
+func releaseAll(arrs []arrow.Array) {
+	for _, a := range arrs {
+		a.Release()
+	}
+}
