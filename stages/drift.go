@@ -1,0 +1,555 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftline/driftline/detectors"
+	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/detectors/distribution"
+	"github.com/driftline/driftline/pipeline"
+)
+
+// Drift subjects other than feature names.
+const (
+	SubjectPrediction = "prediction"
+	SubjectError      = "error"
+)
+
+// DetectorKS names the distribution test in alerts and metrics.
+const DetectorKS = "KS"
+
+// Error detector kinds accepted by DriftConfig.ErrorDetector. KSWIN is not
+// offered: its Kolmogorov-Smirnov test on a 0/1 stream alarms on noise.
+const (
+	ErrorADWIN       = "adwin"
+	ErrorDDM         = "ddm"
+	ErrorEDDM        = "eddm"
+	ErrorHDDMA       = "hddm_a"
+	ErrorHDDMW       = "hddm_w"
+	ErrorPageHinkley = "page_hinkley"
+)
+
+// Multiple-testing corrections accepted by DriftConfig.Correction.
+const (
+	CorrectionBH         = "bh"
+	CorrectionBonferroni = "bonferroni"
+)
+
+// ErrInvalidDriftConfig is wrapped by every DriftConfig validation error.
+var ErrInvalidDriftConfig = errors.New("invalid drift monitor config")
+
+// DriftConfig configures a DriftMonitor. Start from DefaultDriftConfig and
+// set Features.
+type DriftConfig struct {
+	// ModelVersion is copied into every alert; "" when none.
+	ModelVersion string
+	// Features names the dense columns of the feature blocks, in the
+	// featurize stage's order. Column k is watched as subject Features[k];
+	// columns past len(Features) are not watched. Names must be non-empty,
+	// unique, and neither "prediction" nor "error".
+	Features []string
+
+	// ErrorDetector is the detector kind on the 0/1 error stream, with
+	// River's default parameters. Default "adwin".
+	ErrorDetector string
+	// ErrorSignalEvery is how many outcomes without a drift or a new warning
+	// make one clear signal to the alert gate, so that GateConfig.ResolveAfter
+	// counts blocks of outcomes rather than single outcomes. Default 1000.
+	ErrorSignalEvery int
+
+	// Profiles are reference profiles (a model version's training profiles),
+	// one at most per subject (a feature name or "prediction"). A subject
+	// without one builds it from its first ReferenceSize finite values.
+	Profiles []distribution.Profile
+	// ReferenceSize is the size of a reference sample taken from the stream.
+	// Default 5000.
+	ReferenceSize int
+	// Bins is the number of quantile bins of a reference profile built from
+	// the stream. Default 10.
+	Bins int
+	// WindowSize is the number of rows in one evaluation round: every
+	// WindowSize rows, each subject's current window is compared with its
+	// reference, and emptied. Default 5000.
+	WindowSize int
+	// Alpha is the level of the KS tests after correction across the
+	// subjects of a round (false discovery rate for "bh", family-wise error
+	// rate for "bonferroni"). Default 0.001.
+	Alpha float64
+	// Correction is "bh" (Benjamini-Hochberg, default) or "bonferroni".
+	Correction string
+	// MinPSI is the effect-size floor: a significant shift is a drift only
+	// when its PSI is at least MinPSI, and a warning otherwise. 0 makes
+	// every significant shift a drift. Default 0.1.
+	MinPSI float64
+
+	// Gate holds the alert hygiene rules. Default alert.DefaultGateConfig().
+	Gate alert.GateConfig
+	// Metrics, when set, receives the statistics, states and alert counts.
+	Metrics *DriftMetrics
+}
+
+// DefaultDriftConfig returns the defaults stated on DriftConfig, with no
+// features.
+func DefaultDriftConfig() DriftConfig {
+	return DriftConfig{
+		ErrorDetector:    ErrorADWIN,
+		ErrorSignalEvery: 1000,
+		ReferenceSize:    5000,
+		Bins:             10,
+		WindowSize:       5000,
+		Alpha:            0.001,
+		Correction:       CorrectionBH,
+		MinPSI:           0.1,
+		Gate:             alert.DefaultGateConfig(),
+	}
+}
+
+// Validate reports the first invalid setting, wrapping ErrInvalidDriftConfig.
+func (c DriftConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("drift monitor: %s: %w", fmt.Sprintf(format, args...), ErrInvalidDriftConfig)
+	}
+	subjects := make(map[string]bool, len(c.Features)+1)
+	for _, f := range c.Features {
+		switch {
+		case f == "":
+			return bad("empty feature name")
+		case f == SubjectPrediction || f == SubjectError:
+			return bad("feature name %q is reserved", f)
+		case subjects[f]:
+			return bad("duplicate feature %q", f)
+		}
+		subjects[f] = true
+	}
+	subjects[SubjectPrediction] = true
+	if _, err := newErrorDetector(c.ErrorDetector); err != nil {
+		return bad("%v", err)
+	}
+	switch {
+	case c.ErrorSignalEvery < 1:
+		return bad("error signal every %d < 1", c.ErrorSignalEvery)
+	case c.ReferenceSize < 1:
+		return bad("reference size %d < 1", c.ReferenceSize)
+	case c.Bins < 2:
+		return bad("bins %d < 2", c.Bins)
+	case c.WindowSize < 1:
+		return bad("window size %d < 1", c.WindowSize)
+	case !(c.Alpha > 0 && c.Alpha < 1):
+		return bad("alpha %v not in (0, 1)", c.Alpha)
+	case c.Correction != CorrectionBH && c.Correction != CorrectionBonferroni:
+		return bad("unknown correction %q", c.Correction)
+	case !(c.MinPSI >= 0) || math.IsInf(c.MinPSI, 1):
+		return bad("min PSI %v not finite and >= 0", c.MinPSI)
+	}
+	if err := c.Gate.Validate(); err != nil {
+		return fmt.Errorf("drift monitor: %w", err)
+	}
+	seen := make(map[string]bool, len(c.Profiles))
+	for i := range c.Profiles {
+		p := &c.Profiles[i]
+		if !subjects[p.Subject] {
+			return bad("profile for unknown subject %q", p.Subject)
+		}
+		if seen[p.Subject] {
+			return bad("two profiles for subject %q", p.Subject)
+		}
+		seen[p.Subject] = true
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("drift monitor: profile %q: %w", p.Subject, err)
+		}
+	}
+	return nil
+}
+
+func newErrorDetector(kind string) (detectors.Detector, error) {
+	switch kind {
+	case ErrorADWIN:
+		return detectors.NewADWIN(detectors.DefaultADWINConfig())
+	case ErrorDDM:
+		return detectors.NewDDM(detectors.DefaultDDMConfig())
+	case ErrorEDDM:
+		return detectors.NewEDDM(detectors.DefaultEDDMConfig())
+	case ErrorHDDMA:
+		return detectors.NewHDDMA(detectors.DefaultHDDMAConfig())
+	case ErrorHDDMW:
+		return detectors.NewHDDMW(detectors.DefaultHDDMWConfig())
+	case ErrorPageHinkley:
+		return detectors.NewPageHinkley(detectors.DefaultPageHinkleyConfig())
+	}
+	return nil, fmt.Errorf("unknown error detector %q", kind)
+}
+
+// DriftMetrics are the drift monitor's Prometheus series:
+//
+//   - driftline_drift_statistic{detector,subject}: the statistic of the last
+//     signal (the KS p-value for distribution subjects, the detector's
+//     Statistic for "error"); absent until the subject's first signal;
+//   - driftline_drift_state{detector,subject}: the alert episode's state,
+//     0 ok (none open), 1 warning, 2 drift;
+//   - driftline_drift_alerts_total{detector,severity}: warning and drift
+//     alerts raised (resolutions are not counted).
+//
+// Subjects are bounded: the configured feature names, "prediction" and
+// "error". The series carry no model version, so give each DriftMetrics to
+// one DriftMonitor (or to monitors with distinct feature names).
+type DriftMetrics struct {
+	statistic *prometheus.GaugeVec
+	state     *prometheus.GaugeVec
+	alerts    *prometheus.CounterVec
+}
+
+// NewDriftMetrics creates the metrics and registers them on reg.
+func NewDriftMetrics(reg prometheus.Registerer) (*DriftMetrics, error) {
+	m := &DriftMetrics{
+		statistic: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "driftline_drift_statistic",
+			Help: "Statistic of a drift detector's last signal: KS p-value for features and prediction, detector statistic for error.",
+		}, []string{"detector", "subject"}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "driftline_drift_state",
+			Help: "Drift episode state per detector and subject: 0 ok, 1 warning, 2 drift.",
+		}, []string{"detector", "subject"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "driftline_drift_alerts_total",
+			Help: "Drift alerts raised (warning and drift, not resolutions).",
+		}, []string{"detector", "severity"}),
+	}
+	for _, c := range []prometheus.Collector{m.statistic, m.state, m.alerts} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("drift metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// series holds one (detector, subject)'s gauges; all nil without metrics.
+type series struct {
+	detector, subject string
+	statistic         prometheus.Gauge
+	state             prometheus.Gauge
+}
+
+func (s *series) init(m *DriftMetrics, detector, subject string) {
+	s.detector, s.subject = detector, subject
+	if m != nil {
+		s.state = m.state.WithLabelValues(detector, subject)
+		s.state.Set(0)
+	}
+}
+
+// setStatistic sets the statistic gauge, creating the series on first use.
+func (s *series) setStatistic(m *DriftMetrics, x float64) {
+	if m == nil {
+		return
+	}
+	if s.statistic == nil {
+		s.statistic = m.statistic.WithLabelValues(s.detector, s.subject)
+	}
+	s.statistic.Set(x)
+}
+
+// record updates the state gauge and alert counter for an alert raised.
+func (s *series) record(m *DriftMetrics, a alert.Alert) {
+	if m == nil {
+		return
+	}
+	switch a.State {
+	case alert.StateWarning:
+		s.state.Set(1)
+	case alert.StateDrift:
+		s.state.Set(2)
+	case alert.StateResolved:
+		s.state.Set(0)
+		return
+	}
+	m.alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
+}
+
+// distSubject is one watched distribution: a feature column or the score.
+type distSubject struct {
+	series
+	ref     []float64 // reference sample being taken; nil once profiled
+	profile distribution.Profile
+	window  *distribution.Window // nil until profiled
+}
+
+// observe counts one value, skipping NaN and ±Inf (missing values).
+func (s *distSubject) observe(x float64, refSize, bins int) {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return
+	}
+	if s.window != nil {
+		s.window.Observe(x)
+		return
+	}
+	s.ref = append(s.ref, x)
+	if len(s.ref) < refSize {
+		return
+	}
+	p, err := distribution.NewProfile(s.subject, s.ref, bins)
+	if err != nil {
+		// Unreachable: bins >= 2 was validated and every value is finite.
+		panic(fmt.Sprintf("drift monitor: %v", err))
+	}
+	s.setProfile(p)
+}
+
+func (s *distSubject) setProfile(p distribution.Profile) {
+	s.profile, s.ref = p, nil
+	s.window = distribution.NewWindow(&s.profile)
+}
+
+func cloneProfile(p *distribution.Profile) distribution.Profile {
+	c := *p
+	c.Edges = slices.Clone(p.Edges)
+	c.Counts = slices.Clone(p.Counts)
+	c.Sums = slices.Clone(p.Sums)
+	return c
+}
+
+// DriftMonitor watches a model's inputs, predictions and errors and turns
+// drift into alerts.
+//
+// Distribution drift: each watched feature column and the prediction score
+// feed a per-subject window. A subject's reference profile is given in
+// DriftConfig.Profiles or built from its first ReferenceSize finite values.
+// Every WindowSize rows (a round), each profiled subject with a non-empty
+// window is compared with its reference by a two-sample Kolmogorov-Smirnov
+// test on the reference's quantile bins (distribution.Compare; conservative).
+// The round's p-values are corrected across subjects (Benjamini-Hochberg or
+// Bonferroni at Alpha); a rejected subject signals a drift when its PSI is
+// at least MinPSI, else a warning. The signal's Statistic is the KS p-value,
+// its Threshold the corrected cut-off (rejected ⇔ p-value <= Threshold), and
+// its Window the number of current values. Then the windows are emptied.
+//
+// Error drift: each outcome feeds 1 (wrong) or 0 (right) to the error
+// detector, whose drift and warning become signals for subject "error". The
+// signal's Window is the number of outcomes seen by the monitor; its
+// Threshold is 0, as the detectors compare with no single scalar.
+//
+// All signals pass through one alert.Gate per stream (MinSamples,
+// hysteresis, cool-down, one drift alert per episode); the alerts it lets
+// through are returned for the caller to publish.
+//
+// A DriftMonitor is safe for concurrent use: batches and outcomes are
+// serialized by two mutexes, one per stream. In the steady state (every
+// subject profiled) ObserveBatch does not allocate per row; a round
+// allocates Benjamini-Hochberg's index slice, and an alert its slice.
+type DriftMonitor struct {
+	cfg DriftConfig
+
+	distMu   sync.Mutex
+	subjects []distSubject // features, then the prediction
+	rows     int           // rows of the current round
+	tested   []int         // subject indices of a round's tests
+	pValues  []float64
+	psi      []float64
+	reject   []bool
+	distGate *alert.Gate
+
+	errMu     sync.Mutex
+	errDet    detectors.Detector
+	errSeries series
+	outcomes  uint64
+	since     int  // outcomes since the last error signal
+	warning   bool // the error detector's warning at the last outcome
+	errGate   *alert.Gate
+}
+
+// NewDriftMonitor validates cfg and returns a monitor.
+func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Features = append([]string(nil), cfg.Features...)
+	given := cfg.Profiles
+	cfg.Profiles = nil // copied into the subjects below
+	m := &DriftMonitor{cfg: cfg}
+	var err error
+	if m.distGate, err = alert.NewGate(cfg.Gate); err != nil {
+		return nil, fmt.Errorf("drift monitor: %w", err)
+	}
+	if m.errGate, err = alert.NewGate(cfg.Gate); err != nil {
+		return nil, fmt.Errorf("drift monitor: %w", err)
+	}
+	if m.errDet, err = newErrorDetector(cfg.ErrorDetector); err != nil {
+		return nil, fmt.Errorf("drift monitor: %w", err)
+	}
+	m.errSeries.init(cfg.Metrics, m.errDet.Name(), SubjectError)
+
+	n := len(cfg.Features) + 1
+	m.subjects = make([]distSubject, n)
+	m.tested = make([]int, 0, n)
+	m.pValues = make([]float64, 0, n)
+	m.psi = make([]float64, 0, n)
+	m.reject = make([]bool, n)
+	for i := range m.subjects {
+		s := &m.subjects[i]
+		name := SubjectPrediction
+		if i < len(cfg.Features) {
+			name = cfg.Features[i]
+		}
+		s.init(cfg.Metrics, DetectorKS, name)
+		if j := slices.IndexFunc(given, func(p distribution.Profile) bool { return p.Subject == name }); j >= 0 {
+			s.setProfile(cloneProfile(&given[j]))
+		} else {
+			s.ref = make([]float64, 0, cfg.ReferenceSize)
+		}
+	}
+	return m, nil
+}
+
+// Profiles returns copies of the reference profiles in use, features first
+// and then the prediction, leaving out subjects still taking their
+// reference sample. Saved with a model version, they can be given back in
+// DriftConfig.Profiles.
+func (m *DriftMonitor) Profiles() []distribution.Profile {
+	m.distMu.Lock()
+	defer m.distMu.Unlock()
+	var out []distribution.Profile
+	for i := range m.subjects {
+		s := &m.subjects[i]
+		if s.window == nil {
+			continue
+		}
+		out = append(out, cloneProfile(&s.profile))
+	}
+	return out
+}
+
+// ObserveBatch feeds the first len(Features) dense columns of fb and the
+// scores (scores[j] is feature row j's prediction) into the distribution
+// windows; NaN and ±Inf values are missing and skipped. When a round
+// completes it tests every subject and returns the alerts to publish, in
+// subject order; usually it returns nil. It panics when fb has fewer dense
+// columns than Features or len(scores) != fb.Len(), which are wiring errors.
+func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32, now time.Time) []alert.Alert {
+	nf := len(m.cfg.Features)
+	if fb.NumDense < nf || len(scores) != fb.Len() {
+		panic(fmt.Sprintf("drift monitor: block with %d dense columns and %d scores for %d rows, want >= %d columns and one score per row",
+			fb.NumDense, len(scores), fb.Len(), nf))
+	}
+	m.distMu.Lock()
+	defer m.distMu.Unlock()
+	refSize, bins := m.cfg.ReferenceSize, m.cfg.Bins
+	pred := &m.subjects[nf]
+	var out []alert.Alert
+	for j, score := range scores {
+		row := fb.Dense[j*fb.NumDense : j*fb.NumDense+nf]
+		for k, x := range row {
+			m.subjects[k].observe(float64(x), refSize, bins)
+		}
+		pred.observe(float64(score), refSize, bins)
+		m.rows++
+		if m.rows == m.cfg.WindowSize {
+			out = m.evaluate(out, now)
+			m.rows = 0
+		}
+	}
+	return out
+}
+
+// evaluate runs one round's tests, appends the gate's alerts to out, and
+// empties the windows. distMu is held.
+func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert {
+	m.tested, m.pValues, m.psi = m.tested[:0], m.pValues[:0], m.psi[:0]
+	for i := range m.subjects {
+		s := &m.subjects[i]
+		if s.window == nil || s.window.Total() == 0 {
+			continue
+		}
+		r := distribution.Compare(s.window)
+		m.tested = append(m.tested, i)
+		m.pValues = append(m.pValues, r.KSPValue)
+		m.psi = append(m.psi, r.PSI)
+	}
+	if len(m.tested) == 0 {
+		return out
+	}
+	cut := m.cutoff()
+	for t, i := range m.tested {
+		s := &m.subjects[i]
+		p := m.pValues[t]
+		rejected := m.reject[t]
+		drift := rejected && m.psi[t] >= m.cfg.MinPSI
+		s.setStatistic(m.cfg.Metrics, p)
+		a, ok := m.distGate.Observe(alert.Signal{
+			Detector: DetectorKS, Subject: s.subject, ModelVersion: m.cfg.ModelVersion,
+			Statistic: p, Threshold: cut, Window: s.window.Total(),
+			Drift: drift, Warning: rejected && !drift, At: now,
+		})
+		s.window.Reset()
+		if ok {
+			s.series.record(m.cfg.Metrics, a)
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// cutoff applies the correction to m.pValues, setting m.reject, and returns
+// the p-value cut-off: hypothesis t is rejected exactly when its p-value is
+// at most the cut-off. For Benjamini-Hochberg with k rejections out of m it
+// is max(k,1)·Alpha/m: the rejected p-values are those <= k·Alpha/m, and
+// with none rejected every p-value exceeds Alpha/m.
+func (m *DriftMonitor) cutoff() float64 {
+	n := float64(len(m.pValues))
+	if m.cfg.Correction == CorrectionBonferroni {
+		m.reject = distribution.Bonferroni(m.reject, m.pValues, m.cfg.Alpha)
+		return m.cfg.Alpha / n
+	}
+	m.reject = distribution.BenjaminiHochberg(m.reject, m.pValues, m.cfg.Alpha)
+	k := 0
+	for _, r := range m.reject {
+		if r {
+			k++
+		}
+	}
+	return float64(max(k, 1)) * m.cfg.Alpha / n
+}
+
+// ObserveOutcome feeds one labelled prediction to the error detector: the
+// error is 1 when (score >= 0.5) != (label == 1), else 0. An outcome with a
+// NaN score or label is skipped. It signals the gate on a drift, when a
+// warning starts, and otherwise every ErrorSignalEvery outcomes, and returns
+// the alerts to publish (usually nil).
+func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []alert.Alert {
+	if math.IsNaN(score) || math.IsNaN(label) {
+		return nil
+	}
+	e := 0.0
+	if (score >= Threshold) != (label == 1) {
+		e = 1
+	}
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	m.errDet.Update(e)
+	m.outcomes++
+	m.since++
+	drift, warning := m.errDet.DriftDetected(), m.errDet.WarningDetected()
+	stat := m.errDet.Statistic()
+	m.errSeries.setStatistic(m.cfg.Metrics, stat)
+	newWarning := warning && !m.warning
+	m.warning = warning
+	if !drift && !newWarning && m.since < m.cfg.ErrorSignalEvery {
+		return nil
+	}
+	m.since = 0
+	a, ok := m.errGate.Observe(alert.Signal{
+		Detector: m.errDet.Name(), Subject: SubjectError, ModelVersion: m.cfg.ModelVersion,
+		Statistic: stat, Window: m.outcomes,
+		Drift: drift, Warning: warning, At: now,
+	})
+	if !ok {
+		return nil
+	}
+	m.errSeries.record(m.cfg.Metrics, a)
+	return []alert.Alert{a}
+}
