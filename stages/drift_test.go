@@ -1,8 +1,11 @@
 package stages
 
 import (
+	"encoding/json"
+	"errors"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/detectors/distribution"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/streams"
 )
@@ -26,9 +30,10 @@ type seaFeed struct {
 	stream     streams.Config
 	events     int
 	batch      int
-	shiftFrom  int     // from this event on, f2 += shift (covariate shift)
+	shiftCol   int     // column shifted by shift from event shiftFrom on
+	shiftFrom  int     // (covariate shift)
 	shift      float64 // 0: none
-	missingF3  bool    // f3 is always missing (NaN)
+	missingF3  int     // f3 is missing (NaN) in events i with i%missingF3 == 0; 0: never
 	noOutcomes bool
 }
 
@@ -55,10 +60,10 @@ func (f seaFeed) run(t testing.TB, m *DriftMonitor) []fedAlert {
 			gen.Next(&e)
 			x := e.F
 			if f.shift != 0 && i >= f.shiftFrom {
-				x[2] += f.shift
+				x[f.shiftCol] += f.shift
 			}
 			f3 := float32(x[3])
-			if f.missingF3 {
+			if f.missingF3 > 0 && i%f.missingF3 == 0 {
 				f3 = float32(math.NaN())
 			}
 			fb.Dense = append(fb.Dense, float32(x[0]), float32(x[1]), float32(x[2]), f3)
@@ -144,7 +149,7 @@ var seaStream = streams.Config{Concept: streams.ConceptSEA, Seed: 7, Noise: 0.1}
 func TestDriftMonitorCovariateShiftRaisesOneFeatureAlert(t *testing.T) {
 	m, reg := newTestMonitor(t, nil)
 	const shiftAt = 40_000
-	alerts := seaFeed{stream: seaStream, events: 100_000, batch: 500, shiftFrom: shiftAt, shift: 3}.run(t, m)
+	alerts := seaFeed{stream: seaStream, events: 100_000, batch: 500, shiftCol: 2, shiftFrom: shiftAt, shift: 3}.run(t, m)
 	if len(alerts) != 1 {
 		t.Fatalf("got alerts %s, want one KS/f2/drift", states(alerts))
 	}
@@ -253,5 +258,323 @@ func TestDriftMonitorErrorRateJumpRaisesOneErrorAlert(t *testing.T) {
 				t.Errorf("alerts_total{critical} = %v, want 1", got)
 			}
 		})
+	}
+}
+
+func TestDriftConfigValidate(t *testing.T) {
+	good := DefaultDriftConfig()
+	good.Features = driftFeatures
+	if err := good.Validate(); err != nil {
+		t.Fatalf("default config with features: %v", err)
+	}
+	profile, err := distribution.NewProfile("f0", []float64{1, 2, 3, 4}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*DriftConfig)
+		want error
+	}{
+		{"empty feature", func(c *DriftConfig) { c.Features = []string{"a", ""} }, ErrInvalidDriftConfig},
+		{"duplicate feature", func(c *DriftConfig) { c.Features = []string{"a", "a"} }, ErrInvalidDriftConfig},
+		{"reserved prediction", func(c *DriftConfig) { c.Features = []string{SubjectPrediction} }, ErrInvalidDriftConfig},
+		{"reserved error", func(c *DriftConfig) { c.Features = []string{SubjectError} }, ErrInvalidDriftConfig},
+		{"unknown detector", func(c *DriftConfig) { c.ErrorDetector = "kswin" }, ErrInvalidDriftConfig},
+		{"signal every", func(c *DriftConfig) { c.ErrorSignalEvery = 0 }, ErrInvalidDriftConfig},
+		{"reference size", func(c *DriftConfig) { c.ReferenceSize = 0 }, ErrInvalidDriftConfig},
+		{"bins", func(c *DriftConfig) { c.Bins = 1 }, ErrInvalidDriftConfig},
+		{"window", func(c *DriftConfig) { c.WindowSize = 0 }, ErrInvalidDriftConfig},
+		{"alpha 0", func(c *DriftConfig) { c.Alpha = 0 }, ErrInvalidDriftConfig},
+		{"alpha NaN", func(c *DriftConfig) { c.Alpha = math.NaN() }, ErrInvalidDriftConfig},
+		{"correction", func(c *DriftConfig) { c.Correction = "holm" }, ErrInvalidDriftConfig},
+		{"min PSI", func(c *DriftConfig) { c.MinPSI = -1 }, ErrInvalidDriftConfig},
+		{"min PSI Inf", func(c *DriftConfig) { c.MinPSI = math.Inf(1) }, ErrInvalidDriftConfig},
+		{"gate", func(c *DriftConfig) { c.Gate.ConfirmDrift = 0 }, alert.ErrInvalidConfig},
+		{"profile subject", func(c *DriftConfig) {
+			p := profile
+			p.Subject = "nope"
+			c.Profiles = []distribution.Profile{p}
+		}, ErrInvalidDriftConfig},
+		{"two profiles", func(c *DriftConfig) { c.Profiles = []distribution.Profile{profile, profile} }, ErrInvalidDriftConfig},
+		{"bad profile", func(c *DriftConfig) {
+			p := profile
+			p.Total++
+			c.Profiles = []distribution.Profile{p}
+		}, distribution.ErrInvalidProfile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.edit(&c)
+			err := c.Validate()
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Validate() = %v, want %v", err, tc.want)
+			}
+			if _, err := NewDriftMonitor(c); !errors.Is(err, tc.want) {
+				t.Fatalf("NewDriftMonitor() = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDriftCutoff(t *testing.T) {
+	// Sorted: 0.0001 <= 1·0.01/4, 0.004 <= 2·0.01/4, 0.02 > 3·0.01/4.
+	p := []float64{0.0001, 0.5, 0.004, 0.02}
+	for _, tc := range []struct {
+		correction string
+		cut        float64
+		reject     []bool
+	}{
+		{CorrectionBH, 0.005, []bool{true, false, true, false}},
+		{CorrectionBonferroni, 0.0025, []bool{true, false, false, false}},
+	} {
+		m := &DriftMonitor{cfg: DriftConfig{Alpha: 0.01, Correction: tc.correction}, pValues: p}
+		cut := m.cutoff()
+		if math.Abs(cut-tc.cut) > 1e-15 {
+			t.Errorf("%s: cut-off %v, want %v", tc.correction, cut, tc.cut)
+		}
+		for i := range p {
+			if m.reject[i] != tc.reject[i] || m.reject[i] != (p[i] <= cut) {
+				t.Errorf("%s: p=%v rejected %v, want %v (and p <= cut-off)", tc.correction, p[i], m.reject[i], tc.reject[i])
+			}
+		}
+	}
+}
+
+func TestDriftMonitorProfilesRoundTrip(t *testing.T) {
+	a, _ := newTestMonitor(t, nil)
+	if got := a.Profiles(); len(got) != 0 {
+		t.Fatalf("profiles before any data: %d, want 0", len(got))
+	}
+	seaFeed{stream: seaStream, events: 5000, batch: 1000, noOutcomes: true}.run(t, a)
+	profiles := a.Profiles()
+	if len(profiles) != len(driftFeatures)+1 || profiles[len(profiles)-1].Subject != SubjectPrediction {
+		t.Fatalf("got %d profiles, want one per feature and the prediction last", len(profiles))
+	}
+	// Save and load them, as a model version would carry them.
+	for i := range profiles {
+		data, err := json.Marshal(&profiles[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if profiles[i], err = distribution.ParseProfile(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stream shifted from its start: a monitor that carries the profiles
+	// sees it in its first round; one that profiles the stream itself takes
+	// the shift as normal.
+	shifted := seaFeed{stream: streams.Config{Concept: streams.ConceptSEA, Seed: 99}, events: 20_000, batch: 1000, shiftCol: 2, shift: 2, noOutcomes: true}
+	b, _ := newTestMonitor(t, func(c *DriftConfig) { c.Profiles = profiles })
+	got := shifted.run(t, b)
+	if len(got) != 1 || got[0].Subject != "f2" || got[0].State != alert.StateDrift || got[0].event != 4999 {
+		t.Errorf("with profiles: got %s (first at event %v), want one f2 drift at event 4999", states(got), got)
+	}
+	c, _ := newTestMonitor(t, nil)
+	if got := shifted.run(t, c); len(got) != 0 {
+		t.Errorf("without profiles: got %s, want none", states(got))
+	}
+}
+
+func TestDriftMonitorSkipsMissingValues(t *testing.T) {
+	t.Run("always missing", func(t *testing.T) {
+		m, reg := newTestMonitor(t, nil)
+		got := seaFeed{stream: seaStream, events: 30_000, batch: 500, missingF3: 1, noOutcomes: true}.run(t, m)
+		if len(got) != 0 {
+			t.Fatalf("got %s, want none", states(got))
+		}
+		// f3 is never tested: no statistic, no profile.
+		n, err := testutil.GatherAndCount(reg, "driftline_drift_statistic")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != len(driftFeatures) {
+			t.Errorf("%d statistic series, want %d (f0, f1, f2, prediction)", n, len(driftFeatures))
+		}
+		if ps := m.Profiles(); len(ps) != len(driftFeatures) {
+			t.Errorf("%d profiles, want %d", len(ps), len(driftFeatures))
+		}
+	})
+	t.Run("half missing", func(t *testing.T) {
+		m, _ := newTestMonitor(t, nil)
+		got := seaFeed{stream: seaStream, events: 30_000, batch: 500, missingF3: 2, shiftCol: 3, shiftFrom: 20_000, shift: 4, noOutcomes: true}.run(t, m)
+		if len(got) != 1 || got[0].Subject != "f3" {
+			t.Fatalf("got %s, want one f3 alert", states(got))
+		}
+		if got[0].Window != 2500 {
+			t.Errorf("f3 window %d, want 2500 (half the rows)", got[0].Window)
+		}
+	})
+}
+
+func TestDriftMonitorOutcomeSkipsNaN(t *testing.T) {
+	m, reg := newTestMonitor(t, func(c *DriftConfig) { c.ErrorSignalEvery = 1 })
+	if got := m.ObserveOutcome(math.NaN(), 1, time.Now()); got != nil {
+		t.Fatalf("NaN score raised %v", got)
+	}
+	if got := m.ObserveOutcome(0.9, math.NaN(), time.Now()); got != nil {
+		t.Fatalf("NaN label raised %v", got)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "driftline_drift_statistic"); n != 0 {
+		t.Errorf("NaN outcomes reached the detector: %d statistic series", n)
+	}
+	m.ObserveOutcome(0.9, 0, time.Now()) // wrong: ADWIN's mean is 1
+	if got := gauge(t, reg, "driftline_drift_statistic", "ADWIN", SubjectError); got != 1 {
+		t.Errorf("error statistic %v after one error, want 1", got)
+	}
+}
+
+func TestDriftMonitorPanicsOnMismatchedBlock(t *testing.T) {
+	m, _ := newTestMonitor(t, nil)
+	for name, tc := range map[string]struct {
+		fb     pipeline.FeatureBlock
+		scores []float32
+	}{
+		"too few columns": {pipeline.FeatureBlock{NumDense: 3, Dense: make([]float32, 3), Row: []int{0}}, []float32{0.5}},
+		"no scores":       {pipeline.FeatureBlock{NumDense: 4, Dense: make([]float32, 4), Row: []int{0}}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			m.ObserveBatch(&tc.fb, tc.scores, time.Now())
+		})
+	}
+}
+
+func TestDriftMonitorConcurrentUse(t *testing.T) {
+	m, reg := newTestMonitor(t, func(c *DriftConfig) { c.ReferenceSize, c.WindowSize = 2000, 2000 })
+	var wg sync.WaitGroup
+	alerts := make([][]fedAlert, 4)
+	for g := range alerts {
+		wg.Go(func() {
+			cfg := seaStream
+			cfg.Seed = uint64(100 + g)
+			alerts[g] = seaFeed{stream: cfg, events: 10_000, batch: 250}.run(t, m)
+		})
+	}
+	wg.Wait()
+	for g, as := range alerts {
+		if len(as) != 0 {
+			t.Errorf("goroutine %d: stationary streams raised %s", g, states(as))
+		}
+	}
+	if p := gauge(t, reg, "driftline_drift_statistic", DetectorKS, "f0"); !(p > 0 && p <= 1) {
+		t.Errorf("statistic{f0} = %v: no round ran", p)
+	}
+}
+
+func TestDriftMetricsLint(t *testing.T) {
+	m, reg := newTestMonitor(t, nil)
+	// f0 += 1 from event 50,000 is a drift of f0; through the score it is a
+	// significant but small shift of the prediction (PSI < 0.1): a warning.
+	// The error rate jumps at 60,000; ADWIN's episode resolves by 70,000.
+	seaFeed{stream: errorDriftStream, events: 70_000, batch: 500, shiftCol: 0, shiftFrom: 50_000, shift: 1}.run(t, m)
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	want := `
+# HELP driftline_drift_alerts_total Drift alerts raised (warning and drift, not resolutions).
+# TYPE driftline_drift_alerts_total counter
+driftline_drift_alerts_total{detector="ADWIN",severity="critical"} 1
+driftline_drift_alerts_total{detector="KS",severity="critical"} 1
+driftline_drift_alerts_total{detector="KS",severity="warning"} 1
+# HELP driftline_drift_state Drift episode state per detector and subject: 0 ok, 1 warning, 2 drift.
+# TYPE driftline_drift_state gauge
+driftline_drift_state{detector="ADWIN",subject="error"} 0
+driftline_drift_state{detector="KS",subject="f0"} 2
+driftline_drift_state{detector="KS",subject="f1"} 0
+driftline_drift_state{detector="KS",subject="f2"} 0
+driftline_drift_state{detector="KS",subject="f3"} 0
+driftline_drift_state{detector="KS",subject="prediction"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "driftline_drift_alerts_total", "driftline_drift_state"); err != nil {
+		t.Error(err)
+	}
+	if _, err := NewDriftMetrics(reg); err == nil {
+		t.Error("registering the metrics twice succeeded")
+	}
+}
+
+func TestDriftMonitorSteadyStateAllocations(t *testing.T) {
+	for _, tc := range []struct {
+		correction string
+		window     int
+		want       float64
+	}{
+		{CorrectionBH, 1 << 30, 0},     // rows only
+		{CorrectionBonferroni, 500, 0}, // a round per call
+		{CorrectionBH, 500, 1},         // a round per call: BH's index slice
+	} {
+		m, _ := newTestMonitor(t, func(c *DriftConfig) {
+			c.Correction, c.ReferenceSize, c.WindowSize = tc.correction, 500, tc.window
+		})
+		fb, scores := benchBlock(500)
+		m.ObserveBatch(&fb, scores, time.Now()) // takes the reference
+		now := time.Now()
+		if got := testing.AllocsPerRun(20, func() { m.ObserveBatch(&fb, scores, now) }); got != tc.want {
+			t.Errorf("%s, window %d: %v allocs per 500-row batch, want %v", tc.correction, tc.window, got, tc.want)
+		}
+	}
+	m, _ := newTestMonitor(t, func(c *DriftConfig) { c.ErrorSignalEvery = 1 })
+	now := time.Now()
+	if got := testing.AllocsPerRun(1000, func() { m.ObserveOutcome(0.7, 1, now) }); got != 0 {
+		t.Errorf("ObserveOutcome: %v allocs, want 0", got)
+	}
+}
+
+// benchBlock is n rows of the four driftFeatures and their scores, from a
+// seeded SEA stream.
+func benchBlock(n int) (pipeline.FeatureBlock, []float32) {
+	gen, err := streams.NewGenerator(seaStream)
+	if err != nil {
+		panic(err)
+	}
+	fb := pipeline.FeatureBlock{NumDense: len(driftFeatures)}
+	scores := make([]float32, n)
+	var e streams.Event
+	for j := range n {
+		gen.Next(&e)
+		fb.Dense = append(fb.Dense, float32(e.F[0]), float32(e.F[1]), float32(e.F[2]), float32(e.F[3]))
+		fb.Row = append(fb.Row, j)
+		scores[j] = float32(1 / (1 + math.Exp(-4*(8-e.F[0]-e.F[1]))))
+	}
+	return fb, scores
+}
+
+// BenchmarkDriftMonitorObserveBatch measures a 500-row batch of 4 features
+// and the score, in the steady state with the default 5,000-row rounds (so
+// one call in ten runs a round).
+func BenchmarkDriftMonitorObserveBatch(b *testing.B) {
+	m, _ := newTestMonitor(b, nil)
+	fb, scores := benchBlock(500)
+	now := time.Now()
+	for range 10 {
+		m.ObserveBatch(&fb, scores, now) // takes the reference
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		m.ObserveBatch(&fb, scores, now)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*fb.Len()), "ns/row")
+}
+
+// BenchmarkDriftMonitorObserveOutcome measures one outcome on the default
+// ADWIN error detector.
+func BenchmarkDriftMonitorObserveOutcome(b *testing.B) {
+	m, _ := newTestMonitor(b, nil)
+	now := time.Now()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		m.ObserveOutcome(float64(i%7)/6, float64(i%2), now)
 	}
 }
