@@ -67,7 +67,7 @@ func record(evs []ev) arrow.RecordBatch {
 // batch builds a scored pipeline.Batch of evs: every RowOK row has a
 // feature row and a score.
 func batch(topic string, partition int32, evs []ev) *pipeline.Batch {
-	b := &pipeline.Batch{Topic: topic, Partition: partition, Record: record(evs)}
+	b := &pipeline.Batch{Topic: topic, Partition: partition, Record: record(evs), Rejections: make([]pipeline.Rejection, len(evs))}
 	for i, e := range evs {
 		b.Messages = append(b.Messages, pipeline.Message{Topic: topic, Partition: partition, Offset: e.offset, Timestamp: e.recTime})
 		b.State = append(b.State, e.state)
