@@ -487,7 +487,7 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 		})
 		s.window.Reset()
 		if ok {
-			s.series.record(m.cfg.Metrics, a)
+			s.record(m.cfg.Metrics, a)
 			out = append(out, a)
 		}
 	}
