@@ -81,9 +81,11 @@ type Config struct {
 	// MaxRows rolls a file once it holds this many rows; files never hold
 	// more. Default 1,000,000.
 	MaxRows int64
-	// MaxBytes rolls a file once its compressed pages written so far reach
-	// this size (the open page and the footer are not counted, so files
-	// can end a little larger). Default 128 MiB.
+	// MaxBytes rolls a file once the compressed size of its pages reaches
+	// it, checked after each write. Pages are counted once flushed, which
+	// for the row group being filled is when it closes, so a file can
+	// exceed MaxBytes by up to about two row groups (see RowGroupRows).
+	// Default 128 MiB.
 	MaxBytes int64
 	// MaxAge rolls a file this long after it was opened: on the next write
 	// to its partition, or from Run. Default 5 minutes.
