@@ -1,0 +1,93 @@
+package rollout
+
+import (
+	"fmt"
+	"math"
+)
+
+// Stats are one arm's online metrics, cumulative over the rollout (a drop in N is taken
+// as a reset of the caller's counters).
+type Stats struct {
+	// N is the number of labelled outcomes behind Value.
+	N int64 `json:"n"`
+	// Value is the gate's metric over those outcomes (RMSE itself for rmse).
+	Value float64 `json:"value"`
+	// SD is the sample standard deviation of the per-outcome quantity: the log loss for
+	// logloss, the absolute error for mae, the squared error for rmse. Unused for
+	// accuracy and auc.
+	SD float64 `json:"sd,omitempty"`
+	// Positives is the number of positive labels among N; used for auc only.
+	Positives int64 `json:"positives,omitempty"`
+}
+
+// check reports why s cannot be measured with metric m, or nil.
+func (s Stats) check(m Metric) error {
+	if s.N < 0 || math.IsNaN(s.Value) || math.IsInf(s.Value, 0) || math.IsNaN(s.SD) || math.IsInf(s.SD, 0) || s.SD < 0 {
+		return fmt.Errorf("unusable stats n=%d value=%v sd=%v", s.N, s.Value, s.SD)
+	}
+	if (m == MetricAccuracy || m == MetricAUC) && (s.Value < 0 || s.Value > 1) {
+		return fmt.Errorf("%s %v outside [0, 1]", m, s.Value)
+	}
+	if !m.higherIsBetter() && s.Value < 0 {
+		return fmt.Errorf("%s %v is negative", m, s.Value)
+	}
+	if m == MetricAUC && (s.Positives < 1 || s.Positives >= s.N) {
+		return fmt.Errorf("auc needs both classes: %d positives of %d", s.Positives, s.N)
+	}
+	return nil
+}
+
+// compare returns the candidate's improvement over the champion (positive: better, in
+// the metric's units) with its lower and upper one-sided bounds at normal quantile z.
+// Both stats must have passed check and have N ≥ 1.
+func compare(m Metric, cand, champ Stats, z float64) (diff, lower, upper float64) {
+	switch m {
+	case MetricAccuracy:
+		p1, p2 := cand.Value, champ.Value
+		l1, u1 := wilson(p1, cand.N, z)
+		l2, u2 := wilson(p2, champ.N, z)
+		diff = p1 - p2
+		return diff, diff - math.Hypot(p1-l1, u2-p2), diff + math.Hypot(u1-p1, p2-l2)
+	case MetricAUC:
+		diff = cand.Value - champ.Value
+		se := math.Hypot(hanleyMcNeil(cand), hanleyMcNeil(champ))
+		return diff, diff - z*se, diff + z*se
+	}
+	diff = champ.Value - cand.Value
+	se := math.Hypot(meanSE(m, cand), meanSE(m, champ))
+	return diff, diff - z*se, diff + z*se
+}
+
+// wilson is the Wilson score interval for a proportion p of n trials.
+func wilson(p float64, n int64, z float64) (lo, hi float64) {
+	nf := float64(n)
+	z2 := z * z
+	den := 1 + z2/nf
+	center := (p + z2/(2*nf)) / den
+	half := z / den * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf))
+	return max(0, center-half), min(1, center+half)
+}
+
+// hanleyMcNeil is the standard error of an AUC (Hanley and McNeil, Radiology 1982).
+func hanleyMcNeil(s Stats) float64 {
+	a := s.Value
+	np, nn := float64(s.Positives), float64(s.N-s.Positives)
+	q1, q2 := a/(2-a), 2*a*a/(1+a)
+	return math.Sqrt(max(0, a*(1-a)+(np-1)*(q1-a*a)+(nn-1)*(q2-a*a)) / (np * nn))
+}
+
+// meanSE is the standard error of a mean loss; for rmse, of the root of the mean
+// squared error by the delta method.
+func meanSE(m Metric, s Stats) float64 {
+	se := s.SD / math.Sqrt(float64(s.N))
+	if m == MetricRMSE {
+		if s.Value == 0 {
+			return 0
+		}
+		return se / (2 * s.Value)
+	}
+	return se
+}
+
+// quantile returns the standard normal quantile of c.
+func quantile(c float64) float64 { return math.Sqrt2 * math.Erfinv(2*c-1) }
