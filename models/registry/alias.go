@@ -79,7 +79,8 @@ return {0, epoch}
 `)
 
 // MoveAlias applies m atomically with its audit event ("alias.set" or "alias.delete",
-// with details alias, from, to and epoch) and returns the model's new alias epoch.
+// with details alias, from, to and epoch, which take precedence over m.Details) and
+// returns the model's new alias epoch.
 // It fails with ErrConflict when the alias does not point at m.Expect, and with
 // ErrNotFound when the model or the target version does not exist, or when removing an
 // alias that is not set. On any error nothing changed.
@@ -95,6 +96,8 @@ func (r *Registry) MoveAlias(ctx context.Context, m AliasMove) (epoch int64, err
 	for k, v := range m.Details {
 		details[k] = v
 	}
+	delete(details, "from") // the script records these two
+	delete(details, "epoch")
 	details["alias"], details["to"] = m.Alias, strconv.FormatInt(m.Version, 10)
 	ev := Event{Who: m.Who, What: what, Model: m.Model, Version: m.Version, Why: m.Why, When: r.now(), Details: details}
 	k := r.modelKeys(m.Model)

@@ -288,7 +288,7 @@ func testAuditTrail(t *testing.T, r *redistest.Redis) {
 		t.Fatal(err)
 	}
 	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: "m", Alias: "champion", Version: 2, Who: "rollout", Why: "gate passed",
-		Details: map[string]string{"step": "3"}}); err != nil {
+		Details: map[string]string{"step": "3", "epoch": "forged"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: "m", Alias: "champion", Version: 2, Expect: 1, Who: "x"}); !errors.Is(err, registry.ErrConflict) {

@@ -42,6 +42,9 @@ func (r *Registry) Watch(ctx context.Context, model string) <-chan AliasChange {
 		last := int64(-1)
 		for {
 			set, _, err := r.readAliases(ctx, model)
+			if ctx.Err() != nil {
+				return
+			}
 			if err != nil || set.Epoch != last {
 				ch := AliasChange{AliasSet: set}
 				if err != nil {
