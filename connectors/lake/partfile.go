@@ -109,9 +109,11 @@ type partFile struct {
 	opened     time.Time
 	lastWrite  int64
 	rows       int64
-	minT, maxT int64 // event time, unix µs
-	sources    map[sourceKey]*SourceRange
-	order      []sourceKey
+	// groupClosed: the last write closed a row group.
+	groupClosed bool
+	minT, maxT  int64 // event time, unix µs
+	sources     map[sourceKey]*SourceRange
+	order       []sourceKey
 }
 
 type sourceKey struct {
@@ -156,11 +158,15 @@ func openPartFile(root string, hour, seq int64, schema *arrow.Schema, props *par
 }
 
 // write appends rec, whose rows have the given event times and offsets,
-// all from one input partition.
-func (pf *partFile) write(rec arrow.RecordBatch, times, offsets []int64, topic string, partition int32) error {
+// all from one input partition. It sets groupClosed when a row group of
+// rgRows rows filled and closed during the write.
+func (pf *partFile) write(rec arrow.RecordBatch, times, offsets []int64, topic string, partition int32, rgRows int64) error {
+	before := pf.rows
 	if err := pf.fw.WriteBuffered(rec); err != nil {
 		return fmt.Errorf("lake: write %s: %w", pf.rel, err)
 	}
+	// WriteBuffered closes a full row group when the next row arrives.
+	pf.groupClosed = before > 0 && (before-1)/rgRows != (before+rec.NumRows()-1)/rgRows
 	for _, t := range times {
 		if pf.rows == 0 || t < pf.minT {
 			pf.minT = t

@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -76,6 +77,12 @@ type Writer struct {
 	recTimes []int64 // unix µs; noTime when absent
 	times    []int64 // resolved event time, unix µs
 	bld      extraBuilders
+	// Grouping by hour, and gathering a group's rows.
+	hourGroup           map[int64]int
+	gid, order          []int
+	groupEnd, groupNext []int
+	gTimes, gOffsets    []int64
+	srcIdx, extIdx      *array.Int32Builder
 }
 
 const noTime = int64(-1 << 63)
@@ -126,6 +133,8 @@ func New(cfg Config) (*Writer, error) {
 		w.forbidden[c] = true
 	}
 	w.bld = newExtraBuilders(mem)
+	w.hourGroup = map[int64]int{}
+	w.srcIdx, w.extIdx = array.NewInt32Builder(mem), array.NewInt32Builder(mem)
 	return w, nil
 }
 
@@ -237,56 +246,157 @@ func (w *Writer) writeLocked(rec arrow.RecordBatch, ex rowExtras) error {
 	}
 	extra := w.bld.build(ex, w.offsets, w.times)
 	defer releaseAll(extra)
+	w.groupByHour()
+	for g := range len(w.groupEnd) {
+		a := 0
+		if g > 0 {
+			a = w.groupEnd[g-1]
+		}
+		if err := w.writeGroup(rec, extra, w.order[a:w.groupEnd[g]], ex); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupByHour orders the selected rows (indices into w.sel) by the hour of
+// their event time, hours in order of first appearance and rows in order
+// within each: w.order, with group g ending at w.groupEnd[g].
+func (w *Writer) groupByHour() {
+	clear(w.hourGroup)
+	w.gid = w.gid[:0]
+	w.groupEnd = w.groupEnd[:0]
+	last, lastG := int64(0), -1
+	for _, t := range w.times {
+		h := floorDiv(t, microsPerHour)
+		if lastG < 0 || h != last {
+			g, ok := w.hourGroup[h]
+			if !ok {
+				g = len(w.groupEnd)
+				w.hourGroup[h] = g
+				w.groupEnd = append(w.groupEnd, 0)
+			}
+			last, lastG = h, g
+		}
+		w.gid = append(w.gid, lastG)
+		w.groupEnd[lastG]++
+	}
+	for g := 1; g < len(w.groupEnd); g++ {
+		w.groupEnd[g] += w.groupEnd[g-1]
+	}
+	w.order = resize(w.order, len(w.gid))
+	next := w.groupNext[:0]
+	next = append(next, 0)
+	next = append(next, w.groupEnd[:len(w.groupEnd)-1]...)
+	for k, g := range w.gid {
+		w.order[next[g]] = k
+		next[g]++
+	}
+	w.groupNext = next
+}
+
+// writeGroup writes the selected rows ks (ascending indices into w.sel,
+// all in one hour) to that hour's files.
+func (w *Writer) writeGroup(rec arrow.RecordBatch, extra []arrow.Array, ks []int, ex rowExtras) error {
+	n, k0, kn := len(ks), ks[0], ks[len(ks)-1]
+	contiguous := kn-k0 == n-1 && w.sel[kn]-w.sel[k0] == n-1
 	nsrc := len(rec.Columns())
 	cols := make([]arrow.Array, nsrc+len(extra))
+	times, offsets := w.times[k0:kn+1], w.offsets[k0:kn+1]
+	switch {
+	case contiguous && w.sel[k0] == 0 && int64(n) == rec.NumRows() && n == len(w.sel):
+		copy(cols, rec.Columns())
+		copy(cols[nsrc:], extra)
+		for _, c := range cols {
+			c.Retain()
+		}
+	case contiguous:
+		for c, a := range rec.Columns() {
+			cols[c] = array.NewSlice(a, int64(w.sel[k0]), int64(w.sel[kn]+1))
+		}
+		for c, a := range extra {
+			cols[nsrc+c] = array.NewSlice(a, int64(k0), int64(kn+1))
+		}
+	default:
+		w.gTimes, w.gOffsets = w.gTimes[:0], w.gOffsets[:0]
+		w.srcIdx.Reserve(n)
+		w.extIdx.Reserve(n)
+		for _, k := range ks {
+			w.srcIdx.UnsafeAppend(int32(w.sel[k]))
+			w.extIdx.UnsafeAppend(int32(k))
+			w.gTimes = append(w.gTimes, w.times[k])
+			w.gOffsets = append(w.gOffsets, w.offsets[k])
+		}
+		times, offsets = w.gTimes, w.gOffsets
+		srcIdx, extIdx := w.srcIdx.NewArray(), w.extIdx.NewArray()
+		err := w.take(cols[:nsrc], rec.Columns(), srcIdx)
+		if err == nil {
+			err = w.take(cols[nsrc:], extra, extIdx)
+		}
+		srcIdx.Release()
+		extIdx.Release()
+		if err != nil {
+			for _, c := range cols {
+				if c != nil {
+					c.Release()
+				}
+			}
+			return err
+		}
+	}
+	out := array.NewRecordBatch(w.outSchema, cols, int64(n))
+	releaseAll(cols)
+	defer out.Release()
+
+	hour := floorDiv(times[0], microsPerHour)
 	now := w.cfg.Now()
-	for k := 0; k < len(w.sel); {
-		// A run: consecutive source rows in one hour, within one file.
-		hour := floorDiv(w.times[k], microsPerHour)
+	for off := 0; off < n; {
 		pf, err := w.fileFor(hour, now)
 		if err != nil {
 			return w.fail(err)
 		}
-		end := k + 1
-		for end < len(w.sel) && w.sel[end] == w.sel[end-1]+1 && floorDiv(w.times[end], microsPerHour) == hour {
-			end++
+		m := min(n-off, int(w.cfg.MaxRows-pf.rows))
+		part := out
+		if m < n {
+			part = out.NewSlice(int64(off), int64(off+m))
 		}
-		end = min(end, k+int(w.cfg.MaxRows-pf.rows))
-		src0 := int64(w.sel[k])
-		whole := k == 0 && end == len(w.sel) && src0 == 0 && int64(end) == rec.NumRows()
-		for c, a := range rec.Columns() {
-			if whole {
-				cols[c] = a
-			} else {
-				cols[c] = array.NewSlice(a, src0, src0+int64(end-k))
-			}
+		err = pf.write(part, times[off:off+m], offsets[off:off+m], ex.topic, ex.partition, w.cfg.RowGroupRows)
+		if m < n {
+			part.Release()
 		}
-		for c, a := range extra {
-			if whole {
-				cols[nsrc+c] = a
-			} else {
-				cols[nsrc+c] = array.NewSlice(a, int64(k), int64(end))
-			}
-		}
-		out := array.NewRecordBatch(w.outSchema, cols, int64(end-k))
-		if !whole {
-			releaseAll(cols)
-		}
-		err = pf.write(out, w.times[k:end], w.offsets[k:end], ex.topic, ex.partition)
-		out.Release()
 		if err != nil {
 			return w.fail(err)
 		}
 		w.tick++
 		pf.lastWrite = w.tick
-		if pf.rows >= w.cfg.MaxRows || pf.fw.TotalCompressedBytes() >= w.cfg.MaxBytes {
+		if pf.rows >= w.cfg.MaxRows || pf.groupClosed && pf.fw.TotalCompressedBytes() >= w.cfg.MaxBytes {
 			if err := w.commitLocked(hour); err != nil {
 				return err
 			}
 		}
-		k = end
+		off += m
 	}
 	return nil
+}
+
+// take sets dst[c] to src[c] gathered at idx.
+func (w *Writer) take(dst, src []arrow.Array, idx arrow.Array) error {
+	ctx := compute.WithAllocator(context.Background(), w.mem)
+	for c, a := range src {
+		t, err := compute.TakeArrayOpts(ctx, a, idx, compute.TakeOptions{BoundsCheck: false})
+		if err != nil {
+			return fmt.Errorf("lake: gather rows: %w", err)
+		}
+		dst[c] = t
+	}
+	return nil
+}
+
+func resize(s []int, n int) []int {
+	if cap(s) < n {
+		return make([]int, n)
+	}
+	return s[:n]
 }
 
 func (w *Writer) usable() error {
@@ -509,6 +619,8 @@ func (w *Writer) Close() error {
 	}
 	w.closed = true
 	w.bld.release()
+	w.srcIdx.Release()
+	w.extIdx.Release()
 	if cerr := w.manifest.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("lake: close manifest: %w", cerr)
 	}
