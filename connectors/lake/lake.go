@@ -81,10 +81,10 @@ type Config struct {
 	// MaxRows rolls a file once it holds this many rows; files never hold
 	// more. Default 1,000,000.
 	MaxRows int64
-	// MaxBytes rolls a file once the compressed size of its pages reaches
-	// it, checked after each write. Pages are counted once flushed, which
-	// for the row group being filled is when it closes, so a file can
-	// exceed MaxBytes by up to about two row groups (see RowGroupRows).
+	// MaxBytes rolls a file once its compressed size reaches it, checked
+	// each time one of its row groups fills and closes; the row group
+	// being filled is held in memory and not counted, so a file can exceed
+	// MaxBytes by up to about two row groups (see RowGroupRows).
 	// Default 128 MiB.
 	MaxBytes int64
 	// MaxAge rolls a file this long after it was opened: on the next write
