@@ -95,9 +95,10 @@ func (c SubscriberConfig) Validate() error {
 // one before it was Acked; a Nacked message is delivered again, as a new
 // *message.Message with the same UUID, payload and metadata, after NackResendDelay.
 // Partitions are delivered concurrently, so a topic with several partitions has no
-// total order. With a consumer group, rebalances wait until the messages of the current
-// poll are Acked (kgo.BlockRebalanceOnPoll): a handler that holds a message longer than
-// the group's rebalance timeout gets its member evicted, and its messages redelivered.
+// total order. With a consumer group, a rebalance that revokes a partition stops its
+// delivery and waits for an Ack's commit in progress, but not for a message in flight:
+// that message's context is canceled, its Ack no longer commits, and the partition's new
+// owner delivers it again. A slow handler thus never holds up a rebalance of the group.
 type Subscriber struct {
 	cfg   SubscriberConfig
 	admin *kgo.Client
@@ -161,21 +162,23 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.wg.Add(1)
 	s.mu.Unlock()
 
-	cl, err := kgo.NewClient(s.clientOptions(topic)...)
+	out := make(chan *message.Message)
+	c := &consumption{
+		out:    out,
+		group:  s.cfg.ConsumerGroup != "",
+		delay:  s.cfg.NackResendDelay,
+		logger: s.cfg.Logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}),
+		owned:  map[topicPartition]bool{},
+		active: map[topicPartition]*worker{},
+	}
+	cl, err := kgo.NewClient(s.clientOptions(topic, c)...)
 	if err != nil {
 		s.wg.Done()
 		return nil, fmt.Errorf("watermillkafka: subscribe to %q: new client: %w", topic, err)
 	}
 	subCtx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.ctx, cancel)
-	out := make(chan *message.Message)
-	c := &consumption{
-		cl:     cl,
-		out:    out,
-		group:  s.cfg.ConsumerGroup != "",
-		delay:  s.cfg.NackResendDelay,
-		logger: s.cfg.Logger.With(watermill.LogFields{"topic": topic, "consumer_group": s.cfg.ConsumerGroup}),
-	}
+	c.cl = cl
 	go func() {
 		defer s.wg.Done()
 		defer close(out)
@@ -187,7 +190,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
-func (s *Subscriber) clientOptions(topic string) []kgo.Opt {
+func (s *Subscriber) clientOptions(topic string, c *consumption) []kgo.Opt {
 	start := kgo.NewOffset().AtStart()
 	if s.cfg.InitialOffset == FromEnd {
 		start = kgo.NewOffset().AtEnd()
@@ -201,7 +204,9 @@ func (s *Subscriber) clientOptions(topic string) []kgo.Opt {
 		opts = append(opts,
 			kgo.ConsumerGroup(s.cfg.ConsumerGroup),
 			kgo.DisableAutoCommit(),
-			kgo.BlockRebalanceOnPoll(),
+			kgo.OnPartitionsAssigned(c.assigned),
+			kgo.OnPartitionsRevoked(c.revoked),
+			kgo.OnPartitionsLost(c.revoked),
 		)
 	}
 	return append(opts, s.cfg.ClientOptions...)
@@ -281,12 +286,26 @@ type consumption struct {
 	group  bool
 	delay  time.Duration
 	logger watermill.LoggerAdapter
+
+	mu     sync.Mutex
+	owned  map[topicPartition]bool    // with a group: the partitions assigned to this member
+	active map[topicPartition]*worker // the partitions of the current poll still delivering
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// worker delivers one partition's records of one poll.
+type worker struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // run polls and delivers until ctx is done. Each poll's partitions are delivered
-// concurrently, each in order; the next poll, and any rebalance, waits for all of them.
+// concurrently, each in order; the next poll waits for all of them.
 func (c *consumption) run(ctx context.Context) {
-	defer c.cl.AllowRebalance() // a blocked rebalance would stall leaving the group
 	for {
 		fs := c.cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -298,16 +317,64 @@ func (c *consumption) run(ctx context.Context) {
 			c.logger.Error("fetch failed", err, watermill.LogFields{"partition": partition})
 		})
 		var wg sync.WaitGroup
+		c.mu.Lock()
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) > 0 {
-				wg.Go(func() { c.deliverAll(ctx, p.Records) })
+			tp := topicPartition{p.Topic, p.Partition}
+			// A partition revoked between the poll and here is not ours to deliver.
+			if len(p.Records) == 0 || (c.group && !c.owned[tp]) {
+				return
 			}
+			pctx, cancel := context.WithCancel(ctx)
+			w := &worker{cancel: cancel, done: make(chan struct{})}
+			c.active[tp] = w
+			wg.Go(func() {
+				defer close(w.done)
+				defer cancel()
+				c.deliverAll(pctx, p.Records)
+			})
 		})
+		c.mu.Unlock()
 		wg.Wait()
-		c.cl.AllowRebalance()
+		c.mu.Lock()
+		clear(c.active)
+		c.mu.Unlock()
 		if failed && fs.NumRecords() == 0 && !sleep(ctx, fetchErrorBackoff) {
 			return
 		}
+	}
+}
+
+// assigned is the group's OnPartitionsAssigned callback.
+func (c *consumption) assigned(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			c.owned[topicPartition{topic, p}] = true
+		}
+	}
+}
+
+// revoked is the group's OnPartitionsRevoked and OnPartitionsLost callback: it stops
+// delivering parts and returns once their workers have ended, so that no commit for a
+// revoked partition follows the rebalance.
+func (c *consumption) revoked(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	var stopping []*worker
+	c.mu.Lock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			tp := topicPartition{topic, p}
+			delete(c.owned, tp)
+			if w := c.active[tp]; w != nil {
+				w.cancel()
+				stopping = append(stopping, w)
+				delete(c.active, tp)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, w := range stopping {
+		<-w.done
 	}
 }
 

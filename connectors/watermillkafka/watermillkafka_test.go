@@ -346,3 +346,38 @@ func TestEmptyTopicRejected(t *testing.T) {
 		t.Fatalf("subscribe to empty topic: %v, want an empty topic error", err)
 	}
 }
+
+// TestHeldMessageDoesNotBlockGroup holds a message un-Acked in one member of a group
+// while another member of the same group joins for another topic: the rebalance that
+// assigns it must not wait for the held message (the group's rebalance timeout is 60 s).
+func TestHeldMessageDoesNotBlockGroup(t *testing.T) {
+	b := kafkatest.StartKfake(t)
+	b.CreateTopic(t, "held", 1)
+	b.CreateTopic(t, "other", 1)
+	pub := newTestPublisher(t, b, nil)
+	sub := newTestSubscriber(t, b, SubscriberConfig{ConsumerGroup: "shared"})
+	if err := pub.Publish("held", message.NewMessage("held-1", nil), message.NewMessage("held-2", nil)); err != nil {
+		t.Fatal(err)
+	}
+	held, err := sub.Subscribe(context.Background(), "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := receive(t, held) // never Acked
+
+	if err := pub.Publish("other", message.NewMessage("other-1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sub.Subscribe(context.Background(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := receive(t, other); msg.UUID != "other-1" {
+		t.Fatalf("got %s, want other-1", msg.UUID)
+	}
+	select {
+	case msg := <-held:
+		t.Fatalf("%s delivered while %s is not Acked", msg.UUID, first.UUID)
+	default:
+	}
+}
