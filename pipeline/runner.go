@@ -7,9 +7,11 @@ import (
 	"time"
 )
 
-// DLQPayloadFunc turns a rejected input into the DLQ record's value and
-// any extra headers (e.g. encrypting it and naming the key). It appends to dst.
-type DLQPayloadFunc func(dst, raw []byte) ([]byte, []Header, error)
+// DLQPayloadFunc shapes a rejected input's DLQ record: it appends the
+// record's value to dst (e.g. the input, encrypted) and returns the
+// record's key and any extra headers (e.g. the key id). Input keys may hold
+// PII too, so the function decides what happens to them.
+type DLQPayloadFunc func(dst []byte, msg *Message) (value, key []byte, hdrs []Header, err error)
 
 // RunnerConfig configures a per-partition Runner.
 type RunnerConfig struct {
@@ -100,15 +102,17 @@ func (r *Runner) addDLQRecords(b *Batch) error {
 	type span struct{ start, end int }
 	var spans []span
 	var extra [][]Header
+	var keys [][]byte
 	for i, s := range b.State {
 		if s != RowRejected {
 			continue
 		}
 		start := len(r.dlq)
 		var hdrs []Header
+		key := b.Messages[i].Key
 		if r.cfg.DLQPayload != nil {
 			var err error
-			if r.dlq, hdrs, err = r.cfg.DLQPayload(r.dlq, b.Messages[i].Value); err != nil {
+			if r.dlq, key, hdrs, err = r.cfg.DLQPayload(r.dlq, &b.Messages[i]); err != nil {
 				return fmt.Errorf("dlq payload: %w", err)
 			}
 		} else {
@@ -116,6 +120,7 @@ func (r *Runner) addDLQRecords(b *Batch) error {
 		}
 		spans = append(spans, span{start, len(r.dlq)})
 		extra = append(extra, hdrs)
+		keys = append(keys, key)
 	}
 	n := 0
 	for i, s := range b.State {
@@ -135,7 +140,7 @@ func (r *Runner) addDLQRecords(b *Batch) error {
 			{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, msg.Offset, 10)},
 		}, extra[n]...)
 		sp := spans[n]
-		b.Outputs = append(b.Outputs, OutRecord{Topic: r.cfg.DLQTopic, Key: msg.Key, Value: r.dlq[sp.start:sp.end:sp.end], Headers: hdrs})
+		b.Outputs = append(b.Outputs, OutRecord{Topic: r.cfg.DLQTopic, Key: keys[n], Value: r.dlq[sp.start:sp.end:sp.end], Headers: hdrs})
 		n++
 	}
 	return nil

@@ -196,13 +196,18 @@ type EntitySpec struct {
 
 // ModelSpec names the online model that scores events.
 type ModelSpec struct {
-	Name      string  `yaml:"name"`
-	Version   string  `yaml:"version"`
-	Kind      string  `yaml:"kind"`
-	Optimizer string  `yaml:"optimizer"`
+	Name    string `yaml:"name"`
+	Version string `yaml:"version"`
+	// Kind is the learner: logistic (default), softmax or linear.
+	Kind string `yaml:"kind"`
+	// Classes is K for softmax.
+	Classes int `yaml:"classes"`
+	// Optimizer is sgd (default), adagrad or ftrl.
+	Optimizer string `yaml:"optimizer"`
+	// LearnRate is the optimizer's step size; 0 takes its default.
 	LearnRate float64 `yaml:"learn_rate"`
+	L1        float64 `yaml:"l1"`
 	L2        float64 `yaml:"l2"`
-	Seed      uint64  `yaml:"seed"`
 }
 
 // OutputSpec shapes the prediction records.
@@ -590,9 +595,22 @@ func (s *Spec) Validate() error {
 		add("model.name", "is required")
 	}
 	switch s.Model.Kind {
-	case "logistic":
+	case "logistic", "linear":
+	case "softmax":
+		if s.Model.Classes < 2 {
+			add("model.classes", "softmax needs at least 2 classes, got %d", s.Model.Classes)
+		}
 	default:
-		add("model.kind", "unknown kind %q (want logistic)", s.Model.Kind)
+		add("model.kind", "unknown kind %q (want logistic, softmax or linear)", s.Model.Kind)
+	}
+	switch s.Model.Optimizer {
+	case "", "sgd", "adagrad":
+		if s.Model.L1 != 0 {
+			add("model.l1", "l1 needs optimizer ftrl")
+		}
+	case "ftrl":
+	default:
+		add("model.optimizer", "unknown optimizer %q (want sgd, adagrad or ftrl)", s.Model.Optimizer)
 	}
 	if s.Model.LearnRate < 0 {
 		add("model.learn_rate", "must not be negative")

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -103,6 +104,7 @@ func decodeAESKey(s string) ([]byte, error) {
 // Anonymize is used by one partition loop at a time.
 type Anonymize struct {
 	cols    []anonCol
+	newMAC  func() hash.Hash
 	mac     hash.Hash
 	aead    cipher.AEAD
 	keyID   string
@@ -138,7 +140,9 @@ func NewAnonymize(spec *pipeline.Spec, keys Keys) (*Anonymize, error) {
 		}
 	}
 	if len(keys.HMAC) > 0 {
-		a.mac = hmac.New(sha256.New, keys.HMAC)
+		key := bytes.Clone(keys.HMAC)
+		a.newMAC = func() hash.Hash { return hmac.New(sha256.New, key) }
+		a.mac = a.newMAC()
 	}
 	if len(keys.AES) > 0 {
 		block, err := aes.NewCipher(keys.AES)
@@ -229,6 +233,43 @@ func (a *Anonymize) Encrypt(dst, plain, ad []byte) ([]byte, error) {
 	}
 	sealed = a.aead.Seal(sealed, sealed[:ns], plain, ad)
 	return base64.StdEncoding.AppendEncode(dst, sealed), nil
+}
+
+// DLQAssociatedData binds encrypted DLQ payloads to their use.
+const DLQAssociatedData = "driftline.dlq"
+
+// Clone returns an Anonymize with the same keys and its own scratch state,
+// for another partition loop.
+func (a *Anonymize) Clone() *Anonymize {
+	c := *a
+	c.sum, c.scratch = nil, nil
+	if a.mac != nil {
+		c.mac = a.newMAC()
+	}
+	return &c
+}
+
+// HeaderEncryptedKey carries a DLQ record's original key, encrypted.
+const HeaderEncryptedKey = "driftline.source.key.encrypted"
+
+// EncryptDLQ is a pipeline.DLQPayloadFunc: the DLQ value is the input
+// encrypted with AES-256-GCM, the input key moves, encrypted, to the
+// driftline.source.key.encrypted header, and driftline.key_id names the
+// key. The record itself has no key, so no plaintext reaches the DLQ.
+func (a *Anonymize) EncryptDLQ(dst []byte, msg *pipeline.Message) (value, key []byte, hdrs []pipeline.Header, err error) {
+	value, err = a.Encrypt(dst, msg.Value, []byte(DLQAssociatedData))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hdrs = []pipeline.Header{{Key: pipeline.HeaderKeyID, Value: []byte(a.keyID)}}
+	if len(msg.Key) > 0 {
+		encKey, err := a.Encrypt(nil, msg.Key, []byte(DLQAssociatedData))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		hdrs = append(hdrs, pipeline.Header{Key: HeaderEncryptedKey, Value: encKey})
+	}
+	return value, nil, hdrs, nil
 }
 
 // KeyID is the encryption key's id ("" without one).

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -21,13 +22,6 @@ const (
 	ArmShadow   = "shadow"
 )
 
-// OnlineModel is what the score and label-join stages need of a learner;
-// models.Learner satisfies it.
-type OnlineModel interface {
-	Predict(dst []float32, rows *models.Rows)
-	Learn(rows *models.Rows, y []float32)
-}
-
 // ServedModel is one model version serving one rollout arm. It is safe for
 // concurrent use: the partition loops' Predict calls and the label join's
 // Learn calls are serialized by its mutex.
@@ -36,26 +30,33 @@ type ServedModel struct {
 	Version string
 	Arm     string
 	mu      sync.Mutex
-	model   OnlineModel
+	model   models.Learner
 }
 
 // NewServedModel wraps a model for serving.
-func NewServedModel(name, version, arm string, m OnlineModel) *ServedModel {
+func NewServedModel(name, version, arm string, m models.Learner) *ServedModel {
 	return &ServedModel{Name: name, Version: version, Arm: arm, model: m}
 }
 
-// Predict scores rows into dst.
-func (s *ServedModel) Predict(dst []float32, rows *models.Rows) {
+// Predict scores rows into dst (see models.Learner.Predict).
+func (s *ServedModel) Predict(dst []float32, rows *models.Rows) error {
 	s.mu.Lock()
-	s.model.Predict(dst, rows)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return s.model.Predict(dst, rows)
 }
 
-// Learn updates the model on labelled rows.
-func (s *ServedModel) Learn(rows *models.Rows, y []float32) {
+// Learn updates the model on labelled rows (see models.Learner.Learn).
+func (s *ServedModel) Learn(rows *models.Rows, y []float32) error {
 	s.mu.Lock()
-	s.model.Learn(rows, y)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return s.model.Learn(rows, y)
+}
+
+// Snapshot returns a copy of the model, for export or checkpoints.
+func (s *ServedModel) Snapshot() models.Learner {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.model.Clone()
 }
 
 // Threshold turns a score into a predicted class.
@@ -118,7 +119,9 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 		b.Scores = make([]float32, n)
 	}
 	b.Scores = b.Scores[:n]
-	s.model.Predict(b.Scores, &s.rows)
+	if err := s.model.Predict(b.Scores, &s.rows); err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
 	// One buffer holds every value of the batch; records slice into it.
 	s.buf = s.buf[:0]
 	ends := make([]int, 0, 2*n)

@@ -80,6 +80,10 @@ type Client struct {
 	open    func(topic string, partition int32) (pipeline.PartitionHandler, error)
 	runCtx  context.Context
 	errs    chan error
+	// started is closed when Run has set open (or on Close): the group may
+	// assign partitions as soon as the client exists, before Run.
+	started   chan struct{}
+	startOnce sync.Once
 
 	closeOnce sync.Once
 }
@@ -94,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, workers: map[tp]*partitionWorker{}, errs: make(chan error, 1)}
+	c := &Client{cfg: cfg, log: cfg.Logger, workers: map[tp]*partitionWorker{}, errs: make(chan error, 1), started: make(chan struct{})}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -105,13 +109,11 @@ func New(cfg Config) (*Client, error) {
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	}
 	if cfg.Group != "" {
-		c.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "driftline_kafka_consumer_lag_records",
-			Help: "Records between the last processed offset and the high watermark, per assigned input partition.",
-		}, []string{"partition"})
-		if err := cfg.Registerer.Register(c.lag); err != nil {
-			return nil, fmt.Errorf("kafka: register lag gauge: %w", err)
+		lag, err := lagGauge(cfg.Registerer)
+		if err != nil {
+			return nil, err
 		}
+		c.lag = lag
 		st := cfg.SessionTimeout
 		if st == 0 {
 			st = pipeline.DefaultSessionTimeout
@@ -139,6 +141,25 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// lagGauge registers the consumer lag gauge on reg, or returns the one
+// another Client already registered there.
+func lagGauge(reg prometheus.Registerer) (*prometheus.GaugeVec, error) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "driftline_kafka_consumer_lag_records",
+		Help: "Records between the last processed offset and the high watermark, per assigned partition.",
+	}, []string{"topic", "partition"})
+	if err := reg.Register(g); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.GaugeVec); ok {
+				return existing, nil
+			}
+		}
+		return nil, fmt.Errorf("kafka: register lag gauge: %w", err)
+	}
+	return g, nil
+}
+
 // Kgo returns the underlying franz-go client, for admin calls.
 func (c *Client) Kgo() *kgo.Client { return c.cl }
 
@@ -161,6 +182,7 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 	c.mu.Lock()
 	c.open, c.runCtx = open, workCtx
 	c.mu.Unlock()
+	c.startOnce.Do(func() { close(c.started) })
 
 	var runErr error
 	for runErr == nil {
@@ -213,8 +235,12 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 }
 
 func (c *Client) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	<-c.started
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.open == nil {
+		return // closed before Run
+	}
 	for topic, parts := range assigned {
 		for _, p := range parts {
 			h, err := c.open(topic, p)
@@ -255,7 +281,7 @@ func (c *Client) stopWorkers(parts map[string][]int32) {
 				delete(c.workers, tp{topic, p})
 				close(w.quit)
 				stopping = append(stopping, w)
-				c.lag.DeleteLabelValues(strconv.Itoa(int(p)))
+				c.lag.DeleteLabelValues(topic, strconv.Itoa(int(p)))
 			}
 		}
 	}
@@ -312,6 +338,7 @@ func (c *Client) Write(ctx context.Context, recs []pipeline.OutRecord) error {
 
 // Close closes the client; it is idempotent.
 func (c *Client) Close() {
+	c.startOnce.Do(func() { close(c.started) })
 	c.closeOnce.Do(func() { c.cl.CloseAllowingRebalance() })
 }
 
@@ -341,7 +368,7 @@ func newPartitionWorker(c *Client, topic string, p int32, h pipeline.PartitionHa
 		queue: make(chan chunk, c.cfg.MaxInFlight),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
-		lag:   c.lag.WithLabelValues(strconv.Itoa(int(p))),
+		lag:   c.lag.WithLabelValues(topic, strconv.Itoa(int(p))),
 	}
 }
 

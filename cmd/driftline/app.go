@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
+)
+
+// dataPlane is one running pipeline: a Kafka client, the stages built per
+// partition, the champion model and the metrics.
+type dataPlane struct {
+	spec     *pipeline.Spec
+	rdb      redis.UniversalClient
+	kc       *kafka.Client
+	reg      *prometheus.Registry
+	metrics  *pipeline.Metrics
+	keys     stages.Keys
+	champion *stages.ServedModel
+	log      *slog.Logger
+	dlqCrypt *stages.Anonymize
+	// join caches scored rows' features until their labels arrive.
+	join        *stages.LabelJoin
+	joinMetrics *stages.JoinMetrics
+}
+
+// newDataPlane wires the spec's data plane over a Redis client and brokers.
+func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logger) (*dataPlane, error) {
+	keys, err := stages.LoadKeys(&spec.Stages.Anonymize)
+	if err != nil {
+		return nil, fmt.Errorf("stages.anonymize: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := pipeline.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	fz, err := stages.NewFeaturize(spec, rdb)
+	if err != nil {
+		return nil, err
+	}
+	learner, err := stages.NewLearner(spec, fz)
+	if err != nil {
+		return nil, err
+	}
+	dp := &dataPlane{
+		spec: spec, rdb: rdb, reg: reg, metrics: metrics, keys: keys, log: log,
+		champion: stages.NewServedModel(spec.Model.Name, spec.Model.Version, stages.ArmChampion, learner),
+	}
+	if dp.joinMetrics, err = stages.NewJoinMetrics(reg); err != nil {
+		return nil, err
+	}
+	if spec.Topics.Labels != "" {
+		cache := stages.NewPredictionCache(spec, rdb, spec.Model.Version, dp.joinMetrics)
+		dp.join = stages.NewLabelJoin(spec, cache, dp.champion)
+	}
+	if spec.Stages.Anonymize.DLQPayload == "encrypt" {
+		if dp.dlqCrypt, err = stages.NewAnonymize(spec, keys); err != nil {
+			return nil, err
+		}
+	}
+	kc, err := kafka.New(kafka.Config{
+		Brokers:        spec.Kafka.Brokers,
+		ClientID:       spec.Kafka.ClientID,
+		Group:          spec.Kafka.Group,
+		Topics:         []string{spec.Topics.Input},
+		SessionTimeout: spec.Kafka.SessionTimeout.D(),
+		BatchSize:      spec.Batch.Size,
+		Linger:         spec.Batch.Linger.D(),
+		MaxInFlight:    spec.Batch.MaxInFlight,
+		Registerer:     reg,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dp.kc = kc
+	return dp, nil
+}
+
+// openPartition builds one partition's stages and runner.
+func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler, error) {
+	spec := dp.spec
+	stageList := []pipeline.Stage{stages.NewDecode(spec), stages.NewValidate(spec)}
+	if spec.Stages.Dedupe.On() {
+		stageList = append(stageList, stages.NewDedupe(spec, dp.rdb))
+	}
+	if len(spec.Stages.Anonymize.Fields) > 0 {
+		an, err := stages.NewAnonymize(spec, dp.keys)
+		if err != nil {
+			return nil, err
+		}
+		stageList = append(stageList, an)
+	}
+	fz, err := stages.NewFeaturize(spec, dp.rdb)
+	if err != nil {
+		return nil, err
+	}
+	score := stages.NewScore(spec, dp.champion, dp.keys.AESKeyID)
+	if dp.join != nil {
+		score.Observe = dp.join.Observe
+	}
+	stageList = append(stageList, fz, score)
+	cfg := pipeline.RunnerConfig{Stages: stageList, Sink: dp.kc, DLQTopic: spec.Topics.DLQ, Metrics: dp.metrics}
+	if dp.dlqCrypt != nil {
+		crypt := dp.dlqCrypt.Clone()
+		cfg.DLQPayload = crypt.EncryptDLQ
+	}
+	return pipeline.NewRunner(cfg)
+}
+
+// run consumes until ctx ends, then drains, commits and closes.
+func (dp *dataPlane) run(ctx context.Context) error {
+	return dp.kc.Run(ctx, dp.openPartition)
+}
+
+// serveAdmin serves /metrics, /healthz and /readyz on addr until ctx ends.
+// It returns the address it listens on.
+func serveAdmin(ctx context.Context, addr string, reg *prometheus.Registry, ready func() bool, log *slog.Logger) (string, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: no partition assignment yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("admin.addr: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	return ln.Addr().String(), nil
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+//go:embed demo.yaml
+var demoSpecYAML []byte
+
+// demoSummary is the one-line JSON the demo prints with --json.
+type demoSummary struct {
+	Produced    int64   `json:"produced"`
+	Valid       int64   `json:"valid"`
+	Malformed   int64   `json:"malformed"`
+	Duplicates  int64   `json:"duplicates"`
+	Predicted   int64   `json:"predicted"`
+	DLQ         int64   `json:"dlq"`
+	Deduped     int64   `json:"deduplicated"`
+	Lost        int64   `json:"lost"`
+	EventsPerS  float64 `json:"events_per_s"`
+	ElapsedS    float64 `json:"elapsed_s"`
+	Labels      int64   `json:"labels"`
+	Accuracy    float64 `json:"prequential_accuracy"`
+	Baseline    float64 `json:"majority_baseline"`
+	PIILeaks    int64   `json:"pii_leaks"`
+	KafkaAddr   string  `json:"kafka"`
+	RedisAddr   string  `json:"redis"`
+	Partitions  int     `json:"partitions"`
+	StreamSeed  uint64  `json:"seed"`
+	Concept     string  `json:"concept"`
+	Incomplete  bool    `json:"incomplete,omitempty"`
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "[flags]", `Run the whole pipeline in one process on embedded defaults: kfake (an
+in-process Kafka on a loopback port that kcat can reach), miniredis, a
+producer writing a seeded stream with concept drift, malformed rows,
+duplicates and PII, delayed labels, the data plane and the label join.
+Live progress goes to stderr. With --events N the demo stops once every
+event is accounted for, reads the output topics back to count lost events,
+and with --json prints a one-line summary on stdout.`, stderr)
+	events := fs.Int64("events", 0, "events to produce, then stop (0: run until Ctrl-C)")
+	jsonOut := fs.Bool("json", false, "print a one-line JSON summary on stdout at the end")
+	rate := fs.Float64("rate", 20000, "events per second (0: as fast as the pipeline takes them)")
+	partitions := fs.Int("partitions", 2, "partitions of each topic")
+	kafkaPort := fs.Int("kafka-port", 0, "loopback port for the embedded Kafka (0: any free port)")
+	malformed := fs.Float64("malformed", 0.01, "share of malformed rows")
+	duplicates := fs.Float64("duplicates", 0.01, "share of duplicate rows")
+	labelDelay := fs.Duration("label-delay", 200*time.Millisecond, "delay between an event and its label (plus up to as much again at random)")
+	adminAddr := fs.String("admin", "127.0.0.1:0", "admin HTTP address (/metrics, /healthz, /readyz)")
+	verbose := fs.Bool("v", false, "log pipeline internals")
+	var sf streamFlags
+	sf.register(fs, 0)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *events < 0 || *partitions < 1 {
+		return errors.New("--events must be ≥ 0 and --partitions ≥ 1")
+	}
+	if sf.driftAt == 0 {
+		sf.driftAt = 60000
+		if *events > 0 {
+			sf.driftAt = *events / 2
+		}
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := newLogger(stderr, level)
+
+	spec, err := pipeline.ParseSpec("demo.yaml (embedded)", demoSpecYAML)
+	if err != nil {
+		return err
+	}
+	if err := setDemoKeys(spec); err != nil {
+		return err
+	}
+	// Embedded Kafka.
+	port := *kafkaPort
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return err
+		}
+	}
+	topics := []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts}
+	cluster, err := kfake.NewCluster(
+		kfake.Ports(port),
+		kfake.SeedTopics(int32(*partitions), topics...),
+		kfake.GroupMinSessionTimeout(time.Second),
+		kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.Itoa(128 << 20)}),
+	)
+	if err != nil {
+		return fmt.Errorf("start embedded kafka on 127.0.0.1:%d: %w", port, err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	spec.Kafka.Brokers = brokers
+	// Embedded Redis.
+	mr, err := miniredis.Run()
+	if err != nil {
+		return fmt.Errorf("start miniredis: %w", err)
+	}
+	defer mr.Close()
+	spec.Redis.Addr = mr.Addr()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	fmt.Fprintf(stderr, "demo: kafka on %s (try: kcat -b %s -C -t %s), redis on %s\n", brokers[0], brokers[0], spec.Topics.Predictions, mr.Addr())
+
+	dp, err := newDataPlane(spec, rdb, log)
+	if err != nil {
+		return err
+	}
+	lj, err := newLabelPlane(spec, dp, rdb, log)
+	if err != nil {
+		return err
+	}
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	addr, err := serveAdmin(runCtx, *adminAddr, dp.reg, dp.kc.Ready, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "demo: metrics on http://%s/metrics\n", addr)
+	planeErr := make(chan error, 2)
+	go func() { planeErr <- dp.run(runCtx) }()
+	go func() { planeErr <- lj.run(runCtx) }()
+
+	// Producer.
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(2*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer pcl.Close()
+	var stats producerStats
+	pcfg := producerConfig{
+		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Events: *events, Rate: *rate,
+		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
+	}
+	if err := pcfg.validate(); err != nil {
+		return err
+	}
+	prodDone := make(chan error, 1)
+	start := time.Now()
+	go func() { prodDone <- produce(ctx, pcl, pcfg, &stats) }()
+
+	progress := newProgress(stderr)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	producing := true
+	incomplete := false
+loop:
+	for {
+		select {
+		case err := <-prodDone:
+			producing = false
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("producer: %w", err)
+			}
+		case err := <-planeErr:
+			return fmt.Errorf("pipeline stopped: %w", err)
+		case <-ctx.Done():
+			incomplete = *events == 0
+			break loop
+		case <-tick.C:
+			cluster.ApplyRetention()
+			progress.show(dp, lj, &stats, start)
+		}
+		t := dp.metrics.Totals()
+		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.rows.Load() && lj.joinedAll(stats.labels.Load()) {
+			break
+		}
+	}
+	progress.show(dp, lj, &stats, start)
+	progress.done()
+	elapsed := time.Since(start)
+	stopRun()
+	for i := 0; i < 2; i++ {
+		if err := <-planeErr; err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("pipeline stop: %w", err)
+		}
+	}
+	t := dp.metrics.Totals()
+	sum := demoSummary{
+		Produced: stats.rows.Load(), Valid: stats.valid.Load(), Malformed: stats.malformed.Load(), Duplicates: stats.duplicates.Load(),
+		Predicted: t.Out, DLQ: t.DLQ, Deduped: t.Duplicates, Labels: stats.labels.Load(),
+		ElapsedS: elapsed.Seconds(), EventsPerS: float64(t.In) / elapsed.Seconds(),
+		KafkaAddr: brokers[0], RedisAddr: mr.Addr(), Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
+		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
+	}
+	for _, s := range lj.metrics.Summaries() {
+		if s.Version == spec.Model.Version {
+			sum.Accuracy = lj.overallAccuracy()
+		}
+	}
+	sum.Baseline = lj.majorityBaseline()
+	check, err := readBack(context.WithoutCancel(ctx), brokers, spec, &stats)
+	if err != nil {
+		return fmt.Errorf("read back topics: %w", err)
+	}
+	sum.Lost, sum.PIILeaks = check.lost, check.piiLeaks
+	fmt.Fprintf(stderr, "demo: %d produced, %d predicted, %d to the DLQ, %d duplicates dropped, %d lost, %d PII leaks, prequential accuracy %.3f (majority baseline %.3f)\n",
+		sum.Produced, sum.Predicted, sum.DLQ, sum.Deduped, sum.Lost, sum.PIILeaks, sum.Accuracy, sum.Baseline)
+	if *jsonOut {
+		b, err := json.Marshal(jsonSafe(sum))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, string(b))
+	}
+	if sum.Lost > 0 && !incomplete {
+		return fmt.Errorf("%d events lost", sum.Lost)
+	}
+	return nil
+}
+
+// jsonSafe replaces NaN metrics (no labels yet) with -1, which JSON can carry.
+func jsonSafe(s demoSummary) demoSummary {
+	for _, f := range []*float64{&s.Accuracy, &s.Baseline} {
+		if math.IsNaN(*f) {
+			*f = -1
+		}
+	}
+	return s
+}
+
+// setDemoKeys puts fresh random keys in the env vars the demo spec names,
+// unless the user set them.
+func setDemoKeys(spec *pipeline.Spec) error {
+	an := spec.Stages.Anonymize
+	for _, env := range []string{an.HMACKeyEnv, an.EncryptionKeyEnv} {
+		if env == "" || os.Getenv(env) != "" {
+			continue
+		}
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		if err := os.Setenv(env, hex.EncodeToString(key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// progress prints one status line a second: in place on a terminal, as
+// plain lines otherwise.
+type progress struct {
+	w        io.Writer
+	terminal bool
+	lastIn   int64
+	lastAt   time.Time
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w, lastAt: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+func (p *progress) show(dp *dataPlane, lj *labelPlane, stats *producerStats, start time.Time) {
+	t := dp.metrics.Totals()
+	now := time.Now()
+	rate := float64(t.In-p.lastIn) / now.Sub(p.lastAt).Seconds()
+	p.lastIn, p.lastAt = t.In, now
+	lag := stats.rows.Load() - (t.Out + t.DLQ + t.Duplicates)
+	line := fmt.Sprintf("%5.0fs  produced %d  predicted %d  dlq %d  dup %d  lag %d  %.0f ev/s  labels %d  accuracy %s",
+		now.Sub(start).Seconds(), stats.rows.Load(), t.Out, t.DLQ, t.Duplicates, max(lag, 0), rate, lj.joined(), formatRatio(lj.windowAccuracy()))
+	if p.terminal {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progress) done() {
+	if p.terminal {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func formatRatio(x float64) string {
+	if math.IsNaN(x) {
+		return "-"
+	}
+	return strconv.FormatFloat(x, 'f', 3, 64)
+}
+

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/testkit/streams"
+)
+
+// streamFlags are the synthetic-stream flags shared by produce and demo.
+type streamFlags struct {
+	concept   string
+	seed      uint64
+	driftKind string
+	driftAt   int64
+	width     int64
+	noise     float64
+}
+
+func (f *streamFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	Uint64Var(*uint64, string, uint64, string)
+	Int64Var(*int64, string, int64, string)
+	Float64Var(*float64, string, float64, string)
+}, defaultDriftAt int64) {
+	fs.StringVar(&f.concept, "concept", streams.ConceptSEA, "stream concept: sea, hyperplane or agrawal")
+	fs.Uint64Var(&f.seed, "seed", 1, "random seed; the same seed gives the same stream")
+	fs.StringVar(&f.driftKind, "drift", "abrupt", "concept drift: none, abrupt or gradual")
+	fs.Int64Var(&f.driftAt, "drift-at", defaultDriftAt, "event index where the concept changes (midpoint for gradual)")
+	fs.Int64Var(&f.width, "drift-width", 10000, "events over which a gradual drift happens")
+	fs.Float64Var(&f.noise, "noise", 0.05, "share of labels flipped at random, in [0, 0.5]")
+}
+
+func (f *streamFlags) config() streams.Config {
+	return streams.Config{
+		Concept: f.concept,
+		Seed:    f.seed,
+		Noise:   f.noise,
+		Drift:   streams.Drift{Kind: streams.DriftKind(f.driftKind), Position: f.driftAt, Width: f.width},
+		Start:   time.Now().UTC().Truncate(time.Second),
+		Step:    time.Millisecond,
+	}
+}
+
+func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("produce", "--brokers HOST:PORT [flags]", `Write a seeded synthetic event stream (SEA, Hyperplane or Agrawal concepts,
+with optional abrupt or gradual drift) as JSON events, with some malformed
+and duplicate rows, and write each valid event's label to the labels topic
+after a delay. Rows are keyed by user id. Prints progress every second.`, stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; required")
+	topic := fs.String("topic", "events", "input topic to write events to")
+	labelsTopic := fs.String("labels-topic", "labels", `topic for delayed labels ("" for none)`)
+	events := fs.Int64("events", 100000, "rows to write (0: until interrupted)")
+	rate := fs.Float64("rate", 10000, "rows per second (0: unlimited)")
+	malformed := fs.Float64("malformed", 0.01, "share of malformed rows")
+	duplicates := fs.Float64("duplicates", 0.01, "share of duplicate rows")
+	labelDelay := fs.Duration("label-delay", 2*time.Second, "delay between an event and its label")
+	labelJitter := fs.Duration("label-jitter", time.Second, "extra random label delay, uniform in [0, jitter)")
+	var sf streamFlags
+	sf.register(fs, 50000)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *brokers == "" {
+		fmt.Fprintln(stderr, "--brokers is required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg := producerConfig{
+		Topic: *topic, LabelsTopic: *labelsTopic, Stream: sf.config(), Events: *events, Rate: *rate,
+		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelJitter,
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("--brokers: %w", err)
+	}
+	defer cl.Close()
+	var stats producerStats
+	done := make(chan error, 1)
+	go func() { done <- produce(ctx, cl, cfg, &stats) }()
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			fmt.Fprintf(stdout, "produced %d rows (%d valid, %d malformed, %d duplicates) and %d labels in %s\n",
+				stats.rows.Load(), stats.valid.Load(), stats.malformed.Load(), stats.duplicates.Load(), stats.labels.Load(), time.Since(start).Round(time.Millisecond))
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		case <-tick.C:
+			n := stats.rows.Load()
+			fmt.Fprintf(stderr, "produce: %d rows, %.0f rows/s, %d labels\n", n, float64(n)/time.Since(start).Seconds(), stats.labels.Load())
+		}
+	}
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/testkit/streams"
+)
+
+// producerConfig configures the synthetic load generator.
+type producerConfig struct {
+	Topic       string
+	LabelsTopic string // "" writes no labels
+	Stream      streams.Config
+	// Events bounds the rows written (0: until ctx ends).
+	Events int64
+	// Rate is rows per second (0: as fast as the brokers take them).
+	Rate float64
+	// MalformedRate and DuplicateRate are the shares of rows that are
+	// corrupted copies of a fresh event, or repeats of the previous event.
+	MalformedRate, DuplicateRate float64
+	// LabelDelay is how long after its event a label is written; each label
+	// gets an extra uniform jitter in [0, LabelJitter).
+	LabelDelay, LabelJitter time.Duration
+}
+
+func (c *producerConfig) validate() error {
+	if c.Topic == "" {
+		return errors.New("--topic is required")
+	}
+	if c.MalformedRate < 0 || c.DuplicateRate < 0 || c.MalformedRate+c.DuplicateRate >= 1 {
+		return errors.New("--malformed and --duplicates must be ≥ 0 and sum below 1")
+	}
+	if c.Rate < 0 || c.Events < 0 {
+		return errors.New("--rate and --events must not be negative")
+	}
+	return c.Stream.Validate()
+}
+
+// producerStats counts what the producer wrote. Valid event indexes and
+// malformed rows' positions are kept so that a run can be checked for loss.
+type producerStats struct {
+	rows, valid, malformed, duplicates, labels, errors atomic.Int64
+
+	mu sync.Mutex
+	// validIndex has bit i set when event i was written valid.
+	validIndex []uint64
+	// malformedAt holds "partition/offset" of every malformed row.
+	malformedAt map[string]struct{}
+}
+
+func (s *producerStats) markValid(i int64) {
+	s.mu.Lock()
+	for int64(len(s.validIndex))*64 <= i {
+		s.validIndex = append(s.validIndex, 0)
+	}
+	s.validIndex[i/64] |= 1 << (i % 64)
+	s.mu.Unlock()
+}
+
+// produce writes rows (and delayed labels) until cfg.Events rows are
+// written or ctx ends, then flushes.
+func produce(ctx context.Context, cl *kgo.Client, cfg producerConfig, stats *producerStats) error {
+	gen, err := streams.NewGenerator(cfg.Stream)
+	if err != nil {
+		return err
+	}
+	stats.mu.Lock()
+	stats.malformedAt = map[string]struct{}{}
+	stats.mu.Unlock()
+	rng := rand.New(rand.NewPCG(cfg.Stream.Seed, 0x6472696674))
+	labels := &labelQueue{}
+	var (
+		ev, prev streams.Event
+		havePrev bool
+		sent     int64
+		start    = time.Now()
+		firstErr atomic.Value
+	)
+	onDone := func(r *kgo.Record, err error) {
+		if err != nil {
+			stats.errors.Add(1)
+			firstErr.CompareAndSwap(nil, err)
+		}
+	}
+	for cfg.Events == 0 || sent < cfg.Events {
+		if ctx.Err() != nil {
+			break
+		}
+		if cfg.Rate > 0 {
+			due := start.Add(time.Duration(float64(sent) / cfg.Rate * float64(time.Second)))
+			if d := time.Until(due); d > time.Millisecond {
+				select {
+				case <-time.After(d):
+				case <-ctx.Done():
+				}
+			}
+		}
+		flushLabels(ctx, cl, labels, time.Now(), stats, onDone, cfg.LabelsTopic)
+		sent++
+		stats.rows.Add(1)
+		p := rng.Float64()
+		if havePrev && p < cfg.DuplicateRate {
+			cl.Produce(ctx, &kgo.Record{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, onDone)
+			stats.duplicates.Add(1)
+			continue
+		}
+		gen.Next(&ev)
+		row := streams.AppendJSON(nil, &ev)
+		if p < cfg.DuplicateRate+cfg.MalformedRate {
+			bad, _ := streams.Corrupt(rng, row)
+			cl.Produce(ctx, &kgo.Record{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: bad}, func(r *kgo.Record, err error) {
+				onDone(r, err)
+				if err == nil {
+					stats.mu.Lock()
+					stats.malformedAt[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = struct{}{}
+					stats.mu.Unlock()
+				}
+			})
+			stats.malformed.Add(1)
+			continue
+		}
+		idx := gen.Index() - 1
+		cl.Produce(ctx, &kgo.Record{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: row}, func(r *kgo.Record, err error) {
+			onDone(r, err)
+			if err == nil {
+				stats.markValid(idx)
+			}
+		})
+		stats.valid.Add(1)
+		prev, havePrev = ev, true
+		if cfg.LabelsTopic != "" {
+			delay := cfg.LabelDelay
+			if cfg.LabelJitter > 0 {
+				delay += time.Duration(rng.Int64N(int64(cfg.LabelJitter)))
+			}
+			heap.Push(labels, pendingLabel{due: time.Now().Add(delay), key: []byte(ev.ID), value: streams.AppendLabelJSON(nil, &ev)})
+		}
+	}
+	// Labels still pending are written at their due time, unless ctx ends.
+	for labels.Len() > 0 && ctx.Err() == nil {
+		wait := time.Until((*labels)[0].due)
+		if wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+		}
+		flushLabels(ctx, cl, labels, time.Now(), stats, onDone, cfg.LabelsTopic)
+	}
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := cl.Flush(flushCtx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	if err, _ := firstErr.Load().(error); err != nil {
+		return fmt.Errorf("produce: %d records failed, first: %w", stats.errors.Load(), err)
+	}
+	return nil
+}
+
+func flushLabels(ctx context.Context, cl *kgo.Client, q *labelQueue, now time.Time, stats *producerStats, onDone func(*kgo.Record, error), topic string) {
+	for q.Len() > 0 && !(*q)[0].due.After(now) {
+		l := heap.Pop(q).(pendingLabel)
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: l.key, Value: l.value}, onDone)
+		stats.labels.Add(1)
+	}
+}
+
+type pendingLabel struct {
+	due        time.Time
+	key, value []byte
+}
+
+// labelQueue is a min-heap of labels by due time.
+type labelQueue []pendingLabel
+
+func (q labelQueue) Len() int           { return len(q) }
+func (q labelQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q labelQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *labelQueue) Push(x any)        { *q = append(*q, x.(pendingLabel)) }
+func (q *labelQueue) Pop() any {
+	old := *q
+	l := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return l
+}

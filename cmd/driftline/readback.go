@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+// readBackResult is what reading the output topics back found.
+type readBackResult struct {
+	predictions, dlq int64
+	lost             int64
+	piiLeaks         int64
+}
+
+// plaintextPII matches the synthetic stream's plaintext PII: user ids,
+// e-mail addresses and phone numbers.
+var plaintextPII = regexp.MustCompile(`u-\d{6}|@example\.com|\+1-555-\d{3}-\d{4}`)
+
+// readBack reads the predictions and DLQ topics from the start to their
+// current end and checks them against what the producer wrote: every valid
+// event must have a prediction, every malformed row a DLQ record, and no
+// record may carry plaintext PII. It counts what is missing as lost.
+func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
+	var res readBackResult
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+	if err != nil {
+		return res, fmt.Errorf("list end offsets: %w", err)
+	}
+	if ends.Error() != nil {
+		return res, fmt.Errorf("list end offsets: %w", ends.Error())
+	}
+	remaining := map[string]map[int32]int64{}
+	offsets := map[string]map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset == 0 {
+			return
+		}
+		if remaining[o.Topic] == nil {
+			remaining[o.Topic] = map[int32]int64{}
+			offsets[o.Topic] = map[int32]kgo.Offset{}
+		}
+		remaining[o.Topic][o.Partition] = o.Offset
+		offsets[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+	})
+	predicted := map[int64]bool{}
+	dlqAt := map[string]bool{}
+	if len(offsets) > 0 {
+		cl.AddConsumePartitions(offsets)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(remaining) > 0 {
+		if time.Now().After(deadline) {
+			return res, fmt.Errorf("timed out reading back; %d topic(s) unfinished", len(remaining))
+		}
+		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fetches := cl.PollFetches(pollCtx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if plaintextPII.Match(r.Value) || plaintextPII.Match(r.Key) {
+				res.piiLeaks++
+			}
+			switch r.Topic {
+			case spec.Topics.Predictions:
+				res.predictions++
+				var p struct {
+					EventID string `json:"event_id"`
+				}
+				if json.Unmarshal(r.Value, &p) == nil {
+					if idx, ok := eventIndex(p.EventID); ok {
+						predicted[idx] = true
+					}
+				}
+			case spec.Topics.DLQ:
+				res.dlq++
+				var part, off string
+				for _, h := range r.Headers {
+					switch h.Key {
+					case pipeline.HeaderSourcePart:
+						part = string(h.Value)
+					case pipeline.HeaderSourceOffset:
+						off = string(h.Value)
+					}
+				}
+				dlqAt[part+"/"+off] = true
+			}
+			if end, ok := remaining[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
+				delete(remaining[r.Topic], r.Partition)
+				if len(remaining[r.Topic]) == 0 {
+					delete(remaining, r.Topic)
+				}
+			}
+		})
+	}
+	stats.mu.Lock()
+	defer stats.mu.Unlock()
+	for w, word := range stats.validIndex {
+		for bit := 0; bit < 64; bit++ {
+			if word&(1<<bit) != 0 && !predicted[int64(w*64+bit)] {
+				res.lost++
+			}
+		}
+	}
+	for at := range stats.malformedAt {
+		if !dlqAt[at] {
+			res.lost++
+		}
+	}
+	return res, nil
+}
+
+// eventIndex parses the index out of a synthetic event id "e-<seed>-<index>".
+func eventIndex(id string) (int64, bool) {
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(id[i+1:], 10, 64)
+	return n, err == nil
+}

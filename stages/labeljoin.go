@@ -1,0 +1,559 @@
+package stages
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/pipeline"
+)
+
+// PredictionCache keeps, per event id, the features a prediction was made
+// from and its score, until the label arrives or the entry ages out. It
+// lives in Redis: one key per event with a TTL of twice the label TTL (a
+// label within the TTL is on time, within twice the TTL late), and a sorted
+// set indexing the keys by expiry, which bounds the cache to MaxPending
+// entries (the oldest are evicted first and counted as missing labels).
+//
+// A label can overtake its prediction when the data plane lags. Such an
+// early label is parked under its own key (also indexed, with the same
+// TTL); Put picks it up in the same round trip that caches the prediction
+// and joins it at once. Early labels that expire unjoined count as orphans.
+// It is safe for concurrent use.
+type PredictionCache struct {
+	rdb        redis.UniversalClient
+	prefix     string
+	early      string
+	index      string
+	earlyIndex string
+	ttl        time.Duration
+	maxPending int
+	version    string
+	idCol      int
+	metrics    *JoinMetrics
+	now        func() time.Time
+}
+
+// NewPredictionCache builds the cache for a spec's labels settings.
+func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version string, m *JoinMetrics) *PredictionCache {
+	return &PredictionCache{
+		rdb:        rdb,
+		prefix:     spec.Redis.KeyPrefix + "pred:",
+		early:      spec.Redis.KeyPrefix + "early-label:",
+		index:      spec.Redis.KeyPrefix + "pred-index",
+		earlyIndex: spec.Redis.KeyPrefix + "early-label-index",
+		ttl:        spec.Labels.TTL.D(),
+		maxPending: spec.Labels.MaxPending,
+		version:    version,
+		idCol:      spec.FieldIndex(spec.Schema.IDField),
+		metrics:    m,
+		now:        time.Now,
+	}
+}
+
+// Put caches every scored row of the batch, and returns, for rows whose
+// label came early, the label (the row's index in b.Features) — see
+// LabelJoin.Observe, which joins them.
+func (c *PredictionCache) Put(ctx context.Context, b *pipeline.Batch) ([]earlyLabel, error) {
+	fb := &b.Features
+	if fb.Len() == 0 {
+		return nil, nil
+	}
+	now := c.now()
+	expiry := float64(now.Add(2 * c.ttl).UnixMilli())
+	pipe := c.rdb.Pipeline()
+	var key, early []byte
+	gets := make([]*redis.StringCmd, fb.Len())
+	for j, i := range fb.Row {
+		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, i)
+		early = appendEventID(append(early[:0], c.early...), b, c.idCol, i)
+		entry := encodeEntry(now, b.Scores[j], c.version,
+			fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed])
+		k := string(key)
+		pipe.Set(ctx, k, entry, 2*c.ttl)
+		pipe.ZAdd(ctx, c.index, redis.Z{Score: expiry, Member: k})
+		ek := string(early)
+		gets[j] = pipe.Get(ctx, ek)
+		pipe.Del(ctx, ek)
+	}
+	card := pipe.ZCard(ctx, c.index)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("prediction cache: put: %w", err)
+	}
+	var found []earlyLabel
+	var foundKeys, foundEarly []string
+	for j, g := range gets {
+		v, err := g.Bytes()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("prediction cache: early label: %w", err)
+		}
+		if len(v) != 4 {
+			continue
+		}
+		found = append(found, earlyLabel{row: j, label: math.Float32frombits(binary.LittleEndian.Uint32(v))})
+		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, fb.Row[j])
+		foundKeys = append(foundKeys, string(key))
+		early = appendEventID(append(early[:0], c.early...), b, c.idCol, fb.Row[j])
+		foundEarly = append(foundEarly, string(early))
+	}
+	if len(foundKeys) > 0 {
+		// Joined now: the cached prediction is no longer pending.
+		pipe := c.rdb.Pipeline()
+		pipe.Del(ctx, foundKeys...)
+		members := make([]any, len(foundKeys))
+		for i, k := range foundKeys {
+			members[i] = k
+		}
+		pipe.ZRem(ctx, c.index, members...)
+		earlyMembers := make([]any, len(foundEarly))
+		for i, k := range foundEarly {
+			earlyMembers[i] = k
+		}
+		pipe.ZRem(ctx, c.earlyIndex, earlyMembers...)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("prediction cache: join early labels: %w", err)
+		}
+	}
+	return found, c.trim(ctx, card.Val(), now)
+}
+
+type earlyLabel struct {
+	row   int
+	label float32
+}
+
+// joinOrPark takes a label's cached prediction atomically: it returns the
+// entry (and deletes it), or, when the prediction is not cached yet, parks
+// the label for Put and returns nil. Being one script, it cannot interleave
+// with Put's "cache the prediction, then look for an early label", so no
+// label falls between the two. KEYS: prediction, early label, prediction
+// index, early index. ARGV: label bytes, TTL ms, expiry (unix ms).
+var joinOrPark = redis.NewScript(`
+local entry = redis.call('GET', KEYS[1])
+if entry then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[3], KEYS[1])
+  return entry
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], KEYS[2])
+return false
+`)
+
+// trim drops index entries past their expiry, and evicts the oldest entries
+// beyond MaxPending; both count as missing labels.
+func (c *PredictionCache) trim(ctx context.Context, card int64, now time.Time) error {
+	expired, err := c.rdb.ZRemRangeByScore(ctx, c.index, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
+	if err != nil {
+		return fmt.Errorf("prediction cache: expire: %w", err)
+	}
+	c.metrics.missing.Add(float64(expired))
+	orphaned, err := c.rdb.ZRemRangeByScore(ctx, c.earlyIndex, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
+	if err != nil {
+		return fmt.Errorf("prediction cache: expire early labels: %w", err)
+	}
+	c.metrics.orphan.Add(float64(orphaned))
+	over := card - expired - int64(c.maxPending)
+	if over <= 0 {
+		return nil
+	}
+	evicted, err := c.rdb.ZPopMin(ctx, c.index, over).Result()
+	if err != nil {
+		return fmt.Errorf("prediction cache: evict: %w", err)
+	}
+	keys := make([]string, len(evicted))
+	for i, z := range evicted {
+		keys[i] = z.Member.(string)
+	}
+	if len(keys) > 0 {
+		if err := c.rdb.Del(ctx, keys...).Err(); err != nil {
+			return fmt.Errorf("prediction cache: evict: %w", err)
+		}
+	}
+	c.metrics.missing.Add(float64(len(keys)))
+	c.metrics.evicted.Add(float64(len(keys)))
+	return nil
+}
+
+// cachedPrediction is one decoded cache entry.
+type cachedPrediction struct {
+	at      time.Time
+	score   float32
+	version string
+	dense   []float32
+	hashed  []int32
+}
+
+// Entry layout, little-endian: unix ms (8) | score (4) | version length (1)
+// | version | NumDense (2) | NumHashed (2) | dense float32s | hashed int32s.
+func encodeEntry(at time.Time, score float32, version string, dense []float32, hashed []int32) []byte {
+	buf := make([]byte, 0, 17+len(version)+4*(len(dense)+len(hashed)))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(at.UnixMilli()))
+	buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(score))
+	buf = append(buf, byte(len(version)))
+	buf = append(buf, version...)
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(dense)))
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(hashed)))
+	for _, v := range dense {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+	}
+	for _, v := range hashed {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(v))
+	}
+	return buf
+}
+
+var errBadEntry = errors.New("corrupt prediction cache entry")
+
+func decodeEntry(buf []byte, p *cachedPrediction) error {
+	if len(buf) < 13 {
+		return errBadEntry
+	}
+	p.at = time.UnixMilli(int64(binary.LittleEndian.Uint64(buf)))
+	p.score = math.Float32frombits(binary.LittleEndian.Uint32(buf[8:]))
+	vl := int(buf[12])
+	buf = buf[13:]
+	if len(buf) < vl+4 {
+		return errBadEntry
+	}
+	p.version = string(buf[:vl])
+	buf = buf[vl:]
+	nd, nh := int(binary.LittleEndian.Uint16(buf)), int(binary.LittleEndian.Uint16(buf[2:]))
+	buf = buf[4:]
+	if len(buf) != 4*(nd+nh) {
+		return errBadEntry
+	}
+	p.dense = p.dense[:0]
+	for i := 0; i < nd; i++ {
+		p.dense = append(p.dense, math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:])))
+	}
+	buf = buf[4*nd:]
+	p.hashed = p.hashed[:0]
+	for i := 0; i < nh; i++ {
+		p.hashed = append(p.hashed, int32(binary.LittleEndian.Uint32(buf[4*i:])))
+	}
+	return nil
+}
+
+// JoinMetrics count label-join outcomes and hold prequential metrics per
+// model version.
+type JoinMetrics struct {
+	joined, late, early, orphan, missing, evicted, invalid prometheus.Counter
+	accuracy, logLoss, auc, mae, rmse                 *prometheus.GaugeVec
+
+	mu    sync.Mutex
+	preq  map[string]*models.Prequential
+	names map[string]string // version → model name
+}
+
+// NewJoinMetrics registers the label-join metrics on reg.
+func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"model", "version"})
+	}
+	m := &JoinMetrics{
+		joined:   counter("driftline_labels_joined_total", "Labels joined to their prediction within the label TTL."),
+		late:     counter("driftline_labels_late_total", "Labels joined after the label TTL (and within twice it)."),
+		early:    counter("driftline_labels_early_total", "Labels that arrived before their prediction was cached and were parked."),
+		orphan:   counter("driftline_labels_orphan_total", "Parked labels whose prediction never came before expiry."),
+		missing:  counter("driftline_labels_missing_total", "Predictions whose label never came before expiry or eviction."),
+		evicted:  counter("driftline_labels_cache_evicted_total", "Cached predictions evicted to keep the cache under labels.max_pending."),
+		invalid:  counter("driftline_labels_invalid_total", "Label records that could not be parsed."),
+		accuracy: gauge("driftline_model_prequential_accuracy_ratio", "Windowed prequential accuracy."),
+		logLoss:  gauge("driftline_model_prequential_logloss", "Windowed prequential log loss."),
+		auc:      gauge("driftline_model_prequential_auc_ratio", "Windowed prequential ROC AUC."),
+		mae:      gauge("driftline_model_prequential_mae", "Windowed prequential mean absolute error."),
+		rmse:     gauge("driftline_model_prequential_rmse", "Windowed prequential root mean squared error."),
+		preq:     map[string]*models.Prequential{},
+		names:    map[string]string{},
+	}
+	for _, c := range []prometheus.Collector{m.joined, m.late, m.early, m.orphan, m.missing, m.evicted, m.invalid, m.accuracy, m.logLoss, m.auc, m.mae, m.rmse} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register label-join metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// PrequentialSummary is a snapshot of one model version's metrics.
+type PrequentialSummary struct {
+	Model    string  `json:"model"`
+	Version  string  `json:"version"`
+	Labels   int64   `json:"labels"`
+	Accuracy float64 `json:"accuracy"`
+	LogLoss  float64 `json:"logloss"`
+	AUC      float64 `json:"auc"`
+}
+
+// Summaries returns every version's windowed metrics.
+func (m *JoinMetrics) Summaries() []PrequentialSummary {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]PrequentialSummary, 0, len(m.preq))
+	for v, p := range m.preq {
+		out = append(out, PrequentialSummary{Model: m.names[v], Version: v, Labels: p.Count(), Accuracy: p.Accuracy(), LogLoss: p.LogLoss(), AUC: p.AUC()})
+	}
+	return out
+}
+
+func (m *JoinMetrics) observe(model, version string, score, y float64) {
+	m.mu.Lock()
+	p := m.preq[version]
+	if p == nil {
+		p = models.NewPrequential(models.DefaultPrequentialWindow)
+		m.preq[version] = p
+		m.names[version] = model
+	}
+	p.Update(score, y)
+	m.mu.Unlock()
+}
+
+// publish copies the prequential metrics into the gauges.
+func (m *JoinMetrics) publish() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for v, p := range m.preq {
+		name := m.names[v]
+		m.accuracy.WithLabelValues(name, v).Set(p.Accuracy())
+		m.logLoss.WithLabelValues(name, v).Set(p.LogLoss())
+		m.auc.WithLabelValues(name, v).Set(p.AUC())
+		m.mae.WithLabelValues(name, v).Set(p.MAE())
+		m.rmse.WithLabelValues(name, v).Set(p.RMSE())
+	}
+}
+
+// Outcome is one joined label: what the model predicted, and the truth.
+type Outcome struct {
+	Version string
+	Score   float32
+	Label   float32
+	At      time.Time
+}
+
+// LabelJoin consumes label records ({"<id field>": …, "<label field>": 0|1
+// or a number}), joins each to its cached prediction by event id, and
+// feeds the champion: it learns from the features exactly as they were when
+// it predicted, after the prequential metrics score that earlier
+// prediction. A cache entry is deleted when joined, so a label is learned
+// at most once. Labels that overtake their prediction are parked and joined
+// by Observe when the prediction is cached. Open returns one
+// pipeline.PartitionHandler per labels-topic partition; the LabelJoin is
+// safe for concurrent use by them and by the data plane's Observe calls.
+type LabelJoin struct {
+	cache      *PredictionCache
+	model      *ServedModel
+	metrics    *JoinMetrics
+	idField    string
+	labelField string
+	processed  atomic.Int64
+	// OnOutcome, when set, sees every joined outcome (drift detectors).
+	OnOutcome func(o Outcome)
+}
+
+// NewLabelJoin builds the label join for the champion.
+func NewLabelJoin(spec *pipeline.Spec, cache *PredictionCache, champion *ServedModel) *LabelJoin {
+	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, idField: spec.Schema.IDField, labelField: spec.Labels.Field}
+}
+
+// Processed is the number of label records handled so far: joined, parked
+// early, or invalid.
+func (j *LabelJoin) Processed() int64 { return j.processed.Load() }
+
+// Observe caches a scored batch's predictions for the label join, and joins
+// any labels that arrived before them. It fits Score.Observe.
+func (j *LabelJoin) Observe(ctx context.Context, b *pipeline.Batch) error {
+	found, err := j.cache.Put(ctx, b)
+	if err != nil || len(found) == 0 {
+		return err
+	}
+	fb := &b.Features
+	now := j.cache.now()
+	rows := models.Rows{NumDense: fb.NumDense, NumHashed: fb.NumHashed}
+	var y []float32
+	for _, e := range found {
+		r := e.row
+		j.metrics.joined.Inc()
+		j.outcome(j.model.Version, b.Scores[r], e.label, now)
+		rows.Dense = append(rows.Dense, fb.Dense[r*fb.NumDense:(r+1)*fb.NumDense]...)
+		rows.Hashed = append(rows.Hashed, fb.Hashed[r*fb.NumHashed:(r+1)*fb.NumHashed]...)
+		y = append(y, e.label)
+		rows.N++
+	}
+	j.metrics.publish()
+	return j.learn(&rows, y)
+}
+
+func (j *LabelJoin) outcome(version string, score, label float32, now time.Time) {
+	j.metrics.observe(j.model.Name, version, float64(score), float64(label))
+	if j.OnOutcome != nil {
+		j.OnOutcome(Outcome{Version: version, Score: score, Label: label, At: now})
+	}
+}
+
+func (j *LabelJoin) learn(rows *models.Rows, y []float32) error {
+	if rows.N == 0 {
+		return nil
+	}
+	if err := j.model.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
+		return fmt.Errorf("label join: learn: %w", err)
+	}
+	return nil
+}
+
+// Open implements the Source's open callback for the labels topic.
+func (j *LabelJoin) Open(string, int32) (pipeline.PartitionHandler, error) {
+	return &labelPartition{join: j}, nil
+}
+
+type labelPartition struct {
+	join    *LabelJoin
+	ids     []string
+	labels  []float32
+	dense   []float32
+	hashed  []int32
+	y       []float32
+	entry   cachedPrediction
+}
+
+func (lp *labelPartition) Close() {}
+
+// Handle joins one batch of label records and learns from them.
+func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) error {
+	j := lp.join
+	c := j.cache
+	defer j.processed.Add(int64(len(msgs)))
+	lp.ids, lp.labels = lp.ids[:0], lp.labels[:0]
+	for i := range msgs {
+		id, label, ok := parseLabel(msgs[i].Value, j.idField, j.labelField)
+		if !ok {
+			j.metrics.invalid.Inc()
+			continue
+		}
+		lp.ids = append(lp.ids, id)
+		lp.labels = append(lp.labels, label)
+	}
+	if len(lp.ids) == 0 {
+		return nil
+	}
+	pipe := c.rdb.Pipeline()
+	gets := make([]*redis.Cmd, len(lp.ids))
+	now := c.now()
+	expiry := now.Add(2 * c.ttl).UnixMilli()
+	for i, id := range lp.ids {
+		gets[i] = joinOrPark.Eval(ctx, pipe,
+			[]string{c.prefix + id, c.early + id, c.index, c.earlyIndex},
+			binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), (2 * c.ttl).Milliseconds(), expiry)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("label join: %w", err)
+	}
+	lp.dense, lp.hashed, lp.y = lp.dense[:0], lp.hashed[:0], lp.y[:0]
+	rows := models.Rows{}
+	parked := 0
+	for i, g := range gets {
+		raw, err := g.Text()
+		if errors.Is(err, redis.Nil) {
+			parked++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("label join: %w", err)
+		}
+		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
+			j.metrics.invalid.Inc()
+			continue
+		}
+		e := &lp.entry
+		if now.Sub(e.at) > c.ttl {
+			j.metrics.late.Inc()
+		} else {
+			j.metrics.joined.Inc()
+		}
+		j.outcome(e.version, e.score, lp.labels[i], now)
+		if e.version != j.model.Version {
+			continue // a label for another version's prediction: metrics only
+		}
+		rows.NumDense, rows.NumHashed = len(e.dense), len(e.hashed)
+		lp.dense = append(lp.dense, e.dense...)
+		lp.hashed = append(lp.hashed, e.hashed...)
+		lp.y = append(lp.y, lp.labels[i])
+		rows.N++
+	}
+	j.metrics.publish()
+	j.metrics.early.Add(float64(parked))
+	rows.Dense, rows.Hashed = lp.dense, lp.hashed
+	return j.learn(&rows, lp.y)
+}
+// parseLabel reads the id and label fields of a flat JSON label record.
+func parseLabel(data []byte, idField, labelField string) (id string, label float32, ok bool) {
+	p := scanner{data: data}
+	var buf []byte
+	p.skipSpace()
+	if !p.consume('{') {
+		return "", 0, false
+	}
+	haveID, haveLabel := false, false
+	for {
+		p.skipSpace()
+		key, kok := p.readString(&buf)
+		if !kok {
+			return "", 0, false
+		}
+		keyStr := string(key)
+		p.skipSpace()
+		if !p.consume(':') {
+			return "", 0, false
+		}
+		p.skipSpace()
+		switch {
+		case keyStr == idField && p.peek() == '"':
+			v, vok := p.readString(&buf)
+			if !vok {
+				return "", 0, false
+			}
+			id, haveID = string(v), true
+		case keyStr == idField || keyStr == labelField:
+			num, nok := p.readNumber()
+			if !nok {
+				return "", 0, false
+			}
+			v, bad := parseFloat(num)
+			if bad {
+				return "", 0, false
+			}
+			if keyStr == idField {
+				id, haveID = strconv.FormatFloat(v, 'f', -1, 64), true
+			} else {
+				label, haveLabel = float32(v), true
+			}
+		default:
+			if p.skipValue(0) != "" {
+				return "", 0, false
+			}
+		}
+		p.skipSpace()
+		if p.consume(',') {
+			continue
+		}
+		if p.consume('}') {
+			return id, label, haveID && haveLabel && id != ""
+		}
+		return "", 0, false
+	}
+}
