@@ -252,7 +252,7 @@ func decodeEntry(buf []byte, p *cachedPrediction) error {
 // model version.
 type JoinMetrics struct {
 	joined, late, early, orphan, missing, evicted, invalid prometheus.Counter
-	accuracy, logLoss, auc, mae, rmse                 *prometheus.GaugeVec
+	accuracy, logLoss, auc, mae, rmse                      *prometheus.GaugeVec
 
 	mu    sync.Mutex
 	preq  map[string]*models.Prequential
@@ -422,13 +422,13 @@ func (j *LabelJoin) Open(string, int32) (pipeline.PartitionHandler, error) {
 }
 
 type labelPartition struct {
-	join    *LabelJoin
-	ids     []string
-	labels  []float32
-	dense   []float32
-	hashed  []int32
-	y       []float32
-	entry   cachedPrediction
+	join   *LabelJoin
+	ids    []string
+	labels []float32
+	dense  []float32
+	hashed []int32
+	y      []float32
+	entry  cachedPrediction
 }
 
 func (lp *labelPartition) Close() {}
@@ -500,6 +500,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	rows.Dense, rows.Hashed = lp.dense, lp.hashed
 	return j.learn(&rows, lp.y)
 }
+
 // parseLabel reads the id and label fields of a flat JSON label record.
 func parseLabel(data []byte, idField, labelField string) (id string, label float32, ok bool) {
 	p := scanner{data: data}

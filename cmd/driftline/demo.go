@@ -29,26 +29,26 @@ var demoSpecYAML []byte
 
 // demoSummary is the one-line JSON the demo prints with --json.
 type demoSummary struct {
-	Produced    int64   `json:"produced"`
-	Valid       int64   `json:"valid"`
-	Malformed   int64   `json:"malformed"`
-	Duplicates  int64   `json:"duplicates"`
-	Predicted   int64   `json:"predicted"`
-	DLQ         int64   `json:"dlq"`
-	Deduped     int64   `json:"deduplicated"`
-	Lost        int64   `json:"lost"`
-	EventsPerS  float64 `json:"events_per_s"`
-	ElapsedS    float64 `json:"elapsed_s"`
-	Labels      int64   `json:"labels"`
-	Accuracy    float64 `json:"prequential_accuracy"`
-	Baseline    float64 `json:"majority_baseline"`
-	PIILeaks    int64   `json:"pii_leaks"`
-	KafkaAddr   string  `json:"kafka"`
-	RedisAddr   string  `json:"redis"`
-	Partitions  int     `json:"partitions"`
-	StreamSeed  uint64  `json:"seed"`
-	Concept     string  `json:"concept"`
-	Incomplete  bool    `json:"incomplete,omitempty"`
+	Produced   int64   `json:"produced"`
+	Valid      int64   `json:"valid"`
+	Malformed  int64   `json:"malformed"`
+	Duplicates int64   `json:"duplicates"`
+	Predicted  int64   `json:"predicted"`
+	DLQ        int64   `json:"dlq"`
+	Deduped    int64   `json:"deduplicated"`
+	Lost       int64   `json:"lost"`
+	EventsPerS float64 `json:"events_per_s"`
+	ElapsedS   float64 `json:"elapsed_s"`
+	Labels     int64   `json:"labels"`
+	Accuracy   float64 `json:"prequential_accuracy"`
+	Baseline   float64 `json:"majority_baseline"`
+	PIILeaks   int64   `json:"pii_leaks"`
+	KafkaAddr  string  `json:"kafka"`
+	RedisAddr  string  `json:"redis"`
+	Partitions int     `json:"partitions"`
+	StreamSeed uint64  `json:"seed"`
+	Concept    string  `json:"concept"`
+	Incomplete bool    `json:"incomplete,omitempty"`
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -318,4 +318,3 @@ func formatRatio(x float64) string {
 	}
 	return strconv.FormatFloat(x, 'f', 3, 64)
 }
-

@@ -20,8 +20,8 @@ type labelPlane struct {
 	join    *stages.LabelJoin
 	metrics *stages.JoinMetrics
 
-	mu                         sync.Mutex
-	total, correct, positives  int64
+	mu                        sync.Mutex
+	total, correct, positives int64
 }
 
 func newLabelPlane(spec *pipeline.Spec, dp *dataPlane, _ redis.UniversalClient, log *slog.Logger) (*labelPlane, error) {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# setup.sh prepares a fresh machine for driftline's tests: Go modules,
+# redis-server (Debian package), the Apache Kafka jars (Maven Central),
+# libonnxruntime (npm package onnxruntime-node) and pyarrow (PyPI, the
+# independent Parquet reader of the lake tests). Idempotent and cached under
+# ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}. It stops at the first missing
+# piece and says what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYARROW_VERSION=26.0.1
+
+step() { printf 'setup: %s\n' "$*" >&2; }
+
+step "Go modules"
+go mod download
+
+step "redis-server"
+bash scripts/setup-redis.sh >/dev/null
+
+step "Apache Kafka jars"
+bash scripts/setup-kafka.sh >/dev/null
+
+step "ONNX Runtime library"
+bash scripts/setup-ort.sh >/dev/null
+
+step "pyarrow $PYARROW_VERSION"
+if ! python3 -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" 2>/dev/null; then
+	if ! python3 -m pip install -q "pyarrow==$PYARROW_VERSION"; then
+		echo "setup: could not install pyarrow==$PYARROW_VERSION with pip; is PyPI reachable?" >&2
+		exit 1
+	fi
+fi
+step "done"
