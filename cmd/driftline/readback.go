@@ -18,7 +18,15 @@ import (
 // readBackResult is what reading the output topics back found.
 type readBackResult struct {
 	predictions, dlq int64
-	lost             int64
+	// lost counts valid events without a prediction plus malformed rows
+	// without a DLQ record.
+	lost int64
+	// duplicatePredictions counts predictions beyond the first per event
+	// (at-least-once redelivery after a crash).
+	duplicatePredictions int64
+	// dlqWithoutReason counts DLQ records missing a reason, stage or
+	// source offset header.
+	dlqWithoutReason int64
 	piiLeaks         int64
 }
 
@@ -58,7 +66,7 @@ func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats 
 		remaining[o.Topic][o.Partition] = o.Offset
 		offsets[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
 	})
-	predicted := map[int64]bool{}
+	predicted := map[int64]int{}
 	dlqAt := map[string]bool{}
 	if len(offsets) > 0 {
 		cl.AddConsumePartitions(offsets)
@@ -86,19 +94,29 @@ func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats 
 				}
 				if json.Unmarshal(r.Value, &p) == nil {
 					if idx, ok := eventIndex(p.EventID); ok {
-						predicted[idx] = true
+						predicted[idx]++
+						if predicted[idx] > 1 {
+							res.duplicatePredictions++
+						}
 					}
 				}
 			case spec.Topics.DLQ:
 				res.dlq++
-				var part, off string
+				var part, off, reason, stage string
 				for _, h := range r.Headers {
 					switch h.Key {
 					case pipeline.HeaderSourcePart:
 						part = string(h.Value)
 					case pipeline.HeaderSourceOffset:
 						off = string(h.Value)
+					case pipeline.HeaderReason:
+						reason = string(h.Value)
+					case pipeline.HeaderStage:
+						stage = string(h.Value)
 					}
+				}
+				if reason == "" || stage == "" || off == "" {
+					res.dlqWithoutReason++
 				}
 				dlqAt[part+"/"+off] = true
 			}
@@ -114,7 +132,7 @@ func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats 
 	defer stats.mu.Unlock()
 	for w, word := range stats.validIndex {
 		for bit := 0; bit < 64; bit++ {
-			if word&(1<<bit) != 0 && !predicted[int64(w*64+bit)] {
+			if word&(1<<bit) != 0 && predicted[int64(w*64+bit)] == 0 {
 				res.lost++
 			}
 		}

@@ -4,6 +4,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Config struct {
 	Linger time.Duration
 	// MaxInFlight is the most fetched chunks queued per partition.
 	MaxInFlight int
+	// CommitInterval is how often processed offsets are committed (default
+	// 1s); it bounds how much a crash makes the group re-read.
+	CommitInterval time.Duration
 	// Registerer receives the consumer lag gauge; required when consuming.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -125,6 +129,7 @@ func New(cfg Config) (*Client, error) {
 			kgo.SessionTimeout(st),
 			kgo.HeartbeatInterval(st/10),
 			kgo.AutoCommitMarks(),
+			kgo.AutoCommitInterval(cmp.Or(cfg.CommitInterval, time.Second)),
 			kgo.BlockRebalanceOnPoll(),
 			kgo.OnPartitionsAssigned(c.assigned),
 			kgo.OnPartitionsRevoked(c.revoked),

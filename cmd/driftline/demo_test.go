@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoEndToEnd runs `driftline demo` on kfake and miniredis and checks
+// its summary, which it computes by reading the output topics back.
+func TestDemoEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := runMain(ctx, []string{"demo", "--events", "30000", "--json", "--rate", "15000"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("demo exit code %d; stderr:\n%s", code, tail(stderr.String(), 2000))
+	}
+	var sum demoSummary
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &sum); err != nil {
+		t.Fatalf("summary is not one JSON line: %v\n%s", err, stdout.String())
+	}
+	if sum.Produced != 30000 || sum.Lost != 0 || sum.PIILeaks != 0 {
+		t.Fatalf("produced %d lost %d pii leaks %d, want 30000, 0, 0", sum.Produced, sum.Lost, sum.PIILeaks)
+	}
+	if sum.Predicted != sum.Valid || sum.DLQ != sum.Malformed || sum.Deduped != sum.Duplicates {
+		t.Fatalf("predicted %d of %d valid, dlq %d of %d malformed, deduplicated %d of %d duplicates",
+			sum.Predicted, sum.Valid, sum.DLQ, sum.Malformed, sum.Deduped, sum.Duplicates)
+	}
+	if sum.Malformed == 0 || sum.Duplicates == 0 {
+		t.Fatalf("the stream should hold malformed rows and duplicates: %+v", sum)
+	}
+	if !(sum.Accuracy > sum.Baseline) {
+		t.Fatalf("prequential accuracy %.3f is not above the majority baseline %.3f", sum.Accuracy, sum.Baseline)
+	}
+}
+
+func TestHelpExplainsEveryCommand(t *testing.T) {
+	for _, c := range commands() {
+		var stdout, stderr bytes.Buffer
+		if code := runMain(context.Background(), []string{c.name, "--help"}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s --help: exit %d", c.name, code)
+		}
+		if !strings.Contains(stderr.String(), "Usage: driftline "+c.name) {
+			t.Errorf("%s --help does not print its usage:\n%s", c.name, stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runMain(context.Background(), []string{"no-such-command"}, &stdout, &stderr); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+}
+
+func TestValidateSpecNamesFileLineAndField(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/bad.yaml"
+	writeFile(t, bad, strings.Replace(string(demoSpecYAML), "type: float, required: true}", "type: flaot, required: true}", 1))
+	var stdout, stderr bytes.Buffer
+	if code := runMain(context.Background(), []string{"validate-spec", bad}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if msg := stderr.String(); !strings.Contains(msg, "bad.yaml:") || !strings.Contains(msg, "schema.fields[8].type") || !strings.Contains(msg, `"flaot"`) {
+		t.Fatalf("error does not name file, line and field: %s", msg)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,249 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/streams"
+)
+
+// integrationSpec is the demo spec pointed at a real broker and Redis, with
+// fresh topics of 4 partitions and fixed keys in the env.
+func integrationSpec(t *testing.T, broker *kafkatest.Broker, redisAddr string) (*pipeline.Spec, string) {
+	t.Helper()
+	t.Setenv("DRIFTLINE_DEMO_HMAC_KEY", "integration-hmac-key-0123456789abcdef")
+	t.Setenv("DRIFTLINE_DEMO_AES_KEY", strings.Repeat("ab", 32))
+	text := strings.Replace(string(demoSpecYAML), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", broker.Addr), 1)
+	text = strings.Replace(text, "name: demo\n", fmt.Sprintf("name: demo\nredis:\n  addr: %q\n", redisAddr), 1)
+	path := filepath.Join(t.TempDir(), "spec.yaml")
+	writeFile(t, path, text)
+	spec, err := pipeline.LoadSpec(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts} {
+		broker.CreateTopic(t, topic, 4)
+	}
+	return spec, path
+}
+
+func produceStream(t *testing.T, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, events int64) *producerStats {
+	t.Helper()
+	cl := broker.Client(t, kgo.ProducerLinger(5*time.Millisecond))
+	var stats producerStats
+	cfg := producerConfig{
+		Topic: spec.Topics.Input, Events: events, MalformedRate: 0.01, DuplicateRate: 0.01,
+		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 7, Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: events / 2}},
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce(ctx, cl, cfg, &stats); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	return &stats
+}
+
+// TestIntegrationPipelineOnRealKafkaAndRedis sends 200,000 events with 1%
+// malformed rows and 1% duplicates through the data plane on a real Apache
+// Kafka broker and a real redis-server, then reads every output topic back.
+func TestIntegrationPipelineOnRealKafkaAndRedis(t *testing.T) {
+	const events = 200_000
+	broker := kafkatest.StartKafka(t)
+	rds := redistest.StartRedis(t)
+	spec, _ := integrationSpec(t, broker, rds.Addr)
+	spec.Topics.Labels = "" // this test is about the data plane
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	stats := produceStream(t, ctx, broker, spec, events)
+
+	rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
+	defer rdb.Close()
+	dp, err := newDataPlane(spec, rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- dp.run(runCtx) }()
+	for {
+		tot := dp.metrics.Totals()
+		if tot.Out+tot.DLQ+tot.Duplicates >= events {
+			break
+		}
+		select {
+		case err := <-runErr:
+			t.Fatalf("pipeline stopped early: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("timed out: %+v", dp.metrics.Totals())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := <-runErr; err != nil {
+		t.Fatalf("pipeline run: %v", err)
+	}
+	res, err := readBack(ctx, []string{broker.Addr}, spec, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("produced %d rows: %d valid, %d malformed, %d duplicates; read back %d predictions, %d DLQ records",
+		stats.rows.Load(), stats.valid.Load(), stats.malformed.Load(), stats.duplicates.Load(), res.predictions, res.dlq)
+	if res.lost != 0 || res.duplicatePredictions != 0 {
+		t.Errorf("lost %d, duplicate predictions %d; want 0 and 0 (each valid, unique event exactly once)", res.lost, res.duplicatePredictions)
+	}
+	if res.predictions != stats.valid.Load() || res.dlq != stats.malformed.Load() {
+		t.Errorf("predictions %d (want %d), DLQ %d (want %d)", res.predictions, stats.valid.Load(), res.dlq, stats.malformed.Load())
+	}
+	if res.dlqWithoutReason != 0 {
+		t.Errorf("%d DLQ records lack reason, stage or source offset headers", res.dlqWithoutReason)
+	}
+	if res.piiLeaks != 0 {
+		t.Errorf("%d output records carry plaintext PII", res.piiLeaks)
+	}
+	if got := dp.metrics.Totals().Duplicates; got != stats.duplicates.Load() {
+		t.Errorf("deduplicated %d, want %d", got, stats.duplicates.Load())
+	}
+}
+
+// TestIntegrationKillAndRestartLosesNothing runs `driftline run` as a real
+// process, kills it with SIGKILL mid-stream, restarts it, stops the second
+// run gracefully with SIGTERM mid-stream, and lets a third run finish: every
+// event must have its output (at-least-once: the kill may repeat some).
+func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
+	const events = 100_000
+	broker := kafkatest.StartKafka(t)
+	rds := redistest.StartRedis(t)
+	spec, specPath := integrationSpec(t, broker, rds.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	stats := produceStream(t, ctx, broker, spec, events)
+	bin := buildDriftline(t)
+	adm := kadm.NewClient(broker.Client(t))
+	outputs := func() int64 {
+		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n
+	}
+
+	p1 := startRun(t, bin, specPath, "run1")
+	waitFor(t, ctx, "30% of the outputs", func() bool { return outputs() >= events*3/10 })
+	if err := p1.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p1.Wait()
+	killedAt := outputs()
+
+	p2 := startRun(t, bin, specPath, "run2")
+	waitFor(t, ctx, "60% of the outputs", func() bool { return outputs() >= events*6/10 })
+	if err := p2.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Wait(); err != nil {
+		t.Fatalf("run2 did not exit cleanly on SIGTERM: %v", err)
+	}
+
+	p3 := startRun(t, bin, specPath, "run3")
+	waitFor(t, ctx, "the group to commit the whole input", func() bool {
+		committed, err := adm.FetchOffsets(ctx, spec.Kafka.Group)
+		if err != nil {
+			return false
+		}
+		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Input)
+		if err != nil {
+			return false
+		}
+		done := true
+		ends.Each(func(o kadm.ListedOffset) {
+			c, ok := committed.Lookup(o.Topic, o.Partition)
+			if !ok || c.At < o.Offset {
+				done = false
+			}
+		})
+		return done
+	})
+	if err := p3.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p3.Wait(); err != nil {
+		t.Fatalf("run3 did not exit cleanly on SIGTERM: %v", err)
+	}
+	res, err := readBack(ctx, []string{broker.Addr}, spec, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed at %d outputs; read back %d predictions (%d repeated after the kill), %d DLQ records", killedAt, res.predictions, res.duplicatePredictions, res.dlq)
+	if res.lost != 0 {
+		t.Fatalf("%d events lost across a kill and a restart", res.lost)
+	}
+	if res.piiLeaks != 0 {
+		t.Fatalf("%d output records carry plaintext PII", res.piiLeaks)
+	}
+}
+
+func buildDriftline(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "driftline")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startRun(t *testing.T, bin, specPath, name string) *exec.Cmd {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--spec", specPath, "--admin", "127.0.0.1:0")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		logFile.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("%s log:\n%s", name, tail(string(b), 3000))
+			}
+		}
+	})
+	return cmd
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
