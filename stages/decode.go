@@ -48,6 +48,8 @@ type Decode struct {
 	builders []array.Builder
 	slots    []slot
 	unescape []byte
+	// valueStart is where the field value being read starts.
+	valueStart int
 }
 
 type slot struct {
@@ -209,6 +211,19 @@ func (d *Decode) readField(p *scanner, fi int) (string, string) {
 		s.null = true
 		return "", ""
 	}
+	reason, detail := d.readTyped(p, f, s)
+	if reason == ReasonType {
+		// A value that is not JSON at all (NaN, Infinity, .5, tru, 'x') is a
+		// syntax error, not a wrong type; a deep value stays a type error.
+		if p.pos = d.valueStart; p.skipValue(0) == ReasonSyntax {
+			return ReasonSyntax, "field " + f.Name + ": malformed value"
+		}
+	}
+	return reason, detail
+}
+
+func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, string) {
+	d.valueStart = p.pos
 	switch f.Type {
 	case pipeline.TypeString:
 		if p.peek() != '"' {
