@@ -94,7 +94,7 @@ func TestDecodeAcceptsGeneratedEvents(t *testing.T) {
 			t.Fatalf("row %d: ts %v, want %v", i, got, e.Time)
 		}
 		for k, want := range e.F {
-			got := b.Record.Column(spec.FieldIndex("f"+strconv.Itoa(k))).(*array.Float64).Value(i)
+			got := b.Record.Column(spec.FieldIndex("f" + strconv.Itoa(k))).(*array.Float64).Value(i)
 			if got != want {
 				t.Fatalf("row %d: f%d = %v, want %v (bit-exact)", i, k, got, want)
 			}
@@ -271,12 +271,12 @@ func TestDecodeValues(t *testing.T) {
 		return b.Record.Column(spec.FieldIndex(field)).(*array.Float64).Value(0)
 	}
 	for in, want := range map[string]string{
-		`"\u0041\u00e9\u4e2d"`:  "Aé中",
-		`"\ud83d\ude00x"`:       "😀x",
-		`"a\"b\\c\/d\n\t"`:      "a\"b\\c/d\n\t",
-		`"plain\u0000nul"`:      "plain\x00nul",
-		`"pre-\u00e9-é-post"`:   "pre-é-é-post",
-		`"` + "日本語テキスト" + `"`: "日本語テキスト",
+		`"\u0041\u00e9\u4e2d"`: "Aé中",
+		`"\ud83d\ude00x"`:      "😀x",
+		`"a\"b\\c\/d\n\t"`:     "a\"b\\c/d\n\t",
+		`"plain\u0000nul"`:     "plain\x00nul",
+		`"pre-\u00e9-é-post"`:  "pre-é-é-post",
+		`"` + "日本語テキスト" + `"`:  "日本語テキスト",
 	} {
 		if got := str(row(map[string]string{"user_id": in}), "user_id"); got != want {
 			t.Errorf("user_id %s decoded to %q, want %q", in, got, want)

@@ -1,0 +1,90 @@
+package stages
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/driftline/driftline/pipeline"
+)
+
+func TestDedupe(t *testing.T) {
+	spec := testSpec(t, false)
+	r, rdb := startRedis(t)
+	d, v, dd := NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)
+	id := func(s string) []byte { return row(map[string]string{"event_id": `"` + s + `"`}) }
+
+	// Batch 1 at offsets 0..4: b repeats within the batch; row 3 is invalid
+	// and must not reserve its id.
+	b1 := newBatch(0, id("a"), id("b"), id("b"), row(map[string]string{"event_id": `"c"`, "n": "-5"}), id("d"))
+	mustProcess(t, b1, d, v, dd)
+	want1 := []pipeline.RowState{pipeline.RowOK, pipeline.RowOK, pipeline.RowDuplicate, pipeline.RowRejected, pipeline.RowOK}
+	for i, w := range want1 {
+		if b1.State[i] != w {
+			t.Errorf("batch 1 row %d: state %v, want %v", i, b1.State[i], w)
+		}
+	}
+	key := spec.Redis.KeyPrefix + "dedupe:a"
+	if !r.Mini.Exists(key) {
+		t.Fatalf("no key %s; keys %v", key, r.Mini.Keys())
+	}
+	if ttl := r.Mini.TTL(key); ttl != time.Hour {
+		t.Errorf("TTL %v, want 1h", ttl)
+	}
+	if r.Mini.Exists(spec.Redis.KeyPrefix + "dedupe:c") {
+		t.Error("a rejected row reserved its id")
+	}
+
+	// Batch 2 at offsets 5..8: a and d were seen in batch 1; c is new now.
+	b2 := newBatch(5, id("a"), id("c"), id("e"), id("d"))
+	mustProcess(t, b2, d, v, dd)
+	want2 := []pipeline.RowState{pipeline.RowDuplicate, pipeline.RowOK, pipeline.RowOK, pipeline.RowDuplicate}
+	for i, w := range want2 {
+		if b2.State[i] != w {
+			t.Errorf("batch 2 row %d: state %v, want %v", i, b2.State[i], w)
+		}
+	}
+
+	// Redelivery of batch 1 after a crash (same offsets): the rows that were
+	// first are not their own duplicates; the in-batch repeat still is.
+	b1again := newBatch(0, id("a"), id("b"), id("b"), row(map[string]string{"event_id": `"c"`, "n": "-5"}), id("d"))
+	mustProcess(t, b1again, d, v, dd)
+	for i, w := range want1 {
+		if b1again.State[i] != w {
+			t.Errorf("redelivered row %d: state %v, want %v", i, b1again.State[i], w)
+		}
+	}
+	// The same id from another partition is a duplicate.
+	other := newBatch(0, id("a"))
+	other.Messages[0].Partition = 4
+	mustProcess(t, other, d, v, dd)
+	if other.State[0] != pipeline.RowDuplicate {
+		t.Errorf("same id, other partition: state %v, want duplicate", other.State[0])
+	}
+
+	// After the TTL the id may be used again.
+	r.Mini.FastForward(time.Hour + time.Second)
+	late := newBatch(100, id("a"))
+	mustProcess(t, late, d, v, dd)
+	if !late.OK(0) {
+		t.Errorf("id after TTL: state %v, want OK", late.State[0])
+	}
+}
+
+func TestDedupeRedisDown(t *testing.T) {
+	spec := testSpec(t, false)
+	r, rdb := startRedis(t)
+	d, dd := NewDecode(spec), NewDedupe(spec, rdb)
+	b := newBatch(0, row(nil))
+	mustProcess(t, b, d)
+	r.Mini.Close()
+	if err := dd.Process(context.Background(), b); err == nil {
+		t.Fatal("dedupe with Redis down: no error")
+	}
+	// Nothing to check: a batch with no live rows needs no round trip.
+	empty := newBatch(0, []byte("x"))
+	mustProcess(t, empty, d)
+	if err := dd.Process(context.Background(), empty); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+}
