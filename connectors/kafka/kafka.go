@@ -84,6 +84,9 @@ type Client struct {
 	open    func(topic string, partition int32) (pipeline.PartitionHandler, error)
 	runCtx  context.Context
 	errs    chan error
+	// failed is closed by the first fail, to wake Run's poll.
+	failed     chan struct{}
+	failedOnce sync.Once
 	// started is closed when Run has set open (or on Close): the group may
 	// assign partitions as soon as the client exists, before Run.
 	started   chan struct{}
@@ -102,7 +105,7 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, workers: map[tp]*partitionWorker{}, errs: make(chan error, 1), started: make(chan struct{})}
+	c := &Client{cfg: cfg, log: cfg.Logger, workers: map[tp]*partitionWorker{}, errs: make(chan error, 1), failed: make(chan struct{}), started: make(chan struct{})}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
@@ -189,10 +192,22 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 	c.mu.Unlock()
 	c.startOnce.Do(func() { close(c.started) })
 
+	// A failed handler must stop a poll that waits for records that may
+	// never come.
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	go func() {
+		select {
+		case <-c.failed:
+			stopPoll()
+		case <-pollCtx.Done():
+		}
+	}()
+
 	var runErr error
 	for runErr == nil {
-		fetches := c.cl.PollRecords(ctx, 0)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
+		fetches := c.cl.PollRecords(pollCtx, 0)
+		if fetches.IsClientClosed() || pollCtx.Err() != nil {
 			break
 		}
 		fetches.EachError(func(t string, p int32, err error) {
@@ -301,6 +316,7 @@ func (c *Client) fail(err error) {
 	case c.errs <- err:
 	default:
 	}
+	c.failedOnce.Do(func() { close(c.failed) })
 }
 
 // Write implements pipeline.Sink: it produces every record and returns
