@@ -27,6 +27,7 @@ type Spec struct {
 	Model  ModelSpec   `yaml:"model"`
 	Output OutputSpec  `yaml:"output"`
 	Labels LabelsSpec  `yaml:"labels"`
+	Drift  DriftSpec   `yaml:"drift"`
 	source *specSource `yaml:"-"`
 }
 
@@ -224,6 +225,30 @@ type LabelsSpec struct {
 	TTL Duration `yaml:"ttl"`
 	// MaxPending bounds the prediction cache's size.
 	MaxPending int `yaml:"max_pending"`
+}
+
+// DriftSpec configures the drift monitor, which watches the numeric
+// features, the prediction score and the error stream of the champion and
+// publishes alerts to topics.alerts. It runs when topics.alerts is set.
+type DriftSpec struct {
+	// ErrorDetector is the detector on the 0/1 error stream: adwin
+	// (default), ddm, eddm, hddm_a, hddm_w or page_hinkley.
+	ErrorDetector string `yaml:"error_detector"`
+	// Window is the rows per distribution test round (default 5000); the
+	// first Window rows form the reference.
+	Window int `yaml:"window"`
+	// Alpha is the false discovery rate across features (default 0.001).
+	Alpha float64 `yaml:"alpha"`
+	// MinSamples is the samples a detector needs before it may alert
+	// (default 1000).
+	MinSamples int `yaml:"min_samples"`
+	// CoolDown is the quiet time per subject after an episode resolves
+	// (default 15m).
+	CoolDown Duration `yaml:"cooldown"`
+	// WarmUp is the rows skipped before the distribution references are
+	// built, so a cold-started model's untrained scores are not the
+	// prediction reference (default 0).
+	WarmUp int `yaml:"warmup"`
 }
 
 // Duration is a time.Duration written as "250ms", "5s" or "24h" in YAML.
@@ -614,6 +639,14 @@ func (s *Spec) Validate() error {
 	}
 	if s.Model.LearnRate < 0 {
 		add("model.learn_rate", "must not be negative")
+	}
+	switch s.Drift.ErrorDetector {
+	case "", "adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley":
+	default:
+		add("drift.error_detector", "unknown detector %q (want adwin, ddm, eddm, hddm_a, hddm_w or page_hinkley)", s.Drift.ErrorDetector)
+	}
+	if s.Drift.Window < 0 || s.Drift.MinSamples < 0 || s.Drift.WarmUp < 0 || s.Drift.Alpha < 0 || s.Drift.Alpha >= 1 {
+		add("drift", "window and min_samples must not be negative, alpha must be in [0, 1)")
 	}
 	if s.Labels.MaxPending < 0 {
 		add("labels.max_pending", "must not be negative")

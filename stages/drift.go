@@ -63,6 +63,11 @@ type DriftConfig struct {
 	// make one clear signal to the alert gate, so that GateConfig.ResolveAfter
 	// counts blocks of outcomes rather than single outcomes. Default 1000.
 	ErrorSignalEvery int
+	// WarmUpRows are the rows ObserveBatch ignores before it starts building
+	// references, and the outcomes ObserveOutcome ignores, so that a
+	// cold-started online model's first, untrained scores and errors are
+	// neither the prediction reference nor an error drift. Default 0.
+	WarmUpRows int
 
 	// Profiles are reference profiles (a model version's training profiles),
 	// one at most per subject (a feature name or "prediction"). A subject
@@ -358,9 +363,14 @@ type DriftMonitor struct {
 	errDet    detectors.Detector
 	errSeries series
 	outcomes  uint64
-	since     int  // outcomes since the last error signal
-	warning   bool // the error detector's warning at the last outcome
-	errGate   *alert.Gate
+	since     int // outcomes since the last error signal
+	// errLong and errShort are slow and fast moving averages of the error
+	// stream; a detector drift counts only when errShort > errLong.
+	errLong, errShort float64
+	warmedUp          int  // rows ignored so far, up to WarmUpRows
+	outcomesSkipped   int  // outcomes ignored so far, up to WarmUpRows
+	warning           bool // the error detector's warning at the last outcome
+	errGate           *alert.Gate
 }
 
 // NewDriftMonitor validates cfg and returns a monitor.
@@ -438,6 +448,17 @@ func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32,
 	}
 	m.distMu.Lock()
 	defer m.distMu.Unlock()
+	if m.warmedUp < m.cfg.WarmUpRows {
+		skip := min(m.cfg.WarmUpRows-m.warmedUp, len(scores))
+		m.warmedUp += skip
+		if skip == len(scores) {
+			return nil
+		}
+		sub := *fb
+		sub.Dense = fb.Dense[skip*fb.NumDense:]
+		sub.Row = fb.Row[skip:]
+		fb, scores = &sub, scores[skip:]
+	}
 	refSize, bins := m.cfg.ReferenceSize, m.cfg.Bins
 	pred := &m.subjects[nf]
 	var out []alert.Alert
@@ -515,6 +536,13 @@ func (m *DriftMonitor) cutoff() float64 {
 	return float64(max(k, 1)) * m.cfg.Alpha / n
 }
 
+// Spans (in outcomes) of the moving averages that tell whether an error
+// drift is a rise or a fall of the error rate.
+const (
+	errLongSpan  = 2000
+	errShortSpan = 200
+)
+
 // ObserveOutcome feeds one labelled prediction to the error detector: the
 // error is 1 when (score >= 0.5) != (label == 1), else 0. An outcome with a
 // NaN score or label is skipped. It signals the gate on a drift, when a
@@ -530,10 +558,24 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 	}
 	m.errMu.Lock()
 	defer m.errMu.Unlock()
+	if m.outcomesSkipped < m.cfg.WarmUpRows {
+		m.outcomesSkipped++
+		return nil
+	}
 	m.errDet.Update(e)
 	m.outcomes++
 	m.since++
+	if m.outcomes == 1 {
+		m.errLong, m.errShort = e, e
+	}
+	m.errLong += (e - m.errLong) / errLongSpan
+	m.errShort += (e - m.errShort) / errShortSpan
 	drift, warning := m.errDet.DriftDetected(), m.errDet.WarningDetected()
+	if drift && m.errShort <= m.errLong {
+		// The error rate fell: the model got better (e.g. it is still
+		// learning after a cold start). That is no drift to alert on.
+		drift = false
+	}
 	stat := m.errDet.Statistic()
 	m.errSeries.setStatistic(m.cfg.Metrics, stat)
 	newWarning := warning && !m.warning

@@ -34,6 +34,11 @@ type dataPlane struct {
 	// join caches scored rows' features until their labels arrive.
 	join        *stages.LabelJoin
 	joinMetrics *stages.JoinMetrics
+	// drift watches features, scores and errors; alerts publishes what it raises.
+	drift  *stages.DriftMonitor
+	alerts *alertPublisher
+	// outcomeHooks see every joined label after the drift monitor.
+	outcomeHooks []func(stages.Outcome)
 }
 
 // newDataPlane wires the spec's data plane over a Redis client and brokers.
@@ -66,6 +71,17 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 	if spec.Topics.Labels != "" {
 		cache := stages.NewPredictionCache(spec, rdb, spec.Model.Version, dp.joinMetrics)
 		dp.join = stages.NewLabelJoin(spec, cache, dp.champion)
+	}
+	if spec.Topics.Alerts != "" {
+		if dp.drift, err = newDriftMonitor(spec, reg); err != nil {
+			return nil, err
+		}
+		if dp.alerts, err = newAlertPublisher(spec, reg, log); err != nil {
+			return nil, err
+		}
+	}
+	if dp.join != nil {
+		dp.join.OnOutcome = dp.onOutcome
 	}
 	if spec.Stages.Anonymize.DLQPayload == "encrypt" {
 		if dp.dlqCrypt, err = stages.NewAnonymize(spec, keys); err != nil {
@@ -110,9 +126,7 @@ func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler
 		return nil, err
 	}
 	score := stages.NewScore(spec, dp.champion, dp.keys.AESKeyID)
-	if dp.join != nil {
-		score.Observe = dp.join.Observe
-	}
+	score.Observe = dp.observeScored
 	stageList = append(stageList, fz, score)
 	cfg := pipeline.RunnerConfig{Stages: stageList, Sink: dp.kc, DLQTopic: spec.Topics.DLQ, Metrics: dp.metrics}
 	if dp.dlqCrypt != nil {
@@ -122,9 +136,43 @@ func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler
 	return pipeline.NewRunner(cfg)
 }
 
-// run consumes until ctx ends, then drains, commits and closes.
+// observeScored sees every scored batch: it caches the predictions for the
+// label join and feeds the drift monitor.
+func (dp *dataPlane) observeScored(ctx context.Context, b *pipeline.Batch) error {
+	if dp.join != nil {
+		if err := dp.join.Observe(ctx, b); err != nil {
+			return err
+		}
+	}
+	if dp.drift != nil && b.Features.Len() > 0 {
+		dp.alerts.Raise(dp.drift.ObserveBatch(&b.Features, b.Scores, time.Now()))
+	}
+	return nil
+}
+
+// onOutcome sees every joined label.
+func (dp *dataPlane) onOutcome(o stages.Outcome) {
+	if dp.drift != nil && o.Version == dp.champion.Version {
+		dp.alerts.Raise(dp.drift.ObserveOutcome(float64(o.Score), float64(o.Label), o.At))
+	}
+	for _, h := range dp.outcomeHooks {
+		h(o)
+	}
+}
+
+// run consumes until ctx ends, then drains, commits and closes; the alert
+// publisher flushes after the data plane stops.
 func (dp *dataPlane) run(ctx context.Context) error {
-	return dp.kc.Run(ctx, dp.openPartition)
+	if dp.alerts == nil {
+		return dp.kc.Run(ctx, dp.openPartition)
+	}
+	alertCtx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { dp.alerts.Run(alertCtx); close(done) }()
+	err := dp.kc.Run(ctx, dp.openPartition)
+	stopAlerts()
+	<-done
+	return err
 }
 
 // serveAdmin serves /metrics, /healthz and /readyz on addr until ctx ends.

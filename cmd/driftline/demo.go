@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -21,6 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/connectors/watermillkafka"
+	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/pipeline"
 )
 
@@ -29,26 +32,30 @@ var demoSpecYAML []byte
 
 // demoSummary is the one-line JSON the demo prints with --json.
 type demoSummary struct {
-	Produced   int64   `json:"produced"`
-	Valid      int64   `json:"valid"`
-	Malformed  int64   `json:"malformed"`
-	Duplicates int64   `json:"duplicates"`
-	Predicted  int64   `json:"predicted"`
-	DLQ        int64   `json:"dlq"`
-	Deduped    int64   `json:"deduplicated"`
-	Lost       int64   `json:"lost"`
-	EventsPerS float64 `json:"events_per_s"`
-	ElapsedS   float64 `json:"elapsed_s"`
-	Labels     int64   `json:"labels"`
-	Accuracy   float64 `json:"prequential_accuracy"`
-	Baseline   float64 `json:"majority_baseline"`
-	PIILeaks   int64   `json:"pii_leaks"`
-	KafkaAddr  string  `json:"kafka"`
-	RedisAddr  string  `json:"redis"`
-	Partitions int     `json:"partitions"`
-	StreamSeed uint64  `json:"seed"`
-	Concept    string  `json:"concept"`
-	Incomplete bool    `json:"incomplete,omitempty"`
+	Produced        int64       `json:"produced"`
+	Valid           int64       `json:"valid"`
+	Malformed       int64       `json:"malformed"`
+	Duplicates      int64       `json:"duplicates"`
+	Predicted       int64       `json:"predicted"`
+	DLQ             int64       `json:"dlq"`
+	Deduped         int64       `json:"deduplicated"`
+	Lost            int64       `json:"lost"`
+	EventsPerS      float64     `json:"events_per_s"`
+	ElapsedS        float64     `json:"elapsed_s"`
+	Labels          int64       `json:"labels"`
+	Accuracy        float64     `json:"prequential_accuracy"`
+	Baseline        float64     `json:"majority_baseline"`
+	PIILeaks        int64       `json:"pii_leaks"`
+	Alerts          []demoAlert `json:"alerts"`
+	DriftAlerts     int         `json:"drift_alerts"`
+	AlertsDelivered int64       `json:"alerts_delivered"`
+	DriftAt         int64       `json:"drift_at"`
+	KafkaAddr       string      `json:"kafka"`
+	RedisAddr       string      `json:"redis"`
+	Partitions      int         `json:"partitions"`
+	StreamSeed      uint64      `json:"seed"`
+	Concept         string      `json:"concept"`
+	Incomplete      bool        `json:"incomplete,omitempty"`
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -103,7 +110,7 @@ and with --json prints a one-line summary on stdout.`, stderr)
 			return err
 		}
 	}
-	topics := []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts}
+	topics := []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Alerts + ".poison"}
 	cluster, err := kfake.NewCluster(
 		kfake.Ports(port),
 		kfake.SeedTopics(int32(*partitions), topics...),
@@ -135,8 +142,15 @@ and with --json prints a one-line summary on stdout.`, stderr)
 	if err != nil {
 		return err
 	}
+	dp.alerts.OnRaise = func(a alert.Alert) {
+		fmt.Fprintf(stderr, "\nALERT %s: %s on %q (statistic %.4g, window %d, model %s)\n", a.State, a.Detector, a.Subject, a.Statistic, a.Window, a.ModelVersion)
+	}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
+	delivered, err := startAlertWatcher(runCtx, spec, log)
+	if err != nil {
+		return err
+	}
 	addr, err := serveAdmin(runCtx, *adminAddr, dp.reg, dp.kc.Ready, log)
 	if err != nil {
 		return err
@@ -219,8 +233,21 @@ loop:
 		return fmt.Errorf("read back topics: %w", err)
 	}
 	sum.Lost, sum.PIILeaks = check.lost, check.piiLeaks
-	fmt.Fprintf(stderr, "demo: %d produced, %d predicted, %d to the DLQ, %d duplicates dropped, %d lost, %d PII leaks, prequential accuracy %.3f (majority baseline %.3f)\n",
-		sum.Produced, sum.Predicted, sum.DLQ, sum.Deduped, sum.Lost, sum.PIILeaks, sum.Accuracy, sum.Baseline)
+	sum.DriftAt = sf.driftAt
+	sum.Alerts = []demoAlert{}
+	for _, a := range dp.alerts.Raised() {
+		if a.State == alert.StateDrift {
+			sum.DriftAlerts++
+		}
+		sum.Alerts = append(sum.Alerts, demoAlert{Detector: a.Detector, Subject: a.Subject, State: string(a.State), Severity: string(a.Severity), Statistic: a.Statistic, Window: a.Window})
+	}
+	// Give the SRE-side router a moment to receive the last alerts.
+	for wait := time.Now().Add(3 * time.Second); delivered.Load() < int64(len(sum.Alerts)) && time.Now().Before(wait); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	sum.AlertsDelivered = delivered.Load()
+	fmt.Fprintf(stderr, "demo: %d produced, %d predicted, %d to the DLQ, %d duplicates dropped, %d lost, %d PII leaks, prequential accuracy %.3f (majority baseline %.3f), %d drift alert(s) for the drift at event %d\n",
+		sum.Produced, sum.Predicted, sum.DLQ, sum.Deduped, sum.Lost, sum.PIILeaks, sum.Accuracy, sum.Baseline, sum.DriftAlerts, sum.DriftAt)
 	if *jsonOut {
 		b, err := json.Marshal(jsonSafe(sum))
 		if err != nil {
@@ -234,6 +261,16 @@ loop:
 	return nil
 }
 
+// demoAlert is an alert as the demo summary lists it.
+type demoAlert struct {
+	Detector  string  `json:"detector"`
+	Subject   string  `json:"subject"`
+	State     string  `json:"state"`
+	Severity  string  `json:"severity"`
+	Statistic float64 `json:"statistic"`
+	Window    uint64  `json:"window"`
+}
+
 // jsonSafe replaces NaN metrics (no labels yet) with -1, which JSON can carry.
 func jsonSafe(s demoSummary) demoSummary {
 	for _, f := range []*float64{&s.Accuracy, &s.Baseline} {
@@ -242,6 +279,39 @@ func jsonSafe(s demoSummary) demoSummary {
 		}
 	}
 	return s
+}
+
+// startAlertWatcher runs the SRE side of the control plane: a watermill
+// router (retry, poison queue, recoverer) that consumes the alerts topic.
+// It returns the count of alerts received.
+func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, log *slog.Logger) (*atomic.Int64, error) {
+	var delivered atomic.Int64
+	sub, err := watermillkafka.NewSubscriber(watermillkafka.SubscriberConfig{Brokers: spec.Kafka.Brokers, ConsumerGroup: spec.Kafka.Group + "-sre"})
+	if err != nil {
+		return nil, err
+	}
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+	if err != nil {
+		return nil, err
+	}
+	router, err := watermillkafka.NewJSONRouter(sub, pub, spec.Topics.Alerts, spec.Topics.Alerts+".poison",
+		func(_ context.Context, a alert.Alert) error {
+			delivered.Add(1)
+			log.Info("alert received", "detector", a.Detector, "subject", a.Subject, "state", a.State)
+			return nil
+		}, nil)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := router.Run(ctx); err != nil {
+			log.Error("alert router", "err", err)
+		}
+		router.Close()
+		pub.Close()
+		sub.Close()
+	}()
+	return &delivered, nil
 }
 
 // setDemoKeys puts fresh random keys in the env vars the demo spec names,

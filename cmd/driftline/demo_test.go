@@ -15,7 +15,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := runMain(ctx, []string{"demo", "--events", "30000", "--json", "--rate", "15000"}, &stdout, &stderr)
+	code := runMain(ctx, []string{"demo", "--events", "60000", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("demo exit code %d; stderr:\n%s", code, tail(stderr.String(), 2000))
 	}
@@ -23,8 +23,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &sum); err != nil {
 		t.Fatalf("summary is not one JSON line: %v\n%s", err, stdout.String())
 	}
-	if sum.Produced != 30000 || sum.Lost != 0 || sum.PIILeaks != 0 {
-		t.Fatalf("produced %d lost %d pii leaks %d, want 30000, 0, 0", sum.Produced, sum.Lost, sum.PIILeaks)
+	if sum.Produced != 60000 || sum.Lost != 0 || sum.PIILeaks != 0 {
+		t.Fatalf("produced %d lost %d pii leaks %d, want 60000, 0, 0", sum.Produced, sum.Lost, sum.PIILeaks)
 	}
 	if sum.Predicted != sum.Valid || sum.DLQ != sum.Malformed || sum.Deduped != sum.Duplicates {
 		t.Fatalf("predicted %d of %d valid, dlq %d of %d malformed, deduplicated %d of %d duplicates",
@@ -32,6 +32,19 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if sum.Malformed == 0 || sum.Duplicates == 0 {
 		t.Fatalf("the stream should hold malformed rows and duplicates: %+v", sum)
+	}
+	// One concept drift (at event 30,000) gives one drift alert, on the error stream.
+	var drifts []demoAlert
+	for _, a := range sum.Alerts {
+		if a.State == "drift" {
+			drifts = append(drifts, a)
+		}
+	}
+	if len(drifts) != 1 || drifts[0].Subject != "error" || sum.DriftAlerts != 1 {
+		t.Errorf("want exactly one drift alert, on subject error; got %+v", sum.Alerts)
+	}
+	if sum.AlertsDelivered != int64(len(sum.Alerts)) {
+		t.Errorf("the alerts router received %d of %d alerts", sum.AlertsDelivered, len(sum.Alerts))
 	}
 	if !(sum.Accuracy > sum.Baseline) {
 		t.Fatalf("prequential accuracy %.3f is not above the majority baseline %.3f", sum.Accuracy, sum.Baseline)

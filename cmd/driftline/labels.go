@@ -42,7 +42,7 @@ func newLabelPlane(spec *pipeline.Spec, dp *dataPlane, _ redis.UniversalClient, 
 	}
 	lp := &labelPlane{kc: kc, metrics: dp.joinMetrics}
 	lp.join = dp.join
-	lp.join.OnOutcome = lp.observe
+	dp.outcomeHooks = append(dp.outcomeHooks, lp.observe)
 	return lp, nil
 }
 

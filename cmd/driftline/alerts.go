@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/driftline/driftline/connectors/watermillkafka"
+	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
+)
+
+// alertQueueSize bounds the alerts waiting to be published. Alerts are rate
+// limited by the gate, so a full queue means the alerts topic is down.
+const alertQueueSize = 1024
+
+// alertPublisher publishes drift alerts to the alerts topic through
+// watermill, off the hot path: Raise enqueues without blocking, and Run
+// publishes until ctx ends, then flushes what is queued.
+type alertPublisher struct {
+	pub     *watermillkafka.Publisher
+	topic   string
+	queue   chan alert.Alert
+	dropped prometheus.Counter
+	log     *slog.Logger
+	// OnRaise, when set, sees every alert raised (the demo prints them).
+	OnRaise func(alert.Alert)
+
+	mu     sync.Mutex
+	raised []alert.Alert
+}
+
+func newAlertPublisher(spec *pipeline.Spec, reg prometheus.Registerer, log *slog.Logger) (*alertPublisher, error) {
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+	if err != nil {
+		return nil, fmt.Errorf("alerts publisher: %w", err)
+	}
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "driftline_alerts_dropped_total", Help: "Alerts dropped because the publish queue was full.",
+	})
+	if err := reg.Register(dropped); err != nil {
+		return nil, err
+	}
+	return &alertPublisher{pub: pub, topic: spec.Topics.Alerts, queue: make(chan alert.Alert, alertQueueSize), dropped: dropped, log: log}, nil
+}
+
+// Raise queues alerts for publishing; it never blocks.
+func (p *alertPublisher) Raise(alerts []alert.Alert) {
+	for _, a := range alerts {
+		p.mu.Lock()
+		p.raised = append(p.raised, a)
+		p.mu.Unlock()
+		if p.OnRaise != nil {
+			p.OnRaise(a)
+		}
+		select {
+		case p.queue <- a:
+		default:
+			p.dropped.Inc()
+			p.log.Error("alert queue full; alert dropped", "detector", a.Detector, "subject", a.Subject)
+		}
+	}
+}
+
+// Raised returns every alert raised so far.
+func (p *alertPublisher) Raised() []alert.Alert {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]alert.Alert(nil), p.raised...)
+}
+
+// Run publishes queued alerts until ctx ends, then flushes the queue and
+// closes the publisher.
+func (p *alertPublisher) Run(ctx context.Context) {
+	defer p.pub.Close()
+	publish := func(ctx context.Context, a alert.Alert) {
+		if err := watermillkafka.PublishJSON(ctx, p.pub, p.topic, a.DedupeKey, a); err != nil {
+			p.log.Error("publish alert", "err", err, "detector", a.Detector, "subject", a.Subject)
+		}
+	}
+	for {
+		select {
+		case a := <-p.queue:
+			publish(ctx, a)
+		case <-ctx.Done():
+			flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for {
+				select {
+				case a := <-p.queue:
+					publish(flushCtx, a)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// newDriftMonitor builds the champion's drift monitor from the spec.
+func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.DriftMonitor, error) {
+	cfg := stages.DefaultDriftConfig()
+	cfg.ModelVersion = spec.Model.Name + "@" + spec.Model.Version
+	cfg.Features = spec.Stages.Featurize.Numeric
+	d := spec.Drift
+	if d.ErrorDetector != "" {
+		cfg.ErrorDetector = d.ErrorDetector
+	}
+	if d.Window > 0 {
+		cfg.WindowSize, cfg.ReferenceSize = d.Window, d.Window
+	}
+	if d.Alpha > 0 {
+		cfg.Alpha = d.Alpha
+	}
+	if d.MinSamples > 0 {
+		cfg.Gate.MinSamples = uint64(d.MinSamples)
+	}
+	cfg.WarmUpRows = d.WarmUp
+	if d.CoolDown > 0 {
+		cfg.Gate.CoolDown = d.CoolDown.D()
+	}
+	m, err := stages.NewDriftMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Metrics = m
+	mon, err := stages.NewDriftMonitor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("drift: %w", err)
+	}
+	return mon, nil
+}
