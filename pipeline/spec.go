@@ -255,14 +255,22 @@ type DriftSpec struct {
 type Duration time.Duration
 
 // UnmarshalYAML parses a Go duration string.
+// A bad value is reported as a yaml type error, so that it carries its line.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into a duration (want e.g. 250ms, 5s, 24h)", n.Line, n.ShortTag())}}
+	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("invalid duration %q (want e.g. 250ms, 5s, 24h)", n.Value)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: invalid duration `%s` (want e.g. 250ms, 5s, 24h)", n.Line, n.Value)}}
 	}
 	*d = Duration(v)
 	return nil
 }
+
+// MarshalYAML writes the duration as a Go duration string, so that a
+// marshaled spec parses again.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
@@ -307,11 +315,13 @@ func LoadSpec(path string) (*Spec, error) {
 func ParseSpec(name string, data []byte) (*Spec, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &SpecError{File: name, Msg: err.Error()}
+		return nil, yamlLineError(name, err.Error(), nil)
 	}
 	src := &specSource{file: name, lines: map[string]int{}}
+	byLine := map[int][]lineEntry{}
 	if len(root.Content) > 0 {
 		indexLines(root.Content[0], "", src.lines)
+		indexByLine(root.Content[0], "", byLine)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -321,11 +331,11 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 		if errors.As(err, &te) {
 			errs := make([]error, 0, len(te.Errors))
 			for _, e := range te.Errors {
-				errs = append(errs, yamlLineError(name, e))
+				errs = append(errs, yamlLineError(name, e, byLine))
 			}
 			return nil, errors.Join(errs...)
 		}
-		return nil, yamlLineError(name, err.Error())
+		return nil, yamlLineError(name, err.Error(), byLine)
 	}
 	s.source = src
 	s.applyDefaults()
@@ -335,17 +345,103 @@ func ParseSpec(name string, data []byte) (*Spec, error) {
 	return &s, nil
 }
 
-// yamlLineError turns yaml's "yaml: line 7: msg" or "line 7: msg" into a SpecError.
-func yamlLineError(file, msg string) error {
+// yamlLineError turns yaml's "yaml: line 7: msg" or "line 7: msg" into a
+// SpecError, naming the field written on that line that msg is about.
+func yamlLineError(file, msg string, byLine map[int][]lineEntry) error {
 	msg = strings.TrimPrefix(msg, "yaml: ")
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if i := strings.IndexByte(rest, ':'); i > 0 {
 			if n, err := strconv.Atoi(rest[:i]); err == nil {
-				return &SpecError{File: file, Line: n, Msg: strings.TrimSpace(rest[i+1:])}
+				e := &SpecError{File: file, Line: n, Msg: strings.TrimSpace(rest[i+1:])}
+				e.Field = fieldOnLine(byLine[n], e.Msg)
+				if key, ok := unknownKey(e.Msg); ok {
+					e.Msg = fmt.Sprintf("unknown key %q", key)
+				}
+				return e
 			}
 		}
 	}
 	return &SpecError{File: file, Msg: msg}
+}
+
+// lineEntry is a mapping key or sequence item written on a line.
+type lineEntry struct {
+	path, key string
+	value     *yaml.Node
+}
+
+// indexByLine lists, per line, the keys and sequence items written on it.
+func indexByLine(n *yaml.Node, path string, out map[int][]lineEntry) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			out[k.Line] = append(out[k.Line], lineEntry{path: p, key: k.Value, value: v})
+			if v.Line != k.Line {
+				out[v.Line] = append(out[v.Line], lineEntry{path: p, value: v})
+			}
+			indexByLine(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			out[c.Line] = append(out[c.Line], lineEntry{path: p, value: c})
+			indexByLine(c, p, out)
+		}
+	}
+}
+
+func unknownKey(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, "field ")
+	if !ok {
+		return "", false
+	}
+	key, _, ok := strings.Cut(rest, " not found in type ")
+	return key, ok
+}
+
+// fieldOnLine picks the entry of a line that a yaml error message is
+// about: the unknown key it names, the value it quotes (yaml shortens long
+// ones to "abcdefg..."), or the kind of node it could not decode; else the
+// line's first entry.
+func fieldOnLine(entries []lineEntry, msg string) string {
+	if len(entries) == 0 {
+		return ""
+	}
+	if key, ok := unknownKey(msg); ok {
+		for _, e := range entries {
+			if e.key == key {
+				return e.path
+			}
+		}
+	}
+	if _, rest, ok := strings.Cut(msg, "`"); ok {
+		if quoted, _, ok := strings.Cut(rest, "`"); ok {
+			prefix, short := strings.CutSuffix(quoted, "...")
+			for _, e := range entries {
+				if e.value.Kind != yaml.ScalarNode {
+					continue
+				}
+				if e.value.Value == quoted || (short && strings.HasPrefix(e.value.Value, prefix)) {
+					return e.path
+				}
+			}
+		}
+	}
+	for kind, tag := range map[yaml.Kind]string{yaml.SequenceNode: "!!seq", yaml.MappingNode: "!!map"} {
+		if strings.Contains(msg, "unmarshal "+tag) {
+			for _, e := range entries {
+				if e.value.Kind == kind {
+					return e.path
+				}
+			}
+		}
+	}
+	return entries[0].path
 }
 
 // indexLines records the line of every mapping key and sequence item under
