@@ -50,6 +50,8 @@ type Decode struct {
 	unescape []byte
 	// valueStart is where the field value being read starts.
 	valueStart int
+	// next is the schema index lookup tries first.
+	next int
 }
 
 type slot struct {
@@ -141,9 +143,10 @@ func (d *Decode) appendRow() {
 // detail when the row is rejected.
 func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 	for i := range d.slots {
-		d.slots[i] = slot{}
+		d.slots[i].set = false // readField overwrites the rest
 	}
 	d.unescape = d.unescape[:0]
+	d.next = 0
 	if !utf8.Valid(data) {
 		return ReasonUTF8, "input is not valid UTF-8"
 	}
@@ -167,7 +170,7 @@ func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 			return ReasonSyntax, "missing ':' at byte " + strconv.Itoa(p.pos)
 		}
 		p.skipSpace()
-		if fi, known := d.index[string(key)]; known {
+		if fi, known := d.lookup(key); known {
 			if d.slots[fi].set {
 				return ReasonDuplicate, "field " + d.fields[fi].Name + " appears twice"
 			}
@@ -188,6 +191,21 @@ func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 	}
 }
 
+// lookup returns the schema index of key. Producers usually write fields in
+// schema order, so it first tries the field after the previous match, which
+// is one short comparison instead of a map lookup.
+func (d *Decode) lookup(key []byte) (int, bool) {
+	if n := d.next; n < len(d.fields) && d.fields[n].Name == string(key) {
+		d.next = n + 1
+		return n, true
+	}
+	fi, ok := d.index[string(key)]
+	if ok {
+		d.next = fi + 1
+	}
+	return fi, ok
+}
+
 func (d *Decode) trailing(p *scanner) (string, string) {
 	p.skipSpace()
 	if p.pos != len(p.data) {
@@ -206,7 +224,7 @@ func truncate(b []byte, n int) string {
 func (d *Decode) readField(p *scanner, fi int) (string, string) {
 	f := &d.fields[fi]
 	s := &d.slots[fi]
-	s.set = true
+	s.set, s.null = true, false
 	if p.literal("null") {
 		s.null = true
 		return "", ""
@@ -261,6 +279,7 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, 
 		case p.literal("true"):
 			s.b = true
 		case p.literal("false"):
+			s.b = false
 		default:
 			return ReasonType, "field " + f.Name + ": want bool, got " + p.kind()
 		}
@@ -539,13 +558,15 @@ func (p *scanner) skipContainer(depth int) string {
 
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
-// parseFloat parses a grammar-checked JSON number. Short decimals (at most
-// 15 significant digits, no exponent) take an exact fast path: the mantissa
-// and the power of ten are both exact float64 values, so one division
-// rounds correctly (Clinger 1990). Everything else goes to strconv.
+// parseFloat parses a grammar-checked JSON number. Decimals without an
+// exponent whose digits, read as an integer, are at most 2^53 and that have
+// at most 22 fraction digits take an exact fast path: the mantissa and the
+// power of ten are both exact float64 values, so one division rounds
+// correctly (Clinger 1990). Everything else goes to strconv.
 func parseFloat(num []byte) (float64, bool) {
+	const maxExact = 1 << 53
 	var mant uint64
-	digits, frac := 0, -1
+	frac := -1
 	neg := false
 	i := 0
 	if num[0] == '-' {
@@ -557,9 +578,6 @@ func parseFloat(num []byte) (float64, bool) {
 		switch {
 		case c >= '0' && c <= '9':
 			mant = mant*10 + uint64(c-'0')
-			if mant != 0 {
-				digits++
-			}
 			if frac >= 0 {
 				frac++
 			}
@@ -568,7 +586,7 @@ func parseFloat(num []byte) (float64, bool) {
 		default:
 			return slowParseFloat(num)
 		}
-		if digits > 15 || frac > 22 {
+		if mant > maxExact || frac > 22 {
 			return slowParseFloat(num)
 		}
 	}

@@ -399,7 +399,15 @@ func TestParseFloatMatchesStrconv(t *testing.T) {
 	}
 	for range 300000 {
 		var s string
-		switch rng.IntN(4) {
+		switch rng.IntN(5) {
+		case 4: // 16-17 significant digits, around the 2^53 mantissa limit
+			m := digits(16 + rng.IntN(2))
+			if rng.IntN(2) == 0 {
+				m = "900719925474" + m[12:]
+			}
+			m = strings.TrimLeft(m, "0") + "1"
+			at := 1 + rng.IntN(len(m)-1)
+			s = m[:at] + "." + m[at:]
 		case 0: // what the generators write: shortest 'g' of a random float
 			s = strconv.FormatFloat(rng.NormFloat64()*math.Pow(10, float64(rng.IntN(12)-6)), 'g', -1, 64)
 		case 1: // short decimals, the fast path's target
