@@ -19,7 +19,7 @@ func TestFeaturizeLayout(t *testing.T) {
 		row(map[string]string{"n": "42", "flag": "true"}),
 		[]byte("bad"),
 		row(map[string]string{"country": `"GB"`, "flag": "false", "n": ""}), // n absent: NaN
-		row(map[string]string{"country": `"ZZ"`}),                  // rejected by validate
+		row(map[string]string{"country": `"ZZ"`}),                           // rejected by validate
 		row(map[string]string{"f3": "-1e3", "n": "null", "flag": "null"}),
 	)
 	mustProcess(t, b, NewDecode(spec), NewValidate(spec), fz)
