@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"slices"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -100,8 +102,12 @@ func decodeAESKey(s string) ([]byte, error) {
 //     additional data; outputs carrying it get a driftline.key_id header.
 //
 // It also encrypts DLQ payloads when the spec asks. The keyed HMAC is
-// reused with Reset, so the hot path does not allocate per value. An
-// Anonymize is used by one partition loop at a time.
+// reused with Reset, and repeated values hit a bounded cache of pseudonyms
+// (at most PseudonymCacheSize entries, emptied when full). The cache lives
+// only in this process's memory, next to the plaintext it came from; it is
+// never logged, exported or snapshotted, and since an Anonymize holds one
+// key for its life, a new key (rotation) means a new Anonymize and an empty
+// cache. An Anonymize is used by one partition loop at a time.
 type Anonymize struct {
 	cols    []anonCol
 	newMAC  func() hash.Hash
@@ -110,7 +116,17 @@ type Anonymize struct {
 	keyID   string
 	sum     []byte
 	scratch []byte
+	sealed  []byte
+	// pseudonyms caches token bytes by plaintext; nil when disabled.
+	pseudonyms map[string][pseudonymLen]byte
+	cacheSize  int
 }
+
+// PseudonymCacheSize bounds the pseudonym cache of each Anonymize.
+const PseudonymCacheSize = 1 << 16
+
+// pseudonymLen is len(TokenPrefix) + 32 hex digits.
+const pseudonymLen = len(TokenPrefix) + 32
 
 type anonCol struct {
 	index    int
@@ -143,6 +159,8 @@ func NewAnonymize(spec *pipeline.Spec, keys Keys) (*Anonymize, error) {
 		key := bytes.Clone(keys.HMAC)
 		a.newMAC = func() hash.Hash { return hmac.New(sha256.New, key) }
 		a.mac = a.newMAC()
+		a.cacheSize = PseudonymCacheSize
+		a.pseudonyms = make(map[string][pseudonymLen]byte)
 	}
 	if len(keys.AES) > 0 {
 		block, err := aes.NewCipher(keys.AES)
@@ -203,7 +221,8 @@ func (a *Anonymize) apply(c anonCol, v string) ([]byte, error) {
 	case pipeline.OpRedact:
 		return append(a.scratch, RedactedValue...), nil
 	case pipeline.OpEncrypt:
-		ct, err := a.Encrypt(a.scratch, []byte(v), []byte(c.name))
+		// Seal reads plain and ad and keeps neither: views are enough.
+		ct, err := a.Encrypt(a.scratch, unsafe.Slice(unsafe.StringData(v), len(v)), unsafe.Slice(unsafe.StringData(c.name), len(c.name)))
 		a.scratch = ct
 		return ct, err
 	}
@@ -211,15 +230,36 @@ func (a *Anonymize) apply(c anonCol, v string) ([]byte, error) {
 }
 
 func (a *Anonymize) pseudonymize(v string) []byte {
+	if tok, ok := a.pseudonyms[v]; ok {
+		return a.appendToken(tok)
+	}
 	a.mac.Reset()
-	a.mac.Write([]byte(v))
+	// The MAC reads v and keeps nothing, so a view of it is enough.
+	a.mac.Write(unsafe.Slice(unsafe.StringData(v), len(v)))
 	a.sum = a.mac.Sum(a.sum[:0])
-	a.scratch = append(a.scratch, TokenPrefix...)
+	var tok [pseudonymLen]byte
+	copy(tok[:], TokenPrefix)
+	hex.Encode(tok[len(TokenPrefix):], a.sum[:16])
+	if a.pseudonyms != nil {
+		if len(a.pseudonyms) >= a.cacheSize {
+			clear(a.pseudonyms)
+		}
+		a.pseudonyms[strings.Clone(v)] = tok
+	}
+	return a.appendToken(tok)
+}
+
+// appendToken appends tok to a.scratch without slicing tok, which would
+// move it to the heap.
+func (a *Anonymize) appendToken(tok [pseudonymLen]byte) []byte {
 	n := len(a.scratch)
-	a.scratch = append(a.scratch, make([]byte, 32)...)
-	hex.Encode(a.scratch[n:], a.sum[:16])
+	a.scratch = slices.Grow(a.scratch, pseudonymLen)[:n+pseudonymLen]
+	*(*[pseudonymLen]byte)(a.scratch[n:]) = tok
 	return a.scratch
 }
+
+// disablePseudonymCache turns the pseudonym cache off (benchmarks compare).
+func (a *Anonymize) disablePseudonymCache() { a.pseudonyms = nil }
 
 // Encrypt appends base64(nonce ‖ AES-256-GCM(plain, ad)) to dst.
 func (a *Anonymize) Encrypt(dst, plain, ad []byte) ([]byte, error) {
@@ -227,11 +267,12 @@ func (a *Anonymize) Encrypt(dst, plain, ad []byte) ([]byte, error) {
 		return nil, errors.New("no encryption key")
 	}
 	ns := a.aead.NonceSize()
-	sealed := make([]byte, ns, ns+len(plain)+a.aead.Overhead())
+	sealed := slices.Grow(a.sealed[:0], ns+len(plain)+a.aead.Overhead())[:ns]
 	if _, err := rand.Read(sealed); err != nil {
 		return nil, fmt.Errorf("nonce: %w", err)
 	}
 	sealed = a.aead.Seal(sealed, sealed[:ns], plain, ad)
+	a.sealed = sealed
 	return base64.StdEncoding.AppendEncode(dst, sealed), nil
 }
 
@@ -242,9 +283,10 @@ const DLQAssociatedData = "driftline.dlq"
 // for another partition loop.
 func (a *Anonymize) Clone() *Anonymize {
 	c := *a
-	c.sum, c.scratch = nil, nil
+	c.sum, c.scratch, c.sealed = nil, nil, nil
 	if a.mac != nil {
 		c.mac = a.newMAC()
+		c.pseudonyms = make(map[string][pseudonymLen]byte)
 	}
 	return &c
 }

@@ -1,0 +1,249 @@
+package stages
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"testing"
+
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/streams"
+)
+
+// benchBatch is the batch size of every benchmark: one op is one batch.
+const benchBatch = 1024
+
+// benchRows are realistic events from a 10,000-user SEA stream: an id, a
+// timestamp, 3 PII strings, 3 categoricals and 10 floats rounded to 4
+// decimals, as sensors and prices are (about 290 bytes).
+func benchRows(b *testing.B) [][]byte {
+	return benchRowsPrec(b, true)
+}
+
+// benchRowsPrec with round false keeps the generator's full-precision
+// floats (16-17 significant digits, about 410 bytes).
+func benchRowsPrec(b *testing.B, round bool) [][]byte {
+	evs, _ := genEvents(b, 42, benchBatch, 10_000)
+	rows := make([][]byte, len(evs))
+	for i := range evs {
+		if round {
+			for k, f := range evs[i].F {
+				evs[i].F[k] = math.Round(f*1e4) / 1e4
+			}
+		}
+		rows[i] = streams.AppendJSON(nil, &evs[i])
+	}
+	n := 0
+	for _, r := range rows {
+		n += len(r)
+	}
+	b.SetBytes(int64(n))
+	return rows
+}
+
+// perEvent runs body once per batch in a b.Loop and reports ns/event,
+// allocs/event and events/s (on one core: the benchmarks run in one
+// goroutine).
+func perEvent(b *testing.B, body func()) {
+	b.ReportAllocs()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	mallocs := ms.Mallocs
+	n := 0
+	for b.Loop() {
+		body()
+		n++
+	}
+	runtime.ReadMemStats(&ms)
+	events := float64(n * benchBatch)
+	nsPerEvent := float64(b.Elapsed().Nanoseconds()) / events
+	b.ReportMetric(nsPerEvent, "ns/event")
+	b.ReportMetric(float64(ms.Mallocs-mallocs)/events, "allocs/event")
+	b.ReportMetric(1e9/nsPerEvent, "events/s")
+}
+
+func benchMessages(rows [][]byte) []pipeline.Message {
+	msgs := make([]pipeline.Message, len(rows))
+	for i, r := range rows {
+		msgs[i] = pipeline.Message{Topic: "events", Partition: 0, Offset: int64(i), Value: r}
+	}
+	return msgs
+}
+
+func benchSpec(b *testing.B) *pipeline.Spec {
+	spec := testSpec(b, false)
+	spec.Schema.MaxStringBytes = pipeline.DefaultMaxStringBytes
+	return spec
+}
+
+func must(b *testing.B, err error) {
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkDecode: floats=4dp is the realistic input; floats=full has the
+// generator's 17-digit floats, which miss the exact fast path.
+func BenchmarkDecode(b *testing.B) {
+	for _, round := range []bool{true, false} {
+		name := "floats=4dp"
+		if !round {
+			name = "floats=full"
+		}
+		b.Run(name, func(b *testing.B) {
+			spec := benchSpec(b)
+			msgs := benchMessages(benchRowsPrec(b, round))
+			d := NewDecode(spec)
+			var batch pipeline.Batch
+			perEvent(b, func() {
+				batch.Reset(msgs)
+				must(b, d.Process(context.Background(), &batch))
+			})
+			if !batch.OK(benchBatch - 1) {
+				b.Fatalf("rejected: %+v", batch.Rejections[benchBatch-1])
+			}
+		})
+	}
+}
+
+// decoded returns one decoded and validated batch.
+func decoded(b *testing.B, spec *pipeline.Spec) *pipeline.Batch {
+	batch := &pipeline.Batch{}
+	batch.Reset(benchMessages(benchRows(b)))
+	must(b, NewDecode(spec).Process(context.Background(), batch))
+	must(b, NewValidate(spec).Process(context.Background(), batch))
+	for i := range batch.State {
+		if !batch.OK(i) {
+			b.Fatalf("row %d rejected: %+v", i, batch.Rejections[i])
+		}
+	}
+	return batch
+}
+
+func BenchmarkValidate(b *testing.B) {
+	spec := benchSpec(b)
+	batch := decoded(b, spec)
+	v := NewValidate(spec)
+	perEvent(b, func() { must(b, v.Process(context.Background(), batch)) })
+}
+
+// BenchmarkAnonymize pseudonymizes user_id, encrypts email and masks phone.
+// Cache=off is the pseudonymization without the pseudonym cache (one
+// HMAC-SHA256 per value), for a before/after ratio in the same run.
+func BenchmarkAnonymize(b *testing.B) {
+	for _, cache := range []bool{false, true} {
+		name := "cache=off"
+		if cache {
+			name = "cache=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			spec := benchSpec(b)
+			batch := decoded(b, spec)
+			orig := batch.Record
+			a, err := NewAnonymize(spec, testKeys())
+			must(b, err)
+			if !cache {
+				a.disablePseudonymCache()
+			}
+			perEvent(b, func() {
+				orig.Retain()
+				batch.Record = orig
+				must(b, a.Process(context.Background(), batch))
+				batch.Record.Release()
+			})
+			batch.Record = orig
+		})
+	}
+}
+
+// BenchmarkPseudonymize is the pseudonymize operator alone on user_id.
+func BenchmarkPseudonymize(b *testing.B) {
+	for _, cache := range []bool{false, true} {
+		name := "cache=off"
+		if cache {
+			name = "cache=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			spec := parseTestSpec(b, false, map[string]string{
+				"      - {field: email, op: encrypt}\n      - {field: phone, op: mask, keep_last: 4}\n": "      - {field: email, op: drop}\n      - {field: phone, op: drop}\n",
+			})
+			spec.Schema.MaxStringBytes = pipeline.DefaultMaxStringBytes
+			batch := decoded(b, spec)
+			orig := batch.Record
+			a, err := NewAnonymize(spec, testKeys())
+			must(b, err)
+			a.cols = a.cols[:1] // user_id only
+			if !cache {
+				a.disablePseudonymCache()
+			}
+			perEvent(b, func() {
+				orig.Retain()
+				batch.Record = orig
+				must(b, a.Process(context.Background(), batch))
+				batch.Record.Release()
+			})
+			batch.Record = orig
+		})
+	}
+}
+
+func BenchmarkFeaturize(b *testing.B) {
+	spec := benchSpec(b)
+	batch := decoded(b, spec)
+	fz, err := NewFeaturize(spec, nil)
+	must(b, err)
+	perEvent(b, func() {
+		fb := &batch.Features
+		fb.Dense, fb.Hashed, fb.Row = fb.Dense[:0], fb.Hashed[:0], fb.Row[:0]
+		must(b, fz.Process(context.Background(), batch))
+	})
+}
+
+func BenchmarkScore(b *testing.B) {
+	spec := benchSpec(b)
+	c := newChain(b, spec, nil)
+	batch := decoded(b, spec)
+	must(b, c.anon.Process(context.Background(), batch))
+	must(b, c.fz.Process(context.Background(), batch))
+	perEvent(b, func() {
+		clear(batch.Outputs)
+		batch.Outputs = batch.Outputs[:0]
+		must(b, c.score.Process(context.Background(), batch))
+	})
+	if len(batch.Outputs) != benchBatch {
+		b.Fatalf("%d outputs", len(batch.Outputs))
+	}
+}
+
+// BenchmarkChain is decode → validate → anonymize → featurize → score in
+// process, without Redis. Dedupe=miniredis adds the dedupe stage on an
+// in-process miniredis: its cost is miniredis's, not a production Redis's.
+func BenchmarkChain(b *testing.B) {
+	for _, dedupe := range []bool{false, true} {
+		name := "dedupe=off"
+		if dedupe {
+			name = "dedupe=miniredis"
+		}
+		b.Run(name, func(b *testing.B) {
+			spec := benchSpec(b)
+			msgs := benchMessages(benchRows(b))
+			c := newChain(b, spec, nil)
+			st := []pipeline.Stage{c.decode, c.validate}
+			if dedupe {
+				_, rdb := startRedis(b)
+				st = append(st, NewDedupe(spec, rdb))
+			}
+			st = append(st, c.anon, c.fz, c.score)
+			var batch pipeline.Batch
+			perEvent(b, func() {
+				batch.Reset(msgs)
+				for _, s := range st {
+					must(b, s.Process(context.Background(), &batch))
+				}
+			})
+			if len(batch.Outputs) != benchBatch {
+				b.Fatalf("%d outputs", len(batch.Outputs))
+			}
+		})
+	}
+}
