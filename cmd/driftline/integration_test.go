@@ -27,7 +27,7 @@ import (
 
 // integrationSpec is the demo spec pointed at a real broker and Redis, with
 // fresh topics of 4 partitions and fixed keys in the env.
-func integrationSpec(t *testing.T, broker *kafkatest.Broker, redisAddr string) (*pipeline.Spec, string) {
+func integrationSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string) (*pipeline.Spec, string) {
 	t.Helper()
 	t.Setenv("DRIFTLINE_DEMO_HMAC_KEY", "integration-hmac-key-0123456789abcdef")
 	t.Setenv("DRIFTLINE_DEMO_AES_KEY", strings.Repeat("ab", 32))
@@ -45,7 +45,7 @@ func integrationSpec(t *testing.T, broker *kafkatest.Broker, redisAddr string) (
 	return spec, path
 }
 
-func produceStream(t *testing.T, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, events int64) *producerStats {
+func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, events int64) *producerStats {
 	t.Helper()
 	cl := broker.Client(t, kgo.ProducerLinger(5*time.Millisecond))
 	var stats producerStats
