@@ -209,6 +209,51 @@ type ModelSpec struct {
 	LearnRate float64 `yaml:"learn_rate"`
 	L1        float64 `yaml:"l1"`
 	L2        float64 `yaml:"l2"`
+	// ONNX, when set, makes the model one that the user brings: an ONNX
+	// file that scores events but does not learn. Kind, classes and the
+	// optimizer settings do not apply to it.
+	ONNX *ONNXModelSpec `yaml:"onnx"`
+}
+
+// Execution providers of model.onnx.execution_provider.
+const (
+	ProviderCPU  = "cpu"
+	ProviderCUDA = "cuda"
+)
+
+// ONNXModelSpec names a user's ONNX model and maps the schema's numeric
+// fields to its inputs:
+//
+//	onnx:
+//	  path: models/churn.onnx
+//	  inputs: [{input: numeric, features: [f0, f1, f2]}]
+//	  output: prob
+//	  execution_provider: cpu   # or cuda, with device_id
+//	  latency_budget: 5ms
+type ONNXModelSpec struct {
+	// Path is the ONNX file, relative to the working directory.
+	Path string `yaml:"path"`
+	// Inputs maps every input of the model, a float32 [N, F] tensor, to F
+	// numeric fields (float, int or bool) of the schema, in column order.
+	Inputs []ONNXInputSpec `yaml:"inputs"`
+	// Output names the float32 [N] or [N, 1] output that holds the score;
+	// it may be empty when the model has one output.
+	Output string `yaml:"output"`
+	// ExecutionProvider is cpu (the default) or cuda. cuda fails at
+	// startup when it cannot run; it never falls back to the CPU.
+	ExecutionProvider string `yaml:"execution_provider"`
+	// DeviceID is the CUDA device ordinal (cuda only).
+	DeviceID int `yaml:"device_id"`
+	// LatencyBudget, when set, splits each micro-batch into sub-batches
+	// sized adaptively so that one sub-batch scores within the budget;
+	// 0 scores each micro-batch in one call.
+	LatencyBudget Duration `yaml:"latency_budget"`
+}
+
+// ONNXInputSpec feeds one model input from named fields.
+type ONNXInputSpec struct {
+	Input    string   `yaml:"input"`
+	Features []string `yaml:"features"`
 }
 
 // OutputSpec shapes the prediction records.
@@ -545,6 +590,9 @@ func (s *Spec) applyDefaults() {
 	if s.Model.Kind == "" {
 		s.Model.Kind = "logistic"
 	}
+	if o := s.Model.ONNX; o != nil && o.ExecutionProvider == "" {
+		o.ExecutionProvider = ProviderCPU
+	}
 	if s.Stages.Anonymize.DLQPayload == "" {
 		s.Stages.Anonymize.DLQPayload = "raw"
 		if s.HasPII() {
@@ -735,6 +783,45 @@ func (s *Spec) Validate() error {
 	}
 	if s.Model.LearnRate < 0 {
 		add("model.learn_rate", "must not be negative")
+	}
+	if o := s.Model.ONNX; o != nil {
+		if o.Path == "" {
+			add("model.onnx.path", "is required")
+		}
+		if len(o.Inputs) == 0 {
+			add("model.onnx.inputs", "must map at least one model input to features")
+		}
+		seenInput := map[string]bool{}
+		for i, in := range o.Inputs {
+			p := fmt.Sprintf("model.onnx.inputs[%d]", i)
+			if in.Input == "" {
+				add(p+".input", "is required")
+			} else if seenInput[in.Input] {
+				add(p+".input", "input %q is mapped twice", in.Input)
+			}
+			seenInput[in.Input] = true
+			if len(in.Features) == 0 {
+				add(p+".features", "must list at least one numeric field")
+			}
+			for k, n := range in.Features {
+				checkField(fmt.Sprintf("%s.features[%d]", p, k), n, TypeFloat, TypeInt, TypeBool)
+			}
+		}
+		switch o.ExecutionProvider {
+		case "", ProviderCPU:
+			if o.DeviceID != 0 {
+				add("model.onnx.device_id", "applies to execution_provider cuda only")
+			}
+		case ProviderCUDA:
+			if o.DeviceID < 0 {
+				add("model.onnx.device_id", "must not be negative, got %d", o.DeviceID)
+			}
+		default:
+			add("model.onnx.execution_provider", "unknown provider %q (want cpu or cuda)", o.ExecutionProvider)
+		}
+		if o.LatencyBudget < 0 {
+			add("model.onnx.latency_budget", "must not be negative")
+		}
 	}
 	switch s.Drift.ErrorDetector {
 	case "", "adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley":
