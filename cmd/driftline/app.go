@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
 )
@@ -29,6 +30,9 @@ type dataPlane struct {
 	metrics  *pipeline.Metrics
 	keys     stages.Keys
 	champion *stages.ServedModel
+	// onnx is the user's ONNX model when the spec sets model.onnx; it
+	// scores, the champion's Learn is a no-op.
+	onnx     *stages.ONNXModel
 	log      *slog.Logger
 	dlqCrypt *stages.Anonymize
 	// join caches scored rows' features until their labels arrive.
@@ -57,12 +61,19 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	learner, err := stages.NewLearner(spec, fz)
-	if err != nil {
+	var learner models.Learner
+	var byo *stages.ONNXModel
+	if spec.Model.ONNX != nil {
+		if byo, err = stages.OpenONNXModel(spec); err != nil {
+			return nil, err
+		}
+		learner = byo.Learner()
+		log.Info("bring-your-own ONNX model", "path", spec.Model.ONNX.Path, "provider", spec.Model.ONNX.ExecutionProvider, "onnxruntime", byo.Library().Version)
+	} else if learner, err = stages.NewLearner(spec, fz); err != nil {
 		return nil, err
 	}
 	dp := &dataPlane{
-		spec: spec, rdb: rdb, reg: reg, metrics: metrics, keys: keys, log: log,
+		spec: spec, rdb: rdb, reg: reg, metrics: metrics, keys: keys, log: log, onnx: byo,
 		champion: stages.NewServedModel(spec.Model.Name, spec.Model.Version, stages.ArmChampion, learner),
 	}
 	if dp.joinMetrics, err = stages.NewJoinMetrics(reg); err != nil {
@@ -125,8 +136,19 @@ func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler
 	if err != nil {
 		return nil, err
 	}
-	score := stages.NewScore(spec, dp.champion, dp.keys.AESKeyID)
-	score.Observe = dp.observeScored
+	var score pipeline.Stage
+	if dp.onnx != nil {
+		bs, err := stages.NewONNXScore(spec, dp.onnx, dp.champion, dp.keys.AESKeyID)
+		if err != nil {
+			return nil, err
+		}
+		bs.Observe = dp.observeScored
+		score = bs
+	} else {
+		s := stages.NewScore(spec, dp.champion, dp.keys.AESKeyID)
+		s.Observe = dp.observeScored
+		score = s
+	}
 	stageList = append(stageList, fz, score)
 	cfg := pipeline.RunnerConfig{Stages: stageList, Sink: dp.kc, DLQTopic: spec.Topics.DLQ, Metrics: dp.metrics}
 	if dp.dlqCrypt != nil {
@@ -163,6 +185,9 @@ func (dp *dataPlane) onOutcome(o stages.Outcome) {
 // run consumes until ctx ends, then drains, commits and closes; the alert
 // publisher flushes after the data plane stops.
 func (dp *dataPlane) run(ctx context.Context) error {
+	if dp.onnx != nil {
+		defer dp.onnx.Close()
+	}
 	if dp.alerts == nil {
 		return dp.kc.Run(ctx, dp.openPartition)
 	}
