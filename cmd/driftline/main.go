@@ -30,6 +30,7 @@ func commands() []command {
 		{"demo", "run everything in one process on embedded Kafka (kfake) and Redis (miniredis)", cmdDemo},
 		{"produce", "write a seeded synthetic event stream (and delayed labels) to Kafka", cmdProduce},
 		{"validate-spec", "check a pipeline spec and report every problem with file, line and field", cmdValidateSpec},
+		{"models", "export a learner snapshot to ONNX (models export)", cmdModels},
 		{"version", "print the version", cmdVersion},
 	}
 }

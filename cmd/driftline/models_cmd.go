@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/onnxexport"
+	"github.com/driftline/driftline/pipeline"
+)
+
+const modelsUsage = `Usage: driftline models <subcommand> [flags]
+
+Work with the models of a pipeline.
+
+Subcommands:
+  export   write a learner snapshot as an ONNX model that ONNX Runtime scores
+
+Run "driftline models <subcommand> --help" for a subcommand's flags.
+`
+
+func cmdModels(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, modelsUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, modelsUsage)
+		return flag.ErrHelp
+	case "export":
+		return cmdModelsExport(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "driftline models: unknown subcommand %q\n\n%s", args[0], modelsUsage)
+	return errUsage
+}
+
+const modelsExportAbout = `Export a learned model to ONNX. It trains nothing: it reads a learner
+snapshot (a learner's MarshalBinary, e.g. a registry artifact or a
+checkpoint), checks that its feature layout is the one the spec's
+featurize stage produces, and writes an ONNX model (opset 17) that
+computes the learner's predictions, with its online scaler and feature
+hashing embedded:
+
+  inputs   dense   float32 [N, numeric fields (+3 entity aggregates)], raw values
+           hashed  int32   [N, categorical fields], hashed indices (-1 absent)
+  output   score   float32 [N, K]: P(y=1), K class probabilities, or the value
+
+Inputs the model has no use for are left out. The model's name, version,
+link, class count, hash bits and feature names go to its metadata. ONNX
+Runtime scores it within 1e-5 of the Go learner.`
+
+func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models export", "--spec FILE --snapshot FILE --out FILE", modelsExportAbout, stderr)
+	specPath := fs.String("spec", "", "the pipeline spec the learner was trained under (required)")
+	snapPath := fs.String("snapshot", "", "the learner snapshot to export (required)")
+	out := fs.String("out", "", "the ONNX file to write (required)")
+	version := fs.String("version", "", "the model version written to the metadata (default: the spec's model.version)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *specPath == "" || *snapPath == "" || *out == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "driftline models export: --spec, --snapshot and --out are required")
+		fs.Usage()
+		return errUsage
+	}
+	spec, err := pipeline.LoadSpec(*specPath)
+	if err != nil {
+		return err
+	}
+	if spec.Model.ONNX != nil {
+		return errors.New("model.onnx: the spec's model is a bring-your-own ONNX file; there is no learner to export")
+	}
+	data, err := os.ReadFile(*snapPath)
+	if err != nil {
+		return fmt.Errorf("--snapshot: %w", err)
+	}
+	learner, err := models.UnmarshalLearner(data)
+	if err != nil {
+		return fmt.Errorf("--snapshot %s: %w", *snapPath, err)
+	}
+	p := learner.Params()
+	dense, hashed := featureNames(spec)
+	if p.NumDense != len(dense) || p.NumHashed != len(hashed) {
+		return fmt.Errorf("--snapshot %s: the learner takes %d dense and %d hashed values, the spec's stages.featurize gives %d and %d",
+			*snapPath, p.NumDense, p.NumHashed, len(dense), len(hashed))
+	}
+	if p.NumHashed > 0 && p.HashBits != spec.Stages.Featurize.HashBits {
+		return fmt.Errorf("--snapshot %s: the learner hashes to %d bits, stages.featurize.hash_bits is %d",
+			*snapPath, p.HashBits, spec.Stages.Featurize.HashBits)
+	}
+	meta := onnxexport.Metadata{ModelName: spec.Model.Name, ModelVersion: spec.Model.Version, DenseFeatures: dense, HashedFeatures: hashed}
+	if *version != "" {
+		meta.ModelVersion = *version
+	}
+	model, err := onnxexport.Export(&p, meta)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	if err := writeFileAtomic(*out, model); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d bytes): model %q version %q, %s link, %d output(s) per row, %d dense and %d hashed inputs, opset %d\n",
+		*out, len(model), meta.ModelName, meta.ModelVersion, p.Link, p.Classes, p.NumDense, p.NumHashed, onnxexport.Opset)
+	return nil
+}
+
+// featureNames names the dense and hashed columns the featurize stage
+// produces for spec, in order: the numeric fields, then the entity
+// aggregates (count, mean of mean_of, seconds since the previous event);
+// the categorical fields.
+func featureNames(spec *pipeline.Spec) (dense, hashed []string) {
+	fz := &spec.Stages.Featurize
+	dense = append(dense, fz.Numeric...)
+	if e := fz.Entity; e != nil {
+		mean := e.Field + ".mean"
+		if e.MeanOf != "" {
+			mean = e.Field + ".mean_" + e.MeanOf
+		}
+		dense = append(dense, e.Field+".count", mean, e.Field+".seconds_since_last")
+	}
+	hashed = append(hashed, fz.Categorical...)
+	return dense, hashed
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it over path, so that a reader never sees half a model.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
