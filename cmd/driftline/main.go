@@ -28,9 +28,11 @@ func commands() []command {
 	return []command{
 		{"run", "run the pipeline of a spec against real Kafka and Redis", cmdRun},
 		{"demo", "run everything in one process on embedded Kafka (kfake) and Redis (miniredis)", cmdDemo},
+		{"replay", "replay a past range of the input through the stages into a shadow backfill topic, exactly once", cmdReplay},
 		{"produce", "write a seeded synthetic event stream (and delayed labels) to Kafka", cmdProduce},
 		{"validate-spec", "check a pipeline spec and report every problem with file, line and field", cmdValidateSpec},
 		{"models", "export a learner snapshot to ONNX (models export)", cmdModels},
+		{"audit", "print the audit log: promotions, rollbacks, gate decisions, retrains", cmdAudit},
 		{"version", "print the version", cmdVersion},
 	}
 }
