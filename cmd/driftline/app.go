@@ -200,10 +200,14 @@ func (dp *dataPlane) run(ctx context.Context) error {
 	return err
 }
 
-// serveAdmin serves /metrics, /healthz and /readyz on addr until ctx ends.
+// serveAdmin serves /metrics, /healthz and /readyz on addr until ctx ends, plus
+// what each of mounts registers (mountAdminAPI adds /api/v1/).
 // It returns the address it listens on.
-func serveAdmin(ctx context.Context, addr string, reg *prometheus.Registry, ready func() bool, log *slog.Logger) (string, error) {
+func serveAdmin(ctx context.Context, addr string, reg *prometheus.Registry, ready func() bool, log *slog.Logger, mounts ...func(*http.ServeMux)) (string, error) {
 	mux := http.NewServeMux()
+	for _, m := range mounts { // e.g. mountAdminAPI
+		m(mux)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

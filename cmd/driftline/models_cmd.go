@@ -20,6 +20,13 @@ Work with the models of a pipeline.
 
 Subcommands:
   export   write a learner snapshot as an ONNX model that ONNX Runtime scores
+  list     list registered models and their aliases (admin API, viewer)
+  show     show a model's versions, lineage, aliases, pause flag, policy (viewer)
+  promote  make a version the champion, by compare-and-set (operator)
+  rollback move the champion back to the previous one or --to a version (operator)
+  pause    pause a model's rollout; resume undoes it (operator)
+  retrain  request a retrain of a model (operator)
+  token    create, list or revoke admin API tokens (admin)
 
 Run "driftline models <subcommand> --help" for a subcommand's flags.
 `
@@ -35,6 +42,9 @@ func cmdModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return flag.ErrHelp
 	case "export":
 		return cmdModelsExport(ctx, args[1:], stdout, stderr)
+	}
+	if sub, ok := modelsAPISubcommands[args[0]]; ok { // models_cli.go
+		return sub(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "driftline models: unknown subcommand %q\n\n%s", args[0], modelsUsage)
 	return errUsage

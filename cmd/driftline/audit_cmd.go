@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/models/registry"
+)
+
+const auditAbout = `Print the audit log, oldest first, one line per event:
+
+  TIME who=WHO what=WHAT model=MODEL version=N why="WHY" id=ID [details]
+
+Events are registrations, alias moves (promotions and rollbacks, with
+details action, alias, from and to), rollout pauses and resumes, gate
+decisions, retrain requests, token and policy changes. Pass an event's id
+as --since to read only what came after it.
+
+By default it reads through the admin API (GET /api/v1/audit) with a viewer
+token. With --redis it reads the registry's audit stream in Redis directly
+and needs no token (use that when no driftline instance serves the API).
+
+` + apiFlagsAbout
+
+func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit", "[--model NAME] [--since ID] [--limit N] [--follow] [flags]", auditAbout, stderr)
+	af := addAPIFlags(fs)
+	model := fs.String("model", "", "only events of this model")
+	since := fs.String("since", "", "only events after this id (as printed)")
+	limit := fs.Int("limit", 0, "print at most N events, then exit (0: no limit)")
+	follow := fs.Bool("follow", false, "keep printing new events as they arrive, until interrupted")
+	interval := fs.Duration("interval", time.Second, "with --follow, how often to poll for new events")
+	details := fs.Bool("details", false, "print every event's details as key=value after the id")
+	redisAddr := fs.String("redis", "", "read the audit stream from Redis at host:port instead of the admin API")
+	redisPassword := fs.String("redis-password", "", "Redis AUTH password, with --redis")
+	prefix := fs.String("registry-prefix", registry.DefaultPrefix, "the registry's key prefix, with --redis")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if *model != "" && !registry.ValidName(*model) {
+		return fmt.Errorf("--model: %q is not a valid model name", *model)
+	}
+	if *since != "" && !validStreamID(*since) {
+		return fmt.Errorf("--since: %q is not an event id (ms or ms-seq)", *since)
+	}
+	if *limit < 0 {
+		return fmt.Errorf("--limit: %d is negative", *limit)
+	}
+	if *interval <= 0 {
+		return fmt.Errorf("--interval: %v is not positive", *interval)
+	}
+
+	var fetch func(ctx context.Context, since string, n int) (auditPage, error)
+	if *redisAddr != "" {
+		rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, Password: *redisPassword})
+		defer rdb.Close()
+		reg, err := registry.New(rdb, registry.Config{Prefix: *prefix})
+		if err != nil {
+			return fmt.Errorf("--registry-prefix: %w", err)
+		}
+		local := &adminAPI{reg: reg}
+		fetch = func(ctx context.Context, since string, n int) (auditPage, error) {
+			p, err := local.readAudit(ctx, *model, since, n)
+			if err != nil {
+				return p, fmt.Errorf("--redis %s: %w", *redisAddr, err)
+			}
+			return p, nil
+		}
+	} else {
+		c, err := af.client()
+		if err != nil {
+			return err
+		}
+		fetch = func(ctx context.Context, since string, n int) (auditPage, error) {
+			q := url.Values{"since": {since}, "limit": {strconv.Itoa(n)}}
+			if *model != "" {
+				q.Set("model", *model)
+			}
+			var p auditPage
+			err := c.do(ctx, http.MethodGet, "/api/v1/audit?"+q.Encode(), nil, &p)
+			return p, err
+		}
+	}
+
+	cursor := *since
+	if cursor == "" {
+		cursor = "0"
+	}
+	printed := 0
+	for {
+		n := auditPageMax
+		if *limit > 0 {
+			n = min(n, *limit-printed)
+		}
+		page, err := fetch(ctx, cursor, n)
+		if err != nil {
+			if *follow && ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, e := range page.Events {
+			fmt.Fprintln(stdout, formatAuditLine(e, *details))
+			printed++
+			if *limit > 0 && printed >= *limit {
+				return nil
+			}
+		}
+		advanced := page.Next != "" && page.Next != cursor
+		if page.Next != "" {
+			cursor = page.Next
+		}
+		if len(page.Events) > 0 || advanced {
+			continue
+		}
+		if !*follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*interval):
+		}
+	}
+}
+
+// formatAuditLine renders one event: time, who, what, model, version, why, id and,
+// with details, the details sorted by key.
+func formatAuditLine(e auditEvent, details bool) string {
+	var b strings.Builder
+	b.WriteString(e.When.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	fmt.Fprintf(&b, " who=%s what=%s model=%s version=%s why=%q id=%s",
+		orDash(e.Who), orDash(e.What), orDash(e.Model), versionOrDash(e.Version), e.Why, e.ID)
+	if details && len(e.Details) > 0 {
+		keys := make([]string, 0, len(e.Details))
+		for k := range e.Details {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, " %s=%q", k, e.Details[k])
+		}
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func versionOrDash(v int64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(v, 10)
+}

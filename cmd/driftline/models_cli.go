@@ -1,0 +1,602 @@
+package main
+
+// The `driftline models` subcommands that talk to the admin API:
+// list, show, promote, rollback, pause, resume, retrain and token.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Environment variables the API subcommands read.
+const (
+	envAdminURL = "DRIFTLINE_ADMIN_URL"
+	envToken    = "DRIFTLINE_TOKEN"
+)
+
+// modelsAPISubcommands are the `driftline models` subcommands served by the admin API;
+// cmdModels dispatches to them.
+var modelsAPISubcommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"list":     cmdModelsList,
+	"show":     cmdModelsShow,
+	"promote":  cmdModelsPromote,
+	"rollback": cmdModelsRollback,
+	"pause":    cmdModelsPause,
+	"resume":   cmdModelsResume,
+	"retrain":  cmdModelsRetrain,
+	"token":    cmdModelsToken,
+}
+
+const apiFlagsAbout = `It talks to the admin API (/api/v1 on the admin address of "driftline run")
+at --admin-url (or $DRIFTLINE_ADMIN_URL) with the bearer token --token (or
+$DRIFTLINE_TOKEN). Roles: viewer reads; operator also promotes, rolls back,
+pauses, resumes and requests retraining; admin also manages tokens and policies.`
+
+// apiFlags are the connection flags every API subcommand takes.
+type apiFlags struct {
+	url     *string
+	token   *string
+	timeout *time.Duration
+}
+
+func addAPIFlags(fs *flag.FlagSet) apiFlags {
+	return apiFlags{
+		url:     fs.String("admin-url", os.Getenv(envAdminURL), "base URL of the admin address, e.g. http://127.0.0.1:9090 (default $"+envAdminURL+")"),
+		token:   fs.String("token", "", "bearer token (default $"+envToken+")"),
+		timeout: fs.Duration("timeout", 30*time.Second, "time limit for each HTTP call"),
+	}
+}
+
+// client checks the flags and returns an API client.
+func (f apiFlags) client() (*apiClient, error) {
+	base := strings.TrimRight(*f.url, "/")
+	if base == "" {
+		return nil, fmt.Errorf("--admin-url: required (or set $%s), e.g. http://127.0.0.1:9090", envAdminURL)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--admin-url: %q is not an http(s) URL", *f.url)
+	}
+	tok := *f.token
+	if tok == "" {
+		tok = os.Getenv(envToken)
+	}
+	if tok == "" {
+		return nil, fmt.Errorf("--token: required (or set $%s)", envToken)
+	}
+	return &apiClient{base: base, token: tok, hc: &http.Client{Timeout: *f.timeout}}, nil
+}
+
+// apiClient calls the admin API.
+type apiClient struct {
+	base  string
+	token string
+	hc    *http.Client
+}
+
+// apiStatusError is a non-2xx answer.
+type apiStatusError struct {
+	Status int
+	Msg    string
+}
+
+func (e *apiStatusError) Error() string {
+	hint := ""
+	switch e.Status {
+	case http.StatusUnauthorized:
+		hint = " (check --token or $" + envToken + ")"
+	case http.StatusForbidden:
+		hint = " (ask an admin for a token with a higher role)"
+	}
+	return fmt.Sprintf("%d %s: %s%s", e.Status, http.StatusText(e.Status), e.Msg, hint)
+}
+
+// do sends body (when not nil) as JSON and decodes a 2xx answer into out (when not nil).
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(raw))
+		}
+		return &apiStatusError{Status: resp.StatusCode, Msg: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s %s: answer does not decode: %w", method, path, err)
+	}
+	return nil
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments, and checks that there are exactly the names wanted.
+func parseInterleaved(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != len(names) {
+		if len(pos) < len(names) {
+			fmt.Fprintf(fs.Output(), "driftline %s: missing %s\n", fs.Name(), strings.Join(names[len(pos):], " "))
+		} else {
+			fmt.Fprintf(fs.Output(), "driftline %s: unexpected argument %q\n", fs.Name(), pos[len(names)])
+		}
+		fs.Usage()
+		return nil, errUsage
+	}
+	return pos, nil
+}
+
+// requireFlag reports a missing required string flag.
+func requireFlag(fs *flag.FlagSet, name, value string) error {
+	if strings.TrimSpace(value) != "" {
+		return nil
+	}
+	fmt.Fprintf(fs.Output(), "driftline %s: --%s is required\n", fs.Name(), name)
+	fs.Usage()
+	return errUsage
+}
+
+func parseVersion(flagName, s string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimPrefix(s, "v"), 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s: %q is not a version number ≥ 1", flagName, s)
+	}
+	return n, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func cmdModelsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models list", "[flags]", "List the registered models: versions, latest version, aliases and\nwhether the rollout is paused. Needs a viewer token.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	asJSON := fs.Bool("json", false, "print the API's JSON answer")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Models []modelSummary `json:"models"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/models", nil, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODEL\tVERSIONS\tLATEST\tCHAMPION\tALIASES\tPAUSED")
+	for _, m := range out.Models {
+		champion := "-"
+		if v, ok := m.Aliases["champion"]; ok {
+			champion = strconv.FormatInt(v, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%t\n", m.Name, m.Versions, m.Latest, champion, formatAliases(m.Aliases), m.Paused)
+	}
+	return tw.Flush()
+}
+
+func formatAliases(m map[string]int64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the pause flag, the gate\npolicy, and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	asJSON := fs.Bool("json", false, "print the API's JSON answer (full lineage and signature)")
+	pos, err := parseInterleaved(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	var m modelView
+	if err := c.do(ctx, http.MethodGet, "/api/v1/models/"+url.PathEscape(pos[0]), nil, &m); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, m)
+	}
+	fmt.Fprintf(stdout, "model:   %s\naliases: %s (epoch %d)\n", m.Name, formatAliases(m.Aliases), m.Epoch)
+	if m.Paused != nil {
+		fmt.Fprintf(stdout, "paused:  yes, by %s at %s: %s\n", m.Paused.Who, m.Paused.When.Format(time.RFC3339), m.Paused.Why)
+	} else {
+		fmt.Fprintln(stdout, "paused:  no")
+	}
+	if m.Policy != nil {
+		g := m.Policy.Gate
+		fmt.Fprintf(stdout, "policy:  %s within %g at %g, min %d samples, steps %v (set by %s)\n", g.Metric, g.MaxDelta, g.Confidence, g.MinSamples, g.Steps, m.Policy.Who)
+	}
+	fmt.Fprintln(stdout)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tCREATED\tBY\tALIASES\tPARENT\tSOURCE\tMETRICS")
+	for _, v := range m.Versions {
+		aliases, parent := "-", "-"
+		if len(v.Aliases) > 0 {
+			aliases = strings.Join(v.Aliases, ",")
+		}
+		if v.Lineage.Parent != 0 {
+			parent = strconv.FormatInt(v.Lineage.Parent, 10)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Number, v.Created.UTC().Format(time.RFC3339), v.CreatedBy,
+			aliases, parent, formatSource(v), formatMetrics(v.Lineage.Metrics))
+	}
+	return tw.Flush()
+}
+
+func formatSource(v versionView) string {
+	s := v.Lineage.Source
+	if s.Topic == "" && s.From.IsZero() {
+		return "-"
+	}
+	var parts []string
+	if s.Topic != "" {
+		parts = append(parts, s.Topic)
+	}
+	for _, p := range s.Partitions {
+		parts = append(parts, fmt.Sprintf("p%d[%d,%d)", p.Partition, p.From, p.To))
+	}
+	if !s.From.IsZero() {
+		parts = append(parts, s.From.UTC().Format(time.RFC3339)+".."+s.To.UTC().Format(time.RFC3339))
+	}
+	return strings.Join(parts, " ")
+}
+
+func formatMetrics(m map[string]float64) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models promote", "NAME VERSION --reason R [flags]", "Make VERSION the champion of model NAME, by compare-and-set: the move\nfails with 409 if the champion changed meanwhile (or is not --expect).\nThe audit log records who (the token's name), when and --reason.\nNeeds an operator token.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	reason := fs.String("reason", "", "why (required; goes to the audit log)")
+	expect := fs.String("expect", "", "fail unless the champion is this version now (0: unset)")
+	pos, err := parseInterleaved(fs, args, "NAME", "VERSION")
+	if err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "reason", *reason); err != nil {
+		return err
+	}
+	v, err := parseVersion("VERSION", pos[1])
+	if err != nil {
+		return err
+	}
+	req := promoteRequest{Version: v, Reason: *reason}
+	if *expect != "" {
+		e, err := strconv.ParseInt(*expect, 10, 64)
+		if err != nil || e < 0 {
+			return fmt.Errorf("--expect: %q is not a version number (0 for unset)", *expect)
+		}
+		req.Expect = &e
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	var res moveResult
+	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/promote", req, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "promoted %s: champion %s -> %d (alias epoch %d)\n", res.Model, versionOrNone(res.From), res.To, res.Epoch)
+	return nil
+}
+
+func versionOrNone(v int64) string {
+	if v == 0 {
+		return "none"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func cmdModelsRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models rollback", "NAME --reason R [--to VERSION] [flags]", "Move the champion of model NAME back: to --to VERSION, or else to the\nchampion before the current one, as the audit trail records it (each\nrollback steps one further back). Compare-and-set, so it fails with 409\nif the champion moved meanwhile. Needs an operator token.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	reason := fs.String("reason", "", "why (required; goes to the audit log)")
+	to := fs.String("to", "", "the version to roll back to (default: the previous champion)")
+	pos, err := parseInterleaved(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "reason", *reason); err != nil {
+		return err
+	}
+	req := rollbackRequest{Reason: *reason}
+	if *to != "" {
+		v, err := parseVersion("--to", *to)
+		if err != nil {
+			return err
+		}
+		req.To = &v
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	var res moveResult
+	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/rollback", req, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rolled back %s: champion %s -> %d (alias epoch %d)\n", res.Model, versionOrNone(res.From), res.To, res.Epoch)
+	return nil
+}
+
+func cmdModelsPause(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return pauseResume(ctx, "pause", args, stdout, stderr)
+}
+
+func cmdModelsResume(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return pauseResume(ctx, "resume", args, stdout, stderr)
+}
+
+func pauseResume(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	about := "Pause the rollout of model NAME: the canary stops advancing and nothing\nis promoted until resume; automatic rollback stays on."
+	if verb == "resume" {
+		about = "Resume the paused rollout of model NAME."
+	}
+	fs := newFlags("models "+verb, "NAME --reason R [flags]", about+" Needs an operator\ntoken; the audit log records who, when and --reason.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	reason := fs.String("reason", "", "why (required; goes to the audit log)")
+	pos, err := parseInterleaved(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "reason", *reason); err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/"+verb, reasonRequest{Reason: *reason}, nil); err != nil {
+		return err
+	}
+	past := map[string]string{"pause": "paused", "resume": "resumed"}[verb]
+	fmt.Fprintf(stdout, "%s the rollout of %s\n", past, pos[0])
+	return nil
+}
+
+// keyValues is a repeatable key=value flag.
+type keyValues map[string]string
+
+func (kv keyValues) String() string {
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + kv[k]
+	}
+	return strings.Join(keys, ",")
+}
+
+func (kv keyValues) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return errors.New("want key=value")
+	}
+	kv[k] = v
+	return nil
+}
+
+func cmdModelsRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models retrain", "NAME --reason R [--detail k=v]... [flags]", "Request a retrain of model NAME: the request goes to the Redis stream\n{driftline:admin}:retrain-requests, which the retrain job consumes, and to\nthe audit log. Needs an operator token.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	reason := fs.String("reason", "", "why (required; goes to the audit log)")
+	details := keyValues{}
+	fs.Var(details, "detail", "key=value passed to the retrain job (repeatable)")
+	pos, err := parseInterleaved(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "reason", *reason); err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Request string `json:"request"`
+		Audit   string `json:"audit"`
+	}
+	req := retrainRequest{Reason: *reason}
+	if len(details) > 0 {
+		req.Details = details
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/retrain", req, &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "retrain of %s requested: request %s, audit event %s\n", pos[0], res.Request, res.Audit)
+	return nil
+}
+
+const modelsTokenUsage = `Usage: driftline models token <create|list|revoke> [flags]
+
+Manage the admin API's bearer tokens (needs an admin token):
+  create --role viewer|operator|admin --name N   make a token; it is printed once
+  list                                           token names, roles, creators
+  revoke NAME --reason R                         stop a token working
+`
+
+func cmdModelsToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, modelsTokenUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, modelsTokenUsage)
+		return flag.ErrHelp
+	case "create":
+		return cmdTokenCreate(ctx, args[1:], stdout, stderr)
+	case "list":
+		return cmdTokenList(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return cmdTokenRevoke(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "driftline models token: unknown subcommand %q\n\n%s", args[0], modelsTokenUsage)
+	return errUsage
+}
+
+func cmdTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models token create", "--role R --name N [flags]", "Create a bearer token for the admin API and print it, alone, on stdout.\nIt is shown only this once: Redis keeps only its sha256. Needs an admin\ntoken (e.g. the server's $"+envAdminToken+").\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	role := fs.String("role", "", "viewer, operator or admin (required)")
+	name := fs.String("name", "", "the token's name, recorded as who in the audit log (required)")
+	reason := fs.String("reason", "", "why, for the audit log")
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "role", *role); err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "name", *name); err != nil {
+		return err
+	}
+	if roleRank(*role) == 0 {
+		return fmt.Errorf("--role: %q is not one of viewer, operator, admin", *role)
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	var res tokenCreated
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", tokenRequest{Name: *name, Role: *role, Reason: *reason}, &res); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, res.Token)
+	fmt.Fprintf(stderr, "created %s token %q; store it now, it is not shown again\n", res.Role, res.Name)
+	return nil
+}
+
+func cmdTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models token list", "[flags]", "List the admin API's tokens: name, role, creator and time; never the\nsecrets. Needs an admin token.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	if _, err := parseInterleaved(fs, args); err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Tokens []tokenRecord `json:"tokens"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, &out); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tBY")
+	for _, t := range out.Tokens {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Role, t.Created.UTC().Format(time.RFC3339), t.CreatedBy)
+	}
+	return tw.Flush()
+}
+
+func cmdTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models token revoke", "NAME --reason R [flags]", "Revoke the token named NAME: it stops working at once. Needs an admin\ntoken.\n\n"+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
+	reason := fs.String("reason", "", "why (required; goes to the audit log)")
+	pos, err := parseInterleaved(fs, args, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := requireFlag(fs, "reason", *reason); err != nil {
+		return err
+	}
+	c, err := af.client()
+	if err != nil {
+		return err
+	}
+	path := "/api/v1/tokens/" + url.PathEscape(pos[0]) + "?reason=" + url.QueryEscape(*reason)
+	if err := c.do(ctx, http.MethodDelete, path, nil, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "revoked token %s\n", pos[0])
+	return nil
+}
