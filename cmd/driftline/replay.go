@@ -127,7 +127,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	log := newLogger(stderr, level)
+	errw := &syncWriter{w: stderr}
+	log := newLogger(errw, level)
 
 	needRedis := spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil || (*modelVersion != "" && *snapshot == "")
 	var rdb redis.UniversalClient
@@ -183,6 +184,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		*batch = max(spec.Batch.Size, 1)
 	}
 	prog := newReplayProgress(stderr, *interval)
+	prog.w = errw // newReplayProgress looked at stderr to tell a terminal
 	progCtx, stopProg := context.WithCancel(ctx)
 	defer stopProg()
 	go prog.run(progCtx)

@@ -151,7 +151,7 @@ func (s *collectSink) Write(_ context.Context, recs []pipeline.OutRecord) error 
 // freshScoring scores the input ranges from scratch, independently of the
 // replay machinery: one stage chain per partition, built from the stage
 // constructors in the order the live data plane uses, on fresh Redis state,
-// one batch per partition. It returns event id → prediction value.
+// in batches. It returns event id → prediction value.
 func freshScoring(t testing.TB, ctx context.Context, env *replayEnv, ranges map[int32][2]int64, version string) map[string][]byte {
 	t.Helper()
 	spec := *env.spec
@@ -189,10 +189,14 @@ func freshScoring(t testing.TB, ctx context.Context, env *replayEnv, ranges map[
 		for _, rec := range readRange(t, ctx, env.brokers, spec.Topics.Input, p, r[0], r[1]) {
 			msgs = append(msgs, pipeline.Message{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp})
 		}
-		if len(msgs) > 0 {
-			if err := runner.Handle(ctx, msgs); err != nil {
+		// Batches of 300 rows, unlike the replays' (stages do not depend on
+		// where batches end).
+		for len(msgs) > 0 {
+			n := min(len(msgs), 300)
+			if err := runner.Handle(ctx, msgs[:n]); err != nil {
 				t.Fatal(err)
 			}
+			msgs = msgs[n:]
 		}
 		runner.Close()
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -19,6 +20,7 @@ type replayProgress struct {
 	terminal bool
 	interval time.Duration
 	now      func() time.Time
+	mu       sync.Mutex // serializes prints
 
 	total, resumed, done atomic.Int64
 	started              atomic.Int64 // unix nanos of begin
@@ -61,6 +63,8 @@ func (p *replayProgress) run(ctx context.Context) {
 }
 
 func (p *replayProgress) print() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	snap := p.snapshot()
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r\033[K%s", renderReplayBar(snap, 30))
@@ -144,4 +148,17 @@ func formatETA(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
+}
+
+// syncWriter serializes writes, so that log lines and progress lines from
+// several goroutines do not interleave mid-line.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
