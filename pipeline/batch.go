@@ -196,3 +196,26 @@ type PartitionHandler interface {
 type Sink interface {
 	Write(ctx context.Context, recs []OutRecord) error
 }
+
+// AsyncSink is a Sink that can also write without waiting: WriteAsync
+// sends recs and calls done exactly once, from any goroutine, when every
+// record is acknowledged (nil) or one failed. The records and their bytes
+// must stay untouched until done is called. done must not block.
+type AsyncSink interface {
+	Sink
+	WriteAsync(ctx context.Context, recs []OutRecord, done func(error))
+}
+
+// AsyncPartitionHandler is a PartitionHandler that lets a partition loop
+// start its next batch while the outputs of the previous ones are still
+// being acknowledged. HandleAsync processes msgs and sends the outputs;
+// once it returns, it no longer uses msgs' slice (the records' bytes it
+// may keep). It calls ack exactly once per batch, in batch order, when the
+// batch's outputs are acknowledged, or with an error; after one failed
+// ack every later ack fails too, so no offset is committed past a failed
+// batch. An error from HandleAsync itself means ack will not be called.
+// Close waits for every pending ack.
+type AsyncPartitionHandler interface {
+	PartitionHandler
+	HandleAsync(ctx context.Context, msgs []Message, ack func(error)) error
+}

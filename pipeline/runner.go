@@ -25,7 +25,14 @@ type RunnerConfig struct {
 	// DLQPayload shapes DLQ values; nil writes the input bytes unchanged.
 	DLQPayload DLQPayloadFunc
 	Metrics    *Metrics
+	// MaxPendingBatches is how many batches' outputs may await
+	// acknowledgement at once when the Sink is an AsyncSink (default 2). It
+	// bounds memory: each pending batch holds its output records.
+	MaxPendingBatches int
 }
+
+// DefaultMaxPendingBatches is RunnerConfig.MaxPendingBatches' default.
+const DefaultMaxPendingBatches = 2
 
 // Runner is one partition's loop body: it turns each micro-batch of
 // messages into a Batch, runs the stages, adds a DLQ record per rejected
@@ -35,6 +42,17 @@ type Runner struct {
 	cfg   RunnerConfig
 	batch Batch
 	dlq   []byte
+	// pending holds a token per batch awaiting acknowledgement.
+	pending chan struct{}
+	// prev is the previous batch's acknowledgement, which the next one
+	// waits for, so that acks run in batch order.
+	prev *batchAck
+}
+
+// batchAck is one batch's acknowledgement outcome, set before done closes.
+type batchAck struct {
+	done chan struct{}
+	err  error
 }
 
 // NewRunner validates the config and builds a Runner.
@@ -51,12 +69,30 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Metrics == nil {
 		return nil, fmt.Errorf("runner: no metrics")
 	}
-	return &Runner{cfg: cfg}, nil
+	if cfg.MaxPendingBatches <= 0 {
+		cfg.MaxPendingBatches = DefaultMaxPendingBatches
+	}
+	first := &batchAck{done: make(chan struct{})}
+	close(first.done)
+	return &Runner{cfg: cfg, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first}, nil
 }
 
-// Handle implements PartitionHandler. A stage or sink error fails the
-// whole batch, whose offsets then stay uncommitted (at-least-once).
+// Handle implements PartitionHandler: it processes the batch and returns
+// once its outputs are acknowledged. A stage or sink error fails the whole
+// batch, whose offsets then stay uncommitted (at-least-once).
 func (r *Runner) Handle(ctx context.Context, msgs []Message) error {
+	errc := make(chan error, 1)
+	if err := r.HandleAsync(ctx, msgs, func(err error) { errc <- err }); err != nil {
+		return err
+	}
+	return <-errc
+}
+
+// HandleAsync implements AsyncPartitionHandler. With a plain Sink it
+// writes synchronously and acks before returning; with an AsyncSink it
+// returns once the outputs are sent, blocking first while
+// MaxPendingBatches batches await acknowledgement.
+func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error)) error {
 	b := &r.batch
 	b.Reset(msgs)
 	m := r.cfg.Metrics
@@ -74,31 +110,72 @@ func (r *Runner) Handle(ctx context.Context, msgs []Message) error {
 	if err := r.addDLQRecords(b); err != nil {
 		return err
 	}
-	start := time.Now()
-	if err := r.cfg.Sink.Write(ctx, b.Outputs); err != nil {
-		return fmt.Errorf("write outputs: %w", err)
-	}
-	m.stageTime.WithLabelValues("produce").Observe(time.Since(start).Seconds())
-	dups, dlq := 0, 0
+	var counts batchCounts
+	counts.predictions = predictions
 	for i, s := range b.State {
 		switch s {
 		case RowDuplicate:
-			dups++
+			counts.duplicates++
 		case RowRejected:
-			dlq++
-			m.dlq.WithLabelValues(b.Rejections[i].Reason).Inc()
+			counts.dlqReasons = append(counts.dlqReasons, b.Rejections[i].Reason)
 		}
 	}
-	m.predictions.Add(float64(predictions))
-	m.out.Add(int64(predictions))
-	m.duplicates.Add(float64(dups))
-	m.dup.Add(int64(dups))
-	m.dlqTotal.Add(int64(dlq))
+	// The outputs leave with the batch: the next batch reuses b.Outputs.
+	outs := append([]OutRecord(nil), b.Outputs...)
+	select {
+	case r.pending <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	prev := r.prev
+	cur := &batchAck{done: make(chan struct{})}
+	r.prev = cur
+	start := time.Now()
+	finish := func(err error) {
+		<-prev.done
+		if err == nil && prev.err != nil {
+			err = fmt.Errorf("an earlier batch failed: %w", prev.err)
+		}
+		if err == nil {
+			m.stageTime.WithLabelValues("produce").Observe(time.Since(start).Seconds())
+			counts.record(m)
+		} else {
+			err = fmt.Errorf("write outputs: %w", err)
+		}
+		cur.err = err
+		ack(err)
+		close(cur.done)
+		<-r.pending
+	}
+	if as, ok := r.cfg.Sink.(AsyncSink); ok {
+		as.WriteAsync(ctx, outs, func(err error) { go finish(err) })
+		return nil
+	}
+	finish(r.cfg.Sink.Write(ctx, outs))
 	return nil
 }
 
+// batchCounts are a batch's outcome counts, recorded once it is acknowledged.
+type batchCounts struct {
+	predictions, duplicates int
+	dlqReasons              []string
+}
+
+func (c *batchCounts) record(m *Metrics) {
+	for _, reason := range c.dlqReasons {
+		m.dlq.WithLabelValues(reason).Inc()
+	}
+	m.predictions.Add(float64(c.predictions))
+	m.out.Add(int64(c.predictions))
+	m.duplicates.Add(float64(c.duplicates))
+	m.dup.Add(int64(c.duplicates))
+	m.dlqTotal.Add(int64(len(c.dlqReasons)))
+}
+
 func (r *Runner) addDLQRecords(b *Batch) error {
-	r.dlq = r.dlq[:0]
+	// A fresh buffer per batch: a pending batch's DLQ records still point
+	// into the previous one.
+	r.dlq = nil
 	type span struct{ start, end int }
 	var spans []span
 	var extra [][]Header
@@ -146,8 +223,10 @@ func (r *Runner) addDLQRecords(b *Batch) error {
 	return nil
 }
 
-// Close implements PartitionHandler.
+// Close implements PartitionHandler: it waits for every pending
+// acknowledgement, then releases the batch.
 func (r *Runner) Close() {
+	<-r.prev.done
 	if r.batch.Record != nil {
 		r.batch.Record.Release()
 		r.batch.Record = nil

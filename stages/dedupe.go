@@ -2,7 +2,6 @@ package stages
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -19,13 +18,15 @@ import (
 // mistaken for its own duplicate and is processed again: at-least-once
 // delivery loses nothing. A Dedupe is used by one partition loop at a time.
 type Dedupe struct {
-	rdb    redis.UniversalClient
-	prefix string
-	ttl    time.Duration
-	idCol  int
-	keys   [][]byte
-	vals   [][]byte
-	rows   []int
+	rdb     redis.UniversalClient
+	prefix  string
+	ttl     time.Duration
+	idCol   int
+	rows    []int
+	key     []byte
+	offsets []byte
+	pos     []byte
+	own     []byte
 }
 
 // NewDedupe builds the stage; keys are prefix+"dedupe:"+id.
@@ -44,42 +45,63 @@ func (d *Dedupe) Name() string { return "dedupe" }
 // Process implements pipeline.Stage.
 func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	d.rows = d.rows[:0]
-	pipe := d.rdb.Pipeline()
-	cmds := make([]*redis.StatusCmd, 0, b.Len())
+	keys := make([]string, 0, b.Len())
+	offsets := d.offsets[:0]
 	for i := 0; i < b.Len(); i++ {
 		if !b.OK(i) {
 			continue
 		}
-		n := len(d.rows)
-		if n == len(d.keys) {
-			d.keys = append(d.keys, nil)
-			d.vals = append(d.vals, nil)
-		}
-		d.keys[n] = appendEventID(append(d.keys[n][:0], d.prefix...), b, d.idCol, i)
-		d.vals[n] = sourcePosition(d.vals[n][:0], &b.Messages[i])
+		d.key = appendEventID(append(d.key[:0], d.prefix...), b, d.idCol, i)
+		keys = append(keys, string(d.key))
+		offsets = strconv.AppendInt(offsets, b.Messages[i].Offset, 10)
+		offsets = append(offsets, ' ')
 		d.rows = append(d.rows, i)
-		cmds = append(cmds, pipe.SetArgs(ctx, string(d.keys[n]), d.vals[n], redis.SetArgs{Mode: "NX", Get: true, TTL: d.ttl}))
 	}
-	if len(cmds) == 0 {
+	d.offsets = offsets
+	if len(keys) == 0 {
 		return nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("dedupe: redis pipeline: %w", err)
+	// Every row of a batch comes from one topic and partition.
+	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: b.Messages[0].Topic, Partition: b.Messages[0].Partition, Offset: 0})
+	pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
+	d.pos = pos
+	res, err := setIfNew.Run(ctx, d.rdb, keys, d.ttl.Milliseconds(), pos, offsets).StringSlice()
+	if err != nil {
+		return fmt.Errorf("dedupe: redis: %w", err)
 	}
-	for n, cmd := range cmds {
-		prev, err := cmd.Result()
-		if errors.Is(err, redis.Nil) {
+	if len(res) != len(keys) {
+		return fmt.Errorf("dedupe: redis answered %d results for %d keys", len(res), len(keys))
+	}
+	for n, prev := range res {
+		if prev == "" {
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("dedupe: redis set: %w", err)
-		}
-		if prev != string(d.vals[n]) {
+		// The same source position means a redelivery of this very event.
+		m := &b.Messages[d.rows[n]]
+		if prev != string(sourcePosition(d.own[:0], m)) {
 			b.MarkDuplicate(d.rows[n])
 		}
 	}
 	return nil
 }
+
+// setIfNew is the dedupe stage's one round trip per batch: for each key it
+// runs SET key "<topic>/<partition>/<offset>" NX GET PX ttl and returns the
+// previous value, or "" when the key was new. KEYS: the event ids' keys.
+// ARGV: TTL in ms, "<topic>/<partition>/", the offsets separated by spaces.
+// One script instead of one command per event saves Redis and client work
+// (on Redis Cluster the keys must then share a slot: give key_prefix a
+// {hash tag}).
+var setIfNew = redis.NewScript(`
+local out = {}
+local i = 1
+for off in string.gmatch(ARGV[3], '%d+') do
+  local prev = redis.call('SET', KEYS[i], ARGV[2] .. off, 'NX', 'GET', 'PX', ARGV[1])
+  if prev then out[i] = prev else out[i] = '' end
+  i = i + 1
+end
+return out
+`)
 
 // sourcePosition appends "topic/partition/offset".
 func sourcePosition(dst []byte, m *pipeline.Message) []byte {

@@ -122,8 +122,10 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 	if err := s.model.Predict(b.Scores, &s.rows); err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
-	// One buffer holds every value of the batch; records slice into it.
-	s.buf = s.buf[:0]
+	// One buffer holds every value of the batch; records slice into it. It
+	// is fresh per batch: a pending batch's records still point into the
+	// previous one.
+	s.buf = make([]byte, 0, cap(s.buf))
 	ends := make([]int, 0, 2*n)
 	for j, i := range fb.Row {
 		s.buf = appendEventID(s.buf, b, s.idCol, i)

@@ -322,20 +322,36 @@ func (c *Client) fail(err error) {
 // Write implements pipeline.Sink: it produces every record and returns
 // once all are acknowledged, or with the first error.
 func (c *Client) Write(ctx context.Context, recs []pipeline.OutRecord) error {
+	errc := make(chan error, 1)
+	c.WriteAsync(ctx, recs, func(err error) { errc <- err })
+	return <-errc
+}
+
+// WriteAsync implements pipeline.AsyncSink: it produces every record and
+// calls done once, from a franz-go promise goroutine, when all are
+// acknowledged or with the first error.
+func (c *Client) WriteAsync(ctx context.Context, recs []pipeline.OutRecord, done func(error)) {
 	if len(recs) == 0 {
-		return nil
+		done(nil)
+		return
 	}
 	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
+		remaining atomic.Int64
+		errOnce   sync.Once
+		firstErr  error
 	)
-	wg.Add(len(recs))
+	remaining.Store(int64(len(recs)))
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
 			errOnce.Do(func() { firstErr = err })
 		}
-		wg.Done()
+		if remaining.Add(-1) == 0 {
+			if firstErr != nil {
+				done(fmt.Errorf("kafka: produce: %w", firstErr))
+				return
+			}
+			done(nil)
+		}
 	}
 	krecs := make([]kgo.Record, len(recs))
 	for i := range recs {
@@ -350,11 +366,6 @@ func (c *Client) Write(ctx context.Context, recs []pipeline.OutRecord) error {
 		}
 		c.cl.Produce(ctx, kr, promise)
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return fmt.Errorf("kafka: produce: %w", firstErr)
-	}
-	return nil
 }
 
 // Close closes the client; it is idempotent.
@@ -440,7 +451,7 @@ func (w *partitionWorker) run(ctx context.Context) {
 		for _, r := range batch {
 			w.msgs = append(w.msgs, pipeline.Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp})
 		}
-		if err := w.handler.Handle(ctx, w.msgs); err != nil {
+		if err := w.handle(ctx, batch, hw); err != nil {
 			w.c.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
 			// Keep the poll loop from blocking on this queue until Run stops us.
 			for {
@@ -451,12 +462,37 @@ func (w *partitionWorker) run(ctx context.Context) {
 				}
 			}
 		}
-		w.c.cl.MarkCommitRecords(batch[len(batch)-1])
-		w.lag.Set(float64(max(0, hw-batch[len(batch)-1].Offset-1)))
 		select {
 		case <-w.quit:
 			return
 		default:
 		}
 	}
+}
+
+// handle hands one micro-batch (already in w.msgs) to the handler and marks
+// its last offset for commit once its outputs are acknowledged: at once for
+// a plain handler, from the ack callback for an asynchronous one, which may
+// come after the next batch started.
+func (w *partitionWorker) handle(ctx context.Context, batch []*kgo.Record, hw int64) error {
+	last := batch[len(batch)-1]
+	markDone := func() {
+		w.c.cl.MarkCommitRecords(last)
+		w.lag.Set(float64(max(0, hw-last.Offset-1)))
+	}
+	ah, ok := w.handler.(pipeline.AsyncPartitionHandler)
+	if !ok {
+		if err := w.handler.Handle(ctx, w.msgs); err != nil {
+			return err
+		}
+		markDone()
+		return nil
+	}
+	return ah.HandleAsync(ctx, w.msgs, func(err error) {
+		if err != nil {
+			w.c.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
+			return
+		}
+		markDone()
+	})
 }
