@@ -1,0 +1,16 @@
+//go:build integration
+
+package main
+
+import (
+	"testing"
+
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+)
+
+// BenchmarkReplayRealKafka is BenchmarkReplayKafka on a real Apache Kafka
+// broker and a real redis-server.
+func BenchmarkReplayRealKafka(b *testing.B) {
+	benchReplay(b, kafkatest.StartKafka(b), redistest.StartRedis(b))
+}
