@@ -53,7 +53,8 @@ duplicates of their live run and the live state is never touched. Rejected
 rows are dropped (counted) unless --to-dlq names a topic.
 
 Output is deterministic: the same input and model give byte-identical keys
-and values. Progress (done/total, rate, ETA) goes to stderr: a bar on a
+and values, except fields the spec encrypts (AES-GCM uses a random nonce by
+design), which decrypt to the same plaintext. Progress (done/total, rate, ETA) goes to stderr: a bar on a
 terminal, plain lines otherwise.`
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -26,7 +26,9 @@ package main
 //
 // A redone chunk must give the same outputs. The stages are deterministic
 // functions of the input and their state; the model does not learn during
-// replay; nothing in a prediction depends on the clock. The stateful stages
+// replay; nothing in a prediction depends on the clock. The one exception
+// is a passthrough field the spec encrypts: AES-GCM takes a random nonce,
+// so its ciphertext differs between runs while its plaintext does not. The stateful stages
 // (dedupe, entity aggregates) keep their state in Redis under a key prefix
 // of their own, spec.redis.key_prefix + "replay:<run>:<nonce>:", fresh for
 // every process, so replay never reads or writes the live pipeline's state
