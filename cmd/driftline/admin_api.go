@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,6 +163,12 @@ func newAdminAPI(cfg adminAPIConfig) (*adminAPI, error) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return a, nil
+}
+
+// newAdminAPIFromEnv is newAdminAPI with the default key prefix and the bootstrap
+// admin token from $DRIFTLINE_ADMIN_TOKEN, as "driftline run" and "demo" use it.
+func newAdminAPIFromEnv(reg *registry.Registry, rdb redis.UniversalClient) (*adminAPI, error) {
+	return newAdminAPI(adminAPIConfig{Registry: reg, Redis: rdb, BootstrapToken: os.Getenv(envAdminToken)})
 }
 
 // mountAdminAPI returns a serveAdmin hook that serves a under /api/v1/.

@@ -410,12 +410,35 @@ func TestAdminAPITokens(t *testing.T) {
 	f.createToken(t, "ci-bot", roleViewer)
 }
 
-func TestAdminAPIBootstrapTokenTooShort(t *testing.T) {
+func TestAdminAPIBootstrapTokenFromEnv(t *testing.T) {
 	rdb := redistest.StartMiniredis(t).Client(t)
 	reg, err := registry.New(rdb, registry.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv(envAdminToken, testBootstrapToken)
+	api, err := newAdminAPIFromEnv(reg, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	f := &adminFixture{srv: srv}
+	var who identity
+	f.mustCall(t, testBootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusOK, &who)
+	if who != (identity{Name: bootstrapTokenName, Role: roleAdmin}) {
+		t.Fatalf("bootstrap whoami %+v", who)
+	}
+	// Without the variable there is no bootstrap token.
+	t.Setenv(envAdminToken, "")
+	api, err = newAdminAPIFromEnv(reg, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewServer(api)
+	defer srv2.Close()
+	f.srv = srv2
+	f.wantError(t, testBootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusUnauthorized, "invalid token")
 	if _, err := newAdminAPI(adminAPIConfig{Registry: reg, Redis: rdb, BootstrapToken: "short"}); err == nil || !strings.Contains(err.Error(), envAdminToken) {
 		t.Fatalf("short bootstrap token: err %v, want one naming %s", err, envAdminToken)
 	}
