@@ -27,6 +27,7 @@ type Dedupe struct {
 	offsets []byte
 	pos     []byte
 	own     []byte
+	res     []string
 }
 
 // NewDedupe builds the stage; keys are prefix+"dedupe:"+id.
@@ -65,13 +66,20 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: b.Messages[0].Topic, Partition: b.Messages[0].Partition, Offset: 0})
 	pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
 	d.pos = pos
-	res, err := setIfNew.Run(ctx, d.rdb, keys, d.ttl.Milliseconds(), pos, offsets).StringSlice()
-	if err != nil {
-		return fmt.Errorf("dedupe: redis: %w", err)
+	res := d.res[:0]
+	for lo := 0; lo < len(keys); lo += scriptChunkRows {
+		hi := min(lo+scriptChunkRows, len(keys))
+		// offsets holds one "<offset> " per key; find the chunk's span.
+		chunk, err := setIfNew.Run(ctx, d.rdb, keys[lo:hi], d.ttl.Milliseconds(), pos, offsetSpan(offsets, lo, hi)).StringSlice()
+		if err != nil {
+			return fmt.Errorf("dedupe: redis: %w", err)
+		}
+		if len(chunk) != hi-lo {
+			return fmt.Errorf("dedupe: redis answered %d results for %d keys", len(chunk), hi-lo)
+		}
+		res = append(res, chunk...)
 	}
-	if len(res) != len(keys) {
-		return fmt.Errorf("dedupe: redis answered %d results for %d keys", len(res), len(keys))
-	}
+	d.res = res
 	for n, prev := range res {
 		if prev == "" {
 			continue
@@ -83,6 +91,24 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	return nil
+}
+
+// offsetSpan returns the space-separated offsets lo..hi-1 of offsets.
+func offsetSpan(offsets []byte, lo, hi int) []byte {
+	start, n := 0, 0
+	for i, c := range offsets {
+		if c != ' ' {
+			continue
+		}
+		n++
+		if n == lo {
+			start = i + 1
+		}
+		if n == hi {
+			return offsets[start : i+1]
+		}
+	}
+	return offsets[start:]
 }
 
 // setIfNew is the dedupe stage's one round trip per batch: for each key it

@@ -173,14 +173,36 @@ func (f *Featurize) hashValue(col arrow.Array, i, k int) int32 {
 	return int32(h & f.mask)
 }
 
+// scriptChunkRows bounds the rows one Lua script call handles, so that
+// scripts stay within the Lua stack and registry limits of every Redis
+// (miniredis's embedded Lua overflows near 3,000 rows).
+const scriptChunkRows = 512
+
 func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) error {
+	fb := &b.Features
+	base := fb.NumDense - 3
+	for j := range fb.Row {
+		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
+		row[base], row[base+1], row[base+2] = 0, float32(math.NaN()), float32(math.NaN())
+	}
+	for lo := 0; lo < fb.Len(); lo += scriptChunkRows {
+		if err := f.entityChunk(ctx, b, lo, min(lo+scriptChunkRows, fb.Len())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entityChunk updates the entity aggregates of feature rows [lo, hi) in one
+// script call; later chunks see the state earlier ones wrote.
+func (f *Featurize) entityChunk(ctx context.Context, b *pipeline.Batch, lo, hi int) error {
 	fb := &b.Features
 	rec := b.Record
 	clear(f.ent)
 	f.entOrder = f.entOrder[:0]
 	rowEntity := f.rowEntity[:0]
 	args := f.args[:0]
-	for _, i := range fb.Row {
+	for _, i := range fb.Row[lo:hi] {
 		k := entityKey(rec.Column(f.entityCol), i)
 		if k == "" {
 			rowEntity = append(rowEntity, -1)
@@ -209,22 +231,16 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 		args = append(args, ';')
 	}
 	f.rowEntity, f.args = rowEntity, args
-	base := fb.NumDense - 3
 	if len(f.entOrder) == 0 {
-		for j := range fb.Row {
-			row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
-			row[base], row[base+1], row[base+2] = 0, float32(math.NaN()), float32(math.NaN())
-		}
 		return nil
 	}
 	out, err := entityUpdate.Run(ctx, f.rdb, f.entOrder, f.ttl.Milliseconds(), args).Text()
 	if err != nil {
 		return fmt.Errorf("featurize: entity aggregates: %w", err)
 	}
-	for j := range fb.Row {
-		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
-		row[base], row[base+1], row[base+2] = 0, float32(math.NaN()), float32(math.NaN())
-		if rowEntity[j] < 0 {
+	base := fb.NumDense - 3
+	for j := lo; j < hi; j++ {
+		if rowEntity[j-lo] < 0 {
 			continue
 		}
 		var prev string
@@ -233,6 +249,7 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 		if !ok {
 			return fmt.Errorf("featurize: entity aggregates: malformed reply %q", prev)
 		}
+		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
 		row[base] = float32(n)
 		if n > 0 {
 			i := fb.Row[j]
