@@ -551,22 +551,11 @@ func (s *replaySink) Write(_ context.Context, recs []pipeline.OutRecord) error {
 // openPartition does, with the replay's spec (shadow model, backfill
 // topic, replay key prefix).
 func replayStages(spec *pipeline.Spec, rdb redis.UniversalClient, keys stages.Keys, model *stages.ServedModel) ([]pipeline.Stage, error) {
-	list := []pipeline.Stage{stages.NewDecode(spec), stages.NewValidate(spec)}
-	if spec.Stages.Dedupe.On() {
-		list = append(list, stages.NewDedupe(spec, rdb))
-	}
-	if len(spec.Stages.Anonymize.Fields) > 0 {
-		an, err := stages.NewAnonymize(spec, keys)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, an)
-	}
-	fz, err := stages.NewFeaturize(spec, rdb)
+	list, err := preparationStages(spec, rdb, keys)
 	if err != nil {
 		return nil, err
 	}
-	return append(list, fz, stages.NewScore(spec, model, keys.AESKeyID)), nil
+	return append(list, stages.NewScore(spec, model, keys.AESKeyID)), nil
 }
 
 func (w *replayWorker) run(ctx context.Context, base []kgo.Opt) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 )
 
@@ -16,7 +17,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("run", "--spec FILE [flags]", `Run a spec's pipeline against real Kafka brokers and Redis until SIGINT or
 SIGTERM. On a signal it finishes the in-flight micro-batches, commits their
 offsets (only after their outputs are acknowledged) and leaves the group.
-Flags override the spec's addresses.`, stderr)
+The admin address also serves the model admin API under /api/v1 (bearer
+tokens; $DRIFTLINE_ADMIN_TOKEN is a bootstrap admin token). Flags override
+the spec's addresses.`, stderr)
 	specPath := fs.String("spec", "", "pipeline spec (YAML); required")
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers (overrides kafka.brokers)")
 	redisAddr := fs.String("redis", "", "Redis address host:port (overrides redis.addr)")
@@ -64,7 +67,15 @@ Flags override the spec's addresses.`, stderr)
 		return err
 	}
 	if spec.Admin.Addr != "" {
-		addr, err := serveAdmin(ctx, spec.Admin.Addr, dp.reg, dp.kc.Ready, log)
+		models, err := registry.New(rdb, registry.Config{})
+		if err != nil {
+			return err
+		}
+		api, err := newAdminAPIFromEnv(models, rdb)
+		if err != nil {
+			return err
+		}
+		addr, err := serveAdmin(ctx, spec.Admin.Addr, dp.reg, dp.kc.Ready, log, mountAdminAPI(api))
 		if err != nil {
 			return err
 		}
