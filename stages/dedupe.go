@@ -111,6 +111,11 @@ func offsetSpan(offsets []byte, lo, hi int) []byte {
 	return offsets[start:]
 }
 
+// scriptChunkRows bounds the keys one Lua script call handles, so that
+// scripts stay within the Lua stack and registry limits of every Redis
+// (miniredis's embedded Lua overflows near 3,000 rows).
+const scriptChunkRows = 512
+
 // setIfNew is the dedupe stage's one round trip per batch: for each key it
 // runs SET key "<topic>/<partition>/<offset>" NX GET PX ttl and returns the
 // previous value, or "" when the key was new. KEYS: the event ids' keys.

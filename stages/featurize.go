@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -30,10 +29,9 @@ import (
 //     position and value, masked to hash_bits; null is -1 (absent).
 //
 // Entity aggregates are Feast-style Redis hashes (fields n, mean, last),
-// one per entity with a TTL, read, updated and written by one Lua script per
-// batch (one round trip, atomic). A Featurize is used by one partition loop
-// at a time. On Redis Cluster the batch's keys must share a slot: give
-// key_prefix a {hash tag}.
+// one per entity with a TTL, read and written in two pipelined round trips
+// per batch. A Featurize is used by one partition loop at a time; when
+// partitions are keyed by entity, each entity's aggregates have one writer.
 type Featurize struct {
 	numeric     []int
 	categorical []int
@@ -44,10 +42,14 @@ type Featurize struct {
 	rdb         redis.UniversalClient
 	prefix      string
 	ttl         time.Duration
-	ent         map[string]int // entity → index in entOrder, per batch
-	entOrder    []string       // entity hash keys, per batch
-	rowEntity   []int
-	args        []byte
+	ent         map[string]*entityAgg
+	entOrder    []string
+}
+
+type entityAgg struct {
+	n    float64
+	mean float64
+	last float64 // unix seconds, 0 = never
 }
 
 // NewFeaturize builds the stage. rdb may be nil when entity aggregates are off.
@@ -78,7 +80,7 @@ func NewFeaturize(spec *pipeline.Spec, rdb redis.UniversalClient) (*Featurize, e
 		}
 		f.rdb, f.ttl = rdb, e.TTL.D()
 		f.prefix = spec.Redis.KeyPrefix + "entity:"
-		f.ent = map[string]int{}
+		f.ent = map[string]*entityAgg{}
 	}
 	return f, nil
 }
@@ -173,135 +175,70 @@ func (f *Featurize) hashValue(col arrow.Array, i, k int) int32 {
 	return int32(h & f.mask)
 }
 
-// scriptChunkRows bounds the rows one Lua script call handles, so that
-// scripts stay within the Lua stack and registry limits of every Redis
-// (miniredis's embedded Lua overflows near 3,000 rows).
-const scriptChunkRows = 512
-
 func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) error {
-	fb := &b.Features
-	base := fb.NumDense - 3
-	for j := range fb.Row {
-		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
-		row[base], row[base+1], row[base+2] = 0, float32(math.NaN()), float32(math.NaN())
-	}
-	for lo := 0; lo < fb.Len(); lo += scriptChunkRows {
-		if err := f.entityChunk(ctx, b, lo, min(lo+scriptChunkRows, fb.Len())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// entityChunk updates the entity aggregates of feature rows [lo, hi) in one
-// script call; later chunks see the state earlier ones wrote.
-func (f *Featurize) entityChunk(ctx context.Context, b *pipeline.Batch, lo, hi int) error {
 	fb := &b.Features
 	rec := b.Record
 	clear(f.ent)
 	f.entOrder = f.entOrder[:0]
-	rowEntity := f.rowEntity[:0]
-	args := f.args[:0]
-	for _, i := range fb.Row[lo:hi] {
+	keys := make([]string, fb.Len())
+	for j, i := range fb.Row {
 		k := entityKey(rec.Column(f.entityCol), i)
-		if k == "" {
-			rowEntity = append(rowEntity, -1)
-			continue
+		keys[j] = k
+		if _, ok := f.ent[k]; !ok && k != "" {
+			f.ent[k] = nil
+			f.entOrder = append(f.entOrder, k)
 		}
-		idx, ok := f.ent[k]
-		if !ok {
-			idx = len(f.entOrder)
-			f.ent[k] = idx
-			f.entOrder = append(f.entOrder, f.prefix+k)
-		}
-		rowEntity = append(rowEntity, idx)
-		x := math.NaN()
-		if f.meanOfCol >= 0 {
-			x = float64(numericValue(rec.Column(f.meanOfCol), i))
-		}
-		args = strconv.AppendInt(args, int64(idx+1), 10)
-		args = append(args, ' ')
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			args = append(args, "nan"...)
-		} else {
-			args = strconv.AppendFloat(args, x, 'g', -1, 64)
-		}
-		args = append(args, ' ')
-		args = strconv.AppendFloat(args, eventSeconds(rec, f.timeCol, b.Messages[i].Timestamp, i), 'f', 6, 64)
-		args = append(args, ';')
 	}
-	f.rowEntity, f.args = rowEntity, args
-	if len(f.entOrder) == 0 {
-		return nil
+	pipe := f.rdb.Pipeline()
+	gets := make([]*redis.SliceCmd, len(f.entOrder))
+	for n, k := range f.entOrder {
+		gets[n] = pipe.HMGet(ctx, f.prefix+k, "n", "mean", "last")
 	}
-	out, err := entityUpdate.Run(ctx, f.rdb, f.entOrder, f.ttl.Milliseconds(), args).Text()
-	if err != nil {
-		return fmt.Errorf("featurize: entity aggregates: %w", err)
+	if len(gets) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("featurize: read entity aggregates: %w", err)
+		}
+	}
+	for n, k := range f.entOrder {
+		vals, err := gets[n].Result()
+		if err != nil {
+			return fmt.Errorf("featurize: read entity %s: %w", k, err)
+		}
+		f.ent[k] = &entityAgg{n: parseAgg(vals[0]), mean: parseAgg(vals[1]), last: parseAgg(vals[2])}
 	}
 	base := fb.NumDense - 3
-	for j := lo; j < hi; j++ {
-		if rowEntity[j-lo] < 0 {
+	for j, i := range fb.Row {
+		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
+		agg := f.ent[keys[j]]
+		if agg == nil {
+			row[base], row[base+1], row[base+2] = 0, float32(math.NaN()), float32(math.NaN())
 			continue
 		}
-		var prev string
-		prev, out, _ = strings.Cut(out, ";")
-		n, mean, last, ok := parseAggregates(prev)
-		if !ok {
-			return fmt.Errorf("featurize: entity aggregates: malformed reply %q", prev)
+		now := eventSeconds(rec, f.timeCol, b.Messages[i].Timestamp, i)
+		row[base] = float32(agg.n)
+		row[base+1], row[base+2] = float32(math.NaN()), float32(math.NaN())
+		if agg.n > 0 {
+			row[base+1] = float32(agg.mean)
+			row[base+2] = float32(math.Max(0, now-agg.last))
 		}
-		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
-		row[base] = float32(n)
-		if n > 0 {
-			i := fb.Row[j]
-			now := eventSeconds(rec, f.timeCol, b.Messages[i].Timestamp, i)
-			row[base+1] = float32(mean)
-			row[base+2] = float32(math.Max(0, now-last))
+		agg.n++
+		if f.meanOfCol >= 0 {
+			if x := float64(numericValue(rec.Column(f.meanOfCol), i)); !math.IsNaN(x) {
+				agg.mean += (x - agg.mean) / agg.n
+			}
 		}
+		agg.last = math.Max(agg.last, now)
+	}
+	pipe = f.rdb.Pipeline()
+	for _, k := range f.entOrder {
+		agg := f.ent[k]
+		pipe.HSet(ctx, f.prefix+k, "n", agg.n, "mean", agg.mean, "last", agg.last)
+		pipe.Expire(ctx, f.prefix+k, f.ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("featurize: write entity aggregates: %w", err)
 	}
 	return nil
-}
-
-// entityUpdate reads, updates and writes a batch's entity aggregates in
-// one round trip, atomically. KEYS: the entities' hash keys. ARGV: TTL in
-// ms, then the rows in batch order as "entity x t;" (entity: 1-based KEYS
-// index; x: the mean_of value or "nan"; t: event time in unix seconds). It
-// returns, per row, the entity's aggregates before that row, "n mean last",
-// rows joined by ';'.
-var entityUpdate = redis.NewScript(`
-local state = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('HMGET', k, 'n', 'mean', 'last')
-  state[i] = {tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0}
-end
-local out = {}
-for e, x, t in string.gmatch(ARGV[2], '(%d+) (%S+) (%S+);') do
-  local s = state[tonumber(e)]
-  out[#out + 1] = string.format('%.17g %.17g %.17g', s[1], s[2], s[3])
-  s[1] = s[1] + 1
-  if x ~= 'nan' then s[2] = s[2] + (tonumber(x) - s[2]) / s[1] end
-  local tv = tonumber(t)
-  if tv > s[3] then s[3] = tv end
-end
-for i, k in ipairs(KEYS) do
-  local s = state[i]
-  redis.call('HSET', k, 'n', string.format('%.17g', s[1]), 'mean', string.format('%.17g', s[2]), 'last', string.format('%.17g', s[3]))
-  redis.call('PEXPIRE', k, ARGV[1])
-end
-return table.concat(out, ';')
-`)
-
-// parseAggregates parses "n mean last".
-func parseAggregates(s string) (n, mean, last float64, ok bool) {
-	a, rest, ok1 := strings.Cut(s, " ")
-	m, l, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 {
-		return 0, 0, 0, false
-	}
-	var err1, err2, err3 error
-	n, err1 = strconv.ParseFloat(a, 64)
-	mean, err2 = strconv.ParseFloat(m, 64)
-	last, err3 = strconv.ParseFloat(l, 64)
-	return n, mean, last, err1 == nil && err2 == nil && err3 == nil
 }
 
 func entityKey(col arrow.Array, i int) string {
@@ -315,6 +252,18 @@ func entityKey(col arrow.Array, i int) string {
 		return strconv.FormatInt(a.Value(i), 10)
 	}
 	return ""
+}
+
+func parseAgg(v any) float64 {
+	s, ok := v.(string)
+	if !ok {
+		return 0
+	}
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return x
 }
 
 // eventSeconds is the row's event time in unix seconds: the time field when
