@@ -193,7 +193,16 @@ type EntitySpec struct {
 	Field  string   `yaml:"field"`
 	MeanOf string   `yaml:"mean_of"`
 	TTL    Duration `yaml:"ttl"`
+	// LocalCache is how many entities each partition loop keeps in memory
+	// (default DefaultEntityLocalCache; 0 turns it off). A cached entity's
+	// aggregates are not read back from Redis, which assumes one writer per
+	// entity: the input topic keyed by the entity field, as `driftline
+	// produce` does. With other keys, set 0.
+	LocalCache *int `yaml:"local_cache"`
 }
+
+// DefaultEntityLocalCache is EntitySpec.LocalCache's default.
+const DefaultEntityLocalCache = 100_000
 
 // ModelSpec names the online model that scores events.
 type ModelSpec struct {
@@ -753,6 +762,9 @@ func (s *Spec) Validate() error {
 		checkField("stages.featurize.entity.field", e.Field, TypeString, TypeInt)
 		if e.MeanOf != "" {
 			checkField("stages.featurize.entity.mean_of", e.MeanOf, TypeFloat, TypeInt)
+		}
+		if e.LocalCache != nil && *e.LocalCache < 0 {
+			add("stages.featurize.entity.local_cache", "must not be negative")
 		}
 	}
 	for i, n := range s.Output.Passthrough {

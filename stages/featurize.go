@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -42,8 +43,18 @@ type Featurize struct {
 	rdb         redis.UniversalClient
 	prefix      string
 	ttl         time.Duration
-	ent         map[string]*entityAgg
+	ent         map[string]*cachedAgg
+	cache       map[string]*cachedAgg
+	maxCache    int
+	now         func() time.Time
 	entOrder    []string
+}
+
+// cachedAgg is an entity's aggregates as this partition loop last wrote
+// them, and when the Redis key's TTL it last set runs out.
+type cachedAgg struct {
+	entityAgg
+	expiresAt time.Time
 }
 
 type entityAgg struct {
@@ -80,7 +91,14 @@ func NewFeaturize(spec *pipeline.Spec, rdb redis.UniversalClient) (*Featurize, e
 		}
 		f.rdb, f.ttl = rdb, e.TTL.D()
 		f.prefix = spec.Redis.KeyPrefix + "entity:"
-		f.ent = map[string]*entityAgg{}
+		f.ent = map[string]*cachedAgg{}
+		f.now = time.Now
+		if e.LocalCache == nil {
+			f.maxCache = pipeline.DefaultEntityLocalCache
+		} else {
+			f.maxCache = *e.LocalCache
+		}
+		f.cache = make(map[string]*cachedAgg)
 	}
 	return f, nil
 }
@@ -181,39 +199,47 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 	clear(f.ent)
 	f.entOrder = f.entOrder[:0]
 	keys := make([]string, fb.Len())
+	var misses []string
 	for j, i := range fb.Row {
 		k := entityKey(rec.Column(f.entityCol), i)
 		keys[j] = k
-		if _, ok := f.ent[k]; !ok && k != "" {
-			f.ent[k] = nil
-			f.entOrder = append(f.entOrder, k)
+		if _, ok := f.ent[k]; ok || k == "" {
+			continue
 		}
+		f.entOrder = append(f.entOrder, k)
+		if c, ok := f.cache[k]; ok && f.now().Before(c.expiresAt) {
+			f.ent[k] = c
+			continue
+		}
+		f.ent[k] = nil
+		misses = append(misses, k)
 	}
-	pipe := f.rdb.Pipeline()
-	gets := make([]*redis.SliceCmd, len(f.entOrder))
-	for n, k := range f.entOrder {
-		gets[n] = pipe.HMGet(ctx, f.prefix+k, "n", "mean", "last")
-	}
-	if len(gets) > 0 {
+	if len(misses) > 0 {
+		pipe := f.rdb.Pipeline()
+		gets := make([]*redis.SliceCmd, len(misses))
+		for n, k := range misses {
+			gets[n] = pipe.HMGet(ctx, f.prefix+k, "n", "mean", "last")
+		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("featurize: read entity aggregates: %w", err)
 		}
-	}
-	for n, k := range f.entOrder {
-		vals, err := gets[n].Result()
-		if err != nil {
-			return fmt.Errorf("featurize: read entity %s: %w", k, err)
+		for n, k := range misses {
+			vals, err := gets[n].Result()
+			if err != nil {
+				return fmt.Errorf("featurize: read entity %s: %w", k, err)
+			}
+			f.ent[k] = &cachedAgg{entityAgg: entityAgg{n: parseAgg(vals[0]), mean: parseAgg(vals[1]), last: parseAgg(vals[2])}}
 		}
-		f.ent[k] = &entityAgg{n: parseAgg(vals[0]), mean: parseAgg(vals[1]), last: parseAgg(vals[2])}
 	}
 	base := fb.NumDense - 3
 	for j, i := range fb.Row {
 		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
-		agg := f.ent[keys[j]]
-		if agg == nil {
+		c := f.ent[keys[j]]
+		if c == nil {
 			row[base], row[base+1], row[base+2] = 0, float32(math.NaN()), float32(math.NaN())
 			continue
 		}
+		agg := &c.entityAgg
 		now := eventSeconds(rec, f.timeCol, b.Messages[i].Timestamp, i)
 		row[base] = float32(agg.n)
 		row[base+1], row[base+2] = float32(math.NaN()), float32(math.NaN())
@@ -229,14 +255,27 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 		}
 		agg.last = math.Max(agg.last, now)
 	}
-	pipe = f.rdb.Pipeline()
+	wall := f.now()
+	pipe := f.rdb.Pipeline()
 	for _, k := range f.entOrder {
-		agg := f.ent[k]
-		pipe.HSet(ctx, f.prefix+k, "n", agg.n, "mean", agg.mean, "last", agg.last)
-		pipe.Expire(ctx, f.prefix+k, f.ttl)
+		c := f.ent[k]
+		pipe.HSet(ctx, f.prefix+k, "n", c.n, "mean", c.mean, "last", c.last)
+		// The TTL is refreshed when less than half of it is left.
+		if wall.Add(f.ttl / 2).After(c.expiresAt) {
+			pipe.Expire(ctx, f.prefix+k, f.ttl)
+			c.expiresAt = wall.Add(f.ttl)
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("featurize: write entity aggregates: %w", err)
+	}
+	if f.maxCache > 0 {
+		for _, k := range misses {
+			if len(f.cache) >= f.maxCache {
+				clear(f.cache)
+			}
+			f.cache[strings.Clone(k)] = f.ent[k]
+		}
 	}
 	return nil
 }

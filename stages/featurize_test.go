@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/driftline/driftline/pipeline"
 )
 
 func TestFeaturizeLayout(t *testing.T) {
@@ -103,6 +105,8 @@ func TestFeaturizeNullCategorical(t *testing.T) {
 
 func TestFeaturizeEntityAggregates(t *testing.T) {
 	spec := testSpec(t, true)
+	off := 0
+	spec.Stages.Featurize.Entity.LocalCache = &off // Redis is read every batch, so its TTL shows
 	r, rdb := startRedis(t)
 	fz, err := NewFeaturize(spec, rdb)
 	if err != nil {
@@ -199,4 +203,43 @@ func equalInt32s(a, b []int32) bool {
 		}
 	}
 	return true
+}
+
+// TestFeaturizeEntityLocalCache checks that a cached entity is not read back
+// from Redis (this partition loop is its one writer), and that the cache
+// entry lapses with the TTL it set on the Redis key.
+func TestFeaturizeEntityLocalCache(t *testing.T) {
+	spec := testSpec(t, true)
+	r, rdb := startRedis(t)
+	fz, err := NewFeaturize(spec, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fz.now = func() time.Time { return clock }
+	d, v := NewDecode(spec), NewValidate(spec)
+	ev := func(ts string) []byte {
+		return row(map[string]string{"user_id": `"alice"`, "ts": `"` + ts + `"`, "f0": "1"})
+	}
+	count := func(b *pipeline.Batch) float32 { return b.Features.Dense[12] }
+	mustProcess(t, newBatch(0, ev("2025-01-01T00:00:00Z")), d, v, fz)
+	key := spec.Redis.KeyPrefix + "entity:alice"
+	// Someone else's write is not read back while the cache entry lives.
+	r.Mini.HSet(key, "n", "100")
+	b := newBatch(1, ev("2025-01-01T00:00:01Z"))
+	mustProcess(t, b, d, v, fz)
+	if got := count(b); got != 1 {
+		t.Fatalf("cached count %v, want 1 (from the local cache)", got)
+	}
+	if got := r.Mini.HGet(key, "n"); got != "2" {
+		t.Fatalf("redis n = %q, want the cache's 2 written through", got)
+	}
+	// Past the TTL the entry is read from Redis again.
+	r.Mini.HSet(key, "n", "100")
+	clock = clock.Add(spec.Stages.Featurize.Entity.TTL.D() + time.Second)
+	b = newBatch(2, ev("2025-01-01T00:00:02Z"))
+	mustProcess(t, b, d, v, fz)
+	if got := count(b); got != 100 {
+		t.Fatalf("count after the TTL %v, want 100 read from redis", got)
+	}
 }

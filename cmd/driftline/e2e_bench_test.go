@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,9 @@ const e2eEvents = 200_000
 // both and their ratio. Run it once per measurement:
 //
 //	go test -tags integration -run '^$' -bench EndToEnd -benchtime 1x ./cmd/driftline/
+//
+// DRIFTLINE_BENCH_NO_REDIS_STAGES=1 turns dedupe and the entity aggregates
+// off, to show what the Redis round trips cost.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -87,6 +91,12 @@ func runPipelineOnce(b *testing.B, specPath, redisAddr string, n int64) time.Dur
 		b.Fatal(err)
 	}
 	spec.Topics.Labels, spec.Topics.Alerts = "", "" // the data plane alone
+	if os.Getenv("DRIFTLINE_BENCH_NO_REDIS_STAGES") != "" {
+		// Measures what the Redis stages cost: no dedupe, no entity aggregates.
+		off := false
+		spec.Stages.Dedupe.Enabled = &off
+		spec.Stages.Featurize.Entity = nil
+	}
 	spec.Kafka.Group = "driftline-" + time.Now().Format("150405.000000")
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
