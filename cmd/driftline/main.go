@@ -31,7 +31,7 @@ func commands() []command {
 		{"replay", "replay a past range of the input through the stages into a shadow backfill topic, exactly once", cmdReplay},
 		{"produce", "write a seeded synthetic event stream (and delayed labels) to Kafka", cmdProduce},
 		{"validate-spec", "check a pipeline spec and report every problem with file, line and field", cmdValidateSpec},
-		{"models", "export a learner snapshot to ONNX (models export)", cmdModels},
+		{"models", "manage models through the admin API (list, show, promote, rollback, pause, retrain, tokens) and export snapshots to ONNX", cmdModels},
 		{"audit", "print the audit log: promotions, rollbacks, gate decisions, retrains", cmdAudit},
 		{"version", "print the version", cmdVersion},
 	}
