@@ -13,12 +13,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/testkit/internal/proc"
 )
 
 const (
@@ -159,7 +160,7 @@ func startKafka(tb testing.TB, java, libs string) (*Broker, error) {
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() { stop(tb, cmd.Process, exited) })
+	tb.Cleanup(func() { proc.Stop(tb, "kafkatest: broker", cmd.Process, exited, stopTimeout) })
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {
@@ -204,27 +205,6 @@ func waitReady(adm *kadm.Client, exited <-chan struct{}) error {
 			return fmt.Errorf("no answer within %s: %w", startTimeout, errors.Join(ctx.Err(), last))
 		case <-time.After(100 * time.Millisecond):
 		}
-	}
-}
-
-// stop sends SIGTERM and, if the broker has not exited after stopTimeout, SIGKILL.
-func stop(tb testing.TB, p *os.Process, exited <-chan struct{}) {
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		tb.Logf("kafkatest: sigterm broker pid %d: %v", p.Pid, err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(stopTimeout):
-		tb.Logf("kafkatest: broker pid %d still running %s after SIGTERM; sending SIGKILL", p.Pid, stopTimeout)
-		if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			tb.Errorf("kafkatest: kill broker pid %d: %v", p.Pid, err)
-		}
-		<-exited
 	}
 }
 

@@ -16,12 +16,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/testkit/internal/proc"
 )
 
 const (
@@ -124,7 +125,7 @@ func startRedis(tb testing.TB, bin string) (*Redis, error) {
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() { stop(tb, cmd.Process, exited) })
+	tb.Cleanup(func() { proc.Stop(tb, "redistest: redis-server", cmd.Process, exited, stopTimeout) })
 
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer c.Close()
@@ -160,27 +161,6 @@ func waitReady(c *redis.Client, exited <-chan struct{}) error {
 			return fmt.Errorf("no PONG within %s: %w", startTimeout, errors.Join(ctx.Err(), last))
 		case <-time.After(20 * time.Millisecond):
 		}
-	}
-}
-
-// stop sends SIGTERM and, if redis-server has not exited after stopTimeout, SIGKILL.
-func stop(tb testing.TB, p *os.Process, exited <-chan struct{}) {
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		tb.Logf("redistest: sigterm redis-server pid %d: %v", p.Pid, err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(stopTimeout):
-		tb.Logf("redistest: redis-server pid %d still running %s after SIGTERM; sending SIGKILL", p.Pid, stopTimeout)
-		if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			tb.Errorf("redistest: kill redis-server pid %d: %v", p.Pid, err)
-		}
-		<-exited
 	}
 }
 
