@@ -29,6 +29,10 @@ type Spec struct {
 	Labels LabelsSpec  `yaml:"labels"`
 	Drift  DriftSpec   `yaml:"drift"`
 	source *specSource `yaml:"-"`
+
+	// Rollout, when set, serves the registry's aliases of model.name as
+	// rollout arms and hot-swaps them (see RolloutSpec).
+	Rollout *RolloutSpec `yaml:"rollout"`
 }
 
 // TopicsSpec names the Kafka topics the pipeline reads and writes.
@@ -303,6 +307,25 @@ type DriftSpec struct {
 	// built, so a cold-started model's untrained scores are not the
 	// prediction reference (default 0).
 	WarmUp int `yaml:"warmup"`
+}
+
+// RolloutSpec serves model.name's registry aliases as rollout arms inside
+// the consumer, and picks up alias moves without a restart:
+//
+//	rollout:
+//	  canary_percent: 10     # share of keys the "canary" alias serves, 0..100
+//	  shadow_topic: preds-shadow
+//	  watch_interval: 1s     # registry poll period (bounds convergence)
+type RolloutSpec struct {
+	// CanaryPercent is the share of keys (sticky by entity or event id)
+	// that the canary serves, in [0, 100].
+	CanaryPercent int `yaml:"canary_percent"`
+	// ShadowTopic receives the shadow's predictions; without it a shadow
+	// alias is not served.
+	ShadowTopic string `yaml:"shadow_topic"`
+	// WatchInterval is how often the registry's aliases are polled, between
+	// 1ms and 1m (default 1s).
+	WatchInterval Duration `yaml:"watch_interval"`
 }
 
 // Duration is a time.Duration written as "250ms", "5s" or "24h" in YAML.
@@ -845,6 +868,20 @@ func (s *Spec) Validate() error {
 	}
 	if s.Labels.MaxPending < 0 {
 		add("labels.max_pending", "must not be negative")
+	}
+	if r := s.Rollout; r != nil {
+		if r.CanaryPercent < 0 || r.CanaryPercent > 100 {
+			add("rollout.canary_percent", "must be in [0, 100], got %d", r.CanaryPercent)
+		}
+		if r.ShadowTopic != "" && (r.ShadowTopic == s.Topics.Predictions || r.ShadowTopic == s.Topics.Input) {
+			add("rollout.shadow_topic", "must differ from topics.input and topics.predictions, got %q", r.ShadowTopic)
+		}
+		if r.WatchInterval != 0 && (r.WatchInterval.D() < time.Millisecond || r.WatchInterval.D() > time.Minute) {
+			add("rollout.watch_interval", "must be between 1ms and 1m, got %s", r.WatchInterval.D())
+		}
+		if s.Model.ONNX != nil {
+			add("rollout", "does not apply to model.onnx (a bring-your-own model has no registry snapshot)")
+		}
 	}
 	return errors.Join(errs...)
 }

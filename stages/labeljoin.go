@@ -65,6 +65,12 @@ func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version 
 // label came early, the label (the row's index in b.Features) — see
 // LabelJoin.Observe, which joins them.
 func (c *PredictionCache) Put(ctx context.Context, b *pipeline.Batch) ([]earlyLabel, error) {
+	return c.PutVersions(ctx, b, nil)
+}
+
+// PutVersions is Put with the version that predicted each row (parallel to
+// b.Scores, see Score.Versions); nil means the cache's version for all.
+func (c *PredictionCache) PutVersions(ctx context.Context, b *pipeline.Batch, versions []string) ([]earlyLabel, error) {
 	fb := &b.Features
 	if fb.Len() == 0 {
 		return nil, nil
@@ -77,7 +83,11 @@ func (c *PredictionCache) Put(ctx context.Context, b *pipeline.Batch) ([]earlyLa
 	for j, i := range fb.Row {
 		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, i)
 		early = appendEventID(append(early[:0], c.early...), b, c.idCol, i)
-		entry := encodeEntry(now, b.Scores[j], c.version,
+		version := c.version
+		if versions != nil {
+			version = versions[j]
+		}
+		entry := encodeEntry(now, b.Scores[j], version,
 			fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed])
 		k := string(key)
 		pipe.Set(ctx, k, entry, 2*c.ttl)
@@ -364,6 +374,10 @@ type LabelJoin struct {
 	processed  atomic.Int64
 	// OnOutcome, when set, sees every joined outcome (drift detectors).
 	OnOutcome func(o Outcome)
+	// Arms, when set, replaces the model given to NewLabelJoin: labels
+	// teach whichever arm served the prediction's version (champion or
+	// canary), and only score when no arm serves it any more.
+	Arms *Arms
 }
 
 // NewLabelJoin builds the label join for the champion.
@@ -378,10 +392,18 @@ func (j *LabelJoin) Processed() int64 { return j.processed.Load() }
 // Observe caches a scored batch's predictions for the label join, and joins
 // any labels that arrived before them. It fits Score.Observe.
 func (j *LabelJoin) Observe(ctx context.Context, b *pipeline.Batch) error {
-	found, err := j.cache.Put(ctx, b)
+	return j.ObserveVersions(ctx, b, nil)
+}
+
+// ObserveVersions is Observe with the version that served each row (see
+// Score.Versions; nil: the join's model's version for all), so that each
+// prediction is cached, scored and learned per version.
+func (j *LabelJoin) ObserveVersions(ctx context.Context, b *pipeline.Batch, versions []string) error {
+	found, err := j.cache.PutVersions(ctx, b, versions)
 	if err != nil || len(found) == 0 {
 		return err
 	}
+	learner := j.learner()
 	fb := &b.Features
 	now := j.cache.now()
 	rows := models.Rows{NumDense: fb.NumDense, NumHashed: fb.NumHashed}
@@ -389,14 +411,47 @@ func (j *LabelJoin) Observe(ctx context.Context, b *pipeline.Batch) error {
 	for _, e := range found {
 		r := e.row
 		j.metrics.joined.Inc()
-		j.outcome(j.model.Version, b.Scores[r], e.label, now)
+		v := learner.Version
+		if versions != nil {
+			v = versions[r]
+		}
+		j.outcome(v, b.Scores[r], e.label, now)
+		if v != learner.Version {
+			if err := j.learnOne(v, fb, r, e.label); err != nil {
+				return err
+			}
+			continue
+		}
 		rows.Dense = append(rows.Dense, fb.Dense[r*fb.NumDense:(r+1)*fb.NumDense]...)
 		rows.Hashed = append(rows.Hashed, fb.Hashed[r*fb.NumHashed:(r+1)*fb.NumHashed]...)
 		y = append(y, e.label)
 		rows.N++
 	}
 	j.metrics.publish()
-	return j.learn(&rows, y)
+	return j.learn(learner, &rows, y)
+}
+
+// learner is the model that learns batched: the champion of Arms when set,
+// else the join's model.
+func (j *LabelJoin) learner() *ServedModel {
+	if j.Arms != nil {
+		return j.Arms.Champion()
+	}
+	return j.model
+}
+
+// learnOne teaches row r of fb to the arm serving version v, if any (a
+// canary's labels); labels of versions no longer served only score.
+func (j *LabelJoin) learnOne(v string, fb *pipeline.FeatureBlock, r int, label float32) error {
+	if j.Arms == nil {
+		return nil
+	}
+	m := j.Arms.ByVersion(v)
+	if m == nil {
+		return nil
+	}
+	rows := gatherRows(fb, []int{r})
+	return j.learn(m, &rows, []float32{label})
 }
 
 func (j *LabelJoin) outcome(version string, score, label float32, now time.Time) {
@@ -406,11 +461,11 @@ func (j *LabelJoin) outcome(version string, score, label float32, now time.Time)
 	}
 }
 
-func (j *LabelJoin) learn(rows *models.Rows, y []float32) error {
+func (j *LabelJoin) learn(m *ServedModel, rows *models.Rows, y []float32) error {
 	if rows.N == 0 {
 		return nil
 	}
-	if err := j.model.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
+	if err := m.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
 		return fmt.Errorf("label join: learn: %w", err)
 	}
 	return nil
@@ -466,6 +521,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	lp.dense, lp.hashed, lp.y = lp.dense[:0], lp.hashed[:0], lp.y[:0]
 	rows := models.Rows{}
 	parked := 0
+	learner := j.learner()
 	for i, g := range gets {
 		raw, err := g.Text()
 		if errors.Is(err, redis.Nil) {
@@ -486,8 +542,18 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 			j.metrics.joined.Inc()
 		}
 		j.outcome(e.version, e.score, lp.labels[i], now)
-		if e.version != j.model.Version {
-			continue // a label for another version's prediction: metrics only
+		if e.version != learner.Version {
+			// A label for another version's prediction: the canary's learns
+			// one row at a time; a retired version's only scores.
+			if j.Arms != nil {
+				if m := j.Arms.ByVersion(e.version); m != nil {
+					r := models.Rows{N: 1, NumDense: len(e.dense), NumHashed: len(e.hashed), Dense: e.dense, Hashed: e.hashed}
+					if err := j.learn(m, &r, lp.labels[i:i+1]); err != nil {
+						return err
+					}
+				}
+			}
+			continue
 		}
 		rows.NumDense, rows.NumHashed = len(e.dense), len(e.hashed)
 		lp.dense = append(lp.dense, e.dense...)
@@ -498,7 +564,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	j.metrics.publish()
 	j.metrics.early.Add(float64(parked))
 	rows.Dense, rows.Hashed = lp.dense, lp.hashed
-	return j.learn(&rows, lp.y)
+	return j.learn(learner, &rows, lp.y)
 }
 
 // parseLabel reads the id and label fields of a flat JSON label record.

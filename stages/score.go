@@ -81,6 +81,13 @@ type Score struct {
 	keyHeader   []pipeline.Header
 	rows        models.Rows
 	buf         []byte
+	// arms, when set (NewScoreWithArms), replaces model: see scoreArms.
+	arms        *Arms
+	shadowTopic string
+	keyCol      int
+	served      []*ServedModel
+	versions    []string
+	ends        [][3]int
 	// Observe, when set, is called with each scored batch.
 	Observe func(ctx context.Context, b *pipeline.Batch) error
 }
@@ -119,6 +126,9 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 		b.Scores = make([]float32, n)
 	}
 	b.Scores = b.Scores[:n]
+	if s.arms != nil {
+		return s.scoreArms(ctx, b)
+	}
 	if err := s.model.Predict(b.Scores, &s.rows); err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
@@ -130,7 +140,7 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 	for j, i := range fb.Row {
 		s.buf = appendEventID(s.buf, b, s.idCol, i)
 		ends = append(ends, len(s.buf))
-		s.buf = s.appendPrediction(s.buf, b, i, b.Scores[j])
+		s.buf = s.appendPrediction(s.buf, s.model, b, i, b.Scores[j])
 		ends = append(ends, len(s.buf))
 	}
 	start := 0
@@ -155,7 +165,7 @@ func FeatureRows(fb *pipeline.FeatureBlock) models.Rows {
 	return models.Rows{N: fb.Len(), NumDense: fb.NumDense, NumHashed: fb.NumHashed, Dense: fb.Dense, Hashed: fb.Hashed}
 }
 
-func (s *Score) appendPrediction(dst []byte, b *pipeline.Batch, i int, score float32) []byte {
+func (s *Score) appendPrediction(dst []byte, model *ServedModel, b *pipeline.Batch, i int, score float32) []byte {
 	m := &b.Messages[i]
 	dst = append(dst, `{"event_id":`...)
 	dst = appendJSONValue(dst, b.Record.Column(s.idCol), i)
@@ -172,11 +182,11 @@ func (s *Score) appendPrediction(dst []byte, b *pipeline.Batch, i int, score flo
 	dst = append(dst, `,"class":`...)
 	dst = strconv.AppendInt(dst, class, 10)
 	dst = append(dst, `,"model":`...)
-	dst = appendJSONString(dst, s.model.Name)
+	dst = appendJSONString(dst, model.Name)
 	dst = append(dst, `,"version":`...)
-	dst = appendJSONString(dst, s.model.Version)
+	dst = appendJSONString(dst, model.Version)
 	dst = append(dst, `,"arm":`...)
-	dst = appendJSONString(dst, s.model.Arm)
+	dst = appendJSONString(dst, model.Arm)
 	dst = append(dst, `,"partition":`...)
 	dst = strconv.AppendInt(dst, int64(m.Partition), 10)
 	dst = append(dst, `,"offset":`...)

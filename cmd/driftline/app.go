@@ -43,6 +43,10 @@ type dataPlane struct {
 	alerts *alertPublisher
 	// outcomeHooks see every joined label after the drift monitor.
 	outcomeHooks []func(stages.Outcome)
+	// arms and rollout are set when the spec has a rollout block: the
+	// registry's aliases serve as arms, hot-swapped (rollout.go).
+	arms    *stages.Arms
+	rollout *rolloutWatcher
 }
 
 // newDataPlane wires the spec's data plane over a Redis client and brokers.
@@ -91,6 +95,15 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 			return nil, err
 		}
 	}
+	if spec.Rollout != nil {
+		dp.arms = stages.NewArms(dp.champion)
+		if dp.rollout, err = newRolloutWatcher(spec, rdb, dp.arms, fz.NumDense(), fz.NumHashed(), log); err != nil {
+			return nil, err
+		}
+		if dp.join != nil {
+			dp.join.Arms = dp.arms
+		}
+	}
 	if dp.join != nil {
 		dp.join.OnOutcome = dp.onOutcome
 	}
@@ -133,6 +146,8 @@ func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler
 		}
 		bs.Observe = dp.observeScored
 		score = bs
+	} else if dp.arms != nil {
+		score = dp.armsScore()
 	} else {
 		s := stages.NewScore(spec, dp.champion, dp.keys.AESKeyID)
 		s.Observe = dp.observeScored
@@ -172,8 +187,14 @@ func preparationStages(spec *pipeline.Spec, rdb redis.UniversalClient, keys stag
 // observeScored sees every scored batch: it caches the predictions for the
 // label join and feeds the drift monitor.
 func (dp *dataPlane) observeScored(ctx context.Context, b *pipeline.Batch) error {
+	return dp.observeServed(ctx, b, nil)
+}
+
+// observeServed is observeScored with the version that served each row
+// (nil: the champion's).
+func (dp *dataPlane) observeServed(ctx context.Context, b *pipeline.Batch, versions []string) error {
 	if dp.join != nil {
-		if err := dp.join.Observe(ctx, b); err != nil {
+		if err := dp.join.ObserveVersions(ctx, b, versions); err != nil {
 			return err
 		}
 	}
@@ -185,7 +206,7 @@ func (dp *dataPlane) observeScored(ctx context.Context, b *pipeline.Batch) error
 
 // onOutcome sees every joined label.
 func (dp *dataPlane) onOutcome(o stages.Outcome) {
-	if dp.drift != nil && o.Version == dp.champion.Version {
+	if dp.drift != nil && o.Version == dp.championVersion() {
 		dp.alerts.Raise(dp.drift.ObserveOutcome(float64(o.Score), float64(o.Label), o.At))
 	}
 	for _, h := range dp.outcomeHooks {
@@ -198,6 +219,11 @@ func (dp *dataPlane) onOutcome(o stages.Outcome) {
 func (dp *dataPlane) run(ctx context.Context) error {
 	if dp.onnx != nil {
 		defer dp.onnx.Close()
+	}
+	if dp.rollout != nil {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go dp.rollout.Run(watchCtx)
 	}
 	if dp.alerts == nil {
 		return dp.kc.Run(ctx, dp.openPartition)

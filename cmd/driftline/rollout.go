@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
+)
+
+// Registry aliases the rollout watcher serves, besides registry.AliasChampion.
+// The canary arm serves the "canary" alias, or "challenger" when there is no
+// "canary" alias; the shadow arm serves the "shadow" alias.
+const (
+	aliasCanary = "canary"
+	aliasShadow = "shadow"
+)
+
+// rolloutWatcher keeps a data plane's arms in step with the registry's
+// aliases of spec.model.name: it polls them every rollout.watch_interval
+// (registry.Watch) and, on each change, loads the learner snapshot of every
+// newly aliased version and swaps it into the arms (stages.Arms.Set), which
+// the partition loops pick up on their next batch. An alias move is
+// therefore served within watch_interval + one poll + one artifact load +
+// one batch, on every instance (TestRolloutHotSwap states the bound).
+//
+// The canary's share is rollout.canary_percent from the spec (the rollout
+// controller may change it at run time with Arms.SetCanaryPercent). Until
+// the model has a champion alias, the spec's own model stays champion. A
+// version that does not load, or whose layout does not fit the features,
+// is logged and not served; the arm keeps its model.
+type rolloutWatcher struct {
+	reg   *registry.Registry
+	model string
+	arms  *stages.Arms
+	probe models.Rows
+	log   *slog.Logger
+}
+
+func newRolloutWatcher(spec *pipeline.Spec, rdb redis.UniversalClient, arms *stages.Arms, numDense, numHashed int, log *slog.Logger) (*rolloutWatcher, error) {
+	reg, err := registry.New(rdb, registry.Config{WatchInterval: spec.Rollout.WatchInterval.D()})
+	if err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	arms.SetCanaryPercent(spec.Rollout.CanaryPercent)
+	probe := models.Rows{N: 1, NumDense: numDense, NumHashed: numHashed,
+		Dense: make([]float32, numDense), Hashed: make([]int32, numHashed)}
+	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, probe: probe, log: log}, nil
+}
+
+// Run applies alias changes until ctx ends.
+func (w *rolloutWatcher) Run(ctx context.Context) {
+	for ch := range w.reg.Watch(ctx, w.model) {
+		if ch.Err != nil {
+			w.log.Warn("rollout: watch registry", "model", w.model, "err", ch.Err)
+			continue
+		}
+		w.apply(ctx, ch.AliasSet)
+	}
+}
+
+// apply serves set's champion, canary and shadow versions.
+func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
+	canary := set.Versions[aliasCanary]
+	if canary == 0 {
+		canary = set.Versions[registry.AliasChallenger]
+	}
+	view := w.arms.Load()
+	for _, a := range []struct {
+		arm     string
+		version int64
+		cur     *stages.ServedModel
+	}{
+		{stages.ArmChampion, set.Versions[registry.AliasChampion], view.Champion},
+		{stages.ArmCanary, canary, view.Canary},
+		{stages.ArmShadow, set.Versions[aliasShadow], view.Shadow},
+	} {
+		if a.version == 0 {
+			if a.arm != stages.ArmChampion && a.cur != nil {
+				_ = w.arms.Set(a.arm, nil)
+				w.log.Info("rollout: arm cleared", "model", w.model, "arm", a.arm)
+			}
+			continue
+		}
+		v := strconv.FormatInt(a.version, 10)
+		if a.cur != nil && a.cur.Version == v {
+			continue // same version: keep it, and what it learned
+		}
+		m, err := w.load(ctx, a.arm, a.version, view)
+		if err != nil {
+			w.log.Error("rollout: version not served", "model", w.model, "arm", a.arm, "version", v, "err", err)
+			continue
+		}
+		if err := w.arms.Set(a.arm, m); err != nil {
+			w.log.Error("rollout: set arm", "err", err)
+			continue
+		}
+		w.log.Info("rollout: arm swapped", "model", w.model, "arm", a.arm, "version", v)
+	}
+}
+
+// load builds the served model of version n for arm. A version already
+// served on another arm (a canary promoted to champion) moves with what it
+// learned online; any other comes from its registry snapshot.
+func (w *rolloutWatcher) load(ctx context.Context, arm string, n int64, view stages.ArmsView) (*stages.ServedModel, error) {
+	v := strconv.FormatInt(n, 10)
+	var l models.Learner
+	for _, m := range []*stages.ServedModel{view.Champion, view.Canary, view.Shadow} {
+		if m != nil && m.Version == v {
+			l = m.Snapshot()
+			break
+		}
+	}
+	if l == nil {
+		data, err := w.reg.Artifact(ctx, w.model, n, registry.ArtifactSnapshot)
+		if err != nil {
+			return nil, err
+		}
+		if l, err = models.UnmarshalLearner(data); err != nil {
+			return nil, err
+		}
+	}
+	dst := make([]float32, l.Classes())
+	if err := l.Predict(dst, &w.probe); err != nil {
+		return nil, fmt.Errorf("does not fit the spec's features: %w", err)
+	}
+	return stages.NewServedModel(w.model, v, arm, l), nil
+}
+
+// armsScore builds a partition's score stage over the arms.
+func (dp *dataPlane) armsScore() *stages.Score {
+	s := stages.NewScoreWithArms(dp.spec, dp.arms, dp.spec.Rollout.ShadowTopic, dp.keys.AESKeyID)
+	s.Observe = func(ctx context.Context, b *pipeline.Batch) error {
+		return dp.observeServed(ctx, b, s.Versions())
+	}
+	return s
+}
+
+// championVersion is the version serving the predictions topic now.
+func (dp *dataPlane) championVersion() string {
+	if dp.arms != nil {
+		return dp.arms.Champion().Version
+	}
+	return dp.champion.Version
+}
