@@ -35,6 +35,26 @@ Source (one of):
                                    mapped to offsets per partition (RFC 3339)
   --from-offsets P:O,... --to-offsets P:O,...
                                    explicit offsets [from, to) per partition
+  --lake DIR [--from-time T] [--to-time T]
+                                   rows of a Parquet lake (connectors/lake) with
+                                   event time in the range; they were validated
+                                   and anonymized before they reached the lake, so
+                                   only featurize and score run on them
+
+Target (one or both): --to-topic TOPIC (a Kafka source: exactly once, below;
+a lake source: keyed by event id, so a re-run overwrites its keys), or
+--to-lake DIR: a new lake of the shadow predictions (driftline_model_version
+is the shadow model's version), written to DIR.partial and renamed to DIR
+when complete; re-running the same run finds DIR complete and writes nothing,
+a killed run starts over. Its file contents are deterministic (file names
+are not).
+
+Backtest: --backtest scores the candidate (--snapshot or --model-version)
+and the champion (--champion-snapshot, default the spec's fresh learner)
+over the same history, joins labels by event id (--labels-topic, or the
+lake's driftline_label column), prints accuracy, log loss and AUC of both
+per --bucket of event time, and with --report FILE writes them as a
+self-contained HTML page with an SVG chart. Nothing is written elsewhere.
 
 Model: --snapshot FILE (a learner snapshot), or --model-version V (a number
 or an alias such as champion) from the model registry in Redis, or, with
@@ -76,6 +96,13 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	redisAddr := fs.String("redis", "", "Redis address host:port (overrides redis.addr)")
 	interval := fs.Duration("progress-interval", 5*time.Second, "how often to print a progress line when stderr is not a terminal")
 	verbose := fs.Bool("v", false, "debug logging")
+	lakeDir := fs.String("lake", "", "source: replay the rows of this lake (connectors/lake) instead of Kafka; --from-time/--to-time bound their event time (optional)")
+	toLake := fs.String("to-lake", "", "target: write the shadow predictions as a new lake in this directory (instead of, or as well as, --to-topic)")
+	backtest := fs.Bool("backtest", false, "score the candidate (--snapshot/--model-version) and the champion over the history and report metrics per --bucket, joining labels by event id")
+	labelsTopic := fs.String("labels-topic", "", "with --backtest: topic of label records ({id_field: ..., labels.field: 0|1}); default: the lake's driftline_label column (with --lake)")
+	champSnapshot := fs.String("champion-snapshot", "", "with --backtest: learner snapshot of the champion (default: the spec's fresh learner)")
+	bucket := fs.Duration("bucket", time.Hour, "with --backtest: width of the report's event-time buckets")
+	report := fs.String("report", "", "with --backtest: also write a self-contained HTML report (table and SVG chart) to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -86,6 +113,18 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *specPath == "" {
 		return usageErr("--spec is required")
+	}
+	if *lakeDir != "" || *toLake != "" || *backtest {
+		return cmdReplayDirect(ctx, directFlags{
+			specPath: *specPath, fromTime: *fromTime, toTime: *toTime, fromOffsets: *fromOffsets, toOffsets: *toOffsets,
+			toTopic: *toTopic, runID: *runID, modelVersion: *modelVersion, snapshot: *snapshot, batch: *batch,
+			brokers: *brokers, redisAddr: *redisAddr, interval: *interval, lakeDir: *lakeDir, toLake: *toLake,
+			backtest: *backtest, labelsTopic: *labelsTopic, champSnapshot: *champSnapshot, bucket: *bucket, report: *report,
+			toDLQ: *toDLQ,
+		}, usageErr, stdout, stderr)
+	}
+	if *labelsTopic != "" || *champSnapshot != "" || *report != "" {
+		return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
 	}
 	if *toTopic == "" {
 		return usageErr("--to-topic is required")
