@@ -15,11 +15,13 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/driftline/driftline/connectors/lake"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
+	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/streams"
 )
@@ -320,5 +322,52 @@ func checkWithPyarrow(t *testing.T, root string, rows int) {
 	}
 	if len(v.Stray) != 1 || v.Stray[0] != replayMarkerName {
 		t.Errorf("files besides the lake's: %v, want only %s", v.Stray, replayMarkerName)
+	}
+}
+
+func TestReplayKafkaToLake(t *testing.T) {
+	broker := kafkatest.StartKfake(t)
+	rds := redistest.StartMiniredis(t)
+	env := loadReplayEnv(t, broker.Addr, rds.Addr)
+	broker.CreateTopic(t, env.spec.Topics.Input, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	produceEvents(t, ctx, env.brokers, env.spec.Topics.Input, 3000, 4)
+	ends, err := kadm.NewClient(mustClient(t, env.brokers)).ListEndOffsets(ctx, env.spec.Topics.Input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranges := map[int32][2]int64{}
+	var from, to []string
+	ends.Each(func(o kadm.ListedOffset) {
+		r := [2]int64{o.Offset / 10 * int64(o.Partition), o.Offset * 9 / 10}
+		ranges[o.Partition] = r
+		from, to = append(from, fmt.Sprintf("%d:%d", o.Partition, r[0])), append(to, fmt.Sprintf("%d:%d", o.Partition, r[1]))
+	})
+	want := freshScoring(t, ctx, env, ranges, "7")
+	out := filepath.Join(t.TempDir(), "lake")
+	var stdout, stderr bytes.Buffer
+	args := []string{"replay", "--spec", env.specPath, "--from-offsets", strings.Join(from, ","), "--to-offsets", strings.Join(to, ","),
+		"--to-lake", out, "--snapshot", env.snapshot, "--model-version", "7", "--batch", "200"}
+	if code := runMain(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("replay exit %d: %s\n%s", code, stdout.String(), tail(stderr.String(), 2000))
+	}
+	got, versions := lakeRows(t, out)
+	if len(got) != len(want) || len(got) < 2000 {
+		t.Fatalf("lake has %d rows, fresh scoring %d predictions", len(got), len(want))
+	}
+	if versions["7"] != len(got) {
+		t.Errorf("model versions %v, want all 7", versions)
+	}
+	for id, v := range want {
+		var p struct {
+			Score float32 `json:"score"`
+		}
+		if err := json.Unmarshal(v, &p); err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := got[id]; !ok || s != p.Score {
+			t.Fatalf("event %s: lake score %v (present %v), fresh scoring %v", id, s, ok, p.Score)
+		}
 	}
 }
