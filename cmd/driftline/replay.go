@@ -41,8 +41,9 @@ Source (one of):
                                    and anonymized before they reached the lake, so
                                    only featurize and score run on them
 
-Target (one or both): --to-topic TOPIC (a Kafka source: exactly once, below;
-a lake source: keyed by event id, so a re-run overwrites its keys), or
+Target (one or both): --to-topic TOPIC (alone, from Kafka: exactly once, as
+below; with --lake or --to-lake: produced without transactions, keyed by
+event id to a compacted topic, so a re-run overwrites its keys), or
 --to-lake DIR: a new lake of the shadow predictions (driftline_model_version
 is the shadow model's version), written to DIR.partial and renamed to DIR
 when complete; re-running the same run finds DIR complete and writes nothing,
@@ -78,7 +79,7 @@ design), which decrypt to the same plaintext. Progress (done/total, rate, ETA) g
 terminal, plain lines otherwise.`
 
 func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("replay", "--spec FILE (--from-time T --to-time T | --from-offsets P:O,... --to-offsets P:O,...) --to-topic TOPIC [flags]", replayAbout, stderr)
+	fs := newFlags("replay", "--spec FILE (--from-time T --to-time T | --from-offsets P:O,... --to-offsets P:O,... | --lake DIR) (--to-topic TOPIC | --to-lake DIR | --backtest) [flags]", replayAbout, stderr)
 	specPath := fs.String("spec", "", "pipeline spec (YAML); required")
 	fromTime := fs.String("from-time", "", "start of the time range, inclusive (RFC 3339, e.g. 2026-01-02T15:04:05Z)")
 	toTime := fs.String("to-time", "", "end of the time range, exclusive (RFC 3339)")

@@ -371,3 +371,37 @@ func TestReplayKafkaToLake(t *testing.T) {
 		}
 	}
 }
+
+func TestReplayLakeToTopic(t *testing.T) {
+	broker := kafkatest.StartKfake(t)
+	rds := redistest.StartMiniredis(t)
+	env := loadReplayEnv(t, broker.Addr, rds.Addr)
+	rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	evs := seededEvents(t, streams.Config{Concept: streams.ConceptSEA, Seed: 8, Step: time.Minute}, 1200)
+	src := filepath.Join(t.TempDir(), "src")
+	writeLiveLake(t, env.spec, rdb, src, stages.NewServedModel(env.spec.Model.Name, "1", stages.ArmChampion, env.learner.Clone()), evs, 2)
+	rows, _ := lakeRows(t, src)
+	// --from-time/--to-time bound the event times: one event a minute from
+	// 2025-01-01T00:00, so 02:00 to 05:00 holds 180 events.
+	var stdout, stderr bytes.Buffer
+	args := []string{"replay", "--spec", env.specPath, "--lake", src, "--from-time", "2025-01-01T02:00:00Z", "--to-time", "2025-01-01T05:00:00Z",
+		"--to-topic", "backfill", "--snapshot", env.snapshot, "--model-version", "3"}
+	if code := runMain(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("replay exit %d: %s\n%s", code, stdout.String(), tail(stderr.String(), 2000))
+	}
+	got := readCommitted(t, ctx, env.brokers, "backfill")
+	if len(got) != 180 || len(rows) < 1100 {
+		t.Fatalf("backfill holds %d events, want the 180 of 02:00-05:00 (lake: %d rows)", len(got), len(rows))
+	}
+	for id, vs := range got {
+		if len(vs) != 1 || !bytes.Contains(vs[0], []byte(`"arm":"shadow"`)) || !bytes.Contains(vs[0], []byte(`"version":"3"`)) {
+			t.Fatalf("event %s: %q", id, vs)
+		}
+		if _, ok := rows[id]; !ok {
+			t.Fatalf("event %s is not in the lake", id)
+		}
+	}
+}
