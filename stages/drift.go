@@ -371,6 +371,32 @@ type DriftMonitor struct {
 	outcomesSkipped   int  // outcomes ignored so far, up to WarmUpRows
 	warning           bool // the error detector's warning at the last outcome
 	errGate           *alert.Gate
+
+	// The model's own drift episode: a concept drift shows on both of the
+	// model's own subjects, "error" (its errors rise) and "prediction" (its
+	// scores shift as it adapts). The first of the two to drift opens the
+	// episode; a drift of the other within Gate.CoolDown is related and
+	// reported as a warning, so one concept drift gives one drift alert.
+	// Feature drifts are causes, not symptoms, and always alert on their own.
+	episodeMu      sync.Mutex
+	episodeSubject string
+	episodeOpened  time.Time
+}
+
+// relate applies the model-level episode rule to an alert the gate let
+// through.
+func (m *DriftMonitor) relate(a alert.Alert) alert.Alert {
+	if a.State != alert.StateDrift || (a.Subject != SubjectError && a.Subject != SubjectPrediction) {
+		return a
+	}
+	m.episodeMu.Lock()
+	defer m.episodeMu.Unlock()
+	if m.episodeSubject != "" && m.episodeSubject != a.Subject && a.LastSeen.Sub(m.episodeOpened) < m.cfg.Gate.CoolDown {
+		a.State, a.Severity = alert.StateWarning, alert.SeverityWarning
+		return a
+	}
+	m.episodeSubject, m.episodeOpened = a.Subject, a.LastSeen
+	return a
 }
 
 // NewDriftMonitor validates cfg and returns a monitor.
@@ -508,6 +534,7 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 		})
 		s.window.Reset()
 		if ok {
+			a = m.relate(a)
 			s.record(m.cfg.Metrics, a)
 			out = append(out, a)
 		}
@@ -592,6 +619,7 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 	if !ok {
 		return nil
 	}
+	a = m.relate(a)
 	m.errSeries.record(m.cfg.Metrics, a)
 	return []alert.Alert{a}
 }

@@ -578,3 +578,27 @@ func BenchmarkDriftMonitorObserveOutcome(b *testing.B) {
 		m.ObserveOutcome(float64(i%7)/6, float64(i%2), now)
 	}
 }
+
+// TestDriftMonitorRelatesErrorAndPredictionDrifts checks the model-level
+// episode: a prediction drift soon after an error drift (the model adapting
+// to the concept drift that raised its errors) is reported as a warning,
+// while feature drifts and later, unrelated drifts still alert.
+func TestDriftMonitorRelatesErrorAndPredictionDrifts(t *testing.T) {
+	m, _ := newTestMonitor(t, nil)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	drift := func(subject string, when time.Time) alert.Alert {
+		return alert.Alert{Subject: subject, State: alert.StateDrift, Severity: alert.SeverityCritical, LastSeen: when}
+	}
+	if a := m.relate(drift(SubjectError, at)); a.State != alert.StateDrift {
+		t.Fatalf("the first drift must alert: %+v", a)
+	}
+	if a := m.relate(drift("f0", at.Add(time.Minute))); a.State != alert.StateDrift {
+		t.Fatalf("a feature drift must alert on its own: %+v", a)
+	}
+	if a := m.relate(drift(SubjectPrediction, at.Add(2*time.Minute))); a.State != alert.StateWarning || a.Severity != alert.SeverityWarning {
+		t.Fatalf("a prediction drift within the cool-down of an error drift must be a related warning: %+v", a)
+	}
+	if a := m.relate(drift(SubjectPrediction, at.Add(m.cfg.Gate.CoolDown+time.Minute))); a.State != alert.StateDrift {
+		t.Fatalf("a prediction drift after the cool-down is a new episode: %+v", a)
+	}
+}

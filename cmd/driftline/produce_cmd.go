@@ -21,6 +21,9 @@ type streamFlags struct {
 	driftAt   int64
 	width     int64
 	noise     float64
+	// variant and driftTo are concept A and B (SEA variant 0..3, Agrawal
+	// function 0..9); driftTo -1 takes the generator's default B.
+	variant, driftTo int
 }
 
 func (f *streamFlags) register(fs interface {
@@ -28,6 +31,7 @@ func (f *streamFlags) register(fs interface {
 	Uint64Var(*uint64, string, uint64, string)
 	Int64Var(*int64, string, int64, string)
 	Float64Var(*float64, string, float64, string)
+	IntVar(*int, string, int, string)
 }, defaultDriftAt int64) {
 	fs.StringVar(&f.concept, "concept", streams.ConceptSEA, "stream concept: sea, hyperplane or agrawal")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed; the same seed gives the same stream")
@@ -35,17 +39,25 @@ func (f *streamFlags) register(fs interface {
 	fs.Int64Var(&f.driftAt, "drift-at", defaultDriftAt, "event index where the concept changes (midpoint for gradual)")
 	fs.Int64Var(&f.width, "drift-width", 10000, "events over which a gradual drift happens")
 	fs.Float64Var(&f.noise, "noise", 0.05, "share of labels flipped at random, in [0, 0.5]")
+	fs.IntVar(&f.variant, "variant", 0, "concept before the drift: SEA variant 0-3 (threshold 8, 9, 7, 9.5) or Agrawal function 0-9")
+	fs.IntVar(&f.driftTo, "drift-to", -1, "concept after the drift (-1: SEA variant+2 mod 4, Agrawal function+4 mod 10)")
 }
 
 func (f *streamFlags) config() streams.Config {
-	return streams.Config{
-		Concept: f.concept,
-		Seed:    f.seed,
-		Noise:   f.noise,
-		Drift:   streams.Drift{Kind: streams.DriftKind(f.driftKind), Position: f.driftAt, Width: f.width},
-		Start:   time.Now().UTC().Truncate(time.Second),
-		Step:    time.Millisecond,
+	cfg := streams.Config{
+		Concept:      f.concept,
+		Seed:         f.seed,
+		Noise:        f.noise,
+		Drift:        streams.Drift{Kind: streams.DriftKind(f.driftKind), Position: f.driftAt, Width: f.width},
+		Start:        time.Now().UTC().Truncate(time.Second),
+		Step:         time.Millisecond,
+		Variant:      f.variant,
+		DriftVariant: f.variant, // equal means the generator's default B
 	}
+	if f.driftTo >= 0 {
+		cfg.DriftVariant = f.driftTo
+	}
+	return cfg
 }
 
 func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
