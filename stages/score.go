@@ -6,7 +6,6 @@ import (
 	"math"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -182,18 +181,18 @@ func (s *Score) appendPrediction(dst []byte, model *ServedModel, b *pipeline.Bat
 	dst = append(dst, `,"class":`...)
 	dst = strconv.AppendInt(dst, class, 10)
 	dst = append(dst, `,"model":`...)
-	dst = appendJSONString(dst, model.Name)
+	dst = pipeline.AppendJSONString(dst, model.Name)
 	dst = append(dst, `,"version":`...)
-	dst = appendJSONString(dst, model.Version)
+	dst = pipeline.AppendJSONString(dst, model.Version)
 	dst = append(dst, `,"arm":`...)
-	dst = appendJSONString(dst, model.Arm)
+	dst = pipeline.AppendJSONString(dst, model.Arm)
 	dst = append(dst, `,"partition":`...)
 	dst = strconv.AppendInt(dst, int64(m.Partition), 10)
 	dst = append(dst, `,"offset":`...)
 	dst = strconv.AppendInt(dst, m.Offset, 10)
 	for k, c := range s.passthrough {
 		dst = append(dst, ',')
-		dst = appendJSONString(dst, s.names[k])
+		dst = pipeline.AppendJSONString(dst, s.names[k])
 		dst = append(dst, ':')
 		dst = appendJSONValue(dst, b.Record.Column(c), i)
 	}
@@ -207,7 +206,7 @@ func appendJSONValue(dst []byte, col arrow.Array, i int) []byte {
 	}
 	switch a := col.(type) {
 	case *array.String:
-		return appendJSONString(dst, a.Value(i))
+		return pipeline.AppendJSONString(dst, a.Value(i))
 	case *array.Float64:
 		return appendJSONFloat(dst, a.Value(i))
 	case *array.Int64:
@@ -215,7 +214,7 @@ func appendJSONValue(dst []byte, col arrow.Array, i int) []byte {
 	case *array.Boolean:
 		return strconv.AppendBool(dst, a.Value(i))
 	case *array.Timestamp:
-		return appendJSONString(dst, a.Value(i).ToTime(arrow.Microsecond).Format("2006-01-02T15:04:05.999999Z07:00"))
+		return pipeline.AppendJSONString(dst, a.Value(i).ToTime(arrow.Microsecond).Format("2006-01-02T15:04:05.999999Z07:00"))
 	}
 	return append(dst, "null"...)
 }
@@ -226,42 +225,4 @@ func appendJSONFloat(dst []byte, x float64) []byte {
 		return append(dst, "null"...)
 	}
 	return strconv.AppendFloat(dst, x, 'g', -1, 64)
-}
-
-// appendJSONString appends s as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(dst, '"')
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+
+	"github.com/driftline/driftline/pipeline"
 )
 
 // Kinds of malformed rows that Corrupt makes.
@@ -114,7 +116,7 @@ func CorruptAs(kind string, rng *rand.Rand, row []byte) ([]byte, error) {
 		case 0:
 			return splice(splice(row, len(row), len(row), "]"), 0, 0, "["), nil
 		case 1:
-			return appendString(nil, string(row)), nil
+			return pipeline.AppendJSONString(nil, string(row)), nil
 		case 2:
 			return []byte("null"), nil
 		default:

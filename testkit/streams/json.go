@@ -4,7 +4,8 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/driftline/driftline/pipeline"
 )
 
 // AppendJSON appends e as one JSON object, without the label and without a trailing
@@ -18,21 +19,21 @@ import (
 // requires, and invalid UTF-8 in them becomes U+FFFD.
 func AppendJSON(dst []byte, e *Event) []byte {
 	dst = append(dst, `{"event_id":`...)
-	dst = appendString(dst, e.ID)
+	dst = pipeline.AppendJSONString(dst, e.ID)
 	dst = append(dst, `,"ts":"`...)
 	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","user_id":`...)
-	dst = appendString(dst, e.UserID)
+	dst = pipeline.AppendJSONString(dst, e.UserID)
 	dst = append(dst, `,"email":`...)
-	dst = appendString(dst, e.Email)
+	dst = pipeline.AppendJSONString(dst, e.Email)
 	dst = append(dst, `,"phone":`...)
-	dst = appendString(dst, e.Phone)
+	dst = pipeline.AppendJSONString(dst, e.Phone)
 	dst = append(dst, `,"country":`...)
-	dst = appendString(dst, e.Country)
+	dst = pipeline.AppendJSONString(dst, e.Country)
 	dst = append(dst, `,"device":`...)
-	dst = appendString(dst, e.Device)
+	dst = pipeline.AppendJSONString(dst, e.Device)
 	dst = append(dst, `,"channel":`...)
-	dst = appendString(dst, e.Channel)
+	dst = pipeline.AppendJSONString(dst, e.Channel)
 	for i, f := range e.F {
 		dst = append(dst, `,"f`...)
 		dst = strconv.AppendInt(dst, int64(i), 10)
@@ -46,7 +47,7 @@ func AppendJSON(dst []byte, e *Event) []byte {
 // labels topic.
 func AppendLabelJSON(dst []byte, e *Event) []byte {
 	dst = append(dst, `{"event_id":`...)
-	dst = appendString(dst, e.ID)
+	dst = pipeline.AppendJSONString(dst, e.ID)
 	dst = append(dst, `,"label":`...)
 	dst = strconv.AppendInt(dst, int64(e.Label), 10)
 	return append(dst, '}')
@@ -57,48 +58,4 @@ func appendFloat(dst []byte, f float64) []byte {
 		return append(dst, "null"...)
 	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
