@@ -57,7 +57,13 @@ type demoSummary struct {
 	Partitions      int         `json:"partitions"`
 	StreamSeed      uint64      `json:"seed"`
 	Concept         string      `json:"concept"`
-	Incomplete      bool        `json:"incomplete,omitempty"`
+	// Incomplete is set when the demo was interrupted; Unprocessed counts
+	// the rows still waiting in the input topic then (not lost: they stay
+	// in Kafka, and a restarted consumer would process them), and Lost
+	// leaves them out. Unprocessed includes waiting duplicates, which need
+	// no output, so an interrupted run's Lost can read low by those.
+	Incomplete  bool  `json:"incomplete,omitempty"`
+	Unprocessed int64 `json:"unprocessed,omitempty"`
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -243,6 +249,11 @@ loop:
 		return fmt.Errorf("read back topics: %w", err)
 	}
 	sum.Lost, sum.PIILeaks = check.lost, check.piiLeaks
+	if incomplete {
+		// Events the pipeline never took in are waiting, not lost.
+		sum.Unprocessed = max(0, sum.Produced-(t.Out+t.DLQ+t.Duplicates))
+		sum.Lost = max(0, sum.Lost-sum.Unprocessed)
+	}
 	sum.DriftAt = sf.driftAt
 	sum.Alerts = []demoAlert{}
 	for _, a := range dp.alerts.Raised() {
