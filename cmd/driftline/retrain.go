@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/stages"
+)
+
+// Retraining defaults.
+const (
+	// defaultRetrainWindow is how many labelled rows the in-memory window keeps.
+	defaultRetrainWindow = 20000
+	// defaultRetrainMinRows is the fewest rows a retrain job trains on.
+	defaultRetrainMinRows = 200
+	// defaultRetrainHoldout is the share of the window, its newest rows, held
+	// out to measure the candidate's accuracy at registration.
+	defaultRetrainHoldout = 0.2
+	// retrainBatch is how many rows one Learn call of a retrain job takes.
+	retrainBatch = 256
+	// whoRetrain names the retrain job in the registry's audit log.
+	whoRetrain = "retrain"
+)
+
+// errRetrainNoData: the window holds too few labelled rows to retrain.
+var errRetrainNoData = errors.New("retrain: too few labelled rows in the window")
+
+// retrainWindow is a bounded ring buffer of the most recent labelled rows
+// (dense features, hashed features, label) that the champion learned from,
+// oldest overwritten first. It is the recent window a retrain job trains
+// on: the "replay recent events and labels from Kafka offsets" is
+// served from memory instead, so a retrain needs no second consumer, but
+// the window is per instance, starts empty at each start, and holds only
+// the rows this instance's label join fed to a recording learner (see
+// recordingLearner). It is safe for concurrent use.
+type retrainWindow struct {
+	mu        sync.Mutex
+	numDense  int
+	numHashed int
+	size      int // capacity in rows
+	n         int // rows held, ≤ size
+	next      int // slot of the next row
+	dense     []float32
+	hashed    []int32
+	labels    []float32
+	at        []time.Time
+}
+
+func newRetrainWindow(size, numDense, numHashed int) *retrainWindow {
+	if size < 1 {
+		size = defaultRetrainWindow
+	}
+	return &retrainWindow{size: size, numDense: numDense, numHashed: numHashed,
+		dense: make([]float32, size*numDense), hashed: make([]int32, size*numHashed),
+		labels: make([]float32, size), at: make([]time.Time, size)}
+}
+
+// add copies rows and their labels in; rows of another layout are ignored.
+func (w *retrainWindow) add(rows *models.Rows, y []float32, now time.Time) {
+	if rows.NumDense != w.numDense || rows.NumHashed != w.numHashed || len(y) < rows.N {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for r := 0; r < rows.N; r++ {
+		s := w.next
+		copy(w.dense[s*w.numDense:(s+1)*w.numDense], rows.Dense[r*w.numDense:(r+1)*w.numDense])
+		copy(w.hashed[s*w.numHashed:(s+1)*w.numHashed], rows.Hashed[r*w.numHashed:(r+1)*w.numHashed])
+		w.labels[s], w.at[s] = y[r], now
+		w.next = (s + 1) % w.size
+		w.n = min(w.n+1, w.size)
+	}
+}
+
+// Len is the number of rows held.
+func (w *retrainWindow) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+// rows copies the window out, oldest row first, with the time span it covers.
+func (w *retrainWindow) rows() (models.Rows, []float32, time.Time, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := models.Rows{N: w.n, NumDense: w.numDense, NumHashed: w.numHashed,
+		Dense: make([]float32, 0, w.n*w.numDense), Hashed: make([]int32, 0, w.n*w.numHashed)}
+	y := make([]float32, 0, w.n)
+	first := (w.next - w.n + w.size) % w.size
+	var from, to time.Time
+	for k := 0; k < w.n; k++ {
+		s := (first + k) % w.size
+		out.Dense = append(out.Dense, w.dense[s*w.numDense:(s+1)*w.numDense]...)
+		out.Hashed = append(out.Hashed, w.hashed[s*w.numHashed:(s+1)*w.numHashed]...)
+		y = append(y, w.labels[s])
+		if k == 0 {
+			from = w.at[s]
+		}
+		to = w.at[s]
+	}
+	return out, y, from, to
+}
+
+// recordingLearner is a learner that copies every row it learns into a
+// retrain window, and hands each learned batch to observe (the governor's
+// shadow scoring) when set. Clone, and so snapshots, return the plain
+// learner: only the served instance records.
+type recordingLearner struct {
+	models.Learner
+	window  *retrainWindow
+	observe func(rows *models.Rows, y []float32)
+}
+
+func (l *recordingLearner) Learn(rows *models.Rows, y []float32) error {
+	err := l.Learner.Learn(rows, y)
+	if err == nil || errors.Is(err, models.ErrInvalidLabel) {
+		l.window.add(rows, y, time.Now())
+		if l.observe != nil {
+			l.observe(rows, y)
+		}
+	}
+	return err
+}
+
+// retrainTrigger is why a retrain job runs.
+type retrainTrigger struct {
+	// Kind is "drift" (an error-drift alert on the champion) or "request" (an
+	// operator's retrain request from the admin API).
+	Kind string
+	// Key is the alert's dedupe key or the request's stream ID: the Why of the
+	// shadow alias move.
+	Key string
+	// Reason is the alert or request, in words: the Why of the registration.
+	Reason string
+}
+
+// retrainJob builds a fresh candidate (a reset learner from the spec) on the
+// retrain window, registers it with lineage and moves the shadow alias to it.
+type retrainJob struct {
+	reg        *registry.Registry
+	model      string
+	newLearner func() (models.Learner, error)
+	window     *retrainWindow
+	signature  registry.Signature
+	specHash   string
+	topic      string
+	minRows    int
+	holdout    float64
+}
+
+// run trains, registers and shadows one candidate and returns its version.
+// The candidate learns the oldest 1-holdout of the window, is measured on
+// the newest holdout share (its accuracy at registration), then learns
+// those rows too. Its parent is the champion alias's version (none when
+// unset).
+func (j *retrainJob) run(ctx context.Context, t retrainTrigger) (registry.Version, error) {
+	rows, y, from, to := j.window.rows()
+	minRows := j.minRows
+	if minRows < 1 {
+		minRows = defaultRetrainMinRows
+	}
+	if rows.N < minRows {
+		return registry.Version{}, fmt.Errorf("%w: %d of %d", errRetrainNoData, rows.N, minRows)
+	}
+	l, err := j.newLearner()
+	if err != nil {
+		return registry.Version{}, fmt.Errorf("retrain: new learner: %w", err)
+	}
+	holdout := j.holdout
+	if holdout <= 0 || holdout >= 1 {
+		holdout = defaultRetrainHoldout
+	}
+	split := rows.N - max(1, int(float64(rows.N)*holdout))
+	if err := learnRange(l, &rows, y, 0, split); err != nil {
+		return registry.Version{}, err
+	}
+	acc, err := accuracyRange(l, &rows, y, split, rows.N)
+	if err != nil {
+		return registry.Version{}, err
+	}
+	if err := learnRange(l, &rows, y, split, rows.N); err != nil {
+		return registry.Version{}, err
+	}
+	snap, err := l.MarshalBinary()
+	if err != nil {
+		return registry.Version{}, fmt.Errorf("retrain: snapshot: %w", err)
+	}
+	var parent int64
+	if set, err := j.reg.Aliases(ctx, j.model); err == nil {
+		parent = set.Versions[registry.AliasChampion]
+	} else if !errors.Is(err, registry.ErrNotFound) {
+		return registry.Version{}, fmt.Errorf("retrain: %w", err)
+	}
+	v, err := j.reg.Register(ctx, registry.Registration{
+		Model: j.model, Signature: j.signature, Snapshot: snap, Who: whoRetrain,
+		Why: fmt.Sprintf("%s: %s", t.Kind, t.Reason),
+		Lineage: registry.Lineage{
+			Parent: parent, SpecHash: j.specHash,
+			Source: registry.Source{Topic: j.topic, From: from.UTC(), To: to.UTC()},
+			Metrics: map[string]float64{
+				"accuracy": acc, "holdoutRows": float64(rows.N - split), "trainRows": float64(rows.N),
+			},
+		},
+	})
+	if err != nil {
+		return registry.Version{}, fmt.Errorf("retrain: %w", err)
+	}
+	if _, err := j.reg.MoveAlias(ctx, registry.AliasMove{
+		Model: j.model, Alias: aliasShadow, Version: v.Number, Expect: registry.AnyVersion,
+		Who: whoRetrain, Why: t.Key,
+		Details: map[string]string{"trigger": t.Kind, "parent": strconv.FormatInt(parent, 10)},
+	}); err != nil {
+		return v, fmt.Errorf("retrain: shadow version %d: %w", v.Number, err)
+	}
+	return v, nil
+}
+
+// learnRange teaches l rows [lo, hi) in batches.
+func learnRange(l models.Learner, rows *models.Rows, y []float32, lo, hi int) error {
+	for s := lo; s < hi; s += retrainBatch {
+		e := min(s+retrainBatch, hi)
+		sub := sliceRows(rows, s, e)
+		if err := l.Learn(&sub, y[s:e]); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
+			return fmt.Errorf("retrain: learn: %w", err)
+		}
+	}
+	return nil
+}
+
+// accuracyRange is l's accuracy (score ≥ 0.5 is class 1) on rows [lo, hi).
+func accuracyRange(l models.Learner, rows *models.Rows, y []float32, lo, hi int) (float64, error) {
+	if hi <= lo {
+		return 0, nil
+	}
+	sub := sliceRows(rows, lo, hi)
+	k := l.Classes()
+	dst := make([]float32, sub.N*k)
+	if err := l.Predict(dst, &sub); err != nil {
+		return 0, fmt.Errorf("retrain: predict: %w", err)
+	}
+	correct := 0
+	for i := range sub.N {
+		if predictedClass(dst[i*k:(i+1)*k]) == y[lo+i] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(sub.N), nil
+}
+
+// predictedClass is the class of one row's outputs: score ≥ 0.5 for one
+// output, the arg max for several.
+func predictedClass(out []float32) float32 {
+	if len(out) == 1 {
+		if out[0] >= 0.5 {
+			return 1
+		}
+		return 0
+	}
+	best := 0
+	for c := range out {
+		if out[c] > out[best] {
+			best = c
+		}
+	}
+	return float32(best)
+}
+
+// sliceRows is rows [lo, hi) of rows, sharing its memory.
+func sliceRows(rows *models.Rows, lo, hi int) models.Rows {
+	return models.Rows{N: hi - lo, NumDense: rows.NumDense, NumHashed: rows.NumHashed,
+		Dense:  rows.Dense[lo*rows.NumDense : hi*rows.NumDense],
+		Hashed: rows.Hashed[lo*rows.NumHashed : hi*rows.NumHashed]}
+}
+
+// retrainSource turns raised alerts and the admin API's retrain requests
+// into retrain triggers, each once. It is not safe for concurrent use: the
+// governor loop owns it.
+type retrainSource struct {
+	model string
+	// raised returns every alert raised so far (alertPublisher.Raised); nil
+	// when the spec has no alerts topic.
+	raised func() []alert.Alert
+	seen   int             // alerts of raised already looked at
+	keys   map[string]bool // dedupe keys already retrained for
+	// rdb and stream are the retrain-requests stream (adminAPI.retrainStreamKey);
+	// nil rdb: no requests.
+	rdb    redis.UniversalClient
+	stream string
+	lastID string // "" until the stream's tail is known
+}
+
+// alertTriggers returns a trigger for each new error-drift alert (subject
+// "error", state drift): the drift monitor watches the champion's errors
+// only, so these are the champion's. Other alerts are returned in seen
+// (the governor tracks open input drift with them).
+func (s *retrainSource) alertTriggers() (triggers []retrainTrigger, seen []alert.Alert) {
+	if s.raised == nil {
+		return nil, nil
+	}
+	all := s.raised()
+	if s.seen > len(all) {
+		s.seen = 0
+	}
+	seen = all[s.seen:]
+	s.seen = len(all)
+	if s.keys == nil {
+		s.keys = map[string]bool{}
+	}
+	for _, a := range seen {
+		if a.Subject != stages.SubjectError || a.State != alert.StateDrift || s.keys[a.DedupeKey] {
+			continue
+		}
+		s.keys[a.DedupeKey] = true
+		triggers = append(triggers, retrainTrigger{Kind: "drift", Key: a.DedupeKey,
+			Reason: fmt.Sprintf("%s drift on %s of %s (statistic %.4g, threshold %.4g)", a.Detector, a.Subject, a.ModelVersion, a.Statistic, a.Threshold)})
+	}
+	return triggers, seen
+}
+
+// requestTriggers returns the retrain requests for the model appended to
+// the stream since the previous call; the first call only notes the
+// stream's tail, so requests made before the loop started are not replayed.
+func (s *retrainSource) requestTriggers(ctx context.Context) ([]retrainTrigger, error) {
+	if s.rdb == nil {
+		return nil, nil
+	}
+	if s.lastID == "" {
+		tail, err := s.rdb.XRevRangeN(ctx, s.stream, "+", "-", 1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("retrain requests: %w", err)
+		}
+		s.lastID = "0-0"
+		if len(tail) > 0 {
+			s.lastID = tail[0].ID
+		}
+		return nil, nil
+	}
+	msgs, err := s.rdb.XRangeN(ctx, s.stream, "("+s.lastID, "+", 100).Result()
+	if err != nil {
+		return nil, fmt.Errorf("retrain requests: %w", err)
+	}
+	var out []retrainTrigger
+	for _, m := range msgs {
+		s.lastID = m.ID
+		if model, _ := m.Values["model"].(string); model != s.model {
+			continue
+		}
+		who, _ := m.Values["who"].(string)
+		why, _ := m.Values["why"].(string)
+		out = append(out, retrainTrigger{Kind: "request", Key: m.ID, Reason: fmt.Sprintf("%s: %s", who, why)})
+	}
+	return out, nil
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/testkit/redistest"
+)
+
+const testModel = "gov-test"
+
+var testSignature = registry.Signature{
+	Inputs:  []registry.Tensor{{Name: "features", DType: "float32", Shape: []int64{-1, 2}}},
+	Outputs: []registry.Tensor{{Name: "probability", DType: "float32", Shape: []int64{-1, 1}}},
+}
+
+func newTestLearner() (models.Learner, error) {
+	cfg := models.LinearConfig{NumDense: 2, Link: models.LinkSigmoid}
+	cfg.Optimizer.Kind = models.OptimizerAdaGrad
+	cfg.Optimizer.LearningRate = 0.1
+	return models.NewLinear(cfg)
+}
+
+// newTestRegistry returns a registry on miniredis with version 1 of
+// testModel registered and aliased champion.
+func newTestRegistry(t *testing.T) (*registry.Registry, redis.UniversalClient) {
+	t.Helper()
+	rdb := redistest.StartMiniredis(t).Client(t)
+	reg, err := registry.New(rdb, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newTestLearner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := l.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v, err := reg.Register(ctx, registry.Registration{Model: testModel, Signature: testSignature, Snapshot: snap, Who: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: testModel, Alias: registry.AliasChampion, Version: v.Number, Expect: 0, Who: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	return reg, rdb
+}
+
+// fillWindow adds n rows of a separable concept (label = x0 > x1) through a
+// recording learner, as the label join does.
+func fillWindow(t *testing.T, w *retrainWindow, n int, seed uint64) {
+	t.Helper()
+	base, err := newTestLearner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingLearner{Learner: base, window: w}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for range n {
+		x0, x1 := rng.Float32(), rng.Float32()
+		y := float32(0)
+		if x0 > x1 {
+			y = 1
+		}
+		rows := models.Rows{N: 1, NumDense: 2, Dense: []float32{x0, x1}}
+		if err := rec.Learn(&rows, []float32{y}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRetrainWindowRing(t *testing.T) {
+	w := newRetrainWindow(3, 1, 0)
+	for i := range 5 {
+		w.add(&models.Rows{N: 1, NumDense: 1, Dense: []float32{float32(i)}}, []float32{float32(i % 2)}, time.Unix(int64(i), 0))
+	}
+	rows, y, from, to := w.rows()
+	if rows.N != 3 || rows.Dense[0] != 2 || rows.Dense[2] != 4 || y[0] != 0 || y[1] != 1 {
+		t.Fatalf("window %+v labels %v, want the last 3 rows oldest first", rows, y)
+	}
+	if from.Unix() != 2 || to.Unix() != 4 {
+		t.Fatalf("span %v–%v, want 2–4", from.Unix(), to.Unix())
+	}
+}
+
+// TestRetrainOnDriftAlert: an error-drift alert on the champion registers
+// version 2 with parent 1 and its holdout accuracy, and moves shadow to it
+// with who "retrain" and why the alert's dedupe key.
+func TestRetrainOnDriftAlert(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newTestRegistry(t)
+	w := newRetrainWindow(2000, 2, 0)
+	fillWindow(t, w, 1500, 7)
+	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: w, signature: testSignature, topic: "events"}
+	raised := []alert.Alert{
+		{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: "x0-key"},
+		{Detector: "adwin", Subject: "error", ModelVersion: testModel + "@1", State: alert.StateDrift, DedupeKey: "err-key"},
+	}
+	src := &retrainSource{model: testModel, raised: func() []alert.Alert { return raised }}
+	triggers, seen := src.alertTriggers()
+	if len(triggers) != 1 || triggers[0].Key != "err-key" || len(seen) != 2 {
+		t.Fatalf("triggers %+v (seen %d), want one for err-key", triggers, len(seen))
+	}
+	if again, _ := src.alertTriggers(); len(again) != 0 {
+		t.Fatalf("alert retriggered: %+v", again)
+	}
+	v, err := job.run(ctx, triggers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Number != 2 || v.Lineage.Parent != 1 || v.CreatedBy != whoRetrain {
+		t.Fatalf("version %d parent %d by %q, want 2, 1, retrain", v.Number, v.Lineage.Parent, v.CreatedBy)
+	}
+	if acc := v.Lineage.Metrics["accuracy"]; acc < 0.9 {
+		t.Fatalf("holdout accuracy %v < 0.9 on a separable concept", acc)
+	}
+	if v.Lineage.Source.Topic != "events" || v.Lineage.Source.From.IsZero() {
+		t.Fatalf("source %+v", v.Lineage.Source)
+	}
+	set, err := reg.Aliases(ctx, testModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Versions[aliasShadow] != 2 || set.Versions[registry.AliasChampion] != 1 {
+		t.Fatalf("aliases %v, want shadow 2, champion 1", set.Versions)
+	}
+	evs, err := reg.ReadAudit(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := evs[len(evs)-1]
+	if last.What != registry.WhatAliasSet || last.Who != whoRetrain || last.Why != "err-key" || last.Details["alias"] != aliasShadow {
+		t.Fatalf("last audit event %+v", last)
+	}
+	data, err := reg.Artifact(ctx, testModel, 2, registry.ArtifactSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := models.UnmarshalLearner(data); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+}
+
+// TestRetrainRequestStream: requests already in the stream at start are
+// not replayed; a new request for the model triggers, others do not.
+func TestRetrainRequestStream(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := newTestRegistry(t)
+	stream := defaultAdminKeyPrefix + ":retrain-requests"
+	add := func(model string) string {
+		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"model", model, "who", "op", "why", "stale"}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	add(testModel)
+	src := &retrainSource{model: testModel, rdb: rdb, stream: stream}
+	for range 2 {
+		if tr, err := src.requestTriggers(ctx); err != nil || len(tr) != 0 {
+			t.Fatalf("old request triggered: %+v %v", tr, err)
+		}
+	}
+	add("other-model")
+	id := add(testModel)
+	tr, err := src.requestTriggers(ctx)
+	if err != nil || len(tr) != 1 || tr[0].Key != id || tr[0].Kind != "request" {
+		t.Fatalf("triggers %+v %v, want one for %s", tr, err, id)
+	}
+	if tr, _ := src.requestTriggers(ctx); len(tr) != 0 {
+		t.Fatalf("request replayed: %+v", tr)
+	}
+}
+
+// TestRetrainTooFewRows: an empty window registers nothing.
+func TestRetrainTooFewRows(t *testing.T) {
+	reg, _ := newTestRegistry(t)
+	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: newRetrainWindow(10, 2, 0), signature: testSignature}
+	if _, err := job.run(context.Background(), retrainTrigger{Kind: "drift", Key: "k"}); err == nil {
+		t.Fatal("retrained on an empty window")
+	}
+}
