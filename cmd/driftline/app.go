@@ -45,8 +45,9 @@ type dataPlane struct {
 	outcomeHooks []func(stages.Outcome)
 	// arms and rollout are set when the spec has a rollout block: the
 	// registry's aliases serve as arms, hot-swapped (rollout.go).
-	arms    *stages.Arms
-	rollout *rolloutWatcher
+	arms     *stages.Arms
+	rollout  *rolloutWatcher
+	governor *governor // retrain and rollout loop (governor.go)
 }
 
 // newDataPlane wires the spec's data plane over a Redis client and brokers.
@@ -76,6 +77,11 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 	} else if learner, err = stages.NewLearner(spec, fz); err != nil {
 		return nil, err
 	}
+	var rec *recordingLearner // retrain window (retrain.go)
+	if spec.Rollout != nil {
+		rec = &recordingLearner{Learner: learner, window: newRetrainWindow(defaultRetrainWindow, fz.NumDense(), fz.NumHashed())}
+		learner = rec
+	}
 	dp := &dataPlane{
 		spec: spec, rdb: rdb, reg: reg, metrics: metrics, keys: keys, log: log, onnx: byo,
 		champion: stages.NewServedModel(spec.Model.Name, spec.Model.Version, stages.ArmChampion, learner),
@@ -103,6 +109,7 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 		if dp.join != nil {
 			dp.join.Arms = dp.arms
 		}
+		dp.governor = newGovernor(dp, fz, rec)
 	}
 	if dp.join != nil {
 		dp.join.OnOutcome = dp.onOutcome
@@ -224,6 +231,7 @@ func (dp *dataPlane) run(ctx context.Context) error {
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
 		go dp.rollout.Run(watchCtx)
+		go dp.governor.Run(watchCtx)
 	}
 	if dp.alerts == nil {
 		return dp.kc.Run(ctx, dp.openPartition)
