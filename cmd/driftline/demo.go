@@ -154,7 +154,7 @@ and with --json prints a one-line summary on stdout.`, stderr)
 	if err != nil {
 		return err
 	}
-	lj, err := newLabelPlane(spec, dp, rdb, log)
+	lj, err := newLabelPlane(spec, dp, log)
 	if err != nil {
 		return err
 	}
@@ -172,9 +172,8 @@ and with --json prints a one-line summary on stdout.`, stderr)
 		return err
 	}
 	fmt.Fprintf(stderr, "demo: metrics on http://%s/metrics\n", addr)
-	planeErr := make(chan error, 2)
-	go func() { planeErr <- dp.run(runCtx) }()
-	go func() { planeErr <- lj.run(runCtx) }()
+	planeErr := make(chan error, 1)
+	go func() { planeErr <- runPlanes(runCtx, dp, lj) }()
 
 	// Producer.
 	pcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(2*time.Millisecond))
@@ -225,10 +224,8 @@ loop:
 	progress.done()
 	elapsed := time.Since(start)
 	stopRun()
-	for i := 0; i < 2; i++ {
-		if err := <-planeErr; err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("pipeline stop: %w", err)
-		}
+	if err := <-planeErr; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("pipeline stop: %w", err)
 	}
 	t := dp.metrics.Totals()
 	sum := demoSummary{

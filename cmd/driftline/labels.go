@@ -6,8 +6,6 @@ import (
 	"math"
 	"sync"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
@@ -24,7 +22,7 @@ type labelPlane struct {
 	total, correct, positives int64
 }
 
-func newLabelPlane(spec *pipeline.Spec, dp *dataPlane, _ redis.UniversalClient, log *slog.Logger) (*labelPlane, error) {
+func newLabelPlane(spec *pipeline.Spec, dp *dataPlane, log *slog.Logger) (*labelPlane, error) {
 	kc, err := kafka.New(kafka.Config{
 		Brokers:        spec.Kafka.Brokers,
 		ClientID:       spec.Kafka.ClientID + "-labels",
@@ -99,4 +97,24 @@ func (lp *labelPlane) windowAccuracy() float64 {
 		return s.Accuracy
 	}
 	return math.NaN()
+}
+
+// runPlanes runs the data plane and, when there is one, the label plane
+// until ctx ends or either fails; a failure stops the other. It returns the
+// first error, after both have drained and committed.
+func runPlanes(ctx context.Context, dp *dataPlane, lp *labelPlane) error {
+	if lp == nil {
+		return dp.run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- dp.run(ctx) }()
+	go func() { errs <- lp.run(ctx) }()
+	first := <-errs
+	cancel()
+	if second := <-errs; first == nil {
+		first = second
+	}
+	return first
 }

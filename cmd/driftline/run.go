@@ -66,6 +66,13 @@ the spec's addresses.`, stderr)
 	if err != nil {
 		return err
 	}
+	// With a labels topic, the label join consumes it and the model learns.
+	var lp *labelPlane
+	if dp.join != nil {
+		if lp, err = newLabelPlane(spec, dp, log); err != nil {
+			return err
+		}
+	}
 	if spec.Admin.Addr != "" {
 		models, err := registry.New(rdb, registry.Config{})
 		if err != nil {
@@ -82,7 +89,7 @@ the spec's addresses.`, stderr)
 		log.Info("admin listening", "addr", addr)
 	}
 	log.Info("pipeline starting", "spec", *specPath, "input", spec.Topics.Input, "group", spec.Kafka.Group)
-	err = dp.run(ctx)
+	err = runPlanes(ctx, dp, lp)
 	t := dp.metrics.Totals()
 	log.Info("pipeline stopped", "in", t.In, "predictions", t.Out, "dlq", t.DLQ, "duplicates", t.Duplicates)
 	return err
