@@ -349,6 +349,23 @@ func requireReason(reason string) error {
 	return nil
 }
 
+// decodeModelRequest reads a mutating call on a model: the {name} path
+// value, the JSON body into req, and the reason that reason returns once
+// req is decoded. Errors are apiErrors naming the field at fault.
+func decodeModelRequest(r *http.Request, req any, reason func() string) (string, error) {
+	name, err := modelName(r)
+	if err != nil {
+		return "", err
+	}
+	if err := decodeBody(r, req); err != nil {
+		return "", err
+	}
+	if err := requireReason(reason()); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 // modelName returns the {name} path value after checking it.
 func modelName(r *http.Request) (string, error) {
 	name := r.PathValue("name")
@@ -728,17 +745,9 @@ type rollbackRequest struct {
 
 func (a *adminAPI) rollback(w http.ResponseWriter, r *http.Request, who identity) {
 	ctx := r.Context()
-	name, err := modelName(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
 	var req rollbackRequest
-	if err := decodeBody(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	if err := requireReason(req.Reason); err != nil {
+	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
+	if err != nil {
 		fail(w, err)
 		return
 	}
@@ -846,17 +855,9 @@ func (a *adminAPI) resume(w http.ResponseWriter, r *http.Request, who identity) 
 
 func (a *adminAPI) setPaused(w http.ResponseWriter, r *http.Request, who identity, paused bool) {
 	ctx := r.Context()
-	name, err := modelName(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
 	var req reasonRequest
-	if err := decodeBody(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	if err := requireReason(req.Reason); err != nil {
+	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
+	if err != nil {
 		fail(w, err)
 		return
 	}
@@ -894,17 +895,9 @@ type retrainRequest struct {
 
 func (a *adminAPI) retrain(w http.ResponseWriter, r *http.Request, who identity) {
 	ctx := r.Context()
-	name, err := modelName(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
 	var req retrainRequest
-	if err := decodeBody(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	if err := requireReason(req.Reason); err != nil {
+	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
+	if err != nil {
 		fail(w, err)
 		return
 	}

@@ -215,12 +215,19 @@ func buildDriftline(t *testing.T) string {
 
 func startRun(t *testing.T, bin, specPath, name string) *exec.Cmd {
 	t.Helper()
+	return startProcess(t, bin, []string{"run", "--spec", specPath, "--admin", "127.0.0.1:0"}, name)
+}
+
+// startProcess starts bin with args, its output in a log file that the
+// test prints when it fails; the process is killed at cleanup.
+func startProcess(t *testing.T, bin string, args []string, name string) *exec.Cmd {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--spec", specPath, "--admin", "127.0.0.1:0")
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

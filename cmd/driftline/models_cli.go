@@ -233,7 +233,11 @@ func cmdModelsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return tw.Flush()
 }
 
-func formatAliases(m map[string]int64) string {
+func formatAliases(m map[string]int64) string { return formatSorted(m, "%s=%d") }
+
+// formatSorted prints a map as "k=v,…" in key order ("-" when empty),
+// each pair with format.
+func formatSorted[V any](m map[string]V, format string) string {
 	if len(m) == 0 {
 		return "-"
 	}
@@ -244,7 +248,7 @@ func formatAliases(m map[string]int64) string {
 	slices.Sort(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+		parts[i] = fmt.Sprintf(format, k, m[k])
 	}
 	return strings.Join(parts, ",")
 }
@@ -313,21 +317,7 @@ func formatSource(v versionView) string {
 	return strings.Join(parts, " ")
 }
 
-func formatMetrics(m map[string]float64) string {
-	if len(m) == 0 {
-		return "-"
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%.4g", k, m[k])
-	}
-	return strings.Join(parts, ",")
-}
+func formatMetrics(m map[string]float64) string { return formatSorted(m, "%s=%.4g") }
 
 func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("models promote", "NAME VERSION --reason R [flags]", "Make VERSION the champion of model NAME, by compare-and-set: the move\nfails with 409 if the champion changed meanwhile (or is not --expect).\nThe audit log records who (the token's name), when and --reason.\nNeeds an operator token.\n\n"+apiFlagsAbout, stderr)

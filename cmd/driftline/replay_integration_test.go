@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +52,7 @@ func TestIntegrationReplayKilledAndRerunIsExactlyOnce(t *testing.T) {
 		return n
 	}
 
-	p1 := startReplay(t, bin, args, "replay1")
+	p1 := startProcess(t, bin, args, "replay1")
 	waitFor(t, ctx, "30% of the outputs", func() bool { return written() >= int64(len(want))*3/10 })
 	if err := p1.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -65,35 +63,11 @@ func TestIntegrationReplayKilledAndRerunIsExactlyOnce(t *testing.T) {
 		t.Fatalf("the first run wrote %d records before the kill, all of %d: the kill came too late to test anything", killedAt, len(want))
 	}
 
-	p2 := startReplay(t, bin, args, "replay2")
+	p2 := startProcess(t, bin, args, "replay2")
 	if err := p2.Wait(); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
 	log, _ := os.ReadFile(p2.Stdout.(*os.File).Name())
 	t.Logf("killed after %d backfill records (of %d); second run: %s", killedAt, len(want), tail(string(log), 600))
 	checkBackfill(t, env, readCommitted(t, ctx, env.brokers, "backfill"), want)
-}
-
-func startReplay(t *testing.T, bin string, args []string, name string) *exec.Cmd {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		logFile.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				t.Logf("%s log:\n%s", name, tail(string(b), 3000))
-			}
-		}
-	})
-	return cmd
 }
