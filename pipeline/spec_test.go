@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +327,291 @@ func TestSpecRoundTrip(t *testing.T) {
 		if !strings.Contains(string(out1), "linger: ") || strings.Contains(string(out1), "linger: 5000000") {
 			t.Errorf("%s: durations not written as strings:\n%s", name, out1)
 		}
+	}
+}
+
+// rolloutSpec is baseSpec with every topic, topics.audit and a full
+// rollout block with gate and retrain.
+var rolloutSpec = strings.Replace(baseSpec, "  dlq: events.dlq\n", "  dlq: events.dlq\n  labels: labels\n  alerts: alerts\n  audit: audit\n", 1) + `rollout:
+  canary_percent: 10
+  shadow_topic: preds-shadow
+  watch_interval: 2s
+  gate:
+    min_samples: 500
+    metric: logloss
+    max_delta: 0.02
+    confidence: 0.9
+    failure_limit: 2
+    consecutive_error_limit: 3
+    steps: [10, 50, 100]
+    bake_samples: 700
+    block_on_open_drift: false
+    interval: 250ms
+  retrain:
+    on_drift: false
+    every: 1h
+    mode: warm
+    window: 5000
+    min_rows: 100
+    holdout: 0.3
+    since_drift: false
+`
+
+// editIn replaces one exact occurrence of old in text.
+func editIn(t *testing.T, text, old, new string) string {
+	t.Helper()
+	if strings.Count(text, old) != 1 {
+		t.Fatalf("editIn: %q does not occur once", old)
+	}
+	return strings.Replace(text, old, new, 1)
+}
+
+func TestRolloutGateAndRetrainParse(t *testing.T) {
+	s, err := pipeline.ParseSpec(specFile, []byte(rolloutSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Topics.Audit != "audit" {
+		t.Errorf("topics.audit = %q", s.Topics.Audit)
+	}
+	g := s.Rollout.Gate
+	if g == nil || s.Rollout.Retrain == nil {
+		t.Fatalf("rollout %+v lost its gate or retrain block", s.Rollout)
+	}
+	if g.MinSamples != 500 || g.Metric != "logloss" || g.MaxDelta == nil || *g.MaxDelta != 0.02 || g.Confidence != 0.9 ||
+		g.FailureLimit != 2 || g.ConsecutiveErrorLimit == nil || *g.ConsecutiveErrorLimit != 3 ||
+		!slices.Equal(g.Steps, []int{10, 50, 100}) || g.BakeSamples != 700 || g.BlockOnOpenDriftOrDefault() ||
+		g.Interval.D() != 250*time.Millisecond {
+		t.Errorf("gate parsed as %+v", *g)
+	}
+	// Every field is set, so merging over the defaults changes nothing.
+	m := s.Rollout.GateOrDefault()
+	if m.MaxDeltaOrDefault() != 0.02 || m.ConsecutiveErrorLimitOrDefault() != 3 || m.BlockOnOpenDriftOrDefault() || m.BakeSamples != 700 || m.Interval.D() != 250*time.Millisecond {
+		t.Errorf("GateOrDefault of a full gate = %+v", m)
+	}
+	r := s.Rollout.RetrainOrDefault()
+	if r.OnDriftOrDefault() || r.Every.D() != time.Hour || r.Mode != pipeline.RetrainModeWarm || r.Window != 5000 ||
+		r.MinRows != 100 || r.Holdout != 0.3 || r.SinceDriftOrDefault() {
+		t.Errorf("retrain parsed as %+v", r)
+	}
+}
+
+func TestRolloutGateAndRetrainDefaults(t *testing.T) {
+	wantGate := func(t *testing.T, g pipeline.GateSpec, minSamples, bake int, metric string) {
+		t.Helper()
+		if g.MinSamples != minSamples || g.Metric != metric || g.MaxDelta == nil || *g.MaxDelta != pipeline.DefaultGateMaxDelta ||
+			g.Confidence != pipeline.DefaultGateConfidence || g.FailureLimit != 0 ||
+			g.ConsecutiveErrorLimit == nil || *g.ConsecutiveErrorLimit != pipeline.DefaultGateConsecutiveErrorLimit ||
+			!slices.Equal(g.Steps, []int{5, 25, 50, 100}) || g.BakeSamples != bake ||
+			g.BlockOnOpenDrift == nil || !*g.BlockOnOpenDrift || g.Interval.D() != pipeline.DefaultGateInterval {
+			t.Errorf("gate %+v, want defaults with min_samples %d, bake_samples %d, metric %s", g, minSamples, bake, metric)
+		}
+	}
+	wantRetrain := func(t *testing.T, r pipeline.RetrainSpec) {
+		t.Helper()
+		if r.OnDrift == nil || !*r.OnDrift || r.Every != 0 || r.Mode != pipeline.RetrainModeReset ||
+			r.Window != pipeline.DefaultRetrainWindow || r.MinRows != pipeline.DefaultRetrainMinRows ||
+			r.Holdout != pipeline.DefaultRetrainHoldout || r.SinceDrift == nil || !*r.SinceDrift {
+			t.Errorf("retrain %+v, want the defaults", r)
+		}
+	}
+	t.Run("exported defaults", func(t *testing.T) {
+		wantGate(t, pipeline.DefaultGateSpec(), 1000, 1000, "accuracy")
+		wantRetrain(t, pipeline.DefaultRetrainSpec())
+		g := pipeline.DefaultGateSpec()
+		g.Steps[0] = 99
+		if pipeline.DefaultGateSpec().Steps[0] != 5 || pipeline.DefaultGateSteps()[0] != 5 {
+			t.Error("changing a returned default changed the next")
+		}
+	})
+	t.Run("no rollout block", func(t *testing.T) {
+		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Rollout != nil {
+			t.Fatalf("rollout %+v", s.Rollout)
+		}
+		wantGate(t, s.Rollout.GateOrDefault(), 1000, 1000, "accuracy")
+		wantRetrain(t, s.Rollout.RetrainOrDefault())
+	})
+	t.Run("rollout without gate and retrain", func(t *testing.T) {
+		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  canary_percent: 5\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Rollout.Gate != nil || s.Rollout.Retrain != nil {
+			t.Errorf("absent blocks parsed as %+v, %+v", s.Rollout.Gate, s.Rollout.Retrain)
+		}
+		wantGate(t, s.Rollout.GateOrDefault(), 1000, 1000, "accuracy")
+		wantRetrain(t, s.Rollout.RetrainOrDefault())
+	})
+	t.Run("empty blocks", func(t *testing.T) {
+		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate: {}\n  retrain: {}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantGate(t, s.Rollout.GateOrDefault(), 1000, 1000, "accuracy")
+		wantRetrain(t, s.Rollout.RetrainOrDefault())
+	})
+	t.Run("partial blocks", func(t *testing.T) {
+		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate: {min_samples: 50, metric: rmse, steps: []}\n  retrain: {every: 10m, min_rows: 0}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// bake_samples follows min_samples; the parsed spec keeps what was written.
+		wantGate(t, s.Rollout.GateOrDefault(), 50, 50, "rmse")
+		if s.Rollout.Gate.MaxDelta != nil || s.Rollout.Gate.BakeSamples != 0 {
+			t.Errorf("defaults written into the parsed gate: %+v", *s.Rollout.Gate)
+		}
+		r := s.Rollout.RetrainOrDefault()
+		if r.Every.D() != 10*time.Minute {
+			t.Errorf("retrain.every = %s, want 10m", r.Every.D())
+		}
+		r.Every = 0
+		wantRetrain(t, r)
+	})
+	t.Run("explicit zeros that are not the default", func(t *testing.T) {
+		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate:\n    max_delta: 0\n    consecutive_error_limit: 0\n    failure_limit: 0\n    block_on_open_drift: false\n  retrain: {on_drift: false, since_drift: false, every: 0s}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := s.Rollout.GateOrDefault()
+		if g.MaxDeltaOrDefault() != 0 || g.ConsecutiveErrorLimitOrDefault() != 0 || g.FailureLimit != 0 || g.BlockOnOpenDriftOrDefault() {
+			t.Errorf("explicit zeros lost: %+v", g)
+		}
+		r := s.Rollout.RetrainOrDefault()
+		if r.OnDriftOrDefault() || r.SinceDriftOrDefault() || r.Every != 0 {
+			t.Errorf("explicit false lost: %+v", r)
+		}
+	})
+}
+
+func TestRolloutGateAndRetrainErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		old, new string
+		field    string
+		at       string // a substring of the line the error must name
+		msg      string // a substring of the message
+	}{
+		{"negative min_samples", "    min_samples: 500", "    min_samples: -1", "rollout.gate.min_samples", "min_samples: -1", "must be at least 1"},
+		{"auc metric", "    metric: logloss", "    metric: auc", "rollout.gate.metric", "metric: auc", `the gate's metric must be one of accuracy, logloss, mae, rmse, got "auc"`},
+		{"unknown metric", "    metric: logloss", "    metric: f1", "rollout.gate.metric", "metric: f1", "must be one of"},
+		{"negative max_delta", "    max_delta: 0.02", "    max_delta: -0.1", "rollout.gate.max_delta", "max_delta: -0.1", "finite number ≥ 0"},
+		{"NaN max_delta", "    max_delta: 0.02", "    max_delta: .nan", "rollout.gate.max_delta", "max_delta: .nan", "finite number ≥ 0"},
+		{"infinite max_delta", "    max_delta: 0.02", "    max_delta: .inf", "rollout.gate.max_delta", "max_delta: .inf", "finite number ≥ 0"},
+		{"confidence below 0.5", "    confidence: 0.9", "    confidence: 0.4", "rollout.gate.confidence", "confidence: 0.4", "[0.5, 1), got 0.4"},
+		{"confidence 1", "    confidence: 0.9", "    confidence: 1", "rollout.gate.confidence", "confidence: 1", "[0.5, 1)"},
+		{"negative failure_limit", "    failure_limit: 2", "    failure_limit: -1", "rollout.gate.failure_limit", "failure_limit: -1", "must not be negative"},
+		{"negative consecutive_error_limit", "    consecutive_error_limit: 3", "    consecutive_error_limit: -2", "rollout.gate.consecutive_error_limit", "consecutive_error_limit: -2", "must not be negative"},
+		{"steps not increasing", "    steps: [10, 50, 100]", "    steps: [5, 3, 100]", "rollout.gate.steps", "steps: [5, 3, 100]", "must increase strictly within 1..100 and end at 100, got [5 3 100]"},
+		{"steps not ending at 100", "    steps: [10, 50, 100]", "    steps: [10, 50]", "rollout.gate.steps", "steps: [10, 50]", "end at 100"},
+		{"steps with 0", "    steps: [10, 50, 100]", "    steps: [0, 100]", "rollout.gate.steps", "steps: [0, 100]", "within 1..100"},
+		{"steps over 100", "    steps: [10, 50, 100]", "    steps: [50, 100, 120]", "rollout.gate.steps", "steps: [50, 100, 120]", "within 1..100"},
+		{"steps repeated", "    steps: [10, 50, 100]", "    steps:\n      - 50\n      - 50\n      - 100", "rollout.gate.steps", "    steps:", "strictly"},
+		{"negative bake_samples", "    bake_samples: 700", "    bake_samples: -7", "rollout.gate.bake_samples", "bake_samples: -7", "must be at least 1"},
+		{"interval too short", "    interval: 250ms", "    interval: 500us", "rollout.gate.interval", "interval: 500us", "between 1ms and 1m"},
+		{"interval too long", "    interval: 250ms", "    interval: 2m", "rollout.gate.interval", "interval: 2m", "between 1ms and 1m, got 2m0s"},
+		{"bad interval", "    interval: 250ms", "    interval: often", "rollout.gate.interval", "interval: often", "invalid duration"},
+		{"block_on_open_drift not a bool", "    block_on_open_drift: false", "    block_on_open_drift: sometimes", "rollout.gate.block_on_open_drift", "block_on_open_drift: sometimes", "into bool"},
+		{"unknown gate key", "    interval: 250ms", "    interval: 250ms\n    max_failures: 3", "rollout.gate.max_failures", "max_failures: 3", `unknown key "max_failures"`},
+		{"every below 1s", "    every: 1h", "    every: 500ms", "rollout.retrain.every", "every: 500ms", "0 (off) or at least 1s"},
+		{"negative every", "    every: 1h", "    every: -1h", "rollout.retrain.every", "every: -1h", "at least 1s"},
+		{"unknown mode", "    mode: warm", "    mode: cold", "rollout.retrain.mode", "mode: cold", `unknown mode "cold" (want reset or warm)`},
+		{"negative window", "    window: 5000", "    window: -1", "rollout.retrain.window", "window: -1", "must be at least 1"},
+		{"min_rows above window", "    min_rows: 100", "    min_rows: 6000", "rollout.retrain.min_rows", "min_rows: 6000", "must be in 1..window (5000), got 6000"},
+		{"min_rows above the default window", "    window: 5000\n", "", "rollout.retrain.min_rows", "", ""}, // min_rows set below
+		{"negative min_rows", "    min_rows: 100", "    min_rows: -5", "rollout.retrain.min_rows", "min_rows: -5", "must be in 1..window"},
+		{"holdout above 0.9", "    holdout: 0.3", "    holdout: 0.95", "rollout.retrain.holdout", "holdout: 0.95", "(0, 0.9], got 0.95"},
+		{"negative holdout", "    holdout: 0.3", "    holdout: -0.1", "rollout.retrain.holdout", "holdout: -0.1", "(0, 0.9]"},
+		{"unknown retrain key", "    holdout: 0.3", "    holdout: 0.3\n    schedule: daily", "rollout.retrain.schedule", "schedule: daily", `unknown key "schedule"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := editIn(t, rolloutSpec, tc.old, tc.new)
+			if tc.name == "min_rows above the default window" {
+				text = editIn(t, text, "    min_rows: 100", "    min_rows: 20001")
+				tc.at, tc.msg = "min_rows: 20001", "must be in 1..window (20000), got 20001"
+			}
+			checkSpecError(t, text, tc.field, tc.at, tc.msg)
+		})
+	}
+}
+
+// checkSpecError parses text and checks that an error names field, on the
+// line containing at, with a message containing msg.
+func checkSpecError(t *testing.T, text, field, at, msg string) {
+	t.Helper()
+	_, err := pipeline.ParseSpec(specFile, []byte(text))
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	var hit *pipeline.SpecError
+	for _, e := range specErrors(t, err) {
+		if e.Field == field {
+			hit = e
+		}
+	}
+	if hit == nil {
+		t.Fatalf("no error names field %s: %v", field, err)
+	}
+	if hit.File != specFile {
+		t.Errorf("file %q, want %q", hit.File, specFile)
+	}
+	if want := lineOf(t, text, at); hit.Line != want {
+		t.Errorf("line %d, want %d (%q): %v", hit.Line, want, at, hit)
+	}
+	if !strings.Contains(hit.Msg, msg) {
+		t.Errorf("message %q does not say %q", hit.Msg, msg)
+	}
+	if want := specFile + ":" + strconv.Itoa(hit.Line) + ": " + field + ": "; !strings.HasPrefix(hit.Error(), want) {
+		t.Errorf("Error() = %q, want it to start %q", hit.Error(), want)
+	}
+}
+
+func TestTopicsAuditMustDifferFromOtherTopics(t *testing.T) {
+	for _, other := range []struct{ path, line string }{
+		{"topics.input", "  input: events"},
+		{"topics.predictions", "  predictions: predictions"},
+		{"topics.dlq", "  dlq: events.dlq"},
+		{"topics.labels", "  labels: labels"},
+		{"topics.alerts", "  alerts: alerts"},
+		{"rollout.shadow_topic", "  shadow_topic: preds-shadow"},
+	} {
+		t.Run(other.path, func(t *testing.T) {
+			topic := other.line[strings.Index(other.line, ": ")+2:]
+			text := editIn(t, rolloutSpec, "  audit: audit", "  audit: "+topic)
+			checkSpecError(t, text, "topics.audit", "  audit: ", "must differ from every other topic, but "+other.path+` is also "`+topic+`"`)
+		})
+	}
+	// Without a rollout block the audit topic is checked against the topics.
+	text := strings.Replace(baseSpec, "  dlq: events.dlq\n", "  dlq: events.dlq\n  audit: events\n", 1)
+	checkSpecError(t, text, "topics.audit", "  audit: events", "topics.input")
+	ok := strings.Replace(baseSpec, "  dlq: events.dlq\n", "  dlq: events.dlq\n  audit: driftline.audit\n", 1)
+	if _, err := pipeline.ParseSpec(specFile, []byte(ok)); err != nil {
+		t.Errorf("a distinct audit topic: %v", err)
+	}
+}
+
+// The gate and retrain blocks survive a marshal and parse.
+func TestRolloutSpecRoundTrip(t *testing.T) {
+	s1, err := pipeline.ParseSpec(specFile, []byte(rolloutSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := pipeline.ParseSpec("again.yaml", out)
+	if err != nil {
+		t.Fatalf("the marshaled spec does not parse: %v\n%s", err, out)
+	}
+	g1, g2 := s1.Rollout.GateOrDefault(), s2.Rollout.GateOrDefault()
+	r1, r2 := s1.Rollout.RetrainOrDefault(), s2.Rollout.RetrainOrDefault()
+	if g1.MaxDeltaOrDefault() != g2.MaxDeltaOrDefault() || g1.Interval != g2.Interval || !slices.Equal(g1.Steps, g2.Steps) ||
+		g1.BlockOnOpenDriftOrDefault() != g2.BlockOnOpenDriftOrDefault() || r1.Every != r2.Every || r1.Mode != r2.Mode ||
+		r1.SinceDriftOrDefault() != r2.SinceDriftOrDefault() || s2.Topics.Audit != s1.Topics.Audit {
+		t.Errorf("round trip changed the rollout:\n%s", out)
 	}
 }
