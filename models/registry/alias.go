@@ -128,10 +128,14 @@ type AliasSet struct {
 	Epoch int64
 	// Versions maps each set alias to its version.
 	Versions map[string]int64
+	// CanaryPercent is the canary's share of traffic, 0 to 100, as last set by
+	// SetTraffic; TrafficSet is false, and CanaryPercent 0, when it was never set.
+	CanaryPercent int
+	TrafficSet    bool
 }
 
-// Aliases returns a consistent snapshot (one MULTI/EXEC) of model's aliases and epoch,
-// or ErrNotFound when the model does not exist.
+// Aliases returns a consistent snapshot (one MULTI/EXEC) of model's aliases, canary
+// traffic share and epoch, or ErrNotFound when the model does not exist.
 func (r *Registry) Aliases(ctx context.Context, model string) (AliasSet, error) {
 	if err := checkName("model", model); err != nil {
 		return AliasSet{}, err
@@ -161,27 +165,37 @@ func (r *Registry) Resolve(ctx context.Context, model, alias string) (Version, e
 	return r.Version(ctx, model, n)
 }
 
-// readAliases reads the epoch and aliases in one transaction; exists is false when the
-// model has no versions.
+// readAliases reads the epoch, canary share and aliases in one transaction; exists is
+// false when the model has no versions.
 func (r *Registry) readAliases(ctx context.Context, model string) (set AliasSet, exists bool, err error) {
 	k := r.modelKeys(model)
 	var ex *redis.IntCmd
-	var epoch *redis.StringCmd
+	var fields *redis.SliceCmd
 	var all *redis.MapStringStringCmd
 	_, err = r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ex = p.Exists(ctx, k.model)
-		epoch = p.HGet(ctx, k.model, "epoch")
+		fields = p.HMGet(ctx, k.model, "epoch", canaryField)
 		all = p.HGetAll(ctx, k.aliases)
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return AliasSet{}, false, fmt.Errorf("registry: read aliases of %s: %w", model, err)
 	}
 	set = AliasSet{Model: model, Versions: make(map[string]int64, len(all.Val()))}
-	if s := epoch.Val(); s != "" {
+	vals := fields.Val()
+	if len(vals) != 2 {
+		return AliasSet{}, false, fmt.Errorf("%w: HMGET of model %s returned %d values", ErrCorrupt, model, len(vals))
+	}
+	if s, ok := vals[0].(string); ok {
 		if set.Epoch, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return AliasSet{}, false, fmt.Errorf("%w: alias epoch %q of model %s", ErrCorrupt, s, model)
 		}
+	}
+	if s, ok := vals[1].(string); ok {
+		if set.CanaryPercent, err = parseCanary(model, s); err != nil {
+			return AliasSet{}, false, err
+		}
+		set.TrafficSet = true
 	}
 	for a, s := range all.Val() {
 		n, err := strconv.ParseInt(s, 10, 64)

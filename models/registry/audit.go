@@ -17,6 +17,7 @@ const (
 	WhatRegister    = "register"
 	WhatAliasSet    = "alias.set"
 	WhatAliasDelete = "alias.delete"
+	WhatTrafficSet  = "traffic.set"
 )
 
 // Event is one audit log entry.

@@ -6,6 +6,13 @@
 // registered. Aliases ("champion", "challenger" or any name the user picks) point at
 // versions and move by compare-and-set. Every alias move increments the model's alias
 // epoch, which Watch polls so that running instances pick up changes without a restart.
+// The canary's share of traffic (SetTraffic) lives with the aliases and bumps the same
+// epoch, so instances converge on it the same way.
+//
+// Besides versions and aliases, the registry keeps two kinds of shared state for the
+// control plane: leases (TryLease), so that one instance at a time runs a control loop,
+// and online outcome sums per served version (AddOutcomes), summed over all instances,
+// for the rollout gate.
 //
 // Every write that touches more than one key runs as one Lua script, so it is atomic:
 // two instances registering or moving aliases at the same time never leave a gap, a
@@ -134,10 +141,13 @@ func checkName(kind, s string) error {
 // Key layout, all under the prefix P:
 //
 //	P:models                 set of model names
-//	P:m:<model>              hash: seq (last version number), epoch (alias epoch), created
+//	P:m:<model>              hash: seq (last version number), epoch (alias epoch),
+//	                         canary_percent (canary traffic share, once set)
 //	P:m:<model>:versions     hash: <n> → version metadata (JSON)
 //	P:m:<model>:artifacts    hash: <n>/snapshot, <n>/onnx → bytes
 //	P:m:<model>:aliases      hash: <alias> → <n>
+//	P:m:<model>:outcomes:<v> hash: outcome sums of served version label v (TTL)
+//	P:lease:<name>           string: lease holder (TTL)
 //	P:audit                  stream of audit events
 type keys struct{ model, versions, artifacts, aliases string }
 
@@ -158,6 +168,7 @@ const (
 	statusNoVersion
 	statusConflict
 	statusNoAlias
+	statusCorrupt
 )
 
 // runScript runs s and returns its {status, value} reply.

@@ -48,3 +48,19 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+func TestOutcomeSumsAddSub(t *testing.T) {
+	a := registry.OutcomeSums{N: 3, Correct: 2, Positives: 1, LogLoss: 1.5, LogLossSq: 1, AbsErr: 0.5, AbsErrSq: 0.1, SqErr: 0.2, SqErrSq: 0.04}
+	b := registry.OutcomeSums{N: 1, Correct: 1, LogLoss: 0.25, LogLossSq: 0.0625, AbsErr: 2, AbsErrSq: 4, SqErr: 4, SqErrSq: 16}
+	sum := a.Add(b)
+	want := registry.OutcomeSums{N: 4, Correct: 3, Positives: 1, LogLoss: 1.75, LogLossSq: 1.0625, AbsErr: 2.5, AbsErrSq: 4.1, SqErr: 4.2, SqErrSq: 16.04}
+	if sum != want {
+		t.Fatalf("Add = %+v; want %+v", sum, want)
+	}
+	if got := sum.Sub(b); got.N != a.N || got.Correct != a.Correct || math.Abs(got.SqErrSq-a.SqErrSq) > 1e-12 || math.Abs(got.AbsErrSq-a.AbsErrSq) > 1e-12 {
+		t.Fatalf("Sub = %+v; want %+v", got, a)
+	}
+	if got := a.Sub(a); got != (registry.OutcomeSums{}) {
+		t.Fatalf("a - a = %+v; want zero", got)
+	}
+}

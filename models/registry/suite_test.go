@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -38,6 +39,11 @@ func runSuite(t *testing.T, start starter) {
 		{"ConcurrentRegistrants", testConcurrentRegistrants},
 		{"WatchConvergenceBound", testWatchConvergenceBound},
 		{"WatchCoalesces", testWatchCoalesces},
+		{"TrafficShare", testTrafficShare},
+		{"Lease", testLease},
+		{"LeaseExpires", testLeaseExpires},
+		{"OutcomesSum", testOutcomesSum},
+		{"OutcomesInvalid", testOutcomesInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, start(t)) })
 	}
@@ -557,5 +563,361 @@ func testWatchCoalesces(t *testing.T, r *redistest.Redis) {
 	}
 	if _, open := <-bad; open {
 		t.Fatal("Watch of an invalid name left its channel open")
+	}
+}
+
+// testTrafficShare checks that SetTraffic is audited, bumps the alias epoch and reaches
+// a watcher, and that bad input and stored garbage are reported.
+func testTrafficShare(t *testing.T, r *redistest.Redis) {
+	ctx := ctxT(t)
+	reg, c := newRegistry(t, r, registry.Config{Prefix: "{traffic}", WatchInterval: 10 * time.Millisecond})
+	set := func(pct int) (int64, error) {
+		return reg.SetTraffic(ctx, registry.TrafficMove{Model: "m", Percent: pct, Who: "rollout", Why: "step",
+			Details: map[string]string{"step": "1", "from": "forged"}})
+	}
+	if _, err := set(10); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("SetTraffic on missing model: %v; want ErrNotFound", err)
+	}
+	if _, err := reg.Register(ctx, registration("m", "alice", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: "m", Alias: "canary", Version: 1, Who: "op"}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := reg.Aliases(ctx, "m")
+	if err != nil || a.TrafficSet || a.CanaryPercent != 0 || a.Epoch != 1 {
+		t.Fatalf("before SetTraffic: %+v, %v; want traffic unset at epoch 1", a, err)
+	}
+	for _, m := range []registry.TrafficMove{
+		{Model: "m", Percent: -1, Who: "x"},
+		{Model: "m", Percent: 101, Who: "x"},
+		{Model: "m", Percent: 5},
+		{Model: "a:b", Percent: 5, Who: "x"},
+	} {
+		if _, err := reg.SetTraffic(ctx, m); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("SetTraffic(%+v): %v; want ErrInvalid", m, err)
+		}
+	}
+
+	ch := reg.Watch(ctx, "m")
+	if first := <-ch; first.Err != nil || first.Epoch != 1 || first.TrafficSet {
+		t.Fatalf("first snapshot %+v", first)
+	}
+	epoch, err := set(25)
+	if err != nil || epoch != 2 {
+		t.Fatalf("SetTraffic 25 = %d, %v; want epoch 2", epoch, err)
+	}
+	select {
+	case got := <-ch:
+		if got.Err != nil || got.Epoch != 2 || !got.TrafficSet || got.CanaryPercent != 25 || got.Versions["canary"] != 1 {
+			t.Fatalf("Watch after SetTraffic: %+v; want epoch 2, canary 1 at 25%%", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not deliver the traffic change")
+	}
+	// The same share again writes nothing; a new one is a new event.
+	if epoch, err := set(25); err != nil || epoch != 2 {
+		t.Fatalf("SetTraffic 25 again = %d, %v; want epoch 2 unchanged", epoch, err)
+	}
+	if epoch, err := set(0); err != nil || epoch != 3 {
+		t.Fatalf("SetTraffic 0 = %d, %v; want epoch 3", epoch, err)
+	}
+	a, err = reg.Aliases(ctx, "m")
+	if err != nil || !a.TrafficSet || a.CanaryPercent != 0 || a.Epoch != 3 {
+		t.Fatalf("after SetTraffic 0: %+v, %v; want traffic set to 0 at epoch 3", a, err)
+	}
+	evs, err := reg.ReadAudit(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []registry.Event
+	for _, e := range evs {
+		if e.What == registry.WhatTrafficSet {
+			e.ID = ""
+			got = append(got, e)
+		}
+	}
+	want := []registry.Event{
+		{Who: "rollout", What: registry.WhatTrafficSet, Model: "m", Why: "step", When: t0,
+			Details: map[string]string{"from": "0", "to": "25", "epoch": "2", "step": "1"}},
+		{Who: "rollout", What: registry.WhatTrafficSet, Model: "m", Why: "step", When: t0,
+			Details: map[string]string{"from": "25", "to": "0", "epoch": "3", "step": "1"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("traffic audit events\n got %+v\nwant %+v", got, want)
+	}
+
+	for _, bad := range []string{"abc", "101", "-5", "2.5"} {
+		if err := c.HSet(ctx, "{traffic}:m:m", "canary_percent", bad).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Aliases(ctx, "m"); !errors.Is(err, registry.ErrCorrupt) {
+			t.Errorf("Aliases with canary_percent %q: %v; want ErrCorrupt", bad, err)
+		}
+		if _, err := set(30); !errors.Is(err, registry.ErrCorrupt) {
+			t.Errorf("SetTraffic over canary_percent %q: %v; want ErrCorrupt", bad, err)
+		}
+	}
+	if n, err := c.XLen(ctx, "{traffic}:audit").Result(); err != nil || n != int64(len(evs)) {
+		t.Fatalf("audit has %d events (%v) after failed SetTraffic calls; want %d", n, err, len(evs))
+	}
+}
+
+func testLease(t *testing.T, r *redistest.Redis) {
+	ctx := ctxT(t)
+	reg, c := newRegistry(t, r, registry.Config{Prefix: "{lease}"})
+	other, _ := newRegistry(t, r, registry.Config{Prefix: "{lease}"})
+	for _, tc := range []struct {
+		name, holder string
+		ttl          time.Duration
+	}{
+		{"m", "a", 0},
+		{"m", "a", time.Microsecond},
+		{"m", "", time.Second},
+		{"a:b", "a", time.Second},
+	} {
+		if _, err := reg.TryLease(ctx, tc.name, tc.holder, tc.ttl); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("TryLease(%+v): %v; want ErrInvalid", tc, err)
+		}
+	}
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("invalid TryLease calls left %d keys (%v)", n, err)
+	}
+	if h, err := reg.LeaseHolder(ctx, "m"); err != nil || h != "" {
+		t.Fatalf("LeaseHolder of a free lease = %q, %v", h, err)
+	}
+
+	// Two holders race for the lease many times; exactly one wins each round.
+	for round := range 20 {
+		name := fmt.Sprintf("race-%d", round)
+		var wg sync.WaitGroup
+		held := make([]bool, 2)
+		errs := make([]error, 2)
+		for i, rg := range []*registry.Registry{reg, other} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				held[i], errs[i] = rg.TryLease(ctx, name, fmt.Sprintf("holder-%d", i), time.Minute)
+			}()
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil || held[0] == held[1] {
+			t.Fatalf("round %d: held %v, errors %v; want exactly one holder", round, held, errs)
+		}
+		winner := 0
+		if held[1] {
+			winner = 1
+		}
+		if h, err := reg.LeaseHolder(ctx, name); err != nil || h != fmt.Sprintf("holder-%d", winner) {
+			t.Fatalf("round %d: LeaseHolder = %q, %v; want holder-%d", round, h, err, winner)
+		}
+	}
+
+	if held, err := reg.TryLease(ctx, "m", "a", time.Second); err != nil || !held {
+		t.Fatalf("a takes free lease: %v, %v", held, err)
+	}
+	if held, err := other.TryLease(ctx, "m", "b", time.Second); err != nil || held {
+		t.Fatalf("b takes a's lease: %v, %v; want false", held, err)
+	}
+	// Renewal extends the lease.
+	if held, err := reg.TryLease(ctx, "m", "a", time.Hour); err != nil || !held {
+		t.Fatalf("a renews: %v, %v", held, err)
+	}
+	if ttl, err := c.PTTL(ctx, "{lease}:lease:m").Result(); err != nil || ttl <= time.Second || ttl > time.Hour {
+		t.Fatalf("lease TTL after renewal %s, %v; want in (1s, 1h]", ttl, err)
+	}
+	// Release by a non-holder does nothing.
+	if err := other.ReleaseLease(ctx, "m", "b"); err != nil {
+		t.Fatalf("b releases a's lease: %v", err)
+	}
+	if h, err := reg.LeaseHolder(ctx, "m"); err != nil || h != "a" {
+		t.Fatalf("after b's release LeaseHolder = %q, %v; want a", h, err)
+	}
+	if err := reg.ReleaseLease(ctx, "m", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := reg.LeaseHolder(ctx, "m"); err != nil || h != "" {
+		t.Fatalf("after a's release LeaseHolder = %q, %v; want free", h, err)
+	}
+	if held, err := other.TryLease(ctx, "m", "b", time.Second); err != nil || !held {
+		t.Fatalf("b takes released lease: %v, %v", held, err)
+	}
+	if err := reg.ReleaseLease(ctx, "m", ""); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("ReleaseLease without holder: %v; want ErrInvalid", err)
+	}
+}
+
+// testLeaseExpires checks that a lease that is not renewed runs out after its ttl, and
+// that a renewal restarts the ttl. miniredis expires keys only when told to move time.
+func testLeaseExpires(t *testing.T, r *redistest.Redis) {
+	ctx := ctxT(t)
+	reg, _ := newRegistry(t, r, registry.Config{Prefix: "{lease}"})
+	const ttl = 50 * time.Millisecond
+	elapse := func(d time.Duration) {
+		if r.Mini != nil {
+			r.Mini.FastForward(d)
+		} else {
+			time.Sleep(d)
+		}
+	}
+	if held, err := reg.TryLease(ctx, "m", "a", ttl); err != nil || !held {
+		t.Fatalf("a takes lease: %v, %v", held, err)
+	}
+	// a renews for long; b must still fail once the first ttl has passed.
+	if held, err := reg.TryLease(ctx, "m", "a", time.Hour); err != nil || !held {
+		t.Fatalf("a renews: %v, %v", held, err)
+	}
+	elapse(2 * ttl)
+	if held, err := reg.TryLease(ctx, "m", "b", ttl); err != nil || held {
+		t.Fatalf("b takes a's renewed lease: %v, %v; want false", held, err)
+	}
+	// a shortens it to ttl and stops renewing; b gets it once it runs out.
+	if held, err := reg.TryLease(ctx, "m", "a", ttl); err != nil || !held {
+		t.Fatalf("a renews short: %v, %v", held, err)
+	}
+	if held, err := reg.TryLease(ctx, "m", "b", time.Minute); err != nil || held {
+		t.Fatalf("b takes a's lease before it ran out: %v, %v; want false", held, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		elapse(ttl)
+		held, err := reg.TryLease(ctx, "m", "b", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b never got the lease after a's ran out")
+		}
+	}
+	if h, err := reg.LeaseHolder(ctx, "m"); err != nil || h != "b" {
+		t.Fatalf("LeaseHolder = %q, %v; want b", h, err)
+	}
+	if held, err := reg.TryLease(ctx, "m", "a", ttl); err != nil || held {
+		t.Fatalf("a retakes b's lease: %v, %v; want false", held, err)
+	}
+}
+
+func closeRel(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
+
+func sameSums(a, b registry.OutcomeSums) bool {
+	return a.N == b.N && a.Correct == b.Correct && a.Positives == b.Positives &&
+		closeRel(a.LogLoss, b.LogLoss) && closeRel(a.LogLossSq, b.LogLossSq) &&
+		closeRel(a.AbsErr, b.AbsErr) && closeRel(a.AbsErrSq, b.AbsErrSq) &&
+		closeRel(a.SqErr, b.SqErr) && closeRel(a.SqErrSq, b.SqErrSq)
+}
+
+// testOutcomesSum has two registries on separate connections add outcome deltas to two
+// versions concurrently and checks the totals.
+func testOutcomesSum(t *testing.T, r *redistest.Redis) {
+	ctx := ctxT(t)
+	const adders, each = 2, 100
+	reg, c := newRegistry(t, r, registry.Config{Prefix: "{out}"})
+	delta := func(w, i int) registry.OutcomeSums {
+		x := float64(w*each+i+1) / 7 // not exactly representable in binary
+		return registry.OutcomeSums{N: int64(i%3 + 1), Correct: int64(i % 2), Positives: 1,
+			LogLoss: x, LogLossSq: x * x, AbsErr: x / 3, AbsErrSq: x * x / 9, SqErr: x * x / 9, SqErrSq: x * x * x * x / 81}
+	}
+	var want [2]registry.OutcomeSums
+	for w := range adders {
+		for i := range each {
+			want[0] = want[0].Add(delta(w, i))
+			if i%2 == 0 {
+				want[1] = want[1].Add(delta(w, i))
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, adders)
+	for w := range adders {
+		rg, _ := newRegistry(t, r, registry.Config{Prefix: "{out}"})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				d := map[string]registry.OutcomeSums{"1": delta(w, i), "2": {}}
+				if i%2 == 0 {
+					d["2"] = delta(w, i)
+				}
+				if err := rg.AddOutcomes(ctx, "m", d); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i, v := range []string{"1", "2"} {
+		got, err := reg.Outcomes(ctx, "m", v)
+		if err != nil || !sameSums(got, want[i]) {
+			t.Fatalf("Outcomes of version %s = %+v, %v\nwant %+v", v, got, err, want[i])
+		}
+		ttl, err := c.PTTL(ctx, "{out}:m:m:outcomes:"+v).Result()
+		if err != nil || ttl <= registry.OutcomeTTL-time.Hour || ttl > registry.OutcomeTTL {
+			t.Fatalf("outcomes of version %s TTL %s, %v; want about %s", v, ttl, err, registry.OutcomeTTL)
+		}
+	}
+	if got, err := reg.Outcomes(ctx, "m", "3"); err != nil || got != (registry.OutcomeSums{}) {
+		t.Fatalf("Outcomes of a version without any = %+v, %v; want zero", got, err)
+	}
+	// A zero delta creates nothing.
+	if err := reg.AddOutcomes(ctx, "m", map[string]registry.OutcomeSums{"9": {}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Exists(ctx, "{out}:m:m:outcomes:9").Result(); err != nil || n != 0 {
+		t.Fatalf("zero delta created the key (%d, %v)", n, err)
+	}
+	// Sub gives what was added in between.
+	before, _ := reg.Outcomes(ctx, "m", "1")
+	d := registry.OutcomeSums{N: 2, Correct: 1, LogLoss: 0.5, LogLossSq: 0.25}
+	if err := reg.AddOutcomes(ctx, "m", map[string]registry.OutcomeSums{"1": d}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := reg.Outcomes(ctx, "m", "1")
+	if diff := after.Sub(before); diff.N != 2 || diff.Correct != 1 || math.Abs(diff.LogLoss-0.5) > 1e-9 {
+		t.Fatalf("after - before = %+v; want %+v", diff, d)
+	}
+	if err := c.HSet(ctx, "{out}:m:m:outcomes:1", "logloss", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Outcomes(ctx, "m", "1"); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("Outcomes with a garbled sum: %v; want ErrCorrupt", err)
+	}
+}
+
+func testOutcomesInvalid(t *testing.T, r *redistest.Redis) {
+	ctx := ctxT(t)
+	reg, c := newRegistry(t, r, registry.Config{})
+	ok := registry.OutcomeSums{N: 1, Correct: 1, LogLoss: 0.1}
+	long := string(bytes.Repeat([]byte("v"), registry.MaxOutcomeVersionLen+1))
+	for name, tc := range map[string]struct {
+		model string
+		d     map[string]registry.OutcomeSums
+	}{
+		"bad model":      {"a:b", map[string]registry.OutcomeSums{"1": ok}},
+		"empty version":  {"m", map[string]registry.OutcomeSums{"1": ok, "": ok}},
+		"long version":   {"m", map[string]registry.OutcomeSums{"1": ok, long: ok}},
+		"NaN":            {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, AbsErr: math.NaN()}}},
+		"Inf":            {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, SqErrSq: math.Inf(1)}}},
+		"negative sum":   {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, LogLoss: -1}}},
+		"negative count": {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: -1}}},
+		"more correct":   {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, Correct: 2}}},
+		"more positives": {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, Positives: 2}}},
+	} {
+		if err := reg.AddOutcomes(ctx, tc.model, tc.d); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("%s: AddOutcomes: %v; want ErrInvalid", name, err)
+		}
+	}
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("invalid AddOutcomes calls left %d keys (%v)", n, err)
+	}
+	if _, err := reg.Outcomes(ctx, "m", long); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("Outcomes of a long version: %v; want ErrInvalid", err)
 	}
 }

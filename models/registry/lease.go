@@ -1,0 +1,95 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// tryLeaseScript takes or renews a lease.
+//
+//	KEYS: lease key
+//	ARGV: holder, ttl in milliseconds
+//
+// Returns 1 when holder holds the lease afterwards, else 0.
+var tryLeaseScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// releaseLeaseScript deletes a lease if holder holds it.
+//
+//	KEYS: lease key
+//	ARGV: holder
+var releaseLeaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+func (r *Registry) leaseKey(name string) string { return r.cfg.Prefix + ":lease:" + name }
+
+func checkLease(name, holder string) error {
+	if err := checkName("lease", name); err != nil {
+		return err
+	}
+	if holder == "" {
+		return fmt.Errorf("%w: lease %s without holder", ErrInvalid, name)
+	}
+	return nil
+}
+
+// TryLease takes the lease called name for holder, or renews it when holder already
+// holds it, for ttl (at least 1 ms; truncated to whole milliseconds), and reports
+// whether holder holds it now. It returns false, and no error, while another holder's
+// lease runs.
+//
+// Holders must be unique per instance (e.g. host and process id). A lease is exclusive
+// only while the holder renews it well before ttl runs out; a holder that cannot renew
+// (a failed or late call) must stop acting as the leader when its last successful
+// TryLease is ttl old, measured from before that call was sent.
+func (r *Registry) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (held bool, err error) {
+	if err := checkLease(name, holder); err != nil {
+		return false, err
+	}
+	if ttl < time.Millisecond {
+		return false, fmt.Errorf("%w: lease %s ttl %s < 1ms", ErrInvalid, name, ttl)
+	}
+	n, err := tryLeaseScript.Run(ctx, r.rdb, []string{r.leaseKey(name)}, holder, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return false, fmt.Errorf("registry: try lease %s: %w", name, err)
+	}
+	return n == 1, nil
+}
+
+// ReleaseLease ends holder's lease called name, so another holder may take it at once.
+// It does nothing, and returns no error, when holder does not hold the lease (it ran
+// out, or another holder has it), so it is safe to call on every shutdown.
+func (r *Registry) ReleaseLease(ctx context.Context, name, holder string) error {
+	if err := checkLease(name, holder); err != nil {
+		return err
+	}
+	if err := releaseLeaseScript.Run(ctx, r.rdb, []string{r.leaseKey(name)}, holder).Err(); err != nil {
+		return fmt.Errorf("registry: release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// LeaseHolder returns the holder of the lease called name, or "" when it is free.
+func (r *Registry) LeaseHolder(ctx context.Context, name string) (string, error) {
+	if err := checkName("lease", name); err != nil {
+		return "", err
+	}
+	h, err := r.rdb.Get(ctx, r.leaseKey(name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("registry: read lease %s: %w", name, err)
+	}
+	return h, nil
+}

@@ -1,0 +1,180 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// OutcomeSums are running sums over the labelled outcomes of one served model version.
+// For each per-outcome quantity they hold the sum and the sum of squares, so a reader
+// gets the mean (Sum/N) and the variance (SumSq/N - mean²) of each, and can compare two
+// versions by a difference of means with its standard error.
+type OutcomeSums struct {
+	// N counts the outcomes; Correct those whose predicted class was right; Positives
+	// those whose label was positive (classification only).
+	N, Correct, Positives int64
+	// LogLoss and LogLossSq sum the log loss of each outcome and its square
+	// (classification only).
+	LogLoss, LogLossSq float64
+	// AbsErr and AbsErrSq sum |y - ŷ| and its square.
+	AbsErr, AbsErrSq float64
+	// SqErr and SqErrSq sum (y - ŷ)² and its square.
+	SqErr, SqErrSq float64
+}
+
+// Add returns s + o, field by field.
+func (s OutcomeSums) Add(o OutcomeSums) OutcomeSums {
+	return OutcomeSums{
+		N: s.N + o.N, Correct: s.Correct + o.Correct, Positives: s.Positives + o.Positives,
+		LogLoss: s.LogLoss + o.LogLoss, LogLossSq: s.LogLossSq + o.LogLossSq,
+		AbsErr: s.AbsErr + o.AbsErr, AbsErrSq: s.AbsErrSq + o.AbsErrSq,
+		SqErr: s.SqErr + o.SqErr, SqErrSq: s.SqErrSq + o.SqErrSq,
+	}
+}
+
+// Sub returns s - o, field by field: the outcomes added between reading o and s.
+func (s OutcomeSums) Sub(o OutcomeSums) OutcomeSums {
+	return OutcomeSums{
+		N: s.N - o.N, Correct: s.Correct - o.Correct, Positives: s.Positives - o.Positives,
+		LogLoss: s.LogLoss - o.LogLoss, LogLossSq: s.LogLossSq - o.LogLossSq,
+		AbsErr: s.AbsErr - o.AbsErr, AbsErrSq: s.AbsErrSq - o.AbsErrSq,
+		SqErr: s.SqErr - o.SqErr, SqErrSq: s.SqErrSq - o.SqErrSq,
+	}
+}
+
+// Stored hash fields, in OutcomeSums field order.
+var (
+	outcomeIntFields   = [...]string{"n", "correct", "positives"}
+	outcomeFloatFields = [...]string{"logloss", "logloss_sq", "abserr", "abserr_sq", "sqerr", "sqerr_sq"}
+)
+
+func (s *OutcomeSums) ints() [3]*int64 { return [3]*int64{&s.N, &s.Correct, &s.Positives} }
+func (s *OutcomeSums) floats() [6]*float64 {
+	return [6]*float64{&s.LogLoss, &s.LogLossSq, &s.AbsErr, &s.AbsErrSq, &s.SqErr, &s.SqErrSq}
+}
+
+// check validates s as a delta: counts and sums ≥ 0 and finite, Correct and Positives
+// at most N.
+func (s OutcomeSums) check(version string) error {
+	if s.N < 0 || s.Correct < 0 || s.Positives < 0 || s.Correct > s.N || s.Positives > s.N {
+		return fmt.Errorf("%w: outcomes of version %q count n=%d correct=%d positives=%d", ErrInvalid, version, s.N, s.Correct, s.Positives)
+	}
+	for i, f := range s.floats() {
+		if math.IsNaN(*f) || math.IsInf(*f, 0) || *f < 0 {
+			return fmt.Errorf("%w: outcomes of version %q sum %s is %v", ErrInvalid, version, outcomeFloatFields[i], *f)
+		}
+	}
+	return nil
+}
+
+// MaxOutcomeVersionLen is the longest served version label AddOutcomes accepts, in bytes.
+const MaxOutcomeVersionLen = 64
+
+// OutcomeTTL is how long a version's outcome sums live after their last AddOutcomes,
+// so that the sums of versions no longer served go away by themselves.
+const OutcomeTTL = 30 * 24 * time.Hour
+
+func checkOutcomeVersion(model, version string) error {
+	if err := checkName("model", model); err != nil {
+		return err
+	}
+	if version == "" || len(version) > MaxOutcomeVersionLen {
+		return fmt.Errorf("%w: served version label %q of model %s (want 1 to %d bytes)", ErrInvalid, version, model, MaxOutcomeVersionLen)
+	}
+	return nil
+}
+
+func (r *Registry) outcomesKey(model, version string) string {
+	return r.modelKeys(model).model + ":outcomes:" + version
+}
+
+// AddOutcomes adds deltas, keyed by served version label (such as "3"; 1 to
+// MaxOutcomeVersionLen bytes), to model's outcome sums in Redis, so that every instance
+// that serves the model contributes to one total per version. Zero deltas are skipped;
+// each version written gets its TTL reset to OutcomeTTL.
+//
+// All deltas are validated before any write (counts and sums ≥ 0 and finite, Correct and
+// Positives at most N; ErrInvalid otherwise), then written in one MULTI/EXEC, so a reader
+// never sees part of a call. The model and versions need not be registered. Adding is
+// not idempotent: a caller that retries after an error whose outcome is unknown (a
+// timeout) may count the same outcomes twice.
+func (r *Registry) AddOutcomes(ctx context.Context, model string, deltas map[string]OutcomeSums) error {
+	if err := checkName("model", model); err != nil {
+		return err
+	}
+	for v, d := range deltas {
+		if err := checkOutcomeVersion(model, v); err != nil {
+			return err
+		}
+		if err := d.check(v); err != nil {
+			return err
+		}
+	}
+	nonzero := 0
+	for _, d := range deltas {
+		if d != (OutcomeSums{}) {
+			nonzero++
+		}
+	}
+	if nonzero == 0 {
+		return nil
+	}
+	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for v, d := range deltas {
+			if d == (OutcomeSums{}) {
+				continue
+			}
+			key := r.outcomesKey(model, v)
+			for i, x := range d.ints() {
+				if *x != 0 {
+					p.HIncrBy(ctx, key, outcomeIntFields[i], *x)
+				}
+			}
+			for i, f := range d.floats() {
+				if *f != 0 {
+					p.HIncrByFloat(ctx, key, outcomeFloatFields[i], *f)
+				}
+			}
+			p.PExpire(ctx, key, OutcomeTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("registry: add outcomes of %s: %w", model, err)
+	}
+	return nil
+}
+
+// Outcomes returns the outcome sums of the served version label of model, summed over
+// all instances; zero sums when none were added (or they expired). It fails with
+// ErrCorrupt when a stored sum does not decode.
+func (r *Registry) Outcomes(ctx context.Context, model, version string) (OutcomeSums, error) {
+	if err := checkOutcomeVersion(model, version); err != nil {
+		return OutcomeSums{}, err
+	}
+	all, err := r.rdb.HGetAll(ctx, r.outcomesKey(model, version)).Result()
+	if err != nil {
+		return OutcomeSums{}, fmt.Errorf("registry: read outcomes of %s version %s: %w", model, version, err)
+	}
+	var s OutcomeSums
+	for i, x := range s.ints() {
+		if raw, ok := all[outcomeIntFields[i]]; ok {
+			if *x, err = strconv.ParseInt(raw, 10, 64); err != nil {
+				return OutcomeSums{}, fmt.Errorf("%w: outcome sum %s of %s version %s is %q", ErrCorrupt, outcomeIntFields[i], model, version, raw)
+			}
+		}
+	}
+	for i, f := range s.floats() {
+		if raw, ok := all[outcomeFloatFields[i]]; ok {
+			if *f, err = strconv.ParseFloat(raw, 64); err != nil || math.IsNaN(*f) || math.IsInf(*f, 0) {
+				return OutcomeSums{}, fmt.Errorf("%w: outcome sum %s of %s version %s is %q", ErrCorrupt, outcomeFloatFields[i], model, version, raw)
+			}
+		}
+	}
+	return s, nil
+}
