@@ -89,7 +89,8 @@ func (a *Arms) SetCanaryPercent(p int) {
 // ByVersion returns the served (champion or canary) model with version v,
 // or nil: the model a label for a prediction of v teaches. Shadow
 // predictions are not cached for the label join, so the shadow never
-// matches.
+// matches (the label join teaches the shadow every joined label on its own
+// pass, see LabelJoin.Arms).
 func (a *Arms) ByVersion(v string) *ServedModel {
 	if m := a.champion.Load(); m != nil && m.Version == v {
 		return m
@@ -98,6 +99,30 @@ func (a *Arms) ByVersion(v string) *ServedModel {
 		return m
 	}
 	return nil
+}
+
+// served is ByVersion on this reading of the arms.
+func (v *ArmsView) served(version string) *ServedModel {
+	switch {
+	case v.Champion != nil && v.Champion.Version == version:
+		return v.Champion
+	case v.Canary != nil && v.Canary.Version == version:
+		return v.Canary
+	}
+	return nil
+}
+
+// armOf is the arm that serves version in this reading of the arms,
+// ArmChampion or ArmCanary, or "" when none does (a retired version). The
+// shadow is not a serving arm: its predictions are never cached.
+func (v *ArmsView) armOf(version string) string {
+	switch v.served(version) {
+	case nil:
+		return ""
+	case v.Champion:
+		return ArmChampion
+	}
+	return ArmCanary
 }
 
 // Route returns the model serving key: the canary when it is set and key

@@ -343,11 +343,17 @@ func cloneProfile(p *distribution.Profile) distribution.Profile {
 // hysteresis, cool-down, one drift alert per episode); the alerts it lets
 // through are returned for the caller to publish.
 //
+// SetModelVersion points the monitor at a new model version (a champion
+// swap): later alerts carry it, and the error stream restarts.
+//
 // A DriftMonitor is safe for concurrent use: batches and outcomes are
-// serialized by two mutexes, one per stream. In the steady state (every
-// subject profiled) ObserveBatch does not allocate per row; a round
+// serialized by two mutexes, one per stream; SetModelVersion takes both
+// (distMu, then errMu; no other path holds both). In the steady state
+// (every subject profiled) ObserveBatch does not allocate per row; a round
 // allocates Benjamini-Hochberg's index slice, and an alert its slice.
 type DriftMonitor struct {
+	// cfg.ModelVersion is written under both distMu and errMu
+	// (SetModelVersion), so either one is enough to read it.
 	cfg DriftConfig
 
 	distMu   sync.Mutex
@@ -458,6 +464,42 @@ func (m *DriftMonitor) Profiles() []distribution.Profile {
 		out = append(out, cloneProfile(&s.profile))
 	}
 	return out
+}
+
+// SetModelVersion makes v the model version of later alerts. When v
+// differs from the current version, the error stream restarts for the new
+// model, whose error rate is a new series: the error detector, the rise
+// and fall moving averages and the outcome count (an alert's Window, so
+// GateConfig.MinSamples outcomes of the new model pass before it can
+// alert) start afresh, and the error gate drops its episodes, an open one
+// included (no "resolved" is published for it; the error state gauge goes
+// back to 0). The warm-up (WarmUpRows) is not repeated. The distribution
+// subjects keep their references and windows (the prediction's reference
+// is still the old model's scores), and the model-level episode that
+// relates error and prediction drifts is kept; later signals carry v.
+// It is safe for concurrent use with ObserveBatch and ObserveOutcome.
+func (m *DriftMonitor) SetModelVersion(v string) {
+	m.distMu.Lock()
+	defer m.distMu.Unlock()
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	if v == m.cfg.ModelVersion {
+		return
+	}
+	m.cfg.ModelVersion = v
+	gate, err := alert.NewGate(m.cfg.Gate)
+	if err != nil {
+		// Unreachable: NewDriftMonitor built a gate from the same config.
+		panic(fmt.Sprintf("drift monitor: %v", err))
+	}
+	m.errGate = gate
+	m.errDet.Reset()
+	m.outcomes, m.since = 0, 0
+	m.errLong, m.errShort = 0, 0
+	m.warning = false
+	if m.errSeries.state != nil {
+		m.errSeries.state.Set(0)
+	}
 }
 
 // ObserveBatch feeds the first len(Features) dense columns of fb and the

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -601,4 +603,127 @@ func TestDriftMonitorRelatesErrorAndPredictionDrifts(t *testing.T) {
 	if a := m.relate(drift(SubjectPrediction, at.Add(m.cfg.Gate.CoolDown+time.Minute))); a.State != alert.StateDrift {
 		t.Fatalf("a prediction drift after the cool-down is a new episode: %+v", a)
 	}
+}
+
+// outcomeFeed feeds a monitor outcomes of a model that is wrong with
+// probability p (score 0.9, label 0 when wrong, else 1), 10 ms apart.
+type outcomeFeed struct {
+	rng *rand.Rand
+	at  time.Time
+}
+
+func newOutcomeFeed(seed uint64) *outcomeFeed {
+	return &outcomeFeed{rng: rand.New(rand.NewPCG(seed, 1)), at: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (f *outcomeFeed) run(m *DriftMonitor, n int, p float64) []alert.Alert {
+	var out []alert.Alert
+	for range n {
+		label := 1.0
+		if f.rng.Float64() < p {
+			label = 0
+		}
+		f.at = f.at.Add(10 * time.Millisecond)
+		out = append(out, m.ObserveOutcome(0.9, label, f.at)...)
+	}
+	return out
+}
+
+func alertStates(as []alert.Alert) string {
+	var b strings.Builder
+	for _, a := range as {
+		b.WriteString(a.Detector + "/" + a.Subject + "/" + a.ModelVersion + "/" + string(a.State) + " ")
+	}
+	return b.String()
+}
+
+// TestDriftMonitorSetModelVersion: a new model version restarts the error
+// stream, so that its own error rate is a new series: a higher but steady
+// error rate than the old model's raises nothing, a later rise of it raises
+// one drift alert stamped with the new version, and a series that
+// continues unchanged across the swap raises nothing.
+func TestDriftMonitorSetModelVersion(t *testing.T) {
+	t.Run("new series", func(t *testing.T) {
+		m, _ := newTestMonitor(t, nil)
+		f := newOutcomeFeed(1)
+		if as := f.run(m, 20_000, 0.05); len(as) != 0 {
+			t.Fatalf("old model, steady 5%% errors: %s", alertStates(as))
+		}
+		m.SetModelVersion("sea@2")
+		if as := f.run(m, 20_000, 0.30); len(as) != 0 {
+			t.Fatalf("new model, steady 30%% errors: %s", alertStates(as))
+		}
+		as := f.run(m, 10_000, 0.60)
+		drifts := 0
+		for _, a := range as {
+			if a.ModelVersion != "sea@2" || a.Subject != SubjectError {
+				t.Fatalf("alerts %s, want error alerts of sea@2 only", alertStates(as))
+			}
+			if a.State == alert.StateDrift {
+				drifts++
+			}
+		}
+		if drifts != 1 {
+			t.Fatalf("new model, errors 30%% → 60%%: alerts %s, want one drift", alertStates(as))
+		}
+	})
+	t.Run("unchanged series", func(t *testing.T) {
+		m, _ := newTestMonitor(t, nil)
+		f := newOutcomeFeed(2)
+		as := f.run(m, 20_000, 0.10)
+		m.SetModelVersion("sea@2")
+		as = append(as, f.run(m, 20_000, 0.10)...)
+		if len(as) != 0 {
+			t.Fatalf("steady 10%% errors across the swap: %s", alertStates(as))
+		}
+	})
+	t.Run("open episode", func(t *testing.T) {
+		m, reg := newTestMonitor(t, nil)
+		f := newOutcomeFeed(3)
+		f.run(m, 20_000, 0.05)
+		as := f.run(m, 3_000, 0.40)
+		if len(as) != 1 || as[0].State != alert.StateDrift || as[0].ModelVersion != "sea@1" {
+			t.Fatalf("old model, errors 5%% → 40%%: %s, want one drift of sea@1", alertStates(as))
+		}
+		if got := gauge(t, reg, "driftline_drift_state", as[0].Detector, SubjectError); got != 2 {
+			t.Fatalf("state{error} = %v during the episode, want 2", got)
+		}
+		m.SetModelVersion("sea@2")
+		if got := gauge(t, reg, "driftline_drift_state", as[0].Detector, SubjectError); got != 0 {
+			t.Errorf("state{error} = %v after the swap, want 0", got)
+		}
+		if open := m.errGate.Open(); len(open) != 0 {
+			t.Errorf("episodes still open after the swap: %+v", open)
+		}
+		if as := f.run(m, 20_000, 0.40); len(as) != 0 {
+			t.Errorf("new model, steady 40%% errors: %s", alertStates(as))
+		}
+	})
+	t.Run("same version, no repeated warm-up", func(t *testing.T) {
+		m, _ := newTestMonitor(t, func(c *DriftConfig) { c.WarmUpRows = 100 })
+		f := newOutcomeFeed(4)
+		f.run(m, 1_100, 0.1)
+		m.SetModelVersion("sea@1")
+		if m.outcomes != 1_000 {
+			t.Fatalf("the same version restarted the error stream: %d outcomes", m.outcomes)
+		}
+		m.SetModelVersion("sea@2")
+		f.run(m, 10, 0.1)
+		if m.outcomes != 10 || m.cfg.ModelVersion != "sea@2" {
+			t.Fatalf("after the swap: %d outcomes of %s, want 10 of sea@2 (no second warm-up)", m.outcomes, m.cfg.ModelVersion)
+		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		m, _ := newTestMonitor(t, func(c *DriftConfig) { c.ReferenceSize, c.WindowSize = 500, 500 })
+		var wg sync.WaitGroup
+		wg.Go(func() { seaFeed{stream: seaStream, events: 5_000, batch: 100, noOutcomes: true}.run(t, m) })
+		wg.Go(func() { newOutcomeFeed(5).run(m, 20_000, 0.1) })
+		wg.Go(func() {
+			for i := range 50 {
+				m.SetModelVersion("sea@" + strconv.Itoa(i))
+				time.Sleep(100 * time.Microsecond)
+			}
+		})
+		wg.Wait()
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -262,6 +263,7 @@ func decodeEntry(buf []byte, p *cachedPrediction) error {
 // model version.
 type JoinMetrics struct {
 	joined, late, early, orphan, missing, evicted, invalid prometheus.Counter
+	shadowSkipped                                          prometheus.Counter
 	accuracy, logLoss, auc, mae, rmse                      *prometheus.GaugeVec
 
 	mu    sync.Mutex
@@ -293,7 +295,9 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 		preq:     map[string]*models.Prequential{},
 		names:    map[string]string{},
 	}
-	for _, c := range []prometheus.Collector{m.joined, m.late, m.early, m.orphan, m.missing, m.evicted, m.invalid, m.accuracy, m.logLoss, m.auc, m.mae, m.rmse} {
+	m.shadowSkipped = counter("driftline_labels_shadow_skipped_total",
+		"Joined labels the shadow arm skipped: it could not score or learn their rows (e.g. another feature layout).")
+	for _, c := range []prometheus.Collector{m.joined, m.late, m.early, m.orphan, m.missing, m.evicted, m.invalid, m.shadowSkipped, m.accuracy, m.logLoss, m.auc, m.mae, m.rmse} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register label-join metrics: %w", err)
 		}
@@ -348,12 +352,20 @@ func (m *JoinMetrics) publish() {
 	}
 }
 
-// Outcome is one joined label: what the model predicted, and the truth.
+// Outcome is one joined label: what a model predicted, and the truth.
 type Outcome struct {
+	// Version is the model version whose prediction Score is.
 	Version string
-	Score   float32
-	Label   float32
-	At      time.Time
+	// Arm is the arm of that version: for the cached (served) prediction,
+	// the arm that serves Version now, ArmChampion or ArmCanary (without
+	// Arms, ArmChampion when Version is the join's model's), or "" for a
+	// retired version that no arm serves any more; ArmShadow for the
+	// shadow's prequential prediction of the same label (see
+	// LabelJoin.Arms).
+	Arm   string
+	Score float32
+	Label float32
+	At    time.Time
 }
 
 // LabelJoin consumes label records ({"<id field>": …, "<label field>": 0|1
@@ -372,12 +384,35 @@ type LabelJoin struct {
 	idField    string
 	labelField string
 	processed  atomic.Int64
-	// OnOutcome, when set, sees every joined outcome (drift detectors).
+	// OnOutcome, when set, sees every joined outcome (drift detectors):
+	// one per joined label for the served prediction, and, with a shadow
+	// set on Arms, one more for the shadow's (Arm ArmShadow). It is called
+	// from the labels-topic partitions and the data plane's Observe calls
+	// concurrently.
 	OnOutcome func(o Outcome)
 	// Arms, when set, replaces the model given to NewLabelJoin: labels
-	// teach whichever arm served the prediction's version (champion or
-	// canary), and only score when no arm serves it any more.
+	// teach whichever arm served the prediction's version (the champion
+	// batched, a canary row by row), and only score when no arm serves it
+	// any more. When Arms has a shadow, the shadow learns prequentially
+	// from every joined label whose prediction another version served
+	// (champion, canary or retired): after the batch's rows are gathered it
+	// predicts them, each prediction is an Outcome of the shadow's version
+	// (in the per-version prequential metrics too), and then it learns
+	// them. A batch the shadow cannot predict (another feature layout) is
+	// skipped by the shadow alone and counted in
+	// driftline_labels_shadow_skipped_total.
 	Arms *Arms
+	// OnLearned, when set, is called once per join batch that taught any
+	// row (once per run of rows of one feature layout, should a batch mix
+	// layouts), after learning, with every joined row that an arm learned: the
+	// champion's rows first, then the canary's, each in join order (not the
+	// shadow's second pass, nor rows of retired versions). y holds their
+	// labels; a label the learner rejected (models.ErrInvalidLabel) may be
+	// among them. rows and y are reused by the next batch: the callee must
+	// copy what it keeps. Like OnOutcome it may be called concurrently.
+	OnLearned func(rows *models.Rows, y []float32)
+
+	bufs sync.Pool // *joinBuf for ObserveVersions
 }
 
 // NewLabelJoin builds the label join for the champion.
@@ -396,68 +431,180 @@ func (j *LabelJoin) Observe(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // ObserveVersions is Observe with the version that served each row (see
-// Score.Versions; nil: the join's model's version for all), so that each
+// Score.Versions; nil: the champion's version for all), so that each
 // prediction is cached, scored and learned per version.
 func (j *LabelJoin) ObserveVersions(ctx context.Context, b *pipeline.Batch, versions []string) error {
 	found, err := j.cache.PutVersions(ctx, b, versions)
 	if err != nil || len(found) == 0 {
 		return err
 	}
-	learner := j.learner()
+	jb, _ := j.bufs.Get().(*joinBuf)
+	if jb == nil {
+		jb = &joinBuf{}
+	}
+	defer j.bufs.Put(jb)
+	view := j.arms()
 	fb := &b.Features
 	now := j.cache.now()
-	rows := models.Rows{NumDense: fb.NumDense, NumHashed: fb.NumHashed}
-	var y []float32
+	jb.reset(fb.NumDense, fb.NumHashed)
 	for _, e := range found {
 		r := e.row
 		j.metrics.joined.Inc()
-		v := learner.Version
+		v := view.Champion.Version
 		if versions != nil {
 			v = versions[r]
 		}
-		j.outcome(v, b.Scores[r], e.label, now)
-		if v != learner.Version {
-			if err := j.learnOne(v, fb, r, e.label); err != nil {
-				return err
-			}
+		j.outcome(v, view.armOf(v), b.Scores[r], e.label, now)
+		jb.add(v, fb.Dense[r*fb.NumDense:(r+1)*fb.NumDense], fb.Hashed[r*fb.NumHashed:(r+1)*fb.NumHashed], e.label)
+	}
+	err = j.teach(jb, &view, now)
+	j.metrics.publish()
+	return err
+}
+
+// arms returns the arms a join batch uses throughout: Arms loaded once, or
+// the join's model alone as the champion.
+func (j *LabelJoin) arms() ArmsView {
+	if j.Arms != nil {
+		return j.Arms.Load()
+	}
+	return ArmsView{Champion: j.model}
+}
+
+// joinBuf holds one join batch's joined rows and the views taught from
+// them. It is reused from batch to batch, so that a steady stream of
+// batches does not allocate per row.
+type joinBuf struct {
+	// all is every joined row, with its label and the version that served
+	// it: all.Dense, all.Hashed and y in join order.
+	all      models.Rows
+	y        []float32
+	versions []string
+	// learned is the rows the champion and the canary learn (the
+	// champion's first), with their labels learnedY.
+	learned  models.Rows
+	learnedY []float32
+	// one is a view of a single row of all, for a canary's Learn.
+	one models.Rows
+	// shadow is the rows the shadow scores and learns, with labels shadowY
+	// and its predictions shadowScores; a view of all when it takes every
+	// row, else gathered.
+	shadow       models.Rows
+	shadowY      []float32
+	shadowScores []float32
+}
+
+func (jb *joinBuf) reset(numDense, numHashed int) {
+	jb.all = models.Rows{NumDense: numDense, NumHashed: numHashed, Dense: jb.all.Dense[:0], Hashed: jb.all.Hashed[:0]}
+	jb.y, jb.versions = jb.y[:0], jb.versions[:0]
+}
+
+// add appends one joined row. A batch's rows share one feature layout, the
+// one reset was given.
+func (jb *joinBuf) add(version string, dense []float32, hashed []int32, label float32) {
+	jb.all.Dense = append(jb.all.Dense, dense...)
+	jb.all.Hashed = append(jb.all.Hashed, hashed...)
+	jb.all.N++
+	jb.y = append(jb.y, label)
+	jb.versions = append(jb.versions, version)
+}
+
+// appendRow appends row r of src to dst.
+func appendRow(dst *models.Rows, src *models.Rows, r int) {
+	dst.Dense = append(dst.Dense, src.DenseRow(r)...)
+	dst.Hashed = append(dst.Hashed, src.HashedRow(r)...)
+	dst.N++
+}
+
+// teach teaches the batch's joined rows: the champion learns its rows
+// batched, a canary its rows one by one, rows of versions no arm serves
+// only score (their outcomes are already out); then OnLearned sees the
+// learned rows, and the shadow takes its prequential pass (shadowPass).
+func (j *LabelJoin) teach(jb *joinBuf, view *ArmsView, now time.Time) error {
+	all, champ := &jb.all, view.Champion
+	if all.N == 0 {
+		return nil
+	}
+	jb.learned = models.Rows{NumDense: all.NumDense, NumHashed: all.NumHashed, Dense: jb.learned.Dense[:0], Hashed: jb.learned.Hashed[:0]}
+	jb.learnedY = jb.learnedY[:0]
+	for r, v := range jb.versions {
+		if v == champ.Version {
+			appendRow(&jb.learned, all, r)
+			jb.learnedY = append(jb.learnedY, jb.y[r])
+		}
+	}
+	if err := j.learn(champ, &jb.learned, jb.learnedY); err != nil {
+		return err
+	}
+	for r, v := range jb.versions {
+		if v == champ.Version {
 			continue
 		}
-		rows.Dense = append(rows.Dense, fb.Dense[r*fb.NumDense:(r+1)*fb.NumDense]...)
-		rows.Hashed = append(rows.Hashed, fb.Hashed[r*fb.NumHashed:(r+1)*fb.NumHashed]...)
-		y = append(y, e.label)
-		rows.N++
+		m := view.served(v)
+		if m == nil {
+			continue // a retired version's label only scores
+		}
+		jb.one = models.Rows{N: 1, NumDense: all.NumDense, NumHashed: all.NumHashed, Dense: all.DenseRow(r), Hashed: all.HashedRow(r)}
+		if err := j.learn(m, &jb.one, jb.y[r:r+1]); err != nil {
+			return err
+		}
+		appendRow(&jb.learned, all, r)
+		jb.learnedY = append(jb.learnedY, jb.y[r])
 	}
-	j.metrics.publish()
-	return j.learn(learner, &rows, y)
+	if j.OnLearned != nil && jb.learned.N > 0 {
+		j.OnLearned(&jb.learned, jb.learnedY)
+	}
+	j.shadowPass(jb, view.Shadow, now)
+	return nil
 }
 
-// learner is the model that learns batched: the champion of Arms when set,
-// else the join's model.
-func (j *LabelJoin) learner() *ServedModel {
-	if j.Arms != nil {
-		return j.Arms.Champion()
+// shadowPass has the shadow, when set, predict every joined row that
+// another version served, emits those predictions as the shadow's
+// outcomes, and then teaches it the rows. A shadow that cannot predict or
+// learn them does not fail the batch: it skips it, and the rows count in
+// shadowSkipped.
+func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
+	if sh == nil {
+		return
 	}
-	return j.model
+	all := &jb.all
+	rows, y := all, jb.y
+	if slices.Contains(jb.versions, sh.Version) {
+		// Rows the shadow's version served were scored (and learned, when
+		// an arm serves it) as served: leave them out.
+		jb.shadow = models.Rows{NumDense: all.NumDense, NumHashed: all.NumHashed, Dense: jb.shadow.Dense[:0], Hashed: jb.shadow.Hashed[:0]}
+		jb.shadowY = jb.shadowY[:0]
+		for r, v := range jb.versions {
+			if v != sh.Version {
+				appendRow(&jb.shadow, all, r)
+				jb.shadowY = append(jb.shadowY, jb.y[r])
+			}
+		}
+		rows, y = &jb.shadow, jb.shadowY
+	}
+	if rows.N == 0 {
+		return
+	}
+	if cap(jb.shadowScores) < rows.N {
+		jb.shadowScores = make([]float32, rows.N, 2*rows.N)
+	}
+	scores := jb.shadowScores[:rows.N]
+	if err := sh.Predict(scores, rows); err != nil {
+		j.metrics.shadowSkipped.Add(float64(rows.N))
+		return
+	}
+	for k, score := range scores {
+		j.outcome(sh.Version, ArmShadow, score, y[k], now)
+	}
+	if err := sh.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
+		j.metrics.shadowSkipped.Add(float64(rows.N))
+	}
 }
 
-// learnOne teaches row r of fb to the arm serving version v, if any (a
-// canary's labels); labels of versions no longer served only score.
-func (j *LabelJoin) learnOne(v string, fb *pipeline.FeatureBlock, r int, label float32) error {
-	if j.Arms == nil {
-		return nil
-	}
-	m := j.Arms.ByVersion(v)
-	if m == nil {
-		return nil
-	}
-	rows := gatherRows(fb, []int{r})
-	return j.learn(m, &rows, []float32{label})
-}
-
-func (j *LabelJoin) outcome(version string, score, label float32, now time.Time) {
+func (j *LabelJoin) outcome(version, arm string, score, label float32, now time.Time) {
 	j.metrics.observe(j.model.Name, version, float64(score), float64(label))
 	if j.OnOutcome != nil {
-		j.OnOutcome(Outcome{Version: version, Score: score, Label: label, At: now})
+		j.OnOutcome(Outcome{Version: version, Arm: arm, Score: score, Label: label, At: now})
 	}
 }
 
@@ -480,9 +627,7 @@ type labelPartition struct {
 	join   *LabelJoin
 	ids    []string
 	labels []float32
-	dense  []float32
-	hashed []int32
-	y      []float32
+	buf    joinBuf
 	entry  cachedPrediction
 }
 
@@ -518,10 +663,10 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("label join: %w", err)
 	}
-	lp.dense, lp.hashed, lp.y = lp.dense[:0], lp.hashed[:0], lp.y[:0]
-	rows := models.Rows{}
+	jb := &lp.buf
+	jb.reset(0, 0)
 	parked := 0
-	learner := j.learner()
+	view := j.arms()
 	for i, g := range gets {
 		raw, err := g.Text()
 		if errors.Is(err, redis.Nil) {
@@ -541,30 +686,22 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		} else {
 			j.metrics.joined.Inc()
 		}
-		j.outcome(e.version, e.score, lp.labels[i], now)
-		if e.version != learner.Version {
-			// A label for another version's prediction: the canary's learns
-			// one row at a time; a retired version's only scores.
-			if j.Arms != nil {
-				if m := j.Arms.ByVersion(e.version); m != nil {
-					r := models.Rows{N: 1, NumDense: len(e.dense), NumHashed: len(e.hashed), Dense: e.dense, Hashed: e.hashed}
-					if err := j.learn(m, &r, lp.labels[i:i+1]); err != nil {
-						return err
-					}
-				}
+		j.outcome(e.version, view.armOf(e.version), e.score, lp.labels[i], now)
+		if nd, nh := len(e.dense), len(e.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
+			// The rows gathered so far share one feature layout; an entry
+			// cached with another (before a featurize change) starts a new
+			// run, taught on its own.
+			if err := j.teach(jb, &view, now); err != nil {
+				return err
 			}
-			continue
+			jb.reset(nd, nh)
 		}
-		rows.NumDense, rows.NumHashed = len(e.dense), len(e.hashed)
-		lp.dense = append(lp.dense, e.dense...)
-		lp.hashed = append(lp.hashed, e.hashed...)
-		lp.y = append(lp.y, lp.labels[i])
-		rows.N++
+		jb.add(e.version, e.dense, e.hashed, lp.labels[i])
 	}
-	j.metrics.publish()
 	j.metrics.early.Add(float64(parked))
-	rows.Dense, rows.Hashed = lp.dense, lp.hashed
-	return j.learn(learner, &rows, lp.y)
+	err := j.teach(jb, &view, now)
+	j.metrics.publish()
+	return err
 }
 
 // parseLabel reads the id and label fields of a flat JSON label record.

@@ -2,14 +2,18 @@ package stages
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/rollout"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/redistest"
 )
@@ -19,6 +23,7 @@ import (
 type joinRig struct {
 	*chain
 	r       *redistest.Redis
+	reg     *prometheus.Registry
 	join    *LabelJoin
 	cache   *PredictionCache
 	metrics *JoinMetrics
@@ -27,14 +32,15 @@ type joinRig struct {
 	offset  int64
 }
 
-func newJoinRig(t *testing.T, spec *pipeline.Spec) *joinRig {
+func newJoinRig(t testing.TB, spec *pipeline.Spec) *joinRig {
 	t.Helper()
 	r, rdb := startRedis(t)
-	m, err := NewJoinMetrics(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	m, err := NewJoinMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig := &joinRig{chain: newChain(t, spec, nil), r: r, metrics: m,
+	rig := &joinRig{chain: newChain(t, spec, nil), r: r, reg: reg, metrics: m,
 		now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
 	rig.cache = NewPredictionCache(spec, rdb, spec.Model.Version, m)
 	rig.cache.now = func() time.Time { return rig.now }
@@ -47,7 +53,7 @@ func newJoinRig(t *testing.T, spec *pipeline.Spec) *joinRig {
 }
 
 // predict scores events with the given ids.
-func (rig *joinRig) predict(t *testing.T, ids ...string) {
+func (rig *joinRig) predict(t testing.TB, ids ...string) {
 	t.Helper()
 	rows := make([][]byte, len(ids))
 	for i, id := range ids {
@@ -62,15 +68,25 @@ func (rig *joinRig) predict(t *testing.T, ids ...string) {
 }
 
 // label delivers label records {"event_id": id, "label": 1}.
-func (rig *joinRig) label(t *testing.T, ids ...string) {
+func (rig *joinRig) label(t testing.TB, ids ...string) {
 	t.Helper()
-	msgs := make([]pipeline.Message, len(ids))
-	for i, id := range ids {
-		msgs[i] = pipeline.Message{Topic: "labels", Value: []byte(`{"event_id":"` + id + `","label":1,"extra":[1,{"a":null}]}`)}
-	}
+	rig.handle(t, labelMsgs(ids, func(int) int { return 1 }))
+}
+
+func (rig *joinRig) handle(t testing.TB, msgs []pipeline.Message) {
+	t.Helper()
 	if err := rig.handler.Handle(context.Background(), msgs); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// labelMsgs builds label records {"event_id": ids[i], "label": label(i)}.
+func labelMsgs(ids []string, label func(i int) int) []pipeline.Message {
+	msgs := make([]pipeline.Message, len(ids))
+	for i, id := range ids {
+		msgs[i] = pipeline.Message{Topic: "labels", Value: []byte(`{"event_id":"` + id + `","label":` + strconv.Itoa(label(i)) + `,"extra":[1,{"a":null}]}`)}
+	}
+	return msgs
 }
 
 func (rig *joinRig) weights() []float32 {
@@ -208,5 +224,451 @@ func TestLabelJoinEviction(t *testing.T) {
 	}
 	if slices.Equal(w, rig.weights()) {
 		t.Error("weights unchanged after 3 joins")
+	}
+}
+
+// armsRig is a joinRig whose score stage serves Arms (the rig's champion,
+// version 7, to start with) and whose label join teaches them. It records
+// every outcome and a copy of every row OnLearned sees.
+type armsRig struct {
+	*joinRig
+	spec       *pipeline.Spec
+	arms       *Arms
+	mu         sync.Mutex
+	outcomes   []Outcome
+	learned    []learnedRow
+	learnCalls int
+}
+
+type learnedRow struct {
+	dense  []float32
+	hashed []int32
+	y      float32
+}
+
+func newArmsRig(t testing.TB) *armsRig {
+	t.Helper()
+	spec := testSpec(t, false)
+	rig := newJoinRig(t, spec)
+	ar := &armsRig{joinRig: rig, spec: spec, arms: NewArms(rig.champion)}
+	score := NewScoreWithArms(spec, ar.arms, "", testKeys().AESKeyID)
+	score.Observe = func(ctx context.Context, b *pipeline.Batch) error {
+		return rig.join.ObserveVersions(ctx, b, score.Versions())
+	}
+	rig.score = score
+	rig.join.Arms = ar.arms
+	rig.join.OnOutcome = func(o Outcome) {
+		ar.mu.Lock()
+		defer ar.mu.Unlock()
+		ar.outcomes = append(ar.outcomes, o)
+	}
+	rig.join.OnLearned = func(rows *models.Rows, y []float32) {
+		ar.mu.Lock()
+		defer ar.mu.Unlock()
+		ar.learnCalls++
+		if len(y) != rows.N {
+			t.Errorf("OnLearned: %d labels for %d rows", len(y), rows.N)
+		}
+		for i := range rows.N {
+			ar.learned = append(ar.learned, learnedRow{
+				dense: slices.Clone(rows.DenseRow(i)), hashed: slices.Clone(rows.HashedRow(i)), y: y[i]})
+		}
+	}
+	return ar
+}
+
+// model builds a fresh learner of the spec's layout serving version on arm.
+func (ar *armsRig) model(t testing.TB, version, arm string) *ServedModel {
+	t.Helper()
+	l, err := NewLearner(ar.spec, ar.fz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewServedModel(ar.spec.Model.Name, version, arm, l)
+}
+
+func (ar *armsRig) set(t testing.TB, arm string, m *ServedModel) {
+	t.Helper()
+	if err := ar.arms.Set(arm, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// take returns and forgets the outcomes and learned rows recorded so far,
+// the outcomes counted by version/arm.
+func (ar *armsRig) take() (map[string]int, []Outcome, []learnedRow, int) {
+	ar.mu.Lock()
+	defer ar.mu.Unlock()
+	counts := map[string]int{}
+	for _, o := range ar.outcomes {
+		counts[o.Version+"/"+o.Arm]++
+	}
+	out, learned, calls := ar.outcomes, ar.learned, ar.learnCalls
+	ar.outcomes, ar.learned, ar.learnCalls = nil, nil, 0
+	return counts, out, learned, calls
+}
+
+// probe is m's prediction on a fixed row.
+func (ar *armsRig) probe(t testing.TB, m *ServedModel) float32 {
+	t.Helper()
+	nd, nh := ar.fz.NumDense(), ar.fz.NumHashed()
+	rows := models.Rows{N: 1, NumDense: nd, NumHashed: nh, Dense: make([]float32, nd), Hashed: make([]int32, nh)}
+	for i := range rows.Dense {
+		rows.Dense[i] = 0.5
+	}
+	for i := range rows.Hashed {
+		rows.Hashed[i] = int32(7 * (i + 1))
+	}
+	dst := make([]float32, 1)
+	if err := m.Predict(dst, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return dst[0]
+}
+
+// labelRule labels the event predicted i-th in a rig.predict call: 1 when
+// its f0 (i%3, dense column 0) is 0, else 0.
+func labelRule(i int) int {
+	if i%3 == 0 {
+		return 1
+	}
+	return 0
+}
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+// checkLearned checks that rows are n rows whose labels follow labelRule.
+func checkLearned(t *testing.T, step string, rows []learnedRow, n int) {
+	t.Helper()
+	if len(rows) != n {
+		t.Fatalf("%s: OnLearned saw %d rows, want %d", step, len(rows), n)
+	}
+	ones := 0
+	for k, r := range rows {
+		want := float32(0)
+		if r.dense[0] == 0 {
+			want = 1
+		}
+		if r.y != want {
+			t.Fatalf("%s: learned row %d has f0 %v and label %v, want label %v", step, k, r.dense[0], r.y, want)
+		}
+		ones += int(r.y)
+	}
+	if want := (n + 2) / 3; ones != want {
+		t.Errorf("%s: %d rows labelled 1, want %d", step, ones, want)
+	}
+}
+
+// TestLabelJoinShadowLearnsEveryLabel: with a champion and a shadow, every
+// joined label, on both join paths, is an outcome of the champion and one
+// of the shadow, the shadow learns it, and OnLearned sees the champion's
+// rows alone.
+func TestLabelJoinShadowLearnsEveryLabel(t *testing.T) {
+	ar := newArmsRig(t)
+	shadow := ar.model(t, "9", ArmShadow)
+	ar.set(t, ArmShadow, shadow)
+	const n = 30
+	for _, path := range []string{"after prediction", "early"} {
+		evs := ids(path[:1], n)
+		p0, w0 := ar.probe(t, shadow), ar.weights()
+		if path == "early" {
+			ar.handle(t, labelMsgs(evs, labelRule))
+			if c, _, _, _ := ar.take(); len(c) != 0 {
+				t.Fatalf("%s: outcomes %v before the predictions", path, c)
+			}
+			ar.predict(t, evs...)
+		} else {
+			ar.predict(t, evs...)
+			ar.handle(t, labelMsgs(evs, labelRule))
+		}
+		counts, outs, learned, calls := ar.take()
+		if want := map[string]int{"7/champion": n, "9/shadow": n}; !maps.Equal(counts, want) {
+			t.Fatalf("%s: outcomes %v, want %v", path, counts, want)
+		}
+		ones := map[string]int{}
+		for _, o := range outs {
+			ones[o.Version] += int(o.Label)
+			if !o.At.Equal(ar.now) {
+				t.Fatalf("%s: outcome at %v, want %v", path, o.At, ar.now)
+			}
+		}
+		if ones["7"] != n/3 || ones["9"] != n/3 {
+			t.Errorf("%s: labels 1 per version %v, want %d each", path, ones, n/3)
+		}
+		if calls != 1 {
+			t.Errorf("%s: OnLearned called %d times for one batch", path, calls)
+		}
+		checkLearned(t, path, learned, n)
+		if p1 := ar.probe(t, shadow); p1 == p0 {
+			t.Errorf("%s: the shadow's prediction on the probe stayed %v: it did not learn", path, p1)
+		}
+		if slices.Equal(w0, ar.weights()) {
+			t.Errorf("%s: the champion did not learn", path)
+		}
+	}
+	got := map[string]int64{}
+	for _, s := range ar.metrics.Summaries() {
+		got[s.Version] = s.Labels
+	}
+	if want := map[string]int64{"7": 2 * n, "9": 2 * n}; !maps.Equal(got, want) {
+		t.Errorf("prequential labels per version %v, want %v", got, want)
+	}
+	if c := ar.counts(); c.joined != 2*n || c.early != n {
+		t.Errorf("counts %+v, want joined %d, early %d", c, 2*n, n)
+	}
+	if got := testutil.ToFloat64(ar.metrics.shadowSkipped); got != 0 {
+		t.Errorf("shadow skipped %v, want 0", got)
+	}
+}
+
+// TestLabelJoinShadowOfAnotherLayoutIsSkipped: a shadow that cannot predict
+// the cached rows is skipped and counted, and the champion still learns.
+func TestLabelJoinShadowOfAnotherLayoutIsSkipped(t *testing.T) {
+	ar := newArmsRig(t)
+	l, err := models.NewLinear(models.LinearConfig{Link: models.LinkSigmoid, NumDense: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar.set(t, ArmShadow, NewServedModel(ar.spec.Model.Name, "9", ArmShadow, l))
+	const n = 12
+	for k, path := range []string{"after prediction", "early"} {
+		evs := ids(path[:1], n)
+		w0 := ar.weights()
+		if path == "early" {
+			ar.handle(t, labelMsgs(evs, labelRule))
+			ar.predict(t, evs...)
+		} else {
+			ar.predict(t, evs...)
+			ar.handle(t, labelMsgs(evs, labelRule))
+		}
+		counts, _, learned, _ := ar.take()
+		if want := map[string]int{"7/champion": n}; !maps.Equal(counts, want) {
+			t.Fatalf("%s: outcomes %v, want %v", path, counts, want)
+		}
+		checkLearned(t, path, learned, n)
+		if slices.Equal(w0, ar.weights()) {
+			t.Errorf("%s: the champion did not learn", path)
+		}
+		if got, want := testutil.ToFloat64(ar.metrics.shadowSkipped), float64((k+1)*n); got != want {
+			t.Errorf("%s: shadow skipped %v, want %v", path, got, want)
+		}
+	}
+	if p := l.Params(); slices.ContainsFunc(append(p.W, p.B...), func(w float32) bool { return w != 0 }) {
+		t.Error("the skipped shadow learned")
+	}
+	problems, err := testutil.CollectAndLint(ar.metrics.shadowSkipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	problems, err = testutil.GatherAndLint(ar.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+	if n, err := testutil.GatherAndCount(ar.reg, "driftline_labels_shadow_skipped_total"); err != nil || n != 1 {
+		t.Errorf("driftline_labels_shadow_skipped_total: %d series, %v", n, err)
+	}
+}
+
+// TestLabelJoinArmsOutcomes: labels of the champion's, the canary's and a
+// retired version's predictions are outcomes of their arm ("" when
+// retired); the champion and the canary learn theirs (OnLearned sees them
+// together), a retired version's are not learned; the shadow takes every
+// row that another version served.
+func TestLabelJoinArmsOutcomes(t *testing.T) {
+	ar := newArmsRig(t)
+	canary := ar.model(t, "2", ArmCanary)
+	ar.set(t, ArmCanary, canary)
+	ar.arms.SetCanaryPercent(50)
+	ar.set(t, ArmShadow, ar.model(t, "9", ArmShadow))
+	const n = 60
+	inCanary := func(evs []string) int {
+		c := 0
+		for _, id := range evs {
+			if rollout.InCanary([]byte(id), 50) {
+				c++
+			}
+		}
+		if c == 0 || c == len(evs) {
+			t.Fatalf("%d of %d events in the canary: pick other ids", c, len(evs))
+		}
+		return c
+	}
+
+	evs := ids("c", n)
+	nc := inCanary(evs)
+	pc := ar.probe(t, canary)
+	ar.predict(t, evs...)
+	ar.handle(t, labelMsgs(evs, labelRule))
+	counts, _, learned, calls := ar.take()
+	if want := map[string]int{"7/champion": n - nc, "2/canary": nc, "9/shadow": n}; !maps.Equal(counts, want) {
+		t.Fatalf("champion and canary: outcomes %v, want %v", counts, want)
+	}
+	if calls != 1 {
+		t.Errorf("OnLearned called %d times for one batch", calls)
+	}
+	checkLearned(t, "champion and canary", learned, n)
+	if ar.probe(t, canary) == pc {
+		t.Error("the canary did not learn")
+	}
+
+	// A shadow of the canary's version leaves out the rows the canary served.
+	ar.set(t, ArmShadow, ar.model(t, "2", ArmShadow))
+	evs = ids("d", n)
+	nc = inCanary(evs)
+	ar.predict(t, evs...)
+	ar.handle(t, labelMsgs(evs, labelRule))
+	counts, _, learned, _ = ar.take()
+	if want := map[string]int{"7/champion": n - nc, "2/canary": nc, "2/shadow": n - nc}; !maps.Equal(counts, want) {
+		t.Fatalf("shadow of the canary's version: outcomes %v, want %v", counts, want)
+	}
+	checkLearned(t, "shadow of the canary's version", learned, n)
+
+	// Retired: the champion and the canary change between the predictions
+	// and their labels.
+	evs = ids("e", n)
+	nc = inCanary(evs)
+	ar.predict(t, evs...)
+	champion := ar.model(t, "8", ArmChampion)
+	ar.set(t, ArmChampion, champion)
+	ar.set(t, ArmCanary, nil)
+	ar.set(t, ArmShadow, ar.model(t, "9", ArmShadow))
+	p8 := ar.probe(t, champion)
+	ar.handle(t, labelMsgs(evs, labelRule))
+	counts, _, learned, calls = ar.take()
+	if want := map[string]int{"7/": n - nc, "2/": nc, "9/shadow": n}; !maps.Equal(counts, want) {
+		t.Fatalf("retired versions: outcomes %v, want %v", counts, want)
+	}
+	if calls != 0 || len(learned) != 0 {
+		t.Errorf("retired versions: OnLearned called %d times with %d rows", calls, len(learned))
+	}
+	if ar.probe(t, champion) != p8 {
+		t.Error("the new champion learned a retired version's labels")
+	}
+}
+
+// teachBatch fills a join batch of n rows of the rig's layout, served in
+// turn by versions 7 (the champion), 2 and "retired", labelled 0, 1, 0, …
+func (ar *armsRig) teachBatch(n int) *joinBuf {
+	nd, nh := ar.fz.NumDense(), ar.fz.NumHashed()
+	dense, hashed := make([]float32, nd), make([]int32, nh)
+	jb := &joinBuf{}
+	jb.reset(nd, nh)
+	for i := range n {
+		for k := range dense {
+			dense[k] = float32((i + k) % 5)
+		}
+		for k := range hashed {
+			hashed[k] = int32((i*31 + k) % 1000)
+		}
+		jb.add([]string{"7", "2", "retired"}[i%3], dense, hashed, float32(i%2))
+	}
+	return jb
+}
+
+// TestLabelJoinTeachSteadyStateAllocations: once its buffers have grown, a
+// join batch's learning (champion, canary, shadow pass) does not allocate.
+func TestLabelJoinTeachSteadyStateAllocations(t *testing.T) {
+	ar := newArmsRig(t)
+	ar.set(t, ArmCanary, ar.model(t, "2", ArmCanary))
+	learned, outcomes := 0, 0
+	ar.join.OnLearned = func(rows *models.Rows, _ []float32) { learned += rows.N }
+	ar.join.OnOutcome = func(Outcome) { outcomes++ }
+	for _, shadowVersion := range []string{"9", "2"} {
+		ar.set(t, ArmShadow, ar.model(t, shadowVersion, ArmShadow))
+		jb := ar.teachBatch(200)
+		view := ar.arms.Load()
+		if err := ar.join.teach(jb, &view, ar.now); err != nil {
+			t.Fatal(err)
+		}
+		learned, outcomes = 0, 0
+		allocs := testing.AllocsPerRun(20, func() {
+			if err := ar.join.teach(jb, &view, ar.now); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("shadow %s: %v allocs per 200-row batch, want 0", shadowVersion, allocs)
+		}
+		runs := 21 // AllocsPerRun's warm-up run, then 20
+		wantShadow := 200
+		if shadowVersion == "2" {
+			wantShadow = 200 - 67 // the canary's rows, i%3 == 1
+		}
+		if learned != runs*134 || outcomes != runs*wantShadow {
+			t.Errorf("shadow %s: %d rows learned, %d shadow outcomes per batch; want 134, %d",
+				shadowVersion, learned/runs, outcomes/runs, wantShadow)
+		}
+	}
+}
+
+// BenchmarkLabelJoinTeach measures what a join batch of 256 joined rows
+// costs after the cache round trip: the champion's batched learning, the
+// canary's row-by-row learning, and the shadow's pass when set.
+func BenchmarkLabelJoinTeach(b *testing.B) {
+	for _, shadow := range []bool{false, true} {
+		name := "shadow=off"
+		if shadow {
+			name = "shadow=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			ar := newArmsRig(b)
+			ar.join.OnOutcome, ar.join.OnLearned = nil, nil
+			ar.set(b, ArmCanary, ar.model(b, "2", ArmCanary))
+			if shadow {
+				ar.set(b, ArmShadow, ar.model(b, "9", ArmShadow))
+			}
+			jb := ar.teachBatch(256)
+			view := ar.arms.Load()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ar.join.teach(jb, &view, ar.now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLabelJoin measures the main join path (labels arriving after
+// their cached predictions), per batch of 256 labels, without and with a
+// shadow. On miniredis, which runs each EVAL in a fresh Lua state, the
+// cache round trip dominates; BenchmarkLabelJoinTeach isolates the rest.
+func BenchmarkLabelJoin(b *testing.B) {
+	for _, shadow := range []bool{false, true} {
+		name := "shadow=off"
+		if shadow {
+			name = "shadow=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			ar := newArmsRig(b)
+			ar.join.OnOutcome, ar.join.OnLearned = nil, nil
+			if shadow {
+				ar.set(b, ArmShadow, ar.model(b, "9", ArmShadow))
+			}
+			const n = 256
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				evs := ids(strconv.Itoa(i)+"-", n)
+				ar.predict(b, evs...)
+				msgs := labelMsgs(evs, labelRule)
+				b.StartTimer()
+				if err := ar.handler.Handle(context.Background(), msgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
