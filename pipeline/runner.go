@@ -22,6 +22,10 @@ type RunnerConfig struct {
 	Sink Sink
 	// DLQTopic receives rejected rows.
 	DLQTopic string
+	// ShadowTopic, when set, names the outputs that are shadow predictions:
+	// they are written like any output but not counted as events out (one
+	// prediction per event is; see Metrics.Totals).
+	ShadowTopic string
 	// DLQPayload shapes DLQ values; nil writes the input bytes unchanged.
 	DLQPayload DLQPayloadFunc
 	Metrics    *Metrics
@@ -107,6 +111,13 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		m.stageTime.WithLabelValues(st.Name()).Observe(time.Since(start).Seconds())
 	}
 	predictions := len(b.Outputs)
+	if r.cfg.ShadowTopic != "" {
+		for i := range b.Outputs {
+			if b.Outputs[i].Topic == r.cfg.ShadowTopic {
+				predictions--
+			}
+		}
+	}
 	if err := r.addDLQRecords(b); err != nil {
 		return err
 	}

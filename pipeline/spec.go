@@ -407,7 +407,7 @@ type GateSpec struct {
 //	  window: 20000      # labelled rows kept for retraining (≥ 1)
 //	  min_rows: 200      # fewest rows a retrain trains on (1..window)
 //	  holdout: 0.2       # newest share held out to measure the candidate, in (0, 0.9]
-//	  since_drift: true  # on a drift trigger, train on the rows since the change point
+//	  since_drift: true  # on a drift trigger, wait for and train on the rows labelled after the alert
 //
 // A field that is absent takes its default. A zero number also means the
 // default, except every, whose 0 turns scheduled retraining off.
@@ -432,9 +432,10 @@ type RetrainSpec struct {
 	// candidate at registration, in (0, 0.9] (default
 	// DefaultRetrainHoldout).
 	Holdout float64 `yaml:"holdout"`
-	// SinceDrift, on a drift trigger, trains only on the rows since the
-	// change point the detector reports, or on the whole window when those
-	// are fewer than MinRows (default true).
+	// SinceDrift, on a drift trigger, trains only on the rows labelled
+	// after the alert arrived, which come from the new concept: the job
+	// waits until MinRows of them are in the window (default true). Off,
+	// a drift trigger trains on the whole window at once.
 	SinceDrift *bool `yaml:"since_drift"`
 }
 

@@ -135,3 +135,67 @@ func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.Dr
 	}
 	return mon, nil
 }
+
+// startAlertRouter consumes the alerts topic through a watermill router
+// (retry, poison queue alerts.poison, recoverer) over franz-go, handing
+// each alert to handle, until ctx ends. group is the consumer group (""
+// for none: every partition is read, from the end, and nothing committed).
+func startAlertRouter(ctx context.Context, spec *pipeline.Spec, group string, handle func(context.Context, alert.Alert) error, log *slog.Logger) error {
+	cfg := watermillkafka.SubscriberConfig{Brokers: spec.Kafka.Brokers, ConsumerGroup: group}
+	if group == "" {
+		cfg.InitialOffset = watermillkafka.FromEnd
+	}
+	sub, err := watermillkafka.NewSubscriber(cfg)
+	if err != nil {
+		return err
+	}
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+	if err != nil {
+		sub.Close()
+		return err
+	}
+	router, err := watermillkafka.NewJSONRouter(sub, pub, spec.Topics.Alerts, spec.Topics.Alerts+".poison", handle, nil)
+	if err != nil {
+		pub.Close()
+		sub.Close()
+		return err
+	}
+	go func() {
+		if err := router.Run(ctx); err != nil {
+			log.Error("alert router", "err", err)
+		}
+		router.Close()
+		pub.Close()
+		sub.Close()
+	}()
+	return nil
+}
+
+// alertInbox holds the alerts the governor has not looked at yet, received
+// from the alerts topic (so a governor sees every instance's alerts). It
+// keeps at most alertQueueSize; older ones are dropped first. It is safe
+// for concurrent use.
+type alertInbox struct {
+	mu  sync.Mutex
+	buf []alert.Alert
+}
+
+// receive is the alert router's handler.
+func (b *alertInbox) receive(_ context.Context, a alert.Alert) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.buf) >= alertQueueSize {
+		b.buf = b.buf[1:]
+	}
+	b.buf = append(b.buf, a)
+	return nil
+}
+
+// drain returns the alerts received since the previous drain.
+func (b *alertInbox) drain() []alert.Alert {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.buf
+	b.buf = nil
+	return out
+}

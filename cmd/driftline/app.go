@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
 )
@@ -48,6 +50,13 @@ type dataPlane struct {
 	arms     *stages.Arms
 	rollout  *rolloutWatcher
 	governor *governor // retrain and rollout loop (governor.go)
+	// alertInbox receives the alerts topic for the governor (with a rollout
+	// block and an alerts topic).
+	alertInbox *alertInbox
+	// audit forwards the registry's audit stream to topics.audit, when set.
+	audit *auditForwarder
+	// holder names this instance on the registry's leases.
+	holder string
 }
 
 // newDataPlane wires the spec's data plane over a Redis client and brokers.
@@ -77,14 +86,20 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 	} else if learner, err = stages.NewLearner(spec, fz); err != nil {
 		return nil, err
 	}
-	var rec *recordingLearner // retrain window (retrain.go)
+	version := spec.Model.Version
+	var modelReg *registry.Registry
 	if spec.Rollout != nil {
-		rec = &recordingLearner{Learner: learner, window: newRetrainWindow(defaultRetrainWindow, fz.NumDense(), fz.NumHashed())}
-		learner = rec
+		if modelReg, err = registry.New(rdb, registry.Config{WatchInterval: spec.Rollout.WatchInterval.D()}); err != nil {
+			return nil, fmt.Errorf("rollout: %w", err)
+		}
+		if learner, version, err = servedChampion(modelReg, spec, learner, learnerSignature(fz), log); err != nil {
+			return nil, err
+		}
 	}
 	dp := &dataPlane{
 		spec: spec, rdb: rdb, reg: reg, metrics: metrics, keys: keys, log: log, onnx: byo,
-		champion: stages.NewServedModel(spec.Model.Name, spec.Model.Version, stages.ArmChampion, learner),
+		champion: stages.NewServedModel(spec.Model.Name, version, stages.ArmChampion, learner),
+		holder:   instanceName(),
 	}
 	if dp.joinMetrics, err = stages.NewJoinMetrics(reg); err != nil {
 		return nil, err
@@ -103,13 +118,31 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 	}
 	if spec.Rollout != nil {
 		dp.arms = stages.NewArms(dp.champion)
-		if dp.rollout, err = newRolloutWatcher(spec, rdb, dp.arms, fz.NumDense(), fz.NumHashed(), log); err != nil {
-			return nil, err
+		dp.rollout = newRolloutWatcher(spec, modelReg, dp.arms, fz.NumDense(), fz.NumHashed(), log)
+		if dp.drift != nil {
+			dp.rollout.onChampion = func(v string) { dp.drift.SetModelVersion(spec.Model.Name + "@" + v) }
 		}
+		window := newRetrainWindow(spec.Rollout.RetrainOrDefault().Window, fz.NumDense(), fz.NumHashed())
 		if dp.join != nil {
 			dp.join.Arms = dp.arms
+			dp.join.OnLearned = window.add
 		}
-		dp.governor = newGovernor(dp, fz, rec)
+		if spec.Topics.Alerts != "" {
+			dp.alertInbox = &alertInbox{}
+		}
+		if dp.governor, err = newGovernor(dp, fz, window, dp.holder); err != nil {
+			return nil, err
+		}
+	}
+	if spec.Topics.Audit != "" {
+		if modelReg == nil {
+			if modelReg, err = registry.New(rdb, registry.Config{}); err != nil {
+				return nil, err
+			}
+		}
+		if dp.audit, err = newAuditForwarder(modelReg, rdb, spec.Kafka.Brokers, spec.Topics.Audit, dp.holder, log); err != nil {
+			return nil, err
+		}
 	}
 	if dp.join != nil {
 		dp.join.OnOutcome = dp.onOutcome
@@ -162,6 +195,9 @@ func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler
 	}
 	stageList = append(stageList, score)
 	cfg := pipeline.RunnerConfig{Stages: stageList, Sink: dp.kc, DLQTopic: spec.Topics.DLQ, Metrics: dp.metrics}
+	if spec.Rollout != nil {
+		cfg.ShadowTopic = spec.Rollout.ShadowTopic
+	}
 	if dp.dlqCrypt != nil {
 		crypt := dp.dlqCrypt.Clone()
 		cfg.DLQPayload = crypt.EncryptDLQ
@@ -227,11 +263,22 @@ func (dp *dataPlane) run(ctx context.Context) error {
 	if dp.onnx != nil {
 		defer dp.onnx.Close()
 	}
-	if dp.rollout != nil {
+	if dp.rollout != nil || dp.audit != nil {
 		watchCtx, stopWatch := context.WithCancel(ctx)
-		defer stopWatch()
-		go dp.rollout.Run(watchCtx)
-		go dp.governor.Run(watchCtx)
+		var loops sync.WaitGroup
+		defer func() { stopWatch(); loops.Wait() }()
+		if dp.alertInbox != nil {
+			if err := startAlertRouter(watchCtx, dp.spec, "", dp.alertInbox.receive, dp.log); err != nil {
+				return fmt.Errorf("governor alerts: %w", err)
+			}
+		}
+		if dp.rollout != nil {
+			loops.Go(func() { dp.rollout.Run(watchCtx) })
+			loops.Go(func() { dp.governor.Run(watchCtx) })
+		}
+		if dp.audit != nil {
+			loops.Go(func() { dp.audit.Run(watchCtx) })
+		}
 	}
 	if dp.alerts == nil {
 		return dp.kc.Run(ctx, dp.openPartition)

@@ -23,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/driftline/driftline/connectors/watermillkafka"
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/streams"
@@ -57,6 +56,13 @@ type demoSummary struct {
 	Partitions      int         `json:"partitions"`
 	StreamSeed      uint64      `json:"seed"`
 	Concept         string      `json:"concept"`
+	// Champion is the registry version serving at the end; Versions are the
+	// model's registry versions with their lineage; RolloutEvents is the
+	// audit log of the governance loop (registrations, alias and traffic
+	// moves, gate decisions but holds), oldest first.
+	Champion      int64              `json:"champion"`
+	Versions      []demoVersion      `json:"versions"`
+	RolloutEvents []demoRolloutEvent `json:"rollout_events"`
 	// Incomplete is set when the demo was interrupted; Unprocessed counts
 	// the rows still waiting in the input topic then (not lost: they stay
 	// in Kafka, and a restarted consumer would process them), and Lost
@@ -126,7 +132,8 @@ and with --json prints a one-line summary on stdout.`, stderr)
 			return err
 		}
 	}
-	topics := []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Alerts + ".poison"}
+	topics := []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Alerts + ".poison",
+		spec.Topics.Audit, spec.Rollout.ShadowTopic}
 	cluster, err := kfake.NewCluster(
 		kfake.Ports(port),
 		kfake.SeedTopics(int32(*partitions), topics...),
@@ -193,6 +200,7 @@ and with --json prints a one-line summary on stdout.`, stderr)
 	start := time.Now()
 	go func() { prodDone <- produce(ctx, pcl, pcfg, &stats) }()
 
+	tail := &rolloutTail{reg: dp.rollout.reg, model: spec.Model.Name, w: stderr}
 	progress := newProgress(stderr, terminal)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -214,6 +222,7 @@ loop:
 		case <-tick.C:
 			cluster.ApplyRetention()
 			progress.show(dp, lj, &stats, start)
+			tail.print(ctx, progress)
 		}
 		t := dp.metrics.Totals()
 		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.rows.Load() && lj.joinedAll(stats.labels.Load()) {
@@ -221,6 +230,7 @@ loop:
 		}
 	}
 	progress.show(dp, lj, &stats, start)
+	tail.print(ctx, progress)
 	progress.done()
 	elapsed := time.Since(start)
 	stopRun()
@@ -235,11 +245,7 @@ loop:
 		KafkaAddr: brokers[0], RedisAddr: mr.Addr(), Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
-	for _, s := range lj.metrics.Summaries() {
-		if s.Version == spec.Model.Version {
-			sum.Accuracy = lj.overallAccuracy()
-		}
-	}
+	sum.Accuracy = lj.overallAccuracy()
 	sum.Baseline = lj.majorityBaseline()
 	check, err := readBack(context.WithoutCancel(ctx), brokers, spec, &stats)
 	if err != nil {
@@ -259,13 +265,16 @@ loop:
 		}
 		sum.Alerts = append(sum.Alerts, demoAlert{Detector: a.Detector, Subject: a.Subject, State: string(a.State), Severity: string(a.Severity), Statistic: a.Statistic, Window: a.Window})
 	}
+	if sum.Champion, sum.Versions, sum.RolloutEvents, err = governanceSummary(context.WithoutCancel(ctx), dp.rollout.reg, spec.Model.Name); err != nil {
+		return fmt.Errorf("read the registry: %w", err)
+	}
 	// Give the SRE-side router a moment to receive the last alerts.
 	for wait := time.Now().Add(3 * time.Second); delivered.Load() < int64(len(sum.Alerts)) && time.Now().Before(wait); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	sum.AlertsDelivered = delivered.Load()
-	fmt.Fprintf(stderr, "demo: %d produced, %d predicted, %d to the DLQ, %d duplicates dropped, %d lost, %d PII leaks, prequential accuracy %.3f (majority baseline %.3f), %d drift alert(s) for the drift at event %d\n",
-		sum.Produced, sum.Predicted, sum.DLQ, sum.Deduped, sum.Lost, sum.PIILeaks, sum.Accuracy, sum.Baseline, sum.DriftAlerts, sum.DriftAt)
+	fmt.Fprintf(stderr, "demo: %d produced, %d predicted, %d to the DLQ, %d duplicates dropped, %d lost, %d PII leaks, prequential accuracy %.3f (majority baseline %.3f), %d drift alert(s) for the drift at event %d, %d model versions, champion %d\n",
+		sum.Produced, sum.Predicted, sum.DLQ, sum.Deduped, sum.Lost, sum.PIILeaks, sum.Accuracy, sum.Baseline, sum.DriftAlerts, sum.DriftAt, len(sum.Versions), sum.Champion)
 	if *jsonOut {
 		b, err := json.Marshal(jsonSafe(sum))
 		if err != nil {
@@ -300,36 +309,16 @@ func jsonSafe(s demoSummary) demoSummary {
 }
 
 // startAlertWatcher runs the SRE side of the control plane: a watermill
-// router (retry, poison queue, recoverer) that consumes the alerts topic.
-// It returns the count of alerts received.
+// router in its own consumer group that consumes the alerts topic. It
+// returns the count of alerts received.
 func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, log *slog.Logger) (*atomic.Int64, error) {
 	var delivered atomic.Int64
-	sub, err := watermillkafka.NewSubscriber(watermillkafka.SubscriberConfig{Brokers: spec.Kafka.Brokers, ConsumerGroup: spec.Kafka.Group + "-sre"})
-	if err != nil {
-		return nil, err
-	}
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
-	if err != nil {
-		return nil, err
-	}
-	router, err := watermillkafka.NewJSONRouter(sub, pub, spec.Topics.Alerts, spec.Topics.Alerts+".poison",
-		func(_ context.Context, a alert.Alert) error {
-			delivered.Add(1)
-			log.Info("alert received", "detector", a.Detector, "subject", a.Subject, "state", a.State)
-			return nil
-		}, nil)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		if err := router.Run(ctx); err != nil {
-			log.Error("alert router", "err", err)
-		}
-		router.Close()
-		pub.Close()
-		sub.Close()
-	}()
-	return &delivered, nil
+	err := startAlertRouter(ctx, spec, spec.Kafka.Group+"-sre", func(_ context.Context, a alert.Alert) error {
+		delivered.Add(1)
+		log.Info("alert received", "detector", a.Detector, "subject", a.Subject, "state", a.State)
+		return nil
+	}, log)
+	return &delivered, err
 }
 
 // setDemoKeys puts fresh random keys in the env vars the demo spec names,

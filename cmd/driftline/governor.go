@@ -2,136 +2,210 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/models/rollout"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
 )
 
 // whoGovernor names the governor in the registry's audit log.
 const whoGovernor = "governor"
 
-// armCounts are one version's labelled outcomes: how many, how many right.
-type armCounts struct{ n, correct int64 }
-
-// governor is the control loop of issue 5. Every interval it
-//   - turns new error-drift alerts and retrain requests into retrain jobs
-//     (retrainSource, retrainJob), which put a candidate in shadow;
+// governor is the control loop of issue 5. Every instance with a rollout
+// block runs one; every interval it
+//   - flushes the outcomes its label join saw (per served version: the
+//     champion's, the canary's and the shadow's, which learns prequentially)
+//     into the registry's shared outcome sums, so the measurement covers
+//     every instance's labels;
+//   - tries to take or renew the model's governor lease. Only the holder
+//     goes on, so one instance per model decides; a lease expires after
+//     three intervals without renewal and another instance takes over,
+//     starting the candidate's analysis again from the shadow phase;
+//   - turns new error-drift alerts, the retrain schedule and operators'
+//     retrain requests into retrain jobs (retrainJob), which register a
+//     candidate and put it in shadow;
 //   - measures the candidate (the canary alias, else the shadow alias)
-//     against the champion and asks a rollout.Controller what to do;
-//   - applies the Decision to the registry's aliases (advance: canary alias
-//     and Arms.SetCanaryPercent; promote: champion alias; rollback: the
-//     candidate's aliases removed, the previous champion restored) and
+//     against the champion on the gate's metric and asks a
+//     rollout.Controller what to do;
+//   - applies the Decision to the registry (advance: canary alias and
+//     traffic share; promote: champion alias; rollback: the candidate's
+//     aliases removed, traffic 0, the previous champion restored) and
 //     appends it to the audit log with who "governor" and why its Reason.
 //
-// Stats are accuracy counts, cumulative since the candidate's rollout
-// began: a candidate's outcomes are its canary outcomes (the label join's
-// outcome hook) plus, while it is only shadowed, its score on each labelled
-// row the champion learns (recordingLearner.observe), since shadow
-// predictions are not cached for the label join. The champion's are its
-// outcomes since the rollout began. The gate's metric must therefore be
-// accuracy. openDrift is true while a feature-drift alert (a subject other
-// than "error" and "prediction") is open: the features are every version's
-// inputs. Canary percentages are set on this instance's Arms only.
+// Alias and traffic moves go through the registry, so every instance's
+// rollout watcher serves them within the watch bound. The gate is the
+// spec's rollout.gate unless an admin set a policy for the model (read when
+// a rollout starts); an operator's pause flag pauses advancement (rollback
+// stays automatic). openDrift is true while a feature-drift alert (a
+// subject other than "error" and "prediction") is open: the features are
+// every version's inputs.
 //
 // Holds are audited only when their What or failure counts change, so a
-// steady wait does not flood the log. One instance should run the governor
-// per model: two would both act (the alias moves are CAS-checked, so a
-// stale one fails and is logged, but decisions may be audited twice).
+// steady wait does not flood the log.
 type governor struct {
 	reg      *registry.Registry
 	model    string
+	holder   string // this instance's name on the lease
 	arms     *stages.Arms
 	gate     rollout.Gate
 	interval time.Duration
 	log      *slog.Logger
 	now      func() time.Time
-	retrain  *retrainJob    // nil: no retraining
-	source   *retrainSource // nil: no triggers
+	// policy returns an admin's gate for the model (ok false: none); paused
+	// reports the operator's pause flag. Either may be nil.
+	policy func(ctx context.Context) (rollout.Gate, bool, error)
+	paused func(ctx context.Context) (bool, error)
+	// OnDecision, when set, sees every decision the governor applies (the
+	// demo prints them); holds are not passed.
+	OnDecision func(d rollout.Decision, candidate int64)
 
-	mu     sync.Mutex
-	counts map[string]armCounts // version → outcomes
+	retrain *retrainJob    // nil: no retraining
+	source  *retrainSource // nil: no triggers
+	// every is the retrain schedule (0: none); sinceDrift makes a drift
+	// trigger wait for, and train on, the rows labelled after the alert.
+	every      time.Duration
+	sinceDrift bool
 
-	ctrl          *rollout.Controller
-	candidate     int64     // registry version under rollout, 0 for none
-	prevChampion  int64     // champion alias when the rollout began (0: unset)
-	champVersion  string    // served champion version when the rollout began
-	champBase     armCounts // its counts then
-	openFeatures  map[string]bool
-	lastHoldAudit string
+	mu      sync.Mutex
+	pending map[string]registry.OutcomeSums // not yet flushed, by version
+
+	leader       bool
+	nextSchedule time.Time
+	waiting      []pendingRetrain
+	ctrl         *rollout.Controller
+	candidate    int64  // registry version under rollout, 0 for none
+	prevChampion int64  // champion alias when the rollout began (0: unset)
+	champVersion string // served champion version when the rollout began
+	champBase    registry.OutcomeSums
+	candBase     registry.OutcomeSums
+	openFeatures map[string]bool
+	wasPaused    bool
+	lastHold     string
 }
 
-// observeOutcome counts one joined label (a dataPlane outcome hook).
+// pendingRetrain is a drift trigger waiting for rows labelled after since.
+type pendingRetrain struct {
+	trigger retrainTrigger
+	since   time.Time
+}
+
+// governorLease names the model's governor lease in the registry.
+func governorLease(model string) string { return "governor." + model }
+
+// observeOutcome adds one joined label to the unflushed sums (a dataPlane
+// outcome hook).
 func (g *governor) observeOutcome(o stages.Outcome) {
-	g.count(o.Version, float32(boolTo01(o.Score >= 0.5)) == o.Label)
-}
-
-// observeShadow scores the shadow arm on rows the champion learned, as the
-// shadow's outcomes (recordingLearner.observe).
-func (g *governor) observeShadow(rows *models.Rows, y []float32) {
-	sh := g.arms.Load().Shadow
-	if sh == nil || rows.N == 0 {
-		return
-	}
-	k := 1
-	dst := make([]float32, rows.N*k)
-	if err := sh.Predict(dst, rows); err != nil {
-		return // a shadow of another layout or classes: not measured
-	}
-	for i := range rows.N {
-		g.count(sh.Version, predictedClass(dst[i:i+1]) == y[i])
-	}
-}
-
-func (g *governor) count(version string, correct bool) {
+	d := outcomeDelta(float64(o.Score), float64(o.Label))
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.counts == nil {
-		g.counts = map[string]armCounts{}
+	if g.pending == nil {
+		g.pending = map[string]registry.OutcomeSums{}
 	}
-	c := g.counts[version]
-	c.n++
-	if correct {
-		c.correct++
-	}
-	g.counts[version] = c
+	g.pending[o.Version] = g.pending[o.Version].Add(d)
 }
 
-func (g *governor) countsOf(version string) armCounts {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.counts[version]
-}
-
-func boolTo01(b bool) int {
-	if b {
-		return 1
+// outcomeDelta is one outcome's contribution to every gate metric: right
+// when (score ≥ 0.5) == (label is 1); the log loss of the score clipped to
+// [1e-15, 1-1e-15]; the absolute and squared error of the score.
+func outcomeDelta(score, label float64) registry.OutcomeSums {
+	d := registry.OutcomeSums{N: 1}
+	if (score >= stages.Threshold) == (label == 1) {
+		d.Correct = 1
 	}
-	return 0
+	if label == 1 {
+		d.Positives = 1
+	}
+	p := min(max(score, 1e-15), 1-1e-15)
+	ll := -(label*math.Log(p) + (1-label)*math.Log(1-p))
+	ae := math.Abs(score - label)
+	se := ae * ae
+	d.LogLoss, d.LogLossSq = ll, ll*ll
+	d.AbsErr, d.AbsErrSq = ae, ae*ae
+	d.SqErr, d.SqErrSq = se, se*se
+	return d
 }
 
-func (c armCounts) stats() rollout.Stats {
-	if c.n == 0 {
+// statsOf turns outcome sums into the gate's Stats for metric.
+func statsOf(m rollout.Metric, s registry.OutcomeSums) rollout.Stats {
+	if s.N <= 0 {
 		return rollout.Stats{}
 	}
-	return rollout.Stats{N: c.n, Value: float64(c.correct) / float64(c.n)}
+	n := float64(s.N)
+	meanSD := func(sum, sumSq float64) (float64, float64) {
+		mean := sum / n
+		if s.N < 2 {
+			return mean, 0
+		}
+		return mean, math.Sqrt(max(0, (sumSq-n*mean*mean)/(n-1)))
+	}
+	st := rollout.Stats{N: s.N, Positives: s.Positives}
+	switch m {
+	case rollout.MetricLogLoss:
+		st.Value, st.SD = meanSD(s.LogLoss, s.LogLossSq)
+	case rollout.MetricMAE:
+		st.Value, st.SD = meanSD(s.AbsErr, s.AbsErrSq)
+	case rollout.MetricRMSE:
+		var mse float64
+		mse, st.SD = meanSD(s.SqErr, s.SqErrSq)
+		st.Value = math.Sqrt(mse)
+	default:
+		st.Value = float64(s.Correct) / n
+	}
+	return st
 }
 
-// Run ticks every interval until ctx ends.
+// flush adds the unflushed outcomes to the registry's shared sums; on
+// failure they stay for the next flush.
+func (g *governor) flush(ctx context.Context) error {
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := g.reg.AddOutcomes(ctx, g.model, batch); err != nil {
+		g.mu.Lock()
+		for v, s := range g.pending {
+			batch[v] = batch[v].Add(s)
+		}
+		g.pending = batch
+		g.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Run ticks every interval until ctx ends, then flushes and gives up the
+// lease.
 func (g *governor) Run(ctx context.Context) {
 	t := time.NewTicker(g.interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if err := g.flush(stopCtx); err != nil {
+				g.log.Warn("governor: flush outcomes at stop", "err", err)
+			}
+			if g.leader {
+				_ = g.reg.ReleaseLease(stopCtx, governorLease(g.model), g.holder)
+			}
 			return
 		case <-t.C:
 			if err := g.tick(ctx); err != nil && ctx.Err() == nil {
@@ -141,28 +215,88 @@ func (g *governor) Run(ctx context.Context) {
 	}
 }
 
-// tick runs the retrain triggers, then one rollout evaluation.
+// tick flushes outcomes and, on the lease holder, runs the retrain
+// triggers and one rollout evaluation.
 func (g *governor) tick(ctx context.Context) error {
+	if err := g.flush(ctx); err != nil {
+		g.log.Warn("governor: flush outcomes", "err", err)
+	}
+	var triggers []retrainTrigger
 	if g.source != nil {
-		triggers, seen := g.source.alertTriggers()
+		var seen []alert.Alert
+		triggers, seen = g.source.alertTriggers()
 		g.trackDrift(seen)
+	}
+	held, err := g.reg.TryLease(ctx, governorLease(g.model), g.holder, 3*g.interval)
+	if err != nil {
+		return err
+	}
+	if !held {
+		if g.leader {
+			g.log.Warn("governor: lease lost; another instance governs", "model", g.model)
+		}
+		g.leader, g.ctrl, g.candidate, g.waiting = false, nil, 0, nil
+		return nil
+	}
+	if !g.leader {
+		g.log.Info("governor: lease taken; this instance governs", "model", g.model, "holder", g.holder)
+		g.leader = true
+	}
+	g.runRetrains(ctx, triggers)
+	return g.evaluate(ctx)
+}
+
+// runRetrains runs a retrain job for each trigger that is due: drift
+// triggers (with sinceDrift, once enough rows are labelled after the
+// alert), the schedule, and operators' requests.
+func (g *governor) runRetrains(ctx context.Context, drift []retrainTrigger) {
+	if g.retrain == nil {
+		return
+	}
+	now := g.now()
+	for _, tr := range drift {
+		g.waiting = append(g.waiting, pendingRetrain{trigger: tr, since: now})
+	}
+	var due []pendingRetrain
+	keep := g.waiting[:0]
+	for _, p := range g.waiting {
+		if !g.sinceDrift || g.retrain.window.LenSince(p.since) >= g.retrain.minRowsOrDefault() {
+			due = append(due, p)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	g.waiting = keep
+	if g.every > 0 {
+		if g.nextSchedule.IsZero() {
+			g.nextSchedule = now.Add(g.every)
+		} else if !now.Before(g.nextSchedule) {
+			g.nextSchedule = now.Add(g.every)
+			due = append(due, pendingRetrain{trigger: retrainTrigger{Kind: "schedule", Key: "every " + g.every.String(),
+				Reason: "scheduled retrain every " + g.every.String()}})
+		}
+	}
+	if g.source != nil {
 		reqs, err := g.source.requestTriggers(ctx)
 		if err != nil {
 			g.log.Warn("governor: retrain requests", "err", err)
 		}
-		for _, tr := range append(triggers, reqs...) {
-			if g.retrain == nil {
-				break
-			}
-			v, err := g.retrain.run(ctx, tr)
-			if err != nil {
-				g.log.Warn("governor: retrain", "trigger", tr.Kind, "key", tr.Key, "err", err)
-				continue
-			}
-			g.log.Info("governor: retrained", "model", g.model, "version", v.Number, "parent", v.Lineage.Parent, "trigger", tr.Kind)
+		for _, r := range reqs {
+			due = append(due, pendingRetrain{trigger: r})
 		}
 	}
-	return g.evaluate(ctx)
+	for _, p := range due {
+		var since time.Time
+		if p.trigger.Kind == "drift" && g.sinceDrift {
+			since = p.since
+		}
+		v, err := g.retrain.run(ctx, p.trigger, since)
+		if err != nil {
+			g.log.Warn("governor: retrain", "trigger", p.trigger.Kind, "key", p.trigger.Key, "err", err)
+			continue
+		}
+		g.log.Info("governor: retrained", "model", g.model, "version", v.Number, "parent", v.Lineage.Parent, "trigger", p.trigger.Kind)
+	}
 }
 
 // trackDrift keeps the set of open feature-drift episodes.
@@ -211,37 +345,118 @@ func (g *governor) evaluate(ctx context.Context) error {
 		if cand == set.Versions[registry.AliasChampion] {
 			return nil // already champion: nothing to roll out
 		}
-		ctrl, err := rollout.NewController(g.gate, whoGovernor)
-		if err != nil {
+		if err := g.begin(ctx, cand, set); err != nil {
 			return err
 		}
-		g.ctrl, g.candidate, g.lastHoldAudit = ctrl, cand, ""
-		g.prevChampion = set.Versions[registry.AliasChampion]
-		g.champVersion = g.arms.Champion().Version
-		g.champBase = g.countsOf(g.champVersion)
 	}
-	c := g.countsOf(g.champVersion)
-	champ := armCounts{n: c.n - g.champBase.n, correct: c.correct - g.champBase.correct}
-	candStats := g.countsOf(strconv.FormatInt(g.candidate, 10)).stats()
-	d := g.ctrl.Evaluate(candStats, champ.stats(), len(g.openFeatures) > 0, g.now())
+	if err := g.syncPause(ctx); err != nil {
+		return err
+	}
+	champ, err := g.sumsSince(ctx, g.champVersion, g.champBase)
+	if err != nil {
+		return err
+	}
+	candSums, err := g.sumsSince(ctx, strconv.FormatInt(g.candidate, 10), g.candBase)
+	if err != nil {
+		return err
+	}
+	metric := g.ctrl.Gate().Metric
+	d := g.ctrl.Evaluate(statsOf(metric, candSums), statsOf(metric, champ), len(g.openFeatures) > 0, g.now())
 	return g.apply(ctx, d, set)
 }
 
-// apply carries out d on the registry and the arms, and audits it.
-func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.AliasSet) error {
+// begin starts the rollout of version cand: a new controller on the
+// admin's policy gate, else the spec's, and the outcome baselines.
+func (g *governor) begin(ctx context.Context, cand int64, set registry.AliasSet) error {
+	gate := g.gate
+	if g.policy != nil {
+		p, ok, err := g.policy(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			gate = p
+		}
+	}
+	ctrl, err := rollout.NewController(gate, whoGovernor)
+	if err != nil {
+		return err
+	}
+	champVersion := g.arms.Champion().Version
+	champBase, err := g.reg.Outcomes(ctx, g.model, champVersion)
+	if err != nil {
+		return err
+	}
+	candBase, err := g.reg.Outcomes(ctx, g.model, strconv.FormatInt(cand, 10))
+	if err != nil {
+		return err
+	}
+	g.ctrl, g.candidate, g.lastHold, g.wasPaused = ctrl, cand, "", false
+	g.prevChampion = set.Versions[registry.AliasChampion]
+	g.champVersion, g.champBase, g.candBase = champVersion, champBase, candBase
+	return nil
+}
+
+// sumsSince is version's shared outcome sums less base.
+func (g *governor) sumsSince(ctx context.Context, version string, base registry.OutcomeSums) (registry.OutcomeSums, error) {
+	s, err := g.reg.Outcomes(ctx, g.model, version)
+	if err != nil {
+		return registry.OutcomeSums{}, err
+	}
+	return s.Sub(base), nil
+}
+
+// syncPause applies a change of the operator's pause flag to the
+// controller, audited as the controller's pause or resume decision.
+func (g *governor) syncPause(ctx context.Context) error {
+	if g.paused == nil {
+		return nil
+	}
+	p, err := g.paused(ctx)
+	if err != nil || p == g.wasPaused {
+		return err
+	}
+	g.wasPaused = p
+	st := g.ctrl.State().Phase
+	if st == rollout.PhaseStable || st == rollout.PhaseRolledBack {
+		return nil
+	}
+	var d rollout.Decision
+	if p {
+		d, err = g.ctrl.Pause(whoGovernor, "operator pause flag set", g.now())
+	} else {
+		d, err = g.ctrl.Resume(whoGovernor, "operator pause flag cleared", g.now())
+	}
+	if err != nil {
+		return err
+	}
+	return g.audit(ctx, d)
+}
+
+// audit appends d to the audit log with the candidate and champion.
+func (g *governor) audit(ctx context.Context, d rollout.Decision) error {
 	details := d.Details()
-	details["candidate"] = strconv.FormatInt(g.candidate, 10)
+	details["candidateVersion"] = strconv.FormatInt(g.candidate, 10)
 	details["championVersion"] = g.champVersion
+	_, err := g.reg.AppendAudit(ctx, registry.Event{Who: whoGovernor, What: d.What, Model: g.model,
+		Version: g.candidate, Why: d.Reason, When: d.When, Details: details})
+	return err
+}
+
+// apply carries out d on the registry, and audits it.
+func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.AliasSet) error {
 	if d.Action == rollout.ActionHold {
 		key := fmt.Sprintf("%s|%s|%d|%d", d.What, d.Phase, d.Failures, d.ConsecutiveErrors)
-		if key == g.lastHoldAudit {
+		if key == g.lastHold {
 			return nil
 		}
-		g.lastHoldAudit = key
+		g.lastHold = key
 	}
-	if _, err := g.reg.AppendAudit(ctx, registry.Event{Who: whoGovernor, What: d.What, Model: g.model,
-		Version: g.candidate, Why: d.Reason, When: d.When, Details: details}); err != nil {
+	if err := g.audit(ctx, d); err != nil {
 		return err
+	}
+	if d.Action != rollout.ActionHold && g.OnDecision != nil {
+		g.OnDecision(d, g.candidate)
 	}
 	move := func(alias string, to, expect int64) error {
 		_, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: alias, Version: to, Expect: expect,
@@ -254,6 +469,14 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 		}
 		return move(alias, 0, g.candidate)
 	}
+	traffic := func(percent int) error {
+		if set.TrafficSet && set.CanaryPercent == percent {
+			return nil
+		}
+		_, err := g.reg.SetTraffic(ctx, registry.TrafficMove{Model: g.model, Percent: percent, Who: whoGovernor, Why: d.Reason,
+			Details: map[string]string{"decision": d.What, "candidateVersion": strconv.FormatInt(g.candidate, 10)}})
+		return err
+	}
 	switch d.Action {
 	case rollout.ActionAdvance:
 		if set.Versions[aliasCanary] != g.candidate {
@@ -261,7 +484,9 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 				return err
 			}
 		}
-		g.arms.SetCanaryPercent(d.Percent)
+		if err := traffic(d.Percent); err != nil {
+			return err
+		}
 		return drop(aliasShadow)
 	case rollout.ActionPromote:
 		if err := move(registry.AliasChampion, g.candidate, set.Versions[registry.AliasChampion]); err != nil {
@@ -270,13 +495,18 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 		if err := drop(aliasCanary); err != nil {
 			return err
 		}
-		return drop(aliasShadow)
+		if err := drop(aliasShadow); err != nil {
+			return err
+		}
+		return traffic(0)
 	case rollout.ActionRollback:
-		g.arms.SetCanaryPercent(0)
 		if err := drop(aliasCanary); err != nil {
 			return err
 		}
 		if err := drop(aliasShadow); err != nil {
+			return err
+		}
+		if err := traffic(0); err != nil {
 			return err
 		}
 		if cur := set.Versions[registry.AliasChampion]; cur == g.candidate && g.prevChampion != 0 {
@@ -286,29 +516,74 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 	return nil
 }
 
-// governorInterval is how often the governor ticks.
-const governorInterval = time.Second
+// gateFromSpec is the rollout.Gate of a spec's rollout.gate block.
+func gateFromSpec(r *pipeline.RolloutSpec) rollout.Gate {
+	g := r.GateOrDefault()
+	return rollout.Gate{
+		MinSamples: g.MinSamples, Metric: rollout.Metric(g.Metric), MaxDelta: *g.MaxDelta,
+		Confidence: g.Confidence, FailureLimit: g.FailureLimit, ConsecutiveErrorLimit: *g.ConsecutiveErrorLimit,
+		Steps: g.Steps, BakeSamples: g.BakeSamples, BlockOnOpenDrift: *g.BlockOnOpenDrift,
+	}
+}
 
 // newGovernor builds the data plane's governor (a spec with a rollout
-// block): the default rollout gate on accuracy, retraining on the window
-// that rec (the spec champion's recording learner) fills, triggered by the
-// alert publisher's error-drift alerts and by the admin API's retrain
-// requests. It adds its outcome hook to dp.
-func newGovernor(dp *dataPlane, fz *stages.Featurize, rec *recordingLearner) *governor {
+// block): the spec's gate (an admin's policy overrides it) and pause flag,
+// retraining on the window the label join fills, triggered by alerts
+// received from the alerts topic (see alertInbox), the schedule and the
+// admin API's retrain requests. It adds its outcome hook to dp.
+func newGovernor(dp *dataPlane, fz *stages.Featurize, window *retrainWindow, holder string) (*governor, error) {
 	spec := dp.spec
-	g := &governor{reg: dp.rollout.reg, model: spec.Model.Name, arms: dp.arms, gate: rollout.DefaultGate(),
-		interval: governorInterval, log: dp.log, now: time.Now,
-		source: &retrainSource{model: spec.Model.Name, rdb: dp.rdb, stream: defaultAdminKeyPrefix + ":retrain-requests"}}
-	if dp.alerts != nil {
-		g.source.raised = dp.alerts.Raised
+	rt := spec.Rollout.RetrainOrDefault()
+	gate := gateFromSpec(spec.Rollout)
+	if err := gate.Validate(); err != nil {
+		return nil, fmt.Errorf("rollout.gate: %w", err)
 	}
-	rec.observe = g.observeShadow
-	g.retrain = &retrainJob{reg: g.reg, model: spec.Model.Name, window: rec.window, topic: spec.Topics.Input,
-		newLearner: func() (models.Learner, error) { return stages.NewLearner(spec, fz) },
-		signature: registry.Signature{
-			Inputs: []registry.Tensor{{Name: "dense", DType: "float32", Shape: []int64{-1, int64(fz.NumDense())}},
-				{Name: "hashed", DType: "int32", Shape: []int64{-1, int64(fz.NumHashed())}}},
-			Outputs: []registry.Tensor{{Name: "score", DType: "float32", Shape: []int64{-1, 1}}}}}
+	api, err := newAdminAPI(adminAPIConfig{Registry: dp.rollout.reg, Redis: dp.rdb})
+	if err != nil {
+		return nil, err
+	}
+	name := spec.Model.Name
+	g := &governor{reg: dp.rollout.reg, model: name, holder: holder, arms: dp.arms, gate: gate,
+		interval: spec.Rollout.GateOrDefault().Interval.D(), log: dp.log, now: time.Now,
+		policy:     func(ctx context.Context) (rollout.Gate, bool, error) { return api.Policy(ctx, name) },
+		paused:     func(ctx context.Context) (bool, error) { return api.Paused(ctx, name) },
+		every:      rt.Every.D(),
+		sinceDrift: *rt.SinceDrift,
+		source:     &retrainSource{model: name, onDrift: *rt.OnDrift, rdb: dp.rdb, stream: api.retrainStreamKey()},
+	}
+	if dp.alertInbox != nil {
+		g.source.alerts = dp.alertInbox.drain
+	}
+	newLearner := func() (models.Learner, error) { return stages.NewLearner(spec, fz) }
+	if rt.Mode == pipeline.RetrainModeWarm {
+		newLearner = func() (models.Learner, error) { return dp.arms.Champion().Snapshot(), nil }
+	}
+	g.retrain = &retrainJob{reg: g.reg, model: name, window: window, topic: spec.Topics.Input, mode: rt.Mode,
+		newLearner: newLearner, signature: learnerSignature(fz), specHash: specHash(spec),
+		minRows: rt.MinRows, holdout: rt.Holdout}
 	dp.outcomeHooks = append(dp.outcomeHooks, g.observeOutcome)
-	return g
+	return g, nil
+}
+
+// learnerSignature is the registry signature of the spec's online learner:
+// its dense and hashed feature inputs and its score.
+func learnerSignature(fz *stages.Featurize) registry.Signature {
+	return registry.Signature{
+		Inputs: []registry.Tensor{{Name: "dense", DType: "float32", Shape: []int64{-1, int64(fz.NumDense())}},
+			{Name: "hashed", DType: "int32", Shape: []int64{-1, int64(fz.NumHashed())}}},
+		Outputs: []registry.Tensor{{Name: "score", DType: "float32", Shape: []int64{-1, 1}}}}
+}
+
+// specHash is the sha256 (hex) of the spec's canonical YAML, without its
+// Kafka, Redis and admin addresses (which differ between environments), for
+// a version's lineage.
+func specHash(spec *pipeline.Spec) string {
+	c := *spec
+	c.Kafka.Brokers, c.Redis, c.Admin = nil, pipeline.RedisSpec{}, pipeline.AdminSpec{}
+	b, err := yaml.Marshal(&c)
+	if err != nil {
+		return ""
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
 }

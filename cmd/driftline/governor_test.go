@@ -22,16 +22,21 @@ func newTestGovernor(t *testing.T, reg *registry.Registry) *governor {
 	}
 	arms := stages.NewArms(stages.NewServedModel(testModel, "1", stages.ArmChampion, l))
 	clock := time.Unix(1_700_000_000, 0)
-	return &governor{reg: reg, model: testModel, arms: arms, interval: time.Second,
+	return &governor{reg: reg, model: testModel, holder: "test-instance", arms: arms, interval: time.Second,
 		gate: rollout.Gate{MinSamples: 200, MaxDelta: 0.01, BlockOnOpenDrift: true},
 		log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:  func() time.Time { clock = clock.Add(time.Second); return clock }}
 }
 
-// feed adds n outcomes of version v, the first right·n right.
+// feed adds n outcomes of version v, the first right·n right, as the
+// label join's outcome hook does.
 func feed(g *governor, v string, n int, right float64) {
 	for i := range n {
-		g.count(v, float64(i) < right*float64(n))
+		score := float32(0.9)
+		if float64(i) >= right*float64(n) {
+			score = 0.1
+		}
+		g.observeOutcome(stages.Outcome{Version: v, Score: score, Label: 1})
 	}
 }
 
@@ -66,6 +71,9 @@ func governorAudit(t *testing.T, reg *registry.Registry) (whats []string) {
 		if e.What == registry.WhatAliasSet || e.What == registry.WhatAliasDelete {
 			w += ":" + e.Details["alias"] + "=" + e.Details["to"]
 		}
+		if e.What == registry.WhatTrafficSet {
+			w += ":" + e.Details["to"]
+		}
 		whats = append(whats, w)
 	}
 	return whats
@@ -87,7 +95,11 @@ func TestGovernorPromotesGoodCandidate(t *testing.T) {
 		if err := g.tick(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if p := g.arms.Load().CanaryPercent; len(percents) == 0 || percents[len(percents)-1] != p {
+		set, err := reg.Aliases(ctx, testModel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := set.CanaryPercent; len(percents) == 0 || percents[len(percents)-1] != p {
 			percents = append(percents, p)
 		}
 		if g.ctrl.State().Phase == rollout.PhaseStable {
@@ -105,9 +117,9 @@ func TestGovernorPromotesGoodCandidate(t *testing.T) {
 		t.Fatalf("aliases %v, want champion %d only", set.Versions, cand)
 	}
 	want := []string{
-		"rollout.advance", "alias.set:canary=" + cv, "alias.delete:shadow=0",
-		"rollout.advance", "rollout.advance",
-		"rollout.promote", "alias.set:champion=" + cv, "alias.delete:canary=0",
+		"rollout.advance", "alias.set:canary=" + cv, "traffic.set:5", "alias.delete:shadow=0",
+		"rollout.advance", "traffic.set:25", "rollout.advance", "traffic.set:50",
+		"rollout.promote", "alias.set:champion=" + cv, "alias.delete:canary=0", "traffic.set:0",
 		"rollout.stable",
 	}
 	got := governorAudit(t, reg)
@@ -146,8 +158,8 @@ func TestGovernorRollsBackBadCandidate(t *testing.T) {
 		t.Fatalf("aliases %v, want champion 1 only", set.Versions)
 	}
 	got := governorAudit(t, reg)
-	if len(got) != 2 || got[0] != "rollout.rollback" || got[1] != "alias.delete:shadow=0" {
-		t.Fatalf("governor audit %q, want rollback then shadow removed", got)
+	if len(got) != 3 || got[0] != "rollout.rollback" || got[1] != "alias.delete:shadow=0" || got[2] != "traffic.set:0" {
+		t.Fatalf("governor audit %q, want rollback, shadow removed, traffic 0", got)
 	}
 }
 

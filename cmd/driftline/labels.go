@@ -44,7 +44,11 @@ func newLabelPlane(spec *pipeline.Spec, dp *dataPlane, log *slog.Logger) (*label
 	return lp, nil
 }
 
+// observe counts the outcomes of served predictions (not the shadow's).
 func (lp *labelPlane) observe(o stages.Outcome) {
+	if o.Arm == stages.ArmShadow {
+		return
+	}
 	lp.mu.Lock()
 	lp.total++
 	if (o.Score >= stages.Threshold) == (o.Label == 1) {

@@ -174,8 +174,8 @@ func TestModelsExportRefusesWhatDoesNotFit(t *testing.T) {
 	_, wrongBits := exportSnapshot(t, models.LinearConfig{Link: models.LinkSigmoid, NumDense: exportDense, NumHashed: exportHashed, HashBits: 12})
 	corrupt := filepath.Join(t.TempDir(), "corrupt.snap")
 	writeFile(t, corrupt, "not a snapshot")
-	byoSpec := exportSpecFile(t, func(y string) string {
-		return strings.Replace(y, "model:\n", "model:\n  onnx: {path: user.onnx, inputs: [{input: x, features: [f0]}]}\n", 1)
+	byoSpec := exportSpecFile(t, func(string) string {
+		return strings.Replace(demoSpecWithoutRollout(t), "model:\n", "model:\n  onnx: {path: user.onnx, inputs: [{input: x, features: [f0]}]}\n", 1)
 	})
 	out := filepath.Join(t.TempDir(), "model.onnx")
 	for _, tc := range []struct {
@@ -240,7 +240,7 @@ func byoDemoSpec(t *testing.T, provider string) *pipeline.Spec {
 		t.Fatal(err)
 	}
 	block := fmt.Sprintf("model:\n  onnx: {path: %s, inputs: [{input: x, features: [f0, f1]}], output: prob, execution_provider: %s, latency_budget: 2ms}\n", path, provider)
-	spec, err := pipeline.ParseSpec("byo.yaml", []byte(strings.Replace(string(demoSpecYAML), "model:\n", block, 1)))
+	spec, err := pipeline.ParseSpec("byo.yaml", []byte(strings.Replace(demoSpecWithoutRollout(t), "model:\n", block, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

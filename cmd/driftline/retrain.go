@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -13,18 +14,11 @@ import (
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
 )
 
-// Retraining defaults.
 const (
-	// defaultRetrainWindow is how many labelled rows the in-memory window keeps.
-	defaultRetrainWindow = 20000
-	// defaultRetrainMinRows is the fewest rows a retrain job trains on.
-	defaultRetrainMinRows = 200
-	// defaultRetrainHoldout is the share of the window, its newest rows, held
-	// out to measure the candidate's accuracy at registration.
-	defaultRetrainHoldout = 0.2
 	// retrainBatch is how many rows one Learn call of a retrain job takes.
 	retrainBatch = 256
 	// whoRetrain names the retrain job in the registry's audit log.
@@ -35,13 +29,15 @@ const (
 var errRetrainNoData = errors.New("retrain: too few labelled rows in the window")
 
 // retrainWindow is a bounded ring buffer of the most recent labelled rows
-// (dense features, hashed features, label) that the champion learned from,
-// oldest overwritten first. It is the recent window a retrain job trains
-// on: the "replay recent events and labels from Kafka offsets" is
-// served from memory instead, so a retrain needs no second consumer, but
-// the window is per instance, starts empty at each start, and holds only
-// the rows this instance's label join fed to a recording learner (see
-// recordingLearner). It is safe for concurrent use.
+// (dense features, hashed features, label, when learned) that the label
+// join taught the served arms (LabelJoin.OnLearned), oldest overwritten
+// first. It is the recent window a retrain job trains on: the issue's
+// "replay recent events and labels from Kafka offsets" is served from
+// memory instead, so a retrain needs no second consumer of the input and
+// labels topics, but the window is per instance, starts empty at each
+// start, and holds only the labels this instance's label join consumed
+// (its share of the labels topic's partitions). It is safe for concurrent
+// use.
 type retrainWindow struct {
 	mu        sync.Mutex
 	numDense  int
@@ -57,7 +53,7 @@ type retrainWindow struct {
 
 func newRetrainWindow(size, numDense, numHashed int) *retrainWindow {
 	if size < 1 {
-		size = defaultRetrainWindow
+		size = pipeline.DefaultRetrainWindow
 	}
 	return &retrainWindow{size: size, numDense: numDense, numHashed: numHashed,
 		dense: make([]float32, size*numDense), hashed: make([]int32, size*numHashed),
@@ -65,7 +61,12 @@ func newRetrainWindow(size, numDense, numHashed int) *retrainWindow {
 }
 
 // add copies rows and their labels in; rows of another layout are ignored.
-func (w *retrainWindow) add(rows *models.Rows, y []float32, now time.Time) {
+// It fits LabelJoin.OnLearned.
+func (w *retrainWindow) add(rows *models.Rows, y []float32) {
+	w.addAt(rows, y, time.Now())
+}
+
+func (w *retrainWindow) addAt(rows *models.Rows, y []float32, now time.Time) {
 	if rows.NumDense != w.numDense || rows.NumHashed != w.numHashed || len(y) < rows.N {
 		return
 	}
@@ -88,21 +89,38 @@ func (w *retrainWindow) Len() int {
 	return w.n
 }
 
-// rows copies the window out, oldest row first, with the time span it covers.
-func (w *retrainWindow) rows() (models.Rows, []float32, time.Time, time.Time) {
+// LenSince is the number of rows held that were added at or after since.
+func (w *retrainWindow) LenSince(since time.Time) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := models.Rows{N: w.n, NumDense: w.numDense, NumHashed: w.numHashed,
-		Dense: make([]float32, 0, w.n*w.numDense), Hashed: make([]int32, 0, w.n*w.numHashed)}
-	y := make([]float32, 0, w.n)
+	return w.n - w.skipBefore(since)
+}
+
+// skipBefore is how many of the oldest rows were added before since (rows
+// are added in time order). w.mu must be held.
+func (w *retrainWindow) skipBefore(since time.Time) int {
+	first := (w.next - w.n + w.size) % w.size
+	return sort.Search(w.n, func(k int) bool { return !w.at[(first+k)%w.size].Before(since) })
+}
+
+// rows copies out the rows added at or after since (zero: all), oldest
+// first, with the time span they cover.
+func (w *retrainWindow) rows(since time.Time) (models.Rows, []float32, time.Time, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	skip := w.skipBefore(since)
+	n := w.n - skip
+	out := models.Rows{N: n, NumDense: w.numDense, NumHashed: w.numHashed,
+		Dense: make([]float32, 0, n*w.numDense), Hashed: make([]int32, 0, n*w.numHashed)}
+	y := make([]float32, 0, n)
 	first := (w.next - w.n + w.size) % w.size
 	var from, to time.Time
-	for k := 0; k < w.n; k++ {
+	for k := skip; k < w.n; k++ {
 		s := (first + k) % w.size
 		out.Dense = append(out.Dense, w.dense[s*w.numDense:(s+1)*w.numDense]...)
 		out.Hashed = append(out.Hashed, w.hashed[s*w.numHashed:(s+1)*w.numHashed]...)
 		y = append(y, w.labels[s])
-		if k == 0 {
+		if k == skip {
 			from = w.at[s]
 		}
 		to = w.at[s]
@@ -110,65 +128,53 @@ func (w *retrainWindow) rows() (models.Rows, []float32, time.Time, time.Time) {
 	return out, y, from, to
 }
 
-// recordingLearner is a learner that copies every row it learns into a
-// retrain window, and hands each learned batch to observe (the governor's
-// shadow scoring) when set. Clone, and so snapshots, return the plain
-// learner: only the served instance records.
-type recordingLearner struct {
-	models.Learner
-	window  *retrainWindow
-	observe func(rows *models.Rows, y []float32)
-}
-
-func (l *recordingLearner) Learn(rows *models.Rows, y []float32) error {
-	err := l.Learner.Learn(rows, y)
-	if err == nil || errors.Is(err, models.ErrInvalidLabel) {
-		l.window.add(rows, y, time.Now())
-		if l.observe != nil {
-			l.observe(rows, y)
-		}
-	}
-	return err
-}
-
 // retrainTrigger is why a retrain job runs.
 type retrainTrigger struct {
-	// Kind is "drift" (an error-drift alert on the champion) or "request" (an
-	// operator's retrain request from the admin API).
+	// Kind is "drift" (an error-drift alert on the champion), "schedule"
+	// (rollout.retrain.every) or "request" (an operator's retrain request
+	// from the admin API).
 	Kind string
-	// Key is the alert's dedupe key or the request's stream ID: the Why of the
-	// shadow alias move.
+	// Key is the alert's dedupe key, the schedule or the request's stream
+	// ID: the Why of the shadow alias move.
 	Key string
 	// Reason is the alert or request, in words: the Why of the registration.
 	Reason string
 }
 
-// retrainJob builds a fresh candidate (a reset learner from the spec) on the
-// retrain window, registers it with lineage and moves the shadow alias to it.
+// retrainJob builds a candidate on the retrain window — a reset learner
+// from the spec or, warm-started, a copy of the serving champion, as
+// newLearner gives — registers it with lineage and moves the shadow alias
+// to it.
 type retrainJob struct {
 	reg        *registry.Registry
 	model      string
 	newLearner func() (models.Learner, error)
-	window     *retrainWindow
-	signature  registry.Signature
-	specHash   string
-	topic      string
-	minRows    int
-	holdout    float64
+	// mode is "reset" or "warm", for the lineage.
+	mode      string
+	window    *retrainWindow
+	signature registry.Signature
+	specHash  string
+	topic     string
+	minRows   int
+	holdout   float64
+}
+
+func (j *retrainJob) minRowsOrDefault() int {
+	if j.minRows < 1 {
+		return pipeline.DefaultRetrainMinRows
+	}
+	return j.minRows
 }
 
 // run trains, registers and shadows one candidate and returns its version.
-// The candidate learns the oldest 1-holdout of the window, is measured on
-// the newest holdout share (its accuracy at registration), then learns
-// those rows too. Its parent is the champion alias's version (none when
-// unset).
-func (j *retrainJob) run(ctx context.Context, t retrainTrigger) (registry.Version, error) {
-	rows, y, from, to := j.window.rows()
-	minRows := j.minRows
-	if minRows < 1 {
-		minRows = defaultRetrainMinRows
-	}
-	if rows.N < minRows {
+// It trains on the window's rows added at or after since (zero: all of
+// them). The candidate learns the oldest 1-holdout of those rows, is
+// measured on the newest holdout share (its accuracy at registration),
+// then learns those rows too. Its parent is the champion alias's version
+// (none when unset).
+func (j *retrainJob) run(ctx context.Context, t retrainTrigger, since time.Time) (registry.Version, error) {
+	rows, y, from, to := j.window.rows(since)
+	if minRows := j.minRowsOrDefault(); rows.N < minRows {
 		return registry.Version{}, fmt.Errorf("%w: %d of %d", errRetrainNoData, rows.N, minRows)
 	}
 	l, err := j.newLearner()
@@ -177,7 +183,7 @@ func (j *retrainJob) run(ctx context.Context, t retrainTrigger) (registry.Versio
 	}
 	holdout := j.holdout
 	if holdout <= 0 || holdout >= 1 {
-		holdout = defaultRetrainHoldout
+		holdout = pipeline.DefaultRetrainHoldout
 	}
 	split := rows.N - max(1, int(float64(rows.N)*holdout))
 	if err := learnRange(l, &rows, y, 0, split); err != nil {
@@ -200,6 +206,10 @@ func (j *retrainJob) run(ctx context.Context, t retrainTrigger) (registry.Versio
 	} else if !errors.Is(err, registry.ErrNotFound) {
 		return registry.Version{}, fmt.Errorf("retrain: %w", err)
 	}
+	mode := j.mode
+	if mode == "" {
+		mode = "reset"
+	}
 	v, err := j.reg.Register(ctx, registry.Registration{
 		Model: j.model, Signature: j.signature, Snapshot: snap, Who: whoRetrain,
 		Why: fmt.Sprintf("%s: %s", t.Kind, t.Reason),
@@ -217,7 +227,8 @@ func (j *retrainJob) run(ctx context.Context, t retrainTrigger) (registry.Versio
 	if _, err := j.reg.MoveAlias(ctx, registry.AliasMove{
 		Model: j.model, Alias: aliasShadow, Version: v.Number, Expect: registry.AnyVersion,
 		Who: whoRetrain, Why: t.Key,
-		Details: map[string]string{"trigger": t.Kind, "parent": strconv.FormatInt(parent, 10)},
+		Details: map[string]string{"trigger": t.Kind, "parent": strconv.FormatInt(parent, 10), "mode": mode,
+			"trainRows": strconv.Itoa(rows.N)},
 	}); err != nil {
 		return v, fmt.Errorf("retrain: shadow version %d: %w", v.Number, err)
 	}
@@ -281,16 +292,17 @@ func sliceRows(rows *models.Rows, lo, hi int) models.Rows {
 		Hashed: rows.Hashed[lo*rows.NumHashed : hi*rows.NumHashed]}
 }
 
-// retrainSource turns raised alerts and the admin API's retrain requests
+// retrainSource turns received alerts and the admin API's retrain requests
 // into retrain triggers, each once. It is not safe for concurrent use: the
 // governor loop owns it.
 type retrainSource struct {
 	model string
-	// raised returns every alert raised so far (alertPublisher.Raised); nil
-	// when the spec has no alerts topic.
-	raised func() []alert.Alert
-	seen   int             // alerts of raised already looked at
-	keys   map[string]bool // dedupe keys already retrained for
+	// alerts returns the alerts received since the previous call
+	// (alertInbox.drain); nil when the spec has no alerts topic.
+	alerts func() []alert.Alert
+	// onDrift: error-drift alerts trigger retrains (rollout.retrain.on_drift).
+	onDrift bool
+	keys    map[string]bool // dedupe keys already retrained for
 	// rdb and stream are the retrain-requests stream (adminAPI.retrainStreamKey);
 	// nil rdb: no requests.
 	rdb    redis.UniversalClient
@@ -300,23 +312,19 @@ type retrainSource struct {
 
 // alertTriggers returns a trigger for each new error-drift alert (subject
 // "error", state drift): the drift monitor watches the champion's errors
-// only, so these are the champion's. Other alerts are returned in seen
-// (the governor tracks open input drift with them).
+// only, so these are the champion's (the alerts topic is the spec's own).
+// Every new alert is returned in seen (the governor tracks open input
+// drift with them).
 func (s *retrainSource) alertTriggers() (triggers []retrainTrigger, seen []alert.Alert) {
-	if s.raised == nil {
+	if s.alerts == nil {
 		return nil, nil
 	}
-	all := s.raised()
-	if s.seen > len(all) {
-		s.seen = 0
-	}
-	seen = all[s.seen:]
-	s.seen = len(all)
 	if s.keys == nil {
 		s.keys = map[string]bool{}
 	}
-	for _, a := range seen {
-		if a.Subject != stages.SubjectError || a.State != alert.StateDrift || s.keys[a.DedupeKey] {
+	for _, a := range s.alerts() {
+		seen = append(seen, a)
+		if !s.onDrift || a.Subject != stages.SubjectError || a.State != alert.StateDrift || s.keys[a.DedupeKey] {
 			continue
 		}
 		s.keys[a.DedupeKey] = true

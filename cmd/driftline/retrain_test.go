@@ -56,15 +56,10 @@ func newTestRegistry(t *testing.T) (*registry.Registry, redis.UniversalClient) {
 	return reg, rdb
 }
 
-// fillWindow adds n rows of a separable concept (label = x0 > x1) through a
-// recording learner, as the label join does.
+// fillWindow adds n rows of a separable concept (label = x0 > x1), as the
+// label join's OnLearned hook does.
 func fillWindow(t *testing.T, w *retrainWindow, n int, seed uint64) {
 	t.Helper()
-	base, err := newTestLearner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recordingLearner{Learner: base, window: w}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for range n {
 		x0, x1 := rng.Float32(), rng.Float32()
@@ -72,24 +67,32 @@ func fillWindow(t *testing.T, w *retrainWindow, n int, seed uint64) {
 		if x0 > x1 {
 			y = 1
 		}
-		rows := models.Rows{N: 1, NumDense: 2, Dense: []float32{x0, x1}}
-		if err := rec.Learn(&rows, []float32{y}); err != nil {
-			t.Fatal(err)
-		}
+		w.add(&models.Rows{N: 1, NumDense: 2, Dense: []float32{x0, x1}}, []float32{y})
 	}
 }
 
 func TestRetrainWindowRing(t *testing.T) {
 	w := newRetrainWindow(3, 1, 0)
 	for i := range 5 {
-		w.add(&models.Rows{N: 1, NumDense: 1, Dense: []float32{float32(i)}}, []float32{float32(i % 2)}, time.Unix(int64(i), 0))
+		w.addAt(&models.Rows{N: 1, NumDense: 1, Dense: []float32{float32(i)}}, []float32{float32(i % 2)}, time.Unix(int64(i), 0))
 	}
-	rows, y, from, to := w.rows()
+	rows, y, from, to := w.rows(time.Time{})
 	if rows.N != 3 || rows.Dense[0] != 2 || rows.Dense[2] != 4 || y[0] != 0 || y[1] != 1 {
 		t.Fatalf("window %+v labels %v, want the last 3 rows oldest first", rows, y)
 	}
 	if from.Unix() != 2 || to.Unix() != 4 {
 		t.Fatalf("span %v–%v, want 2–4", from.Unix(), to.Unix())
+	}
+	// Rows since a time: the ring's newest, found across the wrap.
+	if n := w.LenSince(time.Unix(3, 0)); n != 2 {
+		t.Fatalf("LenSince(3) = %d, want 2", n)
+	}
+	rows, y, from, _ = w.rows(time.Unix(3, 0))
+	if rows.N != 2 || rows.Dense[0] != 3 || rows.Dense[1] != 4 || y[0] != 1 || from.Unix() != 3 {
+		t.Fatalf("rows since 3: %+v labels %v from %v, want 3 and 4", rows, y, from.Unix())
+	}
+	if n := w.LenSince(time.Unix(9, 0)); n != 0 {
+		t.Fatalf("LenSince(9) = %d, want 0", n)
 	}
 }
 
@@ -106,7 +109,7 @@ func TestRetrainOnDriftAlert(t *testing.T) {
 		{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: "x0-key"},
 		{Detector: "adwin", Subject: "error", ModelVersion: testModel + "@1", State: alert.StateDrift, DedupeKey: "err-key"},
 	}
-	src := &retrainSource{model: testModel, raised: func() []alert.Alert { return raised }}
+	src := &retrainSource{model: testModel, onDrift: true, alerts: func() []alert.Alert { r := raised; raised = nil; return r }}
 	triggers, seen := src.alertTriggers()
 	if len(triggers) != 1 || triggers[0].Key != "err-key" || len(seen) != 2 {
 		t.Fatalf("triggers %+v (seen %d), want one for err-key", triggers, len(seen))
@@ -114,7 +117,7 @@ func TestRetrainOnDriftAlert(t *testing.T) {
 	if again, _ := src.alertTriggers(); len(again) != 0 {
 		t.Fatalf("alert retriggered: %+v", again)
 	}
-	v, err := job.run(ctx, triggers[0])
+	v, err := job.run(ctx, triggers[0], time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +189,7 @@ func TestRetrainRequestStream(t *testing.T) {
 func TestRetrainTooFewRows(t *testing.T) {
 	reg, _ := newTestRegistry(t)
 	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: newRetrainWindow(10, 2, 0), signature: testSignature}
-	if _, err := job.run(context.Background(), retrainTrigger{Kind: "drift", Key: "k"}); err == nil {
+	if _, err := job.run(context.Background(), retrainTrigger{Kind: "drift", Key: "k"}, time.Time{}); err == nil {
 		t.Fatal("retrained on an empty window")
 	}
 }

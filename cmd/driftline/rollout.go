@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
-
-	"github.com/redis/go-redis/v9"
+	"time"
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
@@ -30,28 +33,86 @@ const (
 // therefore served within watch_interval + one poll + one artifact load +
 // one batch, on every instance (TestRolloutHotSwap states the bound).
 //
-// The canary's share is rollout.canary_percent from the spec (the rollout
-// controller may change it at run time with Arms.SetCanaryPercent). Until
-// the model has a champion alias, the spec's own model stays champion. A
-// version that does not load, or whose layout does not fit the features,
-// is logged and not served; the arm keeps its model.
+// The canary's share is the registry's traffic share for the model (the
+// governor sets it at each canary step, registry.SetTraffic), or
+// rollout.canary_percent from the spec while none was ever set. A version
+// that does not load, or whose layout does not fit the features, is logged
+// and not served; the arm keeps its model.
 type rolloutWatcher struct {
-	reg   *registry.Registry
-	model string
-	arms  *stages.Arms
-	probe models.Rows
-	log   *slog.Logger
+	reg     *registry.Registry
+	model   string
+	arms    *stages.Arms
+	percent int // the spec's canary_percent
+	probe   models.Rows
+	log     *slog.Logger
+	// onChampion, when set, sees the version of every new champion served.
+	onChampion func(version string)
 }
 
-func newRolloutWatcher(spec *pipeline.Spec, rdb redis.UniversalClient, arms *stages.Arms, numDense, numHashed int, log *slog.Logger) (*rolloutWatcher, error) {
-	reg, err := registry.New(rdb, registry.Config{WatchInterval: spec.Rollout.WatchInterval.D()})
-	if err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
-	}
+func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages.Arms, numDense, numHashed int, log *slog.Logger) *rolloutWatcher {
 	arms.SetCanaryPercent(spec.Rollout.CanaryPercent)
 	probe := models.Rows{N: 1, NumDense: numDense, NumHashed: numHashed,
 		Dense: make([]float32, numDense), Hashed: make([]int32, numHashed)}
-	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, probe: probe, log: log}, nil
+	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, percent: spec.Rollout.CanaryPercent, probe: probe, log: log}
+}
+
+// servedChampion returns the learner and version a data plane with a
+// rollout block starts serving as champion: the registry's champion alias
+// (its snapshot) when the model has one, so a restart resumes from the
+// registry and every served version is a registry version. For a model
+// without one, fresh (the spec's untrained learner) is registered as a new
+// version with who "bootstrap" and aliased champion by compare-and-set from
+// unset; an instance that loses that race serves the winner's version.
+func servedChampion(reg *registry.Registry, spec *pipeline.Spec, fresh models.Learner, sig registry.Signature, log *slog.Logger) (models.Learner, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := spec.Model.Name
+	for range 3 {
+		v, err := reg.Resolve(ctx, name, registry.AliasChampion)
+		if err == nil {
+			data, err := reg.Artifact(ctx, name, v.Number, registry.ArtifactSnapshot)
+			if err != nil {
+				return nil, "", fmt.Errorf("rollout: champion version %d of %s: %w", v.Number, name, err)
+			}
+			l, err := models.UnmarshalLearner(data)
+			if err != nil {
+				return nil, "", fmt.Errorf("rollout: champion version %d of %s: %w", v.Number, name, err)
+			}
+			log.Info("rollout: serving the registry's champion", "model", name, "version", v.Number)
+			return l, strconv.FormatInt(v.Number, 10), nil
+		}
+		if !errors.Is(err, registry.ErrNotFound) {
+			return nil, "", fmt.Errorf("rollout: champion of %s: %w", name, err)
+		}
+		snap, err := fresh.MarshalBinary()
+		if err != nil {
+			return nil, "", err
+		}
+		nv, err := reg.Register(ctx, registry.Registration{Model: name, Signature: sig, Snapshot: snap, Who: "bootstrap",
+			Why: "the spec's model, first served", Lineage: registry.Lineage{SpecHash: specHash(spec)}})
+		if err != nil {
+			return nil, "", fmt.Errorf("rollout: register %s: %w", name, err)
+		}
+		_, err = reg.MoveAlias(ctx, registry.AliasMove{Model: name, Alias: registry.AliasChampion, Version: nv.Number, Expect: 0,
+			Who: "bootstrap", Why: "no champion yet: the spec's model"})
+		if err == nil {
+			log.Info("rollout: registered the spec's model as champion", "model", name, "version", nv.Number)
+			return fresh, strconv.FormatInt(nv.Number, 10), nil
+		}
+		if !errors.Is(err, registry.ErrConflict) {
+			return nil, "", fmt.Errorf("rollout: alias champion of %s: %w", name, err)
+		}
+	}
+	return nil, "", fmt.Errorf("rollout: champion of %s keeps changing at start-up", name)
+}
+
+// instanceName names this process on the registry's leases:
+// host:pid:random.
+func instanceName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
 // Run applies alias changes until ctx ends.
@@ -65,8 +126,16 @@ func (w *rolloutWatcher) Run(ctx context.Context) {
 	}
 }
 
-// apply serves set's champion, canary and shadow versions.
+// apply serves set's champion, canary and shadow versions and traffic.
 func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
+	percent := w.percent
+	if set.TrafficSet {
+		percent = set.CanaryPercent
+	}
+	if w.arms.Load().CanaryPercent != percent {
+		w.arms.SetCanaryPercent(percent)
+		w.log.Info("rollout: canary traffic", "model", w.model, "percent", percent)
+	}
 	canary := set.Versions[aliasCanary]
 	if canary == 0 {
 		canary = set.Versions[registry.AliasChallenger]
@@ -102,6 +171,9 @@ func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
 			continue
 		}
 		w.log.Info("rollout: arm swapped", "model", w.model, "arm", a.arm, "version", v)
+		if a.arm == stages.ArmChampion && w.onChampion != nil {
+			w.onChampion(v)
+		}
 	}
 }
 

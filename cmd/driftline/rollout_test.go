@@ -44,7 +44,7 @@ func TestRolloutHotSwap(t *testing.T) {
 	const bound = interval + 2*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	text := strings.Replace(string(demoSpecYAML), "model:\n",
+	text := strings.Replace(demoSpecWithoutRollout(t), "model:\n",
 		"rollout: {canary_percent: 20, shadow_topic: preds-shadow, watch_interval: 50ms}\nmodel:\n", 1)
 	spec, err := pipeline.ParseSpec("rollout.yaml", []byte(text))
 	if err != nil {
@@ -212,7 +212,7 @@ func TestRolloutHotSwap(t *testing.T) {
 // TestRolloutSpecErrorsNameLine: a bad rollout block is refused with the
 // file, line and field of each problem.
 func TestRolloutSpecErrorsNameLine(t *testing.T) {
-	text := strings.Replace(string(demoSpecYAML), "model:\n",
+	text := strings.Replace(demoSpecWithoutRollout(t), "model:\n",
 		"rollout:\n  canary_percent: 150\n  shadow_topic: predictions\n  watch_interval: 2h\nmodel:\n", 1)
 	_, err := pipeline.ParseSpec("rollout.yaml", []byte(text))
 	if err == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -10,4 +11,22 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// demoSpecWithoutRollout is the demo spec without its rollout block (the
+// last block of demo.yaml), for tests that add their own or use a model
+// that cannot roll out (model.onnx).
+func demoSpecWithoutRollout(t testing.TB) string {
+	t.Helper()
+	text := string(demoSpecYAML)
+	i := strings.Index(text, "\nrollout:\n")
+	if i < 0 {
+		t.Fatal("demo.yaml has no rollout block")
+	}
+	for _, line := range strings.Split(text[i+len("\nrollout:\n"):], "\n") {
+		if line != "" && line[0] != ' ' && line[0] != '#' {
+			t.Fatalf("demo.yaml: rollout is no longer its last block (%q follows it)", line)
+		}
+	}
+	return text[:i+1]
 }

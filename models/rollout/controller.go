@@ -123,6 +123,13 @@ func NewController(gate Gate, who string) (*Controller, error) {
 	return &Controller{gate: g, who: who, z: quantile(g.Confidence), phase: PhaseShadow, step: -1}, nil
 }
 
+// Gate returns the gate the controller applies, with defaults filled in.
+func (c *Controller) Gate() Gate {
+	g := c.gate
+	g.Steps = append([]int(nil), g.Steps...)
+	return g
+}
+
 // State returns the current state.
 func (c *Controller) State() State {
 	return State{Phase: c.phase, Step: c.step, Percent: c.percent(), Paused: c.paused,
