@@ -5,11 +5,11 @@ package main
 // Every call carries "Authorization: Bearer <token>". A token has one role:
 //
 //	viewer    GET  /api/v1/models                      list models with their aliases
-//	          GET  /api/v1/models/{name}               a model: versions, lineage, aliases, pause, policy
+//	          GET  /api/v1/models/{name}               a model: versions, lineage, aliases, canary traffic, pause, policy
 //	          GET  /api/v1/models/{name}/policy        the model's rollout gate policy
 //	          GET  /api/v1/audit?model=&since=&limit=  audit events after since, oldest first
 //	          GET  /api/v1/whoami                      the caller's token name and role
-//	operator  POST /api/v1/models/{name}/promote       {"version", "reason", "expect"?}
+//	operator  POST /api/v1/models/{name}/promote       {"version", "reason", "alias"?, "expect"?}
 //	          POST /api/v1/models/{name}/rollback      {"reason", "to"?, "expect"?}
 //	          POST /api/v1/models/{name}/pause         {"reason"}
 //	          POST /api/v1/models/{name}/resume        {"reason"}
@@ -68,8 +68,8 @@ func roleRank(role string) int {
 }
 
 // Audit What values written by the admin API. Promotions and rollbacks are alias
-// moves, recorded by the registry as "alias.set" with details action=promote or
-// action=rollback.
+// moves, recorded by the registry as "alias.set" with details alias (champion,
+// canary or shadow) and action=promote or action=rollback.
 const (
 	whatRolloutPause   = "rollout.pause"
 	whatRolloutResume  = "rollout.resume"
@@ -444,14 +444,19 @@ type versionView struct {
 	ONNX      registry.Artifact  `json:"onnx,omitzero"`
 }
 
-// modelView is GET /api/v1/models/{name}.
+// modelView is GET /api/v1/models/{name}. CanaryPercent is the canary's share of
+// traffic as last set in the registry (registry.SetTraffic); TrafficSet is false,
+// and CanaryPercent 0, when it was never set, and instances then serve the spec's
+// rollout.canary_percent.
 type modelView struct {
-	Name     string           `json:"name"`
-	Epoch    int64            `json:"epoch"`
-	Aliases  map[string]int64 `json:"aliases"`
-	Paused   *pauseRecord     `json:"paused,omitempty"`
-	Policy   *policyRecord    `json:"policy,omitempty"`
-	Versions []versionView    `json:"versions"`
+	Name          string           `json:"name"`
+	Epoch         int64            `json:"epoch"`
+	Aliases       map[string]int64 `json:"aliases"`
+	CanaryPercent int              `json:"canaryPercent"`
+	TrafficSet    bool             `json:"trafficSet"`
+	Paused        *pauseRecord     `json:"paused,omitempty"`
+	Policy        *policyRecord    `json:"policy,omitempty"`
+	Versions      []versionView    `json:"versions"`
 }
 
 type pauseRecord struct {
@@ -484,7 +489,8 @@ func (a *adminAPI) showModel(w http.ResponseWriter, r *http.Request, _ identity)
 		fail(w, err)
 		return
 	}
-	view := modelView{Name: name, Epoch: as.Epoch, Aliases: as.Versions, Versions: make([]versionView, 0, len(vs))}
+	view := modelView{Name: name, Epoch: as.Epoch, Aliases: as.Versions, CanaryPercent: as.CanaryPercent, TrafficSet: as.TrafficSet,
+		Versions: make([]versionView, 0, len(vs))}
 	if view.Aliases == nil {
 		view.Aliases = map[string]int64{}
 	}
@@ -662,10 +668,20 @@ func toAuditEvent(e registry.Event) auditEvent {
 type promoteRequest struct {
 	Version int64  `json:"version"`
 	Reason  string `json:"reason"`
-	// Expect, when set, is the version champion must point at now (0: unset);
+	// Alias is the alias to point at Version: champion (the default; a direct
+	// override that bypasses the rollout gate), or canary or shadow, which hand
+	// Version to the governed rollout (see promotableAliases).
+	Alias string `json:"alias,omitempty"`
+	// Expect, when set, is the version Alias must point at now (0: unset);
 	// without it the API expects what it reads just before the move.
 	Expect *int64 `json:"expect,omitempty"`
 }
+
+// promotableAliases are the aliases promote may move. Champion serves at once.
+// Canary and shadow name the candidate of the governed rollout: the governor
+// measures the canary alias, else the shadow alias, against the champion on the
+// rollout gate and advances it to champion or rolls it back (governor.evaluate).
+var promotableAliases = []string{registry.AliasChampion, aliasCanary, aliasShadow}
 
 // moveResult answers promote and rollback.
 type moveResult struct {
@@ -691,11 +707,18 @@ func (a *adminAPI) promote(w http.ResponseWriter, r *http.Request, who identity)
 		fail(w, badRequest("version: required, a version number ≥ 1"))
 		return
 	}
+	if req.Alias == "" {
+		req.Alias = registry.AliasChampion
+	}
+	if !slices.Contains(promotableAliases, req.Alias) {
+		fail(w, badRequest("alias: %q is not one of %s", req.Alias, strings.Join(promotableAliases, ", ")))
+		return
+	}
 	if err := requireReason(req.Reason); err != nil {
 		fail(w, err)
 		return
 	}
-	res, err := a.moveChampion(r.Context(), name, req.Version, req.Expect, who, req.Reason, "promote")
+	res, err := a.moveAlias(r.Context(), name, req.Alias, req.Version, req.Expect, who, req.Reason, "promote")
 	if err != nil {
 		fail(w, err)
 		return
@@ -703,36 +726,41 @@ func (a *adminAPI) promote(w http.ResponseWriter, r *http.Request, who identity)
 	writeJSON(w, http.StatusOK, res)
 }
 
-// moveChampion moves champion of model to version by compare-and-set against expect,
-// or against the champion read now when expect is nil.
-func (a *adminAPI) moveChampion(ctx context.Context, model string, version int64, expect *int64, who identity, why, action string) (moveResult, error) {
-	var from int64
-	if expect != nil {
-		if *expect < 0 {
-			return moveResult{}, badRequest("expect: %d is not a version (0 means unset)", *expect)
-		}
-		from = *expect
-	} else {
-		as, err := a.reg.Aliases(ctx, model)
-		if err != nil {
+// moveAlias moves alias of model to version by compare-and-set against expect, or
+// against the alias read now when expect is nil. A canary or shadow may not be the
+// champion's version: the governor would have nothing to measure (409).
+func (a *adminAPI) moveAlias(ctx context.Context, model, alias string, version int64, expect *int64, who identity, why, action string) (moveResult, error) {
+	if expect != nil && *expect < 0 {
+		return moveResult{}, badRequest("expect: %d is not a version (0 means unset)", *expect)
+	}
+	var set registry.AliasSet
+	if expect == nil || alias != registry.AliasChampion {
+		var err error
+		if set, err = a.reg.Aliases(ctx, model); err != nil {
 			return moveResult{}, err
 		}
-		from = as.Versions[registry.AliasChampion]
+	}
+	from := set.Versions[alias]
+	if expect != nil {
+		from = *expect
 	}
 	if from == version {
-		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("champion of %s is already version %d", model, version)}
+		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("%s of %s is already version %d", alias, model, version)}
+	}
+	if alias != registry.AliasChampion && set.Versions[registry.AliasChampion] == version {
+		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("version %d is the champion of %s: a %s must be another version for the rollout gate to measure", version, model, alias)}
 	}
 	epoch, err := a.reg.MoveAlias(ctx, registry.AliasMove{
-		Model: model, Alias: registry.AliasChampion, Version: version, Expect: from,
+		Model: model, Alias: alias, Version: version, Expect: from,
 		Who: who.Name, Why: why, Details: map[string]string{"action": action, "role": who.Role},
 	})
 	if errors.Is(err, registry.ErrConflict) {
-		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("champion of %s moved: it no longer points at version %d (%v); re-read and retry", model, from, err)}
+		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("%s of %s moved: it no longer points at version %d (%v); re-read and retry", alias, model, from, err)}
 	}
 	if err != nil {
 		return moveResult{}, err
 	}
-	return moveResult{Model: model, Alias: registry.AliasChampion, From: from, To: version, Epoch: epoch}, nil
+	return moveResult{Model: model, Alias: alias, From: from, To: version, Epoch: epoch}, nil
 }
 
 type rollbackRequest struct {
@@ -783,7 +811,7 @@ func (a *adminAPI) rollback(w http.ResponseWriter, r *http.Request, who identity
 			req.Expect = &cur
 		}
 	}
-	res, err := a.moveChampion(ctx, name, to, req.Expect, who, req.Reason, "rollback")
+	res, err := a.moveAlias(ctx, name, registry.AliasChampion, to, req.Expect, who, req.Reason, "rollback")
 	if err != nil {
 		fail(w, err)
 		return

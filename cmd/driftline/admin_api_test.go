@@ -266,6 +266,89 @@ func TestAdminAPIPromoteMovesAliasAndAudits(t *testing.T) {
 	}
 }
 
+func TestAdminAPIPromoteAlias(t *testing.T) {
+	f := newMiniAdminFixture(t)
+	ctx := context.Background()
+	aliases := func() map[string]int64 {
+		t.Helper()
+		set, err := f.reg.Aliases(ctx, "fraud")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set.Versions
+	}
+	const path = "/api/v1/models/fraud/promote"
+	before := len(f.allAudit(t))
+	// A viewer may not move a candidate alias either; a bad alias names the field.
+	f.wantError(t, f.viewer, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "try"}, http.StatusForbidden, "viewer", "operator")
+	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "challenger", "reason": "r"}, http.StatusBadRequest, "alias:", `"challenger"`, "champion, canary, shadow")
+	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "Canary", "reason": "r"}, http.StatusBadRequest, "alias:")
+	// The champion's version is no candidate: the governor would have nothing to measure.
+	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 1, "alias": "canary", "reason": "r"}, http.StatusConflict, "champion of fraud")
+	if got := aliases(); len(got) != 1 || got["champion"] != 1 {
+		t.Fatalf("aliases %v after refused calls", got)
+	}
+	if after := len(f.allAudit(t)); after != before {
+		t.Fatalf("refused calls wrote %d audit events", after-before)
+	}
+
+	var res moveResult
+	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "hand-picked candidate"}, http.StatusOK, &res)
+	if res != (moveResult{Model: "fraud", Alias: "canary", From: 0, To: 2, Epoch: 2}) {
+		t.Fatalf("promote canary answered %+v", res)
+	}
+	if got := aliases(); got["canary"] != 2 || got["champion"] != 1 {
+		t.Fatalf("aliases %v after promote canary, want canary 2 and champion 1", got)
+	}
+	e := f.lastAudit(t)
+	if e.What != registry.WhatAliasSet || e.Who != "ops" || e.Why != "hand-picked candidate" || e.Model != "fraud" || e.Version != 2 ||
+		e.Details["alias"] != "canary" || e.Details["action"] != "promote" || e.Details["role"] != roleOperator ||
+		e.Details["from"] != "0" || e.Details["to"] != "2" {
+		t.Fatalf("audit event %+v", e)
+	}
+
+	// Compare-and-set against the named alias, not the champion.
+	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "canary", "reason": "r", "expect": 1}, http.StatusConflict, "canary of fraud moved", "no longer points at version 1")
+	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "r"}, http.StatusConflict, "canary of fraud is already version 2")
+	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "canary", "reason": "newer", "expect": 2}, http.StatusOK, &res)
+	if res.From != 2 || res.To != 3 || aliases()["canary"] != 3 {
+		t.Fatalf("promote canary with expect answered %+v, aliases %v", res, aliases())
+	}
+	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "shadow", "reason": "shadow it"}, http.StatusOK, &res)
+	if e := f.lastAudit(t); res.Alias != "shadow" || aliases()["shadow"] != 2 || e.Details["alias"] != "shadow" || e.Who != "ops" {
+		t.Fatalf("promote shadow answered %+v, audit %+v", res, e)
+	}
+	// An explicit champion is the old promote; candidate moves leave the champion's
+	// rollback history alone.
+	if f.champion(t) != 1 {
+		t.Fatalf("champion %d after candidate moves", f.champion(t))
+	}
+	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r"}, http.StatusConflict, "no champion of fraud before version 1")
+	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "champion", "reason": "override"}, http.StatusOK, &res)
+	if res.Alias != "champion" || res.From != 1 || f.champion(t) != 3 {
+		t.Fatalf("promote champion answered %+v, champion %d", res, f.champion(t))
+	}
+}
+
+func TestAdminAPIShowTraffic(t *testing.T) {
+	f := newMiniAdminFixture(t)
+	var m modelView
+	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
+	if m.TrafficSet || m.CanaryPercent != 0 {
+		t.Fatalf("traffic before any set: %d%%, set %v", m.CanaryPercent, m.TrafficSet)
+	}
+	if _, err := f.reg.SetTraffic(context.Background(), registry.TrafficMove{Model: "fraud", Percent: 25, Who: "governor", Why: "step"}); err != nil {
+		t.Fatal(err)
+	}
+	status, raw, _ := f.call(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil)
+	if status != http.StatusOK || !strings.Contains(string(raw), `"canaryPercent": 25,`) || !strings.Contains(string(raw), `"trafficSet": true,`) {
+		t.Fatalf("show after SetTraffic: %d %s", status, raw)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || !m.TrafficSet || m.CanaryPercent != 25 || m.Epoch != 2 {
+		t.Fatalf("show after SetTraffic: %+v, %v", m, err)
+	}
+}
+
 func TestAdminAPIRollbackReturnsToPreviousChampion(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	promote := func(v int) {

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/driftline/driftline/models/registry"
 )
 
 // Environment variables the API subcommands read.
@@ -153,6 +155,16 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any) 
 // parseInterleaved parses flags that may come before, between or after the
 // positional arguments, and checks that there are exactly the names wanted.
 func parseInterleaved(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	pos, err := parsePositional(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	return pos, checkPositional(fs, pos, names...)
+}
+
+// parsePositional parses flags that may come before, between or after the
+// positional arguments, and returns the positional arguments.
+func parsePositional(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := parseFlags(fs, args); err != nil {
@@ -160,11 +172,16 @@ func parseInterleaved(fs *flag.FlagSet, args []string, names ...string) ([]strin
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			break
+			return pos, nil
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// checkPositional reports, with usage, positional arguments that are not exactly
+// the names wanted.
+func checkPositional(fs *flag.FlagSet, pos []string, names ...string) error {
 	if len(pos) != len(names) {
 		if len(pos) < len(names) {
 			fmt.Fprintf(fs.Output(), "driftline %s: missing %s\n", fs.Name(), strings.Join(names[len(pos):], " "))
@@ -172,9 +189,9 @@ func parseInterleaved(fs *flag.FlagSet, args []string, names ...string) ([]strin
 			fmt.Fprintf(fs.Output(), "driftline %s: unexpected argument %q\n", fs.Name(), pos[len(names)])
 		}
 		fs.Usage()
-		return nil, errUsage
+		return errUsage
 	}
-	return pos, nil
+	return nil
 }
 
 // requireFlag reports a missing required string flag.
@@ -254,7 +271,7 @@ func formatSorted[V any](m map[string]V, format string) string {
 }
 
 func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the pause flag, the gate\npolicy, and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
+	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the canary's traffic share,\nthe pause flag, the gate policy, and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON answer (full lineage and signature)")
 	pos, err := parseInterleaved(fs, args, "NAME")
@@ -273,6 +290,11 @@ func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return printJSON(stdout, m)
 	}
 	fmt.Fprintf(stdout, "model:   %s\naliases: %s (epoch %d)\n", m.Name, formatAliases(m.Aliases), m.Epoch)
+	if m.TrafficSet {
+		fmt.Fprintf(stdout, "traffic: canary %d%%\n", m.CanaryPercent)
+	} else {
+		fmt.Fprintln(stdout, "traffic: canary share never set (instances serve the spec's rollout.canary_percent)")
+	}
 	if m.Paused != nil {
 		fmt.Fprintf(stdout, "paused:  yes, by %s at %s: %s\n", m.Paused.Who, m.Paused.When.Format(time.RFC3339), m.Paused.Why)
 	} else {
@@ -319,23 +341,61 @@ func formatSource(v versionView) string {
 
 func formatMetrics(m map[string]float64) string { return formatSorted(m, "%s=%.4g") }
 
+const modelsPromoteAbout = `Point an alias of model NAME at VERSION, by compare-and-set: the move
+fails with 409 if the alias changed meanwhile (or is not --expect). The
+audit log records who (the token's name), when, the alias and --reason.
+Needs an operator token. --model and --version may stand for NAME and
+VERSION.
+
+--alias champion (the default) is a direct override: VERSION serves as
+champion at once, without the rollout gate. Roll it back with rollback.
+
+--alias canary or shadow hands VERSION to the governed rollout: the
+governor measures the candidate (the canary alias, else the shadow alias)
+against the champion on the rollout gate, then advances it step by step
+to champion or rolls it back. Moving the canary replaces the candidate
+being measured, and a new canary serves the canary's current traffic
+share (see show) until the gate changes it.`
+
 func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models promote", "NAME VERSION --reason R [flags]", "Make VERSION the champion of model NAME, by compare-and-set: the move\nfails with 409 if the champion changed meanwhile (or is not --expect).\nThe audit log records who (the token's name), when and --reason.\nNeeds an operator token.\n\n"+apiFlagsAbout, stderr)
+	fs := newFlags("models promote", "NAME VERSION --reason R [--alias champion|canary|shadow] [flags]", modelsPromoteAbout+"\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
 	reason := fs.String("reason", "", "why (required; goes to the audit log)")
-	expect := fs.String("expect", "", "fail unless the champion is this version now (0: unset)")
-	pos, err := parseInterleaved(fs, args, "NAME", "VERSION")
+	alias := fs.String("alias", registry.AliasChampion, "the alias to move: "+strings.Join(promotableAliases, ", "))
+	expect := fs.String("expect", "", "fail unless the alias is this version now (0: unset)")
+	model := fs.String("model", "", "the model, instead of NAME")
+	version := fs.String("version", "", "the version, instead of VERSION")
+	pos, err := parsePositional(fs, args)
 	if err != nil {
 		return err
+	}
+	// Positional arguments fill NAME and VERSION where their flags are not set.
+	slots := []*string{model, version}
+	var names []string
+	for i, slot := range slots {
+		if *slot == "" {
+			names = append(names, []string{"NAME", "VERSION"}[i])
+		}
+	}
+	if err := checkPositional(fs, pos, names...); err != nil {
+		return err
+	}
+	for _, slot := range slots {
+		if *slot == "" {
+			*slot, pos = pos[0], pos[1:]
+		}
 	}
 	if err := requireFlag(fs, "reason", *reason); err != nil {
 		return err
 	}
-	v, err := parseVersion("VERSION", pos[1])
+	v, err := parseVersion("VERSION", *version)
 	if err != nil {
 		return err
 	}
-	req := promoteRequest{Version: v, Reason: *reason}
+	if !slices.Contains(promotableAliases, *alias) {
+		return fmt.Errorf("--alias: %q is not one of %s", *alias, strings.Join(promotableAliases, ", "))
+	}
+	req := promoteRequest{Version: v, Reason: *reason, Alias: *alias}
 	if *expect != "" {
 		e, err := strconv.ParseInt(*expect, 10, 64)
 		if err != nil || e < 0 {
@@ -348,10 +408,13 @@ func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	var res moveResult
-	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/promote", req, &res); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(*model)+"/promote", req, &res); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "promoted %s: champion %s -> %d (alias epoch %d)\n", res.Model, versionOrNone(res.From), res.To, res.Epoch)
+	fmt.Fprintf(stdout, "promoted %s: %s %s -> %d (alias epoch %d)\n", res.Model, res.Alias, versionOrNone(res.From), res.To, res.Epoch)
+	if res.Alias != registry.AliasChampion {
+		fmt.Fprintf(stdout, "version %d goes to the rollout gate: the governor measures it against the champion, then advances or rolls it back\n", res.To)
+	}
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/driftline/driftline/models/registry"
 )
 
 // cli runs driftline with args and returns the exit code, stdout and stderr.
@@ -46,7 +48,7 @@ func TestModelsCLIListAndShow(t *testing.T) {
 	}
 
 	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "fraud")
-	wantCLI(t, code, out, errOut, 0, "model:   fraud", "aliases: champion=1 (epoch 1)", "paused:  no")
+	wantCLI(t, code, out, errOut, 0, "model:   fraud", "aliases: champion=1 (epoch 1)\ntraffic: canary share never set", "paused:  no")
 	for _, re := range []string{
 		`(?m)^VERSION +CREATED +BY +ALIASES +PARENT +SOURCE +METRICS$`,
 		`(?m)^1 +\S+Z +trainer +champion +- +- +accuracy=0\.81$`,
@@ -95,6 +97,46 @@ func TestModelsCLIPromoteRollback(t *testing.T) {
 	if f.champion(t) != 3 {
 		t.Fatalf("champion %d after a refused promote", f.champion(t))
 	}
+}
+
+func TestModelsCLIPromoteAlias(t *testing.T) {
+	f := newMiniAdminFixture(t)
+	ctx := context.Background()
+	code, out, errOut := f.modelsCLI(t, f.operator, "promote", "--model", "fraud", "--version", "2", "--alias", "canary", "--reason", "hand-picked")
+	wantCLI(t, code, out, errOut, 0)
+	if out != "promoted fraud: canary none -> 2 (alias epoch 2)\nversion 2 goes to the rollout gate: the governor measures it against the champion, then advances or rolls it back\n" {
+		t.Fatalf("promote --alias canary printed %q", out)
+	}
+	set, err := f.reg.Aliases(ctx, "fraud")
+	if err != nil || set.Versions["canary"] != 2 || set.Versions["champion"] != 1 {
+		t.Fatalf("aliases %+v, %v after CLI promote --alias canary", set, err)
+	}
+	if e := f.lastAudit(t); e.Who != "ops" || e.Why != "hand-picked" || e.Details["alias"] != "canary" || e.Details["action"] != "promote" {
+		t.Fatalf("audit %+v", e)
+	}
+	// Positional NAME VERSION, or one of them by flag, work the same.
+	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "3", "--alias", "shadow", "--reason", "r")
+	wantCLI(t, code, out, errOut, 0, "promoted fraud: shadow none -> 3")
+	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "--version", "3", "--alias", "canary", "--expect", "2", "--reason", "r")
+	wantCLI(t, code, out, errOut, 0, "promoted fraud: canary 2 -> 3")
+	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "1", "--alias", "canary", "--reason", "r")
+	wantCLI(t, code, out, errOut, 1, "409 Conflict", "champion of fraud")
+	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "2", "--alias", "challenger", "--reason", "r")
+	wantCLI(t, code, out, errOut, 1, `--alias: "challenger" is not one of champion, canary, shadow`)
+	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "2", "--model", "fraud", "--reason", "r")
+	wantCLI(t, code, out, errOut, 2, `unexpected argument "2"`)
+	if f.champion(t) != 1 {
+		t.Fatalf("champion %d after candidate promotes", f.champion(t))
+	}
+
+	// show prints the canary's traffic share next to the aliases.
+	if _, err := f.reg.SetTraffic(ctx, registry.TrafficMove{Model: "fraud", Percent: 25, Who: "governor", Why: "step"}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "fraud")
+	wantCLI(t, code, out, errOut, 0, "aliases: canary=3,champion=1,shadow=3 (epoch 5)\ntraffic: canary 25%\n")
+	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "fraud", "--json")
+	wantCLI(t, code, out, errOut, 0, `"canaryPercent": 25`, `"trafficSet": true`)
 }
 
 func TestModelsCLIErrors(t *testing.T) {
@@ -152,7 +194,13 @@ func TestModelsCLIHelp(t *testing.T) {
 			t.Errorf("%v: help does not explain --admin-url and $DRIFTLINE_TOKEN:\n%s", args, errOut)
 		}
 	}
-	_, _, errOut := cli(t, "models", "--help")
+	_, _, errOut := cli(t, "models", "promote", "--help")
+	for _, w := range []string{"--alias", "direct override", "canary or shadow hands VERSION to the governed rollout", "rollout gate"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("models promote --help does not say %q:\n%s", w, errOut)
+		}
+	}
+	_, _, errOut = cli(t, "models", "--help")
 	for _, sub := range []string{"list", "show", "promote", "rollback", "pause", "retrain", "token"} {
 		if !strings.Contains(errOut, "\n  "+sub) {
 			t.Errorf("models --help does not list %s:\n%s", sub, errOut)
