@@ -348,6 +348,9 @@ func (g *governor) evaluate(ctx context.Context) error {
 		if err := g.begin(ctx, cand, set); err != nil {
 			return err
 		}
+		if set, err = g.reg.Aliases(ctx, g.model); err != nil { // begin may move aliases
+			return err
+		}
 	}
 	if err := g.syncPause(ctx); err != nil {
 		return err
@@ -394,6 +397,34 @@ func (g *governor) begin(ctx context.Context, cand int64, set registry.AliasSet)
 	g.ctrl, g.candidate, g.lastHold, g.wasPaused = ctrl, cand, "", false
 	g.prevChampion = set.Versions[registry.AliasChampion]
 	g.champVersion, g.champBase, g.candBase = champVersion, champBase, candBase
+	return g.startInShadow(ctx, set)
+}
+
+// startInShadow puts a new candidate where the controller starts it: in
+// the shadow alias, serving no traffic. A candidate handed over as the
+// canary (an operator's promote --alias canary, or a rollout a previous
+// lease holder left half done) moves from the canary alias to the shadow
+// alias, and the canary share goes to 0, so that it is measured in shadow
+// before it serves a key.
+func (g *governor) startInShadow(ctx context.Context, set registry.AliasSet) error {
+	why := fmt.Sprintf("version %d starts its rollout in shadow", g.candidate)
+	if set.Versions[aliasCanary] == g.candidate {
+		if set.Versions[aliasShadow] != g.candidate {
+			if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: aliasShadow, Version: g.candidate,
+				Expect: set.Versions[aliasShadow], Who: whoGovernor, Why: why}); err != nil {
+				return err
+			}
+		}
+		if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: aliasCanary, Expect: g.candidate,
+			Who: whoGovernor, Why: why}); err != nil {
+			return err
+		}
+	}
+	if set.TrafficSet && set.CanaryPercent != 0 || !set.TrafficSet && set.Versions[aliasCanary] == g.candidate {
+		if _, err := g.reg.SetTraffic(ctx, registry.TrafficMove{Model: g.model, Percent: 0, Who: whoGovernor, Why: why}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

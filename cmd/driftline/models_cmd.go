@@ -22,7 +22,8 @@ Subcommands:
   export   write a learner snapshot as an ONNX model that ONNX Runtime scores
   list     list registered models and their aliases (admin API, viewer)
   show     show a model's versions, lineage, aliases, pause flag, policy (viewer)
-  promote  make a version the champion, by compare-and-set (operator)
+  promote  make a version the champion, or hand it to the rollout gate as
+           --alias canary or shadow, by compare-and-set (operator)
   rollback move the champion back to the previous one or --to a version (operator)
   pause    pause a model's rollout; resume undoes it (operator)
   retrain  request a retrain of a model (operator)
