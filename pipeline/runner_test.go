@@ -384,3 +384,61 @@ func TestBatchRowStates(t *testing.T) {
 		t.Errorf("reset kept old state: %+v", b)
 	}
 }
+
+// shadowCopy is an in-test Stage: it adds a copy of every "predictions"
+// output to topic, as the shadow arm's predictions.
+type shadowCopy struct{ topic string }
+
+func (shadowCopy) Name() string { return "shadow" }
+
+func (s shadowCopy) Process(_ context.Context, b *pipeline.Batch) error {
+	for i, n := 0, len(b.Outputs); i < n; i++ {
+		if o := b.Outputs[i]; o.Topic == "predictions" {
+			b.Outputs = append(b.Outputs, pipeline.OutRecord{Topic: s.topic, Key: o.Key, Value: append([]byte("shadow:"), o.Value...)})
+		}
+	}
+	return nil
+}
+
+// TestRunnerShadowOutputsNotCounted: outputs to RunnerConfig.ShadowTopic
+// are written like every output but not counted as events out; without a
+// ShadowTopic they are.
+func TestRunnerShadowOutputsNotCounted(t *testing.T) {
+	const shadow = "predictions.shadow"
+	for _, tc := range []struct {
+		name        string
+		shadowTopic string
+		wantOut     int64
+	}{{"shadow topic set", shadow, 3}, {"no shadow topic", "", 6}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &recordingSink{}
+			reg := prometheus.NewRegistry()
+			m, err := pipeline.NewMetrics(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := pipeline.NewRunner(pipeline.RunnerConfig{Sink: sink, ShadowTopic: tc.shadowTopic, DLQTopic: "events.dlq", Metrics: m,
+				Stages: []pipeline.Stage{screen{}, shadowCopy{topic: shadow}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Close)
+			if err := r.Handle(context.Background(), msgs("events", 0, 0, "a", "bad", "b", "dup", "c")); err != nil {
+				t.Fatal(err)
+			}
+			if p, s := len(sink.byTopic("predictions")), len(sink.byTopic(shadow)); p != 3 || s != 3 {
+				t.Fatalf("wrote %d predictions and %d shadow predictions, want 3 and 3", p, s)
+			}
+			if got := string(sink.byTopic(shadow)[0].Value); got != "shadow:pred:a" {
+				t.Fatalf("first shadow output %q", got)
+			}
+			tot := m.Totals()
+			if tot.Out != tc.wantOut || tot.In != 5 || tot.DLQ != 1 || tot.Duplicates != 1 {
+				t.Fatalf("totals %+v, want out %d, in 5, dlq 1, duplicates 1", tot, tc.wantOut)
+			}
+			if got := r2totals(t, reg)["driftline_pipeline_events_out_total"]; got != float64(tc.wantOut) {
+				t.Fatalf("driftline_pipeline_events_out_total %v, want %d", got, tc.wantOut)
+			}
+		})
+	}
+}

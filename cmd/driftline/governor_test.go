@@ -4,14 +4,20 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/models/rollout"
 	"github.com/driftline/driftline/stages"
+	"github.com/driftline/driftline/testkit/redistest"
 )
 
 func newTestGovernor(t *testing.T, reg *registry.Registry) *governor {
@@ -192,4 +198,460 @@ func TestGovernorHoldsOnOpenDrift(t *testing.T) {
 
 func alertsOf(subject, state string) []alert.Alert {
 	return []alert.Alert{{Subject: subject, State: alert.State(state), DedupeKey: subject + "-key"}}
+}
+
+// outcomePairs are (score, label) pairs for the metric tests: scores exact
+// in float32, both sides of the 0.5 threshold and on it, and 0 and 1,
+// which the log loss clips.
+var outcomePairs = []struct{ score, label float64 }{
+	{0.875, 1}, {0.25, 0}, {0.625, 0}, {0.375, 1}, {0.5, 1},
+	{0, 0}, {1, 1}, {0.75, 1}, {0.125, 0}, {0, 1},
+}
+
+// directStats computes metric m over outcomePairs straight from the
+// definitions: the mean of the per-outcome quantity and its sample
+// standard deviation (two-pass), RMSE as the root of the mean squared
+// error with the SD of the squared errors.
+func directStats(m rollout.Metric) (value, sd float64) {
+	var xs []float64
+	correct := 0
+	for _, p := range outcomePairs {
+		if (p.score >= 0.5) == (p.label == 1) {
+			correct++
+		}
+		switch m {
+		case rollout.MetricLogLoss:
+			q := math.Min(math.Max(p.score, 1e-15), 1-1e-15)
+			if p.label == 1 {
+				xs = append(xs, -math.Log(q))
+			} else {
+				xs = append(xs, -math.Log(1-q))
+			}
+		case rollout.MetricMAE:
+			xs = append(xs, math.Abs(p.score-p.label))
+		case rollout.MetricRMSE:
+			xs = append(xs, (p.score-p.label)*(p.score-p.label))
+		}
+	}
+	if m == rollout.MetricAccuracy {
+		return float64(correct) / float64(len(outcomePairs)), 0
+	}
+	var mean float64
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	sd = math.Sqrt(ss / float64(len(xs)-1))
+	if m == rollout.MetricRMSE {
+		return math.Sqrt(mean), sd
+	}
+	return mean, sd
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+// TestGovernorStatsOfOutcomeSums: for every gate metric, the Stats of the
+// summed outcomeDeltas of known pairs — directly, and after the outcome
+// hook and a flush through the registry — match a direct computation.
+func TestGovernorStatsOfOutcomeSums(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newTestRegistry(t)
+	g := newTestGovernor(t, reg)
+	var sums registry.OutcomeSums
+	for _, p := range outcomePairs {
+		sums = sums.Add(outcomeDelta(p.score, p.label))
+		g.observeOutcome(stages.Outcome{Version: "1", Score: float32(p.score), Label: float32(p.label)})
+	}
+	if err := g.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shared, err := reg.Outcomes(ctx, testModel, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc, _ := directStats(rollout.MetricAccuracy); acc != 0.7 {
+		t.Fatalf("direct accuracy %v, want 7 of 10", acc) // the pairs' own check
+	}
+	for _, m := range []rollout.Metric{rollout.MetricAccuracy, rollout.MetricLogLoss, rollout.MetricMAE, rollout.MetricRMSE} {
+		value, sd := directStats(m)
+		for name, s := range map[string]registry.OutcomeSums{"summed": sums, "registry": shared} {
+			st := statsOf(m, s)
+			if st.N != int64(len(outcomePairs)) || st.Positives != 6 {
+				t.Errorf("%s %s: n %d positives %d, want %d and 6", m, name, st.N, st.Positives, len(outcomePairs))
+			}
+			if !near(st.Value, value) || !near(st.SD, sd) {
+				t.Errorf("%s %s: value %.12g sd %.12g, want %.12g and %.12g", m, name, st.Value, st.SD, value, sd)
+			}
+		}
+	}
+	// One outcome has no spread; none has no stats.
+	if st := statsOf(rollout.MetricMAE, outcomeDelta(0.25, 1)); st.N != 1 || st.Value != 0.75 || st.SD != 0 {
+		t.Errorf("one outcome: %+v, want n 1, mae 0.75, sd 0", st)
+	}
+	if st := statsOf(rollout.MetricLogLoss, registry.OutcomeSums{}); st != (rollout.Stats{}) {
+		t.Errorf("no outcomes: %+v, want zero stats", st)
+	}
+}
+
+// newTestRegistryMini is newTestRegistry that also returns its miniredis,
+// for tests that move Redis time (lease expiry).
+func newTestRegistryMini(t *testing.T) (*registry.Registry, *redistest.Redis) {
+	t.Helper()
+	r := redistest.StartMiniredis(t)
+	reg, err := registry.New(r.Client(t), registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newTestLearner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := l.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v, err := reg.Register(ctx, registry.Registration{Model: testModel, Signature: testSignature, Snapshot: snap, Who: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: testModel, Alias: registry.AliasChampion, Version: v.Number, Expect: 0, Who: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	return reg, r
+}
+
+func mustTick(t *testing.T, g *governor) {
+	t.Helper()
+	if err := g.tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// governorDecisions counts the governor's audited rollout decisions
+// (advance, promote, stable, rollback, pause, resume; not holds).
+func governorDecisions(t *testing.T, reg *registry.Registry) int {
+	t.Helper()
+	n := 0
+	for _, w := range governorAudit(t, reg) {
+		if strings.HasPrefix(w, "rollout.") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestGovernorLeaseOneLeader: two instances govern the same model; only the
+// lease holder decides, while the other's outcomes still reach the shared
+// sums the holder measures. Once the holder stops renewing and its lease
+// runs out (three intervals), the other takes over and finishes the
+// rollout; the old holder, back, does nothing.
+func TestGovernorLeaseOneLeader(t *testing.T) {
+	ctx := context.Background()
+	reg, mini := newTestRegistryMini(t)
+	a, b := newTestGovernor(t, reg), newTestGovernor(t, reg)
+	a.holder, b.holder = "instance-a", "instance-b"
+	cand := registerShadow(t, reg)
+	cv := strconv.FormatInt(cand, 10)
+	lease := governorLease(testModel)
+	holder := func() string {
+		h, err := reg.LeaseHolder(ctx, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+
+	// a ticks first, takes the lease and starts the rollout on empty sums.
+	mustTick(t, a)
+	mustTick(t, b)
+	if !a.leader || b.leader || b.ctrl != nil || holder() != "instance-a" {
+		t.Fatalf("leaders a %v b %v (b ctrl %v), holder %q; want a only", a.leader, b.leader, b.ctrl != nil, holder())
+	}
+	// The candidate's outcomes arrive at b only, the champion's at a only.
+	for round := 0; a.ctrl.State().Percent < 25; round++ {
+		if round == 5 {
+			t.Fatalf("a stuck at %+v", a.ctrl.State())
+		}
+		feed(b, cv, 300, 0.95)
+		feed(a, "1", 300, 0.80)
+		before := governorDecisions(t, reg)
+		mustTick(t, b)
+		mustTick(t, a)
+		if b.leader || b.ctrl != nil {
+			t.Fatalf("round %d: b acts while a holds the lease", round)
+		}
+		if n := governorDecisions(t, reg) - before; n > 1 {
+			t.Fatalf("round %d: %d decisions in one tick of both", round, n)
+		}
+	}
+	evs, err := reg.ReadAudit(ctx, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.What == "rollout.advance" {
+			if e.Details["candidateN"] != "300" || e.Details["championN"] != "300" {
+				t.Fatalf("first advance measured candidate %s, champion %s; want 300 each (b's outcomes counted)", e.Details["candidateN"], e.Details["championN"])
+			}
+			break
+		}
+	}
+	wantA := []string{"rollout.advance", "alias.set:canary=" + cv, "traffic.set:5", "alias.delete:shadow=0", "rollout.advance", "traffic.set:25"}
+	if got := governorAudit(t, reg); !slices.Equal(got, wantA) {
+		t.Fatalf("audit while a leads %q, want %q", got, wantA)
+	}
+
+	// a stops. Within three intervals of its last renewal b cannot take over.
+	mini.Mini.FastForward(2 * time.Second)
+	mustTick(t, b)
+	if b.leader || holder() != "instance-a" {
+		t.Fatalf("b took the lease %v before it ran out (holder %q)", b.leader, holder())
+	}
+	mini.Mini.FastForward(2 * time.Second)
+	mustTick(t, b)
+	if !b.leader || holder() != "instance-b" || b.candidate != cand || b.ctrl.State().Phase != rollout.PhaseShadow {
+		t.Fatalf("after a's lease ran out: b leader %v, holder %q, candidate %d", b.leader, holder(), b.candidate)
+	}
+	for round := 0; b.ctrl.State().Phase != rollout.PhaseStable; round++ {
+		if round == 20 {
+			t.Fatalf("b stuck at %+v", b.ctrl.State())
+		}
+		feed(b, cv, 300, 0.95)
+		feed(b, "1", 300, 0.80)
+		before := governorDecisions(t, reg)
+		mustTick(t, b)
+		if n := governorDecisions(t, reg) - before; n > 1 {
+			t.Fatalf("b round %d: %d decisions in one tick", round, n)
+		}
+	}
+	set, err := reg.Aliases(ctx, testModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Versions[registry.AliasChampion] != cand || set.Versions[aliasCanary] != 0 || set.Versions[aliasShadow] != 0 || set.CanaryPercent != 0 {
+		t.Fatalf("aliases %v at %d%%, want champion %d only", set.Versions, set.CanaryPercent, cand)
+	}
+	got := governorAudit(t, reg)
+	if tail := got[len(got)-5:]; !slices.Equal(tail, []string{"rollout.promote", "alias.set:champion=" + cv, "alias.delete:canary=0", "traffic.set:0", "rollout.stable"}) {
+		t.Fatalf("b's audit ends %q, want promote … stable", tail)
+	}
+	// a comes back: b holds the lease, so a drops its rollout and does nothing.
+	mustTick(t, a)
+	if a.leader || a.ctrl != nil || len(governorAudit(t, reg)) != len(got) {
+		t.Fatalf("a acted without the lease: leader %v, audit %q", a.leader, governorAudit(t, reg))
+	}
+}
+
+// TestGovernorPauseFlag: while the operator's pause flag is set a good
+// candidate holds in shadow, with one audited rollout.pause; clearing the
+// flag audits rollout.resume and the rollout advances in the same tick.
+func TestGovernorPauseFlag(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newTestRegistry(t)
+	g := newTestGovernor(t, reg)
+	paused := true
+	g.paused = func(context.Context) (bool, error) { return paused, nil }
+	cand := registerShadow(t, reg)
+	cv := strconv.FormatInt(cand, 10)
+	round := func() {
+		feed(g, "1", 300, 0.80)
+		feed(g, cv, 300, 0.95)
+		mustTick(t, g)
+	}
+	for range 4 {
+		round()
+	}
+	if st := g.ctrl.State(); st.Phase != rollout.PhaseShadow || !st.Paused {
+		t.Fatalf("state %+v while paused, want paused in shadow", st)
+	}
+	set, err := reg.Aliases(ctx, testModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Versions[aliasCanary] != 0 || set.CanaryPercent != 0 || set.Versions[aliasShadow] != cand {
+		t.Fatalf("aliases %v at %d%% while paused, want shadow %d only", set.Versions, set.CanaryPercent, cand)
+	}
+	if got := governorAudit(t, reg); !slices.Equal(got, []string{"rollout.pause"}) {
+		t.Fatalf("audit while paused %q, want one rollout.pause", got)
+	}
+	evs, err := reg.ReadAudit(ctx, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.What == "rollout.pause" && (e.Version != cand || e.Why != "operator pause flag set" || e.Details["candidateVersion"] != cv) {
+			t.Fatalf("pause event %+v", e)
+		}
+	}
+	paused = false
+	round()
+	if st := g.ctrl.State(); st.Phase != rollout.PhaseCanary || st.Percent != 5 || st.Paused {
+		t.Fatalf("state %+v after the flag cleared, want canary at 5%%", st)
+	}
+	want := []string{"rollout.pause", "rollout.resume", "rollout.advance", "alias.set:canary=" + cv, "traffic.set:5", "alias.delete:shadow=0"}
+	if got := governorAudit(t, reg); !slices.Equal(got, want) {
+		t.Fatalf("audit %q, want %q", got, want)
+	}
+}
+
+// TestGovernorAdminPolicySteps: an admin's policy gate replaces the spec's
+// when the rollout starts: its steps (50, 100) are the canary shares.
+func TestGovernorAdminPolicySteps(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newTestRegistry(t)
+	g := newTestGovernor(t, reg)
+	g.policy = func(context.Context) (rollout.Gate, bool, error) {
+		return rollout.Gate{MinSamples: 200, MaxDelta: 0.01, Steps: []int{50, 100}, BlockOnOpenDrift: true}, true, nil
+	}
+	cand := registerShadow(t, reg)
+	cv := strconv.FormatInt(cand, 10)
+	var percents []int
+	for round := 0; g.ctrl == nil || g.ctrl.State().Phase != rollout.PhaseStable; round++ {
+		if round == 20 {
+			t.Fatalf("stuck at %+v", g.ctrl.State())
+		}
+		feed(g, "1", 300, 0.80)
+		feed(g, cv, 300, 0.95)
+		mustTick(t, g)
+		set, err := reg.Aliases(ctx, testModel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(percents) == 0 || percents[len(percents)-1] != set.CanaryPercent {
+			percents = append(percents, set.CanaryPercent)
+		}
+	}
+	if steps := g.ctrl.Gate().Steps; !slices.Equal(steps, []int{50, 100}) {
+		t.Fatalf("controller steps %v, want the policy's 50, 100", steps)
+	}
+	if !slices.Equal(percents, []int{0, 50, 0}) {
+		t.Fatalf("canary shares %v, want 0 50 0 (promoted)", percents)
+	}
+	want := []string{
+		"rollout.advance", "alias.set:canary=" + cv, "traffic.set:50", "alias.delete:shadow=0",
+		"rollout.promote", "alias.set:champion=" + cv, "alias.delete:canary=0", "traffic.set:0",
+		"rollout.stable",
+	}
+	if got := governorAudit(t, reg); !slices.Equal(got, want) {
+		t.Fatalf("audit %q, want %q", got, want)
+	}
+}
+
+// fillWindowAt adds n rows of fillWindow's concept, all learned at at.
+func fillWindowAt(w *retrainWindow, n int, seed uint64, at time.Time) {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	for range n {
+		x0, x1 := rng.Float32(), rng.Float32()
+		y := float32(0)
+		if x0 > x1 {
+			y = 1
+		}
+		w.addAt(&models.Rows{N: 1, NumDense: 2, Dense: []float32{x0, x1}}, []float32{y}, at)
+	}
+}
+
+func shadowVersion(t *testing.T, reg *registry.Registry) int64 {
+	t.Helper()
+	set, err := reg.Aliases(context.Background(), testModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set.Versions[aliasShadow]
+}
+
+// TestGovernorRetrainsOnSchedule: with every set, the first tick starts the
+// schedule and a retrain runs each time it comes due, not before.
+func TestGovernorRetrainsOnSchedule(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newTestRegistry(t)
+	g := newTestGovernor(t, reg)
+	start := time.Unix(1_700_000_000, 0)
+	now := start
+	g.now = func() time.Time { return now }
+	w := newRetrainWindow(2000, 2, 0)
+	fillWindow(t, w, 1000, 3)
+	g.retrain = &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: w, signature: testSignature, topic: "events"}
+	g.every = time.Hour
+	for _, step := range []struct {
+		at     time.Duration
+		shadow int64
+	}{{0, 0}, {59 * time.Minute, 0}, {time.Hour, 2}, {time.Hour + time.Minute, 2}, {119 * time.Minute, 2}, {2 * time.Hour, 3}} {
+		now = start.Add(step.at)
+		mustTick(t, g)
+		if v := shadowVersion(t, reg); v != step.shadow {
+			t.Fatalf("at +%v shadow is version %d, want %d", step.at, v, step.shadow)
+		}
+	}
+	evs, err := reg.ReadAudit(ctx, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Who == whoRetrain && e.What == registry.WhatAliasSet {
+			n++
+			if e.Details["trigger"] != "schedule" || e.Why != "every 1h0m0s" {
+				t.Fatalf("retrain shadow move %+v, want trigger schedule", e)
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d scheduled retrains, want 2", n)
+	}
+}
+
+// TestGovernorRetrainSinceDrift: with sinceDrift, an error-drift alert's
+// retrain waits until the window holds min_rows rows learned after the
+// alert was taken, then trains on exactly those rows, once.
+func TestGovernorRetrainSinceDrift(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newTestRegistry(t)
+	g := newTestGovernor(t, reg)
+	t0 := time.Unix(1_700_000_000, 0)
+	now := t0
+	g.now = func() time.Time { return now }
+	w := newRetrainWindow(5000, 2, 0)
+	fillWindowAt(w, 1500, 1, t0.Add(-time.Hour)) // before the alert: never trained on
+	g.retrain = &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: w, signature: testSignature, topic: "events", minRows: 300}
+	g.sinceDrift = true
+	var inbox alertInbox
+	g.source = &retrainSource{model: testModel, onDrift: true, alerts: inbox.drain}
+	if err := inbox.receive(ctx, alert.Alert{Detector: "adwin", Subject: stages.SubjectError, ModelVersion: testModel + "@1",
+		State: alert.StateDrift, DedupeKey: "err-1"}); err != nil {
+		t.Fatal(err)
+	}
+	mustTick(t, g) // takes the alert at t0
+	if v := shadowVersion(t, reg); v != 0 {
+		t.Fatalf("retrained (shadow %d) with no rows after the alert", v)
+	}
+	now = t0.Add(time.Second)
+	fillWindowAt(w, 200, 2, now)
+	mustTick(t, g)
+	if v := shadowVersion(t, reg); v != 0 {
+		t.Fatalf("retrained (shadow %d) on 200 of 300 rows", v)
+	}
+	now = t0.Add(2 * time.Second)
+	fillWindowAt(w, 100, 3, now)
+	mustTick(t, g)
+	if v := shadowVersion(t, reg); v != 2 {
+		t.Fatalf("shadow %d after 300 rows since the alert, want version 2", v)
+	}
+	v, err := reg.Version(ctx, testModel, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Lineage.Metrics["trainRows"] != 300 || !v.Lineage.Source.From.Equal(t0.Add(time.Second)) || !v.Lineage.Source.To.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("lineage %+v, want the 300 rows learned after the alert", v.Lineage)
+	}
+	now = t0.Add(3 * time.Second)
+	fillWindowAt(w, 400, 4, now)
+	mustTick(t, g)
+	if vs, err := reg.Versions(ctx, testModel); err != nil || len(vs) != 2 {
+		t.Fatalf("%d versions (%v) after another tick, want the alert retrained once", len(vs), err)
+	}
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/driftline/driftline/connectors/watermillkafka"
+	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/kafkatest"
+)
+
+func keyedAlert(key string) alert.Alert {
+	return alert.Alert{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: key}
+}
+
+// TestAlertInboxBounded: the inbox keeps the newest alertQueueSize alerts,
+// dropping the oldest first, and drain empties it.
+func TestAlertInboxBounded(t *testing.T) {
+	var b alertInbox
+	const extra = 5
+	for i := range alertQueueSize + extra {
+		if err := b.receive(context.Background(), keyedAlert(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := b.drain()
+	if len(got) != alertQueueSize {
+		t.Fatalf("drained %d alerts, want %d", len(got), alertQueueSize)
+	}
+	for i, a := range got {
+		if want := strconv.Itoa(i + extra); a.DedupeKey != want {
+			t.Fatalf("alert %d is %q, want %q (oldest dropped first, order kept)", i, a.DedupeKey, want)
+		}
+	}
+	if again := b.drain(); len(again) != 0 {
+		t.Fatalf("second drain returned %d alerts, want none", len(again))
+	}
+	// Concurrent receivers and a drainer lose nothing below the bound.
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				_ = b.receive(context.Background(), keyedAlert(strconv.Itoa(w*100+i)))
+			}
+		})
+	}
+	var seen []alert.Alert
+	for range 10 {
+		seen = append(seen, b.drain()...)
+	}
+	wg.Wait()
+	seen = append(seen, b.drain()...)
+	if len(seen) != 400 {
+		t.Fatalf("drained %d of 400 concurrent alerts", len(seen))
+	}
+}
+
+// TestAlertRouterReceivesFromEnd: a router without a group reads every
+// partition of the alerts topic from its end: alerts published before it
+// started are not received, every alert published once it runs is.
+func TestAlertRouterReceivesFromEnd(t *testing.T) {
+	broker := kafkatest.StartKfake(t)
+	spec := &pipeline.Spec{Kafka: pipeline.KafkaSpec{Brokers: []string{broker.Addr}}, Topics: pipeline.TopicsSpec{Alerts: "alerts"}}
+	broker.CreateTopic(t, spec.Topics.Alerts, 2)
+	broker.CreateTopic(t, spec.Topics.Alerts+".poison", 1)
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	publish := func(a alert.Alert) {
+		t.Helper()
+		if err := watermillkafka.PublishJSON(ctx, pub, spec.Topics.Alerts, a.DedupeKey, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 4 {
+		publish(keyedAlert("old-" + strconv.Itoa(i)))
+	}
+	var inbox alertInbox
+	if err := startAlertRouter(ctx, spec, "", inbox.receive, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	var got []alert.Alert
+	// Probe until the router reads (it starts at the end it finds).
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; len(got) == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("router received no probe alert")
+		}
+		publish(keyedAlert("probe-" + strconv.Itoa(i)))
+		time.Sleep(50 * time.Millisecond)
+		got = append(got, inbox.drain()...)
+	}
+	var want []string
+	for i := range 8 {
+		k := "new-" + strconv.Itoa(i)
+		want = append(want, k)
+		publish(keyedAlert(k))
+	}
+	received := func() (keys []string) {
+		for _, a := range got {
+			if a.DedupeKey[:4] == "new-" {
+				keys = append(keys, a.DedupeKey)
+			}
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(received()) < len(want) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		got = append(got, inbox.drain()...)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a stray old alert or a repeat
+	got = append(got, inbox.drain()...)
+	if keys := received(); !slices.Equal(keys, want) {
+		t.Fatalf("received %q, want %q", keys, want)
+	}
+	for _, a := range got {
+		if a.DedupeKey[:4] == "old-" {
+			t.Fatalf("received %q, published before the router started", a.DedupeKey)
+		}
+		if a.Detector != "ks" || a.Subject != "x0" || a.State != alert.StateDrift {
+			t.Fatalf("alert decoded as %+v", a)
+		}
+	}
+}
