@@ -20,8 +20,8 @@ const auditForwardBatch = 500
 // registrations, alias and traffic moves, gate decisions, overrides,
 // retrain requests) to the audit topic, one JSON record per event (the
 // admin API's auditEvent, keyed by model), at least once and in stream
-// order. One instance forwards at a time: the holder of the
-// "audit-forwarder" lease reads the stream after a cursor kept in Redis,
+// order. One instance forwards to a topic at a time: the holder of the
+// topic's "audit-forwarder.<topic>" lease reads the stream after a cursor kept in Redis,
 // publishes through watermill over franz-go, and only then advances the
 // cursor, so a crash between the two repeats events (consumers dedupe by
 // the event's id) and never skips one.
@@ -36,8 +36,9 @@ type auditForwarder struct {
 	log       *slog.Logger
 }
 
-// auditForwarderLease names the forwarder's lease in the registry.
-const auditForwarderLease = "audit-forwarder"
+// auditForwarderLease names the lease of the forwarder to topic: one per
+// topic, as the cursor is.
+func auditForwarderLease(topic string) string { return "audit-forwarder." + topic }
 
 func newAuditForwarder(reg *registry.Registry, rdb redis.UniversalClient, brokers []string, topic, holder string, log *slog.Logger) (*auditForwarder, error) {
 	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: brokers})
@@ -62,7 +63,7 @@ func (f *auditForwarder) Run(ctx context.Context) {
 			if _, err := f.forward(stopCtx); err != nil {
 				f.log.Warn("audit forwarder: at stop", "err", err)
 			}
-			_ = f.reg.ReleaseLease(stopCtx, auditForwarderLease, f.holder)
+			_ = f.reg.ReleaseLease(stopCtx, auditForwarderLease(f.topic), f.holder)
 			return
 		case <-t.C:
 			if _, err := f.forward(ctx); err != nil && ctx.Err() == nil {
@@ -75,7 +76,7 @@ func (f *auditForwarder) Run(ctx context.Context) {
 // forward publishes the events after the cursor, when this instance holds
 // the lease, and returns how many it published.
 func (f *auditForwarder) forward(ctx context.Context) (int, error) {
-	held, err := f.reg.TryLease(ctx, auditForwarderLease, f.holder, 3*f.interval)
+	held, err := f.reg.TryLease(ctx, auditForwarderLease(f.topic), f.holder, 3*f.interval)
 	if err != nil || !held {
 		return 0, err
 	}

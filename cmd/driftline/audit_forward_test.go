@@ -94,7 +94,7 @@ func TestAuditForwarder(t *testing.T) {
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
 	a.Run(stopped)
-	if h, err := reg.LeaseHolder(ctx, auditForwarderLease); err != nil || h != "" {
+	if h, err := reg.LeaseHolder(ctx, auditForwarderLease(topic)); err != nil || h != "" {
 		t.Fatalf("lease held by %q (%v) after a stopped", h, err)
 	}
 	appendEvents("test.after-a", 2)

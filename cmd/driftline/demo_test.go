@@ -10,12 +10,13 @@ import (
 )
 
 // TestDemoEndToEnd runs `driftline demo` on kfake and miniredis and checks
-// its summary, which it computes by reading the output topics back.
+// its summary, which it computes by reading the output topics back, and the
+// governance loop it shows: alert, retrain, canary steps, promotion.
 func TestDemoEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := runMain(ctx, []string{"demo", "--events", "60000", "--json"}, &stdout, &stderr)
+	code := runMain(ctx, []string{"demo", "--events", "100000", "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("demo exit code %d; stderr:\n%s", code, tail(stderr.String(), 2000))
 	}
@@ -23,8 +24,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &sum); err != nil {
 		t.Fatalf("summary is not one JSON line: %v\n%s", err, stdout.String())
 	}
-	if sum.Produced != 60000 || sum.Lost != 0 || sum.PIILeaks != 0 {
-		t.Fatalf("produced %d lost %d pii leaks %d, want 60000, 0, 0", sum.Produced, sum.Lost, sum.PIILeaks)
+	if sum.Produced != 100000 || sum.Lost != 0 || sum.PIILeaks != 0 {
+		t.Fatalf("produced %d lost %d pii leaks %d, want 100000, 0, 0", sum.Produced, sum.Lost, sum.PIILeaks)
 	}
 	if sum.Predicted != sum.Valid || sum.DLQ != sum.Malformed || sum.Deduped != sum.Duplicates {
 		t.Fatalf("predicted %d of %d valid, dlq %d of %d malformed, deduplicated %d of %d duplicates",
@@ -33,7 +34,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	if sum.Malformed == 0 || sum.Duplicates == 0 {
 		t.Fatalf("the stream should hold malformed rows and duplicates: %+v", sum)
 	}
-	// One concept drift (at event 30,000) gives one drift alert, on the error stream.
+	// One concept drift (at event 50,000) gives one drift alert, on the error stream.
 	var drifts []demoAlert
 	for _, a := range sum.Alerts {
 		if a.State == "drift" {
@@ -48,6 +49,38 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 	if !(sum.Accuracy > sum.Baseline) {
 		t.Fatalf("prequential accuracy %.3f is not above the majority baseline %.3f", sum.Accuracy, sum.Baseline)
+	}
+	checkDemoGovernance(t, sum)
+}
+
+// checkDemoGovernance: the drift alert made a retrain register a candidate,
+// which went through shadow and the canary steps to champion, and the
+// summary lists both versions and those rollout events in order.
+func checkDemoGovernance(t *testing.T, sum demoSummary) {
+	t.Helper()
+	var retrained int64
+	for _, v := range sum.Versions {
+		if v.CreatedBy == whoRetrain {
+			retrained = v.Version
+		}
+	}
+	if len(sum.Versions) < 2 || retrained == 0 || sum.Champion != retrained {
+		t.Fatalf("versions %+v, champion %d: want the bootstrap version and a retrained one, which is champion", sum.Versions, sum.Champion)
+	}
+	want := []string{"register retrain", "alias.set retrain", "rollout.advance governor", "alias.set governor",
+		"traffic.set governor", "rollout.advance governor", "rollout.promote governor", "alias.set governor"}
+	var got []string
+	for _, e := range sum.RolloutEvents {
+		got = append(got, e.What+" "+e.Who)
+	}
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		t.Fatalf("rollout events %q do not show, in order, %q", got, want)
 	}
 }
 

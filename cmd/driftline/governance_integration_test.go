@@ -352,7 +352,7 @@ func servedAccuracy(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec,
 		}
 	}
 	out := servedOutcomes{right: make([]bool, n), seen: make([]bool, n)}
-	readTopic(t, broker, spec.Topics.Predictions, func(r *kgo.Record) {
+	forEachRecord(t, broker, spec.Topics.Predictions, func(r *kgo.Record) {
 		var p struct {
 			EventID string  `json:"event_id"`
 			Score   float64 `json:"score"`
@@ -373,14 +373,14 @@ func servedAccuracy(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec,
 func countPredictions(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec) int {
 	t.Helper()
 	n := 0
-	readTopic(t, broker, spec.Topics.Predictions, func(*kgo.Record) { n++ })
+	forEachRecord(t, broker, spec.Topics.Predictions, func(*kgo.Record) { n++ })
 	return n
 }
 
 func readAuditTopic(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec) []auditEvent {
 	t.Helper()
 	var out []auditEvent
-	readTopic(t, broker, spec.Topics.Audit, func(r *kgo.Record) {
+	forEachRecord(t, broker, spec.Topics.Audit, func(r *kgo.Record) {
 		var e auditEvent
 		if err := json.Unmarshal(r.Value, &e); err != nil {
 			t.Errorf("audit record %s is not an audit event: %v", r.Value, err)
@@ -410,8 +410,8 @@ func compareStreamIDs(a, b string) int {
 	return 0
 }
 
-// readTopic hands every record of topic, up to its end offsets now, to fn.
-func readTopic(t *testing.T, broker *kafkatest.Broker, topic string, fn func(*kgo.Record)) {
+// forEachRecord hands every record of topic, up to its end offsets now, to fn.
+func forEachRecord(t *testing.T, broker *kafkatest.Broker, topic string, fn func(*kgo.Record)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

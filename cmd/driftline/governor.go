@@ -221,11 +221,13 @@ func (g *governor) tick(ctx context.Context) error {
 	if err := g.flush(ctx); err != nil {
 		g.log.Warn("governor: flush outcomes", "err", err)
 	}
-	var triggers []retrainTrigger
 	if g.source != nil {
-		var seen []alert.Alert
-		triggers, seen = g.source.alertTriggers()
+		// Queued before the lease call, so a Redis error does not lose them.
+		triggers, seen := g.source.alertTriggers()
 		g.trackDrift(seen)
+		for _, tr := range triggers {
+			g.waiting = append(g.waiting, pendingRetrain{trigger: tr, since: g.now()})
+		}
 	}
 	held, err := g.reg.TryLease(ctx, governorLease(g.model), g.holder, 3*g.interval)
 	if err != nil {
@@ -242,21 +244,19 @@ func (g *governor) tick(ctx context.Context) error {
 		g.log.Info("governor: lease taken; this instance governs", "model", g.model, "holder", g.holder)
 		g.leader = true
 	}
-	g.runRetrains(ctx, triggers)
+	g.runRetrains(ctx)
 	return g.evaluate(ctx)
 }
 
-// runRetrains runs a retrain job for each trigger that is due: drift
+// runRetrains runs a retrain job for each trigger that is due: queued drift
 // triggers (with sinceDrift, once enough rows are labelled after the
 // alert), the schedule, and operators' requests.
-func (g *governor) runRetrains(ctx context.Context, drift []retrainTrigger) {
+func (g *governor) runRetrains(ctx context.Context) {
 	if g.retrain == nil {
+		g.waiting = nil
 		return
 	}
 	now := g.now()
-	for _, tr := range drift {
-		g.waiting = append(g.waiting, pendingRetrain{trigger: tr, since: now})
-	}
 	var due []pendingRetrain
 	keep := g.waiting[:0]
 	for _, p := range g.waiting {
