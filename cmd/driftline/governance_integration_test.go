@@ -119,8 +119,10 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Lineage.Parent != 1 || v.Lineage.Source.Topic != spec.Topics.Input || v.Lineage.SpecHash == "" || v.Lineage.Metrics["trainRows"] < 1 {
-		t.Errorf("candidate lineage %+v: want parent 1, source topic %s, a spec hash and its training rows", v.Lineage, spec.Topics.Input)
+	if v.Lineage.Parent != 1 || v.Lineage.Source.Topic != spec.Topics.Input || v.Lineage.Source.From.IsZero() || v.Lineage.SpecHash == "" ||
+		v.Lineage.Metrics["trainRows"] < 1 || !strings.Contains(string(v.Lineage.Profile), `"subject":"f0"`) {
+		t.Errorf("candidate lineage %+v: want parent 1, source topic %s with a time range, a spec hash, its training rows and a feature profile",
+			v.Lineage, spec.Topics.Input)
 	}
 
 	// 4: served accuracy recovers within the bound.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -592,6 +593,15 @@ func newGovernor(dp *dataPlane, fz *stages.Featurize, window *retrainWindow, hol
 	g.retrain = &retrainJob{reg: g.reg, model: name, window: window, topic: spec.Topics.Input, mode: rt.Mode,
 		newLearner: newLearner, signature: learnerSignature(fz), specHash: specHash(spec),
 		minRows: rt.MinRows, holdout: rt.Holdout}
+	if dp.drift != nil {
+		g.retrain.profile = func() json.RawMessage {
+			b, err := json.Marshal(dp.drift.Profiles())
+			if err != nil || string(b) == "null" {
+				return nil
+			}
+			return b
+		}
+	}
 	dp.outcomeHooks = append(dp.outcomeHooks, g.observeOutcome)
 	return g, nil
 }

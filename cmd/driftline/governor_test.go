@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,11 +12,9 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/detectors/alert"
-	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/models/rollout"
 	"github.com/driftline/driftline/stages"
-	"github.com/driftline/driftline/testkit/redistest"
 )
 
 func newTestGovernor(t *testing.T, reg *registry.Registry) *governor {
@@ -297,34 +294,6 @@ func TestGovernorStatsOfOutcomeSums(t *testing.T) {
 	}
 }
 
-// newTestRegistryMini is newTestRegistry that also returns its miniredis,
-// for tests that move Redis time (lease expiry).
-func newTestRegistryMini(t *testing.T) (*registry.Registry, *redistest.Redis) {
-	t.Helper()
-	r := redistest.StartMiniredis(t)
-	reg, err := registry.New(r.Client(t), registry.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newTestLearner()
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := l.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	v, err := reg.Register(ctx, registry.Registration{Model: testModel, Signature: testSignature, Snapshot: snap, Who: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: testModel, Alias: registry.AliasChampion, Version: v.Number, Expect: 0, Who: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	return reg, r
-}
-
 func mustTick(t *testing.T, g *governor) {
 	t.Helper()
 	if err := g.tick(context.Background()); err != nil {
@@ -542,19 +511,6 @@ func TestGovernorAdminPolicySteps(t *testing.T) {
 	}
 }
 
-// fillWindowAt adds n rows of fillWindow's concept, all learned at at.
-func fillWindowAt(w *retrainWindow, n int, seed uint64, at time.Time) {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	for range n {
-		x0, x1 := rng.Float32(), rng.Float32()
-		y := float32(0)
-		if x0 > x1 {
-			y = 1
-		}
-		w.addAt(&models.Rows{N: 1, NumDense: 2, Dense: []float32{x0, x1}}, []float32{y}, at)
-	}
-}
-
 func shadowVersion(t *testing.T, reg *registry.Registry) int64 {
 	t.Helper()
 	set, err := reg.Aliases(context.Background(), testModel)
@@ -653,5 +609,16 @@ func TestGovernorRetrainSinceDrift(t *testing.T) {
 	mustTick(t, g)
 	if vs, err := reg.Versions(ctx, testModel); err != nil || len(vs) != 2 {
 		t.Fatalf("%d versions (%v) after another tick, want the alert retrained once", len(vs), err)
+	}
+}
+
+// BenchmarkGovernorObserveOutcome is the governor's share of the label
+// path: one joined label's outcome added to the unflushed sums.
+func BenchmarkGovernorObserveOutcome(b *testing.B) {
+	g := &governor{}
+	o := stages.Outcome{Version: "7", Score: 0.8, Label: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		g.observeOutcome(o)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -157,6 +158,9 @@ type retrainJob struct {
 	topic     string
 	minRows   int
 	holdout   float64
+	// profile, when set, gives the reference feature profile recorded in
+	// each candidate's lineage (the drift monitor's, as JSON).
+	profile func() json.RawMessage
 }
 
 func (j *retrainJob) minRowsOrDefault() int {
@@ -210,12 +214,17 @@ func (j *retrainJob) run(ctx context.Context, t retrainTrigger, since time.Time)
 	if mode == "" {
 		mode = "reset"
 	}
+	var profile json.RawMessage
+	if j.profile != nil {
+		profile = j.profile()
+	}
 	v, err := j.reg.Register(ctx, registry.Registration{
 		Model: j.model, Signature: j.signature, Snapshot: snap, Who: whoRetrain,
 		Why: fmt.Sprintf("%s: %s", t.Kind, t.Reason),
 		Lineage: registry.Lineage{
 			Parent: parent, SpecHash: j.specHash,
-			Source: registry.Source{Topic: j.topic, From: from.UTC(), To: to.UTC()},
+			Source:  registry.Source{Topic: j.topic, From: from.UTC(), To: to.UTC()},
+			Profile: profile,
 			Metrics: map[string]float64{
 				"accuracy": acc, "holdoutRows": float64(rows.N - split), "trainRows": float64(rows.N),
 			},

@@ -32,8 +32,16 @@ func newTestLearner() (models.Learner, error) {
 // testModel registered and aliased champion.
 func newTestRegistry(t *testing.T) (*registry.Registry, redis.UniversalClient) {
 	t.Helper()
-	rdb := redistest.StartMiniredis(t).Client(t)
-	reg, err := registry.New(rdb, registry.Config{})
+	reg, r := newTestRegistryMini(t)
+	return reg, r.Client(t)
+}
+
+// newTestRegistryMini is newTestRegistry that also returns its miniredis,
+// for tests that move Redis time (lease expiry).
+func newTestRegistryMini(t *testing.T) (*registry.Registry, *redistest.Redis) {
+	t.Helper()
+	r := redistest.StartMiniredis(t)
+	reg, err := registry.New(r.Client(t), registry.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +61,18 @@ func newTestRegistry(t *testing.T) (*registry.Registry, redis.UniversalClient) {
 	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: testModel, Alias: registry.AliasChampion, Version: v.Number, Expect: 0, Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	return reg, rdb
+	return reg, r
 }
 
 // fillWindow adds n rows of a separable concept (label = x0 > x1), as the
 // label join's OnLearned hook does.
 func fillWindow(t *testing.T, w *retrainWindow, n int, seed uint64) {
 	t.Helper()
+	fillWindowAt(w, n, seed, time.Now())
+}
+
+// fillWindowAt is fillWindow with the rows learned at at.
+func fillWindowAt(w *retrainWindow, n int, seed uint64, at time.Time) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for range n {
 		x0, x1 := rng.Float32(), rng.Float32()
@@ -67,7 +80,7 @@ func fillWindow(t *testing.T, w *retrainWindow, n int, seed uint64) {
 		if x0 > x1 {
 			y = 1
 		}
-		w.add(&models.Rows{N: 1, NumDense: 2, Dense: []float32{x0, x1}}, []float32{y})
+		w.addAt(&models.Rows{N: 1, NumDense: 2, Dense: []float32{x0, x1}}, []float32{y}, at)
 	}
 }
 
