@@ -122,7 +122,7 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 		if dp.drift != nil {
 			dp.rollout.onChampion = func(v string) { dp.drift.SetModelVersion(spec.Model.Name + "@" + v) }
 		}
-		window := newRetrainWindow(spec.Rollout.RetrainOrDefault().Window, fz.NumDense(), fz.NumHashed())
+		window := newRetrainWindow(spec.Topics.Input, spec.Rollout.RetrainOrDefault().Window, fz.NumDense(), fz.NumHashed())
 		if dp.join != nil {
 			dp.join.Arms = dp.arms
 			dp.join.OnLearned = window.add

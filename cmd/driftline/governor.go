@@ -261,7 +261,15 @@ func (g *governor) runRetrains(ctx context.Context) {
 	var due []pendingRetrain
 	keep := g.waiting[:0]
 	for _, p := range g.waiting {
-		if !g.sinceDrift || g.retrain.window.LenSince(p.since) >= g.retrain.minRowsOrDefault() {
+		ready := !g.sinceDrift
+		if !ready {
+			n, err := g.retrain.rows.countSince(ctx, p.since)
+			if err != nil {
+				g.log.Warn("governor: count rows for a retrain", "err", err)
+			}
+			ready = n >= g.retrain.minRowsOrDefault()
+		}
+		if ready {
 			due = append(due, p)
 		} else {
 			keep = append(keep, p)
@@ -590,7 +598,7 @@ func newGovernor(dp *dataPlane, fz *stages.Featurize, window *retrainWindow, hol
 	if rt.Mode == pipeline.RetrainModeWarm {
 		newLearner = func() (models.Learner, error) { return dp.arms.Champion().Snapshot(), nil }
 	}
-	g.retrain = &retrainJob{reg: g.reg, model: name, window: window, topic: spec.Topics.Input, mode: rt.Mode,
+	g.retrain = &retrainJob{reg: g.reg, model: name, rows: window, mode: rt.Mode,
 		newLearner: newLearner, signature: learnerSignature(fz), specHash: specHash(spec),
 		minRows: rt.MinRows, holdout: rt.Holdout}
 	if dp.drift != nil {

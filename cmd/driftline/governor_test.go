@@ -529,9 +529,9 @@ func TestGovernorRetrainsOnSchedule(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
 	now := start
 	g.now = func() time.Time { return now }
-	w := newRetrainWindow(2000, 2, 0)
+	w := newRetrainWindow("events", 2000, 2, 0)
 	fillWindow(t, w, 1000, 3)
-	g.retrain = &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: w, signature: testSignature, topic: "events"}
+	g.retrain = &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature}
 	g.every = time.Hour
 	for _, step := range []struct {
 		at     time.Duration
@@ -571,9 +571,9 @@ func TestGovernorRetrainSinceDrift(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	now := t0
 	g.now = func() time.Time { return now }
-	w := newRetrainWindow(5000, 2, 0)
+	w := newRetrainWindow("events", 5000, 2, 0)
 	fillWindowAt(w, 1500, 1, t0.Add(-time.Hour)) // before the alert: never trained on
-	g.retrain = &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: w, signature: testSignature, topic: "events", minRows: 300}
+	g.retrain = &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature, minRows: 300}
 	g.sinceDrift = true
 	var inbox alertInbox
 	g.source = &retrainSource{model: testModel, onDrift: true, alerts: inbox.drain}

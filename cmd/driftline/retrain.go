@@ -27,7 +27,19 @@ const (
 )
 
 // errRetrainNoData: the window holds too few labelled rows to retrain.
-var errRetrainNoData = errors.New("retrain: too few labelled rows in the window")
+var errRetrainNoData = errors.New("retrain: too few labelled rows")
+
+// retrainRows is where a retrain job's training rows come from: the
+// in-memory retrainWindow, or a replay of the input and labels topics.
+type retrainRows interface {
+	// countSince is how many labelled rows rowsSince(ctx, since) would
+	// give, or an upper bound on it; cheap enough to call every tick.
+	countSince(ctx context.Context, since time.Time) (int, error)
+	// rowsSince returns the labelled rows learned at or after since (zero:
+	// every row the source keeps), oldest first, with labels and the
+	// lineage source they came from.
+	rowsSince(ctx context.Context, since time.Time) (models.Rows, []float32, registry.Source, error)
+}
 
 // retrainWindow is a bounded ring buffer of the most recent labelled rows
 // (dense features, hashed features, label, when learned) that the label
@@ -40,6 +52,8 @@ var errRetrainNoData = errors.New("retrain: too few labelled rows in the window"
 // (its share of the labels topic's partitions). It is safe for concurrent
 // use.
 type retrainWindow struct {
+	// topic is the input topic the rows came from, for lineage.
+	topic     string
 	mu        sync.Mutex
 	numDense  int
 	numHashed int
@@ -52,11 +66,11 @@ type retrainWindow struct {
 	at        []time.Time
 }
 
-func newRetrainWindow(size, numDense, numHashed int) *retrainWindow {
+func newRetrainWindow(topic string, size, numDense, numHashed int) *retrainWindow {
 	if size < 1 {
 		size = pipeline.DefaultRetrainWindow
 	}
-	return &retrainWindow{size: size, numDense: numDense, numHashed: numHashed,
+	return &retrainWindow{topic: topic, size: size, numDense: numDense, numHashed: numHashed,
 		dense: make([]float32, size*numDense), hashed: make([]int32, size*numHashed),
 		labels: make([]float32, size), at: make([]time.Time, size)}
 }
@@ -81,6 +95,18 @@ func (w *retrainWindow) addAt(rows *models.Rows, y []float32, now time.Time) {
 		w.next = (s + 1) % w.size
 		w.n = min(w.n+1, w.size)
 	}
+}
+
+// countSince is LenSince (retrainRows).
+func (w *retrainWindow) countSince(_ context.Context, since time.Time) (int, error) {
+	return w.LenSince(since), nil
+}
+
+// rowsSince is rows, with the time span as the lineage source of topic
+// (retrainRows; the window's topic is set by windowRows).
+func (w *retrainWindow) rowsSince(_ context.Context, since time.Time) (models.Rows, []float32, registry.Source, error) {
+	rows, y, from, to := w.rows(since)
+	return rows, y, registry.Source{Topic: w.topic, From: from.UTC(), To: to.UTC()}, nil
 }
 
 // Len is the number of rows held.
@@ -152,10 +178,9 @@ type retrainJob struct {
 	newLearner func() (models.Learner, error)
 	// mode is "reset" or "warm", for the lineage.
 	mode      string
-	window    *retrainWindow
+	rows      retrainRows
 	signature registry.Signature
 	specHash  string
-	topic     string
 	minRows   int
 	holdout   float64
 	// profile, when set, gives the reference feature profile recorded in
@@ -177,7 +202,10 @@ func (j *retrainJob) minRowsOrDefault() int {
 // then learns those rows too. Its parent is the champion alias's version
 // (none when unset).
 func (j *retrainJob) run(ctx context.Context, t retrainTrigger, since time.Time) (registry.Version, error) {
-	rows, y, from, to := j.window.rows(since)
+	rows, y, source, err := j.rows.rowsSince(ctx, since)
+	if err != nil {
+		return registry.Version{}, fmt.Errorf("retrain: rows: %w", err)
+	}
 	if minRows := j.minRowsOrDefault(); rows.N < minRows {
 		return registry.Version{}, fmt.Errorf("%w: %d of %d", errRetrainNoData, rows.N, minRows)
 	}
@@ -223,7 +251,7 @@ func (j *retrainJob) run(ctx context.Context, t retrainTrigger, since time.Time)
 		Why: fmt.Sprintf("%s: %s", t.Kind, t.Reason),
 		Lineage: registry.Lineage{
 			Parent: parent, SpecHash: j.specHash,
-			Source:  registry.Source{Topic: j.topic, From: from.UTC(), To: to.UTC()},
+			Source:  source,
 			Profile: profile,
 			Metrics: map[string]float64{
 				"accuracy": acc, "holdoutRows": float64(rows.N - split), "trainRows": float64(rows.N),

@@ -85,7 +85,7 @@ func fillWindowAt(w *retrainWindow, n int, seed uint64, at time.Time) {
 }
 
 func TestRetrainWindowRing(t *testing.T) {
-	w := newRetrainWindow(3, 1, 0)
+	w := newRetrainWindow("events", 3, 1, 0)
 	for i := range 5 {
 		w.addAt(&models.Rows{N: 1, NumDense: 1, Dense: []float32{float32(i)}}, []float32{float32(i % 2)}, time.Unix(int64(i), 0))
 	}
@@ -115,9 +115,9 @@ func TestRetrainWindowRing(t *testing.T) {
 func TestRetrainOnDriftAlert(t *testing.T) {
 	ctx := context.Background()
 	reg, _ := newTestRegistry(t)
-	w := newRetrainWindow(2000, 2, 0)
+	w := newRetrainWindow("events", 2000, 2, 0)
 	fillWindow(t, w, 1500, 7)
-	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: w, signature: testSignature, topic: "events"}
+	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature}
 	raised := []alert.Alert{
 		{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: "x0-key"},
 		{Detector: "adwin", Subject: "error", ModelVersion: testModel + "@1", State: alert.StateDrift, DedupeKey: "err-key"},
@@ -201,7 +201,7 @@ func TestRetrainRequestStream(t *testing.T) {
 // TestRetrainTooFewRows: an empty window registers nothing.
 func TestRetrainTooFewRows(t *testing.T) {
 	reg, _ := newTestRegistry(t)
-	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, window: newRetrainWindow(10, 2, 0), signature: testSignature}
+	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: newRetrainWindow("events", 10, 2, 0), signature: testSignature}
 	if _, err := job.run(context.Background(), retrainTrigger{Kind: "drift", Key: "k"}, time.Time{}); err == nil {
 		t.Fatal("retrained on an empty window")
 	}
