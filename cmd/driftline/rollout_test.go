@@ -37,8 +37,9 @@ func (s *recordSink) Write(_ context.Context, recs []pipeline.OutRecord) error {
 // that the data plane serves each move within the stated bound
 // (rollout.watch_interval + 2s margin for one poll, the artifact load and
 // a loaded CI machine), without a restart: predictions switch arm and
-// version, the canary serves ≈ canary_percent of users, sticky by user, and
-// the shadow scores every event to the shadow topic only.
+// version, the canary serves ≈ canary_percent of users, sticky by user, then
+// the registry's traffic share, and the shadow scores every event to the
+// shadow topic only.
 func TestRolloutHotSwap(t *testing.T) {
 	const interval = 50 * time.Millisecond
 	const bound = interval + 2*time.Second
@@ -189,6 +190,29 @@ func TestRolloutHotSwap(t *testing.T) {
 	}
 	if share := float64(canary) / float64(served); share < 0.15 || share > 0.25 {
 		t.Fatalf("canary share %.3f, want ≈ 0.20", share)
+	}
+
+	// The canary's traffic share moves through the registry too (the
+	// governor's canary steps), within the same bound.
+	if _, err := reg.SetTraffic(ctx, registry.TrafficMove{Model: spec.Model.Name, Percent: 50, Who: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); dp.arms.Load().CanaryPercent != 50; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > bound {
+			t.Fatalf("canary share %d%% after %s, want 50%%", dp.arms.Load().CanaryPercent, bound)
+		}
+	}
+	canary, served = 0, 0
+	for _, r := range batch(2000) {
+		if r.Topic == spec.Topics.Predictions {
+			served++
+			if decode(r).Arm == stages.ArmCanary {
+				canary++
+			}
+		}
+	}
+	if share := float64(canary) / float64(served); share < 0.42 || share > 0.58 {
+		t.Fatalf("canary share %.3f after the registry's traffic move, want ≈ 0.50", share)
 	}
 
 	// Promote 2, withdraw canary and shadow: the next batches serve 2 alone.
