@@ -404,10 +404,12 @@ type GateSpec struct {
 //	  on_drift: true     # an error-drift alert on the champion starts a retrain
 //	  every: 0s          # also retrain on this schedule (0: off; otherwise ≥ 1s)
 //	  mode: reset        # reset: a fresh learner from the spec; warm: a copy of the champion
-//	  window: 20000      # labelled rows kept for retraining (≥ 1)
+//	  window: 20000      # most labelled rows a retrain trains on, the newest (≥ 1)
 //	  min_rows: 200      # fewest rows a retrain trains on (1..window)
 //	  holdout: 0.2       # newest share held out to measure the candidate, in (0, 0.9]
 //	  since_drift: true  # on a drift trigger, wait for and train on the rows labelled after the alert
+//	  source: window     # window: rows the label join learned, in memory; kafka: replay the input and labels topics
+//	  lookback: 15m      # with source kafka: the most history replayed (≥ 1s)
 //
 // A field that is absent takes its default. A zero number also means the
 // default, except every, whose 0 turns scheduled retraining off.
@@ -422,8 +424,9 @@ type RetrainSpec struct {
 	// (a copy of the champion, trained further) (default
 	// DefaultRetrainMode).
 	Mode string `yaml:"mode"`
-	// Window is the labelled rows kept in memory for retraining, ≥ 1
-	// (default DefaultRetrainWindow).
+	// Window is the most labelled rows a retrain trains on, the newest:
+	// the rows the window source keeps in memory, or the rows a kafka
+	// source keeps of its replay; ≥ 1 (default DefaultRetrainWindow).
 	Window int `yaml:"window"`
 	// MinRows is the fewest rows a retrain trains on, in 1..Window
 	// (default DefaultRetrainMinRows).
@@ -437,6 +440,21 @@ type RetrainSpec struct {
 	// waits until MinRows of them are in the window (default true). Off,
 	// a drift trigger trains on the whole window at once.
 	SinceDrift *bool `yaml:"since_drift"`
+	// Source is where the training rows come from (default
+	// DefaultRetrainSource):
+	//   - window: the Window newest rows the label join of this instance
+	//     learned, kept in memory (empty after a restart, and only the
+	//     labels of this instance's share of the labels topic);
+	//   - kafka: the input topic's records of the last Lookback, replayed
+	//     through the preparation stages under a state prefix of their own,
+	//     joined by schema.id_field to the labels topic's records of the
+	//     same span; the Window newest joined rows. It needs topics.labels.
+	Source string `yaml:"source"`
+	// Lookback bounds the history a kafka source replays: the input records
+	// with timestamps in the last Lookback (and, on a drift trigger with
+	// since_drift, after the alert); at least 1s (default
+	// DefaultRetrainLookback). The window source ignores it.
+	Lookback Duration `yaml:"lookback"`
 }
 
 // The values rollout.gate.metric accepts.
@@ -446,6 +464,12 @@ var gateMetrics = []string{"accuracy", "logloss", "mae", "rmse"}
 const (
 	RetrainModeReset = "reset"
 	RetrainModeWarm  = "warm"
+)
+
+// The values of rollout.retrain.source.
+const (
+	RetrainSourceWindow = "window"
+	RetrainSourceKafka  = "kafka"
 )
 
 // Defaults of rollout.gate and rollout.retrain (see DefaultGateSpec and
@@ -467,6 +491,8 @@ const (
 	DefaultRetrainMinRows    = 200
 	DefaultRetrainHoldout    = 0.2
 	DefaultRetrainSinceDrift = true
+	DefaultRetrainSource     = RetrainSourceWindow
+	DefaultRetrainLookback   = 15 * time.Minute
 )
 
 // DefaultGateSteps returns the canary percentages used when
@@ -543,6 +569,12 @@ func (r RetrainSpec) withDefaults() RetrainSpec {
 		r.Holdout = DefaultRetrainHoldout
 	}
 	r.SinceDrift = ptr(r.SinceDriftOrDefault())
+	if r.Source == "" {
+		r.Source = DefaultRetrainSource
+	}
+	if r.Lookback == 0 {
+		r.Lookback = Duration(DefaultRetrainLookback)
+	}
 	return r
 }
 
@@ -1219,6 +1251,18 @@ func (s *Spec) validateRetrain(r *RetrainSpec, add func(path, format string, arg
 	}
 	if !(m.Holdout > 0 && m.Holdout <= 0.9) {
 		add(p+"holdout", "must be in (0, 0.9], got %v", r.Holdout)
+	}
+	switch m.Source {
+	case RetrainSourceWindow:
+	case RetrainSourceKafka:
+		if s.Topics.Labels == "" {
+			add(p+"source", "kafka joins the labels topic, but topics.labels is not set")
+		}
+	default:
+		add(p+"source", "unknown source %q (want window or kafka)", r.Source)
+	}
+	if l := r.Lookback.D(); l != 0 && l < time.Second {
+		add(p+"lookback", "must be at least 1s (0 or absent: %s), got %s", DefaultRetrainLookback, l)
 	}
 }
 

@@ -538,6 +538,75 @@ func TestRolloutGateAndRetrainErrors(t *testing.T) {
 	}
 }
 
+// retrainSourceSpec is rolloutSpec with rollout.retrain.source and lookback.
+var retrainSourceSpec = strings.Replace(rolloutSpec, "    since_drift: false\n", "    since_drift: false\n    source: kafka\n    lookback: 30m\n", 1)
+
+func TestRetrainSourceParse(t *testing.T) {
+	s, err := pipeline.ParseSpec(specFile, []byte(retrainSourceSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Rollout.Retrain; got.Source != pipeline.RetrainSourceKafka || got.Lookback.D() != 30*time.Minute {
+		t.Errorf("parsed source %q lookback %s, want kafka 30m", got.Source, got.Lookback.D())
+	}
+	if r := s.Rollout.RetrainOrDefault(); r.Source != pipeline.RetrainSourceKafka || r.Lookback.D() != 30*time.Minute {
+		t.Errorf("RetrainOrDefault source %q lookback %s, want kafka 30m", r.Source, r.Lookback.D())
+	}
+	// source window, and a lookback it ignores, are valid too.
+	text := editIn(t, retrainSourceSpec, "    source: kafka", "    source: window")
+	if s, err = pipeline.ParseSpec(specFile, []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Rollout.RetrainOrDefault(); r.Source != pipeline.RetrainSourceWindow || r.Lookback.D() != 30*time.Minute {
+		t.Errorf("source window: %q %s", r.Source, r.Lookback.D())
+	}
+}
+
+func TestRetrainSourceDefaults(t *testing.T) {
+	want := func(t *testing.T, r pipeline.RetrainSpec) {
+		t.Helper()
+		if r.Source != pipeline.RetrainSourceWindow || r.Lookback.D() != 15*time.Minute ||
+			pipeline.DefaultRetrainSource != "window" || pipeline.DefaultRetrainLookback != 15*time.Minute {
+			t.Errorf("source %q lookback %s, want window and 15m", r.Source, r.Lookback.D())
+		}
+	}
+	want(t, pipeline.DefaultRetrainSpec())
+	for _, text := range []string{
+		rolloutSpec, // a retrain block without them
+		baseSpec + "rollout:\n  retrain: {source: \"\", lookback: 0s}\n",
+		baseSpec + "rollout:\n  canary_percent: 5\n",
+	} {
+		s, err := pipeline.ParseSpec(specFile, []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Rollout.Retrain != nil && (s.Rollout.Retrain.Source != "" || s.Rollout.Retrain.Lookback != 0) {
+			t.Errorf("defaults written into the parsed retrain block: %+v", *s.Rollout.Retrain)
+		}
+		want(t, s.Rollout.RetrainOrDefault())
+	}
+}
+
+func TestRetrainSourceErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		old, new string
+		field    string
+		at, msg  string
+	}{
+		{"unknown source", "    source: kafka", "    source: lake", "rollout.retrain.source", "source: lake", `unknown source "lake" (want window or kafka)`},
+		{"source not a string", "    source: kafka", "    source: [kafka]", "rollout.retrain.source", "source: [kafka]", "cannot unmarshal"},
+		{"kafka without topics.labels", "  labels: labels\n", "", "rollout.retrain.source", "source: kafka", "topics.labels is not set"},
+		{"lookback below 1s", "    lookback: 30m", "    lookback: 500ms", "rollout.retrain.lookback", "lookback: 500ms", "must be at least 1s (0 or absent: 15m0s), got 500ms"},
+		{"negative lookback", "    lookback: 30m", "    lookback: -5m", "rollout.retrain.lookback", "lookback: -5m", "must be at least 1s"},
+		{"bad lookback", "    lookback: 30m", "    lookback: recent", "rollout.retrain.lookback", "lookback: recent", "invalid duration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkSpecError(t, editIn(t, retrainSourceSpec, tc.old, tc.new), tc.field, tc.at, tc.msg)
+		})
+	}
+}
+
 // checkSpecError parses text and checks that an error names field, on the
 // line containing at, with a message containing msg.
 func checkSpecError(t *testing.T, text, field, at, msg string) {

@@ -568,9 +568,10 @@ func gateFromSpec(r *pipeline.RolloutSpec) rollout.Gate {
 
 // newGovernor builds the data plane's governor (a spec with a rollout
 // block): the spec's gate (an admin's policy overrides it) and pause flag,
-// retraining on the window the label join fills, triggered by alerts
-// received from the alerts topic (see alertInbox), the schedule and the
-// admin API's retrain requests. It adds its outcome hook to dp.
+// retraining on rollout.retrain.source — the window the label join fills,
+// or a replay of the input and labels topics (kafkaRetrainRows) — triggered
+// by alerts received from the alerts topic (see alertInbox), the schedule
+// and the admin API's retrain requests. It adds its outcome hook to dp.
 func newGovernor(dp *dataPlane, fz *stages.Featurize, window *retrainWindow, holder string) (*governor, error) {
 	spec := dp.spec
 	rt := spec.Rollout.RetrainOrDefault()
@@ -598,7 +599,13 @@ func newGovernor(dp *dataPlane, fz *stages.Featurize, window *retrainWindow, hol
 	if rt.Mode == pipeline.RetrainModeWarm {
 		newLearner = func() (models.Learner, error) { return dp.arms.Champion().Snapshot(), nil }
 	}
-	g.retrain = &retrainJob{reg: g.reg, model: name, rows: window, mode: rt.Mode,
+	var rows retrainRows = window
+	if rt.Source == pipeline.RetrainSourceKafka {
+		if rows, err = newKafkaRetrainRows(spec, dp.rdb, fz.NumDense(), fz.NumHashed(), dp.log); err != nil {
+			return nil, err
+		}
+	}
+	g.retrain = &retrainJob{reg: g.reg, model: name, rows: rows, mode: rt.Mode,
 		newLearner: newLearner, signature: learnerSignature(fz), specHash: specHash(spec),
 		minRows: rt.MinRows, holdout: rt.Holdout}
 	if dp.drift != nil {
