@@ -328,8 +328,9 @@ type RolloutSpec struct {
 	// CanaryPercent is the share of keys (sticky by entity or event id)
 	// that the canary serves, in [0, 100].
 	CanaryPercent int `yaml:"canary_percent"`
-	// ShadowTopic receives the shadow's predictions; without it a shadow
-	// alias is not served.
+	// ShadowTopic receives the shadow's predictions; without it the shadow
+	// alias still scores and learns from every label (the rollout gate
+	// measures it), but its predictions are not published.
 	ShadowTopic string `yaml:"shadow_topic"`
 	// WatchInterval is how often the registry's aliases are polled, between
 	// 1ms and 1m (default 1s).

@@ -122,15 +122,13 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 		if dp.drift != nil {
 			dp.rollout.onChampion = func(v string) { dp.drift.SetModelVersion(spec.Model.Name + "@" + v) }
 		}
-		window := newRetrainWindow(spec.Topics.Input, spec.Rollout.RetrainOrDefault().Window, fz.NumDense(), fz.NumHashed())
 		if dp.join != nil {
 			dp.join.Arms = dp.arms
-			dp.join.OnLearned = window.add
 		}
 		if spec.Topics.Alerts != "" {
 			dp.alertInbox = &alertInbox{}
 		}
-		if dp.governor, err = newGovernor(dp, fz, window, dp.holder); err != nil {
+		if dp.governor, err = newGovernor(dp, fz, dp.holder); err != nil {
 			return nil, err
 		}
 	}

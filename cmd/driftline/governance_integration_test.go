@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +53,9 @@ const (
 // `driftline run` as a real process:
 //
 //  1. an abrupt concept drift at a known event raises an error-drift alert;
-//  2. a retrain job registers a candidate, which enters shadow;
+//  2. a retrain job, replaying the events and labels since the alert from
+//     Kafka offsets (rollout.retrain.source: kafka), registers a candidate,
+//     which enters shadow;
 //  3. the candidate goes shadow → canary 10% → 50% → champion through the
 //     gates, and is stable after its bake;
 //  4. served prequential accuracy (read back from the predictions topic and
@@ -67,11 +70,21 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	broker := kafkatest.StartKafka(t)
 	rds := redistest.StartRedis(t)
 	spec, specPath := integrationSpec(t, broker, rds.Addr)
+	// Retrain jobs replay recent events and labels from Kafka offsets.
+	text, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kafkaSource := strings.Replace(string(text), "  retrain:\n", "  retrain:\n    source: kafka\n    lookback: 2m\n", 1)
+	if kafkaSource == string(text) {
+		t.Fatal("the demo spec has no rollout.retrain block to edit")
+	}
+	writeFile(t, specPath, kafkaSource)
 	admin := freeAddr(t)
 	token := strings.Repeat("t", 32)
 	t.Setenv(envAdminToken, token)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rdb := rds.Client(t)
 	reg, err := registry.New(rdb, registry.Config{})
@@ -120,8 +133,8 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	if v.Lineage.Parent != 1 || v.Lineage.Source.Topic != spec.Topics.Input || v.Lineage.Source.From.IsZero() || v.Lineage.SpecHash == "" ||
-		v.Lineage.Metrics["trainRows"] < 1 || !strings.Contains(string(v.Lineage.Profile), `"subject":"f0"`) {
-		t.Errorf("candidate lineage %+v: want parent 1, source topic %s with a time range, a spec hash, its training rows and a feature profile",
+		len(v.Lineage.Source.Partitions) == 0 || v.Lineage.Metrics["trainRows"] < 1 || !strings.Contains(string(v.Lineage.Profile), `"subject":"f0"`) {
+		t.Errorf("candidate lineage %+v: want parent 1, source topic %s with its offset and time ranges, a spec hash, its training rows and a feature profile",
 			v.Lineage, spec.Topics.Input)
 	}
 

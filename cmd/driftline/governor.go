@@ -102,7 +102,14 @@ type governor struct {
 type pendingRetrain struct {
 	trigger retrainTrigger
 	since   time.Time
+	// notBefore delays a retry after a job found too few rows (a row count
+	// from countSince is an upper bound).
+	notBefore time.Time
 }
+
+// retrainRetryIntervals is how many governor intervals a since-drift
+// retrain that found too few rows waits before it tries again.
+const retrainRetryIntervals = 10
 
 // governorLease names the model's governor lease in the registry.
 func governorLease(model string) string { return "governor." + model }
@@ -262,6 +269,10 @@ func (g *governor) runRetrains(ctx context.Context) {
 	keep := g.waiting[:0]
 	for _, p := range g.waiting {
 		ready := !g.sinceDrift
+		if now.Before(p.notBefore) {
+			keep = append(keep, p)
+			continue
+		}
 		if !ready {
 			n, err := g.retrain.rows.countSince(ctx, p.since)
 			if err != nil {
@@ -300,6 +311,13 @@ func (g *governor) runRetrains(ctx context.Context) {
 			since = p.since
 		}
 		v, err := g.retrain.run(ctx, p.trigger, since)
+		if errors.Is(err, errRetrainNoData) && !since.IsZero() {
+			// Not yet enough rows after the alert: try again later.
+			p.notBefore = now.Add(retrainRetryIntervals * g.interval)
+			g.waiting = append(g.waiting, p)
+			g.log.Info("governor: retrain waits for more rows after the alert", "key", p.trigger.Key, "err", err)
+			continue
+		}
 		if err != nil {
 			g.log.Warn("governor: retrain", "trigger", p.trigger.Kind, "key", p.trigger.Key, "err", err)
 			continue
@@ -338,6 +356,9 @@ func (g *governor) evaluate(ctx context.Context) error {
 	if cand == 0 {
 		cand = set.Versions[aliasShadow]
 	}
+	if baking := set.Versions[aliasBaking]; cand == 0 && baking != 0 && baking == set.Versions[registry.AliasChampion] {
+		cand = baking // a promotion whose bake another lease holder left unfinished
+	}
 	if g.ctrl != nil {
 		st := g.ctrl.State().Phase
 		active := st != rollout.PhaseStable && st != rollout.PhaseRolledBack
@@ -351,11 +372,17 @@ func (g *governor) evaluate(ctx context.Context) error {
 		return nil
 	}
 	if cand != g.candidate {
-		if cand == set.Versions[registry.AliasChampion] {
+		switch {
+		case cand == set.Versions[registry.AliasChampion] && cand == set.Versions[aliasBaking] && set.Versions[aliasPrevious] != 0:
+			if err := g.resumeBake(ctx, cand, set); err != nil {
+				return err
+			}
+		case cand == set.Versions[registry.AliasChampion]:
 			return nil // already champion: nothing to roll out
-		}
-		if err := g.begin(ctx, cand, set); err != nil {
-			return err
+		default:
+			if err := g.begin(ctx, cand, set); err != nil {
+				return err
+			}
 		}
 		if set, err = g.reg.Aliases(ctx, g.model); err != nil { // begin may move aliases
 			return err
@@ -407,6 +434,26 @@ func (g *governor) begin(ctx context.Context, cand int64, set registry.AliasSet)
 	g.prevChampion = set.Versions[registry.AliasChampion]
 	g.champVersion, g.champBase, g.candBase = champVersion, champBase, candBase
 	return g.startInShadow(ctx, set)
+}
+
+// resumeBake takes over the bake of champion cand, promoted by another
+// lease holder that stopped before the rollout was stable: the controller
+// enters the promoted phase, the bake counts the champion's outcomes from
+// now, and it is compared with everything the previous champion (the
+// "previous" alias) was measured on. A regression still rolls back to it.
+func (g *governor) resumeBake(ctx context.Context, cand int64, set registry.AliasSet) error {
+	if err := g.begin(ctx, cand, set); err != nil {
+		return err
+	}
+	g.prevChampion = set.Versions[aliasPrevious]
+	g.champVersion, g.champBase = strconv.FormatInt(g.prevChampion, 10), registry.OutcomeSums{}
+	why := fmt.Sprintf("version %d was promoted and is baking; this instance took over the governor lease", cand)
+	d, err := g.ctrl.Promote(whoGovernor, why, g.now())
+	if err != nil {
+		return err
+	}
+	d.What = "rollout.bake.resume"
+	return g.audit(ctx, d)
 }
 
 // startInShadow puts a new candidate where the controller starts it: in
@@ -532,6 +579,14 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 		if err := move(registry.AliasChampion, g.candidate, set.Versions[registry.AliasChampion]); err != nil {
 			return err
 		}
+		if g.prevChampion != 0 {
+			if err := move(aliasPrevious, g.prevChampion, set.Versions[aliasPrevious]); err != nil {
+				return err
+			}
+		}
+		if err := move(aliasBaking, g.candidate, set.Versions[aliasBaking]); err != nil {
+			return err
+		}
 		if err := drop(aliasCanary); err != nil {
 			return err
 		}
@@ -539,7 +594,14 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 			return err
 		}
 		return traffic(0)
+	case rollout.ActionHold:
+		if d.Phase == rollout.PhaseStable {
+			return drop(aliasBaking)
+		}
 	case rollout.ActionRollback:
+		if err := drop(aliasBaking); err != nil {
+			return err
+		}
 		if err := drop(aliasCanary); err != nil {
 			return err
 		}
@@ -572,7 +634,7 @@ func gateFromSpec(r *pipeline.RolloutSpec) rollout.Gate {
 // or a replay of the input and labels topics (kafkaRetrainRows) — triggered
 // by alerts received from the alerts topic (see alertInbox), the schedule
 // and the admin API's retrain requests. It adds its outcome hook to dp.
-func newGovernor(dp *dataPlane, fz *stages.Featurize, window *retrainWindow, holder string) (*governor, error) {
+func newGovernor(dp *dataPlane, fz *stages.Featurize, holder string) (*governor, error) {
 	spec := dp.spec
 	rt := spec.Rollout.RetrainOrDefault()
 	gate := gateFromSpec(spec.Rollout)
@@ -599,11 +661,17 @@ func newGovernor(dp *dataPlane, fz *stages.Featurize, window *retrainWindow, hol
 	if rt.Mode == pipeline.RetrainModeWarm {
 		newLearner = func() (models.Learner, error) { return dp.arms.Champion().Snapshot(), nil }
 	}
-	var rows retrainRows = window
+	var rows retrainRows
 	if rt.Source == pipeline.RetrainSourceKafka {
 		if rows, err = newKafkaRetrainRows(spec, dp.rdb, fz.NumDense(), fz.NumHashed(), dp.log); err != nil {
 			return nil, err
 		}
+	} else {
+		window := newRetrainWindow(spec.Topics.Input, rt.Window, fz.NumDense(), fz.NumHashed())
+		if dp.join != nil {
+			dp.join.OnLearned = window.add
+		}
+		rows = window
 	}
 	g.retrain = &retrainJob{reg: g.reg, model: name, rows: rows, mode: rt.Mode,
 		newLearner: newLearner, signature: learnerSignature(fz), specHash: specHash(spec),

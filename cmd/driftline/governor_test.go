@@ -122,8 +122,8 @@ func TestGovernorPromotesGoodCandidate(t *testing.T) {
 	want := []string{
 		"rollout.advance", "alias.set:canary=" + cv, "traffic.set:5", "alias.delete:shadow=0",
 		"rollout.advance", "traffic.set:25", "rollout.advance", "traffic.set:50",
-		"rollout.promote", "alias.set:champion=" + cv, "alias.delete:canary=0", "traffic.set:0",
-		"rollout.stable",
+		"rollout.promote", "alias.set:champion=" + cv, "alias.set:previous=1", "alias.set:baking=" + cv, "alias.delete:canary=0", "traffic.set:0",
+		"rollout.stable", "alias.delete:baking=0",
 	}
 	got := governorAudit(t, reg)
 	if len(got) != len(want) {
@@ -406,7 +406,8 @@ func TestGovernorLeaseOneLeader(t *testing.T) {
 		t.Fatalf("aliases %v at %d%%, want champion %d only", set.Versions, set.CanaryPercent, cand)
 	}
 	got := governorAudit(t, reg)
-	if tail := got[len(got)-5:]; !slices.Equal(tail, []string{"rollout.promote", "alias.set:champion=" + cv, "alias.delete:canary=0", "traffic.set:0", "rollout.stable"}) {
+	if tail := got[len(got)-8:]; !slices.Equal(tail, []string{"rollout.promote", "alias.set:champion=" + cv, "alias.set:previous=1", "alias.set:baking=" + cv,
+		"alias.delete:canary=0", "traffic.set:0", "rollout.stable", "alias.delete:baking=0"}) {
 		t.Fatalf("b's audit ends %q, want promote … stable", tail)
 	}
 	// a comes back: b holds the lease, so a drops its rollout and does nothing.
@@ -503,8 +504,8 @@ func TestGovernorAdminPolicySteps(t *testing.T) {
 	}
 	want := []string{
 		"rollout.advance", "alias.set:canary=" + cv, "traffic.set:50", "alias.delete:shadow=0",
-		"rollout.promote", "alias.set:champion=" + cv, "alias.delete:canary=0", "traffic.set:0",
-		"rollout.stable",
+		"rollout.promote", "alias.set:champion=" + cv, "alias.set:previous=1", "alias.set:baking=" + cv, "alias.delete:canary=0", "traffic.set:0",
+		"rollout.stable", "alias.delete:baking=0",
 	}
 	if got := governorAudit(t, reg); !slices.Equal(got, want) {
 		t.Fatalf("audit %q, want %q", got, want)
@@ -620,5 +621,74 @@ func BenchmarkGovernorObserveOutcome(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		g.observeOutcome(o)
+	}
+}
+
+// TestGovernorTakeoverFinishesBake: the lease holder promotes a candidate
+// and stops before its bake ends; the instance that takes over resumes the
+// bake (audited rollout.bake.resume), measuring the new champion from then
+// on against the previous one. A good champion ends stable, its "baking"
+// mark removed; one that regresses is rolled back to the previous champion.
+func TestGovernorTakeoverFinishesBake(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		right   float64 // the new champion's hit rate after the takeover
+		want    rollout.Phase
+		champOf func(cand int64) int64
+	}{
+		{"good", 0.95, rollout.PhaseStable, func(cand int64) int64 { return cand }},
+		{"regresses", 0.50, rollout.PhaseRolledBack, func(int64) int64 { return 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			reg, mini := newTestRegistryMini(t)
+			a, b := newTestGovernor(t, reg), newTestGovernor(t, reg)
+			a.holder, b.holder = "instance-a", "instance-b"
+			a.gate.BakeSamples = 5000
+			cand := registerShadow(t, reg)
+			cv := strconv.FormatInt(cand, 10)
+			for round := 0; a.ctrl == nil || a.ctrl.State().Phase != rollout.PhasePromoted; round++ {
+				if round == 20 {
+					t.Fatalf("a never promoted: %+v", a.ctrl.State())
+				}
+				feed(a, cv, 300, 0.95)
+				feed(a, "1", 300, 0.80)
+				mustTick(t, a)
+			}
+			set, err := reg.Aliases(ctx, testModel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if set.Versions[aliasBaking] != cand || set.Versions[aliasPrevious] != 1 {
+				t.Fatalf("aliases %v after promotion, want baking %d and previous 1", set.Versions, cand)
+			}
+			// a stops; b takes over once the lease runs out.
+			mini.Mini.FastForward(4 * time.Second)
+			b.arms = stages.NewArms(stages.NewServedModel(testModel, cv, stages.ArmChampion, a.arms.Champion().Snapshot()))
+			mustTick(t, b)
+			if !b.leader || b.ctrl == nil || b.candidate != cand || b.ctrl.State().Phase != rollout.PhasePromoted {
+				t.Fatalf("b after takeover: leader %v candidate %d state %+v, want the bake of %d resumed", b.leader, b.candidate, b.ctrl, cand)
+			}
+			for round := 0; b.ctrl.State().Phase == rollout.PhasePromoted; round++ {
+				if round == 20 {
+					t.Fatalf("b stuck at %+v", b.ctrl.State())
+				}
+				feed(b, cv, 300, tc.right)
+				mustTick(t, b)
+			}
+			if ph := b.ctrl.State().Phase; ph != tc.want {
+				t.Fatalf("phase %s, want %s", ph, tc.want)
+			}
+			if set, err = reg.Aliases(ctx, testModel); err != nil {
+				t.Fatal(err)
+			}
+			if set.Versions[aliasBaking] != 0 || set.Versions[registry.AliasChampion] != tc.champOf(cand) {
+				t.Fatalf("aliases %v at the end, want champion %d and no baking mark", set.Versions, tc.champOf(cand))
+			}
+			got := governorAudit(t, reg)
+			if !slices.Contains(got, "rollout.bake.resume") {
+				t.Fatalf("audit %q lacks the resumed bake", got)
+			}
+		})
 	}
 }

@@ -19,10 +19,15 @@ import (
 
 // Registry aliases the rollout watcher serves, besides registry.AliasChampion.
 // The canary arm serves the "canary" alias, or "challenger" when there is no
-// "canary" alias; the shadow arm serves the "shadow" alias.
+// "canary" alias; the shadow arm serves the "shadow" alias. The governor
+// marks a newly promoted champion "baking" until its rollout is stable or
+// rolled back, and the champion it replaced "previous", so that an instance
+// taking over the governor lease finishes the bake (no arm serves either).
 const (
-	aliasCanary = "canary"
-	aliasShadow = "shadow"
+	aliasCanary   = "canary"
+	aliasShadow   = "shadow"
+	aliasBaking   = "baking"
+	aliasPrevious = "previous"
 )
 
 // rolloutWatcher keeps a data plane's arms in step with the registry's
