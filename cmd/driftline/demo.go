@@ -76,10 +76,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("demo", "[flags]", `Run the whole pipeline in one process on embedded defaults: kfake (an
 in-process Kafka on a loopback port that kcat can reach), miniredis, a
 producer writing a seeded stream with concept drift, malformed rows,
-duplicates and PII, delayed labels, the data plane and the label join.
+duplicates and PII, delayed labels, the data plane, the label join and the
+governance loop (the drift alert retrains a candidate, which goes shadow →
+canary → champion through the rollout gate; ROLLOUT lines show each step).
 Live progress goes to stderr. With --events N the demo stops once every
 event is accounted for, reads the output topics back to count lost events,
-and with --json prints a one-line summary on stdout.`, stderr)
+and with --json prints a one-line summary on stdout, with the model's
+versions and rollout events.`, stderr)
 	events := fs.Int64("events", 0, "events to produce, then stop (0: run until Ctrl-C)")
 	jsonOut := fs.Bool("json", false, "print a one-line JSON summary on stdout at the end")
 	rate := fs.Float64("rate", 20000, "events per second (0: as fast as the pipeline takes them)")

@@ -35,7 +35,8 @@ const whoGovernor = "governor"
 //   - tries to take or renew the model's governor lease. Only the holder
 //     goes on, so one instance per model decides; a lease expires after
 //     three intervals without renewal and another instance takes over,
-//     starting the candidate's analysis again from the shadow phase;
+//     starting the candidate's analysis again from the shadow phase, or
+//     resuming the bake of a champion promoted but not yet stable;
 //   - turns new error-drift alerts, the retrain schedule and operators'
 //     retrain requests into retrain jobs (retrainJob), which register a
 //     candidate and put it in shadow;
@@ -43,8 +44,9 @@ const whoGovernor = "governor"
 //     against the champion on the gate's metric and asks a
 //     rollout.Controller what to do;
 //   - applies the Decision to the registry (advance: canary alias and
-//     traffic share; promote: champion alias; rollback: the candidate's
-//     aliases removed, traffic 0, the previous champion restored) and
+//     traffic share; promote: champion alias, with the "baking" and
+//     "previous" marks until stable; rollback: the candidate's aliases
+//     removed, traffic 0, the previous champion restored) and
 //     appends it to the audit log with who "governor" and why its Reason.
 //
 // Alias and traffic moves go through the registry, so every instance's
@@ -70,9 +72,6 @@ type governor struct {
 	// reports the operator's pause flag. Either may be nil.
 	policy func(ctx context.Context) (rollout.Gate, bool, error)
 	paused func(ctx context.Context) (bool, error)
-	// OnDecision, when set, sees every decision the governor applies (the
-	// demo prints them); holds are not passed.
-	OnDecision func(d rollout.Decision, candidate int64)
 
 	retrain *retrainJob    // nil: no retraining
 	source  *retrainSource // nil: no triggers
@@ -541,9 +540,6 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 	}
 	if err := g.audit(ctx, d); err != nil {
 		return err
-	}
-	if d.Action != rollout.ActionHold && g.OnDecision != nil {
-		g.OnDecision(d, g.candidate)
 	}
 	move := func(alias string, to, expect int64) error {
 		_, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: alias, Version: to, Expect: expect,
