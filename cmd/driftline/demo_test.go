@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -65,10 +66,15 @@ func checkDemoGovernance(t *testing.T, sum demoSummary) {
 		}
 	}
 	if len(sum.Versions) < 2 || retrained == 0 || sum.Champion != retrained {
-		t.Fatalf("versions %+v, champion %d: want the bootstrap version and a retrained one, which is champion", sum.Versions, sum.Champion)
+		var steps []string
+		for _, e := range sum.RolloutEvents {
+			steps = append(steps, fmt.Sprintf("%s %s v%d: %s %v", e.Who, e.What, e.Version, e.Why, e.Details))
+		}
+		t.Fatalf("versions %+v, champion %d: want the bootstrap version and a retrained one, which is champion; rollout events:\n%s",
+			sum.Versions, sum.Champion, strings.Join(steps, "\n"))
 	}
 	want := []string{"register retrain", "alias.set retrain", "rollout.advance governor", "alias.set governor",
-		"traffic.set governor", "rollout.advance governor", "rollout.promote governor", "alias.set governor"}
+		"traffic.set governor", "rollout.promote governor", "alias.set governor", "rollout.stable governor"}
 	var got []string
 	for _, e := range sum.RolloutEvents {
 		got = append(got, e.What+" "+e.Who)
