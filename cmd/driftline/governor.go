@@ -637,6 +637,9 @@ func newGovernor(dp *dataPlane, fz *stages.Featurize, holder string) (*governor,
 	if err := gate.Validate(); err != nil {
 		return nil, fmt.Errorf("rollout.gate: %w", err)
 	}
+	if spec.Model.Kind == "linear" && (gate.Metric == rollout.MetricAccuracy || gate.Metric == rollout.MetricLogLoss) {
+		return nil, fmt.Errorf("rollout.gate.metric: %s does not fit model.kind linear (a regression); set mae or rmse", gate.Metric)
+	}
 	api, err := newAdminAPI(adminAPIConfig{Registry: dp.rollout.reg, Redis: dp.rdb})
 	if err != nil {
 		return nil, err

@@ -14,7 +14,9 @@ import (
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/models/rollout"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
+	"github.com/driftline/driftline/testkit/redistest"
 )
 
 func newTestGovernor(t *testing.T, reg *registry.Registry) *governor {
@@ -690,5 +692,25 @@ func TestGovernorTakeoverFinishesBake(t *testing.T) {
 				t.Fatalf("audit %q lacks the resumed bake", got)
 			}
 		})
+	}
+}
+
+// TestGovernorRefusesClassificationMetricForRegression: a linear
+// (regression) model cannot be gated on accuracy, the default metric; the
+// error names the field.
+func TestGovernorRefusesClassificationMetricForRegression(t *testing.T) {
+	text := strings.Replace(demoSpecWithoutRollout(t), "  kind: logistic\n", "  kind: linear\n", 1) +
+		"rollout: {shadow_topic: preds-shadow}\n"
+	spec, err := pipeline.ParseSpec("regression.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Kafka.Brokers = []string{"127.0.0.1:1"}
+	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
+	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
+	rdb := redistest.StartMiniredis(t).Client(t)
+	_, err = newDataPlane(spec, rdb, newLogger(io.Discard, slog.LevelInfo))
+	if err == nil || !strings.Contains(err.Error(), "rollout.gate.metric: accuracy does not fit model.kind linear") {
+		t.Fatalf("error %v, want one naming rollout.gate.metric", err)
 	}
 }
