@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -58,6 +59,21 @@ type KafkaSpec struct {
 	SessionTimeout Duration `yaml:"session_timeout"`
 	// ClientID is sent to the brokers; it defaults to "driftline".
 	ClientID string `yaml:"client_id"`
+	// ExactlyOnce switches the data plane from at-least-once to
+	// exactly-once: each round of micro-batches writes its predictions,
+	// DLQ records and shadow outputs and commits its input offsets in one
+	// Kafka transaction, and the input is read with read-committed
+	// isolation. Consumers of the output topics must read with
+	// read-committed isolation to see each output once. Needs Kafka 2.5+.
+	ExactlyOnce bool `yaml:"exactly_once"`
+	// TransactionalID names this instance's transactional producer (with
+	// exactly_once only). Every running instance needs its own: two
+	// processes with one id fence each other. Unset, it is
+	// "<client_id>-<group>-<hostname>", which is unique per host (a pod
+	// name) and stable across restarts there, so a restarted process
+	// aborts its crashed predecessor's open transaction at once. Set it
+	// when two instances share a hostname.
+	TransactionalID string `yaml:"transactional_id"`
 }
 
 // RedisSpec says how to reach Redis.
@@ -944,6 +960,14 @@ func (s *Spec) Validate() error {
 	}
 	if s.Batch.MaxInFlight < 1 {
 		add("batch.max_in_flight", "must be at least 1, got %d", s.Batch.MaxInFlight)
+	}
+	if id := s.Kafka.TransactionalID; id != "" {
+		if !s.Kafka.ExactlyOnce {
+			add("kafka.transactional_id", "applies to exactly_once: true only")
+		}
+		if strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+			add("kafka.transactional_id", "must not contain spaces or control characters, got %q", id)
+		}
 	}
 	fields := map[string]*FieldSpec{}
 	if len(s.Schema.Fields) == 0 {

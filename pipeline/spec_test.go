@@ -684,3 +684,33 @@ func TestRolloutSpecRoundTrip(t *testing.T) {
 		t.Errorf("round trip changed the rollout:\n%s", out)
 	}
 }
+
+func TestKafkaExactlyOnce(t *testing.T) {
+	s, err := pipeline.ParseSpec(specFile, []byte(baseSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Kafka.ExactlyOnce || s.Kafka.TransactionalID != "" {
+		t.Errorf("exactly-once is on by default: %+v", s.Kafka)
+	}
+	text := edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  exactly_once: true\n  transactional_id: payments-0\n")
+	s, err = pipeline.ParseSpec(specFile, []byte(text))
+	if err != nil {
+		t.Fatalf("exactly_once with a transactional id: %v", err)
+	}
+	if !s.Kafka.ExactlyOnce || s.Kafka.TransactionalID != "payments-0" {
+		t.Errorf("parsed %+v", s.Kafka)
+	}
+	// The id's default needs the host, so it is left to the process.
+	text = edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  exactly_once: true\n")
+	if s, err = pipeline.ParseSpec(specFile, []byte(text)); err != nil || s.Kafka.TransactionalID != "" {
+		t.Errorf("exactly_once alone: %v, transactional id %q", err, s.Kafka.TransactionalID)
+	}
+
+	text = edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  transactional_id: payments-0\n")
+	checkSpecError(t, text, "kafka.transactional_id", "transactional_id:", "applies to exactly_once: true only")
+	text = edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  exactly_once: true\n  transactional_id: \"payments 0\"\n")
+	checkSpecError(t, text, "kafka.transactional_id", "transactional_id:", "must not contain spaces")
+	text = edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  exactly_once: yes please\n")
+	checkSpecError(t, text, "kafka.exactly_once", "exactly_once:", "into bool")
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -150,20 +151,40 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 			return nil, err
 		}
 	}
+	// kafka.exactly_once: one transaction per round covers the outputs and
+	// the input offsets; the id defaults to one per host, stable across
+	// restarts (pipeline.KafkaSpec.TransactionalID).
+	var txnID string
+	if spec.Kafka.ExactlyOnce {
+		if txnID = spec.Kafka.TransactionalID; txnID == "" {
+			host, err := os.Hostname()
+			if err == nil && host == "" {
+				err = errors.New("empty hostname")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("kafka.transactional_id is unset and its default needs the hostname: %w", err)
+			}
+			txnID = spec.Kafka.ClientID + "-" + spec.Kafka.Group + "-" + host
+		}
+	}
 	kc, err := kafka.New(kafka.Config{
-		Brokers:        spec.Kafka.Brokers,
-		ClientID:       spec.Kafka.ClientID,
-		Group:          spec.Kafka.Group,
-		Topics:         []string{spec.Topics.Input},
-		SessionTimeout: spec.Kafka.SessionTimeout.D(),
-		BatchSize:      spec.Batch.Size,
-		Linger:         spec.Batch.Linger.D(),
-		MaxInFlight:    spec.Batch.MaxInFlight,
-		Registerer:     reg,
-		Logger:         log,
+		Brokers:         spec.Kafka.Brokers,
+		ClientID:        spec.Kafka.ClientID,
+		Group:           spec.Kafka.Group,
+		Topics:          []string{spec.Topics.Input},
+		SessionTimeout:  spec.Kafka.SessionTimeout.D(),
+		BatchSize:       spec.Batch.Size,
+		Linger:          spec.Batch.Linger.D(),
+		MaxInFlight:     spec.Batch.MaxInFlight,
+		TransactionalID: txnID,
+		Registerer:      reg,
+		Logger:          log,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if txnID != "" {
+		log.Info("exactly-once data plane", "transactional_id", txnID)
 	}
 	dp.kc = kc
 	return dp, nil

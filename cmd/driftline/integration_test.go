@@ -204,6 +204,113 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	}
 }
 
+// TestIntegrationExactlyOnceKillAndRestart is the kill-and-restart test
+// with kafka.exactly_once: true. A SIGKILL leaves a transaction open; the
+// restarted process (same host, so the same transactional id) aborts it.
+// Read back with read-committed isolation, every valid unique event has
+// exactly one prediction and every malformed row exactly one DLQ record:
+// no repeats, where the at-least-once test allows them.
+func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
+	const events = 100_000
+	broker := kafkatest.StartKafka(t)
+	rds := redistest.StartRedis(t)
+	spec, specPath := integrationSpec(t, broker, rds.Addr)
+	text, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, specPath, strings.Replace(string(text), "kafka:\n", "kafka:\n  exactly_once: true\n", 1))
+	if spec, err = pipeline.LoadSpec(specPath); err != nil {
+		t.Fatal(err)
+	}
+	if !spec.Kafka.ExactlyOnce {
+		t.Fatal("the spec is not exactly-once")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	stats := produceStream(t, ctx, broker, spec, events)
+	bin := buildDriftline(t)
+	adm := kadm.NewClient(broker.Client(t))
+	// written counts output records, committed or not (progress only);
+	// open reports whether an open transaction holds written outputs (the
+	// high watermarks are past the last stable offsets).
+	sum := func(list func(context.Context, ...string) (kadm.ListedOffsets, error)) int64 {
+		ends, err := list(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n
+	}
+	written := func() int64 { return sum(adm.ListEndOffsets) }
+	open := func() bool { return sum(adm.ListEndOffsets) > sum(adm.ListCommittedOffsets) }
+
+	// Each kill lands while a transaction holds written outputs, so that
+	// the restart has an open transaction to abort.
+	p1 := startRun(t, bin, specPath, "run1")
+	waitFor(t, ctx, "30% of the outputs", func() bool { return written() >= events*3/10 && open() })
+	if err := p1.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p1.Wait()
+	killedAt := written()
+
+	p2 := startRun(t, bin, specPath, "run2")
+	waitFor(t, ctx, "60% of the outputs", func() bool { return written() >= events*6/10 && open() })
+	if err := p2.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p2.Wait()
+
+	p3 := startRun(t, bin, specPath, "run3")
+	waitFor(t, ctx, "the group to commit the whole input", func() bool {
+		committed, err := adm.FetchOffsets(ctx, spec.Kafka.Group)
+		if err != nil || committed.Error() != nil {
+			return false
+		}
+		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Input)
+		if err != nil {
+			return false
+		}
+		done := true
+		ends.Each(func(o kadm.ListedOffset) {
+			c, ok := committed.Lookup(o.Topic, o.Partition)
+			if !ok || c.At < o.Offset {
+				done = false
+			}
+		})
+		return done
+	})
+	if err := p3.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p3.Wait(); err != nil {
+		t.Fatalf("run3 did not exit cleanly on SIGTERM: %v", err)
+	}
+	res, err := readBackCommitted(ctx, []string{broker.Addr}, spec, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := readBack(ctx, []string{broker.Addr}, spec, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("produced %d rows: %d valid, %d malformed, %d duplicates; killed twice (first at %d outputs written)",
+		stats.rows.Load(), stats.valid.Load(), stats.malformed.Load(), stats.duplicates.Load(), killedAt)
+	t.Logf("read committed: %d predictions, %d DLQ records; read uncommitted: %d predictions (%d repeated, from aborted transactions), %d DLQ records",
+		res.predictions, res.dlq, all.predictions, all.duplicatePredictions, all.dlq)
+	if res.lost != 0 || res.duplicatePredictions != 0 || res.duplicateDLQ != 0 {
+		t.Errorf("lost %d, repeated predictions %d, repeated DLQ records %d; want 0, 0 and 0", res.lost, res.duplicatePredictions, res.duplicateDLQ)
+	}
+	if res.predictions != stats.valid.Load() || res.dlq != stats.malformed.Load() {
+		t.Errorf("predictions %d (want %d, one per valid unique event), DLQ %d (want %d, one per malformed row)", res.predictions, stats.valid.Load(), res.dlq, stats.malformed.Load())
+	}
+	if res.dlqWithoutReason != 0 || res.piiLeaks != 0 {
+		t.Errorf("%d DLQ records without reason headers, %d records with plaintext PII", res.dlqWithoutReason, res.piiLeaks)
+	}
+}
+
 func buildDriftline(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "driftline")

@@ -27,7 +27,9 @@ type readBackResult struct {
 	// dlqWithoutReason counts DLQ records missing a reason, stage or
 	// source offset header.
 	dlqWithoutReason int64
-	piiLeaks         int64
+	// duplicateDLQ counts DLQ records beyond the first per source position.
+	duplicateDLQ int64
+	piiLeaks     int64
 }
 
 // plaintextPII matches the synthetic stream's plaintext PII: user ids,
@@ -39,14 +41,35 @@ var plaintextPII = regexp.MustCompile(`u-\d{6}|@example\.com|\+1-555-\d{3}-\d{4}
 // event must have a prediction, every malformed row a DLQ record, and no
 // record may carry plaintext PII. It counts what is missing as lost.
 func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
+	return readBackWith(ctx, brokers, spec, stats, false)
+}
+
+// readBackCommitted is readBack as a consumer of an exactly-once pipeline
+// sees the topics: with read-committed isolation, up to the last stable
+// offset, so aborted transactions' records are not counted.
+func readBackCommitted(ctx context.Context, brokers []string, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
+	return readBackWith(ctx, brokers, spec, stats, true)
+}
+
+func readBackWith(ctx context.Context, brokers []string, spec *pipeline.Spec, stats *producerStats, committed bool) (readBackResult, error) {
 	var res readBackResult
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	// Control records (transaction markers) come through, uncounted, so
+	// that a partition that ends with a marker is read to its end.
+	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.KeepControlRecords()}
+	if committed {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return res, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+	list := adm.ListEndOffsets
+	if committed {
+		list = adm.ListCommittedOffsets // the last stable offsets
+	}
+	ends, err := list(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
 	if err != nil {
 		return res, fmt.Errorf("list end offsets: %w", err)
 	}
@@ -83,6 +106,16 @@ func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats 
 			return res, err
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
+			end, ok := remaining[r.Topic][r.Partition]
+			if ok && r.Offset+1 >= end {
+				delete(remaining[r.Topic], r.Partition)
+				if len(remaining[r.Topic]) == 0 {
+					delete(remaining, r.Topic)
+				}
+			}
+			if r.Attrs.IsControl() || (committed && (!ok || r.Offset >= end)) {
+				return
+			}
 			if plaintextPII.Match(r.Value) || plaintextPII.Match(r.Key) {
 				res.piiLeaks++
 			}
@@ -118,13 +151,10 @@ func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats 
 				if reason == "" || stage == "" || off == "" {
 					res.dlqWithoutReason++
 				}
-				dlqAt[part+"/"+off] = true
-			}
-			if end, ok := remaining[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
-				delete(remaining[r.Topic], r.Partition)
-				if len(remaining[r.Topic]) == 0 {
-					delete(remaining, r.Topic)
+				if dlqAt[part+"/"+off] {
+					res.duplicateDLQ++
 				}
+				dlqAt[part+"/"+off] = true
 			}
 		})
 	}

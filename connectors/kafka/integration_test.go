@@ -18,3 +18,19 @@ func TestIntegrationOrderBatchesLagAndCommit(t *testing.T) {
 func TestIntegrationHandlerErrorStopsRunAndIsReRead(t *testing.T) {
 	testHandlerErrorRereads(t, kafkatest.StartKafka(t))
 }
+
+func TestIntegrationExactlyOnceCommitsOutputsWithOffsets(t *testing.T) {
+	testExactlyOnceCommitsTogether(t, kafkatest.StartKafka(t))
+}
+
+func TestIntegrationExactlyOnceHandlerErrorAbortsRound(t *testing.T) {
+	testExactlyOnceHandlerErrorAborts(t, kafkatest.StartKafka(t))
+}
+
+func TestIntegrationExactlyOnceRestartResumesWithoutDuplicates(t *testing.T) {
+	testExactlyOnceRestart(t, kafkatest.StartKafka(t))
+}
+
+func BenchmarkIntegrationExactlyOnceVsAtLeastOnce(b *testing.B) {
+	benchModes(b, kafkatest.StartKafka(b))
+}

@@ -1,6 +1,11 @@
 // Package kafka is driftline's franz-go connector: a consumer-group Source
 // with one goroutine per assigned partition, and a Sink that returns once
 // every record is acknowledged. One kgo.Client carries both.
+//
+// By default delivery is at-least-once: a partition's offsets are committed
+// after its outputs are acknowledged. With Config.TransactionalID the
+// Client is exactly-once instead: one Kafka transaction covers a round's
+// outputs and its input offsets (see transact.go).
 package kafka
 
 import (
@@ -39,6 +44,20 @@ type Config struct {
 	// CommitInterval is how often processed offsets are committed (default
 	// 1s); it bounds how much a crash makes the group re-read.
 	CommitInterval time.Duration
+	// TransactionalID, when set, switches the consumer to exactly-once
+	// mode: each poll round's outputs and its input offsets are committed
+	// in one Kafka transaction (kgo.GroupTransactSession), and the input
+	// is read with read-committed isolation. It needs Group. Every running
+	// instance needs its own id (two processes with one id fence each
+	// other); keeping it stable across an instance's restarts lets the
+	// restarted process abort its predecessor's open transaction at once
+	// instead of waiting TransactionTimeout. Needs Kafka 2.5+ (KIP-447).
+	TransactionalID string
+	// TransactionTimeout is how long the broker keeps a transaction open
+	// before aborting it (default DefaultTransactionTimeout): a round must
+	// end within it, and read-committed consumers of the outputs wait at
+	// most this long behind a transaction that a dead process left open.
+	TransactionTimeout time.Duration
 	// Registerer receives the consumer lag gauge; required when consuming.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -66,6 +85,12 @@ func (c *Config) Validate() error {
 			return errors.New("kafka: a consumer needs a metrics registerer")
 		}
 	}
+	if c.TransactionalID != "" && c.Group == "" {
+		return errors.New("kafka: a transactional id needs a consumer group (exactly-once consuming)")
+	}
+	if c.TransactionTimeout < 0 {
+		return errors.New("kafka: transaction timeout must not be negative")
+	}
 	return nil
 }
 
@@ -73,8 +98,11 @@ func (c *Config) Validate() error {
 // with a group) and a pipeline.Sink. Run may be called once; Write is safe
 // for concurrent use. Close is idempotent.
 type Client struct {
-	cfg   Config
-	cl    *kgo.Client
+	cfg Config
+	cl  *kgo.Client
+	// sess is set in exactly-once mode; cl is then its client.
+	sess  *kgo.GroupTransactSession
+	txn   *txnState
 	log   *slog.Logger
 	lag   *prometheus.GaugeVec
 	ready atomic.Bool
@@ -131,13 +159,18 @@ func New(cfg Config) (*Client, error) {
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.SessionTimeout(st),
 			kgo.HeartbeatInterval(st/10),
+			kgo.BlockRebalanceOnPoll(),
+			kgo.FetchMaxWait(500*time.Millisecond),
+		)
+		if cfg.TransactionalID != "" {
+			return c.newTransactional(opts)
+		}
+		opts = append(opts,
 			kgo.AutoCommitMarks(),
 			kgo.AutoCommitInterval(cmp.Or(cfg.CommitInterval, time.Second)),
-			kgo.BlockRebalanceOnPoll(),
 			kgo.OnPartitionsAssigned(c.assigned),
 			kgo.OnPartitionsRevoked(c.revoked),
 			kgo.OnPartitionsLost(c.lost),
-			kgo.FetchMaxWait(500*time.Millisecond),
 		)
 	}
 	opts = append(opts, cfg.ExtraOpts...)
@@ -178,10 +211,16 @@ func (c *Client) Ready() bool { return c.ready.Load() }
 // Run implements pipeline.Source. On return — ctx done, or a handler
 // failed — every partition loop has finished its in-flight batch, the
 // offsets of the batches whose outputs were acknowledged are committed, and
-// the client has left the group.
+// the client has left the group. In exactly-once mode Run works in
+// transactional rounds instead (see transact.go): on return the round in
+// progress has committed or aborted, and handlers are used with Handle
+// only, never HandleAsync.
 func (c *Client) Run(ctx context.Context, open func(topic string, partition int32) (pipeline.PartitionHandler, error)) error {
 	if c.cfg.Group == "" {
 		return errors.New("kafka: run needs a consumer group")
+	}
+	if c.sess != nil {
+		return c.runTransact(ctx, open)
 	}
 	// Partition loops finish their batch after ctx ends, so they run on a
 	// context that outlives it; Close stops them for good.
@@ -320,7 +359,10 @@ func (c *Client) fail(err error) {
 }
 
 // Write implements pipeline.Sink: it produces every record and returns
-// once all are acknowledged, or with the first error.
+// once all are acknowledged, or with the first error. In exactly-once mode
+// the records join the round's open transaction instead and Write returns
+// at once (a Write outside a round fails): the round's commit is their
+// acknowledgement, and a failed record aborts the round.
 func (c *Client) Write(ctx context.Context, recs []pipeline.OutRecord) error {
 	errc := make(chan error, 1)
 	c.WriteAsync(ctx, recs, func(err error) { errc <- err })
@@ -333,6 +375,10 @@ func (c *Client) Write(ctx context.Context, recs []pipeline.OutRecord) error {
 func (c *Client) WriteAsync(ctx context.Context, recs []pipeline.OutRecord, done func(error)) {
 	if len(recs) == 0 {
 		done(nil)
+		return
+	}
+	if c.txn != nil {
+		c.writeTxn(ctx, recs, done)
 		return
 	}
 	var (
