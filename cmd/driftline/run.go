@@ -17,6 +17,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := newFlags("run", "--spec FILE [flags]", `Run a spec's pipeline against real Kafka brokers and Redis until SIGINT or
 SIGTERM. On a signal it finishes the in-flight micro-batches, commits their
 offsets (only after their outputs are acknowledged) and leaves the group.
+With kafka.exactly_once, predictions, DLQ records and input offsets commit
+in one Kafka transaction per round (consumers read with read_committed).
+With a rollout block it also runs the governance loop: retraining on drift
+alerts, shadow, canary steps, promotion and rollback through the gate.
 The admin address also serves the model admin API under /api/v1 (bearer
 tokens; $DRIFTLINE_ADMIN_TOKEN is a bootstrap admin token). Flags override
 the spec's addresses.`, stderr)
