@@ -294,6 +294,19 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 }
 
 func (c *Client) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.openAssigned(assigned, func(topic string, p int32, h pipeline.PartitionHandler) {
+		w := newPartitionWorker(c, topic, p, h)
+		c.workers[tp{topic, p}] = w
+		go w.run(c.runCtx)
+	})
+	c.log.Info("partitions assigned", "assigned", assigned)
+}
+
+// openAssigned opens a handler for every newly assigned partition and
+// hands it to keep, holding c.mu; a partition that does not open fails the
+// client. It marks the client ready. It does nothing once the client was
+// closed before Run.
+func (c *Client) openAssigned(assigned map[string][]int32, keep func(topic string, p int32, h pipeline.PartitionHandler)) {
 	<-c.started
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -307,13 +320,10 @@ func (c *Client) assigned(_ context.Context, _ *kgo.Client, assigned map[string]
 				c.fail(fmt.Errorf("open partition %s/%d: %w", topic, p, err))
 				continue
 			}
-			w := newPartitionWorker(c, topic, p, h)
-			c.workers[tp{topic, p}] = w
-			go w.run(c.runCtx)
+			keep(topic, p, h)
 		}
 	}
 	c.ready.Store(true)
-	c.log.Info("partitions assigned", "assigned", assigned)
 }
 
 func (c *Client) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {

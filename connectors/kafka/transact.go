@@ -439,26 +439,12 @@ func (c *Client) handleRound(ctx context.Context, rp *roundPart) error {
 }
 
 func (c *Client) assignedTxn(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
-	<-c.started
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.open == nil {
-		return // closed before Run
-	}
-	for topic, parts := range assigned {
-		for _, p := range parts {
-			h, err := c.open(topic, p)
-			if err != nil {
-				c.fail(fmt.Errorf("open partition %s/%d: %w", topic, p, err))
-				continue
-			}
-			c.txn.parts[tp{topic, p}] = &txnPartition{
-				topic: topic, partition: p, handler: h,
-				lag: c.lag.WithLabelValues(topic, strconv.Itoa(int(p))),
-			}
+	c.openAssigned(assigned, func(topic string, p int32, h pipeline.PartitionHandler) {
+		c.txn.parts[tp{topic, p}] = &txnPartition{
+			topic: topic, partition: p, handler: h,
+			lag: c.lag.WithLabelValues(topic, strconv.Itoa(int(p))),
 		}
-	}
-	c.ready.Store(true)
+	})
 	c.log.Info("partitions assigned", "assigned", assigned, "transactional_id", c.cfg.TransactionalID)
 }
 
