@@ -167,24 +167,7 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	}
 
 	p3 := startRun(t, bin, specPath, "run3")
-	waitFor(t, ctx, "the group to commit the whole input", func() bool {
-		committed, err := adm.FetchOffsets(ctx, spec.Kafka.Group)
-		if err != nil {
-			return false
-		}
-		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Input)
-		if err != nil {
-			return false
-		}
-		done := true
-		ends.Each(func(o kadm.ListedOffset) {
-			c, ok := committed.Lookup(o.Topic, o.Partition)
-			if !ok || c.At < o.Offset {
-				done = false
-			}
-		})
-		return done
-	})
+	waitFor(t, ctx, "the group to commit the whole input", func() bool { return committedAll(ctx, adm, spec) })
 	if err := p3.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -264,24 +247,7 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	_ = p2.Wait()
 
 	p3 := startRun(t, bin, specPath, "run3")
-	waitFor(t, ctx, "the group to commit the whole input", func() bool {
-		committed, err := adm.FetchOffsets(ctx, spec.Kafka.Group)
-		if err != nil || committed.Error() != nil {
-			return false
-		}
-		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Input)
-		if err != nil {
-			return false
-		}
-		done := true
-		ends.Each(func(o kadm.ListedOffset) {
-			c, ok := committed.Lookup(o.Topic, o.Partition)
-			if !ok || c.At < o.Offset {
-				done = false
-			}
-		})
-		return done
-	})
+	waitFor(t, ctx, "the group to commit the whole input", func() bool { return committedAll(ctx, adm, spec) })
 	if err := p3.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -361,4 +327,25 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// committedAll reports whether the spec's consumer group has committed
+// every partition of the input topic up to its end.
+func committedAll(ctx context.Context, adm *kadm.Client, spec *pipeline.Spec) bool {
+	committed, err := adm.FetchOffsets(ctx, spec.Kafka.Group)
+	if err != nil || committed.Error() != nil {
+		return false
+	}
+	ends, err := adm.ListEndOffsets(ctx, spec.Topics.Input)
+	if err != nil {
+		return false
+	}
+	done := true
+	ends.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		if !ok || c.At < o.Offset {
+			done = false
+		}
+	})
+	return done
 }
