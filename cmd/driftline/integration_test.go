@@ -48,19 +48,25 @@ func integrationSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string) (
 
 func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, events int64) *producerStats {
 	t.Helper()
-	cl := broker.Client(t, kgo.ProducerLinger(5*time.Millisecond))
 	var stats producerStats
-	cfg := producerConfig{
-		Topic: spec.Topics.Input, Events: events, MalformedRate: 0.01, DuplicateRate: 0.01,
-		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 7, Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: events / 2}},
-	}
-	if err := cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := produce(ctx, cl, cfg, &stats); err != nil {
+	if err := produceStreamAt(ctx, broker.Client(t, kgo.ProducerLinger(5*time.Millisecond)), spec, events, 0, &stats); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	return &stats
+}
+
+// produceStreamAt writes the integration tests' stream (SEA with an
+// abrupt drift halfway, 1% malformed rows, 1% duplicates) of events rows at
+// rate rows/s (0: as fast as the broker takes them) through cl.
+func produceStreamAt(ctx context.Context, cl *kgo.Client, spec *pipeline.Spec, events int64, rate float64, stats *producerStats) error {
+	cfg := producerConfig{
+		Topic: spec.Topics.Input, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01,
+		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 7, Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: events / 2}},
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	return produce(ctx, cl, cfg, stats)
 }
 
 // TestIntegrationPipelineOnRealKafkaAndRedis sends 200,000 events with 1%
@@ -136,9 +142,14 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	spec, specPath := integrationSpec(t, broker, rds.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	stats := produceStream(t, ctx, broker, spec, events)
 	bin := buildDriftline(t)
 	adm := kadm.NewClient(broker.Client(t))
+	// The stream is written at a steady rate while the runs are killed, so
+	// that a round (and its transaction) is open at every kill point.
+	stats := &producerStats{}
+	produced := make(chan error, 1)
+	pcl := broker.Client(t, kgo.ProducerLinger(5*time.Millisecond))
+	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
 	outputs := func() int64 {
 		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
 		if err != nil {
@@ -211,9 +222,14 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	stats := produceStream(t, ctx, broker, spec, events)
 	bin := buildDriftline(t)
 	adm := kadm.NewClient(broker.Client(t))
+	// The stream is written at a steady rate while the runs are killed, so
+	// that a round (and its transaction) is open at every kill point.
+	stats := &producerStats{}
+	produced := make(chan error, 1)
+	pcl := broker.Client(t, kgo.ProducerLinger(5*time.Millisecond))
+	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
 	// written counts output records, committed or not (progress only);
 	// open reports whether an open transaction holds written outputs (the
 	// high watermarks are past the last stable offsets).
@@ -247,6 +263,9 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	_ = p2.Wait()
 
 	p3 := startRun(t, bin, specPath, "run3")
+	if err := <-produced; err != nil {
+		t.Fatalf("produce: %v", err)
+	}
 	waitFor(t, ctx, "the group to commit the whole input", func() bool { return committedAll(ctx, adm, spec) })
 	if err := p3.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
