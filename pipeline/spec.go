@@ -1178,8 +1178,10 @@ func (s *Spec) Validate() error {
 		if r.CanaryPercent < 0 || r.CanaryPercent > 100 {
 			add("rollout.canary_percent", "must be in [0, 100], got %d", r.CanaryPercent)
 		}
-		if r.ShadowTopic != "" && (r.ShadowTopic == s.Topics.Predictions || r.ShadowTopic == s.Topics.Input) {
-			add("rollout.shadow_topic", "must differ from topics.input and topics.predictions, got %q", r.ShadowTopic)
+		for _, o := range s.coreTopics() {
+			if r.ShadowTopic != "" && r.ShadowTopic == o.topic {
+				add("rollout.shadow_topic", "must differ from every other topic, but %s is also %q", o.path, r.ShadowTopic)
+			}
 		}
 		if r.WatchInterval != 0 && (r.WatchInterval.D() < time.Millisecond || r.WatchInterval.D() > time.Minute) {
 			add("rollout.watch_interval", "must be between 1ms and 1m, got %s", r.WatchInterval.D())
@@ -1195,15 +1197,9 @@ func (s *Spec) Validate() error {
 		}
 	}
 	if a := s.Topics.Audit; a != "" {
-		others := []struct{ path, topic string }{
-			{"topics.input", s.Topics.Input},
-			{"topics.predictions", s.Topics.Predictions},
-			{"topics.dlq", s.Topics.DLQ},
-			{"topics.labels", s.Topics.Labels},
-			{"topics.alerts", s.Topics.Alerts},
-		}
+		others := s.coreTopics()
 		if s.Rollout != nil {
-			others = append(others, struct{ path, topic string }{"rollout.shadow_topic", s.Rollout.ShadowTopic})
+			others = append(others, namedTopic{"rollout.shadow_topic", s.Rollout.ShadowTopic})
 		}
 		for _, o := range others {
 			if a == o.topic {
@@ -1212,6 +1208,20 @@ func (s *Spec) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// namedTopic is a topic with the field path that names it.
+type namedTopic struct{ path, topic string }
+
+// coreTopics are topics.input, predictions, dlq, labels and alerts.
+func (s *Spec) coreTopics() []namedTopic {
+	return []namedTopic{
+		{"topics.input", s.Topics.Input},
+		{"topics.predictions", s.Topics.Predictions},
+		{"topics.dlq", s.Topics.DLQ},
+		{"topics.labels", s.Topics.Labels},
+		{"topics.alerts", s.Topics.Alerts},
+	}
 }
 
 // validateGate checks rollout.gate with defaults applied, naming the

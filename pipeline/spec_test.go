@@ -638,6 +638,21 @@ func checkSpecError(t *testing.T, text, field, at, msg string) {
 	}
 }
 
+func TestRolloutShadowTopicMustDifferFromOtherTopics(t *testing.T) {
+	for _, other := range []struct{ path, topic string }{
+		{"topics.input", "events"},
+		{"topics.predictions", "predictions"},
+		{"topics.dlq", "events.dlq"},
+		{"topics.labels", "labels"},
+		{"topics.alerts", "alerts"},
+	} {
+		t.Run(other.path, func(t *testing.T) {
+			text := editIn(t, rolloutSpec, "  shadow_topic: preds-shadow", "  shadow_topic: "+other.topic)
+			checkSpecError(t, text, "rollout.shadow_topic", "  shadow_topic: ", "must differ from every other topic, but "+other.path+` is also "`+other.topic+`"`)
+		})
+	}
+}
+
 func TestTopicsAuditMustDifferFromOtherTopics(t *testing.T) {
 	for _, other := range []struct{ path, line string }{
 		{"topics.input", "  input: events"},
