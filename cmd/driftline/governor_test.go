@@ -33,6 +33,15 @@ func newTestGovernor(t *testing.T, reg *registry.Registry) *governor {
 		now:  func() time.Time { clock = clock.Add(time.Second); return clock }}
 }
 
+// feedRound feeds 300 outcomes of the champion (version "1") and 300 of
+// candidate, right at the given rates, then ticks g.
+func feedRound(t *testing.T, g *governor, candidate string, champRight, candRight float64) {
+	t.Helper()
+	feed(g, "1", 300, champRight)
+	feed(g, candidate, 300, candRight)
+	mustTick(t, g)
+}
+
 // feed adds n outcomes of version v, the first right·n right, as the
 // label join's outcome hook does.
 func feed(g *governor, v string, n int, right float64) {
@@ -95,11 +104,7 @@ func TestGovernorPromotesGoodCandidate(t *testing.T) {
 	cv := strconv.FormatInt(cand, 10)
 	var percents []int
 	for range 20 {
-		feed(g, "1", 300, 0.80)
-		feed(g, cv, 300, 0.95)
-		if err := g.tick(ctx); err != nil {
-			t.Fatal(err)
-		}
+		feedRound(t, g, cv, 0.80, 0.95)
 		set, err := reg.Aliases(ctx, testModel)
 		if err != nil {
 			t.Fatal(err)
@@ -127,14 +132,8 @@ func TestGovernorPromotesGoodCandidate(t *testing.T) {
 		"rollout.promote", "alias.set:champion=" + cv, "alias.set:previous=1", "alias.set:baking=" + cv, "alias.delete:canary=0", "traffic.set:0",
 		"rollout.stable", "alias.delete:baking=0",
 	}
-	got := governorAudit(t, reg)
-	if len(got) != len(want) {
+	if got := governorAudit(t, reg); !slices.Equal(got, want) {
 		t.Fatalf("governor audit %q, want %q", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("governor audit %q, want %q", got, want)
-		}
 	}
 	if len(percents) < 4 || percents[1] != 5 || percents[2] != 25 || percents[3] != 50 {
 		t.Fatalf("canary percents %v, want 0 5 25 50 …", percents)
@@ -149,11 +148,7 @@ func TestGovernorRollsBackBadCandidate(t *testing.T) {
 	g := newTestGovernor(t, reg)
 	cand := registerShadow(t, reg)
 	for range 5 {
-		feed(g, "1", 300, 0.90)
-		feed(g, strconv.FormatInt(cand, 10), 300, 0.50)
-		if err := g.tick(ctx); err != nil {
-			t.Fatal(err)
-		}
+		feedRound(t, g, strconv.FormatInt(cand, 10), 0.90, 0.50)
 	}
 	if ph := g.ctrl.State().Phase; ph != rollout.PhaseRolledBack {
 		t.Fatalf("phase %s, want rolled back", ph)
@@ -177,11 +172,7 @@ func TestGovernorHoldsOnOpenDrift(t *testing.T) {
 	cand := registerShadow(t, reg)
 	g.trackDrift(alertsOf("x0", "drift"))
 	for range 3 {
-		feed(g, "1", 300, 0.80)
-		feed(g, strconv.FormatInt(cand, 10), 300, 0.95)
-		if err := g.tick(ctx); err != nil {
-			t.Fatal(err)
-		}
+		feedRound(t, g, strconv.FormatInt(cand, 10), 0.80, 0.95)
 	}
 	if ph := g.ctrl.State().Phase; ph != rollout.PhaseShadow {
 		t.Fatalf("phase %s with drift open, want shadow", ph)
@@ -430,13 +421,8 @@ func TestGovernorPauseFlag(t *testing.T) {
 	g.paused = func(context.Context) (bool, error) { return paused, nil }
 	cand := registerShadow(t, reg)
 	cv := strconv.FormatInt(cand, 10)
-	round := func() {
-		feed(g, "1", 300, 0.80)
-		feed(g, cv, 300, 0.95)
-		mustTick(t, g)
-	}
 	for range 4 {
-		round()
+		feedRound(t, g, cv, 0.80, 0.95)
 	}
 	if st := g.ctrl.State(); st.Phase != rollout.PhaseShadow || !st.Paused {
 		t.Fatalf("state %+v while paused, want paused in shadow", st)
@@ -461,7 +447,7 @@ func TestGovernorPauseFlag(t *testing.T) {
 		}
 	}
 	paused = false
-	round()
+	feedRound(t, g, cv, 0.80, 0.95)
 	if st := g.ctrl.State(); st.Phase != rollout.PhaseCanary || st.Percent != 5 || st.Paused {
 		t.Fatalf("state %+v after the flag cleared, want canary at 5%%", st)
 	}
@@ -487,9 +473,7 @@ func TestGovernorAdminPolicySteps(t *testing.T) {
 		if round == 20 {
 			t.Fatalf("stuck at %+v", g.ctrl.State())
 		}
-		feed(g, "1", 300, 0.80)
-		feed(g, cv, 300, 0.95)
-		mustTick(t, g)
+		feedRound(t, g, cv, 0.80, 0.95)
 		set, err := reg.Aliases(ctx, testModel)
 		if err != nil {
 			t.Fatal(err)
@@ -653,9 +637,7 @@ func TestGovernorTakeoverFinishesBake(t *testing.T) {
 				if round == 20 {
 					t.Fatalf("a never promoted: %+v", a.ctrl.State())
 				}
-				feed(a, cv, 300, 0.95)
-				feed(a, "1", 300, 0.80)
-				mustTick(t, a)
+				feedRound(t, a, cv, 0.80, 0.95)
 			}
 			set, err := reg.Aliases(ctx, testModel)
 			if err != nil {

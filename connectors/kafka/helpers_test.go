@@ -185,6 +185,7 @@ type consumerOpts struct {
 	batch, inFlight int
 	linger          time.Duration
 	reg             *prometheus.Registry
+	txnID           string // non-empty: exactly-once mode
 }
 
 func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consumerOpts) *kafka.Client {
@@ -193,15 +194,16 @@ func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consu
 		o.reg = prometheus.NewRegistry()
 	}
 	c, err := kafka.New(kafka.Config{
-		Brokers:        []string{b.Addr},
-		ClientID:       "driftline-test",
-		Group:          group,
-		Topics:         []string{topic},
-		SessionTimeout: 6 * time.Second,
-		BatchSize:      o.batch,
-		Linger:         o.linger,
-		MaxInFlight:    o.inFlight,
-		Registerer:     o.reg,
+		Brokers:         []string{b.Addr},
+		ClientID:        "driftline-test",
+		Group:           group,
+		Topics:          []string{topic},
+		SessionTimeout:  6 * time.Second,
+		BatchSize:       o.batch,
+		Linger:          o.linger,
+		MaxInFlight:     o.inFlight,
+		Registerer:      o.reg,
+		TransactionalID: o.txnID,
 	})
 	if err != nil {
 		t.Fatal(err)

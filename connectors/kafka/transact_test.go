@@ -143,26 +143,8 @@ func (h *eosHandler) Close() { h.r.Close() }
 
 func newEOSConsumer(t *testing.T, b *kafkatest.Broker, group, topic, txnID string, o consumerOpts) *kafka.Client {
 	t.Helper()
-	if o.reg == nil {
-		o.reg = prometheus.NewRegistry()
-	}
-	c, err := kafka.New(kafka.Config{
-		Brokers:         []string{b.Addr},
-		ClientID:        "driftline-test",
-		Group:           group,
-		Topics:          []string{topic},
-		SessionTimeout:  6 * time.Second,
-		BatchSize:       o.batch,
-		Linger:          o.linger,
-		MaxInFlight:     o.inFlight,
-		Registerer:      o.reg,
-		TransactionalID: txnID,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	o.txnID = txnID
+	return newConsumer(t, b, group, topic, o)
 }
 
 // readOutputs reads topics from the start to their current end — the last

@@ -78,6 +78,22 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', unpack(ev))
 return {0, epoch}
 `)
 
+// scriptDetails is the audit details of a move whose script records "from"
+// and "epoch" itself: given without those two, then the key/value pairs
+// set, which take precedence.
+func scriptDetails(given map[string]string, set ...string) map[string]string {
+	out := make(map[string]string, len(given)+len(set)/2)
+	for k, v := range given {
+		if k != "from" && k != "epoch" {
+			out[k] = v
+		}
+	}
+	for i := 0; i+1 < len(set); i += 2 {
+		out[set[i]] = set[i+1]
+	}
+	return out
+}
+
 // MoveAlias applies m atomically with its audit event ("alias.set" or "alias.delete",
 // with details alias, from, to and epoch, which take precedence over m.Details) and
 // returns the model's new alias epoch.
@@ -92,13 +108,7 @@ func (r *Registry) MoveAlias(ctx context.Context, m AliasMove) (epoch int64, err
 	if m.Version == 0 {
 		what = WhatAliasDelete
 	}
-	details := make(map[string]string, len(m.Details)+2)
-	for k, v := range m.Details {
-		details[k] = v
-	}
-	delete(details, "from") // the script records these two
-	delete(details, "epoch")
-	details["alias"], details["to"] = m.Alias, strconv.FormatInt(m.Version, 10)
+	details := scriptDetails(m.Details, "alias", m.Alias, "to", strconv.FormatInt(m.Version, 10))
 	ev := Event{Who: m.Who, What: what, Model: m.Model, Version: m.Version, Why: m.Why, When: r.now(), Details: details}
 	k := r.modelKeys(m.Model)
 	args := append([]any{m.Alias, m.Version, m.Expect, r.cfg.AuditMaxLen}, ev.fields()...)

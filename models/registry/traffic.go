@@ -85,13 +85,7 @@ func (r *Registry) SetTraffic(ctx context.Context, m TrafficMove) (epoch int64, 
 	if err := m.Validate(); err != nil {
 		return 0, err
 	}
-	details := make(map[string]string, len(m.Details)+1)
-	for k, v := range m.Details {
-		details[k] = v
-	}
-	delete(details, "from") // the script records these two
-	delete(details, "epoch")
-	details["to"] = strconv.Itoa(m.Percent)
+	details := scriptDetails(m.Details, "to", strconv.Itoa(m.Percent))
 	ev := Event{Who: m.Who, What: WhatTrafficSet, Model: m.Model, Why: m.Why, When: r.now(), Details: details}
 	args := append([]any{m.Percent, r.cfg.AuditMaxLen}, ev.fields()...)
 	status, val, err := r.runScript(ctx, trafficScript, []string{r.modelKeys(m.Model).model, r.auditKey()}, args...)
