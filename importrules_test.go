@@ -21,6 +21,8 @@ const module = "github.com/driftline/driftline"
 //   - detectors import nothing outside detectors/... (see isolated);
 //   - connectors build on pipeline only;
 //   - testkit is never imported by production code (see testkitAllowed);
+//   - internal (internal/app, the composition root) may import everything
+//     but testkit and cmd;
 //   - nothing imports cmd.
 var forbidden = map[string][]string{
 	"pipeline":   {"stages", "models", "detectors", "connectors", "testkit", "cmd"},
@@ -29,6 +31,7 @@ var forbidden = map[string][]string{
 	"detectors":  {"pipeline", "stages", "models", "connectors", "testkit", "cmd"},
 	"connectors": {"stages", "models", "detectors", "testkit", "cmd"},
 	"testkit":    {"cmd"},
+	"internal":   {"testkit", "cmd"},
 	"cmd":        {},
 }
 

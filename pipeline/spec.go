@@ -74,15 +74,75 @@ type KafkaSpec struct {
 	// aborts its crashed predecessor's open transaction at once. Set it
 	// when two instances share a hostname.
 	TransactionalID string `yaml:"transactional_id"`
+	// TLS, when set, encrypts every connection to the brokers.
+	TLS *TLSSpec `yaml:"tls"`
+	// SASL, when set, authenticates every connection to the brokers.
+	SASL *SASLSpec `yaml:"sasl"`
+	// Compression is the codec of every produced batch: snappy (the
+	// default), lz4, zstd, gzip or none (kafka-python reads snappy only
+	// with an extra package).
+	Compression string `yaml:"compression"`
 }
 
-// RedisSpec says how to reach Redis.
+// TLSSpec is a client's TLS material, as PEM files. CAFile replaces the
+// system roots when set; CertFile and KeyFile go together (mutual TLS).
+// ServerName overrides the name checked against the server's certificate.
+// InsecureSkipVerify turns certificate checks off (tests only); it is off
+// unless set. An empty block (tls: {}) is TLS with the system roots.
+type TLSSpec struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASLSpec authenticates to Kafka. The password is never in the spec: it
+// comes from the environment variable PasswordEnv or the file
+// PasswordFile. OAUTHBEARER reads its token from TokenFile at every
+// authentication.
+type SASLSpec struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
+	Mechanism    string `yaml:"mechanism"`
+	Username     string `yaml:"username"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+	TokenFile    string `yaml:"token_file"`
+}
+
+// Password names where the SASL password is.
+func (s *SASLSpec) Password() SecretRef { return SecretRef{Env: s.PasswordEnv, File: s.PasswordFile} }
+
+// RedisSpec says how to reach Redis: one server (mode standalone, the
+// default, at Addr), a Sentinel-managed primary (mode sentinel: Addrs are
+// the sentinels, MasterName the primary's name) or a Cluster (mode cluster:
+// Addrs are seed nodes). The password is never in the spec: it comes from
+// PasswordEnv or PasswordFile (with Username for an ACL user).
 type RedisSpec struct {
-	Addr     string `yaml:"addr"`
-	Password string `yaml:"password"`
-	DB       int    `yaml:"db"`
+	Mode       string   `yaml:"mode"`
+	Addr       string   `yaml:"addr"`
+	Addrs      []string `yaml:"addrs"`
+	MasterName string   `yaml:"master_name"`
+	Username   string   `yaml:"username"`
+	// Password is refused: a secret never sits in the spec in plain text.
+	// It exists so that validation can say where to put it instead.
+	Password     string `yaml:"password"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+	// TLS, when set, encrypts the connections.
+	TLS *TLSSpec `yaml:"tls"`
 	// KeyPrefix namespaces every key the pipeline writes; default "driftline:<name>:".
 	KeyPrefix string `yaml:"key_prefix"`
+	// HashTag wraps the key prefix in a Cluster hash tag ("{prefix}"), so
+	// that every key of the pipeline maps to one slot and multi-key scripts
+	// work on a Cluster.
+	HashTag bool `yaml:"hash_tag"`
+}
+
+// PasswordRef names where the Redis password is.
+func (r *RedisSpec) PasswordRef() SecretRef {
+	return SecretRef{Env: r.PasswordEnv, File: r.PasswordFile}
 }
 
 // AdminSpec is the admin HTTP server: /metrics, /healthz, /readyz.

@@ -168,8 +168,7 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 		}
 	}
 	kc, err := kafka.New(kafka.Config{
-		Brokers:         spec.Kafka.Brokers,
-		ClientID:        spec.Kafka.ClientID,
+		Client:          kafka.ClientConfig{Brokers: spec.Kafka.Brokers, ClientID: spec.Kafka.ClientID},
 		Group:           spec.Kafka.Group,
 		Topics:          []string{spec.Topics.Input},
 		SessionTimeout:  spec.Kafka.SessionTimeout.D(),

@@ -24,8 +24,7 @@ type labelPlane struct {
 
 func newLabelPlane(spec *pipeline.Spec, dp *dataPlane, log *slog.Logger) (*labelPlane, error) {
 	kc, err := kafka.New(kafka.Config{
-		Brokers:        spec.Kafka.Brokers,
-		ClientID:       spec.Kafka.ClientID + "-labels",
+		Client:         kafka.ClientConfig{Brokers: spec.Kafka.Brokers, ClientID: spec.Kafka.ClientID + "-labels"},
 		Group:          spec.Kafka.Group + "-labels",
 		Topics:         []string{spec.Topics.Labels},
 		SessionTimeout: spec.Kafka.SessionTimeout.D(),

@@ -194,8 +194,7 @@ func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consu
 		o.reg = prometheus.NewRegistry()
 	}
 	c, err := kafka.New(kafka.Config{
-		Brokers:         []string{b.Addr},
-		ClientID:        "driftline-test",
+		Client:          kafka.ClientConfig{Brokers: []string{b.Addr}, ClientID: "driftline-test"},
 		Group:           group,
 		Topics:          []string{topic},
 		SessionTimeout:  6 * time.Second,

@@ -27,8 +27,9 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	Brokers  []string
-	ClientID string
+	// Client is how to reach the brokers (addresses, TLS, SASL,
+	// compression). Required.
+	Client ClientConfig
 	// Group and Topics turn on consuming; leave them empty for a
 	// produce-only client.
 	Group  string
@@ -62,14 +63,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// ExtraOpts are appended to the client options (TLS, SASL, tuning).
-	ExtraOpts []kgo.Opt
 }
 
 // Validate checks the config.
 func (c *Config) Validate() error {
-	if len(c.Brokers) == 0 {
-		return errors.New("kafka: no brokers")
+	if err := c.Client.Validate(); err != nil {
+		return err
 	}
 	if (c.Group == "") != (len(c.Topics) == 0) {
 		return errors.New("kafka: group and topics go together")
@@ -137,12 +136,14 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
-		kgo.ProducerLinger(2 * time.Millisecond),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	opts, err := cfg.Client.clientOpts()
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts,
+		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+	)
 	if cfg.Group != "" {
 		lag, err := lagGauge(cfg.Registerer)
 		if err != nil {
@@ -173,7 +174,6 @@ func New(cfg Config) (*Client, error) {
 			kgo.OnPartitionsLost(c.lost),
 		)
 	}
-	opts = append(opts, cfg.ExtraOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new client: %w", err)

@@ -21,12 +21,12 @@ import (
 
 func TestConfigValidate(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	ok := kafka.Config{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{"t"}, BatchSize: 1, MaxInFlight: 1, Registerer: reg}
+	ok := kafka.Config{Client: kafka.ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Group: "g", Topics: []string{"t"}, BatchSize: 1, MaxInFlight: 1, Registerer: reg}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
 	for name, mut := range map[string]func(*kafka.Config){
-		"no brokers":    func(c *kafka.Config) { c.Brokers = nil },
+		"no brokers":    func(c *kafka.Config) { c.Client.Brokers = nil },
 		"group only":    func(c *kafka.Config) { c.Topics = nil },
 		"topics only":   func(c *kafka.Config) { c.Group = "" },
 		"batch size 0":  func(c *kafka.Config) { c.BatchSize = 0 },
@@ -42,7 +42,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: New accepted it", name)
 		}
 	}
-	producer := kafka.Config{Brokers: []string{"127.0.0.1:1"}}
+	producer := kafka.Config{Client: kafka.ClientConfig{Brokers: []string{"127.0.0.1:1"}}}
 	if err := producer.Validate(); err != nil {
 		t.Errorf("produce-only config: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestHandlerErrorStopsRunAndIsReRead(t *testing.T) {
 
 func TestRunWithoutGroupFails(t *testing.T) {
 	b := kafkatest.StartKfake(t)
-	c, err := kafka.New(kafka.Config{Brokers: []string{b.Addr}})
+	c, err := kafka.New(kafka.Config{Client: kafka.ClientConfig{Brokers: []string{b.Addr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestCancelDrainsInFlightBatch(t *testing.T) {
 func TestWrite(t *testing.T) {
 	b := kafkatest.StartKfake(t) // kfake does not auto-create topics
 	b.CreateTopic(t, "out", 2)
-	c, err := kafka.New(kafka.Config{Brokers: []string{b.Addr}, ClientID: "writer"})
+	c, err := kafka.New(kafka.Config{Client: kafka.ClientConfig{Brokers: []string{b.Addr}, ClientID: "writer"}})
 	if err != nil {
 		t.Fatal(err)
 	}

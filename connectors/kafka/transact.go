@@ -134,7 +134,6 @@ func (c *Client) newTransactional(opts []kgo.Opt) (*Client, error) {
 		// partition waits for a pending transactional offset commit.
 	)
 	opts = append(opts, kgo.TransactionTimeout(cmp.Or(c.cfg.TransactionTimeout, DefaultTransactionTimeout)))
-	opts = append(opts, c.cfg.ExtraOpts...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new transactional session: %w", err)

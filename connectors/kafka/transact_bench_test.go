@@ -75,7 +75,7 @@ func benchRun(b *testing.B, broker *kafkatest.Broker, in, out, dlq, group, txnID
 		b.Fatal(err)
 	}
 	c, err := kafka.New(kafka.Config{
-		Brokers: []string{broker.Addr}, ClientID: "bench", Group: group, Topics: []string{in},
+		Client: kafka.ClientConfig{Brokers: []string{broker.Addr}, ClientID: "bench"}, Group: group, Topics: []string{in},
 		SessionTimeout: 6 * time.Second, BatchSize: 512, Linger: 5 * time.Millisecond, MaxInFlight: 4,
 		Registerer: reg, TransactionalID: txnID,
 	})

@@ -638,11 +638,11 @@ func TestExactlyOnceRebalance(t *testing.T) {
 
 func TestExactlyOnceConfig(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	c := kafka.Config{Brokers: []string{"127.0.0.1:1"}, TransactionalID: "x"}
+	c := kafka.Config{Client: kafka.ClientConfig{Brokers: []string{"127.0.0.1:1"}}, TransactionalID: "x"}
 	if err := c.Validate(); err == nil {
 		t.Error("a transactional id without a group was accepted")
 	}
-	c = kafka.Config{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{"t"}, BatchSize: 1, MaxInFlight: 1, Registerer: reg, TransactionalID: "x", TransactionTimeout: -time.Second}
+	c = kafka.Config{Client: kafka.ClientConfig{Brokers: []string{"127.0.0.1:1"}}, Group: "g", Topics: []string{"t"}, BatchSize: 1, MaxInFlight: 1, Registerer: reg, TransactionalID: "x", TransactionTimeout: -time.Second}
 	if err := c.Validate(); err == nil {
 		t.Error("a negative transaction timeout was accepted")
 	}

@@ -1,0 +1,143 @@
+// Package redis builds every go-redis client of driftline — standalone,
+// Sentinel or Cluster, with ACL credentials and TLS — from one Config, and
+// says what the pipeline's key prefix is. Stages and the model registry
+// receive the client it builds; they never build one.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/connectors/internal/tlsfiles"
+	"github.com/driftline/driftline/pipeline"
+)
+
+// The deployment modes.
+const (
+	ModeStandalone = "standalone"
+	ModeSentinel   = "sentinel"
+	ModeCluster    = "cluster"
+)
+
+// Config says how to reach Redis. The zero values of the optional fields
+// mean: standalone, no credentials, DB 0, plaintext.
+type Config struct {
+	// Mode is standalone (default), sentinel or cluster.
+	Mode string
+	// Addrs are host:port addresses: the server (standalone, exactly one),
+	// the sentinels (sentinel) or seed nodes (cluster). Required.
+	Addrs []string
+	// MasterName is the Sentinel primary's name (sentinel only, required there).
+	MasterName string
+	// Username and Password authenticate (Username for an ACL user;
+	// Password alone for requirepass).
+	Username string
+	Password pipeline.Secret
+	// DB selects the database (standalone and sentinel; a Cluster has only 0).
+	DB int
+	// TLS, when set, encrypts every connection.
+	TLS *TLSConfig
+	// DialTimeout bounds one connection attempt (default 5s).
+	DialTimeout time.Duration
+}
+
+// TLSConfig is the client's TLS material, read from PEM files; see
+// pipeline.TLSSpec.
+type TLSConfig struct {
+	CAFile, CertFile, KeyFile, ServerName string
+	InsecureSkipVerify                    bool
+}
+
+// Validate checks the config; its errors name the field at fault.
+func (c Config) Validate() error {
+	if len(c.Addrs) == 0 {
+		return errors.New("redis: no address")
+	}
+	for _, a := range c.Addrs {
+		if strings.TrimSpace(a) == "" {
+			return errors.New("redis: empty address")
+		}
+	}
+	switch c.Mode {
+	case "", ModeStandalone:
+		if len(c.Addrs) != 1 {
+			return fmt.Errorf("redis: mode standalone takes one address, got %d", len(c.Addrs))
+		}
+	case ModeSentinel:
+		if c.MasterName == "" {
+			return errors.New("redis: master_name is required with mode sentinel")
+		}
+	case ModeCluster:
+		if c.DB != 0 {
+			return fmt.Errorf("redis: db must be 0 with mode cluster, got %d", c.DB)
+		}
+	default:
+		return fmt.Errorf("redis: mode: unknown mode %q (want standalone, sentinel or cluster)", c.Mode)
+	}
+	if c.DB < 0 {
+		return fmt.Errorf("redis: db must not be negative, got %d", c.DB)
+	}
+	if c.Username != "" && c.Password == "" {
+		return fmt.Errorf("redis: username %q needs a password", c.Username)
+	}
+	return nil
+}
+
+// New builds the client c describes. It does not connect: call Ping to
+// check the server (errors name the address, never the password).
+func New(c Config) (goredis.UniversalClient, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	opts := &goredis.UniversalOptions{
+		Addrs:       c.Addrs,
+		Username:    c.Username,
+		Password:    c.Password.Reveal(),
+		DB:          c.DB,
+		DialTimeout: c.DialTimeout,
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	if c.TLS != nil {
+		tc, err := tlsfiles.Files{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
+			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify}.Config()
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		opts.TLSConfig = tc
+	}
+	switch c.Mode {
+	case ModeSentinel:
+		opts.MasterName = c.MasterName
+		return goredis.NewFailoverClient(opts.Failover()), nil
+	case ModeCluster:
+		return goredis.NewClusterClient(opts.Cluster()), nil
+	}
+	return goredis.NewClient(opts.Simple()), nil
+}
+
+// Ping checks that the server answers, with an error that names the
+// address (not the password).
+func Ping(ctx context.Context, c Config, rdb goredis.UniversalClient) error {
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis %s: %w", strings.Join(c.Addrs, ","), err)
+	}
+	return nil
+}
+
+// KeyPrefix is the prefix every key of a pipeline starts with: prefix,
+// wrapped in a Cluster hash tag ("{prefix}") when hashTag is set, so that
+// all of the pipeline's keys map to one slot and multi-key scripts run on a
+// Cluster.
+func KeyPrefix(prefix string, hashTag bool) string {
+	if !hashTag || prefix == "" {
+		return prefix
+	}
+	return "{" + prefix + "}"
+}
