@@ -66,6 +66,11 @@ type Learner interface {
 	UnmarshalBinary(data []byte) error
 }
 
+// Threshold turns a binary model's score P(y=1) into a predicted class:
+// class 1 when score ≥ Threshold, class 0 otherwise, so a tie (a score of
+// exactly 0.5, as an untrained logistic model gives) is class 1.
+const Threshold = 0.5
+
 var (
 	// ErrShape reports rows, labels or a destination whose sizes do not
 	// match the learner.

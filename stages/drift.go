@@ -16,12 +16,6 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
-// Drift subjects other than feature names.
-const (
-	SubjectPrediction = "prediction"
-	SubjectError      = "error"
-)
-
 // DetectorKS names the distribution test in alerts and metrics.
 const DetectorKS = "KS"
 
@@ -126,14 +120,14 @@ func (c DriftConfig) Validate() error {
 		switch {
 		case f == "":
 			return bad("empty feature name")
-		case f == SubjectPrediction || f == SubjectError:
+		case f == alert.SubjectPrediction || f == alert.SubjectError:
 			return bad("feature name %q is reserved", f)
 		case subjects[f]:
 			return bad("duplicate feature %q", f)
 		}
 		subjects[f] = true
 	}
-	subjects[SubjectPrediction] = true
+	subjects[alert.SubjectPrediction] = true
 	if _, err := newErrorDetector(c.ErrorDetector); err != nil {
 		return bad("%v", err)
 	}
@@ -392,7 +386,7 @@ type DriftMonitor struct {
 // relate applies the model-level episode rule to an alert the gate let
 // through.
 func (m *DriftMonitor) relate(a alert.Alert) alert.Alert {
-	if a.State != alert.StateDrift || (a.Subject != SubjectError && a.Subject != SubjectPrediction) {
+	if a.State != alert.StateDrift || (a.Subject != alert.SubjectError && a.Subject != alert.SubjectPrediction) {
 		return a
 	}
 	m.episodeMu.Lock()
@@ -424,7 +418,7 @@ func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
 	if m.errDet, err = newErrorDetector(cfg.ErrorDetector); err != nil {
 		return nil, fmt.Errorf("drift monitor: %w", err)
 	}
-	m.errSeries.init(cfg.Metrics, m.errDet.Name(), SubjectError)
+	m.errSeries.init(cfg.Metrics, m.errDet.Name(), alert.SubjectError)
 
 	n := len(cfg.Features) + 1
 	m.subjects = make([]distSubject, n)
@@ -434,7 +428,7 @@ func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
 	m.reject = make([]bool, n)
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		name := SubjectPrediction
+		name := alert.SubjectPrediction
 		if i < len(cfg.Features) {
 			name = cfg.Features[i]
 		}
@@ -654,7 +648,7 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 	}
 	m.since = 0
 	a, ok := m.errGate.Observe(alert.Signal{
-		Detector: m.errDet.Name(), Subject: SubjectError, ModelVersion: m.cfg.ModelVersion,
+		Detector: m.errDet.Name(), Subject: alert.SubjectError, ModelVersion: m.cfg.ModelVersion,
 		Statistic: stat, Window: m.outcomes,
 		Drift: drift, Warning: warning, At: now,
 	})

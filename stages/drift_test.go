@@ -188,12 +188,12 @@ func TestDriftMonitorStationaryStreamRaisesNone(t *testing.T) {
 	}
 	// The tests did run: every subject has a p-value and the error detector
 	// its statistic (ADWIN's window mean: the error rate, about the noise).
-	for _, s := range append(driftFeatures[:len(driftFeatures):len(driftFeatures)], SubjectPrediction) {
+	for _, s := range append(driftFeatures[:len(driftFeatures):len(driftFeatures)], alert.SubjectPrediction) {
 		if p := gauge(t, reg, "driftline_drift_statistic", DetectorKS, s); !(p > 0 && p <= 1) {
 			t.Errorf("statistic{%s} = %v, want a p-value in (0, 1]", s, p)
 		}
 	}
-	if e := gauge(t, reg, "driftline_drift_statistic", "ADWIN", SubjectError); e < 0.05 || e > 0.15 {
+	if e := gauge(t, reg, "driftline_drift_statistic", "ADWIN", alert.SubjectError); e < 0.05 || e > 0.15 {
 		t.Errorf("statistic{error} = %v, want about 0.1", e)
 	}
 }
@@ -228,7 +228,7 @@ func TestDriftMonitorErrorRateJumpRaisesOneErrorAlert(t *testing.T) {
 			alerts := seaFeed{stream: errorDriftStream, events: 120_000, batch: 500}.run(t, m)
 			var drifts []fedAlert
 			for _, a := range alerts {
-				if a.Subject != SubjectError {
+				if a.Subject != alert.SubjectError {
 					t.Fatalf("got alerts %s, want error alerts only", states(alerts))
 				}
 				if a.State == alert.StateDrift {
@@ -253,7 +253,7 @@ func TestDriftMonitorErrorRateJumpRaisesOneErrorAlert(t *testing.T) {
 			// The state gauge follows the episode of the last alert.
 			last := alerts[len(alerts)-1]
 			wantState := map[alert.State]float64{alert.StateWarning: 1, alert.StateDrift: 2, alert.StateResolved: 0}[last.State]
-			if got := gauge(t, reg, "driftline_drift_state", d.Detector, SubjectError); got != wantState {
+			if got := gauge(t, reg, "driftline_drift_state", d.Detector, alert.SubjectError); got != wantState {
 				t.Errorf("state{error} = %v after a %s alert, want %v", got, last.State, wantState)
 			}
 			if got := testutil.ToFloat64(m.cfg.Metrics.alerts.WithLabelValues(d.Detector, "critical")); got != 1 {
@@ -280,8 +280,8 @@ func TestDriftConfigValidate(t *testing.T) {
 	}{
 		{"empty feature", func(c *DriftConfig) { c.Features = []string{"a", ""} }, ErrInvalidDriftConfig},
 		{"duplicate feature", func(c *DriftConfig) { c.Features = []string{"a", "a"} }, ErrInvalidDriftConfig},
-		{"reserved prediction", func(c *DriftConfig) { c.Features = []string{SubjectPrediction} }, ErrInvalidDriftConfig},
-		{"reserved error", func(c *DriftConfig) { c.Features = []string{SubjectError} }, ErrInvalidDriftConfig},
+		{"reserved prediction", func(c *DriftConfig) { c.Features = []string{alert.SubjectPrediction} }, ErrInvalidDriftConfig},
+		{"reserved error", func(c *DriftConfig) { c.Features = []string{alert.SubjectError} }, ErrInvalidDriftConfig},
 		{"unknown detector", func(c *DriftConfig) { c.ErrorDetector = "kswin" }, ErrInvalidDriftConfig},
 		{"signal every", func(c *DriftConfig) { c.ErrorSignalEvery = 0 }, ErrInvalidDriftConfig},
 		{"reference size", func(c *DriftConfig) { c.ReferenceSize = 0 }, ErrInvalidDriftConfig},
@@ -350,7 +350,7 @@ func TestDriftMonitorProfilesRoundTrip(t *testing.T) {
 	}
 	seaFeed{stream: seaStream, events: 5000, batch: 1000, noOutcomes: true}.run(t, a)
 	profiles := a.Profiles()
-	if len(profiles) != len(driftFeatures)+1 || profiles[len(profiles)-1].Subject != SubjectPrediction {
+	if len(profiles) != len(driftFeatures)+1 || profiles[len(profiles)-1].Subject != alert.SubjectPrediction {
 		t.Fatalf("got %d profiles, want one per feature and the prediction last", len(profiles))
 	}
 	// Save and load them, as a model version would carry them.
@@ -421,7 +421,7 @@ func TestDriftMonitorOutcomeSkipsNaN(t *testing.T) {
 		t.Errorf("NaN outcomes reached the detector: %d statistic series", n)
 	}
 	m.ObserveOutcome(0.9, 0, time.Now()) // wrong: ADWIN's mean is 1
-	if got := gauge(t, reg, "driftline_drift_statistic", "ADWIN", SubjectError); got != 1 {
+	if got := gauge(t, reg, "driftline_drift_statistic", "ADWIN", alert.SubjectError); got != 1 {
 		t.Errorf("error statistic %v after one error, want 1", got)
 	}
 }
@@ -591,16 +591,16 @@ func TestDriftMonitorRelatesErrorAndPredictionDrifts(t *testing.T) {
 	drift := func(subject string, when time.Time) alert.Alert {
 		return alert.Alert{Subject: subject, State: alert.StateDrift, Severity: alert.SeverityCritical, LastSeen: when}
 	}
-	if a := m.relate(drift(SubjectError, at)); a.State != alert.StateDrift {
+	if a := m.relate(drift(alert.SubjectError, at)); a.State != alert.StateDrift {
 		t.Fatalf("the first drift must alert: %+v", a)
 	}
 	if a := m.relate(drift("f0", at.Add(time.Minute))); a.State != alert.StateDrift {
 		t.Fatalf("a feature drift must alert on its own: %+v", a)
 	}
-	if a := m.relate(drift(SubjectPrediction, at.Add(2*time.Minute))); a.State != alert.StateWarning || a.Severity != alert.SeverityWarning {
+	if a := m.relate(drift(alert.SubjectPrediction, at.Add(2*time.Minute))); a.State != alert.StateWarning || a.Severity != alert.SeverityWarning {
 		t.Fatalf("a prediction drift within the cool-down of an error drift must be a related warning: %+v", a)
 	}
-	if a := m.relate(drift(SubjectPrediction, at.Add(m.cfg.Gate.CoolDown+time.Minute))); a.State != alert.StateDrift {
+	if a := m.relate(drift(alert.SubjectPrediction, at.Add(m.cfg.Gate.CoolDown+time.Minute))); a.State != alert.StateDrift {
 		t.Fatalf("a prediction drift after the cool-down is a new episode: %+v", a)
 	}
 }
@@ -656,7 +656,7 @@ func TestDriftMonitorSetModelVersion(t *testing.T) {
 		as := f.run(m, 10_000, 0.60)
 		drifts := 0
 		for _, a := range as {
-			if a.ModelVersion != "sea@2" || a.Subject != SubjectError {
+			if a.ModelVersion != "sea@2" || a.Subject != alert.SubjectError {
 				t.Fatalf("alerts %s, want error alerts of sea@2 only", alertStates(as))
 			}
 			if a.State == alert.StateDrift {
@@ -685,11 +685,11 @@ func TestDriftMonitorSetModelVersion(t *testing.T) {
 		if len(as) != 1 || as[0].State != alert.StateDrift || as[0].ModelVersion != "sea@1" {
 			t.Fatalf("old model, errors 5%% → 40%%: %s, want one drift of sea@1", alertStates(as))
 		}
-		if got := gauge(t, reg, "driftline_drift_state", as[0].Detector, SubjectError); got != 2 {
+		if got := gauge(t, reg, "driftline_drift_state", as[0].Detector, alert.SubjectError); got != 2 {
 			t.Fatalf("state{error} = %v during the episode, want 2", got)
 		}
 		m.SetModelVersion("sea@2")
-		if got := gauge(t, reg, "driftline_drift_state", as[0].Detector, SubjectError); got != 0 {
+		if got := gauge(t, reg, "driftline_drift_state", as[0].Detector, alert.SubjectError); got != 0 {
 			t.Errorf("state{error} = %v after the swap, want 0", got)
 		}
 		if open := m.errGate.Open(); len(open) != 0 {

@@ -58,8 +58,8 @@ func (s *ServedModel) Snapshot() models.Learner {
 	return s.model.Clone()
 }
 
-// Threshold turns a score into a predicted class.
-const Threshold = 0.5
+// Threshold turns a score into a predicted class (see models.Threshold).
+const Threshold = models.Threshold
 
 // Score runs the champion on each batch's features and writes one
 // prediction per live row to the predictions topic, keyed by event id:

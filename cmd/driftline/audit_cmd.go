@@ -59,7 +59,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--interval: %v is not positive", *interval)
 	}
 
-	var fetch func(ctx context.Context, since string, n int) (auditPage, error)
+	var fetch func(ctx context.Context, since string, n int) (adminapi.AuditPage, error)
 	if *redisAddr != "" {
 		rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, Password: *redisPassword})
 		defer rdb.Close()
@@ -68,7 +68,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("--registry-prefix: %w", err)
 		}
 		local := &adminAPI{reg: reg}
-		fetch = func(ctx context.Context, since string, n int) (auditPage, error) {
+		fetch = func(ctx context.Context, since string, n int) (adminapi.AuditPage, error) {
 			p, err := local.readAudit(ctx, *model, since, n)
 			if err != nil {
 				return p, fmt.Errorf("--redis %s: %w", *redisAddr, err)
@@ -80,12 +80,12 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		fetch = func(ctx context.Context, since string, n int) (auditPage, error) {
+		fetch = func(ctx context.Context, since string, n int) (adminapi.AuditPage, error) {
 			q := url.Values{"since": {since}, "limit": {strconv.Itoa(n)}}
 			if *model != "" {
 				q.Set("model", *model)
 			}
-			var p auditPage
+			var p adminapi.AuditPage
 			err := c.do(ctx, http.MethodGet, "/api/v1/audit?"+q.Encode(), nil, &p)
 			return p, err
 		}

@@ -230,7 +230,7 @@ func cmdModelsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	var out struct {
-		Models []modelSummary `json:"models"`
+		Models []adminapi.ModelSummary `json:"models"`
 	}
 	if err := c.do(ctx, http.MethodGet, "/api/v1/models", nil, &out); err != nil {
 		return err
@@ -282,7 +282,7 @@ func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	var m modelView
+	var m adminapi.ModelView
 	if err := c.do(ctx, http.MethodGet, "/api/v1/models/"+url.PathEscape(pos[0]), nil, &m); err != nil {
 		return err
 	}
@@ -321,7 +321,7 @@ func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return tw.Flush()
 }
 
-func formatSource(v versionView) string {
+func formatSource(v adminapi.VersionView) string {
 	s := v.Lineage.Source
 	if s.Topic == "" && s.From.IsZero() {
 		return "-"
@@ -395,7 +395,7 @@ func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writ
 	if !slices.Contains(promotableAliases, *alias) {
 		return fmt.Errorf("--alias: %q is not one of %s", *alias, strings.Join(promotableAliases, ", "))
 	}
-	req := promoteRequest{Version: v, Reason: *reason, Alias: *alias}
+	req := adminapi.PromoteRequest{Version: v, Reason: *reason, Alias: *alias}
 	if *expect != "" {
 		e, err := strconv.ParseInt(*expect, 10, 64)
 		if err != nil || e < 0 {
@@ -407,7 +407,7 @@ func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	var res moveResult
+	var res adminapi.MoveResult
 	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(*model)+"/promote", req, &res); err != nil {
 		return err
 	}
@@ -437,7 +437,7 @@ func cmdModelsRollback(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := requireFlag(fs, "reason", *reason); err != nil {
 		return err
 	}
-	req := rollbackRequest{Reason: *reason}
+	req := adminapi.RollbackRequest{Reason: *reason}
 	if *to != "" {
 		v, err := parseVersion("--to", *to)
 		if err != nil {
@@ -449,7 +449,7 @@ func cmdModelsRollback(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	var res moveResult
+	var res adminapi.MoveResult
 	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/rollback", req, &res); err != nil {
 		return err
 	}
@@ -484,7 +484,7 @@ func pauseResume(ctx context.Context, verb string, args []string, stdout, stderr
 	if err != nil {
 		return err
 	}
-	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/"+verb, reasonRequest{Reason: *reason}, nil); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/"+verb, adminapi.ReasonRequest{Reason: *reason}, nil); err != nil {
 		return err
 	}
 	past := map[string]string{"pause": "paused", "resume": "resumed"}[verb]
@@ -537,7 +537,7 @@ func cmdModelsRetrain(ctx context.Context, args []string, stdout, stderr io.Writ
 		Request string `json:"request"`
 		Audit   string `json:"audit"`
 	}
-	req := retrainRequest{Reason: *reason}
+	req := adminapi.RetrainBody{Reason: *reason}
 	if len(details) > 0 {
 		req.Details = details
 	}
@@ -598,8 +598,8 @@ func cmdTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	var res tokenCreated
-	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", tokenRequest{Name: *name, Role: *role, Reason: *reason}, &res); err != nil {
+	var res adminapi.TokenCreated
+	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", adminapi.TokenRequest{Name: *name, Role: *role, Reason: *reason}, &res); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, res.Token)

@@ -228,7 +228,7 @@ func TestModelsCLIPauseResumeRetrain(t *testing.T) {
 	code, out, errOut = f.modelsCLI(t, f.operator, "retrain", "fraud", "--reason", "drift", "--detail", "window=2h", "--detail", "warm=true")
 	wantCLI(t, code, out, errOut, 0, "retrain of fraud requested: request ")
 	e := f.lastAudit(t)
-	if e.What != whatRetrainRequest || e.Why != "drift" || e.Details["req.window"] != "2h" || e.Details["req.warm"] != "true" {
+	if e.What != adminapi.WhatRetrainRequest || e.Why != "drift" || e.Details["req.window"] != "2h" || e.Details["req.warm"] != "true" {
 		t.Fatalf("retrain audit %+v", e)
 	}
 }

@@ -36,6 +36,13 @@ import (
 	"time"
 )
 
+// The subjects an alert names besides a feature: the model's predictions
+// (score distribution) and its errors (the prequential error stream).
+const (
+	SubjectPrediction = "prediction"
+	SubjectError      = "error"
+)
+
 // State is the state of a drift episode.
 type State string
 

@@ -20,17 +20,30 @@ const (
 	WhatTrafficSet  = "traffic.set"
 )
 
-// Event is one audit log entry.
+// RetrainRequest is an operator's request to retrain a model, as the admin
+// API records it and the governor consumes it.
+type RetrainRequest struct {
+	// ID is the request's position in the requests log (unique, ordered).
+	ID    string
+	Model string
+	// Who asked, and why.
+	Who, Why string
+}
+
+// Event is one audit log entry. Its JSON form is the one the admin API
+// answers and the audit topic carries.
 type Event struct {
 	// ID is the stream entry ID, set by ReadAudit and ignored by AppendAudit.
-	ID      string
-	Who     string
-	What    string
-	Model   string
-	Version int64 // 0 when the event concerns no single version
-	Why     string
-	When    time.Time
-	Details map[string]string
+	ID   string    `json:"id"`
+	When time.Time `json:"when"`
+	Who  string    `json:"who"`
+	What string    `json:"what"`
+	// Model is empty when the event concerns no single model.
+	Model string `json:"model,omitempty"`
+	// Version is 0 when the event concerns no single version.
+	Version int64             `json:"version,omitempty"`
+	Why     string            `json:"why,omitempty"`
+	Details map[string]string `json:"details,omitempty"`
 }
 
 // Stream field names. Details are stored one field each, as "d.<key>".
@@ -133,4 +146,58 @@ func (r *Registry) ReadAudit(ctx context.Context, from string, count int64) ([]E
 		}
 	}
 	return out, nil
+}
+
+// PreviousChampion is the version that served as model's champion before
+// cur, read from the audit trail: the champion alias moves, replayed as a
+// stack (a move pushes its target; a rollback — details action=rollback,
+// from the admin API or the governor — pops the version rolled back from).
+// It returns the version under cur on the stack, or 0 when there is none.
+// This is the one definition of "previous champion": rollbacks by the admin
+// API and by the governor both use it.
+func (r *Registry) PreviousChampion(ctx context.Context, model string, cur int64) (int64, error) {
+	const page = 1000
+	var stack []int64
+	from := "0"
+	for {
+		evs, err := r.ReadAudit(ctx, from, page)
+		if err != nil {
+			return 0, err
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, e := range evs {
+			from = e.ID
+			if e.Model != model || e.Details["alias"] != AliasChampion {
+				continue
+			}
+			switch e.What {
+			case WhatAliasDelete:
+				stack = stack[:0]
+			case WhatAliasSet:
+				prev, _ := strconv.ParseInt(e.Details["from"], 10, 64)
+				to, err := strconv.ParseInt(e.Details["to"], 10, 64)
+				if err != nil {
+					continue
+				}
+				if len(stack) == 0 && prev != 0 {
+					stack = append(stack, prev)
+				}
+				if e.Details["action"] == "rollback" {
+					if n := len(stack); n > 0 && stack[n-1] == prev {
+						stack = stack[:n-1]
+					}
+					if n := len(stack); n > 0 && stack[n-1] == to {
+						continue
+					}
+				}
+				stack = append(stack, to)
+			}
+		}
+	}
+	if n := len(stack); n >= 2 && stack[n-1] == cur {
+		return stack[n-2], nil
+	}
+	return 0, nil
 }

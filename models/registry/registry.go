@@ -46,9 +46,21 @@ var (
 )
 
 // Well-known aliases. Any other name that passes ValidName is allowed too.
+//
+// The champion serves the predictions topic. The canary serves a share of
+// the traffic (the "challenger" alias stands in for it when there is no
+// canary); the shadow scores every event to the shadow topic and serves
+// none. The governor marks a newly promoted champion "baking" until its
+// rollout is stable or rolled back, and the champion it replaced
+// "previous", so that an instance taking over the governor lease finishes
+// the bake; no arm serves either.
 const (
 	AliasChampion   = "champion"
 	AliasChallenger = "challenger"
+	AliasCanary     = "canary"
+	AliasShadow     = "shadow"
+	AliasBaking     = "baking"
+	AliasPrevious   = "previous"
 )
 
 // Config configures a Registry. The zero value of each field means its default.

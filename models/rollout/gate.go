@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // Sentinel errors.
@@ -84,6 +85,9 @@ type Gate struct {
 	// the candidate's inputs. It never blocks a rollback.
 	BlockOnOpenDrift bool `json:"blockOnOpenDrift" yaml:"blockOnOpenDrift"`
 }
+
+// DefaultInterval is how often a gate is evaluated by default.
+const DefaultInterval = time.Second
 
 // Defaults for zero Gate fields.
 const (

@@ -1,4 +1,4 @@
-package main
+package governance
 
 import (
 	"context"
@@ -564,7 +564,7 @@ func TestGovernorRetrainSinceDrift(t *testing.T) {
 	g.sinceDrift = true
 	var inbox alertInbox
 	g.source = &retrainSource{model: testModel, onDrift: true, alerts: inbox.drain}
-	if err := inbox.receive(ctx, alert.Alert{Detector: "adwin", Subject: stages.SubjectError, ModelVersion: testModel + "@1",
+	if err := inbox.receive(ctx, alert.Alert{Detector: "adwin", Subject: alert.SubjectError, ModelVersion: testModel + "@1",
 		State: alert.StateDrift, DedupeKey: "err-1"}); err != nil {
 		t.Fatal(err)
 	}

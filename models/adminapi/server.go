@@ -1,6 +1,5 @@
-package main
-
-// The admin HTTP API, served under /api/v1 on the admin address.
+// Package adminapi is driftline's model admin API, served under /api/v1 on
+// the admin address, and a typed client for it.
 //
 // Every call carries "Authorization: Bearer <token>". A token has one role:
 //
@@ -24,6 +23,7 @@ package main
 // {"error": "..."} with 400 (the message names the field), 404, 409 (compare-and-set
 // conflict) or 500. Every mutating call is written to the registry's audit stream with
 // who (the token name), what, when and why (the required "reason").
+package adminapi
 
 import (
 	"context"
@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,18 +49,18 @@ import (
 
 // Roles, lowest first.
 const (
-	roleViewer   = "viewer"
-	roleOperator = "operator"
-	roleAdmin    = "admin"
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+	RoleAdmin    = "admin"
 )
 
 func roleRank(role string) int {
 	switch role {
-	case roleViewer:
+	case RoleViewer:
 		return 1
-	case roleOperator:
+	case RoleOperator:
 		return 2
-	case roleAdmin:
+	case RoleAdmin:
 		return 3
 	}
 	return 0
@@ -71,22 +70,23 @@ func roleRank(role string) int {
 // moves, recorded by the registry as "alias.set" with details alias (champion,
 // canary or shadow) and action=promote or action=rollback.
 const (
-	whatRolloutPause   = "rollout.pause"
-	whatRolloutResume  = "rollout.resume"
-	whatRetrainRequest = "retrain.request"
-	whatTokenCreate    = "token.create"
-	whatTokenRevoke    = "token.revoke"
-	whatPolicySet      = "policy.set"
+	WhatRolloutPause   = "rollout.pause"
+	WhatRolloutResume  = "rollout.resume"
+	WhatRetrainRequest = "retrain.request"
+	WhatTokenCreate    = "token.create"
+	WhatTokenRevoke    = "token.revoke"
+	WhatPolicySet      = "policy.set"
 )
 
 const (
 	// defaultAdminKeyPrefix starts the admin API's Redis keys: tokens, pause flags,
 	// policies and the retrain-requests stream.
 	defaultAdminKeyPrefix = "{driftline:admin}"
-	// bootstrapTokenName is who the DRIFTLINE_ADMIN_TOKEN token acts as.
-	bootstrapTokenName = "bootstrap-admin"
-	// envAdminToken holds the bootstrap admin token of the server.
-	envAdminToken = "DRIFTLINE_ADMIN_TOKEN"
+	// BootstrapTokenName is who the DRIFTLINE_ADMIN_TOKEN token acts as.
+	BootstrapTokenName = "bootstrap-admin"
+	// EnvAdminToken names the environment variable that holds the server's
+	// bootstrap admin token ("driftline run" and "demo" read it).
+	EnvAdminToken = "DRIFTLINE_ADMIN_TOKEN"
 	// maxBody bounds request bodies.
 	maxBody = 1 << 20
 	// auditPageMax caps one audit answer; auditScanMax caps the entries one audit
@@ -95,8 +95,8 @@ const (
 	auditScanMax = 10000
 )
 
-// adminAPIConfig configures the admin API handler.
-type adminAPIConfig struct {
+// Config configures the admin API handler.
+type Config struct {
 	// Registry is the model registry (required).
 	Registry *registry.Registry
 	// Redis holds tokens, pause flags, policies and retrain requests (required).
@@ -110,8 +110,8 @@ type adminAPIConfig struct {
 	Now func() time.Time
 }
 
-// adminAPI is the /api/v1 handler. It is safe for concurrent use.
-type adminAPI struct {
+// API is the /api/v1 handler. It is safe for concurrent use.
+type API struct {
 	reg       *registry.Registry
 	rdb       redis.UniversalClient
 	prefix    string
@@ -121,7 +121,7 @@ type adminAPI struct {
 }
 
 // newAdminAPI validates cfg and builds the handler. It does no I/O.
-func newAdminAPI(cfg adminAPIConfig) (*adminAPI, error) {
+func New(cfg Config) (*API, error) {
 	if cfg.Registry == nil {
 		return nil, errors.New("admin api: no registry")
 	}
@@ -134,28 +134,28 @@ func newAdminAPI(cfg adminAPIConfig) (*adminAPI, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &adminAPI{reg: cfg.Registry, rdb: cfg.Redis, prefix: cfg.KeyPrefix, now: cfg.Now, mux: http.NewServeMux()}
+	a := &API{reg: cfg.Registry, rdb: cfg.Redis, prefix: cfg.KeyPrefix, now: cfg.Now, mux: http.NewServeMux()}
 	if cfg.BootstrapToken != "" {
 		if len(cfg.BootstrapToken) < 16 {
-			return nil, fmt.Errorf("admin api: %s is shorter than 16 characters", envAdminToken)
+			return nil, fmt.Errorf("admin api: %s is shorter than 16 characters", EnvAdminToken)
 		}
 		h := sha256.Sum256([]byte(cfg.BootstrapToken))
 		a.bootstrap = h[:]
 	}
-	a.route("GET /api/v1/whoami", roleViewer, a.whoami)
-	a.route("GET /api/v1/models", roleViewer, a.listModels)
-	a.route("GET /api/v1/models/{name}", roleViewer, a.showModel)
-	a.route("GET /api/v1/models/{name}/policy", roleViewer, a.getPolicy)
-	a.route("GET /api/v1/audit", roleViewer, a.audit)
-	a.route("POST /api/v1/models/{name}/promote", roleOperator, a.promote)
-	a.route("POST /api/v1/models/{name}/rollback", roleOperator, a.rollback)
-	a.route("POST /api/v1/models/{name}/pause", roleOperator, a.pause)
-	a.route("POST /api/v1/models/{name}/resume", roleOperator, a.resume)
-	a.route("POST /api/v1/models/{name}/retrain", roleOperator, a.retrain)
-	a.route("GET /api/v1/tokens", roleAdmin, a.listTokens)
-	a.route("POST /api/v1/tokens", roleAdmin, a.createToken)
-	a.route("DELETE /api/v1/tokens/{name}", roleAdmin, a.revokeToken)
-	a.route("PUT /api/v1/models/{name}/policy", roleAdmin, a.setPolicy)
+	a.route("GET /api/v1/whoami", RoleViewer, a.whoami)
+	a.route("GET /api/v1/models", RoleViewer, a.listModels)
+	a.route("GET /api/v1/models/{name}", RoleViewer, a.showModel)
+	a.route("GET /api/v1/models/{name}/policy", RoleViewer, a.getPolicy)
+	a.route("GET /api/v1/audit", RoleViewer, a.audit)
+	a.route("POST /api/v1/models/{name}/promote", RoleOperator, a.promote)
+	a.route("POST /api/v1/models/{name}/rollback", RoleOperator, a.rollback)
+	a.route("POST /api/v1/models/{name}/pause", RoleOperator, a.pause)
+	a.route("POST /api/v1/models/{name}/resume", RoleOperator, a.resume)
+	a.route("POST /api/v1/models/{name}/retrain", RoleOperator, a.retrain)
+	a.route("GET /api/v1/tokens", RoleAdmin, a.listTokens)
+	a.route("POST /api/v1/tokens", RoleAdmin, a.createToken)
+	a.route("DELETE /api/v1/tokens/{name}", RoleAdmin, a.revokeToken)
+	a.route("PUT /api/v1/models/{name}/policy", RoleAdmin, a.setPolicy)
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := a.authenticate(w, r); !ok {
 			return
@@ -165,32 +165,53 @@ func newAdminAPI(cfg adminAPIConfig) (*adminAPI, error) {
 	return a, nil
 }
 
-// newAdminAPIFromEnv is newAdminAPI with the default key prefix and the bootstrap
-// admin token from $DRIFTLINE_ADMIN_TOKEN, as "driftline run" and "demo" use it.
-func newAdminAPIFromEnv(reg *registry.Registry, rdb redis.UniversalClient) (*adminAPI, error) {
-	return newAdminAPI(adminAPIConfig{Registry: reg, Redis: rdb, BootstrapToken: os.Getenv(envAdminToken)})
-}
-
-// mountAdminAPI returns a serveAdmin hook that serves a under /api/v1/.
-func mountAdminAPI(a *adminAPI) func(*http.ServeMux) {
-	return func(mux *http.ServeMux) { mux.Handle("/api/v1/", a) }
-}
-
-func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API; mount it under /api/v1/.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 // Redis keys.
-func (a *adminAPI) tokensKey() string             { return a.prefix + ":tokens" }      // hash: sha256 hex → tokenRecord
-func (a *adminAPI) tokenNamesKey() string         { return a.prefix + ":token-names" } // hash: name → sha256 hex
-func (a *adminAPI) pausedKey(model string) string { return a.prefix + ":paused:" + model }
-func (a *adminAPI) policyKey(model string) string { return a.prefix + ":policy:" + model }
+func (a *API) tokensKey() string             { return a.prefix + ":tokens" }      // hash: sha256 hex → TokenInfo
+func (a *API) tokenNamesKey() string         { return a.prefix + ":token-names" } // hash: name → sha256 hex
+func (a *API) pausedKey(model string) string { return a.prefix + ":paused:" + model }
+func (a *API) policyKey(model string) string { return a.prefix + ":policy:" + model }
 
-// retrainStreamKey is the Redis stream of retrain requests that a retrain job consumes.
-// Entries have fields model, who, why, when, audit (the audit event ID) and d.<key>
-// for each detail.
-func (a *adminAPI) retrainStreamKey() string { return a.prefix + ":retrain-requests" }
+// retrainStreamKey is the Redis stream of retrain requests that the governor consumes
+// (RetrainRequests). Entries have fields model, who, why, when, audit (the audit event
+// ID) and d.<key> for each detail.
+func (a *API) retrainStreamKey() string { return a.prefix + ":retrain-requests" }
+
+// RetrainRequests returns up to n retrain requests after the cursor after, oldest
+// first, and the cursor to pass next; after "" returns none and the cursor of the newest
+// request, so that a loop that starts now does not replay older requests. It implements
+// governance.AdminRequests (a pause flag, a policy and retrain requests, as the governor reads them).
+func (a *API) RetrainRequests(ctx context.Context, after string, n int) ([]registry.RetrainRequest, string, error) {
+	if after == "" {
+		tail, err := a.rdb.XRevRangeN(ctx, a.retrainStreamKey(), "+", "-", 1).Result()
+		if err != nil {
+			return nil, "", fmt.Errorf("admin api: read retrain requests: %w", err)
+		}
+		if len(tail) == 0 {
+			return nil, "0-0", nil
+		}
+		return nil, tail[0].ID, nil
+	}
+	msgs, err := a.rdb.XRangeN(ctx, a.retrainStreamKey(), "("+after, "+", int64(n)).Result()
+	if err != nil {
+		return nil, after, fmt.Errorf("admin api: read retrain requests: %w", err)
+	}
+	out := make([]registry.RetrainRequest, 0, len(msgs))
+	for _, m := range msgs {
+		after = m.ID
+		r := registry.RetrainRequest{ID: m.ID}
+		r.Model, _ = m.Values["model"].(string)
+		r.Who, _ = m.Values["who"].(string)
+		r.Why, _ = m.Values["why"].(string)
+		out = append(out, r)
+	}
+	return out, after, nil
+}
 
 // Paused reports whether an operator paused model's rollout, for the rollout loop.
-func (a *adminAPI) Paused(ctx context.Context, model string) (bool, error) {
+func (a *API) Paused(ctx context.Context, model string) (bool, error) {
 	n, err := a.rdb.Exists(ctx, a.pausedKey(model)).Result()
 	if err != nil {
 		return false, fmt.Errorf("admin api: read pause flag of %s: %w", model, err)
@@ -199,7 +220,7 @@ func (a *adminAPI) Paused(ctx context.Context, model string) (bool, error) {
 }
 
 // Policy returns the gate an admin set for model, or ok false when none was set.
-func (a *adminAPI) Policy(ctx context.Context, model string) (g rollout.Gate, ok bool, err error) {
+func (a *API) Policy(ctx context.Context, model string) (g rollout.Gate, ok bool, err error) {
 	raw, err := a.rdb.Get(ctx, a.policyKey(model)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return rollout.Gate{}, false, nil
@@ -207,28 +228,29 @@ func (a *adminAPI) Policy(ctx context.Context, model string) (g rollout.Gate, ok
 	if err != nil {
 		return rollout.Gate{}, false, fmt.Errorf("admin api: read policy of %s: %w", model, err)
 	}
-	var p policyRecord
+	var p PolicyRecord
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return rollout.Gate{}, false, fmt.Errorf("admin api: policy of %s does not decode: %w", model, err)
 	}
 	return p.Gate, true, nil
 }
 
-// identity is the authenticated caller.
-type identity struct {
+// Identity is the authenticated caller.
+type Identity struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
 }
 
-// tokenRecord is what Redis keeps of a token: never the token itself.
-type tokenRecord struct {
+// TokenInfo is what Redis keeps of a token, and what the token list answers: never
+// the token itself.
+type TokenInfo struct {
 	Name      string    `json:"name"`
 	Role      string    `json:"role"`
 	Created   time.Time `json:"created"`
 	CreatedBy string    `json:"createdBy"`
 }
 
-func (a *adminAPI) route(pattern, role string, h func(w http.ResponseWriter, r *http.Request, who identity)) {
+func (a *API) route(pattern, role string, h func(w http.ResponseWriter, r *http.Request, who Identity)) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		who, ok := a.authenticate(w, r)
 		if !ok {
@@ -244,11 +266,11 @@ func (a *adminAPI) route(pattern, role string, h func(w http.ResponseWriter, r *
 }
 
 // authenticate answers 401 itself when the request has no valid bearer token.
-func (a *adminAPI) authenticate(w http.ResponseWriter, r *http.Request) (identity, bool) {
-	unauthorized := func(msg string) (identity, bool) {
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (Identity, bool) {
+	unauthorized := func(msg string) (Identity, bool) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="driftline"`)
 		writeError(w, http.StatusUnauthorized, msg)
-		return identity{}, false
+		return Identity{}, false
 	}
 	h := r.Header.Get("Authorization")
 	scheme, tok, found := strings.Cut(h, " ")
@@ -261,7 +283,7 @@ func (a *adminAPI) authenticate(w http.ResponseWriter, r *http.Request) (identit
 	}
 	sum := sha256.Sum256([]byte(tok))
 	if a.bootstrap != nil && subtle.ConstantTimeCompare(sum[:], a.bootstrap) == 1 {
-		return identity{Name: bootstrapTokenName, Role: roleAdmin}, true
+		return Identity{Name: BootstrapTokenName, Role: RoleAdmin}, true
 	}
 	raw, err := a.rdb.HGet(r.Context(), a.tokensKey(), hex.EncodeToString(sum[:])).Bytes()
 	if errors.Is(err, redis.Nil) {
@@ -269,14 +291,14 @@ func (a *adminAPI) authenticate(w http.ResponseWriter, r *http.Request) (identit
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "read token store: "+err.Error())
-		return identity{}, false
+		return Identity{}, false
 	}
-	var rec tokenRecord
+	var rec TokenInfo
 	if err := json.Unmarshal(raw, &rec); err != nil || roleRank(rec.Role) == 0 {
 		writeError(w, http.StatusInternalServerError, "token record does not decode")
-		return identity{}, false
+		return Identity{}, false
 	}
-	return identity{Name: rec.Name, Role: rec.Role}, true
+	return Identity{Name: rec.Name, Role: rec.Role}, true
 }
 
 // ---- helpers
@@ -377,12 +399,12 @@ func modelName(r *http.Request) (string, error) {
 
 // ---- read calls
 
-func (a *adminAPI) whoami(w http.ResponseWriter, _ *http.Request, who identity) {
+func (a *API) whoami(w http.ResponseWriter, _ *http.Request, who Identity) {
 	writeJSON(w, http.StatusOK, who)
 }
 
-// modelSummary is one entry of GET /api/v1/models.
-type modelSummary struct {
+// ModelSummary is one entry of GET /api/v1/models.
+type ModelSummary struct {
 	Name     string           `json:"name"`
 	Versions int              `json:"versions"`
 	Latest   int64            `json:"latest"`
@@ -390,14 +412,14 @@ type modelSummary struct {
 	Paused   bool             `json:"paused"`
 }
 
-func (a *adminAPI) listModels(w http.ResponseWriter, r *http.Request, _ identity) {
+func (a *API) listModels(w http.ResponseWriter, r *http.Request, _ Identity) {
 	ctx := r.Context()
 	names, err := a.reg.Models(ctx)
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	out := make([]modelSummary, 0, len(names))
+	out := make([]ModelSummary, 0, len(names))
 	for _, name := range names {
 		s, err := a.summary(ctx, name)
 		if err != nil {
@@ -409,20 +431,20 @@ func (a *adminAPI) listModels(w http.ResponseWriter, r *http.Request, _ identity
 	writeJSON(w, http.StatusOK, map[string]any{"models": out})
 }
 
-func (a *adminAPI) summary(ctx context.Context, name string) (modelSummary, error) {
+func (a *API) summary(ctx context.Context, name string) (ModelSummary, error) {
 	vs, err := a.reg.Versions(ctx, name)
 	if err != nil {
-		return modelSummary{}, err
+		return ModelSummary{}, err
 	}
 	as, err := a.reg.Aliases(ctx, name)
 	if err != nil {
-		return modelSummary{}, err
+		return ModelSummary{}, err
 	}
 	paused, err := a.Paused(ctx, name)
 	if err != nil {
-		return modelSummary{}, err
+		return ModelSummary{}, err
 	}
-	s := modelSummary{Name: name, Versions: len(vs), Aliases: as.Versions, Paused: paused}
+	s := ModelSummary{Name: name, Versions: len(vs), Aliases: as.Versions, Paused: paused}
 	if s.Aliases == nil {
 		s.Aliases = map[string]int64{}
 	}
@@ -432,8 +454,8 @@ func (a *adminAPI) summary(ctx context.Context, name string) (modelSummary, erro
 	return s, nil
 }
 
-// versionView is a registry.Version with its number and the aliases on it.
-type versionView struct {
+// VersionView is a registry.Version with its number and the aliases on it.
+type VersionView struct {
 	Number    int64              `json:"number"`
 	Created   time.Time          `json:"created"`
 	CreatedBy string             `json:"createdBy"`
@@ -444,35 +466,35 @@ type versionView struct {
 	ONNX      registry.Artifact  `json:"onnx,omitzero"`
 }
 
-// modelView is GET /api/v1/models/{name}. CanaryPercent is the canary's share of
+// ModelView is GET /api/v1/models/{name}. CanaryPercent is the canary's share of
 // traffic as last set in the registry (registry.SetTraffic); TrafficSet is false,
 // and CanaryPercent 0, when it was never set, and instances then serve the spec's
 // rollout.canary_percent.
-type modelView struct {
+type ModelView struct {
 	Name          string           `json:"name"`
 	Epoch         int64            `json:"epoch"`
 	Aliases       map[string]int64 `json:"aliases"`
 	CanaryPercent int              `json:"canaryPercent"`
 	TrafficSet    bool             `json:"trafficSet"`
-	Paused        *pauseRecord     `json:"paused,omitempty"`
-	Policy        *policyRecord    `json:"policy,omitempty"`
-	Versions      []versionView    `json:"versions"`
+	Paused        *PauseRecord     `json:"paused,omitempty"`
+	Policy        *PolicyRecord    `json:"policy,omitempty"`
+	Versions      []VersionView    `json:"versions"`
 }
 
-type pauseRecord struct {
+type PauseRecord struct {
 	Who  string    `json:"who"`
 	Why  string    `json:"why"`
 	When time.Time `json:"when"`
 }
 
-type policyRecord struct {
+type PolicyRecord struct {
 	Gate rollout.Gate `json:"gate"`
 	Who  string       `json:"who"`
 	Why  string       `json:"why"`
 	When time.Time    `json:"when"`
 }
 
-func (a *adminAPI) showModel(w http.ResponseWriter, r *http.Request, _ identity) {
+func (a *API) showModel(w http.ResponseWriter, r *http.Request, _ Identity) {
 	ctx := r.Context()
 	name, err := modelName(r)
 	if err != nil {
@@ -489,8 +511,8 @@ func (a *adminAPI) showModel(w http.ResponseWriter, r *http.Request, _ identity)
 		fail(w, err)
 		return
 	}
-	view := modelView{Name: name, Epoch: as.Epoch, Aliases: as.Versions, CanaryPercent: as.CanaryPercent, TrafficSet: as.TrafficSet,
-		Versions: make([]versionView, 0, len(vs))}
+	view := ModelView{Name: name, Epoch: as.Epoch, Aliases: as.Versions, CanaryPercent: as.CanaryPercent, TrafficSet: as.TrafficSet,
+		Versions: make([]VersionView, 0, len(vs))}
 	if view.Aliases == nil {
 		view.Aliases = map[string]int64{}
 	}
@@ -501,7 +523,7 @@ func (a *adminAPI) showModel(w http.ResponseWriter, r *http.Request, _ identity)
 	for _, v := range vs {
 		aliases := byVersion[v.Number]
 		slices.Sort(aliases)
-		view.Versions = append(view.Versions, versionView{
+		view.Versions = append(view.Versions, VersionView{
 			Number: v.Number, Created: v.Created, CreatedBy: v.CreatedBy, Aliases: aliases,
 			Signature: v.Signature, Lineage: v.Lineage, Snapshot: v.Snapshot, ONNX: v.ONNX,
 		})
@@ -517,7 +539,7 @@ func (a *adminAPI) showModel(w http.ResponseWriter, r *http.Request, _ identity)
 	writeJSON(w, http.StatusOK, view)
 }
 
-func (a *adminAPI) pauseRecord(ctx context.Context, model string) (*pauseRecord, error) {
+func (a *API) pauseRecord(ctx context.Context, model string) (*PauseRecord, error) {
 	raw, err := a.rdb.Get(ctx, a.pausedKey(model)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -525,14 +547,14 @@ func (a *adminAPI) pauseRecord(ctx context.Context, model string) (*pauseRecord,
 	if err != nil {
 		return nil, fmt.Errorf("read pause flag of %s: %w", model, err)
 	}
-	var p pauseRecord
+	var p PauseRecord
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil, fmt.Errorf("pause flag of %s does not decode: %w", model, err)
 	}
 	return &p, nil
 }
 
-func (a *adminAPI) policyRecord(ctx context.Context, model string) (*policyRecord, error) {
+func (a *API) policyRecord(ctx context.Context, model string) (*PolicyRecord, error) {
 	raw, err := a.rdb.Get(ctx, a.policyKey(model)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -540,14 +562,14 @@ func (a *adminAPI) policyRecord(ctx context.Context, model string) (*policyRecor
 	if err != nil {
 		return nil, fmt.Errorf("read policy of %s: %w", model, err)
 	}
-	var p policyRecord
+	var p PolicyRecord
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil, fmt.Errorf("policy of %s does not decode: %w", model, err)
 	}
 	return &p, nil
 }
 
-func (a *adminAPI) getPolicy(w http.ResponseWriter, r *http.Request, _ identity) {
+func (a *API) getPolicy(w http.ResponseWriter, r *http.Request, _ Identity) {
 	name, err := modelName(r)
 	if err != nil {
 		fail(w, err)
@@ -565,26 +587,14 @@ func (a *adminAPI) getPolicy(w http.ResponseWriter, r *http.Request, _ identity)
 	writeJSON(w, http.StatusOK, p)
 }
 
-// auditEvent is the JSON form of a registry.Event.
-type auditEvent struct {
-	ID      string            `json:"id"`
-	When    time.Time         `json:"when"`
-	Who     string            `json:"who"`
-	What    string            `json:"what"`
-	Model   string            `json:"model,omitempty"`
-	Version int64             `json:"version,omitempty"`
-	Why     string            `json:"why,omitempty"`
-	Details map[string]string `json:"details,omitempty"`
-}
-
-// auditPage is GET /api/v1/audit. Next is the ID to pass as since to read on; it may
+// AuditPage is GET /api/v1/audit. Next is the ID to pass as since to read on; it may
 // be past the last event returned when a model filter skipped entries.
-type auditPage struct {
-	Events []auditEvent `json:"events"`
-	Next   string       `json:"next"`
+type AuditPage struct {
+	Events []registry.Event `json:"events"`
+	Next   string           `json:"next"`
 }
 
-func (a *adminAPI) audit(w http.ResponseWriter, r *http.Request, _ identity) {
+func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 	q := r.URL.Query()
 	model := q.Get("model")
 	if model != "" && !registry.ValidName(model) {
@@ -608,7 +618,7 @@ func (a *adminAPI) audit(w http.ResponseWriter, r *http.Request, _ identity) {
 		}
 		limit = n
 	}
-	page, err := a.readAudit(r.Context(), model, since, limit)
+	page, err := ReadAudit(r.Context(), a.reg, model, since, limit)
 	if err != nil {
 		fail(w, err)
 		return
@@ -631,16 +641,19 @@ func validStreamID(s string) bool {
 
 // readAudit reads up to limit events after since, of model when set, scanning at most
 // auditScanMax entries.
-func (a *adminAPI) readAudit(ctx context.Context, model, since string, limit int) (auditPage, error) {
-	page := auditPage{Events: []auditEvent{}, Next: since}
+// ReadAudit reads up to limit audit events of reg after since ("0": from the start), of
+// model when it is not empty, as GET /api/v1/audit answers. It scans at most 10,000
+// entries per call; Next says where to go on.
+func ReadAudit(ctx context.Context, reg *registry.Registry, model, since string, limit int) (AuditPage, error) {
+	page := AuditPage{Events: []registry.Event{}, Next: since}
 	for scanned := 0; scanned < auditScanMax && len(page.Events) < limit; {
 		want := limit - len(page.Events)
 		if model != "" {
 			want = min(auditPageMax, auditScanMax-scanned)
 		}
-		evs, err := a.reg.ReadAudit(ctx, page.Next, int64(want))
+		evs, err := reg.ReadAudit(ctx, page.Next, int64(want))
 		if err != nil {
-			return auditPage{}, err
+			return AuditPage{}, err
 		}
 		if len(evs) == 0 {
 			break
@@ -649,7 +662,7 @@ func (a *adminAPI) readAudit(ctx context.Context, model, since string, limit int
 			scanned++
 			page.Next = e.ID
 			if model == "" || e.Model == model {
-				page.Events = append(page.Events, toAuditEvent(e))
+				page.Events = append(page.Events, e)
 				if len(page.Events) == limit {
 					break
 				}
@@ -659,13 +672,9 @@ func (a *adminAPI) readAudit(ctx context.Context, model, since string, limit int
 	return page, nil
 }
 
-func toAuditEvent(e registry.Event) auditEvent {
-	return auditEvent{ID: e.ID, When: e.When, Who: e.Who, What: e.What, Model: e.Model, Version: e.Version, Why: e.Why, Details: e.Details}
-}
-
 // ---- operator calls
 
-type promoteRequest struct {
+type PromoteRequest struct {
 	Version int64  `json:"version"`
 	Reason  string `json:"reason"`
 	// Alias is the alias to point at Version: champion (the default; a direct
@@ -681,10 +690,10 @@ type promoteRequest struct {
 // Canary and shadow name the candidate of the governed rollout: the governor
 // measures the canary alias, else the shadow alias, against the champion on the
 // rollout gate and advances it to champion or rolls it back (governor.evaluate).
-var promotableAliases = []string{registry.AliasChampion, aliasCanary, aliasShadow}
+var promotableAliases = []string{registry.AliasChampion, registry.AliasCanary, registry.AliasShadow}
 
-// moveResult answers promote and rollback.
-type moveResult struct {
+// MoveResult answers promote and rollback.
+type MoveResult struct {
 	Model string `json:"model"`
 	Alias string `json:"alias"`
 	From  int64  `json:"from"`
@@ -692,13 +701,13 @@ type moveResult struct {
 	Epoch int64  `json:"epoch"`
 }
 
-func (a *adminAPI) promote(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) promote(w http.ResponseWriter, r *http.Request, who Identity) {
 	name, err := modelName(r)
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	var req promoteRequest
+	var req PromoteRequest
 	if err := decodeBody(r, &req); err != nil {
 		fail(w, err)
 		return
@@ -729,15 +738,15 @@ func (a *adminAPI) promote(w http.ResponseWriter, r *http.Request, who identity)
 // moveAlias moves alias of model to version by compare-and-set against expect, or
 // against the alias read now when expect is nil. A canary or shadow may not be the
 // champion's version: the governor would have nothing to measure (409).
-func (a *adminAPI) moveAlias(ctx context.Context, model, alias string, version int64, expect *int64, who identity, why, action string) (moveResult, error) {
+func (a *API) moveAlias(ctx context.Context, model, alias string, version int64, expect *int64, who Identity, why, action string) (MoveResult, error) {
 	if expect != nil && *expect < 0 {
-		return moveResult{}, badRequest("expect: %d is not a version (0 means unset)", *expect)
+		return MoveResult{}, badRequest("expect: %d is not a version (0 means unset)", *expect)
 	}
 	var set registry.AliasSet
 	if expect == nil || alias != registry.AliasChampion {
 		var err error
 		if set, err = a.reg.Aliases(ctx, model); err != nil {
-			return moveResult{}, err
+			return MoveResult{}, err
 		}
 	}
 	from := set.Versions[alias]
@@ -745,25 +754,25 @@ func (a *adminAPI) moveAlias(ctx context.Context, model, alias string, version i
 		from = *expect
 	}
 	if from == version {
-		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("%s of %s is already version %d", alias, model, version)}
+		return MoveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("%s of %s is already version %d", alias, model, version)}
 	}
 	if alias != registry.AliasChampion && set.Versions[registry.AliasChampion] == version {
-		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("version %d is the champion of %s: a %s must be another version for the rollout gate to measure", version, model, alias)}
+		return MoveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("version %d is the champion of %s: a %s must be another version for the rollout gate to measure", version, model, alias)}
 	}
 	epoch, err := a.reg.MoveAlias(ctx, registry.AliasMove{
 		Model: model, Alias: alias, Version: version, Expect: from,
 		Who: who.Name, Why: why, Details: map[string]string{"action": action, "role": who.Role},
 	})
 	if errors.Is(err, registry.ErrConflict) {
-		return moveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("%s of %s moved: it no longer points at version %d (%v); re-read and retry", alias, model, from, err)}
+		return MoveResult{}, &apiError{http.StatusConflict, fmt.Sprintf("%s of %s moved: it no longer points at version %d (%v); re-read and retry", alias, model, from, err)}
 	}
 	if err != nil {
-		return moveResult{}, err
+		return MoveResult{}, err
 	}
-	return moveResult{Model: model, Alias: alias, From: from, To: version, Epoch: epoch}, nil
+	return MoveResult{Model: model, Alias: alias, From: from, To: version, Epoch: epoch}, nil
 }
 
-type rollbackRequest struct {
+type RollbackRequest struct {
 	// To is the version to roll back to; without it, the previous champion recorded
 	// in the audit trail.
 	To     *int64 `json:"to,omitempty"`
@@ -771,9 +780,9 @@ type rollbackRequest struct {
 	Expect *int64 `json:"expect,omitempty"`
 }
 
-func (a *adminAPI) rollback(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) rollback(w http.ResponseWriter, r *http.Request, who Identity) {
 	ctx := r.Context()
-	var req rollbackRequest
+	var req RollbackRequest
 	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
 	if err != nil {
 		fail(w, err)
@@ -797,7 +806,7 @@ func (a *adminAPI) rollback(w http.ResponseWriter, r *http.Request, who identity
 			fail(w, &apiError{http.StatusConflict, fmt.Sprintf("model %s has no champion to roll back", name)})
 			return
 		}
-		prev, err := a.previousChampion(ctx, name, cur)
+		prev, err := a.reg.PreviousChampion(ctx, name, cur)
 		if err != nil {
 			fail(w, err)
 			return
@@ -819,71 +828,21 @@ func (a *adminAPI) rollback(w http.ResponseWriter, r *http.Request, who identity
 	writeJSON(w, http.StatusOK, res)
 }
 
-// previousChampion replays model's champion moves in the audit trail as a stack:
-// a move pushes its target, a rollback (details action=rollback, from the admin API
-// or the rollout controller) pops the version rolled back from. It returns the
-// version under cur on the stack, or 0 when there is none.
-func (a *adminAPI) previousChampion(ctx context.Context, model string, cur int64) (int64, error) {
-	var stack []int64
-	from := "0"
-	for {
-		evs, err := a.reg.ReadAudit(ctx, from, auditPageMax)
-		if err != nil {
-			return 0, err
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, e := range evs {
-			from = e.ID
-			if e.Model != model || e.Details["alias"] != registry.AliasChampion {
-				continue
-			}
-			switch e.What {
-			case registry.WhatAliasDelete:
-				stack = stack[:0]
-			case registry.WhatAliasSet:
-				prev, _ := strconv.ParseInt(e.Details["from"], 10, 64)
-				to, err := strconv.ParseInt(e.Details["to"], 10, 64)
-				if err != nil {
-					continue
-				}
-				if len(stack) == 0 && prev != 0 {
-					stack = append(stack, prev)
-				}
-				if e.Details["action"] == "rollback" {
-					if n := len(stack); n > 0 && stack[n-1] == prev {
-						stack = stack[:n-1]
-					}
-					if n := len(stack); n > 0 && stack[n-1] == to {
-						continue
-					}
-				}
-				stack = append(stack, to)
-			}
-		}
-	}
-	if n := len(stack); n >= 2 && stack[n-1] == cur {
-		return stack[n-2], nil
-	}
-	return 0, nil
-}
-
-type reasonRequest struct {
+type ReasonRequest struct {
 	Reason string `json:"reason"`
 }
 
-func (a *adminAPI) pause(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) pause(w http.ResponseWriter, r *http.Request, who Identity) {
 	a.setPaused(w, r, who, true)
 }
 
-func (a *adminAPI) resume(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) resume(w http.ResponseWriter, r *http.Request, who Identity) {
 	a.setPaused(w, r, who, false)
 }
 
-func (a *adminAPI) setPaused(w http.ResponseWriter, r *http.Request, who identity, paused bool) {
+func (a *API) setPaused(w http.ResponseWriter, r *http.Request, who Identity, paused bool) {
 	ctx := r.Context()
-	var req reasonRequest
+	var req ReasonRequest
 	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
 	if err != nil {
 		fail(w, err)
@@ -894,10 +853,10 @@ func (a *adminAPI) setPaused(w http.ResponseWriter, r *http.Request, who identit
 		return
 	}
 	now := a.now().UTC()
-	what := whatRolloutResume
+	what := WhatRolloutResume
 	if paused {
-		what = whatRolloutPause
-		rec, _ := json.Marshal(pauseRecord{Who: who.Name, Why: req.Reason, When: now})
+		what = WhatRolloutPause
+		rec, _ := json.Marshal(PauseRecord{Who: who.Name, Why: req.Reason, When: now})
 		err = a.rdb.Set(ctx, a.pausedKey(name), rec, 0).Err()
 	} else {
 		err = a.rdb.Del(ctx, a.pausedKey(name)).Err()
@@ -915,15 +874,15 @@ func (a *adminAPI) setPaused(w http.ResponseWriter, r *http.Request, who identit
 	writeJSON(w, http.StatusOK, map[string]any{"model": name, "paused": paused, "audit": id})
 }
 
-type retrainRequest struct {
+type RetrainBody struct {
 	Reason string `json:"reason"`
 	// Details are passed to the retrain job, e.g. window or warm-start hints.
 	Details map[string]string `json:"details,omitempty"`
 }
 
-func (a *adminAPI) retrain(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) retrain(w http.ResponseWriter, r *http.Request, who Identity) {
 	ctx := r.Context()
-	var req retrainRequest
+	var req RetrainBody
 	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
 	if err != nil {
 		fail(w, err)
@@ -944,7 +903,7 @@ func (a *adminAPI) retrain(w http.ResponseWriter, r *http.Request, who identity)
 	for k, v := range req.Details {
 		details["req."+k] = v
 	}
-	auditID, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: whatRetrainRequest, Model: name, Why: req.Reason, When: now, Details: details})
+	auditID, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatRetrainRequest, Model: name, Why: req.Reason, When: now, Details: details})
 	if err != nil {
 		fail(w, err)
 		return
@@ -963,28 +922,28 @@ func (a *adminAPI) retrain(w http.ResponseWriter, r *http.Request, who identity)
 
 // ---- admin calls
 
-type tokenRequest struct {
+type TokenRequest struct {
 	Name   string `json:"name"`
 	Role   string `json:"role"`
 	Reason string `json:"reason,omitempty"`
 }
 
-// tokenCreated answers POST /api/v1/tokens; Token is shown only here.
-type tokenCreated struct {
+// TokenCreated answers POST /api/v1/tokens; Token is shown only here.
+type TokenCreated struct {
 	Name  string `json:"name"`
 	Role  string `json:"role"`
 	Token string `json:"token"`
 }
 
-func (a *adminAPI) createToken(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, who Identity) {
 	ctx := r.Context()
-	var req tokenRequest
+	var req TokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		fail(w, err)
 		return
 	}
-	if !registry.ValidName(req.Name) || req.Name == bootstrapTokenName {
-		fail(w, badRequest("name: %q is not a valid token name (1 to 128 letters, digits, '.', '_', '-'; not %s)", req.Name, bootstrapTokenName))
+	if !registry.ValidName(req.Name) || req.Name == BootstrapTokenName {
+		fail(w, badRequest("name: %q is not a valid token name (1 to 128 letters, digits, '.', '_', '-'; not %s)", req.Name, BootstrapTokenName))
 		return
 	}
 	if roleRank(req.Role) == 0 {
@@ -1000,7 +959,7 @@ func (a *adminAPI) createToken(w http.ResponseWriter, r *http.Request, who ident
 	sum := sha256.Sum256([]byte(token))
 	hash := hex.EncodeToString(sum[:])
 	now := a.now().UTC()
-	rec, _ := json.Marshal(tokenRecord{Name: req.Name, Role: req.Role, Created: now, CreatedBy: who.Name})
+	rec, _ := json.Marshal(TokenInfo{Name: req.Name, Role: req.Role, Created: now, CreatedBy: who.Name})
 	ok, err := a.rdb.HSetNX(ctx, a.tokenNamesKey(), req.Name, hash).Result()
 	if err != nil {
 		fail(w, fmt.Errorf("write token store: %w", err))
@@ -1019,34 +978,34 @@ func (a *adminAPI) createToken(w http.ResponseWriter, r *http.Request, who ident
 	if why == "" {
 		why = "token created"
 	}
-	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: whatTokenCreate, Why: why, When: now,
+	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatTokenCreate, Why: why, When: now,
 		Details: map[string]string{"token": req.Name, "role": req.Role}}); err != nil {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, tokenCreated{Name: req.Name, Role: req.Role, Token: token})
+	writeJSON(w, http.StatusCreated, TokenCreated{Name: req.Name, Role: req.Role, Token: token})
 }
 
-func (a *adminAPI) listTokens(w http.ResponseWriter, r *http.Request, _ identity) {
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ Identity) {
 	all, err := a.rdb.HGetAll(r.Context(), a.tokensKey()).Result()
 	if err != nil {
 		fail(w, fmt.Errorf("read token store: %w", err))
 		return
 	}
-	out := make([]tokenRecord, 0, len(all))
+	out := make([]TokenInfo, 0, len(all))
 	for _, raw := range all {
-		var rec tokenRecord
+		var rec TokenInfo
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 			fail(w, fmt.Errorf("token record does not decode: %w", err))
 			return
 		}
 		out = append(out, rec)
 	}
-	slices.SortFunc(out, func(x, y tokenRecord) int { return strings.Compare(x.Name, y.Name) })
+	slices.SortFunc(out, func(x, y TokenInfo) int { return strings.Compare(x.Name, y.Name) })
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": out})
 }
 
-func (a *adminAPI) revokeToken(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who Identity) {
 	ctx := r.Context()
 	name := r.PathValue("name")
 	reason := r.URL.Query().Get("reason")
@@ -1071,7 +1030,7 @@ func (a *adminAPI) revokeToken(w http.ResponseWriter, r *http.Request, who ident
 		fail(w, fmt.Errorf("write token store: %w", err))
 		return
 	}
-	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: whatTokenRevoke, Why: reason, When: a.now().UTC(),
+	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatTokenRevoke, Why: reason, When: a.now().UTC(),
 		Details: map[string]string{"token": name}}); err != nil {
 		fail(w, err)
 		return
@@ -1079,19 +1038,19 @@ func (a *adminAPI) revokeToken(w http.ResponseWriter, r *http.Request, who ident
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": name})
 }
 
-type policyRequest struct {
+type PolicyRequest struct {
 	Gate   *rollout.Gate `json:"gate"`
 	Reason string        `json:"reason"`
 }
 
-func (a *adminAPI) setPolicy(w http.ResponseWriter, r *http.Request, who identity) {
+func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
 	ctx := r.Context()
 	name, err := modelName(r)
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	var req policyRequest
+	var req PolicyRequest
 	if err := decodeBody(r, &req); err != nil {
 		fail(w, err)
 		return
@@ -1113,13 +1072,13 @@ func (a *adminAPI) setPolicy(w http.ResponseWriter, r *http.Request, who identit
 		return
 	}
 	now := a.now().UTC()
-	rec := policyRecord{Gate: req.Gate.WithDefaults(), Who: who.Name, Why: req.Reason, When: now}
+	rec := PolicyRecord{Gate: req.Gate.WithDefaults(), Who: who.Name, Why: req.Reason, When: now}
 	raw, _ := json.Marshal(rec)
 	if err := a.rdb.Set(ctx, a.policyKey(name), raw, 0).Err(); err != nil {
 		fail(w, fmt.Errorf("write policy of %s: %w", name, err))
 		return
 	}
-	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: whatPolicySet, Model: name, Why: req.Reason, When: now,
+	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatPolicySet, Model: name, Why: req.Reason, When: now,
 		Details: map[string]string{"gate": string(mustJSON(rec.Gate))}}); err != nil {
 		fail(w, err)
 		return

@@ -1,4 +1,4 @@
-package main
+package adminapi
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ type adminFixture struct {
 	srv      *httptest.Server
 	reg      *registry.Registry
 	rdb      redis.UniversalClient
-	api      *adminAPI
+	api      *API
 	admin    string // the bootstrap admin token
 	operator string
 	viewer   string
@@ -56,7 +56,7 @@ func newAdminFixture(t *testing.T, rdb redis.UniversalClient) *adminFixture {
 	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: "fraud", Alias: registry.AliasChampion, Version: 1, Expect: 0, Who: "trainer", Why: "first champion"}); err != nil {
 		t.Fatal(err)
 	}
-	api, err := newAdminAPI(adminAPIConfig{Registry: reg, Redis: rdb, BootstrapToken: testBootstrapToken})
+	api, err := New(Config{Registry: reg, Redis: rdb, BootstrapToken: testBootstrapToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,8 +65,8 @@ func newAdminFixture(t *testing.T, rdb redis.UniversalClient) *adminFixture {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	f := &adminFixture{srv: srv, reg: reg, rdb: rdb, api: api, admin: testBootstrapToken}
-	f.operator = f.createToken(t, "ops", roleOperator)
-	f.viewer = f.createToken(t, "watcher", roleViewer)
+	f.operator = f.createToken(t, "ops", RoleOperator)
+	f.viewer = f.createToken(t, "watcher", RoleViewer)
 	return f
 }
 
@@ -77,7 +77,7 @@ func newMiniAdminFixture(t *testing.T) *adminFixture {
 
 func (f *adminFixture) createToken(t *testing.T, name, role string) string {
 	t.Helper()
-	var out tokenCreated
+	var out TokenCreated
 	f.mustCall(t, f.admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": name, "role": role}, http.StatusCreated, &out)
 	if out.Name != name || out.Role != role || !strings.HasPrefix(out.Token, "dl_") {
 		t.Fatalf("token create answered %+v", out)
@@ -244,7 +244,7 @@ func TestAdminAPIRoles(t *testing.T) {
 
 func TestAdminAPIPromoteMovesAliasAndAudits(t *testing.T) {
 	f := newMiniAdminFixture(t)
-	var res moveResult
+	var res MoveResult
 	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "canary passed"}, http.StatusOK, &res)
 	if res.From != 1 || res.To != 2 || res.Alias != "champion" || res.Epoch < 2 {
 		t.Fatalf("promote answered %+v", res)
@@ -254,11 +254,11 @@ func TestAdminAPIPromoteMovesAliasAndAudits(t *testing.T) {
 	}
 	e := f.lastAudit(t)
 	if e.What != registry.WhatAliasSet || e.Who != "ops" || e.Why != "canary passed" || e.Model != "fraud" ||
-		e.Details["action"] != "promote" || e.Details["from"] != "1" || e.Details["to"] != "2" || e.Details["role"] != roleOperator || e.When.IsZero() {
+		e.Details["action"] != "promote" || e.Details["from"] != "1" || e.Details["to"] != "2" || e.Details["role"] != RoleOperator || e.When.IsZero() {
 		t.Fatalf("audit event %+v", e)
 	}
 
-	var m modelView
+	var m ModelView
 	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
 	if m.Aliases["champion"] != 2 || len(m.Versions) != 3 || m.Versions[1].Number != 2 ||
 		len(m.Versions[1].Aliases) != 1 || m.Versions[1].Aliases[0] != "champion" || m.Versions[2].Lineage.Parent != 2 {
@@ -292,9 +292,9 @@ func TestAdminAPIPromoteAlias(t *testing.T) {
 		t.Fatalf("refused calls wrote %d audit events", after-before)
 	}
 
-	var res moveResult
+	var res MoveResult
 	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "hand-picked candidate"}, http.StatusOK, &res)
-	if res != (moveResult{Model: "fraud", Alias: "canary", From: 0, To: 2, Epoch: 2}) {
+	if res != (MoveResult{Model: "fraud", Alias: "canary", From: 0, To: 2, Epoch: 2}) {
 		t.Fatalf("promote canary answered %+v", res)
 	}
 	if got := aliases(); got["canary"] != 2 || got["champion"] != 1 {
@@ -302,7 +302,7 @@ func TestAdminAPIPromoteAlias(t *testing.T) {
 	}
 	e := f.lastAudit(t)
 	if e.What != registry.WhatAliasSet || e.Who != "ops" || e.Why != "hand-picked candidate" || e.Model != "fraud" || e.Version != 2 ||
-		e.Details["alias"] != "canary" || e.Details["action"] != "promote" || e.Details["role"] != roleOperator ||
+		e.Details["alias"] != "canary" || e.Details["action"] != "promote" || e.Details["role"] != RoleOperator ||
 		e.Details["from"] != "0" || e.Details["to"] != "2" {
 		t.Fatalf("audit event %+v", e)
 	}
@@ -332,7 +332,7 @@ func TestAdminAPIPromoteAlias(t *testing.T) {
 
 func TestAdminAPIShowTraffic(t *testing.T) {
 	f := newMiniAdminFixture(t)
-	var m modelView
+	var m ModelView
 	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
 	if m.TrafficSet || m.CanaryPercent != 0 {
 		t.Fatalf("traffic before any set: %d%%, set %v", m.CanaryPercent, m.TrafficSet)
@@ -356,7 +356,7 @@ func TestAdminAPIRollbackReturnsToPreviousChampion(t *testing.T) {
 	}
 	rollback := func(body map[string]any, want int64) {
 		t.Helper()
-		var res moveResult
+		var res MoveResult
 		f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", body, http.StatusOK, &res)
 		if res.To != want || f.champion(t) != want {
 			t.Fatalf("rollback %v: answered %+v, champion %d, want %d", body, res, f.champion(t), want)
@@ -393,7 +393,7 @@ func TestAdminAPIPreviousChampionAfterControllerRollback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var res moveResult
+	var res MoveResult
 	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r"}, http.StatusOK, &res)
 	if res.From != 2 || res.To != 1 {
 		t.Fatalf("rollback answered %+v, want 2 -> 1", res)
@@ -447,10 +447,10 @@ func TestAdminAPIInvalidInput(t *testing.T) {
 
 func TestAdminAPITokens(t *testing.T) {
 	f := newMiniAdminFixture(t)
-	tok := f.createToken(t, "ci-bot", roleOperator)
-	var who identity
+	tok := f.createToken(t, "ci-bot", RoleOperator)
+	var who Identity
 	f.mustCall(t, tok, http.MethodGet, "/api/v1/whoami", nil, http.StatusOK, &who)
-	if who != (identity{Name: "ci-bot", Role: roleOperator}) {
+	if who != (Identity{Name: "ci-bot", Role: RoleOperator}) {
 		t.Fatalf("whoami %+v", who)
 	}
 	// Its role: it may promote, but not create tokens.
@@ -479,18 +479,18 @@ func TestAdminAPITokens(t *testing.T) {
 		Tokens []tokenRecord `json:"tokens"`
 	}
 	f.mustCall(t, f.admin, http.MethodGet, "/api/v1/tokens", nil, http.StatusOK, &list)
-	if len(list.Tokens) != 3 || list.Tokens[0].Name != "ci-bot" || list.Tokens[0].CreatedBy != bootstrapTokenName {
+	if len(list.Tokens) != 3 || list.Tokens[0].Name != "ci-bot" || list.Tokens[0].CreatedBy != BootstrapTokenName {
 		t.Fatalf("token list %+v", list.Tokens)
 	}
 	f.wantError(t, f.admin, http.MethodDelete, "/api/v1/tokens/ci-bot", nil, http.StatusBadRequest, "reason")
 	f.mustCall(t, f.admin, http.MethodDelete, "/api/v1/tokens/ci-bot?reason=rotated", nil, http.StatusOK, nil)
 	f.wantError(t, tok, http.MethodGet, "/api/v1/whoami", nil, http.StatusUnauthorized, "invalid token")
 	f.wantError(t, f.admin, http.MethodDelete, "/api/v1/tokens/ci-bot?reason=again", nil, http.StatusNotFound)
-	if e := f.lastAudit(t); e.What != whatTokenRevoke || e.Who != bootstrapTokenName || e.Details["token"] != "ci-bot" || e.Why != "rotated" {
+	if e := f.lastAudit(t); e.What != WhatTokenRevoke || e.Who != BootstrapTokenName || e.Details["token"] != "ci-bot" || e.Why != "rotated" {
 		t.Fatalf("revoke audit event %+v", e)
 	}
 	// The name is free again.
-	f.createToken(t, "ci-bot", roleViewer)
+	f.createToken(t, "ci-bot", RoleViewer)
 }
 
 func TestAdminAPIBootstrapTokenFromEnv(t *testing.T) {
@@ -499,7 +499,7 @@ func TestAdminAPIBootstrapTokenFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(envAdminToken, testBootstrapToken)
+	t.Setenv(EnvAdminToken, testBootstrapToken)
 	api, err := newAdminAPIFromEnv(reg, rdb)
 	if err != nil {
 		t.Fatal(err)
@@ -507,13 +507,13 @@ func TestAdminAPIBootstrapTokenFromEnv(t *testing.T) {
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	f := &adminFixture{srv: srv}
-	var who identity
+	var who Identity
 	f.mustCall(t, testBootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusOK, &who)
-	if who != (identity{Name: bootstrapTokenName, Role: roleAdmin}) {
+	if who != (Identity{Name: BootstrapTokenName, Role: RoleAdmin}) {
 		t.Fatalf("bootstrap whoami %+v", who)
 	}
 	// Without the variable there is no bootstrap token.
-	t.Setenv(envAdminToken, "")
+	t.Setenv(EnvAdminToken, "")
 	api, err = newAdminAPIFromEnv(reg, rdb)
 	if err != nil {
 		t.Fatal(err)
@@ -522,8 +522,8 @@ func TestAdminAPIBootstrapTokenFromEnv(t *testing.T) {
 	defer srv2.Close()
 	f.srv = srv2
 	f.wantError(t, testBootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusUnauthorized, "invalid token")
-	if _, err := newAdminAPI(adminAPIConfig{Registry: reg, Redis: rdb, BootstrapToken: "short"}); err == nil || !strings.Contains(err.Error(), envAdminToken) {
-		t.Fatalf("short bootstrap token: err %v, want one naming %s", err, envAdminToken)
+	if _, err := New(Config{Registry: reg, Redis: rdb, BootstrapToken: "short"}); err == nil || !strings.Contains(err.Error(), EnvAdminToken) {
+		t.Fatalf("short bootstrap token: err %v, want one naming %s", err, EnvAdminToken)
 	}
 }
 
@@ -534,10 +534,10 @@ func TestAdminAPIPauseResumeRetrain(t *testing.T) {
 	if p, err := f.api.Paused(ctx, "fraud"); err != nil || !p {
 		t.Fatalf("Paused = %v, %v after pause", p, err)
 	}
-	if e := f.lastAudit(t); e.What != whatRolloutPause || e.Who != "ops" || e.Why != "incident 42" || e.Model != "fraud" {
+	if e := f.lastAudit(t); e.What != WhatRolloutPause || e.Who != "ops" || e.Why != "incident 42" || e.Model != "fraud" {
 		t.Fatalf("pause audit event %+v", e)
 	}
-	var m modelView
+	var m ModelView
 	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
 	if m.Paused == nil || m.Paused.Who != "ops" || m.Paused.Why != "incident 42" {
 		t.Fatalf("show while paused: %+v", m.Paused)
@@ -546,7 +546,7 @@ func TestAdminAPIPauseResumeRetrain(t *testing.T) {
 	if p, err := f.api.Paused(ctx, "fraud"); err != nil || p {
 		t.Fatalf("Paused = %v, %v after resume", p, err)
 	}
-	if e := f.lastAudit(t); e.What != whatRolloutResume || e.Why != "fixed" {
+	if e := f.lastAudit(t); e.What != WhatRolloutResume || e.Why != "fixed" {
 		t.Fatalf("resume audit event %+v", e)
 	}
 
@@ -560,7 +560,7 @@ func TestAdminAPIPauseResumeRetrain(t *testing.T) {
 	if msgs[0].ID != res.Request || v["model"] != "fraud" || v["who"] != "ops" || v["why"] != "error drift" || v["audit"] != res.Audit || v["d.window"] != "1h" {
 		t.Fatalf("retrain request %v (answer %+v)", msgs[0], res)
 	}
-	if e := f.lastAudit(t); e.ID != res.Audit || e.What != whatRetrainRequest || e.Details["req.window"] != "1h" {
+	if e := f.lastAudit(t); e.ID != res.Audit || e.What != WhatRetrainRequest || e.Details["req.window"] != "1h" {
 		t.Fatalf("retrain audit event %+v", e)
 	}
 }
@@ -579,7 +579,7 @@ func TestAdminAPIPolicy(t *testing.T) {
 	if err != nil || !ok || g.MinSamples != 500 || g.MaxDelta != 0.02 || len(g.Steps) != 2 || g.Confidence != 0.95 {
 		t.Fatalf("Policy after set: %+v, %v, %v", g, ok, err)
 	}
-	if e := f.lastAudit(t); e.What != whatPolicySet || e.Who != bootstrapTokenName || e.Why != "faster canary" || !strings.Contains(e.Details["gate"], `"minSamples":500`) {
+	if e := f.lastAudit(t); e.What != WhatPolicySet || e.Who != BootstrapTokenName || e.Why != "faster canary" || !strings.Contains(e.Details["gate"], `"minSamples":500`) {
 		t.Fatalf("policy audit event %+v", e)
 	}
 }
@@ -593,7 +593,7 @@ func TestAdminAPIAuditEndpoint(t *testing.T) {
 	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "r"}, http.StatusOK, nil)
 	all := f.allAudit(t)
 
-	var page auditPage
+	var page AuditPage
 	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/audit?limit=2", nil, http.StatusOK, &page)
 	if len(page.Events) != 2 || page.Events[0].ID != all[0].ID || page.Next != all[1].ID {
 		t.Fatalf("first page %+v", page)

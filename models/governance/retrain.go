@@ -1,4 +1,4 @@
-package main
+package governance
 
 import (
 	"context"
@@ -10,13 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
-	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/stages"
 )
 
 const (
@@ -26,22 +22,36 @@ const (
 	whoRetrain = "retrain"
 )
 
-// errRetrainNoData: the window holds too few labelled rows to retrain.
-var errRetrainNoData = errors.New("retrain: too few labelled rows")
+// Defaults of a RetrainConfig (and of the spec's rollout.retrain block).
+const (
+	DefaultRetrainWindow  = 20_000
+	DefaultRetrainMinRows = 200
+	DefaultRetrainHoldout = 0.2
+)
 
-// retrainRows is where a retrain job's training rows come from: the
-// in-memory retrainWindow, or a replay of the input and labels topics.
-type retrainRows interface {
-	// countSince is how many labelled rows rowsSince(ctx, since) would
+// The retrain modes, recorded in a candidate's lineage.
+const (
+	RetrainModeReset = "reset"
+	RetrainModeWarm  = "warm"
+)
+
+// ErrRetrainNoData: the row source holds too few labelled rows to retrain.
+var ErrRetrainNoData = errors.New("retrain: too few labelled rows")
+
+// RowSource is where a retrain job's training rows come from: the
+// in-memory Window, or a replay of the input and labels topics. Its methods
+// are safe for concurrent use.
+type RowSource interface {
+	// CountSince is how many labelled rows RowsSince(ctx, since) would
 	// give, or an upper bound on it; cheap enough to call every tick.
-	countSince(ctx context.Context, since time.Time) (int, error)
-	// rowsSince returns the labelled rows learned at or after since (zero:
+	CountSince(ctx context.Context, since time.Time) (int, error)
+	// RowsSince returns the labelled rows learned at or after since (zero:
 	// every row the source keeps), oldest first, with labels and the
 	// lineage source they came from.
-	rowsSince(ctx context.Context, since time.Time) (models.Rows, []float32, registry.Source, error)
+	RowsSince(ctx context.Context, since time.Time) (models.Rows, []float32, registry.Source, error)
 }
 
-// retrainWindow is a bounded ring buffer of the most recent labelled rows
+// Window is a bounded ring buffer of the most recent labelled rows
 // (dense features, hashed features, label, when learned) that the label
 // join taught the served arms (LabelJoin.OnLearned), oldest overwritten
 // first. It is the recent window a retrain job trains on: the issue's
@@ -51,7 +61,7 @@ type retrainRows interface {
 // start, and holds only the labels this instance's label join consumed
 // (its share of the labels topic's partitions). It is safe for concurrent
 // use.
-type retrainWindow struct {
+type Window struct {
 	// topic is the input topic the rows came from, for lineage.
 	topic     string
 	mu        sync.Mutex
@@ -66,22 +76,25 @@ type retrainWindow struct {
 	at        []time.Time
 }
 
-func newRetrainWindow(topic string, size, numDense, numHashed int) *retrainWindow {
+// NewWindow makes a window of size rows (default DefaultRetrainWindow
+// when < 1) of numDense dense and numHashed hashed features, whose rows
+// came from the input topic (for lineage).
+func NewWindow(topic string, size, numDense, numHashed int) *Window {
 	if size < 1 {
-		size = pipeline.DefaultRetrainWindow
+		size = DefaultRetrainWindow
 	}
-	return &retrainWindow{topic: topic, size: size, numDense: numDense, numHashed: numHashed,
+	return &Window{topic: topic, size: size, numDense: numDense, numHashed: numHashed,
 		dense: make([]float32, size*numDense), hashed: make([]int32, size*numHashed),
 		labels: make([]float32, size), at: make([]time.Time, size)}
 }
 
-// add copies rows and their labels in; rows of another layout are ignored.
-// It fits LabelJoin.OnLearned.
-func (w *retrainWindow) add(rows *models.Rows, y []float32) {
+// Add copies rows and their labels in; rows of another layout are ignored.
+// It fits the label join's OnLearned hook.
+func (w *Window) Add(rows *models.Rows, y []float32) {
 	w.addAt(rows, y, time.Now())
 }
 
-func (w *retrainWindow) addAt(rows *models.Rows, y []float32, now time.Time) {
+func (w *Window) addAt(rows *models.Rows, y []float32, now time.Time) {
 	if rows.NumDense != w.numDense || rows.NumHashed != w.numHashed || len(y) < rows.N {
 		return
 	}
@@ -97,27 +110,27 @@ func (w *retrainWindow) addAt(rows *models.Rows, y []float32, now time.Time) {
 	}
 }
 
-// countSince is LenSince (retrainRows).
-func (w *retrainWindow) countSince(_ context.Context, since time.Time) (int, error) {
+// CountSince is LenSince (RowSource).
+func (w *Window) CountSince(_ context.Context, since time.Time) (int, error) {
 	return w.LenSince(since), nil
 }
 
-// rowsSince is rows, with the time span as the lineage source of topic
-// (retrainRows; the window's topic is set by windowRows).
-func (w *retrainWindow) rowsSince(_ context.Context, since time.Time) (models.Rows, []float32, registry.Source, error) {
+// RowsSince is rows, with the time span as the lineage source of the
+// window's topic (RowSource).
+func (w *Window) RowsSince(_ context.Context, since time.Time) (models.Rows, []float32, registry.Source, error) {
 	rows, y, from, to := w.rows(since)
 	return rows, y, registry.Source{Topic: w.topic, From: from.UTC(), To: to.UTC()}, nil
 }
 
 // Len is the number of rows held.
-func (w *retrainWindow) Len() int {
+func (w *Window) Len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.n
 }
 
 // LenSince is the number of rows held that were added at or after since.
-func (w *retrainWindow) LenSince(since time.Time) int {
+func (w *Window) LenSince(since time.Time) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.n - w.skipBefore(since)
@@ -125,14 +138,14 @@ func (w *retrainWindow) LenSince(since time.Time) int {
 
 // skipBefore is how many of the oldest rows were added before since (rows
 // are added in time order). w.mu must be held.
-func (w *retrainWindow) skipBefore(since time.Time) int {
+func (w *Window) skipBefore(since time.Time) int {
 	first := (w.next - w.n + w.size) % w.size
 	return sort.Search(w.n, func(k int) bool { return !w.at[(first+k)%w.size].Before(since) })
 }
 
 // rows copies out the rows added at or after since (zero: all), oldest
 // first, with the time span they cover.
-func (w *retrainWindow) rows(since time.Time) (models.Rows, []float32, time.Time, time.Time) {
+func (w *Window) rows(since time.Time) (models.Rows, []float32, time.Time, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	skip := w.skipBefore(since)
@@ -168,29 +181,84 @@ type retrainTrigger struct {
 	Reason string
 }
 
-// retrainJob builds a candidate on the retrain window — a reset learner
-// from the spec or, warm-started, a copy of the serving champion, as
-// newLearner gives — registers it with lineage and moves the shadow alias
-// to it.
-type retrainJob struct {
+// RetrainConfig configures a RetrainJob. Registry, Model, NewLearner and
+// Rows are required.
+type RetrainConfig struct {
+	Registry *registry.Registry
+	Model    string
+	// NewLearner gives the learner a job trains: a fresh one from the
+	// spec (mode reset) or a copy of the serving champion (mode warm).
+	NewLearner func() (models.Learner, error)
+	// Mode is RetrainModeReset (the default) or RetrainModeWarm, for the
+	// lineage.
+	Mode string
+	// Rows is where the training rows come from.
+	Rows RowSource
+	// Signature and SpecHash are recorded with each candidate.
+	Signature registry.Signature
+	SpecHash  string
+	// MinRows is the fewest rows a job trains on (default
+	// DefaultRetrainMinRows); Holdout the newest share held out to measure
+	// the candidate, in (0, 1) (default DefaultRetrainHoldout).
+	MinRows int
+	Holdout float64
+	// Profile, when set, gives the reference feature profile recorded in
+	// each candidate's lineage (the drift monitor's, as JSON).
+	Profile func() json.RawMessage
+}
+
+// Validate checks the config.
+func (c *RetrainConfig) Validate() error {
+	switch {
+	case c.Registry == nil:
+		return errors.New("retrain: no registry")
+	case c.Model == "":
+		return errors.New("retrain: no model name")
+	case c.NewLearner == nil:
+		return errors.New("retrain: no learner constructor")
+	case c.Rows == nil:
+		return errors.New("retrain: no row source")
+	case c.Mode != "" && c.Mode != RetrainModeReset && c.Mode != RetrainModeWarm:
+		return fmt.Errorf("retrain: mode %q is not reset or warm", c.Mode)
+	case c.MinRows < 0:
+		return fmt.Errorf("retrain: negative min_rows %d", c.MinRows)
+	case c.Holdout < 0 || c.Holdout >= 1:
+		return fmt.Errorf("retrain: holdout %g outside [0, 1)", c.Holdout)
+	}
+	return nil
+}
+
+// NewRetrainJob validates cfg and builds the job.
+func NewRetrainJob(cfg RetrainConfig) (*RetrainJob, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &RetrainJob{reg: cfg.Registry, model: cfg.Model, newLearner: cfg.NewLearner, mode: cfg.Mode,
+		rows: cfg.Rows, signature: cfg.Signature, specHash: cfg.SpecHash, minRows: cfg.MinRows,
+		holdout: cfg.Holdout, profile: cfg.Profile}, nil
+}
+
+// RetrainJob builds a candidate on the rows of its source — a reset
+// learner from the spec or, warm-started, a copy of the serving champion,
+// as newLearner gives — registers it with lineage and moves the shadow
+// alias to it. The governor loop owns it.
+type RetrainJob struct {
 	reg        *registry.Registry
 	model      string
 	newLearner func() (models.Learner, error)
 	// mode is "reset" or "warm", for the lineage.
 	mode      string
-	rows      retrainRows
+	rows      RowSource
 	signature registry.Signature
 	specHash  string
 	minRows   int
 	holdout   float64
-	// profile, when set, gives the reference feature profile recorded in
-	// each candidate's lineage (the drift monitor's, as JSON).
-	profile func() json.RawMessage
+	profile   func() json.RawMessage
 }
 
-func (j *retrainJob) minRowsOrDefault() int {
+func (j *RetrainJob) minRowsOrDefault() int {
 	if j.minRows < 1 {
-		return pipeline.DefaultRetrainMinRows
+		return DefaultRetrainMinRows
 	}
 	return j.minRows
 }
@@ -201,13 +269,13 @@ func (j *retrainJob) minRowsOrDefault() int {
 // measured on the newest holdout share (its accuracy at registration),
 // then learns those rows too. Its parent is the champion alias's version
 // (none when unset).
-func (j *retrainJob) run(ctx context.Context, t retrainTrigger, since time.Time) (registry.Version, error) {
-	rows, y, source, err := j.rows.rowsSince(ctx, since)
+func (j *RetrainJob) run(ctx context.Context, t retrainTrigger, since time.Time) (registry.Version, error) {
+	rows, y, source, err := j.rows.RowsSince(ctx, since)
 	if err != nil {
 		return registry.Version{}, fmt.Errorf("retrain: rows: %w", err)
 	}
 	if minRows := j.minRowsOrDefault(); rows.N < minRows {
-		return registry.Version{}, fmt.Errorf("%w: %d of %d", errRetrainNoData, rows.N, minRows)
+		return registry.Version{}, fmt.Errorf("%w: %d of %d", ErrRetrainNoData, rows.N, minRows)
 	}
 	l, err := j.newLearner()
 	if err != nil {
@@ -215,7 +283,7 @@ func (j *retrainJob) run(ctx context.Context, t retrainTrigger, since time.Time)
 	}
 	holdout := j.holdout
 	if holdout <= 0 || holdout >= 1 {
-		holdout = pipeline.DefaultRetrainHoldout
+		holdout = DefaultRetrainHoldout
 	}
 	split := rows.N - max(1, int(float64(rows.N)*holdout))
 	if err := learnRange(l, &rows, y, 0, split); err != nil {
@@ -262,7 +330,7 @@ func (j *retrainJob) run(ctx context.Context, t retrainTrigger, since time.Time)
 		return registry.Version{}, fmt.Errorf("retrain: %w", err)
 	}
 	if _, err := j.reg.MoveAlias(ctx, registry.AliasMove{
-		Model: j.model, Alias: aliasShadow, Version: v.Number, Expect: registry.AnyVersion,
+		Model: j.model, Alias: registry.AliasShadow, Version: v.Number, Expect: registry.AnyVersion,
 		Who: whoRetrain, Why: t.Key,
 		Details: map[string]string{"trigger": t.Kind, "parent": strconv.FormatInt(parent, 10), "mode": mode,
 			"trainRows": strconv.Itoa(rows.N)},
@@ -329,22 +397,20 @@ func sliceRows(rows *models.Rows, lo, hi int) models.Rows {
 		Hashed: rows.Hashed[lo*rows.NumHashed : hi*rows.NumHashed]}
 }
 
-// retrainSource turns received alerts and the admin API's retrain requests
+// retrainSource turns received alerts and operators' retrain requests
 // into retrain triggers, each once. It is not safe for concurrent use: the
 // governor loop owns it.
 type retrainSource struct {
 	model string
 	// alerts returns the alerts received since the previous call
-	// (alertInbox.drain); nil when the spec has no alerts topic.
+	// (AlertInbox.Drain); nil when the spec has no alerts topic.
 	alerts func() []alert.Alert
 	// onDrift: error-drift alerts trigger retrains (rollout.retrain.on_drift).
 	onDrift bool
 	keys    map[string]bool // dedupe keys already retrained for
-	// rdb and stream are the retrain-requests stream (adminAPI.retrainStreamKey);
-	// nil rdb: no requests.
-	rdb    redis.UniversalClient
-	stream string
-	lastID string // "" until the stream's tail is known
+	// admin gives the retrain requests; nil: none.
+	admin  AdminRequests
+	cursor string // "" until the requests' tail is known
 }
 
 // alertTriggers returns a trigger for each new error-drift alert (subject
@@ -361,7 +427,7 @@ func (s *retrainSource) alertTriggers() (triggers []retrainTrigger, seen []alert
 	}
 	for _, a := range s.alerts() {
 		seen = append(seen, a)
-		if !s.onDrift || a.Subject != stages.SubjectError || a.State != alert.StateDrift || s.keys[a.DedupeKey] {
+		if !s.onDrift || a.Subject != alert.SubjectError || a.State != alert.StateDrift || s.keys[a.DedupeKey] {
 			continue
 		}
 		s.keys[a.DedupeKey] = true
@@ -371,37 +437,24 @@ func (s *retrainSource) alertTriggers() (triggers []retrainTrigger, seen []alert
 	return triggers, seen
 }
 
-// requestTriggers returns the retrain requests for the model appended to
-// the stream since the previous call; the first call only notes the
-// stream's tail, so requests made before the loop started are not replayed.
+// requestTriggers returns the model's retrain requests made since the
+// previous call; the first call only notes the requests' tail, so requests
+// made before the loop started are not replayed.
 func (s *retrainSource) requestTriggers(ctx context.Context) ([]retrainTrigger, error) {
-	if s.rdb == nil {
+	if s.admin == nil {
 		return nil, nil
 	}
-	if s.lastID == "" {
-		tail, err := s.rdb.XRevRangeN(ctx, s.stream, "+", "-", 1).Result()
-		if err != nil {
-			return nil, fmt.Errorf("retrain requests: %w", err)
-		}
-		s.lastID = "0-0"
-		if len(tail) > 0 {
-			s.lastID = tail[0].ID
-		}
-		return nil, nil
-	}
-	msgs, err := s.rdb.XRangeN(ctx, s.stream, "("+s.lastID, "+", 100).Result()
+	reqs, cursor, err := s.admin.RetrainRequests(ctx, s.cursor, 100)
 	if err != nil {
 		return nil, fmt.Errorf("retrain requests: %w", err)
 	}
+	s.cursor = cursor
 	var out []retrainTrigger
-	for _, m := range msgs {
-		s.lastID = m.ID
-		if model, _ := m.Values["model"].(string); model != s.model {
+	for _, r := range reqs {
+		if r.Model != s.model {
 			continue
 		}
-		who, _ := m.Values["who"].(string)
-		why, _ := m.Values["why"].(string)
-		out = append(out, retrainTrigger{Kind: "request", Key: m.ID, Reason: fmt.Sprintf("%s: %s", who, why)})
+		out = append(out, retrainTrigger{Kind: "request", Key: r.ID, Reason: fmt.Sprintf("%s: %s", r.Who, r.Why)})
 	}
 	return out, nil
 }

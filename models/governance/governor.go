@@ -1,10 +1,12 @@
-package main
+// Package governance holds driftline's control loops over the model
+// registry: the governor (retraining and gated rollout of each model), the
+// retrain job and its row sources, and the audit forwarder. Each loop has
+// one owner with Run(ctx); they receive the registry and small interfaces,
+// never a Kafka or Redis client they build.
+package governance
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,21 +15,124 @@ import (
 	"sync"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/models/rollout"
-	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/stages"
 )
 
 // whoGovernor names the governor in the registry's audit log.
 const whoGovernor = "governor"
 
-// governor is the control loop of issue 5. Every instance with a rollout
-// block runs one; every interval it
+// AdminRequests is what an operator asked of a model through the admin
+// API: a pause of its rollout, a gate policy that overrides the spec's,
+// and retrain requests. models/adminapi implements it.
+type AdminRequests interface {
+	// Paused reports whether an operator paused model's rollout.
+	Paused(ctx context.Context, model string) (bool, error)
+	// Policy returns the gate an admin set for model (ok false: none).
+	Policy(ctx context.Context, model string) (g rollout.Gate, ok bool, err error)
+	// RetrainRequests returns up to n retrain requests (of every model)
+	// after the cursor after, oldest first; after "" returns none and the
+	// cursor of the newest request, so that a loop starting now does not
+	// replay older requests.
+	RetrainRequests(ctx context.Context, after string, n int) (reqs []RetrainRequest, cursor string, err error)
+}
+
+// RetrainRequest is an operator's retrain request.
+type RetrainRequest struct {
+	// ID is the request's cursor position (unique).
+	ID       string
+	Model    string
+	Who, Why string
+}
+
+// Config configures a Governor. Registry, Model, Holder, Gate and
+// ChampionVersion are required.
+type Config struct {
+	Registry *registry.Registry
+	// Model is the registry name of the governed model.
+	Model string
+	// Holder names this instance on the model's governor lease.
+	Holder string
+	// Gate is the spec's rollout gate (an admin's policy overrides it).
+	Gate rollout.Gate
+	// Interval is the tick (default rollout.DefaultInterval); the lease
+	// expires after three intervals without renewal.
+	Interval time.Duration
+	// ChampionVersion returns the version the champion arm serves now.
+	ChampionVersion func() string
+	// Admin, when set, gives the pause flag, the policy and retrain
+	// requests.
+	Admin AdminRequests
+	// Retrain, when set, trains candidates on the triggers below.
+	Retrain *RetrainJob
+	// Alerts, when set, returns the alerts received since its previous
+	// call (AlertInbox.Drain).
+	Alerts func() []alert.Alert
+	// RetrainOnDrift: error-drift alerts trigger retrains.
+	RetrainOnDrift bool
+	// RetrainEvery is the retrain schedule (0: none).
+	RetrainEvery time.Duration
+	// SinceDrift makes a drift trigger wait for, and train on, the rows
+	// labelled after the alert.
+	SinceDrift bool
+	// Log defaults to slog.Default(); Now to time.Now.
+	Log *slog.Logger
+	Now func() time.Time
+}
+
+// Validate checks the config; its errors name the field at fault.
+func (c *Config) Validate() error {
+	switch {
+	case c.Registry == nil:
+		return errors.New("governance: no registry")
+	case c.Model == "":
+		return errors.New("governance: no model name")
+	case c.Holder == "":
+		return errors.New("governance: no lease holder name")
+	case c.ChampionVersion == nil:
+		return errors.New("governance: no champion version func")
+	case c.Interval < 0:
+		return fmt.Errorf("governance: negative interval %s", c.Interval)
+	case c.RetrainEvery < 0:
+		return fmt.Errorf("governance: negative retrain schedule %s", c.RetrainEvery)
+	}
+	if err := c.Gate.Validate(); err != nil {
+		return fmt.Errorf("rollout.gate: %w", err)
+	}
+	return nil
+}
+
+// New validates cfg and builds the governor. It does no I/O.
+func New(cfg Config) (*Governor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Governor{reg: cfg.Registry, model: cfg.Model, holder: cfg.Holder, gate: cfg.Gate,
+		interval: cfg.Interval, log: cfg.Log, now: cfg.Now, championVersion: cfg.ChampionVersion,
+		retrain: cfg.Retrain, every: cfg.RetrainEvery, sinceDrift: cfg.SinceDrift}
+	if g.interval == 0 {
+		g.interval = rollout.DefaultInterval
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if a := cfg.Admin; a != nil {
+		g.policy = func(ctx context.Context) (rollout.Gate, bool, error) { return a.Policy(ctx, cfg.Model) }
+		g.paused = func(ctx context.Context) (bool, error) { return a.Paused(ctx, cfg.Model) }
+	}
+	if cfg.Alerts != nil || cfg.Admin != nil {
+		g.source = &retrainSource{model: cfg.Model, alerts: cfg.Alerts, onDrift: cfg.RetrainOnDrift, admin: cfg.Admin}
+	}
+	return g, nil
+}
+
+// Governor is the control loop of a model's continual learning. Every
+// instance with a rollout block runs one; every interval it
 //   - flushes the outcomes its label join saw (per served version: the
 //     champion's, the canary's and the shadow's, which learns prequentially)
 //     into the registry's shared outcome sums, so the measurement covers
@@ -38,7 +143,7 @@ const whoGovernor = "governor"
 //     starting the candidate's analysis again from the shadow phase, or
 //     resuming the bake of a champion promoted but not yet stable;
 //   - turns new error-drift alerts, the retrain schedule and operators'
-//     retrain requests into retrain jobs (retrainJob), which register a
+//     retrain requests into retrain jobs (RetrainJob), which register a
 //     candidate and put it in shadow;
 //   - measures the candidate (the canary alias, else the shadow alias)
 //     against the champion on the gate's metric and asks a
@@ -53,27 +158,29 @@ const whoGovernor = "governor"
 // rollout watcher serves them within the watch bound. The gate is the
 // spec's rollout.gate unless an admin set a policy for the model (read when
 // a rollout starts); an operator's pause flag pauses advancement (rollback
-// stays automatic). openDrift is true while a feature-drift alert (a
-// subject other than "error" and "prediction") is open: the features are
-// every version's inputs.
+// stays automatic). Promotion waits while a feature-drift alert (a subject
+// other than "error" and "prediction") is open: the features are every
+// version's inputs.
 //
 // Holds are audited only when their What or failure counts change, so a
-// steady wait does not flood the log.
-type governor struct {
+// steady wait does not flood the log. ObserveOutcome is safe for
+// concurrent use; Run is called once.
+type Governor struct {
 	reg      *registry.Registry
 	model    string
 	holder   string // this instance's name on the lease
-	arms     *stages.Arms
 	gate     rollout.Gate
 	interval time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+	// championVersion is the version the champion arm serves now.
+	championVersion func() string
 	// policy returns an admin's gate for the model (ok false: none); paused
 	// reports the operator's pause flag. Either may be nil.
 	policy func(ctx context.Context) (rollout.Gate, bool, error)
 	paused func(ctx context.Context) (bool, error)
 
-	retrain *retrainJob    // nil: no retraining
+	retrain *RetrainJob    // nil: no retraining
 	source  *retrainSource // nil: no triggers
 	// every is the retrain schedule (0: none); sinceDrift makes a drift
 	// trigger wait for, and train on, the rows labelled after the alert.
@@ -113,16 +220,16 @@ const retrainRetryIntervals = 10
 // governorLease names the model's governor lease in the registry.
 func governorLease(model string) string { return "governor." + model }
 
-// observeOutcome adds one joined label to the unflushed sums (a dataPlane
-// outcome hook).
-func (g *governor) observeOutcome(o stages.Outcome) {
-	d := outcomeDelta(float64(o.Score), float64(o.Label))
+// ObserveOutcome adds one joined label of a served version (its score
+// and label) to the unflushed sums. It is the label join's outcome hook.
+func (g *Governor) ObserveOutcome(version string, score, label float64) {
+	d := outcomeDelta(score, label)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.pending == nil {
 		g.pending = map[string]registry.OutcomeSums{}
 	}
-	g.pending[o.Version] = g.pending[o.Version].Add(d)
+	g.pending[version] = g.pending[version].Add(d)
 }
 
 // outcomeDelta is one outcome's contribution to every gate metric: right
@@ -130,7 +237,7 @@ func (g *governor) observeOutcome(o stages.Outcome) {
 // [1e-15, 1-1e-15]; the absolute and squared error of the score.
 func outcomeDelta(score, label float64) registry.OutcomeSums {
 	d := registry.OutcomeSums{N: 1}
-	if (score >= stages.Threshold) == (label == 1) {
+	if (score >= models.Threshold) == (label == 1) {
 		d.Correct = 1
 	}
 	if label == 1 {
@@ -177,7 +284,7 @@ func statsOf(m rollout.Metric, s registry.OutcomeSums) rollout.Stats {
 
 // flush adds the unflushed outcomes to the registry's shared sums; on
 // failure they stay for the next flush.
-func (g *governor) flush(ctx context.Context) error {
+func (g *Governor) flush(ctx context.Context) error {
 	g.mu.Lock()
 	batch := g.pending
 	g.pending = nil
@@ -198,8 +305,9 @@ func (g *governor) flush(ctx context.Context) error {
 }
 
 // Run ticks every interval until ctx ends, then flushes and gives up the
-// lease.
-func (g *governor) Run(ctx context.Context) {
+// lease. A failed tick is logged and retried on the next; Run returns nil
+// when ctx ends.
+func (g *Governor) Run(ctx context.Context) error {
 	t := time.NewTicker(g.interval)
 	defer t.Stop()
 	for {
@@ -213,7 +321,7 @@ func (g *governor) Run(ctx context.Context) {
 			if g.leader {
 				_ = g.reg.ReleaseLease(stopCtx, governorLease(g.model), g.holder)
 			}
-			return
+			return nil
 		case <-t.C:
 			if err := g.tick(ctx); err != nil && ctx.Err() == nil {
 				g.log.Warn("governor", "model", g.model, "err", err)
@@ -224,7 +332,7 @@ func (g *governor) Run(ctx context.Context) {
 
 // tick flushes outcomes and, on the lease holder, runs the retrain
 // triggers and one rollout evaluation.
-func (g *governor) tick(ctx context.Context) error {
+func (g *Governor) tick(ctx context.Context) error {
 	if err := g.flush(ctx); err != nil {
 		g.log.Warn("governor: flush outcomes", "err", err)
 	}
@@ -258,7 +366,7 @@ func (g *governor) tick(ctx context.Context) error {
 // runRetrains runs a retrain job for each trigger that is due: queued drift
 // triggers (with sinceDrift, once enough rows are labelled after the
 // alert), the schedule, and operators' requests.
-func (g *governor) runRetrains(ctx context.Context) {
+func (g *Governor) runRetrains(ctx context.Context) {
 	if g.retrain == nil {
 		g.waiting = nil
 		return
@@ -273,7 +381,7 @@ func (g *governor) runRetrains(ctx context.Context) {
 			continue
 		}
 		if !ready {
-			n, err := g.retrain.rows.countSince(ctx, p.since)
+			n, err := g.retrain.rows.CountSince(ctx, p.since)
 			if err != nil {
 				g.log.Warn("governor: count rows for a retrain", "err", err)
 			}
@@ -310,7 +418,7 @@ func (g *governor) runRetrains(ctx context.Context) {
 			since = p.since
 		}
 		v, err := g.retrain.run(ctx, p.trigger, since)
-		if errors.Is(err, errRetrainNoData) && !since.IsZero() {
+		if errors.Is(err, ErrRetrainNoData) && !since.IsZero() {
 			// Not yet enough rows after the alert: try again later.
 			p.notBefore = now.Add(retrainRetryIntervals * g.interval)
 			g.waiting = append(g.waiting, p)
@@ -326,12 +434,12 @@ func (g *governor) runRetrains(ctx context.Context) {
 }
 
 // trackDrift keeps the set of open feature-drift episodes.
-func (g *governor) trackDrift(seen []alert.Alert) {
+func (g *Governor) trackDrift(seen []alert.Alert) {
 	if g.openFeatures == nil {
 		g.openFeatures = map[string]bool{}
 	}
 	for _, a := range seen {
-		if a.Subject == stages.SubjectError || a.Subject == stages.SubjectPrediction {
+		if a.Subject == alert.SubjectError || a.Subject == alert.SubjectPrediction {
 			continue
 		}
 		if a.State == alert.StateResolved {
@@ -343,7 +451,7 @@ func (g *governor) trackDrift(seen []alert.Alert) {
 }
 
 // evaluate picks the candidate, measures it and applies the decision.
-func (g *governor) evaluate(ctx context.Context) error {
+func (g *Governor) evaluate(ctx context.Context) error {
 	set, err := g.reg.Aliases(ctx, g.model)
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil
@@ -351,17 +459,17 @@ func (g *governor) evaluate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cand := set.Versions[aliasCanary]
+	cand := set.Versions[registry.AliasCanary]
 	if cand == 0 {
-		cand = set.Versions[aliasShadow]
+		cand = set.Versions[registry.AliasShadow]
 	}
-	if baking := set.Versions[aliasBaking]; cand == 0 && baking != 0 && baking == set.Versions[registry.AliasChampion] {
+	if baking := set.Versions[registry.AliasBaking]; cand == 0 && baking != 0 && baking == set.Versions[registry.AliasChampion] {
 		cand = baking // a promotion whose bake another lease holder left unfinished
 	}
 	if g.ctrl != nil {
 		st := g.ctrl.State().Phase
 		active := st != rollout.PhaseStable && st != rollout.PhaseRolledBack
-		stillThere := set.Versions[aliasCanary] == g.candidate || set.Versions[aliasShadow] == g.candidate ||
+		stillThere := set.Versions[registry.AliasCanary] == g.candidate || set.Versions[registry.AliasShadow] == g.candidate ||
 			set.Versions[registry.AliasChampion] == g.candidate
 		if active && stillThere {
 			cand = g.candidate // an active rollout finishes before the next starts
@@ -372,7 +480,7 @@ func (g *governor) evaluate(ctx context.Context) error {
 	}
 	if cand != g.candidate {
 		switch {
-		case cand == set.Versions[registry.AliasChampion] && cand == set.Versions[aliasBaking] && set.Versions[aliasPrevious] != 0:
+		case cand == set.Versions[registry.AliasChampion] && cand == set.Versions[registry.AliasBaking] && set.Versions[registry.AliasPrevious] != 0:
 			if err := g.resumeBake(ctx, cand, set); err != nil {
 				return err
 			}
@@ -405,7 +513,7 @@ func (g *governor) evaluate(ctx context.Context) error {
 
 // begin starts the rollout of version cand: a new controller on the
 // admin's policy gate, else the spec's, and the outcome baselines.
-func (g *governor) begin(ctx context.Context, cand int64, set registry.AliasSet) error {
+func (g *Governor) begin(ctx context.Context, cand int64, set registry.AliasSet) error {
 	gate := g.gate
 	if g.policy != nil {
 		p, ok, err := g.policy(ctx)
@@ -420,7 +528,7 @@ func (g *governor) begin(ctx context.Context, cand int64, set registry.AliasSet)
 	if err != nil {
 		return err
 	}
-	champVersion := g.arms.Champion().Version
+	champVersion := g.championVersion()
 	champBase, err := g.reg.Outcomes(ctx, g.model, champVersion)
 	if err != nil {
 		return err
@@ -440,11 +548,11 @@ func (g *governor) begin(ctx context.Context, cand int64, set registry.AliasSet)
 // enters the promoted phase, the bake counts the champion's outcomes from
 // now, and it is compared with everything the previous champion (the
 // "previous" alias) was measured on. A regression still rolls back to it.
-func (g *governor) resumeBake(ctx context.Context, cand int64, set registry.AliasSet) error {
+func (g *Governor) resumeBake(ctx context.Context, cand int64, set registry.AliasSet) error {
 	if err := g.begin(ctx, cand, set); err != nil {
 		return err
 	}
-	g.prevChampion = set.Versions[aliasPrevious]
+	g.prevChampion = set.Versions[registry.AliasPrevious]
 	g.champVersion, g.champBase = strconv.FormatInt(g.prevChampion, 10), registry.OutcomeSums{}
 	why := fmt.Sprintf("version %d was promoted and is baking; this instance took over the governor lease", cand)
 	d, err := g.ctrl.Promote(whoGovernor, why, g.now())
@@ -461,21 +569,21 @@ func (g *governor) resumeBake(ctx context.Context, cand int64, set registry.Alia
 // lease holder left half done) moves from the canary alias to the shadow
 // alias, and the canary share goes to 0, so that it is measured in shadow
 // before it serves a key.
-func (g *governor) startInShadow(ctx context.Context, set registry.AliasSet) error {
+func (g *Governor) startInShadow(ctx context.Context, set registry.AliasSet) error {
 	why := fmt.Sprintf("version %d starts its rollout in shadow", g.candidate)
-	if set.Versions[aliasCanary] == g.candidate {
-		if set.Versions[aliasShadow] != g.candidate {
-			if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: aliasShadow, Version: g.candidate,
-				Expect: set.Versions[aliasShadow], Who: whoGovernor, Why: why}); err != nil {
+	if set.Versions[registry.AliasCanary] == g.candidate {
+		if set.Versions[registry.AliasShadow] != g.candidate {
+			if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: registry.AliasShadow, Version: g.candidate,
+				Expect: set.Versions[registry.AliasShadow], Who: whoGovernor, Why: why}); err != nil {
 				return err
 			}
 		}
-		if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: aliasCanary, Expect: g.candidate,
+		if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: registry.AliasCanary, Expect: g.candidate,
 			Who: whoGovernor, Why: why}); err != nil {
 			return err
 		}
 	}
-	if set.TrafficSet && set.CanaryPercent != 0 || !set.TrafficSet && set.Versions[aliasCanary] == g.candidate {
+	if set.TrafficSet && set.CanaryPercent != 0 || !set.TrafficSet && set.Versions[registry.AliasCanary] == g.candidate {
 		if _, err := g.reg.SetTraffic(ctx, registry.TrafficMove{Model: g.model, Percent: 0, Who: whoGovernor, Why: why}); err != nil {
 			return err
 		}
@@ -484,7 +592,7 @@ func (g *governor) startInShadow(ctx context.Context, set registry.AliasSet) err
 }
 
 // sumsSince is version's shared outcome sums less base.
-func (g *governor) sumsSince(ctx context.Context, version string, base registry.OutcomeSums) (registry.OutcomeSums, error) {
+func (g *Governor) sumsSince(ctx context.Context, version string, base registry.OutcomeSums) (registry.OutcomeSums, error) {
 	s, err := g.reg.Outcomes(ctx, g.model, version)
 	if err != nil {
 		return registry.OutcomeSums{}, err
@@ -494,7 +602,7 @@ func (g *governor) sumsSince(ctx context.Context, version string, base registry.
 
 // syncPause applies a change of the operator's pause flag to the
 // controller, audited as the controller's pause or resume decision.
-func (g *governor) syncPause(ctx context.Context) error {
+func (g *Governor) syncPause(ctx context.Context) error {
 	if g.paused == nil {
 		return nil
 	}
@@ -520,7 +628,7 @@ func (g *governor) syncPause(ctx context.Context) error {
 }
 
 // audit appends d to the audit log with the candidate and champion.
-func (g *governor) audit(ctx context.Context, d rollout.Decision) error {
+func (g *Governor) audit(ctx context.Context, d rollout.Decision) error {
 	details := d.Details()
 	details["candidateVersion"] = strconv.FormatInt(g.candidate, 10)
 	details["championVersion"] = g.champVersion
@@ -530,7 +638,7 @@ func (g *governor) audit(ctx context.Context, d rollout.Decision) error {
 }
 
 // apply carries out d on the registry, and audits it.
-func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.AliasSet) error {
+func (g *Governor) apply(ctx context.Context, d rollout.Decision, set registry.AliasSet) error {
 	if d.Action == rollout.ActionHold {
 		key := fmt.Sprintf("%s|%s|%d|%d", d.What, d.Phase, d.Failures, d.ConsecutiveErrors)
 		if key == g.lastHold {
@@ -562,46 +670,46 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 	}
 	switch d.Action {
 	case rollout.ActionAdvance:
-		if set.Versions[aliasCanary] != g.candidate {
-			if err := move(aliasCanary, g.candidate, set.Versions[aliasCanary]); err != nil {
+		if set.Versions[registry.AliasCanary] != g.candidate {
+			if err := move(registry.AliasCanary, g.candidate, set.Versions[registry.AliasCanary]); err != nil {
 				return err
 			}
 		}
 		if err := traffic(d.Percent); err != nil {
 			return err
 		}
-		return drop(aliasShadow)
+		return drop(registry.AliasShadow)
 	case rollout.ActionPromote:
 		if err := move(registry.AliasChampion, g.candidate, set.Versions[registry.AliasChampion]); err != nil {
 			return err
 		}
 		if g.prevChampion != 0 {
-			if err := move(aliasPrevious, g.prevChampion, set.Versions[aliasPrevious]); err != nil {
+			if err := move(registry.AliasPrevious, g.prevChampion, set.Versions[registry.AliasPrevious]); err != nil {
 				return err
 			}
 		}
-		if err := move(aliasBaking, g.candidate, set.Versions[aliasBaking]); err != nil {
+		if err := move(registry.AliasBaking, g.candidate, set.Versions[registry.AliasBaking]); err != nil {
 			return err
 		}
-		if err := drop(aliasCanary); err != nil {
+		if err := drop(registry.AliasCanary); err != nil {
 			return err
 		}
-		if err := drop(aliasShadow); err != nil {
+		if err := drop(registry.AliasShadow); err != nil {
 			return err
 		}
 		return traffic(0)
 	case rollout.ActionHold:
 		if d.Phase == rollout.PhaseStable {
-			return drop(aliasBaking)
+			return drop(registry.AliasBaking)
 		}
 	case rollout.ActionRollback:
-		if err := drop(aliasBaking); err != nil {
+		if err := drop(registry.AliasBaking); err != nil {
 			return err
 		}
-		if err := drop(aliasCanary); err != nil {
+		if err := drop(registry.AliasCanary); err != nil {
 			return err
 		}
-		if err := drop(aliasShadow); err != nil {
+		if err := drop(registry.AliasShadow); err != nil {
 			return err
 		}
 		if err := traffic(0); err != nil {
@@ -612,101 +720,4 @@ func (g *governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 		}
 	}
 	return nil
-}
-
-// gateFromSpec is the rollout.Gate of a spec's rollout.gate block.
-func gateFromSpec(r *pipeline.RolloutSpec) rollout.Gate {
-	g := r.GateOrDefault()
-	return rollout.Gate{
-		MinSamples: g.MinSamples, Metric: rollout.Metric(g.Metric), MaxDelta: *g.MaxDelta,
-		Confidence: g.Confidence, FailureLimit: g.FailureLimit, ConsecutiveErrorLimit: *g.ConsecutiveErrorLimit,
-		Steps: g.Steps, BakeSamples: g.BakeSamples, BlockOnOpenDrift: *g.BlockOnOpenDrift,
-	}
-}
-
-// newGovernor builds the data plane's governor (a spec with a rollout
-// block): the spec's gate (an admin's policy overrides it) and pause flag,
-// retraining on rollout.retrain.source — the window the label join fills,
-// or a replay of the input and labels topics (kafkaRetrainRows) — triggered
-// by alerts received from the alerts topic (see alertInbox), the schedule
-// and the admin API's retrain requests. It adds its outcome hook to dp.
-func newGovernor(dp *dataPlane, fz *stages.Featurize, holder string) (*governor, error) {
-	spec := dp.spec
-	rt := spec.Rollout.RetrainOrDefault()
-	gate := gateFromSpec(spec.Rollout)
-	if err := gate.Validate(); err != nil {
-		return nil, fmt.Errorf("rollout.gate: %w", err)
-	}
-	if spec.Model.Kind == "linear" && (gate.Metric == rollout.MetricAccuracy || gate.Metric == rollout.MetricLogLoss) {
-		return nil, fmt.Errorf("rollout.gate.metric: %s does not fit model.kind linear (a regression); set mae or rmse", gate.Metric)
-	}
-	api, err := newAdminAPI(adminAPIConfig{Registry: dp.rollout.reg, Redis: dp.rdb})
-	if err != nil {
-		return nil, err
-	}
-	name := spec.Model.Name
-	g := &governor{reg: dp.rollout.reg, model: name, holder: holder, arms: dp.arms, gate: gate,
-		interval: spec.Rollout.GateOrDefault().Interval.D(), log: dp.log, now: time.Now,
-		policy:     func(ctx context.Context) (rollout.Gate, bool, error) { return api.Policy(ctx, name) },
-		paused:     func(ctx context.Context) (bool, error) { return api.Paused(ctx, name) },
-		every:      rt.Every.D(),
-		sinceDrift: *rt.SinceDrift,
-		source:     &retrainSource{model: name, onDrift: *rt.OnDrift, rdb: dp.rdb, stream: api.retrainStreamKey()},
-	}
-	if dp.alertInbox != nil {
-		g.source.alerts = dp.alertInbox.drain
-	}
-	newLearner := func() (models.Learner, error) { return stages.NewLearner(spec, fz) }
-	if rt.Mode == pipeline.RetrainModeWarm {
-		newLearner = func() (models.Learner, error) { return dp.arms.Champion().Snapshot(), nil }
-	}
-	var rows retrainRows
-	if rt.Source == pipeline.RetrainSourceKafka {
-		if rows, err = newKafkaRetrainRows(spec, dp.rdb, fz.NumDense(), fz.NumHashed(), dp.log); err != nil {
-			return nil, err
-		}
-	} else {
-		window := newRetrainWindow(spec.Topics.Input, rt.Window, fz.NumDense(), fz.NumHashed())
-		if dp.join != nil {
-			dp.join.OnLearned = window.add
-		}
-		rows = window
-	}
-	g.retrain = &retrainJob{reg: g.reg, model: name, rows: rows, mode: rt.Mode,
-		newLearner: newLearner, signature: learnerSignature(fz), specHash: specHash(spec),
-		minRows: rt.MinRows, holdout: rt.Holdout}
-	if dp.drift != nil {
-		g.retrain.profile = func() json.RawMessage {
-			b, err := json.Marshal(dp.drift.Profiles())
-			if err != nil || string(b) == "null" {
-				return nil
-			}
-			return b
-		}
-	}
-	dp.outcomeHooks = append(dp.outcomeHooks, g.observeOutcome)
-	return g, nil
-}
-
-// learnerSignature is the registry signature of the spec's online learner:
-// its dense and hashed feature inputs and its score.
-func learnerSignature(fz *stages.Featurize) registry.Signature {
-	return registry.Signature{
-		Inputs: []registry.Tensor{{Name: "dense", DType: "float32", Shape: []int64{-1, int64(fz.NumDense())}},
-			{Name: "hashed", DType: "int32", Shape: []int64{-1, int64(fz.NumHashed())}}},
-		Outputs: []registry.Tensor{{Name: "score", DType: "float32", Shape: []int64{-1, 1}}}}
-}
-
-// specHash is the sha256 (hex) of the spec's canonical YAML, without its
-// Kafka, Redis and admin addresses (which differ between environments), for
-// a version's lineage.
-func specHash(spec *pipeline.Spec) string {
-	c := *spec
-	c.Kafka.Brokers, c.Redis, c.Admin = nil, pipeline.RedisSpec{}, pipeline.AdminSpec{}
-	b, err := yaml.Marshal(&c)
-	if err != nil {
-		return ""
-	}
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
 }
