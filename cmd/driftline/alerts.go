@@ -170,32 +170,3 @@ func startAlertRouter(ctx context.Context, spec *pipeline.Spec, group string, ha
 	}()
 	return nil
 }
-
-// alertInbox holds the alerts the governor has not looked at yet, received
-// from the alerts topic (so a governor sees every instance's alerts). It
-// keeps at most alertQueueSize; older ones are dropped first. It is safe
-// for concurrent use.
-type alertInbox struct {
-	mu  sync.Mutex
-	buf []alert.Alert
-}
-
-// receive is the alert router's handler.
-func (b *alertInbox) receive(_ context.Context, a alert.Alert) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.buf) >= alertQueueSize {
-		b.buf = b.buf[1:]
-	}
-	b.buf = append(b.buf, a)
-	return nil
-}
-
-// drain returns the alerts received since the previous drain.
-func (b *alertInbox) drain() []alert.Alert {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.buf
-	b.buf = nil
-	return out
-}

@@ -16,52 +16,6 @@ import (
 	"github.com/driftline/driftline/testkit/kafkatest"
 )
 
-func keyedAlert(key string) alert.Alert {
-	return alert.Alert{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: key}
-}
-
-// TestAlertInboxBounded: the inbox keeps the newest alertQueueSize alerts,
-// dropping the oldest first, and drain empties it.
-func TestAlertInboxBounded(t *testing.T) {
-	var b alertInbox
-	const extra = 5
-	for i := range alertQueueSize + extra {
-		if err := b.receive(context.Background(), keyedAlert(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := b.drain()
-	if len(got) != alertQueueSize {
-		t.Fatalf("drained %d alerts, want %d", len(got), alertQueueSize)
-	}
-	for i, a := range got {
-		if want := strconv.Itoa(i + extra); a.DedupeKey != want {
-			t.Fatalf("alert %d is %q, want %q (oldest dropped first, order kept)", i, a.DedupeKey, want)
-		}
-	}
-	if again := b.drain(); len(again) != 0 {
-		t.Fatalf("second drain returned %d alerts, want none", len(again))
-	}
-	// Concurrent receivers and a drainer lose nothing below the bound.
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := range 100 {
-				_ = b.receive(context.Background(), keyedAlert(strconv.Itoa(w*100+i)))
-			}
-		})
-	}
-	var seen []alert.Alert
-	for range 10 {
-		seen = append(seen, b.drain()...)
-	}
-	wg.Wait()
-	seen = append(seen, b.drain()...)
-	if len(seen) != 400 {
-		t.Fatalf("drained %d of 400 concurrent alerts", len(seen))
-	}
-}
-
 // TestAlertRouterReceivesFromEnd: a router without a group reads every
 // partition of the alerts topic from its end: alerts published before it
 // started are not received, every alert published once it runs is.

@@ -104,3 +104,10 @@ func NewJSONRouter[T any](
 	})
 	return router, nil
 }
+
+// PublishJSON publishes v as one JSON record with key to topic through p
+// (see the function PublishJSON); it makes a Publisher a JSON publisher for
+// the control loops that take one (governance.JSONPublisher).
+func (p *Publisher) PublishJSON(ctx context.Context, topic, key string, v any) error {
+	return PublishJSON(ctx, p, topic, key, v)
+}

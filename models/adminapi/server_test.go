@@ -1,7 +1,6 @@
-package adminapi
+package adminapi_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,170 +12,15 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/testkit/admintest"
 	"github.com/driftline/driftline/testkit/redistest"
 )
 
-const testBootstrapToken = "bootstrap-secret-0123456789"
-
-// adminFixture is the admin API over a Redis with model "fraud" (versions 1 to 3,
-// champion 1) and tokens "ops" (operator) and "watcher" (viewer).
-type adminFixture struct {
-	srv      *httptest.Server
-	reg      *registry.Registry
-	rdb      redis.UniversalClient
-	api      *API
-	admin    string // the bootstrap admin token
-	operator string
-	viewer   string
-}
-
-func newAdminFixture(t *testing.T, rdb redis.UniversalClient) *adminFixture {
+func newMiniAdminFixture(t *testing.T) *admintest.Fixture {
 	t.Helper()
-	ctx := context.Background()
-	reg, err := registry.New(rdb, registry.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 3; i++ {
-		r := registry.Registration{
-			Model: "fraud",
-			Signature: registry.Signature{
-				Inputs:  []registry.Tensor{{Name: "dense", DType: "float32", Shape: []int64{-1, 4}}},
-				Outputs: []registry.Tensor{{Name: "score", DType: "float32", Shape: []int64{-1, 1}}},
-			},
-			Lineage:  registry.Lineage{Parent: int64(i - 1), Metrics: map[string]float64{"accuracy": 0.8 + float64(i)/100}},
-			Snapshot: []byte(fmt.Sprintf("snapshot %d", i)),
-			Who:      "trainer", Why: "test setup",
-		}
-		if _, err := reg.Register(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: "fraud", Alias: registry.AliasChampion, Version: 1, Expect: 0, Who: "trainer", Why: "first champion"}); err != nil {
-		t.Fatal(err)
-	}
-	api, err := New(Config{Registry: reg, Redis: rdb, BootstrapToken: testBootstrapToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mountAdminAPI(api)(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	f := &adminFixture{srv: srv, reg: reg, rdb: rdb, api: api, admin: testBootstrapToken}
-	f.operator = f.createToken(t, "ops", RoleOperator)
-	f.viewer = f.createToken(t, "watcher", RoleViewer)
-	return f
-}
-
-func newMiniAdminFixture(t *testing.T) *adminFixture {
-	t.Helper()
-	return newAdminFixture(t, redistest.StartMiniredis(t).Client(t))
-}
-
-func (f *adminFixture) createToken(t *testing.T, name, role string) string {
-	t.Helper()
-	var out TokenCreated
-	f.mustCall(t, f.admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": name, "role": role}, http.StatusCreated, &out)
-	if out.Name != name || out.Role != role || !strings.HasPrefix(out.Token, "dl_") {
-		t.Fatalf("token create answered %+v", out)
-	}
-	return out.Token
-}
-
-// call sends body as JSON with token (none when empty) and returns the status and
-// the raw answer.
-func (f *adminFixture) call(t *testing.T, token, method, path string, body any) (int, []byte, http.Header) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, f.srv.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type %q, want application/json", method, path, ct)
-	}
-	return resp.StatusCode, raw, resp.Header
-}
-
-func (f *adminFixture) mustCall(t *testing.T, token, method, path string, body any, want int, out any) {
-	t.Helper()
-	status, raw, _ := f.call(t, token, method, path, body)
-	if status != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, raw)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, path, err, raw)
-		}
-	}
-}
-
-// wantError checks the status and that the {"error"} message contains each of parts.
-func (f *adminFixture) wantError(t *testing.T, token, method, path string, body any, want int, parts ...string) {
-	t.Helper()
-	status, raw, _ := f.call(t, token, method, path, body)
-	if status != want {
-		t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, raw)
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(raw, &e); err != nil || e.Error == "" {
-		t.Fatalf("%s %s: error body %q is not {\"error\": ...}", method, path, raw)
-	}
-	for _, p := range parts {
-		if !strings.Contains(e.Error, p) {
-			t.Errorf("%s %s: error %q does not mention %q", method, path, e.Error, p)
-		}
-	}
-}
-
-func (f *adminFixture) champion(t *testing.T) int64 {
-	t.Helper()
-	v, err := f.reg.Resolve(context.Background(), "fraud", registry.AliasChampion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.Number
-}
-
-func (f *adminFixture) lastAudit(t *testing.T) registry.Event {
-	t.Helper()
-	evs := f.allAudit(t)
-	if len(evs) == 0 {
-		t.Fatal("audit stream is empty")
-	}
-	return evs[len(evs)-1]
-}
-
-func (f *adminFixture) allAudit(t *testing.T) []registry.Event {
-	t.Helper()
-	evs, err := f.reg.ReadAudit(context.Background(), "0", 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
+	return admintest.Start(t, redistest.StartMiniredis(t).Client(t))
 }
 
 func TestAdminAPIUnauthenticated(t *testing.T) {
@@ -189,11 +33,11 @@ func TestAdminAPIUnauthenticated(t *testing.T) {
 		{"no token, mutating", http.MethodPost, "/api/v1/models/fraud/promote", "", "missing bearer token"},
 		{"no token, unknown path", http.MethodGet, "/api/v1/nothing", "", "missing bearer token"},
 		{"bad token", http.MethodGet, "/api/v1/models", "Bearer dl_not-a-token", "invalid token"},
-		{"basic scheme", http.MethodGet, "/api/v1/models", "Basic " + testBootstrapToken, "malformed"},
+		{"basic scheme", http.MethodGet, "/api/v1/models", "Basic " + admintest.BootstrapToken, "malformed"},
 		{"empty bearer", http.MethodGet, "/api/v1/models", "Bearer ", "malformed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, strings.NewReader(`{"version":2,"reason":"x"}`))
+			req, _ := http.NewRequest(tc.method, f.URL+tc.path, strings.NewReader(`{"version":2,"reason":"x"}`))
 			if tc.header != "" {
 				req.Header.Set("Authorization", tc.header)
 			}
@@ -214,7 +58,7 @@ func TestAdminAPIUnauthenticated(t *testing.T) {
 			}
 		})
 	}
-	if got := f.champion(t); got != 1 {
+	if got := f.Champion(t); got != 1 {
 		t.Fatalf("champion moved to %d without a token", got)
 	}
 }
@@ -222,44 +66,44 @@ func TestAdminAPIUnauthenticated(t *testing.T) {
 func TestAdminAPIRoles(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	// A viewer reads but may not promote: 403, and nothing moves or is audited.
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models", nil, http.StatusOK, nil)
-	before := len(f.allAudit(t))
-	f.wantError(t, f.viewer, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "try"}, http.StatusForbidden, "viewer", "operator")
-	if got := f.champion(t); got != 1 {
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/models", nil, http.StatusOK, nil)
+	before := len(f.AllAudit(t))
+	f.WantError(t, f.Viewer, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "try"}, http.StatusForbidden, "viewer", "operator")
+	if got := f.Champion(t); got != 1 {
 		t.Fatalf("viewer moved champion to %d", got)
 	}
-	if after := len(f.allAudit(t)); after != before {
+	if after := len(f.AllAudit(t)); after != before {
 		t.Fatalf("a refused call wrote %d audit events", after-before)
 	}
-	for _, tok := range []string{f.viewer, f.operator} {
-		f.wantError(t, tok, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "x", "role": "admin"}, http.StatusForbidden, "needs admin")
-		f.wantError(t, tok, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{}, "reason": "r"}, http.StatusForbidden, "needs admin")
+	for _, tok := range []string{f.Viewer, f.Operator} {
+		f.WantError(t, tok, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "x", "role": "admin"}, http.StatusForbidden, "needs admin")
+		f.WantError(t, tok, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{}, "reason": "r"}, http.StatusForbidden, "needs admin")
 	}
-	f.wantError(t, f.viewer, http.MethodPost, "/api/v1/models/fraud/pause", map[string]string{"reason": "r"}, http.StatusForbidden)
-	f.wantError(t, f.viewer, http.MethodPost, "/api/v1/models/fraud/retrain", map[string]string{"reason": "r"}, http.StatusForbidden)
+	f.WantError(t, f.Viewer, http.MethodPost, "/api/v1/models/fraud/pause", map[string]string{"reason": "r"}, http.StatusForbidden)
+	f.WantError(t, f.Viewer, http.MethodPost, "/api/v1/models/fraud/retrain", map[string]string{"reason": "r"}, http.StatusForbidden)
 	// Higher roles inherit the lower ones.
-	f.mustCall(t, f.operator, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, nil)
-	f.mustCall(t, f.admin, http.MethodGet, "/api/v1/audit", nil, http.StatusOK, nil)
+	f.MustCall(t, f.Operator, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, nil)
+	f.MustCall(t, f.Admin, http.MethodGet, "/api/v1/audit", nil, http.StatusOK, nil)
 }
 
 func TestAdminAPIPromoteMovesAliasAndAudits(t *testing.T) {
 	f := newMiniAdminFixture(t)
-	var res MoveResult
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "canary passed"}, http.StatusOK, &res)
+	var res adminapi.MoveResult
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "canary passed"}, http.StatusOK, &res)
 	if res.From != 1 || res.To != 2 || res.Alias != "champion" || res.Epoch < 2 {
 		t.Fatalf("promote answered %+v", res)
 	}
-	if got := f.champion(t); got != 2 {
+	if got := f.Champion(t); got != 2 {
 		t.Fatalf("champion is %d after promote, want 2", got)
 	}
-	e := f.lastAudit(t)
+	e := f.LastAudit(t)
 	if e.What != registry.WhatAliasSet || e.Who != "ops" || e.Why != "canary passed" || e.Model != "fraud" ||
-		e.Details["action"] != "promote" || e.Details["from"] != "1" || e.Details["to"] != "2" || e.Details["role"] != RoleOperator || e.When.IsZero() {
+		e.Details["action"] != "promote" || e.Details["from"] != "1" || e.Details["to"] != "2" || e.Details["role"] != adminapi.RoleOperator || e.When.IsZero() {
 		t.Fatalf("audit event %+v", e)
 	}
 
-	var m ModelView
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
+	var m adminapi.ModelView
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
 	if m.Aliases["champion"] != 2 || len(m.Versions) != 3 || m.Versions[1].Number != 2 ||
 		len(m.Versions[1].Aliases) != 1 || m.Versions[1].Aliases[0] != "champion" || m.Versions[2].Lineage.Parent != 2 {
 		t.Fatalf("show after promote: %+v", m)
@@ -271,76 +115,76 @@ func TestAdminAPIPromoteAlias(t *testing.T) {
 	ctx := context.Background()
 	aliases := func() map[string]int64 {
 		t.Helper()
-		set, err := f.reg.Aliases(ctx, "fraud")
+		set, err := f.Registry.Aliases(ctx, "fraud")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return set.Versions
 	}
 	const path = "/api/v1/models/fraud/promote"
-	before := len(f.allAudit(t))
+	before := len(f.AllAudit(t))
 	// A viewer may not move a candidate alias either; a bad alias names the field.
-	f.wantError(t, f.viewer, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "try"}, http.StatusForbidden, "viewer", "operator")
-	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "challenger", "reason": "r"}, http.StatusBadRequest, "alias:", `"challenger"`, "champion, canary, shadow")
-	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "Canary", "reason": "r"}, http.StatusBadRequest, "alias:")
+	f.WantError(t, f.Viewer, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "try"}, http.StatusForbidden, "viewer", "operator")
+	f.WantError(t, f.Operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "challenger", "reason": "r"}, http.StatusBadRequest, "alias:", `"challenger"`, "champion, canary, shadow")
+	f.WantError(t, f.Operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "Canary", "reason": "r"}, http.StatusBadRequest, "alias:")
 	// The champion's version is no candidate: the governor would have nothing to measure.
-	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 1, "alias": "canary", "reason": "r"}, http.StatusConflict, "champion of fraud")
+	f.WantError(t, f.Operator, http.MethodPost, path, map[string]any{"version": 1, "alias": "canary", "reason": "r"}, http.StatusConflict, "champion of fraud")
 	if got := aliases(); len(got) != 1 || got["champion"] != 1 {
 		t.Fatalf("aliases %v after refused calls", got)
 	}
-	if after := len(f.allAudit(t)); after != before {
+	if after := len(f.AllAudit(t)); after != before {
 		t.Fatalf("refused calls wrote %d audit events", after-before)
 	}
 
-	var res MoveResult
-	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "hand-picked candidate"}, http.StatusOK, &res)
-	if res != (MoveResult{Model: "fraud", Alias: "canary", From: 0, To: 2, Epoch: 2}) {
+	var res adminapi.MoveResult
+	f.MustCall(t, f.Operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "hand-picked candidate"}, http.StatusOK, &res)
+	if res != (adminapi.MoveResult{Model: "fraud", Alias: "canary", From: 0, To: 2, Epoch: 2}) {
 		t.Fatalf("promote canary answered %+v", res)
 	}
 	if got := aliases(); got["canary"] != 2 || got["champion"] != 1 {
 		t.Fatalf("aliases %v after promote canary, want canary 2 and champion 1", got)
 	}
-	e := f.lastAudit(t)
+	e := f.LastAudit(t)
 	if e.What != registry.WhatAliasSet || e.Who != "ops" || e.Why != "hand-picked candidate" || e.Model != "fraud" || e.Version != 2 ||
-		e.Details["alias"] != "canary" || e.Details["action"] != "promote" || e.Details["role"] != RoleOperator ||
+		e.Details["alias"] != "canary" || e.Details["action"] != "promote" || e.Details["role"] != adminapi.RoleOperator ||
 		e.Details["from"] != "0" || e.Details["to"] != "2" {
 		t.Fatalf("audit event %+v", e)
 	}
 
 	// Compare-and-set against the named alias, not the champion.
-	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "canary", "reason": "r", "expect": 1}, http.StatusConflict, "canary of fraud moved", "no longer points at version 1")
-	f.wantError(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "r"}, http.StatusConflict, "canary of fraud is already version 2")
-	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "canary", "reason": "newer", "expect": 2}, http.StatusOK, &res)
+	f.WantError(t, f.Operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "canary", "reason": "r", "expect": 1}, http.StatusConflict, "canary of fraud moved", "no longer points at version 1")
+	f.WantError(t, f.Operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "canary", "reason": "r"}, http.StatusConflict, "canary of fraud is already version 2")
+	f.MustCall(t, f.Operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "canary", "reason": "newer", "expect": 2}, http.StatusOK, &res)
 	if res.From != 2 || res.To != 3 || aliases()["canary"] != 3 {
 		t.Fatalf("promote canary with expect answered %+v, aliases %v", res, aliases())
 	}
-	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "shadow", "reason": "shadow it"}, http.StatusOK, &res)
-	if e := f.lastAudit(t); res.Alias != "shadow" || aliases()["shadow"] != 2 || e.Details["alias"] != "shadow" || e.Who != "ops" {
+	f.MustCall(t, f.Operator, http.MethodPost, path, map[string]any{"version": 2, "alias": "shadow", "reason": "shadow it"}, http.StatusOK, &res)
+	if e := f.LastAudit(t); res.Alias != "shadow" || aliases()["shadow"] != 2 || e.Details["alias"] != "shadow" || e.Who != "ops" {
 		t.Fatalf("promote shadow answered %+v, audit %+v", res, e)
 	}
 	// An explicit champion is the old promote; candidate moves leave the champion's
 	// rollback history alone.
-	if f.champion(t) != 1 {
-		t.Fatalf("champion %d after candidate moves", f.champion(t))
+	if f.Champion(t) != 1 {
+		t.Fatalf("champion %d after candidate moves", f.Champion(t))
 	}
-	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r"}, http.StatusConflict, "no champion of fraud before version 1")
-	f.mustCall(t, f.operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "champion", "reason": "override"}, http.StatusOK, &res)
-	if res.Alias != "champion" || res.From != 1 || f.champion(t) != 3 {
-		t.Fatalf("promote champion answered %+v, champion %d", res, f.champion(t))
+	f.WantError(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r"}, http.StatusConflict, "no champion of fraud before version 1")
+	f.MustCall(t, f.Operator, http.MethodPost, path, map[string]any{"version": 3, "alias": "champion", "reason": "override"}, http.StatusOK, &res)
+	if res.Alias != "champion" || res.From != 1 || f.Champion(t) != 3 {
+		t.Fatalf("promote champion answered %+v, champion %d", res, f.Champion(t))
 	}
 }
 
 func TestAdminAPIShowTraffic(t *testing.T) {
 	f := newMiniAdminFixture(t)
-	var m ModelView
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
+	var m adminapi.ModelView
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
 	if m.TrafficSet || m.CanaryPercent != 0 {
 		t.Fatalf("traffic before any set: %d%%, set %v", m.CanaryPercent, m.TrafficSet)
 	}
-	if _, err := f.reg.SetTraffic(context.Background(), registry.TrafficMove{Model: "fraud", Percent: 25, Who: "governor", Why: "step"}); err != nil {
+	if _, err := f.Registry.SetTraffic(context.Background(), registry.TrafficMove{Model: "fraud", Percent: 25, Who: "governor", Why: "step"}); err != nil {
 		t.Fatal(err)
 	}
-	status, raw, _ := f.call(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil)
+	status, raw, _ := f.Call(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud", nil)
 	if status != http.StatusOK || !strings.Contains(string(raw), `"canaryPercent": 25,`) || !strings.Contains(string(raw), `"trafficSet": true,`) {
 		t.Fatalf("show after SetTraffic: %d %s", status, raw)
 	}
@@ -352,16 +196,16 @@ func TestAdminAPIShowTraffic(t *testing.T) {
 func TestAdminAPIRollbackReturnsToPreviousChampion(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	promote := func(v int) {
-		f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": v, "reason": "up"}, http.StatusOK, nil)
+		f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": v, "reason": "up"}, http.StatusOK, nil)
 	}
 	rollback := func(body map[string]any, want int64) {
 		t.Helper()
-		var res MoveResult
-		f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", body, http.StatusOK, &res)
-		if res.To != want || f.champion(t) != want {
-			t.Fatalf("rollback %v: answered %+v, champion %d, want %d", body, res, f.champion(t), want)
+		var res adminapi.MoveResult
+		f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", body, http.StatusOK, &res)
+		if res.To != want || f.Champion(t) != want {
+			t.Fatalf("rollback %v: answered %+v, champion %d, want %d", body, res, f.Champion(t), want)
 		}
-		e := f.lastAudit(t)
+		e := f.LastAudit(t)
 		if e.Details["action"] != "rollback" || e.Who != "ops" || e.Why != body["reason"] {
 			t.Fatalf("rollback audit event %+v", e)
 		}
@@ -371,11 +215,11 @@ func TestAdminAPIRollbackReturnsToPreviousChampion(t *testing.T) {
 	rollback(map[string]any{"reason": "v3 regressed"}, 2)
 	rollback(map[string]any{"reason": "v2 regressed too"}, 1)
 	// Nothing recorded before version 1: 409, and no move.
-	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "again"}, http.StatusConflict, "no champion of fraud before version 1")
+	f.WantError(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "again"}, http.StatusConflict, "no champion of fraud before version 1")
 	// An explicit target.
 	rollback(map[string]any{"reason": "pin", "to": 3}, 3)
-	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r", "to": 9}, http.StatusNotFound)
-	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r", "to": 0}, http.StatusBadRequest, "to:")
+	f.WantError(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r", "to": 9}, http.StatusNotFound)
+	f.WantError(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r", "to": 0}, http.StatusBadRequest, "to:")
 }
 
 func TestAdminAPIPreviousChampionAfterControllerRollback(t *testing.T) {
@@ -389,12 +233,12 @@ func TestAdminAPIPreviousChampionAfterControllerRollback(t *testing.T) {
 		{Version: 2, Expect: 3, Details: map[string]string{"action": "rollback"}},
 	} {
 		m.Model, m.Alias, m.Who, m.Why = "fraud", registry.AliasChampion, "rollout-controller", "gate"
-		if _, err := f.reg.MoveAlias(ctx, m); err != nil {
+		if _, err := f.Registry.MoveAlias(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var res MoveResult
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r"}, http.StatusOK, &res)
+	var res adminapi.MoveResult
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r"}, http.StatusOK, &res)
 	if res.From != 2 || res.To != 1 {
 		t.Fatalf("rollback answered %+v, want 2 -> 1", res)
 	}
@@ -403,23 +247,23 @@ func TestAdminAPIPreviousChampionAfterControllerRollback(t *testing.T) {
 func TestAdminAPICASConflict(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	// The caller saw champion 1, but someone else moved it to 3 meanwhile.
-	if _, err := f.reg.MoveAlias(context.Background(), registry.AliasMove{Model: "fraud", Alias: "champion", Version: 3, Expect: 1, Who: "someone", Why: "race"}); err != nil {
+	if _, err := f.Registry.MoveAlias(context.Background(), registry.AliasMove{Model: "fraud", Alias: "champion", Version: 3, Expect: 1, Who: "someone", Why: "race"}); err != nil {
 		t.Fatal(err)
 	}
-	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "r", "expect": 1}, http.StatusConflict, "no longer points at version 1")
-	if got := f.champion(t); got != 3 {
+	f.WantError(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "r", "expect": 1}, http.StatusConflict, "no longer points at version 1")
+	if got := f.Champion(t); got != 3 {
 		t.Fatalf("champion %d after a conflict, want 3", got)
 	}
-	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r", "to": 1, "expect": 2}, http.StatusConflict)
+	f.WantError(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "r", "to": 1, "expect": 2}, http.StatusConflict)
 	// Promoting the champion again is a conflict too.
-	f.wantError(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 3, "reason": "r"}, http.StatusConflict, "already version 3")
+	f.WantError(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 3, "reason": "r"}, http.StatusConflict, "already version 3")
 }
 
 func TestAdminAPIInvalidInput(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	post := func(path string, body any, want int, parts ...string) {
 		t.Helper()
-		f.wantError(t, f.operator, http.MethodPost, path, body, want, parts...)
+		f.WantError(t, f.Operator, http.MethodPost, path, body, want, parts...)
 	}
 	post("/api/v1/models/fraud/promote", map[string]any{"version": 2}, http.StatusBadRequest, "reason")
 	post("/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "  "}, http.StatusBadRequest, "reason")
@@ -433,42 +277,42 @@ func TestAdminAPIInvalidInput(t *testing.T) {
 	post("/api/v1/models/bad%20name/pause", map[string]any{"reason": "r"}, http.StatusBadRequest, "name")
 	post("/api/v1/models/nope/pause", map[string]any{"reason": "r"}, http.StatusNotFound)
 	post("/api/v1/models/fraud/retrain", map[string]any{}, http.StatusBadRequest, "reason")
-	f.wantError(t, f.viewer, http.MethodGet, "/api/v1/models/nope", nil, http.StatusNotFound)
-	f.wantError(t, f.viewer, http.MethodGet, "/api/v1/audit?limit=0", nil, http.StatusBadRequest, "limit")
-	f.wantError(t, f.viewer, http.MethodGet, "/api/v1/audit?since=yesterday", nil, http.StatusBadRequest, "since")
-	f.wantError(t, f.viewer, http.MethodGet, "/api/v1/nothing", nil, http.StatusNotFound, "no such endpoint")
-	f.wantError(t, f.admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "x", "role": "root"}, http.StatusBadRequest, "role")
-	f.wantError(t, f.admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "", "role": "viewer"}, http.StatusBadRequest, "name")
-	f.wantError(t, f.admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "ops", "role": "viewer"}, http.StatusConflict, "exists")
-	if got := f.champion(t); got != 1 {
+	f.WantError(t, f.Viewer, http.MethodGet, "/api/v1/models/nope", nil, http.StatusNotFound)
+	f.WantError(t, f.Viewer, http.MethodGet, "/api/v1/audit?limit=0", nil, http.StatusBadRequest, "limit")
+	f.WantError(t, f.Viewer, http.MethodGet, "/api/v1/audit?since=yesterday", nil, http.StatusBadRequest, "since")
+	f.WantError(t, f.Viewer, http.MethodGet, "/api/v1/nothing", nil, http.StatusNotFound, "no such endpoint")
+	f.WantError(t, f.Admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "x", "role": "root"}, http.StatusBadRequest, "role")
+	f.WantError(t, f.Admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "", "role": "viewer"}, http.StatusBadRequest, "name")
+	f.WantError(t, f.Admin, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "ops", "role": "viewer"}, http.StatusConflict, "exists")
+	if got := f.Champion(t); got != 1 {
 		t.Fatalf("champion moved to %d by invalid calls", got)
 	}
 }
 
 func TestAdminAPITokens(t *testing.T) {
 	f := newMiniAdminFixture(t)
-	tok := f.createToken(t, "ci-bot", RoleOperator)
-	var who Identity
-	f.mustCall(t, tok, http.MethodGet, "/api/v1/whoami", nil, http.StatusOK, &who)
-	if who != (Identity{Name: "ci-bot", Role: RoleOperator}) {
+	tok := f.CreateToken(t, "ci-bot", adminapi.RoleOperator)
+	var who adminapi.Identity
+	f.MustCall(t, tok, http.MethodGet, "/api/v1/whoami", nil, http.StatusOK, &who)
+	if who != (adminapi.Identity{Name: "ci-bot", Role: adminapi.RoleOperator}) {
 		t.Fatalf("whoami %+v", who)
 	}
 	// Its role: it may promote, but not create tokens.
-	f.mustCall(t, tok, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "ci"}, http.StatusOK, nil)
-	if e := f.lastAudit(t); e.Who != "ci-bot" {
+	f.MustCall(t, tok, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "ci"}, http.StatusOK, nil)
+	if e := f.LastAudit(t); e.Who != "ci-bot" {
 		t.Fatalf("audit who %q, want ci-bot", e.Who)
 	}
-	f.wantError(t, tok, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "y", "role": "viewer"}, http.StatusForbidden)
+	f.WantError(t, tok, http.MethodPost, "/api/v1/tokens", map[string]string{"name": "y", "role": "viewer"}, http.StatusForbidden)
 
 	// Redis holds only sha256 hashes, never a token.
 	ctx := context.Background()
-	keys, err := f.rdb.Keys(ctx, "*").Result()
+	keys, err := f.Redis.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		dump := redisContent(t, f.rdb, k)
-		for _, secret := range []string{tok, f.operator, f.viewer, testBootstrapToken} {
+		dump := redisContent(t, f.Redis, k)
+		for _, secret := range []string{tok, f.Operator, f.Viewer, admintest.BootstrapToken} {
 			if strings.Contains(dump, secret) {
 				t.Fatalf("key %s holds a plaintext token", k)
 			}
@@ -476,91 +320,87 @@ func TestAdminAPITokens(t *testing.T) {
 	}
 
 	var list struct {
-		Tokens []tokenRecord `json:"tokens"`
+		Tokens []adminapi.TokenInfo `json:"tokens"`
 	}
-	f.mustCall(t, f.admin, http.MethodGet, "/api/v1/tokens", nil, http.StatusOK, &list)
-	if len(list.Tokens) != 3 || list.Tokens[0].Name != "ci-bot" || list.Tokens[0].CreatedBy != BootstrapTokenName {
+	f.MustCall(t, f.Admin, http.MethodGet, "/api/v1/tokens", nil, http.StatusOK, &list)
+	if len(list.Tokens) != 3 || list.Tokens[0].Name != "ci-bot" || list.Tokens[0].CreatedBy != adminapi.BootstrapTokenName {
 		t.Fatalf("token list %+v", list.Tokens)
 	}
-	f.wantError(t, f.admin, http.MethodDelete, "/api/v1/tokens/ci-bot", nil, http.StatusBadRequest, "reason")
-	f.mustCall(t, f.admin, http.MethodDelete, "/api/v1/tokens/ci-bot?reason=rotated", nil, http.StatusOK, nil)
-	f.wantError(t, tok, http.MethodGet, "/api/v1/whoami", nil, http.StatusUnauthorized, "invalid token")
-	f.wantError(t, f.admin, http.MethodDelete, "/api/v1/tokens/ci-bot?reason=again", nil, http.StatusNotFound)
-	if e := f.lastAudit(t); e.What != WhatTokenRevoke || e.Who != BootstrapTokenName || e.Details["token"] != "ci-bot" || e.Why != "rotated" {
+	f.WantError(t, f.Admin, http.MethodDelete, "/api/v1/tokens/ci-bot", nil, http.StatusBadRequest, "reason")
+	f.MustCall(t, f.Admin, http.MethodDelete, "/api/v1/tokens/ci-bot?reason=rotated", nil, http.StatusOK, nil)
+	f.WantError(t, tok, http.MethodGet, "/api/v1/whoami", nil, http.StatusUnauthorized, "invalid token")
+	f.WantError(t, f.Admin, http.MethodDelete, "/api/v1/tokens/ci-bot?reason=again", nil, http.StatusNotFound)
+	if e := f.LastAudit(t); e.What != adminapi.WhatTokenRevoke || e.Who != adminapi.BootstrapTokenName || e.Details["token"] != "ci-bot" || e.Why != "rotated" {
 		t.Fatalf("revoke audit event %+v", e)
 	}
 	// The name is free again.
-	f.createToken(t, "ci-bot", RoleViewer)
+	f.CreateToken(t, "ci-bot", adminapi.RoleViewer)
 }
 
-func TestAdminAPIBootstrapTokenFromEnv(t *testing.T) {
+func TestAdminAPIBootstrapToken(t *testing.T) {
 	rdb := redistest.StartMiniredis(t).Client(t)
 	reg, err := registry.New(rdb, registry.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(EnvAdminToken, testBootstrapToken)
-	api, err := newAdminAPIFromEnv(reg, rdb)
-	if err != nil {
-		t.Fatal(err)
+	serve := func(token string) *admintest.Fixture {
+		api, err := adminapi.New(adminapi.Config{Registry: reg, Redis: rdb, BootstrapToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(api)
+		t.Cleanup(srv.Close)
+		return &admintest.Fixture{URL: srv.URL}
 	}
-	srv := httptest.NewServer(api)
-	defer srv.Close()
-	f := &adminFixture{srv: srv}
-	var who Identity
-	f.mustCall(t, testBootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusOK, &who)
-	if who != (Identity{Name: BootstrapTokenName, Role: RoleAdmin}) {
+	f := serve(admintest.BootstrapToken)
+	var who adminapi.Identity
+	f.MustCall(t, admintest.BootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusOK, &who)
+	if who != (adminapi.Identity{Name: adminapi.BootstrapTokenName, Role: adminapi.RoleAdmin}) {
 		t.Fatalf("bootstrap whoami %+v", who)
 	}
-	// Without the variable there is no bootstrap token.
-	t.Setenv(EnvAdminToken, "")
-	api, err = newAdminAPIFromEnv(reg, rdb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv2 := httptest.NewServer(api)
-	defer srv2.Close()
-	f.srv = srv2
-	f.wantError(t, testBootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusUnauthorized, "invalid token")
-	if _, err := New(Config{Registry: reg, Redis: rdb, BootstrapToken: "short"}); err == nil || !strings.Contains(err.Error(), EnvAdminToken) {
-		t.Fatalf("short bootstrap token: err %v, want one naming %s", err, EnvAdminToken)
+	// Without one there is no bootstrap token.
+	serve("").WantError(t, admintest.BootstrapToken, http.MethodGet, "/api/v1/whoami", nil, http.StatusUnauthorized, "invalid token")
+	if _, err := adminapi.New(adminapi.Config{Registry: reg, Redis: rdb, BootstrapToken: "short"}); err == nil || !strings.Contains(err.Error(), adminapi.EnvAdminToken) {
+		t.Fatalf("short bootstrap token: err %v, want one naming %s", err, adminapi.EnvAdminToken)
 	}
 }
 
 func TestAdminAPIPauseResumeRetrain(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	ctx := context.Background()
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/pause", map[string]string{"reason": "incident 42"}, http.StatusOK, nil)
-	if p, err := f.api.Paused(ctx, "fraud"); err != nil || !p {
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/pause", map[string]string{"reason": "incident 42"}, http.StatusOK, nil)
+	if p, err := f.API.Paused(ctx, "fraud"); err != nil || !p {
 		t.Fatalf("Paused = %v, %v after pause", p, err)
 	}
-	if e := f.lastAudit(t); e.What != WhatRolloutPause || e.Who != "ops" || e.Why != "incident 42" || e.Model != "fraud" {
+	if e := f.LastAudit(t); e.What != adminapi.WhatRolloutPause || e.Who != "ops" || e.Why != "incident 42" || e.Model != "fraud" {
 		t.Fatalf("pause audit event %+v", e)
 	}
-	var m ModelView
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
+	var m adminapi.ModelView
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
 	if m.Paused == nil || m.Paused.Who != "ops" || m.Paused.Why != "incident 42" {
 		t.Fatalf("show while paused: %+v", m.Paused)
 	}
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/resume", map[string]string{"reason": "fixed"}, http.StatusOK, nil)
-	if p, err := f.api.Paused(ctx, "fraud"); err != nil || p {
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/resume", map[string]string{"reason": "fixed"}, http.StatusOK, nil)
+	if p, err := f.API.Paused(ctx, "fraud"); err != nil || p {
 		t.Fatalf("Paused = %v, %v after resume", p, err)
 	}
-	if e := f.lastAudit(t); e.What != WhatRolloutResume || e.Why != "fixed" {
+	if e := f.LastAudit(t); e.What != adminapi.WhatRolloutResume || e.Why != "fixed" {
 		t.Fatalf("resume audit event %+v", e)
 	}
 
 	var res struct{ Request, Audit string }
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/retrain", map[string]any{"reason": "error drift", "details": map[string]string{"window": "1h"}}, http.StatusAccepted, &res)
-	msgs, err := f.rdb.XRange(ctx, f.api.retrainStreamKey(), "-", "+").Result()
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("retrain stream: %v, %v", msgs, err)
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/retrain", map[string]any{"reason": "error drift", "details": map[string]string{"window": "1h"}}, http.StatusAccepted, &res)
+	reqs, cursor, err := f.API.RetrainRequests(ctx, "0-0", 10)
+	if err != nil || len(reqs) != 1 {
+		t.Fatalf("retrain requests: %v, %v", reqs, err)
 	}
-	v := msgs[0].Values
-	if msgs[0].ID != res.Request || v["model"] != "fraud" || v["who"] != "ops" || v["why"] != "error drift" || v["audit"] != res.Audit || v["d.window"] != "1h" {
-		t.Fatalf("retrain request %v (answer %+v)", msgs[0], res)
+	if r := reqs[0]; r.ID != res.Request || cursor != r.ID || r.Model != "fraud" || r.Who != "ops" || r.Why != "error drift" {
+		t.Fatalf("retrain request %+v, cursor %s (answer %+v)", r, cursor, res)
 	}
-	if e := f.lastAudit(t); e.ID != res.Audit || e.What != WhatRetrainRequest || e.Details["req.window"] != "1h" {
+	if _, tail, err := f.API.RetrainRequests(ctx, "", 10); err != nil || tail != res.Request {
+		t.Fatalf("tail of the retrain requests: %s, %v; want %s", tail, err, res.Request)
+	}
+	if e := f.LastAudit(t); e.ID != res.Audit || e.What != adminapi.WhatRetrainRequest || e.Details["req.window"] != "1h" {
 		t.Fatalf("retrain audit event %+v", e)
 	}
 }
@@ -568,18 +408,18 @@ func TestAdminAPIPauseResumeRetrain(t *testing.T) {
 func TestAdminAPIPolicy(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	ctx := context.Background()
-	if _, ok, err := f.api.Policy(ctx, "fraud"); err != nil || ok {
+	if _, ok, err := f.API.Policy(ctx, "fraud"); err != nil || ok {
 		t.Fatalf("Policy before any: ok %v, err %v", ok, err)
 	}
-	f.wantError(t, f.viewer, http.MethodGet, "/api/v1/models/fraud/policy", nil, http.StatusNotFound, "no policy")
-	f.wantError(t, f.admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"reason": "r"}, http.StatusBadRequest, "gate")
-	f.wantError(t, f.admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"steps": []int{50, 10}}, "reason": "r"}, http.StatusBadRequest, "gate:")
-	f.mustCall(t, f.admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"minSamples": 500, "maxDelta": 0.02, "steps": []int{10, 100}}, "reason": "faster canary"}, http.StatusOK, nil)
-	g, ok, err := f.api.Policy(ctx, "fraud")
+	f.WantError(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud/policy", nil, http.StatusNotFound, "no policy")
+	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"reason": "r"}, http.StatusBadRequest, "gate")
+	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"steps": []int{50, 10}}, "reason": "r"}, http.StatusBadRequest, "gate:")
+	f.MustCall(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"minSamples": 500, "maxDelta": 0.02, "steps": []int{10, 100}}, "reason": "faster canary"}, http.StatusOK, nil)
+	g, ok, err := f.API.Policy(ctx, "fraud")
 	if err != nil || !ok || g.MinSamples != 500 || g.MaxDelta != 0.02 || len(g.Steps) != 2 || g.Confidence != 0.95 {
 		t.Fatalf("Policy after set: %+v, %v, %v", g, ok, err)
 	}
-	if e := f.lastAudit(t); e.What != WhatPolicySet || e.Who != BootstrapTokenName || e.Why != "faster canary" || !strings.Contains(e.Details["gate"], `"minSamples":500`) {
+	if e := f.LastAudit(t); e.What != adminapi.WhatPolicySet || e.Who != adminapi.BootstrapTokenName || e.Why != "faster canary" || !strings.Contains(e.Details["gate"], `"minSamples":500`) {
 		t.Fatalf("policy audit event %+v", e)
 	}
 }
@@ -587,26 +427,26 @@ func TestAdminAPIPolicy(t *testing.T) {
 func TestAdminAPIAuditEndpoint(t *testing.T) {
 	f := newMiniAdminFixture(t)
 	ctx := context.Background()
-	if _, err := f.reg.AppendAudit(ctx, registry.Event{Who: "x", What: "other", Model: "spam", Why: "noise"}); err != nil {
+	if _, err := f.Registry.AppendAudit(ctx, registry.Event{Who: "x", What: "other", Model: "spam", Why: "noise"}); err != nil {
 		t.Fatal(err)
 	}
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "r"}, http.StatusOK, nil)
-	all := f.allAudit(t)
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "r"}, http.StatusOK, nil)
+	all := f.AllAudit(t)
 
-	var page AuditPage
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/audit?limit=2", nil, http.StatusOK, &page)
+	var page adminapi.AuditPage
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/audit?limit=2", nil, http.StatusOK, &page)
 	if len(page.Events) != 2 || page.Events[0].ID != all[0].ID || page.Next != all[1].ID {
 		t.Fatalf("first page %+v", page)
 	}
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/audit?since="+page.Next, nil, http.StatusOK, &page)
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/audit?since="+page.Next, nil, http.StatusOK, &page)
 	if len(page.Events) != len(all)-2 || page.Events[0].ID != all[2].ID || page.Next != all[len(all)-1].ID {
 		t.Fatalf("second page %+v", page)
 	}
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/audit?model=spam", nil, http.StatusOK, &page)
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/audit?model=spam", nil, http.StatusOK, &page)
 	if len(page.Events) != 1 || page.Events[0].Why != "noise" || page.Next != all[len(all)-1].ID {
 		t.Fatalf("model filter %+v", page)
 	}
-	f.mustCall(t, f.viewer, http.MethodGet, "/api/v1/audit?since="+all[len(all)-1].ID, nil, http.StatusOK, &page)
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/audit?since="+all[len(all)-1].ID, nil, http.StatusOK, &page)
 	if len(page.Events) != 0 || page.Next != all[len(all)-1].ID {
 		t.Fatalf("past the end %+v", page)
 	}

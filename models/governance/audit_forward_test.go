@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	connredis "github.com/driftline/driftline/connectors/redis"
+	"github.com/driftline/driftline/connectors/watermillkafka"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/testkit/kafkatest"
 )
@@ -45,12 +47,17 @@ func TestAuditForwarder(t *testing.T) {
 	const topic = "driftline.audit"
 	broker.CreateTopic(t, topic, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	newForwarder := func(holder string) *auditForwarder {
-		f, err := newAuditForwarder(reg, rdb, []string{broker.Addr}, topic, holder, log)
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: []string{broker.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close() })
+	newForwarder := func(holder string) *AuditForwarder {
+		f, err := NewAuditForwarder(AuditForwarderConfig{Registry: reg, Publisher: pub, Cursors: connredis.Cursors{Client: rdb},
+			CursorKey: "{driftline:admin}:audit-forwarder:" + topic, Topic: topic, Holder: holder, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { f.pub.Close() })
 		return f
 	}
 	appendEvents := func(what string, n int) {
@@ -60,7 +67,7 @@ func TestAuditForwarder(t *testing.T) {
 			}
 		}
 	}
-	forward := func(f *auditForwarder, want int) {
+	forward := func(f *AuditForwarder, want int) {
 		t.Helper()
 		if n, err := f.forward(ctx); err != nil || n != want {
 			t.Fatalf("%s forwarded %d (%v), want %d", f.holder, n, err, want)
@@ -116,7 +123,7 @@ func TestAuditForwarder(t *testing.T) {
 		t.Fatalf("%d records on %s, want %d (each event once)", len(recs), topic, len(evs))
 	}
 	for i, r := range recs {
-		var got auditEvent
+		var got registry.Event
 		if err := json.Unmarshal(r.Value, &got); err != nil {
 			t.Fatalf("record %d: %v: %s", i, err, r.Value)
 		}

@@ -36,15 +36,7 @@ type AdminRequests interface {
 	// after the cursor after, oldest first; after "" returns none and the
 	// cursor of the newest request, so that a loop starting now does not
 	// replay older requests.
-	RetrainRequests(ctx context.Context, after string, n int) (reqs []RetrainRequest, cursor string, err error)
-}
-
-// RetrainRequest is an operator's retrain request.
-type RetrainRequest struct {
-	// ID is the request's cursor position (unique).
-	ID       string
-	Model    string
-	Who, Why string
+	RetrainRequests(ctx context.Context, after string, n int) (reqs []registry.RetrainRequest, cursor string, err error)
 }
 
 // Config configures a Governor. Registry, Model, Holder, Gate and
@@ -716,7 +708,10 @@ func (g *Governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 			return err
 		}
 		if cur := set.Versions[registry.AliasChampion]; cur == g.candidate && g.prevChampion != 0 {
-			return move(registry.AliasChampion, g.prevChampion, cur)
+			// action=rollback, so that registry.PreviousChampion pops cur.
+			_, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: registry.AliasChampion, Version: g.prevChampion, Expect: cur,
+				Who: whoGovernor, Why: d.Reason, Details: map[string]string{"decision": d.What, "action": "rollback"}})
+			return err
 		}
 	}
 	return nil

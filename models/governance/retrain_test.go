@@ -3,6 +3,7 @@ package governance
 import (
 	"context"
 	"math/rand/v2"
+	"net/http"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/testkit/admintest"
 	"github.com/driftline/driftline/testkit/redistest"
 )
 
@@ -66,13 +68,13 @@ func newTestRegistryMini(t *testing.T) (*registry.Registry, *redistest.Redis) {
 
 // fillWindow adds n rows of a separable concept (label = x0 > x1), as the
 // label join's OnLearned hook does.
-func fillWindow(t *testing.T, w *retrainWindow, n int, seed uint64) {
+func fillWindow(t *testing.T, w *Window, n int, seed uint64) {
 	t.Helper()
 	fillWindowAt(w, n, seed, time.Now())
 }
 
 // fillWindowAt is fillWindow with the rows learned at at.
-func fillWindowAt(w *retrainWindow, n int, seed uint64, at time.Time) {
+func fillWindowAt(w *Window, n int, seed uint64, at time.Time) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for range n {
 		x0, x1 := rng.Float32(), rng.Float32()
@@ -85,7 +87,7 @@ func fillWindowAt(w *retrainWindow, n int, seed uint64, at time.Time) {
 }
 
 func TestRetrainWindowRing(t *testing.T) {
-	w := newRetrainWindow("events", 3, 1, 0)
+	w := NewWindow("events", 3, 1, 0)
 	for i := range 5 {
 		w.addAt(&models.Rows{N: 1, NumDense: 1, Dense: []float32{float32(i)}}, []float32{float32(i % 2)}, time.Unix(int64(i), 0))
 	}
@@ -115,9 +117,9 @@ func TestRetrainWindowRing(t *testing.T) {
 func TestRetrainOnDriftAlert(t *testing.T) {
 	ctx := context.Background()
 	reg, _ := newTestRegistry(t)
-	w := newRetrainWindow("events", 2000, 2, 0)
+	w := NewWindow("events", 2000, 2, 0)
 	fillWindow(t, w, 1500, 7)
-	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature}
+	job := &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature}
 	raised := []alert.Alert{
 		{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: "x0-key"},
 		{Detector: "adwin", Subject: "error", ModelVersion: testModel + "@1", State: alert.StateDrift, DedupeKey: "err-key"},
@@ -147,7 +149,7 @@ func TestRetrainOnDriftAlert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.Versions[aliasShadow] != 2 || set.Versions[registry.AliasChampion] != 1 {
+	if set.Versions[registry.AliasShadow] != 2 || set.Versions[registry.AliasChampion] != 1 {
 		t.Fatalf("aliases %v, want shadow 2, champion 1", set.Versions)
 	}
 	evs, err := reg.ReadAudit(ctx, "", 100)
@@ -155,7 +157,7 @@ func TestRetrainOnDriftAlert(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := evs[len(evs)-1]
-	if last.What != registry.WhatAliasSet || last.Who != whoRetrain || last.Why != "err-key" || last.Details["alias"] != aliasShadow {
+	if last.What != registry.WhatAliasSet || last.Who != whoRetrain || last.Why != "err-key" || last.Details["alias"] != registry.AliasShadow {
 		t.Fatalf("last audit event %+v", last)
 	}
 	data, err := reg.Artifact(ctx, testModel, 2, registry.ArtifactSnapshot)
@@ -167,28 +169,26 @@ func TestRetrainOnDriftAlert(t *testing.T) {
 	}
 }
 
-// TestRetrainRequestStream: requests already in the stream at start are
-// not replayed; a new request for the model triggers, others do not.
+// TestRetrainRequestStream: requests already made at start are not
+// replayed; a new request for the model triggers, others do not.
 func TestRetrainRequestStream(t *testing.T) {
 	ctx := context.Background()
-	_, rdb := newTestRegistry(t)
-	stream := defaultAdminKeyPrefix + ":retrain-requests"
-	add := func(model string) string {
-		id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"model", model, "who", "op", "why", "stale"}}).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return id
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
+	request := func(model string) string {
+		var res struct{ Request string }
+		f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/"+model+"/retrain", map[string]string{"reason": "stale"}, http.StatusAccepted, &res)
+		return res.Request
 	}
-	add(testModel)
-	src := &retrainSource{model: testModel, rdb: rdb, stream: stream}
+	request(admintest.Model)
+	src := &retrainSource{model: admintest.Model, admin: f.API}
 	for range 2 {
 		if tr, err := src.requestTriggers(ctx); err != nil || len(tr) != 0 {
 			t.Fatalf("old request triggered: %+v %v", tr, err)
 		}
 	}
-	add("other-model")
-	id := add(testModel)
+	registerOther(t, f.Registry, "other-model")
+	request("other-model")
+	id := request(admintest.Model)
 	tr, err := src.requestTriggers(ctx)
 	if err != nil || len(tr) != 1 || tr[0].Key != id || tr[0].Kind != "request" {
 		t.Fatalf("triggers %+v %v, want one for %s", tr, err, id)
@@ -198,10 +198,23 @@ func TestRetrainRequestStream(t *testing.T) {
 	}
 }
 
+// registerOther registers a version of model, so the admin API knows it.
+func registerOther(t *testing.T, reg *registry.Registry, model string) {
+	t.Helper()
+	ctx := context.Background()
+	v, err := reg.Register(ctx, registry.Registration{Model: model, Signature: testSignature, Snapshot: []byte("x"), Who: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: model, Alias: registry.AliasChampion, Version: v.Number, Expect: 0, Who: "test"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRetrainTooFewRows: an empty window registers nothing.
 func TestRetrainTooFewRows(t *testing.T) {
 	reg, _ := newTestRegistry(t)
-	job := &retrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: newRetrainWindow("events", 10, 2, 0), signature: testSignature}
+	job := &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: NewWindow("events", 10, 2, 0), signature: testSignature}
 	if _, err := job.run(context.Background(), retrainTrigger{Kind: "drift", Key: "k"}, time.Time{}); err == nil {
 		t.Fatal("retrained on an empty window")
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package adminapi
+package main
 
 import (
 	"net/http"
