@@ -1039,8 +1039,10 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who Identity) 
 }
 
 type PolicyRequest struct {
-	Gate   *rollout.Gate `json:"gate"`
-	Reason string        `json:"reason"`
+	// Gate is the policy's gate; absent fields take their defaults
+	// (rollout.GateSpec).
+	Gate   *rollout.GateSpec `json:"gate"`
+	Reason string            `json:"reason"`
 }
 
 func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
@@ -1059,8 +1061,14 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
 		fail(w, badRequest("gate: required, a rollout gate object"))
 		return
 	}
-	if err := req.Gate.Validate(); err != nil {
-		fail(w, badRequest("gate: %v", err))
+	gate, _, err := req.Gate.Resolve(false)
+	if err != nil {
+		fes := rollout.FieldErrors(err)
+		msgs := make([]string, len(fes))
+		for i, fe := range fes {
+			msgs[i] = "gate." + fe.JSON + ": " + fe.Msg
+		}
+		fail(w, badRequest("%s", strings.Join(msgs, "; ")))
 		return
 	}
 	if err := requireReason(req.Reason); err != nil {
@@ -1072,7 +1080,7 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
 		return
 	}
 	now := a.now().UTC()
-	rec := PolicyRecord{Gate: req.Gate.WithDefaults(), Who: who.Name, Why: req.Reason, When: now}
+	rec := PolicyRecord{Gate: gate, Who: who.Name, Why: req.Reason, When: now}
 	raw, _ := json.Marshal(rec)
 	if err := a.rdb.Set(ctx, a.policyKey(name), raw, 0).Err(); err != nil {
 		fail(w, fmt.Errorf("write policy of %s: %w", name, err))

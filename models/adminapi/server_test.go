@@ -413,7 +413,9 @@ func TestAdminAPIPolicy(t *testing.T) {
 	}
 	f.WantError(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud/policy", nil, http.StatusNotFound, "no policy")
 	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"reason": "r"}, http.StatusBadRequest, "gate")
-	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"steps": []int{50, 10}}, "reason": "r"}, http.StatusBadRequest, "gate:")
+	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"steps": []int{50, 10}}, "reason": "r"}, http.StatusBadRequest, "gate.steps:")
+	// AUC is no gate metric: the governor measures from outcome sums, which cannot give it.
+	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"metric": "auc"}, "reason": "r"}, http.StatusBadRequest, "gate.metric:", "auc")
 	f.MustCall(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"minSamples": 500, "maxDelta": 0.02, "steps": []int{10, 100}}, "reason": "faster canary"}, http.StatusOK, nil)
 	g, ok, err := f.API.Policy(ctx, "fraud")
 	if err != nil || !ok || g.MinSamples != 500 || g.MaxDelta != 0.02 || len(g.Steps) != 2 || g.Confidence != 0.95 {

@@ -377,7 +377,7 @@ func (g *Governor) runRetrains(ctx context.Context) {
 			if err != nil {
 				g.log.Warn("governor: count rows for a retrain", "err", err)
 			}
-			ready = n >= g.retrain.minRowsOrDefault()
+			ready = n >= max(g.retrain.minRows, 1)
 		}
 		if ready {
 			due = append(due, p)

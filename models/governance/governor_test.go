@@ -510,7 +510,7 @@ func TestGovernorRetrainsOnSchedule(t *testing.T) {
 	g.now = func() time.Time { return now }
 	w := NewWindow("events", 2000, 2, 0)
 	fillWindow(t, w, 1000, 3)
-	g.retrain = &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature}
+	g.retrain = &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature, minRows: 200, holdout: 0.2}
 	g.every = time.Hour
 	for _, step := range []struct {
 		at     time.Duration
@@ -552,7 +552,7 @@ func TestGovernorRetrainSinceDrift(t *testing.T) {
 	g.now = func() time.Time { return now }
 	w := NewWindow("events", 5000, 2, 0)
 	fillWindowAt(w, 1500, 1, t0.Add(-time.Hour)) // before the alert: never trained on
-	g.retrain = &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature, minRows: 300}
+	g.retrain = &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature, minRows: 300, holdout: 0.2}
 	g.sinceDrift = true
 	var inbox AlertInbox
 	g.source = &retrainSource{model: testModel, onDrift: true, alerts: inbox.Drain}

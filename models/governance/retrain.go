@@ -22,13 +22,6 @@ const (
 	whoRetrain = "retrain"
 )
 
-// Defaults of a RetrainConfig (and of the spec's rollout.retrain block).
-const (
-	DefaultRetrainWindow  = 20_000
-	DefaultRetrainMinRows = 200
-	DefaultRetrainHoldout = 0.2
-)
-
 // The retrain modes, recorded in a candidate's lineage.
 const (
 	RetrainModeReset = "reset"
@@ -76,13 +69,11 @@ type Window struct {
 	at        []time.Time
 }
 
-// NewWindow makes a window of size rows (default DefaultRetrainWindow
-// when < 1) of numDense dense and numHashed hashed features, whose rows
-// came from the input topic (for lineage).
+// NewWindow makes a window of size rows (at least 1) of numDense dense and
+// numHashed hashed features, whose rows came from the input topic (for
+// lineage).
 func NewWindow(topic string, size, numDense, numHashed int) *Window {
-	if size < 1 {
-		size = DefaultRetrainWindow
-	}
+	size = max(size, 1)
 	return &Window{topic: topic, size: size, numDense: numDense, numHashed: numHashed,
 		dense: make([]float32, size*numDense), hashed: make([]int32, size*numHashed),
 		labels: make([]float32, size), at: make([]time.Time, size)}
@@ -197,9 +188,9 @@ type RetrainConfig struct {
 	// Signature and SpecHash are recorded with each candidate.
 	Signature registry.Signature
 	SpecHash  string
-	// MinRows is the fewest rows a job trains on (default
-	// DefaultRetrainMinRows); Holdout the newest share held out to measure
-	// the candidate, in (0, 1) (default DefaultRetrainHoldout).
+	// MinRows is the fewest rows a job trains on (≥ 1); Holdout the newest
+	// share held out to measure the candidate, in (0, 1). The spec's
+	// rollout.retrain block gives their defaults.
 	MinRows int
 	Holdout float64
 	// Profile, when set, gives the reference feature profile recorded in
@@ -220,10 +211,10 @@ func (c *RetrainConfig) Validate() error {
 		return errors.New("retrain: no row source")
 	case c.Mode != "" && c.Mode != RetrainModeReset && c.Mode != RetrainModeWarm:
 		return fmt.Errorf("retrain: mode %q is not reset or warm", c.Mode)
-	case c.MinRows < 0:
-		return fmt.Errorf("retrain: negative min_rows %d", c.MinRows)
-	case c.Holdout < 0 || c.Holdout >= 1:
-		return fmt.Errorf("retrain: holdout %g outside [0, 1)", c.Holdout)
+	case c.MinRows < 1:
+		return fmt.Errorf("retrain: min_rows %d < 1", c.MinRows)
+	case !(c.Holdout > 0 && c.Holdout < 1):
+		return fmt.Errorf("retrain: holdout %g outside (0, 1)", c.Holdout)
 	}
 	return nil
 }
@@ -256,12 +247,6 @@ type RetrainJob struct {
 	profile   func() json.RawMessage
 }
 
-func (j *RetrainJob) minRowsOrDefault() int {
-	if j.minRows < 1 {
-		return DefaultRetrainMinRows
-	}
-	return j.minRows
-}
 
 // run trains, registers and shadows one candidate and returns its version.
 // It trains on the window's rows added at or after since (zero: all of
@@ -274,18 +259,14 @@ func (j *RetrainJob) run(ctx context.Context, t retrainTrigger, since time.Time)
 	if err != nil {
 		return registry.Version{}, fmt.Errorf("retrain: rows: %w", err)
 	}
-	if minRows := j.minRowsOrDefault(); rows.N < minRows {
+	if minRows := max(j.minRows, 1); rows.N < minRows {
 		return registry.Version{}, fmt.Errorf("%w: %d of %d", ErrRetrainNoData, rows.N, minRows)
 	}
 	l, err := j.newLearner()
 	if err != nil {
 		return registry.Version{}, fmt.Errorf("retrain: new learner: %w", err)
 	}
-	holdout := j.holdout
-	if holdout <= 0 || holdout >= 1 {
-		holdout = DefaultRetrainHoldout
-	}
-	split := rows.N - max(1, int(float64(rows.N)*holdout))
+	split := rows.N - max(1, int(float64(rows.N)*j.holdout))
 	if err := learnRange(l, &rows, y, 0, split); err != nil {
 		return registry.Version{}, err
 	}

@@ -119,7 +119,7 @@ func TestRetrainOnDriftAlert(t *testing.T) {
 	reg, _ := newTestRegistry(t)
 	w := NewWindow("events", 2000, 2, 0)
 	fillWindow(t, w, 1500, 7)
-	job := &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature}
+	job := &RetrainJob{reg: reg, model: testModel, newLearner: newTestLearner, rows: w, signature: testSignature, minRows: 200, holdout: 0.2}
 	raised := []alert.Alert{
 		{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: "x0-key"},
 		{Detector: "adwin", Subject: "error", ModelVersion: testModel + "@1", State: alert.StateDrift, DedupeKey: "err-key"},

@@ -125,13 +125,13 @@ func TestControllerScenarios(t *testing.T) {
 			{cand: rollout.Stats{N: 1000, Value: 0.9, SD: 0.5}, champ: rollout.Stats{N: 1000, Value: 1.0, SD: 0.5},
 				action: rollout.ActionAdvance, phase: rollout.PhaseCanary, percent: 5},
 		}},
-		{"auc needs both classes", with(func(g *rollout.Gate) { g.Metric = rollout.MetricAUC; g.ConsecutiveErrorLimit = 1 }), []step{
-			{cand: rollout.Stats{N: 1000, Value: 0.9, Positives: 0}, champ: rollout.Stats{N: 1000, Value: 0.8, Positives: 500},
-				action: rollout.ActionHold, phase: rollout.PhaseShadow, reason: "needs both classes"},
-			{cand: rollout.Stats{N: 1000, Value: 0.9, Positives: 500}, champ: rollout.Stats{N: 1000, Value: 0.8, Positives: 500},
+		{"unusable stats hold, then count", with(func(g *rollout.Gate) { g.ConsecutiveErrorLimit = 1 }), []step{
+			{cand: rollout.Stats{N: 1000, Value: math.NaN()}, champ: rollout.Stats{N: 1000, Value: 0.8},
+				action: rollout.ActionHold, phase: rollout.PhaseShadow, reason: "unusable"},
+			{cand: rollout.Stats{N: 1000, Value: 0.9}, champ: rollout.Stats{N: 1000, Value: 0.8},
 				action: rollout.ActionAdvance, phase: rollout.PhaseCanary, percent: 5},
-			{cand: rollout.Stats{N: 2000, Value: 0.6, Positives: 1000}, champ: rollout.Stats{N: 2000, Value: 0.8, Positives: 1000},
-				action: rollout.ActionRollback, phase: rollout.PhaseRolledBack, reason: "auc regressed"},
+			{cand: rollout.Stats{N: 2000, Value: 0.6}, champ: rollout.Stats{N: 2000, Value: 0.8},
+				action: rollout.ActionRollback, phase: rollout.PhaseRolledBack, reason: "accuracy regressed"},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

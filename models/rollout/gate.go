@@ -12,8 +12,7 @@ package rollout
 
 import (
 	"errors"
-	"fmt"
-	"math"
+	"slices"
 	"time"
 )
 
@@ -29,24 +28,26 @@ var (
 // Metric names the online metric a Gate compares.
 type Metric string
 
-// Metrics. Accuracy and AUC are better when higher; the others when lower.
+// Metrics: the ones the governor can measure from outcome sums shared by every
+// instance. Accuracy is better when higher; the others when lower. AUC is not among
+// them: it needs every score, not sums.
 const (
 	MetricAccuracy Metric = "accuracy"
-	MetricAUC      Metric = "auc"
 	MetricLogLoss  Metric = "logloss"
 	MetricRMSE     Metric = "rmse"
 	MetricMAE      Metric = "mae"
 )
 
-func (m Metric) valid() bool {
-	switch m {
-	case MetricAccuracy, MetricAUC, MetricLogLoss, MetricRMSE, MetricMAE:
-		return true
-	}
-	return false
-}
+// Metrics lists every metric a Gate accepts.
+func Metrics() []Metric { return []Metric{MetricAccuracy, MetricLogLoss, MetricMAE, MetricRMSE} }
 
-func (m Metric) higherIsBetter() bool { return m == MetricAccuracy || m == MetricAUC }
+func (m Metric) valid() bool { return slices.Contains(Metrics(), m) }
+
+// Classification reports whether m measures a classifier (accuracy, logloss): it means
+// nothing for a regression model.
+func (m Metric) Classification() bool { return m == MetricAccuracy || m == MetricLogLoss }
+
+func (m Metric) higherIsBetter() bool { return m == MetricAccuracy }
 
 // Gate is a rollout rule. Fields marked "default" take that value when zero; the other
 // zero values are meaningful. DefaultGate returns a complete, recommended Gate.
@@ -63,14 +64,13 @@ type Gate struct {
 	// shown to be worse by more. 0 requires the candidate to be shown no worse at all.
 	MaxDelta float64 `json:"maxDelta" yaml:"maxDelta"`
 	// Confidence is the level of the one-sided bounds on the difference, in [0.5, 1).
-	// Accuracy uses Newcombe's hybrid score interval from Wilson intervals, AUC the
-	// Hanley–McNeil standard error, the mean losses a normal approximation (RMSE by the
-	// delta method). Default 0.95.
+	// Accuracy uses Newcombe's hybrid score interval from Wilson intervals, the mean
+	// losses a normal approximation (RMSE by the delta method). Default 0.95.
 	Confidence float64 `json:"confidence" yaml:"confidence"`
 	// FailureLimit is the number of failed measurements tolerated; one more rolls back.
 	FailureLimit int `json:"failureLimit" yaml:"failureLimit"`
 	// ConsecutiveErrorLimit is the number of consecutive measurements with unusable
-	// stats (non-finite, out of range, AUC lacking a class) tolerated; one more rolls
+	// stats (non-finite, out of range) tolerated; one more rolls
 	// back. A usable measurement resets the count.
 	ConsecutiveErrorLimit int `json:"consecutiveErrorLimit" yaml:"consecutiveErrorLimit"`
 	// Steps are the traffic percentages, strictly increasing, ending at 100. Passing
@@ -126,32 +126,12 @@ func (g Gate) WithDefaults() Gate {
 	return g
 }
 
-// Validate reports whether g, with defaults applied, is usable.
+// Validate reports whether g, with defaults applied, is usable; GateSpec.Resolve
+// states the rules.
 func (g Gate) Validate() error {
-	g = g.WithDefaults()
-	switch {
-	case g.MinSamples < 1:
-		return fmt.Errorf("%w: minSamples %d < 1", ErrInvalid, g.MinSamples)
-	case !g.Metric.valid():
-		return fmt.Errorf("%w: metric %q is not accuracy, auc, logloss, rmse or mae", ErrInvalid, g.Metric)
-	case !(g.MaxDelta >= 0) || math.IsInf(g.MaxDelta, 0):
-		return fmt.Errorf("%w: maxDelta %v is not a finite number ≥ 0", ErrInvalid, g.MaxDelta)
-	case !(g.Confidence >= 0.5 && g.Confidence < 1):
-		return fmt.Errorf("%w: confidence %v outside [0.5, 1)", ErrInvalid, g.Confidence)
-	case g.FailureLimit < 0 || g.ConsecutiveErrorLimit < 0:
-		return fmt.Errorf("%w: negative failureLimit %d or consecutiveErrorLimit %d", ErrInvalid, g.FailureLimit, g.ConsecutiveErrorLimit)
-	case g.BakeSamples < 1:
-		return fmt.Errorf("%w: bakeSamples %d < 1", ErrInvalid, g.BakeSamples)
-	}
-	prev := 0
-	for _, p := range g.Steps {
-		if p <= prev || p > 100 {
-			return fmt.Errorf("%w: steps %v must increase strictly within 1..100", ErrInvalid, g.Steps)
-		}
-		prev = p
-	}
-	if prev != 100 {
-		return fmt.Errorf("%w: steps %v must end at 100", ErrInvalid, g.Steps)
-	}
-	return nil
+	md, cel, block := g.MaxDelta, g.ConsecutiveErrorLimit, g.BlockOnOpenDrift
+	_, _, err := GateSpec{MinSamples: g.MinSamples, Metric: g.Metric, MaxDelta: &md, Confidence: g.Confidence,
+		FailureLimit: g.FailureLimit, ConsecutiveErrorLimit: &cel, Steps: g.Steps, BakeSamples: g.BakeSamples,
+		BlockOnOpenDrift: &block}.Resolve(false)
+	return err
 }

@@ -14,9 +14,10 @@ type Stats struct {
 	Value float64 `json:"value"`
 	// SD is the sample standard deviation of the per-outcome quantity: the log loss for
 	// logloss, the absolute error for mae, the squared error for rmse. Unused for
-	// accuracy and auc.
+	// accuracy.
 	SD float64 `json:"sd,omitempty"`
-	// Positives is the number of positive labels among N; used for auc only.
+	// Positives is the number of positive labels among N, for the evidence shown to
+	// operators.
 	Positives int64 `json:"positives,omitempty"`
 }
 
@@ -25,14 +26,11 @@ func (s Stats) check(m Metric) error {
 	if s.N < 0 || math.IsNaN(s.Value) || math.IsInf(s.Value, 0) || math.IsNaN(s.SD) || math.IsInf(s.SD, 0) || s.SD < 0 {
 		return fmt.Errorf("unusable stats n=%d value=%v sd=%v", s.N, s.Value, s.SD)
 	}
-	if (m == MetricAccuracy || m == MetricAUC) && (s.Value < 0 || s.Value > 1) {
+	if m == MetricAccuracy && (s.Value < 0 || s.Value > 1) {
 		return fmt.Errorf("%s %v outside [0, 1]", m, s.Value)
 	}
 	if !m.higherIsBetter() && s.Value < 0 {
 		return fmt.Errorf("%s %v is negative", m, s.Value)
-	}
-	if m == MetricAUC && (s.Positives < 1 || s.Positives >= s.N) {
-		return fmt.Errorf("auc needs both classes: %d positives of %d", s.Positives, s.N)
 	}
 	return nil
 }
@@ -48,10 +46,6 @@ func compare(m Metric, cand, champ Stats, z float64) (diff, lower, upper float64
 		l2, u2 := wilson(p2, champ.N, z)
 		diff = p1 - p2
 		return diff, diff - math.Hypot(p1-l1, u2-p2), diff + math.Hypot(u1-p1, p2-l2)
-	case MetricAUC:
-		diff = cand.Value - champ.Value
-		se := math.Hypot(hanleyMcNeil(cand), hanleyMcNeil(champ))
-		return diff, diff - z*se, diff + z*se
 	}
 	diff = champ.Value - cand.Value
 	se := math.Hypot(meanSE(m, cand), meanSE(m, champ))
@@ -66,14 +60,6 @@ func wilson(p float64, n int64, z float64) (lo, hi float64) {
 	center := (p + z2/(2*nf)) / den
 	half := z / den * math.Sqrt(p*(1-p)/nf+z2/(4*nf*nf))
 	return max(0, center-half), min(1, center+half)
-}
-
-// hanleyMcNeil is the standard error of an AUC (Hanley and McNeil, Radiology 1982).
-func hanleyMcNeil(s Stats) float64 {
-	a := s.Value
-	np, nn := float64(s.Positives), float64(s.N-s.Positives)
-	q1, q2 := a/(2-a), 2*a*a/(1+a)
-	return math.Sqrt(max(0, a*(1-a)+(np-1)*(q1-a*a)+(nn-1)*(q2-a*a)) / (np * nn))
 }
 
 // meanSE is the standard error of a mean loss; for rmse, of the root of the mean
