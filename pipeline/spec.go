@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -398,7 +396,7 @@ type DriftSpec struct {
 //	  canary_percent: 10     # share of keys the "canary" alias serves, 0..100
 //	  shadow_topic: preds-shadow
 //	  watch_interval: 1s     # registry poll period (bounds convergence)
-//	  gate: {metric: accuracy, max_delta: 0.01}   # see GateSpec
+//	  gate: {metric: accuracy, max_delta: 0.01}   # see models/rollout.GateSpec
 //	  retrain: {on_drift: true, mode: reset}      # see RetrainSpec
 type RolloutSpec struct {
 	// CanaryPercent is the share of keys (sticky by entity or event id)
@@ -412,67 +410,14 @@ type RolloutSpec struct {
 	// 1ms and 1m (default 1s).
 	WatchInterval Duration `yaml:"watch_interval"`
 	// Gate is the rule that moves a candidate from shadow through the
-	// canary steps to champion, or rolls it back. Nil means every field
-	// takes its default (DefaultGateSpec); GateOrDefault merges.
-	Gate *GateSpec `yaml:"gate"`
+	// canary steps to champion, or rolls it back: a models/rollout.GateSpec,
+	// which owns its fields, defaults and validation. The spec keeps the
+	// YAML; the composition root decodes it with DecodeBlock.
+	Gate Block `yaml:"gate"`
 	// Retrain says when and how candidates are retrained from recent
 	// labelled rows. Nil means every field takes its default
 	// (DefaultRetrainSpec); RetrainOrDefault merges.
 	Retrain *RetrainSpec `yaml:"retrain"`
-}
-
-// GateSpec is the rollout gate, as data (an Argo Rollouts AnalysisTemplate
-// in spirit):
-//
-//	gate:
-//	  min_samples: 1000         # outcomes both arms need; new candidate outcomes each step needs
-//	  metric: accuracy          # accuracy | logloss | mae | rmse
-//	  max_delta: 0.01           # regression allowed against the champion, metric units
-//	  confidence: 0.95          # one-sided bound level, in [0.5, 1)
-//	  failure_limit: 0          # failed measurements tolerated; one more rolls back
-//	  consecutive_error_limit: 4
-//	  steps: [5, 25, 50, 100]   # canary percentages, strictly increasing, ending at 100
-//	  bake_samples: 1000        # outcomes a new champion is watched before the rollout is stable
-//	  block_on_open_drift: true # no advance/promotion while a feature-drift alert is open
-//	  interval: 1s              # how often the gate is evaluated (1ms..1m)
-//
-// A field that is absent takes its default. A zero number also means the
-// default, except failure_limit, whose 0 tolerates no failed measurement;
-// max_delta and consecutive_error_limit are pointers so that an explicit 0
-// (no regression allowed, no error tolerated) differs from absent.
-type GateSpec struct {
-	// MinSamples is the labelled outcomes both arms need before any
-	// measurement counts, and the new candidate outcomes each canary step
-	// needs before it can advance (default DefaultGateMinSamples).
-	MinSamples int `yaml:"min_samples"`
-	// Metric is compared between candidate and champion: accuracy,
-	// logloss, mae or rmse (default DefaultGateMetric).
-	Metric string `yaml:"metric"`
-	// MaxDelta is the regression allowed against the champion, in the
-	// metric's units, ≥ 0 (default DefaultGateMaxDelta when absent).
-	MaxDelta *float64 `yaml:"max_delta"`
-	// Confidence is the level of the one-sided bounds on the difference,
-	// in [0.5, 1) (default DefaultGateConfidence).
-	Confidence float64 `yaml:"confidence"`
-	// FailureLimit is the failed measurements tolerated; one more rolls
-	// back. 0 (the default) tolerates none.
-	FailureLimit int `yaml:"failure_limit"`
-	// ConsecutiveErrorLimit is the consecutive measurements with unusable
-	// stats tolerated; one more rolls back (default
-	// DefaultGateConsecutiveErrorLimit when absent; 0 tolerates none).
-	ConsecutiveErrorLimit *int `yaml:"consecutive_error_limit"`
-	// Steps are the canary percentages, strictly increasing within 1..100
-	// and ending at 100 (default DefaultGateSteps: 5, 25, 50, 100).
-	Steps []int `yaml:"steps"`
-	// BakeSamples is the outcomes a newly promoted champion is watched
-	// before the rollout is stable (default MinSamples).
-	BakeSamples int `yaml:"bake_samples"`
-	// BlockOnOpenDrift holds advancement and promotion while a
-	// feature-drift alert is open (default true).
-	BlockOnOpenDrift *bool `yaml:"block_on_open_drift"`
-	// Interval is how often the gate is evaluated, between 1ms and 1m
-	// (default DefaultGateInterval).
-	Interval Duration `yaml:"interval"`
 }
 
 // RetrainSpec says when a candidate is retrained and on what:
@@ -534,9 +479,6 @@ type RetrainSpec struct {
 	Lookback Duration `yaml:"lookback"`
 }
 
-// The values rollout.gate.metric accepts.
-var gateMetrics = []string{"accuracy", "logloss", "mae", "rmse"}
-
 // The values of rollout.retrain.mode.
 const (
 	RetrainModeReset = "reset"
@@ -549,18 +491,8 @@ const (
 	RetrainSourceKafka  = "kafka"
 )
 
-// Defaults of rollout.gate and rollout.retrain (see DefaultGateSpec and
-// DefaultRetrainSpec).
+// Defaults of rollout.retrain (see DefaultRetrainSpec).
 const (
-	DefaultGateMinSamples            = 1000
-	DefaultGateMetric                = "accuracy"
-	DefaultGateMaxDelta              = 0.01
-	DefaultGateConfidence            = 0.95
-	DefaultGateFailureLimit          = 0
-	DefaultGateConsecutiveErrorLimit = 4
-	DefaultGateBlockOnOpenDrift      = true
-	DefaultGateInterval              = time.Second
-
 	DefaultRetrainOnDrift    = true
 	DefaultRetrainEvery      = 0 * time.Second // off
 	DefaultRetrainMode       = RetrainModeReset
@@ -572,27 +504,9 @@ const (
 	DefaultRetrainLookback   = 15 * time.Minute
 )
 
-// DefaultGateSteps returns the canary percentages used when
-// rollout.gate.steps is absent or empty: 5, 25, 50, 100.
-func DefaultGateSteps() []int { return []int{5, 25, 50, 100} }
-
-// DefaultGateSpec returns the gate a spec without rollout.gate gets, every
-// field set (BakeSamples is MinSamples).
-func DefaultGateSpec() GateSpec { return GateSpec{}.withDefaults() }
-
 // DefaultRetrainSpec returns the retrain settings a spec without
 // rollout.retrain gets, every field set.
 func DefaultRetrainSpec() RetrainSpec { return RetrainSpec{}.withDefaults() }
-
-// GateOrDefault returns rollout.gate with every absent or zero-for-default
-// field set to its default; a nil RolloutSpec or gate gives
-// DefaultGateSpec. Its pointer fields are never nil and Steps is a copy.
-func (r *RolloutSpec) GateOrDefault() GateSpec {
-	if r == nil || r.Gate == nil {
-		return DefaultGateSpec()
-	}
-	return r.Gate.withDefaults()
-}
 
 // RetrainOrDefault returns rollout.retrain with every absent or
 // zero-for-default field set to its default; a nil RolloutSpec or retrain
@@ -602,33 +516,6 @@ func (r *RolloutSpec) RetrainOrDefault() RetrainSpec {
 		return DefaultRetrainSpec()
 	}
 	return r.Retrain.withDefaults()
-}
-
-func (g GateSpec) withDefaults() GateSpec {
-	if g.MinSamples == 0 {
-		g.MinSamples = DefaultGateMinSamples
-	}
-	if g.Metric == "" {
-		g.Metric = DefaultGateMetric
-	}
-	g.MaxDelta = ptr(g.MaxDeltaOrDefault())
-	if g.Confidence == 0 {
-		g.Confidence = DefaultGateConfidence
-	}
-	g.ConsecutiveErrorLimit = ptr(g.ConsecutiveErrorLimitOrDefault())
-	if len(g.Steps) == 0 {
-		g.Steps = DefaultGateSteps()
-	} else {
-		g.Steps = append([]int(nil), g.Steps...)
-	}
-	if g.BakeSamples == 0 {
-		g.BakeSamples = g.MinSamples
-	}
-	g.BlockOnOpenDrift = ptr(g.BlockOnOpenDriftOrDefault())
-	if g.Interval == 0 {
-		g.Interval = Duration(DefaultGateInterval)
-	}
-	return g
 }
 
 func (r RetrainSpec) withDefaults() RetrainSpec {
@@ -656,28 +543,6 @@ func (r RetrainSpec) withDefaults() RetrainSpec {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// MaxDeltaOrDefault is MaxDelta, or DefaultGateMaxDelta when absent.
-func (g GateSpec) MaxDeltaOrDefault() float64 {
-	if g.MaxDelta == nil {
-		return DefaultGateMaxDelta
-	}
-	return *g.MaxDelta
-}
-
-// ConsecutiveErrorLimitOrDefault is ConsecutiveErrorLimit, or
-// DefaultGateConsecutiveErrorLimit when absent.
-func (g GateSpec) ConsecutiveErrorLimitOrDefault() int {
-	if g.ConsecutiveErrorLimit == nil {
-		return DefaultGateConsecutiveErrorLimit
-	}
-	return *g.ConsecutiveErrorLimit
-}
-
-// BlockOnOpenDriftOrDefault is BlockOnOpenDrift, or true when absent.
-func (g GateSpec) BlockOnOpenDriftOrDefault() bool {
-	return g.BlockOnOpenDrift == nil || *g.BlockOnOpenDrift
-}
 
 // OnDriftOrDefault is OnDrift, or true when absent.
 func (r RetrainSpec) OnDriftOrDefault() bool { return r.OnDrift == nil || *r.OnDrift }
@@ -1249,9 +1114,6 @@ func (s *Spec) Validate() error {
 		if s.Model.ONNX != nil {
 			add("rollout", "does not apply to model.onnx (a bring-your-own model has no registry snapshot)")
 		}
-		if g := r.Gate; g != nil {
-			s.validateGate(g, add)
-		}
 		if rt := r.Retrain; rt != nil {
 			s.validateRetrain(rt, add)
 		}
@@ -1281,47 +1143,6 @@ func (s *Spec) coreTopics() []namedTopic {
 		{"topics.dlq", s.Topics.DLQ},
 		{"topics.labels", s.Topics.Labels},
 		{"topics.alerts", s.Topics.Alerts},
-	}
-}
-
-// validateGate checks rollout.gate with defaults applied, naming the
-// field as written.
-func (s *Spec) validateGate(g *GateSpec, add func(path, format string, args ...any)) {
-	const p = "rollout.gate."
-	m := g.withDefaults()
-	if g.MinSamples < 0 {
-		add(p+"min_samples", "must be at least 1 (0 or absent: %d), got %d", DefaultGateMinSamples, g.MinSamples)
-	}
-	if !slices.Contains(gateMetrics, m.Metric) {
-		add(p+"metric", "the gate's metric must be one of %s, got %q", strings.Join(gateMetrics, ", "), g.Metric)
-	}
-	if d := m.MaxDeltaOrDefault(); !(d >= 0) || math.IsInf(d, 0) {
-		add(p+"max_delta", "must be a finite number ≥ 0, got %v", d)
-	}
-	if !(m.Confidence >= 0.5 && m.Confidence < 1) {
-		add(p+"confidence", "must be in [0.5, 1), got %v", g.Confidence)
-	}
-	if g.FailureLimit < 0 {
-		add(p+"failure_limit", "must not be negative, got %d", g.FailureLimit)
-	}
-	if n := m.ConsecutiveErrorLimitOrDefault(); n < 0 {
-		add(p+"consecutive_error_limit", "must not be negative, got %d", n)
-	}
-	prev, ok := 0, true
-	for _, pct := range m.Steps {
-		if pct <= prev || pct > 100 {
-			ok = false
-		}
-		prev = pct
-	}
-	if !ok || prev != 100 {
-		add(p+"steps", "must increase strictly within 1..100 and end at 100, got %v", g.Steps)
-	}
-	if g.BakeSamples < 0 {
-		add(p+"bake_samples", "must be at least 1 (0 or absent: min_samples), got %d", g.BakeSamples)
-	}
-	if iv := m.Interval.D(); iv < time.Millisecond || iv > time.Minute {
-		add(p+"interval", "must be between 1ms and 1m, got %s", iv)
 	}
 }
 

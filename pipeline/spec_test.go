@@ -1,9 +1,7 @@
 package pipeline_test
 
 import (
-	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/spectest"
 )
 
 // baseSpec is valid. Tests edit it by replacing one exact line; lineOf
@@ -61,42 +60,6 @@ func edit(t *testing.T, old, new string) string {
 		t.Fatalf("edit: %q is not one line of the base spec", old)
 	}
 	return strings.Replace(baseSpec, old, new, 1)
-}
-
-// lineOf is the 1-based line of the first line of text containing s.
-func lineOf(t *testing.T, text, s string) int {
-	t.Helper()
-	for i, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, s) {
-			return i + 1
-		}
-	}
-	t.Fatalf("lineOf: %q not in spec", s)
-	return 0
-}
-
-// specErrors flattens a joined error into its *SpecErrors, failing on any
-// other kind of error.
-func specErrors(t *testing.T, err error) []*pipeline.SpecError {
-	t.Helper()
-	var out []*pipeline.SpecError
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		var se *pipeline.SpecError
-		if !errors.As(err, &se) {
-			t.Errorf("error %v (%T) is not a *SpecError", err, err)
-			return
-		}
-		out = append(out, se)
-	}
-	walk(err)
-	return out
 }
 
 func TestParseBaseSpec(t *testing.T) {
@@ -165,7 +128,7 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			errs := specErrors(t, err)
+			errs := spectest.Errors(t, err)
 			var hit *pipeline.SpecError
 			for _, e := range errs {
 				if e.Field == tc.field {
@@ -178,7 +141,7 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 			if hit.File != specFile {
 				t.Errorf("file %q, want %q", hit.File, specFile)
 			}
-			if want := lineOf(t, text, tc.at); hit.Line != want {
+			if want := spectest.LineOf(t, text, tc.at); hit.Line != want {
 				t.Errorf("line %d, want %d (%q): %v", hit.Line, want, tc.at, hit)
 			}
 			if !strings.Contains(hit.Msg, tc.msg) {
@@ -197,7 +160,7 @@ func TestSpecReportsEveryProblem(t *testing.T) {
 	text = strings.Replace(text, "  name: fraud\n", "  version: \"1\"\n", 1)
 	_, err := pipeline.ParseSpec(specFile, []byte(text))
 	got := map[string]bool{}
-	for _, e := range specErrors(t, err) {
+	for _, e := range spectest.Errors(t, err) {
 		got[e.Field] = true
 		if e.Line == 0 {
 			t.Errorf("%v has no line", e)
@@ -213,7 +176,7 @@ func TestSpecReportsEveryProblem(t *testing.T) {
 func TestSpecSyntaxErrorNamesLine(t *testing.T) {
 	text := edit(t, "  dlq: events.dlq", "  dlq: [events.dlq")
 	_, err := pipeline.ParseSpec(specFile, []byte(text))
-	errs := specErrors(t, err)
+	errs := spectest.Errors(t, err)
 	if len(errs) != 1 || errs[0].File != specFile || errs[0].Line == 0 {
 		t.Fatalf("syntax error reported as %v", err)
 	}
@@ -374,20 +337,8 @@ func TestRolloutGateAndRetrainParse(t *testing.T) {
 	if s.Topics.Audit != "audit" {
 		t.Errorf("topics.audit = %q", s.Topics.Audit)
 	}
-	g := s.Rollout.Gate
-	if g == nil || s.Rollout.Retrain == nil {
+	if !s.Rollout.Gate.IsSet() || s.Rollout.Retrain == nil {
 		t.Fatalf("rollout %+v lost its gate or retrain block", s.Rollout)
-	}
-	if g.MinSamples != 500 || g.Metric != "logloss" || g.MaxDelta == nil || *g.MaxDelta != 0.02 || g.Confidence != 0.9 ||
-		g.FailureLimit != 2 || g.ConsecutiveErrorLimit == nil || *g.ConsecutiveErrorLimit != 3 ||
-		!slices.Equal(g.Steps, []int{10, 50, 100}) || g.BakeSamples != 700 || g.BlockOnOpenDriftOrDefault() ||
-		g.Interval.D() != 250*time.Millisecond {
-		t.Errorf("gate parsed as %+v", *g)
-	}
-	// Every field is set, so merging over the defaults changes nothing.
-	m := s.Rollout.GateOrDefault()
-	if m.MaxDeltaOrDefault() != 0.02 || m.ConsecutiveErrorLimitOrDefault() != 3 || m.BlockOnOpenDriftOrDefault() || m.BakeSamples != 700 || m.Interval.D() != 250*time.Millisecond {
-		t.Errorf("GateOrDefault of a full gate = %+v", m)
 	}
 	r := s.Rollout.RetrainOrDefault()
 	if r.OnDriftOrDefault() || r.Every.D() != time.Hour || r.Mode != pipeline.RetrainModeWarm || r.Window != 5000 ||
@@ -397,16 +348,6 @@ func TestRolloutGateAndRetrainParse(t *testing.T) {
 }
 
 func TestRolloutGateAndRetrainDefaults(t *testing.T) {
-	wantGate := func(t *testing.T, g pipeline.GateSpec, minSamples, bake int, metric string) {
-		t.Helper()
-		if g.MinSamples != minSamples || g.Metric != metric || g.MaxDelta == nil || *g.MaxDelta != pipeline.DefaultGateMaxDelta ||
-			g.Confidence != pipeline.DefaultGateConfidence || g.FailureLimit != 0 ||
-			g.ConsecutiveErrorLimit == nil || *g.ConsecutiveErrorLimit != pipeline.DefaultGateConsecutiveErrorLimit ||
-			!slices.Equal(g.Steps, []int{5, 25, 50, 100}) || g.BakeSamples != bake ||
-			g.BlockOnOpenDrift == nil || !*g.BlockOnOpenDrift || g.Interval.D() != pipeline.DefaultGateInterval {
-			t.Errorf("gate %+v, want defaults with min_samples %d, bake_samples %d, metric %s", g, minSamples, bake, metric)
-		}
-	}
 	wantRetrain := func(t *testing.T, r pipeline.RetrainSpec) {
 		t.Helper()
 		if r.OnDrift == nil || !*r.OnDrift || r.Every != 0 || r.Mode != pipeline.RetrainModeReset ||
@@ -416,13 +357,7 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		}
 	}
 	t.Run("exported defaults", func(t *testing.T) {
-		wantGate(t, pipeline.DefaultGateSpec(), 1000, 1000, "accuracy")
 		wantRetrain(t, pipeline.DefaultRetrainSpec())
-		g := pipeline.DefaultGateSpec()
-		g.Steps[0] = 99
-		if pipeline.DefaultGateSpec().Steps[0] != 5 || pipeline.DefaultGateSteps()[0] != 5 {
-			t.Error("changing a returned default changed the next")
-		}
 	})
 	t.Run("no rollout block", func(t *testing.T) {
 		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec))
@@ -432,7 +367,6 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		if s.Rollout != nil {
 			t.Fatalf("rollout %+v", s.Rollout)
 		}
-		wantGate(t, s.Rollout.GateOrDefault(), 1000, 1000, "accuracy")
 		wantRetrain(t, s.Rollout.RetrainOrDefault())
 	})
 	t.Run("rollout without gate and retrain", func(t *testing.T) {
@@ -440,10 +374,9 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Rollout.Gate != nil || s.Rollout.Retrain != nil {
+		if s.Rollout.Gate.IsSet() || s.Rollout.Retrain != nil {
 			t.Errorf("absent blocks parsed as %+v, %+v", s.Rollout.Gate, s.Rollout.Retrain)
 		}
-		wantGate(t, s.Rollout.GateOrDefault(), 1000, 1000, "accuracy")
 		wantRetrain(t, s.Rollout.RetrainOrDefault())
 	})
 	t.Run("empty blocks", func(t *testing.T) {
@@ -451,18 +384,12 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantGate(t, s.Rollout.GateOrDefault(), 1000, 1000, "accuracy")
 		wantRetrain(t, s.Rollout.RetrainOrDefault())
 	})
 	t.Run("partial blocks", func(t *testing.T) {
 		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate: {min_samples: 50, metric: rmse, steps: []}\n  retrain: {every: 10m, min_rows: 0}\n"))
 		if err != nil {
 			t.Fatal(err)
-		}
-		// bake_samples follows min_samples; the parsed spec keeps what was written.
-		wantGate(t, s.Rollout.GateOrDefault(), 50, 50, "rmse")
-		if s.Rollout.Gate.MaxDelta != nil || s.Rollout.Gate.BakeSamples != 0 {
-			t.Errorf("defaults written into the parsed gate: %+v", *s.Rollout.Gate)
 		}
 		r := s.Rollout.RetrainOrDefault()
 		if r.Every.D() != 10*time.Minute {
@@ -475,10 +402,6 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate:\n    max_delta: 0\n    consecutive_error_limit: 0\n    failure_limit: 0\n    block_on_open_drift: false\n  retrain: {on_drift: false, since_drift: false, every: 0s}\n"))
 		if err != nil {
 			t.Fatal(err)
-		}
-		g := s.Rollout.GateOrDefault()
-		if g.MaxDeltaOrDefault() != 0 || g.ConsecutiveErrorLimitOrDefault() != 0 || g.FailureLimit != 0 || g.BlockOnOpenDriftOrDefault() {
-			t.Errorf("explicit zeros lost: %+v", g)
 		}
 		r := s.Rollout.RetrainOrDefault()
 		if r.OnDriftOrDefault() || r.SinceDriftOrDefault() || r.Every != 0 {
@@ -495,27 +418,6 @@ func TestRolloutGateAndRetrainErrors(t *testing.T) {
 		at       string // a substring of the line the error must name
 		msg      string // a substring of the message
 	}{
-		{"negative min_samples", "    min_samples: 500", "    min_samples: -1", "rollout.gate.min_samples", "min_samples: -1", "must be at least 1"},
-		{"auc metric", "    metric: logloss", "    metric: auc", "rollout.gate.metric", "metric: auc", `the gate's metric must be one of accuracy, logloss, mae, rmse, got "auc"`},
-		{"unknown metric", "    metric: logloss", "    metric: f1", "rollout.gate.metric", "metric: f1", "must be one of"},
-		{"negative max_delta", "    max_delta: 0.02", "    max_delta: -0.1", "rollout.gate.max_delta", "max_delta: -0.1", "finite number ≥ 0"},
-		{"NaN max_delta", "    max_delta: 0.02", "    max_delta: .nan", "rollout.gate.max_delta", "max_delta: .nan", "finite number ≥ 0"},
-		{"infinite max_delta", "    max_delta: 0.02", "    max_delta: .inf", "rollout.gate.max_delta", "max_delta: .inf", "finite number ≥ 0"},
-		{"confidence below 0.5", "    confidence: 0.9", "    confidence: 0.4", "rollout.gate.confidence", "confidence: 0.4", "[0.5, 1), got 0.4"},
-		{"confidence 1", "    confidence: 0.9", "    confidence: 1", "rollout.gate.confidence", "confidence: 1", "[0.5, 1)"},
-		{"negative failure_limit", "    failure_limit: 2", "    failure_limit: -1", "rollout.gate.failure_limit", "failure_limit: -1", "must not be negative"},
-		{"negative consecutive_error_limit", "    consecutive_error_limit: 3", "    consecutive_error_limit: -2", "rollout.gate.consecutive_error_limit", "consecutive_error_limit: -2", "must not be negative"},
-		{"steps not increasing", "    steps: [10, 50, 100]", "    steps: [5, 3, 100]", "rollout.gate.steps", "steps: [5, 3, 100]", "must increase strictly within 1..100 and end at 100, got [5 3 100]"},
-		{"steps not ending at 100", "    steps: [10, 50, 100]", "    steps: [10, 50]", "rollout.gate.steps", "steps: [10, 50]", "end at 100"},
-		{"steps with 0", "    steps: [10, 50, 100]", "    steps: [0, 100]", "rollout.gate.steps", "steps: [0, 100]", "within 1..100"},
-		{"steps over 100", "    steps: [10, 50, 100]", "    steps: [50, 100, 120]", "rollout.gate.steps", "steps: [50, 100, 120]", "within 1..100"},
-		{"steps repeated", "    steps: [10, 50, 100]", "    steps:\n      - 50\n      - 50\n      - 100", "rollout.gate.steps", "    steps:", "strictly"},
-		{"negative bake_samples", "    bake_samples: 700", "    bake_samples: -7", "rollout.gate.bake_samples", "bake_samples: -7", "must be at least 1"},
-		{"interval too short", "    interval: 250ms", "    interval: 500us", "rollout.gate.interval", "interval: 500us", "between 1ms and 1m"},
-		{"interval too long", "    interval: 250ms", "    interval: 2m", "rollout.gate.interval", "interval: 2m", "between 1ms and 1m, got 2m0s"},
-		{"bad interval", "    interval: 250ms", "    interval: often", "rollout.gate.interval", "interval: often", "invalid duration"},
-		{"block_on_open_drift not a bool", "    block_on_open_drift: false", "    block_on_open_drift: sometimes", "rollout.gate.block_on_open_drift", "block_on_open_drift: sometimes", "into bool"},
-		{"unknown gate key", "    interval: 250ms", "    interval: 250ms\n    max_failures: 3", "rollout.gate.max_failures", "max_failures: 3", `unknown key "max_failures"`},
 		{"every below 1s", "    every: 1h", "    every: 500ms", "rollout.retrain.every", "every: 500ms", "0 (off) or at least 1s"},
 		{"negative every", "    every: 1h", "    every: -1h", "rollout.retrain.every", "every: -1h", "at least 1s"},
 		{"unknown mode", "    mode: warm", "    mode: cold", "rollout.retrain.mode", "mode: cold", `unknown mode "cold" (want reset or warm)`},
@@ -611,31 +513,10 @@ func TestRetrainSourceErrors(t *testing.T) {
 // line containing at, with a message containing msg.
 func checkSpecError(t *testing.T, text, field, at, msg string) {
 	t.Helper()
-	_, err := pipeline.ParseSpec(specFile, []byte(text))
-	if err == nil {
-		t.Fatal("accepted")
-	}
-	var hit *pipeline.SpecError
-	for _, e := range specErrors(t, err) {
-		if e.Field == field {
-			hit = e
-		}
-	}
-	if hit == nil {
-		t.Fatalf("no error names field %s: %v", field, err)
-	}
-	if hit.File != specFile {
-		t.Errorf("file %q, want %q", hit.File, specFile)
-	}
-	if want := lineOf(t, text, at); hit.Line != want {
-		t.Errorf("line %d, want %d (%q): %v", hit.Line, want, at, hit)
-	}
-	if !strings.Contains(hit.Msg, msg) {
-		t.Errorf("message %q does not say %q", hit.Msg, msg)
-	}
-	if want := specFile + ":" + strconv.Itoa(hit.Line) + ": " + field + ": "; !strings.HasPrefix(hit.Error(), want) {
-		t.Errorf("Error() = %q, want it to start %q", hit.Error(), want)
-	}
+	spectest.CheckError(t, func(name string, data []byte) error {
+		_, err := pipeline.ParseSpec(name, data)
+		return err
+	}, specFile, text, field, at, msg)
 }
 
 func TestRolloutShadowTopicMustDifferFromOtherTopics(t *testing.T) {
@@ -691,10 +572,20 @@ func TestRolloutSpecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the marshaled spec does not parse: %v\n%s", err, out)
 	}
-	g1, g2 := s1.Rollout.GateOrDefault(), s2.Rollout.GateOrDefault()
 	r1, r2 := s1.Rollout.RetrainOrDefault(), s2.Rollout.RetrainOrDefault()
-	if g1.MaxDeltaOrDefault() != g2.MaxDeltaOrDefault() || g1.Interval != g2.Interval || !slices.Equal(g1.Steps, g2.Steps) ||
-		g1.BlockOnOpenDriftOrDefault() != g2.BlockOnOpenDriftOrDefault() || r1.Every != r2.Every || r1.Mode != r2.Mode ||
+	var g1, g2 struct {
+		MaxDelta float64 `yaml:"max_delta"`
+		Steps    []int   `yaml:"steps"`
+		Interval string  `yaml:"interval"`
+	}
+	if s1.Rollout.Gate.IsSet() {
+		b1, _ := yaml.Marshal(s1.Rollout.Gate)
+		b2, _ := yaml.Marshal(s2.Rollout.Gate)
+		_ = yaml.Unmarshal(b1, &g1)
+		_ = yaml.Unmarshal(b2, &g2)
+	}
+	if g1.MaxDelta != g2.MaxDelta || g1.Interval != g2.Interval || !slices.Equal(g1.Steps, g2.Steps) || g1.Interval != "250ms" ||
+		r1.Every != r2.Every || r1.Mode != r2.Mode ||
 		r1.SinceDriftOrDefault() != r2.SinceDriftOrDefault() || s2.Topics.Audit != s1.Topics.Audit {
 		t.Errorf("round trip changed the rollout:\n%s", out)
 	}

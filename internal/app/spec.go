@@ -1,0 +1,76 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/driftline/driftline/models/rollout"
+	"github.com/driftline/driftline/pipeline"
+)
+
+// LoadSpec reads and checks a pipeline spec file: pipeline's own checks,
+// then each block whose fields another package owns (rollout.gate, which
+// models/rollout defines and validates). Every error reads
+// FILE:LINE: field.path: message.
+func LoadSpec(path string) (*pipeline.Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	return ParseSpec(path, data)
+}
+
+// ParseSpec is LoadSpec for a spec in memory; name is used in errors.
+func ParseSpec(name string, data []byte) (*pipeline.Spec, error) {
+	spec, err := pipeline.ParseSpec(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckSpec(spec); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// CheckSpec checks the blocks of spec that packages other than pipeline
+// own; LoadSpec and ParseSpec call it. Call it again after changing such a
+// block in code.
+func CheckSpec(spec *pipeline.Spec) error {
+	if spec.Rollout == nil {
+		return nil
+	}
+	_, _, err := RolloutGate(spec)
+	return err
+}
+
+// RolloutGate returns the spec's rollout gate with every default applied,
+// and how often it is evaluated. A spec without a rollout.gate block gets
+// the default gate. Errors name the field, positioned in the spec file.
+func RolloutGate(spec *pipeline.Spec) (rollout.Gate, time.Duration, error) {
+	var gs rollout.GateSpec
+	if spec.Rollout != nil {
+		if err := spec.DecodeBlock("rollout.gate", spec.Rollout.Gate, &gs); err != nil {
+			return rollout.Gate{}, 0, err
+		}
+	}
+	g, interval, err := gs.Resolve(isRegression(spec))
+	if err != nil {
+		fes := rollout.FieldErrors(err)
+		errs := make([]error, 0, len(fes))
+		for _, fe := range fes {
+			msg := fe.Msg
+			if fe.YAML == "metric" && isRegression(spec) {
+				msg += fmt.Sprintf(" (model.kind %s is a regression)", spec.Model.Kind)
+			}
+			errs = append(errs, spec.ErrAt("rollout.gate."+fe.YAML, "%s", msg))
+		}
+		return rollout.Gate{}, 0, errors.Join(errs...)
+	}
+	return g, interval, nil
+}
+
+// isRegression reports whether the spec's model predicts a number rather
+// than a class.
+func isRegression(spec *pipeline.Spec) bool { return spec.Model.Kind == "linear" }
