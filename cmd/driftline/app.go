@@ -192,7 +192,7 @@ func newDataPlane(spec *pipeline.Spec, rdb redis.UniversalClient, log *slog.Logg
 // openPartition builds one partition's stages and runner.
 func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler, error) {
 	spec := dp.spec
-	stageList, err := preparationStages(spec, dp.rdb, dp.keys)
+	stageList, err := stages.PreparationChain(spec, dp.rdb, dp.keys)
 	if err != nil {
 		return nil, err
 	}
@@ -223,27 +223,6 @@ func (dp *dataPlane) openPartition(_ string, _ int32) (pipeline.PartitionHandler
 	return pipeline.NewRunner(cfg)
 }
 
-// preparationStages builds one partition's stages up to scoring — decode,
-// validate, dedupe (when on), anonymize (when the spec has operators) and
-// featurize — so that live traffic and replay run the same code path.
-func preparationStages(spec *pipeline.Spec, rdb redis.UniversalClient, keys stages.Keys) ([]pipeline.Stage, error) {
-	list := []pipeline.Stage{stages.NewDecode(spec), stages.NewValidate(spec)}
-	if spec.Stages.Dedupe.On() {
-		list = append(list, stages.NewDedupe(spec, rdb))
-	}
-	if len(spec.Stages.Anonymize.Fields) > 0 {
-		an, err := stages.NewAnonymize(spec, keys)
-		if err != nil {
-			return nil, err
-		}
-		list = append(list, an)
-	}
-	fz, err := stages.NewFeaturize(spec, rdb)
-	if err != nil {
-		return nil, err
-	}
-	return append(list, fz), nil
-}
 
 // observeScored sees every scored batch: it caches the predictions for the
 // label join and feeds the drift monitor.

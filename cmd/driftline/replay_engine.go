@@ -551,7 +551,7 @@ func (s *replaySink) Write(_ context.Context, recs []pipeline.OutRecord) error {
 // openPartition does, with the replay's spec (shadow model, backfill
 // topic, replay key prefix).
 func replayStages(spec *pipeline.Spec, rdb redis.UniversalClient, keys stages.Keys, model *stages.ServedModel) ([]pipeline.Stage, error) {
-	list, err := preparationStages(spec, rdb, keys)
+	list, err := stages.PreparationChain(spec, rdb, keys)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func newDirectReplay(spec *pipeline.Spec, rdb redis.UniversalClient, runID strin
 	if err != nil {
 		return nil, fmt.Errorf("stages.anonymize: %w", err)
 	}
-	prep, err := preparationStages(&s, rdb, keys)
+	prep, err := stages.PreparationChain(&s, rdb, keys)
 	if err != nil {
 		return nil, err
 	}

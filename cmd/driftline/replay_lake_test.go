@@ -62,7 +62,7 @@ func livePipeline(t testing.TB, spec *pipeline.Spec, rdb redis.UniversalClient, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := preparationStages(&s, rdb, keys)
+	list, err := stages.PreparationChain(&s, rdb, keys)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func (e *retrainKafkaEnv) liveFeatures(t testing.TB, ctx context.Context, spec *
 	if err != nil {
 		t.Fatal(err)
 	}
-	list, err := preparationStages(spec, e.rdb, keys)
+	list, err := stages.PreparationChain(spec, e.rdb, keys)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ func TestRolloutHotSwap(t *testing.T) {
 	go func() { dp.rollout.Run(watchCtx); close(done) }()
 	defer func() { stopWatch(); <-done }()
 
-	prep, err := preparationStages(spec, rdb, dp.keys)
+	prep, err := stages.PreparationChain(spec, rdb, dp.keys)
 	if err != nil {
 		t.Fatal(err)
 	}
