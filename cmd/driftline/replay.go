@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,15 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/driftline/driftline/models"
-	"github.com/driftline/driftline/models/registry"
-	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/internal/app"
+	"github.com/driftline/driftline/pipeline/replay"
 	"github.com/driftline/driftline/stages"
 )
 
@@ -87,7 +81,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toOffsets := fs.String("to-offsets", "", "end offset per partition, exclusive: P:O,... (same partitions as --from-offsets)")
 	toTopic := fs.String("to-topic", "", "backfill topic for the shadow predictions; required (created if missing)")
 	toDLQ := fs.String("to-dlq", "", "topic for rejected rows (default: drop them, counted)")
-	ckptTopic := fs.String("checkpoint-topic", "driftline.replay.checkpoints", "compacted topic holding the committed checkpoints (created if missing)")
+	ckptTopic := fs.String("checkpoint-topic", app.DefaultCheckpointTopic, "compacted topic holding the committed checkpoints (created if missing)")
 	runID := fs.String("run-id", "", "name of the run (default: derived from spec, ranges, target and model, so a re-run resumes)")
 	modelVersion := fs.String("model-version", "", "model version number or alias in the registry (with --snapshot: only the version label)")
 	snapshot := fs.String("snapshot", "", "learner snapshot file (models MarshalBinary) to score with")
@@ -115,226 +109,174 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *specPath == "" {
 		return usageErr("--spec is required")
 	}
-	if *lakeDir != "" || *toLake != "" || *backtest {
-		return cmdReplayDirect(ctx, directFlags{
-			specPath: *specPath, fromTime: *fromTime, toTime: *toTime, fromOffsets: *fromOffsets, toOffsets: *toOffsets,
-			toTopic: *toTopic, runID: *runID, modelVersion: *modelVersion, snapshot: *snapshot, batch: *batch,
-			brokers: *brokers, redisAddr: *redisAddr, interval: *interval, lakeDir: *lakeDir, toLake: *toLake,
-			backtest: *backtest, labelsTopic: *labelsTopic, champSnapshot: *champSnapshot, bucket: *bucket, report: *report,
-			toDLQ: *toDLQ,
-		}, usageErr, stdout, stderr)
-	}
-	if *labelsTopic != "" || *champSnapshot != "" || *report != "" {
-		return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
-	}
-	if *toTopic == "" {
-		return usageErr("--to-topic is required")
-	}
+	direct := *lakeDir != "" || *toLake != "" || *backtest
 	byTime := *fromTime != "" || *toTime != ""
 	byOffsets := *fromOffsets != "" || *toOffsets != ""
-	switch {
-	case byTime && byOffsets:
-		return usageErr("--from-time/--to-time and --from-offsets/--to-offsets exclude each other")
-	case !byTime && !byOffsets:
-		return usageErr("a source is required: --from-time and --to-time, or --from-offsets and --to-offsets")
-	case byTime && (*fromTime == "" || *toTime == ""):
-		return usageErr("--from-time and --to-time go together")
-	case byOffsets && (*fromOffsets == "" || *toOffsets == ""):
-		return usageErr("--from-offsets and --to-offsets go together")
+	if direct {
+		switch {
+		case *lakeDir != "" && byOffsets:
+			return usageErr("--lake and --from-offsets/--to-offsets exclude each other (a lake is bounded by --from-time/--to-time)")
+		case *lakeDir == "" && *fromTime == "" && !byOffsets:
+			return usageErr("a source is required: --lake DIR, --from-time and --to-time, or --from-offsets and --to-offsets")
+		case *lakeDir == "" && byOffsets && (*fromOffsets == "" || *toOffsets == ""):
+			return usageErr("--from-offsets and --to-offsets go together")
+		case *lakeDir == "" && !byOffsets && (*fromTime == "" || *toTime == ""):
+			return usageErr("--from-time and --to-time go together")
+		case *backtest && (*toTopic != "" || *toLake != ""):
+			return usageErr("--backtest writes no predictions: drop --to-topic and --to-lake")
+		case !*backtest && *toTopic == "" && *toLake == "":
+			return usageErr("a target is required: --to-topic TOPIC or --to-lake DIR")
+		case !*backtest && (*labelsTopic != "" || *champSnapshot != "" || *report != ""):
+			return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
+		case *backtest && *lakeDir == "" && *labelsTopic == "":
+			return usageErr("--labels-topic is required with --backtest on a Kafka source")
+		case *bucket <= 0:
+			return usageErr("--bucket must be positive")
+		case *batch < 0:
+			return usageErr("--batch must not be negative")
+		case *toDLQ != "":
+			return usageErr("--to-dlq is only for a Kafka source with --to-topic alone (lake rows were validated already)")
+		case *interval <= 0:
+			return usageErr("--progress-interval must be positive")
+		}
+	} else {
+		switch {
+		case *labelsTopic != "" || *champSnapshot != "" || *report != "":
+			return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
+		case *toTopic == "":
+			return usageErr("--to-topic is required")
+		case byTime && byOffsets:
+			return usageErr("--from-time/--to-time and --from-offsets/--to-offsets exclude each other")
+		case !byTime && !byOffsets:
+			return usageErr("a source is required: --from-time and --to-time, or --from-offsets and --to-offsets")
+		case byTime && (*fromTime == "" || *toTime == ""):
+			return usageErr("--from-time and --to-time go together")
+		case byOffsets && (*fromOffsets == "" || *toOffsets == ""):
+			return usageErr("--from-offsets and --to-offsets go together")
+		case *parallel < 1:
+			return usageErr("--parallel must be at least 1")
+		case *batch < 0:
+			return usageErr("--batch must not be negative")
+		case *interval <= 0:
+			return usageErr("--progress-interval must be positive")
+		}
 	}
-	if *parallel < 1 {
-		return usageErr("--parallel must be at least 1")
+	opts := app.ReplayOptions{LakeDir: *lakeDir, ToTopic: *toTopic, ToDLQ: *toDLQ, CheckpointTopic: *ckptTopic, ToLake: *toLake,
+		RunID: *runID, ModelVersion: *modelVersion, Snapshot: *snapshot, BatchSize: *batch, Parallel: *parallel}
+	var err error
+	if *fromTime != "" {
+		if opts.FromTime, err = time.Parse(time.RFC3339Nano, *fromTime); err != nil {
+			return fmt.Errorf("--from-time: %w", err)
+		}
 	}
-	if *batch < 0 {
-		return usageErr("--batch must not be negative")
+	if *toTime != "" {
+		if opts.ToTime, err = time.Parse(time.RFC3339Nano, *toTime); err != nil {
+			return fmt.Errorf("--to-time: %w", err)
+		}
 	}
-	if *interval <= 0 {
-		return usageErr("--progress-interval must be positive")
+	if !opts.FromTime.IsZero() && !opts.ToTime.IsZero() && !opts.FromTime.Before(opts.ToTime) {
+		return fmt.Errorf("--to-time %s must be after --from-time %s", *toTime, *fromTime)
 	}
-	spec, err := pipeline.LoadSpec(*specPath)
-	if err != nil {
+	if byOffsets {
+		if opts.Offsets, err = offsetRanges(*fromOffsets, *toOffsets); err != nil {
+			return err
+		}
+	}
+	if opts.Spec, err = app.LoadSpec(*specPath); err != nil {
 		return err
 	}
 	if *brokers != "" {
-		spec.Kafka.Brokers = strings.Split(*brokers, ",")
+		opts.Spec.Kafka.Brokers = strings.Split(*brokers, ",")
 	}
 	if *redisAddr != "" {
-		spec.Redis.Addr = *redisAddr
+		opts.Spec.Redis.Addr = *redisAddr
 	}
-	if len(spec.Kafka.Brokers) == 0 {
+	if (*lakeDir == "" || *toTopic != "" || *labelsTopic != "") && len(opts.Spec.Kafka.Brokers) == 0 {
 		return fmt.Errorf("no Kafka brokers: set kafka.brokers in %s or pass --brokers", *specPath)
+	}
+	errw := &syncWriter{w: stderr}
+	opts.Progress = replay.NewProgress(errw, replay.IsTerminal(stderr), *interval)
+	progCtx, stopProg := context.WithCancel(ctx)
+	defer stopProg()
+	go opts.Progress.Run(progCtx)
+	start := time.Now()
+	elapsed := func() time.Duration { return time.Since(start).Round(time.Millisecond) }
+
+	switch {
+	case *backtest:
+		rep, err := app.Backtest(ctx, app.BacktestOptions{ReplayOptions: opts, LabelsTopic: *labelsTopic, ChampionSnapshot: *champSnapshot, Bucket: *bucket})
+		stopProg()
+		if errors.Is(err, app.ErrBacktestNoLabels) {
+			return fmt.Errorf("%w (check --labels-topic, or the lake's driftline_label column)", err)
+		}
+		if err != nil {
+			return flagError(err)
+		}
+		rep.WriteText(stdout)
+		if *report != "" {
+			if err := writeReport(*report, &rep); err != nil {
+				return fmt.Errorf("--report: %w", err)
+			}
+			fmt.Fprintf(stdout, "report written to %s\n", *report)
+		}
+		return nil
+	case direct:
+		res, err := app.DirectReplay(ctx, opts)
+		stopProg()
+		if err != nil {
+			return flagError(err)
+		}
+		switch {
+		case res.Done:
+			fmt.Fprintf(stdout, "replay %s: --to-lake %s already holds this run's output; nothing to do\n", res.RunID, *toLake)
+		case *toLake != "":
+			fmt.Fprintf(stdout, "replay %s: %d input rows, %d predictions to --to-lake %s, %d rejected, %s\n", res.RunID, res.Inputs, res.Outputs, *toLake, res.Rejected, elapsed())
+		default:
+			fmt.Fprintf(stdout, "replay %s: %d input rows, %d predictions to %s, %d rejected, %s\n", res.RunID, res.Inputs, res.Outputs, *toTopic, res.Rejected, elapsed())
+		}
+		return nil
 	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	errw := &syncWriter{w: stderr}
-	log := newLogger(errw, level)
-
-	needRedis := spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil || (*modelVersion != "" && *snapshot == "")
-	var rdb redis.UniversalClient
-	if needRedis {
-		if spec.Redis.Addr == "" {
-			return fmt.Errorf("no Redis address (dedupe, entity aggregates or --model-version need it): set redis.addr in %s or pass --redis", *specPath)
-		}
-		c := redis.NewClient(&redis.Options{Addr: spec.Redis.Addr, Password: spec.Redis.Password, DB: spec.Redis.DB})
-		defer c.Close()
-		if err := c.Ping(ctx).Err(); err != nil {
-			return fmt.Errorf("--redis %s: %w", spec.Redis.Addr, err)
-		}
-		rdb = c
-	}
-	model, digest, err := loadReplayModel(ctx, spec, rdb, *modelVersion, *snapshot)
-	if err != nil {
-		return err
-	}
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(spec.Kafka.Brokers...))
-	if err != nil {
-		return fmt.Errorf("--brokers: %w", err)
-	}
-	adm := kadm.NewClient(cl)
-	var ranges []replayRange
-	if byTime {
-		from, err := time.Parse(time.RFC3339Nano, *fromTime)
-		if err != nil {
-			cl.Close()
-			return fmt.Errorf("--from-time: %w", err)
-		}
-		to, err := time.Parse(time.RFC3339Nano, *toTime)
-		if err != nil {
-			cl.Close()
-			return fmt.Errorf("--to-time: %w", err)
-		}
-		if !from.Before(to) {
-			cl.Close()
-			return fmt.Errorf("--to-time %s must be after --from-time %s", *toTime, *fromTime)
-		}
-		ranges, err = rangesForTimes(ctx, adm, spec.Topics.Input, from, to)
-	} else {
-		ranges, err = rangesForOffsets(ctx, adm, spec.Topics.Input, *fromOffsets, *toOffsets)
-	}
-	cl.Close()
-	if err != nil {
-		return err
-	}
-	if *runID == "" {
-		*runID = defaultRunID(spec, ranges, *toTopic, model.Version, digest)
-	}
-	if *batch == 0 {
-		*batch = max(spec.Batch.Size, 1)
-	}
-	prog := newReplayProgress(stderr, *interval)
-	prog.w = errw // newReplayProgress looked at stderr to tell a terminal
-	progCtx, stopProg := context.WithCancel(ctx)
-	defer stopProg()
-	go prog.run(progCtx)
-	log.Info("replay", "run", *runID, "input", spec.Topics.Input, "to", *toTopic, "model", model.Name, "version", model.Version, "arm", model.Arm)
-	start := time.Now()
-	res, err := runReplay(ctx, replayConfig{
-		Spec: spec, Ranges: ranges, ToTopic: *toTopic, ToDLQ: *toDLQ, CheckpointTopic: *ckptTopic,
-		RunID: *runID, Model: model, BatchSize: *batch, Parallel: *parallel, Rdb: rdb, Progress: prog, Log: log,
-	}, spec.Kafka.Brokers)
+	opts.Log = newLogger(errw, level)
+	res, err := app.Replay(ctx, opts)
 	stopProg()
 	if err != nil {
-		return fmt.Errorf("run %s: %w", *runID, err)
+		return flagError(err)
 	}
 	fmt.Fprintf(stdout, "replay %s: %d input offsets (%d already committed before this run), %d records processed, %d predictions to %s, %d rejected, %d transactions, %s\n",
-		res.RunID, res.Total, res.Resumed, res.Inputs, res.Outputs, *toTopic, res.Rejected, res.Txns, time.Since(start).Round(time.Millisecond))
+		res.RunID, res.Total, res.Resumed, res.Inputs, res.Outputs, *toTopic, res.Rejected, res.Txns, elapsed())
 	return nil
 }
 
-// loadReplayModel builds the shadow model and a digest of its parameters.
-func loadReplayModel(ctx context.Context, spec *pipeline.Spec, rdb redis.UniversalClient, version, snapshot string) (*stages.ServedModel, string, error) {
-	label := spec.Model.Version
-	var (
-		data []byte
-		err  error
-	)
-	switch {
-	case snapshot != "":
-		if data, err = os.ReadFile(snapshot); err != nil {
-			return nil, "", fmt.Errorf("--snapshot: %w", err)
-		}
-		if version != "" {
-			label = version
-		}
-	case version != "":
-		reg, err := registry.New(rdb, registry.Config{})
-		if err != nil {
-			return nil, "", fmt.Errorf("--model-version: %w", err)
-		}
-		var v registry.Version
-		if n, perr := strconv.ParseInt(version, 10, 64); perr == nil {
-			v, err = reg.Version(ctx, spec.Model.Name, n)
-		} else {
-			v, err = reg.Resolve(ctx, spec.Model.Name, version)
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("--model-version %s of model %s: %w", version, spec.Model.Name, err)
-		}
-		if data, err = reg.Artifact(ctx, spec.Model.Name, v.Number, registry.ArtifactSnapshot); err != nil {
-			return nil, "", fmt.Errorf("--model-version %s: %w", version, err)
-		}
-		label = strconv.FormatInt(v.Number, 10)
-	default:
-		fz, err := stages.NewFeaturize(spec, rdb) // for the feature layout
-		if err != nil {
-			return nil, "", err
-		}
-		l, err := stages.NewLearner(spec, fz)
-		if err != nil {
-			return nil, "", err
-		}
-		return stages.NewServedModel(spec.Model.Name, label, stages.ArmShadow, l), "fresh", nil
+// flagError names the flag of the app.OptionError in err: "to-topic x:
+// ..." reads "--to-topic x: ...".
+func flagError(err error) error {
+	var oe *app.OptionError
+	if !errors.As(err, &oe) {
+		return err
 	}
-	l, err := models.UnmarshalLearner(data)
-	if err != nil {
-		if snapshot != "" {
-			return nil, "", fmt.Errorf("--snapshot %s: %w", snapshot, err)
-		}
-		return nil, "", fmt.Errorf("--model-version %s: %w", version, err)
-	}
-	sum := sha256.Sum256(data)
-	return stages.NewServedModel(spec.Model.Name, label, stages.ArmShadow, l), hex.EncodeToString(sum[:8]), nil
+	return errors.New(strings.Replace(err.Error(), oe.Error(), "--"+oe.Error(), 1))
 }
 
-// rangesForTimes maps [from, to) to offsets per partition by timestamp.
-func rangesForTimes(ctx context.Context, adm *kadm.Client, topic string, from, to time.Time) ([]replayRange, error) {
-	starts, err := adm.ListOffsetsAfterMilli(ctx, from.UnixMilli(), topic)
+// writeReport writes the backtest's HTML report to path.
+func writeReport(path string, rep *stages.BacktestReport) error {
+	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("--from-time: list offsets of %s: %w", topic, err)
+		return err
 	}
-	ends, err := adm.ListOffsetsAfterMilli(ctx, to.UnixMilli(), topic)
-	if err != nil {
-		return nil, fmt.Errorf("--to-time: list offsets of %s: %w", topic, err)
+	if err := rep.WriteHTML(f); err != nil {
+		f.Close()
+		return err
 	}
-	var out []replayRange
-	var ferr error
-	starts.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			ferr = fmt.Errorf("--from-time: topic %s partition %d: %w", topic, o.Partition, o.Err)
-			return
-		}
-		e, ok := ends.Lookup(topic, o.Partition)
-		if !ok || e.Err != nil {
-			ferr = fmt.Errorf("--to-time: no end offset for topic %s partition %d", topic, o.Partition)
-			return
-		}
-		out = append(out, replayRange{Partition: o.Partition, Start: o.Offset, End: max(e.Offset, o.Offset)})
-	})
-	if ferr != nil {
-		return nil, ferr
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("input topic %s does not exist", topic)
-	}
-	slices.SortFunc(out, func(a, b replayRange) int { return int(a.Partition - b.Partition) })
-	return out, nil
+	return f.Close()
 }
 
-// rangesForOffsets parses explicit P:O lists and checks them against the log.
-func rangesForOffsets(ctx context.Context, adm *kadm.Client, topic, fromText, toText string) ([]replayRange, error) {
+// offsetRanges parses --from-offsets and --to-offsets into ranges, one per
+// partition, sorted by partition.
+func offsetRanges(fromText, toText string) ([]replay.Range, error) {
 	from, err := parsePartitionOffsets(fromText)
 	if err != nil {
 		return nil, fmt.Errorf("--from-offsets: %w", err)
@@ -343,15 +285,7 @@ func rangesForOffsets(ctx context.Context, adm *kadm.Client, topic, fromText, to
 	if err != nil {
 		return nil, fmt.Errorf("--to-offsets: %w", err)
 	}
-	starts, err := adm.ListStartOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
-	}
-	var out []replayRange
+	var out []replay.Range
 	for p, s := range from {
 		e, ok := to[p]
 		if !ok {
@@ -360,25 +294,14 @@ func rangesForOffsets(ctx context.Context, adm *kadm.Client, topic, fromText, to
 		if e < s {
 			return nil, fmt.Errorf("--to-offsets: partition %d ends at %d, before its start %d", p, e, s)
 		}
-		lo, ok1 := starts.Lookup(topic, p)
-		hi, ok2 := ends.Lookup(topic, p)
-		if !ok1 || !ok2 || lo.Err != nil || hi.Err != nil {
-			return nil, fmt.Errorf("--from-offsets: topic %s has no partition %d", topic, p)
-		}
-		if s < lo.Offset {
-			return nil, fmt.Errorf("--from-offsets: partition %d starts at %d, before the log start %d", p, s, lo.Offset)
-		}
-		if e > hi.Offset {
-			return nil, fmt.Errorf("--to-offsets: partition %d ends at %d, after the log end %d", p, e, hi.Offset)
-		}
-		out = append(out, replayRange{Partition: p, Start: s, End: e})
+		out = append(out, replay.Range{Partition: p, Start: s, End: e})
 	}
 	for p := range to {
 		if _, ok := from[p]; !ok {
 			return nil, fmt.Errorf("--from-offsets: no start for partition %d of --to-offsets", p)
 		}
 	}
-	slices.SortFunc(out, func(a, b replayRange) int { return int(a.Partition - b.Partition) })
+	slices.SortFunc(out, func(a, b replay.Range) int { return int(a.Partition - b.Partition) })
 	return out, nil
 }
 
@@ -407,4 +330,17 @@ func parsePartitionOffsets(s string) (map[int32]int64, error) {
 		return nil, errors.New("no partitions")
 	}
 	return out, nil
+}
+
+// syncWriter serializes writes, so that log lines and progress lines from
+// several goroutines do not interleave mid-line.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
