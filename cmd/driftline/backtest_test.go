@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/stages"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/replaytest"
 	"github.com/driftline/driftline/testkit/streams"
 )
 
@@ -56,10 +57,8 @@ func parseReport(t *testing.T, out string) []reportRow {
 
 func TestBacktestCandidateBeatsChampionAfterDrift(t *testing.T) {
 	broker := kafkatest.StartKfake(t)
-	rds := redistest.StartMiniredis(t)
-	env := loadReplayEnv(t, broker.Addr, rds.Addr)
-	rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
-	defer rdb.Close()
+	env := loadReplayEnv(t, broker.Addr, redistest.StartMiniredis(t))
+	rdb := env.Redis
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -68,23 +67,23 @@ func TestBacktestCandidateBeatsChampionAfterDrift(t *testing.T) {
 	// (variant 2) at event 3000, one event per second: drift at 00:50.
 	const n, drift = 6000, 3000
 	start := streams.DefaultStart
-	history := seededEvents(t, streams.Config{Concept: streams.ConceptSEA, Seed: 21, Step: time.Second,
+	history := replaytest.SeededEvents(t, streams.Config{Concept: streams.ConceptSEA, Seed: 21, Step: time.Second,
 		Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: drift}}, n)
 	// The champion learned concept A, the candidate concept B.
 	champPath, candPath := filepath.Join(dir, "champion.snapshot"), filepath.Join(dir, "candidate.snapshot")
-	trainOn(t, env.spec, rdb, seededEvents(t, streams.Config{Concept: streams.ConceptSEA, Seed: 22}, 8000), 3, champPath)
-	trainOn(t, env.spec, rdb, seededEvents(t, streams.Config{Concept: streams.ConceptSEA, Seed: 23, Variant: 2, DriftVariant: 2}, 8000), 3, candPath)
+	replaytest.TrainOn(t, env.Spec, rdb, replaytest.SeededEvents(t, streams.Config{Concept: streams.ConceptSEA, Seed: 22}, 8000), 3, champPath)
+	replaytest.TrainOn(t, env.Spec, rdb, replaytest.SeededEvents(t, streams.Config{Concept: streams.ConceptSEA, Seed: 23, Variant: 2, DriftVariant: 2}, 8000), 3, candPath)
 
 	// The lake as the live pipeline wrote it (scored by the champion), and
 	// the labels on their topic.
 	src := filepath.Join(dir, "lake")
-	champ, err := loadReplayModelForTest(env, rdb, champPath)
+	champ, err := servedSnapshot(env, champPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeLiveLake(t, env.spec, rdb, src, champ, history, 2)
+	replaytest.WriteLiveLake(t, env.Spec, rdb, src, champ, history, 2)
 	broker.CreateTopic(t, "labels", 2)
-	cl := mustClient(t, env.brokers)
+	cl := replaytest.Client(t, env.Brokers)
 	var recs []*kgo.Record
 	for i := range history {
 		recs = append(recs, &kgo.Record{Topic: "labels", Value: streams.AppendLabelJSON(nil, &history[i])})
@@ -95,7 +94,7 @@ func TestBacktestCandidateBeatsChampionAfterDrift(t *testing.T) {
 
 	report := filepath.Join(dir, "report.html")
 	var stdout, stderr bytes.Buffer
-	args := []string{"replay", "--spec", env.specPath, "--lake", src, "--backtest", "--labels-topic", "labels",
+	args := []string{"replay", "--spec", env.SpecPath, "--lake", src, "--backtest", "--labels-topic", "labels",
 		"--snapshot", candPath, "--model-version", "2", "--champion-snapshot", champPath, "--bucket", "10m", "--report", report}
 	if code := runMain(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("backtest exit %d: %s\n%s", code, stdout.String(), tail(stderr.String(), 2000))
@@ -174,9 +173,18 @@ func attr(se xml.StartElement, name string) string {
 	return ""
 }
 
-func loadReplayModelForTest(env *replayEnv, rdb redis.UniversalClient, path string) (*stages.ServedModel, error) {
-	m, _, err := loadReplayModel(context.Background(), env.spec, rdb, "1", path)
-	return m, err
+// servedSnapshot is the learner snapshot at path, served as version 1 of
+// the env's model, as replay --snapshot path --model-version 1 serves it.
+func servedSnapshot(env *replaytest.Env, path string) (*stages.ServedModel, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := models.UnmarshalLearner(data)
+	if err != nil {
+		return nil, err
+	}
+	return stages.NewServedModel(env.Spec.Model.Name, "1", stages.ArmShadow, l), nil
 }
 
 func TestBacktestFlagErrors(t *testing.T) {

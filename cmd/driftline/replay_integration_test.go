@@ -13,6 +13,7 @@ import (
 
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/replaytest"
 )
 
 // TestIntegrationReplayKilledAndRerunIsExactlyOnce replays a time range
@@ -23,25 +24,24 @@ import (
 func TestIntegrationReplayKilledAndRerunIsExactlyOnce(t *testing.T) {
 	const events = 60_000
 	broker := kafkatest.StartKafka(t)
-	rds := redistest.StartRedis(t)
-	env := loadReplayEnv(t, broker.Addr, rds.Addr)
-	broker.CreateTopic(t, env.spec.Topics.Input, 4)
+	env := loadReplayEnv(t, broker.Addr, redistest.StartRedis(t))
+	broker.CreateTopic(t, env.Spec.Topics.Input, 4)
 	broker.CreateTopic(t, "backfill", 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	produceEvents(t, ctx, env.brokers, env.spec.Topics.Input, 2000, 11) // before the range
-	from := stampedMillis()
-	produceEvents(t, ctx, env.brokers, env.spec.Topics.Input, events, 12)
-	to := stampedMillis()
-	produceEvents(t, ctx, env.brokers, env.spec.Topics.Input, 2000, 13) // after it
-	ranges := timeRangeOffsets(t, ctx, env.brokers, env.spec.Topics.Input, 4, from, to)
-	want := freshScoring(t, ctx, env, ranges, "3")
+	replaytest.ProduceEvents(t, ctx, env.Brokers, env.Spec.Topics.Input, 2000, 11) // before the range
+	from := replaytest.StampedMillis()
+	replaytest.ProduceEvents(t, ctx, env.Brokers, env.Spec.Topics.Input, events, 12)
+	to := replaytest.StampedMillis()
+	replaytest.ProduceEvents(t, ctx, env.Brokers, env.Spec.Topics.Input, 2000, 13) // after it
+	ranges := replaytest.TimeRangeOffsets(t, ctx, env.Brokers, env.Spec.Topics.Input, 4, from, to)
+	want := replaytest.FreshScoring(t, ctx, env, ranges, "3")
 
 	bin := buildDriftline(t)
-	args := []string{"replay", "--spec", env.specPath, "--from-time", from.Format(time.RFC3339Nano), "--to-time", to.Format(time.RFC3339Nano),
-		"--to-topic", "backfill", "--snapshot", env.snapshot, "--model-version", "3", "--batch", "200", "--parallel", "2", "--progress-interval", "200ms"}
-	adm := kadm.NewClient(mustClient(t, env.brokers))
+	args := []string{"replay", "--spec", env.SpecPath, "--from-time", from.Format(time.RFC3339Nano), "--to-time", to.Format(time.RFC3339Nano),
+		"--to-topic", "backfill", "--snapshot", env.Snapshot, "--model-version", "3", "--batch", "200", "--parallel", "2", "--progress-interval", "200ms"}
+	adm := kadm.NewClient(replaytest.Client(t, env.Brokers))
 	written := func() int64 { // records in the backfill topic, committed or not
 		ends, err := adm.ListEndOffsets(ctx, "backfill")
 		if err != nil {
@@ -69,5 +69,5 @@ func TestIntegrationReplayKilledAndRerunIsExactlyOnce(t *testing.T) {
 	}
 	log, _ := os.ReadFile(p2.Stdout.(*os.File).Name())
 	t.Logf("killed after %d backfill records (of %d); second run: %s", killedAt, len(want), tail(string(log), 600))
-	checkBackfill(t, env, readCommitted(t, ctx, env.brokers, "backfill"), want)
+	replaytest.CheckBackfill(t, env, replaytest.ReadCommitted(t, ctx, env.Brokers, "backfill"), want)
 }
