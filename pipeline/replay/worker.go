@@ -27,6 +27,7 @@ type chunkSink struct {
 }
 
 func (s *chunkSink) Write(_ context.Context, recs []pipeline.OutRecord) error {
+	s.recs = slices.Grow(s.recs, len(recs))
 	for i := range recs {
 		o := &recs[i]
 		if o.Topic == dropTopic {
