@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
@@ -36,7 +37,7 @@ func replaySpecText(t testing.TB, addr, redisAddr string) string {
 	t.Helper()
 	t.Setenv("DRIFTLINE_DEMO_HMAC_KEY", "replay-hmac-key-0123456789abcdef")
 	t.Setenv("DRIFTLINE_DEMO_AES_KEY", strings.Repeat("cd", 32))
-	text := strings.Replace(string(demoSpecYAML), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", addr), 1)
+	text := strings.Replace(string(app.DemoSpec), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", addr), 1)
 	return strings.Replace(text, "name: demo\n", fmt.Sprintf("name: demo\nredis:\n  addr: %q\n", redisAddr), 1)
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/stages"
@@ -23,7 +22,7 @@ import (
 // produceEvents writes n seeded events (1% malformed, 1% duplicates).
 func produceEvents(t testing.TB, ctx context.Context, brokers []string, topic string, n int64, seed uint64) {
 	t.Helper()
-	cl := mustClient(t, brokers, kgo.ProducerLinger(time.Millisecond))
+	cl := newTestProducer(t, brokers[0], time.Millisecond)
 	cfg := producerConfig{Topic: topic, Events: n, MalformedRate: 0.01, DuplicateRate: 0.01,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: seed}}
 	if err := cfg.validate(); err != nil {
