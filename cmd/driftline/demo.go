@@ -163,21 +163,19 @@ versions and rollout events.`, stderr)
 	if err != nil {
 		return err
 	}
+	defer pl.Close()
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	kcc, err := app.KafkaClient(spec, "driftline-demo")
 	if err != nil {
-		pl.Close()
 		return err
 	}
 	delivered, err := startAlertWatcher(runCtx, spec, kcc, log)
 	if err != nil {
-		pl.Close()
 		return err
 	}
 	addr, err := pl.ServeAdmin(runCtx, *adminAddr)
 	if err != nil {
-		pl.Close()
 		return err
 	}
 	fmt.Fprintf(stderr, "demo: metrics on http://%s/metrics, model admin API on http://%s/api/v1\n", addr, addr)

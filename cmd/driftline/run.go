@@ -59,10 +59,10 @@ authenticate (see "Connecting to a secured cluster" in the README).`, stderr)
 	if err != nil {
 		return err
 	}
+	defer a.Close()
 	if spec.Admin.Addr != "" {
 		addr, err := a.ServeAdmin(ctx, spec.Admin.Addr)
 		if err != nil {
-			a.Close()
 			return err
 		}
 		log.Info("admin listening", "addr", addr)

@@ -54,7 +54,7 @@ type Options struct {
 // and DLQ), the label plane (labels topic → label join → learning), the
 // control plane (drift alerts, the governance loop, the audit forwarder)
 // and the admin server's handlers. Open builds it; Run runs it until its
-// context ends; Close releases what Open opened if Run never ran.
+// context ends; Close releases what Open opened.
 type App struct {
 	spec     *pipeline.Spec
 	rdb      goredis.UniversalClient
@@ -358,11 +358,10 @@ func (a *App) championVersion() string {
 	return a.champion.Version
 }
 
-// Run consumes until ctx ends or a plane fails, then drains, commits and
-// closes everything Open opened. The alert publisher flushes after the
-// data plane stops.
+// Run consumes until ctx ends or a plane fails, then drains and commits.
+// The alert publisher flushes after the data plane stops. Call Close after
+// Run returns; the registry stays readable until then.
 func (a *App) Run(ctx context.Context) error {
-	defer a.Close()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var loops sync.WaitGroup
 	defer func() { stopWatch(); loops.Wait() }()
@@ -407,8 +406,9 @@ func (a *App) runPlanes(ctx context.Context) error {
 	return first
 }
 
-// Close releases what Open opened: the Kafka clients, the ONNX model, and
-// the Redis client it built. Run calls it; it is idempotent.
+// Close releases what Open opened: the Kafka clients, the ONNX model, the
+// control plane's publishers and the Redis client it built. It is
+// idempotent; call it once Run has returned (or instead of Run).
 func (a *App) Close() {
 	a.closeOnce.Do(func() {
 		if a.kc != nil {
