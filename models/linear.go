@@ -172,7 +172,7 @@ func (l *Linear) Learn(rows *Rows, y []float32) error {
 	}
 	skipped, firstSkipped := 0, -1
 	for i := range rows.N {
-		if !l.validLabel(y[i]) {
+		if !validLabel(l.cfg.Link, l.cfg.Classes, y[i]) {
 			if skipped == 0 {
 				firstSkipped = i
 			}
@@ -186,18 +186,6 @@ func (l *Linear) Learn(rows *Rows, y []float32) error {
 			skipped, rows.N, firstSkipped, y[firstSkipped], l.cfg.Link, ErrInvalidLabel)
 	}
 	return nil
-}
-
-func (l *Linear) validLabel(y float32) bool {
-	v := float64(y)
-	switch l.cfg.Link {
-	case LinkSigmoid:
-		return v == 0 || v == 1
-	case LinkSoftmax:
-		return v >= 0 && v < float64(l.cfg.Classes) && v == math.Trunc(v)
-	default:
-		return isFinite(v)
-	}
 }
 
 // learnRow takes one optimizer step on one row with a valid label.
