@@ -76,9 +76,17 @@ func (l *Linear) UnmarshalBinary(data []byte) error {
 }
 
 // UnmarshalLearner restores a learner from a snapshot made by a Learner's
-// MarshalBinary, without knowing its configuration in advance.
+// MarshalBinary, without knowing its kind or configuration in advance: the
+// snapshot's first four bytes name its kind. Errors wrap ErrSnapshot.
 func UnmarshalLearner(data []byte) (Learner, error) {
-	return UnmarshalLinear(data)
+	if len(data) < len(snapshotMagic) {
+		return nil, fmt.Errorf("snapshot of %d bytes has no kind tag: %w", len(data), ErrSnapshot)
+	}
+	switch string(data[:len(snapshotMagic)]) {
+	case snapshotMagic:
+		return UnmarshalLinear(data)
+	}
+	return nil, fmt.Errorf("snapshot kind %q is not one this build knows: %w", data[:len(snapshotMagic)], ErrSnapshot)
 }
 
 // UnmarshalLinear restores a Linear learner from a snapshot. Errors wrap
