@@ -150,6 +150,13 @@ func (m *MLP) attach(newStepper func(MLPConfig) (MLPStepper, error)) error {
 	return nil
 }
 
+var _ ShapedLearner = (*MLP)(nil)
+
+// Shape is the layout of the rows Predict and Learn accept.
+func (m *MLP) Shape() Shape {
+	return Shape{NumDense: m.cfg.NumDense, NumHashed: m.cfg.NumHashed, HashBits: m.cfg.HashBits}
+}
+
 // Config returns the learner's configuration with its defaults applied.
 func (m *MLP) Config() MLPConfig {
 	c := m.cfg

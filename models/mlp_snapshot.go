@@ -1,7 +1,6 @@
 package models
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -217,42 +216,30 @@ func (b *MLPBatch) check(cfg *MLPConfig) error {
 		if !validLabel(cfg.Link, cfg.Classes, b.Labels[i]) {
 			return fmt.Errorf("row %d has label %v", i, b.Labels[i])
 		}
-		prev := int32(-1)
-		for _, idx := range b.Hashed[i*b.NumHashed : (i+1)*b.NumHashed] {
-			if idx < -1 || idx >= 1<<cfg.HashBits || (prev < 0 && idx >= 0 && prev != -1) || (idx >= 0 && idx < prev) || (idx < 0 && prev == -2) {
-				return fmt.Errorf("row %d has hashed indices out of order or range", i)
-			}
-			if idx < 0 {
-				prev = -2
-			} else {
-				prev = idx
-			}
+		if !wellFormedRuns(b.Hashed[i*b.NumHashed:(i+1)*b.NumHashed], cfg.HashBits) {
+			return fmt.Errorf("row %d has hashed indices out of order or range", i)
 		}
 	}
 	return nil
 }
 
-// snapshotBody checks a snapshot's frame — length, magic, version, body
-// length and checksum — and returns its body. Errors wrap ErrSnapshot.
-func snapshotBody(data []byte, magic string, version uint16) ([]byte, error) {
-	if len(data) < snapshotHeader+snapshotTrailer {
-		return nil, fmt.Errorf("snapshot of %d bytes is shorter than its %d-byte frame: %w",
-			len(data), snapshotHeader+snapshotTrailer, ErrSnapshot)
+// wellFormedRuns reports whether runs is what scaleRow writes: indices in
+// [0, 2^hashBits) in ascending order, then only −1.
+func wellFormedRuns(runs []int32, hashBits int) bool {
+	prev := int32(-1)
+	for c, idx := range runs {
+		if idx == -1 {
+			for _, rest := range runs[c:] {
+				if rest != -1 {
+					return false
+				}
+			}
+			return true
+		}
+		if idx < prev || idx >= 1<<hashBits {
+			return false
+		}
+		prev = idx
 	}
-	if !bytes.Equal(data[:4], []byte(magic)) {
-		return nil, fmt.Errorf("snapshot magic %q, want %q: %w", data[:4], magic, ErrSnapshot)
-	}
-	if v := binary.LittleEndian.Uint16(data[4:]); v != version {
-		return nil, fmt.Errorf("snapshot version %d, this build reads version %d: %w", v, version, ErrSnapshot)
-	}
-	bodyLen := binary.LittleEndian.Uint64(data[6:])
-	if have := uint64(len(data) - snapshotHeader - snapshotTrailer); bodyLen != have {
-		return nil, fmt.Errorf("snapshot header announces %d body bytes, found %d (truncated or padded): %w",
-			bodyLen, have, ErrSnapshot)
-	}
-	end := len(data) - snapshotTrailer
-	if want, got := binary.LittleEndian.Uint32(data[end:]), crc32.Checksum(data[:end], crcTable); want != got {
-		return nil, fmt.Errorf("snapshot checksum %08x, computed %08x (corrupt): %w", want, got, ErrSnapshot)
-	}
-	return data[snapshotHeader:end], nil
+	return true
 }
