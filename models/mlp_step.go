@@ -47,14 +47,20 @@ func newGoStep(cfg *MLPConfig, st *MLPState) *goStep {
 // step takes one optimizer step on a full batch, updating st in place, and
 // returns the batch's mean loss before the step.
 func (s *goStep) step(st *MLPState, b *MLPBatch) float64 {
+	loss := s.gradients(st, b)
+	s.apply(st)
+	return loss
+}
+
+// gradients runs the batch forward and backward: it fills gw, gb and, for
+// the first layer's active rows, g0, and returns the mean loss.
+func (s *goStep) gradients(st *MLPState, b *MLPBatch) float64 {
 	n := b.N
 	for i := range n {
 		s.fw.run(st, s.cfg.Activation, i, b.Dense[i*b.NumDense:(i+1)*b.NumDense], b.Hashed[i*b.NumHashed:(i+1)*b.NumHashed])
 	}
-	last := len(st.Layers) - 1
 	loss := s.outputGradient(b)
-
-	for l := last; l >= 1; l-- {
+	for l := len(st.Layers) - 1; l >= 1; l-- {
 		layer := &st.Layers[l]
 		in, out := layer.In, layer.Out
 		gw, gb, dz := s.gw[l], s.gb[l], s.dz[l]
@@ -90,22 +96,27 @@ func (s *goStep) step(st *MLPState, b *MLPBatch) float64 {
 		}
 	}
 	s.firstLayerGradient(st, b)
+	return loss
+}
 
+// apply takes the optimizer step with the gradients, and forgets the
+// first layer's active rows.
+func (s *goStep) apply(st *MLPState) {
 	st.Steps++
 	u := newUpdater(&s.cfg, st.Steps)
+	last := len(st.Layers) - 1
 	for l := 1; l <= last; l++ {
-		u.apply(st, l, 0, len(st.Layers[l].W), s.gw[l], true)
+		u.apply(st, l, 0, len(st.Layers[l].W), s.gw[l])
 	}
 	for l := 0; l <= last; l++ {
 		u.applyIntercepts(st, l, s.gb[l])
 	}
 	out := st.Layers[0].Out
 	for a, r := range s.active {
-		u.apply(st, 0, int(r)*out, out, s.g0[a*out:(a+1)*out], true)
+		u.apply(st, 0, int(r)*out, out, s.g0[a*out:(a+1)*out])
 		s.slot[r] = -1
 	}
 	s.active = s.active[:0]
-	return loss
 }
 
 // outputGradient fills the output layer's dz with the gradient of the
@@ -210,13 +221,13 @@ func newUpdater(cfg *MLPConfig, t int64) updater {
 	return u
 }
 
-// apply steps layer l's weights W[off:off+n] with gradients g.
-func (u *updater) apply(st *MLPState, l, off, n int, g []float64, regularized bool) {
+// apply steps layer l's weights W[off:off+n] with gradients g, with L2.
+func (u *updater) apply(st *MLPState, l, off, n int, g []float64) {
 	var m, v []float32
 	if u.kind == MLPOptimizerAdam {
 		m, v = st.M[l].W[off:off+n], st.V[l].W[off:off+n]
 	}
-	u.step(st.Layers[l].W[off:off+n], m, v, g[:n], regularized)
+	u.step(st.Layers[l].W[off:off+n], m, v, g[:n], true)
 }
 
 // applyIntercepts steps layer l's intercepts with gradients g.
