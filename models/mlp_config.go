@@ -126,6 +126,10 @@ const (
 	// MaxMLPParams bounds the number of weights and intercepts (1 GiB of
 	// float32).
 	MaxMLPParams = 1 << 28
+	// MaxMLPBatchValues bounds BatchSize × (the hidden widths + Classes):
+	// the Go step keeps three float64 values per row and unit (1.5 GiB at
+	// the bound).
+	MaxMLPBatchValues = 1 << 26
 )
 
 // Validate reports whether the configuration, with its defaults applied, is
@@ -233,6 +237,13 @@ func (c MLPConfig) resolve() (MLPConfig, error) {
 				return c, fmt.Errorf("models: mlp optimizer %s: must be in (0, 1), got %v", p.name, p.v)
 			}
 		}
+	}
+	units := c.Classes
+	for _, w := range c.Hidden {
+		units += w
+	}
+	if n := int64(c.BatchSize) * int64(units); n > MaxMLPBatchValues {
+		return c, fmt.Errorf("models: mlp batch size, hidden: %d rows × %d units, more than %d", c.BatchSize, units, MaxMLPBatchValues)
 	}
 	if n := c.paramCount(); n > MaxMLPParams {
 		return c, fmt.Errorf("models: mlp hidden, hash bits: %d weights, more than %d", n, MaxMLPParams)
