@@ -25,7 +25,7 @@ import (
 // mean loss of that batch, then starts the next. The pending rows are part
 // of the learner's state (Clone and snapshots keep them), so Learn on n
 // rows is exactly n single-row Learn calls, bit for bit, whatever the
-// split. Predict uses the weights as of the last step: up to BatchSize−1
+// split, as Learner requires (an MLP is not a MiniBatchLearner). Predict uses the weights as of the last step: up to BatchSize−1
 // learned rows have not moved the weights yet. BatchSize 1 is plain online
 // learning.
 //
@@ -43,7 +43,8 @@ import (
 // float64 and clamp what they store to the finite float32 range, so
 // extreme inputs never give NaN or Inf. The same step runs as an ONNX graph
 // (onnxexport.TrainStep) on ONNX Runtime through an MLPStepper
-// (ortengine.NewMLP); the two agree to about 1e-6.
+// (ortengine.NewMLP); the two stay within 1e-5 of each other over 1,000
+// steps (tested; about 1e-6 typically).
 //
 // Initialization is seeded and deterministic (see MLPConfig.Seed): He
 // uniform for ReLU layers, Glorot uniform for tanh and the output layer.

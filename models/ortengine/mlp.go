@@ -23,8 +23,8 @@ const MaxMLPInputs = 1 << 16
 // execution provider of engine (engine.PoolSize is not used: a learner
 // steps one batch at a time). Predict, the scaler and the pending batch
 // stay in Go, and the learner keeps the models.MLP contract: snapshots are
-// the same as the Go learner's, and the two agree on every step to about
-// 1e-6 (float32 against float64).
+// the same as the Go learner's, and the two agree within 1e-5 over 1,000
+// steps (float32 against float64; see BENCHMARKS.md).
 //
 // With ExecutionProvider "cuda" it returns an error wrapping
 // ErrCUDAUnavailable when CUDA cannot run — never a CPU learner.
@@ -35,17 +35,19 @@ const MaxMLPInputs = 1 << 16
 // copies no weights in Go and allocates no tensors. The batch is folded
 // into a dense BatchSize × (NumDense + 2^HashBits) float32 matrix (each
 // hash bucket a column holding its count; at most MaxMLPInputs columns),
-// written into a reused buffer. On the CPU provider ONNX Runtime reads and
-// writes those buffers in place. On CUDA, onnxruntime_go v1.27 (this
-// module's version) can only wrap host memory — its tensors are created
-// with a CPU OrtMemoryInfo, IoBinding binds only such values, and
-// GetBoundOutputValues copies outputs back to Go memory — so every step
-// copies the batch, the weights and the moments to the GPU and the updated
-// ones back: about 2·(1+2·[Adam])·4 bytes per parameter per step. Keeping
-// them on the device needs device-memory OrtValues (CreateTensor with a
-// CUDA allocator, or IoBinding's BindOutputToDevice), which onnxruntime_go
-// does not expose (v1.38 adds MemoryInfo and allocators, for LoRA adapters
-// only, and needs ONNX Runtime 1.31's C API).
+// written into a reused buffer. On the CPU provider ONNX Runtime reads the
+// inputs in place and writes the outputs into the pre-bound buffers. On
+// CUDA, onnxruntime_go v1.27 (this module's version) can only wrap host
+// memory — its tensors are created with a CPU OrtMemoryInfo, IoBinding
+// binds only such values, and GetBoundOutputValues copies outputs back to
+// Go memory — so every step copies the batch, the weights and the moments
+// to the GPU and the updated ones back: about 2·4·(1+2·[Adam]) bytes per
+// parameter per step. Keeping them on the device needs device-memory
+// OrtValues (CreateTensor with a CUDA allocator, or IoBinding's
+// BindOutputToDevice), which onnxruntime_go does not expose: its newest
+// release, v1.38, adds MemoryInfo and allocators for LoRA adapters only,
+// and needs C API version 31 (ONNX Runtime 1.31), newer than the 1.29
+// library scripts/setup-ort.sh installs.
 //
 // Call Close when done: it releases the session (shared with the learner's
 // clones, and released when the last of them closes) and the tensors.
