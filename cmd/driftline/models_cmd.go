@@ -95,7 +95,11 @@ func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("--snapshot %s: %w", *snapPath, err)
 	}
-	p := learner.Params()
+	linear, ok := learner.(models.LinearModel)
+	if !ok {
+		return fmt.Errorf("--snapshot %s: the learner is a %T, not a linear model; models export writes linear models only", *snapPath, learner)
+	}
+	p := linear.Params()
 	dense, hashed := featureNames(spec)
 	if p.NumDense != len(dense) || p.NumHashed != len(hashed) {
 		return fmt.Errorf("--snapshot %s: the learner takes %d dense and %d hashed values, the spec's stages.featurize gives %d and %d",

@@ -273,7 +273,7 @@ func TestReplayModelFromSnapshot(t *testing.T) {
 	if m.Arm != stages.ArmShadow || m.Version != env.spec.Model.Version || digest == "fresh" {
 		t.Fatalf("model %s/%s arm %s digest %s", m.Name, m.Version, m.Arm, digest)
 	}
-	got, want := m.Snapshot().Params(), env.learner.Params()
+	got, want := m.Snapshot().(models.LinearModel).Params(), env.learner.(models.LinearModel).Params()
 	if !paramsEqual(got, want) {
 		t.Fatal("the loaded model's parameters differ from the snapshot's")
 	}
