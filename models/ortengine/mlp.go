@@ -1,3 +1,5 @@
+//go:build cgo && !noonnx
+
 package ortengine
 
 import (
@@ -9,7 +11,6 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/driftline/driftline/models"
-	"github.com/driftline/driftline/models/onnxexport"
 )
 
 // MaxMLPInputs bounds the input width (NumDense + 2^HashBits) of an MLP
@@ -77,33 +78,6 @@ func RestoreMLP(engine Config, snapshot []byte) (*models.MLP, error) {
 		return nil, errors.Join(err, m.Close())
 	}
 	return m, nil
-}
-
-// MLPTrainStep returns the training-step description of a resolved MLP
-// configuration, as NewMLP runs it.
-func MLPTrainStep(cfg models.MLPConfig) onnxexport.TrainStep {
-	o := cfg.Optimizer
-	s := onnxexport.TrainStep{
-		Name:  "driftline_mlp_step",
-		Sizes: append(append([]int{cfg.NumDense + 1<<cfg.HashBits}, cfg.Hidden...), cfg.Classes),
-		Batch: cfg.BatchSize, Activation: onnxexport.ActivationReLU,
-		Loss: onnxexport.LossSquared, Optimizer: onnxexport.OptimizerAdam,
-		LearningRate: o.LearningRate, Beta1: o.Beta1, Beta2: o.Beta2, Epsilon: o.Epsilon,
-		L2: cfg.L2, ClipGradient: cfg.ClipGradient,
-	}
-	if cfg.Activation == models.ActivationTanh {
-		s.Activation = onnxexport.ActivationTanh
-	}
-	switch cfg.Link {
-	case models.LinkSigmoid:
-		s.Loss = onnxexport.LossLog
-	case models.LinkSoftmax:
-		s.Loss = onnxexport.LossCrossEntropy
-	}
-	if o.Kind == models.MLPOptimizerSGD {
-		s.Optimizer = onnxexport.OptimizerSGD
-	}
-	return s
 }
 
 // session is an ONNX Runtime session shared by a learner and its clones
