@@ -203,7 +203,8 @@ func startOnce(tb testing.TB, bin, dir string, opts Options, files *serverTLS, r
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() { proc.Stop(tb, "redistest: "+r.name, cmd.Process, exited, stopTimeout) })
+	stop := proc.StopFunc(tb.Logf, tb.Errorf, "redistest: "+r.name, cmd.Process, exited, stopTimeout)
+	tb.Cleanup(stop)
 
 	rd := &Redis{Addr: addr, LogPath: logPath, Password: opts.Password, Users: opts.Users}
 	if files != nil {
@@ -227,7 +228,7 @@ func startOnce(tb testing.TB, bin, dir string, opts Options, files *serverTLS, r
 		}
 		return nil, fmt.Errorf("%s at %s not ready: %w\nlog %s:\n%s", r.name, addr, err, logPath, tail(logPath))
 	}
-	rd.stop = func() { proc.Stop(tb, "redistest: "+r.name, cmd.Process, exited, stopTimeout) }
+	rd.stop = stop
 	return rd, nil
 }
 
