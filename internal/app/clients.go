@@ -23,7 +23,7 @@ func KafkaClient(spec *pipeline.Spec, clientID string) (kafka.ClientConfig, erro
 			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 	}
 	if s := k.SASL; s != nil {
-		pw, err := s.Password().Resolve()
+		pw, err := s.PasswordRef().Resolve()
 		if err != nil {
 			return cc, fmt.Errorf("kafka.sasl password: %w", err)
 		}
