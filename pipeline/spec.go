@@ -114,7 +114,9 @@ type SASLSpec struct {
 }
 
 // PasswordRef names where the SASL password is.
-func (s *SASLSpec) PasswordRef() SecretRef { return SecretRef{Env: s.PasswordEnv, File: s.PasswordFile} }
+func (s *SASLSpec) PasswordRef() SecretRef {
+	return SecretRef{Env: s.PasswordEnv, File: s.PasswordFile}
+}
 
 // RedisSpec says how to reach Redis: one server (mode standalone, the
 // default, at Addr), a Sentinel-managed primary (mode sentinel: Addrs are
