@@ -137,6 +137,7 @@ func describe(ctx context.Context, c ClientConfig, addr string, err error) error
 	var (
 		firstEOF *kgo.ErrFirstReadEOF
 		dial     *net.OpError
+		token    *tokenFileError
 	)
 	switch {
 	case c.SASL != nil && (errors.Is(err, kerr.SaslAuthenticationFailed) || errors.Is(err, kerr.IllegalSaslState)):
@@ -149,8 +150,12 @@ func describe(ctx context.Context, c ClientConfig, addr string, err error) error
 		return &checkError{fmt.Sprintf("kafka: broker %s does not enable SASL mechanism %s", addr, c.SASL.Mechanism), true, err}
 	case tlsfiles.Explain(err) != "":
 		return &checkError{fmt.Sprintf("kafka: broker %s: %s", addr, tlsfiles.Explain(err)), true, err}
+	case errors.As(err, &token):
+		return &checkError{fmt.Sprintf("kafka: SASL OAUTHBEARER token for broker %s", addr), true, err}
 	case errors.As(err, &firstEOF):
-		return &checkError{fmt.Sprintf("kafka: broker %s closed the connection at once: %s", addr, eofHint(c)), true, err}
+		// franz-go's error guesses the cause from the step that was cut
+		// short (TLS handshake, API versions, SASL).
+		return &checkError{fmt.Sprintf("kafka: broker %s closed the connection at once", addr), true, err}
 	case ctx.Err() != nil:
 		return &checkError{fmt.Sprintf("kafka: no answer from broker %s in time%s", addr, timeoutHint(c)), false, err}
 	case c.TLS == nil && !(errors.As(err, &dial) && dial.Op == "dial"):
@@ -161,21 +166,10 @@ func describe(ctx context.Context, c ClientConfig, addr string, err error) error
 	return &checkError{fmt.Sprintf("kafka: cannot reach broker %s", addr), false, err}
 }
 
-// eofHint guesses, from c, why a broker closed a new connection at once.
-func eofHint(c ClientConfig) string {
-	switch {
-	case c.TLS == nil:
-		return "does the listener need TLS (kafka.tls)?"
-	case c.SASL == nil:
-		return "does the listener need SASL (kafka.sasl), or is it not a TLS listener?"
-	}
-	return "is it a SASL_SSL listener with this SASL mechanism?"
-}
-
 // timeoutHint guesses why a broker did not answer in time.
 func timeoutHint(c ClientConfig) string {
 	if c.TLS == nil {
 		return " (a TLS listener waits for a handshake that a client without kafka.tls never sends)"
 	}
-	return ""
+	return " (a plaintext listener may wait for a request that a TLS client never sends: is it a TLS listener?)"
 }

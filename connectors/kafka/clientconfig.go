@@ -173,16 +173,22 @@ func (s *SASLConfig) mechanism() sasl.Mechanism {
 		return oauth.Oauth(func(context.Context) (oauth.Auth, error) {
 			b, err := os.ReadFile(file)
 			if err != nil {
-				return oauth.Auth{}, fmt.Errorf("sasl.token_file: %w", err)
+				return oauth.Auth{}, &tokenFileError{fmt.Errorf("sasl.token_file: %w", err)}
 			}
 			tok := strings.TrimSpace(string(b))
 			if tok == "" {
-				return oauth.Auth{}, fmt.Errorf("sasl.token_file %s is empty", file)
+				return oauth.Auth{}, &tokenFileError{fmt.Errorf("sasl.token_file %s is empty", file)}
 			}
 			return oauth.Auth{Token: tok}, nil
 		})
 	}
 }
+
+// tokenFileError is a failure to read the OAUTHBEARER token file.
+type tokenFileError struct{ err error }
+
+func (e *tokenFileError) Error() string { return e.err.Error() }
+func (e *tokenFileError) Unwrap() error { return e.err }
 
 func codec(name string) kgo.CompressionCodec {
 	switch name {

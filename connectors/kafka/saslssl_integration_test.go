@@ -86,6 +86,13 @@ func TestSASLSSLTokenFileIsReadAtEachAuthentication(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SASL OAUTHBEARER authentication with the token in "+tokenFile+" failed at broker "+b.Addr) {
 		t.Fatalf("Check with a broken token = %v; want a SASL OAUTHBEARER failure naming the token file and the broker", err)
 	}
+	if err := os.WriteFile(tokenFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = kafka.Check(ctx, c)
+	if want := "kafka: SASL OAUTHBEARER token for broker " + b.Addr + ": sasl.token_file " + tokenFile + " is empty"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("Check with an empty token file = %v; want it to start %q", err, want)
+	}
 }
 
 func TestSASLSSLWrongPasswordFailsFastAndNamesMechanismUserBroker(t *testing.T) {

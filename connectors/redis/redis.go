@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -154,7 +155,11 @@ func Ping(ctx context.Context, c Config, rdb goredis.UniversalClient) error {
 	if c.Username != "" {
 		who = fmt.Sprintf("user %q", c.Username)
 	}
-	if hint := tlsfiles.Explain(err); hint != "" {
+	hint := tlsfiles.Explain(err)
+	if hint == "" && c.TLS == nil && errors.Is(err, io.EOF) {
+		hint = "the server closed the connection (does it need TLS, redis.tls?)"
+	}
+	if hint != "" {
 		return fmt.Errorf("redis: ping %s as %s: %s: %w", where, who, hint, err)
 	}
 	return fmt.Errorf("redis: ping %s as %s: %w", where, who, err)
