@@ -79,8 +79,8 @@ type KafkaSpec struct {
 	// SASL, when set, authenticates every connection to the brokers.
 	SASL *SASLSpec `yaml:"sasl"`
 	// Compression is the codec of every produced batch: snappy (the
-	// default), lz4, zstd, gzip or none (kafka-python reads snappy only
-	// with an extra package).
+	// default), lz4, zstd, gzip or none. kafka-python without extra
+	// packages reads gzip and none only.
 	Compression string `yaml:"compression"`
 }
 

@@ -5,10 +5,13 @@ package kafka_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -249,4 +252,84 @@ func (h *batchCodecs) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen[m.CompressionType] = true
+}
+
+// kafkaPythonInstall is how to get the independent consumer TestSASLSSLKafkaPython
+// needs (scripts/setup.sh runs it).
+const kafkaPythonInstall = "python3 -m pip install kafka-python==3.0.12"
+
+// TestSASLSSLKafkaPythonReadsGzipAndNone checks the advice of kafka.compression's
+// docs with kafka-python as installed, without extra codec packages: it reads gzip
+// and uncompressed output, and cannot read lz4 or snappy (the default).
+func TestSASLSSLKafkaPythonReadsGzipAndNone(t *testing.T) {
+	if out, err := exec.Command("python3", "-c", "import kafka").CombinedOutput(); err != nil {
+		t.Fatalf("kafka-python is needed to check the codecs independently; install it with: %s\n(%v: %s)", kafkaPythonInstall, err, out)
+	}
+	b := kafkatest.SharedSASLSSL(t)
+	codecs := []string{kafka.CompressionGzip, kafka.CompressionNone, kafka.CompressionLZ4, kafka.CompressionSnappy}
+	want := map[string][]string{}
+	for _, codec := range codecs {
+		topic := "kafka-python-" + codec
+		b.CreateTopic(t, topic, 1)
+		c := b.ClientConfig("kafka-python")
+		c.Compression = codec
+		cl, err := c.NewFranzClient(kgo.DefaultProduceTopic(topic))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var recs []*kgo.Record
+		for i := range 20 {
+			v := fmt.Sprintf(`{"event_id":"%s-%d","score":0.%d}`, codec, i, i)
+			want[topic] = append(want[topic], v)
+			recs = append(recs, &kgo.Record{Value: []byte(v)})
+		}
+		err = cl.ProduceSync(ctx, recs...).FirstErr()
+		cancel()
+		cl.Close()
+		if err != nil {
+			t.Fatalf("produce %s: %v", codec, err)
+		}
+	}
+	s := b.SASLSSL
+	args := []string{"testdata/read_kafka_python.py", b.Addr, s.CAFile, s.Username}
+	for _, codec := range codecs {
+		args = append(args, "kafka-python-"+codec)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "python3", args...)
+	cmd.Env = append(os.Environ(), "KAFKA_PASSWORD="+s.Password)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("read_kafka_python.py: %v\n%s", err, stderr.String())
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("read_kafka_python.py output %s: %v", out, err)
+	}
+	t.Logf("kafka-python %s", got["kafka_python"])
+	for _, codec := range codecs {
+		topic := "kafka-python-" + codec
+		var r struct {
+			Values []string
+			Error  string
+		}
+		if err := json.Unmarshal(got[topic], &r); err != nil {
+			t.Fatalf("%s: %v in %s", topic, err, out)
+		}
+		switch codec {
+		case kafka.CompressionGzip, kafka.CompressionNone:
+			if r.Error != "" || !slices.Equal(r.Values, want[topic]) {
+				t.Errorf("kafka-python read %s output as %q, error %q; want the %d records written", codec, r.Values, r.Error, len(want[topic]))
+			}
+		default:
+			t.Logf("%s: %s", codec, r.Error)
+			if r.Error == "" || !strings.Contains(strings.ToLower(r.Error), codec) {
+				t.Errorf("kafka-python read %s output (%d records, error %q); want a codec error: kafka.compression's docs say it needs an extra package", codec, len(r.Values), r.Error)
+			}
+		}
+	}
 }
