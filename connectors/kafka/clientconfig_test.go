@@ -2,11 +2,13 @@ package kafka_test
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/connectors/kafka"
@@ -127,4 +129,33 @@ type fetchBatchHook func(kgo.FetchBatchMetrics)
 
 func (h fetchBatchHook) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
 	h(m)
+}
+
+// advertiseElsewhere is a listener that accepts on its real port but reports
+// another address, so that the broker advertises an address nobody serves.
+type advertiseElsewhere struct {
+	net.Listener
+	fake net.Addr
+}
+
+func (l advertiseElsewhere) Addr() net.Addr { return l.fake }
+
+func TestCheckDialsTheAdvertisedBrokers(t *testing.T) {
+	var real net.Addr
+	unreachable := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	kafkatest.StartKfake(t, kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		real = ln.Addr()
+		return advertiseElsewhere{ln, unreachable}, nil
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := kafka.Check(ctx, kafka.ClientConfig{Brokers: []string{real.String()}})
+	want := "kafka: cannot reach broker 127.0.0.1:1"
+	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "advertised by seed "+real.String()+": check the brokers' advertised.listeners") {
+		t.Fatalf("Check of a broker that advertises an unreachable address = %v; want it to start %q and point at advertised.listeners", err, want)
+	}
 }
