@@ -3,6 +3,10 @@
 // (StartKfake). Both return a Broker whose Addr is a loopback host:port that any Kafka
 // client can reach, and both stop at the test's cleanup.
 //
+// StartSASLSSL starts a real broker whose client listener is SASL_SSL (SCRAM users made
+// at format time, a CA made in the test); SharedSASLSSL shares one such broker among
+// the tests of a package (with Main in its TestMain).
+//
 // The real broker runs from the jars that scripts/setup-kafka.sh caches. It is never a
 // silent fallback: when the jars or java are missing, StartKafka fails the test and names
 // the setup script.

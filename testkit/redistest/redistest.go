@@ -2,6 +2,10 @@
 // loopback port for integration tests (StartRedis), and in-process miniredis for unit
 // tests (StartMiniredis). Both stop at the test's cleanup.
 //
+// StartRedisWith starts a real server with a password, ACL users, TLS or mutual TLS
+// (certificates made by testkit/tlstest); StartSentinel a primary, replicas and a
+// Sentinel; StartCluster a Redis Cluster. All are real redis-server processes.
+//
 // StartRedis never falls back to miniredis: when redis-server is missing it fails the
 // test and names scripts/setup-redis.sh.
 package redistest
@@ -114,7 +118,7 @@ func (r *Redis) Client(tb testing.TB) *redis.Client {
 
 // clientOptions are the go-redis options of the default user's client.
 func (r *Redis) clientOptions() (*redis.Options, error) {
-	opts := &redis.Options{Addr: r.Addr, Password: r.Password, MaxRetries: -1}
+	opts := &redis.Options{Addr: r.Addr, Password: r.Password}
 	if r.TLS != nil {
 		tc, err := r.TLS.ClientConfig()
 		if err != nil {
@@ -217,6 +221,7 @@ func startOnce(tb testing.TB, bin, dir string, opts Options, files *serverTLS, r
 	if err != nil {
 		return nil, err
 	}
+	copts.MaxRetries = -1 // waitReady polls; a retry would only delay a verdict
 	c := redis.NewClient(copts)
 	defer c.Close()
 	if err := waitReady(c, exited); err != nil {
