@@ -32,7 +32,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if linger == 0 {
 		linger = 5 * time.Millisecond
 	}
-	cl, err := cfg.Client.newClient(kgo.ProducerLinger(linger), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	cl, err := cfg.Client.NewFranzClient(kgo.ProducerLinger(linger), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	if err != nil {
 		return nil, err
 	}

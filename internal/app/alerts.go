@@ -37,7 +37,7 @@ type alertPublisher struct {
 }
 
 func newAlertPublisher(spec *pipeline.Spec, cc kafka.ClientConfig, reg prometheus.Registerer, onRaise func(alert.Alert), log *slog.Logger) (*alertPublisher, error) {
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: cc.Brokers})
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: cc})
 	if err != nil {
 		return nil, fmt.Errorf("alerts publisher: %w", err)
 	}
@@ -143,7 +143,7 @@ func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.Dr
 // ("" for none: every partition is read, from the end, and nothing
 // committed).
 func StartAlertRouter(ctx context.Context, spec *pipeline.Spec, cc kafka.ClientConfig, group string, handle func(context.Context, alert.Alert) error, log *slog.Logger) error {
-	cfg := watermillkafka.SubscriberConfig{Brokers: cc.Brokers, ConsumerGroup: group}
+	cfg := watermillkafka.SubscriberConfig{Client: cc, ConsumerGroup: group}
 	if group == "" {
 		cfg.InitialOffset = watermillkafka.FromEnd
 	}
@@ -151,7 +151,7 @@ func StartAlertRouter(ctx context.Context, spec *pipeline.Spec, cc kafka.ClientC
 	if err != nil {
 		return err
 	}
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: cc.Brokers})
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: cc})
 	if err != nil {
 		sub.Close()
 		return err

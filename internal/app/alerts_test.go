@@ -28,7 +28,7 @@ func TestAlertRouterReceivesFromEnd(t *testing.T) {
 	spec := &pipeline.Spec{Kafka: pipeline.KafkaSpec{Brokers: []string{broker.Addr}}, Topics: pipeline.TopicsSpec{Alerts: "alerts"}}
 	broker.CreateTopic(t, spec.Topics.Alerts, 2)
 	broker.CreateTopic(t, spec.Topics.Alerts+".poison", 1)
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: kafka.ClientConfig{Brokers: spec.Kafka.Brokers}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func auditCursorKey(topic string) string {
 // topics.audit, through watermill over franz-go.
 func (a *App) newAuditForwarder() (*governance.AuditForwarder, error) {
 	topic := a.spec.Topics.Audit
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: a.kcc.Brokers})
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: a.kcc})
 	if err != nil {
 		return nil, fmt.Errorf("audit topic %s: %w", topic, err)
 	}

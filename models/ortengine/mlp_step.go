@@ -31,4 +31,3 @@ func MLPTrainStep(cfg models.MLPConfig) onnxexport.TrainStep {
 	}
 	return s
 }
-
