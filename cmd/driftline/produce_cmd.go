@@ -111,6 +111,9 @@ SASL, compression; see "Connecting to a secured cluster" in the README);
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := kafka.Check(ctx, cc); err != nil {
+		return err
+	}
 	cl, err := kafka.NewProducer(kafka.ProducerConfig{Client: cc})
 	if err != nil {
 		return err

@@ -131,6 +131,15 @@ func permanent(err error) bool {
 	return errors.As(err, &ce) && ce.permanent
 }
 
+// Unreachable reports whether err, from Check, only says that no broker
+// could be reached (yet): the settings may be right and the cluster down
+// or starting. A caller that must not exit while a dependency is away
+// waits on such an error; any other error from Check is a setting to fix.
+func Unreachable(err error) bool {
+	var ce *checkError
+	return errors.As(err, &ce) && !ce.permanent
+}
+
 // describe says what err, from a request to the broker at addr, means
 // for c's settings. It never includes the password.
 func describe(ctx context.Context, c ClientConfig, addr string, err error) error {

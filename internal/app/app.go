@@ -127,6 +127,13 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if a.kcc, err = KafkaClient(spec, ""); err != nil {
 		return err
 	}
+	// Wrong credentials or TLS settings fail now, with a clear error; a
+	// cluster that cannot be reached yet is waited for (not ready).
+	if err := kafka.Check(ctx, a.kcc); kafka.Unreachable(err) {
+		a.log.Warn("kafka: no broker reachable yet; the pipeline waits for the cluster (not ready)", "err", err)
+	} else if err != nil {
+		return err
+	}
 	if a.rdb == nil {
 		rc, err := RedisClient(spec)
 		if err != nil {

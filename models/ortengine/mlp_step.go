@@ -10,7 +10,7 @@ import (
 func MLPTrainStep(cfg models.MLPConfig) onnxexport.TrainStep {
 	o := cfg.Optimizer
 	s := onnxexport.TrainStep{
-		Name:  "driftline_mlp_step",
+		Name:  "driftline-mlp-step",
 		Sizes: append(append([]int{cfg.NumDense + 1<<cfg.HashBits}, cfg.Hidden...), cfg.Classes),
 		Batch: cfg.BatchSize, Activation: onnxexport.ActivationReLU,
 		Loss: onnxexport.LossSquared, Optimizer: onnxexport.OptimizerAdam,
