@@ -15,7 +15,11 @@ import (
 //
 // Updates are sparse: a row steps the intercepts, the weights of its
 // present dense columns and the weights of its present hash buckets, and
-// nothing else (L2 included).
+// nothing else (L2 included). A missing dense value contributes 0 to the
+// margin, and Learn moves neither the scaler nor the weight of its column.
+// For each row, Learn first updates the scaler with the row's dense values,
+// then scales the row with the updated statistics and takes one optimizer
+// step; Learn does not allocate unless it returns an error.
 type Linear struct {
 	cfg LinearConfig // resolved: defaults applied and validated
 	dim int          // weights per class
@@ -40,7 +44,7 @@ type Linear struct {
 	grads   []float64
 }
 
-var _ Learner = (*Linear)(nil)
+var _ LinearModel = (*Linear)(nil)
 
 // NewLinear returns a learner for cfg, after applying its defaults and
 // validating it. Weights and intercepts start at zero: the losses are
@@ -90,6 +94,11 @@ func (l *Linear) Classes() int { return l.cfg.Classes }
 
 // Link is the output function.
 func (l *Linear) Link() Link { return l.cfg.Link }
+
+// Shape is the layout of the rows the learner takes.
+func (l *Linear) Shape() Shape {
+	return Shape{NumDense: l.cfg.NumDense, NumHashed: l.cfg.NumHashed, HashBits: l.cfg.HashBits}
+}
 
 // Steps is the number of rows learned so far.
 func (l *Linear) Steps() uint64 { return l.steps }
@@ -172,7 +181,7 @@ func (l *Linear) Learn(rows *Rows, y []float32) error {
 	}
 	skipped, firstSkipped := 0, -1
 	for i := range rows.N {
-		if !l.validLabel(y[i]) {
+		if !validLabel(l.cfg.Link, l.cfg.Classes, y[i]) {
 			if skipped == 0 {
 				firstSkipped = i
 			}
@@ -186,18 +195,6 @@ func (l *Linear) Learn(rows *Rows, y []float32) error {
 			skipped, rows.N, firstSkipped, y[firstSkipped], l.cfg.Link, ErrInvalidLabel)
 	}
 	return nil
-}
-
-func (l *Linear) validLabel(y float32) bool {
-	v := float64(y)
-	switch l.cfg.Link {
-	case LinkSigmoid:
-		return v == 0 || v == 1
-	case LinkSoftmax:
-		return v >= 0 && v < float64(l.cfg.Classes) && v == math.Trunc(v)
-	default:
-		return isFinite(v)
-	}
 }
 
 // learnRow takes one optimizer step on one row with a valid label.

@@ -76,35 +76,29 @@ func (l *Linear) UnmarshalBinary(data []byte) error {
 }
 
 // UnmarshalLearner restores a learner from a snapshot made by a Learner's
-// MarshalBinary, without knowing its configuration in advance.
+// MarshalBinary, without knowing its kind or configuration in advance: the
+// snapshot's first four bytes name its kind. Errors wrap ErrSnapshot.
 func UnmarshalLearner(data []byte) (Learner, error) {
-	return UnmarshalLinear(data)
+	if len(data) < len(snapshotMagic) {
+		return nil, fmt.Errorf("snapshot of %d bytes has no kind tag: %w", len(data), ErrSnapshot)
+	}
+	switch string(data[:len(snapshotMagic)]) {
+	case snapshotMagic:
+		return UnmarshalLinear(data)
+	case mlpSnapshotMagic:
+		return UnmarshalMLP(data)
+	}
+	return nil, fmt.Errorf("snapshot kind %q is not one this build knows: %w", data[:len(snapshotMagic)], ErrSnapshot)
 }
 
 // UnmarshalLinear restores a Linear learner from a snapshot. Errors wrap
 // ErrSnapshot.
 func UnmarshalLinear(data []byte) (*Linear, error) {
-	if len(data) < snapshotHeader+snapshotTrailer {
-		return nil, fmt.Errorf("snapshot of %d bytes is shorter than its %d-byte frame: %w",
-			len(data), snapshotHeader+snapshotTrailer, ErrSnapshot)
+	body, err := snapshotBody(data, snapshotMagic, snapshotVersion)
+	if err != nil {
+		return nil, err
 	}
-	if !bytes.Equal(data[:4], []byte(snapshotMagic)) {
-		return nil, fmt.Errorf("snapshot magic %q, want %q: %w", data[:4], snapshotMagic, ErrSnapshot)
-	}
-	if v := binary.LittleEndian.Uint16(data[4:]); v != snapshotVersion {
-		return nil, fmt.Errorf("snapshot version %d, this build reads version %d: %w", v, snapshotVersion, ErrSnapshot)
-	}
-	bodyLen := binary.LittleEndian.Uint64(data[6:])
-	if have := uint64(len(data) - snapshotHeader - snapshotTrailer); bodyLen != have {
-		return nil, fmt.Errorf("snapshot header announces %d body bytes, found %d (truncated or padded): %w",
-			bodyLen, have, ErrSnapshot)
-	}
-	end := len(data) - snapshotTrailer
-	if want, got := binary.LittleEndian.Uint32(data[end:]), crc32.Checksum(data[:end], crcTable); want != got {
-		return nil, fmt.Errorf("snapshot checksum %08x, computed %08x (corrupt): %w", want, got, ErrSnapshot)
-	}
-
-	r := snapshotReader{buf: data[snapshotHeader:end]}
+	r := snapshotReader{buf: body}
 	var cfg LinearConfig
 	o := &cfg.Optimizer
 	cfg.Link, o.Kind, o.Schedule = Link(r.u8()), OptimizerKind(r.u8()), Schedule(r.u8())
@@ -215,4 +209,29 @@ func (r *snapshotReader) float64s(dst []float64) {
 	for i := range dst {
 		dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
 	}
+}
+
+// snapshotBody checks a snapshot's frame — length, magic, version, body
+// length and checksum — and returns its body. Errors wrap ErrSnapshot.
+func snapshotBody(data []byte, magic string, version uint16) ([]byte, error) {
+	if len(data) < snapshotHeader+snapshotTrailer {
+		return nil, fmt.Errorf("snapshot of %d bytes is shorter than its %d-byte frame: %w",
+			len(data), snapshotHeader+snapshotTrailer, ErrSnapshot)
+	}
+	if !bytes.Equal(data[:4], []byte(magic)) {
+		return nil, fmt.Errorf("snapshot magic %q, want %q: %w", data[:4], magic, ErrSnapshot)
+	}
+	if v := binary.LittleEndian.Uint16(data[4:]); v != version {
+		return nil, fmt.Errorf("snapshot version %d, this build reads version %d: %w", v, version, ErrSnapshot)
+	}
+	bodyLen := binary.LittleEndian.Uint64(data[6:])
+	if have := uint64(len(data) - snapshotHeader - snapshotTrailer); bodyLen != have {
+		return nil, fmt.Errorf("snapshot header announces %d body bytes, found %d (truncated or padded): %w",
+			bodyLen, have, ErrSnapshot)
+	}
+	end := len(data) - snapshotTrailer
+	if want, got := binary.LittleEndian.Uint32(data[end:]), crc32.Checksum(data[:end], crcTable); want != got {
+		return nil, fmt.Errorf("snapshot checksum %08x, computed %08x (corrupt): %w", want, got, ErrSnapshot)
+	}
+	return data[snapshotHeader:end], nil
 }

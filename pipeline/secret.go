@@ -23,49 +23,72 @@ type SecretRef struct {
 func (r SecretRef) IsSet() bool { return r.Env != "" || r.File != "" }
 
 // Resolve reads the secret r names. Its errors name the variable or the
-// file, never the value. The zero SecretRef resolves to "" without error.
+// file, never the value. The zero SecretRef resolves to the zero Secret
+// without error.
 func (r SecretRef) Resolve() (Secret, error) {
 	switch {
 	case r.Env != "" && r.File != "":
-		return "", errors.New("both an env var and a file are named; set one")
+		return Secret{}, fmt.Errorf("both env var %s and file %s are named; set one", r.Env, r.File)
 	case r.Env != "":
 		v := strings.TrimSpace(os.Getenv(r.Env))
 		if v == "" {
-			return "", fmt.Errorf("env var %s is empty or unset", r.Env)
+			return Secret{}, fmt.Errorf("env var %s is empty or unset", r.Env)
 		}
-		return Secret(v), nil
+		return NewSecret(v), nil
 	case r.File != "":
 		data, err := os.ReadFile(r.File)
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
-				return "", fmt.Errorf("read secret file %s: %w", r.File, pe.Err)
+				err = pe.Err // the path is named once, below
 			}
-			return "", fmt.Errorf("read secret file %s: %w", r.File, err)
+			return Secret{}, fmt.Errorf("read secret file %s: %w", r.File, err)
 		}
 		v := strings.TrimSpace(string(data))
 		if v == "" {
-			return "", fmt.Errorf("secret file %s is empty", r.File)
+			return Secret{}, fmt.Errorf("secret file %s is empty", r.File)
 		}
-		return Secret(v), nil
+		return NewSecret(v), nil
 	}
-	return "", nil
+	return Secret{}, nil
 }
 
 // Secret is a resolved secret: a password, a token or a key. It formats as
-// "[redacted]" with every fmt verb, in JSON and YAML, and in slog, so that a
-// secret that reaches a log line, an error or an API response by accident
-// shows nothing. Reveal returns the value for the one place that needs it.
-type Secret string
+// "[redacted]" with every fmt verb, in JSON, YAML and other text encoders,
+// and in slog, so that a secret that reaches a log line, an error or an API
+// response by accident shows nothing. Reveal returns the value for the one
+// place that needs it.
+//
+// The value sits behind a pointer, so that even where fmt cannot call
+// Secret's methods — a Secret in an unexported struct field printed with
+// %+v, or a bad verb such as %p — it prints an address, never the value.
+// The zero Secret is no secret. Secrets are compared with Reveal, not ==.
+type Secret struct{ v *string }
+
+// NewSecret wraps v; an empty v gives the zero Secret.
+func NewSecret(v string) Secret {
+	if v == "" {
+		return Secret{}
+	}
+	return Secret{v: &v}
+}
 
 const redacted = "[redacted]"
 
-// Reveal returns the secret's value.
-func (s Secret) Reveal() string { return string(s) }
+// Reveal returns the secret's value ("" for the zero Secret).
+func (s Secret) Reveal() string {
+	if s.v == nil {
+		return ""
+	}
+	return *s.v
+}
 
-// String implements fmt.Stringer: "[redacted]", or "" for an empty secret.
+// IsZero reports whether s holds no secret.
+func (s Secret) IsZero() bool { return s.v == nil }
+
+// String implements fmt.Stringer: "[redacted]", or "" for the zero Secret.
 func (s Secret) String() string {
-	if s == "" {
+	if s.IsZero() {
 		return ""
 	}
 	return redacted
@@ -77,21 +100,17 @@ func (s Secret) GoString() string { return `pipeline.Secret("` + s.String() + `"
 // Format implements fmt.Formatter so that no verb (%s, %v, %q, %x, %d…)
 // prints the value.
 func (s Secret) Format(f fmt.State, verb rune) {
-	switch verb {
-	case 'q':
+	switch {
+	case verb == 'q':
 		fmt.Fprintf(f, "%q", s.String())
-	case 'v':
-		if f.Flag('#') {
-			fmt.Fprint(f, s.GoString())
-			return
-		}
-		fmt.Fprint(f, s.String())
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprint(f, s.GoString())
 	default:
 		fmt.Fprint(f, s.String())
 	}
 }
 
-// MarshalJSON writes "[redacted]".
+// MarshalJSON writes "[redacted]" ("" for the zero Secret).
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
 
 // MarshalText writes "[redacted]" (YAML and other text encoders).

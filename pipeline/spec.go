@@ -77,8 +77,8 @@ type KafkaSpec struct {
 	// SASL, when set, authenticates every connection to the brokers.
 	SASL *SASLSpec `yaml:"sasl"`
 	// Compression is the codec of every produced batch: snappy (the
-	// default), lz4, zstd, gzip or none (kafka-python reads snappy only
-	// with an extra package).
+	// default), lz4, zstd, gzip or none. kafka-python without extra
+	// packages reads gzip and none only.
 	Compression string `yaml:"compression"`
 }
 
@@ -101,15 +101,20 @@ type TLSSpec struct {
 // authentication.
 type SASLSpec struct {
 	// Mechanism is PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
-	Mechanism    string `yaml:"mechanism"`
-	Username     string `yaml:"username"`
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password is refused: a secret never sits in the spec in plain text.
+	// It exists so that validation can say where to put it instead.
+	Password     string `yaml:"password"`
 	PasswordEnv  string `yaml:"password_env"`
 	PasswordFile string `yaml:"password_file"`
 	TokenFile    string `yaml:"token_file"`
 }
 
-// Password names where the SASL password is.
-func (s *SASLSpec) Password() SecretRef { return SecretRef{Env: s.PasswordEnv, File: s.PasswordFile} }
+// PasswordRef names where the SASL password is.
+func (s *SASLSpec) PasswordRef() SecretRef {
+	return SecretRef{Env: s.PasswordEnv, File: s.PasswordFile}
+}
 
 // RedisSpec says how to reach Redis: one server (mode standalone, the
 // default, at Addr), a Sentinel-managed primary (mode sentinel: Addrs are
@@ -886,6 +891,7 @@ func (s *Spec) Validate() error {
 	if s.Batch.MaxInFlight < 1 {
 		add("batch.max_in_flight", "must be at least 1, got %d", s.Batch.MaxInFlight)
 	}
+	s.validateConnections(add)
 	if id := s.Kafka.TransactionalID; id != "" {
 		if !s.Kafka.ExactlyOnce {
 			add("kafka.transactional_id", "applies to exactly_once: true only")

@@ -620,3 +620,113 @@ func TestKafkaExactlyOnce(t *testing.T) {
 	text = edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  exactly_once: yes please\n")
 	checkSpecError(t, text, "kafka.exactly_once", "exactly_once:", "into bool")
 }
+
+// securedSpec reaches a secured Kafka (TLS, SCRAM) and a Redis Cluster (ACL
+// user, TLS, hash tag); every secret comes from an env var or a file.
+var securedSpec = strings.Replace(baseSpec, "  session_timeout: 6s\n", `  session_timeout: 6s
+  compression: lz4
+  tls:
+    ca_file: /etc/driftline/kafka-ca.pem
+  sasl:
+    mechanism: SCRAM-SHA-512
+    username: driftline
+    password_env: KAFKA_PASSWORD
+redis:
+  mode: cluster
+  addrs: [redis-0:6379, redis-1:6379]
+  username: app
+  password_file: /run/secrets/redis-password
+  hash_tag: true
+  tls:
+    ca_file: /etc/driftline/redis-ca.pem
+    cert_file: /etc/driftline/redis-client.pem
+    key_file: /etc/driftline/redis-client-key.pem
+`, 1)
+
+func TestSecuredSpecParses(t *testing.T) {
+	s, err := pipeline.ParseSpec(specFile, []byte(securedSpec))
+	if err != nil {
+		t.Fatalf("secured spec: %v", err)
+	}
+	if s.Kafka.SASL == nil || s.Kafka.SASL.PasswordRef() != (pipeline.SecretRef{Env: "KAFKA_PASSWORD"}) || s.Kafka.TLS.CAFile != "/etc/driftline/kafka-ca.pem" || s.Kafka.Compression != "lz4" {
+		t.Errorf("kafka = %+v", s.Kafka)
+	}
+	r := s.Redis
+	if r.Mode != pipeline.RedisCluster || len(r.Addrs) != 2 || r.PasswordRef() != (pipeline.SecretRef{File: "/run/secrets/redis-password"}) || !r.HashTag || r.TLS.KeyFile == "" {
+		t.Errorf("redis = %+v", r)
+	}
+	for _, sa := range []string{
+		"    mechanism: OAUTHBEARER\n    token_file: /run/secrets/kafka-token\n",
+		"    mechanism: PLAIN\n    username: driftline\n    password_file: /run/secrets/kafka-password\n",
+		"    mechanism: SCRAM-SHA-256\n    username: driftline\n    password_env: KAFKA_PASSWORD\n",
+	} {
+		text := editIn(t, securedSpec, "    mechanism: SCRAM-SHA-512\n    username: driftline\n    password_env: KAFKA_PASSWORD\n", sa)
+		if _, err := pipeline.ParseSpec(specFile, []byte(text)); err != nil {
+			t.Errorf("sasl block %q: %v", sa, err)
+		}
+	}
+	for _, redis := range []string{
+		"redis:\n  mode: sentinel\n  addrs: [sentinel-0:26379]\n  master_name: primary\n  password_env: REDIS_PASSWORD\n  db: 2\n",
+		"redis:\n  addr: redis:6379\n  password_env: REDIS_PASSWORD\n",
+		"redis:\n  addrs: [redis:6379]\n",
+	} {
+		text := editIn(t, securedSpec, securedSpec[strings.Index(securedSpec, "redis:\n"):strings.Index(securedSpec, "batch:\n")], redis)
+		if _, err := pipeline.ParseSpec(specFile, []byte(text)); err != nil {
+			t.Errorf("redis block %q: %v", redis, err)
+		}
+	}
+}
+
+func TestSecuredSpecErrors(t *testing.T) {
+	const scram = "    mechanism: SCRAM-SHA-512\n    username: driftline\n    password_env: KAFKA_PASSWORD\n"
+	for _, tc := range []struct {
+		name, old, new, field, at, msg string
+	}{
+		{"plain-text redis password", "  password_file: /run/secrets/redis-password", "  password: hunter2", "redis.password", "password: hunter2", "never written in the spec: set redis.password_env (an environment variable) or redis.password_file"},
+		{"plain-text sasl password", "    password_env: KAFKA_PASSWORD", "    password: hunter2", "kafka.sasl.password", "password: hunter2", "set kafka.sasl.password_env"},
+		{"sasl without a password", "    password_env: KAFKA_PASSWORD\n", "", "kafka.sasl.password_env", "  sasl:", "mechanism SCRAM-SHA-512 needs a password: set password_env"},
+		{"sasl with two passwords", "    password_env: KAFKA_PASSWORD", "    password_env: KAFKA_PASSWORD\n    password_file: /run/pw", "kafka.sasl.password_env", "password_env: KAFKA_PASSWORD", "not both"},
+		{"sasl without a username", "    username: driftline\n    password_env", "    password_env", "kafka.sasl.username", "  sasl:", "is required with mechanism SCRAM-SHA-512"},
+		{"unknown mechanism", "    mechanism: SCRAM-SHA-512", "    mechanism: scram-sha-512", "kafka.sasl.mechanism", "mechanism: scram", `unknown mechanism "scram-sha-512"`},
+		{"no mechanism", "    mechanism: SCRAM-SHA-512\n", "", "kafka.sasl.mechanism", "  sasl:", "is required"},
+		{"token file with scram", "    password_env: KAFKA_PASSWORD", "    password_env: KAFKA_PASSWORD\n    token_file: /run/token", "kafka.sasl.token_file", "token_file:", "OAUTHBEARER only"},
+		{"oauthbearer without a token file", scram, "    mechanism: OAUTHBEARER\n", "kafka.sasl.token_file", "  sasl:", "is required with mechanism OAUTHBEARER"},
+		{"oauthbearer with a password", scram, "    mechanism: OAUTHBEARER\n    token_file: /run/token\n    password_env: X\n", "kafka.sasl.username", "  sasl:", "apply to PLAIN and SCRAM only"},
+		{"kafka cert without key", "    ca_file: /etc/driftline/kafka-ca.pem", "    ca_file: /etc/driftline/kafka-ca.pem\n    cert_file: /etc/c.pem", "kafka.tls.cert_file", "cert_file: /etc/c.pem", "go together"},
+		{"redis cert without key", "    key_file: /etc/driftline/redis-client-key.pem\n", "", "redis.tls.cert_file", "cert_file: /etc/driftline/redis-client.pem", "go together"},
+		{"unknown codec", "  compression: lz4", "  compression: brotli", "kafka.compression", "compression: brotli", `unknown codec "brotli" (want snappy, lz4, zstd, gzip or none)`},
+		{"unknown redis mode", "  mode: cluster", "  mode: replicated", "redis.mode", "mode: replicated", `unknown mode "replicated"`},
+		{"cluster db", "  hash_tag: true", "  hash_tag: true\n  db: 3", "redis.db", "db: 3", "must be 0 with mode cluster"},
+		{"negative db", "  mode: cluster\n", "", "redis.db", "db: -1", "must not be negative"},
+		{"master name outside sentinel", "  mode: cluster", "  mode: cluster\n  master_name: primary", "redis.master_name", "master_name: primary", "sentinel only"},
+		{"sentinel without master name", "  mode: cluster", "  mode: sentinel", "redis.master_name", "redis:", "is required with mode sentinel"},
+		{"standalone with two addrs", "  mode: cluster\n", "", "redis.addrs", "addrs: [redis-0", "mode standalone takes one address, got 2"},
+		{"addr and addrs", "  mode: cluster", "  mode: cluster\n  addr: redis:6379", "redis.addrs", "addrs: [redis-0", "not both"},
+		{"user without password", "  password_file: /run/secrets/redis-password\n", "", "redis.username", "  username: app", "needs a password: set redis.password_env or redis.password_file"},
+		{"two redis passwords", "  password_file: /run/secrets/redis-password", "  password_file: /run/secrets/redis-password\n  password_env: REDIS_PASSWORD", "redis.password_env", "password_env: REDIS_PASSWORD", "not both"},
+		{"braces in a hash-tagged prefix", "  hash_tag: true", "  hash_tag: true\n  key_prefix: \"{app}:\"", "redis.key_prefix", "key_prefix:", "must not contain { or }"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text := editIn(t, securedSpec, tc.old, tc.new)
+			if tc.name == "negative db" {
+				text = editIn(t, text, "  hash_tag: true", "  hash_tag: true\n  db: -1")
+				text = editIn(t, text, "  addrs: [redis-0:6379, redis-1:6379]", "  addrs: [redis-0:6379]")
+			}
+			checkSpecError(t, text, tc.field, tc.at, tc.msg)
+		})
+	}
+}
+
+// TestSecuredSpecErrorsNeverHoldTheSecret writes a plain-text password: the
+// error says where secrets go, and does not repeat the value.
+func TestSecuredSpecErrorsNeverHoldTheSecret(t *testing.T) {
+	text := editIn(t, securedSpec, "  password_file: /run/secrets/redis-password", "  password: s3cr3t-value-41")
+	text = editIn(t, text, "    password_env: KAFKA_PASSWORD", "    password: s3cr3t-value-42")
+	_, err := pipeline.ParseSpec(specFile, []byte(text))
+	if err == nil {
+		t.Fatal("accepted plain-text passwords")
+	}
+	if strings.Contains(err.Error(), "s3cr3t-value") {
+		t.Fatalf("error %q repeats a password", err)
+	}
+}

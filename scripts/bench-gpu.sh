@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# bench-gpu.sh: ONNX Runtime CPU vs CUDA scoring throughput (the target of
+# bench-gpu.sh: ONNX Runtime CPU vs CUDA throughput (the target of
 # `task bench:gpu`). Self-contained: fetches the libraries it needs, builds
-# models/ortengine/cmd/ortbench, and runs it for MLPs of width 64 and 1024 at
-# batch sizes 1, 64 and 4096. Extra arguments go to ortbench (see
-# `go run ./models/ortengine/cmd/ortbench -h`), e.g. -duration 2s.
+# models/ortengine/cmd/ortbench, and runs it for MLPs of width 64 and 1024:
+# scoring at batch sizes 1, 64 and 4096, and the MLP learner's training step
+# (forward, loss, backward and Adam update in one graph run,
+# ortengine.NewMLP) at batch sizes 256 and 4096. Extra arguments go to
+# ortbench (see `go run ./models/ortengine/cmd/ortbench -h`), e.g.
+# -duration 2s.
 #
 # The CUDA route: ONNX Runtime's CUDA execution provider is two shared
 # libraries that must sit beside the core library and match its exact
@@ -17,8 +20,9 @@
 #
 # On a machine without an NVIDIA GPU (nvidia-smi absent or failing) the
 # script skips the 180 MB CUDA download, measures the CPU, and prints that
-# CUDA is absent with the engine's error. It exits non-zero only when the CPU
-# measurement itself fails. ORT_LIB, when set, is used as is.
+# the CUDA figures are unmeasured, with the engine's error. It exits non-zero
+# only when the CPU measurement itself fails. ORT_LIB, when set, is used as
+# is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +31,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && gpus=$(nvidia-smi -L 2>/dev/null) &&
 	echo "$gpus" | sed 's/^/  /'
 	have_gpu=1
 else
-	echo "bench-gpu: no NVIDIA GPU found (nvidia-smi absent or failing): CUDA will be reported absent"
+	echo "bench-gpu: no NVIDIA GPU found (nvidia-smi absent or failing): the CUDA figures will be unmeasured"
 	have_gpu=0
 fi
 
@@ -56,4 +60,8 @@ trap 'rm -rf "$work"' EXIT
 echo "bench-gpu: building models/ortengine/cmd/ortbench"
 go build -o "$work/ortbench" ./models/ortengine/cmd/ortbench
 echo
-ORT_LIB="$lib" "$work/ortbench" -widths 64,1024 -batches 1,64,4096 -providers cpu,cuda "$@"
+ORT_LIB="$lib" "$work/ortbench" -widths 64,1024 -batches 1,64,4096 -train-batches 256,4096 -providers cpu,cuda "$@"
+if [ "$have_gpu" = 0 ]; then
+	echo
+	echo "bench-gpu: CUDA scoring and training-step figures: UNMEASURED (no NVIDIA GPU on this machine)"
+fi

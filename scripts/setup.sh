@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # setup.sh prepares a fresh machine for driftline's tests: Go modules,
 # redis-server (Debian package), the Apache Kafka jars (Maven Central),
-# libonnxruntime (npm package onnxruntime-node) and pyarrow (PyPI, the
-# independent Parquet reader of the lake tests). Idempotent and cached under
+# libonnxruntime (npm package onnxruntime-node), pyarrow (PyPI, the
+# independent Parquet reader of the lake tests) and kafka-python (PyPI, the
+# independent consumer of the Kafka codec test). Idempotent and cached under
 # ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}. It stops at the first missing
 # piece and says what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYARROW_VERSION=26.0.1
+KAFKA_PYTHON_VERSION=3.0.12
 
 step() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -27,6 +29,13 @@ step "pyarrow $PYARROW_VERSION"
 if ! python3 -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" 2>/dev/null; then
 	if ! python3 -m pip install -q "pyarrow==$PYARROW_VERSION"; then
 		echo "setup: could not install pyarrow==$PYARROW_VERSION with pip; is PyPI reachable?" >&2
+		exit 1
+	fi
+fi
+step "kafka-python $KAFKA_PYTHON_VERSION"
+if ! python3 -c "import kafka, sys; sys.exit(kafka.__version__ != '$KAFKA_PYTHON_VERSION')" 2>/dev/null; then
+	if ! python3 -m pip install -q "kafka-python==$KAFKA_PYTHON_VERSION"; then
+		echo "setup: could not install kafka-python==$KAFKA_PYTHON_VERSION with pip; is PyPI reachable?" >&2
 		exit 1
 	fi
 fi

@@ -315,3 +315,21 @@ func eventSeconds(rec arrow.RecordBatch, timeCol int, fallback time.Time, i int)
 	}
 	return float64(fallback.UnixMicro()) / 1e6
 }
+
+// FeatureNames names the dense and hashed columns the featurize stage
+// produces for spec, in order: the numeric fields, then the entity
+// aggregates (count, mean of mean_of, seconds since the previous event);
+// the categorical fields.
+func FeatureNames(spec *pipeline.Spec) (dense, hashed []string) {
+	fz := &spec.Stages.Featurize
+	dense = append(dense, fz.Numeric...)
+	if e := fz.Entity; e != nil {
+		mean := e.Field + ".mean"
+		if e.MeanOf != "" {
+			mean = e.Field + ".mean_" + e.MeanOf
+		}
+		dense = append(dense, e.Field+".count", mean, e.Field+".seconds_since_last")
+	}
+	hashed = append(hashed, fz.Categorical...)
+	return dense, hashed
+}

@@ -90,7 +90,7 @@ func labelMsgs(ids []string, label func(i int) int) []pipeline.Message {
 }
 
 func (rig *joinRig) weights() []float32 {
-	p := rig.champion.Snapshot().Params()
+	p := rig.champion.Snapshot().(models.LinearModel).Params()
 	return append(p.W, p.B...)
 }
 

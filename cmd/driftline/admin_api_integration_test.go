@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/driftline/driftline/testkit/admintest"
 	"github.com/driftline/driftline/testkit/redistest"
 )
 
@@ -17,10 +18,10 @@ import (
 // compare-and-set), rollback and the audit log in order.
 func TestAdminAPIRealRedis(t *testing.T) {
 	r := redistest.StartRedis(t)
-	f := newAdminFixture(t, r.Client(t))
+	f := admintest.Start(t, r.Client(t))
 
-	f.wantError(t, "", http.MethodGet, "/api/v1/models", nil, http.StatusUnauthorized)
-	f.wantError(t, f.viewer, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "r"}, http.StatusForbidden)
+	f.WantError(t, "", http.MethodGet, "/api/v1/models", nil, http.StatusUnauthorized)
+	f.WantError(t, f.Viewer, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "r"}, http.StatusForbidden)
 
 	// Two operators race to promote different versions from champion 1.
 	var wg sync.WaitGroup
@@ -29,16 +30,16 @@ func TestAdminAPIRealRedis(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i], _, _ = f.call(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": v, "reason": "race", "expect": 1})
+			codes[i], _, _ = f.Call(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": v, "reason": "race", "expect": 1})
 		}()
 	}
 	wg.Wait()
 	if !(codes[0] == http.StatusOK && codes[1] == http.StatusConflict || codes[0] == http.StatusConflict && codes[1] == http.StatusOK) {
 		t.Fatalf("concurrent promotes answered %v, want one 200 and one 409", codes)
 	}
-	winner := f.champion(t)
+	winner := f.Champion(t)
 
-	code, out, errOut := f.modelsCLI(t, f.operator, "rollback", "fraud", "--reason", "undo race")
+	code, out, errOut := modelsCLI(t, f, f.Operator, "rollback", "fraud", "--reason", "undo race")
 	wantCLI(t, code, out, errOut, 0, "-> 1")
 
 	code, out, errOut = cli(t, "audit", "--redis", r.Addr, "--model", "fraud", "--details")

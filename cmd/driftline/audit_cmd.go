@@ -4,16 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/driftline/driftline/connectors/redis"
 
+	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/pipeline"
 )
 
 const auditAbout = `Print the audit log, oldest first, one line per event:
@@ -41,7 +41,8 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	interval := fs.Duration("interval", time.Second, "with --follow, how often to poll for new events")
 	details := fs.Bool("details", false, "print every event's details as key=value after the id")
 	redisAddr := fs.String("redis", "", "read the audit stream from Redis at host:port instead of the admin API")
-	redisPassword := fs.String("redis-password", "", "Redis AUTH password, with --redis")
+	redisUser := fs.String("redis-user", "", "Redis ACL user, with --redis")
+	redisPasswordEnv := fs.String("redis-password-env", "", "name of the environment variable holding the Redis password, with --redis")
 	prefix := fs.String("registry-prefix", registry.DefaultPrefix, "the registry's key prefix, with --redis")
 	if _, err := parseInterleaved(fs, args); err != nil {
 		return err
@@ -49,7 +50,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *model != "" && !registry.ValidName(*model) {
 		return fmt.Errorf("--model: %q is not a valid model name", *model)
 	}
-	if *since != "" && !validStreamID(*since) {
+	if *since != "" && !adminapi.ValidStreamID(*since) {
 		return fmt.Errorf("--since: %q is not an event id (ms or ms-seq)", *since)
 	}
 	if *limit < 0 {
@@ -61,15 +62,22 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	var fetch func(ctx context.Context, since string, n int) (adminapi.AuditPage, error)
 	if *redisAddr != "" {
-		rdb := redis.NewClient(&redis.Options{Addr: *redisAddr, Password: *redisPassword})
+		pw, err := pipeline.SecretRef{Env: *redisPasswordEnv}.Resolve()
+		if err != nil {
+			return fmt.Errorf("--redis-password-env: %w", err)
+		}
+		rc := redis.Config{Addrs: []string{*redisAddr}, Username: *redisUser, Password: pw}
+		rdb, err := redis.New(rc)
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
 		defer rdb.Close()
 		reg, err := registry.New(rdb, registry.Config{Prefix: *prefix})
 		if err != nil {
 			return fmt.Errorf("--registry-prefix: %w", err)
 		}
-		local := &adminAPI{reg: reg}
 		fetch = func(ctx context.Context, since string, n int) (adminapi.AuditPage, error) {
-			p, err := local.readAudit(ctx, *model, since, n)
+			p, err := adminapi.ReadAudit(ctx, reg, *model, since, n)
 			if err != nil {
 				return p, fmt.Errorf("--redis %s: %w", *redisAddr, err)
 			}
@@ -81,13 +89,8 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fetch = func(ctx context.Context, since string, n int) (adminapi.AuditPage, error) {
-			q := url.Values{"since": {since}, "limit": {strconv.Itoa(n)}}
-			if *model != "" {
-				q.Set("model", *model)
-			}
-			var p adminapi.AuditPage
-			err := c.do(ctx, http.MethodGet, "/api/v1/audit?"+q.Encode(), nil, &p)
-			return p, err
+			p, err := c.Audit(ctx, *model, since, n)
+			return p, apiError(err)
 		}
 	}
 
@@ -97,7 +100,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	printed := 0
 	for {
-		n := auditPageMax
+		n := adminapi.AuditPageMax
 		if *limit > 0 {
 			n = min(n, *limit-printed)
 		}
@@ -135,7 +138,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // formatAuditLine renders one event: time, who, what, model, version, why, id and,
 // with details, the details sorted by key.
-func formatAuditLine(e auditEvent, details bool) string {
+func formatAuditLine(e registry.Event, details bool) string {
 	var b strings.Builder
 	b.WriteString(e.When.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	fmt.Fprintf(&b, " who=%s what=%s model=%s version=%s why=%q id=%s",

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/testkit/admintest"
 	"github.com/driftline/driftline/testkit/redistest"
 )
 
@@ -43,12 +44,12 @@ func whats(evs []printedEvent) string {
 }
 
 // auditScenario runs promote, pause, retrain and rollback through the API.
-func auditScenario(t *testing.T, f *adminFixture) {
+func auditScenario(t *testing.T, f *admintest.Fixture) {
 	t.Helper()
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "canary passed"}, http.StatusOK, nil)
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/pause", map[string]any{"reason": "incident 7"}, http.StatusOK, nil)
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/retrain", map[string]any{"reason": "error drift"}, http.StatusAccepted, nil)
-	f.mustCall(t, f.operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "v2 regressed"}, http.StatusOK, nil)
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/promote", map[string]any{"version": 2, "reason": "canary passed"}, http.StatusOK, nil)
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/pause", map[string]any{"reason": "incident 7"}, http.StatusOK, nil)
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/retrain", map[string]any{"reason": "error drift"}, http.StatusAccepted, nil)
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]any{"reason": "v2 regressed"}, http.StatusOK, nil)
 }
 
 const wantAuditOrder = "trainer:register trainer:register trainer:register trainer:alias.set " +
@@ -56,9 +57,9 @@ const wantAuditOrder = "trainer:register trainer:register trainer:register train
 	"ops:alias.set ops:rollout.pause ops:retrain.request ops:alias.set"
 
 func TestAuditPrintsEventsInOrder(t *testing.T) {
-	f := newMiniAdminFixture(t)
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
 	auditScenario(t, f)
-	api := []string{"--admin-url", f.srv.URL, "--token", f.viewer}
+	api := []string{"--admin-url", f.URL, "--token", f.Viewer}
 
 	code, out, errOut := cli(t, append([]string{"audit"}, api...)...)
 	wantCLI(t, code, out, errOut, 0)
@@ -66,7 +67,7 @@ func TestAuditPrintsEventsInOrder(t *testing.T) {
 	if got := whats(evs); got != wantAuditOrder {
 		t.Fatalf("audit order:\n got %s\nwant %s\noutput:\n%s", got, wantAuditOrder, out)
 	}
-	stored := f.allAudit(t)
+	stored := f.AllAudit(t)
 	for i, e := range evs {
 		if e.id != stored[i].ID || e.when != stored[i].When.UTC().Format("2006-01-02T15:04:05.000Z07:00") {
 			t.Fatalf("line %d is %+v, stored event %+v", i, e, stored[i])
@@ -107,7 +108,7 @@ func TestAuditPrintsEventsInOrder(t *testing.T) {
 
 func TestAuditFromRedis(t *testing.T) {
 	r := redistest.StartMiniredis(t)
-	f := newAdminFixture(t, r.Client(t))
+	f := admintest.Start(t, r.Client(t))
 	auditScenario(t, f)
 	t.Setenv(envToken, "")
 	t.Setenv(envAdminURL, "")
@@ -130,14 +131,14 @@ func TestAuditFromRedis(t *testing.T) {
 }
 
 func TestAuditFollow(t *testing.T) {
-	f := newMiniAdminFixture(t)
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runMain(ctx, []string{"audit", "--follow", "--interval", "10ms", "--model", "fraud", "--limit", "7",
-			"--admin-url", f.srv.URL, "--token", f.viewer}, &stdout, &stderr)
+			"--admin-url", f.URL, "--token", f.Viewer}, &stdout, &stderr)
 	}()
 	// 4 fraud events exist; the follower must wait for 3 more.
 	time.Sleep(50 * time.Millisecond)
@@ -146,7 +147,7 @@ func TestAuditFollow(t *testing.T) {
 		t.Fatalf("audit --follow exited %d before the events came:\n%s%s", code, stdout.String(), stderr.String())
 	default:
 	}
-	if _, err := f.reg.AppendAudit(ctx, registry.Event{Who: "x", What: "noise", Model: "other"}); err != nil {
+	if _, err := f.Registry.AppendAudit(ctx, registry.Event{Who: "x", What: "noise", Model: "other"}); err != nil {
 		t.Fatal(err)
 	}
 	auditScenario(t, f) // 4 more fraud events: the 7th is the pause
@@ -168,7 +169,7 @@ func TestAuditFollow(t *testing.T) {
 	var out2, err2 bytes.Buffer
 	done2 := make(chan int, 1)
 	go func() {
-		done2 <- runMain(ctx2, []string{"audit", "--follow", "--interval", "10ms", "--admin-url", f.srv.URL, "--token", f.viewer}, &out2, &err2)
+		done2 <- runMain(ctx2, []string{"audit", "--follow", "--interval", "10ms", "--admin-url", f.URL, "--token", f.Viewer}, &out2, &err2)
 	}()
 	time.Sleep(50 * time.Millisecond)
 	cancel2()

@@ -19,17 +19,15 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/internal/app"
+	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/streams"
 )
-
-//go:embed demo.yaml
-var demoSpecYAML []byte
 
 // demoSummary is the one-line JSON the demo prints with --json.
 type demoSummary struct {
@@ -91,7 +89,7 @@ versions and rollout events.`, stderr)
 	malformed := fs.Float64("malformed", 0.01, "share of malformed rows")
 	duplicates := fs.Float64("duplicates", 0.01, "share of duplicate rows")
 	labelDelay := fs.Duration("label-delay", 200*time.Millisecond, "delay between an event and its label (plus up to as much again at random)")
-	adminAddr := fs.String("admin", "127.0.0.1:0", "admin HTTP address (/metrics, /healthz, /readyz)")
+	adminAddr := fs.String("admin", "127.0.0.1:0", "admin HTTP address (/metrics, /healthz, /readyz, /api/v1 with $"+adminapi.EnvAdminToken+" as the bootstrap admin token)")
 	verbose := fs.Bool("v", false, "log pipeline internals")
 	var sf streamFlags
 	sf.register(fs, 0)
@@ -121,7 +119,7 @@ versions and rollout events.`, stderr)
 	}
 	log := newLogger(stderr, level)
 
-	spec, err := pipeline.ParseSpec("demo.yaml (embedded)", demoSpecYAML)
+	spec, err := app.ParseSpec("demo.yaml (embedded)", app.DemoSpec)
 	if err != nil {
 		return err
 	}
@@ -156,37 +154,36 @@ versions and rollout events.`, stderr)
 	}
 	defer mr.Close()
 	spec.Redis.Addr = mr.Addr()
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
 	fmt.Fprintf(stderr, "demo: kafka on %s (try: kcat -b %s -C -t %s), redis on %s\n", brokers[0], brokers[0], spec.Topics.Predictions, mr.Addr())
 
-	dp, err := newDataPlane(spec, rdb, log)
-	if err != nil {
-		return err
-	}
-	lj, err := newLabelPlane(spec, dp, log)
-	if err != nil {
-		return err
-	}
-	dp.alerts.OnRaise = func(a alert.Alert) {
+	onAlert := func(a alert.Alert) {
 		fmt.Fprintf(stderr, "\nALERT %s: %s on %q (statistic %.4g, window %d, model %s)\n", a.State, a.Detector, a.Subject, a.Statistic, a.Window, a.ModelVersion)
 	}
+	pl, err := app.Open(ctx, spec, app.Options{Log: log, OnAlert: onAlert, AdminToken: os.Getenv(adminapi.EnvAdminToken)})
+	if err != nil {
+		return err
+	}
+	defer pl.Close()
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
-	delivered, err := startAlertWatcher(runCtx, spec, log)
+	kcc, err := app.KafkaClient(spec, "driftline-demo")
 	if err != nil {
 		return err
 	}
-	addr, err := serveAdmin(runCtx, *adminAddr, dp.reg, dp.kc.Ready, log)
+	delivered, err := startAlertWatcher(runCtx, spec, kcc, log)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "demo: metrics on http://%s/metrics\n", addr)
+	addr, err := pl.ServeAdmin(runCtx, *adminAddr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "demo: metrics on http://%s/metrics, model admin API on http://%s/api/v1\n", addr, addr)
 	planeErr := make(chan error, 1)
-	go func() { planeErr <- runPlanes(runCtx, dp, lj) }()
+	go func() { planeErr <- pl.Run(runCtx) }()
 
 	// Producer.
-	pcl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(2*time.Millisecond))
+	pcl, err := kafka.NewProducer(kafka.ProducerConfig{Client: kcc, Linger: 2 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -203,7 +200,7 @@ versions and rollout events.`, stderr)
 	start := time.Now()
 	go func() { prodDone <- produce(ctx, pcl, pcfg, &stats) }()
 
-	tail := &rolloutTail{reg: dp.rollout.reg, model: spec.Model.Name, w: stderr}
+	tail := &rolloutTail{reg: pl.Registry(), model: spec.Model.Name, w: stderr}
 	progress := newProgress(stderr, terminal)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -224,15 +221,16 @@ loop:
 			break loop
 		case <-tick.C:
 			cluster.ApplyRetention()
-			progress.show(dp, lj, &stats, start)
+			progress.show(pl, &stats, start)
 			tail.print(ctx, progress)
 		}
-		t := dp.metrics.Totals()
-		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.rows.Load() && lj.joinedAll(stats.labels.Load()) {
+		t := pl.Totals()
+		ls, _ := pl.Labels()
+		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.rows.Load() && ls.Processed >= stats.labels.Load() && ls.Joined >= stats.labels.Load() {
 			break
 		}
 	}
-	progress.show(dp, lj, &stats, start)
+	progress.show(pl, &stats, start)
 	tail.print(ctx, progress)
 	progress.done()
 	elapsed := time.Since(start)
@@ -240,7 +238,8 @@ loop:
 	if err := <-planeErr; err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("pipeline stop: %w", err)
 	}
-	t := dp.metrics.Totals()
+	t := pl.Totals()
+	ls, _ := pl.Labels()
 	sum := demoSummary{
 		Produced: stats.rows.Load(), Valid: stats.valid.Load(), Malformed: stats.malformed.Load(), Duplicates: stats.duplicates.Load(),
 		Predicted: t.Out, DLQ: t.DLQ, Deduped: t.Duplicates, Labels: stats.labels.Load(),
@@ -248,8 +247,7 @@ loop:
 		KafkaAddr: brokers[0], RedisAddr: mr.Addr(), Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
-	sum.Accuracy = lj.overallAccuracy()
-	sum.Baseline = lj.majorityBaseline()
+	sum.Accuracy, sum.Baseline = ls.Accuracy, ls.Baseline
 	check, err := readBack(context.WithoutCancel(ctx), brokers, spec, &stats)
 	if err != nil {
 		return fmt.Errorf("read back topics: %w", err)
@@ -262,13 +260,13 @@ loop:
 	}
 	sum.DriftAt = sf.driftAt
 	sum.Alerts = []demoAlert{}
-	for _, a := range dp.alerts.Raised() {
+	for _, a := range pl.RaisedAlerts() {
 		if a.State == alert.StateDrift {
 			sum.DriftAlerts++
 		}
 		sum.Alerts = append(sum.Alerts, demoAlert{Detector: a.Detector, Subject: a.Subject, State: string(a.State), Severity: string(a.Severity), Statistic: a.Statistic, Window: a.Window})
 	}
-	if sum.Champion, sum.Versions, sum.RolloutEvents, err = governanceSummary(context.WithoutCancel(ctx), dp.rollout.reg, spec.Model.Name); err != nil {
+	if sum.Champion, sum.Versions, sum.RolloutEvents, err = governanceSummary(context.WithoutCancel(ctx), pl.Registry(), spec.Model.Name); err != nil {
 		return fmt.Errorf("read the registry: %w", err)
 	}
 	// Give the SRE-side router a moment to receive the last alerts.
@@ -314,9 +312,9 @@ func jsonSafe(s demoSummary) demoSummary {
 // startAlertWatcher runs the SRE side of the control plane: a watermill
 // router in its own consumer group that consumes the alerts topic. It
 // returns the count of alerts received.
-func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, log *slog.Logger) (*atomic.Int64, error) {
+func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, cc kafka.ClientConfig, log *slog.Logger) (*atomic.Int64, error) {
 	var delivered atomic.Int64
-	err := startAlertRouter(ctx, spec, spec.Kafka.Group+"-sre", func(_ context.Context, a alert.Alert) error {
+	err := app.StartAlertRouter(ctx, spec, cc, spec.Kafka.Group+"-sre", func(_ context.Context, a alert.Alert) error {
 		delivered.Add(1)
 		log.Info("alert received", "detector", a.Detector, "subject", a.Subject, "state", a.State)
 		return nil
@@ -387,14 +385,15 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (p *progress) show(dp *dataPlane, lj *labelPlane, stats *producerStats, start time.Time) {
-	t := dp.metrics.Totals()
+func (p *progress) show(pl *app.App, stats *producerStats, start time.Time) {
+	t := pl.Totals()
+	ls, _ := pl.Labels()
 	now := time.Now()
 	rate := float64(t.In-p.lastIn) / now.Sub(p.lastAt).Seconds()
 	p.lastIn, p.lastAt = t.In, now
 	lag := stats.rows.Load() - (t.Out + t.DLQ + t.Duplicates)
 	line := fmt.Sprintf("%5.0fs  produced %d  predicted %d  dlq %d  dup %d  lag %d  %.0f ev/s  labels %d  accuracy %s",
-		now.Sub(start).Seconds(), stats.rows.Load(), t.Out, t.DLQ, t.Duplicates, max(lag, 0), rate, lj.joined(), formatRatio(lj.windowAccuracy()))
+		now.Sub(start).Seconds(), stats.rows.Load(), t.Out, t.DLQ, t.Duplicates, max(lag, 0), rate, ls.Joined, formatRatio(ls.WindowAccuracy))
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 	} else {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftline/driftline/internal/app"
 )
 
 // TestDemoEndToEnd runs `driftline demo` on kfake and miniredis and checks
@@ -61,7 +63,7 @@ func checkDemoGovernance(t *testing.T, sum demoSummary) {
 	t.Helper()
 	var retrained int64
 	for _, v := range sum.Versions {
-		if v.CreatedBy == whoRetrain {
+		if v.CreatedBy == "retrain" {
 			retrained = v.Version
 		}
 	}
@@ -109,7 +111,7 @@ func TestHelpExplainsEveryCommand(t *testing.T) {
 func TestValidateSpecNamesFileLineAndField(t *testing.T) {
 	dir := t.TempDir()
 	bad := dir + "/bad.yaml"
-	writeFile(t, bad, strings.Replace(string(demoSpecYAML), "type: float, required: true}", "type: flaot, required: true}", 1))
+	writeFile(t, bad, strings.Replace(string(app.DemoSpec), "type: float, required: true}", "type: flaot, required: true}", 1))
 	var stdout, stderr bytes.Buffer
 	if code := runMain(context.Background(), []string{"validate-spec", bad}, &stdout, &stderr); code != 1 {
 		t.Fatalf("exit %d, want 1", code)

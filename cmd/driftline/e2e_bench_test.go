@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
@@ -103,16 +103,16 @@ func runPipelineOnce(b *testing.B, specPath, redisAddr string, n int64) time.Dur
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
 		b.Fatal(err)
 	}
-	dp, err := newDataPlane(spec, rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dp, err := app.Open(context.Background(), spec, app.Options{Redis: rdb, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- dp.run(ctx) }()
+	go func() { done <- dp.Run(ctx) }()
 	for {
-		tot := dp.metrics.Totals()
+		tot := dp.Totals()
 		if tot.Out+tot.DLQ+tot.Duplicates >= n {
 			break
 		}

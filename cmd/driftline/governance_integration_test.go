@@ -19,6 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/internal/app"
+	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
@@ -82,7 +85,7 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	writeFile(t, specPath, kafkaSource)
 	admin := freeAddr(t)
 	token := strings.Repeat("t", 32)
-	t.Setenv(envAdminToken, token)
+	t.Setenv(adminapi.EnvAdminToken, token)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -110,7 +113,7 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	waitFor(t, ctx, "a retrained candidate to become a stable champion", func() bool {
 		evs := auditWhats(t, reg, model)
 		for _, e := range evs {
-			if e.What == registry.WhatRegister && e.Who == whoRetrain {
+			if e.What == registry.WhatRegister && e.Who == "retrain" {
 				candidate = e.Version
 			}
 		}
@@ -177,7 +180,7 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	bad := registerUnlearnableVersion(t, ctx, reg, spec, rdb)
 	var out, errOut strings.Builder
 	if code := runMain(ctx, []string{"models", "promote", "--admin-url", "http://" + admin, "--token", token, "--model", model,
-		"--version", strconv.FormatInt(bad, 10), "--alias", aliasShadow, "--reason", "hand-picked candidate"}, &out, &errOut); code != 0 {
+		"--version", strconv.FormatInt(bad, 10), "--alias", registry.AliasShadow, "--reason", "hand-picked candidate"}, &out, &errOut); code != 0 {
 		t.Fatalf("models promote --alias shadow: exit %d: %s", code, errOut.String())
 	}
 	phase2 := streams.Config{Concept: streams.ConceptSEA, Seed: 12, Variant: 3, Noise: govNoise,
@@ -194,7 +197,7 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	if set, err = reg.Aliases(ctx, model); err != nil {
 		t.Fatal(err)
 	}
-	if set.Versions[registry.AliasChampion] != candidate || set.Versions[aliasShadow] != 0 || set.Versions[aliasCanary] != 0 {
+	if set.Versions[registry.AliasChampion] != candidate || set.Versions[registry.AliasShadow] != 0 || set.Versions[registry.AliasCanary] != 0 {
 		t.Errorf("aliases after the rollback %v: want champion %d and no shadow or canary", set.Versions, candidate)
 	}
 
@@ -240,7 +243,7 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 // at govRate, without malformed rows or duplicates (so that event index i of
 // the stream is event i of the predictions).
 func produceGoverned(ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, cfg streams.Config, n int64) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr), kgo.ProducerLinger(2*time.Millisecond))
+	cl, err := kafka.NewProducer(kafka.ProducerConfig{Client: kafka.ClientConfig{Brokers: []string{broker.Addr}}, Linger: 2 * time.Millisecond})
 	if err != nil {
 		return err
 	}
@@ -274,7 +277,7 @@ func registerUnlearnableVersion(t *testing.T, ctx context.Context, reg *registry
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := reg.Register(ctx, registry.Registration{Model: spec.Model.Name, Signature: learnerSignature(fz), Snapshot: snap,
+	v, err := reg.Register(ctx, registry.Registration{Model: spec.Model.Name, Signature: app.LearnerSignature(fz), Snapshot: snap,
 		Who: "external-trainer", Why: "a deliberately bad candidate"})
 	if err != nil {
 		t.Fatal(err)
@@ -397,17 +400,17 @@ func countPredictions(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spe
 	return n
 }
 
-func readAuditTopic(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec) []auditEvent {
+func readAuditTopic(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec) []registry.Event {
 	t.Helper()
-	var out []auditEvent
+	var out []registry.Event
 	forEachRecord(t, broker, spec.Topics.Audit, func(r *kgo.Record) {
-		var e auditEvent
+		var e registry.Event
 		if err := json.Unmarshal(r.Value, &e); err != nil {
 			t.Errorf("audit record %s is not an audit event: %v", r.Value, err)
 		}
 		out = append(out, e)
 	})
-	slices.SortStableFunc(out, func(a, b auditEvent) int { return compareStreamIDs(a.ID, b.ID) })
+	slices.SortStableFunc(out, func(a, b registry.Event) int { return compareStreamIDs(a.ID, b.ID) })
 	return out
 }
 

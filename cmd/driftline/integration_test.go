@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -17,8 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
@@ -31,7 +31,7 @@ func integrationSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string) (
 	t.Helper()
 	t.Setenv("DRIFTLINE_DEMO_HMAC_KEY", "integration-hmac-key-0123456789abcdef")
 	t.Setenv("DRIFTLINE_DEMO_AES_KEY", strings.Repeat("ab", 32))
-	text := strings.Replace(string(demoSpecYAML), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", broker.Addr), 1)
+	text := strings.Replace(string(app.DemoSpec), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", broker.Addr), 1)
 	text = strings.Replace(text, "name: demo\n", fmt.Sprintf("name: demo\nredis:\n  addr: %q\n", redisAddr), 1)
 	path := filepath.Join(t.TempDir(), "spec.yaml")
 	writeFile(t, path, text)
@@ -49,7 +49,7 @@ func integrationSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string) (
 func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, events int64) *producerStats {
 	t.Helper()
 	var stats producerStats
-	if err := produceStreamAt(ctx, broker.Client(t, kgo.ProducerLinger(5*time.Millisecond)), spec, events, 0, &stats); err != nil {
+	if err := produceStreamAt(ctx, newTestProducer(t, broker.Addr, 5*time.Millisecond), spec, events, 0, &stats); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	return &stats
@@ -58,7 +58,7 @@ func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, 
 // produceStreamAt writes the integration tests' stream (SEA with an
 // abrupt drift halfway, 1% malformed rows, 1% duplicates) of events rows at
 // rate rows/s (0: as fast as the broker takes them) through cl.
-func produceStreamAt(ctx context.Context, cl *kgo.Client, spec *pipeline.Spec, events int64, rate float64, stats *producerStats) error {
+func produceStreamAt(ctx context.Context, cl *kafka.Producer, spec *pipeline.Spec, events int64, rate float64, stats *producerStats) error {
 	cfg := producerConfig{
 		Topic: spec.Topics.Input, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 7, Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: events / 2}},
@@ -84,15 +84,15 @@ func TestIntegrationPipelineOnRealKafkaAndRedis(t *testing.T) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
 	defer rdb.Close()
-	dp, err := newDataPlane(spec, rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	dp, err := app.Open(ctx, spec, app.Options{Redis: rdb, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	runErr := make(chan error, 1)
-	go func() { runErr <- dp.run(runCtx) }()
+	go func() { runErr <- dp.Run(runCtx) }()
 	for {
-		tot := dp.metrics.Totals()
+		tot := dp.Totals()
 		if tot.Out+tot.DLQ+tot.Duplicates >= events {
 			break
 		}
@@ -100,7 +100,7 @@ func TestIntegrationPipelineOnRealKafkaAndRedis(t *testing.T) {
 		case err := <-runErr:
 			t.Fatalf("pipeline stopped early: %v", err)
 		case <-ctx.Done():
-			t.Fatalf("timed out: %+v", dp.metrics.Totals())
+			t.Fatalf("timed out: %+v", dp.Totals())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -126,7 +126,7 @@ func TestIntegrationPipelineOnRealKafkaAndRedis(t *testing.T) {
 	if res.piiLeaks != 0 {
 		t.Errorf("%d output records carry plaintext PII", res.piiLeaks)
 	}
-	if got := dp.metrics.Totals().Duplicates; got != stats.duplicates.Load() {
+	if got := dp.Totals().Duplicates; got != stats.duplicates.Load() {
 		t.Errorf("deduplicated %d, want %d", got, stats.duplicates.Load())
 	}
 }
@@ -148,7 +148,7 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	// that a round (and its transaction) is open at every kill point.
 	stats := &producerStats{}
 	produced := make(chan error, 1)
-	pcl := broker.Client(t, kgo.ProducerLinger(5*time.Millisecond))
+	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
 	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
 	outputs := func() int64 {
 		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
@@ -228,7 +228,7 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	// that a round (and its transaction) is open at every kill point.
 	stats := &producerStats{}
 	produced := make(chan error, 1)
-	pcl := broker.Client(t, kgo.ProducerLinger(5*time.Millisecond))
+	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
 	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
 	// written counts output records, committed or not (progress only);
 	// open reports whether an open transaction holds written outputs (the

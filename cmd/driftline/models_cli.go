@@ -4,7 +4,6 @@ package main
 // list, show, promote, rollback, pause, resume, retrain and token.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -20,6 +18,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/models/registry"
 )
 
@@ -63,93 +62,37 @@ func addAPIFlags(fs *flag.FlagSet) apiFlags {
 }
 
 // client checks the flags and returns an API client.
-func (f apiFlags) client() (*apiClient, error) {
-	base := strings.TrimRight(*f.url, "/")
-	if base == "" {
-		return nil, fmt.Errorf("--admin-url: required (or set $%s), e.g. http://127.0.0.1:9090", envAdminURL)
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--admin-url: %q is not an http(s) URL", *f.url)
-	}
+func (f apiFlags) client() (*adminapi.Client, error) {
 	tok := *f.token
 	if tok == "" {
 		tok = os.Getenv(envToken)
 	}
+	if *f.url == "" {
+		return nil, fmt.Errorf("--admin-url: required (or set $%s), e.g. http://127.0.0.1:9090", envAdminURL)
+	}
 	if tok == "" {
 		return nil, fmt.Errorf("--token: required (or set $%s)", envToken)
 	}
-	return &apiClient{base: base, token: tok, hc: &http.Client{Timeout: *f.timeout}}, nil
-}
-
-// apiClient calls the admin API.
-type apiClient struct {
-	base  string
-	token string
-	hc    *http.Client
-}
-
-// apiStatusError is a non-2xx answer.
-type apiStatusError struct {
-	Status int
-	Msg    string
-}
-
-func (e *apiStatusError) Error() string {
-	hint := ""
-	switch e.Status {
-	case http.StatusUnauthorized:
-		hint = " (check --token or $" + envToken + ")"
-	case http.StatusForbidden:
-		hint = " (ask an admin for a token with a higher role)"
-	}
-	return fmt.Sprintf("%d %s: %s%s", e.Status, http.StatusText(e.Status), e.Msg, hint)
-}
-
-// do sends body (when not nil) as JSON and decodes a 2xx answer into out (when not nil).
-func (c *apiClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	c, err := adminapi.NewClient(*f.url, tok, *f.timeout)
 	if err != nil {
+		return nil, fmt.Errorf("--admin-url: %w", err)
+	}
+	return c, nil
+}
+
+// apiError adds a hint to the API's 401 and 403 answers.
+func apiError(err error) error {
+	var se *adminapi.StatusError
+	if !errors.As(err, &se) {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	switch se.Status {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("%w (check --token or $%s)", err, envToken)
+	case http.StatusForbidden:
+		return fmt.Errorf("%w (ask an admin for a token with a higher role)", err)
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return &apiStatusError{Status: resp.StatusCode, Msg: e.Error}
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("%s %s: answer does not decode: %w", method, path, err)
-	}
-	return nil
+	return err
 }
 
 // parseInterleaved parses flags that may come before, between or after the
@@ -229,12 +172,13 @@ func cmdModelsList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	var out struct {
+	list, err := c.Models(ctx)
+	if err != nil {
+		return apiError(err)
+	}
+	out := struct {
 		Models []adminapi.ModelSummary `json:"models"`
-	}
-	if err := c.do(ctx, http.MethodGet, "/api/v1/models", nil, &out); err != nil {
-		return err
-	}
+	}{list}
 	if *asJSON {
 		return printJSON(stdout, out)
 	}
@@ -282,9 +226,9 @@ func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	var m adminapi.ModelView
-	if err := c.do(ctx, http.MethodGet, "/api/v1/models/"+url.PathEscape(pos[0]), nil, &m); err != nil {
-		return err
+	m, err := c.Model(ctx, pos[0])
+	if err != nil {
+		return apiError(err)
 	}
 	if *asJSON {
 		return printJSON(stdout, m)
@@ -361,7 +305,7 @@ func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs := newFlags("models promote", "NAME VERSION --reason R [--alias champion|canary|shadow] [flags]", modelsPromoteAbout+"\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
 	reason := fs.String("reason", "", "why (required; goes to the audit log)")
-	alias := fs.String("alias", registry.AliasChampion, "the alias to move: "+strings.Join(promotableAliases, ", "))
+	alias := fs.String("alias", registry.AliasChampion, "the alias to move: "+strings.Join(adminapi.PromotableAliases, ", "))
 	expect := fs.String("expect", "", "fail unless the alias is this version now (0: unset)")
 	model := fs.String("model", "", "the model, instead of NAME")
 	version := fs.String("version", "", "the version, instead of VERSION")
@@ -392,8 +336,8 @@ func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(promotableAliases, *alias) {
-		return fmt.Errorf("--alias: %q is not one of %s", *alias, strings.Join(promotableAliases, ", "))
+	if !slices.Contains(adminapi.PromotableAliases, *alias) {
+		return fmt.Errorf("--alias: %q is not one of %s", *alias, strings.Join(adminapi.PromotableAliases, ", "))
 	}
 	req := adminapi.PromoteRequest{Version: v, Reason: *reason, Alias: *alias}
 	if *expect != "" {
@@ -407,9 +351,9 @@ func cmdModelsPromote(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	var res adminapi.MoveResult
-	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(*model)+"/promote", req, &res); err != nil {
-		return err
+	res, err := c.Promote(ctx, *model, req)
+	if err != nil {
+		return apiError(err)
 	}
 	fmt.Fprintf(stdout, "promoted %s: %s %s -> %d (alias epoch %d)\n", res.Model, res.Alias, versionOrNone(res.From), res.To, res.Epoch)
 	if res.Alias != registry.AliasChampion {
@@ -449,9 +393,9 @@ func cmdModelsRollback(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	var res adminapi.MoveResult
-	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/rollback", req, &res); err != nil {
-		return err
+	res, err := c.Rollback(ctx, pos[0], req)
+	if err != nil {
+		return apiError(err)
 	}
 	fmt.Fprintf(stdout, "rolled back %s: champion %s -> %d (alias epoch %d)\n", res.Model, versionOrNone(res.From), res.To, res.Epoch)
 	return nil
@@ -484,8 +428,8 @@ func pauseResume(ctx context.Context, verb string, args []string, stdout, stderr
 	if err != nil {
 		return err
 	}
-	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/"+verb, adminapi.ReasonRequest{Reason: *reason}, nil); err != nil {
-		return err
+	if err := c.SetPaused(ctx, pos[0], verb == "pause", *reason); err != nil {
+		return apiError(err)
 	}
 	past := map[string]string{"pause": "paused", "resume": "resumed"}[verb]
 	fmt.Fprintf(stdout, "%s the rollout of %s\n", past, pos[0])
@@ -533,18 +477,15 @@ func cmdModelsRetrain(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	var res struct {
-		Request string `json:"request"`
-		Audit   string `json:"audit"`
-	}
 	req := adminapi.RetrainBody{Reason: *reason}
 	if len(details) > 0 {
 		req.Details = details
 	}
-	if err := c.do(ctx, http.MethodPost, "/api/v1/models/"+url.PathEscape(pos[0])+"/retrain", req, &res); err != nil {
-		return err
+	request, audit, err := c.Retrain(ctx, pos[0], req)
+	if err != nil {
+		return apiError(err)
 	}
-	fmt.Fprintf(stdout, "retrain of %s requested: request %s, audit event %s\n", pos[0], res.Request, res.Audit)
+	fmt.Fprintf(stdout, "retrain of %s requested: request %s, audit event %s\n", pos[0], request, audit)
 	return nil
 }
 
@@ -577,7 +518,7 @@ func cmdModelsToken(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func cmdTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models token create", "--role R --name N [flags]", "Create a bearer token for the admin API and print it, alone, on stdout.\nIt is shown only this once: Redis keeps only its sha256. Needs an admin\ntoken (e.g. the server's $"+envAdminToken+").\n\n"+apiFlagsAbout, stderr)
+	fs := newFlags("models token create", "--role R --name N [flags]", "Create a bearer token for the admin API and print it, alone, on stdout.\nIt is shown only this once: Redis keeps only its sha256. Needs an admin\ntoken (e.g. the server's $"+adminapi.EnvAdminToken+").\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
 	role := fs.String("role", "", "viewer, operator or admin (required)")
 	name := fs.String("name", "", "the token's name, recorded as who in the audit log (required)")
@@ -591,16 +532,16 @@ func cmdTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := requireFlag(fs, "name", *name); err != nil {
 		return err
 	}
-	if roleRank(*role) == 0 {
+	if adminapi.RoleRank(*role) == 0 {
 		return fmt.Errorf("--role: %q is not one of viewer, operator, admin", *role)
 	}
 	c, err := af.client()
 	if err != nil {
 		return err
 	}
-	var res adminapi.TokenCreated
-	if err := c.do(ctx, http.MethodPost, "/api/v1/tokens", adminapi.TokenRequest{Name: *name, Role: *role, Reason: *reason}, &res); err != nil {
-		return err
+	res, err := c.CreateToken(ctx, adminapi.TokenRequest{Name: *name, Role: *role, Reason: *reason})
+	if err != nil {
+		return apiError(err)
 	}
 	fmt.Fprintln(stdout, res.Token)
 	fmt.Fprintf(stderr, "created %s token %q; store it now, it is not shown again\n", res.Role, res.Name)
@@ -617,15 +558,13 @@ func cmdTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Tokens []tokenRecord `json:"tokens"`
-	}
-	if err := c.do(ctx, http.MethodGet, "/api/v1/tokens", nil, &out); err != nil {
-		return err
+	tokens, err := c.Tokens(ctx)
+	if err != nil {
+		return apiError(err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tBY")
-	for _, t := range out.Tokens {
+	for _, t := range tokens {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, t.Role, t.Created.UTC().Format(time.RFC3339), t.CreatedBy)
 	}
 	return tw.Flush()
@@ -646,9 +585,8 @@ func cmdTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	path := "/api/v1/tokens/" + url.PathEscape(pos[0]) + "?reason=" + url.QueryEscape(*reason)
-	if err := c.do(ctx, http.MethodDelete, path, nil, nil); err != nil {
-		return err
+	if err := c.RevokeToken(ctx, pos[0], *reason); err != nil {
+		return apiError(err)
 	}
 	fmt.Fprintf(stdout, "revoked token %s\n", pos[0])
 	return nil

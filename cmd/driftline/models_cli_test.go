@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/testkit/admintest"
+	"github.com/driftline/driftline/testkit/redistest"
 )
 
 // cli runs driftline with args and returns the exit code, stdout and stderr.
@@ -19,10 +22,10 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 }
 
 // modelsCLI runs `driftline models SUB ...` against f with token.
-func (f *adminFixture) modelsCLI(t *testing.T, token string, args ...string) (int, string, string) {
+func modelsCLI(t *testing.T, f *admintest.Fixture, token string, args ...string) (int, string, string) {
 	t.Helper()
 	full := append([]string{"models"}, args...)
-	full = append(full, "--admin-url", f.srv.URL, "--token", token)
+	full = append(full, "--admin-url", f.URL, "--token", token)
 	return cli(t, full...)
 }
 
@@ -40,14 +43,14 @@ func wantCLI(t *testing.T, code int, stdout, stderr string, wantCode int, wantOu
 
 func TestModelsCLIListAndShow(t *testing.T) {
 	t.Setenv(envToken, "")
-	f := newMiniAdminFixture(t)
-	code, out, errOut := f.modelsCLI(t, f.viewer, "list")
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
+	code, out, errOut := modelsCLI(t, f, f.Viewer, "list")
 	wantCLI(t, code, out, errOut, 0)
 	if !regexp.MustCompile(`(?m)^MODEL +VERSIONS +LATEST +CHAMPION +ALIASES +PAUSED\nfraud +3 +3 +1 +champion=1 +false\n$`).MatchString(out) {
 		t.Fatalf("list printed:\n%s", out)
 	}
 
-	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "fraud")
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud")
 	wantCLI(t, code, out, errOut, 0, "model:   fraud", "aliases: champion=1 (epoch 1)\ntraffic: canary share never set", "paused:  no")
 	for _, re := range []string{
 		`(?m)^VERSION +CREATED +BY +ALIASES +PARENT +SOURCE +METRICS$`,
@@ -59,110 +62,110 @@ func TestModelsCLIListAndShow(t *testing.T) {
 		}
 	}
 
-	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "fraud", "--json")
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud", "--json")
 	wantCLI(t, code, out, errOut, 0, `"name": "fraud"`, `"number": 3`, `"parent": 2`)
 
-	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "nope")
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "nope")
 	wantCLI(t, code, out, errOut, 1, "driftline models: 404 Not Found")
 }
 
 func TestModelsCLIPromoteRollback(t *testing.T) {
-	f := newMiniAdminFixture(t)
-	code, out, errOut := f.modelsCLI(t, f.operator, "promote", "fraud", "2", "--reason", "canary passed")
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
+	code, out, errOut := modelsCLI(t, f, f.Operator, "promote", "fraud", "2", "--reason", "canary passed")
 	wantCLI(t, code, out, errOut, 0)
 	if out != "promoted fraud: champion 1 -> 2 (alias epoch 2)\n" {
 		t.Fatalf("promote printed %q", out)
 	}
-	if f.champion(t) != 2 {
-		t.Fatalf("champion %d after CLI promote", f.champion(t))
+	if f.Champion(t) != 2 {
+		t.Fatalf("champion %d after CLI promote", f.Champion(t))
 	}
-	if e := f.lastAudit(t); e.Who != "ops" || e.Why != "canary passed" {
+	if e := f.LastAudit(t); e.Who != "ops" || e.Why != "canary passed" {
 		t.Fatalf("audit %+v", e)
 	}
 	// Flags before the positional arguments work too.
-	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "--reason", "next", "fraud", "3")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "promote", "--reason", "next", "fraud", "3")
 	wantCLI(t, code, out, errOut, 0, "champion 2 -> 3")
 
-	code, out, errOut = f.modelsCLI(t, f.operator, "rollback", "fraud", "--reason", "v3 regressed")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "rollback", "fraud", "--reason", "v3 regressed")
 	wantCLI(t, code, out, errOut, 0)
 	if out != "rolled back fraud: champion 3 -> 2 (alias epoch 4)\n" {
 		t.Fatalf("rollback printed %q", out)
 	}
-	code, out, errOut = f.modelsCLI(t, f.operator, "rollback", "fraud", "--to", "3", "--reason", "pin")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "rollback", "fraud", "--to", "3", "--reason", "pin")
 	wantCLI(t, code, out, errOut, 0, "champion 2 -> 3")
 
 	// CAS conflict: the champion is not what --expect says.
-	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "1", "--expect", "2", "--reason", "r")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "promote", "fraud", "1", "--expect", "2", "--reason", "r")
 	wantCLI(t, code, out, errOut, 1, "409 Conflict", "no longer points at version 2")
-	if f.champion(t) != 3 {
-		t.Fatalf("champion %d after a refused promote", f.champion(t))
+	if f.Champion(t) != 3 {
+		t.Fatalf("champion %d after a refused promote", f.Champion(t))
 	}
 }
 
 func TestModelsCLIPromoteAlias(t *testing.T) {
-	f := newMiniAdminFixture(t)
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
 	ctx := context.Background()
-	code, out, errOut := f.modelsCLI(t, f.operator, "promote", "--model", "fraud", "--version", "2", "--alias", "canary", "--reason", "hand-picked")
+	code, out, errOut := modelsCLI(t, f, f.Operator, "promote", "--model", "fraud", "--version", "2", "--alias", "canary", "--reason", "hand-picked")
 	wantCLI(t, code, out, errOut, 0)
 	if out != "promoted fraud: canary none -> 2 (alias epoch 2)\nversion 2 goes to the rollout gate: the governor measures it against the champion, then advances or rolls it back\n" {
 		t.Fatalf("promote --alias canary printed %q", out)
 	}
-	set, err := f.reg.Aliases(ctx, "fraud")
+	set, err := f.Registry.Aliases(ctx, "fraud")
 	if err != nil || set.Versions["canary"] != 2 || set.Versions["champion"] != 1 {
 		t.Fatalf("aliases %+v, %v after CLI promote --alias canary", set, err)
 	}
-	if e := f.lastAudit(t); e.Who != "ops" || e.Why != "hand-picked" || e.Details["alias"] != "canary" || e.Details["action"] != "promote" {
+	if e := f.LastAudit(t); e.Who != "ops" || e.Why != "hand-picked" || e.Details["alias"] != "canary" || e.Details["action"] != "promote" {
 		t.Fatalf("audit %+v", e)
 	}
 	// Positional NAME VERSION, or one of them by flag, work the same.
-	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "3", "--alias", "shadow", "--reason", "r")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "promote", "fraud", "3", "--alias", "shadow", "--reason", "r")
 	wantCLI(t, code, out, errOut, 0, "promoted fraud: shadow none -> 3")
-	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "--version", "3", "--alias", "canary", "--expect", "2", "--reason", "r")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "promote", "fraud", "--version", "3", "--alias", "canary", "--expect", "2", "--reason", "r")
 	wantCLI(t, code, out, errOut, 0, "promoted fraud: canary 2 -> 3")
-	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "1", "--alias", "canary", "--reason", "r")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "promote", "fraud", "1", "--alias", "canary", "--reason", "r")
 	wantCLI(t, code, out, errOut, 1, "409 Conflict", "champion of fraud")
-	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "2", "--alias", "challenger", "--reason", "r")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "promote", "fraud", "2", "--alias", "challenger", "--reason", "r")
 	wantCLI(t, code, out, errOut, 1, `--alias: "challenger" is not one of champion, canary, shadow`)
-	code, out, errOut = f.modelsCLI(t, f.operator, "promote", "fraud", "2", "--model", "fraud", "--reason", "r")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "promote", "fraud", "2", "--model", "fraud", "--reason", "r")
 	wantCLI(t, code, out, errOut, 2, `unexpected argument "2"`)
-	if f.champion(t) != 1 {
-		t.Fatalf("champion %d after candidate promotes", f.champion(t))
+	if f.Champion(t) != 1 {
+		t.Fatalf("champion %d after candidate promotes", f.Champion(t))
 	}
 
 	// show prints the canary's traffic share next to the aliases.
-	if _, err := f.reg.SetTraffic(ctx, registry.TrafficMove{Model: "fraud", Percent: 25, Who: "governor", Why: "step"}); err != nil {
+	if _, err := f.Registry.SetTraffic(ctx, registry.TrafficMove{Model: "fraud", Percent: 25, Who: "governor", Why: "step"}); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "fraud")
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud")
 	wantCLI(t, code, out, errOut, 0, "aliases: canary=3,champion=1,shadow=3 (epoch 5)\ntraffic: canary 25%\n")
-	code, out, errOut = f.modelsCLI(t, f.viewer, "show", "fraud", "--json")
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud", "--json")
 	wantCLI(t, code, out, errOut, 0, `"canaryPercent": 25`, `"trafficSet": true`)
 }
 
 func TestModelsCLIErrors(t *testing.T) {
 	t.Setenv(envToken, "")
 	t.Setenv(envAdminURL, "")
-	f := newMiniAdminFixture(t)
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
 	for _, tc := range []struct {
 		name string
 		args []string
 		code int
 		want []string
 	}{
-		{"viewer promotes", []string{"models", "promote", "fraud", "2", "--reason", "r", "--admin-url", f.srv.URL, "--token", f.viewer},
+		{"viewer promotes", []string{"models", "promote", "fraud", "2", "--reason", "r", "--admin-url", f.URL, "--token", f.Viewer},
 			1, []string{"403 Forbidden", "role viewer", "needs operator"}},
-		{"bad token", []string{"models", "list", "--admin-url", f.srv.URL, "--token", "dl_wrong"},
+		{"bad token", []string{"models", "list", "--admin-url", f.URL, "--token", "dl_wrong"},
 			1, []string{"401 Unauthorized", "invalid token", "--token"}},
-		{"no token", []string{"models", "list", "--admin-url", f.srv.URL}, 1, []string{"--token: required", envToken}},
-		{"no url", []string{"models", "list", "--token", f.viewer}, 1, []string{"--admin-url: required"}},
-		{"bad url", []string{"models", "list", "--admin-url", "localhost:1", "--token", f.viewer}, 1, []string{"--admin-url", "not an http(s) URL"}},
-		{"no reason", []string{"models", "promote", "fraud", "2", "--admin-url", f.srv.URL, "--token", f.operator}, 2, []string{"--reason is required", "Usage: driftline models promote NAME VERSION"}},
-		{"missing version", []string{"models", "promote", "fraud", "--reason", "r", "--admin-url", f.srv.URL, "--token", f.operator}, 2, []string{"missing VERSION"}},
-		{"bad version", []string{"models", "promote", "fraud", "two", "--reason", "r", "--admin-url", f.srv.URL, "--token", f.operator}, 1, []string{`VERSION: "two" is not a version number`}},
+		{"no token", []string{"models", "list", "--admin-url", f.URL}, 1, []string{"--token: required", envToken}},
+		{"no url", []string{"models", "list", "--token", f.Viewer}, 1, []string{"--admin-url: required"}},
+		{"bad url", []string{"models", "list", "--admin-url", "localhost:1", "--token", f.Viewer}, 1, []string{"--admin-url", "not an http(s) URL"}},
+		{"no reason", []string{"models", "promote", "fraud", "2", "--admin-url", f.URL, "--token", f.Operator}, 2, []string{"--reason is required", "Usage: driftline models promote NAME VERSION"}},
+		{"missing version", []string{"models", "promote", "fraud", "--reason", "r", "--admin-url", f.URL, "--token", f.Operator}, 2, []string{"missing VERSION"}},
+		{"bad version", []string{"models", "promote", "fraud", "two", "--reason", "r", "--admin-url", f.URL, "--token", f.Operator}, 1, []string{`VERSION: "two" is not a version number`}},
 		{"extra argument", []string{"models", "pause", "fraud", "extra", "--reason", "r"}, 2, []string{`unexpected argument "extra"`}},
-		{"bad --to", []string{"models", "rollback", "fraud", "--to", "0", "--reason", "r", "--token", "x", "--admin-url", f.srv.URL}, 1, []string{"--to:"}},
-		{"bad role", []string{"models", "token", "create", "--role", "root", "--name", "x", "--admin-url", f.srv.URL, "--token", f.admin}, 1, []string{"--role:"}},
-		{"no name", []string{"models", "token", "create", "--role", "viewer", "--admin-url", f.srv.URL, "--token", f.admin}, 2, []string{"--name is required"}},
+		{"bad --to", []string{"models", "rollback", "fraud", "--to", "0", "--reason", "r", "--token", "x", "--admin-url", f.URL}, 1, []string{"--to:"}},
+		{"bad role", []string{"models", "token", "create", "--role", "root", "--name", "x", "--admin-url", f.URL, "--token", f.Admin}, 1, []string{"--role:"}},
+		{"no name", []string{"models", "token", "create", "--role", "viewer", "--admin-url", f.URL, "--token", f.Admin}, 2, []string{"--name is required"}},
 		{"unknown subcommand", []string{"models", "frobnicate"}, 2, []string{`unknown subcommand "frobnicate"`, "promote"}},
 		{"unknown token subcommand", []string{"models", "token", "mint"}, 2, []string{`unknown subcommand "mint"`, "create"}},
 		{"bad detail", []string{"models", "retrain", "fraud", "--detail", "novalue", "--reason", "r"}, 2, []string{"want key=value"}},
@@ -172,8 +175,8 @@ func TestModelsCLIErrors(t *testing.T) {
 			wantCLI(t, code, out, errOut, tc.code, tc.want...)
 		})
 	}
-	if f.champion(t) != 1 {
-		t.Fatalf("champion %d after refused calls", f.champion(t))
+	if f.Champion(t) != 1 {
+		t.Fatalf("champion %d after refused calls", f.Champion(t))
 	}
 }
 
@@ -209,25 +212,25 @@ func TestModelsCLIHelp(t *testing.T) {
 }
 
 func TestModelsCLIPauseResumeRetrain(t *testing.T) {
-	f := newMiniAdminFixture(t)
-	code, out, errOut := f.modelsCLI(t, f.operator, "pause", "fraud", "--reason", "incident")
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
+	code, out, errOut := modelsCLI(t, f, f.Operator, "pause", "fraud", "--reason", "incident")
 	wantCLI(t, code, out, errOut, 0)
 	if out != "paused the rollout of fraud\n" {
 		t.Fatalf("pause printed %q", out)
 	}
-	code, out, errOut = f.modelsCLI(t, f.viewer, "list")
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "list")
 	wantCLI(t, code, out, errOut, 0)
 	if !regexp.MustCompile(`(?m)^fraud .* true$`).MatchString(out) {
 		t.Fatalf("list while paused:\n%s", out)
 	}
-	code, out, errOut = f.modelsCLI(t, f.operator, "resume", "fraud", "--reason", "over")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "resume", "fraud", "--reason", "over")
 	wantCLI(t, code, out, errOut, 0, "resumed the rollout of fraud")
-	if p, err := f.api.Paused(context.Background(), "fraud"); err != nil || p {
+	if p, err := f.API.Paused(context.Background(), "fraud"); err != nil || p {
 		t.Fatalf("paused %v, %v after CLI resume", p, err)
 	}
-	code, out, errOut = f.modelsCLI(t, f.operator, "retrain", "fraud", "--reason", "drift", "--detail", "window=2h", "--detail", "warm=true")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "retrain", "fraud", "--reason", "drift", "--detail", "window=2h", "--detail", "warm=true")
 	wantCLI(t, code, out, errOut, 0, "retrain of fraud requested: request ")
-	e := f.lastAudit(t)
+	e := f.LastAudit(t)
 	if e.What != adminapi.WhatRetrainRequest || e.Why != "drift" || e.Details["req.window"] != "2h" || e.Details["req.warm"] != "true" {
 		t.Fatalf("retrain audit %+v", e)
 	}
@@ -235,8 +238,8 @@ func TestModelsCLIPauseResumeRetrain(t *testing.T) {
 
 func TestModelsCLITokenCreate(t *testing.T) {
 	t.Setenv(envToken, "")
-	f := newMiniAdminFixture(t)
-	code, out, errOut := f.modelsCLI(t, f.admin, "token", "create", "--role", "operator", "--name", "deployer")
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
+	code, out, errOut := modelsCLI(t, f, f.Admin, "token", "create", "--role", "operator", "--name", "deployer")
 	wantCLI(t, code, out, errOut, 0, `created operator token "deployer"`, "not shown again")
 	tok := strings.TrimSpace(out)
 	if !regexp.MustCompile(`^dl_[0-9a-f]{64}$`).MatchString(tok) {
@@ -244,21 +247,21 @@ func TestModelsCLITokenCreate(t *testing.T) {
 	}
 	// The new token authenticates with its role, from the environment too.
 	t.Setenv(envToken, tok)
-	code, out, errOut = cli(t, "models", "promote", "fraud", "2", "--reason", "deploy", "--admin-url", f.srv.URL)
+	code, out, errOut = cli(t, "models", "promote", "fraud", "2", "--reason", "deploy", "--admin-url", f.URL)
 	wantCLI(t, code, out, errOut, 0, "champion 1 -> 2")
-	if e := f.lastAudit(t); e.Who != "deployer" {
+	if e := f.LastAudit(t); e.Who != "deployer" {
 		t.Fatalf("audit who %q, want deployer", e.Who)
 	}
-	code, out, errOut = cli(t, "models", "token", "create", "--role", "viewer", "--name", "x", "--admin-url", f.srv.URL)
+	code, out, errOut = cli(t, "models", "token", "create", "--role", "viewer", "--name", "x", "--admin-url", f.URL)
 	wantCLI(t, code, out, errOut, 1, "403 Forbidden")
 
-	code, out, errOut = f.modelsCLI(t, f.admin, "token", "list")
+	code, out, errOut = modelsCLI(t, f, f.Admin, "token", "list")
 	wantCLI(t, code, out, errOut, 0)
 	if !regexp.MustCompile(`(?m)^deployer +operator +\S+ +bootstrap-admin$`).MatchString(out) || strings.Contains(out, tok) {
 		t.Fatalf("token list:\n%s", out)
 	}
-	code, out, errOut = f.modelsCLI(t, f.admin, "token", "revoke", "deployer", "--reason", "rotate")
+	code, out, errOut = modelsCLI(t, f, f.Admin, "token", "revoke", "deployer", "--reason", "rotate")
 	wantCLI(t, code, out, errOut, 0, "revoked token deployer")
-	code, out, errOut = cli(t, "models", "list", "--admin-url", f.srv.URL)
+	code, out, errOut = cli(t, "models", "list", "--admin-url", f.URL)
 	wantCLI(t, code, out, errOut, 1, "401 Unauthorized")
 }

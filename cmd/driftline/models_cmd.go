@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/driftline/driftline/models"
-	"github.com/driftline/driftline/models/onnxexport"
-	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/internal/app"
 )
 
 const modelsUsage = `Usage: driftline models <subcommand> [flags]
@@ -80,63 +78,26 @@ func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return errUsage
 	}
-	spec, err := pipeline.LoadSpec(*specPath)
+	spec, err := app.LoadSpec(*specPath)
 	if err != nil {
 		return err
-	}
-	if spec.Model.ONNX != nil {
-		return errors.New("model.onnx: the spec's model is a bring-your-own ONNX file; there is no learner to export")
 	}
 	data, err := os.ReadFile(*snapPath)
 	if err != nil {
 		return fmt.Errorf("--snapshot: %w", err)
 	}
-	learner, err := models.UnmarshalLearner(data)
+	if *version == "" {
+		*version = spec.Model.Version
+	}
+	model, info, err := app.ExportONNX(spec, data, *version)
 	if err != nil {
 		return fmt.Errorf("--snapshot %s: %w", *snapPath, err)
-	}
-	p := learner.Params()
-	dense, hashed := featureNames(spec)
-	if p.NumDense != len(dense) || p.NumHashed != len(hashed) {
-		return fmt.Errorf("--snapshot %s: the learner takes %d dense and %d hashed values, the spec's stages.featurize gives %d and %d",
-			*snapPath, p.NumDense, p.NumHashed, len(dense), len(hashed))
-	}
-	if p.NumHashed > 0 && p.HashBits != spec.Stages.Featurize.HashBits {
-		return fmt.Errorf("--snapshot %s: the learner hashes to %d bits, stages.featurize.hash_bits is %d",
-			*snapPath, p.HashBits, spec.Stages.Featurize.HashBits)
-	}
-	meta := onnxexport.Metadata{ModelName: spec.Model.Name, ModelVersion: spec.Model.Version, DenseFeatures: dense, HashedFeatures: hashed}
-	if *version != "" {
-		meta.ModelVersion = *version
-	}
-	model, err := onnxexport.Export(&p, meta)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
 	}
 	if err := writeFileAtomic(*out, model); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %s (%d bytes): model %q version %q, %s link, %d output(s) per row, %d dense and %d hashed inputs, opset %d\n",
-		*out, len(model), meta.ModelName, meta.ModelVersion, p.Link, p.Classes, p.NumDense, p.NumHashed, onnxexport.Opset)
+	fmt.Fprintf(stdout, "wrote %s (%d bytes): model %q version %q, %s\n", *out, len(model), spec.Model.Name, *version, info)
 	return nil
-}
-
-// featureNames names the dense and hashed columns the featurize stage
-// produces for spec, in order: the numeric fields, then the entity
-// aggregates (count, mean of mean_of, seconds since the previous event);
-// the categorical fields.
-func featureNames(spec *pipeline.Spec) (dense, hashed []string) {
-	fz := &spec.Stages.Featurize
-	dense = append(dense, fz.Numeric...)
-	if e := fz.Entity; e != nil {
-		mean := e.Field + ".mean"
-		if e.MeanOf != "" {
-			mean = e.Field + ".mean_" + e.MeanOf
-		}
-		dense = append(dense, e.Field+".count", mean, e.Field+".seconds_since_last")
-	}
-	hashed = append(hashed, fz.Categorical...)
-	return dense, hashed
 }
 
 // writeFileAtomic writes data to a temporary file beside path and renames

@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,11 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/models"
-	"github.com/driftline/driftline/models/onnxexport"
 	"github.com/driftline/driftline/models/ortengine"
-	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/testkit/redistest"
 )
 
 // The demo spec's feature layout: 10 numeric fields plus 3 entity
@@ -92,7 +86,7 @@ func exportSnapshot(t *testing.T, cfg models.LinearConfig) (models.Learner, stri
 func exportSpecFile(t *testing.T, edit func(string) string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "demo.yaml")
-	y := string(demoSpecYAML)
+	y := string(app.DemoSpec)
 	if edit != nil {
 		y = edit(y)
 	}
@@ -175,7 +169,7 @@ func TestModelsExportRefusesWhatDoesNotFit(t *testing.T) {
 	corrupt := filepath.Join(t.TempDir(), "corrupt.snap")
 	writeFile(t, corrupt, "not a snapshot")
 	byoSpec := exportSpecFile(t, func(string) string {
-		return strings.Replace(demoSpecWithoutRollout(t), "model:\n", "model:\n  onnx: {path: user.onnx, inputs: [{input: x, features: [f0]}]}\n", 1)
+		return strings.Replace(demoSpecWithoutRollout(), "model:\n", "model:\n  onnx: {path: user.onnx, inputs: [{input: x, features: [f0]}]}\n", 1)
 	})
 	out := filepath.Join(t.TempDir(), "model.onnx")
 	for _, tc := range []struct {
@@ -217,75 +211,5 @@ func TestModelsExportRefusesWhatDoesNotFit(t *testing.T) {
 	}
 	if code, _, stderr := runModelsCmd(t, "--help"); code != 0 || !strings.Contains(stderr, "export") {
 		t.Fatalf("models --help: exit %d, %s", code, stderr)
-	}
-}
-
-// byoDemoSpec is the demo spec with a bring-your-own model over f0 and
-// f1 (a 2→1 sigmoid layer written to a temp file) on the given provider.
-func byoDemoSpec(t *testing.T, provider string) *pipeline.Spec {
-	t.Helper()
-	mlp := onnxexport.MLP{Name: "user", Input: "x", Output: "prob", Layers: []onnxexport.DenseLayer{{
-		In: 2, Out: 1, W: []float32{0.5, -0.25}, B: []float32{0.1}, Activation: onnxexport.ActivationSigmoid,
-	}}}
-	m, err := mlp.Model()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "user.onnx")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	block := fmt.Sprintf("model:\n  onnx: {path: %s, inputs: [{input: x, features: [f0, f1]}], output: prob, execution_provider: %s, latency_budget: 2ms}\n", path, provider)
-	spec, err := pipeline.ParseSpec("byo.yaml", []byte(strings.Replace(demoSpecWithoutRollout(t), "model:\n", block, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec.Kafka.Brokers = []string{"127.0.0.1:1"}
-	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
-	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
-	return spec
-}
-
-// TestDataPlaneWiresBringYourOwnModel builds the data plane of a spec
-// with model.onnx: the champion is the ONNX model, which does not learn,
-// and every partition scores with it. With execution_provider cuda and no
-// usable CUDA, startup fails naming the field; it never falls back.
-func TestDataPlaneWiresBringYourOwnModel(t *testing.T) {
-	rdb := redistest.StartMiniredis(t).Client(t)
-	log := newLogger(io.Discard, slog.LevelInfo)
-
-	dp, err := newDataPlane(byoDemoSpec(t, "cpu"), rdb, log)
-	if err != nil {
-		t.Fatalf("data plane: %v", err)
-	}
-	defer dp.kc.Close()
-	if dp.onnx == nil || dp.join == nil {
-		t.Fatal("no ONNX model or label join in the data plane")
-	}
-	defer dp.onnx.Close()
-	rows := &models.Rows{N: 1, NumDense: 13, NumHashed: 3, Dense: make([]float32, 13), Hashed: []int32{1, 2, 3}}
-	if err := dp.champion.Learn(rows, []float32{1}); err != nil {
-		t.Fatalf("the label join's Learn on a bring-your-own model: %v, want a no-op", err)
-	}
-	h, err := dp.openPartition("events", 0)
-	if err != nil {
-		t.Fatalf("open partition: %v", err)
-	}
-	h.Close()
-
-	gpu, err := newDataPlane(byoDemoSpec(t, "cuda"), rdb, log)
-	if err == nil {
-		// Where CUDA works the model opens on the GPU (stages tests score there).
-		t.Log("cuda execution provider usable here: the data plane opened on the GPU")
-		gpu.kc.Close()
-		gpu.onnx.Close()
-		return
-	}
-	if !errors.Is(err, ortengine.ErrCUDAUnavailable) || !strings.Contains(err.Error(), "model.onnx.execution_provider:") {
-		t.Fatalf("cuda startup error %v: want ErrCUDAUnavailable naming model.onnx.execution_provider", err)
 	}
 }

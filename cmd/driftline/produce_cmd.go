@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/testkit/streams"
 )
 
@@ -64,8 +64,13 @@ func cmdProduce(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("produce", "--brokers HOST:PORT [flags]", `Write a seeded synthetic event stream (SEA, Hyperplane or Agrawal concepts,
 with optional abrupt or gradual drift) as JSON events, with some malformed
 and duplicate rows, and write each valid event's label to the labels topic
-after a delay. Rows are keyed by user id. Prints progress every second.`, stderr)
-	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; required")
+after a delay. Rows are keyed by user id. Prints progress every second.
+
+With --spec, the spec's kafka block says how to reach the brokers (TLS,
+SASL, compression; see "Connecting to a secured cluster" in the README);
+--brokers overrides its addresses.`, stderr)
+	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; required without --spec")
+	specPath := fs.String("spec", "", "pipeline spec whose kafka block (brokers, TLS, SASL, compression) to connect with")
 	topic := fs.String("topic", "events", "input topic to write events to")
 	labelsTopic := fs.String("labels-topic", "labels", `topic for delayed labels ("" for none)`)
 	events := fs.Int64("events", 100000, "rows to write (0: until interrupted)")
@@ -79,10 +84,25 @@ after a delay. Rows are keyed by user id. Prints progress every second.`, stderr
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *brokers == "" {
-		fmt.Fprintln(stderr, "--brokers is required")
+	if *brokers == "" && *specPath == "" {
+		fmt.Fprintln(stderr, "--brokers or --spec is required")
 		fs.Usage()
 		return errUsage
+	}
+	cc := kafka.ClientConfig{ClientID: "driftline-produce"}
+	if *specPath != "" {
+		spec, err := app.LoadSpec(*specPath)
+		if err != nil {
+			return err
+		}
+		if *brokers != "" {
+			spec.Kafka.Brokers = strings.Split(*brokers, ",")
+		}
+		if cc, err = app.KafkaClient(spec, "driftline-produce"); err != nil {
+			return err
+		}
+	} else {
+		cc.Brokers = strings.Split(*brokers, ",")
 	}
 	cfg := producerConfig{
 		Topic: *topic, LabelsTopic: *labelsTopic, Stream: sf.config(), Events: *events, Rate: *rate,
@@ -91,9 +111,12 @@ after a delay. Rows are keyed by user id. Prints progress every second.`, stderr
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ProducerLinger(5*time.Millisecond))
+	if err := kafka.Check(ctx, cc); err != nil {
+		return err
+	}
+	cl, err := kafka.NewProducer(kafka.ProducerConfig{Client: cc})
 	if err != nil {
-		return fmt.Errorf("--brokers: %w", err)
+		return err
 	}
 	defer cl.Close()
 	var stats producerStats

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/streams"
 )
 
@@ -68,7 +68,7 @@ func (s *producerStats) markValid(i int64) {
 
 // produce writes rows (and delayed labels) until cfg.Events rows are
 // written or ctx ends, then flushes.
-func produce(ctx context.Context, cl *kgo.Client, cfg producerConfig, stats *producerStats) error {
+func produce(ctx context.Context, cl *kafka.Producer, cfg producerConfig, stats *producerStats) error {
 	gen, err := streams.NewGenerator(cfg.Stream)
 	if err != nil {
 		return err
@@ -85,7 +85,7 @@ func produce(ctx context.Context, cl *kgo.Client, cfg producerConfig, stats *pro
 		start    = time.Now()
 		firstErr atomic.Value
 	)
-	onDone := func(r *kgo.Record, err error) {
+	onDone := func(_ kafka.Produced, err error) {
 		if err != nil {
 			stats.errors.Add(1)
 			firstErr.CompareAndSwap(nil, err)
@@ -109,7 +109,7 @@ func produce(ctx context.Context, cl *kgo.Client, cfg producerConfig, stats *pro
 		stats.rows.Add(1)
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
-			cl.Produce(ctx, &kgo.Record{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, onDone)
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, onDone)
 			stats.duplicates.Add(1)
 			continue
 		}
@@ -117,7 +117,7 @@ func produce(ctx context.Context, cl *kgo.Client, cfg producerConfig, stats *pro
 		row := streams.AppendJSON(nil, &ev)
 		if p < cfg.DuplicateRate+cfg.MalformedRate {
 			bad, _ := streams.Corrupt(rng, row)
-			cl.Produce(ctx, &kgo.Record{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: bad}, func(r *kgo.Record, err error) {
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: bad}, func(r kafka.Produced, err error) {
 				onDone(r, err)
 				if err == nil {
 					stats.mu.Lock()
@@ -129,7 +129,7 @@ func produce(ctx context.Context, cl *kgo.Client, cfg producerConfig, stats *pro
 			continue
 		}
 		idx := gen.Index() - 1
-		cl.Produce(ctx, &kgo.Record{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: row}, func(r *kgo.Record, err error) {
+		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: row}, func(r kafka.Produced, err error) {
 			onDone(r, err)
 			if err == nil {
 				stats.markValid(idx)
@@ -167,10 +167,10 @@ func produce(ctx context.Context, cl *kgo.Client, cfg producerConfig, stats *pro
 	return nil
 }
 
-func flushLabels(ctx context.Context, cl *kgo.Client, q *labelQueue, now time.Time, stats *producerStats, onDone func(*kgo.Record, error), topic string) {
+func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, stats *producerStats, onDone func(kafka.Produced, error), topic string) {
 	for q.Len() > 0 && !(*q)[0].due.After(now) {
 		l := heap.Pop(q).(pendingLabel)
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: l.key, Value: l.value}, onDone)
+		cl.Produce(ctx, pipeline.OutRecord{Topic: topic, Key: l.key, Value: l.value}, onDone)
 		stats.labels.Add(1)
 	}
 }

@@ -12,11 +12,11 @@ import (
 // trained snapshot.
 func loadReplayEnv(t testing.TB, addr string, rds *redistest.Redis) *replaytest.Env {
 	t.Helper()
-	return replaytest.LoadEnv(t, demoSpecYAML, app.LoadSpec, addr, rds)
+	return replaytest.LoadEnv(t, app.DemoSpec, app.LoadSpec, addr, rds)
 }
 
 // replaySpecText is the demo spec pointed at addr and redisAddr.
 func replaySpecText(t testing.TB, addr, redisAddr string) string {
 	t.Helper()
-	return replaytest.SpecText(t, demoSpecYAML, addr, redisAddr)
+	return replaytest.SpecText(t, app.DemoSpec, addr, redisAddr)
 }

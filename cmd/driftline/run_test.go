@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
+	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/streams"
@@ -33,7 +32,7 @@ func TestRunLearnsFromLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := fmt.Sprintf("127.0.0.1:%d", port)
-	text := strings.Replace(string(demoSpecYAML), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", broker.Addr), 1)
+	text := strings.Replace(string(app.DemoSpec), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", broker.Addr), 1)
 	text = strings.Replace(text, "name: demo\n", fmt.Sprintf("name: demo\nredis:\n  addr: %q\nadmin:\n  addr: %q\n", rds.Addr, admin), 1)
 	specPath := filepath.Join(t.TempDir(), "spec.yaml")
 	writeFile(t, specPath, text)
@@ -45,7 +44,7 @@ func TestRunLearnsFromLabels(t *testing.T) {
 	var stats producerStats
 	cfg := producerConfig{Topic: "events", LabelsTopic: "labels", Events: 3000,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 3}}
-	if err := produce(ctx, broker.Client(t, kgo.ProducerLinger(time.Millisecond)), cfg, &stats); err != nil {
+	if err := produce(ctx, newTestProducer(t, broker.Addr, time.Millisecond), cfg, &stats); err != nil {
 		t.Fatal(err)
 	}
 

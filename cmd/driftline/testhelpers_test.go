@@ -4,6 +4,10 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/internal/app"
 )
 
 func writeFile(t testing.TB, path, content string) {
@@ -13,20 +17,20 @@ func writeFile(t testing.TB, path, content string) {
 	}
 }
 
-// demoSpecWithoutRollout is the demo spec without its rollout block (the
-// last block of demo.yaml), for tests that add their own or use a model
-// that cannot roll out (model.onnx).
-func demoSpecWithoutRollout(t testing.TB) string {
+// newTestProducer is a producer to the broker at addr, closed at cleanup.
+func newTestProducer(t testing.TB, addr string, linger time.Duration) *kafka.Producer {
 	t.Helper()
-	text := string(demoSpecYAML)
-	i := strings.Index(text, "\nrollout:\n")
-	if i < 0 {
-		t.Fatal("demo.yaml has no rollout block")
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Client: kafka.ClientConfig{Brokers: []string{addr}}, Linger: linger})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(text[i+len("\nrollout:\n"):], "\n") {
-		if line != "" && line[0] != ' ' && line[0] != '#' {
-			t.Fatalf("demo.yaml: rollout is no longer its last block (%q follows it)", line)
-		}
-	}
-	return text[:i+1]
+	t.Cleanup(p.Close)
+	return p
+}
+
+// demoSpecWithoutRollout is the demo spec without its rollout block, its
+// last block.
+func demoSpecWithoutRollout() string {
+	text, _, _ := strings.Cut(string(app.DemoSpec), "\nrollout:\n")
+	return text + "\n"
 }

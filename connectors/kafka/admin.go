@@ -23,7 +23,7 @@ type Admin struct {
 
 // NewAdmin builds an admin client from cc. It does not connect.
 func NewAdmin(cc ClientConfig) (*Admin, error) {
-	cl, err := cc.newClient()
+	cl, err := cc.NewFranzClient()
 	if err != nil {
 		return nil, err
 	}

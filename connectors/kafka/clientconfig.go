@@ -18,21 +18,22 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
-// The SASL mechanisms a ClientConfig supports.
+// The SASL mechanisms a ClientConfig supports: the names a spec uses.
 const (
-	SASLPlain       = "PLAIN"
-	SASLScramSHA256 = "SCRAM-SHA-256"
-	SASLScramSHA512 = "SCRAM-SHA-512"
-	SASLOAuthBearer = "OAUTHBEARER"
+	SASLPlain       = pipeline.SASLPlain
+	SASLScramSHA256 = pipeline.SASLScramSHA256
+	SASLScramSHA512 = pipeline.SASLScramSHA512
+	SASLOAuthBearer = pipeline.SASLOAuthBearer
 )
 
-// The output compression codecs a ClientConfig supports.
+// The output compression codecs a ClientConfig supports: the names a spec
+// uses.
 const (
-	CompressionSnappy = "snappy"
-	CompressionLZ4    = "lz4"
-	CompressionZstd   = "zstd"
-	CompressionGzip   = "gzip"
-	CompressionNone   = "none"
+	CompressionSnappy = pipeline.CompressionSnappy
+	CompressionLZ4    = pipeline.CompressionLZ4
+	CompressionZstd   = pipeline.CompressionZstd
+	CompressionGzip   = pipeline.CompressionGzip
+	CompressionNone   = pipeline.CompressionNone
 )
 
 // DefaultClientID is the client id sent to the brokers when none is set.
@@ -58,16 +59,12 @@ type ClientConfig struct {
 	Compression string
 }
 
-// TLSConfig is a client's TLS material, read from PEM files. CAFile
-// replaces the system roots when set; CertFile and KeyFile go together
-// (mutual TLS). InsecureSkipVerify is off unless set, and is for tests.
-type TLSConfig struct {
-	CAFile, CertFile, KeyFile string
-	// ServerName overrides the name checked against the broker's
-	// certificate (default: the host dialed).
-	ServerName         string
-	InsecureSkipVerify bool
-}
+// TLSConfig is a client's TLS material, read from PEM files when a client
+// is built: CAFile replaces the system roots when set; CertFile and KeyFile
+// go together (mutual TLS); ServerName overrides the name checked against
+// the broker's certificate (default: the host dialed); InsecureSkipVerify
+// is off unless set, and is for tests. connectors/redis takes the same.
+type TLSConfig = tlsfiles.Files
 
 // SASLConfig authenticates a client.
 type SASLConfig struct {
@@ -102,7 +99,7 @@ func (c ClientConfig) Validate() error {
 			if s.Username == "" {
 				return fmt.Errorf("kafka: sasl.username is required for %s", s.Mechanism)
 			}
-			if s.Password == "" {
+			if s.Password.IsZero() {
 				return fmt.Errorf("kafka: sasl password is required for %s", s.Mechanism)
 			}
 		case SASLOAuthBearer:
@@ -111,6 +108,11 @@ func (c ClientConfig) Validate() error {
 			}
 		default:
 			return fmt.Errorf("kafka: sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)", s.Mechanism)
+		}
+	}
+	if t := c.TLS; t != nil {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("kafka: %w", err)
 		}
 	}
 	return nil
@@ -128,8 +130,7 @@ func (c ClientConfig) clientOpts() ([]kgo.Opt, error) {
 		kgo.ProducerBatchCompression(codec(c.Compression)),
 	}
 	if c.TLS != nil {
-		tc, err := tlsfiles.Files{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
-			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify}.Config()
+		tc, err := c.TLS.Config()
 		if err != nil {
 			return nil, fmt.Errorf("kafka: %w", err)
 		}
@@ -141,8 +142,13 @@ func (c ClientConfig) clientOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-// newClient builds a franz-go client from c and the caller's options.
-func (c ClientConfig) newClient(extra ...kgo.Opt) (*kgo.Client, error) {
+// NewFranzClient validates c and builds a franz-go client from it: seed
+// brokers, client id, TLS, SASL and compression, then extra, the caller's
+// own options (consuming, producing, tuning), which come last and so may
+// override them. It does not contact the brokers; see Check. Only
+// connectors build franz-go clients: everything else goes through a
+// connector.
+func (c ClientConfig) NewFranzClient(extra ...kgo.Opt) (*kgo.Client, error) {
 	opts, err := c.clientOpts()
 	if err != nil {
 		return nil, err
@@ -167,16 +173,22 @@ func (s *SASLConfig) mechanism() sasl.Mechanism {
 		return oauth.Oauth(func(context.Context) (oauth.Auth, error) {
 			b, err := os.ReadFile(file)
 			if err != nil {
-				return oauth.Auth{}, fmt.Errorf("sasl.token_file: %w", err)
+				return oauth.Auth{}, &tokenFileError{fmt.Errorf("sasl.token_file: %w", err)}
 			}
 			tok := strings.TrimSpace(string(b))
 			if tok == "" {
-				return oauth.Auth{}, fmt.Errorf("sasl.token_file %s is empty", file)
+				return oauth.Auth{}, &tokenFileError{fmt.Errorf("sasl.token_file %s is empty", file)}
 			}
 			return oauth.Auth{Token: tok}, nil
 		})
 	}
 }
+
+// tokenFileError is a failure to read the OAUTHBEARER token file.
+type tokenFileError struct{ err error }
+
+func (e *tokenFileError) Error() string { return e.err.Error() }
+func (e *tokenFileError) Unwrap() error { return e.err }
 
 func codec(name string) kgo.CompressionCodec {
 	switch name {

@@ -194,7 +194,7 @@ func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consu
 		o.reg = prometheus.NewRegistry()
 	}
 	c, err := kafka.New(kafka.Config{
-		Client:          kafka.ClientConfig{Brokers: []string{b.Addr}, ClientID: "driftline-test"},
+		Client:          b.ClientConfig("driftline-test"),
 		Group:           group,
 		Topics:          []string{topic},
 		SessionTimeout:  6 * time.Second,

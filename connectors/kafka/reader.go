@@ -35,7 +35,7 @@ func NewReader(cc ClientConfig) (*Reader, error) {
 
 // OpenRange implements replay.Input.
 func (r *Reader) OpenRange(_ context.Context, topic string, partition int32, from, _ int64) (replay.RangeReader, error) {
-	cl, err := r.cc.newClient(
+	cl, err := r.cc.NewFranzClient(
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
@@ -97,7 +97,7 @@ type Record struct {
 // that does not exist is an error; an error from fn stops the read and is
 // returned. Records written after the call are not read.
 func ReadTopics(ctx context.Context, cc ClientConfig, committed bool, fn func(*Record) error, topics ...string) error {
-	cl, err := cc.newClient(readOpts(committed)...)
+	cl, err := cc.NewFranzClient(readOpts(committed)...)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func ReadTopics(ctx context.Context, cc ClientConfig, committed bool, fn func(*R
 // them, as ReadTopics does. Every range must be readable to its end: the
 // call waits for records not yet written.
 func ReadRanges(ctx context.Context, cc ClientConfig, topic string, ranges []replay.Range, committed bool, fn func(*Record) error) error {
-	cl, err := cc.newClient(readOpts(committed)...)
+	cl, err := cc.NewFranzClient(readOpts(committed)...)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func NewReplayCommitter(cfg ReplayCommitterConfig) (*ReplayCommitter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	txn, err := cfg.Client.newClient(
+	txn, err := cfg.Client.NewFranzClient(
 		kgo.TransactionalID(cfg.TransactionalID),
 		kgo.TransactionTimeout(cmp.Or(cfg.TransactionTimeout, DefaultReplayTransactionTimeout)),
 		kgo.ProducerLinger(time.Millisecond),

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -17,11 +18,11 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
-// The deployment modes.
+// The deployment modes: the names a spec uses.
 const (
-	ModeStandalone = "standalone"
-	ModeSentinel   = "sentinel"
-	ModeCluster    = "cluster"
+	ModeStandalone = pipeline.RedisStandalone
+	ModeSentinel   = pipeline.RedisSentinel
+	ModeCluster    = pipeline.RedisCluster
 )
 
 // Config says how to reach Redis. The zero values of the optional fields
@@ -35,7 +36,8 @@ type Config struct {
 	// MasterName is the Sentinel primary's name (sentinel only, required there).
 	MasterName string
 	// Username and Password authenticate (Username for an ACL user;
-	// Password alone for requirepass).
+	// Password alone for requirepass). With mode sentinel they apply to the
+	// primary; the sentinels are reached without credentials.
 	Username string
 	Password pipeline.Secret
 	// DB selects the database (standalone and sentinel; a Cluster has only 0).
@@ -46,12 +48,12 @@ type Config struct {
 	DialTimeout time.Duration
 }
 
-// TLSConfig is the client's TLS material, read from PEM files; see
-// pipeline.TLSSpec.
-type TLSConfig struct {
-	CAFile, CertFile, KeyFile, ServerName string
-	InsecureSkipVerify                    bool
-}
+// TLSConfig is the client's TLS material, read from PEM files when the
+// client is built: CAFile replaces the system roots when set; CertFile and
+// KeyFile go together (mutual TLS); ServerName overrides the name checked
+// against the server's certificate (default: the host dialed);
+// InsecureSkipVerify is off unless set, and is for tests.
+type TLSConfig = tlsfiles.Files
 
 // Validate checks the config; its errors name the field at fault.
 func (c Config) Validate() error {
@@ -82,8 +84,19 @@ func (c Config) Validate() error {
 	if c.DB < 0 {
 		return fmt.Errorf("redis: db must not be negative, got %d", c.DB)
 	}
-	if c.Username != "" && c.Password == "" {
+	if c.Username != "" && c.Password.IsZero() {
 		return fmt.Errorf("redis: username %q needs a password", c.Username)
+	}
+	if c.MasterName != "" && c.Mode != ModeSentinel {
+		return errors.New("redis: master_name applies to mode sentinel only")
+	}
+	if c.DialTimeout < 0 {
+		return fmt.Errorf("redis: dial timeout must not be negative, got %s", c.DialTimeout)
+	}
+	if t := c.TLS; t != nil {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
 	}
 	return nil
 }
@@ -105,8 +118,7 @@ func New(c Config) (goredis.UniversalClient, error) {
 		opts.DialTimeout = 5 * time.Second
 	}
 	if c.TLS != nil {
-		tc, err := tlsfiles.Files{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
-			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify}.Config()
+		tc, err := c.TLS.Config()
 		if err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
 		}
@@ -122,19 +134,43 @@ func New(c Config) (goredis.UniversalClient, error) {
 	return goredis.NewClient(opts.Simple()), nil
 }
 
-// Ping checks that the server answers, with an error that names the
-// address (not the password).
+// Ping checks that the server answers rdb (built from c) as c's user,
+// within ctx. Its error names the mode, the addresses and the user, never
+// the password, and says what a TLS failure means, e.g.
+//
+//	redis: ping 127.0.0.1:6379 as user "app": WRONGPASS invalid username-password pair or user is disabled.
 func Ping(ctx context.Context, c Config, rdb goredis.UniversalClient) error {
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis %s: %w", strings.Join(c.Addrs, ","), err)
+	err := rdb.Ping(ctx).Err()
+	if err == nil {
+		return nil
 	}
-	return nil
+	where := strings.Join(c.Addrs, ",")
+	switch c.Mode {
+	case ModeSentinel:
+		where = fmt.Sprintf("primary %q through sentinels %s", c.MasterName, where)
+	case ModeCluster:
+		where = "cluster " + where
+	}
+	who := "the default user"
+	if c.Username != "" {
+		who = fmt.Sprintf("user %q", c.Username)
+	}
+	hint := tlsfiles.Explain(err)
+	if hint == "" && c.TLS == nil && errors.Is(err, io.EOF) {
+		hint = "the server closed the connection (does it need TLS, redis.tls?)"
+	}
+	if hint != "" {
+		return fmt.Errorf("redis: ping %s as %s: %s: %w", where, who, hint, err)
+	}
+	return fmt.Errorf("redis: ping %s as %s: %w", where, who, err)
 }
 
 // KeyPrefix is the prefix every key of a pipeline starts with: prefix,
 // wrapped in a Cluster hash tag ("{prefix}") when hashTag is set, so that
 // all of the pipeline's keys map to one slot and multi-key scripts run on a
-// Cluster.
+// Cluster. One slot lives on one node: the hash tag trades the Cluster's
+// spread of one pipeline's keys for those scripts. prefix must not hold
+// braces when hashTag is set (the spec refuses them).
 func KeyPrefix(prefix string, hashTag bool) string {
 	if !hashTag || prefix == "" {
 		return prefix

@@ -20,6 +20,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/connectors/kafka"
 )
 
 const (
@@ -52,23 +54,21 @@ func DefaultKey(_ string, msg *message.Message) ([]byte, error) {
 
 // PublisherConfig configures a Publisher.
 type PublisherConfig struct {
-	// Brokers are the seed brokers, host:port. Required.
-	Brokers []string
+	// Client is how to reach the brokers: addresses, client id, TLS, SASL and
+	// compression. Required (Client.Brokers at least).
+	Client kafka.ClientConfig
 	// Key computes each record's key. Default DefaultKey.
 	Key KeyFunc
 	// PublishTimeout bounds the delivery of each record (kgo.RecordDeliveryTimeout), so
 	// that Publish returns an error rather than waiting forever for an unreachable
 	// broker. Default DefaultPublishTimeout.
 	PublishTimeout time.Duration
-	// ClientOptions are extra franz-go options (TLS, SASL, client id, ...), applied after
-	// the options the Publisher sets, so they may override them.
-	ClientOptions []kgo.Opt
 }
 
 // Validate reports whether the config can build a Publisher.
 func (c PublisherConfig) Validate() error {
-	if len(c.Brokers) == 0 {
-		return errors.New("watermillkafka: publisher config: no brokers")
+	if err := c.Client.Validate(); err != nil {
+		return fmt.Errorf("watermillkafka: publisher config: %w", err)
 	}
 	if c.PublishTimeout < 0 {
 		return fmt.Errorf("watermillkafka: publisher config: negative publish timeout %s", c.PublishTimeout)
@@ -100,11 +100,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.RecordDeliveryTimeout(cfg.PublishTimeout),
-	}, cfg.ClientOptions...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := cfg.Client.NewFranzClient(kgo.RecordDeliveryTimeout(cfg.PublishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("watermillkafka: new publisher client: %w", err)
 	}

@@ -6,17 +6,23 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/testkit/kafkatest"
 )
 
-// testClientOptions make group rebalances and fetches quick enough for tests: members
-// learn of a rebalance at their next heartbeat.
-var testClientOptions = []kgo.Opt{
-	kgo.HeartbeatInterval(100 * time.Millisecond),
-	kgo.SessionTimeout(6 * time.Second),
-	kgo.FetchMaxWait(500 * time.Millisecond),
+// testPublisherConfig is a publisher config for the broker b.
+func testPublisherConfig(b *kafkatest.Broker) PublisherConfig {
+	return PublisherConfig{Client: b.ClientConfig("watermill-test")}
+}
+
+// testSubscriberConfig is cfg for the broker b, with group rebalances and fetches
+// quick enough for tests: members learn of a rebalance at their next heartbeat.
+func testSubscriberConfig(b *kafkatest.Broker, cfg SubscriberConfig) SubscriberConfig {
+	cfg.Client = b.ClientConfig("watermill-test")
+	cfg.HeartbeatInterval = 100 * time.Millisecond
+	cfg.SessionTimeout = 6 * time.Second
+	cfg.FetchMaxWait = 500 * time.Millisecond
+	return cfg
 }
 
 // conformanceFeatures describe this Pub/Sub to watermill's conformance suite.
@@ -49,21 +55,16 @@ var noGroupFeatures = tests.Features{
 	ForceShort:                       true,
 }
 
-// conformanceConstructors returns the suite's constructors for the broker at addr: the
+// conformanceConstructors returns the suite's constructors for the broker b: the
 // plain one joins the consumer group plainGroup, or none when it is empty.
-func conformanceConstructors(addr, plainGroup string) (tests.PubSubConstructor, tests.ConsumerGroupPubSubConstructor) {
+func conformanceConstructors(b *kafkatest.Broker, plainGroup string) (tests.PubSubConstructor, tests.ConsumerGroupPubSubConstructor) {
 	withGroup := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		t.Helper()
-		pub, err := NewPublisher(PublisherConfig{Brokers: []string{addr}, ClientOptions: testClientOptions})
+		pub, err := NewPublisher(testPublisherConfig(b))
 		if err != nil {
 			t.Fatal(err)
 		}
-		sub, err := NewSubscriber(SubscriberConfig{
-			Brokers:         []string{addr},
-			ConsumerGroup:   group,
-			NackResendDelay: 10 * time.Millisecond,
-			ClientOptions:   testClientOptions,
-		})
+		sub, err := NewSubscriber(testSubscriberConfig(b, SubscriberConfig{ConsumerGroup: group, NackResendDelay: 10 * time.Millisecond}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,12 +78,12 @@ func conformanceConstructors(addr, plainGroup string) (tests.PubSubConstructor, 
 
 func TestConformanceKfake(t *testing.T) {
 	b := kafkatest.StartKfake(t)
-	plain, withGroup := conformanceConstructors(b.Addr, "conformance")
+	plain, withGroup := conformanceConstructors(b, "conformance")
 	tests.TestPubSub(t, conformanceFeatures, plain, withGroup)
 }
 
 func TestConformanceKfakeNoGroup(t *testing.T) {
 	b := kafkatest.StartKfake(t)
-	plain, withGroup := conformanceConstructors(b.Addr, "")
+	plain, withGroup := conformanceConstructors(b, "")
 	tests.TestPubSub(t, noGroupFeatures, plain, withGroup)
 }

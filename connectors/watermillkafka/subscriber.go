@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/connectors/kafka"
 )
 
 const (
@@ -44,8 +46,9 @@ const (
 
 // SubscriberConfig configures a Subscriber.
 type SubscriberConfig struct {
-	// Brokers are the seed brokers, host:port. Required.
-	Brokers []string
+	// Client is how to reach the brokers: addresses, client id, TLS and SASL.
+	// Required (Client.Brokers at least).
+	Client kafka.ClientConfig
 	// ConsumerGroup is the Kafka consumer group every subscription joins. With a group,
 	// each Ack commits the message's offset, and subscriptions of the group, in this
 	// process or another, share the partitions of a topic. Empty means no group: every
@@ -63,17 +66,25 @@ type SubscriberConfig struct {
 	// TopicReplicationFactor is the replication factor of topics that
 	// SubscribeInitialize creates. Zero means the broker's default.
 	TopicReplicationFactor int16
-	// ClientOptions are extra franz-go options (TLS, SASL, heartbeat interval, ...),
-	// applied after the options the Subscriber sets, so they may override them.
-	ClientOptions []kgo.Opt
+	// SessionTimeout is how long the group waits for a silent member before it gives
+	// the member's partitions to others; HeartbeatInterval is how often a member
+	// reports, and so how soon it learns of a rebalance. Zero means franz-go's
+	// defaults (45 s and 3 s). With a consumer group only.
+	SessionTimeout, HeartbeatInterval time.Duration
+	// FetchMaxWait is the longest the broker holds a fetch while it waits for
+	// records. Zero means franz-go's default (5 s).
+	FetchMaxWait time.Duration
 	// Logger receives fetch and commit errors. Default watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 }
 
 // Validate reports whether the config can build a Subscriber.
 func (c SubscriberConfig) Validate() error {
-	if len(c.Brokers) == 0 {
-		return errors.New("watermillkafka: subscriber config: no brokers")
+	if err := c.Client.Validate(); err != nil {
+		return fmt.Errorf("watermillkafka: subscriber config: %w", err)
+	}
+	if c.SessionTimeout < 0 || c.HeartbeatInterval < 0 || c.FetchMaxWait < 0 {
+		return fmt.Errorf("watermillkafka: subscriber config: negative session timeout %s, heartbeat interval %s or fetch max wait %s", c.SessionTimeout, c.HeartbeatInterval, c.FetchMaxWait)
 	}
 	if c.InitialOffset != FromStart && c.InitialOffset != FromEnd {
 		return fmt.Errorf("watermillkafka: subscriber config: unknown initial offset %d", c.InitialOffset)
@@ -134,7 +145,7 @@ func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = watermill.NopLogger{}
 	}
-	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOptions...)...)
+	admin, err := cfg.Client.NewFranzClient()
 	if err != nil {
 		return nil, fmt.Errorf("watermillkafka: new admin client: %w", err)
 	}
@@ -171,7 +182,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		owned:  map[topicPartition]bool{},
 		active: map[topicPartition]*worker{},
 	}
-	cl, err := kgo.NewClient(s.clientOptions(topic, c)...)
+	cl, err := s.cfg.Client.NewFranzClient(s.clientOptions(topic, c)...)
 	if err != nil {
 		s.wg.Done()
 		return nil, fmt.Errorf("watermillkafka: subscribe to %q: new client: %w", topic, err)
@@ -196,9 +207,17 @@ func (s *Subscriber) clientOptions(topic string, c *consumption) []kgo.Opt {
 		start = kgo.NewOffset().AtEnd()
 	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(start),
+	}
+	if s.cfg.FetchMaxWait > 0 {
+		opts = append(opts, kgo.FetchMaxWait(s.cfg.FetchMaxWait))
+	}
+	if s.cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(s.cfg.SessionTimeout))
+	}
+	if s.cfg.HeartbeatInterval > 0 {
+		opts = append(opts, kgo.HeartbeatInterval(s.cfg.HeartbeatInterval))
 	}
 	if s.cfg.ConsumerGroup != "" {
 		opts = append(opts,
@@ -209,7 +228,7 @@ func (s *Subscriber) clientOptions(topic string, c *consumption) []kgo.Opt {
 			kgo.OnPartitionsLost(c.revoked),
 		)
 	}
-	return append(opts, s.cfg.ClientOptions...)
+	return opts
 }
 
 // SubscribeInitialize creates topic with TopicPartitions partitions, unless it exists,

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/testkit/kafkatest"
 )
 
@@ -18,7 +19,9 @@ const waitFor = 15 * time.Second
 
 func newTestPublisher(t *testing.T, b *kafkatest.Broker, key KeyFunc) *Publisher {
 	t.Helper()
-	pub, err := NewPublisher(PublisherConfig{Brokers: []string{b.Addr}, Key: key, ClientOptions: testClientOptions})
+	cfg := testPublisherConfig(b)
+	cfg.Key = key
+	pub, err := NewPublisher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,9 +31,7 @@ func newTestPublisher(t *testing.T, b *kafkatest.Broker, key KeyFunc) *Publisher
 
 func newTestSubscriber(t *testing.T, b *kafkatest.Broker, cfg SubscriberConfig) *Subscriber {
 	t.Helper()
-	cfg.Brokers = []string{b.Addr}
-	cfg.ClientOptions = testClientOptions
-	sub, err := NewSubscriber(cfg)
+	sub, err := NewSubscriber(testSubscriberConfig(b, cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,9 +167,12 @@ func TestCloseIsIdempotentAndFinal(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	someBroker := kafka.ClientConfig{Brokers: []string{"b:9092"}}
 	pubCases := map[string]PublisherConfig{
-		"no brokers":       {},
-		"negative timeout": {Brokers: []string{"b:9092"}, PublishTimeout: -time.Second},
+		"no brokers":        {},
+		"negative timeout":  {Client: someBroker, PublishTimeout: -time.Second},
+		"unknown codec":     {Client: kafka.ClientConfig{Brokers: []string{"b:9092"}, Compression: "brotli"}},
+		"sasl without user": {Client: kafka.ClientConfig{Brokers: []string{"b:9092"}, SASL: &kafka.SASLConfig{Mechanism: kafka.SASLScramSHA512}}},
 	}
 	for name, cfg := range pubCases {
 		if _, err := NewPublisher(cfg); err == nil {
@@ -176,10 +180,14 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	subCases := map[string]SubscriberConfig{
-		"no brokers":           {},
-		"unknown offset":       {Brokers: []string{"b:9092"}, InitialOffset: 7},
-		"negative partitions":  {Brokers: []string{"b:9092"}, TopicPartitions: -1},
-		"negative replication": {Brokers: []string{"b:9092"}, TopicReplicationFactor: -1},
+		"no brokers":               {},
+		"unknown offset":           {Client: someBroker, InitialOffset: 7},
+		"negative partitions":      {Client: someBroker, TopicPartitions: -1},
+		"negative replication":     {Client: someBroker, TopicReplicationFactor: -1},
+		"negative session timeout": {Client: someBroker, SessionTimeout: -time.Second},
+		"negative heartbeat":       {Client: someBroker, HeartbeatInterval: -time.Second},
+		"negative fetch max wait":  {Client: someBroker, FetchMaxWait: -time.Second},
+		"tls cert without key":     {Client: kafka.ClientConfig{Brokers: []string{"b:9092"}, TLS: &kafka.TLSConfig{CertFile: "c.pem"}}},
 	}
 	for name, cfg := range subCases {
 		if _, err := NewSubscriber(cfg); err == nil {

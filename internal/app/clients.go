@@ -18,12 +18,9 @@ func KafkaClient(spec *pipeline.Spec, clientID string) (kafka.ClientConfig, erro
 	if clientID != "" {
 		cc.ClientID = clientID
 	}
-	if t := k.TLS; t != nil {
-		cc.TLS = &kafka.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
-			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
-	}
+	cc.TLS = tlsFiles(k.TLS)
 	if s := k.SASL; s != nil {
-		pw, err := s.Password().Resolve()
+		pw, err := s.PasswordRef().Resolve()
 		if err != nil {
 			return cc, fmt.Errorf("kafka.sasl password: %w", err)
 		}
@@ -36,24 +33,32 @@ func KafkaClient(spec *pipeline.Spec, clientID string) (kafka.ClientConfig, erro
 }
 
 // RedisClient maps the spec's redis block onto the connector's Config,
-// resolving the password from its env var or file.
+// resolving the password from its env var or file. redis.addr (one server)
+// and redis.addrs (sentinels or seed nodes) are exclusive in a valid spec.
 func RedisClient(spec *pipeline.Spec) (redis.Config, error) {
 	r := &spec.Redis
 	c := redis.Config{Mode: r.Mode, Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, DB: r.DB}
 	if r.Addr != "" {
-		c.Addrs = append([]string{r.Addr}, r.Addrs...)
+		c.Addrs = []string{r.Addr}
 	}
 	pw, err := r.PasswordRef().Resolve()
 	if err != nil {
 		return c, fmt.Errorf("redis password: %w", err)
 	}
 	c.Password = pw
-	if t := r.TLS; t != nil {
-		c.TLS = &redis.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
-			ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
-	}
+	c.TLS = tlsFiles(r.TLS)
 	if len(c.Addrs) == 0 {
 		return c, errors.New("no Redis address: set redis.addr in the spec or pass --redis")
 	}
 	return c, c.Validate()
+}
+
+// tlsFiles maps a spec's tls block; nil stays nil (plaintext). Both
+// connectors take the same TLS type (kafka.TLSConfig is redis.TLSConfig).
+func tlsFiles(t *pipeline.TLSSpec) *kafka.TLSConfig {
+	if t == nil {
+		return nil
+	}
+	return &kafka.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile,
+		ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }

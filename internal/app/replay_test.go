@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -20,21 +19,11 @@ import (
 	"github.com/driftline/driftline/testkit/replaytest"
 )
 
-// demoSpecYAML is the demo spec, the one the replay tests run on.
-func demoSpecYAML(tb testing.TB) []byte {
-	tb.Helper()
-	data, err := os.ReadFile("../../cmd/driftline/demo.yaml")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return data
-}
-
 // loadReplayEnv is the demo spec on the broker at addr and rds, with a
 // trained snapshot.
 func loadReplayEnv(tb testing.TB, addr string, rds *redistest.Redis) *replaytest.Env {
 	tb.Helper()
-	return replaytest.LoadEnv(tb, demoSpecYAML(tb), LoadSpec, addr, rds)
+	return replaytest.LoadEnv(tb, DemoSpec, LoadSpec, addr, rds)
 }
 
 // startReplay is Replay's run of a shadow model of the env's learner over
@@ -117,7 +106,7 @@ func TestReplayModelFromSnapshot(t *testing.T) {
 	if m.Arm != stages.ArmShadow || m.Version != env.Spec.Model.Version || digest == "fresh" {
 		t.Fatalf("model %s/%s arm %s digest %s", m.Name, m.Version, m.Arm, digest)
 	}
-	got, want := m.Snapshot().Params(), env.Learner.Params()
+	got, want := m.Snapshot().(models.LinearModel).Params(), env.Learner.(models.LinearModel).Params()
 	if !paramsEqual(got, want) {
 		t.Fatal("the loaded model's parameters differ from the snapshot's")
 	}

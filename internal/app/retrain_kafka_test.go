@@ -45,7 +45,7 @@ func newRetrainKafkaEnv(t testing.TB, broker *kafkatest.Broker, rds *redistest.R
 // that several envs share a broker and Redis.
 func newRetrainKafkaEnvNamed(t testing.TB, broker *kafkatest.Broker, rds *redistest.Redis, entity bool, suffix string) *retrainKafkaEnv {
 	t.Helper()
-	spec, err := ParseSpec("demo.yaml", []byte(replaytest.SpecText(t, demoSpecYAML(t), broker.Addr, rds.Addr)))
+	spec, err := ParseSpec("demo.yaml", []byte(replaytest.SpecText(t, DemoSpec, broker.Addr, rds.Addr)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,5 +524,47 @@ func TestRecentLabelsKeepsTheNewest(t *testing.T) {
 	}
 	if len(l.order) > 2*l.max+16 || l.len() != 3 {
 		t.Errorf("%d heap entries for %d labels held", len(l.order), l.len())
+	}
+}
+
+// TestGovernorChoosesRetrainSource: the governor retrains on the window
+// by default and on a KafkaRetrainRows of the spec with source kafka.
+func TestGovernorChoosesRetrainSource(t *testing.T) {
+	broker, rds := kafkatest.StartKfake(t), redistest.StartMiniredis(t)
+	for _, source := range []string{"", pipeline.RetrainSourceWindow, pipeline.RetrainSourceKafka} {
+		t.Run("source "+source, func(t *testing.T) {
+			spec, err := ParseSpec("demo.yaml", []byte(replaytest.SpecText(t, DemoSpec, broker.Addr, rds.Addr)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec.Rollout.Retrain.Source, spec.Rollout.Retrain.Lookback = source, pipeline.Duration(time.Hour)
+			cc, err := KafkaClient(spec, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rdb := rds.Client(t)
+			fz, err := stages.NewFeaturize(spec, rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &App{spec: spec, kcc: cc, rdb: rdb, log: slog.New(slog.DiscardHandler)}
+			rows, err := a.retrainRows(fz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch rows := rows.(type) {
+			case *governance.Window:
+				if source == pipeline.RetrainSourceKafka {
+					t.Errorf("source %q: the governor retrains on the window", source)
+				}
+			case *KafkaRetrainRows:
+				if source != pipeline.RetrainSourceKafka || rows.spec != spec || rows.lookback != time.Hour ||
+					rows.window != spec.Rollout.RetrainOrDefault().Window || rows.numDense != 13 || rows.numHashed != 3 {
+					t.Errorf("source %q: kafka rows %+v", source, rows)
+				}
+			default:
+				t.Errorf("source %q: rows %T", source, rows)
+			}
+		})
 	}
 }

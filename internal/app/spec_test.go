@@ -41,7 +41,7 @@ rollout:
     interval: 250ms
 `
 
-func parse(name string, data []byte) error {
+func parseErr(name string, data []byte) error {
 	_, err := app.ParseSpec(name, data)
 	return err
 }
@@ -99,7 +99,7 @@ func TestRolloutGateErrors(t *testing.T) {
 			if strings.Count(gateSpec, tc.old) != 1 {
 				t.Fatalf("%q is not once in the spec", tc.old)
 			}
-			spectest.CheckError(t, parse, specFile, strings.Replace(gateSpec, tc.old, tc.new, 1), tc.field, tc.at, tc.msg)
+			spectest.CheckError(t, parseErr, specFile, strings.Replace(gateSpec, tc.old, tc.new, 1), tc.field, tc.at, tc.msg)
 		})
 	}
 }

@@ -54,7 +54,8 @@ const (
 	RoleAdmin    = "admin"
 )
 
-func roleRank(role string) int {
+// RoleRank orders the roles, lowest first from 1; 0 means role is not a role.
+func RoleRank(role string) int {
 	switch role {
 	case RoleViewer:
 		return 1
@@ -79,9 +80,9 @@ const (
 )
 
 const (
-	// defaultAdminKeyPrefix starts the admin API's Redis keys: tokens, pause flags,
+	// DefaultKeyPrefix starts the admin API's Redis keys: tokens, pause flags,
 	// policies and the retrain-requests stream.
-	defaultAdminKeyPrefix = "{driftline:admin}"
+	DefaultKeyPrefix = "{driftline:admin}"
 	// BootstrapTokenName is who the DRIFTLINE_ADMIN_TOKEN token acts as.
 	BootstrapTokenName = "bootstrap-admin"
 	// EnvAdminToken names the environment variable that holds the server's
@@ -89,9 +90,9 @@ const (
 	EnvAdminToken = "DRIFTLINE_ADMIN_TOKEN"
 	// maxBody bounds request bodies.
 	maxBody = 1 << 20
-	// auditPageMax caps one audit answer; auditScanMax caps the entries one audit
+	// AuditPageMax caps one audit answer; auditScanMax caps the entries one audit
 	// request scans when it filters by model.
-	auditPageMax = 1000
+	AuditPageMax = 1000
 	auditScanMax = 10000
 )
 
@@ -129,7 +130,7 @@ func New(cfg Config) (*API, error) {
 		return nil, errors.New("admin api: no redis client")
 	}
 	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = defaultAdminKeyPrefix
+		cfg.KeyPrefix = DefaultKeyPrefix
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -256,7 +257,7 @@ func (a *API) route(pattern, role string, h func(w http.ResponseWriter, r *http.
 		if !ok {
 			return
 		}
-		if roleRank(who.Role) < roleRank(role) {
+		if RoleRank(who.Role) < RoleRank(role) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("token %q has role %s; this call needs %s", who.Name, who.Role, role))
 			return
 		}
@@ -294,7 +295,7 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (Identity, bo
 		return Identity{}, false
 	}
 	var rec TokenInfo
-	if err := json.Unmarshal(raw, &rec); err != nil || roleRank(rec.Role) == 0 {
+	if err := json.Unmarshal(raw, &rec); err != nil || RoleRank(rec.Role) == 0 {
 		writeError(w, http.StatusInternalServerError, "token record does not decode")
 		return Identity{}, false
 	}
@@ -605,15 +606,15 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 	if since == "" {
 		since = "0"
 	}
-	if !validStreamID(since) {
+	if !ValidStreamID(since) {
 		fail(w, badRequest("since: %q is not a stream ID (ms or ms-seq)", since))
 		return
 	}
 	limit := 100
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > auditPageMax {
-			fail(w, badRequest("limit: %q is not a number from 1 to %d", s, auditPageMax))
+		if err != nil || n < 1 || n > AuditPageMax {
+			fail(w, badRequest("limit: %q is not a number from 1 to %d", s, AuditPageMax))
 			return
 		}
 		limit = n
@@ -626,7 +627,8 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 	writeJSON(w, http.StatusOK, page)
 }
 
-func validStreamID(s string) bool {
+// ValidStreamID reports whether s is an audit event id: ms or ms-seq.
+func ValidStreamID(s string) bool {
 	ms, seq, hasSeq := strings.Cut(s, "-")
 	if _, err := strconv.ParseUint(ms, 10, 64); err != nil {
 		return false
@@ -649,7 +651,7 @@ func ReadAudit(ctx context.Context, reg *registry.Registry, model, since string,
 	for scanned := 0; scanned < auditScanMax && len(page.Events) < limit; {
 		want := limit - len(page.Events)
 		if model != "" {
-			want = min(auditPageMax, auditScanMax-scanned)
+			want = min(AuditPageMax, auditScanMax-scanned)
 		}
 		evs, err := reg.ReadAudit(ctx, page.Next, int64(want))
 		if err != nil {
@@ -679,18 +681,18 @@ type PromoteRequest struct {
 	Reason  string `json:"reason"`
 	// Alias is the alias to point at Version: champion (the default; a direct
 	// override that bypasses the rollout gate), or canary or shadow, which hand
-	// Version to the governed rollout (see promotableAliases).
+	// Version to the governed rollout (see PromotableAliases).
 	Alias string `json:"alias,omitempty"`
 	// Expect, when set, is the version Alias must point at now (0: unset);
 	// without it the API expects what it reads just before the move.
 	Expect *int64 `json:"expect,omitempty"`
 }
 
-// promotableAliases are the aliases promote may move. Champion serves at once.
+// PromotableAliases are the aliases promote may move. Champion serves at once.
 // Canary and shadow name the candidate of the governed rollout: the governor
 // measures the canary alias, else the shadow alias, against the champion on the
 // rollout gate and advances it to champion or rolls it back (governor.evaluate).
-var promotableAliases = []string{registry.AliasChampion, registry.AliasCanary, registry.AliasShadow}
+var PromotableAliases = []string{registry.AliasChampion, registry.AliasCanary, registry.AliasShadow}
 
 // MoveResult answers promote and rollback.
 type MoveResult struct {
@@ -719,8 +721,8 @@ func (a *API) promote(w http.ResponseWriter, r *http.Request, who Identity) {
 	if req.Alias == "" {
 		req.Alias = registry.AliasChampion
 	}
-	if !slices.Contains(promotableAliases, req.Alias) {
-		fail(w, badRequest("alias: %q is not one of %s", req.Alias, strings.Join(promotableAliases, ", ")))
+	if !slices.Contains(PromotableAliases, req.Alias) {
+		fail(w, badRequest("alias: %q is not one of %s", req.Alias, strings.Join(PromotableAliases, ", ")))
 		return
 	}
 	if err := requireReason(req.Reason); err != nil {
@@ -946,7 +948,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who Identity) 
 		fail(w, badRequest("name: %q is not a valid token name (1 to 128 letters, digits, '.', '_', '-'; not %s)", req.Name, BootstrapTokenName))
 		return
 	}
-	if roleRank(req.Role) == 0 {
+	if RoleRank(req.Role) == 0 {
 		fail(w, badRequest("role: %q is not one of viewer, operator, admin", req.Role))
 		return
 	}

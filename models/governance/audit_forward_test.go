@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	connredis "github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/connectors/watermillkafka"
 	"github.com/driftline/driftline/models/registry"
@@ -47,7 +48,7 @@ func TestAuditForwarder(t *testing.T) {
 	const topic = "driftline.audit"
 	broker.CreateTopic(t, topic, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: []string{broker.Addr}})
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: kafka.ClientConfig{Brokers: []string{broker.Addr}}})
 	if err != nil {
 		t.Fatal(err)
 	}

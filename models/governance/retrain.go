@@ -247,7 +247,6 @@ type RetrainJob struct {
 	profile   func() json.RawMessage
 }
 
-
 // run trains, registers and shadows one candidate and returns its version.
 // It trains on the window's rows added at or after since (zero: all of
 // them). The candidate learns the oldest 1-holdout of those rows, is

@@ -332,17 +332,24 @@ func TestMLPRejectsMismatchedLayers(t *testing.T) {
 		"no names":           {Layers: []DenseLayer{layer(2, 2, ActivationNone)}},
 		"chain mismatch":     {Input: "x", Output: "y", Layers: []DenseLayer{layer(2, 3, ActivationReLU), layer(2, 1, ActivationNone)}},
 		"weights count":      {Input: "x", Output: "y", Layers: []DenseLayer{{In: 2, Out: 2, W: make([]float32, 3), B: make([]float32, 2)}}},
-		"unknown activation": {Input: "x", Output: "y", Layers: []DenseLayer{layer(2, 2, "tanh")}},
+		"unknown activation": {Input: "x", Output: "y", Layers: []DenseLayer{layer(2, 2, "gelu")}},
 	}
 	for name, m := range cases {
 		if _, err := m.Model(); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	m := MLP{Input: "x", Output: "y", Layers: []DenseLayer{layer(4, 3, ActivationReLU), layer(3, 2, ActivationSoftmax)}}
+	m := MLP{Input: "x", Output: "y", Layers: []DenseLayer{layer(4, 3, ActivationReLU), layer(3, 3, ActivationTanh), layer(3, 2, ActivationSoftmax)}}
 	model, err := m.Model()
 	if err != nil {
 		t.Fatal(err)
+	}
+	var ops []string
+	for _, n := range model.Graph.Nodes {
+		ops = append(ops, n.Op)
+	}
+	if got := strings.Join(ops, " "); got != "Gemm Relu Gemm Tanh Gemm Softmax" {
+		t.Fatalf("mlp ops %q", got)
 	}
 	if _, err := model.Marshal(); err != nil {
 		t.Fatalf("marshal: %v", err)

@@ -12,6 +12,7 @@ type Activation string
 const (
 	ActivationNone    Activation = ""
 	ActivationReLU    Activation = "relu"
+	ActivationTanh    Activation = "tanh"
 	ActivationSigmoid Activation = "sigmoid"
 	ActivationSoftmax Activation = "softmax"
 )
@@ -83,6 +84,8 @@ func (m *MLP) Model() (*Model, error) {
 		switch l.Activation {
 		case ActivationReLU:
 			node.Op = "Relu"
+		case ActivationTanh:
+			node.Op = "Tanh"
 		case ActivationSigmoid:
 			node.Op = "Sigmoid"
 		case ActivationSoftmax:

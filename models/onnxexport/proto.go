@@ -33,6 +33,7 @@ const (
 	Float32 ElemType = 1
 	Int32   ElemType = 6
 	Int64   ElemType = 7
+	Float64 ElemType = 11
 )
 
 // String names the type as Go does.
@@ -44,6 +45,8 @@ func (t ElemType) String() string {
 		return "int32"
 	case Int64:
 		return "int64"
+	case Float64:
+		return "float64"
 	}
 	return fmt.Sprintf("elemtype(%d)", int32(t))
 }
@@ -65,12 +68,14 @@ type TensorSpec struct {
 }
 
 // Tensor is a constant graph initializer.
-// Exactly one of Float32s, Int32s and Int64s holds its values, row-major,
-// and the product of Dims equals their count (a scalar has no Dims).
+// Exactly one of Float32s, Float64s, Int32s and Int64s holds its values,
+// row-major, and the product of Dims equals their count (a scalar has no
+// Dims).
 type Tensor struct {
 	Name     string
 	Dims     []int64
 	Float32s []float32
+	Float64s []float64
 	Int32s   []int32
 	Int64s   []int64
 }
@@ -278,6 +283,9 @@ func (t *Tensor) validate() error {
 	if t.Float32s != nil {
 		set, count = set+1, len(t.Float32s)
 	}
+	if t.Float64s != nil {
+		set, count = set+1, len(t.Float64s)
+	}
 	if t.Int32s != nil {
 		set, count = set+1, len(t.Int32s)
 	}
@@ -285,7 +293,7 @@ func (t *Tensor) validate() error {
 		set, count = set+1, len(t.Int64s)
 	}
 	if set != 1 {
-		return fmt.Errorf("onnxexport: tensor %q must set exactly one of Float32s, Int32s, Int64s", t.Name)
+		return fmt.Errorf("onnxexport: tensor %q must set exactly one of Float32s, Float64s, Int32s, Int64s", t.Name)
 	}
 	if int64(count) != n {
 		return fmt.Errorf("onnxexport: tensor %q has %d values for dims %v", t.Name, count, t.Dims)
@@ -397,6 +405,12 @@ func appendTensor(b []byte, t *Tensor) []byte {
 		raw = make([]byte, 0, 4*len(t.Float32s))
 		for _, v := range t.Float32s {
 			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+		}
+	case t.Float64s != nil:
+		typ = Float64
+		raw = make([]byte, 0, 8*len(t.Float64s))
+		for _, v := range t.Float64s {
+			raw = binary.LittleEndian.AppendUint64(raw, math.Float64bits(v))
 		}
 	case t.Int32s != nil:
 		typ = Int32

@@ -1,3 +1,5 @@
+//go:build cgo && !noonnx
+
 package ortengine
 
 import (
@@ -131,7 +133,7 @@ func appendCUDA(opts *ort.SessionOptions, deviceID int) error {
 func cudaError(deviceID int, lib Library, cause error) error {
 	return fmt.Errorf("ortengine: %w on device %d with %s (onnxruntime %s): %w; "+
 		"it needs libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of the same version beside that library "+
-		"(scripts/setup-ort.sh --cuda), a CUDA GPU, and the CUDA runtime on LD_LIBRARY_PATH; use execution provider %q to score on the CPU",
+		"(scripts/setup-ort.sh --cuda), a CUDA GPU, and the CUDA runtime on LD_LIBRARY_PATH; use execution provider %q to run on the CPU",
 		ErrCUDAUnavailable, deviceID, lib.Path, lib.Version, cause, ProviderCPU)
 }
 

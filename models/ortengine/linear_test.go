@@ -1,3 +1,5 @@
+//go:build cgo && !noonnx
+
 package ortengine
 
 import (

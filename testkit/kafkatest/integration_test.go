@@ -17,3 +17,11 @@ func TestRealKafkaRoundTrip(t *testing.T) {
 	}
 	roundTrip(t, b)
 }
+
+func TestRealKafkaSASLSSLRoundTrip(t *testing.T) {
+	b := StartSASLSSL(t, SASLSSLOptions{Users: []User{{Name: "alice", Password: "alice-secret"}}})
+	if b.SASLSSL == nil || b.SASLSSL.Username != "alice" || b.SASLSSL.CAFile == "" {
+		t.Fatalf("SASLSSL = %+v; want alice and a CA file", b.SASLSSL)
+	}
+	roundTrip(t, b) // through testkit's own client: TLS and SCRAM-SHA-512
+}

@@ -3,6 +3,10 @@
 // (StartKfake). Both return a Broker whose Addr is a loopback host:port that any Kafka
 // client can reach, and both stop at the test's cleanup.
 //
+// StartSASLSSL starts a real broker whose client listener is SASL_SSL (SCRAM users made
+// at format time, a CA made in the test); SharedSASLSSL shares one such broker among
+// the tests of a package (with Main in its TestMain).
+//
 // The real broker runs from the jars that scripts/setup-kafka.sh caches. It is never a
 // silent fallback: when the jars or java are missing, StartKafka fails the test and names
 // the setup script.
@@ -30,8 +34,13 @@ type Broker struct {
 	// Fake is the in-process cluster when the Broker came from StartKfake, else nil.
 	// Tests may use it to inject faults (ControlKey) or inspect state.
 	Fake *kfake.Cluster
+	// SASLSSL is set for a broker from StartSASLSSL or SharedSASLSSL: what a client
+	// needs to reach its SASL_SSL listener. Nil for a plaintext broker.
+	SASLSSL *SASLSSL
 
-	admin *kadm.Client
+	admin      *kadm.Client
+	clientOpts []kgo.Opt    // TLS and SASL of testkit's own clients; none for plaintext
+	stop       func() error // stops a real broker; nil for kfake
 }
 
 // StartKfake starts an in-process kfake cluster listening on a loopback port and closes
@@ -50,10 +59,12 @@ func StartKfake(tb testing.TB, opts ...kfake.Opt) *Broker {
 }
 
 // Client returns a franz-go client seeded with the broker's address and the given
-// options, closed at tb.Cleanup.
+// options, closed at tb.Cleanup. For a SASL_SSL broker it connects over TLS as the
+// broker's own SCRAM-SHA-512 user (a test of a client's own TLS and SASL settings
+// builds that client itself, from b.SASLSSL).
 func (b *Broker) Client(tb testing.TB, opts ...kgo.Opt) *kgo.Client {
 	tb.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr)}, opts...)...)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(b.Addr)}, b.clientOpts...), opts...)...)
 	if err != nil {
 		tb.Fatalf("kafkatest: new client: %v", err)
 	}

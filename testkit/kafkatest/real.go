@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,24 +79,56 @@ func LibsDir() (string, error) {
 // them it fails the test and names scripts/setup-kafka.sh.
 func StartKafka(tb testing.TB) *Broker {
 	tb.Helper()
-	libs, err := LibsDir()
+	return startReal(tb, nil)
+}
+
+// StartSASLSSL starts a broker like StartKafka's whose only client listener is
+// SASL_SSL: TLS with a certificate signed by a CA made for it, and SASL with the
+// SCRAM-SHA-512 and SCRAM-SHA-256 users of opts created at format time (see
+// SASLSSL). Broker.SASLSSL holds what a client needs; Broker.Client and CreateTopic
+// connect as the broker's own user. A package whose tests share one broker uses
+// SharedSASLSSL instead.
+func StartSASLSSL(tb testing.TB, opts SASLSSLOptions) *Broker {
+	tb.Helper()
+	return startReal(tb, &opts)
+}
+
+func startReal(tb testing.TB, sec *SASLSSLOptions) *Broker {
+	tb.Helper()
+	b, err := launch(sec, tb.Logf)
 	if err != nil {
 		tb.Fatalf("kafkatest: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := b.stop(); err != nil {
+			tb.Errorf("kafkatest: %v", err)
+		}
+	})
+	return b
+}
+
+// launch starts a real broker (a SASL_SSL one when sec is set), retrying when a
+// chosen port was taken. The caller stops it with Broker.stop; on error nothing is
+// left running. logf receives notes (retries, a SIGKILL needed).
+func launch(sec *SASLSSLOptions, logf func(format string, args ...any)) (*Broker, error) {
+	libs, err := LibsDir()
+	if err != nil {
+		return nil, err
 	}
 	java, err := javaPath()
 	if err != nil {
-		tb.Fatalf("kafkatest: %v", err)
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		b, err := startKafka(tb, java, libs)
+		b, err := launchOnce(java, libs, sec, logf)
 		if err == nil {
-			return b
+			return b, nil
 		}
 		if errors.Is(err, errPortTaken) && attempt < startAttempts {
-			tb.Logf("kafkatest: retrying broker start: %v", err)
+			logf("kafkatest: retrying broker start: %v", err)
 			continue
 		}
-		tb.Fatalf("kafkatest: %v", err)
+		return nil, err
 	}
 }
 
@@ -113,14 +146,38 @@ func javaPath() (string, error) {
 	return p, nil
 }
 
-// startKafka makes one start attempt. The processes it leaves running are stopped by the
-// cleanups it registers, also when it returns an error.
-func startKafka(tb testing.TB, java, libs string) (*Broker, error) {
+// undoList runs the undo steps of a start, last first.
+type undoList []func() error
+
+func (u undoList) run() error {
+	var errs []error
+	for i := len(u) - 1; i >= 0; i-- {
+		errs = append(errs, u[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// launchOnce makes one start attempt. On error it stops what it started.
+func launchOnce(java, libs string, secOpts *SASLSSLOptions, logf func(format string, args ...any)) (b *Broker, err error) {
+	var undo undoList
+	defer func() {
+		if err != nil {
+			if uerr := undo.run(); uerr != nil {
+				logf("kafkatest: clean up a failed start: %v", uerr)
+			}
+		}
+	}()
 	dir, err := os.MkdirTemp("", "driftline-kafka-")
 	if err != nil {
 		return nil, fmt.Errorf("broker folder: %w", err)
 	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
+	undo = append(undo, func() error { return os.RemoveAll(dir) })
+	var sec *SASLSSL
+	if secOpts != nil {
+		if sec, err = newSASLSSL(dir, *secOpts); err != nil {
+			return nil, err
+		}
+	}
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -128,7 +185,7 @@ func startKafka(tb testing.TB, java, libs string) (*Broker, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	ctrl := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
 	props := filepath.Join(dir, "server.properties")
-	if err := os.WriteFile(props, []byte(serverProperties(addr, ctrl, filepath.Join(dir, "data"))), 0o644); err != nil {
+	if err := os.WriteFile(props, []byte(serverProperties(addr, ctrl, filepath.Join(dir, "data"), sec)), 0o600); err != nil {
 		return nil, fmt.Errorf("write server.properties: %w", err)
 	}
 	logPath := filepath.Join(dir, "broker.log")
@@ -144,8 +201,11 @@ func startKafka(tb testing.TB, java, libs string) (*Broker, error) {
 		"-Dlog4j2.configurationFile=" + filepath.Join(libs, "log4j2.yaml"),
 		"-cp", filepath.Join(libs, "*"),
 	}
-	format := exec.Command(java, append(jvm, "kafka.tools.StorageTool", "format",
-		"--cluster-id", clusterID(), "--config", props)...)
+	formatArgs := []string{"kafka.tools.StorageTool", "format", "--cluster-id", clusterID(), "--config", props}
+	if sec != nil {
+		formatArgs = append(formatArgs, sec.formatArgs()...)
+	}
+	format := exec.Command(java, append(jvm, formatArgs...)...)
 	format.Dir, format.Stdout, format.Stderr = dir, logFile, logFile
 	if err := format.Run(); err != nil {
 		return nil, fmt.Errorf("format kraft storage: %w\n%s", err, tail(logPath))
@@ -160,13 +220,19 @@ func startKafka(tb testing.TB, java, libs string) (*Broker, error) {
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() { proc.Stop(tb, "kafkatest: broker", cmd.Process, exited, stopTimeout) })
+	undo = append(undo, func() error { return proc.Stop(logf, "kafkatest: broker", cmd.Process, exited, stopTimeout) })
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	var clientOpts []kgo.Opt
+	if sec != nil {
+		if clientOpts, err = sec.clientOpts(); err != nil {
+			return nil, err
+		}
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, clientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("new admin client: %w", err)
 	}
-	tb.Cleanup(cl.Close)
+	undo = append(undo, func() error { cl.Close(); return nil })
 	adm := kadm.NewClient(cl)
 	if err := waitReady(adm, exited); err != nil {
 		if errors.Is(err, errExited) {
@@ -177,7 +243,7 @@ func startKafka(tb testing.TB, java, libs string) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("broker at %s not ready: %w\nbroker log %s:\n%s", addr, err, logPath, tail(logPath))
 	}
-	return &Broker{Addr: addr, LogPath: logPath, admin: adm}, nil
+	return &Broker{Addr: addr, LogPath: logPath, SASLSSL: sec, admin: adm, clientOpts: clientOpts, stop: sync.OnceValue(undo.run)}, nil
 }
 
 var errExited = errors.New("broker process exited")
@@ -208,17 +274,25 @@ func waitReady(adm *kadm.Client, exited <-chan struct{}) error {
 	}
 }
 
-func serverProperties(addr, ctrl, dataDir string) string {
-	return strings.Join([]string{
-		"process.roles=broker,controller",
-		"node.id=1",
-		"controller.quorum.voters=1@" + ctrl,
+// serverProperties is the broker's configuration: a PLAINTEXT client listener at
+// addr, or a SASL_SSL one when sec is set, and the controller listener at ctrl.
+func serverProperties(addr, ctrl, dataDir string, sec *SASLSSL) string {
+	listeners := []string{
 		"listeners=PLAINTEXT://" + addr + ",CONTROLLER://" + ctrl,
 		"advertised.listeners=PLAINTEXT://" + addr,
 		"inter.broker.listener.name=PLAINTEXT",
 		"controller.listener.names=CONTROLLER",
 		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-		"log.dirs=" + dataDir,
+	}
+	if sec != nil {
+		listeners = sec.properties(addr, ctrl)
+	}
+	return strings.Join(append(append([]string{
+		"process.roles=broker,controller",
+		"node.id=1",
+		"controller.quorum.voters=1@" + ctrl,
+	}, listeners...),
+		"log.dirs="+dataDir,
 		"num.partitions=1",
 		"auto.create.topics.enable=false",
 		"offsets.topic.replication.factor=1",
@@ -234,7 +308,7 @@ func serverProperties(addr, ctrl, dataDir string) string {
 		"num.network.threads=2",
 		"num.io.threads=4",
 		"",
-	}, "\n")
+	), "\n")
 }
 
 // clusterID returns a random KRaft cluster id: 16 bytes, base64url without padding.

@@ -2,6 +2,10 @@
 // loopback port for integration tests (StartRedis), and in-process miniredis for unit
 // tests (StartMiniredis). Both stop at the test's cleanup.
 //
+// StartRedisWith starts a real server with a password, ACL users, TLS or mutual TLS
+// (certificates made by testkit/tlstest); StartSentinel a primary, replicas and a
+// Sentinel; StartCluster a Redis Cluster. All are real redis-server processes.
+//
 // StartRedis never falls back to miniredis: when redis-server is missing it fails the
 // test and names scripts/setup-redis.sh.
 package redistest
@@ -46,6 +50,25 @@ type Redis struct {
 	// Mini is the in-process server when the Redis came from StartMiniredis, else nil.
 	// Tests may use it to inspect keys or move time forward (FastForward) for TTLs.
 	Mini *miniredis.Miniredis
+	// Password is the default user's password (requirepass); empty for none.
+	Password string
+	// Users are the ACL users the server was started with.
+	Users []User
+	// TLS is the material a client needs to reach a server started with Options.TLS;
+	// nil for a plaintext server.
+	TLS *TLSFiles
+
+	stop func() // stops the real server early (Stop); nil for miniredis
+}
+
+// Stop stops a real server now, before the test's cleanup (SIGTERM, then SIGKILL
+// after 10 s), e.g. to make a Sentinel fail over. Stopping it again is a no-op.
+func (r *Redis) Stop(tb testing.TB) {
+	tb.Helper()
+	if r.stop == nil {
+		tb.Fatalf("redistest: Stop applies to a real redis-server only")
+	}
+	r.stop()
 }
 
 // StartMiniredis starts an in-process miniredis on a loopback port and closes it at
@@ -61,73 +84,145 @@ func StartMiniredis(tb testing.TB) *Redis {
 }
 
 // StartRedis starts a real redis-server on a free loopback port with persistence off
-// (no RDB snapshots, no AOF) and its working folder in a temporary folder. It returns
-// once the server answers PING, and stops it at tb.Cleanup: SIGTERM, then SIGKILL after
-// 10 s. If the start fails, the test fails with the tail of the server log.
+// (no RDB snapshots, no AOF), no password and plaintext, its working folder in a
+// temporary folder. It returns once the server answers PING, and stops it at
+// tb.Cleanup: SIGTERM, then SIGKILL after 10 s. If the start fails, the test fails with
+// the tail of the server log.
 //
 // It needs redis-server on PATH; without it the test fails and names
-// scripts/setup-redis.sh.
+// scripts/setup-redis.sh. StartRedisWith starts one with a password, ACL users or TLS.
 func StartRedis(tb testing.TB) *Redis {
+	tb.Helper()
+	return StartRedisWith(tb, Options{})
+}
+
+// StartRedisWith is StartRedis for a server configured by opts: requirepass, ACL users,
+// TLS (with or without client certificates).
+func StartRedisWith(tb testing.TB, opts Options) *Redis {
+	tb.Helper()
+	return start(tb, opts, role{name: "redis-server"})
+}
+
+// Client returns a go-redis client for r as the default user (with r.Password, over TLS
+// when r serves TLS, presenting the client certificate), closed at tb.Cleanup.
+func (r *Redis) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	opts, err := r.clientOptions()
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	c := redis.NewClient(opts)
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// clientOptions are the go-redis options of the default user's client.
+func (r *Redis) clientOptions() (*redis.Options, error) {
+	opts := &redis.Options{Addr: r.Addr, Password: r.Password}
+	if r.TLS != nil {
+		tc, err := r.TLS.ClientConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts.TLSConfig = tc
+	}
+	return opts, nil
+}
+
+// role is what a started server is for: its name in messages, and extra
+// configuration lines that depend on the ports chosen (ports[0] is the
+// client port; extraPorts more are reserved).
+type role struct {
+	name       string
+	extraPorts int
+	sentinel   bool
+	conf       func(ports []int) []string
+}
+
+// start starts one server of role r, retrying with new ports when a port was taken.
+func start(tb testing.TB, opts Options, r role) *Redis {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found: %v; %s", err, setupHint)
 	}
+	if err := opts.validate(); err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "driftline-redis-")
+	if err != nil {
+		tb.Fatalf("redistest: redis folder: %v", err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	files, err := opts.tlsFiles(dir)
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
 	for attempt := 1; ; attempt++ {
-		r, err := startRedis(tb, bin)
+		rd, err := startOnce(tb, bin, dir, opts, files, r)
 		if err == nil {
-			return r
+			return rd
 		}
 		if errors.Is(err, errPortTaken) && attempt < startAttempts {
-			tb.Logf("redistest: retrying redis-server start: %v", err)
+			tb.Logf("redistest: retrying %s start: %v", r.name, err)
 			continue
 		}
 		tb.Fatalf("redistest: %v", err)
 	}
 }
 
-// Client returns a go-redis client for r, closed at tb.Cleanup.
-func (r *Redis) Client(tb testing.TB) *redis.Client {
-	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
-	tb.Cleanup(func() { c.Close() })
-	return c
-}
-
-// startRedis makes one start attempt. The process it leaves running is stopped by the
+// startOnce makes one start attempt. The process it leaves running is stopped by the
 // cleanup it registers, also when it returns an error.
-func startRedis(tb testing.TB, bin string) (*Redis, error) {
-	dir, err := os.MkdirTemp("", "driftline-redis-")
-	if err != nil {
-		return nil, fmt.Errorf("redis folder: %w", err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	port, err := freePort()
+func startOnce(tb testing.TB, bin, dir string, opts Options, files *serverTLS, r role) (*Redis, error) {
+	ports, err := freePorts(1 + r.extraPorts)
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	logPath := filepath.Join(dir, "redis.log")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	lines := opts.conf(dir, ports[0], files)
+	if r.conf != nil {
+		lines = append(lines, r.conf(ports)...)
+	}
+	conf := filepath.Join(dir, fmt.Sprintf("redis-%d.conf", ports[0]))
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s config: %w", r.name, err)
+	}
+	logPath := filepath.Join(dir, fmt.Sprintf("redis-%d.log", ports[0]))
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return nil, fmt.Errorf("redis log: %w", err)
+		return nil, fmt.Errorf("%s log: %w", r.name, err)
 	}
 	defer logFile.Close()
 
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no")
+	args := []string{conf}
+	if r.sentinel {
+		args = append(args, "--sentinel")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start redis-server: %w", err)
+		return nil, fmt.Errorf("start %s: %w", r.name, err)
 	}
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() { proc.Stop(tb, "redistest: redis-server", cmd.Process, exited, stopTimeout) })
+	stop := proc.StopFunc(tb.Logf, tb.Errorf, "redistest: "+r.name, cmd.Process, exited, stopTimeout)
+	tb.Cleanup(stop)
 
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	rd := &Redis{Addr: addr, LogPath: logPath, Password: opts.Password, Users: opts.Users}
+	if files != nil {
+		rd.TLS = &files.client
+	}
+	if r.sentinel {
+		rd.Password = "" // a Sentinel of redistest has no password of its own
+	}
+	copts, err := rd.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	copts.MaxRetries = -1 // waitReady polls; a retry would only delay a verdict
+	c := redis.NewClient(copts)
 	defer c.Close()
 	if err := waitReady(c, exited); err != nil {
 		if errors.Is(err, errExited) {
@@ -136,9 +231,10 @@ func startRedis(tb testing.TB, bin string) (*Redis, error) {
 				err = fmt.Errorf("%w: %w", errPortTaken, err)
 			}
 		}
-		return nil, fmt.Errorf("redis-server at %s not ready: %w\nlog %s:\n%s", addr, err, logPath, tail(logPath))
+		return nil, fmt.Errorf("%s at %s not ready: %w\nlog %s:\n%s", r.name, addr, err, logPath, tail(logPath))
 	}
-	return &Redis{Addr: addr, LogPath: logPath}, nil
+	rd.stop = stop
+	return rd, nil
 }
 
 // waitReady sends PING until it gets PONG, the process exits, or startTimeout passes.
@@ -164,15 +260,19 @@ func waitReady(c *redis.Client, exited <-chan struct{}) error {
 	}
 }
 
-// freePort reserves a loopback port by listening on port 0, then releases it for
-// redis-server. Another process can take it in between; StartRedis retries then.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
+// freePorts reserves n distinct loopback ports by listening on port 0, then releases
+// them for redis-server. Another process can take one in between; start retries then.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // tail returns the last 40 lines of the file at path.

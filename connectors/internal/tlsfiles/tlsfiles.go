@@ -21,9 +21,20 @@ type Files struct {
 	InsecureSkipVerify                    bool
 }
 
+// Validate checks what can be checked without reading the files.
+func (f Files) Validate() error {
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return errors.New("tls.cert_file and tls.key_file go together")
+	}
+	return nil
+}
+
 // Config reads the files and returns the tls.Config (TLS 1.2 or newer).
 // Errors name the file at fault.
 func (f Files) Config() (*tls.Config, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.ServerName, InsecureSkipVerify: f.InsecureSkipVerify} //nolint:gosec // opt-in, documented
 	if f.CAFile != "" {
 		pem, err := os.ReadFile(f.CAFile)
@@ -36,15 +47,12 @@ func (f Files) Config() (*tls.Config, error) {
 		}
 		cfg.RootCAs = pool
 	}
-	switch {
-	case f.CertFile != "" && f.KeyFile != "":
+	if f.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls.cert_file %s / tls.key_file %s: %w", f.CertFile, f.KeyFile, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
-	case f.CertFile != "" || f.KeyFile != "":
-		return nil, errors.New("tls.cert_file and tls.key_file go together")
 	}
 	return cfg, nil
 }

@@ -3,31 +3,43 @@ package proc
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
-	"testing"
 	"time"
 )
 
 // Stop sends p SIGTERM and, if it has not exited (exited closed) within
-// timeout, SIGKILL; it returns once p has exited. name labels log lines,
-// e.g. "kafkatest: broker".
-func Stop(tb testing.TB, name string, p *os.Process, exited <-chan struct{}, timeout time.Duration) {
+// timeout, SIGKILL; it returns once p has exited. name labels the messages,
+// e.g. "kafkatest: broker"; logf receives the notes on the way (a SIGKILL
+// needed), and the error says why p could not be stopped.
+func Stop(logf func(format string, args ...any), name string, p *os.Process, exited <-chan struct{}, timeout time.Duration) error {
 	select {
 	case <-exited:
-		return
+		return nil
 	default:
 	}
 	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		tb.Logf("%s: sigterm pid %d: %v", name, p.Pid, err)
+		logf("%s: sigterm pid %d: %v", name, p.Pid, err)
 	}
 	select {
 	case <-exited:
 	case <-time.After(timeout):
-		tb.Logf("%s: pid %d still running %s after SIGTERM; sending SIGKILL", name, p.Pid, timeout)
+		logf("%s: pid %d still running %s after SIGTERM; sending SIGKILL", name, p.Pid, timeout)
 		if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			tb.Errorf("%s: kill pid %d: %v", name, p.Pid, err)
+			return fmt.Errorf("%s: kill pid %d: %w", name, p.Pid, err)
 		}
 		<-exited
+	}
+	return nil
+}
+
+// StopFunc returns a func that stops p (see Stop) once, and reports a
+// failure to stop it through errorf.
+func StopFunc(logf, errorf func(format string, args ...any), name string, p *os.Process, exited <-chan struct{}, timeout time.Duration) func() {
+	return func() {
+		if err := Stop(logf, name, p, exited, timeout); err != nil {
+			errorf("%v", err)
+		}
 	}
 }

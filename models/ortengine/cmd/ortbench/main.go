@@ -1,11 +1,13 @@
-// Command ortbench measures ONNX Runtime scoring throughput of MLPs on the
-// CPU and on CUDA, at several batch sizes, through ortengine's
-// bring-your-own-model path. scripts/bench-gpu.sh builds and runs it.
+// Command ortbench measures ONNX Runtime throughput of MLPs on the CPU and
+// on CUDA: scoring at several batch sizes, through ortengine's
+// bring-your-own-model path, and the MLP learner's training step
+// (ortengine.NewMLP: forward, loss, backward and Adam update in one graph
+// run) at several batch sizes. scripts/bench-gpu.sh builds and runs it.
 //
 // It prints the ONNX Runtime library it loaded (and, for CUDA, the provider
 // libraries beside it). When CUDA cannot run, it says so with the engine's
-// error and still prints the CPU figures; -require-cuda makes that a
-// failure.
+// error, marks the CUDA figures unmeasured, and still prints the CPU
+// figures; -require-cuda makes that a failure.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/onnxexport"
 	"github.com/driftline/driftline/models/ortengine"
 )
@@ -38,7 +41,8 @@ func run() error {
 	lib := flag.String("lib", "", "ONNX Runtime library (default: ORT_LIB, then the setup cache)")
 	providers := flag.String("providers", "cpu,cuda", "execution providers to measure")
 	widths := flag.String("widths", "64,1024", "MLP hidden widths")
-	batches := flag.String("batches", "1,64,4096", "batch sizes")
+	batches := flag.String("batches", "1,64,4096", "batch sizes for scoring")
+	trainBatches := flag.String("train-batches", "256,4096", "batch sizes for the training step (empty: skip it)")
 	duration := flag.Duration("duration", time.Second, "measuring time per figure")
 	threads := flag.Int("threads", 0, "intra-op threads per session (0: one per CPU)")
 	device := flag.Int("device", 0, "CUDA device id")
@@ -53,6 +57,12 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("-batches: %w", err)
 	}
+	var trainList []int
+	if *trainBatches != "" {
+		if trainList, err = ints(*trainBatches); err != nil {
+			return fmt.Errorf("-train-batches: %w", err)
+		}
+	}
 	loaded, err := ortengine.Load(*lib)
 	if err != nil {
 		return err
@@ -66,7 +76,8 @@ func run() error {
 		inputs, intraOp, *duration)
 	fmt.Printf("%-5s %6s %6s %14s %12s\n", "ep", "width", "batch", "rows/s", "µs/batch")
 
-	for _, provider := range strings.Split(*providers, ",") {
+	providerList := strings.Split(*providers, ",")
+	for _, provider := range providerList {
 		cfg := ortengine.Config{ExecutionProvider: provider, DeviceID: *device, IntraOpThreads: intraOp}
 		if provider == ortengine.ProviderCUDA {
 			describeCUDALibraries(loaded.Path)
@@ -74,7 +85,26 @@ func run() error {
 		for _, width := range widthList {
 			err := measure(cfg, width, batchList, *duration)
 			if errors.Is(err, ortengine.ErrCUDAUnavailable) && !*requireCUDA {
-				fmt.Printf("cuda  absent: %v\n", err)
+				fmt.Printf("cuda  unmeasured: CUDA is unavailable: %v\n", err)
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if len(trainList) == 0 {
+		return nil
+	}
+	fmt.Printf("\ntraining step (ortengine.NewMLP): %d dense inputs, 2 hidden ReLU layers of the given width, 1 sigmoid output, log loss, Adam; one step per batch\n\n",
+		inputs)
+	fmt.Printf("%-5s %6s %6s %12s %14s %12s\n", "ep", "width", "batch", "steps/s", "rows/s", "ms/step")
+	for _, provider := range providerList {
+		cfg := ortengine.Config{ExecutionProvider: provider, DeviceID: *device, IntraOpThreads: intraOp}
+		for _, width := range widthList {
+			err := measureTraining(cfg, width, trainList, *duration)
+			if errors.Is(err, ortengine.ErrCUDAUnavailable) && !*requireCUDA {
+				fmt.Printf("cuda  unmeasured: CUDA is unavailable: %v\n", err)
 				break
 			}
 			if err != nil {
@@ -140,6 +170,52 @@ func measure(cfg ortengine.Config, width int, batches []int, duration time.Durat
 		elapsed := time.Since(start)
 		fmt.Printf("%-5s %6d %6d %14.0f %12.1f\n", cfg.ExecutionProvider, width, batch,
 			float64(calls*batch)/elapsed.Seconds(), float64(elapsed.Microseconds())/float64(calls))
+	}
+	return nil
+}
+
+// measureTraining times the MLP learner's training step on ONNX Runtime:
+// Learn on exactly one batch, so each call is one step.
+func measureTraining(cfg ortengine.Config, width int, batches []int, duration time.Duration) error {
+	for _, batch := range batches {
+		mc := models.MLPConfig{Link: models.LinkSigmoid, NumDense: inputs, Hidden: []int{width, width}, BatchSize: batch, Seed: 1}
+		m, err := ortengine.NewMLP(cfg, mc)
+		if err != nil {
+			return err
+		}
+		rng := rand.New(rand.NewPCG(uint64(width), uint64(batch)))
+		rows := &models.Rows{N: batch, NumDense: inputs, Dense: make([]float32, batch*inputs)}
+		y := make([]float32, batch)
+		for i := range batch {
+			dense := rows.DenseRow(i)
+			for j := range dense {
+				dense[j] = float32(rng.NormFloat64())
+			}
+			if math.Abs(float64(dense[0])) < 0.7 {
+				y[i] = 1
+			}
+		}
+		for range 2 { // warm up: the first step wraps the buffers, and CUDA allocates
+			if err := m.Learn(rows, y); err != nil {
+				m.Close()
+				return err
+			}
+		}
+		steps := 0
+		start := time.Now()
+		for steps == 0 || time.Since(start) < duration {
+			if err := m.Learn(rows, y); err != nil {
+				m.Close()
+				return err
+			}
+			steps++
+		}
+		elapsed := time.Since(start)
+		fmt.Printf("%-5s %6d %6d %12.2f %14.0f %12.2f\n", cfg.ExecutionProvider, width, batch,
+			float64(steps)/elapsed.Seconds(), float64(steps*batch)/elapsed.Seconds(), elapsed.Seconds()*1000/float64(steps))
+		if err := m.Close(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -1,9 +1,8 @@
-package main
+package app
 
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -55,15 +54,15 @@ func TestRolloutHotSwap(t *testing.T) {
 	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
 	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
 	rdb := redistest.StartMiniredis(t).Client(t)
-	dp, err := newDataPlane(spec, rdb, newLogger(io.Discard, slog.LevelInfo))
+	dp, err := Open(ctx, spec, Options{Redis: rdb, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dp.kc.Close()
+	defer dp.Close()
 	if dp.arms == nil || dp.rollout == nil {
 		t.Fatal("no arms for a spec with rollout")
 	}
-	reg := dp.rollout.reg
+	reg := dp.models
 	snap, err := dp.champion.Snapshot().MarshalBinary()
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -15,19 +15,6 @@ import (
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
-)
-
-// Registry aliases the rollout watcher serves, besides registry.AliasChampion.
-// The canary arm serves the "canary" alias, or "challenger" when there is no
-// "canary" alias; the shadow arm serves the "shadow" alias. The governor
-// marks a newly promoted champion "baking" until its rollout is stable or
-// rolled back, and the champion it replaced "previous", so that an instance
-// taking over the governor lease finishes the bake (no arm serves either).
-const (
-	aliasCanary   = "canary"
-	aliasShadow   = "shadow"
-	aliasBaking   = "baking"
-	aliasPrevious = "previous"
 )
 
 // rolloutWatcher keeps a data plane's arms in step with the registry's
@@ -50,15 +37,15 @@ type rolloutWatcher struct {
 	percent int // the spec's canary_percent
 	probe   models.Rows
 	log     *slog.Logger
-	// onChampion, when set, sees the version of every new champion served.
+	// onChampion sees the version of every new champion served.
 	onChampion func(version string)
 }
 
-func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages.Arms, numDense, numHashed int, log *slog.Logger) *rolloutWatcher {
+func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages.Arms, numDense, numHashed int, log *slog.Logger, onChampion func(version string)) *rolloutWatcher {
 	arms.SetCanaryPercent(spec.Rollout.CanaryPercent)
 	probe := models.Rows{N: 1, NumDense: numDense, NumHashed: numHashed,
 		Dense: make([]float32, numDense), Hashed: make([]int32, numHashed)}
-	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, percent: spec.Rollout.CanaryPercent, probe: probe, log: log}
+	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, percent: spec.Rollout.CanaryPercent, probe: probe, log: log, onChampion: onChampion}
 }
 
 // servedChampion returns the learner and version a data plane with a
@@ -68,8 +55,8 @@ func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages
 // without one, fresh (the spec's untrained learner) is registered as a new
 // version with who "bootstrap" and aliased champion by compare-and-set from
 // unset; an instance that loses that race serves the winner's version.
-func servedChampion(reg *registry.Registry, spec *pipeline.Spec, fresh models.Learner, sig registry.Signature, log *slog.Logger) (models.Learner, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func servedChampion(ctx context.Context, reg *registry.Registry, spec *pipeline.Spec, fresh models.Learner, sig registry.Signature, log *slog.Logger) (models.Learner, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	name := spec.Model.Name
 	for range 3 {
@@ -141,7 +128,7 @@ func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
 		w.arms.SetCanaryPercent(percent)
 		w.log.Info("rollout: canary traffic", "model", w.model, "percent", percent)
 	}
-	canary := set.Versions[aliasCanary]
+	canary := set.Versions[registry.AliasCanary]
 	if canary == 0 {
 		canary = set.Versions[registry.AliasChallenger]
 	}
@@ -153,7 +140,7 @@ func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
 	}{
 		{stages.ArmChampion, set.Versions[registry.AliasChampion], view.Champion},
 		{stages.ArmCanary, canary, view.Canary},
-		{stages.ArmShadow, set.Versions[aliasShadow], view.Shadow},
+		{stages.ArmShadow, set.Versions[registry.AliasShadow], view.Shadow},
 	} {
 		if a.version == 0 {
 			if a.arm != stages.ArmChampion && a.cur != nil {
@@ -208,21 +195,4 @@ func (w *rolloutWatcher) load(ctx context.Context, arm string, n int64, view sta
 		return nil, fmt.Errorf("does not fit the spec's features: %w", err)
 	}
 	return stages.NewServedModel(w.model, v, arm, l), nil
-}
-
-// armsScore builds a partition's score stage over the arms.
-func (dp *dataPlane) armsScore() *stages.Score {
-	s := stages.NewScoreWithArms(dp.spec, dp.arms, dp.spec.Rollout.ShadowTopic, dp.keys.AESKeyID)
-	s.Observe = func(ctx context.Context, b *pipeline.Batch) error {
-		return dp.observeServed(ctx, b, s.Versions())
-	}
-	return s
-}
-
-// championVersion is the version serving the predictions topic now.
-func (dp *dataPlane) championVersion() string {
-	if dp.arms != nil {
-		return dp.arms.Champion().Version
-	}
-	return dp.champion.Version
 }

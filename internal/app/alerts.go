@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/watermillkafka"
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/pipeline"
@@ -28,15 +29,15 @@ type alertPublisher struct {
 	queue   chan alert.Alert
 	dropped prometheus.Counter
 	log     *slog.Logger
-	// OnRaise, when set, sees every alert raised (the demo prints them).
-	OnRaise func(alert.Alert)
+	// onRaise, when set, sees every alert raised (Options.OnAlert).
+	onRaise func(alert.Alert)
 
 	mu     sync.Mutex
 	raised []alert.Alert
 }
 
-func newAlertPublisher(spec *pipeline.Spec, reg prometheus.Registerer, log *slog.Logger) (*alertPublisher, error) {
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+func newAlertPublisher(spec *pipeline.Spec, cc kafka.ClientConfig, reg prometheus.Registerer, onRaise func(alert.Alert), log *slog.Logger) (*alertPublisher, error) {
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: cc})
 	if err != nil {
 		return nil, fmt.Errorf("alerts publisher: %w", err)
 	}
@@ -46,7 +47,7 @@ func newAlertPublisher(spec *pipeline.Spec, reg prometheus.Registerer, log *slog
 	if err := reg.Register(dropped); err != nil {
 		return nil, err
 	}
-	return &alertPublisher{pub: pub, topic: spec.Topics.Alerts, queue: make(chan alert.Alert, alertQueueSize), dropped: dropped, log: log}, nil
+	return &alertPublisher{pub: pub, topic: spec.Topics.Alerts, queue: make(chan alert.Alert, alertQueueSize), dropped: dropped, log: log, onRaise: onRaise}, nil
 }
 
 // Raise queues alerts for publishing; it never blocks.
@@ -55,8 +56,8 @@ func (p *alertPublisher) Raise(alerts []alert.Alert) {
 		p.mu.Lock()
 		p.raised = append(p.raised, a)
 		p.mu.Unlock()
-		if p.OnRaise != nil {
-			p.OnRaise(a)
+		if p.onRaise != nil {
+			p.onRaise(a)
 		}
 		select {
 		case p.queue <- a:
@@ -136,12 +137,13 @@ func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.Dr
 	return mon, nil
 }
 
-// startAlertRouter consumes the alerts topic through a watermill router
-// (retry, poison queue alerts.poison, recoverer) over franz-go, handing
-// each alert to handle, until ctx ends. group is the consumer group (""
-// for none: every partition is read, from the end, and nothing committed).
-func startAlertRouter(ctx context.Context, spec *pipeline.Spec, group string, handle func(context.Context, alert.Alert) error, log *slog.Logger) error {
-	cfg := watermillkafka.SubscriberConfig{Brokers: spec.Kafka.Brokers, ConsumerGroup: group}
+// StartAlertRouter consumes the spec's alerts topic through a watermill
+// router (retry, poison queue alerts.poison, recoverer) over franz-go,
+// handing each alert to handle, until ctx ends. group is the consumer group
+// ("" for none: every partition is read, from the end, and nothing
+// committed).
+func StartAlertRouter(ctx context.Context, spec *pipeline.Spec, cc kafka.ClientConfig, group string, handle func(context.Context, alert.Alert) error, log *slog.Logger) error {
+	cfg := watermillkafka.SubscriberConfig{Client: cc, ConsumerGroup: group}
 	if group == "" {
 		cfg.InitialOffset = watermillkafka.FromEnd
 	}
@@ -149,7 +151,7 @@ func startAlertRouter(ctx context.Context, spec *pipeline.Spec, group string, ha
 	if err != nil {
 		return err
 	}
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: cc})
 	if err != nil {
 		sub.Close()
 		return err

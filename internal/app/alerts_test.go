@@ -1,20 +1,24 @@
-package main
+package app
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/watermillkafka"
 	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/models/governance"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/kafkatest"
 )
+
+func keyedAlert(key string) alert.Alert {
+	return alert.Alert{Detector: "ks", Subject: "x0", State: alert.StateDrift, DedupeKey: key}
+}
 
 // TestAlertRouterReceivesFromEnd: a router without a group reads every
 // partition of the alerts topic from its end: alerts published before it
@@ -24,7 +28,7 @@ func TestAlertRouterReceivesFromEnd(t *testing.T) {
 	spec := &pipeline.Spec{Kafka: pipeline.KafkaSpec{Brokers: []string{broker.Addr}}, Topics: pipeline.TopicsSpec{Alerts: "alerts"}}
 	broker.CreateTopic(t, spec.Topics.Alerts, 2)
 	broker.CreateTopic(t, spec.Topics.Alerts+".poison", 1)
-	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Brokers: spec.Kafka.Brokers})
+	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: kafka.ClientConfig{Brokers: spec.Kafka.Brokers}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +44,8 @@ func TestAlertRouterReceivesFromEnd(t *testing.T) {
 	for i := range 4 {
 		publish(keyedAlert("old-" + strconv.Itoa(i)))
 	}
-	var inbox alertInbox
-	if err := startAlertRouter(ctx, spec, "", inbox.receive, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	var inbox governance.AlertInbox
+	if err := StartAlertRouter(ctx, spec, kafka.ClientConfig{Brokers: spec.Kafka.Brokers}, "", inbox.Receive, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	var got []alert.Alert
@@ -53,7 +57,7 @@ func TestAlertRouterReceivesFromEnd(t *testing.T) {
 		}
 		publish(keyedAlert("probe-" + strconv.Itoa(i)))
 		time.Sleep(50 * time.Millisecond)
-		got = append(got, inbox.drain()...)
+		got = append(got, inbox.Drain()...)
 	}
 	var want []string
 	for i := range 8 {
@@ -72,10 +76,10 @@ func TestAlertRouterReceivesFromEnd(t *testing.T) {
 	}
 	for deadline := time.Now().Add(20 * time.Second); len(received()) < len(want) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
-		got = append(got, inbox.drain()...)
+		got = append(got, inbox.Drain()...)
 	}
 	time.Sleep(200 * time.Millisecond) // room for a stray old alert or a repeat
-	got = append(got, inbox.drain()...)
+	got = append(got, inbox.Drain()...)
 	if keys := received(); !slices.Equal(keys, want) {
 		t.Fatalf("received %q, want %q", keys, want)
 	}

@@ -1,0 +1,45 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/onnxexport"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
+)
+
+// ExportONNX turns a learner snapshot trained under spec into an ONNX
+// model for the scoring path and users' tooling, with the spec's model name,
+// version and feature names in its metadata. info describes what was
+// written, in words. The learner must take the features the spec's
+// featurize stage gives.
+func ExportONNX(spec *pipeline.Spec, snapshot []byte, version string) (model []byte, info string, err error) {
+	if spec.Model.ONNX != nil {
+		return nil, "", errors.New("model.onnx: the spec's model is a bring-your-own ONNX file; there is no learner to export")
+	}
+	learner, err := models.UnmarshalLearner(snapshot)
+	if err != nil {
+		return nil, "", err
+	}
+	linear, ok := learner.(models.LinearModel)
+	if !ok {
+		return nil, "", fmt.Errorf("the learner is a %T, not a linear model; models export writes linear models only", learner)
+	}
+	p := linear.Params()
+	dense, hashed := stages.FeatureNames(spec)
+	if p.NumDense != len(dense) || p.NumHashed != len(hashed) {
+		return nil, "", fmt.Errorf("the learner takes %d dense and %d hashed values, the spec's stages.featurize gives %d and %d",
+			p.NumDense, p.NumHashed, len(dense), len(hashed))
+	}
+	if p.NumHashed > 0 && p.HashBits != spec.Stages.Featurize.HashBits {
+		return nil, "", fmt.Errorf("the learner hashes to %d bits, stages.featurize.hash_bits is %d", p.HashBits, spec.Stages.Featurize.HashBits)
+	}
+	meta := onnxexport.Metadata{ModelName: spec.Model.Name, ModelVersion: version, DenseFeatures: dense, HashedFeatures: hashed}
+	if model, err = onnxexport.Export(&p, meta); err != nil {
+		return nil, "", fmt.Errorf("export: %w", err)
+	}
+	return model, fmt.Sprintf("%s link, %d output(s) per row, %d dense and %d hashed inputs, opset %d",
+		p.Link, p.Classes, p.NumDense, p.NumHashed, onnxexport.Opset), nil
+}

@@ -1,0 +1,95 @@
+package app
+
+import (
+	"context"
+	"math"
+	"sync"
+
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/stages"
+)
+
+// labelPlane consumes the labels topic in its own consumer group and runs
+// the label join, which teaches the served models.
+type labelPlane struct {
+	kc      *kafka.Client
+	join    *stages.LabelJoin
+	metrics *stages.JoinMetrics
+
+	mu                        sync.Mutex
+	total, correct, positives int64
+}
+
+func newLabelPlane(a *App) (*labelPlane, error) {
+	spec := a.spec
+	cc := a.kcc
+	cc.ClientID = spec.Kafka.ClientID + "-labels"
+	kc, err := kafka.New(kafka.Config{
+		Client:         cc,
+		Group:          spec.Kafka.Group + "-labels",
+		Topics:         []string{spec.Topics.Labels},
+		SessionTimeout: spec.Kafka.SessionTimeout.D(),
+		BatchSize:      spec.Batch.Size,
+		Linger:         spec.Batch.Linger.D(),
+		MaxInFlight:    spec.Batch.MaxInFlight,
+		Registerer:     a.reg,
+		Logger:         a.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics}
+	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
+	return lp, nil
+}
+
+// observe counts the outcomes of served predictions (not the shadow's).
+func (lp *labelPlane) observe(o stages.Outcome) {
+	if o.Arm == stages.ArmShadow {
+		return
+	}
+	lp.mu.Lock()
+	lp.total++
+	if (o.Score >= stages.Threshold) == (o.Label == 1) {
+		lp.correct++
+	}
+	if o.Label == 1 {
+		lp.positives++
+	}
+	lp.mu.Unlock()
+}
+
+func (lp *labelPlane) run(ctx context.Context) error { return lp.kc.Run(ctx, lp.join.Open) }
+
+// LabelStats are the label plane's counts of served predictions' labels.
+type LabelStats struct {
+	// Processed is every label record handled: joined, or parked until
+	// its prediction comes.
+	Processed int64
+	// Joined is the labels joined to a served (not shadow) prediction.
+	Joined int64
+	// Accuracy is the prequential accuracy over every joined label, and
+	// Baseline that of always predicting the majority label (NaN before
+	// any label).
+	Accuracy, Baseline float64
+	// WindowAccuracy is the champion's windowed prequential accuracy (NaN
+	// before any label).
+	WindowAccuracy float64
+}
+
+func (lp *labelPlane) stats() LabelStats {
+	s := LabelStats{Processed: lp.join.Processed(), Accuracy: math.NaN(), Baseline: math.NaN(), WindowAccuracy: math.NaN()}
+	for _, w := range lp.metrics.Summaries() {
+		s.WindowAccuracy = w.Accuracy
+		break
+	}
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	s.Joined = lp.total
+	if lp.total > 0 {
+		s.Accuracy = float64(lp.correct) / float64(lp.total)
+		p := float64(lp.positives) / float64(lp.total)
+		s.Baseline = math.Max(p, 1-p)
+	}
+	return s
+}
