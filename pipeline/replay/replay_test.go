@@ -24,10 +24,13 @@ import (
 // uninterrupted one only if fast-forward rebuilt the state exactly.
 
 // countStage numbers the OK rows it sees, per chain, and rejects rows
-// whose value starts with "bad".
+// whose value starts with "bad". When stopAt is set, it calls stop once
+// its count reaches stopAt.
 type countStage struct {
-	out string
-	n   int
+	out    string
+	n      int
+	stopAt int
+	stop   func()
 }
 
 func (s *countStage) Name() string { return "count" }
@@ -40,6 +43,9 @@ func (s *countStage) Process(_ context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		s.n++
+		if s.n == s.stopAt {
+			s.stop()
+		}
 		b.Outputs = append(b.Outputs, pipeline.OutRecord{Topic: s.out, Key: fmt.Appendf(nil, "%d/%d", m.Partition, m.Offset), Value: fmt.Appendf(nil, "%d:%s", s.n, m.Value)})
 	}
 	return nil
@@ -99,7 +105,9 @@ func history(t *testing.T, b *kafkatest.Broker) (ranges []replay.Range, data, ba
 	return ranges, 2*perPartition + 10, bad
 }
 
-func runConfig(t *testing.T, b *kafkatest.Broker, ranges []replay.Range, run, out string, prog *replay.Progress) replay.Config {
+// runConfig is a run of the count stage; stop, when set, is called once a
+// partition's chain has counted a third of its rows.
+func runConfig(t *testing.T, b *kafkatest.Broker, ranges []replay.Range, run, out string, stop func()) replay.Config {
 	t.Helper()
 	cc := kafka.ClientConfig{Brokers: []string{b.Addr}}
 	in, err := kafka.NewReader(cc)
@@ -112,9 +120,15 @@ func runConfig(t *testing.T, b *kafkatest.Broker, ranges []replay.Range, run, ou
 	}
 	t.Cleanup(com.Close)
 	return replay.Config{Topic: "in", Ranges: ranges, RunID: run,
-		NewStages: func() ([]pipeline.Stage, error) { return []pipeline.Stage{&countStage{out: out}}, nil },
-		Stateful:  true, OutputTopic: out, DLQTopic: out + ".dlq", BatchSize: 64, Parallel: 2,
-		Input: in, Committer: com, Progress: prog}
+		NewStages: func() ([]pipeline.Stage, error) {
+			st := &countStage{out: out}
+			if stop != nil {
+				st.stopAt, st.stop = perPartition/3, stop
+			}
+			return []pipeline.Stage{st}, nil
+		},
+		Stateful: true, OutputTopic: out, DLQTopic: out + ".dlq", BatchSize: 64, Parallel: 2,
+		Input: in, Committer: com, Progress: replay.NewProgress(io.Discard, false, time.Hour)}
 }
 
 // committedOutputs reads topic with read-committed isolation: key →
@@ -158,19 +172,16 @@ func TestRunResumesWithTheStateOfAnUninterruptedRun(t *testing.T) {
 		t.Errorf("%d DLQ records, want %d", n, bad)
 	}
 
-	prog := replay.NewProgress(io.Discard, false, time.Hour)
+	// The first run is stopped once a chain has counted a third of its
+	// partition: it cannot have committed the rest, and it committed
+	// earlier chunks (a worker waits for all but its last three).
 	runCtx, stop := context.WithCancel(ctx)
-	go func() {
-		for prog.Snapshot().Done < full.Total/3 && runCtx.Err() == nil {
-			time.Sleep(time.Millisecond)
-		}
-		stop()
-	}()
-	first, err := replay.Run(runCtx, runConfig(t, b, ranges, "b", "b", prog))
+	defer stop()
+	first, err := replay.Run(runCtx, runConfig(t, b, ranges, "b", "b", stop))
 	if err == nil || first.Inputs == 0 || first.Inputs >= first.Total {
 		t.Fatalf("first run: %+v, %v; want it stopped part way", first, err)
 	}
-	second, err := replay.Run(ctx, runConfig(t, b, ranges, "b", "b", replay.NewProgress(io.Discard, false, time.Hour)))
+	second, err := replay.Run(ctx, runConfig(t, b, ranges, "b", "b", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
