@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # bench-gpu.sh: ONNX Runtime CPU vs CUDA throughput (the target of
 # `task bench:gpu`). Self-contained: fetches the libraries it needs, builds
-# models/ortengine/cmd/ortbench, and runs it for MLPs of width 64 and 1024:
+# cmd/ortbench, and runs it for MLPs of width 64 and 1024:
 # scoring at batch sizes 1, 64 and 4096, and the MLP learner's training step
 # (forward, loss, backward and Adam update in one graph run,
 # ortengine.NewMLP) at batch sizes 256 and 4096. Extra arguments go to
-# ortbench (see `go run ./models/ortengine/cmd/ortbench -h`), e.g.
+# ortbench (see `go run ./cmd/ortbench -h`), e.g.
 # -duration 2s.
 #
 # The CUDA route: ONNX Runtime's CUDA execution provider is two shared
@@ -57,8 +57,8 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "bench-gpu: building models/ortengine/cmd/ortbench"
-go build -o "$work/ortbench" ./models/ortengine/cmd/ortbench
+echo "bench-gpu: building cmd/ortbench"
+go build -o "$work/ortbench" ./cmd/ortbench
 echo
 ORT_LIB="$lib" "$work/ortbench" -widths 64,1024 -batches 1,64,4096 -train-batches 256,4096 -providers cpu,cuda "$@"
 if [ "$have_gpu" = 0 ]; then

@@ -248,7 +248,7 @@ loop:
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
 	sum.Accuracy, sum.Baseline = ls.Accuracy, ls.Baseline
-	check, err := readBack(context.WithoutCancel(ctx), brokers, spec, &stats)
+	check, err := readBack(context.WithoutCancel(ctx), kcc, spec, &stats)
 	if err != nil {
 		return fmt.Errorf("read back topics: %w", err)
 	}

@@ -108,7 +108,7 @@ func TestIntegrationPipelineOnRealKafkaAndRedis(t *testing.T) {
 	if err := <-runErr; err != nil {
 		t.Fatalf("pipeline run: %v", err)
 	}
-	res, err := readBack(ctx, []string{broker.Addr}, spec, stats)
+	res, err := readBack(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	if err := p3.Wait(); err != nil {
 		t.Fatalf("run3 did not exit cleanly on SIGTERM: %v", err)
 	}
-	res, err := readBack(ctx, []string{broker.Addr}, spec, stats)
+	res, err := readBack(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,11 +273,11 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	if err := p3.Wait(); err != nil {
 		t.Fatalf("run3 did not exit cleanly on SIGTERM: %v", err)
 	}
-	res, err := readBackCommitted(ctx, []string{broker.Addr}, spec, stats)
+	res, err := readBackCommitted(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := readBack(ctx, []string{broker.Addr}, spec, stats)
+	all, err := readBack(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}

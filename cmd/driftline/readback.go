@@ -9,9 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/pipeline"
 )
 
@@ -40,123 +38,68 @@ var plaintextPII = regexp.MustCompile(`u-\d{6}|@example\.com|\+1-555-\d{3}-\d{4}
 // current end and checks them against what the producer wrote: every valid
 // event must have a prediction, every malformed row a DLQ record, and no
 // record may carry plaintext PII. It counts what is missing as lost.
-func readBack(ctx context.Context, brokers []string, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
-	return readBackWith(ctx, brokers, spec, stats, false)
+func readBack(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
+	return readBackWith(ctx, cc, spec, stats, false)
 }
 
 // readBackCommitted is readBack as a consumer of an exactly-once pipeline
 // sees the topics: with read-committed isolation, up to the last stable
 // offset, so aborted transactions' records are not counted.
-func readBackCommitted(ctx context.Context, brokers []string, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
-	return readBackWith(ctx, brokers, spec, stats, true)
+func readBackCommitted(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
+	return readBackWith(ctx, cc, spec, stats, true)
 }
 
-func readBackWith(ctx context.Context, brokers []string, spec *pipeline.Spec, stats *producerStats, committed bool) (readBackResult, error) {
+func readBackWith(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *producerStats, committed bool) (readBackResult, error) {
 	var res readBackResult
-	// Control records (transaction markers) come through, uncounted, so
-	// that a partition that ends with a marker is read to its end.
-	opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.KeepControlRecords()}
-	if committed {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return res, err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	list := adm.ListEndOffsets
-	if committed {
-		list = adm.ListCommittedOffsets // the last stable offsets
-	}
-	ends, err := list(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
-	if err != nil {
-		return res, fmt.Errorf("list end offsets: %w", err)
-	}
-	if ends.Error() != nil {
-		return res, fmt.Errorf("list end offsets: %w", ends.Error())
-	}
-	remaining := map[string]map[int32]int64{}
-	offsets := map[string]map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset == 0 {
-			return
-		}
-		if remaining[o.Topic] == nil {
-			remaining[o.Topic] = map[int32]int64{}
-			offsets[o.Topic] = map[int32]kgo.Offset{}
-		}
-		remaining[o.Topic][o.Partition] = o.Offset
-		offsets[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
-	})
 	predicted := map[int64]int{}
 	dlqAt := map[string]bool{}
-	if len(offsets) > 0 {
-		cl.AddConsumePartitions(offsets)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(remaining) > 0 {
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("timed out reading back; %d topic(s) unfinished", len(remaining))
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err := kafka.ReadTopics(ctx, cc, committed, func(r *kafka.Record) error {
+		if plaintextPII.Match(r.Value) || plaintextPII.Match(r.Key) {
+			res.piiLeaks++
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		fetches := cl.PollFetches(pollCtx)
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			end, ok := remaining[r.Topic][r.Partition]
-			if ok && r.Offset+1 >= end {
-				delete(remaining[r.Topic], r.Partition)
-				if len(remaining[r.Topic]) == 0 {
-					delete(remaining, r.Topic)
-				}
+		switch r.Topic {
+		case spec.Topics.Predictions:
+			res.predictions++
+			var p struct {
+				EventID string `json:"event_id"`
 			}
-			if r.Attrs.IsControl() || (committed && (!ok || r.Offset >= end)) {
-				return
-			}
-			if plaintextPII.Match(r.Value) || plaintextPII.Match(r.Key) {
-				res.piiLeaks++
-			}
-			switch r.Topic {
-			case spec.Topics.Predictions:
-				res.predictions++
-				var p struct {
-					EventID string `json:"event_id"`
-				}
-				if json.Unmarshal(r.Value, &p) == nil {
-					if idx, ok := eventIndex(p.EventID); ok {
-						predicted[idx]++
-						if predicted[idx] > 1 {
-							res.duplicatePredictions++
-						}
+			if json.Unmarshal(r.Value, &p) == nil {
+				if idx, ok := eventIndex(p.EventID); ok {
+					predicted[idx]++
+					if predicted[idx] > 1 {
+						res.duplicatePredictions++
 					}
 				}
-			case spec.Topics.DLQ:
-				res.dlq++
-				var part, off, reason, stage string
-				for _, h := range r.Headers {
-					switch h.Key {
-					case pipeline.HeaderSourcePart:
-						part = string(h.Value)
-					case pipeline.HeaderSourceOffset:
-						off = string(h.Value)
-					case pipeline.HeaderReason:
-						reason = string(h.Value)
-					case pipeline.HeaderStage:
-						stage = string(h.Value)
-					}
-				}
-				if reason == "" || stage == "" || off == "" {
-					res.dlqWithoutReason++
-				}
-				if dlqAt[part+"/"+off] {
-					res.duplicateDLQ++
-				}
-				dlqAt[part+"/"+off] = true
 			}
-		})
+		case spec.Topics.DLQ:
+			res.dlq++
+			var part, off, reason, stage string
+			for _, h := range r.Headers {
+				switch h.Key {
+				case pipeline.HeaderSourcePart:
+					part = string(h.Value)
+				case pipeline.HeaderSourceOffset:
+					off = string(h.Value)
+				case pipeline.HeaderReason:
+					reason = string(h.Value)
+				case pipeline.HeaderStage:
+					stage = string(h.Value)
+				}
+			}
+			if reason == "" || stage == "" || off == "" {
+				res.dlqWithoutReason++
+			}
+			if dlqAt[part+"/"+off] {
+				res.duplicateDLQ++
+			}
+			dlqAt[part+"/"+off] = true
+		}
+		return nil
+	}, spec.Topics.Predictions, spec.Topics.DLQ)
+	if err != nil {
+		return res, fmt.Errorf("read back: %w", err)
 	}
 	stats.mu.Lock()
 	defer stats.mu.Unlock()
