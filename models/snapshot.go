@@ -85,6 +85,8 @@ func UnmarshalLearner(data []byte) (Learner, error) {
 	switch string(data[:len(snapshotMagic)]) {
 	case snapshotMagic:
 		return UnmarshalLinear(data)
+	case htMagic:
+		return unmarshalHoeffdingTree(data)
 	}
 	return nil, fmt.Errorf("snapshot kind %q is not one this build knows: %w", data[:len(snapshotMagic)], ErrSnapshot)
 }

@@ -1,0 +1,328 @@
+package models
+
+import (
+	"math"
+	"slices"
+
+	"github.com/driftline/driftline/models/internal/pyrand"
+)
+
+// ctree is one classification Hoeffding tree: the state River's
+// HoeffdingTreeClassifier keeps, and its algorithms. HoeffdingTreeClassifier
+// wraps one; HoeffdingAdaptiveTreeClassifier wraps one with adaptive set;
+// ARFClassifier holds one per member, with maxFeatures set.
+type ctree struct {
+	p    *treeParams
+	root *cnode
+	// River's bookkeeping, kept as River keeps it (the memory manager
+	// reads it).
+	nActive, nInactive int
+	activeLeafEst      float64
+	inactiveLeafEst    float64
+	overhead           float64
+	growthAllowed      bool
+	weightSeen         float64
+	classes            []bool // River's classes: the labels learned so far
+
+	// HAT.
+	hat                    *hatParams
+	nAlt, nPruned, nSwitch int
+	// rng is HAT's bootstrap source or, for an ARF member, the forest's.
+	rng *pyrand.Source
+	// maxFeatures > 0 makes the leaves observe random subspaces (ARF).
+	maxFeatures int
+
+	sc *treeScratch
+}
+
+// treeScratch is per-call working memory, shared by the trees of a forest
+// (which are never used concurrently).
+type treeScratch struct {
+	row      treeRow
+	buckets  []int32
+	lhs, rhs classDist
+	cand     []splitCand
+	votes    []float64
+	dist     []float64
+	pool     []int32
+	picked   []int32
+}
+
+func newTreeScratch(p *treeParams) *treeScratch {
+	return &treeScratch{
+		buckets: make([]int32, 0, p.nh),
+		lhs:     newClassDist(p.k), rhs: newClassDist(p.k),
+		votes: make([]float64, p.k), dist: make([]float64, p.k),
+	}
+}
+
+func newCTree(p *treeParams, sc *treeScratch) *ctree {
+	return &ctree{p: p, overhead: 1, growthAllowed: true, classes: make([]bool, p.k), sc: sc}
+}
+
+// newLeaf is River's _new_leaf: an active leaf whose last split attempt
+// is at its initial weight. A HAT leaf gets a fresh ADWIN.
+func (t *ctree) newLeaf(stats classDist, depth int) *cnode {
+	n := &cnode{stats: stats, depth: depth, obs: newLeafObs(t.p)}
+	n.lastAttempt = stats.total()
+	if t.hat != nil {
+		n.adwin = t.hat.newADWIN()
+	}
+	return n
+}
+
+// deactivate drops a leaf's observers (River: splitters = None); an ARF
+// leaf keeps its subspace.
+func (t *ctree) deactivate(n *cnode) { n.obs = nil }
+
+// activate gives an inactive leaf fresh observers (River: splitters = {}).
+func (t *ctree) activate(n *cnode) {
+	if n.obs == nil {
+		n.obs = newLeafObs(t.p)
+	}
+}
+
+// learnOne is River's HoeffdingTreeClassifier.learn_one.
+func (t *ctree) learnOne(r *treeRow, y int32, w float64) {
+	t.classes[y] = true
+	t.weightSeen += w
+	if t.root == nil {
+		t.root = t.newLeaf(newClassDist(t.p.k), 0)
+		t.nActive = 1
+	}
+	var parent *cnode
+	parentBranch := -1
+	node := t.root
+	for node.isBranch() {
+		b, ok := node.branchNo(r)
+		if !ok {
+			break
+		}
+		parent, parentBranch, node = node, b, node.children[b]
+	}
+	if !node.isBranch() {
+		t.learnLeaf(node, r, y, w)
+		if t.growthAllowed && node.active() {
+			if node.depth >= t.p.maxDepth {
+				t.deactivate(node)
+				t.nActive--
+				t.nInactive++
+			} else if seen := node.stats.total(); seen-node.lastAttempt >= t.p.grace {
+				t.attemptSplit(node, parent, parentBranch)
+				node.lastAttempt = seen
+			}
+		}
+	} else {
+		// A missing value: follow the most common paths to a leaf, which
+		// learns without a split attempt (as River does).
+		for node.isBranch() {
+			_, node = node.mostCommonPath()
+			for node.isBranch() {
+				b, ok := node.branchNo(r)
+				if !ok {
+					break
+				}
+				node = node.children[b]
+			}
+		}
+		t.learnLeaf(node, r, y, w)
+	}
+	t.checkMemory()
+}
+
+// checkMemory runs River's memory estimate every MemoryEstimatePeriod of
+// weight.
+func (t *ctree) checkMemory() {
+	if math.Mod(t.weightSeen, t.p.memPeriod) == 0 {
+		t.estimateModelSize()
+	}
+}
+
+// learnLeaf is the leaf's learn_one: River's LeafNaiveBayesAdaptive counts
+// which predictor was right, then HTLeaf updates the stats and, while
+// active, the observers.
+func (t *ctree) learnLeaf(n *cnode, r *treeRow, y int32, w float64) {
+	if t.p.leafPred == LeafNaiveBayesAdaptive && n.active() {
+		if len(n.stats.order) == 0 || n.stats.argmax() == y {
+			n.mcCorrect += w
+		}
+		if t.naiveBayes(n, r, t.sc.votes) && argmaxIn(t.sc.votes, n.stats.order) == y {
+			n.nbCorrect += w
+		}
+	}
+	n.stats.add(y, w)
+	if n.active() {
+		t.updateObservers(n, r, y, w)
+	}
+}
+
+// argmaxIn is the first class of greatest value in order.
+func argmaxIn(v []float64, order []int32) int32 {
+	best := int32(-1)
+	for _, c := range order {
+		if best < 0 || v[c] > v[best] {
+			best = c
+		}
+	}
+	return best
+}
+
+// updateObservers is River's update_splitters (with BaseRandomLeaf's
+// random subspace for an ARF member).
+func (t *ctree) updateObservers(n *cnode, r *treeRow, y int32, w float64) {
+	o := n.obs
+	o.seen.add(y, w)
+	k, nd := t.p.k, int32(t.p.nd)
+	if t.maxFeatures == 0 {
+		for j := range nd {
+			if x, ok := r.value(int(j)); ok && (o.disabled == nil || !o.isDisabled(j)) {
+				o.updateDense(k, j, x, y, w)
+			}
+		}
+		for _, b := range r.buckets {
+			if o.disabled == nil || !o.isDisabled(nd+b) {
+				o.updateBucket(k, b, y, w)
+			}
+		}
+		return
+	}
+	if len(n.subspace) == 0 {
+		n.subspace = t.sampleSubspace(r)
+	}
+	for _, attr := range n.subspace {
+		if o.disabled != nil && o.isDisabled(attr) {
+			continue
+		}
+		if attr < nd {
+			if x, ok := r.value(int(attr)); ok {
+				o.updateDense(k, attr, x, y, w)
+			}
+		} else if r.has(attr - nd) {
+			o.updateBucket(k, attr-nd, y, w)
+		}
+	}
+}
+
+// sampleSubspace is BaseRandomLeaf._sample_features: the row's present
+// attributes, sorted (dense columns, then buckets), sampled down to
+// maxFeatures with the forest's random.sample.
+func (t *ctree) sampleSubspace(r *treeRow) []int32 {
+	sc := t.sc
+	pool := sc.pool[:0]
+	nd := int32(t.p.nd)
+	for j := range nd {
+		if _, ok := r.value(int(j)); ok {
+			pool = append(pool, j)
+		}
+	}
+	for _, b := range r.buckets {
+		pool = append(pool, nd+b)
+	}
+	sc.pool = pool
+	if len(pool) >= t.maxFeatures {
+		sc.picked = t.rng.Sample(sc.picked, pool, t.maxFeatures)
+		return slices.Clone(sc.picked)
+	}
+	return slices.Clone(pool)
+}
+
+// naiveBayes is River's do_naive_bayes_prediction into the class-indexed
+// out (0 for classes without a key); false (and out all 0) when the leaf
+// has no weight.
+func (t *ctree) naiveBayes(n *cnode, r *treeRow, out []float64) bool {
+	clear(out)
+	total := n.stats.total()
+	if len(n.stats.order) == 0 || total == 0 {
+		return false
+	}
+	o := n.obs
+	for _, c := range n.stats.order {
+		cw := n.stats.w[c]
+		if cw <= 0 {
+			out[c] = 0
+			continue
+		}
+		v := math.Log(cw / total)
+		if o != nil {
+			for _, j := range o.order {
+				if x, ok := r.value(int(j)); ok {
+					if lp := o.gauss[j].logPDF(x, c); lp > math.Inf(-1) {
+						v += lp
+					}
+				}
+			}
+			if o.seen.has(c) {
+				seen := o.seen.w[c]
+				for i := range o.buckets {
+					ob := &o.buckets[i]
+					count := ob.present[c]
+					if !r.has(ob.bucket) {
+						count = seen - count
+					}
+					if count > 0 {
+						v += math.Log(count / seen)
+					}
+				}
+			}
+		}
+		out[c] = v
+	}
+	top := math.Inf(-1)
+	for _, c := range n.stats.order {
+		top = max(top, out[c])
+	}
+	sum := 0.0
+	for _, c := range n.stats.order {
+		sum += math.Exp(out[c] - top)
+	}
+	lse := top + math.Log(sum)
+	for _, c := range n.stats.order {
+		out[c] = math.Exp(out[c] - lse)
+	}
+	return true
+}
+
+// leafPredict is a leaf's prediction(x) into the class-indexed out: River's
+// LeafMajorityClass, LeafNaiveBayes or LeafNaiveBayesAdaptive.
+func (t *ctree) leafPredict(n *cnode, r *treeRow, out []float64) {
+	switch t.p.leafPred {
+	case LeafNaiveBayes:
+		if n.active() && n.stats.total() >= t.p.nbThreshold {
+			t.naiveBayes(n, r, out)
+			return
+		}
+	case LeafNaiveBayesAdaptive:
+		if n.active() && n.nbCorrect >= n.mcCorrect {
+			t.naiveBayes(n, r, out)
+			return
+		}
+	}
+	n.stats.normalizeInto(out, -1)
+}
+
+// predictProba is River's HoeffdingTreeClassifier.predict_proba_one into the
+// class-indexed out (all 0 before the first row).
+func (t *ctree) predictProba(r *treeRow, out []float64) {
+	if t.root == nil {
+		clear(out)
+		return
+	}
+	t.leafPredict(t.root.leafFor(r), r, out)
+}
+
+// predictOne is River's predict_one on predict_proba_one: the first class
+// of greatest probability in class order, or −1 (None) before any label.
+func (t *ctree) predictOne(r *treeRow) int32 {
+	if t.root == nil {
+		return -1
+	}
+	out := t.sc.dist
+	t.predictProba(r, out)
+	best := int32(-1)
+	for c, seen := range t.classes {
+		if seen && (best < 0 || out[c] > out[best]) {
+			best = int32(c)
+		}
+	}
+	return best
+}

@@ -1,0 +1,34 @@
+package models_test
+
+import (
+	"testing"
+
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/testkit/learnersuite"
+)
+
+func TestHoeffdingTreeConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  models.HoeffdingTreeConfig
+	}{
+		{"binary-nba", models.HoeffdingTreeConfig{}},
+		{"binary-mc-gini", models.HoeffdingTreeConfig{LeafPrediction: models.LeafMajorityClass, SplitCriterion: models.CriterionGini}},
+		{"3class-nb", models.HoeffdingTreeConfig{Classes: 3, LeafPrediction: models.LeafNaiveBayes}},
+		{"3class-nba", models.HoeffdingTreeConfig{Classes: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg
+			cfg.NumDense, cfg.NumHashed, cfg.HashBits = 4, 3, 8
+			cfg.GracePeriod = 100
+			learnersuite.Run(t, func() models.Learner {
+				l, err := models.NewHoeffdingTreeClassifier(cfg)
+				if err != nil {
+					t.Fatalf("new tree: %v", err)
+				}
+				return l
+			})
+		})
+	}
+}
