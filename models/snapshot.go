@@ -87,6 +87,8 @@ func UnmarshalLearner(data []byte) (Learner, error) {
 		return UnmarshalLinear(data)
 	case htMagic:
 		return unmarshalHoeffdingTree(data)
+	case hatMagic:
+		return unmarshalHAT(data)
 	}
 	return nil, fmt.Errorf("snapshot kind %q is not one this build knows: %w", data[:len(snapshotMagic)], ErrSnapshot)
 }

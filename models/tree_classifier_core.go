@@ -44,6 +44,7 @@ type treeScratch struct {
 	cand     []splitCand
 	votes    []float64
 	dist     []float64
+	dist2s   []float64
 	pool     []int32
 	picked   []int32
 }
@@ -52,9 +53,13 @@ func newTreeScratch(p *treeParams) *treeScratch {
 	return &treeScratch{
 		buckets: make([]int32, 0, p.nh),
 		lhs:     newClassDist(p.k), rhs: newClassDist(p.k),
-		votes: make([]float64, p.k), dist: make([]float64, p.k),
+		votes: make([]float64, p.k), dist: make([]float64, p.k), dist2s: make([]float64, p.k),
 	}
 }
+
+// dist2 is a second class-indexed buffer, for predictions that combine
+// several leaves into dist.
+func (sc *treeScratch) dist2() []float64 { return sc.dist2s }
 
 func newCTree(p *treeParams, sc *treeScratch) *ctree {
 	return &ctree{p: p, overhead: 1, growthAllowed: true, classes: make([]bool, p.k), sc: sc}
@@ -283,21 +288,21 @@ func (t *ctree) naiveBayes(n *cnode, r *treeRow, out []float64) bool {
 }
 
 // leafPredict is a leaf's prediction(x) into the class-indexed out: River's
-// LeafMajorityClass, LeafNaiveBayes or LeafNaiveBayesAdaptive.
-func (t *ctree) leafPredict(n *cnode, r *treeRow, out []float64) {
+// LeafMajorityClass, LeafNaiveBayes or LeafNaiveBayesAdaptive. It reports
+// whether River's dict has keys.
+func (t *ctree) leafPredict(n *cnode, r *treeRow, out []float64) bool {
 	switch t.p.leafPred {
 	case LeafNaiveBayes:
 		if n.active() && n.stats.total() >= t.p.nbThreshold {
-			t.naiveBayes(n, r, out)
-			return
+			return t.naiveBayes(n, r, out)
 		}
 	case LeafNaiveBayesAdaptive:
 		if n.active() && n.nbCorrect >= n.mcCorrect {
-			t.naiveBayes(n, r, out)
-			return
+			return t.naiveBayes(n, r, out)
 		}
 	}
 	n.stats.normalizeInto(out, -1)
+	return len(n.stats.order) > 0
 }
 
 // predictProba is River's HoeffdingTreeClassifier.predict_proba_one into the

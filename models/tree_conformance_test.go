@@ -32,3 +32,27 @@ func TestHoeffdingTreeConformance(t *testing.T) {
 		})
 	}
 }
+
+func TestHoeffdingAdaptiveTreeConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  models.HATConfig
+	}{
+		{"binary-nba", models.HATConfig{Seed: 3}},
+		{"3class-mc", models.HATConfig{HoeffdingTreeConfig: models.HoeffdingTreeConfig{Classes: 3, LeafPrediction: models.LeafMajorityClass}, Seed: 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg
+			cfg.NumDense, cfg.NumHashed, cfg.HashBits = 4, 3, 8
+			cfg.GracePeriod = 100
+			learnersuite.Run(t, func() models.Learner {
+				l, err := models.NewHoeffdingAdaptiveTreeClassifier(cfg)
+				if err != nil {
+					t.Fatalf("new tree: %v", err)
+				}
+				return l
+			})
+		})
+	}
+}

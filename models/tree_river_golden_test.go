@@ -283,3 +283,99 @@ func checkPrediction(t *testing.T, s *riverStream, i int, out []float32) {
 		}
 	}
 }
+
+// prequential replays a golden stream through l, predicting each row
+// before learning it, and returns the outputs and the accuracy of the
+// predicted classes (argmax, ties to the lowest class, as River's
+// predict_one over sorted classes).
+func prequential(t *testing.T, l Learner, rows *Rows, y []float32) ([]float32, float64) {
+	t.Helper()
+	k := l.Classes()
+	all := make([]float32, rows.N*k)
+	correct := 0
+	for i := range rows.N {
+		row := rowsView(rows, i)
+		out := all[i*k : (i+1)*k]
+		if err := l.Predict(out, row); err != nil {
+			t.Fatal(err)
+		}
+		if predictedClass(out) == int(y[i]) {
+			correct++
+		}
+		if err := l.Learn(row, y[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return all, float64(correct) / float64(rows.N)
+}
+
+func predictedClass(out []float32) int {
+	if len(out) == 1 {
+		if out[0] > 0.5 {
+			return 1
+		}
+		return 0
+	}
+	best := 0
+	for c := range out {
+		if out[c] > out[best] {
+			best = c
+		}
+	}
+	return best
+}
+
+// riverAccuracy is the accuracy of River's recorded predictions (rows it
+// predicted nothing for count as wrong, as River's Accuracy does with None).
+func riverAccuracy(s *riverStream, y []float32) float64 {
+	k := max(1, s.Classes)
+	if s.Classes == 2 {
+		k = 1
+	}
+	correct := 0
+	for i := range s.Rows {
+		if s.Predictions[i*k] == nil {
+			continue
+		}
+		out := make([]float32, k)
+		for c := range k {
+			out[c] = float32(*s.Predictions[i*k+c])
+		}
+		if predictedClass(out) == int(y[i]) {
+			correct++
+		}
+	}
+	return float64(correct) / float64(s.Rows)
+}
+
+// TestHoeffdingAdaptiveTreeMatchesRiver replays River's drifting stream
+// through the HAT with River's seed: the prequential accuracy within 0.5
+// points of River's, and — since the bootstrap draws River's random
+// numbers — every prediction within 1e-6 of River's.
+func TestHoeffdingAdaptiveTreeMatchesRiver(t *testing.T) {
+	s := loadRiverTrees(t)["hat_drift"]
+	if s == nil {
+		t.Fatal("golden file has no stream hat_drift")
+	}
+	rows, y := s.rows(t)
+	h, err := NewHoeffdingAdaptiveTreeClassifier(HATConfig{
+		HoeffdingTreeConfig: HoeffdingTreeConfig{NumDense: s.Dense, GracePeriod: s.intParam("grace_period", 0)},
+		Seed:                uint64(s.intParam("seed", 0)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, acc := prequential(t, h, rows, y)
+	want := riverAccuracy(s, y)
+	t.Logf("prequential accuracy %.4f, River's %.4f; %d alternate trees, %d switches, %d pruned",
+		acc, want, h.t.nAlt, h.t.nSwitch, h.t.nPruned)
+	if math.Abs(acc-want) > 0.005 {
+		t.Errorf("prequential accuracy %.4f, River's %.4f: more than 0.5 points apart", acc, want)
+	}
+	for i := range rows.N {
+		checkPrediction(t, s, i, out[i:i+1])
+	}
+	if h.t.nAlt == 0 {
+		t.Error("the drift grew no alternate tree; the stream checks too little")
+	}
+}
