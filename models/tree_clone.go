@@ -24,7 +24,6 @@ func (t *ctree) clone(p *treeParams, sc *treeScratch, rng *pyrand.Source) *ctree
 	return &c
 }
 
-
 func (n *cnode) clone() *cnode {
 	if n == nil {
 		return nil
