@@ -89,6 +89,8 @@ func UnmarshalLearner(data []byte) (Learner, error) {
 		return unmarshalHoeffdingTree(data)
 	case hatMagic:
 		return unmarshalHAT(data)
+	case arfMagic:
+		return unmarshalARF(data)
 	}
 	return nil, fmt.Errorf("snapshot kind %q is not one this build knows: %w", data[:len(snapshotMagic)], ErrSnapshot)
 }

@@ -10,7 +10,7 @@ import (
 // ctree is one classification Hoeffding tree: the state River's
 // HoeffdingTreeClassifier keeps, and its algorithms. HoeffdingTreeClassifier
 // wraps one; HoeffdingAdaptiveTreeClassifier wraps one with adaptive set;
-// ARFClassifier holds one per member, with maxFeatures set.
+// ARFClassifier holds one per member, with randomSubspace set.
 type ctree struct {
 	p    *treeParams
 	root *cnode
@@ -29,8 +29,10 @@ type ctree struct {
 	nAlt, nPruned, nSwitch int
 	// rng is HAT's bootstrap source or, for an ARF member, the forest's.
 	rng *pyrand.Source
-	// maxFeatures > 0 makes the leaves observe random subspaces (ARF).
-	maxFeatures int
+	// randomSubspace makes each leaf observe maxFeatures attributes drawn
+	// at random (an ARF member).
+	randomSubspace bool
+	maxFeatures    int
 
 	sc *treeScratch
 }
@@ -178,7 +180,7 @@ func (t *ctree) updateObservers(n *cnode, r *treeRow, y int32, w float64) {
 	o := n.obs
 	o.seen.add(y, w)
 	k, nd := t.p.k, int32(t.p.nd)
-	if t.maxFeatures == 0 {
+	if !t.randomSubspace {
 		for j := range nd {
 			if x, ok := r.value(int(j)); ok && (o.disabled == nil || !o.isDisabled(j)) {
 				o.updateDense(k, j, x, y, w)

@@ -56,3 +56,26 @@ func TestHoeffdingAdaptiveTreeConformance(t *testing.T) {
 		})
 	}
 }
+
+func TestARFClassifierConformance(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  models.ARFConfig
+	}{
+		{"binary", models.ARFConfig{Models: 5, Seed: 3}},
+		{"3class-all-features", models.ARFConfig{HoeffdingTreeConfig: models.HoeffdingTreeConfig{Classes: 3}, Models: 3, MaxFeatures: "all", Seed: 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tc.cfg
+			cfg.NumDense, cfg.NumHashed, cfg.HashBits = 4, 3, 8
+			learnersuite.Run(t, func() models.Learner {
+				l, err := models.NewARFClassifier(cfg)
+				if err != nil {
+					t.Fatalf("new forest: %v", err)
+				}
+				return l
+			})
+		})
+	}
+}

@@ -379,3 +379,40 @@ func TestHoeffdingAdaptiveTreeMatchesRiver(t *testing.T) {
 		t.Error("the drift grew no alternate tree; the stream checks too little")
 	}
 }
+
+// TestARFClassifierMatchesRiver replays River's drifting stream through the
+// forest with River's seed: the prequential accuracy within 0.5 points of
+// River's and, since the forest draws River's random numbers, every
+// prediction within 1e-6 of River's.
+func TestARFClassifierMatchesRiver(t *testing.T) {
+	s := loadRiverTrees(t)["arf_drift"]
+	if s == nil {
+		t.Fatal("golden file has no stream arf_drift")
+	}
+	rows, y := s.rows(t)
+	a, err := NewARFClassifier(ARFConfig{
+		HoeffdingTreeConfig: HoeffdingTreeConfig{NumDense: s.Dense},
+		Models:              s.intParam("n_models", 0),
+		Seed:                uint64(s.intParam("seed", 0)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, acc := prequential(t, a, rows, y)
+	want := riverAccuracy(s, y)
+	warnings, drifts := 0, 0
+	for i := range a.f.trees {
+		warnings += a.f.warnings[i]
+		drifts += a.f.drifts[i]
+	}
+	t.Logf("prequential accuracy %.4f, River's %.4f; %d warnings, %d drifts", acc, want, warnings, drifts)
+	if math.Abs(acc-want) > 0.005 {
+		t.Errorf("prequential accuracy %.4f, River's %.4f: more than 0.5 points apart", acc, want)
+	}
+	for i := range rows.N {
+		checkPrediction(t, s, i, out[i:i+1])
+	}
+	if drifts == 0 {
+		t.Error("the drift replaced no tree; the stream checks too little")
+	}
+}
