@@ -176,7 +176,7 @@ func (t *ctree) hatLearnOne(r *treeRow, y int32, w float64) {
 	t.weightSeen += w
 	if t.root == nil {
 		t.root = t.newLeaf(newClassDist(t.p.k), 0)
-		t.nActive = 1
+		t.mem.nActive = 1
 	}
 	t.hatLearn(t.root, r, y, w, nil, -1)
 	t.checkMemory()
@@ -257,8 +257,8 @@ func (t *ctree) hatLeafLearn(n *cnode, r *treeRow, y int32, w float64, parent *c
 	if seen-n.lastAttempt >= t.p.grace {
 		if n.depth >= t.p.maxDepth {
 			t.deactivate(n)
-			t.nInactive++
-			t.nActive--
+			t.mem.nInactive++
+			t.mem.nActive--
 		} else if n.active() {
 			t.attemptSplit(n, parent, parentBranch)
 			n.lastAttempt = seen
@@ -283,8 +283,8 @@ func (t *ctree) hatBranchLearn(n *cnode, r *treeRow, y int32, w float64, parent 
 			inv := 1.0/altN + 1.0/nN
 			bound := math.Sqrt(2.0 * oldRate * (1.0 - oldRate) * math.Log(2.0/t.hat.switchSignificance) * inv)
 			if bound < oldRate-altRate {
-				t.nActive -= n.nLeaves()
-				t.nActive += alt.nLeaves()
+				t.mem.nActive -= n.nLeaves()
+				t.mem.nActive += alt.nLeaves()
 				t.killTreeChildren(n)
 				if parent != nil {
 					parent.children[parentBranch] = alt
@@ -326,9 +326,9 @@ func (t *ctree) killTreeChildren(n *cnode) {
 			}
 			t.killTreeChildren(c)
 		} else if c.active() {
-			t.nActive--
+			t.mem.nActive--
 		} else {
-			t.nInactive--
+			t.mem.nInactive--
 		}
 	}
 }

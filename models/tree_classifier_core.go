@@ -14,15 +14,10 @@ import (
 type ctree struct {
 	p    *treeParams
 	root *cnode
-	// River's bookkeeping, kept as River keeps it (the memory manager
-	// reads it).
-	nActive, nInactive int
-	activeLeafEst      float64
-	inactiveLeafEst    float64
-	overhead           float64
-	growthAllowed      bool
-	weightSeen         float64
-	classes            []bool // River's classes: the labels learned so far
+	// mem is River's bookkeeping, kept as River keeps it.
+	mem        memState
+	weightSeen float64
+	classes    []bool // River's classes: the labels learned so far
 
 	// HAT.
 	hat                    *hatParams
@@ -64,7 +59,7 @@ func newTreeScratch(p *treeParams) *treeScratch {
 func (sc *treeScratch) dist2() []float64 { return sc.dist2s }
 
 func newCTree(p *treeParams, sc *treeScratch) *ctree {
-	return &ctree{p: p, overhead: 1, growthAllowed: true, classes: make([]bool, p.k), sc: sc}
+	return &ctree{p: p, mem: newMemState(), classes: make([]bool, p.k), sc: sc}
 }
 
 // newLeaf is River's _new_leaf: an active leaf whose last split attempt
@@ -95,7 +90,7 @@ func (t *ctree) learnOne(r *treeRow, y int32, w float64) {
 	t.weightSeen += w
 	if t.root == nil {
 		t.root = t.newLeaf(newClassDist(t.p.k), 0)
-		t.nActive = 1
+		t.mem.nActive = 1
 	}
 	var parent *cnode
 	parentBranch := -1
@@ -109,11 +104,11 @@ func (t *ctree) learnOne(r *treeRow, y int32, w float64) {
 	}
 	if !node.isBranch() {
 		t.learnLeaf(node, r, y, w)
-		if t.growthAllowed && node.active() {
+		if t.mem.growthAllowed && node.active() {
 			if node.depth >= t.p.maxDepth {
 				t.deactivate(node)
-				t.nActive--
-				t.nInactive++
+				t.mem.nActive--
+				t.mem.nInactive++
 			} else if seen := node.stats.total(); seen-node.lastAttempt >= t.p.grace {
 				t.attemptSplit(node, parent, parentBranch)
 				node.lastAttempt = seen

@@ -6,15 +6,105 @@ import (
 )
 
 // The memory manager follows River's (after Kirkby 2007, "Improving
-// Hoeffding trees"): every MemoryEstimatePeriod of weight the tree
-// estimates its size; when it is over MaxSizeMiB, the least promising
-// leaves are deactivated until the estimate fits. After every split River
-// re-runs the same policy with the last estimates, which also reactivates
-// inactive leaves while the budget allows. Sizes are estimates of the Go
-// heap the tree holds (River measures Python objects), so MaxSizeMiB means
-// MiB of Go memory.
+// Hoeffding trees"): every MemoryEstimatePeriod of weight a tree estimates
+// its size; when it is over MaxSizeMiB, the least promising leaves are
+// deactivated until the estimate fits. After every split River re-runs the
+// same policy with the last estimates, which also reactivates inactive
+// leaves while the budget allows. Sizes are estimates of the Go heap a tree
+// holds (River measures Python objects), so MaxSizeMiB means MiB of Go
+// memory.
 
-// Byte sizes of the tree's pieces.
+// memState is River's size bookkeeping of one tree.
+type memState struct {
+	nActive, nInactive int
+	activeLeafEst      float64
+	inactiveLeafEst    float64
+	overhead           float64
+	growthAllowed      bool
+}
+
+func newMemState() memState { return memState{overhead: 1, growthAllowed: true} }
+
+// leafInfo is what the memory manager reads of a leaf.
+type leafInfo struct {
+	promise float64
+	active  bool
+	depth   int
+	bytes   float64
+}
+
+// estimate is River's _estimate_model_size, given the leaves (in
+// iter_leaves order) and the whole tree's size; it reports whether the
+// tree is over maxBytes (and the caller must enforce the limit).
+func (m *memState) estimate(leaves []leafInfo, actual, maxBytes float64) bool {
+	var active, inactive float64
+	for _, l := range leaves {
+		if l.active {
+			active += l.bytes
+		} else {
+			inactive += l.bytes
+		}
+	}
+	if active > 0 && m.nActive > 0 {
+		m.activeLeafEst = active / float64(m.nActive)
+	}
+	if inactive > 0 && m.nInactive > 0 {
+		m.inactiveLeafEst = inactive / float64(m.nInactive)
+	}
+	if estimated := float64(m.nActive)*m.activeLeafEst + float64(m.nInactive)*m.inactiveLeafEst; estimated > 0 {
+		m.overhead = actual / estimated
+	}
+	return actual > maxBytes
+}
+
+// enforce is River's _enforce_size_limit, including its estimate of the
+// tree's size (which counts one active leaf): set(i, active) is called for
+// each leaf i whose state must change. leaves may be reordered.
+func (m *memState) enforce(leaves []leafInfo, idx []int, maxBytes float64, stopMem bool, maxDepth int, set func(i int, active bool)) {
+	size := m.overhead * (m.activeLeafEst + float64(m.nInactive)*m.inactiveLeafEst)
+	if (m.nInactive > 0 || size > maxBytes) && stopMem {
+		m.growthAllowed = false
+		return
+	}
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		pa, pb := leaves[a].promise, leaves[b].promise
+		switch {
+		case pa < pb:
+			return -1
+		case pb < pa:
+			return 1
+		}
+		return 0
+	})
+	maxActive := 0
+	for maxActive < len(idx) {
+		maxActive++
+		if (float64(maxActive)*m.activeLeafEst+float64(len(idx)-maxActive)*m.inactiveLeafEst)*m.overhead > maxBytes {
+			maxActive--
+			break
+		}
+	}
+	cutoff := len(idx) - maxActive
+	for _, i := range idx[:cutoff] {
+		if leaves[i].active {
+			set(i, false)
+			m.nInactive++
+			m.nActive--
+		}
+	}
+	for _, i := range idx[cutoff:] {
+		if !leaves[i].active && leaves[i].depth < maxDepth {
+			set(i, true)
+			m.nActive++
+			m.nInactive--
+		}
+	}
+}
+
+// Byte sizes of a classification tree's pieces.
 const (
 	nodeBytes      = int(unsafe.Sizeof(cnode{}))
 	leafObsBytes   = int(unsafe.Sizeof(leafObs{}))
@@ -56,11 +146,16 @@ func (t *ctree) treeBytes(n *cnode) int {
 	return size + t.treeBytes(n.children[0]) + t.treeBytes(n.children[1])
 }
 
-// leaves lists the leaves in River's iter_leaves order.
-func (t *ctree) leaves() []*cnode {
-	var out []*cnode
-	t.root.forEachLeaf(func(n *cnode) { out = append(out, n) })
-	return out
+// leaves lists the leaves in River's iter_leaves order, with what the
+// memory manager reads of them.
+func (t *ctree) leaves() ([]*cnode, []leafInfo) {
+	var nodes []*cnode
+	var infos []leafInfo
+	t.root.forEachLeaf(func(n *cnode) {
+		nodes = append(nodes, n)
+		infos = append(infos, leafInfo{promise: n.promise(), active: n.active(), depth: n.depth, bytes: float64(t.leafBytes(n))})
+	})
+	return nodes, infos
 }
 
 // promise is River's calculate_promise for classification leaves: the
@@ -73,71 +168,20 @@ func (n *cnode) promise() float64 {
 	return 0
 }
 
-// estimateModelSize is River's _estimate_model_size.
 func (t *ctree) estimateModelSize() {
-	var active, inactive float64
-	for _, n := range t.leaves() {
-		if n.active() {
-			active += float64(t.leafBytes(n))
-		} else {
-			inactive += float64(t.leafBytes(n))
-		}
-	}
-	if active > 0 && t.nActive > 0 {
-		t.activeLeafEst = active / float64(t.nActive)
-	}
-	if inactive > 0 && t.nInactive > 0 {
-		t.inactiveLeafEst = inactive / float64(t.nInactive)
-	}
-	actual := float64(t.treeBytes(t.root))
-	if estimated := float64(t.nActive)*t.activeLeafEst + float64(t.nInactive)*t.inactiveLeafEst; estimated > 0 {
-		t.overhead = actual / estimated
-	}
-	if actual > t.p.maxBytes {
+	_, infos := t.leaves()
+	if t.mem.estimate(infos, float64(t.treeBytes(t.root)), t.p.maxBytes) {
 		t.enforceSizeLimit()
 	}
 }
 
-// enforceSizeLimit is River's _enforce_size_limit, including its estimate
-// of the tree's size (which counts one active leaf).
 func (t *ctree) enforceSizeLimit() {
-	size := t.overhead * (t.activeLeafEst + float64(t.nInactive)*t.inactiveLeafEst)
-	if (t.nInactive > 0 || size > t.p.maxBytes) && t.p.stopMem {
-		t.growthAllowed = false
-		return
-	}
-	leaves := t.leaves()
-	slices.SortStableFunc(leaves, func(a, b *cnode) int {
-		pa, pb := a.promise(), b.promise()
-		switch {
-		case pa < pb:
-			return -1
-		case pb < pa:
-			return 1
+	nodes, infos := t.leaves()
+	t.mem.enforce(infos, make([]int, len(infos)), t.p.maxBytes, t.p.stopMem, t.p.maxDepth, func(i int, active bool) {
+		if active {
+			t.activate(nodes[i])
+		} else {
+			t.deactivate(nodes[i])
 		}
-		return 0
 	})
-	maxActive := 0
-	for maxActive < len(leaves) {
-		maxActive++
-		if (float64(maxActive)*t.activeLeafEst+float64(len(leaves)-maxActive)*t.inactiveLeafEst)*t.overhead > t.p.maxBytes {
-			maxActive--
-			break
-		}
-	}
-	cutoff := len(leaves) - maxActive
-	for _, n := range leaves[:cutoff] {
-		if n.active() {
-			t.deactivate(n)
-			t.nInactive++
-			t.nActive--
-		}
-	}
-	for _, n := range leaves[cutoff:] {
-		if !n.active() && n.depth < t.p.maxDepth {
-			t.activate(n)
-			t.nActive++
-			t.nInactive--
-		}
-	}
 }

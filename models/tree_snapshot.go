@@ -49,13 +49,13 @@ func decodeTreeConfig(d *decoder) HoeffdingTreeConfig {
 }
 
 func (t *ctree) encode(e *encoder) {
-	for _, v := range []int{t.nActive, t.nInactive, t.nAlt, t.nPruned, t.nSwitch} {
+	for _, v := range []int{t.mem.nActive, t.mem.nInactive, t.nAlt, t.nPruned, t.nSwitch} {
 		e.int(v)
 	}
-	for _, v := range []float64{t.activeLeafEst, t.inactiveLeafEst, t.overhead, t.weightSeen} {
+	for _, v := range []float64{t.mem.activeLeafEst, t.mem.inactiveLeafEst, t.mem.overhead, t.weightSeen} {
 		e.f64(v)
 	}
-	e.bool(t.growthAllowed)
+	e.bool(t.mem.growthAllowed)
 	for _, c := range t.classes {
 		e.bool(c)
 	}
@@ -64,13 +64,13 @@ func (t *ctree) encode(e *encoder) {
 
 // decode reads a tree's state into t, which holds its parameters already.
 func (t *ctree) decode(d *decoder) {
-	for _, p := range []*int{&t.nActive, &t.nInactive, &t.nAlt, &t.nPruned, &t.nSwitch} {
+	for _, p := range []*int{&t.mem.nActive, &t.mem.nInactive, &t.nAlt, &t.nPruned, &t.nSwitch} {
 		*p = d.int()
 	}
-	for _, p := range []*float64{&t.activeLeafEst, &t.inactiveLeafEst, &t.overhead, &t.weightSeen} {
+	for _, p := range []*float64{&t.mem.activeLeafEst, &t.mem.inactiveLeafEst, &t.mem.overhead, &t.weightSeen} {
 		*p = d.f64()
 	}
-	t.growthAllowed = d.bool()
+	t.mem.growthAllowed = d.bool()
 	for c := range t.classes {
 		t.classes[c] = d.bool()
 	}

@@ -67,11 +67,11 @@ func (t *ctree) attemptSplit(leaf, parent *cnode, parentBranch int) {
 	if decision.attr < 0 {
 		// Pre-pruning: "no split" wins.
 		t.deactivate(leaf)
-		t.nInactive++
-		t.nActive--
+		t.mem.nInactive++
+		t.mem.nActive--
 	} else {
 		branch := t.assemble(leaf, decision)
-		t.nActive += 1
+		t.mem.nActive += 1
 		if parent == nil {
 			t.root = branch
 		} else {
