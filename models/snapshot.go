@@ -91,6 +91,10 @@ func UnmarshalLearner(data []byte) (Learner, error) {
 		return unmarshalHAT(data)
 	case arfMagic:
 		return unmarshalARF(data)
+	case htrMagic:
+		return unmarshalHTR(data)
+	case arfRegMagic:
+		return unmarshalARFRegressor(data)
 	}
 	return nil, fmt.Errorf("snapshot kind %q is not one this build knows: %w", data[:len(snapshotMagic)], ErrSnapshot)
 }

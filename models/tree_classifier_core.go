@@ -189,7 +189,7 @@ func (t *ctree) updateObservers(n *cnode, r *treeRow, y int32, w float64) {
 		return
 	}
 	if len(n.subspace) == 0 {
-		n.subspace = t.sampleSubspace(r)
+		n.subspace = sampleSubspace(t.sc, t.rng, r, t.p.nd, t.maxFeatures)
 	}
 	for _, attr := range n.subspace {
 		if o.disabled != nil && o.isDisabled(attr) {
@@ -206,23 +206,21 @@ func (t *ctree) updateObservers(n *cnode, r *treeRow, y int32, w float64) {
 }
 
 // sampleSubspace is BaseRandomLeaf._sample_features: the row's present
-// attributes, sorted (dense columns, then buckets), sampled down to
-// maxFeatures with the forest's random.sample.
-func (t *ctree) sampleSubspace(r *treeRow) []int32 {
-	sc := t.sc
+// attributes, sorted (dense columns, then NumDense+bucket), sampled down
+// to maxFeatures with the forest's random.sample.
+func sampleSubspace(sc *treeScratch, rng *pyrand.Source, r *treeRow, nd, maxFeatures int) []int32 {
 	pool := sc.pool[:0]
-	nd := int32(t.p.nd)
-	for j := range nd {
+	for j := range int32(nd) {
 		if _, ok := r.value(int(j)); ok {
 			pool = append(pool, j)
 		}
 	}
 	for _, b := range r.buckets {
-		pool = append(pool, nd+b)
+		pool = append(pool, int32(nd)+b)
 	}
 	sc.pool = pool
-	if len(pool) >= t.maxFeatures {
-		sc.picked = t.rng.Sample(sc.picked, pool, t.maxFeatures)
+	if len(pool) >= maxFeatures {
+		sc.picked = rng.Sample(sc.picked, pool, maxFeatures)
 		return slices.Clone(sc.picked)
 	}
 	return slices.Clone(pool)

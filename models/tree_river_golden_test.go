@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/driftline/driftline/models/internal/pyrand"
@@ -93,15 +94,32 @@ func (s *riverStream) rows(t *testing.T) (*Rows, []float32) {
 			firsts = append(firsts, f)
 		}
 	}
-	var want [][3]json.RawMessage
-	if err := json.Unmarshal(s.FirstRows, &want); err != nil {
+	var want []struct {
+		Dense   []float64
+		Cats    []int32
+		Present []bool
+	}
+	var raw [][3]json.RawMessage
+	if err := json.Unmarshal(s.FirstRows, &raw); err != nil {
 		t.Fatal(err)
 	}
+	for _, r := range raw {
+		var w struct {
+			Dense   []float64
+			Cats    []int32
+			Present []bool
+		}
+		for i, p := range []any{&w.Dense, &w.Cats, &w.Present} {
+			if err := json.Unmarshal(r[i], p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = append(want, w)
+	}
 	for i, w := range want {
-		got, _ := json.Marshal([]any{firsts[i].dense, nonNil(firsts[i].cats), firsts[i].present})
-		exp, _ := json.Marshal([]json.RawMessage{w[0], w[1], w[2]})
-		if string(got) != string(exp) {
-			t.Fatalf("%s: regenerated row %d is %s, River saw %s", s.Name, i, got, exp)
+		f := firsts[i]
+		if !slices.Equal(w.Dense, f.dense) || !slices.Equal(w.Cats, nonNil(f.cats)) || !slices.Equal(w.Present, f.present) {
+			t.Fatalf("%s: regenerated row %d is %v %v %v, River saw %v %v %v", s.Name, i, f.dense, f.cats, f.present, w.Dense, w.Cats, w.Present)
 		}
 	}
 	if sum != s.Checksum {
@@ -415,4 +433,124 @@ func TestARFClassifierMatchesRiver(t *testing.T) {
 	if drifts == 0 {
 		t.Error("the drift replaced no tree; the stream checks too little")
 	}
+}
+
+// regressionStructure is a regression tree in the generator's form.
+func regressionStructure(n *rnode) []any {
+	var out []any
+	var walk func(*rnode)
+	walk = func(n *rnode) {
+		if !n.isBranch() {
+			out = append(out, nil)
+			return
+		}
+		if n.bucket {
+			out = append(out, []any{fmt.Sprintf("b%04d", n.feature), float64(n.presentChild)})
+		} else {
+			out = append(out, []any{fmt.Sprintf("a%02d", n.feature), n.threshold})
+		}
+		walk(n.children[0])
+		walk(n.children[1])
+	}
+	if n != nil {
+		walk(n)
+	}
+	return out
+}
+
+// checkValue compares the prediction for row i with River's, within 1e-6
+// relative to max(1, |River's|) (the output is a float32).
+func checkValue(t *testing.T, s *riverStream, i int, got float32) {
+	t.Helper()
+	want := *s.Predictions[i]
+	if d := math.Abs(float64(got) - want); d > 1e-6*max(1, math.Abs(want)) {
+		t.Fatalf("row %d: prediction %v, River's %v (|diff| %.3g)", i, got, want, d)
+	}
+}
+
+// TestHoeffdingTreeRegressorMatchesRiver replays River's regression streams
+// through the regressor: every prediction within 1e-6 (relative) of
+// River's, and the tree's structure after every row exactly River's.
+func TestHoeffdingTreeRegressorMatchesRiver(t *testing.T) {
+	golden := loadRiverTrees(t)
+	for _, name := range []string{"htr_adaptive", "htr_mean"} {
+		s := golden[name]
+		if s == nil {
+			t.Fatalf("golden file has no stream %q", name)
+		}
+		t.Run(name, func(t *testing.T) {
+			rows, y := s.rows(t)
+			cfg := HoeffdingTreeRegressorConfig{NumDense: s.Dense, GracePeriod: s.intParam("grace_period", 0)}
+			if s.stringParam("leaf_prediction", "adaptive") == "mean" {
+				cfg.LeafPrediction = RegressionLeafMean
+			}
+			h, err := NewHoeffdingTreeRegressor(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := s.structures(t)
+			out := make([]float32, 1)
+			last := normalizeStructure([]any{})
+			for i := range rows.N {
+				row := rowsView(rows, i)
+				if err := h.Predict(out, row); err != nil {
+					t.Fatal(err)
+				}
+				checkValue(t, s, i, out[0])
+				if err := h.Learn(row, y[i:i+1]); err != nil {
+					t.Fatal(err)
+				}
+				got := normalizeStructure(regressionStructure(h.t.root))
+				if w, ok := want[i]; ok {
+					if ws := normalizeStructure(w); ws != got {
+						t.Fatalf("after row %d River's tree is %s, driftline's %s", i, ws, got)
+					}
+				} else if got != last {
+					t.Fatalf("after row %d driftline's tree changed to %s; River's stayed %s", i, got, last)
+				}
+				last = got
+			}
+			if len(want) < 4 {
+				t.Fatalf("River's tree changed only %d times; the stream checks too little", len(want))
+			}
+		})
+	}
+}
+
+// TestARFRegressorMatchesRiver replays River's regression stream through
+// the forest with River's seed: every prediction within 1e-6 (relative) of
+// River's, and so the same mean absolute error.
+func TestARFRegressorMatchesRiver(t *testing.T) {
+	s := loadRiverTrees(t)["arf_regressor"]
+	if s == nil {
+		t.Fatal("golden file has no stream arf_regressor")
+	}
+	rows, y := s.rows(t)
+	a, err := NewARFRegressor(ARFRegressorConfig{
+		HoeffdingTreeRegressorConfig: HoeffdingTreeRegressorConfig{NumDense: s.Dense},
+		Models:                       s.intParam("n_models", 0),
+		Seed:                         uint64(s.intParam("seed", 0)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, 1)
+	var mae, riverMAE float64
+	for i := range rows.N {
+		row := rowsView(rows, i)
+		if err := a.Predict(out, row); err != nil {
+			t.Fatal(err)
+		}
+		checkValue(t, s, i, out[0])
+		mae += math.Abs(float64(y[i]-out[0])) / float64(rows.N)
+		riverMAE += math.Abs(float64(y[i])-*s.Predictions[i]) / float64(rows.N)
+		if err := a.Learn(row, y[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	warnings := 0
+	for i := range a.f.trees {
+		warnings += a.f.warnings[i]
+	}
+	t.Logf("MAE %.5f, River's %.5f; %d warnings", mae, riverMAE, warnings)
 }

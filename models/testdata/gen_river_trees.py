@@ -107,6 +107,14 @@ def target_regression(dense, cats):
     return -2.0 + (0.05 * dense[2] if dense[3] > 32 else 5.0)
 
 
+def target_drift(i, n):
+    def f(dense, cats):
+        if i < n // 2:
+            return target_regression(dense, cats)
+        return 10.0 - target_regression(dense, cats) if dense[1] > 16 else 1.0
+    return f
+
+
 def structure(node):
     out = []
 
@@ -144,11 +152,12 @@ def run(name, model, seed, n, n_dense, n_cat, missing, label, classes, task, str
     for i, row in enumerate(rows):
         dense, cats, _ = row
         x = to_x(row, n_cat)
+        concept = label(i, n) if label in (concept_drift, target_drift) else label
         if task == "regression":
-            y = label(dense, cats) + rn.gauss(0, 0.1)
+            y = concept(dense, cats) + rn.gauss(0, 0.1)
             y = round(y, 6)
         else:
-            y = label(i, n)(dense, cats) if label is concept_drift else label(dense, cats)
+            y = concept(dense, cats)
             if rn.random() < 0.05:
                 y = rn.randrange(classes)
         if task == "regression":
@@ -200,16 +209,16 @@ cases.append(dict(name="htr_adaptive", model=tree.HoeffdingTreeRegressor(grace_p
                   n_dense=4, n_cat=0, missing=0.0, label=target_regression, classes=0, task="regression",
                   params={"grace_period": 100}))
 cases.append(dict(name="htr_mean", model=tree.HoeffdingTreeRegressor(grace_period=100, leaf_prediction="mean"),
-                  seed=22, n=3000, n_dense=4, n_cat=0, missing=0.0, label=target_regression, classes=0,
+                  seed=22, n=2000, n_dense=4, n_cat=0, missing=0.0, label=target_regression, classes=0,
                   task="regression", params={"grace_period": 100, "leaf_prediction": "mean"}))
 cases.append(dict(name="hat_drift", model=tree.HoeffdingAdaptiveTreeClassifier(grace_period=100, seed=5), seed=31,
-                  n=6000, n_dense=4, n_cat=0, missing=0.0, label=concept_drift, classes=2, task="classification",
+                  n=5000, n_dense=4, n_cat=0, missing=0.0, label=concept_drift, classes=2, task="classification",
                   params={"grace_period": 100, "seed": 5}))
 cases.append(dict(name="arf_drift", model=forest.ARFClassifier(n_models=5, seed=6), seed=32, n=4000, n_dense=4,
                   n_cat=0, missing=0.0, label=concept_drift, classes=2, task="classification",
                   params={"n_models": 5, "seed": 6}))
 cases.append(dict(name="arf_regressor", model=forest.ARFRegressor(n_models=5, seed=7), seed=33, n=3000, n_dense=4,
-                  n_cat=0, missing=0.0, label=target_regression, classes=0, task="regression",
+                  n_cat=0, missing=0.0, label=target_drift, classes=0, task="regression",
                   params={"n_models": 5, "seed": 7}))
 
 out = {"river_version": river.__version__, "streams": []}
