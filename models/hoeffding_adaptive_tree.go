@@ -291,6 +291,7 @@ func (t *ctree) hatBranchLearn(n *cnode, r *treeRow, y int32, w float64, parent 
 					n.alt = nil
 				} else {
 					t.root = alt
+					t.shape++
 				}
 				t.nSwitch++
 			} else if bound < altRate-oldRate {

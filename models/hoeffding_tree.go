@@ -102,7 +102,7 @@ func predictRows(l ShapedLearner, dst []float32, rows *Rows, sc *treeScratch, pr
 		return fmt.Errorf("predict destination holds %d values, want %d: %w", len(dst), rows.N*k, ErrShape)
 	}
 	for i := range rows.N {
-		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits, sc.buckets)
+		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits)
 		predict(&sc.row, sc.dist)
 		writeProba(dst[i*k:(i+1)*k], sc.dist)
 	}
@@ -129,7 +129,7 @@ func learnRows(l ShapedLearner, rows *Rows, y []float32, classes int, sc *treeSc
 			skipped++
 			continue
 		}
-		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits, sc.buckets)
+		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits)
 		learn(&sc.row, c)
 	}
 	if skipped > 0 {

@@ -212,7 +212,7 @@ func NewHoeffdingTreeRegressor(cfg HoeffdingTreeRegressorConfig) (*HoeffdingTree
 
 // newRegScratch is the working memory of regression trees.
 func newRegScratch(p *regParams) *treeScratch {
-	return &treeScratch{buckets: make([]int32, 0, p.nh), dist: make([]float64, 1), dist2s: make([]float64, 1)}
+	return &treeScratch{row: treeRow{scratch: make([]int32, 0, p.nh)}, dist: make([]float64, 1), dist2s: make([]float64, 1)}
 }
 
 // Config returns the configuration with its defaults applied.
@@ -256,7 +256,7 @@ func predictValues(l ShapedLearner, dst []float32, rows *Rows, sc *treeScratch, 
 		return fmt.Errorf("predict destination holds %d values, want %d: %w", len(dst), rows.N, ErrShape)
 	}
 	for i := range rows.N {
-		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits, sc.buckets)
+		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits)
 		v := predict(&sc.row)
 		if math.IsNaN(v) {
 			v = 0
@@ -286,7 +286,7 @@ func learnValues(l ShapedLearner, rows *Rows, y []float32, sc *treeScratch, lear
 			skipped++
 			continue
 		}
-		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits, sc.buckets)
+		sc.row.load(rows.DenseRow(i), rows.HashedRow(i), sh.HashBits)
 		learn(&sc.row, v)
 	}
 	if skipped > 0 {

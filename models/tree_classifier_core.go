@@ -30,13 +30,58 @@ type ctree struct {
 	maxFeatures    int
 
 	sc *treeScratch
+	// memo is the last naive-Bayes prediction, reused while the leaf and
+	// the row are unchanged (predict, then learn, the same row; a HAT's
+	// branches asking the same leaf).
+	memo nbMemo
+	// path is the last full path walked (no missing value on it), reused
+	// while the row and the tree's structure are unchanged; shape counts
+	// the structural changes.
+	path  pathMemo
+	shape uint64
+}
+
+// pathMemo is the leaf a row reaches, with its parent.
+type pathMemo struct {
+	row          uint64
+	shape        uint64
+	leaf, parent *cnode
+	branch       int
+}
+
+// walk is River's walk(x, until_leaf=False) from the root: the leaf the row
+// reaches with its parent and branch, or the branch whose split value the
+// row misses.
+func (t *ctree) walk(r *treeRow) (parent *cnode, parentBranch int, node *cnode) {
+	if m := &t.path; m.leaf != nil && m.row == r.id && m.shape == t.shape {
+		return m.parent, m.branch, m.leaf
+	}
+	parentBranch = -1
+	node = t.root
+	for node.isBranch() {
+		b, ok := node.branchNo(r)
+		if !ok {
+			return parent, parentBranch, node
+		}
+		parent, parentBranch, node = node, b, node.children[b]
+	}
+	t.path = pathMemo{row: r.id, shape: t.shape, leaf: node, parent: parent, branch: parentBranch}
+	return parent, parentBranch, node
+}
+
+// nbMemo is a leaf's naive-Bayes prediction for a row.
+type nbMemo struct {
+	leaf  *cnode
+	ver   uint32
+	row   uint64
+	ok    bool
+	votes []float64
 }
 
 // treeScratch is per-call working memory, shared by the trees of a forest
 // (which are never used concurrently).
 type treeScratch struct {
 	row      treeRow
-	buckets  []int32
 	lhs, rhs classDist
 	cand     []splitCand
 	votes    []float64
@@ -44,12 +89,14 @@ type treeScratch struct {
 	dist2s   []float64
 	pool     []int32
 	picked   []int32
+	// preEntropy is the entropy of the leaf whose split is being evaluated.
+	preEntropy float64
 }
 
 func newTreeScratch(p *treeParams) *treeScratch {
 	return &treeScratch{
-		buckets: make([]int32, 0, p.nh),
-		lhs:     newClassDist(p.k), rhs: newClassDist(p.k),
+		row: treeRow{scratch: make([]int32, 0, p.nh)},
+		lhs: newClassDist(p.k), rhs: newClassDist(p.k),
 		votes: make([]float64, p.k), dist: make([]float64, p.k), dist2s: make([]float64, p.k),
 	}
 }
@@ -75,12 +122,16 @@ func (t *ctree) newLeaf(stats classDist, depth int) *cnode {
 
 // deactivate drops a leaf's observers (River: splitters = None); an ARF
 // leaf keeps its subspace.
-func (t *ctree) deactivate(n *cnode) { n.obs = nil }
+func (t *ctree) deactivate(n *cnode) {
+	n.obs = nil
+	n.ver++
+}
 
 // activate gives an inactive leaf fresh observers (River: splitters = {}).
 func (t *ctree) activate(n *cnode) {
 	if n.obs == nil {
 		n.obs = newLeafObs(t.p)
+		n.ver++
 	}
 }
 
@@ -92,16 +143,7 @@ func (t *ctree) learnOne(r *treeRow, y int32, w float64) {
 		t.root = t.newLeaf(newClassDist(t.p.k), 0)
 		t.mem.nActive = 1
 	}
-	var parent *cnode
-	parentBranch := -1
-	node := t.root
-	for node.isBranch() {
-		b, ok := node.branchNo(r)
-		if !ok {
-			break
-		}
-		parent, parentBranch, node = node, b, node.children[b]
-	}
+	parent, parentBranch, node := t.walk(r)
 	if !node.isBranch() {
 		t.learnLeaf(node, r, y, w)
 		if t.mem.growthAllowed && node.active() {
@@ -156,6 +198,7 @@ func (t *ctree) learnLeaf(n *cnode, r *treeRow, y int32, w float64) {
 	if n.active() {
 		t.updateObservers(n, r, y, w)
 	}
+	n.ver++
 }
 
 // argmaxIn is the first class of greatest value in order.
@@ -230,6 +273,21 @@ func sampleSubspace(sc *treeScratch, rng *pyrand.Source, r *treeRow, nd, maxFeat
 // out (0 for classes without a key); false (and out all 0) when the leaf
 // has no weight.
 func (t *ctree) naiveBayes(n *cnode, r *treeRow, out []float64) bool {
+	m := &t.memo
+	if m.leaf == n && m.ver == n.ver && m.row == r.id {
+		copy(out, m.votes)
+		return m.ok
+	}
+	ok := t.computeNaiveBayes(n, r, out)
+	if m.votes == nil {
+		m.votes = make([]float64, t.p.k)
+	}
+	*m = nbMemo{leaf: n, ver: n.ver, row: r.id, ok: ok, votes: m.votes}
+	copy(m.votes, out)
+	return ok
+}
+
+func (t *ctree) computeNaiveBayes(n *cnode, r *treeRow, out []float64) bool {
 	clear(out)
 	total := n.stats.total()
 	if len(n.stats.order) == 0 || total == 0 {
@@ -307,7 +365,11 @@ func (t *ctree) predictProba(r *treeRow, out []float64) {
 		clear(out)
 		return
 	}
-	t.leafPredict(t.root.leafFor(r), r, out)
+	_, _, n := t.walk(r)
+	if n.isBranch() {
+		n = n.leafFor(r)
+	}
+	t.leafPredict(n, r, out)
 }
 
 // predictOne is River's predict_one on predict_proba_one: the first class

@@ -12,6 +12,7 @@ import (
 func (t *ctree) clone(p *treeParams, sc *treeScratch, rng *pyrand.Source) *ctree {
 	c := *t
 	c.p, c.sc = p, sc
+	c.memo, c.path = nbMemo{}, pathMemo{}
 	c.classes = slices.Clone(t.classes)
 	c.root = t.root.clone()
 	if t.rng != nil {

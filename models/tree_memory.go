@@ -57,15 +57,27 @@ func (m *memState) estimate(leaves []leafInfo, actual, maxBytes float64) bool {
 	return actual > maxBytes
 }
 
-// enforce is River's _enforce_size_limit, including its estimate of the
-// tree's size (which counts one active leaf): set(i, active) is called for
-// each leaf i whose state must change. leaves may be reordered.
-func (m *memState) enforce(leaves []leafInfo, idx []int, maxBytes float64, stopMem bool, maxDepth int, set func(i int, active bool)) {
+// stopGrowth is the first step of River's _enforce_size_limit, with its
+// estimate of the tree's size (which counts one active leaf): under
+// StopMemManagement, a tree with inactive leaves or over its budget stops
+// growing, and the caller stops there.
+func (m *memState) stopGrowth(maxBytes float64, stopMem bool) bool {
 	size := m.overhead * (m.activeLeafEst + float64(m.nInactive)*m.inactiveLeafEst)
 	if (m.nInactive > 0 || size > maxBytes) && stopMem {
 		m.growthAllowed = false
-		return
+		return true
 	}
+	return false
+}
+
+// estimated reports whether the tree has a size estimate. Without one,
+// River's policy keeps every leaf: it reactivates every inactive leaf
+// above the maximum depth, which the callers do without sorting.
+func (m *memState) estimated() bool { return m.activeLeafEst != 0 || m.inactiveLeafEst != 0 }
+
+// enforce is the rest of River's _enforce_size_limit: set(i, active) is
+// called for each leaf i whose state must change.
+func (m *memState) enforce(leaves []leafInfo, idx []int, maxBytes float64, maxDepth int, set func(i int, active bool)) {
 	for i := range idx {
 		idx[i] = i
 	}
@@ -147,13 +159,17 @@ func (t *ctree) treeBytes(n *cnode) int {
 }
 
 // leaves lists the leaves in River's iter_leaves order, with what the
-// memory manager reads of them.
-func (t *ctree) leaves() ([]*cnode, []leafInfo) {
+// memory manager reads of them (their sizes only if sized).
+func (t *ctree) leaves(sized bool) ([]*cnode, []leafInfo) {
 	var nodes []*cnode
 	var infos []leafInfo
 	t.root.forEachLeaf(func(n *cnode) {
 		nodes = append(nodes, n)
-		infos = append(infos, leafInfo{promise: n.promise(), active: n.active(), depth: n.depth, bytes: float64(t.leafBytes(n))})
+		info := leafInfo{promise: n.promise(), active: n.active(), depth: n.depth}
+		if sized {
+			info.bytes = float64(t.leafBytes(n))
+		}
+		infos = append(infos, info)
 	})
 	return nodes, infos
 }
@@ -169,15 +185,28 @@ func (n *cnode) promise() float64 {
 }
 
 func (t *ctree) estimateModelSize() {
-	_, infos := t.leaves()
+	_, infos := t.leaves(true)
 	if t.mem.estimate(infos, float64(t.treeBytes(t.root)), t.p.maxBytes) {
 		t.enforceSizeLimit()
 	}
 }
 
 func (t *ctree) enforceSizeLimit() {
-	nodes, infos := t.leaves()
-	t.mem.enforce(infos, make([]int, len(infos)), t.p.maxBytes, t.p.stopMem, t.p.maxDepth, func(i int, active bool) {
+	if t.mem.stopGrowth(t.p.maxBytes, t.p.stopMem) {
+		return
+	}
+	if !t.mem.estimated() {
+		t.root.forEachLeaf(func(n *cnode) {
+			if !n.active() && n.depth < t.p.maxDepth {
+				t.activate(n)
+				t.mem.nActive++
+				t.mem.nInactive--
+			}
+		})
+		return
+	}
+	nodes, infos := t.leaves(false)
+	t.mem.enforce(infos, make([]int, len(infos)), t.p.maxBytes, t.p.maxDepth, func(i int, active bool) {
 		if active {
 			t.activate(nodes[i])
 		} else {

@@ -27,6 +27,7 @@ type cnode struct {
 
 	// Leaf. obs is nil while the leaf is inactive (River: splitters None).
 	obs         *leafObs
+	ver         uint32  // changes whenever stats or obs do (see ctree.memo)
 	lastAttempt float64 // weight seen at the last split attempt
 	mcCorrect   float64 // LeafNaiveBayesAdaptive: weight the majority class got right
 	nbCorrect   float64 // … and naive Bayes

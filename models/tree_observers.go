@@ -139,8 +139,9 @@ func (sc SplitCriterion) String() string {
 	return "unknown"
 }
 
-// meritOfSplit is merit_of_split(pre, [lhs, rhs]).
-func (sc SplitCriterion) meritOfSplit(pre, lhs, rhs *classDist, minFraction float64) float64 {
+// meritOfSplit is merit_of_split(pre, [lhs, rhs]), given pre's entropy
+// (which only information gain reads).
+func (sc SplitCriterion) meritOfSplit(preEntropy float64, lhs, rhs *classDist, minFraction float64) float64 {
 	wl, wr := lhs.total(), rhs.total()
 	if subsetsAbove(wl, wr, minFraction) < 2 {
 		return math.Inf(-1)
@@ -155,7 +156,7 @@ func (sc SplitCriterion) meritOfSplit(pre, lhs, rhs *classDist, minFraction floa
 	e := 0.0
 	e += wl * lhs.entropy()
 	e += wr * rhs.entropy()
-	return pre.entropy() - e/total
+	return preEntropy - e/total
 }
 
 // rangeOfMerit is range_of_merit(pre).

@@ -496,27 +496,44 @@ func (t *rtree) treeBytes(n *rnode) int {
 	return rnodeBytes + t.treeBytes(n.children[0]) + t.treeBytes(n.children[1])
 }
 
-func (t *rtree) leaves() ([]*rnode, []leafInfo) {
+func (t *rtree) leaves(sized bool) ([]*rnode, []leafInfo) {
 	var nodes []*rnode
 	var infos []leafInfo
 	t.root.forEachLeaf(func(n *rnode) {
 		nodes = append(nodes, n)
 		// River's LeafMean.calculate_promise: the deeper, the less promising.
-		infos = append(infos, leafInfo{promise: -float64(n.depth), active: n.active(), depth: n.depth, bytes: float64(t.leafBytes(n))})
+		info := leafInfo{promise: -float64(n.depth), active: n.active(), depth: n.depth}
+		if sized {
+			info.bytes = float64(t.leafBytes(n))
+		}
+		infos = append(infos, info)
 	})
 	return nodes, infos
 }
 
 func (t *rtree) estimateModelSize() {
-	_, infos := t.leaves()
+	_, infos := t.leaves(true)
 	if t.mem.estimate(infos, float64(t.treeBytes(t.root)), t.p.maxBytes) {
 		t.enforceSizeLimit()
 	}
 }
 
 func (t *rtree) enforceSizeLimit() {
-	nodes, infos := t.leaves()
-	t.mem.enforce(infos, make([]int, len(infos)), t.p.maxBytes, t.p.stopMem, t.p.maxDepth, func(i int, active bool) {
+	if t.mem.stopGrowth(t.p.maxBytes, t.p.stopMem) {
+		return
+	}
+	if !t.mem.estimated() {
+		t.root.forEachLeaf(func(n *rnode) {
+			if !n.active() && n.depth < t.p.maxDepth {
+				t.activate(n)
+				t.mem.nActive++
+				t.mem.nInactive--
+			}
+		})
+		return
+	}
+	nodes, infos := t.leaves(false)
+	t.mem.enforce(infos, make([]int, len(infos)), t.p.maxBytes, t.p.maxDepth, func(i int, active bool) {
 		if active {
 			t.activate(nodes[i])
 		} else {

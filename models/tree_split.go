@@ -71,6 +71,7 @@ func (t *ctree) attemptSplit(leaf, parent *cnode, parentBranch int) {
 		t.mem.nActive--
 	} else {
 		branch := t.assemble(leaf, decision)
+		t.shape++
 		t.mem.nActive += 1
 		if parent == nil {
 			t.root = branch
@@ -100,6 +101,9 @@ func (t *ctree) suggestions(leaf *cnode) []splitCand {
 	if t.p.meritPreprune {
 		cands = append(cands, splitCand{merit: math.Inf(-1), attr: -1})
 	}
+	if t.p.criterion == CriterionInfoGain {
+		t.sc.preEntropy = leaf.stats.entropy()
+	}
 	o := leaf.obs
 	for _, j := range o.order {
 		cands = append(cands, t.bestGaussian(leaf, j))
@@ -120,18 +124,56 @@ func (t *ctree) bestGaussian(leaf *cnode, j int32) splitCand {
 	}
 	bin := hi - lo
 	bin /= gaussianSplits + 1.0
-	lhs, rhs := &t.sc.lhs, &t.sc.rhs
+	left, right := t.sc.votes, t.sc.dist2s
 	for i := range gaussianSplits {
 		v := lo + (bin * float64(i+1))
 		if !(lo < v && v < hi) {
 			continue
 		}
-		g.splitDists(v, lhs, rhs)
-		if m := t.p.criterion.meritOfSplit(&leaf.stats, lhs, rhs, t.p.minBranchFrac); m > best.merit {
+		if m := t.gaussianMerit(g, v, left, right); m > best.merit {
 			best = splitCand{merit: m, attr: j, threshold: v}
 		}
 	}
 	return best
+}
+
+// gaussianMerit is the merit of splitting observer g at v: what
+// splitDists and meritOfSplit compute, without building the two
+// distributions (left and right are class-indexed scratch). The sums run
+// over the classes in the observer's order, as the distributions' keys
+// would, and a class missing from one side adds nothing there, as its
+// missing key would not.
+func (t *ctree) gaussianMerit(g *gaussObs, v float64, left, right []float64) float64 {
+	wl, wr := 0.0, 0.0
+	for _, c := range g.classes {
+		e := &g.est[c]
+		n := e.v.n
+		switch {
+		case v < e.lo:
+			left[c], right[c] = 0, n
+		case v >= e.hi:
+			left[c], right[c] = n, 0
+		default:
+			l := e.cdf(v) * n
+			left[c], right[c] = l, n-l
+		}
+		wl += left[c]
+		wr += right[c]
+	}
+	if subsetsAbove(wl, wr, t.p.minBranchFrac) < 2 {
+		return math.Inf(-1)
+	}
+	total := 0 + wl + wr
+	if t.p.criterion == CriterionGini {
+		gini := 0.0
+		gini += (wl / total) * giniOf(left, g.classes, wl)
+		gini += (wr / total) * giniOf(right, g.classes, wr)
+		return 1 - gini
+	}
+	e := 0.0
+	e += wl * entropyOf(left, g.classes)
+	e += wr * entropyOf(right, g.classes)
+	return t.sc.preEntropy - e/total
 }
 
 // bucketDists fills the children's distributions of a bucket split in
@@ -180,11 +222,11 @@ func (t *ctree) bestBucket(leaf *cnode, i int) splitCand {
 	lhs, rhs := &t.sc.lhs, &t.sc.rhs
 	if !t.p.binarySplit {
 		t.bucketDists(o, ob, bucketMultiway, lhs, rhs)
-		best = splitCand{merit: t.p.criterion.meritOfSplit(&leaf.stats, lhs, rhs, t.p.minBranchFrac), attr: attr, form: bucketMultiway}
+		best = splitCand{merit: t.p.criterion.meritOfSplit(t.sc.preEntropy, lhs, rhs, t.p.minBranchFrac), attr: attr, form: bucketMultiway}
 	}
 	for _, f := range []bucketForm{bucketEqualAbsent, bucketEqualPresent} {
 		t.bucketDists(o, ob, f, lhs, rhs)
-		if m := t.p.criterion.meritOfSplit(&leaf.stats, lhs, rhs, t.p.minBranchFrac); m > best.merit {
+		if m := t.p.criterion.meritOfSplit(t.sc.preEntropy, lhs, rhs, t.p.minBranchFrac); m > best.merit {
 			best = splitCand{merit: m, attr: attr, form: f}
 		}
 	}
@@ -244,4 +286,32 @@ func (t *ctree) disableAttribute(leaf *cnode, attr int32) {
 	}
 	i, _ := slices.BinarySearch(o.disabled, attr)
 	o.disabled = slices.Insert(o.disabled, i, attr)
+	leaf.ver++
+}
+
+// entropyOf is classDist.entropy over the class-indexed v, in order.
+func entropyOf(v []float64, order []int32) float64 {
+	entropy, sum := 0.0, 0.0
+	for _, c := range order {
+		if x := v[c]; x > 0 {
+			entropy -= x * math.Log2(x)
+			sum += x
+		}
+	}
+	if sum > 0 {
+		return (entropy + sum*math.Log2(sum)) / sum
+	}
+	return 0
+}
+
+// giniOf is classDist.gini over the class-indexed v, in order.
+func giniOf(v []float64, order []int32, sum float64) float64 {
+	g := 1.0
+	if sum != 0 {
+		for _, c := range order {
+			f := v[c] / sum
+			g -= f * f
+		}
+	}
+	return g
 }
