@@ -79,7 +79,9 @@ func hoeffdingTreeBuilder() *builder {
 		return cc
 	}
 	b.check = func() error { return configFor(nominalShape, 2).Validate() }
-	b.build = func(sh Shape, classes int) (Learner, error) { return NewHoeffdingTreeClassifier(configFor(sh, classes)) }
+	b.build = func(sh Shape, classes int) (Learner, error) {
+		return NewHoeffdingTreeClassifier(configFor(sh, classes))
+	}
 	return b
 }
 
