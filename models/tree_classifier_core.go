@@ -302,13 +302,7 @@ func (t *ctree) computeNaiveBayes(n *cnode, r *treeRow, out []float64) bool {
 		}
 		v := math.Log(cw / total)
 		if o != nil {
-			for _, j := range o.order {
-				if x, ok := r.value(int(j)); ok {
-					if lp := o.gauss[j].logPDF(x, c); lp > math.Inf(-1) {
-						v += lp
-					}
-				}
-			}
+			v += t.gaussianLogLikelihood(o, r, c)
 			if o.seen.has(c) {
 				seen := o.seen.w[c]
 				for i := range o.buckets {
@@ -325,19 +319,63 @@ func (t *ctree) computeNaiveBayes(n *cnode, r *treeRow, out []float64) bool {
 		}
 		out[c] = v
 	}
+	// River normalizes with the log-sum-exp trick, exp(v − lse); dividing
+	// each exp(v − top) by their sum is the same up to rounding, with
+	// fewer exponentials.
 	top := math.Inf(-1)
 	for _, c := range n.stats.order {
 		top = max(top, out[c])
 	}
 	sum := 0.0
 	for _, c := range n.stats.order {
-		sum += math.Exp(out[c] - top)
+		out[c] = math.Exp(out[c] - top)
+		sum += out[c]
 	}
-	lse := top + math.Log(sum)
 	for _, c := range n.stats.order {
-		out[c] = math.Exp(out[c] - lse)
+		out[c] /= sum
 	}
 	return true
+}
+
+// gaussianLogLikelihood is the sum of River's Gaussian cond_log_proba over
+// the leaf's numeric observers for class c, skipping the −Inf terms (an
+// unseen class, a variance that is not positive) as River does. The terms'
+// ½·ln(variance) parts are summed as the logarithm of the variances'
+// product (flushed before it could overflow or underflow): one logarithm
+// per class instead of one per attribute, equal up to rounding.
+func (t *ctree) gaussianLogLikelihood(o *leafObs, r *treeRow, c int32) float64 {
+	quad, logs, prod := 0.0, 0.0, 1.0
+	terms := 0
+	for _, j := range o.order {
+		x, ok := r.value(int(j))
+		if !ok {
+			continue
+		}
+		g := &o.gauss[j]
+		if !g.has(c) {
+			continue
+		}
+		v := &g.est[c].v
+		if v.n <= 1 {
+			continue
+		}
+		variance := v.s / (v.n - 1)
+		if !(variance > 0) {
+			continue
+		}
+		d := x - v.mean
+		quad += d * d / (-2 * variance)
+		terms++
+		prod *= variance
+		if prod > 1e250 || prod < 1e-250 {
+			logs += math.Log(prod)
+			prod = 1
+		}
+	}
+	if terms == 0 {
+		return 0
+	}
+	return quad - float64(terms)*halfLogTau - 0.5*(logs+math.Log(prod))
 }
 
 // leafPredict is a leaf's prediction(x) into the class-indexed out: River's

@@ -196,6 +196,11 @@ func (t *ctree) enforceSizeLimit() {
 		return
 	}
 	if !t.mem.estimated() {
+		if t.hat == nil && t.mem.nInactive == 0 {
+			// Nothing to reactivate: a HoeffdingTreeClassifier's counters
+			// are exact (a HAT's follow River's bookkeeping, which is not).
+			return
+		}
 		t.root.forEachLeaf(func(n *cnode) {
 			if !n.active() && n.depth < t.p.maxDepth {
 				t.activate(n)

@@ -15,6 +15,7 @@ var halfLogTau = 0.5 * math.Log(2*math.Pi)
 type gaussEst struct {
 	v      runningVar
 	lo, hi float64
+	sigma  float64 // the standard deviation, set while splits are scored
 }
 
 // gaussObs is River's GaussianSplitter for one dense column at one leaf.
@@ -52,29 +53,18 @@ func (g *gaussObs) update(x float64, c int32, w float64) {
 	e.v.update(x, w)
 }
 
-// logPDF is cond_log_proba(x, c): the log density of class c's Gaussian at
-// x, or −Inf when the class is unseen or its variance is not positive.
-func (g *gaussObs) logPDF(x float64, c int32) float64 {
-	if !g.has(c) {
-		return math.Inf(-1)
-	}
-	v := &g.est[c].v
-	if v.n > 1 {
-		if variance := v.s / (v.n - 1); variance > 0 {
-			d := x - v.mean
-			return d*d/(-2*variance) - halfLogTau - 0.5*math.Log(variance)
-		}
-	}
-	return math.Inf(-1)
-}
-
 // cdf is Gaussian.cdf: 0 when the standard deviation is 0.
 func (e *gaussEst) cdf(x float64) float64 {
-	sigma := math.Sqrt(e.v.variance())
-	if sigma == 0 {
+	e.sigma = math.Sqrt(e.v.variance())
+	return e.cdfWithSigma(x)
+}
+
+// cdfWithSigma is cdf with e.sigma already set.
+func (e *gaussEst) cdfWithSigma(x float64) float64 {
+	if e.sigma == 0 {
 		return 0
 	}
-	return 0.5 * (1 + math.Erf((x-e.v.mean)/sigma/math.Sqrt2))
+	return 0.5 * (1 + math.Erf((x-e.v.mean)/e.sigma/math.Sqrt2))
 }
 
 // splitRange is the range River's _split_point_suggestions spreads its

@@ -523,6 +523,9 @@ func (t *rtree) enforceSizeLimit() {
 		return
 	}
 	if !t.mem.estimated() {
+		if t.mem.nInactive == 0 {
+			return // nothing to reactivate; the regressor's counters are exact
+		}
 		t.root.forEachLeaf(func(n *rnode) {
 			if !n.active() && n.depth < t.p.maxDepth {
 				t.activate(n)

@@ -125,6 +125,9 @@ func (t *ctree) bestGaussian(leaf *cnode, j int32) splitCand {
 	bin := hi - lo
 	bin /= gaussianSplits + 1.0
 	left, right := t.sc.votes, t.sc.dist2s
+	for _, c := range g.classes {
+		g.est[c].sigma = math.Sqrt(g.est[c].v.variance())
+	}
 	for i := range gaussianSplits {
 		v := lo + (bin * float64(i+1))
 		if !(lo < v && v < hi) {
@@ -154,7 +157,7 @@ func (t *ctree) gaussianMerit(g *gaussObs, v float64, left, right []float64) flo
 		case v >= e.hi:
 			left[c], right[c] = n, 0
 		default:
-			l := e.cdf(v) * n
+			l := e.cdfWithSigma(v) * n
 			left[c], right[c] = l, n-l
 		}
 		wl += left[c]
@@ -289,19 +292,29 @@ func (t *ctree) disableAttribute(leaf *cnode, attr int32) {
 	leaf.ver++
 }
 
-// entropyOf is classDist.entropy over the class-indexed v, in order.
+// entropyOf is classDist.entropy over the class-indexed v, in order,
+// computed as −Σ p·ln(p)/ln(2) over the shares p: one natural logarithm
+// per class, where River's form takes one more base-2 logarithm (the same
+// up to rounding).
 func entropyOf(v []float64, order []int32) float64 {
-	entropy, sum := 0.0, 0.0
+	sum := 0.0
 	for _, c := range order {
 		if x := v[c]; x > 0 {
-			entropy -= x * math.Log2(x)
 			sum += x
 		}
 	}
-	if sum > 0 {
-		return (entropy + sum*math.Log2(sum)) / sum
+	if !(sum > 0) {
+		return 0
 	}
-	return 0
+	h := 0.0
+	inv := 1 / sum
+	for _, c := range order {
+		if x := v[c]; x > 0 {
+			p := x * inv
+			h -= p * math.Log(p)
+		}
+	}
+	return h * (1 / math.Ln2)
 }
 
 // giniOf is classDist.gini over the class-indexed v, in order.

@@ -244,7 +244,9 @@ func saveCSV(path string, d *evaluate.Dataset) error {
 	w.Write(rec)
 	for i := range d.Rows.N {
 		for j, v := range d.Rows.DenseRow(i) {
-			rec[j] = strconv.FormatFloat(float64(v), 'g', -1, 32)
+			// The float32 value in full, so that a reader parsing doubles
+			// sees exactly the value driftline's rows hold.
+			rec[j] = strconv.FormatFloat(float64(v), 'g', -1, 64)
 		}
 		rec[len(rec)-1] = strconv.FormatFloat(d.Labels[i], 'g', -1, 64)
 		w.Write(rec)

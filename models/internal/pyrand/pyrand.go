@@ -31,6 +31,8 @@ const StateSize = 4*n + 4
 type Source struct {
 	mt  [n]uint32
 	mti int
+	// poissonRate and poissonL cache exp(−rate) for Poisson.
+	poissonRate, poissonL float64
 }
 
 // New returns a Source in the state of Python's random.Random(seed).
@@ -178,7 +180,10 @@ func contains(s []int, v int) bool {
 // Poisson is River's utils.random.poisson(rate, rng): Knuth's product of
 // uniforms, drawing random() until the product falls to exp(−rate) or below.
 func (s *Source) Poisson(rate float64) int {
-	l := math.Exp(-rate)
+	if rate != s.poissonRate || s.poissonL == 0 {
+		s.poissonRate, s.poissonL = rate, math.Exp(-rate)
+	}
+	l := s.poissonL
 	k, p := 0, 1.0
 	for p > l {
 		k++
