@@ -110,10 +110,11 @@ func BenchmarkTreePredict(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/batch=%d", f.name, batch), func(b *testing.B) {
 				b.ReportAllocs()
 				dst := make([]float32, batch*l.Classes())
+				view := &models.Rows{N: batch, NumDense: rows.NumDense}
 				i := 0
 				for b.Loop() {
 					lo := (i * batch) % (rows.N - batch)
-					view := &models.Rows{N: batch, NumDense: rows.NumDense, Dense: rows.Dense[lo*rows.NumDense : (lo+batch)*rows.NumDense]}
+					view.Dense = rows.Dense[lo*rows.NumDense : (lo+batch)*rows.NumDense]
 					if err := l.Predict(dst, view); err != nil {
 						b.Fatal(err)
 					}
