@@ -166,4 +166,3 @@ func checkOutputs(t *testing.T, out []float32, regression bool) {
 		}
 	}
 }
-
