@@ -85,6 +85,7 @@ type kind struct {
 var kinds = []kind{
 	{"linear", TaskRegression, "linear regression (squared loss) with an online scaler: SGD, AdaGrad or FTRL-Proximal", linearBuilder(LinkIdentity)},
 	{"logistic", TaskClassification, "logistic regression (log loss; softmax for more than two classes) with an online scaler: SGD, AdaGrad or FTRL-Proximal", linearBuilder(LinkSigmoid)},
+	{"softmax", TaskClassification, "multinomial logistic regression (cross-entropy, K outputs even for two classes) with an online scaler", linearBuilder(LinkSoftmax)},
 	{"hoeffding_tree", TaskClassification, "Hoeffding tree (VFDT; River's HoeffdingTreeClassifier)", hoeffdingTreeBuilder},
 	{"hat", TaskClassification, "Hoeffding adaptive tree: ADWIN per node, alternate subtrees (River's HoeffdingAdaptiveTreeClassifier)", hatBuilder},
 	{"arf", TaskClassification, "adaptive random forest: online bagging, random subspaces, ADWIN warning and drift per tree (River's ARFClassifier)", arfBuilder},

@@ -31,14 +31,14 @@ func linearBuilder(link Link) func() *builder {
 			cc := c
 			withShape(&cc.NumDense, &cc.NumHashed, &cc.HashBits, sh)
 			cc.Link = link
-			if link == LinkSigmoid && classes > 2 {
-				cc.Link, cc.Classes = LinkSoftmax, classes
+			if link == LinkSoftmax || (link == LinkSigmoid && classes > 2) {
+				cc.Link, cc.Classes = LinkSoftmax, max(classes, 2)
 			}
 			return cc
 		}
 		b.check = func() error { return configFor(nominalShape, 2).Validate() }
 		b.build = func(sh Shape, classes int) (Learner, error) {
-			if link == LinkSigmoid && classes < 2 {
+			if link != LinkIdentity && classes < 2 {
 				return nil, fmt.Errorf("classification needs at least 2 classes, got %d", classes)
 			}
 			return NewLinear(configFor(sh, classes))
