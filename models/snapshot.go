@@ -87,6 +87,16 @@ func UnmarshalLearner(data []byte) (Learner, error) {
 		return UnmarshalLinear(data)
 	case mlpSnapshotMagic:
 		return UnmarshalMLP(data)
+	case htMagic:
+		return unmarshalHoeffdingTree(data)
+	case hatMagic:
+		return unmarshalHAT(data)
+	case arfMagic:
+		return unmarshalARF(data)
+	case htrMagic:
+		return unmarshalHTR(data)
+	case arfRegMagic:
+		return unmarshalARFRegressor(data)
 	}
 	return nil, fmt.Errorf("snapshot kind %q is not one this build knows: %w", data[:len(snapshotMagic)], ErrSnapshot)
 }

@@ -30,6 +30,7 @@ func commands() []command {
 		{"demo", "run everything in one process on embedded Kafka (kfake) and Redis (miniredis)", cmdDemo},
 		{"replay", "replay a past range of the input through the stages into a shadow backfill topic, exactly once", cmdReplay},
 		{"produce", "write a seeded synthetic event stream (and delayed labels) to Kafka", cmdProduce},
+		{"eval", "prequential evaluation of a model kind on a file or a seeded stream (River's progressive_val_score)", cmdEval},
 		{"validate-spec", "check a pipeline spec and report every problem with file, line and field", cmdValidateSpec},
 		{"models", "manage models through the admin API (list, show, promote, rollback, pause, retrain, tokens) and export snapshots to ONNX", cmdModels},
 		{"audit", "print the audit log: promotions, rollbacks, gate decisions, retrains", cmdAudit},

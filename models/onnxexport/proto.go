@@ -82,10 +82,13 @@ type Tensor struct {
 
 // Attr is a node attribute. Set Name and exactly one value field.
 type Attr struct {
-	Name  string
-	Int   *int64
-	Float *float32
-	Ints  []int64
+	Name    string
+	Int     *int64
+	Float   *float32
+	Ints    []int64
+	Floats  []float32
+	String  *string
+	Strings []string
 }
 
 // IntAttr returns an integer attribute.
@@ -97,14 +100,33 @@ func FloatAttr(name string, v float32) Attr { return Attr{Name: name, Float: &v}
 // IntsAttr returns an integer-list attribute.
 func IntsAttr(name string, v ...int64) Attr { return Attr{Name: name, Ints: v} }
 
-// Node is one operator application in the default operator set.
+// FloatsAttr returns a float-list attribute.
+func FloatsAttr(name string, v ...float32) Attr { return Attr{Name: name, Floats: v} }
+
+// StringAttr returns a string attribute.
+func StringAttr(name, v string) Attr { return Attr{Name: name, String: &v} }
+
+// StringsAttr returns a string-list attribute.
+func StringsAttr(name string, v ...string) Attr { return Attr{Name: name, Strings: v} }
+
+// Node is one operator application, in the default operator set unless
+// Domain names another (such as MLDomain).
 type Node struct {
 	Op      string
+	Domain  string
 	Name    string
 	Inputs  []string
 	Outputs []string
 	Attrs   []Attr
 }
+
+// MLDomain is the domain of ONNX's traditional machine-learning operators
+// (TreeEnsembleClassifier, TreeEnsembleRegressor, …), imported at MLOpset
+// by every model whose graph uses it.
+const (
+	MLDomain = "ai.onnx.ml"
+	MLOpset  = 3
+)
 
 // Graph is a computation graph. Nodes must be listed in topological order.
 type Graph struct {
@@ -139,6 +161,7 @@ const (
 	modelOpsetImport   = 8
 	modelMetadataProps = 14
 
+	opsetDomain  = 1
 	opsetVersion = 2
 
 	entryKey   = 1
@@ -155,15 +178,22 @@ const (
 	nodeName      = 3
 	nodeOpType    = 4
 	nodeAttribute = 5
+	nodeDomain    = 7
 
-	attrName   = 1
-	attrF      = 2
-	attrI      = 3
-	attrInts   = 8
-	attrType   = 20
-	attrTypeF  = 1
-	attrTypeI  = 2
-	attrTypeIs = 7
+	attrName    = 1
+	attrF       = 2
+	attrI       = 3
+	attrS       = 4
+	attrFloats  = 7
+	attrInts    = 8
+	attrStrings = 9
+	attrType    = 20
+	attrTypeF   = 1
+	attrTypeI   = 2
+	attrTypeS   = 3
+	attrTypeFs  = 6
+	attrTypeIs  = 7
+	attrTypeSs  = 8
 
 	tensorDims     = 1
 	tensorDataType = 2
@@ -208,6 +238,14 @@ func (m *Model) Marshal() ([]byte, error) {
 	opset = protowire.AppendVarint(opset, Opset)
 	b = protowire.AppendTag(b, modelOpsetImport, protowire.BytesType)
 	b = protowire.AppendBytes(b, opset)
+	if m.Graph.usesDomain(MLDomain) {
+		var ml []byte
+		ml = appendString(ml, opsetDomain, MLDomain)
+		ml = protowire.AppendTag(ml, opsetVersion, protowire.VarintType)
+		ml = protowire.AppendVarint(ml, MLOpset)
+		b = protowire.AppendTag(b, modelOpsetImport, protowire.BytesType)
+		b = protowire.AppendBytes(b, ml)
+	}
 
 	for _, p := range m.Props {
 		var e []byte
@@ -217,6 +255,16 @@ func (m *Model) Marshal() ([]byte, error) {
 		b = protowire.AppendBytes(b, e)
 	}
 	return b, nil
+}
+
+// usesDomain reports whether a node of g is in the operator domain d.
+func (g *Graph) usesDomain(d string) bool {
+	for _, n := range g.Nodes {
+		if n.Domain == d {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *Graph) validate() error {
@@ -342,6 +390,9 @@ func appendNode(b []byte, n *Node) ([]byte, error) {
 		b = appendString(b, nodeName, n.Name)
 	}
 	b = appendString(b, nodeOpType, n.Op)
+	if n.Domain != "" {
+		b = appendString(b, nodeDomain, n.Domain)
+	}
 	for _, a := range n.Attrs {
 		ab, err := appendAttr(nil, a)
 		if err != nil {
@@ -380,6 +431,31 @@ func appendAttr(b []byte, a Attr) ([]byte, error) {
 		b = protowire.AppendBytes(b, packed)
 		b = protowire.AppendTag(b, attrType, protowire.VarintType)
 		b = protowire.AppendVarint(b, attrTypeIs)
+	}
+	if a.Floats != nil {
+		set++
+		var packed []byte
+		for _, v := range a.Floats {
+			packed = protowire.AppendFixed32(packed, math.Float32bits(v))
+		}
+		b = protowire.AppendTag(b, attrFloats, protowire.BytesType)
+		b = protowire.AppendBytes(b, packed)
+		b = protowire.AppendTag(b, attrType, protowire.VarintType)
+		b = protowire.AppendVarint(b, attrTypeFs)
+	}
+	if a.String != nil {
+		set++
+		b = appendString(b, attrS, *a.String)
+		b = protowire.AppendTag(b, attrType, protowire.VarintType)
+		b = protowire.AppendVarint(b, attrTypeS)
+	}
+	if a.Strings != nil {
+		set++
+		for _, v := range a.Strings {
+			b = appendString(b, attrStrings, v)
+		}
+		b = protowire.AppendTag(b, attrType, protowire.VarintType)
+		b = protowire.AppendVarint(b, attrTypeSs)
 	}
 	if set != 1 {
 		return nil, fmt.Errorf("attribute %q must set exactly one value", a.Name)

@@ -11,7 +11,8 @@
 //     first DriftFeatures weights move by MagChange per event and reverse direction with
 //     probability Sigma, as River's Hyperplane does (incremental drift).
 //   - "agrawal": the loan data of Agrawal, Imielinski & Swami (1993), with its ten
-//     classification functions 0 to 9, as River and MOA implement them.
+//     classification functions 0 to 9 and its perturbation, as River 0.26.1 implements
+//     them (river/datasets/synth/agrawal.py).
 //
 // A Drift switches the stream from concept A to concept B at an event index, abruptly,
 // or gradually with the sigmoid of River's ConceptDriftStream. The same seed always gives
@@ -108,6 +109,11 @@ type Config struct {
 	// Sigma the probability of reversing a weight's direction (0 means 0.1).
 	Features, DriftFeatures int
 	MagChange, Sigma        float64
+
+	// Perturbation is Agrawal's perturbation fraction in [0, 1] (River's perturbation,
+	// default 0): after labelling, each numeric attribute moves by up to ±Perturbation
+	// of its range. Other concepts ignore it.
+	Perturbation float64
 }
 
 var seaThresholds = [4]float64{8, 9, 7, 9.5}
@@ -157,6 +163,9 @@ func (c Config) Validate() error {
 		errs = append(errs, checkVariant("sea", c.Variant, c.DriftVariant, len(seaThresholds)))
 	case ConceptAgrawal:
 		errs = append(errs, checkVariant("agrawal", c.Variant, c.DriftVariant, len(agrawalFuncs)))
+		if !(c.Perturbation >= 0 && c.Perturbation <= 1) {
+			errs = append(errs, fmt.Errorf("agrawal perturbation %v not in [0, 1]", c.Perturbation))
+		}
 	case ConceptHyperplane:
 		if c.Features < 1 || c.Features > len(Event{}.F) {
 			errs = append(errs, fmt.Errorf("hyperplane features %d not in [1, 10]", c.Features))

@@ -67,7 +67,7 @@ func TestLabelBalance(t *testing.T) {
 	}
 	cfgs = append(cfgs, Config{Concept: ConceptHyperplane}, Config{Concept: ConceptHyperplane, Features: 3})
 	for v := range 10 {
-		if v != 7 && v != 9 { // imbalanced by definition; see agrawalFuncs
+		if v != 4 && v != 7 && v != 9 { // imbalanced by definition (River: 20%, 2%, 0.2% ones); see agrawalFuncs
 			cfgs = append(cfgs, Config{Concept: ConceptAgrawal, Variant: v})
 		}
 	}
@@ -241,7 +241,7 @@ func TestAgrawalAttributeRanges(t *testing.T) {
 			(f[agSalary] >= 75_000 && f[agCommission] == 0 || f[agSalary] < 75_000 && f[agCommission] >= 10_000 && f[agCommission] <= 85_000) &&
 			f[agAge] >= 20 && f[agAge] <= 80 && f[agElevel] >= 0 && f[agElevel] <= 4 &&
 			f[agCar] >= 1 && f[agCar] <= 20 && f[agZipcode] >= 0 && f[agZipcode] <= 8 &&
-			f[agHvalue] >= (9-f[agZipcode])*50_000 && f[agHvalue] <= (9-f[agZipcode])*150_000 &&
+			f[agHvalue] >= (8-f[agZipcode])*50_000 && f[agHvalue] <= (8-f[agZipcode])*150_000 &&
 			f[agHyears] >= 1 && f[agHyears] <= 30 && f[agLoan] >= 0 && f[agLoan] <= 500_000
 		if !ok {
 			t.Fatalf("event %d: agrawal attributes out of range: %v", i, f)
@@ -258,6 +258,7 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Concept: "stagger"}, "unknown concept"},
 		{Config{Concept: ConceptSEA, Variant: 4}, "sea variants"},
 		{Config{Concept: ConceptAgrawal, DriftVariant: 10}, "agrawal variants"},
+		{Config{Concept: ConceptAgrawal, Perturbation: 1.5}, "perturbation"},
 		{Config{Concept: ConceptHyperplane, Features: 11}, "hyperplane features"},
 		{Config{Concept: ConceptHyperplane, Features: 3, DriftFeatures: 4}, "drift features"},
 		{Config{Concept: ConceptHyperplane, MagChange: -1}, "mag change"},
