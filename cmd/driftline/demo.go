@@ -27,6 +27,7 @@ import (
 	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // demoSummary is the one-line JSON the demo prints with --json.
@@ -188,17 +189,17 @@ versions and rollout events.`, stderr)
 		return err
 	}
 	defer pcl.Close()
-	var stats producerStats
-	pcfg := producerConfig{
+	var stats feed.Stats
+	pcfg := feed.Config{
 		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
 	}
-	if err := pcfg.validate(); err != nil {
+	if err := pcfg.Validate(); err != nil {
 		return err
 	}
 	prodDone := make(chan error, 1)
 	start := time.Now()
-	go func() { prodDone <- produce(ctx, pcl, pcfg, &stats) }()
+	go func() { prodDone <- feed.Produce(ctx, pcl, pcfg, &stats) }()
 
 	tail := &rolloutTail{reg: pl.Registry(), model: spec.Model.Name, w: stderr}
 	progress := newProgress(stderr, terminal)
@@ -226,7 +227,7 @@ loop:
 		}
 		t := pl.Totals()
 		ls, _ := pl.Labels()
-		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.rows.Load() && ls.Processed >= stats.labels.Load() && ls.Joined >= stats.labels.Load() {
+		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() && ls.Joined >= stats.Labels.Load() {
 			break
 		}
 	}
@@ -241,18 +242,18 @@ loop:
 	t := pl.Totals()
 	ls, _ := pl.Labels()
 	sum := demoSummary{
-		Produced: stats.rows.Load(), Valid: stats.valid.Load(), Malformed: stats.malformed.Load(), Duplicates: stats.duplicates.Load(),
-		Predicted: t.Out, DLQ: t.DLQ, Deduped: t.Duplicates, Labels: stats.labels.Load(),
+		Produced: stats.Rows.Load(), Valid: stats.Valid.Load(), Malformed: stats.Malformed.Load(), Duplicates: stats.Duplicates.Load(),
+		Predicted: t.Out, DLQ: t.DLQ, Deduped: t.Duplicates, Labels: stats.Labels.Load(),
 		ElapsedS: elapsed.Seconds(), EventsPerS: float64(t.In) / elapsed.Seconds(),
 		KafkaAddr: brokers[0], RedisAddr: mr.Addr(), Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
 	sum.Accuracy, sum.Baseline = ls.Accuracy, ls.Baseline
-	check, err := readBack(context.WithoutCancel(ctx), kcc, spec, &stats)
+	check, err := feed.ReadBack(context.WithoutCancel(ctx), kcc, spec, &stats)
 	if err != nil {
 		return fmt.Errorf("read back topics: %w", err)
 	}
-	sum.Lost, sum.PIILeaks = check.lost, check.piiLeaks
+	sum.Lost, sum.PIILeaks = check.Lost, check.PIILeaks
 	if incomplete {
 		// Events the pipeline never took in are waiting, not lost.
 		sum.Unprocessed = max(0, sum.Produced-(t.Out+t.DLQ+t.Duplicates))
@@ -385,15 +386,15 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (p *progress) show(pl *app.App, stats *producerStats, start time.Time) {
+func (p *progress) show(pl *app.App, stats *feed.Stats, start time.Time) {
 	t := pl.Totals()
 	ls, _ := pl.Labels()
 	now := time.Now()
 	rate := float64(t.In-p.lastIn) / now.Sub(p.lastAt).Seconds()
 	p.lastIn, p.lastAt = t.In, now
-	lag := stats.rows.Load() - (t.Out + t.DLQ + t.Duplicates)
+	lag := stats.Rows.Load() - (t.Out + t.DLQ + t.Duplicates)
 	line := fmt.Sprintf("%5.0fs  produced %d  predicted %d  dlq %d  dup %d  lag %d  %.0f ev/s  labels %d  accuracy %s",
-		now.Sub(start).Seconds(), stats.rows.Load(), t.Out, t.DLQ, t.Duplicates, max(lag, 0), rate, ls.Joined, formatRatio(ls.WindowAccuracy))
+		now.Sub(start).Seconds(), stats.Rows.Load(), t.Out, t.DLQ, t.Duplicates, max(lag, 0), rate, ls.Joined, formatRatio(ls.WindowAccuracy))
 	if p.terminal {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 	} else {

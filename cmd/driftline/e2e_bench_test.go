@@ -38,7 +38,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	broker.CreateTopic(b, "passthrough", 4)
 	ctx := context.Background()
 	stats := produceStream(b, ctx, broker, spec, e2eEvents)
-	rows := stats.rows.Load()
+	rows := stats.Rows.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
 	var passthrough, dataPlane time.Duration

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +14,7 @@ import (
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/evaluate"
-	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 const evalAbout = `Prequential evaluation, River's progressive_val_score for driftline: every
@@ -115,12 +113,18 @@ func cmdEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--in: %w", err)
 		}
 	} else {
+		if task != models.TaskClassification {
+			return errors.New("--stream: the synthetic streams are classification streams; choose a classification model")
+		}
 		sf.concept = *stream
-		if data, err = streamDataset(sf, *events, task); err != nil {
+		if sf.driftAt < 0 {
+			sf.driftAt = int64(*events / 2)
+		}
+		if data, err = feed.Dataset(sf.config(), *events); err != nil {
 			return fmt.Errorf("--stream: %w", err)
 		}
 		if *save != "" {
-			if err := saveCSV(*save, data); err != nil {
+			if err := data.WriteCSVFile(*save); err != nil {
 				return fmt.Errorf("--save: %w", err)
 			}
 		}
@@ -173,90 +177,6 @@ func addSeed(spec *models.LearnerSpec, seed uint64) {
 			}
 		}
 	}
-}
-
-// streamAttributes names a concept's attributes, which are the first
-// slots of streams.Event.F.
-func streamAttributes(cfg streams.Config) ([]string, error) {
-	switch cfg.Concept {
-	case streams.ConceptSEA:
-		return []string{"x0", "x1", "x2"}, nil
-	case streams.ConceptAgrawal:
-		return []string{"salary", "commission", "age", "elevel", "car", "zipcode", "hvalue", "hyears", "loan"}, nil
-	case streams.ConceptHyperplane:
-		n := cfg.Features
-		if n == 0 {
-			n = 10
-		}
-		names := make([]string, n)
-		for i := range names {
-			names[i] = "x" + strconv.Itoa(i)
-		}
-		return names, nil
-	}
-	return nil, fmt.Errorf("unknown stream %q (want sea, agrawal or hyperplane)", cfg.Concept)
-}
-
-// streamDataset draws a synthetic stream into memory: its concept's
-// attributes and the label.
-func streamDataset(sf streamFlags, events int, task models.Task) (*evaluate.Dataset, error) {
-	if events < 1 {
-		return nil, fmt.Errorf("--events %d < 1", events)
-	}
-	if task != models.TaskClassification {
-		return nil, errors.New("the synthetic streams are classification streams; choose a classification model")
-	}
-	if sf.driftAt < 0 {
-		sf.driftAt = int64(events / 2)
-	}
-	cfg := sf.config()
-	names, err := streamAttributes(cfg)
-	if err != nil {
-		return nil, err
-	}
-	gen, err := streams.NewGenerator(cfg)
-	if err != nil {
-		return nil, err
-	}
-	nd := len(names)
-	d := &evaluate.Dataset{Dense: names, Label: "y", Labels: make([]float64, events),
-		Rows: models.Rows{N: events, NumDense: nd, Dense: make([]float32, events*nd)}}
-	var e streams.Event
-	for i := range events {
-		gen.Next(&e)
-		row := d.Rows.DenseRow(i)
-		for j := range row {
-			row[j] = float32(e.F[j])
-		}
-		d.Labels[i] = float64(e.Label)
-	}
-	return d, nil
-}
-
-// saveCSV writes a dataset's dense features and label as CSV.
-func saveCSV(path string, d *evaluate.Dataset) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	rec := append(slices.Clone(d.Dense), d.Label)
-	w.Write(rec)
-	for i := range d.Rows.N {
-		for j, v := range d.Rows.DenseRow(i) {
-			// The float32 value in full, so that a reader parsing doubles
-			// sees exactly the value driftline's rows hold.
-			rec[j] = strconv.FormatFloat(float64(v), 'g', -1, 64)
-		}
-		rec[len(rec)-1] = strconv.FormatFloat(d.Labels[i], 'g', -1, 64)
-		w.Write(rec)
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func printReport(w io.Writer, spec models.LearnerSpec, d *evaluate.Dataset, rep evaluate.Report) {

@@ -28,6 +28,7 @@ import (
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // Governance scenario parameters. The stream has an abrupt concept drift
@@ -248,13 +249,13 @@ func produceGoverned(ctx context.Context, broker *kafkatest.Broker, spec *pipeli
 		return err
 	}
 	defer cl.Close()
-	var stats producerStats
-	pcfg := producerConfig{Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: cfg, Events: n, Rate: govRate,
+	var stats feed.Stats
+	pcfg := feed.Config{Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: cfg, Events: n, Rate: govRate,
 		LabelDelay: 100 * time.Millisecond, LabelJitter: 100 * time.Millisecond}
-	if err := pcfg.validate(); err != nil {
+	if err := pcfg.Validate(); err != nil {
 		return err
 	}
-	return produce(ctx, cl, pcfg, &stats)
+	return feed.Produce(ctx, cl, pcfg, &stats)
 }
 
 // registerUnlearnableVersion registers a version of the spec's model that
@@ -383,7 +384,7 @@ func servedAccuracy(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec,
 		if json.Unmarshal(r.Value, &p) != nil || !strings.HasPrefix(p.EventID, prefix) {
 			return
 		}
-		i, ok := eventIndex(p.EventID)
+		i, ok := feed.EventIndex(p.EventID)
 		if !ok || i >= int64(n) {
 			return
 		}

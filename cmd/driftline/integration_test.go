@@ -23,6 +23,7 @@ import (
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // integrationSpec is the demo spec pointed at a real broker and Redis, with
@@ -46,9 +47,9 @@ func integrationSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string) (
 	return spec, path
 }
 
-func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, events int64) *producerStats {
+func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, events int64) *feed.Stats {
 	t.Helper()
-	var stats producerStats
+	var stats feed.Stats
 	if err := produceStreamAt(ctx, newTestProducer(t, broker.Addr, 5*time.Millisecond), spec, events, 0, &stats); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
@@ -58,15 +59,15 @@ func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, 
 // produceStreamAt writes the integration tests' stream (SEA with an
 // abrupt drift halfway, 1% malformed rows, 1% duplicates) of events rows at
 // rate rows/s (0: as fast as the broker takes them) through cl.
-func produceStreamAt(ctx context.Context, cl *kafka.Producer, spec *pipeline.Spec, events int64, rate float64, stats *producerStats) error {
-	cfg := producerConfig{
+func produceStreamAt(ctx context.Context, cl *kafka.Producer, spec *pipeline.Spec, events int64, rate float64, stats *feed.Stats) error {
+	cfg := feed.Config{
 		Topic: spec.Topics.Input, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 7, Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: events / 2}},
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return produce(ctx, cl, cfg, stats)
+	return feed.Produce(ctx, cl, cfg, stats)
 }
 
 // TestIntegrationPipelineOnRealKafkaAndRedis sends 200,000 events with 1%
@@ -108,26 +109,26 @@ func TestIntegrationPipelineOnRealKafkaAndRedis(t *testing.T) {
 	if err := <-runErr; err != nil {
 		t.Fatalf("pipeline run: %v", err)
 	}
-	res, err := readBack(ctx, broker.ClientConfig("readback"), spec, stats)
+	res, err := feed.ReadBack(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("produced %d rows: %d valid, %d malformed, %d duplicates; read back %d predictions, %d DLQ records",
-		stats.rows.Load(), stats.valid.Load(), stats.malformed.Load(), stats.duplicates.Load(), res.predictions, res.dlq)
-	if res.lost != 0 || res.duplicatePredictions != 0 {
-		t.Errorf("lost %d, duplicate predictions %d; want 0 and 0 (each valid, unique event exactly once)", res.lost, res.duplicatePredictions)
+		stats.Rows.Load(), stats.Valid.Load(), stats.Malformed.Load(), stats.Duplicates.Load(), res.Predictions, res.DLQ)
+	if res.Lost != 0 || res.DuplicatePredictions != 0 {
+		t.Errorf("lost %d, duplicate predictions %d; want 0 and 0 (each valid, unique event exactly once)", res.Lost, res.DuplicatePredictions)
 	}
-	if res.predictions != stats.valid.Load() || res.dlq != stats.malformed.Load() {
-		t.Errorf("predictions %d (want %d), DLQ %d (want %d)", res.predictions, stats.valid.Load(), res.dlq, stats.malformed.Load())
+	if res.Predictions != stats.Valid.Load() || res.DLQ != stats.Malformed.Load() {
+		t.Errorf("predictions %d (want %d), DLQ %d (want %d)", res.Predictions, stats.Valid.Load(), res.DLQ, stats.Malformed.Load())
 	}
-	if res.dlqWithoutReason != 0 {
-		t.Errorf("%d DLQ records lack reason, stage or source offset headers", res.dlqWithoutReason)
+	if res.DLQWithoutReason != 0 {
+		t.Errorf("%d DLQ records lack reason, stage or source offset headers", res.DLQWithoutReason)
 	}
-	if res.piiLeaks != 0 {
-		t.Errorf("%d output records carry plaintext PII", res.piiLeaks)
+	if res.PIILeaks != 0 {
+		t.Errorf("%d output records carry plaintext PII", res.PIILeaks)
 	}
-	if got := dp.Totals().Duplicates; got != stats.duplicates.Load() {
-		t.Errorf("deduplicated %d, want %d", got, stats.duplicates.Load())
+	if got := dp.Totals().Duplicates; got != stats.Duplicates.Load() {
+		t.Errorf("deduplicated %d, want %d", got, stats.Duplicates.Load())
 	}
 }
 
@@ -146,7 +147,7 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	adm := kadm.NewClient(broker.Client(t))
 	// The stream is written at a steady rate while the runs are killed, so
 	// that a round (and its transaction) is open at every kill point.
-	stats := &producerStats{}
+	stats := &feed.Stats{}
 	produced := make(chan error, 1)
 	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
 	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
@@ -185,16 +186,16 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	if err := p3.Wait(); err != nil {
 		t.Fatalf("run3 did not exit cleanly on SIGTERM: %v", err)
 	}
-	res, err := readBack(ctx, broker.ClientConfig("readback"), spec, stats)
+	res, err := feed.ReadBack(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed at %d outputs; read back %d predictions (%d repeated after the kill), %d DLQ records", killedAt, res.predictions, res.duplicatePredictions, res.dlq)
-	if res.lost != 0 {
-		t.Fatalf("%d events lost across a kill and a restart", res.lost)
+	t.Logf("killed at %d outputs; read back %d predictions (%d repeated after the kill), %d DLQ records", killedAt, res.Predictions, res.DuplicatePredictions, res.DLQ)
+	if res.Lost != 0 {
+		t.Fatalf("%d events lost across a kill and a restart", res.Lost)
 	}
-	if res.piiLeaks != 0 {
-		t.Fatalf("%d output records carry plaintext PII", res.piiLeaks)
+	if res.PIILeaks != 0 {
+		t.Fatalf("%d output records carry plaintext PII", res.PIILeaks)
 	}
 }
 
@@ -226,7 +227,7 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	adm := kadm.NewClient(broker.Client(t))
 	// The stream is written at a steady rate while the runs are killed, so
 	// that a round (and its transaction) is open at every kill point.
-	stats := &producerStats{}
+	stats := &feed.Stats{}
 	produced := make(chan error, 1)
 	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
 	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
@@ -273,26 +274,26 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	if err := p3.Wait(); err != nil {
 		t.Fatalf("run3 did not exit cleanly on SIGTERM: %v", err)
 	}
-	res, err := readBackCommitted(ctx, broker.ClientConfig("readback"), spec, stats)
+	res, err := feed.ReadBackCommitted(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := readBack(ctx, broker.ClientConfig("readback"), spec, stats)
+	all, err := feed.ReadBack(ctx, broker.ClientConfig("readback"), spec, stats)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("produced %d rows: %d valid, %d malformed, %d duplicates; killed twice (first at %d outputs written)",
-		stats.rows.Load(), stats.valid.Load(), stats.malformed.Load(), stats.duplicates.Load(), killedAt)
+		stats.Rows.Load(), stats.Valid.Load(), stats.Malformed.Load(), stats.Duplicates.Load(), killedAt)
 	t.Logf("read committed: %d predictions, %d DLQ records; read uncommitted: %d predictions (%d repeated, from aborted transactions), %d DLQ records",
-		res.predictions, res.dlq, all.predictions, all.duplicatePredictions, all.dlq)
-	if res.lost != 0 || res.duplicatePredictions != 0 || res.duplicateDLQ != 0 {
-		t.Errorf("lost %d, repeated predictions %d, repeated DLQ records %d; want 0, 0 and 0", res.lost, res.duplicatePredictions, res.duplicateDLQ)
+		res.Predictions, res.DLQ, all.Predictions, all.DuplicatePredictions, all.DLQ)
+	if res.Lost != 0 || res.DuplicatePredictions != 0 || res.DuplicateDLQ != 0 {
+		t.Errorf("lost %d, repeated predictions %d, repeated DLQ records %d; want 0, 0 and 0", res.Lost, res.DuplicatePredictions, res.DuplicateDLQ)
 	}
-	if res.predictions != stats.valid.Load() || res.dlq != stats.malformed.Load() {
-		t.Errorf("predictions %d (want %d, one per valid unique event), DLQ %d (want %d, one per malformed row)", res.predictions, stats.valid.Load(), res.dlq, stats.malformed.Load())
+	if res.Predictions != stats.Valid.Load() || res.DLQ != stats.Malformed.Load() {
+		t.Errorf("predictions %d (want %d, one per valid unique event), DLQ %d (want %d, one per malformed row)", res.Predictions, stats.Valid.Load(), res.DLQ, stats.Malformed.Load())
 	}
-	if res.dlqWithoutReason != 0 || res.piiLeaks != 0 {
-		t.Errorf("%d DLQ records without reason headers, %d records with plaintext PII", res.dlqWithoutReason, res.piiLeaks)
+	if res.DLQWithoutReason != 0 || res.PIILeaks != 0 {
+		t.Errorf("%d DLQ records without reason headers, %d records with plaintext PII", res.DLQWithoutReason, res.PIILeaks)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // streamFlags are the synthetic-stream flags shared by produce and demo.
@@ -104,11 +105,11 @@ SASL, compression; see "Connecting to a secured cluster" in the README);
 	} else {
 		cc.Brokers = strings.Split(*brokers, ",")
 	}
-	cfg := producerConfig{
+	cfg := feed.Config{
 		Topic: *topic, LabelsTopic: *labelsTopic, Stream: sf.config(), Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelJitter,
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if err := kafka.Check(ctx, cc); err != nil {
@@ -119,9 +120,9 @@ SASL, compression; see "Connecting to a secured cluster" in the README);
 		return err
 	}
 	defer cl.Close()
-	var stats producerStats
+	var stats feed.Stats
 	done := make(chan error, 1)
-	go func() { done <- produce(ctx, cl, cfg, &stats) }()
+	go func() { done <- feed.Produce(ctx, cl, cfg, &stats) }()
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -129,14 +130,14 @@ SASL, compression; see "Connecting to a secured cluster" in the README);
 		select {
 		case err := <-done:
 			fmt.Fprintf(stdout, "produced %d rows (%d valid, %d malformed, %d duplicates) and %d labels in %s\n",
-				stats.rows.Load(), stats.valid.Load(), stats.malformed.Load(), stats.duplicates.Load(), stats.labels.Load(), time.Since(start).Round(time.Millisecond))
+				stats.Rows.Load(), stats.Valid.Load(), stats.Malformed.Load(), stats.Duplicates.Load(), stats.Labels.Load(), time.Since(start).Round(time.Millisecond))
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return err
 		case <-tick.C:
-			n := stats.rows.Load()
-			fmt.Fprintf(stderr, "produce: %d rows, %.0f rows/s, %d labels\n", n, float64(n)/time.Since(start).Seconds(), stats.labels.Load())
+			n := stats.Rows.Load()
+			fmt.Fprintf(stderr, "produce: %d rows, %.0f rows/s, %d labels\n", n, float64(n)/time.Since(start).Seconds(), stats.Labels.Load())
 		}
 	}
 }

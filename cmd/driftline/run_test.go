@@ -17,6 +17,7 @@ import (
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // TestRunLearnsFromLabels runs `driftline run` on kfake and miniredis with
@@ -41,10 +42,10 @@ func TestRunLearnsFromLabels(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var stats producerStats
-	cfg := producerConfig{Topic: "events", LabelsTopic: "labels", Events: 3000,
+	var stats feed.Stats
+	cfg := feed.Config{Topic: "events", LabelsTopic: "labels", Events: 3000,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 3}}
-	if err := produce(ctx, newTestProducer(t, broker.Addr, time.Millisecond), cfg, &stats); err != nil {
+	if err := feed.Produce(ctx, newTestProducer(t, broker.Addr, time.Millisecond), cfg, &stats); err != nil {
 		t.Fatal(err)
 	}
 
@@ -54,7 +55,7 @@ func TestRunLearnsFromLabels(t *testing.T) {
 	go func() { done <- runMain(runCtx, []string{"run", "--spec", specPath}, io.Discard, &stderr) }()
 	joined := regexp.MustCompile(`(?m)^driftline_labels_joined_total ([0-9.e+]+)$`)
 	for {
-		if n := metricValue(t, "http://"+admin+"/metrics", joined); n >= float64(stats.valid.Load()) {
+		if n := metricValue(t, "http://"+admin+"/metrics", joined); n >= float64(stats.Valid.Load()) {
 			break
 		}
 		select {

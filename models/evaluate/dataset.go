@@ -6,9 +6,11 @@
 package evaluate
 
 import (
+	"encoding/csv"
 	"fmt"
 	"hash/fnv"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 
@@ -188,4 +190,30 @@ func finishLabels(d *Dataset, names []string) {
 		}
 	}
 	d.LabelNames = sorted
+}
+
+// WriteCSVFile writes the dataset's dense features and its label as a CSV
+// file with a header, each float32 value in full, so that a reader parsing
+// doubles (River, pandas) sees exactly the values the rows hold.
+func (d *Dataset) WriteCSVFile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	rec := append(slices.Clone(d.Dense), d.Label)
+	_ = w.Write(rec)
+	for i := range d.Rows.N {
+		for j, v := range d.Rows.DenseRow(i) {
+			rec[j] = strconv.FormatFloat(float64(v), 'g', -1, 64)
+		}
+		rec[len(rec)-1] = strconv.FormatFloat(d.Labels[i], 'g', -1, 64)
+		_ = w.Write(rec)
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -1,4 +1,4 @@
-package main
+package feed
 
 import (
 	"context"
@@ -13,68 +13,68 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
-// readBackResult is what reading the output topics back found.
-type readBackResult struct {
-	predictions, dlq int64
-	// lost counts valid events without a prediction plus malformed rows
+// Check is what reading the output topics back found.
+type Check struct {
+	Predictions, DLQ int64
+	// Lost counts valid events without a prediction plus malformed rows
 	// without a DLQ record.
-	lost int64
-	// duplicatePredictions counts predictions beyond the first per event
+	Lost int64
+	// DuplicatePredictions counts predictions beyond the first per event
 	// (at-least-once redelivery after a crash).
-	duplicatePredictions int64
-	// dlqWithoutReason counts DLQ records missing a reason, stage or
+	DuplicatePredictions int64
+	// DLQWithoutReason counts DLQ records missing a reason, stage or
 	// source offset header.
-	dlqWithoutReason int64
-	// duplicateDLQ counts DLQ records beyond the first per source position.
-	duplicateDLQ int64
-	piiLeaks     int64
+	DLQWithoutReason int64
+	// DuplicateDLQ counts DLQ records beyond the first per source position.
+	DuplicateDLQ int64
+	PIILeaks     int64
 }
 
 // plaintextPII matches the synthetic stream's plaintext PII: user ids,
 // e-mail addresses and phone numbers.
 var plaintextPII = regexp.MustCompile(`u-\d{6}|@example\.com|\+1-555-\d{3}-\d{4}`)
 
-// readBack reads the predictions and DLQ topics from the start to their
+// ReadBack reads the predictions and DLQ topics from the start to their
 // current end and checks them against what the producer wrote: every valid
 // event must have a prediction, every malformed row a DLQ record, and no
 // record may carry plaintext PII. It counts what is missing as lost.
-func readBack(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
+func ReadBack(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *Stats) (Check, error) {
 	return readBackWith(ctx, cc, spec, stats, false)
 }
 
-// readBackCommitted is readBack as a consumer of an exactly-once pipeline
+// ReadBackCommitted is ReadBack as a consumer of an exactly-once pipeline
 // sees the topics: with read-committed isolation, up to the last stable
 // offset, so aborted transactions' records are not counted.
-func readBackCommitted(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *producerStats) (readBackResult, error) {
+func ReadBackCommitted(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *Stats) (Check, error) {
 	return readBackWith(ctx, cc, spec, stats, true)
 }
 
-func readBackWith(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *producerStats, committed bool) (readBackResult, error) {
-	var res readBackResult
+func readBackWith(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spec, stats *Stats, committed bool) (Check, error) {
+	var res Check
 	predicted := map[int64]int{}
 	dlqAt := map[string]bool{}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	err := kafka.ReadTopics(ctx, cc, committed, func(r *kafka.Record) error {
 		if plaintextPII.Match(r.Value) || plaintextPII.Match(r.Key) {
-			res.piiLeaks++
+			res.PIILeaks++
 		}
 		switch r.Topic {
 		case spec.Topics.Predictions:
-			res.predictions++
+			res.Predictions++
 			var p struct {
 				EventID string `json:"event_id"`
 			}
 			if json.Unmarshal(r.Value, &p) == nil {
-				if idx, ok := eventIndex(p.EventID); ok {
+				if idx, ok := EventIndex(p.EventID); ok {
 					predicted[idx]++
 					if predicted[idx] > 1 {
-						res.duplicatePredictions++
+						res.DuplicatePredictions++
 					}
 				}
 			}
 		case spec.Topics.DLQ:
-			res.dlq++
+			res.DLQ++
 			var part, off, reason, stage string
 			for _, h := range r.Headers {
 				switch h.Key {
@@ -89,10 +89,10 @@ func readBackWith(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spe
 				}
 			}
 			if reason == "" || stage == "" || off == "" {
-				res.dlqWithoutReason++
+				res.DLQWithoutReason++
 			}
 			if dlqAt[part+"/"+off] {
-				res.duplicateDLQ++
+				res.DuplicateDLQ++
 			}
 			dlqAt[part+"/"+off] = true
 		}
@@ -106,20 +106,20 @@ func readBackWith(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spe
 	for w, word := range stats.validIndex {
 		for bit := 0; bit < 64; bit++ {
 			if word&(1<<bit) != 0 && predicted[int64(w*64+bit)] == 0 {
-				res.lost++
+				res.Lost++
 			}
 		}
 	}
 	for at := range stats.malformedAt {
 		if !dlqAt[at] {
-			res.lost++
+			res.Lost++
 		}
 	}
 	return res, nil
 }
 
-// eventIndex parses the index out of a synthetic event id "e-<seed>-<index>".
-func eventIndex(id string) (int64, bool) {
+// EventIndex parses the index out of a synthetic event id "e-<seed>-<index>".
+func EventIndex(id string) (int64, bool) {
 	i := strings.LastIndexByte(id, '-')
 	if i < 0 {
 		return 0, false

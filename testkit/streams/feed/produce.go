@@ -1,4 +1,9 @@
-package main
+// Package feed writes testkit's seeded streams to Kafka, with malformed
+// rows, duplicates and delayed labels (driftline produce and demo, and the
+// integration tests), checks a pipeline's outputs against what was written
+// (the demo's read-back), and draws a stream into memory for driftline
+// eval.
+package feed
 
 import (
 	"container/heap"
@@ -15,8 +20,8 @@ import (
 	"github.com/driftline/driftline/testkit/streams"
 )
 
-// producerConfig configures the synthetic load generator.
-type producerConfig struct {
+// Config configures the synthetic load generator.
+type Config struct {
 	Topic       string
 	LabelsTopic string // "" writes no labels
 	Stream      streams.Config
@@ -32,7 +37,7 @@ type producerConfig struct {
 	LabelDelay, LabelJitter time.Duration
 }
 
-func (c *producerConfig) validate() error {
+func (c *Config) Validate() error {
 	if c.Topic == "" {
 		return errors.New("--topic is required")
 	}
@@ -45,10 +50,10 @@ func (c *producerConfig) validate() error {
 	return c.Stream.Validate()
 }
 
-// producerStats counts what the producer wrote. Valid event indexes and
+// Stats counts what the producer wrote. Valid event indexes and
 // malformed rows' positions are kept so that a run can be checked for loss.
-type producerStats struct {
-	rows, valid, malformed, duplicates, labels, errors atomic.Int64
+type Stats struct {
+	Rows, Valid, Malformed, Duplicates, Labels, Errors atomic.Int64
 
 	mu sync.Mutex
 	// validIndex has bit i set when event i was written valid.
@@ -57,7 +62,7 @@ type producerStats struct {
 	malformedAt map[string]struct{}
 }
 
-func (s *producerStats) markValid(i int64) {
+func (s *Stats) markValid(i int64) {
 	s.mu.Lock()
 	for int64(len(s.validIndex))*64 <= i {
 		s.validIndex = append(s.validIndex, 0)
@@ -66,9 +71,9 @@ func (s *producerStats) markValid(i int64) {
 	s.mu.Unlock()
 }
 
-// produce writes rows (and delayed labels) until cfg.Events rows are
-// written or ctx ends, then flushes.
-func produce(ctx context.Context, cl *kafka.Producer, cfg producerConfig, stats *producerStats) error {
+// Produce writes rows (and delayed labels) until cfg.Events rows are
+// written or ctx ends, then flushes. It is safe to read stats meanwhile.
+func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) error {
 	gen, err := streams.NewGenerator(cfg.Stream)
 	if err != nil {
 		return err
@@ -87,7 +92,7 @@ func produce(ctx context.Context, cl *kafka.Producer, cfg producerConfig, stats 
 	)
 	onDone := func(_ kafka.Produced, err error) {
 		if err != nil {
-			stats.errors.Add(1)
+			stats.Errors.Add(1)
 			firstErr.CompareAndSwap(nil, err)
 		}
 	}
@@ -106,11 +111,11 @@ func produce(ctx context.Context, cl *kafka.Producer, cfg producerConfig, stats 
 		}
 		flushLabels(ctx, cl, labels, time.Now(), stats, onDone, cfg.LabelsTopic)
 		sent++
-		stats.rows.Add(1)
+		stats.Rows.Add(1)
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
 			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, onDone)
-			stats.duplicates.Add(1)
+			stats.Duplicates.Add(1)
 			continue
 		}
 		gen.Next(&ev)
@@ -125,7 +130,7 @@ func produce(ctx context.Context, cl *kafka.Producer, cfg producerConfig, stats 
 					stats.mu.Unlock()
 				}
 			})
-			stats.malformed.Add(1)
+			stats.Malformed.Add(1)
 			continue
 		}
 		idx := gen.Index() - 1
@@ -135,7 +140,7 @@ func produce(ctx context.Context, cl *kafka.Producer, cfg producerConfig, stats 
 				stats.markValid(idx)
 			}
 		})
-		stats.valid.Add(1)
+		stats.Valid.Add(1)
 		prev, havePrev = ev, true
 		if cfg.LabelsTopic != "" {
 			delay := cfg.LabelDelay
@@ -162,16 +167,16 @@ func produce(ctx context.Context, cl *kafka.Producer, cfg producerConfig, stats 
 		return fmt.Errorf("flush: %w", err)
 	}
 	if err, _ := firstErr.Load().(error); err != nil {
-		return fmt.Errorf("produce: %d records failed, first: %w", stats.errors.Load(), err)
+		return fmt.Errorf("produce: %d records failed, first: %w", stats.Errors.Load(), err)
 	}
 	return nil
 }
 
-func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, stats *producerStats, onDone func(kafka.Produced, error), topic string) {
+func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, stats *Stats, onDone func(kafka.Produced, error), topic string) {
 	for q.Len() > 0 && !(*q)[0].due.After(now) {
 		l := heap.Pop(q).(pendingLabel)
 		cl.Produce(ctx, pipeline.OutRecord{Topic: topic, Key: l.key, Value: l.value}, onDone)
-		stats.labels.Add(1)
+		stats.Labels.Add(1)
 	}
 }
 
