@@ -55,6 +55,22 @@ type ParamInfo struct {
 // ErrUnknownKind reports a LearnerSpec kind that is not in LearnerKinds.
 var ErrUnknownKind = errors.New("models: unknown learner kind")
 
+// ParamError is a parameter of a LearnerSpec that is unknown to its kind,
+// does not parse, or is out of range.
+type ParamError struct {
+	Kind, Param, Value string
+	Err                error
+}
+
+func (e *ParamError) Error() string {
+	if e.Value == "" { // an unknown param: Err names it
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%s param %s=%q: %v", e.Kind, e.Param, e.Value, e.Err)
+}
+
+func (e *ParamError) Unwrap() error { return e.Err }
+
 // param is one parameter of a kind: it parses its text into the builder's
 // configuration.
 type param struct {
@@ -70,6 +86,9 @@ type builder struct {
 	build func(sh Shape, classes int) (Learner, error)
 	// check validates the configuration without a row shape.
 	check func() error
+	// mlp, set for the MLP kinds, gives the MLP configuration (see
+	// LearnerSpec.MLPConfig).
+	mlp func(sh Shape, classes int) (MLPConfig, error)
 }
 
 // kind is an entry of the learner registry.
@@ -80,8 +99,7 @@ type kind struct {
 	new   func() *builder
 }
 
-// kinds is the registry of learner families. The online MLP (issue 14,
-// part 2) registers here as "mlp", with its builder in its own file.
+// kinds is the registry of learner families.
 var kinds = []kind{
 	{"linear", TaskRegression, "linear regression (squared loss) with an online scaler: SGD, AdaGrad or FTRL-Proximal", linearBuilder(LinkIdentity)},
 	{"logistic", TaskClassification, "logistic regression (log loss; softmax for more than two classes) with an online scaler: SGD, AdaGrad or FTRL-Proximal", linearBuilder(LinkSigmoid)},
@@ -91,6 +109,8 @@ var kinds = []kind{
 	{"arf", TaskClassification, "adaptive random forest: online bagging, random subspaces, ADWIN warning and drift per tree (River's ARFClassifier)", arfBuilder},
 	{"hoeffding_tree_regressor", TaskRegression, "Hoeffding tree for regression, FIMT-style (River's HoeffdingTreeRegressor)", htrBuilder},
 	{"arf_regressor", TaskRegression, "adaptive random forest for regression (River's ARFRegressor)", arfRegressorBuilder},
+	{"mlp", TaskClassification, "online multilayer perceptron: 1–2 hidden layers, sigmoid or softmax head, mini-batch Adam or SGD (its step also runs on ONNX Runtime)", mlpBuilder(LinkSigmoid)},
+	{"mlp_regressor", TaskRegression, "online multilayer perceptron for regression (squared loss)", mlpBuilder(LinkIdentity)},
 }
 
 func findKind(name string) (kind, error) {
@@ -126,9 +146,10 @@ func (s LearnerSpec) Task() (Task, error) {
 	return k.task, err
 }
 
-// apply sets the spec's parameters on a fresh builder of its kind: one at a
-// time first, so that a value out of range is reported with its
-// parameter's name, then together.
+// apply sets the spec's parameters on a fresh builder of its kind and
+// checks them together. A parameter that is unknown or does not parse is
+// reported alone; when the combination is out of range, the parameter
+// without which the rest passes is named, where there is one.
 func (s LearnerSpec) apply() (*builder, error) {
 	k, err := findKind(s.Kind)
 	if err != nil {
@@ -139,30 +160,36 @@ func (s LearnerSpec) apply() (*builder, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	with := func(skip string) (*builder, error) {
+		b := k.new()
+		for _, n := range names {
+			if n == skip {
+				continue
+			}
+			p, err := b.find(s.Kind, n)
+			if err != nil {
+				return nil, &ParamError{Kind: s.Kind, Param: n, Err: err}
+			}
+			if err := p.apply(strings.TrimSpace(s.Params[n])); err != nil {
+				return nil, &ParamError{Kind: s.Kind, Param: n, Value: s.Params[n], Err: err}
+			}
+		}
+		return b, nil
+	}
+	b, err := with("")
+	if err != nil {
+		return nil, err
+	}
+	cerr := b.check()
+	if cerr == nil {
+		return b, nil
+	}
 	for _, n := range names {
-		alone := k.new()
-		p, err := alone.find(s.Kind, n)
-		if err != nil {
-			return nil, err
-		}
-		if err := p.apply(strings.TrimSpace(s.Params[n])); err != nil {
-			return nil, fmt.Errorf("%s param %s=%q: %w", s.Kind, n, s.Params[n], err)
-		}
-		if err := alone.check(); err != nil {
-			return nil, fmt.Errorf("%s param %s=%q: %w", s.Kind, n, s.Params[n], err)
+		if without, err := with(n); err == nil && without.check() == nil {
+			return nil, &ParamError{Kind: s.Kind, Param: n, Value: s.Params[n], Err: cerr}
 		}
 	}
-	b := k.new()
-	for _, n := range names {
-		p, _ := b.find(s.Kind, n)
-		if err := p.apply(strings.TrimSpace(s.Params[n])); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.check(); err != nil {
-		return nil, fmt.Errorf("%s params: %w", s.Kind, err)
-	}
-	return b, nil
+	return nil, fmt.Errorf("%s params: %w", s.Kind, cerr)
 }
 
 func (b *builder) find(kind, name string) (param, error) {

@@ -92,3 +92,37 @@ func TestLearnerSpecValidateNamesTheParam(t *testing.T) {
 		t.Errorf("unknown kind: %v does not wrap ErrUnknownKind", err)
 	}
 }
+
+// TestLearnerSpecMLP: the factory builds the MLP from its params, and
+// MLPConfig gives the same configuration for ONNX Runtime's step.
+func TestLearnerSpecMLP(t *testing.T) {
+	sh := models.Shape{NumDense: 4, NumHashed: 1, HashBits: 8}
+	s := models.LearnerSpec{Kind: "mlp", Params: map[string]string{"hidden": "16,8", "activation": "tanh", "optimizer": "sgd", "batch_size": "4", "seed": "3"}}
+	l, err := models.NewLearnerFromSpec(s, sh, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.MLPConfig(sh, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := l.(*models.MLP).Config()
+	if len(got.Hidden) != 2 || got.Hidden[0] != 16 || got.Activation != models.ActivationTanh || got.Optimizer.Kind != models.MLPOptimizerSGD ||
+		got.BatchSize != 4 || got.Seed != 3 || got.Link != models.LinkSigmoid || got.NumDense != 4 || got.HashBits != 8 {
+		t.Fatalf("params not applied: %+v", got)
+	}
+	if cfg.Hidden[1] != got.Hidden[1] || cfg.Link != got.Link || cfg.BatchSize != got.BatchSize {
+		t.Fatalf("MLPConfig %+v differs from the built learner's %+v", cfg, got)
+	}
+	if r, err := models.NewLearnerFromSpec(models.LearnerSpec{Kind: "mlp_regressor"}, sh, 0); err != nil || r.Link() != models.LinkIdentity {
+		t.Fatalf("mlp_regressor: %v, %v", r, err)
+	}
+	for _, bad := range []map[string]string{{"hidden": "0"}, {"hidden": "8,8,8"}, {"activation": "gelu"}, {"learning_rate": "-1"}} {
+		if err := (models.LearnerSpec{Kind: "mlp", Params: bad}).Validate(); err == nil {
+			t.Errorf("mlp params %v accepted", bad)
+		}
+	}
+	if _, err := (models.LearnerSpec{Kind: "hat"}).MLPConfig(sh, 2); err == nil {
+		t.Error("MLPConfig of a hat spec succeeded")
+	}
+}

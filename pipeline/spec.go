@@ -297,16 +297,29 @@ const DefaultEntityLocalCache = 100_000
 type ModelSpec struct {
 	Name    string `yaml:"name"`
 	Version string `yaml:"version"`
-	// Kind is the learner: logistic (default), softmax or linear.
+	// Kind is the learner family (default logistic): linear, logistic and
+	// softmax; hoeffding_tree, hat and arf; hoeffding_tree_regressor and
+	// arf_regressor; mlp and mlp_regressor. The models factory owns the
+	// list and each kind's parameters (`driftline eval --help` prints them).
 	Kind string `yaml:"kind"`
-	// Classes is K for softmax.
+	// Params are the kind's parameters, name: value (e.g. grace_period:
+	// 200 for a Hoeffding tree, hidden: "64,32" for an MLP).
+	Params map[string]string `yaml:"params"`
+	// Classes is K, the number of classes, for a classifier (default 2).
 	Classes int `yaml:"classes"`
-	// Optimizer is sgd (default), adagrad or ftrl.
-	Optimizer string `yaml:"optimizer"`
-	// LearnRate is the optimizer's step size; 0 takes its default.
+	// Optimizer, LearnRate, L1 and L2 are the linear learners' params
+	// optimizer (sgd, the default; adagrad; ftrl), learning_rate, l1 and
+	// l2, as fields of their own.
+	Optimizer string  `yaml:"optimizer"`
 	LearnRate float64 `yaml:"learn_rate"`
 	L1        float64 `yaml:"l1"`
 	L2        float64 `yaml:"l2"`
+	// Engine runs an MLP's training step: go (the default) or onnxruntime;
+	// with onnxruntime, ExecutionProvider (cpu, the default, or cuda) and
+	// DeviceID choose where. Other kinds run in Go.
+	Engine            string `yaml:"engine"`
+	ExecutionProvider string `yaml:"execution_provider"`
+	DeviceID          int    `yaml:"device_id"`
 	// ONNX, when set, makes the model one that the user brings: an ONNX
 	// file that scores events but does not learn. Kind, classes and the
 	// optimizer settings do not apply to it.
@@ -1034,26 +1047,25 @@ func (s *Spec) Validate() error {
 	if s.Model.Name == "" {
 		add("model.name", "is required")
 	}
-	switch s.Model.Kind {
-	case "logistic", "linear":
-	case "softmax":
-		if s.Model.Classes < 2 {
-			add("model.classes", "softmax needs at least 2 classes, got %d", s.Model.Classes)
+	switch s.Model.Engine {
+	case "", "go":
+		if s.Model.ExecutionProvider != "" {
+			add("model.execution_provider", "applies to model.engine onnxruntime only")
+		}
+	case "onnxruntime":
+		switch s.Model.ExecutionProvider {
+		case "", ProviderCPU, ProviderCUDA:
+		default:
+			add("model.execution_provider", "unknown execution provider %q (want cpu or cuda)", s.Model.ExecutionProvider)
 		}
 	default:
-		add("model.kind", "unknown kind %q (want logistic, softmax or linear)", s.Model.Kind)
+		add("model.engine", "unknown engine %q (want go or onnxruntime)", s.Model.Engine)
 	}
-	switch s.Model.Optimizer {
-	case "", "sgd", "adagrad":
-		if s.Model.L1 != 0 {
-			add("model.l1", "l1 needs optimizer ftrl")
-		}
-	case "ftrl":
-	default:
-		add("model.optimizer", "unknown optimizer %q (want sgd, adagrad or ftrl)", s.Model.Optimizer)
+	if s.Model.Classes < 0 {
+		add("model.classes", "must not be negative, got %d", s.Model.Classes)
 	}
-	if s.Model.LearnRate < 0 {
-		add("model.learn_rate", "must not be negative")
+	if s.Model.DeviceID < 0 {
+		add("model.device_id", "must not be negative, got %d", s.Model.DeviceID)
 	}
 	if o := s.Model.ONNX; o != nil {
 		if o.Path == "" {

@@ -118,8 +118,8 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 		{"bad nested duration", "    ttl: 1h", "    ttl: forever", "stages.dedupe.ttl", "ttl: forever", "invalid duration"},
 		{"duration as a list", "  ttl: 30m", "  ttl: [30m]", "labels.ttl", "ttl: [30m]", "into a duration"},
 		{"missing model name", "  name: fraud", "  version: \"2\"", "model.name", "model:", "is required"},
-		{"unknown model kind", "  name: fraud", "  name: fraud\n  kind: forest", "model.kind", "kind: forest", `unknown kind "forest"`},
-		{"l1 without ftrl", "  name: fraud", "  name: fraud\n  l1: 0.1", "model.l1", "l1: 0.1", "needs optimizer ftrl"},
+		{"unknown engine", "  name: fraud", "  name: fraud\n  engine: tpu", "model.engine", "engine: tpu", `unknown engine "tpu"`},
+		{"provider without onnxruntime", "  name: fraud", "  name: fraud\n  execution_provider: cuda", "model.execution_provider", "execution_provider: cuda", "onnxruntime only"},
 		{"batch size too big", "  size: 256", "  size: 2000000", "batch.size", "size: 2000000", "must be in"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,7 +62,13 @@ hashing embedded:
 
 Inputs the model has no use for are left out. The model's name, version,
 link, class count, hash bits and feature names go to its metadata. ONNX
-Runtime scores it within 1e-5 of the Go learner.`
+Runtime scores it within 1e-5 of the Go learner.
+
+Linear learners export as above. Hoeffding trees, adaptive trees and
+forests export as ai.onnx.ml tree ensembles (TreeEnsembleClassifier or
+TreeEnsembleRegressor), within 1e-6 of the Go predictions; leaves that
+predict with naive Bayes or a linear model cannot be expressed so and are
+refused unless --approximate is given.`
 
 func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("models export", "--spec FILE --snapshot FILE --out FILE", modelsExportAbout, stderr)
@@ -70,6 +76,7 @@ func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer)
 	snapPath := fs.String("snapshot", "", "the learner snapshot to export (required)")
 	out := fs.String("out", "", "the ONNX file to write (required)")
 	version := fs.String("version", "", "the model version written to the metadata (default: the spec's model.version)")
+	approximate := fs.Bool("approximate", false, "trees whose leaves use naive Bayes or a linear model: export their leaves' class distributions or means (scores then differ from the learner's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -89,7 +96,7 @@ func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer)
 	if *version == "" {
 		*version = spec.Model.Version
 	}
-	model, info, err := app.ExportONNX(spec, data, *version)
+	model, info, err := app.ExportONNX(spec, data, *version, *approximate)
 	if err != nil {
 		return fmt.Errorf("--snapshot %s: %w", *snapPath, err)
 	}

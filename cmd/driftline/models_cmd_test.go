@@ -213,3 +213,55 @@ func TestModelsExportRefusesWhatDoesNotFit(t *testing.T) {
 		t.Fatalf("models --help: exit %d, %s", code, stderr)
 	}
 }
+
+// TestModelsExportTree: a Hoeffding tree exports as a tree ensemble that
+// ONNX Runtime scores like the tree; naive-Bayes leaves need
+// --approximate, and then export.
+func TestModelsExportTree(t *testing.T) {
+	sh := models.Shape{NumDense: exportDense, NumHashed: exportHashed, HashBits: exportHashBits}
+	rng := rand.New(rand.NewPCG(3, 4))
+	train := func(leaf string) string {
+		l, err := models.NewLearnerFromSpec(models.LearnerSpec{Kind: "hoeffding_tree", Params: map[string]string{"leaf_prediction": leaf, "grace_period": "50"}}, sh, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			rows := exportRows(rng, 250)
+			y := make([]float32, rows.N)
+			for i := range y {
+				if d := rows.Dense[i*exportDense]; d > 1 && !math.IsNaN(float64(d)) {
+					y[i] = 1
+				}
+			}
+			if err := l.Learn(rows, y); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, err := l.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), leaf+".snap")
+		if err := os.WriteFile(path, snap, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	spec := exportSpecFile(t, nil)
+	out := filepath.Join(t.TempDir(), "tree.onnx")
+	code, stdout, stderr := runModelsCmd(t, "export", "--spec", spec, "--snapshot", train("mc"), "--out", out)
+	if code != 0 || !strings.Contains(stdout, "tree ensemble") {
+		t.Fatalf("export of a majority-class tree: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if info, err := os.Stat(out); err != nil || info.Size() == 0 {
+		t.Fatalf("no model written: %v", err)
+	}
+	nb := train("nba")
+	code, _, stderr = runModelsCmd(t, "export", "--spec", spec, "--snapshot", nb, "--out", out)
+	if code != 1 || !strings.Contains(stderr, "--approximate") {
+		t.Fatalf("naive-Bayes leaves without --approximate: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr = runModelsCmd(t, "export", "--spec", spec, "--snapshot", nb, "--out", out, "--approximate"); code != 0 {
+		t.Fatalf("naive-Bayes leaves with --approximate: exit %d\n%s", code, stderr)
+	}
+}

@@ -15,7 +15,12 @@ import (
 // version and feature names in its metadata. info describes what was
 // written, in words. The learner must take the features the spec's
 // featurize stage gives.
-func ExportONNX(spec *pipeline.Spec, snapshot []byte, version string) (model []byte, info string, err error) {
+//
+// Linear learners export exactly. Trees and forests export as ai.onnx.ml
+// tree ensembles; a tree whose leaves predict with naive Bayes or a linear
+// model cannot be expressed so, and is refused unless approximate is set,
+// when such leaves export their class distribution or mean instead.
+func ExportONNX(spec *pipeline.Spec, snapshot []byte, version string, approximate bool) (model []byte, info string, err error) {
 	if spec.Model.ONNX != nil {
 		return nil, "", errors.New("model.onnx: the spec's model is a bring-your-own ONNX file; there is no learner to export")
 	}
@@ -23,12 +28,30 @@ func ExportONNX(spec *pipeline.Spec, snapshot []byte, version string) (model []b
 	if err != nil {
 		return nil, "", err
 	}
+	dense, hashed := stages.FeatureNames(spec)
+	meta := onnxexport.Metadata{ModelName: spec.Model.Name, ModelVersion: version, DenseFeatures: dense, HashedFeatures: hashed}
+	if tm, ok := learner.(models.TreeModel); ok {
+		if sh := tm.Shape(); sh.NumDense != len(dense) || sh.NumHashed != len(hashed) {
+			return nil, "", fmt.Errorf("the learner takes %d dense and %d hashed values, the spec's stages.featurize gives %d and %d",
+				sh.NumDense, sh.NumHashed, len(dense), len(hashed))
+		}
+		ens, err := tm.Ensemble(approximate)
+		if errors.Is(err, models.ErrNotExpressible) {
+			return nil, "", fmt.Errorf("%w (pass --approximate to export their class distributions or means)", err)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if model, err = onnxexport.ExportTrees(&ens, meta); err != nil {
+			return nil, "", fmt.Errorf("export: %w", err)
+		}
+		return model, fmt.Sprintf("a %T as a tree ensemble, %d dense and %d hashed inputs, opset %d", learner, len(dense), len(hashed), onnxexport.Opset), nil
+	}
 	linear, ok := learner.(models.LinearModel)
 	if !ok {
-		return nil, "", fmt.Errorf("the learner is a %T, not a linear model; models export writes linear models only", learner)
+		return nil, "", fmt.Errorf("the learner is a %T; models export writes linear models, trees and forests", learner)
 	}
 	p := linear.Params()
-	dense, hashed := stages.FeatureNames(spec)
 	if p.NumDense != len(dense) || p.NumHashed != len(hashed) {
 		return nil, "", fmt.Errorf("the learner takes %d dense and %d hashed values, the spec's stages.featurize gives %d and %d",
 			p.NumDense, p.NumHashed, len(dense), len(hashed))
@@ -36,7 +59,6 @@ func ExportONNX(spec *pipeline.Spec, snapshot []byte, version string) (model []b
 	if p.NumHashed > 0 && p.HashBits != spec.Stages.Featurize.HashBits {
 		return nil, "", fmt.Errorf("the learner hashes to %d bits, stages.featurize.hash_bits is %d", p.HashBits, spec.Stages.Featurize.HashBits)
 	}
-	meta := onnxexport.Metadata{ModelName: spec.Model.Name, ModelVersion: version, DenseFeatures: dense, HashedFeatures: hashed}
 	if model, err = onnxexport.Export(&p, meta); err != nil {
 		return nil, "", fmt.Errorf("export: %w", err)
 	}

@@ -6,8 +6,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/rollout"
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
 )
 
 // LoadSpec reads and checks a pipeline spec file: pipeline's own checks,
@@ -38,11 +40,44 @@ func ParseSpec(name string, data []byte) (*pipeline.Spec, error) {
 // own; LoadSpec and ParseSpec call it. Call it again after changing such a
 // block in code.
 func CheckSpec(spec *pipeline.Spec) error {
+	if err := checkModel(spec); err != nil {
+		return err
+	}
 	if spec.Rollout == nil {
 		return nil
 	}
 	_, _, err := RolloutGate(spec)
 	return err
+}
+
+// checkModel checks model.kind and its params with the models factory, the
+// one place that knows them; errors name the spec field that set each.
+func checkModel(spec *pipeline.Spec) error {
+	if spec.Model.ONNX != nil {
+		return nil
+	}
+	ls, paths := stages.LearnerSpecOf(spec)
+	err := ls.Validate()
+	var pe *models.ParamError
+	switch {
+	case err == nil:
+	case errors.Is(err, models.ErrUnknownKind):
+		return spec.ErrAt("model.kind", "%v", err)
+	case errors.As(err, &pe):
+		path := paths[pe.Param]
+		if path == "" {
+			path = "model.params." + pe.Param
+		}
+		return spec.ErrAt(path, "%v", err)
+	default:
+		return spec.ErrAt("model.params", "%v", err)
+	}
+	if spec.Model.Engine == stages.EngineONNXRuntime {
+		if _, err := ls.MLPConfig(models.Shape{NumDense: 1}, 2); err != nil {
+			return spec.ErrAt("model.engine", "onnxruntime runs the MLP kinds' training step only: %v", err)
+		}
+	}
+	return nil
 }
 
 // RolloutGate returns the spec's rollout gate with every default applied,
@@ -73,4 +108,8 @@ func RolloutGate(spec *pipeline.Spec) (rollout.Gate, time.Duration, error) {
 
 // isRegression reports whether the spec's model predicts a number rather
 // than a class.
-func isRegression(spec *pipeline.Spec) bool { return spec.Model.Kind == "linear" }
+func isRegression(spec *pipeline.Spec) bool {
+	ls, _ := stages.LearnerSpecOf(spec)
+	task, err := ls.Task()
+	return err == nil && task == models.TaskRegression
+}

@@ -103,3 +103,25 @@ func TestRolloutGateErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestModelKindAndParams: model.kind and model.params are checked by the
+// models factory, each error at the line of the field that set it.
+func TestModelKindAndParams(t *testing.T) {
+	base := gateSpec[:strings.Index(gateSpec, "rollout:\n")]
+	for _, tc := range []struct{ name, old, new, field, at, msg string }{
+		{"unknown kind", "  kind: logistic", "  kind: forest", "model.kind", "kind: forest", `unknown learner kind "forest"`},
+		{"unknown param", "  kind: logistic", "  kind: hat\n  params: {grace: 5}", "model.params.grace", "params: {grace: 5}", `hat has no param "grace"`},
+		{"bad param", "  kind: logistic", "  kind: arf\n  params:\n    n_models: many", "model.params.n_models", "n_models: many", "not an integer"},
+		{"l1 without ftrl", "  kind: logistic", "  kind: logistic\n  l1: 0.1", "model.l1", "l1: 0.1", "l1 needs the ftrl optimizer"},
+		{"onnxruntime for a tree", "  kind: logistic", "  kind: hat\n  engine: onnxruntime", "model.engine", "engine: onnxruntime", "MLP kinds"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spectest.CheckError(t, parseErr, specFile, strings.Replace(base, tc.old, tc.new, 1), tc.field, tc.at, tc.msg)
+		})
+	}
+	for _, ok := range []string{"  kind: hat\n  params: {grace_period: 50, seed: 3}", "  kind: mlp\n  params: {hidden: \"16,8\"}\n  engine: onnxruntime", "  kind: arf_regressor"} {
+		if _, err := app.ParseSpec(specFile, []byte(strings.Replace(base, "  kind: logistic", ok, 1))); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+}
