@@ -81,7 +81,11 @@ canary → champion through the rollout gate; ROLLOUT lines show each step).
 Live progress goes to stderr. With --events N the demo stops once every
 event is accounted for, reads the output topics back to count lost events,
 and with --json prints a one-line summary on stdout, with the model's
-versions and rollout events.`, stderr)
+versions and rollout events.
+
+--model and --param choose another learner family for the whole loop (the
+retrained candidates are of the same family), e.g. --model hat or --model
+arf --param n_models=5; driftline eval --help lists the kinds and params.`, stderr)
 	events := fs.Int64("events", 0, "events to produce, then stop (0: run until Ctrl-C)")
 	jsonOut := fs.Bool("json", false, "print a one-line JSON summary on stdout at the end")
 	rate := fs.Float64("rate", 20000, "events per second (0: as fast as the pipeline takes them)")
@@ -92,6 +96,9 @@ versions and rollout events.`, stderr)
 	labelDelay := fs.Duration("label-delay", 200*time.Millisecond, "delay between an event and its label (plus up to as much again at random)")
 	adminAddr := fs.String("admin", "127.0.0.1:0", "admin HTTP address (/metrics, /healthz, /readyz, /api/v1 with $"+adminapi.EnvAdminToken+" as the bootstrap admin token)")
 	verbose := fs.Bool("v", false, "log pipeline internals")
+	kind := fs.String("model", "", "learner family (model.kind) instead of the demo spec's logistic regression")
+	params := paramFlag{}
+	fs.Var(params, "param", "a param of --model as name=value (repeatable)")
 	var sf streamFlags
 	sf.register(fs, 0)
 	if err := parseFlags(fs, args); err != nil {
@@ -123,6 +130,16 @@ versions and rollout events.`, stderr)
 	spec, err := app.ParseSpec("demo.yaml (embedded)", app.DemoSpec)
 	if err != nil {
 		return err
+	}
+	if *kind != "" || len(params) > 0 {
+		if *kind != "" && *kind != spec.Model.Kind {
+			// The demo spec's optimizer settings are the logistic model's.
+			spec.Model.Kind, spec.Model.Optimizer, spec.Model.LearnRate, spec.Model.L1, spec.Model.L2 = *kind, "", 0, 0, 0
+		}
+		spec.Model.Params = params
+		if err := app.CheckSpec(spec); err != nil {
+			return fmt.Errorf("--model/--param: %w", err)
+		}
 	}
 	if err := setDemoKeys(spec); err != nil {
 		return err

@@ -127,3 +127,41 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// TestDemoEveryFamily: the demo runs with every classifier family of the
+// models factory (--model), accounting for every event and learning above
+// the majority baseline; a regressor is refused for the demo's accuracy
+// gate, naming the field.
+func TestDemoEveryFamily(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		params []string
+	}{
+		{"hoeffding_tree", nil},
+		{"hat", []string{"--param", "grace_period=100"}},
+		{"arf", []string{"--param", "n_models=3"}},
+		{"mlp", []string{"--param", "learning_rate=0.01"}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"demo", "--events", "12000", "--rate", "4000", "--json", "--model", tc.kind}, tc.params...)
+			if code := runMain(ctx, args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", code, tail(stderr.String(), 2000))
+			}
+			var sum demoSummary
+			if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &sum); err != nil {
+				t.Fatalf("summary: %v\n%s", err, stdout.String())
+			}
+			if sum.Lost != 0 || sum.Predicted != sum.Valid || !(sum.Accuracy > sum.Baseline) {
+				t.Fatalf("lost %d, predicted %d of %d, accuracy %.3f vs baseline %.3f", sum.Lost, sum.Predicted, sum.Valid, sum.Accuracy, sum.Baseline)
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	code := runMain(context.Background(), []string{"demo", "--events", "10", "--model", "arf_regressor"}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "rollout.gate.metric") {
+		t.Fatalf("a regressor in the demo: exit %d, stderr %s", code, stderr.String())
+	}
+}

@@ -35,17 +35,7 @@ func (a *App) newGovernor(fz *stages.Featurize) (*governance.Governor, error) {
 	if err != nil {
 		return nil, err
 	}
-	newLearner := func() (models.Learner, error) { return stages.NewLearner(spec, fz) }
-	if rt.Mode == pipeline.RetrainModeWarm {
-		newLearner = func() (models.Learner, error) { return a.arms.Champion().Snapshot(), nil }
-	}
-	rows, err := a.retrainRows(fz)
-	if err != nil {
-		return nil, err
-	}
-	job, err := governance.NewRetrainJob(governance.RetrainConfig{Registry: a.models, Model: spec.Model.Name,
-		NewLearner: newLearner, Mode: rt.Mode, Rows: rows, Signature: LearnerSignature(fz), SpecHash: specHash(spec),
-		MinRows: rt.MinRows, Holdout: rt.Holdout, Profile: a.driftProfile})
+	job, err := a.newRetrainJob(fz)
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +67,25 @@ func (a *App) retrainRows(fz *stages.Featurize) (governance.RowSource, error) {
 		a.join.OnLearned = window.Add
 	}
 	return window, nil
+}
+
+// newRetrainJob builds the governor's retrain job: a learner of the spec's
+// family (reset mode) or a copy of the serving champion (warm mode), on the
+// rows of rollout.retrain.source.
+func (a *App) newRetrainJob(fz *stages.Featurize) (*governance.RetrainJob, error) {
+	spec := a.spec
+	rt := spec.Rollout.RetrainOrDefault()
+	newLearner := func() (models.Learner, error) { return stages.NewLearner(spec, fz) }
+	if rt.Mode == pipeline.RetrainModeWarm {
+		newLearner = func() (models.Learner, error) { return a.arms.Champion().Snapshot(), nil }
+	}
+	rows, err := a.retrainRows(fz)
+	if err != nil {
+		return nil, err
+	}
+	return governance.NewRetrainJob(governance.RetrainConfig{Registry: a.models, Model: spec.Model.Name,
+		NewLearner: newLearner, Mode: rt.Mode, Rows: rows, Signature: LearnerSignature(fz), SpecHash: specHash(spec),
+		MinRows: rt.MinRows, Holdout: rt.Holdout, Profile: a.driftProfile})
 }
 
 // driftProfile is the drift monitor's reference feature profile as JSON,
