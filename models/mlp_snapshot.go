@@ -119,7 +119,7 @@ func (m *MLP) UnmarshalBinary(data []byte) error {
 // UnmarshalMLP restores an MLP learner, with the Go step, from a snapshot.
 // Errors wrap ErrSnapshot.
 func UnmarshalMLP(data []byte) (*MLP, error) {
-	body, err := snapshotBody(data, mlpSnapshotMagic, mlpSnapshotVersion)
+	body, err := openFrame(data, mlpSnapshotMagic, mlpSnapshotVersion)
 	if err != nil {
 		return nil, err
 	}

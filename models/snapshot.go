@@ -1,7 +1,6 @@
 package models
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -104,7 +103,7 @@ func UnmarshalLearner(data []byte) (Learner, error) {
 // UnmarshalLinear restores a Linear learner from a snapshot. Errors wrap
 // ErrSnapshot.
 func UnmarshalLinear(data []byte) (*Linear, error) {
-	body, err := snapshotBody(data, snapshotMagic, snapshotVersion)
+	body, err := openFrame(data, snapshotMagic, snapshotVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -219,29 +218,4 @@ func (r *snapshotReader) float64s(dst []float64) {
 	for i := range dst {
 		dst[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
 	}
-}
-
-// snapshotBody checks a snapshot's frame — length, magic, version, body
-// length and checksum — and returns its body. Errors wrap ErrSnapshot.
-func snapshotBody(data []byte, magic string, version uint16) ([]byte, error) {
-	if len(data) < snapshotHeader+snapshotTrailer {
-		return nil, fmt.Errorf("snapshot of %d bytes is shorter than its %d-byte frame: %w",
-			len(data), snapshotHeader+snapshotTrailer, ErrSnapshot)
-	}
-	if !bytes.Equal(data[:4], []byte(magic)) {
-		return nil, fmt.Errorf("snapshot magic %q, want %q: %w", data[:4], magic, ErrSnapshot)
-	}
-	if v := binary.LittleEndian.Uint16(data[4:]); v != version {
-		return nil, fmt.Errorf("snapshot version %d, this build reads version %d: %w", v, version, ErrSnapshot)
-	}
-	bodyLen := binary.LittleEndian.Uint64(data[6:])
-	if have := uint64(len(data) - snapshotHeader - snapshotTrailer); bodyLen != have {
-		return nil, fmt.Errorf("snapshot header announces %d body bytes, found %d (truncated or padded): %w",
-			bodyLen, have, ErrSnapshot)
-	}
-	end := len(data) - snapshotTrailer
-	if want, got := binary.LittleEndian.Uint32(data[end:]), crc32.Checksum(data[:end], crcTable); want != got {
-		return nil, fmt.Errorf("snapshot checksum %08x, computed %08x (corrupt): %w", want, got, ErrSnapshot)
-	}
-	return data[snapshotHeader:end], nil
 }
