@@ -11,6 +11,6 @@ const (
 // TextBatch is a tokenized batch: N rows of T tokens, row-major, as
 // models/tokenizer.Batch lays them out.
 type TextBatch struct {
-	N, T                int
+	N, T               int
 	IDs, Mask, TypeIDs []int64
 }

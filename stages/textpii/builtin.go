@@ -1,6 +1,5 @@
 package textpii
 
-
 // Byte classes of the scanner's dispatch table.
 const (
 	clDigit  = 1 << iota // 0-9
