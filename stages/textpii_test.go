@@ -1,6 +1,9 @@
 package stages
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -187,4 +190,41 @@ func TestTextPIINoFindingAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(20, func() { _ = tp.Process(t.Context(), batch) }); n != 0 {
 		t.Fatalf("%v allocations per batch of %d rows without findings", n, len(rows))
 	}
+}
+
+// BenchmarkTextPIICorpus runs the text PII stage (scan, redact, new
+// column) over the 2,400 lines of the labelled corpus as one batch; the
+// Presidio comparison (scripts/bench-pii-presidio.sh) reads its ns/op.
+func BenchmarkTextPIICorpus(b *testing.B) {
+	spec := textSpec(b)
+	tp, err := NewTextPII(spec, testKeys(), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile("textpii/testdata/corpus.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rows [][]byte
+	for line := range bytes.Lines(data) {
+		var l struct{ Text string }
+		if err := json.Unmarshal(line, &l); err != nil {
+			b.Fatal(err)
+		}
+		row, _ := json.Marshal(map[string]string{"id": "x", "red": l.Text})
+		rows = append(rows, row)
+	}
+	batch := newBatch(0, rows...)
+	mustProcess(b, batch, NewDecode(spec), NewValidate(spec))
+	orig := batch.Record
+	b.ReportAllocs()
+	for b.Loop() {
+		orig.Retain()
+		batch.Record = orig
+		if err := tp.Process(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+		batch.Record.Release()
+	}
+	b.ReportMetric(float64(len(rows)), "lines/op")
 }

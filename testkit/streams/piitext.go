@@ -97,7 +97,7 @@ func (p *PIIText) reset() {
 }
 
 func (p *PIIText) line() PIILine {
-	return PIILine{Text: p.buf.String(), Spans: append([]PIISpan(nil), p.spans...)}
+	return PIILine{Text: p.buf.String(), Spans: append([]PIISpan{}, p.spans...)}
 }
 
 func (p *PIIText) lit(s string) { p.buf.WriteString(s) }
