@@ -112,7 +112,7 @@ func (s PrepareStats) String() string {
 func Prepare(ctx context.Context, spec *pipeline.Spec, in io.Reader, emit func(PreparedRow) error) (PrepareStats, error) {
 	st := PrepareStats{Reasons: map[string]int{}, TextPII: map[string]int{}}
 	var err error
-	if st.EphemeralKeys, err = ephemeralKeys(&spec.Stages.Anonymize); err != nil {
+	if st.EphemeralKeys, err = EphemeralKeys(&spec.Stages.Anonymize); err != nil {
 		return st, err
 	}
 	mr, err := miniredis.Run()
@@ -206,9 +206,10 @@ func labelValue(m *dto.Metric, name string) string {
 	return ""
 }
 
-// ephemeralKeys sets a random key in each key variable the spec names
-// that the environment lacks, and returns their names.
-func ephemeralKeys(an *pipeline.AnonymizeSpec) ([]string, error) {
+// EphemeralKeys sets a random key in each key variable the anonymize
+// block names that the environment lacks (the demo, prepare), and returns
+// their names.
+func EphemeralKeys(an *pipeline.AnonymizeSpec) ([]string, error) {
 	var set []string
 	for _, env := range []string{an.HMACKeyEnv, an.EncryptionKeyEnv} {
 		if env == "" || os.Getenv(env) != "" {
