@@ -92,9 +92,9 @@ type scenarioBase struct {
 	idPrefix string
 }
 
-func (b *scenarioBase) Index() int64   { return b.index }
-func (b *scenarioBase) PII() *LeakSet  { return b.pii }
-func (b *scenarioBase) drifted() bool  { return b.index >= b.driftAt }
+func (b *scenarioBase) Index() int64  { return b.index }
+func (b *scenarioBase) PII() *LeakSet { return b.pii }
+func (b *scenarioBase) drifted() bool { return b.index >= b.driftAt }
 
 // begin starts event e: its id, and the JSON object's first fields.
 func (b *scenarioBase) begin(e *ScenarioEvent) []byte {
