@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -60,25 +59,5 @@ model: {name: m}
 	}
 	if s := rows[0].String(); strings.Contains(s, "13812345678") || !strings.Contains(s, "line 1: ok") {
 		t.Errorf("printed row %q", s)
-	}
-}
-
-// Every example spec prepares its own sample without losing a row.
-func TestPrepareExampleSamples(t *testing.T) {
-	samples, _ := filepath.Glob("../../deploy/examples/*.sample.jsonl")
-	for _, sample := range samples {
-		spec, err := app.LoadSpec(strings.TrimSuffix(sample, ".sample.jsonl") + ".yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(sample)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := app.Prepare(context.Background(), spec, f, func(app.PreparedRow) error { return nil })
-		f.Close()
-		if err != nil || st.Rows == 0 || st.OK+st.DLQ+st.Duplicates != st.Rows {
-			t.Errorf("%s: %+v, %v", sample, st, err)
-		}
 	}
 }
