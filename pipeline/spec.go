@@ -205,6 +205,9 @@ type StagesSpec struct {
 	Dedupe    DedupeSpec    `yaml:"dedupe"`
 	Anonymize AnonymizeSpec `yaml:"anonymize"`
 	Featurize FeaturizeSpec `yaml:"featurize"`
+	// Text holds the free-text stages: PII recognizers, hashed tokens and
+	// a transformer model (see TextSpec).
+	Text TextSpec `yaml:"text"`
 }
 
 // DedupeSpec configures de-duplication by event id.
@@ -249,8 +252,12 @@ type AnonymizeSpec struct {
 	DLQPayload string `yaml:"dlq_payload"`
 }
 
-// HasPII reports whether any schema field carries a PII class.
+// HasPII reports whether any schema field carries a PII class, or a
+// free-text field is scanned for PII (stages.text.pii).
 func (s *Spec) HasPII() bool {
+	if s.HasTextPII() {
+		return true
+	}
 	for _, f := range s.Schema.Fields {
 		if f.PII != "" && f.PII != "none" {
 			return true
@@ -865,6 +872,7 @@ func (s *Spec) applyDefaults() {
 	if o := s.Model.ONNX; o != nil && o.ExecutionProvider == "" {
 		o.ExecutionProvider = ProviderCPU
 	}
+	s.applyTextDefaults()
 	if s.Stages.Anonymize.DLQPayload == "" {
 		s.Stages.Anonymize.DLQPayload = "raw"
 		if s.HasPII() {
@@ -999,6 +1007,8 @@ func (s *Spec) Validate() error {
 			add(fmt.Sprintf("schema.fields[%d].pii", i), "field %q is PII (%s) but stages.anonymize has no operator for it", f.Name, f.PII)
 		}
 	}
+	textHMAC, textAES := s.validateText(add, checkField)
+	needHMAC, needAES = needHMAC || textHMAC, needAES || textAES
 	if needHMAC && an.HMACKeyEnv == "" && an.HMACKeyFile == "" {
 		add("stages.anonymize.hmac_key_env", "pseudonymize needs a key: set hmac_key_env or hmac_key_file")
 	}
@@ -1027,7 +1037,7 @@ func (s *Spec) Validate() error {
 	if fz.HashBits < 1 || fz.HashBits > 24 {
 		add("stages.featurize.hash_bits", "must be in [1, 24], got %d", fz.HashBits)
 	}
-	if len(fz.Numeric)+len(fz.Categorical) == 0 {
+	if len(fz.Numeric)+len(fz.Categorical)+len(s.Stages.Text.Tokens) == 0 {
 		add("stages.featurize", "needs at least one numeric or categorical field")
 	}
 	if e := fz.Entity; e != nil {

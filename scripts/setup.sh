@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # setup.sh prepares a fresh machine for driftline's tests: Go modules,
 # redis-server (Debian package), the Apache Kafka jars (Maven Central),
-# libonnxruntime (npm package onnxruntime-node), pyarrow (PyPI, the
+# libonnxruntime (npm package onnxruntime-node), the text-model fixtures
+# (scripts/setup-textmodel.sh: tokenizers, onnx and onnxruntime from PyPI
+# build a tokenizer.json, tiny BERT models and their Python references),
+# pyarrow (PyPI, the
 # independent Parquet reader of the lake tests) and kafka-python (PyPI, the
 # independent consumer of the Kafka codec test). Idempotent and cached under
 # ${DRIFTLINE_CACHE:-$HOME/.cache/driftline}. It stops at the first missing
@@ -24,6 +27,9 @@ bash scripts/setup-kafka.sh >/dev/null
 
 step "ONNX Runtime library"
 bash scripts/setup-ort.sh >/dev/null
+
+step "text-model fixtures"
+bash scripts/setup-textmodel.sh >/dev/null
 
 step "pyarrow $PYARROW_VERSION"
 if ! python3 -c "import pyarrow, sys; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" 2>/dev/null; then

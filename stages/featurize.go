@@ -36,6 +36,7 @@ import (
 type Featurize struct {
 	numeric     []int
 	categorical []int
+	tokens      []textTokens
 	mask        uint32
 	entityCol   int
 	meanOfCol   int
@@ -78,6 +79,7 @@ func NewFeaturize(spec *pipeline.Spec, rdb redis.UniversalClient) (*Featurize, e
 	for _, n := range fz.Categorical {
 		f.categorical = append(f.categorical, spec.FieldIndex(n))
 	}
+	f.tokens = newTextTokens(spec, len(f.categorical))
 	if e := fz.Entity; e != nil {
 		if rdb == nil {
 			return nil, errors.New("featurize: entity aggregates need redis")
@@ -111,8 +113,15 @@ func (f *Featurize) NumDense() int {
 	return len(f.numeric)
 }
 
-// NumHashed is the number of hashed indices per row.
-func (f *Featurize) NumHashed() int { return len(f.categorical) }
+// NumHashed is the number of hashed indices per row: one per categorical
+// field, then stages.text.tokens' max_tokens per text field.
+func (f *Featurize) NumHashed() int {
+	n := len(f.categorical)
+	for _, t := range f.tokens {
+		n += t.max
+	}
+	return n
+}
 
 // Name implements pipeline.Stage.
 func (f *Featurize) Name() string { return "featurize" }
@@ -135,6 +144,10 @@ func (f *Featurize) Process(ctx context.Context, b *pipeline.Batch) error {
 		}
 		for k, c := range f.categorical {
 			fb.Hashed = append(fb.Hashed, f.hashValue(rec.Column(c), i, k))
+		}
+		for k := range f.tokens {
+			t := &f.tokens[k]
+			fb.Hashed = t.appendHashes(fb.Hashed, rec.Column(t.col).(*array.String), i, f.mask)
 		}
 	}
 	if f.entityCol >= 0 && fb.Len() > 0 {
@@ -319,7 +332,7 @@ func eventSeconds(rec arrow.RecordBatch, timeCol int, fallback time.Time, i int)
 // FeatureNames names the dense and hashed columns the featurize stage
 // produces for spec, in order: the numeric fields, then the entity
 // aggregates (count, mean of mean_of, seconds since the previous event);
-// the categorical fields.
+// the categorical fields, then each text field's word slots.
 func FeatureNames(spec *pipeline.Spec) (dense, hashed []string) {
 	fz := &spec.Stages.Featurize
 	dense = append(dense, fz.Numeric...)
@@ -331,5 +344,10 @@ func FeatureNames(spec *pipeline.Spec) (dense, hashed []string) {
 		dense = append(dense, e.Field+".count", mean, e.Field+".seconds_since_last")
 	}
 	hashed = append(hashed, fz.Categorical...)
+	for _, t := range spec.Stages.Text.Tokens {
+		for k := range t.MaxTokens {
+			hashed = append(hashed, t.Field+".token"+strconv.Itoa(k))
+		}
+	}
 	return dense, hashed
 }

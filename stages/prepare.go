@@ -14,9 +14,59 @@ import (
 // when neither runs. The stages are not safe for concurrent use: build one
 // chain per partition loop.
 func PreparationChain(spec *pipeline.Spec, rdb redis.UniversalClient, keys Keys) ([]pipeline.Stage, error) {
+	return PreparationChainWith(spec, rdb, keys, ChainOptions{})
+}
+
+// ChainOptions are what a caller may share between the chains of its
+// partitions. The zero value is valid.
+type ChainOptions struct {
+	// TextPIIMetrics counts the text PII stage's findings; nil: uncounted.
+	TextPIIMetrics *TextPIIMetrics
+	// TextModel is stages.text.model opened once (OpenTextModel) and
+	// shared by the chains. Nil opens one for this chain alone, whose ONNX
+	// Runtime sessions live until the process exits: a long-lived caller
+	// with many chains passes one.
+	TextModel *TextModel
+}
+
+// PreparationChainWith is PreparationChain with options. The free-text
+// stages (stages.text) run after dedupe: a token classification model
+// first (its entity spans feed the PII stage), then the text PII stage,
+// then anonymize, then a sequence classification model (which so reads
+// the text with its PII rewritten), then featurize (which hashes
+// stages.text.tokens).
+func PreparationChainWith(spec *pipeline.Spec, rdb redis.UniversalClient, keys Keys, opts ChainOptions) ([]pipeline.Stage, error) {
 	list := []pipeline.Stage{NewDecode(spec), NewValidate(spec)}
 	if spec.Stages.Dedupe.On() {
 		list = append(list, NewDedupe(spec, rdb))
+	}
+	var textModel *TextModelStage
+	if m := spec.Stages.Text.Model; m != nil {
+		tm := opts.TextModel
+		if tm == nil {
+			var err error
+			if tm, err = OpenTextModel(spec); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if textModel, err = NewTextModelStage(spec, tm); err != nil {
+			return nil, err
+		}
+		if m.Task == pipeline.TaskTokenClassification {
+			list = append(list, textModel)
+		}
+	}
+	if spec.HasTextPII() {
+		var spans *TextSpans
+		if textModel != nil {
+			spans = textModel.Spans()
+		}
+		tp, err := NewTextPII(spec, keys, opts.TextPIIMetrics, spans)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, tp)
 	}
 	if len(spec.Stages.Anonymize.Fields) > 0 {
 		an, err := NewAnonymize(spec, keys)
@@ -24,6 +74,9 @@ func PreparationChain(spec *pipeline.Spec, rdb redis.UniversalClient, keys Keys)
 			return nil, err
 		}
 		list = append(list, an)
+	}
+	if textModel != nil && spec.Stages.Text.Model.Task == pipeline.TaskSequenceClassification {
+		list = append(list, textModel)
 	}
 	fz, err := NewFeaturize(spec, rdb)
 	if err != nil {

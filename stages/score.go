@@ -100,6 +100,11 @@ func NewScore(spec *pipeline.Spec, champion *ServedModel, keyID string) *Score {
 			encrypted[f.Field] = true
 		}
 	}
+	for _, f := range spec.Stages.Text.PII {
+		if f.Action == pipeline.OpEncrypt {
+			encrypted[f.Field] = true
+		}
+	}
 	for _, n := range spec.Output.Passthrough {
 		s.passthrough = append(s.passthrough, spec.FieldIndex(n))
 		s.names = append(s.names, n)

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +11,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,35 +25,38 @@ import (
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
 	"github.com/driftline/driftline/testkit/streams"
 	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // demoSummary is the one-line JSON the demo prints with --json.
 type demoSummary struct {
-	Produced        int64       `json:"produced"`
-	Valid           int64       `json:"valid"`
-	Malformed       int64       `json:"malformed"`
-	Duplicates      int64       `json:"duplicates"`
-	Predicted       int64       `json:"predicted"`
-	DLQ             int64       `json:"dlq"`
-	Deduped         int64       `json:"deduplicated"`
-	Lost            int64       `json:"lost"`
-	EventsPerS      float64     `json:"events_per_s"`
-	ElapsedS        float64     `json:"elapsed_s"`
-	Labels          int64       `json:"labels"`
-	Accuracy        float64     `json:"prequential_accuracy"`
-	Baseline        float64     `json:"majority_baseline"`
-	PIILeaks        int64       `json:"pii_leaks"`
-	Alerts          []demoAlert `json:"alerts"`
-	DriftAlerts     int         `json:"drift_alerts"`
-	AlertsDelivered int64       `json:"alerts_delivered"`
-	DriftAt         int64       `json:"drift_at"`
-	KafkaAddr       string      `json:"kafka"`
-	RedisAddr       string      `json:"redis"`
-	Partitions      int         `json:"partitions"`
-	StreamSeed      uint64      `json:"seed"`
-	Concept         string      `json:"concept"`
+	Produced   int64   `json:"produced"`
+	Valid      int64   `json:"valid"`
+	Malformed  int64   `json:"malformed"`
+	Duplicates int64   `json:"duplicates"`
+	Predicted  int64   `json:"predicted"`
+	DLQ        int64   `json:"dlq"`
+	Deduped    int64   `json:"deduplicated"`
+	Lost       int64   `json:"lost"`
+	EventsPerS float64 `json:"events_per_s"`
+	ElapsedS   float64 `json:"elapsed_s"`
+	Labels     int64   `json:"labels"`
+	Accuracy   float64 `json:"prequential_accuracy"`
+	Baseline   float64 `json:"majority_baseline"`
+	PIILeaks   int64   `json:"pii_leaks"`
+	// Prequential holds each served version's windowed accuracy, log loss and AUC.
+	Prequential     []stages.PrequentialSummary `json:"prequential"`
+	Alerts          []demoAlert                 `json:"alerts"`
+	DriftAlerts     int                         `json:"drift_alerts"`
+	AlertsDelivered int64                       `json:"alerts_delivered"`
+	DriftAt         int64                       `json:"drift_at"`
+	KafkaAddr       string                      `json:"kafka"`
+	RedisAddr       string                      `json:"redis"`
+	Partitions      int                         `json:"partitions"`
+	StreamSeed      uint64                      `json:"seed"`
+	Concept         string                      `json:"concept"`
 	// Champion is the registry version serving at the end; Versions are the
 	// model's registry versions with their lineage; RolloutEvents is the
 	// audit log of the governance loop (registrations, alias and traffic
@@ -97,6 +99,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	adminAddr := fs.String("admin", "127.0.0.1:0", "admin HTTP address (/metrics, /healthz, /readyz, /api/v1 with $"+adminapi.EnvAdminToken+" as the bootstrap admin token)")
 	verbose := fs.Bool("v", false, "log pipeline internals")
 	kind := fs.String("model", "", "learner family (model.kind) instead of the demo spec's logistic regression")
+	specPath := fs.String("spec", "", "run an example spec of deploy/examples with its seeded scenario instead of the embedded demo")
 	params := paramFlag{}
 	fs.Var(params, "param", "a param of --model as name=value (repeatable)")
 	var sf streamFlags
@@ -127,7 +130,11 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	}
 	log := newLogger(stderr, level)
 
-	spec, err := app.ParseSpec("demo.yaml (embedded)", app.DemoSpec)
+	spec, err := app.DemoSpecOf(*specPath)
+	var scenario streams.Scenario
+	if err == nil && *specPath != "" {
+		scenario, err = streams.NewScenario(spec.Name, sf.seed, sf.driftAt)
+	}
 	if err != nil {
 		return err
 	}
@@ -141,7 +148,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 			return fmt.Errorf("--model/--param: %w", err)
 		}
 	}
-	if err := setDemoKeys(spec); err != nil {
+	if _, err := app.EphemeralKeys(&spec.Stages.Anonymize); err != nil {
 		return err
 	}
 	// Embedded Kafka.
@@ -151,11 +158,9 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 			return err
 		}
 	}
-	topics := []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Alerts + ".poison",
-		spec.Topics.Audit, spec.Rollout.ShadowTopic}
 	cluster, err := kfake.NewCluster(
 		kfake.Ports(port),
-		kfake.SeedTopics(int32(*partitions), topics...),
+		kfake.SeedTopics(int32(*partitions), app.Topics(spec)...),
 		kfake.GroupMinSessionTimeout(time.Second),
 		kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.Itoa(128 << 20)}),
 	)
@@ -208,7 +213,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	defer pcl.Close()
 	var stats feed.Stats
 	pcfg := feed.Config{
-		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Events: *events, Rate: *rate,
+		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Scenario: scenario, Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
 	}
 	if err := pcfg.Validate(); err != nil {
@@ -265,7 +270,7 @@ loop:
 		KafkaAddr: brokers[0], RedisAddr: mr.Addr(), Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
-	sum.Accuracy, sum.Baseline = ls.Accuracy, ls.Baseline
+	sum.Accuracy, sum.Baseline, sum.Prequential = ls.Accuracy, ls.Baseline, ls.Versions
 	check, err := feed.ReadBack(context.WithoutCancel(ctx), kcc, spec, &stats)
 	if err != nil {
 		return fmt.Errorf("read back topics: %w", err)
@@ -319,7 +324,12 @@ type demoAlert struct {
 
 // jsonSafe replaces NaN metrics (no labels yet) with -1, which JSON can carry.
 func jsonSafe(s demoSummary) demoSummary {
-	for _, f := range []*float64{&s.Accuracy, &s.Baseline} {
+	s.Prequential = slices.Clone(s.Prequential)
+	fs := []*float64{&s.Accuracy, &s.Baseline}
+	for i := range s.Prequential {
+		fs = append(fs, &s.Prequential[i].Accuracy, &s.Prequential[i].LogLoss, &s.Prequential[i].AUC)
+	}
+	for _, f := range fs {
 		if math.IsNaN(*f) {
 			*f = -1
 		}
@@ -338,25 +348,6 @@ func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, cc kafka.Client
 		return nil
 	}, log)
 	return &delivered, err
-}
-
-// setDemoKeys puts fresh random keys in the env vars the demo spec names,
-// unless the user set them.
-func setDemoKeys(spec *pipeline.Spec) error {
-	an := spec.Stages.Anonymize
-	for _, env := range []string{an.HMACKeyEnv, an.EncryptionKeyEnv} {
-		if env == "" || os.Getenv(env) != "" {
-			continue
-		}
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return err
-		}
-		if err := os.Setenv(env, hex.EncodeToString(key)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func freePort() (int, error) {

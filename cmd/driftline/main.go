@@ -32,6 +32,7 @@ func commands() []command {
 		{"produce", "write a seeded synthetic event stream (and delayed labels) to Kafka", cmdProduce},
 		{"eval", "prequential evaluation of a model kind on a file or a seeded stream (River's progressive_val_score)", cmdEval},
 		{"validate-spec", "check a pipeline spec and report every problem with file, line and field", cmdValidateSpec},
+		{"prepare", "run a spec's preparation stages over a JSONL file and print each output row or DLQ reason", cmdPrepare},
 		{"models", "manage models through the admin API (list, show, promote, rollback, pause, retrain, tokens) and export snapshots to ONNX", cmdModels},
 		{"audit", "print the audit log: promotions, rollbacks, gate decisions, retrains", cmdAudit},
 		{"version", "print the version", cmdVersion},

@@ -41,4 +41,22 @@ func TestBuildWithoutCgo(t *testing.T) {
 	if msg := string(out); !strings.Contains(msg, "model.onnx:") || !strings.Contains(msg, "built without ONNX Runtime") {
 		t.Fatalf("run failed without naming model.onnx and the missing ONNX Runtime:\n%s", msg)
 	}
+	// A spec with a text model (stages.text.model) fails at start too,
+	// naming the field; here through prepare, which needs no Kafka.
+	textSpec := filepath.Join(t.TempDir(), "text.yaml")
+	writeFile(t, textSpec, `name: text
+topics: {input: in, predictions: out, dlq: dlq}
+schema:
+  id_field: id
+  fields: [{name: id, type: string, required: true}, {name: msg, type: string}, {name: p0, type: float}, {name: p1, type: float}]
+stages:
+  text:
+    model: {field: msg, path: m.onnx, tokenizer: tokenizer.json, task: sequence_classification, outputs: [p0, p1]}
+  featurize: {numeric: [p0, p1]}
+model: {name: m}
+`)
+	out, err = exec.Command(bin, "prepare", "--spec", textSpec, "--in", "-").CombinedOutput()
+	if msg := string(out); err == nil || !strings.Contains(msg, "stages.text.model:") || !strings.Contains(msg, "built without ONNX Runtime") {
+		t.Fatalf("prepare of a text-model spec without ONNX Runtime: %v\n%s", err, msg)
+	}
 }

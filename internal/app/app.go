@@ -67,7 +67,10 @@ type App struct {
 	champion *stages.ServedModel
 	// onnx is the user's ONNX model when the spec sets model.onnx; it
 	// scores, the champion's Learn is a no-op.
-	onnx     *stages.ONNXModel
+	onnx *stages.ONNXModel
+	// chain holds what every partition's preparation chain shares: the
+	// text PII metrics and stages.text.model's sessions.
+	chain    stages.ChainOptions
 	log      *slog.Logger
 	dlqCrypt *stages.Anonymize
 	// join caches scored rows' features until their labels arrive; labels
@@ -157,6 +160,9 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	}
 	fz, err := stages.NewFeaturize(spec, a.rdb)
 	if err != nil {
+		return err
+	}
+	if err := a.openText(); err != nil {
 		return err
 	}
 	var learner models.Learner
@@ -280,7 +286,7 @@ func transactionalID(spec *pipeline.Spec) (string, error) {
 // openPartition builds one partition's stages and runner.
 func (a *App) openPartition(_ string, _ int32) (pipeline.PartitionHandler, error) {
 	spec := a.spec
-	stageList, err := stages.PreparationChain(spec, a.rdb, a.keys)
+	stageList, err := stages.PreparationChainWith(spec, a.rdb, a.keys, a.chain)
 	if err != nil {
 		return nil, err
 	}

@@ -75,10 +75,13 @@ type LabelStats struct {
 	// WindowAccuracy is the champion's windowed prequential accuracy (NaN
 	// before any label).
 	WindowAccuracy float64
+	// Versions are the windowed prequential metrics (accuracy, log loss,
+	// AUC) of every model version that served labelled predictions.
+	Versions []stages.PrequentialSummary
 }
 
 func (lp *labelPlane) stats() LabelStats {
-	s := LabelStats{Processed: lp.join.Processed(), Accuracy: math.NaN(), Baseline: math.NaN(), WindowAccuracy: math.NaN()}
+	s := LabelStats{Processed: lp.join.Processed(), Accuracy: math.NaN(), Baseline: math.NaN(), WindowAccuracy: math.NaN(), Versions: lp.metrics.Summaries()}
 	for _, w := range lp.metrics.Summaries() {
 		s.WindowAccuracy = w.Accuracy
 		break

@@ -40,3 +40,25 @@ func NewMLP(Config, models.MLPConfig) (*models.MLP, error) { return nil, ErrNotB
 
 // RestoreMLP reports ErrNotBuiltIn.
 func RestoreMLP(Config, []byte) (*models.MLP, error) { return nil, ErrNotBuiltIn }
+
+// Text is a transformer on tokenized text; without ONNX Runtime none can
+// be opened.
+type Text struct{}
+
+// NewText reports ErrNotBuiltIn.
+func NewText(Config, []byte, string) (*Text, error) { return nil, ErrNotBuiltIn }
+
+// Classes is K.
+func (*Text) Classes() int { return 0 }
+
+// TokenLevel reports whether the logits are per token.
+func (*Text) TokenLevel() bool { return false }
+
+// Library is the ONNX Runtime library the engine runs on.
+func (*Text) Library() Library { return Library{} }
+
+// Run reports ErrNotBuiltIn.
+func (*Text) Run([]float32, TextBatch) error { return ErrNotBuiltIn }
+
+// Close does nothing.
+func (*Text) Close() error { return nil }

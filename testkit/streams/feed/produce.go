@@ -25,6 +25,10 @@ type Config struct {
 	Topic       string
 	LabelsTopic string // "" writes no labels
 	Stream      streams.Config
+	// Scenario, when set, writes an example pipeline's events instead of
+	// Stream's (streams.NewScenario); its labels' delays are its
+	// LabelScale times LabelDelay, plus the jitter.
+	Scenario streams.Scenario
 	// Events bounds the rows written (0: until ctx ends).
 	Events int64
 	// Rate is rows per second (0: as fast as the brokers take them).
@@ -47,6 +51,9 @@ func (c *Config) Validate() error {
 	if c.Rate < 0 || c.Events < 0 {
 		return errors.New("--rate and --events must not be negative")
 	}
+	if c.Scenario != nil {
+		return nil
+	}
 	return c.Stream.Validate()
 }
 
@@ -56,6 +63,8 @@ type Stats struct {
 	Rows, Valid, Malformed, Duplicates, Labels, Errors atomic.Int64
 
 	mu sync.Mutex
+	// pii matches the plaintext personal data the events carry.
+	pii interface{ Match([]byte) bool }
 	// validIndex has bit i set when event i was written valid.
 	validIndex []uint64
 	// malformedAt holds "partition/offset" of every malformed row.
@@ -74,17 +83,26 @@ func (s *Stats) markValid(i int64) {
 // Produce writes rows (and delayed labels) until cfg.Events rows are
 // written or ctx ends, then flushes. It is safe to read stats meanwhile.
 func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) error {
-	gen, err := streams.NewGenerator(cfg.Stream)
-	if err != nil {
-		return err
-	}
+	var gen source = cfg.Scenario
+	seed := cfg.Stream.Seed
 	stats.mu.Lock()
+	stats.pii = plaintextPII
+	if cfg.Scenario != nil {
+		stats.pii = cfg.Scenario.PII()
+	} else {
+		g, err := streams.NewGenerator(cfg.Stream)
+		if err != nil {
+			stats.mu.Unlock()
+			return err
+		}
+		gen = &streamSource{gen: g}
+	}
 	stats.malformedAt = map[string]struct{}{}
 	stats.mu.Unlock()
-	rng := rand.New(rand.NewPCG(cfg.Stream.Seed, 0x6472696674))
+	rng := rand.New(rand.NewPCG(seed, 0x6472696674))
 	labels := &labelQueue{}
 	var (
-		ev, prev streams.Event
+		ev, prev streams.ScenarioEvent
 		havePrev bool
 		sent     int64
 		start    = time.Now()
@@ -114,15 +132,16 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		stats.Rows.Add(1)
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
-			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, onDone)
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: prev.Key, Value: prev.Value}, onDone)
 			stats.Duplicates.Add(1)
 			continue
 		}
+		ev = streams.ScenarioEvent{}
 		gen.Next(&ev)
-		row := streams.AppendJSON(nil, &ev)
+		row := ev.Value
 		if p < cfg.DuplicateRate+cfg.MalformedRate {
 			bad, _ := streams.Corrupt(rng, row)
-			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: bad}, func(r kafka.Produced, err error) {
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: bad}, func(r kafka.Produced, err error) {
 				onDone(r, err)
 				if err == nil {
 					stats.mu.Lock()
@@ -134,7 +153,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			continue
 		}
 		idx := gen.Index() - 1
-		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: row}, func(r kafka.Produced, err error) {
+		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: row}, func(r kafka.Produced, err error) {
 			onDone(r, err)
 			if err == nil {
 				stats.markValid(idx)
@@ -142,12 +161,12 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		})
 		stats.Valid.Add(1)
 		prev, havePrev = ev, true
-		if cfg.LabelsTopic != "" {
-			delay := cfg.LabelDelay
+		if cfg.LabelsTopic != "" && ev.Label != nil {
+			delay := time.Duration(float64(cfg.LabelDelay) * ev.LabelScale)
 			if cfg.LabelJitter > 0 {
 				delay += time.Duration(rng.Int64N(int64(cfg.LabelJitter)))
 			}
-			heap.Push(labels, pendingLabel{due: time.Now().Add(delay), key: []byte(ev.ID), value: streams.AppendLabelJSON(nil, &ev)})
+			heap.Push(labels, pendingLabel{due: time.Now().Add(delay), key: []byte(ev.ID), value: ev.Label})
 		}
 	}
 	// Labels still pending are written at their due time, unless ctx ends.
@@ -171,6 +190,27 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 	}
 	return nil
 }
+
+// source is what Produce writes: a concept stream or a scenario.
+type source interface {
+	Next(e *streams.ScenarioEvent)
+	Index() int64
+}
+
+// streamSource writes a streams.Generator's events as scenario events.
+type streamSource struct {
+	gen *streams.Generator
+	ev  streams.Event
+}
+
+func (s *streamSource) Next(e *streams.ScenarioEvent) {
+	s.gen.Next(&s.ev)
+	e.ID, e.Key = s.ev.ID, []byte(s.ev.UserID)
+	e.Value = streams.AppendJSON(nil, &s.ev)
+	e.Label, e.LabelScale = streams.AppendLabelJSON(nil, &s.ev), 1
+}
+
+func (s *streamSource) Index() int64 { return s.gen.Index() }
 
 func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, stats *Stats, onDone func(kafka.Produced, error), topic string) {
 	for q.Len() > 0 && !(*q)[0].due.After(now) {
