@@ -119,6 +119,18 @@ func TestValidateSpecNamesFileLineAndField(t *testing.T) {
 	if msg := stderr.String(); !strings.Contains(msg, "bad.yaml:") || !strings.Contains(msg, "schema.fields[8].type") || !strings.Contains(msg, `"flaot"`) {
 		t.Fatalf("error does not name file, line and field: %s", msg)
 	}
+	// The blocks other packages own are checked too: the gate, the model.
+	for _, tc := range []struct{ edit, field string }{
+		{"    min_samples: 1000\n", "    min_samples: 1000\n    metric: auc\n"},
+		{"  kind: logistic\n", "  kind: forest\n"},
+	} {
+		writeFile(t, bad, strings.Replace(string(app.DemoSpec), tc.edit, tc.field, 1))
+		stderr.Reset()
+		if code := runMain(context.Background(), []string{"validate-spec", bad}, &stdout, &stderr); code != 1 ||
+			!strings.Contains(stderr.String(), "bad.yaml:") || !(strings.Contains(stderr.String(), "rollout.gate.metric") || strings.Contains(stderr.String(), "model.kind")) {
+			t.Fatalf("validate-spec with %q: exit %d, stderr %s", tc.field, code, stderr.String())
+		}
+	}
 }
 
 func tail(s string, n int) string {

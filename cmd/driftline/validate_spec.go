@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/internal/app"
 )
 
 func cmdValidateSpec(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -17,7 +17,7 @@ func cmdValidateSpec(_ context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return errUsage
 	}
-	spec, err := pipeline.LoadSpec(fs.Arg(0))
+	spec, err := app.LoadSpec(fs.Arg(0))
 	if err != nil {
 		return err
 	}
