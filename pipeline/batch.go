@@ -5,6 +5,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"io"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -169,9 +171,25 @@ func resize[T any](s []T, n int) []T {
 // down), and then the batch is retried or the pipeline stops. A Stage is
 // used by one partition loop at a time; stages that share state across
 // partitions must make it safe for concurrent use.
+//
+// A stage that holds a resource beyond memory (an ONNX Runtime session it
+// opened) also implements io.Closer; whoever builds a chain closes it with
+// CloseStages when the chain is done (Runner.Close does).
 type Stage interface {
 	Name() string
 	Process(ctx context.Context, b *Batch) error
+}
+
+// CloseStages closes every stage of list that implements io.Closer, and
+// returns their errors joined.
+func CloseStages(list []Stage) error {
+	var errs []error
+	for _, st := range list {
+		if c, ok := st.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Source delivers input messages per partition.

@@ -238,6 +238,7 @@ func (r *Runner) addDLQRecords(b *Batch) error {
 // acknowledgement, then releases the batch.
 func (r *Runner) Close() {
 	<-r.prev.done
+	_ = CloseStages(r.cfg.Stages)
 	if r.batch.Record != nil {
 		r.batch.Record.Release()
 		r.batch.Record = nil

@@ -23,9 +23,8 @@ type ChainOptions struct {
 	// TextPIIMetrics counts the text PII stage's findings; nil: uncounted.
 	TextPIIMetrics *TextPIIMetrics
 	// TextModel is stages.text.model opened once (OpenTextModel) and
-	// shared by the chains. Nil opens one for this chain alone, whose ONNX
-	// Runtime sessions live until the process exits: a long-lived caller
-	// with many chains passes one.
+	// shared by the chains; its opener closes it. Nil opens one for this
+	// chain alone, which pipeline.CloseStages (Runner.Close) closes.
 	TextModel *TextModel
 }
 
@@ -35,23 +34,33 @@ type ChainOptions struct {
 // then anonymize, then a sequence classification model (which so reads
 // the text with its PII rewritten), then featurize (which hashes
 // stages.text.tokens).
-func PreparationChainWith(spec *pipeline.Spec, rdb redis.UniversalClient, keys Keys, opts ChainOptions) ([]pipeline.Stage, error) {
+func PreparationChainWith(spec *pipeline.Spec, rdb redis.UniversalClient, keys Keys, opts ChainOptions) (chain []pipeline.Stage, err error) {
 	list := []pipeline.Stage{NewDecode(spec), NewValidate(spec)}
+	var textModel *TextModelStage
+	defer func() {
+		if err != nil && textModel != nil {
+			_ = textModel.Close() // a model this chain opened
+		}
+	}()
 	if spec.Stages.Dedupe.On() {
 		list = append(list, NewDedupe(spec, rdb))
 	}
-	var textModel *TextModelStage
 	if m := spec.Stages.Text.Model; m != nil {
-		tm := opts.TextModel
+		tm, owned := opts.TextModel, false
 		if tm == nil {
-			var err error
 			if tm, err = OpenTextModel(spec); err != nil {
 				return nil, err
 			}
+			owned = true
 		}
-		var err error
 		if textModel, err = NewTextModelStage(spec, tm); err != nil {
+			if owned {
+				tm.Close()
+			}
 			return nil, err
+		}
+		if owned {
+			textModel.owned = tm
 		}
 		if m.Task == pipeline.TaskTokenClassification {
 			list = append(list, textModel)

@@ -97,7 +97,10 @@ func (m *TextModel) Close() error { return m.model.Close() }
 // sub-batches whose model call fits the budget; each is padded on its
 // own. A TextModelStage is used by one partition loop at a time.
 type TextModelStage struct {
-	m        *TextModel
+	m *TextModel
+	// owned is m when the stage opened it (PreparationChainWith without
+	// ChainOptions.TextModel): Close closes it.
+	owned    *TextModel
 	col      int
 	outCols  []int
 	ctrl     *microbatch.Controller
@@ -111,6 +114,17 @@ type TextModelStage struct {
 }
 
 // NewTextModelStage builds a partition's stage over a shared model.
+// Close closes the model if the stage opened it (io.Closer, for
+// pipeline.CloseStages); a shared model is its opener's to close.
+func (s *TextModelStage) Close() error {
+	if s.owned == nil {
+		return nil
+	}
+	m := s.owned
+	s.owned = nil
+	return m.Close()
+}
+
 func NewTextModelStage(spec *pipeline.Spec, m *TextModel) (*TextModelStage, error) {
 	s := &TextModelStage{m: m, col: spec.FieldIndex(m.spec.Field)}
 	for _, o := range m.spec.Outputs {

@@ -175,7 +175,11 @@ func (c *ReplayCommitter) Commit(ctx context.Context, outputs [][]pipeline.OutRe
 		_ = c.txn.EndTransaction(abortCtx, kgo.TryAbort)
 		return fmt.Errorf("produce: %w", err)
 	}
-	if err := c.txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+	// Every record is flushed: finish the commit even if ctx ends now, so
+	// that its outcome is known and a caller counts what it committed.
+	endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	if err := c.txn.EndTransaction(endCtx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("commit transaction: %w", err)
 	}
 	return nil

@@ -240,6 +240,9 @@ func DirectReplay(ctx context.Context, opts ReplayOptions) (DirectResult, error)
 		target.lake = t
 	}
 	d, err := r.replayer()
+	if err == nil {
+		defer d.Close()
+	}
 	if err != nil {
 		return res, err
 	}
@@ -391,6 +394,9 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 	}
 	bt := stages.NewBacktest(spec, cand, champ, opts.Bucket, labels)
 	d, err := r.replayer()
+	if err == nil {
+		defer d.Close()
+	}
 	if err != nil {
 		return stages.BacktestReport{}, err
 	}

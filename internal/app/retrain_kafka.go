@@ -193,8 +193,10 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 	}
 	d, err := replay.NewDirect(replay.DirectConfig{Stages: prep, BatchSize: spec.Batch.Size})
 	if err != nil {
+		_ = pipeline.CloseStages(prep)
 		return nil, fmt.Errorf("retrain source kafka: %w", err)
 	}
+	defer d.Close()
 	in, err := kafka.NewReader(k.cc)
 	if err != nil {
 		return nil, fmt.Errorf("retrain source kafka: %w", err)

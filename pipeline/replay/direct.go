@@ -47,6 +47,10 @@ type Direct struct {
 	rejected  int64
 }
 
+// Close closes the stages that hold resources (pipeline.CloseStages); call
+// it once the replay is done.
+func (d *Direct) Close() error { return pipeline.CloseStages(d.stages) }
+
 // NewDirect builds a Direct replay.
 func NewDirect(cfg DirectConfig) (*Direct, error) {
 	if len(cfg.Stages) == 0 {
