@@ -111,7 +111,8 @@ func (c *ReplayCommitter) Checkpoints(ctx context.Context, run, topic string) (m
 	return out, nil
 }
 
-// abortTimeout bounds aborting a failed transaction.
+// abortTimeout bounds aborting a failed transaction, and finishing the
+// commit of one whose records are all flushed.
 const abortTimeout = 10 * time.Second
 
 // Commit implements replay.Committer: one transaction holds the outputs
