@@ -307,6 +307,13 @@ type ModelSpec struct {
 	LearnRate float64 `yaml:"learn_rate"`
 	L1        float64 `yaml:"l1"`
 	L2        float64 `yaml:"l2"`
+	// Threshold is a binary model's decision threshold, in (0, 1): a
+	// prediction's class is 1 when its score is above it and 0 otherwise,
+	// so a score exactly at the threshold — the 0.5 of a logistic model
+	// that has learned nothing — is class 0 (models.PredictedClass).
+	// Unset, it is models.Threshold (0.5). It applies to logistic and
+	// bring-your-own ONNX models, not to softmax or linear.
+	Threshold *float64 `yaml:"threshold"`
 	// ONNX, when set, makes the model one that the user brings: an ONNX
 	// file that scores events but does not learn. Kind, classes and the
 	// optimizer settings do not apply to it.
@@ -1054,6 +1061,14 @@ func (s *Spec) Validate() error {
 	}
 	if s.Model.LearnRate < 0 {
 		add("model.learn_rate", "must not be negative")
+	}
+	if t := s.Model.Threshold; t != nil {
+		if !(*t > 0 && *t < 1) {
+			add("model.threshold", "must be in (0, 1), got %v", *t)
+		}
+		if s.Model.ONNX == nil && s.Model.Kind != "logistic" {
+			add("model.threshold", "applies to binary models (kind logistic or model.onnx), not kind %s", s.Model.Kind)
+		}
 	}
 	if o := s.Model.ONNX; o != nil {
 		if o.Path == "" {

@@ -326,11 +326,11 @@ func (m *JoinMetrics) Summaries() []PrequentialSummary {
 	return out
 }
 
-func (m *JoinMetrics) observe(model, version string, score, y float64) {
+func (m *JoinMetrics) observe(model, version string, score, y, threshold float64) {
 	m.mu.Lock()
 	p := m.preq[version]
 	if p == nil {
-		p = models.NewPrequential(models.DefaultPrequentialWindow)
+		p = models.NewPrequentialAt(models.DefaultPrequentialWindow, threshold)
 		m.preq[version] = p
 		m.names[version] = model
 	}
@@ -383,6 +383,7 @@ type LabelJoin struct {
 	metrics    *JoinMetrics
 	idField    string
 	labelField string
+	threshold  float64
 	processed  atomic.Int64
 	// OnOutcome, when set, sees every joined outcome (drift detectors):
 	// one per joined label for the served prediction, and, with a shadow
@@ -417,7 +418,8 @@ type LabelJoin struct {
 
 // NewLabelJoin builds the label join for the champion.
 func NewLabelJoin(spec *pipeline.Spec, cache *PredictionCache, champion *ServedModel) *LabelJoin {
-	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, idField: spec.Schema.IDField, labelField: spec.Labels.Field}
+	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, idField: spec.Schema.IDField, labelField: spec.Labels.Field,
+		threshold: DecisionThreshold(spec)}
 }
 
 // Processed is the number of label records handled so far: joined, parked
@@ -602,7 +604,7 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 }
 
 func (j *LabelJoin) outcome(version, arm string, score, label float32, now time.Time) {
-	j.metrics.observe(j.model.Name, version, float64(score), float64(label))
+	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.threshold)
 	if j.OnOutcome != nil {
 		j.OnOutcome(Outcome{Version: version, Arm: arm, Score: score, Label: label, At: now})
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/stages"
 )
 
@@ -16,6 +17,7 @@ type labelPlane struct {
 	join    *stages.LabelJoin
 	metrics *stages.JoinMetrics
 
+	threshold                 float64
 	mu                        sync.Mutex
 	total, correct, positives int64
 }
@@ -38,7 +40,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics}
+	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics, threshold: stages.DecisionThreshold(spec)}
 	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 	return lp, nil
 }
@@ -50,7 +52,7 @@ func (lp *labelPlane) observe(o stages.Outcome) {
 	}
 	lp.mu.Lock()
 	lp.total++
-	if (o.Score >= stages.Threshold) == (o.Label == 1) {
+	if float64(models.PredictedClass(float64(o.Score), lp.threshold)) == float64(o.Label) {
 		lp.correct++
 	}
 	if o.Label == 1 {
