@@ -13,10 +13,10 @@ import (
 type Prequential struct {
 	window    int
 	threshold float64
-	scores []float64
-	labels []float64
-	next   int
-	n      int64 // outcomes seen in total
+	scores    []float64
+	labels    []float64
+	next      int
+	n         int64 // outcomes seen in total
 	// running sums over the window
 	correct, logLoss, absErr, sqErr float64
 	sortBuf                         []int
