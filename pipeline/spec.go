@@ -365,6 +365,13 @@ type ONNXInputSpec struct {
 type OutputSpec struct {
 	// Passthrough lists (anonymized) fields copied into each prediction.
 	Passthrough []string `yaml:"passthrough"`
+	// PropagateHeaders lists the input record headers copied to each
+	// event's prediction records and DLQ record, such as the W3C trace
+	// context: [traceparent, tracestate]. Other headers are dropped, and so
+	// is a value over pipeline.MaxPropagatedHeaderBytes. Names are
+	// case-sensitive, listed once, and never driftline.* (the pipeline's
+	// own headers). Default: none.
+	PropagateHeaders []string `yaml:"propagate_headers"`
 }
 
 // LabelsSpec configures the label join.
@@ -1037,6 +1044,19 @@ func (s *Spec) Validate() error {
 		if _, ok := fields[n]; !ok {
 			add(fmt.Sprintf("output.passthrough[%d]", i), "names %q, which is not in schema.fields", n)
 		}
+	}
+	seenHeader := map[string]bool{}
+	for i, h := range s.Output.PropagateHeaders {
+		p := fmt.Sprintf("output.propagate_headers[%d]", i)
+		switch {
+		case h == "" || len(h) > 255 || strings.IndexFunc(h, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
+			add(p, "must be a header name of 1 to 255 printable ASCII characters without spaces, got %q", h)
+		case strings.HasPrefix(h, "driftline."):
+			add(p, "%q is one of the pipeline's own headers (driftline.*)", h)
+		case seenHeader[h]:
+			add(p, "header %q is listed twice", h)
+		}
+		seenHeader[h] = true
 	}
 	if s.Model.Name == "" {
 		add("model.name", "is required")

@@ -121,6 +121,9 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 		{"unknown model kind", "  name: fraud", "  name: fraud\n  kind: forest", "model.kind", "kind: forest", `unknown kind "forest"`},
 		{"l1 without ftrl", "  name: fraud", "  name: fraud\n  l1: 0.1", "model.l1", "l1: 0.1", "needs optimizer ftrl"},
 		{"batch size too big", "  size: 256", "  size: 2000000", "batch.size", "size: 2000000", "must be in"},
+		{"propagated driftline header", "    categorical: [country]\n", "    categorical: [country]\noutput:\n  propagate_headers: [traceparent, driftline.reason]\n", "output.propagate_headers[1]", "propagate_headers:", "pipeline's own headers"},
+		{"propagated header twice", "    categorical: [country]\n", "    categorical: [country]\noutput:\n  propagate_headers: [traceparent, traceparent]\n", "output.propagate_headers[1]", "propagate_headers:", "listed twice"},
+		{"propagated header with a space", "    categorical: [country]\n", "    categorical: [country]\noutput:\n  propagate_headers: [\"trace parent\"]\n", "output.propagate_headers[0]", "propagate_headers:", "printable ASCII"},
 		{"threshold out of range", "  name: fraud", "  name: fraud\n  threshold: 1.5", "model.threshold", "threshold: 1.5", "must be in (0, 1)"},
 		{"threshold on a regression", "  name: fraud", "  name: fraud\n  kind: linear\n  threshold: 0.3", "model.threshold", "threshold: 0.3", "applies to binary models"},
 	} {

@@ -217,7 +217,7 @@ func (s *Score) scoreArms(ctx context.Context, b *pipeline.Batch) error {
 		keyEnd := len(s.buf)
 		s.buf = s.appendPrediction(s.buf, m, warm[m], b, i, score)
 		// Records slice s.buf only once it has stopped growing (below).
-		b.Outputs = append(b.Outputs, pipeline.OutRecord{Topic: topic, Key: s.buf[start:keyEnd], Headers: s.keyHeader})
+		b.AppendOutput(i, pipeline.OutRecord{Topic: topic, Key: s.buf[start:keyEnd], Headers: s.keyHeader})
 		s.ends = append(s.ends, [3]int{start, keyEnd, len(s.buf)})
 	}
 	first := len(b.Outputs)

@@ -166,9 +166,9 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 		ends = append(ends, len(s.buf))
 	}
 	start := 0
-	for j := range fb.Row {
+	for j, i := range fb.Row {
 		keyEnd, valEnd := ends[2*j], ends[2*j+1]
-		b.Outputs = append(b.Outputs, pipeline.OutRecord{
+		b.AppendOutput(i, pipeline.OutRecord{
 			Topic:   s.topic,
 			Key:     s.buf[start:keyEnd:keyEnd],
 			Value:   s.buf[keyEnd:valEnd:valEnd],
