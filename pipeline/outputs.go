@@ -55,44 +55,85 @@ func (r *OutRecord) Size() int {
 	return n
 }
 
-// propagate gives each output that answers a row the row's allow-listed
-// input headers, after its own. The headers live in one arena per batch.
-func (r *Runner) propagate(b *Batch) {
-	if len(r.cfg.PropagateHeaders) == 0 {
-		return
-	}
-	r.hdrs = nil // a pending batch's records still point into the previous arena
-	for k := range b.Outputs {
-		o := &b.Outputs[k]
-		if o.row == 0 {
-			continue
-		}
-		o.Headers = r.appendPropagated(o.Headers, &b.Messages[o.row-1])
-	}
+// DLQConfig says how DLQ records are built, the same way for the data
+// plane (RunnerConfig) and the label plane.
+type DLQConfig struct {
+	// Topic receives the records. Required.
+	Topic string
+	// Payload shapes the records' values; nil writes the input bytes
+	// unchanged.
+	Payload DLQPayloadFunc
+	// RecordLimit, when set, returns the largest record a topic takes
+	// (0: no limit); a record over it carries the longest prefix of its
+	// input that fits, with the HeaderPayload* headers.
+	RecordLimit func(topic string) int
+	// PropagateHeaders lists the input headers copied to the records
+	// (see RunnerConfig.PropagateHeaders).
+	PropagateHeaders []string
 }
 
-// appendPropagated returns own followed by msg's allow-listed headers,
-// held in the batch's arena; own itself when msg has none of them.
-func (r *Runner) appendPropagated(own []Header, msg *Message) []Header {
+// DLQBuilder builds the DLQ records of rejected input messages: the
+// payload (DLQConfig.Payload), the headers driftline.reason,
+// driftline.stage and driftline.source.*, the propagated input headers,
+// and the truncation of a record over its topic's limit. It is used by one
+// goroutine. Records it built stay valid after the next Begin, which
+// starts fresh buffers rather than reusing them.
+type DLQBuilder struct {
+	cfg DLQConfig
+	// buf holds the batch's payloads; hdrs its propagated headers.
+	buf  []byte
+	hdrs []Header
+}
+
+// NewDLQBuilder returns a builder for cfg.
+func NewDLQBuilder(cfg DLQConfig) (*DLQBuilder, error) {
+	if cfg.Topic == "" {
+		return nil, fmt.Errorf("dlq: no topic")
+	}
+	return &DLQBuilder{cfg: cfg}, nil
+}
+
+// Begin starts a batch: the records built so far keep their buffers.
+func (d *DLQBuilder) Begin() { d.buf, d.hdrs = nil, nil }
+
+// Record builds the DLQ record of msg, rejected for rej; truncated reports
+// that its payload holds a prefix of the input only. An error comes from
+// the payload function alone.
+func (d *DLQBuilder) Record(msg *Message, rej *Rejection) (rec OutRecord, truncated bool, err error) {
+	mark := len(d.buf)
+	if rec, err = d.record(msg, rej); err != nil {
+		return OutRecord{}, false, err
+	}
+	if lim := d.limit(d.cfg.Topic); lim > 0 && rec.Size() > lim {
+		rec, err = d.truncated(msg, rej, lim, mark)
+		return rec, err == nil, err
+	}
+	return rec, false, nil
+}
+
+// WithPropagated returns own followed by msg's allow-listed headers (see
+// DLQConfig.PropagateHeaders), held in the batch's buffers; own itself
+// when msg has none of them.
+func (d *DLQBuilder) WithPropagated(own []Header, msg *Message) []Header {
 	start := -1
 	for _, h := range msg.Headers {
-		if len(h.Value) > MaxPropagatedHeaderBytes || !r.propagated(h.Key) {
+		if len(h.Value) > MaxPropagatedHeaderBytes || !d.propagated(h.Key) {
 			continue
 		}
 		if start < 0 {
-			start = len(r.hdrs)
-			r.hdrs = append(r.hdrs, own...)
+			start = len(d.hdrs)
+			d.hdrs = append(d.hdrs, own...)
 		}
-		r.hdrs = append(r.hdrs, h)
+		d.hdrs = append(d.hdrs, h)
 	}
 	if start < 0 {
 		return own
 	}
-	return r.hdrs[start:len(r.hdrs):len(r.hdrs)]
+	return d.hdrs[start:len(d.hdrs):len(d.hdrs)]
 }
 
-func (r *Runner) propagated(key string) bool {
-	for _, k := range r.cfg.PropagateHeaders {
+func (d *DLQBuilder) propagated(key string) bool {
+	for _, k := range d.cfg.PropagateHeaders {
 		if k == key {
 			return true
 		}
@@ -101,93 +142,33 @@ func (r *Runner) propagated(key string) bool {
 }
 
 // limit is the size limit of topic's records (0: none).
-func (r *Runner) limit(topic string) int {
-	if r.cfg.RecordLimit == nil {
+func (d *DLQBuilder) limit(topic string) int {
+	if d.cfg.RecordLimit == nil {
 		return 0
 	}
-	return r.cfg.RecordLimit(topic)
+	return d.cfg.RecordLimit(topic)
 }
 
-// dropOversized sends every row with an output over its topic's size
-// limit to the DLQ, and drops that row's outputs.
-func (r *Runner) dropOversized(b *Batch) {
-	if r.cfg.RecordLimit == nil {
-		return
-	}
-	over := false
-	for k := range b.Outputs {
-		o := &b.Outputs[k]
-		if o.row == 0 {
-			continue
-		}
-		if lim := r.limit(o.Topic); lim > 0 && o.Size() > lim {
-			b.Reject(o.row-1, StageOutput, ReasonOutputTooLarge,
-				"a record of "+strconv.Itoa(o.Size())+" bytes is over the "+strconv.Itoa(lim)+"-byte limit of topic "+o.Topic)
-			over = true
-		}
-	}
-	if !over {
-		return
-	}
-	kept := b.Outputs[:0]
-	for _, o := range b.Outputs {
-		if o.row == 0 || b.State[o.row-1] == RowOK {
-			kept = append(kept, o)
-		}
-	}
-	clear(b.Outputs[len(kept):])
-	b.Outputs = kept
-}
-
-// addDLQRecords adds one DLQ record per rejected row.
-func (r *Runner) addDLQRecords(b *Batch) error {
-	// A fresh buffer per batch: a pending batch's DLQ records still point
-	// into the previous one.
-	r.dlq = nil
-	for i, s := range b.State {
-		if s != RowRejected {
-			continue
-		}
-		msg := &b.Messages[i]
-		mark := len(r.dlq)
-		rec, err := r.dlqRecord(msg, &b.Rejections[i])
-		if err != nil {
-			return err
-		}
-		if lim := r.limit(r.cfg.DLQTopic); lim > 0 && rec.Size() > lim {
-			if rec, err = r.truncatedDLQRecord(msg, &b.Rejections[i], lim, mark); err != nil {
-				return err
-			}
-			r.cfg.Metrics.dlqTruncated.Inc()
-		}
-		rec.row = i + 1
-		b.Outputs = append(b.Outputs, rec)
-	}
-	return nil
-}
-
-// dlqRecord builds the DLQ record of msg, rejected for rej, with its
-// payload appended to r.dlq.
-func (r *Runner) dlqRecord(msg *Message, rej *Rejection) (OutRecord, error) {
-	start := len(r.dlq)
+// record builds the DLQ record of msg with its payload appended to d.buf.
+func (d *DLQBuilder) record(msg *Message, rej *Rejection) (OutRecord, error) {
+	start := len(d.buf)
 	key := msg.Key
 	var extra []Header
-	if r.cfg.DLQPayload != nil {
+	if d.cfg.Payload != nil {
 		var err error
-		if r.dlq, key, extra, err = r.cfg.DLQPayload(r.dlq, msg); err != nil {
+		if d.buf, key, extra, err = d.cfg.Payload(d.buf, msg); err != nil {
 			return OutRecord{}, fmt.Errorf("dlq payload: %w", err)
 		}
 	} else {
-		r.dlq = append(r.dlq, msg.Value...)
+		d.buf = append(d.buf, msg.Value...)
 	}
-	end := len(r.dlq)
-	return OutRecord{Topic: r.cfg.DLQTopic, Key: key, Value: r.dlq[start:end:end], Headers: r.dlqHeaders(msg, rej, extra)}, nil
+	end := len(d.buf)
+	return OutRecord{Topic: d.cfg.Topic, Key: key, Value: d.buf[start:end:end], Headers: d.headers(msg, rej, extra)}, nil
 }
 
-// dlqHeaders are a DLQ record's headers: the rejection, the source
-// position, the payload function's extra headers and msg's propagated
-// ones.
-func (r *Runner) dlqHeaders(msg *Message, rej *Rejection, extra []Header) []Header {
+// headers are a DLQ record's headers: the rejection, the source position,
+// the payload function's extra headers and msg's propagated ones.
+func (d *DLQBuilder) headers(msg *Message, rej *Rejection, extra []Header) []Header {
 	reason := rej.Reason
 	if rej.Detail != "" {
 		reason += ": " + rej.Detail
@@ -199,21 +180,21 @@ func (r *Runner) dlqHeaders(msg *Message, rej *Rejection, extra []Header) []Head
 		{Key: HeaderSourcePart, Value: strconv.AppendInt(nil, int64(msg.Partition), 10)},
 		{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, msg.Offset, 10)},
 	}, extra...)
-	if len(r.cfg.PropagateHeaders) > 0 {
-		hdrs = r.appendPropagated(hdrs, msg)
+	if len(d.cfg.PropagateHeaders) > 0 {
+		hdrs = d.WithPropagated(hdrs, msg)
 	}
 	return hdrs
 }
 
-// truncatedDLQRecord builds msg's DLQ record from the longest prefix of
-// its value that fits limit, with the HeaderPayload* headers; when the
-// record does not fit even with no value, the key is left out too
+// truncated builds msg's DLQ record from the longest prefix of its value
+// that fits limit, with the HeaderPayload* headers; when the record does
+// not fit even with no value, the key is left out too
 // (HeaderSourceKeySize), and at last the payload function's and the
 // propagated headers, which leaves the rejection and the source position.
 // Each try shrinks the prefix by the measured growth of the payload
 // (encryption adds a third), so it takes few tries. Every try writes its
-// payload at mark in r.dlq, over the previous one.
-func (r *Runner) truncatedDLQRecord(msg *Message, rej *Rejection, limit, mark int) (OutRecord, error) {
+// payload at mark in d.buf, over the previous one.
+func (d *DLQBuilder) truncated(msg *Message, rej *Rejection, limit, mark int) (OutRecord, error) {
 	sum := sha256.Sum256(msg.Value)
 	info := []Header{
 		{Key: HeaderPayloadTruncated, Value: []byte("true")},
@@ -223,8 +204,8 @@ func (r *Runner) truncatedDLQRecord(msg *Message, rej *Rejection, limit, mark in
 	cut := *msg
 	build := func(n int) (OutRecord, error) {
 		cut.Value = msg.Value[:n]
-		r.dlq = r.dlq[:mark]
-		rec, err := r.dlqRecord(&cut, rej)
+		d.buf = d.buf[:mark]
+		rec, err := d.record(&cut, rej)
 		if err != nil {
 			return OutRecord{}, err
 		}
@@ -249,8 +230,9 @@ func (r *Runner) truncatedDLQRecord(msg *Message, rej *Rejection, limit, mark in
 	if empty.Size() > limit {
 		// The headers alone are too large: keep the rejection and the
 		// source position only.
-		hdrs := r.dlqHeaders(&Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}, rej, nil)
-		return OutRecord{Topic: r.cfg.DLQTopic, Headers: append(hdrs, info...)}, nil
+		pos := &Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset}
+		hdrs := append(d.headers(pos, rej, nil), info...)
+		return OutRecord{Topic: d.cfg.Topic, Headers: hdrs}, nil
 	}
 	n := len(msg.Value)
 	for range 16 {
@@ -266,4 +248,69 @@ func (r *Runner) truncatedDLQRecord(msg *Message, rej *Rejection, limit, mark in
 		n = max(0, n-int(float64(over)/growth)-64)
 	}
 	return build(0)
+}
+
+// propagate gives each output that answers a row the row's allow-listed
+// input headers, after its own.
+func (r *Runner) propagate(b *Batch) {
+	if len(r.cfg.PropagateHeaders) == 0 {
+		return
+	}
+	for k := range b.Outputs {
+		o := &b.Outputs[k]
+		if o.row == 0 {
+			continue
+		}
+		o.Headers = r.dlq.WithPropagated(o.Headers, &b.Messages[o.row-1])
+	}
+}
+
+// dropOversized sends every row with an output over its topic's size
+// limit to the DLQ, and drops that row's outputs.
+func (r *Runner) dropOversized(b *Batch) {
+	if r.cfg.RecordLimit == nil {
+		return
+	}
+	over := false
+	for k := range b.Outputs {
+		o := &b.Outputs[k]
+		if o.row == 0 {
+			continue
+		}
+		if lim := r.cfg.RecordLimit(o.Topic); lim > 0 && o.Size() > lim {
+			b.Reject(o.row-1, StageOutput, ReasonOutputTooLarge,
+				"a record of "+strconv.Itoa(o.Size())+" bytes is over the "+strconv.Itoa(lim)+"-byte limit of topic "+o.Topic)
+			over = true
+		}
+	}
+	if !over {
+		return
+	}
+	kept := b.Outputs[:0]
+	for _, o := range b.Outputs {
+		if o.row == 0 || b.State[o.row-1] == RowOK {
+			kept = append(kept, o)
+		}
+	}
+	clear(b.Outputs[len(kept):])
+	b.Outputs = kept
+}
+
+// addDLQRecords adds one DLQ record per rejected row.
+func (r *Runner) addDLQRecords(b *Batch) error {
+	for i, s := range b.State {
+		if s != RowRejected {
+			continue
+		}
+		rec, truncated, err := r.dlq.Record(&b.Messages[i], &b.Rejections[i])
+		if err != nil {
+			return err
+		}
+		if truncated {
+			r.cfg.Metrics.dlqTruncated.Inc()
+		}
+		rec.row = i + 1
+		b.Outputs = append(b.Outputs, rec)
+	}
+	return nil
 }

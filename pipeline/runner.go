@@ -57,9 +57,8 @@ const DefaultMaxPendingBatches = 2
 type Runner struct {
 	cfg   RunnerConfig
 	batch Batch
-	dlq   []byte
-	// hdrs holds the batch's propagated output headers.
-	hdrs []Header
+	// dlq builds DLQ records and propagates input headers.
+	dlq *DLQBuilder
 	// pending holds a token per batch awaiting acknowledgement.
 	pending chan struct{}
 	// prev is the previous batch's acknowledgement, which the next one
@@ -90,9 +89,13 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.MaxPendingBatches <= 0 {
 		cfg.MaxPendingBatches = DefaultMaxPendingBatches
 	}
+	dlq, err := NewDLQBuilder(DLQConfig{Topic: cfg.DLQTopic, Payload: cfg.DLQPayload, RecordLimit: cfg.RecordLimit, PropagateHeaders: cfg.PropagateHeaders})
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
 	first := &batchAck{done: make(chan struct{})}
 	close(first.done)
-	return &Runner{cfg: cfg, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first}, nil
+	return &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first}, nil
 }
 
 // Handle implements PartitionHandler: it processes the batch and returns
@@ -124,6 +127,8 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		}
 		m.stageTime.WithLabelValues(st.Name()).Observe(time.Since(start).Seconds())
 	}
+	// A pending batch's records still point into the previous buffers.
+	r.dlq.Begin()
 	r.propagate(b)
 	r.dropOversized(b)
 	predictions := len(b.Outputs)

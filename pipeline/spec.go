@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -382,6 +383,28 @@ type LabelsSpec struct {
 	TTL Duration `yaml:"ttl"`
 	// MaxPending bounds the prediction cache's size.
 	MaxPending int `yaml:"max_pending"`
+	// Min and Max, when set, bound a regression model's labels (kind
+	// linear, or model.onnx): a label outside [Min, Max] goes to the DLQ.
+	// Every label must be finite whatever they say; a binary model takes
+	// 0 and 1 only, a softmax model the class indexes 0..classes-1, and
+	// Min and Max do not apply to them.
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+	// MaxIDBytes bounds a label's event id, in bytes (default
+	// DefaultLabelMaxIDBytes, at most 65536): a label with a longer id
+	// goes to the DLQ. An event whose id is longer can't be labelled, so
+	// keep it at least as long as your ids.
+	MaxIDBytes int `yaml:"max_id_bytes"`
+	// MaxParked bounds the labels parked in Redis because they arrived
+	// before their prediction (default DefaultMaxParkedLabels): past it a
+	// label that would be parked goes to the DLQ instead, and is counted
+	// in driftline_labels_parked_overflow_total. With MaxIDBytes it bounds
+	// the parked labels' Redis memory: each takes its key twice (its own
+	// entry and the expiry index's member), at most
+	// 2.5×(len(redis.key_prefix) + 12 + max_id_bytes) + 384 bytes
+	// (stages.ParkedLabelBytes): at the defaults 52 MiB when every id is
+	// 256 bytes long, 26 MiB for 36-byte ids.
+	MaxParked int `yaml:"max_parked"`
 }
 
 // DriftSpec configures the drift monitor, which watches the numeric
@@ -821,6 +844,10 @@ const (
 	DefaultSessionTimeout = 10 * time.Second
 	DefaultLabelTTL       = time.Hour
 	DefaultMaxPending     = 1_000_000
+	// DefaultLabelMaxIDBytes is labels.max_id_bytes' default.
+	DefaultLabelMaxIDBytes = 256
+	// DefaultMaxParkedLabels is labels.max_parked's default.
+	DefaultMaxParkedLabels = 50_000
 )
 
 func (s *Spec) applyDefaults() {
@@ -880,6 +907,12 @@ func (s *Spec) applyDefaults() {
 	}
 	if s.Labels.MaxPending == 0 {
 		s.Labels.MaxPending = DefaultMaxPending
+	}
+	if s.Labels.MaxIDBytes == 0 {
+		s.Labels.MaxIDBytes = DefaultLabelMaxIDBytes
+	}
+	if s.Labels.MaxParked == 0 {
+		s.Labels.MaxParked = DefaultMaxParkedLabels
 	}
 }
 
@@ -1140,6 +1173,7 @@ func (s *Spec) Validate() error {
 	if s.Labels.MaxPending < 0 {
 		add("labels.max_pending", "must not be negative")
 	}
+	s.validateLabels(add)
 	if r := s.Rollout; r != nil {
 		if r.CanaryPercent < 0 || r.CanaryPercent > 100 {
 			add("rollout.canary_percent", "must be in [0, 100], got %d", r.CanaryPercent)
@@ -1171,6 +1205,33 @@ func (s *Spec) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateLabels checks labels.min, max, max_id_bytes and max_parked.
+func (s *Spec) validateLabels(add func(path, format string, args ...any)) {
+	l := &s.Labels
+	regression := s.Model.Kind == "linear" || s.Model.ONNX != nil
+	for _, b := range []struct {
+		path string
+		v    *float64
+	}{{"labels.min", l.Min}, {"labels.max", l.Max}} {
+		switch {
+		case b.v == nil:
+		case math.IsNaN(*b.v) || math.IsInf(*b.v, 0):
+			add(b.path, "must be finite, got %v", *b.v)
+		case !regression:
+			add(b.path, "bounds a regression's labels (kind linear or model.onnx); kind %s takes its classes only", s.Model.Kind)
+		}
+	}
+	if l.Min != nil && l.Max != nil && *l.Min > *l.Max {
+		add("labels.min", "min %g is above max %g", *l.Min, *l.Max)
+	}
+	if l.MaxIDBytes < 1 || l.MaxIDBytes > 65536 {
+		add("labels.max_id_bytes", "must be in [1, 65536], got %d", l.MaxIDBytes)
+	}
+	if l.MaxParked < 1 {
+		add("labels.max_parked", "must be at least 1, got %d", l.MaxParked)
+	}
 }
 
 // namedTopic is a topic with the field path that names it.

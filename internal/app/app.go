@@ -253,13 +253,13 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if txnID != "" {
 		a.log.Info("exactly-once data plane", "transactional_id", txnID)
 	}
-	if reachable {
-		a.learnRecordLimits(ctx)
-	}
 	if a.join != nil {
 		if a.labels, err = newLabelPlane(a); err != nil {
 			return err
 		}
+	}
+	if reachable {
+		a.learnRecordLimits(ctx)
 	}
 	return nil
 }

@@ -24,6 +24,9 @@ func (a *App) learnRecordLimits(ctx context.Context) {
 			topics = append(topics, r.ShadowTopic)
 		}
 		limits := a.kc.LearnRecordLimits(ctx, topics...)
+		if a.labels != nil {
+			a.labels.kc.LearnRecordLimits(ctx, a.spec.Topics.DLQ)
+		}
 		a.log.Info("output record limits (max.message.bytes)", "bytes", limits)
 	})
 }
