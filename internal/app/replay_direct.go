@@ -423,4 +423,3 @@ func readLabels(ctx context.Context, cc kafka.ClientConfig, topic string, spec *
 	}, topic)
 	return out, err
 }
-
