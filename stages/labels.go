@@ -3,6 +3,7 @@ package stages
 import (
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
@@ -79,6 +80,11 @@ func NewLabelDecoder(spec *pipeline.Spec) *LabelDecoder {
 func (d *LabelDecoder) Decode(data []byte) (id string, label float32, rej pipeline.Rejection) {
 	refuse := func(reason, detail string) (string, float32, pipeline.Rejection) {
 		return "", 0, pipeline.Rejection{Stage: StageLabels, Reason: reason, Detail: detail}
+	}
+	if !utf8.Valid(data) {
+		// An event id is valid UTF-8 (Decode checks it): this record's
+		// can't be one.
+		return refuse(ReasonLabelSyntax, "the record is not valid UTF-8")
 	}
 	p := scanner{data: data}
 	p.skipSpace()
