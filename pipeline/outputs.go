@@ -132,6 +132,17 @@ func (d *DLQBuilder) WithPropagated(own []Header, msg *Message) []Header {
 	return d.hdrs[start:len(d.hdrs):len(d.hdrs)]
 }
 
+// propagatedCount is how many of msg's headers WithPropagated copies.
+func (d *DLQBuilder) propagatedCount(msg *Message) int {
+	n := 0
+	for _, h := range msg.Headers {
+		if len(h.Value) <= MaxPropagatedHeaderBytes && d.propagated(h.Key) {
+			n++
+		}
+	}
+	return n
+}
+
 func (d *DLQBuilder) propagated(key string) bool {
 	for _, k := range d.cfg.PropagateHeaders {
 		if k == key {
@@ -165,6 +176,11 @@ func (d *DLQBuilder) record(msg *Message, rej *Rejection) (OutRecord, error) {
 	end := len(d.buf)
 	return OutRecord{Topic: d.cfg.Topic, Key: key, Value: d.buf[start:end:end], Headers: d.headers(msg, rej, extra)}, nil
 }
+
+// dlqHeaderCount bounds the headers a DLQ record has besides the
+// propagated ones: the five of headers and up to three of the payload
+// function (encryption's key id and encrypted key).
+const dlqHeaderCount = 8
 
 // headers are a DLQ record's headers: the rejection, the source position,
 // the payload function's extra headers and msg's propagated ones.
@@ -256,6 +272,25 @@ func (r *Runner) propagate(b *Batch) {
 	if len(r.cfg.PropagateHeaders) == 0 {
 		return
 	}
+	// One arena per batch, sized to fit: a pending batch's records still
+	// point into the previous one.
+	need := 0
+	for k := range b.Outputs {
+		if o := &b.Outputs[k]; o.row != 0 {
+			if n := r.dlq.propagatedCount(&b.Messages[o.row-1]); n > 0 {
+				need += len(o.Headers) + n
+			}
+		}
+	}
+	for i, s := range b.State {
+		if n := r.dlq.propagatedCount(&b.Messages[i]); s == RowRejected && n > 0 {
+			need += dlqHeaderCount + n // the DLQ record's, see headers
+		}
+	}
+	if need == 0 {
+		return
+	}
+	r.dlq.hdrs = make([]Header, 0, need)
 	for k := range b.Outputs {
 		o := &b.Outputs[k]
 		if o.row == 0 {
