@@ -640,11 +640,11 @@ func (j *LabelJoin) learn(m *ServedModel, rows *models.Rows, y []float32) error 
 type LabelDLQ struct {
 	// Sink writes the records; nil drops them (they are still counted).
 	Sink pipeline.Sink
-	// Config is how they are built; its Payload is called by one
-	// partition at a time only when NewPayload is nil.
+	// Config is how they are built. Every partition calls its Payload, so
+	// it must be safe for concurrent use, unless NewPayload is set.
 	Config pipeline.DLQConfig
-	// NewPayload, when set, gives each partition its own payload function
-	// (an encrypting one is not safe for concurrent use).
+	// NewPayload, when set, gives each partition a payload function of
+	// its own instead (an encrypting one is not safe for concurrent use).
 	NewPayload func() pipeline.DLQPayloadFunc
 }
 
