@@ -12,7 +12,7 @@ type ADWINConfig struct {
 	// Clock is how many updates pass between two change checks. Default 32.
 	Clock int
 	// MaxBuckets is how many buckets of each size are kept before two are
-	// merged. Default 5.
+	// merged, in [1, MaxADWINBuckets]. Default 5.
 	MaxBuckets int
 	// MinWindowLength is the smallest sub-window a cut may leave. Default 5.
 	MinWindowLength int
@@ -20,6 +20,10 @@ type ADWINConfig struct {
 	// Default 10.
 	GracePeriod int
 }
+
+// MaxADWINBuckets bounds ADWINConfig.MaxBuckets: each of the at most 64
+// bucket rows holds MaxBuckets+1 buckets of 16 bytes.
+const MaxADWINBuckets = 1 << 16
 
 // DefaultADWINConfig returns River's defaults.
 func DefaultADWINConfig() ADWINConfig {
@@ -33,8 +37,8 @@ func (c ADWINConfig) Validate() error {
 		return fmt.Errorf("adwin: delta %v not in (0, 1): %w", c.Delta, ErrInvalidConfig)
 	case c.Clock < 1:
 		return fmt.Errorf("adwin: clock %d < 1: %w", c.Clock, ErrInvalidConfig)
-	case c.MaxBuckets < 1:
-		return fmt.Errorf("adwin: max buckets %d < 1: %w", c.MaxBuckets, ErrInvalidConfig)
+	case c.MaxBuckets < 1 || c.MaxBuckets > MaxADWINBuckets:
+		return fmt.Errorf("adwin: max buckets %d not in [1, %d]: %w", c.MaxBuckets, MaxADWINBuckets, ErrInvalidConfig)
 	case c.MinWindowLength < 1:
 		return fmt.Errorf("adwin: min window length %d < 1: %w", c.MinWindowLength, ErrInvalidConfig)
 	case c.GracePeriod < 0:
@@ -219,7 +223,10 @@ func (d *ADWIN) deleteOldest() float64 {
 	diff := mu - muWindow
 	d.variance -= v + n*d.width*diff*diff/(n+d.width)
 	row.dropOldest(1)
-	if row.n == 0 {
+	// With MaxBuckets 1 a merge empties a row, so the rows below the
+	// oldest one may be empty too: drop every empty row at the old end, so
+	// that rows[nRows-1] always holds the oldest bucket.
+	for d.nRows > 1 && d.rows[d.nRows-1].n == 0 {
 		d.nRows--
 	}
 	return n

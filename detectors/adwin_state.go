@@ -125,5 +125,8 @@ func ReadADWIN(data []byte) (*ADWIN, []byte, error) {
 		}
 		rest = rest[16*k:]
 	}
+	if nRows > 1 && d.rows[nRows-1].n == 0 {
+		return nil, nil, fmt.Errorf("oldest row %d is empty: %w", nRows-1, ErrState)
+	}
 	return d, rest, nil
 }

@@ -12,7 +12,8 @@ import (
 type KSWINConfig struct {
 	// Alpha is the significance of the KS test, in (0, 1). Default 0.005.
 	Alpha float64
-	// WindowSize is the length of the sliding window. Default 100.
+	// WindowSize is the length of the sliding window, at most
+	// MaxKSWINWindowSize. Default 100.
 	WindowSize int
 	// StatSize is the length of the most recent part of the window that is
 	// tested, and of the sample drawn from the older part. Default 30.
@@ -27,6 +28,10 @@ func DefaultKSWINConfig() KSWINConfig {
 	return KSWINConfig{Alpha: 0.005, WindowSize: 100, StatSize: 30, Seed: 1}
 }
 
+// MaxKSWINWindowSize bounds KSWINConfig.WindowSize (the window and its
+// sampling permutation take 16 bytes per value).
+const MaxKSWINWindowSize = 1 << 20
+
 // Validate reports the first invalid parameter, wrapping ErrInvalidConfig.
 func (c KSWINConfig) Validate() error {
 	switch {
@@ -34,8 +39,8 @@ func (c KSWINConfig) Validate() error {
 		return fmt.Errorf("kswin: alpha %v not in (0, 1): %w", c.Alpha, ErrInvalidConfig)
 	case c.StatSize < 1:
 		return fmt.Errorf("kswin: stat size %d < 1: %w", c.StatSize, ErrInvalidConfig)
-	case c.WindowSize < 2*c.StatSize:
-		return fmt.Errorf("kswin: window size %d < 2 × stat size %d: %w", c.WindowSize, c.StatSize, ErrInvalidConfig)
+	case c.WindowSize < 2*c.StatSize || c.WindowSize > MaxKSWINWindowSize:
+		return fmt.Errorf("kswin: window size %d not in [2 × stat size %d, %d]: %w", c.WindowSize, c.StatSize, MaxKSWINWindowSize, ErrInvalidConfig)
 	}
 	return nil
 }

@@ -65,10 +65,22 @@ type Learner interface {
 	UnmarshalBinary(data []byte) error
 }
 
-// Threshold turns a binary model's score P(y=1) into a predicted class:
-// class 1 when score ≥ Threshold, class 0 otherwise, so a tie (a score of
-// exactly 0.5, as an untrained logistic model gives) is class 1.
+// Threshold is the default decision threshold of a binary model (the
+// spec's model.threshold): see PredictedClass.
 const Threshold = 0.5
+
+// PredictedClass is the decision rule of a binary model: class 1 when its
+// score P(y=1) is above threshold, class 0 otherwise. A tie — a score
+// exactly at the threshold, such as the 0.5 of a logistic model that has
+// learned nothing — is class 0, and so is a NaN score: without evidence a
+// model says "negative" (River's predict_one, which picks the first class
+// of greatest probability, does the same at 0.5).
+func PredictedClass(score, threshold float64) int {
+	if score > threshold {
+		return 1
+	}
+	return 0
+}
 
 // Shape is the layout of the rows a learner takes.
 type Shape struct {

@@ -181,7 +181,7 @@ func (l *Linear) Learn(rows *Rows, y []float32) error {
 	}
 	skipped, firstSkipped := 0, -1
 	for i := range rows.N {
-		if !validLabel(l.cfg.Link, l.cfg.Classes, y[i]) {
+		if !ValidLabel(l.cfg.Link, l.cfg.Classes, y[i]) {
 			if skipped == 0 {
 				firstSkipped = i
 			}

@@ -283,7 +283,7 @@ func (m *MLP) Learn(rows *Rows, y []float32) error {
 	}
 	skipped, firstSkipped := 0, -1
 	for i := range rows.N {
-		if !validLabel(m.cfg.Link, m.cfg.Classes, y[i]) {
+		if !ValidLabel(m.cfg.Link, m.cfg.Classes, y[i]) {
 			if skipped == 0 {
 				firstSkipped = i
 			}

@@ -213,7 +213,7 @@ func mlpStateBytes(cfg *MLPConfig) uint64 {
 // check reports pending rows that the learner could not have written.
 func (b *MLPBatch) check(cfg *MLPConfig) error {
 	for i := range b.N {
-		if !validLabel(cfg.Link, cfg.Classes, b.Labels[i]) {
+		if !ValidLabel(cfg.Link, cfg.Classes, b.Labels[i]) {
 			return fmt.Errorf("row %d has label %v", i, b.Labels[i])
 		}
 		if !wellFormedRuns(b.Hashed[i*b.NumHashed:(i+1)*b.NumHashed], cfg.HashBits) {

@@ -11,11 +11,12 @@ import (
 // and ROC AUC; for regression, MAE and RMSE. It is not safe for concurrent
 // use. Memory is O(Window).
 type Prequential struct {
-	window int
-	scores []float64
-	labels []float64
-	next   int
-	n      int64 // outcomes seen in total
+	window    int
+	threshold float64
+	scores    []float64
+	labels    []float64
+	next      int
+	n         int64 // outcomes seen in total
 	// running sums over the window
 	correct, logLoss, absErr, sqErr float64
 	sortBuf                         []int
@@ -24,22 +25,23 @@ type Prequential struct {
 // DefaultPrequentialWindow is the window NewPrequential uses for window ≤ 0.
 const DefaultPrequentialWindow = 1000
 
-// NewPrequential returns metrics over the last window outcomes.
-func NewPrequential(window int) *Prequential {
+// NewPrequential returns metrics over the last window outcomes, counting
+// a binary prediction right by PredictedClass at the default Threshold.
+func NewPrequential(window int) *Prequential { return NewPrequentialAt(window, Threshold) }
+
+// NewPrequentialAt is NewPrequential with the decision threshold the model
+// is served with.
+func NewPrequentialAt(window int, threshold float64) *Prequential {
 	if window <= 0 {
 		window = DefaultPrequentialWindow
 	}
-	return &Prequential{window: window, scores: make([]float64, 0, window), labels: make([]float64, 0, window)}
+	return &Prequential{window: window, threshold: threshold, scores: make([]float64, 0, window), labels: make([]float64, 0, window)}
 }
 
 const logLossEps = 1e-15
 
 func (p *Prequential) contrib(score, y float64) (correct, ll, ae, se float64) {
-	pred := 0.0
-	if score >= 0.5 {
-		pred = 1
-	}
-	if pred == y {
+	if float64(PredictedClass(score, p.threshold)) == y {
 		correct = 1
 	}
 	s := math.Min(math.Max(score, logLossEps), 1-logLossEps)
@@ -85,7 +87,8 @@ func (p *Prequential) Count() int64 { return p.n }
 // Len is the number of outcomes in the window.
 func (p *Prequential) Len() int { return len(p.scores) }
 
-// Accuracy is the share of windowed binary outcomes classified right at 0.5 (NaN when empty).
+// Accuracy is the share of windowed binary outcomes classified right by
+// PredictedClass at the threshold (NaN when empty).
 func (p *Prequential) Accuracy() float64 { return p.mean(p.correct) }
 
 // LogLoss is the windowed mean binary cross-entropy (NaN when empty).

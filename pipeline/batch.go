@@ -13,7 +13,8 @@ import (
 )
 
 // Message is one input record, in the order its partition delivered it.
-// Key and Value belong to the source; stages must copy what they keep.
+// Key, Value and Headers belong to the source; stages must copy what they
+// keep.
 type Message struct {
 	Topic     string
 	Partition int32
@@ -21,9 +22,14 @@ type Message struct {
 	Key       []byte
 	Value     []byte
 	Timestamp time.Time
+	// Headers are the input record's headers, in order (nil when it has
+	// none). The runner copies the allow-listed ones to the row's outputs
+	// (RunnerConfig.PropagateHeaders).
+	Headers []Header
 }
 
-// Header is one output record header.
+// Header is one record header. Its layout is franz-go's RecordHeader's,
+// so that connectors/kafka converts header slices without copying.
 type Header struct {
 	Key   string
 	Value []byte
@@ -46,6 +52,9 @@ type OutRecord struct {
 	Key     []byte
 	Value   []byte
 	Headers []Header
+	// row is the batch row the record answers, plus one; 0 for none (see
+	// Batch.AppendOutput).
+	row int
 }
 
 // RowState says what happened to a row of a batch.
@@ -127,6 +136,16 @@ func (b *Batch) Reset(msgs []Message) {
 
 // Len is the number of rows.
 func (b *Batch) Len() int { return len(b.Messages) }
+
+// AppendOutput adds rec to the batch's outputs as an answer to row i (a
+// prediction of it). The runner gives it row i's propagated input headers
+// (RunnerConfig.PropagateHeaders), and when a record of row i is too large
+// for its topic (RunnerConfig.RecordLimit) it drops the row's records and
+// sends the row to the DLQ instead.
+func (b *Batch) AppendOutput(i int, rec OutRecord) {
+	rec.row = i + 1
+	b.Outputs = append(b.Outputs, rec)
+}
 
 // OK reports whether row i is still live.
 func (b *Batch) OK(i int) bool { return b.State[i] == RowOK }

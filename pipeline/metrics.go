@@ -14,8 +14,10 @@ type Metrics struct {
 	predictions prometheus.Counter
 	duplicates  prometheus.Counter
 	dlq         *prometheus.CounterVec
-	stageTime   *prometheus.HistogramVec
-	batchSize   prometheus.Histogram
+	// dlqTruncated counts DLQ records that carry a prefix of their input.
+	dlqTruncated prometheus.Counter
+	stageTime    *prometheus.HistogramVec
+	batchSize    prometheus.Histogram
 
 	in, out, dup, dlqTotal atomic.Int64
 }
@@ -35,6 +37,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "driftline_pipeline_events_dlq_total", Help: "Input events sent to the DLQ, by reason.",
 		}, []string{"reason"}),
+		dlqTruncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "driftline_pipeline_dlq_truncated_total",
+			Help: "DLQ records whose input was too large for the DLQ topic and that carry a prefix of it (driftline.payload.truncated).",
+		}),
 		stageTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "driftline_pipeline_stage_batch_duration_seconds", Help: "Time one stage spent on one micro-batch.",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
@@ -44,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.eventsIn, m.predictions, m.duplicates, m.dlq, m.stageTime, m.batchSize} {
+	for _, c := range []prometheus.Collector{m.eventsIn, m.predictions, m.duplicates, m.dlq, m.dlqTruncated, m.stageTime, m.batchSize} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -33,6 +32,19 @@ type RunnerConfig struct {
 	// acknowledgement at once when the Sink is an AsyncSink (default 2). It
 	// bounds memory: each pending batch holds its output records.
 	MaxPendingBatches int
+	// RecordLimit, when set, returns the largest record (OutRecord.Size)
+	// topic takes, or 0 for no limit: its max.message.bytes, which
+	// connectors/kafka learns. A row with an output over its limit goes
+	// to the DLQ instead (reason output.too_large); a DLQ record over the
+	// limit carries the longest prefix of the input that fits, with the
+	// HeaderPayload* headers. Either way the row stays accounted for and
+	// the pipeline goes on.
+	RecordLimit func(topic string) int
+	// PropagateHeaders lists the input record headers (such as traceparent
+	// and tracestate) copied to the outputs of each row (Batch.AppendOutput)
+	// and to its DLQ record, after their own headers. A value longer than
+	// MaxPropagatedHeaderBytes is not copied.
+	PropagateHeaders []string
 }
 
 // DefaultMaxPendingBatches is RunnerConfig.MaxPendingBatches' default.
@@ -45,7 +57,8 @@ const DefaultMaxPendingBatches = 2
 type Runner struct {
 	cfg   RunnerConfig
 	batch Batch
-	dlq   []byte
+	// dlq builds DLQ records and propagates input headers.
+	dlq *DLQBuilder
 	// pending holds a token per batch awaiting acknowledgement.
 	pending chan struct{}
 	// prev is the previous batch's acknowledgement, which the next one
@@ -76,9 +89,13 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.MaxPendingBatches <= 0 {
 		cfg.MaxPendingBatches = DefaultMaxPendingBatches
 	}
+	dlq, err := NewDLQBuilder(DLQConfig{Topic: cfg.DLQTopic, Payload: cfg.DLQPayload, RecordLimit: cfg.RecordLimit, PropagateHeaders: cfg.PropagateHeaders})
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
 	first := &batchAck{done: make(chan struct{})}
 	close(first.done)
-	return &Runner{cfg: cfg, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first}, nil
+	return &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first}, nil
 }
 
 // Handle implements PartitionHandler: it processes the batch and returns
@@ -110,6 +127,10 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		}
 		m.stageTime.WithLabelValues(st.Name()).Observe(time.Since(start).Seconds())
 	}
+	// A pending batch's records still point into the previous buffers.
+	r.dlq.Begin()
+	r.propagate(b)
+	r.dropOversized(b)
 	predictions := len(b.Outputs)
 	if r.cfg.ShadowTopic != "" {
 		for i := range b.Outputs {
@@ -181,57 +202,6 @@ func (c *batchCounts) record(m *Metrics) {
 	m.duplicates.Add(float64(c.duplicates))
 	m.dup.Add(int64(c.duplicates))
 	m.dlqTotal.Add(int64(len(c.dlqReasons)))
-}
-
-func (r *Runner) addDLQRecords(b *Batch) error {
-	// A fresh buffer per batch: a pending batch's DLQ records still point
-	// into the previous one.
-	r.dlq = nil
-	type span struct{ start, end int }
-	var spans []span
-	var extra [][]Header
-	var keys [][]byte
-	for i, s := range b.State {
-		if s != RowRejected {
-			continue
-		}
-		start := len(r.dlq)
-		var hdrs []Header
-		key := b.Messages[i].Key
-		if r.cfg.DLQPayload != nil {
-			var err error
-			if r.dlq, key, hdrs, err = r.cfg.DLQPayload(r.dlq, &b.Messages[i]); err != nil {
-				return fmt.Errorf("dlq payload: %w", err)
-			}
-		} else {
-			r.dlq = append(r.dlq, b.Messages[i].Value...)
-		}
-		spans = append(spans, span{start, len(r.dlq)})
-		extra = append(extra, hdrs)
-		keys = append(keys, key)
-	}
-	n := 0
-	for i, s := range b.State {
-		if s != RowRejected {
-			continue
-		}
-		msg, rej := &b.Messages[i], &b.Rejections[i]
-		reason := rej.Reason
-		if rej.Detail != "" {
-			reason += ": " + rej.Detail
-		}
-		hdrs := append([]Header{
-			{Key: HeaderReason, Value: []byte(reason)},
-			{Key: HeaderStage, Value: []byte(rej.Stage)},
-			{Key: HeaderSourceTopic, Value: []byte(msg.Topic)},
-			{Key: HeaderSourcePart, Value: strconv.AppendInt(nil, int64(msg.Partition), 10)},
-			{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, msg.Offset, 10)},
-		}, extra[n]...)
-		sp := spans[n]
-		b.Outputs = append(b.Outputs, OutRecord{Topic: r.cfg.DLQTopic, Key: keys[n], Value: r.dlq[sp.start:sp.end:sp.end], Headers: hdrs})
-		n++
-	}
-	return nil
 }
 
 // Close implements PartitionHandler: it waits for every pending

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -327,6 +328,14 @@ type ModelSpec struct {
 	Engine            string `yaml:"engine"`
 	ExecutionProvider string `yaml:"execution_provider"`
 	DeviceID          int    `yaml:"device_id"`
+	// Threshold is a binary model's decision threshold, in (0, 1): a
+	// prediction's class is 1 when its score is above it and 0 otherwise,
+	// so a score exactly at the threshold — the 0.5 of a logistic model
+	// that has learned nothing — is class 0 (models.PredictedClass).
+	// Unset, it is models.Threshold (0.5). It applies to binary
+	// classifiers (one score per row: logistic, the trees and forests, mlp,
+	// and bring-your-own ONNX models), not to softmax or regression.
+	Threshold *float64 `yaml:"threshold"`
 	// ONNX, when set, makes the model one that the user brings: an ONNX
 	// file that scores events but does not learn. Kind, classes and the
 	// optimizer settings do not apply to it.
@@ -378,6 +387,13 @@ type ONNXInputSpec struct {
 type OutputSpec struct {
 	// Passthrough lists (anonymized) fields copied into each prediction.
 	Passthrough []string `yaml:"passthrough"`
+	// PropagateHeaders lists the input record headers copied to each
+	// event's prediction records and DLQ record, such as the W3C trace
+	// context: [traceparent, tracestate]. Other headers are dropped, and so
+	// is a value over pipeline.MaxPropagatedHeaderBytes. Names are
+	// case-sensitive, listed once, and never driftline.* (the pipeline's
+	// own headers). Default: none.
+	PropagateHeaders []string `yaml:"propagate_headers"`
 }
 
 // LabelsSpec configures the label join.
@@ -388,6 +404,28 @@ type LabelsSpec struct {
 	TTL Duration `yaml:"ttl"`
 	// MaxPending bounds the prediction cache's size.
 	MaxPending int `yaml:"max_pending"`
+	// Min and Max, when set, bound a regression model's labels (kind
+	// linear, or model.onnx): a label outside [Min, Max] goes to the DLQ.
+	// Every label must be finite whatever they say; a binary model takes
+	// 0 and 1 only, a softmax model the class indexes 0..classes-1, and
+	// Min and Max do not apply to them.
+	Min *float64 `yaml:"min"`
+	Max *float64 `yaml:"max"`
+	// MaxIDBytes bounds a label's event id, in bytes (default
+	// DefaultLabelMaxIDBytes, at most 65536): a label with a longer id
+	// goes to the DLQ. An event whose id is longer can't be labelled, so
+	// keep it at least as long as your ids.
+	MaxIDBytes int `yaml:"max_id_bytes"`
+	// MaxParked bounds the labels parked in Redis because they arrived
+	// before their prediction (default DefaultMaxParkedLabels): past it a
+	// label that would be parked goes to the DLQ instead, and is counted
+	// in driftline_labels_parked_overflow_total. With MaxIDBytes it bounds
+	// the parked labels' Redis memory: each takes its key twice (its own
+	// entry and the expiry index's member), at most
+	// 2.5×(len(redis.key_prefix) + 12 + max_id_bytes) + 384 bytes
+	// (stages.ParkedLabelBytes): at the defaults 52 MiB when every id is
+	// 256 bytes long, 26 MiB for 36-byte ids.
+	MaxParked int `yaml:"max_parked"`
 }
 
 // DriftSpec configures the drift monitor, which watches the numeric
@@ -827,6 +865,10 @@ const (
 	DefaultSessionTimeout = 10 * time.Second
 	DefaultLabelTTL       = time.Hour
 	DefaultMaxPending     = 1_000_000
+	// DefaultLabelMaxIDBytes is labels.max_id_bytes' default.
+	DefaultLabelMaxIDBytes = 256
+	// DefaultMaxParkedLabels is labels.max_parked's default.
+	DefaultMaxParkedLabels = 50_000
 )
 
 func (s *Spec) applyDefaults() {
@@ -887,6 +929,12 @@ func (s *Spec) applyDefaults() {
 	}
 	if s.Labels.MaxPending == 0 {
 		s.Labels.MaxPending = DefaultMaxPending
+	}
+	if s.Labels.MaxIDBytes == 0 {
+		s.Labels.MaxIDBytes = DefaultLabelMaxIDBytes
+	}
+	if s.Labels.MaxParked == 0 {
+		s.Labels.MaxParked = DefaultMaxParkedLabels
 	}
 }
 
@@ -1054,6 +1102,19 @@ func (s *Spec) Validate() error {
 			add(fmt.Sprintf("output.passthrough[%d]", i), "names %q, which is not in schema.fields", n)
 		}
 	}
+	seenHeader := map[string]bool{}
+	for i, h := range s.Output.PropagateHeaders {
+		p := fmt.Sprintf("output.propagate_headers[%d]", i)
+		switch {
+		case h == "" || len(h) > 255 || strings.IndexFunc(h, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0:
+			add(p, "must be a header name of 1 to 255 printable ASCII characters without spaces, got %q", h)
+		case strings.HasPrefix(h, "driftline."):
+			add(p, "%q is one of the pipeline's own headers (driftline.*)", h)
+		case seenHeader[h]:
+			add(p, "header %q is listed twice", h)
+		}
+		seenHeader[h] = true
+	}
 	if s.Model.Name == "" {
 		add("model.name", "is required")
 	}
@@ -1076,6 +1137,11 @@ func (s *Spec) Validate() error {
 	}
 	if s.Model.DeviceID < 0 {
 		add("model.device_id", "must not be negative, got %d", s.Model.DeviceID)
+	}
+	if t := s.Model.Threshold; t != nil {
+		if !(*t > 0 && *t < 1) {
+			add("model.threshold", "must be in (0, 1), got %v", *t)
+		}
 	}
 	if o := s.Model.ONNX; o != nil {
 		if o.Path == "" {
@@ -1127,6 +1193,7 @@ func (s *Spec) Validate() error {
 	if s.Labels.MaxPending < 0 {
 		add("labels.max_pending", "must not be negative")
 	}
+	s.validateLabels(add)
 	if r := s.Rollout; r != nil {
 		if r.CanaryPercent < 0 || r.CanaryPercent > 100 {
 			add("rollout.canary_percent", "must be in [0, 100], got %d", r.CanaryPercent)
@@ -1158,6 +1225,33 @@ func (s *Spec) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateLabels checks labels.min, max, max_id_bytes and max_parked.
+func (s *Spec) validateLabels(add func(path, format string, args ...any)) {
+	l := &s.Labels
+	regression := s.Model.Kind == "linear" || s.Model.ONNX != nil
+	for _, b := range []struct {
+		path string
+		v    *float64
+	}{{"labels.min", l.Min}, {"labels.max", l.Max}} {
+		switch {
+		case b.v == nil:
+		case math.IsNaN(*b.v) || math.IsInf(*b.v, 0):
+			add(b.path, "must be finite, got %v", *b.v)
+		case !regression:
+			add(b.path, "bounds a regression's labels (kind linear or model.onnx); kind %s takes its classes only", s.Model.Kind)
+		}
+	}
+	if l.Min != nil && l.Max != nil && *l.Min > *l.Max {
+		add("labels.min", "min %g is above max %g", *l.Min, *l.Max)
+	}
+	if l.MaxIDBytes < 1 || l.MaxIDBytes > 65536 {
+		add("labels.max_id_bytes", "must be in [1, 65536], got %d", l.MaxIDBytes)
+	}
+	if l.MaxParked < 1 {
+		add("labels.max_parked", "must be at least 1, got %d", l.MaxParked)
+	}
 }
 
 // namedTopic is a topic with the field path that names it.

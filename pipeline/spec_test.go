@@ -121,6 +121,14 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 		{"unknown engine", "  name: fraud", "  name: fraud\n  engine: tpu", "model.engine", "engine: tpu", `unknown engine "tpu"`},
 		{"provider without onnxruntime", "  name: fraud", "  name: fraud\n  execution_provider: cuda", "model.execution_provider", "execution_provider: cuda", "onnxruntime only"},
 		{"batch size too big", "  size: 256", "  size: 2000000", "batch.size", "size: 2000000", "must be in"},
+		{"propagated driftline header", "    categorical: [country]\n", "    categorical: [country]\noutput:\n  propagate_headers: [traceparent, driftline.reason]\n", "output.propagate_headers[1]", "propagate_headers:", "pipeline's own headers"},
+		{"propagated header twice", "    categorical: [country]\n", "    categorical: [country]\noutput:\n  propagate_headers: [traceparent, traceparent]\n", "output.propagate_headers[1]", "propagate_headers:", "listed twice"},
+		{"propagated header with a space", "    categorical: [country]\n", "    categorical: [country]\noutput:\n  propagate_headers: [\"trace parent\"]\n", "output.propagate_headers[0]", "propagate_headers:", "printable ASCII"},
+		{"label bounds on a binary model", "  ttl: 30m", "  ttl: 30m\n  min: -3", "labels.min", "min: -3", "bounds a regression's labels"},
+		{"label min above max", "  ttl: 30m", "  ttl: 30m\n  min: 5\n  max: 1", "labels.min", "  min: 5", "above max"},
+		{"label id bound too large", "  ttl: 30m", "  ttl: 30m\n  max_id_bytes: 100000", "labels.max_id_bytes", "max_id_bytes: 100000", "[1, 65536]"},
+		{"negative parked bound", "  ttl: 30m", "  ttl: 30m\n  max_parked: -1", "labels.max_parked", "max_parked: -1", "at least 1"},
+		{"threshold out of range", "  name: fraud", "  name: fraud\n  threshold: 1.5", "model.threshold", "threshold: 1.5", "must be in (0, 1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := edit(t, tc.old, tc.new)

@@ -36,7 +36,9 @@ const (
 // unknown fields are skipped (nesting up to MaxJSONDepth). A row that is not
 // a JSON object, has a known field of the wrong type, invalid UTF-8, a
 // string over the schema's max_string_bytes or a repeated field is rejected
-// with a reason naming the field, never its value. Absent and null fields
+// with a reason naming the field, never its value; a field that is not in
+// the schema is named by its position in the object, since its name is the
+// producer's and may itself be personal data. Absent and null fields
 // are null in the record; the validate stage enforces "required".
 //
 // A Decode is used by one partition loop at a time.
@@ -159,8 +161,9 @@ func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 	if p.consume('}') {
 		return d.trailing(&p)
 	}
-	for {
+	for k := 1; ; k++ {
 		p.skipSpace()
+		keyAt := p.pos
 		key, ok := p.readString(&d.unescape)
 		if !ok {
 			return ReasonSyntax, "malformed object key at byte " + strconv.Itoa(p.pos)
@@ -178,7 +181,9 @@ func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 				return reason, detail
 			}
 		} else if err := p.skipValue(0); err != "" {
-			return err, "in field " + strconv.Quote(truncate(key, 64))
+			// The key is not in the schema, so its name is the producer's
+			// (it may be an e-mail address): name it by its position only.
+			return err, "in the value of key " + strconv.Itoa(k) + " of the object (at byte " + strconv.Itoa(keyAt) + "), which is not in the schema"
 		}
 		p.skipSpace()
 		if p.consume(',') {
@@ -212,13 +217,6 @@ func (d *Decode) trailing(p *scanner) (string, string) {
 		return ReasonSyntax, "trailing data after the object"
 	}
 	return "", ""
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		b = b[:n]
-	}
-	return string(b)
 }
 
 func (d *Decode) readField(p *scanner, fi int) (string, string) {

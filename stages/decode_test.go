@@ -161,6 +161,10 @@ func TestDecodeHostile(t *testing.T) {
 		{"nesting 10001 in unknown field", row(nil, kv{"x", nest(10001, "1")}), ReasonDepth, ""},
 		{"nesting on known float field", row(map[string]string{"f1": nest(10001, "1")}), ReasonType, ""},
 		{"nesting on known string field", row(map[string]string{"user_id": nest(5, `"`+secret+`"`)}), ReasonType, secret},
+		// an unknown key's name is the producer's: it may be personal data
+		{"e-mail as a key with a bad value", row(nil, kv{"alice.smith@example.com", "tru"}), ReasonSyntax, "alice.smith"},
+		{"e-mail as a key nested too deep", row(nil, kv{"bob@example.org", nest(MaxJSONDepth+2, "1")}), ReasonDepth, "bob@"},
+		{"escaped e-mail as a key", row(nil, kv{`carol@example.com`, "[1,"}), ReasonSyntax, "carol"},
 		{"unknown nested values skipped", row(nil, kv{"meta", `{"a":[1,-2.5e3,"s\"",true,false,null,{}],"b":{}}`}), "", ""},
 		// duplicates
 		{"duplicate known field", row(nil, kv{"f0", "1"}), ReasonDuplicate, ""},

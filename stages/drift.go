@@ -13,6 +13,7 @@ import (
 	"github.com/driftline/driftline/detectors"
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/detectors/distribution"
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
 )
 
@@ -57,6 +58,11 @@ type DriftConfig struct {
 	// make one clear signal to the alert gate, so that GateConfig.ResolveAfter
 	// counts blocks of outcomes rather than single outcomes. Default 1000.
 	ErrorSignalEvery int
+	// Threshold is the decision threshold that turns an outcome's score
+	// into the class the error stream compares with the label
+	// (models.PredictedClass), in (0, 1); 0 takes models.Threshold.
+	// Default models.Threshold.
+	Threshold float64
 	// WarmUpRows are the rows ObserveBatch ignores before it starts building
 	// references, and the outcomes ObserveOutcome ignores, so that a
 	// cold-started online model's first, untrained scores and errors are
@@ -100,6 +106,7 @@ func DefaultDriftConfig() DriftConfig {
 	return DriftConfig{
 		ErrorDetector:    ErrorADWIN,
 		ErrorSignalEvery: 1000,
+		Threshold:        models.Threshold,
 		ReferenceSize:    5000,
 		Bins:             10,
 		WindowSize:       5000,
@@ -146,6 +153,8 @@ func (c DriftConfig) Validate() error {
 		return bad("unknown correction %q", c.Correction)
 	case !(c.MinPSI >= 0) || math.IsInf(c.MinPSI, 1):
 		return bad("min PSI %v not finite and >= 0", c.MinPSI)
+	case !(c.Threshold >= 0 && c.Threshold < 1):
+		return bad("threshold %v not in (0, 1)", c.Threshold)
 	}
 	if err := c.Gate.Validate(); err != nil {
 		return fmt.Errorf("drift monitor: %w", err)
@@ -405,6 +414,9 @@ func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
 		return nil, err
 	}
 	cfg.Features = append([]string(nil), cfg.Features...)
+	if cfg.Threshold == 0 {
+		cfg.Threshold = models.Threshold
+	}
 	given := cfg.Profiles
 	cfg.Profiles = nil // copied into the subjects below
 	m := &DriftMonitor{cfg: cfg}
@@ -607,7 +619,8 @@ const (
 )
 
 // ObserveOutcome feeds one labelled prediction to the error detector: the
-// error is 1 when (score >= 0.5) != (label == 1), else 0. An outcome with a
+// error is 1 when the predicted class (models.PredictedClass at
+// DriftConfig.Threshold) is not the label, else 0. An outcome with a
 // NaN score or label is skipped. It signals the gate on a drift, when a
 // warning starts, and otherwise every ErrorSignalEvery outcomes, and returns
 // the alerts to publish (usually nil).
@@ -616,7 +629,7 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 		return nil
 	}
 	e := 0.0
-	if (score >= Threshold) != (label == 1) {
+	if float64(models.PredictedClass(score, m.cfg.Threshold)) != label {
 		e = 1
 	}
 	m.errMu.Lock()

@@ -39,6 +39,7 @@ type PredictionCache struct {
 	earlyIndex string
 	ttl        time.Duration
 	maxPending int
+	maxParked  int
 	version    string
 	idCol      int
 	metrics    *JoinMetrics
@@ -55,6 +56,7 @@ func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version 
 		earlyIndex: spec.Redis.KeyPrefix + "early-label-index",
 		ttl:        spec.Labels.TTL.D(),
 		maxPending: spec.Labels.MaxPending,
+		maxParked:  max(spec.Labels.MaxParked, 1),
 		version:    version,
 		idCol:      spec.FieldIndex(spec.Schema.IDField),
 		metrics:    m,
@@ -148,16 +150,21 @@ type earlyLabel struct {
 
 // joinOrPark takes a label's cached prediction atomically: it returns the
 // entry (and deletes it), or, when the prediction is not cached yet, parks
-// the label for Put and returns nil. Being one script, it cannot interleave
-// with Put's "cache the prediction, then look for an early label", so no
-// label falls between the two. KEYS: prediction, early label, prediction
-// index, early index. ARGV: label bytes, TTL ms, expiry (unix ms).
+// the label for Put and returns nil — unless the early index already holds
+// the most parked labels, when it parks nothing and returns 0. Being one
+// script, it cannot interleave with Put's "cache the prediction, then look
+// for an early label", so no label falls between the two. KEYS:
+// prediction, early label, prediction index, early index. ARGV: label
+// bytes, TTL ms, expiry (unix ms), most parked labels.
 var joinOrPark = redis.NewScript(`
 local entry = redis.call('GET', KEYS[1])
 if entry then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[3], KEYS[1])
   return entry
+end
+if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[4]) then
+  return 0
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[3], KEYS[2])
@@ -263,7 +270,8 @@ func decodeEntry(buf []byte, p *cachedPrediction) error {
 // model version.
 type JoinMetrics struct {
 	joined, late, early, orphan, missing, evicted, invalid prometheus.Counter
-	shadowSkipped                                          prometheus.Counter
+	shadowSkipped, parkedOverflow                          prometheus.Counter
+	parked                                                 prometheus.Gauge
 	accuracy, logLoss, auc, mae, rmse                      *prometheus.GaugeVec
 
 	mu    sync.Mutex
@@ -286,7 +294,7 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 		orphan:   counter("driftline_labels_orphan_total", "Parked labels whose prediction never came before expiry."),
 		missing:  counter("driftline_labels_missing_total", "Predictions whose label never came before expiry or eviction."),
 		evicted:  counter("driftline_labels_cache_evicted_total", "Cached predictions evicted to keep the cache under labels.max_pending."),
-		invalid:  counter("driftline_labels_invalid_total", "Label records that could not be parsed."),
+		invalid:  counter("driftline_labels_invalid_total", "Label records refused and sent to the DLQ: unparsable, an id over labels.max_id_bytes, or a label the model can't learn."),
 		accuracy: gauge("driftline_model_prequential_accuracy_ratio", "Windowed prequential accuracy."),
 		logLoss:  gauge("driftline_model_prequential_logloss", "Windowed prequential log loss."),
 		auc:      gauge("driftline_model_prequential_auc_ratio", "Windowed prequential ROC AUC."),
@@ -297,7 +305,12 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 	}
 	m.shadowSkipped = counter("driftline_labels_shadow_skipped_total",
 		"Joined labels the shadow arm skipped: it could not score or learn their rows (e.g. another feature layout).")
-	for _, c := range []prometheus.Collector{m.joined, m.late, m.early, m.orphan, m.missing, m.evicted, m.invalid, m.shadowSkipped, m.accuracy, m.logLoss, m.auc, m.mae, m.rmse} {
+	m.parkedOverflow = counter("driftline_labels_parked_overflow_total",
+		"Labels that arrived before their prediction while labels.max_parked labels were parked, sent to the DLQ instead.")
+	m.parked = prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftline_labels_parked",
+		Help: "Labels parked until their prediction is cached, as the label plane last saw (bounded by labels.max_parked)."})
+	for _, c := range []prometheus.Collector{m.joined, m.late, m.early, m.orphan, m.missing, m.evicted, m.invalid, m.shadowSkipped,
+		m.parkedOverflow, m.parked, m.accuracy, m.logLoss, m.auc, m.mae, m.rmse} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register label-join metrics: %w", err)
 		}
@@ -326,11 +339,11 @@ func (m *JoinMetrics) Summaries() []PrequentialSummary {
 	return out
 }
 
-func (m *JoinMetrics) observe(model, version string, score, y float64) {
+func (m *JoinMetrics) observe(model, version string, score, y, threshold float64) {
 	m.mu.Lock()
 	p := m.preq[version]
 	if p == nil {
-		p = models.NewPrequential(models.DefaultPrequentialWindow)
+		p = models.NewPrequentialAt(models.DefaultPrequentialWindow, threshold)
 		m.preq[version] = p
 		m.names[version] = model
 	}
@@ -378,12 +391,12 @@ type Outcome struct {
 // pipeline.PartitionHandler per labels-topic partition; the LabelJoin is
 // safe for concurrent use by them and by the data plane's Observe calls.
 type LabelJoin struct {
-	cache      *PredictionCache
-	model      *ServedModel
-	metrics    *JoinMetrics
-	idField    string
-	labelField string
-	processed  atomic.Int64
+	cache     *PredictionCache
+	model     *ServedModel
+	metrics   *JoinMetrics
+	spec      *pipeline.Spec
+	threshold float64
+	processed atomic.Int64
 	// OnOutcome, when set, sees every joined outcome (drift detectors):
 	// one per joined label for the served prediction, and, with a shadow
 	// set on Arms, one more for the shadow's (Arm ArmShadow). It is called
@@ -417,7 +430,7 @@ type LabelJoin struct {
 
 // NewLabelJoin builds the label join for the champion.
 func NewLabelJoin(spec *pipeline.Spec, cache *PredictionCache, champion *ServedModel) *LabelJoin {
-	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, idField: spec.Schema.IDField, labelField: spec.Labels.Field}
+	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, spec: spec, threshold: DecisionThreshold(spec)}
 }
 
 // Processed is the number of label records handled so far: joined, parked
@@ -602,7 +615,7 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 }
 
 func (j *LabelJoin) outcome(version, arm string, score, label float32, now time.Time) {
-	j.metrics.observe(j.model.Name, version, float64(score), float64(label))
+	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.threshold)
 	if j.OnOutcome != nil {
 		j.OnOutcome(Outcome{Version: version, Arm: arm, Score: score, Label: label, At: now})
 	}
@@ -618,17 +631,69 @@ func (j *LabelJoin) learn(m *ServedModel, rows *models.Rows, y []float32) error 
 	return nil
 }
 
-// Open implements the Source's open callback for the labels topic.
-func (j *LabelJoin) Open(string, int32) (pipeline.PartitionHandler, error) {
-	return &labelPartition{join: j}, nil
+// LabelDLQ is where a label join sends the label records it refuses: a
+// record LabelDecoder refuses (counted in driftline_labels_invalid_total)
+// and a label that would be parked past labels.max_parked (counted in
+// driftline_labels_parked_overflow_total). Its records follow the data
+// plane's DLQ conventions (pipeline.DLQBuilder: driftline.reason,
+// driftline.stage "labels", driftline.source.*, the DLQ payload function).
+type LabelDLQ struct {
+	// Sink writes the records; nil drops them (they are still counted).
+	Sink pipeline.Sink
+	// Config is how they are built. Every partition calls its Payload, so
+	// it must be safe for concurrent use, unless NewPayload is set.
+	Config pipeline.DLQConfig
+	// NewPayload, when set, gives each partition a payload function of
+	// its own instead (an encrypting one is not safe for concurrent use).
+	NewPayload func() pipeline.DLQPayloadFunc
+}
+
+// Open implements the Source's open callback for the labels topic without
+// a DLQ: refused label records are counted and dropped.
+func (j *LabelJoin) Open(topic string, partition int32) (pipeline.PartitionHandler, error) {
+	return j.Opener(LabelDLQ{})(topic, partition)
+}
+
+// Opener returns the labels topic's open callback: each partition's
+// handler joins its label records, and writes the records it refuses to
+// dlq before Handle returns, so their offsets are committed only once the
+// DLQ holds them.
+func (j *LabelJoin) Opener(dlq LabelDLQ) func(topic string, partition int32) (pipeline.PartitionHandler, error) {
+	return func(string, int32) (pipeline.PartitionHandler, error) {
+		lp := &labelPartition{join: j, dec: NewLabelDecoder(j.spec), sink: dlq.Sink}
+		if dlq.Sink != nil {
+			cfg := dlq.Config
+			if dlq.NewPayload != nil {
+				cfg.Payload = dlq.NewPayload()
+			}
+			var err error
+			if lp.dlq, err = pipeline.NewDLQBuilder(cfg); err != nil {
+				return nil, fmt.Errorf("label join: %w", err)
+			}
+		}
+		return lp, nil
+	}
 }
 
 type labelPartition struct {
 	join   *LabelJoin
+	dec    *LabelDecoder
 	ids    []string
 	labels []float32
-	buf    joinBuf
-	entry  cachedPrediction
+	// at is the index in msgs of each of ids.
+	at    []int
+	buf   joinBuf
+	entry cachedPrediction
+	// refused are the batch's refused records, for the DLQ.
+	refused []refusedLabel
+	dlq     *pipeline.DLQBuilder
+	sink    pipeline.Sink
+}
+
+// refusedLabel is a label record the join refused.
+type refusedLabel struct {
+	msg int
+	rej pipeline.Rejection
 }
 
 func (lp *labelPartition) Close() {}
@@ -638,18 +703,20 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	j := lp.join
 	c := j.cache
 	defer j.processed.Add(int64(len(msgs)))
-	lp.ids, lp.labels = lp.ids[:0], lp.labels[:0]
+	lp.ids, lp.labels, lp.at, lp.refused = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.refused[:0]
 	for i := range msgs {
-		id, label, ok := parseLabel(msgs[i].Value, j.idField, j.labelField)
-		if !ok {
+		id, label, rej := lp.dec.Decode(msgs[i].Value)
+		if rej.Reason != "" {
 			j.metrics.invalid.Inc()
+			lp.refused = append(lp.refused, refusedLabel{i, rej})
 			continue
 		}
 		lp.ids = append(lp.ids, id)
 		lp.labels = append(lp.labels, label)
+		lp.at = append(lp.at, i)
 	}
 	if len(lp.ids) == 0 {
-		return nil
+		return lp.writeRefused(ctx, msgs)
 	}
 	pipe := c.rdb.Pipeline()
 	gets := make([]*redis.Cmd, len(lp.ids))
@@ -658,23 +725,33 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	for i, id := range lp.ids {
 		gets[i] = joinOrPark.Eval(ctx, pipe,
 			[]string{c.prefix + id, c.early + id, c.index, c.earlyIndex},
-			binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), (2 * c.ttl).Milliseconds(), expiry)
+			binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), (2 * c.ttl).Milliseconds(), expiry, c.maxParked)
 	}
+	parkedNow := pipe.ZCard(ctx, c.earlyIndex)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("label join: %w", err)
 	}
+	j.metrics.parked.Set(float64(parkedNow.Val()))
 	jb := &lp.buf
 	jb.reset(0, 0)
 	parked := 0
 	view := j.arms()
 	for i, g := range gets {
-		raw, err := g.Text()
+		res, err := g.Result()
 		if errors.Is(err, redis.Nil) {
 			parked++
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("label join: %w", err)
+		}
+		raw, ok := res.(string)
+		if !ok {
+			// Not parked: labels.max_parked labels are parked already.
+			j.metrics.parkedOverflow.Inc()
+			lp.refused = append(lp.refused, refusedLabel{lp.at[i], pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
+				Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}})
+			continue
 		}
 		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
 			j.metrics.invalid.Inc()
@@ -701,63 +778,29 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	j.metrics.early.Add(float64(parked))
 	err := j.teach(jb, &view, now)
 	j.metrics.publish()
-	return err
+	if err != nil {
+		return err
+	}
+	return lp.writeRefused(ctx, msgs)
 }
 
-// parseLabel reads the id and label fields of a flat JSON label record.
-func parseLabel(data []byte, idField, labelField string) (id string, label float32, ok bool) {
-	p := scanner{data: data}
-	var buf []byte
-	p.skipSpace()
-	if !p.consume('{') {
-		return "", 0, false
+// writeRefused writes the batch's refused records to the DLQ and waits
+// for them to be acknowledged.
+func (lp *labelPartition) writeRefused(ctx context.Context, msgs []pipeline.Message) error {
+	if len(lp.refused) == 0 || lp.sink == nil {
+		return nil
 	}
-	haveID, haveLabel := false, false
-	for {
-		p.skipSpace()
-		key, kok := p.readString(&buf)
-		if !kok {
-			return "", 0, false
+	lp.dlq.Begin()
+	recs := make([]pipeline.OutRecord, 0, len(lp.refused))
+	for _, r := range lp.refused {
+		rec, _, err := lp.dlq.Record(&msgs[r.msg], &r.rej)
+		if err != nil {
+			return fmt.Errorf("label join: %w", err)
 		}
-		keyStr := string(key)
-		p.skipSpace()
-		if !p.consume(':') {
-			return "", 0, false
-		}
-		p.skipSpace()
-		switch {
-		case keyStr == idField && p.peek() == '"':
-			v, vok := p.readString(&buf)
-			if !vok {
-				return "", 0, false
-			}
-			id, haveID = string(v), true
-		case keyStr == idField || keyStr == labelField:
-			num, nok := p.readNumber()
-			if !nok {
-				return "", 0, false
-			}
-			v, bad := parseFloat(num)
-			if bad {
-				return "", 0, false
-			}
-			if keyStr == idField {
-				id, haveID = strconv.FormatFloat(v, 'f', -1, 64), true
-			} else {
-				label, haveLabel = float32(v), true
-			}
-		default:
-			if p.skipValue(0) != "" {
-				return "", 0, false
-			}
-		}
-		p.skipSpace()
-		if p.consume(',') {
-			continue
-		}
-		if p.consume('}') {
-			return id, label, haveID && haveLabel && id != ""
-		}
-		return "", 0, false
+		recs = append(recs, rec)
 	}
+	if err := lp.sink.Write(ctx, recs); err != nil {
+		return fmt.Errorf("label join: dlq: %w", err)
+	}
+	return nil
 }

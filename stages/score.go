@@ -51,6 +51,14 @@ func (s *ServedModel) Learn(rows *models.Rows, y []float32) error {
 	return s.model.Learn(rows, y)
 }
 
+// Warm reports whether the model has learned from any labelled row (see
+// models.IsWarm); predictions carry it as "warm".
+func (s *ServedModel) Warm() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return models.IsWarm(s.model)
+}
+
 // Snapshot returns a copy of the model, for export or checkpoints.
 func (s *ServedModel) Snapshot() models.Learner {
 	s.mu.Lock()
@@ -58,14 +66,27 @@ func (s *ServedModel) Snapshot() models.Learner {
 	return s.model.Clone()
 }
 
-// Threshold turns a score into a predicted class (see models.Threshold).
-const Threshold = models.Threshold
+// DecisionThreshold is the spec's model.threshold, or models.Threshold
+// when it is not set: a prediction's class is models.PredictedClass of its
+// score at this threshold.
+func DecisionThreshold(spec *pipeline.Spec) float64 {
+	if t := spec.Model.Threshold; t != nil {
+		return *t
+	}
+	return models.Threshold
+}
 
 // Score runs the champion on each batch's features and writes one
 // prediction per live row to the predictions topic, keyed by event id:
 //
-//	{"event_id":"…","score":0.73,"class":1,"model":"…","version":"…",
-//	 "arm":"champion","partition":0,"offset":42,<passthrough fields>}
+//	{"event_id":"…","score":0.73,"class":1,"warm":true,"model":"…",
+//	 "version":"…","arm":"champion","partition":0,"offset":42,
+//	 <passthrough fields>}
+//
+// class is models.PredictedClass(score, model.threshold): 1 when the score
+// is above the threshold, 0 otherwise (a tie is 0). warm is false while
+// the model that scored the row has learned nothing (its score is its
+// untrained default), true once it has learned from a label.
 //
 // Passthrough fields are copied after anonymization; when one of them is
 // encrypted, the record carries the driftline.key_id header. After scoring,
@@ -77,6 +98,7 @@ type Score struct {
 	idCol       int
 	passthrough []int
 	names       []string
+	threshold   float64
 	keyHeader   []pipeline.Header
 	rows        models.Rows
 	buf         []byte
@@ -93,7 +115,7 @@ type Score struct {
 
 // NewScore builds the stage for the champion model.
 func NewScore(spec *pipeline.Spec, champion *ServedModel, keyID string) *Score {
-	s := &Score{model: champion, topic: spec.Topics.Predictions, idCol: spec.FieldIndex(spec.Schema.IDField)}
+	s := &Score{model: champion, topic: spec.Topics.Predictions, idCol: spec.FieldIndex(spec.Schema.IDField), threshold: DecisionThreshold(spec)}
 	encrypted := map[string]bool{}
 	for _, f := range spec.Stages.Anonymize.Fields {
 		if f.Op == pipeline.OpEncrypt {
@@ -141,16 +163,17 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 	// previous one.
 	s.buf = make([]byte, 0, cap(s.buf))
 	ends := make([]int, 0, 2*n)
+	warm := s.model.Warm()
 	for j, i := range fb.Row {
 		s.buf = appendEventID(s.buf, b, s.idCol, i)
 		ends = append(ends, len(s.buf))
-		s.buf = s.appendPrediction(s.buf, s.model, b, i, b.Scores[j])
+		s.buf = s.appendPrediction(s.buf, s.model, warm, b, i, b.Scores[j])
 		ends = append(ends, len(s.buf))
 	}
 	start := 0
-	for j := range fb.Row {
+	for j, i := range fb.Row {
 		keyEnd, valEnd := ends[2*j], ends[2*j+1]
-		b.Outputs = append(b.Outputs, pipeline.OutRecord{
+		b.AppendOutput(i, pipeline.OutRecord{
 			Topic:   s.topic,
 			Key:     s.buf[start:keyEnd:keyEnd],
 			Value:   s.buf[keyEnd:valEnd:valEnd],
@@ -169,7 +192,7 @@ func FeatureRows(fb *pipeline.FeatureBlock) models.Rows {
 	return models.Rows{N: fb.Len(), NumDense: fb.NumDense, NumHashed: fb.NumHashed, Dense: fb.Dense, Hashed: fb.Hashed}
 }
 
-func (s *Score) appendPrediction(dst []byte, model *ServedModel, b *pipeline.Batch, i int, score float32) []byte {
+func (s *Score) appendPrediction(dst []byte, model *ServedModel, warm bool, b *pipeline.Batch, i int, score float32) []byte {
 	m := &b.Messages[i]
 	dst = append(dst, `{"event_id":`...)
 	dst = appendJSONValue(dst, b.Record.Column(s.idCol), i)
@@ -179,12 +202,10 @@ func (s *Score) appendPrediction(dst []byte, model *ServedModel, b *pipeline.Bat
 	} else {
 		dst = strconv.AppendFloat(dst, float64(score), 'g', -1, 32)
 	}
-	class := int64(0)
-	if score >= Threshold {
-		class = 1
-	}
 	dst = append(dst, `,"class":`...)
-	dst = strconv.AppendInt(dst, class, 10)
+	dst = strconv.AppendInt(dst, int64(models.PredictedClass(float64(score), s.threshold)), 10)
+	dst = append(dst, `,"warm":`...)
+	dst = strconv.AppendBool(dst, warm)
 	dst = append(dst, `,"model":`...)
 	dst = pipeline.AppendJSONString(dst, model.Name)
 	dst = append(dst, `,"version":`...)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
 )
 
@@ -49,6 +50,7 @@ type prediction struct {
 	EventID   string   `json:"event_id"`
 	Score     *float64 `json:"score"`
 	Class     *int     `json:"class"`
+	Warm      *bool    `json:"warm"`
 	Model     string   `json:"model"`
 	Version   string   `json:"version"`
 	Arm       string   `json:"arm"`
@@ -91,8 +93,11 @@ func TestScorePredictions(t *testing.T) {
 		}
 		if p.Score == nil || *p.Score < 0 || *p.Score > 1 || float32(*p.Score) != b.Scores[j] {
 			t.Errorf("row %d: score %v, want %v", i, p.Score, b.Scores[j])
-		} else if p.Class == nil || (*p.Class != 0 && *p.Class != 1) || (*p.Score >= Threshold) != (*p.Class == 1) {
+		} else if p.Class == nil || *p.Class != models.PredictedClass(*p.Score, models.Threshold) {
 			t.Errorf("row %d: class %v for score %v", i, p.Class, *p.Score)
+		}
+		if p.Warm == nil || *p.Warm {
+			t.Errorf("row %d: warm %v from a model that has learned nothing", i, p.Warm)
 		}
 		if p.Model != "unit-logistic" || p.Version != "7" || p.Arm != ArmChampion {
 			t.Errorf("row %d: model %s/%s/%s", i, p.Model, p.Version, p.Arm)
@@ -155,5 +160,50 @@ func TestScoreNoKeyHeaderWithoutCiphertext(t *testing.T) {
 	mustProcess(t, e, c.stages()...)
 	if len(e.Outputs) != 0 {
 		t.Errorf("%d outputs for no live row", len(e.Outputs))
+	}
+}
+
+// TestScoreColdModelDecisionRule: the issue's cold model. Before any
+// label a logistic model scores exactly 0.5, which used to map to class
+// 1, so a fresh fraud model flagged every payment. A tie at the threshold
+// is class 0, the prediction says "warm":false until the model has
+// learned, and model.threshold moves the cut.
+func TestScoreColdModelDecisionRule(t *testing.T) {
+	for _, tc := range []struct {
+		threshold string
+		wantClass int
+	}{{"", 0}, {", threshold: 0.5", 0}, {", threshold: 0.4", 1}} {
+		spec := parseTestSpec(t, false, map[string]string{`learn_rate: 0.5}`: `learn_rate: 0.5` + tc.threshold + `}`})
+		c := newChain(t, spec, nil)
+		_, rows := genEvents(t, 5, 8, 20)
+		b := newBatch(0, rows...)
+		mustProcess(t, b, c.stages()...)
+		if len(b.Outputs) != 8 {
+			t.Fatalf("%d predictions for 8 rows", len(b.Outputs))
+		}
+		for _, out := range b.Outputs {
+			var p prediction
+			if err := json.Unmarshal(out.Value, &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Score == nil || *p.Score != 0.5 || p.Class == nil || *p.Class != tc.wantClass || p.Warm == nil || *p.Warm {
+				t.Fatalf("threshold %q: cold prediction %s, want score 0.5, class %d, warm false", tc.threshold, out.Value, tc.wantClass)
+			}
+		}
+		// One labelled row warms the model up.
+		rows1 := FeatureRows(&b.Features)
+		rows1.N = 1
+		if err := c.champion.Learn(&rows1, []float32{1}); err != nil {
+			t.Fatal(err)
+		}
+		b = newBatch(0, rows...)
+		mustProcess(t, b, c.stages()...)
+		var p prediction
+		if err := json.Unmarshal(b.Outputs[0].Value, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Warm == nil || !*p.Warm {
+			t.Errorf("after one label: warm %v, want true (%s)", p.Warm, b.Outputs[0].Value)
+		}
 	}
 }

@@ -105,6 +105,8 @@ type Client struct {
 	log   *slog.Logger
 	lag   *prometheus.GaugeVec
 	ready atomic.Bool
+	// limits are the output topics' record limits (LearnRecordLimits).
+	limits atomic.Pointer[map[string]int]
 
 	mu      sync.Mutex // guards workers and open between callbacks and Run
 	workers map[tp]*partitionWorker
@@ -143,6 +145,7 @@ func New(cfg Config) (*Client, error) {
 	opts = append(opts,
 		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerBatchMaxBytesFn(c.batchMaxBytes),
 	)
 	if cfg.Group != "" {
 		lag, err := lagGauge(cfg.Registerer)
@@ -413,13 +416,7 @@ func (c *Client) WriteAsync(ctx context.Context, recs []pipeline.OutRecord, done
 	for i := range recs {
 		r := &recs[i]
 		kr := &krecs[i]
-		kr.Topic, kr.Key, kr.Value = r.Topic, r.Key, r.Value
-		if len(r.Headers) > 0 {
-			kr.Headers = make([]kgo.RecordHeader, len(r.Headers))
-			for j, h := range r.Headers {
-				kr.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
-			}
-		}
+		kr.Topic, kr.Key, kr.Value, kr.Headers = r.Topic, r.Key, r.Value, kgoHeaders(r.Headers)
 		c.cl.Produce(ctx, kr, promise)
 	}
 }
@@ -505,7 +502,7 @@ func (w *partitionWorker) run(ctx context.Context) {
 		pending = pending[n:]
 		w.msgs = w.msgs[:0]
 		for _, r := range batch {
-			w.msgs = append(w.msgs, pipeline.Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp})
+			w.msgs = append(w.msgs, message(r))
 		}
 		if err := w.handle(ctx, batch, hw); err != nil {
 			w.c.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))

@@ -428,7 +428,7 @@ func (c *Client) handleRound(ctx context.Context, rp *roundPart) error {
 		recs = recs[n:]
 		p.msgs = p.msgs[:0]
 		for _, r := range batch {
-			p.msgs = append(p.msgs, pipeline.Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp})
+			p.msgs = append(p.msgs, message(r))
 		}
 		if err := p.handler.Handle(ctx, p.msgs); err != nil {
 			return fmt.Errorf("partition %s/%d: %w", p.topic, p.partition, err)

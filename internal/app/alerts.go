@@ -122,6 +122,7 @@ func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.Dr
 		cfg.Gate.MinSamples = uint64(d.MinSamples)
 	}
 	cfg.WarmUpRows = d.WarmUp
+	cfg.Threshold = stages.DecisionThreshold(spec)
 	if d.CoolDown > 0 {
 		cfg.Gate.CoolDown = d.CoolDown.D()
 	}

@@ -103,6 +103,8 @@ type App struct {
 	closers []func() error
 
 	closeOnce sync.Once
+	// limitsOnce learns the output topics' record limits (limits.go).
+	limitsOnce sync.Once
 }
 
 // Open wires spec's pipeline: it builds the Redis client (unless
@@ -132,8 +134,10 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	}
 	// Wrong credentials or TLS settings fail now, with a clear error; a
 	// cluster that cannot be reached yet is waited for (not ready).
+	reachable := true
 	if err := kafka.Check(ctx, a.kcc); kafka.Unreachable(err) {
 		a.log.Warn("kafka: no broker reachable yet; the pipeline waits for the cluster (not ready)", "err", err)
+		reachable = false
 	} else if err != nil {
 		return err
 	}
@@ -260,6 +264,9 @@ func (a *App) open(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	if reachable {
+		a.learnRecordLimits(ctx)
+	}
 	return nil
 }
 
@@ -306,7 +313,8 @@ func (a *App) openPartition(_ string, _ int32) (pipeline.PartitionHandler, error
 		score = s
 	}
 	stageList = append(stageList, score)
-	cfg := pipeline.RunnerConfig{Stages: stageList, Sink: a.kc, DLQTopic: spec.Topics.DLQ, Metrics: a.metrics}
+	cfg := pipeline.RunnerConfig{Stages: stageList, Sink: a.kc, DLQTopic: spec.Topics.DLQ, Metrics: a.metrics,
+		RecordLimit: a.kc.MaxRecordBytes, PropagateHeaders: spec.Output.PropagateHeaders}
 	if spec.Rollout != nil {
 		cfg.ShadowTopic = spec.Rollout.ShadowTopic
 	}
@@ -375,6 +383,7 @@ func (a *App) championVersion() string {
 // The alert publisher flushes after the data plane stops. Call Close after
 // Run returns; the registry stays readable until then.
 func (a *App) Run(ctx context.Context) error {
+	a.learnRecordLimits(ctx)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var loops sync.WaitGroup
 	defer func() { stopWatch(); loops.Wait() }()

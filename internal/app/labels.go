@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
 )
 
@@ -15,7 +17,10 @@ type labelPlane struct {
 	kc      *kafka.Client
 	join    *stages.LabelJoin
 	metrics *stages.JoinMetrics
+	// dlq receives the label records the join refuses.
+	dlq stages.LabelDLQ
 
+	threshold                 float64
 	mu                        sync.Mutex
 	total, correct, positives int64
 }
@@ -38,7 +43,14 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics}
+	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics, threshold: stages.DecisionThreshold(spec)}
+	// Refused label records go to the data plane's DLQ, built alike.
+	lp.dlq = stages.LabelDLQ{Sink: kc, Config: pipeline.DLQConfig{Topic: spec.Topics.DLQ, RecordLimit: kc.MaxRecordBytes,
+		PropagateHeaders: spec.Output.PropagateHeaders}}
+	if a.dlqCrypt != nil {
+		crypt := a.dlqCrypt
+		lp.dlq.NewPayload = func() pipeline.DLQPayloadFunc { return crypt.Clone().EncryptDLQ }
+	}
 	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 	return lp, nil
 }
@@ -50,7 +62,7 @@ func (lp *labelPlane) observe(o stages.Outcome) {
 	}
 	lp.mu.Lock()
 	lp.total++
-	if (o.Score >= stages.Threshold) == (o.Label == 1) {
+	if float64(models.PredictedClass(float64(o.Score), lp.threshold)) == float64(o.Label) {
 		lp.correct++
 	}
 	if o.Label == 1 {
@@ -59,7 +71,7 @@ func (lp *labelPlane) observe(o stages.Outcome) {
 	lp.mu.Unlock()
 }
 
-func (lp *labelPlane) run(ctx context.Context) error { return lp.kc.Run(ctx, lp.join.Open) }
+func (lp *labelPlane) run(ctx context.Context) error { return lp.kc.Run(ctx, lp.join.Opener(lp.dlq)) }
 
 // LabelStats are the label plane's counts of served predictions' labels.
 type LabelStats struct {

@@ -16,10 +16,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -382,7 +380,7 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 	}
 	var labels map[string]float32
 	if opts.LabelsTopic != "" {
-		if labels, err = readLabels(ctx, r.cc, opts.LabelsTopic, spec.Schema.IDField, spec.Labels.Field); err != nil {
+		if labels, err = readLabels(ctx, r.cc, opts.LabelsTopic, spec); err != nil {
 			return stages.BacktestReport{}, optionErr("labels-topic", opts.LabelsTopic, err)
 		}
 	}
@@ -418,33 +416,16 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 }
 
 // readLabels reads every label record of topic (up to its last stable
-// offsets now), by event id; a later label of an id wins.
-func readLabels(ctx context.Context, cc kafka.ClientConfig, topic, idField, labelField string) (map[string]float32, error) {
+// offsets now), by event id; a later label of an id wins. Records the
+// label plane would refuse (stages.LabelDecoder) are skipped.
+func readLabels(ctx context.Context, cc kafka.ClientConfig, topic string, spec *pipeline.Spec) (map[string]float32, error) {
 	out := map[string]float32{}
+	dec := stages.NewLabelDecoder(spec)
 	err := kafka.ReadTopics(ctx, cc, true, func(r *kafka.Record) error {
-		if id, y, ok := labelOf(r.Value, idField, labelField); ok {
+		if id, y, rej := dec.Decode(r.Value); rej.Reason == "" {
 			out[id] = y
 		}
 		return nil
 	}, topic)
 	return out, err
-}
-
-// labelOf reads a label record, {id_field: "…" or a number, label field:
-// a number}.
-func labelOf(value []byte, idField, labelField string) (string, float32, bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(value, &m) != nil {
-		return "", 0, false
-	}
-	var y float32
-	if json.Unmarshal(m[labelField], &y) != nil {
-		return "", 0, false
-	}
-	raw := m[idField]
-	var id string
-	if json.Unmarshal(raw, &id) != nil {
-		id = strings.TrimSpace(string(raw))
-	}
-	return id, y, id != ""
 }

@@ -262,10 +262,10 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 // isolation, into labels.
 func (k *KafkaRetrainRows) readLabels(ctx context.Context, ranges []replay.Range, labels *recentLabels) error {
 	topic := k.spec.Topics.Labels
-	idField, labelField := k.spec.Schema.IDField, k.spec.Labels.Field
+	dec := stages.NewLabelDecoder(k.spec)
 	err := kafka.ReadRanges(ctx, k.cc, topic, ranges, true, func(r *kafka.Record) error {
-		id, y, ok := labelOf(r.Value, idField, labelField)
-		if !ok {
+		id, y, rej := dec.Decode(r.Value)
+		if rej.Reason != "" {
 			labels.malformed++
 			return nil
 		}

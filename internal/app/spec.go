@@ -72,6 +72,12 @@ func checkModel(spec *pipeline.Spec) error {
 	default:
 		return spec.ErrAt("model.params", "%v", err)
 	}
+	if spec.Model.Threshold != nil {
+		task, _ := ls.Task()
+		if task != models.TaskClassification || spec.Model.Kind == "softmax" || spec.Model.Classes > 2 {
+			return spec.ErrAt("model.threshold", "applies to binary models (a classifier of 2 classes, or model.onnx), not kind %s", spec.Model.Kind)
+		}
+	}
 	if spec.Model.Engine == stages.EngineONNXRuntime {
 		if _, err := ls.MLPConfig(models.Shape{NumDense: 1}, 2); err != nil {
 			return spec.ErrAt("model.engine", "onnxruntime runs the MLP kinds' training step only: %v", err)

@@ -114,12 +114,14 @@ func TestModelKindAndParams(t *testing.T) {
 		{"bad param", "  kind: logistic", "  kind: arf\n  params:\n    n_models: many", "model.params.n_models", "n_models: many", "not an integer"},
 		{"l1 without ftrl", "  kind: logistic", "  kind: logistic\n  l1: 0.1", "model.l1", "l1: 0.1", "l1 needs the ftrl optimizer"},
 		{"onnxruntime for a tree", "  kind: logistic", "  kind: hat\n  engine: onnxruntime", "model.engine", "engine: onnxruntime", "MLP kinds"},
+		{"threshold on a regression", "  kind: logistic", "  kind: linear\n  threshold: 0.3", "model.threshold", "threshold: 0.3", "applies to binary models"},
+		{"threshold on softmax", "  kind: logistic", "  kind: softmax\n  classes: 3\n  threshold: 0.3", "model.threshold", "threshold: 0.3", "applies to binary models"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spectest.CheckError(t, parseErr, specFile, strings.Replace(base, tc.old, tc.new, 1), tc.field, tc.at, tc.msg)
 		})
 	}
-	for _, ok := range []string{"  kind: hat\n  params: {grace_period: 50, seed: 3}", "  kind: mlp\n  params: {hidden: \"16,8\"}\n  engine: onnxruntime", "  kind: arf_regressor"} {
+	for _, ok := range []string{"  kind: hat\n  params: {grace_period: 50, seed: 3}", "  kind: mlp\n  params: {hidden: \"16,8\"}\n  engine: onnxruntime", "  kind: arf_regressor", "  kind: hat\n  threshold: 0.2"} {
 		if _, err := app.ParseSpec(specFile, []byte(strings.Replace(base, "  kind: logistic", ok, 1))); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}

@@ -69,6 +69,10 @@ type Config struct {
 	// SinceDrift makes a drift trigger wait for, and train on, the rows
 	// labelled after the alert.
 	SinceDrift bool
+	// Threshold is the served models' decision threshold
+	// (models.PredictedClass), which the accuracy of an outcome is counted
+	// at; 0 takes models.Threshold.
+	Threshold float64
 	// Log defaults to slog.Default(); Now to time.Now.
 	Log *slog.Logger
 	Now func() time.Time
@@ -89,6 +93,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("governance: negative interval %s", c.Interval)
 	case c.RetrainEvery < 0:
 		return fmt.Errorf("governance: negative retrain schedule %s", c.RetrainEvery)
+	case !(c.Threshold >= 0 && c.Threshold < 1):
+		return fmt.Errorf("governance: threshold %v not in (0, 1)", c.Threshold)
 	}
 	if err := c.Gate.Validate(); err != nil {
 		return fmt.Errorf("rollout.gate: %w", err)
@@ -103,7 +109,10 @@ func New(cfg Config) (*Governor, error) {
 	}
 	g := &Governor{reg: cfg.Registry, model: cfg.Model, holder: cfg.Holder, gate: cfg.Gate,
 		interval: cfg.Interval, log: cfg.Log, now: cfg.Now, championVersion: cfg.ChampionVersion,
-		retrain: cfg.Retrain, every: cfg.RetrainEvery, sinceDrift: cfg.SinceDrift}
+		retrain: cfg.Retrain, every: cfg.RetrainEvery, sinceDrift: cfg.SinceDrift, threshold: cfg.Threshold}
+	if g.threshold == 0 {
+		g.threshold = models.Threshold
+	}
 	if g.interval == 0 {
 		g.interval = rollout.DefaultInterval
 	}
@@ -178,9 +187,15 @@ type Governor struct {
 	// trigger wait for, and train on, the rows labelled after the alert.
 	every      time.Duration
 	sinceDrift bool
+	// threshold is the decision threshold an outcome's class is taken at.
+	threshold float64
 
 	mu      sync.Mutex
 	pending map[string]registry.OutcomeSums // not yet flushed, by version
+	// skipped counts outcomes ObserveOutcome dropped (a non-finite score
+	// or label); dropped counts outcomes a flush gave up on because the
+	// registry refused them as invalid (they would be refused forever).
+	skipped, dropped int64
 
 	leader       bool
 	nextSchedule time.Time
@@ -214,35 +229,58 @@ func governorLease(model string) string { return "governor." + model }
 
 // ObserveOutcome adds one joined label of a served version (its score
 // and label) to the unflushed sums. It is the label join's outcome hook.
+// An outcome whose score or label is not finite is skipped (and counted):
+// it would make the shared sums non-finite, which the registry refuses.
 func (g *Governor) ObserveOutcome(version string, score, label float64) {
-	d := outcomeDelta(score, label)
+	d, ok := outcomeDeltaAt(score, label, g.threshold)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !ok {
+		g.skipped++
+		return
+	}
 	if g.pending == nil {
 		g.pending = map[string]registry.OutcomeSums{}
 	}
 	g.pending[version] = g.pending[version].Add(d)
 }
 
-// outcomeDelta is one outcome's contribution to every gate metric: right
-// when (score ≥ 0.5) == (label is 1); the log loss of the score clipped to
-// [1e-15, 1-1e-15]; the absolute and squared error of the score.
+// outcomeDelta is outcomeDeltaAt at the default threshold, for a finite
+// outcome.
 func outcomeDelta(score, label float64) registry.OutcomeSums {
-	d := registry.OutcomeSums{N: 1}
-	if (score >= models.Threshold) == (label == 1) {
-		d.Correct = 1
-	}
-	if label == 1 {
-		d.Positives = 1
-	}
-	p := min(max(score, 1e-15), 1-1e-15)
-	ll := -(label*math.Log(p) + (1-label)*math.Log(1-p))
+	d, _ := outcomeDeltaAt(score, label, models.Threshold)
+	return d
+}
+
+// outcomeDeltaAt is one outcome's contribution to every gate metric: the
+// absolute and squared error of the score; and, for a binary label (0 or
+// 1), right when models.PredictedClass(score, threshold) is the label,
+// positive when the label is 1, and the log loss of the score clipped to
+// [1e-15, 1-1e-15]. A regression label (any other value) adds no log loss,
+// which is defined for binary labels only (the formula would go negative
+// and the registry refuse the sums). ok is false, and the delta zero, when
+// the score or the label is not finite, or the squared error overflows.
+func outcomeDeltaAt(score, label, threshold float64) (d registry.OutcomeSums, ok bool) {
 	ae := math.Abs(score - label)
 	se := ae * ae
-	d.LogLoss, d.LogLossSq = ll, ll*ll
+	if math.IsNaN(ae) || math.IsInf(se*se, 0) {
+		return registry.OutcomeSums{}, false
+	}
+	d = registry.OutcomeSums{N: 1}
+	if label == 0 || label == 1 {
+		if float64(models.PredictedClass(score, threshold)) == label {
+			d.Correct = 1
+		}
+		if label == 1 {
+			d.Positives = 1
+		}
+		p := min(max(score, 1e-15), 1-1e-15)
+		ll := -(label*math.Log(p) + (1-label)*math.Log(1-p))
+		d.LogLoss, d.LogLossSq = ll, ll*ll
+	}
 	d.AbsErr, d.AbsErrSq = ae, ae*ae
 	d.SqErr, d.SqErrSq = se, se*se
-	return d
+	return d, true
 }
 
 // statsOf turns outcome sums into the gate's Stats for metric.
@@ -275,7 +313,10 @@ func statsOf(m rollout.Metric, s registry.OutcomeSums) rollout.Stats {
 }
 
 // flush adds the unflushed outcomes to the registry's shared sums; on
-// failure they stay for the next flush.
+// failure they stay for the next flush, except when the registry refuses
+// them as invalid (registry.ErrInvalid): those would be refused at every
+// later flush too, and block the valid outcomes that join them, so they
+// are dropped, counted and logged instead.
 func (g *Governor) flush(ctx context.Context) error {
 	g.mu.Lock()
 	batch := g.pending
@@ -284,7 +325,23 @@ func (g *Governor) flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := g.reg.AddOutcomes(ctx, g.model, batch); err != nil {
+	err := g.reg.AddOutcomes(ctx, g.model, batch)
+	if errors.Is(err, registry.ErrInvalid) && len(batch) > 1 {
+		// Find the version at fault: the others go on.
+		for v, sums := range batch {
+			g.flushOne(ctx, v, sums)
+		}
+		return err
+	}
+	if errors.Is(err, registry.ErrInvalid) {
+		g.mu.Lock()
+		for _, sums := range batch {
+			g.dropped += sums.N
+		}
+		g.mu.Unlock()
+		return fmt.Errorf("dropped outcomes the registry refused: %w", err)
+	}
+	if err != nil {
 		g.mu.Lock()
 		for v, s := range g.pending {
 			batch[v] = batch[v].Add(s)
@@ -294,6 +351,32 @@ func (g *Governor) flush(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// flushOne is flush for one version's sums, after a flush of several
+// was refused as invalid.
+func (g *Governor) flushOne(ctx context.Context, version string, sums registry.OutcomeSums) {
+	err := g.reg.AddOutcomes(ctx, g.model, map[string]registry.OutcomeSums{version: sums})
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case errors.Is(err, registry.ErrInvalid):
+		g.dropped += sums.N
+	case err != nil:
+		if g.pending == nil {
+			g.pending = map[string]registry.OutcomeSums{}
+		}
+		g.pending[version] = g.pending[version].Add(sums)
+	}
+}
+
+// OutcomesDropped is the number of outcomes the governor did not count:
+// skipped by ObserveOutcome (a non-finite score or label) or refused by
+// the registry as invalid.
+func (g *Governor) OutcomesDropped() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.skipped + g.dropped
 }
 
 // Run ticks every interval until ctx ends, then flushes and gives up the

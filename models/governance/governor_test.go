@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/models/rollout"
 )
@@ -19,7 +20,7 @@ import (
 func newTestGovernor(t *testing.T, reg *registry.Registry) *Governor {
 	t.Helper()
 	clock := time.Unix(1_700_000_000, 0)
-	return &Governor{reg: reg, model: testModel, holder: "test-instance", championVersion: func() string { return "1" }, interval: time.Second,
+	return &Governor{reg: reg, model: testModel, holder: "test-instance", championVersion: func() string { return "1" }, interval: time.Second, threshold: models.Threshold,
 		gate: rollout.Gate{MinSamples: 200, MaxDelta: 0.01, BlockOnOpenDrift: true},
 		log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:  func() time.Time { clock = clock.Add(time.Second); return clock }}
@@ -198,7 +199,7 @@ func directStats(m rollout.Metric) (value, sd float64) {
 	var xs []float64
 	correct := 0
 	for _, p := range outcomePairs {
-		if (p.score >= 0.5) == (p.label == 1) {
+		if (p.score > 0.5) == (p.label == 1) { // a tie is class 0 (models.PredictedClass)
 			correct++
 		}
 		switch m {
@@ -255,8 +256,8 @@ func TestGovernorStatsOfOutcomeSums(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if acc, _ := directStats(rollout.MetricAccuracy); acc != 0.7 {
-		t.Fatalf("direct accuracy %v, want 7 of 10", acc) // the pairs' own check
+	if acc, _ := directStats(rollout.MetricAccuracy); acc != 0.6 {
+		t.Fatalf("direct accuracy %v, want 6 of 10", acc) // the pairs' own check
 	}
 	for _, m := range []rollout.Metric{rollout.MetricAccuracy, rollout.MetricLogLoss, rollout.MetricMAE, rollout.MetricRMSE} {
 		value, sd := directStats(m)
@@ -665,5 +666,56 @@ func TestGovernorTakeoverFinishesBake(t *testing.T) {
 				t.Fatalf("audit %q lacks the resumed bake", got)
 			}
 		})
+	}
+}
+
+// TestGovernorBadOutcomesNeverWedgeFlush: the wedge. A label of
+// -5 for a binary model (or any regression label above 1) made the
+// outcome's log loss negative, the registry refused the pending sums, and
+// every later flush re-sent them with the new outcomes and failed again,
+// so promotion and rollback saw no data until a restart. Now a
+// non-binary label adds no log loss, a non-finite outcome is skipped, and
+// sums the registry refuses as invalid are dropped without holding back
+// the other versions'.
+func TestGovernorBadOutcomesNeverWedgeFlush(t *testing.T) {
+	ctx := context.Background()
+	reg, _ := newTestRegistry(t)
+	g := newTestGovernor(t, reg)
+	g.ObserveOutcome("1", 0.7, -5)
+	g.ObserveOutcome("1", 0.7, 7)
+	g.ObserveOutcome("1", 0.7, 1e38)
+	g.ObserveOutcome("1", 0.7, math.NaN())
+	g.ObserveOutcome("1", math.Inf(1), 1)
+	if err := g.flush(ctx); err != nil {
+		t.Fatalf("flush after bad labels: %v", err)
+	}
+	feed(g, "1", 100, 1)
+	if err := g.flush(ctx); err != nil {
+		t.Fatalf("flush of good outcomes: %v", err)
+	}
+	got, err := reg.Outcomes(ctx, testModel, "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.N != 103 || got.Correct != 100 || got.Positives != 100 {
+		t.Errorf("sums %+v, want n 103 (3 finite bad labels, 100 good), correct 100, positives 100", got)
+	}
+	if got.LogLoss < 0 || math.IsInf(got.AbsErr, 0) {
+		t.Errorf("sums %+v: log loss negative or error infinite", got)
+	}
+	if d := g.OutcomesDropped(); d != 2 {
+		t.Errorf("dropped %d outcomes, want the 2 non-finite ones", d)
+	}
+	// A version the registry refuses does not hold back another's.
+	g.ObserveOutcome(strings.Repeat("v", registry.MaxOutcomeVersionLen+1), 0.9, 1)
+	feed(g, "1", 10, 1)
+	if err := g.flush(ctx); err == nil {
+		t.Error("flush with an invalid version label: no error")
+	}
+	if err := g.flush(ctx); err != nil {
+		t.Errorf("the next flush: %v (the invalid sums must not stay pending)", err)
+	}
+	if got, err = reg.Outcomes(ctx, testModel, "1"); err != nil || got.N != 113 {
+		t.Errorf("version 1 has %d outcomes (%v), want 113", got.N, err)
 	}
 }

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/streams"
+)
+
+// TestLabelPlaneSendsRefusedLabelsToDLQ runs the demo spec (without
+// rollout) on kfake and miniredis: after three events are predicted, their
+// labels -5 and 1e38 (a binary model learns 0 and 1) and a label whose id
+// is over labels.max_id_bytes go to the DLQ topic, from the labels topic,
+// with the data plane's DLQ headers and its encrypted payload; the valid
+// label joins; the input's traceparent reaches the prediction.
+func TestLabelPlaneSendsRefusedLabelsToDLQ(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	text := strings.Replace(demoSpecWithoutRollout(t), "output:\n", "output:\n  propagate_headers: [traceparent]\n", 1)
+	spec, err := pipeline.ParseSpec("labels.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := kafkatest.StartKfake(t)
+	spec.Kafka.Brokers = []string{b.Addr}
+	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Audit} {
+		b.CreateTopic(t, topic, 1)
+	}
+	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
+	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
+	dp, err := Open(ctx, spec, Options{Redis: redistest.StartMiniredis(t).Client(t), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- dp.Run(runCtx) }()
+
+	cl := b.Client(t)
+	gen, err := streams.NewGenerator(streams.Config{Concept: streams.ConceptSEA, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make([]streams.Event, 3)
+	tp := []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	for i := range events {
+		gen.Next(&events[i])
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: spec.Topics.Input, Value: streams.AppendJSON(nil, &events[i]),
+			Headers: []kgo.RecordHeader{{Key: "traceparent", Value: tp}}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, ctx, "3 predictions", func() bool { return dp.Totals().Out == 3 })
+	labels := []string{
+		`{"event_id":"` + events[0].ID + `","label":-5}`,
+		`{"event_id":"` + events[1].ID + `","label":1e38}`,
+		`{"event_id":"` + events[2].ID + `","label":1}`,
+		`{"event_id":"` + strings.Repeat("x", spec.Labels.MaxIDBytes+1) + `","label":1}`,
+	}
+	for _, l := range labels {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: spec.Topics.Labels, Value: []byte(l)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, ctx, "4 labels processed", func() bool { s, _ := dp.Labels(); return s.Processed == 4 })
+	if s, _ := dp.Labels(); s.Joined != 1 {
+		t.Errorf("%d labels joined, want the 1 valid one", s.Joined)
+	}
+
+	rd := b.Client(t, kgo.ConsumeTopics(spec.Topics.DLQ, spec.Topics.Predictions), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var dlq []*kgo.Record
+	var pred *kgo.Record
+	for len(dlq) < 3 || pred == nil {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d DLQ records, prediction %v", len(dlq), pred != nil)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Topic == spec.Topics.DLQ {
+				dlq = append(dlq, r)
+			} else {
+				pred = r
+			}
+		})
+	}
+	wantReasons := []string{stages.ReasonLabelInvalid, stages.ReasonLabelInvalid, stages.ReasonLabelIDTooLong}
+	for i, r := range dlq {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if !strings.HasPrefix(h[pipeline.HeaderReason], wantReasons[i]+": ") || h[pipeline.HeaderStage] != stages.StageLabels ||
+			h[pipeline.HeaderSourceTopic] != spec.Topics.Labels || h[pipeline.HeaderKeyID] != spec.Stages.Anonymize.EncryptionKeyID {
+			t.Errorf("DLQ record %d headers %v, want reason %s from the labels topic, encrypted", i, h, wantReasons[i])
+		}
+		if strings.Contains(string(r.Value), "label") {
+			t.Errorf("DLQ record %d holds the label record in plaintext", i)
+		}
+	}
+	if len(pred.Headers) == 0 || pred.Headers[len(pred.Headers)-1].Key != "traceparent" || string(pred.Headers[len(pred.Headers)-1].Value) != string(tp) {
+		t.Errorf("prediction headers %v, want the input's traceparent last", pred.Headers)
+	}
+	stop()
+	if err := <-runErr; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
+
+func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
