@@ -194,6 +194,7 @@ type Governor struct {
 	openFeatures map[string]bool
 	wasPaused    bool
 	lastHold     string
+	status       statusBox // the last rollout status (status.go)
 }
 
 // pendingRetrain is a drift trigger waiting for rows labelled after since.
@@ -345,6 +346,7 @@ func (g *Governor) tick(ctx context.Context) error {
 			g.log.Warn("governor: lease lost; another instance governs", "model", g.model)
 		}
 		g.leader, g.ctrl, g.candidate, g.waiting = false, nil, 0, nil
+		g.recordIdle(false)
 		return nil
 	}
 	if !g.leader {
@@ -468,6 +470,7 @@ func (g *Governor) evaluate(ctx context.Context) error {
 		}
 	}
 	if cand == 0 {
+		g.recordIdle(true)
 		return nil
 	}
 	if cand != g.candidate {
@@ -477,6 +480,7 @@ func (g *Governor) evaluate(ctx context.Context) error {
 				return err
 			}
 		case cand == set.Versions[registry.AliasChampion]:
+			g.recordIdle(true)
 			return nil // already champion: nothing to roll out
 		default:
 			if err := g.begin(ctx, cand, set); err != nil {
@@ -499,8 +503,11 @@ func (g *Governor) evaluate(ctx context.Context) error {
 		return err
 	}
 	metric := g.ctrl.Gate().Metric
-	d := g.ctrl.Evaluate(statsOf(metric, candSums), statsOf(metric, champ), len(g.openFeatures) > 0, g.now())
-	return g.apply(ctx, d, set)
+	candStats, champStats := statsOf(metric, candSums), statsOf(metric, champ)
+	d := g.ctrl.Evaluate(candStats, champStats, len(g.openFeatures) > 0, g.now())
+	err = g.apply(ctx, d, set)
+	g.recordDecision(d, candStats, champStats)
+	return err
 }
 
 // begin starts the rollout of version cand: a new controller on the
