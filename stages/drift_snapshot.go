@@ -41,69 +41,19 @@ func (m *DriftMonitor) adjust() {
 	m.adjusted, m.order = distribution.AdjustBenjaminiHochberg(m.adjusted, m.order, m.pValues)
 }
 
-// DriftSubjectView is one watched distribution (a feature or the
-// prediction) as the status page shows it, in the spirit of Evidently's
-// data drift report: the reference histogram and the current one over the
-// same bins, and the last round's statistics.
-type DriftSubjectView struct {
-	Subject  string `json:"subject"`
-	Detector string `json:"detector"`
-	// Feature is false for the prediction score.
-	Feature bool `json:"feature"`
-	// Profiling is true while the reference sample is still being taken;
-	// ReferenceSampled of ReferenceSize values are in.
-	Profiling        bool `json:"profiling"`
-	ReferenceSampled int  `json:"reference_sampled"`
-	ReferenceSize    int  `json:"reference_size"`
-	// Edges are the inner bin edges; Reference and Current hold one count
-	// per bin (len(Edges)+1). Current is the last evaluated round's window,
-	// or the round in progress before the first evaluation (Live true).
-	Edges     []float64 `json:"edges"`
-	Reference []uint64  `json:"reference"`
-	Current   []uint64  `json:"current"`
-	Live      bool      `json:"live"`
-	// The last round's statistics (zero before the first round): PSI, the
-	// KS statistic and its p-value, the p-value corrected across the round's
-	// subjects, the round's cut-off on the raw p-value, and the decision.
-	PSI             float64   `json:"psi"`
-	KS              float64   `json:"ks"`
-	PValue          float64   `json:"p_value"`
-	CorrectedPValue float64   `json:"corrected_p_value"`
-	Cutoff          float64   `json:"cutoff"`
-	Rejected        bool      `json:"rejected"`
-	Drift           bool      `json:"drift"`
-	EvaluatedAt     time.Time `json:"evaluated_at,omitzero"`
-	// State is the subject's open alert episode: "ok", "warning" or "drift".
-	State string `json:"state"`
-}
-
-// DriftSnapshot is the distribution side of a DriftMonitor at one moment.
-type DriftSnapshot struct {
-	ModelVersion string  `json:"model_version"`
-	Correction   string  `json:"correction"`
-	Alpha        float64 `json:"alpha"`
-	MinPSI       float64 `json:"min_psi"`
-	WindowSize   int     `json:"window_size"`
-	Rounds       int     `json:"rounds"`
-	// Subjects come most drifted first: open drift, then open warning, then
-	// by corrected p-value ascending and PSI descending; subjects still
-	// profiling come last.
-	Subjects []DriftSubjectView `json:"subjects"`
-}
-
 // Snapshot returns copies of every subject's reference and current
 // histograms and its last round's statistics, most drifted first. It is
 // safe for concurrent use with ObserveBatch (it holds distMu while it
 // copies).
-func (m *DriftMonitor) Snapshot() DriftSnapshot {
+func (m *DriftMonitor) Snapshot() distribution.Report {
 	m.distMu.Lock()
 	defer m.distMu.Unlock()
-	snap := DriftSnapshot{ModelVersion: m.cfg.ModelVersion, Correction: m.cfg.Correction, Alpha: m.cfg.Alpha,
+	snap := distribution.Report{ModelVersion: m.cfg.ModelVersion, Correction: m.cfg.Correction, Alpha: m.cfg.Alpha,
 		MinPSI: m.cfg.MinPSI, WindowSize: m.cfg.WindowSize, Rounds: m.rounds,
-		Subjects: make([]DriftSubjectView, 0, len(m.subjects))}
+		Subjects: make([]distribution.SubjectReport, 0, len(m.subjects))}
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		v := DriftSubjectView{Subject: s.subject, Detector: s.detector, Feature: i < len(m.cfg.Features),
+		v := distribution.SubjectReport{Subject: s.subject, Detector: s.detector, Feature: i < len(m.cfg.Features),
 			ReferenceSize: m.cfg.ReferenceSize, State: "ok"}
 		if s.episode != "" {
 			v.State = string(s.episode)
@@ -131,8 +81,8 @@ func (m *DriftMonitor) Snapshot() DriftSnapshot {
 }
 
 // compareDrifted orders subjects most drifted first.
-func compareDrifted(a, b DriftSubjectView) int {
-	rank := func(v DriftSubjectView) int {
+func compareDrifted(a, b distribution.SubjectReport) int {
+	rank := func(v distribution.SubjectReport) int {
 		switch {
 		case v.Profiling:
 			return 4

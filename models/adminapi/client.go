@@ -164,13 +164,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return &StatusError{Status: resp.StatusCode, Msg: e.Error}
+		return statusError(resp.StatusCode, raw)
 	}
 	if out == nil {
 		return nil
@@ -179,4 +173,15 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: answer does not decode: %w", method, path, err)
 	}
 	return nil
+}
+
+// statusError is the *StatusError of a non-2xx answer with body raw.
+func statusError(status int, raw []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(raw))
+	}
+	return &StatusError{Status: status, Msg: e.Error}
 }

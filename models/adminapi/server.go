@@ -6,7 +6,8 @@
 //	viewer    GET  /api/v1/models                      list models with their aliases
 //	          GET  /api/v1/models/{name}               a model: versions, lineage, aliases, canary traffic, pause, policy
 //	          GET  /api/v1/models/{name}/policy        the model's rollout gate policy
-//	          GET  /api/v1/audit?model=&since=&limit=  audit events after since, oldest first
+//	          GET  /api/v1/audit?model=&since=&limit=&order=  audit events after since, oldest first
+//	                                                   (order=newest: the newest limit of them)
 //	          GET  /api/v1/whoami                      the caller's token name and role
 //	operator  POST /api/v1/models/{name}/promote       {"version", "reason", "alias"?, "expect"?}
 //	          POST /api/v1/models/{name}/rollback      {"reason", "to"?, "expect"?}
@@ -109,6 +110,11 @@ type Config struct {
 	BootstrapToken string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Status, when set, serves the status page's read calls (status.go).
+	Status StatusSource
+	// PublicStatus lets read calls answer without a token, as the viewer
+	// "anonymous" (admin.public_status in the spec).
+	PublicStatus bool
 }
 
 // API is the /api/v1 handler. It is safe for concurrent use.
@@ -119,6 +125,8 @@ type API struct {
 	bootstrap []byte // sha256 of the bootstrap token, nil when none
 	now       func() time.Time
 	mux       *http.ServeMux
+	status    StatusSource
+	public    bool
 }
 
 // newAdminAPI validates cfg and builds the handler. It does no I/O.
@@ -135,7 +143,8 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{reg: cfg.Registry, rdb: cfg.Redis, prefix: cfg.KeyPrefix, now: cfg.Now, mux: http.NewServeMux()}
+	a := &API{reg: cfg.Registry, rdb: cfg.Redis, prefix: cfg.KeyPrefix, now: cfg.Now, mux: http.NewServeMux(),
+		status: cfg.Status, public: cfg.PublicStatus}
 	if cfg.BootstrapToken != "" {
 		if len(cfg.BootstrapToken) < 16 {
 			return nil, fmt.Errorf("admin api: %s is shorter than 16 characters", EnvAdminToken)
@@ -157,6 +166,10 @@ func New(cfg Config) (*API, error) {
 	a.route("POST /api/v1/tokens", RoleAdmin, a.createToken)
 	a.route("DELETE /api/v1/tokens/{name}", RoleAdmin, a.revokeToken)
 	a.route("PUT /api/v1/models/{name}/policy", RoleAdmin, a.setPolicy)
+	a.routeModelOps() // abort, snapshot downloads (model_ops.go)
+	if a.status != nil {
+		a.routeStatus() // the status page's reads (status.go)
+	}
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := a.authenticate(w, r); !ok {
 			return
@@ -253,7 +266,7 @@ type TokenInfo struct {
 
 func (a *API) route(pattern, role string, h func(w http.ResponseWriter, r *http.Request, who Identity)) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		who, ok := a.authenticate(w, r)
+		who, ok := a.caller(w, r, pattern)
 		if !ok {
 			return
 		}
@@ -619,7 +632,16 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 		}
 		limit = n
 	}
-	page, err := ReadAudit(r.Context(), a.reg, model, since, limit)
+	read := ReadAudit
+	switch o := q.Get("order"); o {
+	case "", "oldest":
+	case "newest":
+		read = ReadAuditNewest
+	default:
+		fail(w, badRequest("order: %q is not oldest or newest", o))
+		return
+	}
+	page, err := read(r.Context(), a.reg, model, since, limit)
 	if err != nil {
 		fail(w, err)
 		return

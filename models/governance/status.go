@@ -4,64 +4,22 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftline/driftline/models/rollout"
 )
 
-// RolloutStatus is what the governor knows of its model's rollout, for the
-// status page, `models show` and the rollout metrics. Only the instance
-// that holds the model's governor lease decides, so only its status is
-// live: on other instances Leader is false and the rest is zero.
-type RolloutStatus struct {
-	Model  string `json:"model"`
-	Leader bool   `json:"leader"`
-	Holder string `json:"holder,omitempty"`
-	// Candidate is the version under rollout (0: none); ChampionVersion is
-	// the version it is measured against.
-	Candidate       int64  `json:"candidate,omitempty"`
-	ChampionVersion string `json:"champion_version,omitempty"`
-	// Phase, Step (-1 outside the canary phase), Steps and Percent are the
-	// controller's: Percent is the share of keys the candidate serves.
-	Phase   rollout.Phase `json:"phase,omitempty"`
-	Step    int           `json:"step"`
-	Steps   []int         `json:"steps,omitempty"`
-	Percent int           `json:"percent"`
-	Paused  bool          `json:"paused"`
-	// StepDone of StepNeeded candidate outcomes are in for the current
-	// step (or the bake, when promoted).
-	StepDone          int64 `json:"step_done"`
-	StepNeeded        int64 `json:"step_needed"`
-	Failures          int   `json:"failures"`
-	ConsecutiveErrors int   `json:"consecutive_errors"`
-	// Gate is the gate in force (an admin's policy or the spec's).
-	Gate *rollout.Gate `json:"gate,omitempty"`
-	// Evidence is the last comparison of the two arms: the metric, both
-	// arms' values and sample counts, and the bounds of the improvement
-	// (nil until both arms have the gate's minimum samples).
-	Evidence *rollout.Measurement `json:"evidence,omitempty"`
-	// CandidateN and ChampionN are the outcomes each arm has so far, also
-	// before Evidence exists.
-	CandidateN int64 `json:"candidate_n"`
-	ChampionN  int64 `json:"champion_n"`
-	// LastDecision is the last decision's what and why.
-	LastWhat   string    `json:"last_what,omitempty"`
-	LastReason string    `json:"last_reason,omitempty"`
-	UpdatedAt  time.Time `json:"updated_at,omitzero"`
-}
-
 // statusBox holds the governor's last status; the Run goroutine writes it,
 // readers copy it.
 type statusBox struct {
 	mu sync.Mutex
-	st RolloutStatus
+	st rollout.Status
 }
 
 // Status returns the governor's last recorded rollout status. It is safe
 // for concurrent use with Run.
-func (g *Governor) Status() RolloutStatus {
+func (g *Governor) Status() rollout.Status {
 	g.status.mu.Lock()
 	defer g.status.mu.Unlock()
 	st := g.status.st
@@ -70,7 +28,7 @@ func (g *Governor) Status() RolloutStatus {
 	return st
 }
 
-func (g *Governor) setStatus(st RolloutStatus) {
+func (g *Governor) setStatus(st rollout.Status) {
 	st.Model, st.UpdatedAt = g.model, g.now()
 	g.status.mu.Lock()
 	g.status.st = st
@@ -80,7 +38,7 @@ func (g *Governor) setStatus(st RolloutStatus) {
 // recordIdle records that this instance leads but no rollout is in
 // progress (or that it does not lead, with leader false).
 func (g *Governor) recordIdle(leader bool) {
-	st := RolloutStatus{Leader: leader, Step: -1}
+	st := rollout.Status{Leader: leader, Step: -1}
 	if leader {
 		st.Holder = g.holder
 	}
@@ -93,7 +51,7 @@ func (g *Governor) recordDecision(d rollout.Decision, cand, champ rollout.Stats)
 	state := g.ctrl.State()
 	gate := g.ctrl.Gate()
 	done, needed := g.ctrl.Progress()
-	st := RolloutStatus{Leader: true, Holder: g.holder, Candidate: g.candidate, ChampionVersion: g.champVersion,
+	st := rollout.Status{Leader: true, Holder: g.holder, Candidate: g.candidate, ChampionVersion: g.champVersion,
 		Phase: state.Phase, Step: state.Step, Steps: gate.Steps, Percent: state.Percent, Paused: state.Paused,
 		StepDone: done, StepNeeded: needed, Failures: state.Failures, ConsecutiveErrors: state.ConsecutiveErrors,
 		Gate: &gate, CandidateN: cand.N, ChampionN: champ.N, LastWhat: d.What, LastReason: d.Reason}
