@@ -151,6 +151,10 @@ func (r *RedisSpec) PasswordRef() SecretRef {
 // AdminSpec is the admin HTTP server: /metrics, /healthz, /readyz.
 type AdminSpec struct {
 	Addr string `yaml:"addr"`
+	// PublicStatus lets the status page and the admin API's read calls
+	// answer without a token (as the viewer "anonymous"); writes always
+	// need one.
+	PublicStatus bool `yaml:"public_status"`
 }
 
 // BatchSpec bounds the micro-batches of each partition loop.

@@ -139,7 +139,7 @@ func TestModelsCLIPromoteAlias(t *testing.T) {
 	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud")
 	wantCLI(t, code, out, errOut, 0, "aliases: canary=3,champion=1,shadow=3 (epoch 5)\ntraffic: canary 25%\n")
 	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud", "--json")
-	wantCLI(t, code, out, errOut, 0, `"canaryPercent": 25`, `"trafficSet": true`)
+	wantCLI(t, code, out, errOut, 0, `"canary_percent": 25`, `"traffic_set": true`)
 }
 
 func TestModelsCLIErrors(t *testing.T) {

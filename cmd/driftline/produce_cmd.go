@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type streamFlags struct {
 	// variant and driftTo are concept A and B (SEA variant 0..3, Agrawal
 	// function 0..9); driftTo -1 takes the generator's default B.
 	variant, driftTo int
+	shift            streams.Shift // --shift (demo)
 }
 
 func (f *streamFlags) register(fs interface {
@@ -44,6 +46,23 @@ func (f *streamFlags) register(fs interface {
 	fs.IntVar(&f.driftTo, "drift-to", -1, "concept after the drift (-1: SEA variant+2 mod 4, Agrawal function+4 mod 10)")
 }
 
+// parseShift reads --shift FEATURE=DELTA@EVENT, e.g. f2=3@150000.
+func (f *streamFlags) parseShift(s string) error {
+	if s == "" {
+		return nil
+	}
+	name, rest, ok1 := strings.Cut(s, "=")
+	delta, at, ok2 := strings.Cut(rest, "@")
+	feature, err1 := strconv.Atoi(strings.TrimPrefix(name, "f"))
+	d, err2 := strconv.ParseFloat(delta, 64)
+	from, err3 := strconv.ParseInt(at, 10, 64)
+	if !ok1 || !ok2 || !strings.HasPrefix(name, "f") || errors.Join(err1, err2, err3) != nil {
+		return fmt.Errorf("%q is not FEATURE=DELTA@EVENT, e.g. f2=3@150000", s)
+	}
+	f.shift = streams.Shift{Feature: feature, Delta: d, From: from}
+	return nil
+}
+
 func (f *streamFlags) config() streams.Config {
 	cfg := streams.Config{
 		Concept:      f.concept,
@@ -54,6 +73,7 @@ func (f *streamFlags) config() streams.Config {
 		Step:         time.Millisecond,
 		Variant:      f.variant,
 		DriftVariant: f.variant, // equal means the generator's default B
+		Shift:        f.shift,
 	}
 	if f.driftTo >= 0 {
 		cfg.DriftVariant = f.driftTo

@@ -96,10 +96,10 @@ func RolloutGate(spec *pipeline.Spec) (rollout.Gate, time.Duration, error) {
 		errs := make([]error, 0, len(fes))
 		for _, fe := range fes {
 			msg := fe.Msg
-			if fe.YAML == "metric" && isRegression(spec) {
+			if fe.Field == "metric" && isRegression(spec) {
 				msg += fmt.Sprintf(" (model.kind %s is a regression)", spec.Model.Kind)
 			}
-			errs = append(errs, spec.ErrAt("rollout.gate."+fe.YAML, "%s", msg))
+			errs = append(errs, spec.ErrAt("rollout.gate."+fe.Field, "%s", msg))
 		}
 		return rollout.Gate{}, 0, errors.Join(errs...)
 	}

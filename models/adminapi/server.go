@@ -261,7 +261,7 @@ type TokenInfo struct {
 	Name      string    `json:"name"`
 	Role      string    `json:"role"`
 	Created   time.Time `json:"created"`
-	CreatedBy string    `json:"createdBy"`
+	CreatedBy string    `json:"created_by"`
 }
 
 func (a *API) route(pattern, role string, h func(w http.ResponseWriter, r *http.Request, who Identity)) {
@@ -472,7 +472,7 @@ func (a *API) summary(ctx context.Context, name string) (ModelSummary, error) {
 type VersionView struct {
 	Number    int64              `json:"number"`
 	Created   time.Time          `json:"created"`
-	CreatedBy string             `json:"createdBy"`
+	CreatedBy string             `json:"created_by"`
 	Aliases   []string           `json:"aliases,omitempty"`
 	Signature registry.Signature `json:"signature"`
 	Lineage   registry.Lineage   `json:"lineage"`
@@ -488,8 +488,8 @@ type ModelView struct {
 	Name          string           `json:"name"`
 	Epoch         int64            `json:"epoch"`
 	Aliases       map[string]int64 `json:"aliases"`
-	CanaryPercent int              `json:"canaryPercent"`
-	TrafficSet    bool             `json:"trafficSet"`
+	CanaryPercent int              `json:"canary_percent"`
+	TrafficSet    bool             `json:"traffic_set"`
 	Paused        *PauseRecord     `json:"paused,omitempty"`
 	Policy        *PolicyRecord    `json:"policy,omitempty"`
 	Versions      []VersionView    `json:"versions"`
@@ -849,6 +849,10 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, who Identity) {
 		fail(w, err)
 		return
 	}
+	if err := a.reg.SettleAfterRollback(ctx, name, who.Name, req.Reason); err != nil {
+		fail(w, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, res)
 }
 
@@ -1090,7 +1094,7 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
 		fes := rollout.FieldErrors(err)
 		msgs := make([]string, len(fes))
 		for i, fe := range fes {
-			msgs[i] = "gate." + fe.JSON + ": " + fe.Msg
+			msgs[i] = "gate." + fe.Field + ": " + fe.Msg
 		}
 		fail(w, badRequest("%s", strings.Join(msgs, "; ")))
 		return

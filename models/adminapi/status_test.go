@@ -200,3 +200,38 @@ func TestAuditNewest(t *testing.T) {
 	}
 	f.WantError(t, f.Viewer, http.MethodGet, "/api/v1/audit?order=sideways", nil, http.StatusBadRequest, "order")
 }
+
+// After a rollback the bookkeeping aliases tell the truth: "previous" is
+// the champion before the restored one, never the champion itself, and a
+// bake of the withdrawn version ends.
+func TestRollbackSettlesPreviousAndBaking(t *testing.T) {
+	f := newStatusFixture(t, false)
+	ctx := context.Background()
+	move := func(alias string, v int64) {
+		t.Helper()
+		if _, err := f.Registry.MoveAlias(ctx, registry.AliasMove{Model: "fraud", Alias: alias, Version: v, Expect: registry.AnyVersion, Who: "governor"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// As the governor promotes: 1 → 2 → 3, marking previous and baking.
+	move(registry.AliasChampion, 2)
+	move(registry.AliasPrevious, 1)
+	move(registry.AliasChampion, 3)
+	move(registry.AliasPrevious, 2)
+	move(registry.AliasBaking, 3)
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]string{"reason": "v3 burns the error budget"}, http.StatusOK, nil)
+	set, err := f.Registry.Aliases(ctx, "fraud")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.Versions; got[registry.AliasChampion] != 2 || got[registry.AliasPrevious] != 1 || got[registry.AliasBaking] != 0 {
+		t.Fatalf("aliases after rollback %v, want champion 2, previous 1, no baking", got)
+	}
+	f.MustCall(t, f.Operator, http.MethodPost, "/api/v1/models/fraud/rollback", map[string]string{"reason": "again"}, http.StatusOK, nil)
+	if set, err = f.Registry.Aliases(ctx, "fraud"); err != nil {
+		t.Fatal(err)
+	}
+	if got := set.Versions; got[registry.AliasChampion] != 1 || got[registry.AliasPrevious] != 0 {
+		t.Fatalf("aliases after the second rollback %v, want champion 1 and no previous", got)
+	}
+}

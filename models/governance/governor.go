@@ -629,8 +629,8 @@ func (g *Governor) syncPause(ctx context.Context) error {
 // audit appends d to the audit log with the candidate and champion.
 func (g *Governor) audit(ctx context.Context, d rollout.Decision) error {
 	details := d.Details()
-	details["candidateVersion"] = strconv.FormatInt(g.candidate, 10)
-	details["championVersion"] = g.champVersion
+	details["candidate_version"] = strconv.FormatInt(g.candidate, 10)
+	details["champion_version"] = g.champVersion
 	_, err := g.reg.AppendAudit(ctx, registry.Event{Who: whoGovernor, What: d.What, Model: g.model,
 		Version: g.candidate, Why: d.Reason, When: d.When, Details: details})
 	return err
@@ -664,7 +664,7 @@ func (g *Governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 			return nil
 		}
 		_, err := g.reg.SetTraffic(ctx, registry.TrafficMove{Model: g.model, Percent: percent, Who: whoGovernor, Why: d.Reason,
-			Details: map[string]string{"decision": d.What, "candidateVersion": strconv.FormatInt(g.candidate, 10)}})
+			Details: map[string]string{"decision": d.What, "candidate_version": strconv.FormatInt(g.candidate, 10)}})
 		return err
 	}
 	switch d.Action {
@@ -716,9 +716,11 @@ func (g *Governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 		}
 		if cur := set.Versions[registry.AliasChampion]; cur == g.candidate && g.prevChampion != 0 {
 			// action=rollback, so that registry.PreviousChampion pops cur.
-			_, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: registry.AliasChampion, Version: g.prevChampion, Expect: cur,
-				Who: whoGovernor, Why: d.Reason, Details: map[string]string{"decision": d.What, "action": "rollback"}})
-			return err
+			if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: registry.AliasChampion, Version: g.prevChampion, Expect: cur,
+				Who: whoGovernor, Why: d.Reason, Details: map[string]string{"decision": d.What, "action": "rollback"}}); err != nil {
+				return err
+			}
+			return g.reg.SettleAfterRollback(ctx, g.model, whoGovernor, d.Reason)
 		}
 	}
 	return nil

@@ -114,6 +114,18 @@ type Config struct {
 	// default 0): after labelling, each numeric attribute moves by up to ±Perturbation
 	// of its range. Other concepts ignore it.
 	Perturbation float64
+
+	// Shift is a covariate shift: from event Shift.From on, F[Shift.Feature] is
+	// moved by Shift.Delta after the label is drawn, so the label does not change
+	// (a feature drift, not a concept drift). The zero Shift moves nothing.
+	Shift Shift
+}
+
+// Shift moves one feature of every event from an index on.
+type Shift struct {
+	Feature int     // index into Event.F
+	Delta   float64 // added to the feature
+	From    int64   // first event shifted
 }
 
 var seaThresholds = [4]float64{8, 9, 7, 9.5}
@@ -199,6 +211,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown drift kind %q (want none, abrupt or gradual)", c.Drift.Kind))
+	}
+	if sh := c.Shift; sh.Delta != 0 && (sh.Feature < 0 || sh.Feature >= len(Event{}.F) || sh.From < 0 || math.IsNaN(sh.Delta) || math.IsInf(sh.Delta, 0)) {
+		errs = append(errs, fmt.Errorf("shift of feature %d by %v from event %d: want a feature in [0, 9], a finite delta and a start ≥ 0", sh.Feature, sh.Delta, sh.From))
 	}
 	if c.Drift.Kind != DriftNone && c.Drift.Position < 0 {
 		errs = append(errs, fmt.Errorf("drift position %d is negative", c.Drift.Position))
@@ -303,6 +318,9 @@ func (g *Generator) Next(e *Event) {
 	}
 	if r.Float64() < g.cfg.Noise {
 		label = !label
+	}
+	if sh := g.cfg.Shift; sh.Delta != 0 && t >= sh.From {
+		e.F[sh.Feature] += sh.Delta
 	}
 	e.Label = 0
 	if label {

@@ -50,8 +50,11 @@ func (c *Config) Validate() error {
 	return c.Stream.Validate()
 }
 
-// Stats counts what the producer wrote. Valid event indexes and
-// malformed rows' positions are kept so that a run can be checked for loss.
+// Stats counts what the producer wrote: the rows and labels the brokers
+// acknowledged (Rows is Valid + Malformed + Duplicates), and the records
+// that failed (Errors, rows and labels), which are not among the others.
+// Valid event indexes and malformed rows' positions are kept so that a run
+// can be checked for loss.
 type Stats struct {
 	Rows, Valid, Malformed, Duplicates, Labels, Errors atomic.Int64
 
@@ -90,12 +93,19 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		start    = time.Now()
 		firstErr atomic.Value
 	)
-	onDone := func(_ kafka.Produced, err error) {
+	// acked counts a record into its counters once the brokers took it.
+	acked := func(err error, counters ...*atomic.Int64) bool {
 		if err != nil {
 			stats.Errors.Add(1)
 			firstErr.CompareAndSwap(nil, err)
+			return false
 		}
+		for _, c := range counters {
+			c.Add(1)
+		}
+		return true
 	}
+	onLabel := func(_ kafka.Produced, err error) { acked(err, &stats.Labels) }
 	for cfg.Events == 0 || sent < cfg.Events {
 		if ctx.Err() != nil {
 			break
@@ -109,13 +119,13 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 				}
 			}
 		}
-		flushLabels(ctx, cl, labels, time.Now(), stats, onDone, cfg.LabelsTopic)
+		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
 		sent++
-		stats.Rows.Add(1)
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
-			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, onDone)
-			stats.Duplicates.Add(1)
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, func(_ kafka.Produced, err error) {
+				acked(err, &stats.Rows, &stats.Duplicates)
+			})
 			continue
 		}
 		gen.Next(&ev)
@@ -123,24 +133,20 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		if p < cfg.DuplicateRate+cfg.MalformedRate {
 			bad, _ := streams.Corrupt(rng, row)
 			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: bad}, func(r kafka.Produced, err error) {
-				onDone(r, err)
-				if err == nil {
+				if acked(err, &stats.Rows, &stats.Malformed) {
 					stats.mu.Lock()
 					stats.malformedAt[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = struct{}{}
 					stats.mu.Unlock()
 				}
 			})
-			stats.Malformed.Add(1)
 			continue
 		}
 		idx := gen.Index() - 1
-		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: row}, func(r kafka.Produced, err error) {
-			onDone(r, err)
-			if err == nil {
+		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: row}, func(_ kafka.Produced, err error) {
+			if acked(err, &stats.Rows, &stats.Valid) {
 				stats.markValid(idx)
 			}
 		})
-		stats.Valid.Add(1)
 		prev, havePrev = ev, true
 		if cfg.LabelsTopic != "" {
 			delay := cfg.LabelDelay
@@ -159,7 +165,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			case <-ctx.Done():
 			}
 		}
-		flushLabels(ctx, cl, labels, time.Now(), stats, onDone, cfg.LabelsTopic)
+		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
 	}
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -172,11 +178,10 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 	return nil
 }
 
-func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, stats *Stats, onDone func(kafka.Produced, error), topic string) {
+func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, onDone func(kafka.Produced, error), topic string) {
 	for q.Len() > 0 && !(*q)[0].due.After(now) {
 		l := heap.Pop(q).(pendingLabel)
 		cl.Produce(ctx, pipeline.OutRecord{Topic: topic, Key: l.key, Value: l.value}, onDone)
-		stats.Labels.Add(1)
 	}
 }
 
