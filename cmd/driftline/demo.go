@@ -189,7 +189,12 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if err != nil {
 		return err
 	}
-	defer pl.Close()
+	closeApp := true // not while the planes still run (waitPlanes)
+	defer func() {
+		if closeApp {
+			pl.Close()
+		}
+	}()
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	kcc, err := app.KafkaClient(spec, "driftline-demo")
@@ -262,8 +267,11 @@ loop:
 	progress.done()
 	elapsed := time.Since(start)
 	stopRun()
-	if err := <-planeErr; err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("pipeline stop: %w", err)
+	if err := waitPlanes(planeErr, incomplete); errors.Is(err, errStillDraining) {
+		closeApp = false
+		fmt.Fprintf(stderr, "demo: interrupted; not waiting more than %s for the in-flight batches\n", interruptStopBudget)
+	} else if err != nil {
+		return err
 	}
 	t := pl.Totals()
 	ls, _ := pl.Labels()
@@ -353,6 +361,34 @@ func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, cc kafka.Client
 		return nil
 	}, log)
 	return &delivered, err
+}
+
+// interruptStopBudget bounds how long an interrupted demo waits for its
+// planes to finish their in-flight batches: the embedded Kafka and Redis
+// end with the process, so there is nothing to commit that outlives it.
+const interruptStopBudget = 1500 * time.Millisecond
+
+// errStillDraining reports planes that did not stop within the budget.
+var errStillDraining = errors.New("still draining")
+
+// waitPlanes waits for the planes to return after their context ended:
+// fully at the end of a bounded run, at most interruptStopBudget when
+// interrupted (Ctrl-C stops the demo within 2 s; a label batch on
+// miniredis can take seconds to finish).
+func waitPlanes(planeErr <-chan error, interrupted bool) error {
+	var budget <-chan time.Time
+	if interrupted {
+		budget = time.After(interruptStopBudget)
+	}
+	select {
+	case err := <-planeErr:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("pipeline stop: %w", err)
+		}
+		return nil
+	case <-budget:
+		return errStillDraining
+	}
 }
 
 // demoAdminToken is the demo's bootstrap admin token: $DRIFTLINE_ADMIN_TOKEN,
