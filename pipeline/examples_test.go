@@ -216,9 +216,10 @@ func TestComposeRunsTheExample(t *testing.T) {
 }
 
 var (
-	// A metric name in Go: a prometheus Opts' Name field, or the first
-	// argument of a small constructor helper (counter("...", help)).
-	metricLiteral = regexp.MustCompile(`(?:Name:\s*|\b(?:counter|gauge|histogram)[A-Za-z]*\()"(driftline_[a-z0-9_]+)"`)
+	// A metric name in Go: a prometheus Opts' Name field, the first
+	// argument of a small constructor helper (counter("...", help)), or a
+	// collector's prometheus.NewDesc.
+	metricLiteral = regexp.MustCompile(`(?:Name:\s*|\b(?:counter|gauge|histogram)[A-Za-z]*\(|\bNewDesc\(\s*)"(driftline_[a-z0-9_]+)"`)
 	metricRef     = regexp.MustCompile(`\bdriftline_[a-z0-9_]+`)
 )
 
@@ -248,7 +249,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, must := range []string{"driftline_pipeline_events_in_total", "driftline_kafka_consumer_lag_records", "driftline_labels_joined_total", "driftline_model_prequential_accuracy_ratio", "driftline_drift_state"} {
+	for _, must := range []string{"driftline_pipeline_events_in_total", "driftline_kafka_consumer_lag_records", "driftline_labels_joined_total", "driftline_model_prequential_accuracy_ratio", "driftline_drift_state", "driftline_rollout_phase"} {
 		if !names[must] {
 			t.Fatalf("the source grep did not find %s; it finds %v", must, names)
 		}
@@ -343,7 +344,8 @@ func TestDashboardAndAlertsUseRegisteredMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []string{"driftline_pipeline_events_dlq_total", "driftline_kafka_consumer_lag_records", "driftline_drift_state", "driftline_model_prequential_accuracy_ratio"} {
+	for _, n := range []string{"driftline_pipeline_events_dlq_total", "driftline_kafka_consumer_lag_records", "driftline_drift_state", "driftline_drift_alerts_total",
+		"driftline_model_prequential_accuracy_ratio", "driftline_rollout_decisions_total", "driftline_rollout_canary_percent"} {
 		if !alerted[n] {
 			t.Errorf("no alert rule watches %s", n)
 		}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh prepares a fresh machine for driftline's tests: Go modules,
-# redis-server (Debian package), the Apache Kafka jars (Maven Central),
+# redis-server, promtool and chromium (Debian packages redis-server,
+# prometheus and chromium), the Apache Kafka jars (Maven Central),
 # libonnxruntime (npm package onnxruntime-node), pyarrow (PyPI, the
 # independent Parquet reader of the lake tests) and kafka-python (PyPI, the
 # independent consumer of the Kafka codec test). Idempotent and cached under
@@ -18,6 +19,12 @@ go mod download
 
 step "redis-server"
 bash scripts/setup-redis.sh >/dev/null
+
+step "promtool (Debian package prometheus)"
+bash scripts/setup-apt.sh promtool prometheus >/dev/null
+
+step "chromium (Debian package chromium)"
+bash scripts/setup-apt.sh chromium chromium >/dev/null
 
 step "Apache Kafka jars"
 bash scripts/setup-kafka.sh >/dev/null

@@ -243,6 +243,11 @@ func (s *series) init(m *DriftMetrics, detector, subject string) {
 	if m != nil {
 		s.state = m.state.WithLabelValues(detector, subject)
 		s.state.Set(0)
+		// The alert counters start at 0, so that increase() counts the
+		// first alert (alert rules watch the counter: an episode can end
+		// between two scrapes of the state gauge).
+		m.alerts.WithLabelValues(detector, string(alert.SeverityWarning))
+		m.alerts.WithLabelValues(detector, string(alert.SeverityCritical))
 	}
 }
 

@@ -485,6 +485,7 @@ func TestDriftMetricsLint(t *testing.T) {
 # HELP driftline_drift_alerts_total Drift alerts raised (warning and drift, not resolutions).
 # TYPE driftline_drift_alerts_total counter
 driftline_drift_alerts_total{detector="ADWIN",severity="critical"} 1
+driftline_drift_alerts_total{detector="ADWIN",severity="warning"} 0
 driftline_drift_alerts_total{detector="KS",severity="critical"} 1
 driftline_drift_alerts_total{detector="KS",severity="warning"} 1
 # HELP driftline_drift_state Drift episode state per detector and subject: 0 ok, 1 warning, 2 drift.

@@ -3,6 +3,7 @@ package governance
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,14 @@ import (
 type statusBox struct {
 	mu sync.Mutex
 	st rollout.Status
+	// decisions counts this instance's gate decisions but holds, by What
+	// without its "rollout." prefix.
+	decisions map[string]int64
 }
+
+// countedDecisions are the decisions whose counters exist from the start
+// (at 0), so that increase() sees their first one.
+var countedDecisions = []string{"advance", "promote", "stable", "rollback"}
 
 // Status returns the governor's last recorded rollout status. It is safe
 // for concurrent use with Run.
@@ -55,6 +63,14 @@ func (g *Governor) recordDecision(d rollout.Decision, cand, champ rollout.Stats)
 		Phase: state.Phase, Step: state.Step, Steps: gate.Steps, Percent: state.Percent, Paused: state.Paused,
 		StepDone: done, StepNeeded: needed, Failures: state.Failures, ConsecutiveErrors: state.ConsecutiveErrors,
 		Gate: &gate, CandidateN: cand.N, ChampionN: champ.N, LastWhat: d.What, LastReason: d.Reason}
+	if d.What != "rollout.hold" {
+		g.status.mu.Lock()
+		if g.status.decisions == nil {
+			g.status.decisions = map[string]int64{}
+		}
+		g.status.decisions[strings.TrimPrefix(d.What, "rollout.")]++
+		g.status.mu.Unlock()
+	}
 	if d.Measurement != nil {
 		m := *d.Measurement
 		st.Evidence = &m
@@ -81,10 +97,14 @@ var allPhases = []rollout.Phase{rollout.PhaseShadow, rollout.PhaseCanary, rollou
 //     bound of the candidate's improvement over the champion, in the gate
 //     metric's units, once both arms have the minimum samples;
 //   - driftline_rollout_step_progress_ratio{model,version}: the share of the
-//     current step's (or bake's) samples that are in.
+//     current step's (or bake's) samples that are in;
+//   - driftline_rollout_decisions_total{model,decision}: the gate's
+//     decisions but holds (advance, promote, stable, rollback, …) this
+//     instance took as the lease holder; a counter, so that a rule sees a
+//     rollback that the phase gauge shows for a second only.
 //
-// Only the governor lease holder reports them; other instances report
-// none.
+// Only the governor lease holder reports the gauges; every instance
+// reports its decision counters.
 func (g *Governor) Collector() prometheus.Collector { return rolloutCollector{g} }
 
 var (
@@ -98,17 +118,31 @@ var (
 		"Bound of the candidate's improvement over the champion, in the gate metric's units.", []string{"model", "version", "side"}, nil)
 	descProgress = prometheus.NewDesc("driftline_rollout_step_progress_ratio",
 		"Share of the current rollout step's (or bake's) samples that are in.", []string{"model", "version"}, nil)
+	descDecisions = prometheus.NewDesc("driftline_rollout_decisions_total",
+		"Rollout gate decisions but holds that this instance took as the governor lease holder.", []string{"model", "decision"}, nil)
 )
 
 type rolloutCollector struct{ g *Governor }
 
 func (c rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPhase, descCanary, descSamples, descBound, descProgress} {
+	for _, d := range []*prometheus.Desc{descPhase, descCanary, descSamples, descBound, descProgress, descDecisions} {
 		ch <- d
 	}
 }
 
 func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
+	c.g.status.mu.Lock()
+	counts := map[string]int64{}
+	for _, d := range countedDecisions {
+		counts[d] = 0
+	}
+	for d, n := range c.g.status.decisions {
+		counts[d] = n
+	}
+	c.g.status.mu.Unlock()
+	for d, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(n), c.g.model, d)
+	}
 	st := c.g.Status()
 	if !st.Leader {
 		return

@@ -1,6 +1,7 @@
 package governance
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -69,6 +70,12 @@ driftline_rollout_phase{model="fraud",phase="stable",version="CV"} 0
 			break
 		}
 	}
+	for decision, want := range map[string]float64{"advance": 1, "promote": 1, "stable": 1, "rollback": 0} {
+		m, err := metricWith(preg, "driftline_rollout_decisions_total", "decision", decision)
+		if err != nil || m != want {
+			t.Errorf("decisions_total{decision=%q} = %v (%v), want %v", decision, m, err, want)
+		}
+	}
 	mustTick(t, g) // the tick after stable finds no candidate
 	if st := g.Status(); !st.Leader || st.Candidate != 0 {
 		t.Fatalf("after the rollout: %+v, want a leader with no candidate", st)
@@ -76,4 +83,25 @@ driftline_rollout_phase{model="fraud",phase="stable",version="CV"} 0
 	if n := testutil.CollectAndCount(g.Collector(), "driftline_rollout_phase"); n != 0 {
 		t.Fatalf("%d phase series after the rollout, want none", n)
 	}
+}
+
+// metricWith reads the value of the series of name whose label has value.
+func metricWith(reg *prometheus.Registry, name, label, value string) (float64, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue(), nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s{%s=%q}", name, label, value)
 }
