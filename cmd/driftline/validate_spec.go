@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/internal/app"
 )
 
 func cmdValidateSpec(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate-spec", "FILE", "Check a pipeline spec: YAML syntax, unknown keys, types, and the rules\nbetween fields. Every problem is reported as FILE:LINE: FIELD: message.", stderr)
+	fs := newFlags("validate-spec", "FILE", "Check a pipeline spec: YAML syntax, unknown keys, types, the rules\nbetween fields and the blocks other packages own (model.kind and params,\nrollout.gate). Every problem in the file is reported, one a line, as\nFILE:LINE: FIELD: message.", stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -17,7 +17,7 @@ func cmdValidateSpec(_ context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return errUsage
 	}
-	spec, err := pipeline.LoadSpec(fs.Arg(0))
+	spec, err := app.LoadSpec(fs.Arg(0))
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/connectors/watermillkafka"

@@ -25,12 +25,14 @@ func LoadSpec(path string) (*pipeline.Spec, error) {
 }
 
 // ParseSpec is LoadSpec for a spec in memory; name is used in errors.
+// Once the YAML decodes, every problem is reported together: pipeline's
+// rules between fields and the checks of the blocks other packages own.
 func ParseSpec(name string, data []byte) (*pipeline.Spec, error) {
-	spec, err := pipeline.ParseSpec(name, data)
+	spec, err := pipeline.DecodeSpec(name, data)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckSpec(spec); err != nil {
+	if err := pipeline.JoinSorted(spec.Validate(), CheckSpec(spec)); err != nil {
 		return nil, err
 	}
 	return spec, nil
