@@ -26,6 +26,7 @@ import (
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/pipeline/replay"
 	"github.com/driftline/driftline/testkit/streams"
 	"github.com/driftline/driftline/testkit/streams/feed"
 )
@@ -109,7 +110,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 		return fmt.Errorf("--shift: %w", err)
 	}
 	// Progress lines and alerts are written from different goroutines.
-	terminal := isTerminal(stderr)
+	terminal := replay.IsTerminal(stderr)
 	stderr = &lockedWriter{w: stderr}
 	if sf.concept == streams.ConceptSEA && sf.variant == 0 && sf.driftTo < 0 {
 		// SEA 8 → 9.5 flips 13% of the labels: a drift the demo shows
@@ -443,16 +444,6 @@ type progress struct {
 
 func newProgress(w io.Writer, terminal bool) *progress {
 	return &progress{w: w, lastAt: time.Now(), terminal: terminal}
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // lockedWriter serializes writes from several goroutines.
