@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/driftline/driftline/internal/app"
 )
@@ -100,33 +98,9 @@ func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("--snapshot %s: %w", *snapPath, err)
 	}
-	if err := writeFileAtomic(*out, model); err != nil {
+	if err := app.WriteFileAtomic(*out, model); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d bytes): model %q version %q, %s\n", *out, len(model), spec.Model.Name, *version, info)
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it over path, so that a reader never sees half a model.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
 	return nil
 }

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,7 +43,8 @@ a killed run starts over. Its file contents are deterministic (file names
 are not).
 
 Backtest: --backtest scores the candidate (--snapshot or --model-version)
-and the champion (--champion-snapshot, default the spec's fresh learner)
+and the champion (--champion-snapshot, default the registry's champion, or
+the spec's fresh learner when the registry has none)
 over the same history, joins labels by event id (--labels-topic, or the
 lake's driftline_label column), prints accuracy, log loss and AUC of both
 per --bucket of event time, and with --report FILE writes them as a
@@ -95,7 +94,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toLake := fs.String("to-lake", "", "target: write the shadow predictions as a new lake in this directory (instead of, or as well as, --to-topic)")
 	backtest := fs.Bool("backtest", false, "score the candidate (--snapshot/--model-version) and the champion over the history and report metrics per --bucket, joining labels by event id")
 	labelsTopic := fs.String("labels-topic", "", "with --backtest: topic of label records ({id_field: ..., labels.field: 0|1}); default: the lake's driftline_label column (with --lake)")
-	champSnapshot := fs.String("champion-snapshot", "", "with --backtest: learner snapshot of the champion (default: the spec's fresh learner)")
+	champSnapshot := fs.String("champion-snapshot", "", "with --backtest: learner snapshot of the champion (default: the registry's champion alias; the spec's fresh learner when there is none)")
 	bucket := fs.Duration("bucket", time.Hour, "with --backtest: width of the report's event-time buckets")
 	report := fs.String("report", "", "with --backtest: also write a self-contained HTML report (table and SVG chart) to this file")
 	if err := parseFlags(fs, args); err != nil {
@@ -178,8 +177,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("--to-time %s must be after --from-time %s", *toTime, *fromTime)
 	}
 	if byOffsets {
-		if opts.Offsets, err = offsetRanges(*fromOffsets, *toOffsets); err != nil {
-			return err
+		if opts.Offsets, err = app.ParseOffsetRanges(*fromOffsets, *toOffsets); err != nil {
+			return flagError(err)
 		}
 	}
 	if opts.Spec, err = app.LoadSpec(*specPath); err != nil {
@@ -272,64 +271,6 @@ func writeReport(path string, rep *stages.BacktestReport) error {
 		return err
 	}
 	return f.Close()
-}
-
-// offsetRanges parses --from-offsets and --to-offsets into ranges, one per
-// partition, sorted by partition.
-func offsetRanges(fromText, toText string) ([]replay.Range, error) {
-	from, err := parsePartitionOffsets(fromText)
-	if err != nil {
-		return nil, fmt.Errorf("--from-offsets: %w", err)
-	}
-	to, err := parsePartitionOffsets(toText)
-	if err != nil {
-		return nil, fmt.Errorf("--to-offsets: %w", err)
-	}
-	var out []replay.Range
-	for p, s := range from {
-		e, ok := to[p]
-		if !ok {
-			return nil, fmt.Errorf("--to-offsets: no end for partition %d of --from-offsets", p)
-		}
-		if e < s {
-			return nil, fmt.Errorf("--to-offsets: partition %d ends at %d, before its start %d", p, e, s)
-		}
-		out = append(out, replay.Range{Partition: p, Start: s, End: e})
-	}
-	for p := range to {
-		if _, ok := from[p]; !ok {
-			return nil, fmt.Errorf("--from-offsets: no start for partition %d of --to-offsets", p)
-		}
-	}
-	slices.SortFunc(out, func(a, b replay.Range) int { return int(a.Partition - b.Partition) })
-	return out, nil
-}
-
-// parsePartitionOffsets parses "P:O,P:O".
-func parsePartitionOffsets(s string) (map[int32]int64, error) {
-	out := map[int32]int64{}
-	for _, part := range strings.Split(s, ",") {
-		ps, offs, ok := strings.Cut(strings.TrimSpace(part), ":")
-		if !ok {
-			return nil, fmt.Errorf("%q is not PARTITION:OFFSET", part)
-		}
-		p, err := strconv.ParseInt(ps, 10, 32)
-		if err != nil || p < 0 {
-			return nil, fmt.Errorf("%q: bad partition %q", part, ps)
-		}
-		o, err := strconv.ParseInt(offs, 10, 64)
-		if err != nil || o < 0 {
-			return nil, fmt.Errorf("%q: bad offset %q", part, offs)
-		}
-		if _, dup := out[int32(p)]; dup {
-			return nil, fmt.Errorf("partition %d given twice", p)
-		}
-		out[int32(p)] = o
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no partitions")
-	}
-	return out, nil
 }
 
 // syncWriter serializes writes, so that log lines and progress lines from

@@ -102,20 +102,20 @@ func TestReplayFlagErrorsNameTheFlag(t *testing.T) {
 		{"0:-4", "bad offset"},
 		{"0:1,0:2", "partition 0 given twice"},
 	} {
-		if _, err := parsePartitionOffsets(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("parsePartitionOffsets(%q) = %v, want %q", c.in, err, c.want)
+		if _, err := app.ParsePartitionOffsets(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("app.ParsePartitionOffsets(%q) = %v, want %q", c.in, err, c.want)
 		}
 	}
-	if m, err := parsePartitionOffsets("0:10, 3:7"); err != nil || m[0] != 10 || m[3] != 7 || len(m) != 2 {
+	if m, err := app.ParsePartitionOffsets("0:10, 3:7"); err != nil || m[0] != 10 || m[3] != 7 || len(m) != 2 {
 		t.Errorf("parsePartitionOffsets = %v, %v", m, err)
 	}
 	for _, c := range []struct{ from, to, want string }{
-		{"0:1,1:5", "0:3", "--to-offsets: no end for partition 1 of --from-offsets"},
+		{"0:1,1:5", "0:3", "--to-offsets: no end for partition 1 of the start offsets"},
 		{"0:4", "0:3", "--to-offsets: partition 0 ends at 3, before its start 4"},
-		{"0:1", "0:3,2:9", "--from-offsets: no start for partition 2 of --to-offsets"},
+		{"0:1", "0:3,2:9", "--from-offsets: no start for partition 2 of the end offsets"},
 	} {
-		if _, err := offsetRanges(c.from, c.to); err == nil || err.Error() != c.want {
-			t.Errorf("offsetRanges(%q, %q) = %v, want %q", c.from, c.to, err, c.want)
+		if _, err := app.ParseOffsetRanges(c.from, c.to); err == nil || flagError(err).Error() != c.want {
+			t.Errorf("ParseOffsetRanges(%q, %q) = %v, want %q", c.from, c.to, err, c.want)
 		}
 	}
 	// The app's errors about an option name its flag.

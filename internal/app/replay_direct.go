@@ -26,6 +26,7 @@ import (
 
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/lake"
+	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/pipeline/replay"
 	"github.com/driftline/driftline/stages"
@@ -371,11 +372,15 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 		if champ, _, err = loadReplayModel(ctx, spec, r.rdb, "champion", opts.ChampionSnapshot); err != nil {
 			return stages.BacktestReport{}, optionErr("champion-snapshot", "", err)
 		}
-	} else {
+	} else if champ, _, err = loadReplayModel(ctx, spec, r.rdb, registry.AliasChampion, ""); errors.Is(err, registry.ErrNotFound) {
+		// No registry champion of the model (no rollout has run): the
+		// spec's fresh learner, labelled so.
 		if champ, _, err = loadReplayModel(ctx, spec, r.rdb, "", ""); err != nil {
 			return stages.BacktestReport{}, err
 		}
-		champ.Version = "fresh"
+		champ.Version = "fresh (no registry champion)"
+	} else if err != nil {
+		return stages.BacktestReport{}, optionErr("champion-snapshot", "", fmt.Errorf("the default, the registry's champion: %w", err))
 	}
 	var labels map[string]float32
 	if opts.LabelsTopic != "" {
