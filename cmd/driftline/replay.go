@@ -78,7 +78,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toTime := fs.String("to-time", "", "end of the time range, exclusive (RFC 3339)")
 	fromOffsets := fs.String("from-offsets", "", "first offset per partition, inclusive: P:O,... (e.g. 0:100,1:250)")
 	toOffsets := fs.String("to-offsets", "", "end offset per partition, exclusive: P:O,... (same partitions as --from-offsets)")
-	toTopic := fs.String("to-topic", "", "backfill topic for the shadow predictions; required (created if missing)")
+	toTopic := fs.String("to-topic", "", "target: backfill topic for the shadow predictions (created if missing); the targets are --to-topic, --to-lake and --backtest")
 	toDLQ := fs.String("to-dlq", "", "topic for rejected rows (default: drop them, counted)")
 	ckptTopic := fs.String("checkpoint-topic", app.DefaultCheckpointTopic, "compacted topic holding the committed checkpoints (created if missing)")
 	runID := fs.String("run-id", "", "name of the run (default: derived from spec, ranges, target and model, so a re-run resumes)")
@@ -124,7 +124,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		case *backtest && (*toTopic != "" || *toLake != ""):
 			return usageErr("--backtest writes no predictions: drop --to-topic and --to-lake")
 		case !*backtest && *toTopic == "" && *toLake == "":
-			return usageErr("a target is required: --to-topic TOPIC or --to-lake DIR")
+			return usageErr(replayTargets)
 		case !*backtest && (*labelsTopic != "" || *champSnapshot != "" || *report != ""):
 			return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
 		case *backtest && *lakeDir == "" && *labelsTopic == "":
@@ -143,7 +143,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		case *labelsTopic != "" || *champSnapshot != "" || *report != "":
 			return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
 		case *toTopic == "":
-			return usageErr("--to-topic is required")
+			return usageErr(replayTargets)
 		case byTime && byOffsets:
 			return usageErr("--from-time/--to-time and --from-offsets/--to-offsets exclude each other")
 		case !byTime && !byOffsets:
@@ -228,10 +228,13 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		switch {
 		case res.Done:
 			fmt.Fprintf(stdout, "replay %s: --to-lake %s already holds this run's output; nothing to do\n", res.RunID, *toLake)
-		case *toLake != "":
-			fmt.Fprintf(stdout, "replay %s: %d input rows, %d predictions to --to-lake %s, %d rejected, %s\n", res.RunID, res.Inputs, res.Outputs, *toLake, res.Rejected, elapsed())
 		default:
-			fmt.Fprintf(stdout, "replay %s: %d input rows, %d predictions to %s, %d rejected, %s\n", res.RunID, res.Inputs, res.Outputs, *toTopic, res.Rejected, elapsed())
+			to := *toTopic
+			if *toLake != "" {
+				to = "--to-lake " + *toLake
+			}
+			fmt.Fprintf(stdout, "replay %s: %d input rows = %d predictions to %s + %d rejected + %d duplicates, %s\n",
+				res.RunID, res.Inputs, res.Outputs, to, res.Rejected, res.Duplicates, elapsed())
 		}
 		return nil
 	}
@@ -245,10 +248,13 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return flagError(err)
 	}
-	fmt.Fprintf(stdout, "replay %s: %d input offsets (%d already committed before this run), %d records processed, %d predictions to %s, %d rejected, %d transactions, %s\n",
-		res.RunID, res.Total, res.Resumed, res.Inputs, res.Outputs, *toTopic, res.Rejected, res.Txns, elapsed())
+	fmt.Fprintf(stdout, "replay %s: %d input offsets, %d committed before this run; this run: %d offsets = %d predictions to %s + %d rejected + %d duplicates + %d control records, %d transactions, %s\n",
+		res.RunID, res.Total, res.Resumed, res.Inputs, res.Outputs, *toTopic, res.Rejected, res.Duplicates, res.Inputs-res.Records, res.Txns, elapsed())
 	return nil
 }
+
+// replayTargets is the usage error of a replay without a target.
+const replayTargets = "a target is required, one of: --to-topic TOPIC (a backfill topic), --to-lake DIR (a new lake), --backtest (a report, nothing written)"
 
 // flagError names the flag of the app.OptionError in err: "to-topic x:
 // ..." reads "--to-topic x: ...".

@@ -48,6 +48,12 @@ func TestReplayTimeRangeExactlyOnceOnKfake(t *testing.T) {
 		t.Fatalf("replay exited %d: %s\n%s", code, stdout.String(), tail(stderr.String(), 3000))
 	}
 	t.Logf("first run: %s", stdout.String())
+	// The summary accounts for every input offset.
+	var offsets, preds, rejected, dups, control int64
+	if _, err := fmt.Sscanf(stdout.String()[strings.Index(stdout.String(), "this run: "):], "this run: %d offsets = %d predictions to backfill + %d rejected + %d duplicates + %d control records",
+		&offsets, &preds, &rejected, &dups, &control); err != nil || offsets == 0 || offsets != preds+rejected+dups+control {
+		t.Errorf("summary %q does not add up (%v)", stdout.String(), err)
+	}
 	if !strings.Contains(stderr.String(), "ev/s eta") {
 		t.Errorf("no progress lines on a non-terminal stderr:\n%s", tail(stderr.String(), 2000))
 	}
@@ -59,7 +65,7 @@ func TestReplayTimeRangeExactlyOnceOnKfake(t *testing.T) {
 	if code := runMain(ctx, append([]string{"replay"}, args...), &stdout, &stderr); code != 0 {
 		t.Fatalf("second replay exited %d: %s", code, tail(stderr.String(), 3000))
 	}
-	if !strings.Contains(stdout.String(), " 0 records processed") {
+	if !strings.Contains(stdout.String(), "this run: 0 offsets = 0 predictions") {
 		t.Errorf("second run processed records: %s", stdout.String())
 	}
 	replaytest.CheckBackfill(t, env, replaytest.ReadCommitted(t, ctx, env.Brokers, "backfill"), want)
@@ -81,7 +87,7 @@ func TestReplayFlagErrorsNameTheFlag(t *testing.T) {
 		want string
 	}{
 		{[]string{"--to-topic", "b", "--from-time", "2026-01-01T00:00:00Z", "--to-time", "2026-01-02T00:00:00Z"}, "--spec is required"},
-		{[]string{"--spec", spec, "--from-time", "2026-01-01T00:00:00Z", "--to-time", "2026-01-02T00:00:00Z"}, "--to-topic is required"},
+		{[]string{"--spec", spec, "--from-time", "2026-01-01T00:00:00Z", "--to-time", "2026-01-02T00:00:00Z"}, "a target is required, one of: --to-topic TOPIC (a backfill topic), --to-lake DIR (a new lake), --backtest"},
 		{[]string{"--spec", spec, "--to-topic", "b"}, "a source is required"},
 		{[]string{"--spec", spec, "--to-topic", "b", "--from-time", "2026-01-01T00:00:00Z"}, "--from-time and --to-time go together"},
 		{[]string{"--spec", spec, "--to-topic", "b", "--from-offsets", "0:1", "--to-offsets", "0:2", "--from-time", "x", "--to-time", "y"}, "exclude each other"},

@@ -38,9 +38,10 @@ type DirectResult struct {
 	// Done says that ToLake already held this run's output: nothing was
 	// replayed.
 	Done     bool
-	Inputs   int64 // input rows replayed
-	Outputs  int64 // predictions written
-	Rejected int64 // input rows a stage rejected or dropped
+	Inputs     int64 // input rows replayed: Outputs + Rejected + Duplicates
+	Outputs    int64 // predictions written
+	Rejected   int64 // input rows a stage rejected
+	Duplicates int64 // input rows dropped as repeats of an earlier event id
 }
 
 // BacktestOptions is a backtest: the candidate (ReplayOptions' model)
@@ -53,7 +54,8 @@ type BacktestOptions struct {
 	// joined by event id; "" takes the lake's joined labels (LakeDir).
 	LabelsTopic string
 	// ChampionSnapshot is the champion's learner snapshot (default: the
-	// spec's fresh learner).
+	// registry's champion alias, or the spec's fresh learner when the
+	// registry has none).
 	ChampionSnapshot string
 	// Bucket is the width of the report's buckets. Required.
 	Bucket time.Duration
@@ -263,7 +265,7 @@ func DirectReplay(ctx context.Context, opts ReplayOptions) (DirectResult, error)
 		target.kafka, target.topic = kc, opts.ToTopic
 	}
 	err = r.run(ctx, d, func(b *pipeline.Batch) error { return target.visit(ctx, b) })
-	res.Inputs, res.Outputs, res.Rejected = d.Inputs(), target.outputs, d.Rejected()
+	res.Inputs, res.Outputs, res.Rejected, res.Duplicates = d.Inputs(), target.outputs, d.Rejected(), d.Duplicates()
 	if err != nil {
 		return res, err
 	}
