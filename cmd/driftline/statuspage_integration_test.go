@@ -46,7 +46,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	demoCtx, stopDemo := context.WithCancel(ctx)
 	defer stopDemo()
 	var stdout bytes.Buffer
-	var stderr syncBuffer
+	var stderr lockedBuffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("demo stderr (tail):\n%s", tail(stderr.String(), 4000))
