@@ -106,9 +106,11 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := sf.parseShift(*shift); err != nil {
+	sh, err := streams.ParseShift(*shift)
+	if err != nil {
 		return fmt.Errorf("--shift: %w", err)
 	}
+	sf.shift = sh
 	// Progress lines and alerts are written from different goroutines.
 	terminal := replay.IsTerminal(stderr)
 	stderr = &lockedWriter{w: stderr}

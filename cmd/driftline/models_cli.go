@@ -39,6 +39,8 @@ var modelsAPISubcommands = map[string]func(ctx context.Context, args []string, s
 	"resume":   cmdModelsResume,
 	"retrain":  cmdModelsRetrain,
 	"token":    cmdModelsToken,
+	"abort":    cmdModelsAbort,    // models_rollout.go
+	"download": cmdModelsDownload, // models_rollout.go
 }
 
 const apiFlagsAbout = `It talks to the admin API (/api/v1 on the admin address of "driftline run")
@@ -215,7 +217,7 @@ func formatSorted[V any](m map[string]V, format string) string {
 }
 
 func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the canary's traffic share,\nthe pause flag, the gate policy, and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
+	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the canary's traffic share,\nthe pause flag, the gate policy, the rollout in progress (phase, step,\nprogress and the gate's evidence), and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON answer (full lineage and signature)")
 	pos, err := parseInterleaved(fs, args, "NAME")
@@ -248,6 +250,7 @@ func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		g := m.Policy.Gate
 		fmt.Fprintf(stdout, "policy:  %s within %g at %g, min %d samples, steps %v (set by %s)\n", g.Metric, g.MaxDelta, g.Confidence, g.MinSamples, g.Steps, m.Policy.Who)
 	}
+	printRollout(ctx, stdout, c, pos[0])
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tCREATED\tBY\tALIASES\tPARENT\tSOURCE\tMETRICS")

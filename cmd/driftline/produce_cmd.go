@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -44,23 +43,6 @@ func (f *streamFlags) register(fs interface {
 	fs.Float64Var(&f.noise, "noise", 0.05, "share of labels flipped at random, in [0, 0.5]")
 	fs.IntVar(&f.variant, "variant", 0, "concept before the drift: SEA variant 0-3 (threshold 8, 9, 7, 9.5) or Agrawal function 0-9")
 	fs.IntVar(&f.driftTo, "drift-to", -1, "concept after the drift (-1: SEA variant+2 mod 4, Agrawal function+4 mod 10)")
-}
-
-// parseShift reads --shift FEATURE=DELTA@EVENT, e.g. f2=3@150000.
-func (f *streamFlags) parseShift(s string) error {
-	if s == "" {
-		return nil
-	}
-	name, rest, ok1 := strings.Cut(s, "=")
-	delta, at, ok2 := strings.Cut(rest, "@")
-	feature, err1 := strconv.Atoi(strings.TrimPrefix(name, "f"))
-	d, err2 := strconv.ParseFloat(delta, 64)
-	from, err3 := strconv.ParseInt(at, 10, 64)
-	if !ok1 || !ok2 || !strings.HasPrefix(name, "f") || errors.Join(err1, err2, err3) != nil {
-		return fmt.Errorf("%q is not FEATURE=DELTA@EVENT, e.g. f2=3@150000", s)
-	}
-	f.shift = streams.Shift{Feature: feature, Delta: d, From: from}
-	return nil
 }
 
 func (f *streamFlags) config() streams.Config {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/driftline/driftline/internal/app"
@@ -193,7 +192,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if (*lakeDir == "" || *toTopic != "" || *labelsTopic != "") && len(opts.Spec.Kafka.Brokers) == 0 {
 		return fmt.Errorf("no Kafka brokers: set kafka.brokers in %s or pass --brokers", *specPath)
 	}
-	errw := &syncWriter{w: stderr}
+	errw := &lockedWriter{w: stderr}
 	opts.Progress = replay.NewProgress(errw, replay.IsTerminal(stderr), *interval)
 	progCtx, stopProg := context.WithCancel(ctx)
 	defer stopProg()
@@ -277,17 +276,4 @@ func writeReport(path string, rep *stages.BacktestReport) error {
 		return err
 	}
 	return f.Close()
-}
-
-// syncWriter serializes writes, so that log lines and progress lines from
-// several goroutines do not interleave mid-line.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

@@ -31,6 +31,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -375,4 +376,25 @@ func (g *Generator) hyperplane(e *Event, conceptB bool) bool {
 		}
 	}
 	return label
+}
+
+// ParseShift reads a Shift written FEATURE=DELTA@EVENT, e.g. f2=3@150000:
+// f2 moves by 3 from event 150,000 on. "" is no shift.
+func ParseShift(s string) (Shift, error) {
+	if s == "" {
+		return Shift{}, nil
+	}
+	name, rest, ok1 := strings.Cut(s, "=")
+	delta, at, ok2 := strings.Cut(rest, "@")
+	feature, err1 := strconv.Atoi(strings.TrimPrefix(name, "f"))
+	d, err2 := strconv.ParseFloat(delta, 64)
+	from, err3 := strconv.ParseInt(at, 10, 64)
+	if !ok1 || !ok2 || !strings.HasPrefix(name, "f") || errors.Join(err1, err2, err3) != nil {
+		return Shift{}, fmt.Errorf("%q is not FEATURE=DELTA@EVENT, e.g. f2=3@150000", s)
+	}
+	sh := Shift{Feature: feature, Delta: d, From: from}
+	if err := (Config{Concept: ConceptSEA, Shift: sh}).Validate(); err != nil {
+		return Shift{}, err
+	}
+	return sh, nil
 }
