@@ -152,7 +152,9 @@ func TestKubernetesManifests(t *testing.T) {
 		env[dig(e, "name").(string)] = e
 	}
 	secretKeys := dig(kinds["Secret"], "stringData").(map[string]any)
-	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv} {
+	// The keys the spec names and the admin API's bootstrap token come
+	// from the Secret.
+	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv, "DRIFTLINE_ADMIN_TOKEN"} {
 		e := env[name]
 		ref := dig(e, "valueFrom", "secretKeyRef")
 		if ref == nil {
@@ -202,7 +204,7 @@ func TestComposeRunsTheExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv} {
+	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv, "DRIFTLINE_ADMIN_TOKEN"} {
 		if dig(d, "environment", name) == nil {
 			t.Errorf("driftline service does not set %s", name)
 		}

@@ -25,7 +25,9 @@ import (
 // Environment variables the API subcommands read.
 const (
 	envAdminURL = "DRIFTLINE_ADMIN_URL"
-	envToken    = "DRIFTLINE_TOKEN"
+	// envToken is the token the CLI sends: the same variable the server
+	// reads its bootstrap admin token from, so that one export serves both.
+	envToken = adminapi.EnvAdminToken
 )
 
 // modelsAPISubcommands are the `driftline models` subcommands served by the admin API;
@@ -45,7 +47,8 @@ var modelsAPISubcommands = map[string]func(ctx context.Context, args []string, s
 
 const apiFlagsAbout = `It talks to the admin API (/api/v1 on the admin address of "driftline run")
 at --admin-url (or $DRIFTLINE_ADMIN_URL) with the bearer token --token (or
-$DRIFTLINE_TOKEN). Roles: viewer reads; operator also promotes, rolls back,
+$DRIFTLINE_ADMIN_TOKEN, the variable "driftline run" reads its bootstrap
+admin token from). Roles: viewer reads; operator also promotes, rolls back,
 pauses, resumes and requests retraining; admin also manages tokens and policies.`
 
 // apiFlags are the connection flags every API subcommand takes.
@@ -57,7 +60,7 @@ type apiFlags struct {
 
 func addAPIFlags(fs *flag.FlagSet) apiFlags {
 	return apiFlags{
-		url:     fs.String("admin-url", os.Getenv(envAdminURL), "base URL of the admin address, e.g. http://127.0.0.1:9090 (default $"+envAdminURL+")"),
+		url:     fs.String("admin-url", os.Getenv(envAdminURL), "base URL of the admin address, e.g. http://127.0.0.1:9464 (default $"+envAdminURL+")"),
 		token:   fs.String("token", "", "bearer token (default $"+envToken+")"),
 		timeout: fs.Duration("timeout", 30*time.Second, "time limit for each HTTP call"),
 	}
@@ -70,7 +73,7 @@ func (f apiFlags) client() (*adminapi.Client, error) {
 		tok = os.Getenv(envToken)
 	}
 	if *f.url == "" {
-		return nil, fmt.Errorf("--admin-url: required (or set $%s), e.g. http://127.0.0.1:9090", envAdminURL)
+		return nil, fmt.Errorf("--admin-url: required (or set $%s), e.g. http://127.0.0.1:9464", envAdminURL)
 	}
 	if tok == "" {
 		return nil, fmt.Errorf("--token: required (or set $%s)", envToken)

@@ -204,8 +204,8 @@ func TestModelsCLIHelp(t *testing.T) {
 		if !strings.Contains(errOut, "Usage: driftline") {
 			t.Errorf("%v: no usage:\n%s", args, errOut)
 		}
-		if len(args) > 2 && (!strings.Contains(errOut, "--admin-url") || !strings.Contains(errOut, "DRIFTLINE_TOKEN")) {
-			t.Errorf("%v: help does not explain --admin-url and $DRIFTLINE_TOKEN:\n%s", args, errOut)
+		if len(args) > 2 && (!strings.Contains(errOut, "--admin-url") || !strings.Contains(errOut, "DRIFTLINE_ADMIN_TOKEN")) {
+			t.Errorf("%v: help does not explain --admin-url and $DRIFTLINE_ADMIN_TOKEN:\n%s", args, errOut)
 		}
 	}
 	_, _, errOut := cli(t, "models", "promote", "--help")

@@ -22,13 +22,13 @@ type Client struct {
 	hc    *http.Client
 }
 
-// NewClient checks baseURL (the admin address, e.g. http://127.0.0.1:9090)
+// NewClient checks baseURL (the admin address, e.g. http://127.0.0.1:9464)
 // and returns a client whose calls each take at most timeout. Errors name
 // what is wrong with baseURL or token.
 func NewClient(baseURL, token string, timeout time.Duration) (*Client, error) {
 	base := strings.TrimRight(baseURL, "/")
 	if base == "" {
-		return nil, errors.New("admin url: required, e.g. http://127.0.0.1:9090")
+		return nil, errors.New("admin url: required, e.g. http://127.0.0.1:9464")
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
