@@ -158,8 +158,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 			return err
 		}
 	}
-	topics := []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Alerts + ".poison",
-		spec.Topics.Audit, spec.Rollout.ShadowTopic}
+	topics := app.SpecTopics(spec)
 	cluster, err := kfake.NewCluster(
 		kfake.Ports(port),
 		kfake.SeedTopics(int32(*partitions), topics...),

@@ -3,7 +3,10 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/driftline/driftline/models/registry"
@@ -79,4 +82,36 @@ func GovernanceSummary(ctx context.Context, reg *registry.Registry, model string
 		from = evs[len(evs)-1].ID
 	}
 	return set.Versions[registry.AliasChampion], versions, events, nil
+}
+
+// DescribeRolloutEvent is one line about a governance audit event, as the
+// demo prints it: alias and traffic moves, registrations, and the gate's
+// decisions with their evidence.
+func DescribeRolloutEvent(e registry.Event) string {
+	d := e.Details
+	switch e.What {
+	case registry.WhatRegister:
+		return fmt.Sprintf("version %d registered by %s: %s", e.Version, e.Who, e.Why)
+	case registry.WhatAliasSet:
+		return fmt.Sprintf("%s → version %s (by %s)", d["alias"], d["to"], e.Who)
+	case registry.WhatAliasDelete:
+		return fmt.Sprintf("%s alias removed from version %s (by %s)", d["alias"], d["from"], e.Who)
+	case registry.WhatTrafficSet:
+		return fmt.Sprintf("canary traffic %s%% → %s%%", d["from"], d["to"])
+	}
+	line := fmt.Sprintf("%s version %d: %s", strings.TrimPrefix(e.What, "rollout."), e.Version, e.Why)
+	if d["metric"] != "" {
+		line += fmt.Sprintf(" [%s: candidate %s on %s outcomes, champion %s on %s]", d["metric"],
+			trimFloat(d["candidate"]), d["candidate_n"], trimFloat(d["champion"]), d["champion_n"])
+	}
+	return line
+}
+
+// trimFloat prints a decimal string with at most 4 decimals.
+func trimFloat(s string) string {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return s
+	}
+	return strconv.FormatFloat(f, 'f', 4, 64)
 }

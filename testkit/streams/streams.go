@@ -398,3 +398,25 @@ func ParseShift(s string) (Shift, error) {
 	}
 	return sh, nil
 }
+
+// AttributeRange is the range [lo, hi] of attribute i of Event.F for a
+// concept: SEA's features lie in [0, 10], the hyperplane's in [0, 1],
+// Agrawal's in the ranges its doc states (salary, commission, age, …); the
+// noise slots in [0, 10] (SEA) or [0, 1]. A consumer scaling attributes
+// into other ranges keeps the concept's function of them.
+func AttributeRange(concept string, i int) (lo, hi float64) {
+	switch concept {
+	case ConceptSEA:
+		return 0, 10
+	case ConceptAgrawal:
+		if i < len(agrawalRanges) {
+			return agrawalRanges[i][0], agrawalRanges[i][1]
+		}
+	}
+	return 0, 1
+}
+
+// agrawalRanges are Agrawal's attributes' ranges, in Event.F order.
+var agrawalRanges = [...][2]float64{
+	{20_000, 150_000}, {0, 85_000}, {20, 80}, {0, 4}, {1, 20}, {0, 8}, {0, 1_200_000}, {1, 30}, {0, 500_000},
+}

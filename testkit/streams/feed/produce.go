@@ -35,6 +35,9 @@ type Config struct {
 	// LabelDelay is how long after its event a label is written; each label
 	// gets an extra uniform jitter in [0, LabelJitter).
 	LabelDelay, LabelJitter time.Duration
+	// Encoder writes the events, labels and keys; nil writes the stream's
+	// own JSON (a SchemaEncoder writes a spec's schema).
+	Encoder Encoder
 }
 
 func (c *Config) Validate() error {
@@ -85,6 +88,10 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 	stats.malformedAt = map[string]struct{}{}
 	stats.mu.Unlock()
 	rng := rand.New(rand.NewPCG(cfg.Stream.Seed, 0x6472696674))
+	enc := cfg.Encoder
+	if enc == nil {
+		enc = streamEncoder{}
+	}
 	labels := &labelQueue{}
 	var (
 		ev, prev streams.Event
@@ -123,16 +130,16 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		sent++
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
-			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(prev.UserID), Value: streams.AppendJSON(nil, &prev)}, func(_ kafka.Produced, err error) {
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: enc.Key(&prev), Value: enc.AppendEvent(nil, &prev)}, func(_ kafka.Produced, err error) {
 				acked(err, &stats.Rows, &stats.Duplicates)
 			})
 			continue
 		}
 		gen.Next(&ev)
-		row := streams.AppendJSON(nil, &ev)
+		row := enc.AppendEvent(nil, &ev)
 		if p < cfg.DuplicateRate+cfg.MalformedRate {
 			bad, _ := streams.Corrupt(rng, row)
-			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: bad}, func(r kafka.Produced, err error) {
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: enc.Key(&ev), Value: bad}, func(r kafka.Produced, err error) {
 				if acked(err, &stats.Rows, &stats.Malformed) {
 					stats.mu.Lock()
 					stats.malformedAt[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = struct{}{}
@@ -142,7 +149,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			continue
 		}
 		idx := gen.Index() - 1
-		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: []byte(ev.UserID), Value: row}, func(_ kafka.Produced, err error) {
+		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: enc.Key(&ev), Value: row}, func(_ kafka.Produced, err error) {
 			if acked(err, &stats.Rows, &stats.Valid) {
 				stats.markValid(idx)
 			}
@@ -153,7 +160,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			if cfg.LabelJitter > 0 {
 				delay += time.Duration(rng.Int64N(int64(cfg.LabelJitter)))
 			}
-			heap.Push(labels, pendingLabel{due: time.Now().Add(delay), key: []byte(ev.ID), value: streams.AppendLabelJSON(nil, &ev)})
+			heap.Push(labels, pendingLabel{due: time.Now().Add(delay), key: []byte(ev.ID), value: enc.AppendLabel(nil, &ev)})
 		}
 	}
 	// Labels still pending are written at their due time, unless ctx ends.
