@@ -160,7 +160,7 @@ func formatAuditLine(e registry.Event, details bool) string {
 	d := e.Details
 	switch e.What {
 	case registry.WhatAliasSet, registry.WhatAliasDelete:
-		fmt.Fprintf(&b, " alias=%s %s->%s", d["alias"], versionOrDash(atoi(d["from"])), versionOrDash(atoi(d["to"])))
+		fmt.Fprintf(&b, " alias=%s %s->%s", d["alias"], versionOrNone(atoi(d["from"])), versionOrNone(atoi(d["to"])))
 		if d["action"] != "" {
 			fmt.Fprintf(&b, " action=%s", d["action"])
 		}
