@@ -68,4 +68,3 @@ func ParsePartitionOffsets(s string) (map[int32]int64, error) {
 	}
 	return out, nil
 }
-

@@ -37,7 +37,7 @@ type DirectResult struct {
 	RunID string
 	// Done says that ToLake already held this run's output: nothing was
 	// replayed.
-	Done     bool
+	Done       bool
 	Inputs     int64 // input rows replayed: Outputs + Rejected + Duplicates
 	Outputs    int64 // predictions written
 	Rejected   int64 // input rows a stage rejected
