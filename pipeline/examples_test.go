@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/driftline/driftline/pipeline"
 )
@@ -152,7 +152,9 @@ func TestKubernetesManifests(t *testing.T) {
 		env[dig(e, "name").(string)] = e
 	}
 	secretKeys := dig(kinds["Secret"], "stringData").(map[string]any)
-	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv} {
+	// The keys the spec names and the admin API's bootstrap token come
+	// from the Secret.
+	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv, "DRIFTLINE_ADMIN_TOKEN"} {
 		e := env[name]
 		ref := dig(e, "valueFrom", "secretKeyRef")
 		if ref == nil {
@@ -202,7 +204,7 @@ func TestComposeRunsTheExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv} {
+	for _, name := range []string{spec.Stages.Anonymize.HMACKeyEnv, spec.Stages.Anonymize.EncryptionKeyEnv, "DRIFTLINE_ADMIN_TOKEN"} {
 		if dig(d, "environment", name) == nil {
 			t.Errorf("driftline service does not set %s", name)
 		}
@@ -216,9 +218,10 @@ func TestComposeRunsTheExample(t *testing.T) {
 }
 
 var (
-	// A metric name in Go: a prometheus Opts' Name field, or the first
-	// argument of a small constructor helper (counter("...", help)).
-	metricLiteral = regexp.MustCompile(`(?:Name:\s*|\b(?:counter|gauge|histogram)[A-Za-z]*\()"(driftline_[a-z0-9_]+)"`)
+	// A metric name in Go: a prometheus Opts' Name field, the first
+	// argument of a small constructor helper (counter("...", help)), or a
+	// collector's prometheus.NewDesc.
+	metricLiteral = regexp.MustCompile(`(?:Name:\s*|\b(?:counter|gauge|histogram)[A-Za-z]*\(|\bNewDesc\(\s*)"(driftline_[a-z0-9_]+)"`)
 	metricRef     = regexp.MustCompile(`\bdriftline_[a-z0-9_]+`)
 )
 
@@ -248,7 +251,7 @@ func registeredMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, must := range []string{"driftline_pipeline_events_in_total", "driftline_kafka_consumer_lag_records", "driftline_labels_joined_total", "driftline_model_prequential_accuracy_ratio", "driftline_drift_state"} {
+	for _, must := range []string{"driftline_pipeline_events_in_total", "driftline_kafka_consumer_lag_records", "driftline_labels_joined_total", "driftline_model_prequential_accuracy_ratio", "driftline_drift_state", "driftline_rollout_phase"} {
 		if !names[must] {
 			t.Fatalf("the source grep did not find %s; it finds %v", must, names)
 		}
@@ -343,7 +346,8 @@ func TestDashboardAndAlertsUseRegisteredMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, n := range []string{"driftline_pipeline_events_dlq_total", "driftline_kafka_consumer_lag_records", "driftline_drift_state", "driftline_model_prequential_accuracy_ratio"} {
+	for _, n := range []string{"driftline_pipeline_events_dlq_total", "driftline_kafka_consumer_lag_records", "driftline_drift_state", "driftline_drift_alerts_total",
+		"driftline_model_prequential_accuracy_ratio", "driftline_rollout_decisions_total", "driftline_rollout_canary_percent"} {
 		if !alerted[n] {
 			t.Errorf("no alert rule watches %s", n)
 		}

@@ -1,17 +1,19 @@
 package pipeline
 
 import (
-	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
 // Spec is a pipeline described in one YAML file: topics, the event schema,
@@ -152,6 +154,10 @@ func (r *RedisSpec) PasswordRef() SecretRef {
 // AdminSpec is the admin HTTP server: /metrics, /healthz, /readyz.
 type AdminSpec struct {
 	Addr string `yaml:"addr"`
+	// PublicStatus lets the status page and the admin API's read calls
+	// answer without a token (as the viewer "anonymous"); writes always
+	// need one.
+	PublicStatus bool `yaml:"public_status"`
 }
 
 // BatchSpec bounds the micro-batches of each partition loop.
@@ -616,15 +622,15 @@ func (r RetrainSpec) SinceDriftOrDefault() bool { return r.SinceDrift == nil || 
 // Duration is a time.Duration written as "250ms", "5s" or "24h" in YAML.
 type Duration time.Duration
 
-// UnmarshalYAML parses a Go duration string.
-// A bad value is reported as a yaml type error, so that it carries its line.
+// UnmarshalYAML parses a Go duration string. Its error names no position:
+// the spec's decoder positions it at the node.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into a duration (want e.g. 250ms, 5s, 24h)", n.Line, n.ShortTag())}}
+		return fmt.Errorf("want a duration such as 250ms, 5s or 24h, got %s", describeNode(n))
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: invalid duration `%s` (want e.g. 250ms, 5s, 24h)", n.Line, n.Value)}}
+		return fmt.Errorf("invalid duration `%s` (want e.g. 250ms, 5s, 24h)", n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -675,135 +681,50 @@ func LoadSpec(path string) (*Spec, error) {
 // Unknown keys are errors. The returned error joins every problem found,
 // each a *SpecError naming the file, line and field.
 func ParseSpec(name string, data []byte) (*Spec, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlLineError(name, err.Error(), nil)
+	s, err := DecodeSpec(name, data)
+	if err != nil {
+		return nil, err
 	}
-	src := &specSource{file: name, lines: map[string]int{}}
-	byLine := map[int][]lineEntry{}
-	if len(root.Content) > 0 {
-		indexLines(root.Content[0], "", src.lines)
-		indexByLine(root.Content[0], "", byLine)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var s Spec
-	if err := dec.Decode(&s); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			errs := make([]error, 0, len(te.Errors))
-			for _, e := range te.Errors {
-				errs = append(errs, yamlLineError(name, e, byLine))
-			}
-			return nil, errors.Join(errs...)
-		}
-		return nil, yamlLineError(name, err.Error(), byLine)
-	}
-	s.source = src
-	s.applyDefaults()
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	return s, nil
+}
+
+// DecodeSpec parses a spec and applies its defaults without checking the
+// rules between fields (Validate), so that a caller can report those
+// problems together with the checks of the blocks other packages own. It
+// fails on YAML syntax, unknown keys and values of the wrong type, and on
+// an empty document; every error is a *SpecError positioned by the YAML
+// node it is about.
+func DecodeSpec(name string, data []byte) (*Spec, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		var le *yaml.LoadError
+		if errors.As(err, &le) {
+			return nil, &SpecError{File: name, Line: le.Mark.Line, Msg: "YAML syntax: " + le.Message}
+		}
+		return nil, &SpecError{File: name, Msg: "YAML: " + err.Error()}
+	}
+	if len(root.Content) == 0 {
+		return nil, &SpecError{File: name, Msg: "the spec is empty: want a YAML mapping with name, topics, kafka, schema, stages and model (deploy/examples/minimal.yaml is a complete small one)"}
+	}
+	doc := root.Content[0]
+	src := &specSource{file: name, lines: map[string]int{}}
+	indexLines(doc, "", src.lines)
+	s := Spec{source: src}
+	var d nodeDecoder
+	d.decode(doc, reflect.ValueOf(&s).Elem(), "")
+	if len(d.errs) > 0 {
+		errs := make([]error, len(d.errs))
+		for i, e := range d.errs {
+			errs[i] = &SpecError{File: name, Line: e.line, Field: e.path, Msg: e.msg}
+		}
+		return nil, errors.Join(errs...)
+	}
+	s.source = src
+	s.applyDefaults()
 	return &s, nil
-}
-
-// yamlLineError turns yaml's "yaml: line 7: msg" or "line 7: msg" into a
-// SpecError, naming the field written on that line that msg is about.
-func yamlLineError(file, msg string, byLine map[int][]lineEntry) error {
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if i := strings.IndexByte(rest, ':'); i > 0 {
-			if n, err := strconv.Atoi(rest[:i]); err == nil {
-				e := &SpecError{File: file, Line: n, Msg: strings.TrimSpace(rest[i+1:])}
-				e.Field = fieldOnLine(byLine[n], e.Msg)
-				if key, ok := unknownKey(e.Msg); ok {
-					e.Msg = fmt.Sprintf("unknown key %q", key)
-				}
-				return e
-			}
-		}
-	}
-	return &SpecError{File: file, Msg: msg}
-}
-
-// lineEntry is a mapping key or sequence item written on a line.
-type lineEntry struct {
-	path, key string
-	value     *yaml.Node
-}
-
-// indexByLine lists, per line, the keys and sequence items written on it.
-func indexByLine(n *yaml.Node, path string, out map[int][]lineEntry) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			p := k.Value
-			if path != "" {
-				p = path + "." + k.Value
-			}
-			out[k.Line] = append(out[k.Line], lineEntry{path: p, key: k.Value, value: v})
-			if v.Line != k.Line {
-				out[v.Line] = append(out[v.Line], lineEntry{path: p, value: v})
-			}
-			indexByLine(v, p, out)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			p := path + "[" + strconv.Itoa(i) + "]"
-			out[c.Line] = append(out[c.Line], lineEntry{path: p, value: c})
-			indexByLine(c, p, out)
-		}
-	}
-}
-
-func unknownKey(msg string) (string, bool) {
-	rest, ok := strings.CutPrefix(msg, "field ")
-	if !ok {
-		return "", false
-	}
-	key, _, ok := strings.Cut(rest, " not found in type ")
-	return key, ok
-}
-
-// fieldOnLine picks the entry of a line that a yaml error message is
-// about: the unknown key it names, the value it quotes (yaml shortens long
-// ones to "abcdefg..."), or the kind of node it could not decode; else the
-// line's first entry.
-func fieldOnLine(entries []lineEntry, msg string) string {
-	if len(entries) == 0 {
-		return ""
-	}
-	if key, ok := unknownKey(msg); ok {
-		for _, e := range entries {
-			if e.key == key {
-				return e.path
-			}
-		}
-	}
-	if _, rest, ok := strings.Cut(msg, "`"); ok {
-		if quoted, _, ok := strings.Cut(rest, "`"); ok {
-			prefix, short := strings.CutSuffix(quoted, "...")
-			for _, e := range entries {
-				if e.value.Kind != yaml.ScalarNode {
-					continue
-				}
-				if e.value.Value == quoted || (short && strings.HasPrefix(e.value.Value, prefix)) {
-					return e.path
-				}
-			}
-		}
-	}
-	for kind, tag := range map[yaml.Kind]string{yaml.SequenceNode: "!!seq", yaml.MappingNode: "!!map"} {
-		if strings.Contains(msg, "unmarshal "+tag) {
-			for _, e := range entries {
-				if e.value.Kind == kind {
-					return e.path
-				}
-			}
-		}
-	}
-	return entries[0].path
 }
 
 // indexLines records the line of every mapping key and sequence item under
@@ -1209,6 +1130,9 @@ func (s *Spec) Validate() error {
 		if s.Model.ONNX != nil {
 			add("rollout", "does not apply to model.onnx (a bring-your-own model has no registry snapshot)")
 		}
+		if s.Topics.Labels == "" {
+			add("rollout", "needs topics.labels: the gate compares candidate and champion on labelled outcomes, and retraining learns from them")
+		}
 		if rt := r.Retrain; rt != nil {
 			s.validateRetrain(rt, add)
 		}
@@ -1322,4 +1246,36 @@ func (s *Spec) FieldIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+// JoinSorted joins errs like errors.Join, with the *SpecErrors among them
+// (and among errors they join) ordered by line, so that a file's problems
+// read top to bottom; errors without a line come last, in their order.
+func JoinSorted(errs ...error) error {
+	var flat []error
+	var walk func(err error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		flat = append(flat, err)
+	}
+	for _, e := range errs {
+		walk(e)
+	}
+	line := func(err error) int {
+		var se *SpecError
+		if errors.As(err, &se) && se.Line > 0 {
+			return se.Line
+		}
+		return math.MaxInt
+	}
+	slices.SortStableFunc(flat, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
+	return errors.Join(flat...)
 }

@@ -1,12 +1,13 @@
 package pipeline_test
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/spectest"
@@ -95,10 +96,10 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 		{"unknown top-level key", "model:\n", "modle: {}\nmodel:\n", "modle", "modle:", `unknown key "modle"`},
 		{"unknown nested key", "  linger: 2ms\n", "  linger: 2ms\n  lingr: 3ms\n", "batch.lingr", "lingr:", `unknown key "lingr"`},
 		{"unknown key in a flow item", "{name: country, type: string, enum: [US, GB]}", "{name: country, type: string, enum: [US, GB], colour: red}", "schema.fields[3].colour", "colour", "unknown key"},
-		{"wrong type", "  size: 256", "  size: lots", "batch.size", "size: lots", "cannot unmarshal"},
-		{"wrong type in a flow item", "{name: ts, type: timestamp, required: true}", "{name: ts, type: timestamp, required: maybe}", "schema.fields[1].required", "required: maybe", "into bool"},
-		{"long wrong value", "  size: 256", "  size: a-very-long-non-number", "batch.size", "a-very-long", "cannot unmarshal"},
-		{"list for a string", "  input: events", "  input: [a, b]", "topics.input", "input: [a, b]", "!!seq"},
+		{"wrong type", "  size: 256", "  size: lots", "batch.size", "size: lots", `"lots" is not an integer`},
+		{"wrong type in a flow item", "{name: ts, type: timestamp, required: true}", "{name: ts, type: timestamp, required: maybe}", "schema.fields[1].required", "required: maybe", `"maybe" is not true or false`},
+		{"long wrong value", "  size: 256", "  size: a-very-long-non-number", "batch.size", "a-very-long", `"a-very-long-non-number" is not an integer`},
+		{"list for a string", "  input: events", "  input: [a, b]", "topics.input", "input: [a, b]", "want a single value, got a list"},
 		{"unknown field type", "{name: amount, type: float,", "{name: amount, type: decimal,", "schema.fields[2].type", "decimal", `unknown type "decimal"`},
 		{"enum on a float", "{name: amount, type: float, required: true, min: 0, max: 100000}", "{name: amount, type: float, required: true, enum: [a, b]}", "schema.fields[2].enum", "enum: [a, b]", "enum applies to string fields only"},
 		{"range on a string", "{name: country, type: string, enum: [US, GB]}", "{name: country, type: string, min: 1}", "schema.fields[3].min", "min: 1", "range applies"},
@@ -116,7 +117,7 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 		{"hash bits out of range", "    categorical: [country]\n", "    categorical: [country]\n    hash_bits: 40\n", "stages.featurize.hash_bits", "hash_bits: 40", "[1, 24]"},
 		{"bad duration", "  session_timeout: 6s", "  session_timeout: 6 seconds", "kafka.session_timeout", "session_timeout:", "invalid duration `6 seconds`"},
 		{"bad nested duration", "    ttl: 1h", "    ttl: forever", "stages.dedupe.ttl", "ttl: forever", "invalid duration"},
-		{"duration as a list", "  ttl: 30m", "  ttl: [30m]", "labels.ttl", "ttl: [30m]", "into a duration"},
+		{"duration as a list", "  ttl: 30m", "  ttl: [30m]", "labels.ttl", "ttl: [30m]", "want a duration such as 250ms, 5s or 24h, got a list"},
 		{"missing model name", "  name: fraud", "  version: \"2\"", "model.name", "model:", "is required"},
 		{"unknown engine", "  name: fraud", "  name: fraud\n  engine: tpu", "model.engine", "engine: tpu", `unknown engine "tpu"`},
 		{"provider without onnxruntime", "  name: fraud", "  name: fraud\n  execution_provider: cuda", "model.execution_provider", "execution_provider: cuda", "onnxruntime only"},
@@ -303,6 +304,9 @@ func TestSpecRoundTrip(t *testing.T) {
 
 // rolloutSpec is baseSpec with every topic, topics.audit and a full
 // rollout block with gate and retrain.
+// labelledSpec is baseSpec with a labels topic, as a rollout needs.
+var labelledSpec = strings.Replace(baseSpec, "  dlq: events.dlq\n", "  dlq: events.dlq\n  labels: labels\n", 1)
+
 var rolloutSpec = strings.Replace(baseSpec, "  dlq: events.dlq\n", "  dlq: events.dlq\n  labels: labels\n  alerts: alerts\n  audit: audit\n", 1) + `rollout:
   canary_percent: 10
   shadow_topic: preds-shadow
@@ -378,7 +382,7 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		wantRetrain(t, s.Rollout.RetrainOrDefault())
 	})
 	t.Run("rollout without gate and retrain", func(t *testing.T) {
-		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  canary_percent: 5\n"))
+		s, err := pipeline.ParseSpec(specFile, []byte(labelledSpec+"rollout:\n  canary_percent: 5\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -388,14 +392,14 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		wantRetrain(t, s.Rollout.RetrainOrDefault())
 	})
 	t.Run("empty blocks", func(t *testing.T) {
-		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate: {}\n  retrain: {}\n"))
+		s, err := pipeline.ParseSpec(specFile, []byte(labelledSpec+"rollout:\n  gate: {}\n  retrain: {}\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantRetrain(t, s.Rollout.RetrainOrDefault())
 	})
 	t.Run("partial blocks", func(t *testing.T) {
-		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate: {min_samples: 50, metric: rmse, steps: []}\n  retrain: {every: 10m, min_rows: 0}\n"))
+		s, err := pipeline.ParseSpec(specFile, []byte(labelledSpec+"rollout:\n  gate: {min_samples: 50, metric: rmse, steps: []}\n  retrain: {every: 10m, min_rows: 0}\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -407,7 +411,7 @@ func TestRolloutGateAndRetrainDefaults(t *testing.T) {
 		wantRetrain(t, r)
 	})
 	t.Run("explicit zeros that are not the default", func(t *testing.T) {
-		s, err := pipeline.ParseSpec(specFile, []byte(baseSpec+"rollout:\n  gate:\n    max_delta: 0\n    consecutive_error_limit: 0\n    failure_limit: 0\n    block_on_open_drift: false\n  retrain: {on_drift: false, since_drift: false, every: 0s}\n"))
+		s, err := pipeline.ParseSpec(specFile, []byte(labelledSpec+"rollout:\n  gate:\n    max_delta: 0\n    consecutive_error_limit: 0\n    failure_limit: 0\n    block_on_open_drift: false\n  retrain: {on_drift: false, since_drift: false, every: 0s}\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -483,8 +487,8 @@ func TestRetrainSourceDefaults(t *testing.T) {
 	want(t, pipeline.DefaultRetrainSpec())
 	for _, text := range []string{
 		rolloutSpec, // a retrain block without them
-		baseSpec + "rollout:\n  retrain: {source: \"\", lookback: 0s}\n",
-		baseSpec + "rollout:\n  canary_percent: 5\n",
+		labelledSpec + "rollout:\n  retrain: {source: \"\", lookback: 0s}\n",
+		labelledSpec + "rollout:\n  canary_percent: 5\n",
 	} {
 		s, err := pipeline.ParseSpec(specFile, []byte(text))
 		if err != nil {
@@ -505,7 +509,7 @@ func TestRetrainSourceErrors(t *testing.T) {
 		at, msg  string
 	}{
 		{"unknown source", "    source: kafka", "    source: lake", "rollout.retrain.source", "source: lake", `unknown source "lake" (want window or kafka)`},
-		{"source not a string", "    source: kafka", "    source: [kafka]", "rollout.retrain.source", "source: [kafka]", "cannot unmarshal"},
+		{"source not a string", "    source: kafka", "    source: [kafka]", "rollout.retrain.source", "source: [kafka]", "want a single value, got a list"},
 		{"kafka without topics.labels", "  labels: labels\n", "", "rollout.retrain.source", "source: kafka", "topics.labels is not set"},
 		{"lookback below 1s", "    lookback: 30m", "    lookback: 500ms", "rollout.retrain.lookback", "lookback: 500ms", "must be at least 1s (0 or absent: 15m0s), got 500ms"},
 		{"negative lookback", "    lookback: 30m", "    lookback: -5m", "rollout.retrain.lookback", "lookback: -5m", "must be at least 1s"},
@@ -626,7 +630,7 @@ func TestKafkaExactlyOnce(t *testing.T) {
 	text = edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  exactly_once: true\n  transactional_id: \"payments 0\"\n")
 	checkSpecError(t, text, "kafka.transactional_id", "transactional_id:", "must not contain spaces")
 	text = edit(t, "  session_timeout: 6s\n", "  session_timeout: 6s\n  exactly_once: yes please\n")
-	checkSpecError(t, text, "kafka.exactly_once", "exactly_once:", "into bool")
+	checkSpecError(t, text, "kafka.exactly_once", "exactly_once:", "is not true or false")
 }
 
 // securedSpec reaches a secured Kafka (TLS, SCRAM) and a Redis Cluster (ACL
@@ -736,5 +740,35 @@ func TestSecuredSpecErrorsNeverHoldTheSecret(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cr3t-value") {
 		t.Fatalf("error %q repeats a password", err)
+	}
+}
+
+// Positions come from the YAML nodes and the parser's structured errors:
+// a syntax error names its line, a repeated key both of its lines, an
+// empty file says so, and a rollout needs a labels topic.
+func TestSpecYAMLPositions(t *testing.T) {
+	text := editIn(t, baseSpec, "  linger: 2ms\n", "  linger: 2ms\n  size: [oops\n")
+	_, err := pipeline.ParseSpec("syntax.yaml", []byte(text))
+	errs := spectest.Errors(t, err)
+	if len(errs) != 1 || errs[0].Line < spectest.LineOf(t, text, "size: [oops") || !strings.HasPrefix(errs[0].Msg, "YAML syntax: ") {
+		t.Fatalf("syntax error %v, want one YAML syntax error at or after the line of the open list", err)
+	}
+	checkSpecError(t, editIn(t, baseSpec, "  linger: 2ms\n", "  linger: 2ms\n  linger: 3ms\n"), "batch.linger", "linger: 3ms", "appears twice (first on line")
+	for _, empty := range []string{"", "\n\n", "# only a comment\n"} {
+		_, err := pipeline.ParseSpec("empty.yaml", []byte(empty))
+		if err == nil || !strings.Contains(err.Error(), "empty.yaml: the spec is empty") {
+			t.Errorf("empty spec %q: %v", empty, err)
+		}
+	}
+	checkSpecError(t, editIn(t, rolloutSpec, "  labels: labels\n", ""), "rollout", "rollout:", "needs topics.labels")
+}
+
+// JoinSorted orders a file's problems by line, unlined ones last.
+func TestJoinSortedOrdersByLine(t *testing.T) {
+	err := pipeline.JoinSorted(
+		errors.Join(&pipeline.SpecError{File: "f", Line: 9, Msg: "c"}, &pipeline.SpecError{File: "f", Msg: "z"}),
+		&pipeline.SpecError{File: "f", Line: 2, Msg: "a"}, nil)
+	if got := err.Error(); got != "f:2: a\nf:9: c\nf: z" {
+		t.Fatalf("sorted: %q", got)
 	}
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh prepares a fresh machine for driftline's tests: Go modules,
-# redis-server (Debian package), the Apache Kafka jars (Maven Central),
+# redis-server, promtool and chromium (Debian packages redis-server,
+# prometheus and chromium), the Apache Kafka jars (Maven Central),
 # libonnxruntime (npm package onnxruntime-node), the text-model fixtures
 # (scripts/setup-textmodel.sh: tokenizers, onnx and onnxruntime from PyPI
 # build a tokenizer.json, tiny BERT models and their Python references),
@@ -21,6 +22,12 @@ go mod download
 
 step "redis-server"
 bash scripts/setup-redis.sh >/dev/null
+
+step "promtool (Debian package prometheus)"
+bash scripts/setup-apt.sh promtool prometheus >/dev/null
+
+step "chromium (Debian package chromium)"
+bash scripts/setup-apt.sh chromium chromium >/dev/null
 
 step "Apache Kafka jars"
 bash scripts/setup-kafka.sh >/dev/null

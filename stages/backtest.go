@@ -167,20 +167,37 @@ func fmtMetric(x float64) string {
 	return strconv.FormatFloat(x, 'f', 4, 64)
 }
 
+// BucketLabel is a bucket's start at the resolution of the bucket width:
+// a day (2006-01-02) for whole days, minutes (2006-01-02T15:04Z) for whole
+// minutes, seconds (…:05Z) for whole seconds, milliseconds below; so that
+// no two buckets of a report read alike.
+func (r *BacktestReport) BucketLabel(start time.Time) string {
+	start = start.UTC()
+	switch w := r.Bucket; {
+	case w%(24*time.Hour) == 0:
+		return start.Format("2006-01-02")
+	case w%time.Minute == 0:
+		return start.Format("2006-01-02T15:04Z")
+	case w%time.Second == 0:
+		return start.Format("2006-01-02T15:04:05Z")
+	}
+	return start.Format("2006-01-02T15:04:05.000Z")
+}
+
 // WriteText prints the report as a table: a header line, one line per
-// bucket (its start as 2006-01-02T15:04Z) and a total line; "-" marks an
-// undefined metric.
+// bucket (its start, BucketLabel) and a total line; "-" marks an undefined
+// metric.
 func (r *BacktestReport) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "backtest: candidate %s vs champion %s, %d rows scored, %d with labels, buckets of %s\n", r.Candidate, r.Champion, r.Scored, r.Labelled, r.Bucket)
-	fmt.Fprintf(w, "%-20s %8s  %9s %9s  %9s %9s  %9s %9s\n", "bucket", "n", "acc.cand", "acc.champ", "ll.cand", "ll.champ", "auc.cand", "auc.champ")
+	fmt.Fprintf(w, "%-24s %8s  %9s %9s  %9s %9s  %9s %9s\n", "bucket", "n", "acc.cand", "acc.champ", "ll.cand", "ll.champ", "auc.cand", "auc.champ")
 	row := func(name string, b BacktestBucket) {
-		fmt.Fprintf(w, "%-20s %8d  %9s %9s  %9s %9s  %9s %9s\n", name, b.N,
+		fmt.Fprintf(w, "%-24s %8d  %9s %9s  %9s %9s  %9s %9s\n", name, b.N,
 			fmtMetric(b.Candidate.Accuracy), fmtMetric(b.Champion.Accuracy),
 			fmtMetric(b.Candidate.LogLoss), fmtMetric(b.Champion.LogLoss),
 			fmtMetric(b.Candidate.AUC), fmtMetric(b.Champion.AUC))
 	}
 	for _, b := range r.Buckets {
-		row(b.Start.Format("2006-01-02T15:04Z"), b)
+		row(r.BucketLabel(b.Start), b)
 	}
 	row("total", r.Total)
 }
@@ -237,19 +254,11 @@ func (r *BacktestReport) WriteHTML(out io.Writer) error {
 		"R": r, "W": w, "H": h, "Pad": pad, "Ticks": ticks,
 		"Cand":  points(func(b BacktestBucket) float64 { return b.Candidate.Accuracy }),
 		"Champ": points(func(b BacktestBucket) float64 { return b.Champion.Accuracy }),
-		"First": firstLast(r.Buckets, true), "Last": firstLast(r.Buckets, false),
+	}
+	if n > 0 {
+		data["First"], data["Last"] = r.BucketLabel(r.Buckets[0].Start), r.BucketLabel(r.Buckets[n-1].Start)
 	}
 	return backtestHTML.Execute(out, data)
-}
-
-func firstLast(bs []BacktestBucket, first bool) string {
-	if len(bs) == 0 {
-		return ""
-	}
-	if first {
-		return bs[0].Start.Format("2006-01-02 15:04Z")
-	}
-	return bs[len(bs)-1].Start.Format("2006-01-02 15:04Z")
 }
 
 var backtestHTML = template.Must(template.New("backtest").Funcs(template.FuncMap{"f": fmtMetric}).Parse(`<!DOCTYPE html>
@@ -269,6 +278,6 @@ Overall accuracy: candidate {{f .R.Total.Candidate.Accuracy}}, champion {{f .R.T
 <text x="{{.Pad}}" y="28" font-size="12" fill="#1f77b4">champion {{.R.Champion}}</text>
 </svg>
 <table><tr><th>bucket</th><th>n</th><th>accuracy candidate</th><th>accuracy champion</th><th>logloss candidate</th><th>logloss champion</th><th>AUC candidate</th><th>AUC champion</th></tr>
-{{range .R.Buckets}}<tr><td>{{.Start.Format "2006-01-02 15:04Z"}}</td><td>{{.N}}</td><td>{{f .Candidate.Accuracy}}</td><td>{{f .Champion.Accuracy}}</td><td>{{f .Candidate.LogLoss}}</td><td>{{f .Champion.LogLoss}}</td><td>{{f .Candidate.AUC}}</td><td>{{f .Champion.AUC}}</td></tr>
+{{range .R.Buckets}}<tr><td>{{$.R.BucketLabel .Start}}</td><td>{{.N}}</td><td>{{f .Candidate.Accuracy}}</td><td>{{f .Champion.Accuracy}}</td><td>{{f .Candidate.LogLoss}}</td><td>{{f .Champion.LogLoss}}</td><td>{{f .Candidate.AUC}}</td><td>{{f .Champion.AUC}}</td></tr>
 {{end}}</table></body></html>
 `))

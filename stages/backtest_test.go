@@ -140,7 +140,25 @@ func TestBacktestUndefinedMetricsPrintAsDash(t *testing.T) {
 		Total: BacktestBucket{N: 1, Candidate: BacktestMetrics{Accuracy: 1, LogLoss: 0.1, AUC: math.NaN()}, Champion: BacktestMetrics{Accuracy: 0, LogLoss: 0.7, AUC: math.NaN()}}}
 	var text bytes.Buffer
 	r.WriteText(&text)
-	if !strings.Contains(text.String(), "total                       1     1.0000    0.0000     0.1000    0.7000          -         -") {
+	if !strings.Contains(text.String(), "total                           1     1.0000    0.0000     0.1000    0.7000          -         -") {
 		t.Errorf("text report:\n%q", text.String())
+	}
+}
+
+// Bucket labels have the resolution of the bucket width, so that no two
+// buckets of a report read alike.
+func TestBacktestBucketLabels(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	for w, want := range map[time.Duration]string{
+		24 * time.Hour:         "2026-03-04",
+		time.Hour:              "2026-03-04T05:06Z",
+		5 * time.Minute:        "2026-03-04T05:06Z",
+		10 * time.Second:       "2026-03-04T05:06:07Z",
+		250 * time.Millisecond: "2026-03-04T05:06:07.890Z",
+	} {
+		r := BacktestReport{Bucket: w}
+		if got := r.BucketLabel(at); got != want {
+			t.Errorf("bucket %s: label %q, want %q", w, got, want)
+		}
 	}
 }

@@ -242,6 +242,9 @@ type series struct {
 	detector, subject string
 	statistic         prometheus.Gauge
 	state             prometheus.Gauge
+	// episode is the state of the subject's alert episode: "" (none
+	// open), warning or drift.
+	episode alert.State
 }
 
 func (s *series) init(m *DriftMetrics, detector, subject string) {
@@ -249,6 +252,11 @@ func (s *series) init(m *DriftMetrics, detector, subject string) {
 	if m != nil {
 		s.state = m.state.WithLabelValues(detector, subject)
 		s.state.Set(0)
+		// The alert counters start at 0, so that increase() counts the
+		// first alert (alert rules watch the counter: an episode can end
+		// between two scrapes of the state gauge).
+		m.alerts.WithLabelValues(detector, string(alert.SeverityWarning))
+		m.alerts.WithLabelValues(detector, string(alert.SeverityCritical))
 	}
 }
 
@@ -265,6 +273,10 @@ func (s *series) setStatistic(m *DriftMetrics, x float64) {
 
 // record updates the state gauge and alert counter for an alert raised.
 func (s *series) record(m *DriftMetrics, a alert.Alert) {
+	s.episode = a.State
+	if a.State == alert.StateResolved {
+		s.episode = ""
+	}
 	if m == nil {
 		return
 	}
@@ -286,6 +298,7 @@ type distSubject struct {
 	ref     []float64 // reference sample being taken; nil once profiled
 	profile distribution.Profile
 	window  *distribution.Window // nil until profiled
+	last    driftRound           // the last round's test (drift_snapshot.go)
 }
 
 // observe counts one value, skipping NaN and ±Inf (missing values).
@@ -366,6 +379,10 @@ type DriftMonitor struct {
 	pValues  []float64
 	psi      []float64
 	reject   []bool
+	results  []distribution.Result // the round's comparisons, by test
+	adjusted []float64             // the round's corrected p-values, by test
+	order    []int                 // scratch for adjust
+	rounds   int                   // rounds evaluated
 	distGate *alert.Gate
 
 	errMu     sync.Mutex
@@ -554,13 +571,14 @@ func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32,
 // evaluate runs one round's tests, appends the gate's alerts to out, and
 // empties the windows. distMu is held.
 func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert {
-	m.tested, m.pValues, m.psi = m.tested[:0], m.pValues[:0], m.psi[:0]
+	m.tested, m.pValues, m.psi, m.results = m.tested[:0], m.pValues[:0], m.psi[:0], m.results[:0]
 	for i := range m.subjects {
 		s := &m.subjects[i]
 		if s.window == nil || s.window.Total() == 0 {
 			continue
 		}
 		r := distribution.Compare(s.window)
+		m.results = append(m.results, r)
 		m.tested = append(m.tested, i)
 		m.pValues = append(m.pValues, r.KSPValue)
 		m.psi = append(m.psi, r.PSI)
@@ -569,6 +587,8 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 		return out
 	}
 	cut := m.cutoff()
+	m.adjust()
+	m.rounds++
 	for t, i := range m.tested {
 		s := &m.subjects[i]
 		p := m.pValues[t]
@@ -580,6 +600,7 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 			Statistic: p, Threshold: cut, Window: s.window.Total(),
 			Drift: drift, Warning: rejected && !drift, At: now,
 		})
+		s.remember(m.results[t], m.adjusted[t], cut, rejected, drift, now)
 		s.window.Reset()
 		if ok {
 			a = m.relate(a)

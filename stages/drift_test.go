@@ -485,6 +485,7 @@ func TestDriftMetricsLint(t *testing.T) {
 # HELP driftline_drift_alerts_total Drift alerts raised (warning and drift, not resolutions).
 # TYPE driftline_drift_alerts_total counter
 driftline_drift_alerts_total{detector="ADWIN",severity="critical"} 1
+driftline_drift_alerts_total{detector="ADWIN",severity="warning"} 0
 driftline_drift_alerts_total{detector="KS",severity="critical"} 1
 driftline_drift_alerts_total{detector="KS",severity="warning"} 1
 # HELP driftline_drift_state Drift episode state per detector and subject: 0 ok, 1 warning, 2 drift.
@@ -726,4 +727,41 @@ func TestDriftMonitorSetModelVersion(t *testing.T) {
 		})
 		wg.Wait()
 	})
+}
+
+// The snapshot shows the shifted feature first, with both histograms over
+// the same bins and a corrected p-value under the level; the unshifted
+// features follow with unremarkable ones.
+func TestDriftMonitorSnapshotDriftedFirst(t *testing.T) {
+	m, _ := newTestMonitor(t, nil)
+	if s := m.Snapshot(); len(s.Subjects) != len(driftFeatures)+1 || !s.Subjects[0].Profiling {
+		t.Fatalf("before any row: %+v, want every subject profiling", s.Subjects)
+	}
+	seaFeed{stream: seaStream, events: 50_000, batch: 500, shiftCol: 2, shiftFrom: 40_000, shift: 3, noOutcomes: true}.run(t, m)
+	s := m.Snapshot()
+	if s.Rounds == 0 || s.Correction != CorrectionBH {
+		t.Fatalf("snapshot %+v", s)
+	}
+	first := s.Subjects[0]
+	if first.Subject != "f2" || first.State != "drift" || !first.Drift || !first.Feature {
+		t.Fatalf("first subject %+v, want f2 in drift", first)
+	}
+	if first.CorrectedPValue > s.Alpha || first.CorrectedPValue < first.PValue || first.PSI < s.MinPSI {
+		t.Errorf("f2: p %v, corrected %v, PSI %v; want corrected in [p, alpha], PSI >= %v", first.PValue, first.CorrectedPValue, first.PSI, s.MinPSI)
+	}
+	for _, v := range s.Subjects {
+		if len(v.Reference) != len(v.Edges)+1 || len(v.Current) != len(v.Reference) {
+			t.Errorf("%s: %d edges, %d reference and %d current bins", v.Subject, len(v.Edges), len(v.Reference), len(v.Current))
+		}
+		var n uint64
+		for _, c := range v.Current {
+			n += c
+		}
+		if n != 5000 {
+			t.Errorf("%s: current window holds %d values, want a round of 5000", v.Subject, n)
+		}
+		if v.Subject == "f0" && (v.Rejected || v.CorrectedPValue < 0.001) {
+			t.Errorf("f0: %+v, want no rejection", v)
+		}
+	}
 }

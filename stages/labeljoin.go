@@ -277,6 +277,12 @@ type JoinMetrics struct {
 	mu    sync.Mutex
 	preq  map[string]*models.Prequential
 	names map[string]string // version → model name
+	// serving is the versions that serve now (SetServing); nil: all.
+	serving map[string]bool
+}
+
+func (m *JoinMetrics) gauges() []*prometheus.GaugeVec {
+	return []*prometheus.GaugeVec{m.accuracy, m.logLoss, m.auc, m.mae, m.rmse}
 }
 
 // NewJoinMetrics registers the label-join metrics on reg.
@@ -341,6 +347,10 @@ func (m *JoinMetrics) Summaries() []PrequentialSummary {
 
 func (m *JoinMetrics) observe(model, version string, score, y, threshold float64) {
 	m.mu.Lock()
+	if m.serving != nil && !m.serving[version] {
+		m.mu.Unlock()
+		return
+	}
 	p := m.preq[version]
 	if p == nil {
 		p = models.NewPrequentialAt(models.DefaultPrequentialWindow, threshold)

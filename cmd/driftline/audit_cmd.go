@@ -18,12 +18,14 @@ import (
 
 const auditAbout = `Print the audit log, oldest first, one line per event:
 
-  TIME who=WHO what=WHAT model=MODEL version=N why="WHY" id=ID [details]
+  TIME who=WHO what=WHAT model=MODEL version=N why="WHY" id=ID [change] [details]
 
-Events are registrations, alias moves (promotions and rollbacks, with
-details action, alias, from and to), rollout pauses and resumes, gate
-decisions, retrain requests, token and policy changes. Pass an event's id
-as --since to read only what came after it.
+Events are registrations, alias moves (promotions and rollbacks), canary
+traffic changes, rollout pauses, resumes and aborts, gate decisions,
+retrain requests, token and policy changes. An alias move shows which
+alias changed, e.g. alias=champion 2->3 action=promote; a traffic change
+canary=0%->50%. --limit N prints the newest N events (after --since when
+given); pass an event's id as --since to read only what came after it.
 
 By default it reads through the admin API (GET /api/v1/audit) with a viewer
 token. With --redis it reads the registry's audit stream in Redis directly
@@ -36,7 +38,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	af := addAPIFlags(fs)
 	model := fs.String("model", "", "only events of this model")
 	since := fs.String("since", "", "only events after this id (as printed)")
-	limit := fs.Int("limit", 0, "print at most N events, then exit (0: no limit)")
+	limit := fs.Int("limit", 0, "print the newest N events (0: all); with --since, the newest N after it; with --follow, then keep following")
 	follow := fs.Bool("follow", false, "keep printing new events as they arrive, until interrupted")
 	interval := fs.Duration("interval", time.Second, "with --follow, how often to poll for new events")
 	details := fs.Bool("details", false, "print every event's details as key=value after the id")
@@ -60,7 +62,7 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("--interval: %v is not positive", *interval)
 	}
 
-	var fetch func(ctx context.Context, since string, n int) (adminapi.AuditPage, error)
+	var fetch, newest func(ctx context.Context, since string, n int) (adminapi.AuditPage, error)
 	if *redisAddr != "" {
 		pw, err := pipeline.SecretRef{Env: *redisPasswordEnv}.Resolve()
 		if err != nil {
@@ -76,13 +78,16 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("--registry-prefix: %w", err)
 		}
-		fetch = func(ctx context.Context, since string, n int) (adminapi.AuditPage, error) {
-			p, err := adminapi.ReadAudit(ctx, reg, *model, since, n)
-			if err != nil {
-				return p, fmt.Errorf("--redis %s: %w", *redisAddr, err)
+		read := func(f func(context.Context, *registry.Registry, string, string, int) (adminapi.AuditPage, error)) func(context.Context, string, int) (adminapi.AuditPage, error) {
+			return func(ctx context.Context, since string, n int) (adminapi.AuditPage, error) {
+				p, err := f(ctx, reg, *model, since, n)
+				if err != nil {
+					return p, fmt.Errorf("--redis %s: %w", *redisAddr, err)
+				}
+				return p, nil
 			}
-			return p, nil
 		}
+		fetch, newest = read(adminapi.ReadAudit), read(adminapi.ReadAuditNewest)
 	} else {
 		c, err := af.client()
 		if err != nil {
@@ -92,19 +97,32 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			p, err := c.Audit(ctx, *model, since, n)
 			return p, apiError(err)
 		}
+		newest = func(ctx context.Context, since string, n int) (adminapi.AuditPage, error) {
+			p, err := c.AuditNewest(ctx, *model, since, n)
+			return p, apiError(err)
+		}
 	}
 
 	cursor := *since
 	if cursor == "" {
 		cursor = "0"
 	}
-	printed := 0
-	for {
-		n := adminapi.AuditPageMax
-		if *limit > 0 {
-			n = min(n, *limit-printed)
+	if *limit > 0 {
+		// The newest N, then (with --follow) what comes after them.
+		page, err := newest(ctx, cursor, min(*limit, adminapi.AuditPageMax))
+		if err != nil {
+			return err
 		}
-		page, err := fetch(ctx, cursor, n)
+		for _, e := range page.Events {
+			fmt.Fprintln(stdout, formatAuditLine(e, *details))
+		}
+		if !*follow {
+			return nil
+		}
+		cursor = page.Next
+	}
+	for {
+		page, err := fetch(ctx, cursor, adminapi.AuditPageMax)
 		if err != nil {
 			if *follow && ctx.Err() != nil {
 				return nil
@@ -113,10 +131,6 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		for _, e := range page.Events {
 			fmt.Fprintln(stdout, formatAuditLine(e, *details))
-			printed++
-			if *limit > 0 && printed >= *limit {
-				return nil
-			}
 		}
 		advanced := page.Next != "" && page.Next != cursor
 		if page.Next != "" {
@@ -143,6 +157,16 @@ func formatAuditLine(e registry.Event, details bool) string {
 	b.WriteString(e.When.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	fmt.Fprintf(&b, " who=%s what=%s model=%s version=%s why=%q id=%s",
 		orDash(e.Who), orDash(e.What), orDash(e.Model), versionOrDash(e.Version), e.Why, e.ID)
+	d := e.Details
+	switch e.What {
+	case registry.WhatAliasSet, registry.WhatAliasDelete:
+		fmt.Fprintf(&b, " alias=%s %s->%s", d["alias"], versionOrNone(atoi(d["from"])), versionOrNone(atoi(d["to"])))
+		if d["action"] != "" {
+			fmt.Fprintf(&b, " action=%s", d["action"])
+		}
+	case registry.WhatTrafficSet:
+		fmt.Fprintf(&b, " canary=%s%%->%s%%", orDash(d["from"]), orDash(d["to"]))
+	}
 	if details && len(e.Details) > 0 {
 		keys := make([]string, 0, len(e.Details))
 		for k := range e.Details {
@@ -154,6 +178,11 @@ func formatAuditLine(e registry.Event, details bool) string {
 		}
 	}
 	return b.String()
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
 
 func orDash(s string) string {

@@ -82,7 +82,8 @@ func TestAuditPrintsEventsInOrder(t *testing.T) {
 	}
 
 	// --model skips events of no or other models; --since starts after an id;
-	// --limit stops early; --details appends the details.
+	// --limit prints the newest N; an alias move shows which alias changed;
+	// --details appends the details.
 	code, out, errOut = cli(t, append([]string{"audit", "--model", "fraud", "--since", evs[3].id}, api...)...)
 	wantCLI(t, code, out, errOut, 0)
 	if got := whats(parseAuditOutput(t, out)); got != "ops:alias.set ops:rollout.pause ops:retrain.request ops:alias.set" {
@@ -91,8 +92,12 @@ func TestAuditPrintsEventsInOrder(t *testing.T) {
 	code, out, errOut = cli(t, append([]string{"audit", "--limit", "2", "--details"}, api...)...)
 	wantCLI(t, code, out, errOut, 0)
 	lim := parseAuditOutput(t, out)
-	if len(lim) != 2 || lim[0].id != evs[0].id || lim[0].rest != "" || lim[1].rest != ` parent="1"` {
-		t.Fatalf("--limit 2 --details:\n%s", out)
+	if len(lim) != 2 || lim[0].id != evs[len(evs)-2].id || lim[1].id != evs[len(evs)-1].id ||
+		lim[0].rest != ` role="operator"` || !strings.HasPrefix(lim[1].rest, ` alias=champion 2->1 action=rollback action="rollback"`) {
+		t.Fatalf("--limit 2 --details, want the newest two:\n%s", out)
+	}
+	if promote.rest != " alias=champion 1->2 action=promote" {
+		t.Fatalf("the promote line does not say which alias moved: %+v", promote)
 	}
 	code, out, errOut = cli(t, append([]string{"audit", "--details", "--since", evs[8].id}, api...)...)
 	wantCLI(t, code, out, errOut, 0)
@@ -119,7 +124,7 @@ func TestAuditFromRedis(t *testing.T) {
 	}
 	code, out, errOut = cli(t, "audit", "--redis", r.Addr, "--model", "fraud", "--limit", "1")
 	wantCLI(t, code, out, errOut, 0)
-	if got := whats(parseAuditOutput(t, out)); got != "trainer:register" {
+	if got := whats(parseAuditOutput(t, out)); got != "ops:alias.set" {
 		t.Fatalf("audit --redis --model --limit: %s", got)
 	}
 	// A wrong prefix reads an empty stream, not someone else's.
@@ -134,13 +139,13 @@ func TestAuditFollow(t *testing.T) {
 	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runMain(ctx, []string{"audit", "--follow", "--interval", "10ms", "--model", "fraud", "--limit", "7",
+		done <- runMain(ctx, []string{"audit", "--follow", "--interval", "10ms", "--model", "fraud", "--limit", "2",
 			"--admin-url", f.URL, "--token", f.Viewer}, &stdout, &stderr)
 	}()
-	// 4 fraud events exist; the follower must wait for 3 more.
+	// 4 fraud events exist: the newest 2 print, then the follower waits.
 	time.Sleep(50 * time.Millisecond)
 	select {
 	case code := <-done:
@@ -150,18 +155,21 @@ func TestAuditFollow(t *testing.T) {
 	if _, err := f.Registry.AppendAudit(ctx, registry.Event{Who: "x", What: "noise", Model: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	auditScenario(t, f) // 4 more fraud events: the 7th is the pause
-	var code int
-	select {
-	case code = <-done:
-	case <-ctx.Done():
-		t.Fatal("audit --follow --limit 7 did not return")
+	auditScenario(t, f) // 4 more fraud events
+	want := "trainer:register trainer:alias.set ops:alias.set ops:rollout.pause ops:retrain.request ops:alias.set"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got := whats(parseAuditOutput(t, stdout.String())); got == want {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("followed:\n got %s\nwant %s", got, want)
+		}
 	}
-	wantCLI(t, code, stdout.String(), stderr.String(), 0)
-	got := whats(parseAuditOutput(t, stdout.String()))
-	want := "trainer:register trainer:register trainer:register trainer:alias.set ops:alias.set ops:rollout.pause ops:retrain.request"
-	if got != want {
-		t.Fatalf("followed:\n got %s\nwant %s", got, want)
+	cancel()
+	select {
+	case code := <-done:
+		wantCLI(t, code, stdout.String(), stderr.String(), 0)
+	case <-time.After(10 * time.Second):
+		t.Fatal("audit --follow --limit 2 did not stop on interrupt")
 	}
 
 	// Without --limit, --follow ends cleanly when interrupted.

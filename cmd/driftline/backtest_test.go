@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/stages"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
@@ -161,6 +163,36 @@ func TestBacktestCandidateBeatsChampionAfterDrift(t *testing.T) {
 	}
 	if bytes.Contains(page, []byte("http://")) && !bytes.Contains(page, []byte(`xmlns="http://www.w3.org/2000/svg"`)) {
 		t.Error("report refers to an external resource")
+	}
+
+	// Without --champion-snapshot the champion is the registry's champion:
+	// the same snapshot, registered and aliased, gives the same figures.
+	snap, err := os.ReadFile(champPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(rdb, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := reg.Register(ctx, registry.Registration{Model: env.Spec.Model.Name, Snapshot: snap, Who: "test",
+		Signature: registry.Signature{Inputs: []registry.Tensor{{Name: "x", DType: "float32"}}, Outputs: []registry.Tensor{{Name: "y", DType: "float32"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: env.Spec.Model.Name, Alias: registry.AliasChampion, Version: v.Number, Who: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	var again bytes.Buffer
+	args = []string{"replay", "--spec", env.SpecPath, "--lake", src, "--backtest", "--labels-topic", "labels", "--snapshot", candPath, "--model-version", "2", "--bucket", "10m"}
+	if code := runMain(ctx, args, &again, &stderr); code != 0 {
+		t.Fatalf("backtest against the registry's champion: exit %d\n%s", code, tail(stderr.String(), 2000))
+	}
+	if head := strings.SplitN(again.String(), "\n", 2)[0]; !strings.Contains(head, fmt.Sprintf("vs champion %d,", v.Number)) {
+		t.Errorf("header %q does not name the registry's champion, version %d", head, v.Number)
+	}
+	if got := parseReport(t, again.String()); len(got) != len(rows) || got[0].accChamp != rows[0].accChamp {
+		t.Errorf("the registry's champion scored %+v, the same snapshot from a file %+v", got, rows)
 	}
 }
 

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,7 @@ import (
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/pipeline/replay"
 	"github.com/driftline/driftline/stages"
 	"github.com/driftline/driftline/testkit/streams"
 	"github.com/driftline/driftline/testkit/streams/feed"
@@ -39,7 +42,7 @@ type demoSummary struct {
 	Predicted  int64   `json:"predicted"`
 	DLQ        int64   `json:"dlq"`
 	Deduped    int64   `json:"deduplicated"`
-	Lost       int64   `json:"lost"`
+	Lost       *int64  `json:"lost,omitempty"`
 	EventsPerS float64 `json:"events_per_s"`
 	ElapsedS   float64 `json:"elapsed_s"`
 	Labels     int64   `json:"labels"`
@@ -61,16 +64,16 @@ type demoSummary struct {
 	// model's registry versions with their lineage; RolloutEvents is the
 	// audit log of the governance loop (registrations, alias and traffic
 	// moves, gate decisions but holds), oldest first.
-	Champion      int64              `json:"champion"`
-	Versions      []demoVersion      `json:"versions"`
-	RolloutEvents []demoRolloutEvent `json:"rollout_events"`
+	Champion      int64                `json:"champion"`
+	Versions      []app.VersionSummary `json:"versions"`
+	RolloutEvents []app.RolloutEvent   `json:"rollout_events"`
 	// Incomplete is set when the demo was interrupted; Unprocessed counts
 	// the rows still waiting in the input topic then (not lost: they stay
-	// in Kafka, and a restarted consumer would process them), and Lost
-	// leaves them out. Unprocessed includes waiting duplicates, which need
-	// no output, so an interrupted run's Lost can read low by those.
+	// in Kafka, and a restarted consumer would process them), so that
+	// produced = predicted + dlq + deduplicated + unprocessed. An
+	// interrupted demo does not read the outputs back: Lost is absent.
 	Incomplete  bool  `json:"incomplete,omitempty"`
-	Unprocessed int64 `json:"unprocessed,omitempty"`
+	Unprocessed int64 `json:"unprocessed"`
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,7 +99,8 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	malformed := fs.Float64("malformed", 0.01, "share of malformed rows")
 	duplicates := fs.Float64("duplicates", 0.01, "share of duplicate rows")
 	labelDelay := fs.Duration("label-delay", 200*time.Millisecond, "delay between an event and its label (plus up to as much again at random)")
-	adminAddr := fs.String("admin", "127.0.0.1:0", "admin HTTP address (/metrics, /healthz, /readyz, /api/v1 with $"+adminapi.EnvAdminToken+" as the bootstrap admin token)")
+	adminAddr := fs.String("admin", "127.0.0.1:0", "admin HTTP address: the status page, /metrics, /healthz, /readyz and /api/v1, with $"+adminapi.EnvAdminToken+" as the bootstrap admin token (a random one, printed, when unset)")
+	shift := fs.String("shift", "", "a covariate shift of one feature, FEATURE=DELTA@EVENT: e.g. f2=3@150000 moves f2 by 3 from event 150,000 on (a feature drift, not a concept drift)")
 	verbose := fs.Bool("v", false, "log pipeline internals")
 	kind := fs.String("model", "", "learner family (model.kind) instead of the demo spec's logistic regression")
 	specPath := fs.String("spec", "", "run an example spec of deploy/examples with its seeded scenario instead of the embedded demo")
@@ -107,8 +111,13 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	sh, err := streams.ParseShift(*shift)
+	if err != nil {
+		return fmt.Errorf("--shift: %w", err)
+	}
+	sf.shift = sh
 	// Progress lines and alerts are written from different goroutines.
-	terminal := isTerminal(stderr)
+	terminal := replay.IsTerminal(stderr)
 	stderr = &lockedWriter{w: stderr}
 	if sf.concept == streams.ConceptSEA && sf.variant == 0 && sf.driftTo < 0 {
 		// SEA 8 → 9.5 flips 13% of the labels: a drift the demo shows
@@ -182,11 +191,20 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	onAlert := func(a alert.Alert) {
 		fmt.Fprintf(stderr, "\nALERT %s: %s on %q (statistic %.4g, window %d, model %s)\n", a.State, a.Detector, a.Subject, a.Statistic, a.Window, a.ModelVersion)
 	}
-	pl, err := app.Open(ctx, spec, app.Options{Log: log, OnAlert: onAlert, AdminToken: os.Getenv(adminapi.EnvAdminToken)})
+	token, err := demoAdminToken()
 	if err != nil {
 		return err
 	}
-	defer pl.Close()
+	pl, err := app.Open(ctx, spec, app.Options{Log: log, OnAlert: onAlert, AdminToken: token})
+	if err != nil {
+		return err
+	}
+	closeApp := true // not while the planes still run (waitPlanes)
+	defer func() {
+		if closeApp {
+			pl.Close()
+		}
+	}()
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	kcc, err := app.KafkaClient(spec, "driftline-demo")
@@ -201,7 +219,8 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "demo: metrics on http://%s/metrics, model admin API on http://%s/api/v1\n", addr, addr)
+	fmt.Fprintf(stderr, "demo: status page http://%s/#token=%s\ndemo: metrics on http://%s/metrics; the CLI: export %s=http://%s %s=%s\n",
+		addr, token, addr, envAdminURL, addr, adminapi.EnvAdminToken, token)
 	planeErr := make(chan error, 1)
 	go func() { planeErr <- pl.Run(runCtx) }()
 
@@ -258,8 +277,11 @@ loop:
 	progress.done()
 	elapsed := time.Since(start)
 	stopRun()
-	if err := <-planeErr; err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("pipeline stop: %w", err)
+	if err := waitPlanes(planeErr, incomplete); errors.Is(err, errStillDraining) {
+		closeApp = false
+		fmt.Fprintf(stderr, "demo: interrupted; not waiting more than %s for the in-flight batches\n", interruptStopBudget)
+	} else if err != nil {
+		return err
 	}
 	t := pl.Totals()
 	ls, _ := pl.Labels()
@@ -271,15 +293,16 @@ loop:
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
 	sum.Accuracy, sum.Baseline, sum.Prequential = ls.Accuracy, ls.Baseline, ls.Versions
-	check, err := feed.ReadBack(context.WithoutCancel(ctx), kcc, spec, &stats)
-	if err != nil {
-		return fmt.Errorf("read back topics: %w", err)
-	}
-	sum.Lost, sum.PIILeaks = check.Lost, check.PIILeaks
 	if incomplete {
-		// Events the pipeline never took in are waiting, not lost.
-		sum.Unprocessed = max(0, sum.Produced-(t.Out+t.DLQ+t.Duplicates))
-		sum.Lost = max(0, sum.Lost-sum.Unprocessed)
+		// Interrupted: stop at once. Events the pipeline never took in are
+		// waiting in the input topic, not lost; the outputs are not read back.
+		sum.Unprocessed = sum.Produced - (t.Out + t.DLQ + t.Duplicates)
+	} else {
+		check, err := feed.ReadBack(context.WithoutCancel(ctx), kcc, spec, &stats)
+		if err != nil {
+			return fmt.Errorf("read back topics: %w", err)
+		}
+		sum.Lost, sum.PIILeaks = &check.Lost, check.PIILeaks
 	}
 	sum.DriftAt = sf.driftAt
 	sum.Alerts = []demoAlert{}
@@ -289,16 +312,21 @@ loop:
 		}
 		sum.Alerts = append(sum.Alerts, demoAlert{Detector: a.Detector, Subject: a.Subject, State: string(a.State), Severity: string(a.Severity), Statistic: a.Statistic, Window: a.Window})
 	}
-	if sum.Champion, sum.Versions, sum.RolloutEvents, err = governanceSummary(context.WithoutCancel(ctx), pl.Registry(), spec.Model.Name); err != nil {
+	if sum.Champion, sum.Versions, sum.RolloutEvents, err = app.GovernanceSummary(context.WithoutCancel(ctx), pl.Registry(), spec.Model.Name); err != nil {
 		return fmt.Errorf("read the registry: %w", err)
 	}
-	// Give the SRE-side router a moment to receive the last alerts.
-	for wait := time.Now().Add(3 * time.Second); delivered.Load() < int64(len(sum.Alerts)) && time.Now().Before(wait); {
+	// Give the SRE-side router a moment to receive the last alerts (not
+	// when interrupted).
+	for wait := time.Now().Add(3 * time.Second); !incomplete && delivered.Load() < int64(len(sum.Alerts)) && time.Now().Before(wait); {
 		time.Sleep(50 * time.Millisecond)
 	}
 	sum.AlertsDelivered = delivered.Load()
-	fmt.Fprintf(stderr, "demo: %d produced, %d predicted, %d to the DLQ, %d duplicates dropped, %d lost, %d PII leaks, prequential accuracy %.3f (majority baseline %.3f), %d drift alert(s) for the drift at event %d, %d model versions, champion %d\n",
-		sum.Produced, sum.Predicted, sum.DLQ, sum.Deduped, sum.Lost, sum.PIILeaks, sum.Accuracy, sum.Baseline, sum.DriftAlerts, sum.DriftAt, len(sum.Versions), sum.Champion)
+	lost := "not read back (interrupted)"
+	if sum.Lost != nil {
+		lost = fmt.Sprintf("%d lost, %d PII leaks", *sum.Lost, sum.PIILeaks)
+	}
+	fmt.Fprintf(stderr, "demo: %d produced = %d predicted + %d to the DLQ + %d duplicates dropped + %d unprocessed; %s; prequential accuracy %.3f (majority baseline %.3f), %d drift alert(s) for the drift at event %d, %d model versions, champion %d\n",
+		sum.Produced, sum.Predicted, sum.DLQ, sum.Deduped, sum.Unprocessed, lost, sum.Accuracy, sum.Baseline, sum.DriftAlerts, sum.DriftAt, len(sum.Versions), sum.Champion)
 	if *jsonOut {
 		b, err := json.Marshal(jsonSafe(sum))
 		if err != nil {
@@ -306,8 +334,8 @@ loop:
 		}
 		fmt.Fprintln(stdout, string(b))
 	}
-	if sum.Lost > 0 && !incomplete {
-		return fmt.Errorf("%d events lost", sum.Lost)
+	if sum.Lost != nil && *sum.Lost > 0 {
+		return fmt.Errorf("%d events lost", *sum.Lost)
 	}
 	return nil
 }
@@ -350,6 +378,47 @@ func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, cc kafka.Client
 	return &delivered, err
 }
 
+// interruptStopBudget bounds how long an interrupted demo waits for its
+// planes to finish their in-flight batches: the embedded Kafka and Redis
+// end with the process, so there is nothing to commit that outlives it.
+const interruptStopBudget = 1500 * time.Millisecond
+
+// errStillDraining reports planes that did not stop within the budget.
+var errStillDraining = errors.New("still draining")
+
+// waitPlanes waits for the planes to return after their context ended:
+// fully at the end of a bounded run, at most interruptStopBudget when
+// interrupted (Ctrl-C stops the demo within 2 s; a label batch on
+// miniredis can take seconds to finish).
+func waitPlanes(planeErr <-chan error, interrupted bool) error {
+	var budget <-chan time.Time
+	if interrupted {
+		budget = time.After(interruptStopBudget)
+	}
+	select {
+	case err := <-planeErr:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("pipeline stop: %w", err)
+		}
+		return nil
+	case <-budget:
+		return errStillDraining
+	}
+}
+
+// demoAdminToken is the demo's bootstrap admin token: $DRIFTLINE_ADMIN_TOKEN,
+// or a random one for this run.
+func demoAdminToken() (string, error) {
+	if t := os.Getenv(adminapi.EnvAdminToken); t != "" {
+		return t, nil
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "dl_demo_" + hex.EncodeToString(b), nil
+}
+
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -370,16 +439,6 @@ type progress struct {
 
 func newProgress(w io.Writer, terminal bool) *progress {
 	return &progress{w: w, lastAt: time.Now(), terminal: terminal}
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // lockedWriter serializes writes from several goroutines.

@@ -128,7 +128,7 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	for _, e := range auditWhats(t, reg, model) {
 		if strings.HasPrefix(e.What, "rollout.") {
 			t.Logf("%s version %d: %s candidate %s (n %s) vs champion %s (n %s), bounds [%s, %s]", e.What, e.Version, e.Details["metric"],
-				e.Details["candidate"], e.Details["candidateN"], e.Details["champion"], e.Details["championN"], e.Details["lower"], e.Details["upper"])
+				e.Details["candidate"], e.Details["candidate_n"], e.Details["champion"], e.Details["champion_n"], e.Details["lower"], e.Details["upper"])
 		}
 	}
 	set, err := reg.Aliases(ctx, model)

@@ -25,7 +25,9 @@ import (
 // Environment variables the API subcommands read.
 const (
 	envAdminURL = "DRIFTLINE_ADMIN_URL"
-	envToken    = "DRIFTLINE_TOKEN"
+	// envToken is the token the CLI sends: the same variable the server
+	// reads its bootstrap admin token from, so that one export serves both.
+	envToken = adminapi.EnvAdminToken
 )
 
 // modelsAPISubcommands are the `driftline models` subcommands served by the admin API;
@@ -39,11 +41,14 @@ var modelsAPISubcommands = map[string]func(ctx context.Context, args []string, s
 	"resume":   cmdModelsResume,
 	"retrain":  cmdModelsRetrain,
 	"token":    cmdModelsToken,
+	"abort":    cmdModelsAbort,    // models_rollout.go
+	"download": cmdModelsDownload, // models_rollout.go
 }
 
 const apiFlagsAbout = `It talks to the admin API (/api/v1 on the admin address of "driftline run")
 at --admin-url (or $DRIFTLINE_ADMIN_URL) with the bearer token --token (or
-$DRIFTLINE_TOKEN). Roles: viewer reads; operator also promotes, rolls back,
+$DRIFTLINE_ADMIN_TOKEN, the variable "driftline run" reads its bootstrap
+admin token from). Roles: viewer reads; operator also promotes, rolls back,
 pauses, resumes and requests retraining; admin also manages tokens and policies.`
 
 // apiFlags are the connection flags every API subcommand takes.
@@ -55,7 +60,7 @@ type apiFlags struct {
 
 func addAPIFlags(fs *flag.FlagSet) apiFlags {
 	return apiFlags{
-		url:     fs.String("admin-url", os.Getenv(envAdminURL), "base URL of the admin address, e.g. http://127.0.0.1:9090 (default $"+envAdminURL+")"),
+		url:     fs.String("admin-url", os.Getenv(envAdminURL), "base URL of the admin address, e.g. http://127.0.0.1:9464 (default $"+envAdminURL+")"),
 		token:   fs.String("token", "", "bearer token (default $"+envToken+")"),
 		timeout: fs.Duration("timeout", 30*time.Second, "time limit for each HTTP call"),
 	}
@@ -68,7 +73,7 @@ func (f apiFlags) client() (*adminapi.Client, error) {
 		tok = os.Getenv(envToken)
 	}
 	if *f.url == "" {
-		return nil, fmt.Errorf("--admin-url: required (or set $%s), e.g. http://127.0.0.1:9090", envAdminURL)
+		return nil, fmt.Errorf("--admin-url: required (or set $%s), e.g. http://127.0.0.1:9464", envAdminURL)
 	}
 	if tok == "" {
 		return nil, fmt.Errorf("--token: required (or set $%s)", envToken)
@@ -215,7 +220,7 @@ func formatSorted[V any](m map[string]V, format string) string {
 }
 
 func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the canary's traffic share,\nthe pause flag, the gate policy, and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
+	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the canary's traffic share,\nthe pause flag, the gate policy, the rollout in progress (phase, step,\nprogress and the gate's evidence), and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON answer (full lineage and signature)")
 	pos, err := parseInterleaved(fs, args, "NAME")
@@ -248,6 +253,7 @@ func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 		g := m.Policy.Gate
 		fmt.Fprintf(stdout, "policy:  %s within %g at %g, min %d samples, steps %v (set by %s)\n", g.Metric, g.MaxDelta, g.Confidence, g.MinSamples, g.Steps, m.Policy.Who)
 	}
+	printRollout(ctx, stdout, c, pos[0])
 	fmt.Fprintln(stdout)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tCREATED\tBY\tALIASES\tPARENT\tSOURCE\tMETRICS")

@@ -139,7 +139,18 @@ func TestModelsCLIPromoteAlias(t *testing.T) {
 	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud")
 	wantCLI(t, code, out, errOut, 0, "aliases: canary=3,champion=1,shadow=3 (epoch 5)\ntraffic: canary 25%\n")
 	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud", "--json")
-	wantCLI(t, code, out, errOut, 0, `"canaryPercent": 25`, `"trafficSet": true`)
+	wantCLI(t, code, out, errOut, 0, `"canary_percent": 25`, `"traffic_set": true`)
+	// show says where the rollout's state lives (this API serves no governor).
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud")
+	wantCLI(t, code, out, errOut, 0, "rollout: the instance at --admin-url runs no governor of this model")
+
+	// abort withdraws the candidate: the canary (and shadow) alias of version 3 go, the share drops to 0.
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "abort", "fraud", "--reason", "r")
+	wantCLI(t, code, out, errOut, 1, "403 Forbidden")
+	code, out, errOut = modelsCLI(t, f, f.Operator, "abort", "fraud", "--reason", "bad canary")
+	wantCLI(t, code, out, errOut, 0, "aborted the rollout of fraud: version 3 lost canary and shadow")
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud")
+	wantCLI(t, code, out, errOut, 0, "aliases: champion=1 (epoch 8)\ntraffic: canary 0%\n")
 }
 
 func TestModelsCLIErrors(t *testing.T) {
@@ -193,8 +204,8 @@ func TestModelsCLIHelp(t *testing.T) {
 		if !strings.Contains(errOut, "Usage: driftline") {
 			t.Errorf("%v: no usage:\n%s", args, errOut)
 		}
-		if len(args) > 2 && (!strings.Contains(errOut, "--admin-url") || !strings.Contains(errOut, "DRIFTLINE_TOKEN")) {
-			t.Errorf("%v: help does not explain --admin-url and $DRIFTLINE_TOKEN:\n%s", args, errOut)
+		if len(args) > 2 && (!strings.Contains(errOut, "--admin-url") || !strings.Contains(errOut, "DRIFTLINE_ADMIN_TOKEN")) {
+			t.Errorf("%v: help does not explain --admin-url and $DRIFTLINE_ADMIN_TOKEN:\n%s", args, errOut)
 		}
 	}
 	_, _, errOut := cli(t, "models", "promote", "--help")

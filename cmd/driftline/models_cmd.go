@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"strconv"
 
 	"github.com/driftline/driftline/internal/app"
 )
@@ -24,7 +23,9 @@ Subcommands:
            --alias canary or shadow, by compare-and-set (operator)
   rollback move the champion back to the previous one or --to a version (operator)
   pause    pause a model's rollout; resume undoes it (operator)
+  abort    withdraw the candidate under rollout (operator)
   retrain  request a retrain of a model (operator)
+  download write a version's learner snapshot or ONNX model to a file (viewer)
   token    create, list or revoke admin API tokens (admin)
 
 Run "driftline models <subcommand> --help" for a subcommand's flags.
@@ -70,18 +71,20 @@ TreeEnsembleRegressor), within 1e-6 of the Go predictions; leaves that
 predict with naive Bayes or a linear model cannot be expressed so and are
 refused unless --approximate is given.`
 
-func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models export", "--spec FILE --snapshot FILE --out FILE", modelsExportAbout, stderr)
+func cmdModelsExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("models export", "--spec FILE (--snapshot FILE | --model-version V) --out FILE", modelsExportAbout+"\n\nWith --model-version (a number or an alias) the snapshot comes from the\nregistry through the admin API, and the metadata carries its real\nversion number. "+apiFlagsAbout, stderr)
+	af := addAPIFlags(fs)
 	specPath := fs.String("spec", "", "the pipeline spec the learner was trained under (required)")
-	snapPath := fs.String("snapshot", "", "the learner snapshot to export (required)")
+	snapPath := fs.String("snapshot", "", "the learner snapshot file to export")
+	modelVersion := fs.String("model-version", "", "instead of --snapshot: the registry version (number or alias) of the spec's model to export")
 	out := fs.String("out", "", "the ONNX file to write (required)")
-	version := fs.String("version", "", "the model version written to the metadata (default: the spec's model.version)")
+	version := fs.String("version", "", "with --snapshot: the model version written to the metadata (default: the spec's model.version)")
 	approximate := fs.Bool("approximate", false, "trees whose leaves use naive Bayes or a linear model: export their leaves' class distributions or means (scores then differ from the learner's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *specPath == "" || *snapPath == "" || *out == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "driftline models export: --spec, --snapshot and --out are required")
+	if *specPath == "" || (*snapPath == "") == (*modelVersion == "") || *out == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "driftline models export: --spec, --out and one of --snapshot and --model-version are required")
 		fs.Usage()
 		return errUsage
 	}
@@ -89,44 +92,32 @@ func cmdModelsExport(_ context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(*snapPath)
-	if err != nil {
+	var data []byte
+	source := "--snapshot " + *snapPath
+	if *modelVersion != "" {
+		c, err := af.client()
+		if err != nil {
+			return err
+		}
+		a, err := c.Download(ctx, spec.Model.Name, *modelVersion, "snapshot")
+		if err != nil {
+			return fmt.Errorf("--model-version %s: %w", *modelVersion, apiError(err))
+		}
+		data, *version, source = a.Data, strconv.FormatInt(a.Version, 10), "--model-version "+*modelVersion
+	} else if data, err = os.ReadFile(*snapPath); err != nil {
 		return fmt.Errorf("--snapshot: %w", err)
 	}
 	if *version == "" {
 		*version = spec.Model.Version
+		fmt.Fprintf(stderr, "models export: version %q is the spec's model.version; pass --version, or export a registry version with --model-version\n", *version)
 	}
 	model, info, err := app.ExportONNX(spec, data, *version, *approximate)
 	if err != nil {
-		return fmt.Errorf("--snapshot %s: %w", *snapPath, err)
+		return fmt.Errorf("%s: %w", source, err)
 	}
-	if err := writeFileAtomic(*out, model); err != nil {
+	if err := app.WriteFileAtomic(*out, model); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s (%d bytes): model %q version %q, %s\n", *out, len(model), spec.Model.Name, *version, info)
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it over path, so that a reader never sees half a model.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
 	return nil
 }

@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/testkit/admintest"
+	"github.com/driftline/driftline/testkit/redistest"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -189,7 +194,7 @@ func TestModelsExportRefusesWhatDoesNotFit(t *testing.T) {
 		{"bring your own", []string{"--spec", byoSpec, "--snapshot", corrupt, "--out", out}, 1,
 			[]string{"model.onnx:", "no learner to export"}},
 		{"flags required", []string{"--spec", spec}, 2,
-			[]string{"--spec, --snapshot and --out are required", "Usage: driftline models export"}},
+			[]string{"--spec, --out and one of --snapshot and --model-version are required", "Usage: driftline models export"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runModelsCmd(t, append([]string{"export"}, tc.args...)...)
@@ -263,5 +268,54 @@ func TestModelsExportTree(t *testing.T) {
 	}
 	if code, _, stderr = runModelsCmd(t, "export", "--spec", spec, "--snapshot", nb, "--out", out, "--approximate"); code != 0 {
 		t.Fatalf("naive-Bayes leaves with --approximate: exit %d\n%s", code, stderr)
+	}
+}
+
+// Exported from the registry (--model-version), the ONNX metadata carries
+// the version's real number, also through an alias; download writes the
+// same snapshot bytes.
+func TestModelsExportAndDownloadFromTheRegistry(t *testing.T) {
+	f := admintest.Start(t, redistest.StartMiniredis(t).Client(t))
+	spec := exportSpecFile(t, func(y string) string {
+		return strings.Replace(y, "  name: demo-logistic", "  name: "+admintest.Model, 1)
+	})
+	cfg := models.LinearConfig{Link: models.LinkSigmoid, NumDense: exportDense, NumHashed: exportHashed, HashBits: exportHashBits}
+	_, snapPath := exportSnapshot(t, cfg)
+	snap, err := os.ReadFile(snapPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	v, err := f.Registry.Register(ctx, registry.Registration{Model: admintest.Model, Snapshot: snap, Who: "test",
+		Signature: registry.Signature{Inputs: []registry.Tensor{{Name: "dense", DType: "float32"}}, Outputs: []registry.Tensor{{Name: "score", DType: "float32"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Registry.MoveAlias(ctx, registry.AliasMove{Model: admintest.Model, Alias: registry.AliasShadow, Version: v.Number, Who: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	api := []string{"--admin-url", f.URL, "--token", f.Viewer}
+	out := filepath.Join(t.TempDir(), "model.onnx")
+	code, stdout, stderr := runModelsCmd(t, append([]string{"export", "--spec", spec, "--model-version", "shadow", "--out", out}, api...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if want := fmt.Sprintf(`version "%d"`, v.Number); !strings.Contains(stdout, want) {
+		t.Fatalf("summary %q does not name the registry version (%s)", stdout, want)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte("driftline.model.version")) || !bytes.Contains(data, []byte(strconv.FormatInt(v.Number, 10))) {
+		t.Error("the ONNX metadata lacks the registry version")
+	}
+	got := filepath.Join(t.TempDir(), "v.snapshot")
+	code, stdout, stderr = runModelsCmd(t, append([]string{"download", admintest.Model, "shadow", "--out", got}, api...)...)
+	if code != 0 {
+		t.Fatalf("download: exit %d: %s", code, stderr)
+	}
+	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, snap) || !strings.Contains(stdout, fmt.Sprintf("version %d", v.Number)) {
+		t.Fatalf("download wrote %d bytes (%v), want the %d registered; said %q", len(b), err, len(snap), stdout)
 	}
 }

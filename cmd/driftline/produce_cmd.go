@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ type streamFlags struct {
 	// variant and driftTo are concept A and B (SEA variant 0..3, Agrawal
 	// function 0..9); driftTo -1 takes the generator's default B.
 	variant, driftTo int
+	shift            streams.Shift // --shift (demo)
 }
 
 func (f *streamFlags) register(fs interface {
@@ -54,6 +56,7 @@ func (f *streamFlags) config() streams.Config {
 		Step:         time.Millisecond,
 		Variant:      f.variant,
 		DriftVariant: f.variant, // equal means the generator's default B
+		Shift:        f.shift,
 	}
 	if f.driftTo >= 0 {
 		cfg.DriftVariant = f.driftTo
@@ -67,13 +70,18 @@ with optional abrupt or gradual drift) as JSON events, with some malformed
 and duplicate rows, and write each valid event's label to the labels topic
 after a delay. Rows are keyed by user id. Prints progress every second.
 
-With --spec, the spec's kafka block says how to reach the brokers (TLS,
-SASL, compression; see "Connecting to a secured cluster" in the README);
---brokers overrides its addresses.`, stderr)
+With --spec FILE, it writes what that spec reads: events in the spec's
+schema to topics.input and labels {id_field, labels.field} to
+topics.labels. The stream's attributes become the spec's numeric features
+(stages.featurize.numeric, scaled into each field's range), so the label
+stays learnable and drifts with the stream; the other fields get values
+of their type, enum and PII class. The spec's kafka block says how to
+reach the brokers (TLS, SASL, compression; see "Connecting to a secured
+cluster" in the README); --brokers overrides its addresses.`, stderr)
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers; required without --spec")
 	specPath := fs.String("spec", "", "pipeline spec whose kafka block (brokers, TLS, SASL, compression) to connect with")
-	topic := fs.String("topic", "events", "input topic to write events to")
-	labelsTopic := fs.String("labels-topic", "labels", `topic for delayed labels ("" for none)`)
+	topic := fs.String("topic", "", "input topic to write events to (default: the spec's topics.input, else events)")
+	labelsTopic := fs.String("labels-topic", "", `topic for delayed labels (default: the spec's topics.labels, else labels; "-" for none)`)
 	events := fs.Int64("events", 100000, "rows to write (0: until interrupted)")
 	rate := fs.Float64("rate", 10000, "rows per second (0: unlimited)")
 	malformed := fs.Float64("malformed", 0.01, "share of malformed rows")
@@ -91,6 +99,8 @@ SASL, compression; see "Connecting to a secured cluster" in the README);
 		return errUsage
 	}
 	cc := kafka.ClientConfig{ClientID: "driftline-produce"}
+	var enc feed.Encoder
+	defaultTopics := [2]string{"events", "labels"}
 	if *specPath != "" {
 		spec, err := app.LoadSpec(*specPath)
 		if err != nil {
@@ -102,12 +112,20 @@ SASL, compression; see "Connecting to a secured cluster" in the README);
 		if cc, err = app.KafkaClient(spec, "driftline-produce"); err != nil {
 			return err
 		}
+		if enc, err = feed.NewSchemaEncoder(spec, sf.concept); err != nil {
+			return fmt.Errorf("--spec: %w", err)
+		}
+		defaultTopics = [2]string{spec.Topics.Input, spec.Topics.Labels}
 	} else {
 		cc.Brokers = strings.Split(*brokers, ",")
 	}
+	*topic = cmp.Or(*topic, defaultTopics[0])
+	if *labelsTopic = cmp.Or(*labelsTopic, defaultTopics[1]); *labelsTopic == "-" {
+		*labelsTopic = ""
+	}
 	cfg := feed.Config{
 		Topic: *topic, LabelsTopic: *labelsTopic, Stream: sf.config(), Events: *events, Rate: *rate,
-		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelJitter,
+		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelJitter, Encoder: enc,
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -129,8 +147,13 @@ SASL, compression; see "Connecting to a secured cluster" in the README);
 	for {
 		select {
 		case err := <-done:
-			fmt.Fprintf(stdout, "produced %d rows (%d valid, %d malformed, %d duplicates) and %d labels in %s\n",
-				stats.Rows.Load(), stats.Valid.Load(), stats.Malformed.Load(), stats.Duplicates.Load(), stats.Labels.Load(), time.Since(start).Round(time.Millisecond))
+			failed := ""
+			if n := stats.Errors.Load(); n > 0 {
+				failed = fmt.Sprintf("; %d records failed and are not counted", n)
+			}
+			fmt.Fprintf(stdout, "produced %d rows to %s (%d valid, %d malformed, %d duplicates) and %d labels to %s in %s%s\n",
+				stats.Rows.Load(), *topic, stats.Valid.Load(), stats.Malformed.Load(), stats.Duplicates.Load(), stats.Labels.Load(),
+				cmp.Or(*labelsTopic, "no topic"), time.Since(start).Round(time.Millisecond), failed)
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}

@@ -8,10 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/driftline/driftline/internal/app"
@@ -45,7 +42,8 @@ a killed run starts over. Its file contents are deterministic (file names
 are not).
 
 Backtest: --backtest scores the candidate (--snapshot or --model-version)
-and the champion (--champion-snapshot, default the spec's fresh learner)
+and the champion (--champion-snapshot, default the registry's champion, or
+the spec's fresh learner when the registry has none)
 over the same history, joins labels by event id (--labels-topic, or the
 lake's driftline_label column), prints accuracy, log loss and AUC of both
 per --bucket of event time, and with --report FILE writes them as a
@@ -79,7 +77,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toTime := fs.String("to-time", "", "end of the time range, exclusive (RFC 3339)")
 	fromOffsets := fs.String("from-offsets", "", "first offset per partition, inclusive: P:O,... (e.g. 0:100,1:250)")
 	toOffsets := fs.String("to-offsets", "", "end offset per partition, exclusive: P:O,... (same partitions as --from-offsets)")
-	toTopic := fs.String("to-topic", "", "backfill topic for the shadow predictions; required (created if missing)")
+	toTopic := fs.String("to-topic", "", "target: backfill topic for the shadow predictions (created if missing); the targets are --to-topic, --to-lake and --backtest")
 	toDLQ := fs.String("to-dlq", "", "topic for rejected rows (default: drop them, counted)")
 	ckptTopic := fs.String("checkpoint-topic", app.DefaultCheckpointTopic, "compacted topic holding the committed checkpoints (created if missing)")
 	runID := fs.String("run-id", "", "name of the run (default: derived from spec, ranges, target and model, so a re-run resumes)")
@@ -95,7 +93,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	toLake := fs.String("to-lake", "", "target: write the shadow predictions as a new lake in this directory (instead of, or as well as, --to-topic)")
 	backtest := fs.Bool("backtest", false, "score the candidate (--snapshot/--model-version) and the champion over the history and report metrics per --bucket, joining labels by event id")
 	labelsTopic := fs.String("labels-topic", "", "with --backtest: topic of label records ({id_field: ..., labels.field: 0|1}); default: the lake's driftline_label column (with --lake)")
-	champSnapshot := fs.String("champion-snapshot", "", "with --backtest: learner snapshot of the champion (default: the spec's fresh learner)")
+	champSnapshot := fs.String("champion-snapshot", "", "with --backtest: learner snapshot of the champion (default: the registry's champion alias; the spec's fresh learner when there is none)")
 	bucket := fs.Duration("bucket", time.Hour, "with --backtest: width of the report's event-time buckets")
 	report := fs.String("report", "", "with --backtest: also write a self-contained HTML report (table and SVG chart) to this file")
 	if err := parseFlags(fs, args); err != nil {
@@ -125,7 +123,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		case *backtest && (*toTopic != "" || *toLake != ""):
 			return usageErr("--backtest writes no predictions: drop --to-topic and --to-lake")
 		case !*backtest && *toTopic == "" && *toLake == "":
-			return usageErr("a target is required: --to-topic TOPIC or --to-lake DIR")
+			return usageErr(replayTargets)
 		case !*backtest && (*labelsTopic != "" || *champSnapshot != "" || *report != ""):
 			return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
 		case *backtest && *lakeDir == "" && *labelsTopic == "":
@@ -144,7 +142,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		case *labelsTopic != "" || *champSnapshot != "" || *report != "":
 			return usageErr("--labels-topic, --champion-snapshot and --report go with --backtest")
 		case *toTopic == "":
-			return usageErr("--to-topic is required")
+			return usageErr(replayTargets)
 		case byTime && byOffsets:
 			return usageErr("--from-time/--to-time and --from-offsets/--to-offsets exclude each other")
 		case !byTime && !byOffsets:
@@ -178,8 +176,8 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("--to-time %s must be after --from-time %s", *toTime, *fromTime)
 	}
 	if byOffsets {
-		if opts.Offsets, err = offsetRanges(*fromOffsets, *toOffsets); err != nil {
-			return err
+		if opts.Offsets, err = app.ParseOffsetRanges(*fromOffsets, *toOffsets); err != nil {
+			return flagError(err)
 		}
 	}
 	if opts.Spec, err = app.LoadSpec(*specPath); err != nil {
@@ -194,7 +192,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if (*lakeDir == "" || *toTopic != "" || *labelsTopic != "") && len(opts.Spec.Kafka.Brokers) == 0 {
 		return fmt.Errorf("no Kafka brokers: set kafka.brokers in %s or pass --brokers", *specPath)
 	}
-	errw := &syncWriter{w: stderr}
+	errw := &lockedWriter{w: stderr}
 	opts.Progress = replay.NewProgress(errw, replay.IsTerminal(stderr), *interval)
 	progCtx, stopProg := context.WithCancel(ctx)
 	defer stopProg()
@@ -229,10 +227,13 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		switch {
 		case res.Done:
 			fmt.Fprintf(stdout, "replay %s: --to-lake %s already holds this run's output; nothing to do\n", res.RunID, *toLake)
-		case *toLake != "":
-			fmt.Fprintf(stdout, "replay %s: %d input rows, %d predictions to --to-lake %s, %d rejected, %s\n", res.RunID, res.Inputs, res.Outputs, *toLake, res.Rejected, elapsed())
 		default:
-			fmt.Fprintf(stdout, "replay %s: %d input rows, %d predictions to %s, %d rejected, %s\n", res.RunID, res.Inputs, res.Outputs, *toTopic, res.Rejected, elapsed())
+			to := *toTopic
+			if *toLake != "" {
+				to = "--to-lake " + *toLake
+			}
+			fmt.Fprintf(stdout, "replay %s: %d input rows = %d predictions to %s + %d rejected + %d duplicates, %s\n",
+				res.RunID, res.Inputs, res.Outputs, to, res.Rejected, res.Duplicates, elapsed())
 		}
 		return nil
 	}
@@ -246,10 +247,13 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return flagError(err)
 	}
-	fmt.Fprintf(stdout, "replay %s: %d input offsets (%d already committed before this run), %d records processed, %d predictions to %s, %d rejected, %d transactions, %s\n",
-		res.RunID, res.Total, res.Resumed, res.Inputs, res.Outputs, *toTopic, res.Rejected, res.Txns, elapsed())
+	fmt.Fprintf(stdout, "replay %s: %d input offsets, %d committed before this run; this run: %d offsets = %d predictions to %s + %d rejected + %d duplicates + %d control records, %d transactions, %s\n",
+		res.RunID, res.Total, res.Resumed, res.Inputs, res.Outputs, *toTopic, res.Rejected, res.Duplicates, res.Inputs-res.Records, res.Txns, elapsed())
 	return nil
 }
+
+// replayTargets is the usage error of a replay without a target.
+const replayTargets = "a target is required, one of: --to-topic TOPIC (a backfill topic), --to-lake DIR (a new lake), --backtest (a report, nothing written)"
 
 // flagError names the flag of the app.OptionError in err: "to-topic x:
 // ..." reads "--to-topic x: ...".
@@ -272,75 +276,4 @@ func writeReport(path string, rep *stages.BacktestReport) error {
 		return err
 	}
 	return f.Close()
-}
-
-// offsetRanges parses --from-offsets and --to-offsets into ranges, one per
-// partition, sorted by partition.
-func offsetRanges(fromText, toText string) ([]replay.Range, error) {
-	from, err := parsePartitionOffsets(fromText)
-	if err != nil {
-		return nil, fmt.Errorf("--from-offsets: %w", err)
-	}
-	to, err := parsePartitionOffsets(toText)
-	if err != nil {
-		return nil, fmt.Errorf("--to-offsets: %w", err)
-	}
-	var out []replay.Range
-	for p, s := range from {
-		e, ok := to[p]
-		if !ok {
-			return nil, fmt.Errorf("--to-offsets: no end for partition %d of --from-offsets", p)
-		}
-		if e < s {
-			return nil, fmt.Errorf("--to-offsets: partition %d ends at %d, before its start %d", p, e, s)
-		}
-		out = append(out, replay.Range{Partition: p, Start: s, End: e})
-	}
-	for p := range to {
-		if _, ok := from[p]; !ok {
-			return nil, fmt.Errorf("--from-offsets: no start for partition %d of --to-offsets", p)
-		}
-	}
-	slices.SortFunc(out, func(a, b replay.Range) int { return int(a.Partition - b.Partition) })
-	return out, nil
-}
-
-// parsePartitionOffsets parses "P:O,P:O".
-func parsePartitionOffsets(s string) (map[int32]int64, error) {
-	out := map[int32]int64{}
-	for _, part := range strings.Split(s, ",") {
-		ps, offs, ok := strings.Cut(strings.TrimSpace(part), ":")
-		if !ok {
-			return nil, fmt.Errorf("%q is not PARTITION:OFFSET", part)
-		}
-		p, err := strconv.ParseInt(ps, 10, 32)
-		if err != nil || p < 0 {
-			return nil, fmt.Errorf("%q: bad partition %q", part, ps)
-		}
-		o, err := strconv.ParseInt(offs, 10, 64)
-		if err != nil || o < 0 {
-			return nil, fmt.Errorf("%q: bad offset %q", part, offs)
-		}
-		if _, dup := out[int32(p)]; dup {
-			return nil, fmt.Errorf("partition %d given twice", p)
-		}
-		out[int32(p)] = o
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no partitions")
-	}
-	return out, nil
-}
-
-// syncWriter serializes writes, so that log lines and progress lines from
-// several goroutines do not interleave mid-line.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

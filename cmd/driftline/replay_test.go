@@ -48,6 +48,12 @@ func TestReplayTimeRangeExactlyOnceOnKfake(t *testing.T) {
 		t.Fatalf("replay exited %d: %s\n%s", code, stdout.String(), tail(stderr.String(), 3000))
 	}
 	t.Logf("first run: %s", stdout.String())
+	// The summary accounts for every input offset.
+	var offsets, preds, rejected, dups, control int64
+	if _, err := fmt.Sscanf(stdout.String()[strings.Index(stdout.String(), "this run: "):], "this run: %d offsets = %d predictions to backfill + %d rejected + %d duplicates + %d control records",
+		&offsets, &preds, &rejected, &dups, &control); err != nil || offsets == 0 || offsets != preds+rejected+dups+control {
+		t.Errorf("summary %q does not add up (%v)", stdout.String(), err)
+	}
 	if !strings.Contains(stderr.String(), "ev/s eta") {
 		t.Errorf("no progress lines on a non-terminal stderr:\n%s", tail(stderr.String(), 2000))
 	}
@@ -59,7 +65,7 @@ func TestReplayTimeRangeExactlyOnceOnKfake(t *testing.T) {
 	if code := runMain(ctx, append([]string{"replay"}, args...), &stdout, &stderr); code != 0 {
 		t.Fatalf("second replay exited %d: %s", code, tail(stderr.String(), 3000))
 	}
-	if !strings.Contains(stdout.String(), " 0 records processed") {
+	if !strings.Contains(stdout.String(), "this run: 0 offsets = 0 predictions") {
 		t.Errorf("second run processed records: %s", stdout.String())
 	}
 	replaytest.CheckBackfill(t, env, replaytest.ReadCommitted(t, ctx, env.Brokers, "backfill"), want)
@@ -81,7 +87,7 @@ func TestReplayFlagErrorsNameTheFlag(t *testing.T) {
 		want string
 	}{
 		{[]string{"--to-topic", "b", "--from-time", "2026-01-01T00:00:00Z", "--to-time", "2026-01-02T00:00:00Z"}, "--spec is required"},
-		{[]string{"--spec", spec, "--from-time", "2026-01-01T00:00:00Z", "--to-time", "2026-01-02T00:00:00Z"}, "--to-topic is required"},
+		{[]string{"--spec", spec, "--from-time", "2026-01-01T00:00:00Z", "--to-time", "2026-01-02T00:00:00Z"}, "a target is required, one of: --to-topic TOPIC (a backfill topic), --to-lake DIR (a new lake), --backtest"},
 		{[]string{"--spec", spec, "--to-topic", "b"}, "a source is required"},
 		{[]string{"--spec", spec, "--to-topic", "b", "--from-time", "2026-01-01T00:00:00Z"}, "--from-time and --to-time go together"},
 		{[]string{"--spec", spec, "--to-topic", "b", "--from-offsets", "0:1", "--to-offsets", "0:2", "--from-time", "x", "--to-time", "y"}, "exclude each other"},
@@ -102,20 +108,20 @@ func TestReplayFlagErrorsNameTheFlag(t *testing.T) {
 		{"0:-4", "bad offset"},
 		{"0:1,0:2", "partition 0 given twice"},
 	} {
-		if _, err := parsePartitionOffsets(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("parsePartitionOffsets(%q) = %v, want %q", c.in, err, c.want)
+		if _, err := app.ParsePartitionOffsets(c.in); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("app.ParsePartitionOffsets(%q) = %v, want %q", c.in, err, c.want)
 		}
 	}
-	if m, err := parsePartitionOffsets("0:10, 3:7"); err != nil || m[0] != 10 || m[3] != 7 || len(m) != 2 {
+	if m, err := app.ParsePartitionOffsets("0:10, 3:7"); err != nil || m[0] != 10 || m[3] != 7 || len(m) != 2 {
 		t.Errorf("parsePartitionOffsets = %v, %v", m, err)
 	}
 	for _, c := range []struct{ from, to, want string }{
-		{"0:1,1:5", "0:3", "--to-offsets: no end for partition 1 of --from-offsets"},
+		{"0:1,1:5", "0:3", "--to-offsets: no end for partition 1 of the start offsets"},
 		{"0:4", "0:3", "--to-offsets: partition 0 ends at 3, before its start 4"},
-		{"0:1", "0:3,2:9", "--from-offsets: no start for partition 2 of --to-offsets"},
+		{"0:1", "0:3,2:9", "--from-offsets: no start for partition 2 of the end offsets"},
 	} {
-		if _, err := offsetRanges(c.from, c.to); err == nil || err.Error() != c.want {
-			t.Errorf("offsetRanges(%q, %q) = %v, want %q", c.from, c.to, err, c.want)
+		if _, err := app.ParseOffsetRanges(c.from, c.to); err == nil || flagError(err).Error() != c.want {
+			t.Errorf("ParseOffsetRanges(%q, %q) = %v, want %q", c.from, c.to, err, c.want)
 		}
 	}
 	// The app's errors about an option name its flag.

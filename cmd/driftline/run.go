@@ -27,7 +27,8 @@ authenticate (see "Connecting to a secured cluster" in the README).`, stderr)
 	specPath := fs.String("spec", "", "pipeline spec (YAML); required")
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers (overrides kafka.brokers)")
 	redisAddr := fs.String("redis", "", "Redis address host:port (overrides redis.addr)")
-	adminAddr := fs.String("admin", "", "admin HTTP address for /metrics, /healthz, /readyz and /api/v1 (overrides admin.addr)")
+	adminAddr := fs.String("admin", "", "admin HTTP address for the status page, /metrics, /healthz, /readyz and /api/v1 (overrides admin.addr)")
+	createTopics := fs.Int("create-topics", 0, "first create the spec's missing topics with N partitions each (0: create none)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,6 +56,11 @@ authenticate (see "Connecting to a secured cluster" in the README).`, stderr)
 		level = slog.LevelDebug
 	}
 	log := newLogger(stderr, level)
+	if *createTopics > 0 {
+		if err := app.CreateTopics(ctx, spec, int32(*createTopics)); err != nil {
+			return fmt.Errorf("--create-topics: %w", err)
+		}
+	}
 	a, err := app.Open(ctx, spec, app.Options{Log: log, AdminToken: os.Getenv(adminapi.EnvAdminToken)})
 	if err != nil {
 		return err
@@ -65,7 +71,7 @@ authenticate (see "Connecting to a secured cluster" in the README).`, stderr)
 		if err != nil {
 			return err
 		}
-		log.Info("admin listening", "addr", addr)
+		log.Info("admin listening", "addr", addr, "status_page", "http://"+addr+"/")
 	}
 	log.Info("pipeline starting", "spec", *specPath, "input", spec.Topics.Input, "group", spec.Kafka.Group)
 	err = a.Run(ctx)

@@ -25,8 +25,8 @@ func runScenario(t *testing.T, spec string, args ...string) demoSummary {
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &sum); err != nil {
 		t.Fatalf("summary is not one JSON line: %v\n%s", err, stdout.String())
 	}
-	if sum.Lost != 0 || sum.PIILeaks != 0 || sum.Predicted != sum.Valid || sum.DLQ != sum.Malformed || sum.Malformed == 0 {
-		t.Fatalf("%s: produced %d, valid %d predicted %d, malformed %d dlq %d, lost %d, pii leaks %d",
+	if sum.Lost == nil || *sum.Lost != 0 || sum.PIILeaks != 0 || sum.Predicted != sum.Valid || sum.DLQ != sum.Malformed || sum.Malformed == 0 {
+		t.Fatalf("%s: produced %d, valid %d predicted %d, malformed %d dlq %d, lost %v, pii leaks %d",
 			spec, sum.Produced, sum.Valid, sum.Predicted, sum.Malformed, sum.DLQ, sum.Lost, sum.PIILeaks)
 	}
 	return sum

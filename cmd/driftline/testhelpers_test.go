@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,4 +35,22 @@ func newTestProducer(t testing.TB, addr string, linger time.Duration) *kafka.Pro
 func demoSpecWithoutRollout() string {
 	text, _, _ := strings.Cut(string(app.DemoSpec), "\nrollout:\n")
 	return text + "\n"
+}
+
+// lockedBuffer is a bytes.Buffer that a command writes while a test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -16,15 +16,19 @@ import (
 // ServeAdmin serves the admin address until ctx ends: /metrics, /healthz,
 // /readyz and, when the App has a model registry, the model admin API
 // under /api/v1 (bearer tokens; Options.AdminToken is the bootstrap admin
+// token) and the status page at / (admin.public_status: read without a
 // token). It returns the address it listens on; errors name admin.addr.
 func (a *App) ServeAdmin(ctx context.Context, addr string) (string, error) {
 	mux := http.NewServeMux()
 	if a.models != nil {
-		api, err := adminapi.New(adminapi.Config{Registry: a.models, Redis: a.rdb, BootstrapToken: a.adminToken})
+		api, err := adminapi.New(adminapi.Config{Registry: a.models, Redis: a.rdb, BootstrapToken: a.adminToken,
+			Status: statusSource{a}, PublicStatus: a.spec.Admin.PublicStatus})
 		if err != nil {
 			return "", err
 		}
 		mux.Handle("/api/v1/", api)
+		mux.Handle("/", adminapi.StatusPage()) // the status page (status.go)
+		go a.runStatus(ctx)
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

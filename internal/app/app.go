@@ -63,6 +63,7 @@ type App struct {
 	kc       *kafka.Client
 	reg      *prometheus.Registry
 	metrics  *pipeline.Metrics
+	status   statusTracker // the status page's samples (status.go)
 	keys     stages.Keys
 	champion *stages.ServedModel
 	// onnx is the user's ONNX model when the spec sets model.onnx; it
@@ -212,7 +213,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	}
 	if spec.Rollout != nil {
 		a.arms = stages.NewArms(a.champion)
-		a.rollout = newRolloutWatcher(spec, a.models, a.arms, fz.NumDense(), fz.NumHashed(), a.log, a.onChampion)
+		a.rollout = newRolloutWatcher(spec, a.models, a.arms, fz.NumDense(), fz.NumHashed(), a.log, a.onArms)
 		if a.join != nil {
 			a.join.Arms = a.arms
 		}
@@ -291,7 +292,7 @@ func transactionalID(spec *pipeline.Spec) (string, error) {
 }
 
 // openPartition builds one partition's stages and runner.
-func (a *App) openPartition(_ string, _ int32) (pipeline.PartitionHandler, error) {
+func (a *App) openPartition(topic string, partition int32) (pipeline.PartitionHandler, error) {
 	spec := a.spec
 	stageList, err := stages.PreparationChainWith(spec, a.rdb, a.keys, a.chain)
 	if err != nil {
@@ -322,7 +323,11 @@ func (a *App) openPartition(_ string, _ int32) (pipeline.PartitionHandler, error
 		crypt := a.dlqCrypt.Clone()
 		cfg.DLQPayload = crypt.EncryptDLQ
 	}
-	return pipeline.NewRunner(cfg)
+	r, err := pipeline.NewRunner(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return a.status.countIn(topic, partition, r), nil
 }
 
 // armsScore builds a partition's score stage over the arms.
@@ -364,11 +369,20 @@ func (a *App) onOutcome(o stages.Outcome) {
 	}
 }
 
-// onChampion sees the version of every new champion served.
-func (a *App) onChampion(v string) {
+// onArms sees the arms after every alias change the rollout watcher
+// applied: alerts name the champion's version, and the per-version
+// prequential metrics keep only the versions that serve.
+func (a *App) onArms(view stages.ArmsView) {
 	if a.drift != nil {
-		a.drift.SetModelVersion(a.spec.Model.Name + "@" + v)
+		a.drift.SetModelVersion(a.spec.Model.Name + "@" + view.Champion.Version)
 	}
+	var serving []string
+	for _, m := range []*stages.ServedModel{view.Champion, view.Canary, view.Shadow} {
+		if m != nil {
+			serving = append(serving, m.Version)
+		}
+	}
+	a.joinMetrics.SetServing(serving...)
 }
 
 // championVersion is the version serving the predictions topic now.

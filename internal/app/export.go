@@ -3,6 +3,8 @@ package app
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/onnxexport"
@@ -64,4 +66,28 @@ func ExportONNX(spec *pipeline.Spec, snapshot []byte, version string, approximat
 	}
 	return model, fmt.Sprintf("%s link, %d output(s) per row, %d dense and %d hashed inputs, opset %d",
 		p.Link, p.Classes, p.NumDense, p.NumHashed, onnxexport.Opset), nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames
+// it over path, so that a reader never sees half a model.
+func WriteFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/connectors/watermillkafka"
@@ -49,6 +49,9 @@ func (a *App) newGovernor(fz *stages.Featurize) (*governance.Governor, error) {
 	g, err := governance.New(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if err := a.reg.Register(g.Collector()); err != nil {
+		return nil, fmt.Errorf("rollout metrics: %w", err)
 	}
 	a.outcomeHooks = append(a.outcomeHooks, func(o stages.Outcome) { g.ObserveOutcome(o.Version, float64(o.Score), float64(o.Label)) })
 	return g, nil

@@ -24,6 +24,7 @@ import (
 
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/lake"
+	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/pipeline/replay"
 	"github.com/driftline/driftline/stages"
@@ -34,10 +35,11 @@ type DirectResult struct {
 	RunID string
 	// Done says that ToLake already held this run's output: nothing was
 	// replayed.
-	Done     bool
-	Inputs   int64 // input rows replayed
-	Outputs  int64 // predictions written
-	Rejected int64 // input rows a stage rejected or dropped
+	Done       bool
+	Inputs     int64 // input rows replayed: Outputs + Rejected + Duplicates
+	Outputs    int64 // predictions written
+	Rejected   int64 // input rows a stage rejected
+	Duplicates int64 // input rows dropped as repeats of an earlier event id
 }
 
 // BacktestOptions is a backtest: the candidate (ReplayOptions' model)
@@ -50,7 +52,8 @@ type BacktestOptions struct {
 	// joined by event id; "" takes the lake's joined labels (LakeDir).
 	LabelsTopic string
 	// ChampionSnapshot is the champion's learner snapshot (default: the
-	// spec's fresh learner).
+	// registry's champion alias, or the spec's fresh learner when the
+	// registry has none).
 	ChampionSnapshot string
 	// Bucket is the width of the report's buckets. Required.
 	Bucket time.Duration
@@ -263,7 +266,7 @@ func DirectReplay(ctx context.Context, opts ReplayOptions) (DirectResult, error)
 		target.kafka, target.topic = kc, opts.ToTopic
 	}
 	err = r.run(ctx, d, func(b *pipeline.Batch) error { return target.visit(ctx, b) })
-	res.Inputs, res.Outputs, res.Rejected = d.Inputs(), target.outputs, d.Rejected()
+	res.Inputs, res.Outputs, res.Rejected, res.Duplicates = d.Inputs(), target.outputs, d.Rejected(), d.Duplicates()
 	if err != nil {
 		return res, err
 	}
@@ -372,11 +375,15 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 		if champ, _, err = loadReplayModel(ctx, spec, r.rdb, "champion", opts.ChampionSnapshot); err != nil {
 			return stages.BacktestReport{}, optionErr("champion-snapshot", "", err)
 		}
-	} else {
+	} else if champ, _, err = loadReplayModel(ctx, spec, r.rdb, registry.AliasChampion, ""); errors.Is(err, registry.ErrNotFound) {
+		// No registry champion of the model (no rollout has run): the
+		// spec's fresh learner, labelled so.
 		if champ, _, err = loadReplayModel(ctx, spec, r.rdb, "", ""); err != nil {
 			return stages.BacktestReport{}, err
 		}
-		champ.Version = "fresh"
+		champ.Version = "fresh (no registry champion)"
+	} else if err != nil {
+		return stages.BacktestReport{}, optionErr("champion-snapshot", "", fmt.Errorf("the default, the registry's champion: %w", err))
 	}
 	var labels map[string]float32
 	if opts.LabelsTopic != "" {

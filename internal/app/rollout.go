@@ -37,15 +37,15 @@ type rolloutWatcher struct {
 	percent int // the spec's canary_percent
 	probe   models.Rows
 	log     *slog.Logger
-	// onChampion sees the version of every new champion served.
-	onChampion func(version string)
+	// onArms sees the arms after every alias change applied.
+	onArms func(stages.ArmsView)
 }
 
-func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages.Arms, numDense, numHashed int, log *slog.Logger, onChampion func(version string)) *rolloutWatcher {
+func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages.Arms, numDense, numHashed int, log *slog.Logger, onArms func(stages.ArmsView)) *rolloutWatcher {
 	arms.SetCanaryPercent(spec.Rollout.CanaryPercent)
 	probe := models.Rows{N: 1, NumDense: numDense, NumHashed: numHashed,
 		Dense: make([]float32, numDense), Hashed: make([]int32, numHashed)}
-	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, percent: spec.Rollout.CanaryPercent, probe: probe, log: log, onChampion: onChampion}
+	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, percent: spec.Rollout.CanaryPercent, probe: probe, log: log, onArms: onArms}
 }
 
 // servedChampion returns the learner and version a data plane with a
@@ -163,9 +163,9 @@ func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
 			continue
 		}
 		w.log.Info("rollout: arm swapped", "model", w.model, "arm", a.arm, "version", v)
-		if a.arm == stages.ArmChampion && w.onChampion != nil {
-			w.onChampion(v)
-		}
+	}
+	if w.onArms != nil {
+		w.onArms(w.arms.Load())
 	}
 }
 

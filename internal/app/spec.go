@@ -25,12 +25,14 @@ func LoadSpec(path string) (*pipeline.Spec, error) {
 }
 
 // ParseSpec is LoadSpec for a spec in memory; name is used in errors.
+// Once the YAML decodes, every problem is reported together: pipeline's
+// rules between fields and the checks of the blocks other packages own.
 func ParseSpec(name string, data []byte) (*pipeline.Spec, error) {
-	spec, err := pipeline.ParseSpec(name, data)
+	spec, err := pipeline.DecodeSpec(name, data)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckSpec(spec); err != nil {
+	if err := pipeline.JoinSorted(spec.Validate(), CheckSpec(spec)); err != nil {
 		return nil, err
 	}
 	return spec, nil
@@ -102,10 +104,10 @@ func RolloutGate(spec *pipeline.Spec) (rollout.Gate, time.Duration, error) {
 		errs := make([]error, 0, len(fes))
 		for _, fe := range fes {
 			msg := fe.Msg
-			if fe.YAML == "metric" && isRegression(spec) {
+			if fe.Field == "metric" && isRegression(spec) {
 				msg += fmt.Sprintf(" (model.kind %s is a regression)", spec.Model.Kind)
 			}
-			errs = append(errs, spec.ErrAt("rollout.gate."+fe.YAML, "%s", msg))
+			errs = append(errs, spec.ErrAt("rollout.gate."+fe.Field, "%s", msg))
 		}
 		return rollout.Gate{}, 0, errors.Join(errs...)
 	}

@@ -92,8 +92,8 @@ func TestRolloutGateErrors(t *testing.T) {
 		{"negative bake_samples", "    bake_samples: 700", "    bake_samples: -7", "rollout.gate.bake_samples", "bake_samples: -7", "must be at least 1"},
 		{"interval too long", "    interval: 250ms", "    interval: 2m", "rollout.gate.interval", "interval: 2m", "between 1ms and 1m0s, got 2m0s"},
 		{"bad interval", "    interval: 250ms", "    interval: often", "rollout.gate.interval", "interval: often", "not a duration"},
-		{"block_on_open_drift not a bool", "    block_on_open_drift: false", "    block_on_open_drift: sometimes", "rollout.gate.block_on_open_drift", "block_on_open_drift: sometimes", "into bool"},
-		{"unknown gate key", "    interval: 250ms", "    interval: 250ms\n    max_failures: 3", "rollout.gate.max_failures", "max_failures: 3", "unknown field"},
+		{"block_on_open_drift not a bool", "    block_on_open_drift: false", "    block_on_open_drift: sometimes", "rollout.gate.block_on_open_drift", "block_on_open_drift: sometimes", `"sometimes" is not true or false`},
+		{"unknown gate key", "    interval: 250ms", "    interval: 250ms\n    max_failures: 3", "rollout.gate.max_failures", "max_failures: 3", `unknown key "max_failures"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if strings.Count(gateSpec, tc.old) != 1 {

@@ -22,13 +22,13 @@ type Client struct {
 	hc    *http.Client
 }
 
-// NewClient checks baseURL (the admin address, e.g. http://127.0.0.1:9090)
+// NewClient checks baseURL (the admin address, e.g. http://127.0.0.1:9464)
 // and returns a client whose calls each take at most timeout. Errors name
 // what is wrong with baseURL or token.
 func NewClient(baseURL, token string, timeout time.Duration) (*Client, error) {
 	base := strings.TrimRight(baseURL, "/")
 	if base == "" {
-		return nil, errors.New("admin url: required, e.g. http://127.0.0.1:9090")
+		return nil, errors.New("admin url: required, e.g. http://127.0.0.1:9464")
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -164,13 +164,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return &StatusError{Status: resp.StatusCode, Msg: e.Error}
+		return statusError(resp.StatusCode, raw)
 	}
 	if out == nil {
 		return nil
@@ -179,4 +173,15 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: answer does not decode: %w", method, path, err)
 	}
 	return nil
+}
+
+// statusError is the *StatusError of a non-2xx answer with body raw.
+func statusError(status int, raw []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(raw))
+	}
+	return &StatusError{Status: status, Msg: e.Error}
 }

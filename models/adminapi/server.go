@@ -6,7 +6,8 @@
 //	viewer    GET  /api/v1/models                      list models with their aliases
 //	          GET  /api/v1/models/{name}               a model: versions, lineage, aliases, canary traffic, pause, policy
 //	          GET  /api/v1/models/{name}/policy        the model's rollout gate policy
-//	          GET  /api/v1/audit?model=&since=&limit=  audit events after since, oldest first
+//	          GET  /api/v1/audit?model=&since=&limit=&order=  audit events after since, oldest first
+//	                                                   (order=newest: the newest limit of them)
 //	          GET  /api/v1/whoami                      the caller's token name and role
 //	operator  POST /api/v1/models/{name}/promote       {"version", "reason", "alias"?, "expect"?}
 //	          POST /api/v1/models/{name}/rollback      {"reason", "to"?, "expect"?}
@@ -109,6 +110,11 @@ type Config struct {
 	BootstrapToken string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Status, when set, serves the status page's read calls (status.go).
+	Status StatusSource
+	// PublicStatus lets read calls answer without a token, as the viewer
+	// "anonymous" (admin.public_status in the spec).
+	PublicStatus bool
 }
 
 // API is the /api/v1 handler. It is safe for concurrent use.
@@ -119,6 +125,8 @@ type API struct {
 	bootstrap []byte // sha256 of the bootstrap token, nil when none
 	now       func() time.Time
 	mux       *http.ServeMux
+	status    StatusSource
+	public    bool
 }
 
 // newAdminAPI validates cfg and builds the handler. It does no I/O.
@@ -135,7 +143,8 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &API{reg: cfg.Registry, rdb: cfg.Redis, prefix: cfg.KeyPrefix, now: cfg.Now, mux: http.NewServeMux()}
+	a := &API{reg: cfg.Registry, rdb: cfg.Redis, prefix: cfg.KeyPrefix, now: cfg.Now, mux: http.NewServeMux(),
+		status: cfg.Status, public: cfg.PublicStatus}
 	if cfg.BootstrapToken != "" {
 		if len(cfg.BootstrapToken) < 16 {
 			return nil, fmt.Errorf("admin api: %s is shorter than 16 characters", EnvAdminToken)
@@ -157,6 +166,10 @@ func New(cfg Config) (*API, error) {
 	a.route("POST /api/v1/tokens", RoleAdmin, a.createToken)
 	a.route("DELETE /api/v1/tokens/{name}", RoleAdmin, a.revokeToken)
 	a.route("PUT /api/v1/models/{name}/policy", RoleAdmin, a.setPolicy)
+	a.routeModelOps() // abort, snapshot downloads (model_ops.go)
+	if a.status != nil {
+		a.routeStatus() // the status page's reads (status.go)
+	}
 	a.mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := a.authenticate(w, r); !ok {
 			return
@@ -248,12 +261,12 @@ type TokenInfo struct {
 	Name      string    `json:"name"`
 	Role      string    `json:"role"`
 	Created   time.Time `json:"created"`
-	CreatedBy string    `json:"createdBy"`
+	CreatedBy string    `json:"created_by"`
 }
 
 func (a *API) route(pattern, role string, h func(w http.ResponseWriter, r *http.Request, who Identity)) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		who, ok := a.authenticate(w, r)
+		who, ok := a.caller(w, r, pattern)
 		if !ok {
 			return
 		}
@@ -459,7 +472,7 @@ func (a *API) summary(ctx context.Context, name string) (ModelSummary, error) {
 type VersionView struct {
 	Number    int64              `json:"number"`
 	Created   time.Time          `json:"created"`
-	CreatedBy string             `json:"createdBy"`
+	CreatedBy string             `json:"created_by"`
 	Aliases   []string           `json:"aliases,omitempty"`
 	Signature registry.Signature `json:"signature"`
 	Lineage   registry.Lineage   `json:"lineage"`
@@ -475,8 +488,8 @@ type ModelView struct {
 	Name          string           `json:"name"`
 	Epoch         int64            `json:"epoch"`
 	Aliases       map[string]int64 `json:"aliases"`
-	CanaryPercent int              `json:"canaryPercent"`
-	TrafficSet    bool             `json:"trafficSet"`
+	CanaryPercent int              `json:"canary_percent"`
+	TrafficSet    bool             `json:"traffic_set"`
 	Paused        *PauseRecord     `json:"paused,omitempty"`
 	Policy        *PolicyRecord    `json:"policy,omitempty"`
 	Versions      []VersionView    `json:"versions"`
@@ -619,7 +632,16 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 		}
 		limit = n
 	}
-	page, err := ReadAudit(r.Context(), a.reg, model, since, limit)
+	read := ReadAudit
+	switch o := q.Get("order"); o {
+	case "", "oldest":
+	case "newest":
+		read = ReadAuditNewest
+	default:
+		fail(w, badRequest("order: %q is not oldest or newest", o))
+		return
+	}
+	page, err := read(r.Context(), a.reg, model, since, limit)
 	if err != nil {
 		fail(w, err)
 		return
@@ -824,6 +846,10 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, who Identity) {
 	}
 	res, err := a.moveAlias(ctx, name, registry.AliasChampion, to, req.Expect, who, req.Reason, "rollback")
 	if err != nil {
+		fail(w, err)
+		return
+	}
+	if err := a.reg.SettleAfterRollback(ctx, name, who.Name, req.Reason); err != nil {
 		fail(w, err)
 		return
 	}
@@ -1068,7 +1094,7 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
 		fes := rollout.FieldErrors(err)
 		msgs := make([]string, len(fes))
 		for i, fe := range fes {
-			msgs[i] = "gate." + fe.JSON + ": " + fe.Msg
+			msgs[i] = "gate." + fe.Field + ": " + fe.Msg
 		}
 		fail(w, badRequest("%s", strings.Join(msgs, "; ")))
 		return

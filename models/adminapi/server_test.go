@@ -185,7 +185,7 @@ func TestAdminAPIShowTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	status, raw, _ := f.Call(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud", nil)
-	if status != http.StatusOK || !strings.Contains(string(raw), `"canaryPercent": 25,`) || !strings.Contains(string(raw), `"trafficSet": true,`) {
+	if status != http.StatusOK || !strings.Contains(string(raw), `"canary_percent": 25,`) || !strings.Contains(string(raw), `"traffic_set": true,`) {
 		t.Fatalf("show after SetTraffic: %d %s", status, raw)
 	}
 	if err := json.Unmarshal(raw, &m); err != nil || !m.TrafficSet || m.CanaryPercent != 25 || m.Epoch != 2 {
@@ -416,12 +416,12 @@ func TestAdminAPIPolicy(t *testing.T) {
 	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"steps": []int{50, 10}}, "reason": "r"}, http.StatusBadRequest, "gate.steps:")
 	// AUC is no gate metric: the governor measures from outcome sums, which cannot give it.
 	f.WantError(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"metric": "auc"}, "reason": "r"}, http.StatusBadRequest, "gate.metric:", "auc")
-	f.MustCall(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"minSamples": 500, "maxDelta": 0.02, "steps": []int{10, 100}}, "reason": "faster canary"}, http.StatusOK, nil)
+	f.MustCall(t, f.Admin, http.MethodPut, "/api/v1/models/fraud/policy", map[string]any{"gate": map[string]any{"min_samples": 500, "max_delta": 0.02, "steps": []int{10, 100}}, "reason": "faster canary"}, http.StatusOK, nil)
 	g, ok, err := f.API.Policy(ctx, "fraud")
 	if err != nil || !ok || g.MinSamples != 500 || g.MaxDelta != 0.02 || len(g.Steps) != 2 || g.Confidence != 0.95 {
 		t.Fatalf("Policy after set: %+v, %v, %v", g, ok, err)
 	}
-	if e := f.LastAudit(t); e.What != adminapi.WhatPolicySet || e.Who != adminapi.BootstrapTokenName || e.Why != "faster canary" || !strings.Contains(e.Details["gate"], `"minSamples":500`) {
+	if e := f.LastAudit(t); e.What != adminapi.WhatPolicySet || e.Who != adminapi.BootstrapTokenName || e.Why != "faster canary" || !strings.Contains(e.Details["gate"], `"min_samples":500`) {
 		t.Fatalf("policy audit event %+v", e)
 	}
 }

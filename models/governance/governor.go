@@ -209,6 +209,7 @@ type Governor struct {
 	openFeatures map[string]bool
 	wasPaused    bool
 	lastHold     string
+	status       statusBox // the last rollout status (status.go)
 }
 
 // pendingRetrain is a drift trigger waiting for rows labelled after since.
@@ -428,6 +429,7 @@ func (g *Governor) tick(ctx context.Context) error {
 			g.log.Warn("governor: lease lost; another instance governs", "model", g.model)
 		}
 		g.leader, g.ctrl, g.candidate, g.waiting = false, nil, 0, nil
+		g.recordIdle(false)
 		return nil
 	}
 	if !g.leader {
@@ -551,6 +553,7 @@ func (g *Governor) evaluate(ctx context.Context) error {
 		}
 	}
 	if cand == 0 {
+		g.recordIdle(true)
 		return nil
 	}
 	if cand != g.candidate {
@@ -560,6 +563,7 @@ func (g *Governor) evaluate(ctx context.Context) error {
 				return err
 			}
 		case cand == set.Versions[registry.AliasChampion]:
+			g.recordIdle(true)
 			return nil // already champion: nothing to roll out
 		default:
 			if err := g.begin(ctx, cand, set); err != nil {
@@ -582,8 +586,11 @@ func (g *Governor) evaluate(ctx context.Context) error {
 		return err
 	}
 	metric := g.ctrl.Gate().Metric
-	d := g.ctrl.Evaluate(statsOf(metric, candSums), statsOf(metric, champ), len(g.openFeatures) > 0, g.now())
-	return g.apply(ctx, d, set)
+	candStats, champStats := statsOf(metric, candSums), statsOf(metric, champ)
+	d := g.ctrl.Evaluate(candStats, champStats, len(g.openFeatures) > 0, g.now())
+	err = g.apply(ctx, d, set)
+	g.recordDecision(d, candStats, champStats)
+	return err
 }
 
 // begin starts the rollout of version cand: a new controller on the
@@ -705,8 +712,8 @@ func (g *Governor) syncPause(ctx context.Context) error {
 // audit appends d to the audit log with the candidate and champion.
 func (g *Governor) audit(ctx context.Context, d rollout.Decision) error {
 	details := d.Details()
-	details["candidateVersion"] = strconv.FormatInt(g.candidate, 10)
-	details["championVersion"] = g.champVersion
+	details["candidate_version"] = strconv.FormatInt(g.candidate, 10)
+	details["champion_version"] = g.champVersion
 	_, err := g.reg.AppendAudit(ctx, registry.Event{Who: whoGovernor, What: d.What, Model: g.model,
 		Version: g.candidate, Why: d.Reason, When: d.When, Details: details})
 	return err
@@ -740,7 +747,7 @@ func (g *Governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 			return nil
 		}
 		_, err := g.reg.SetTraffic(ctx, registry.TrafficMove{Model: g.model, Percent: percent, Who: whoGovernor, Why: d.Reason,
-			Details: map[string]string{"decision": d.What, "candidateVersion": strconv.FormatInt(g.candidate, 10)}})
+			Details: map[string]string{"decision": d.What, "candidate_version": strconv.FormatInt(g.candidate, 10)}})
 		return err
 	}
 	switch d.Action {
@@ -792,9 +799,11 @@ func (g *Governor) apply(ctx context.Context, d rollout.Decision, set registry.A
 		}
 		if cur := set.Versions[registry.AliasChampion]; cur == g.candidate && g.prevChampion != 0 {
 			// action=rollback, so that registry.PreviousChampion pops cur.
-			_, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: registry.AliasChampion, Version: g.prevChampion, Expect: cur,
-				Who: whoGovernor, Why: d.Reason, Details: map[string]string{"decision": d.What, "action": "rollback"}})
-			return err
+			if _, err := g.reg.MoveAlias(ctx, registry.AliasMove{Model: g.model, Alias: registry.AliasChampion, Version: g.prevChampion, Expect: cur,
+				Who: whoGovernor, Why: d.Reason, Details: map[string]string{"decision": d.What, "action": "rollback"}}); err != nil {
+				return err
+			}
+			return g.reg.SettleAfterRollback(ctx, g.model, whoGovernor, d.Reason)
 		}
 	}
 	return nil

@@ -350,8 +350,8 @@ func TestGovernorLeaseOneLeader(t *testing.T) {
 	}
 	for _, e := range evs {
 		if e.What == "rollout.advance" {
-			if e.Details["candidateN"] != "300" || e.Details["championN"] != "300" {
-				t.Fatalf("first advance measured candidate %s, champion %s; want 300 each (b's outcomes counted)", e.Details["candidateN"], e.Details["championN"])
+			if e.Details["candidate_n"] != "300" || e.Details["champion_n"] != "300" {
+				t.Fatalf("first advance measured candidate %s, champion %s; want 300 each (b's outcomes counted)", e.Details["candidate_n"], e.Details["champion_n"])
 			}
 			break
 		}
@@ -435,7 +435,7 @@ func TestGovernorPauseFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range evs {
-		if e.What == "rollout.pause" && (e.Version != cand || e.Why != "operator pause flag set" || e.Details["candidateVersion"] != cv) {
+		if e.What == "rollout.pause" && (e.Version != cand || e.Why != "operator pause flag set" || e.Details["candidate_version"] != cv) {
 			t.Fatalf("pause event %+v", e)
 		}
 	}

@@ -201,3 +201,30 @@ func (r *Registry) PreviousChampion(ctx context.Context, model string, cur int64
 	}
 	return 0, nil
 }
+
+// ReadAuditBefore returns up to count audit events with stream IDs before
+// before, newest first; before "" or "+" reads from the newest event. Pass
+// the ID of the last (oldest) event returned to read further back. It
+// returns no events, and no error, when there are none before before.
+func (r *Registry) ReadAuditBefore(ctx context.Context, before string, count int64) ([]Event, error) {
+	if count < 1 {
+		return nil, fmt.Errorf("%w: audit read count %d", ErrInvalid, count)
+	}
+	end := "+"
+	if before != "" && before != "+" {
+		end = "(" + before
+	}
+	msgs, err := r.rdb.XRevRangeN(ctx, r.auditKey(), end, "-", count).Result()
+	if err != nil {
+		return nil, fmt.Errorf("registry: read audit before %s: %w", before, err)
+	}
+	out := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		e, err := decodeEvent(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}

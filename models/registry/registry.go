@@ -70,10 +70,10 @@ type Config struct {
 	Prefix string `json:"prefix" yaml:"prefix"`
 	// AuditMaxLen caps the audit stream, trimmed approximately (XADD MAXLEN ~), so the
 	// stream may hold somewhat more. Default 100000.
-	AuditMaxLen int64 `json:"auditMaxLen" yaml:"auditMaxLen"`
+	AuditMaxLen int64 `json:"audit_max_len" yaml:"audit_max_len"`
 	// WatchInterval is how often Watch polls the alias epoch, between 1 ms and 1 min.
 	// Default 1 s.
-	WatchInterval time.Duration `json:"watchInterval" yaml:"watchInterval"`
+	WatchInterval time.Duration `json:"watch_interval" yaml:"watch_interval"`
 	// Now is the clock for registration times and audit events without a When.
 	// Default time.Now.
 	Now func() time.Time `json:"-" yaml:"-"`

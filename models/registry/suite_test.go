@@ -340,6 +340,28 @@ func testAuditTrail(t *testing.T, r *redistest.Redis) {
 	if _, err := reg.ReadAudit(ctx, "", 0); !errors.Is(err, registry.ErrInvalid) {
 		t.Errorf("ReadAudit count 0: %v; want ErrInvalid", err)
 	}
+	// Backwards in pages of 3, before is exclusive too: the same events, newest first.
+	var back []registry.Event
+	for before := ""; ; {
+		page, err := reg.ReadAuditBefore(ctx, before, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		back = append(back, page...)
+		before = page[len(page)-1].ID
+	}
+	if len(back) != len(want) {
+		t.Fatalf("audit read backwards has %d events; want %d", len(back), len(want))
+	}
+	for i := range back {
+		back[i].ID = ""
+		if !reflect.DeepEqual(back[i], want[len(want)-1-i]) {
+			t.Errorf("backwards event %d\n got %+v\nwant %+v", i, back[i], want[len(want)-1-i])
+		}
+	}
 }
 
 func testAuditCapped(t *testing.T, r *redistest.Redis) {

@@ -81,7 +81,7 @@ type Lineage struct {
 	// Parent is the version of the same model this one was warm-started or retrained
 	// from; 0 for none. It must exist when the version is registered.
 	Parent   int64  `json:"parent,omitempty" yaml:"parent"`
-	SpecHash string `json:"specHash,omitempty" yaml:"specHash"`
+	SpecHash string `json:"spec_hash,omitempty" yaml:"spec_hash"`
 	Source   Source `json:"source" yaml:"source"`
 	// Profile is the reference feature profile, opaque to the registry; it must be
 	// valid JSON when set.
@@ -138,7 +138,7 @@ type Version struct {
 	Model     string    `json:"-"`
 	Number    int64     `json:"-"`
 	Created   time.Time `json:"created"`
-	CreatedBy string    `json:"createdBy"`
+	CreatedBy string    `json:"created_by"`
 	Signature Signature `json:"signature"`
 	Lineage   Lineage   `json:"lineage"`
 	Snapshot  Artifact  `json:"snapshot,omitzero"`

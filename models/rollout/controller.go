@@ -62,7 +62,7 @@ type Decision struct {
 	Measurement *Measurement `json:"measurement,omitempty"`
 	// Failures and ConsecutiveErrors are the counts after the decision.
 	Failures          int `json:"failures"`
-	ConsecutiveErrors int `json:"consecutiveErrors"`
+	ConsecutiveErrors int `json:"consecutive_errors"`
 }
 
 // Details flattens d for an audit event's details: phases, step, percent, counts and,
@@ -71,13 +71,13 @@ func (d Decision) Details() map[string]string {
 	out := map[string]string{
 		"action": string(d.Action), "from": string(d.From), "phase": string(d.Phase),
 		"step": strconv.Itoa(d.Step), "percent": strconv.Itoa(d.Percent),
-		"failures": strconv.Itoa(d.Failures), "consecutiveErrors": strconv.Itoa(d.ConsecutiveErrors),
+		"failures": strconv.Itoa(d.Failures), "consecutive_errors": strconv.Itoa(d.ConsecutiveErrors),
 	}
 	if m := d.Measurement; m != nil {
 		f := func(x float64) string { return strconv.FormatFloat(x, 'g', 6, 64) }
 		out["metric"] = string(m.Metric)
 		out["candidate"], out["champion"] = f(m.Candidate.Value), f(m.Champion.Value)
-		out["candidateN"], out["championN"] = strconv.FormatInt(m.Candidate.N, 10), strconv.FormatInt(m.Champion.N, 10)
+		out["candidate_n"], out["champion_n"] = strconv.FormatInt(m.Candidate.N, 10), strconv.FormatInt(m.Champion.N, 10)
 		out["improvement"], out["lower"], out["upper"] = f(m.Improvement), f(m.Lower), f(m.Upper)
 	}
 	return out
@@ -90,7 +90,7 @@ type State struct {
 	Percent           int   `json:"percent"`
 	Paused            bool  `json:"paused"`
 	Failures          int   `json:"failures"`
-	ConsecutiveErrors int   `json:"consecutiveErrors"`
+	ConsecutiveErrors int   `json:"consecutive_errors"`
 }
 
 // Controller runs one candidate's rollout through a Gate: shadow, then each canary

@@ -194,8 +194,8 @@ func TestDecisionAuditRecord(t *testing.T) {
 	got := d.Details()
 	for k, want := range map[string]string{
 		"action": "advance", "from": "shadow", "phase": "canary", "step": "0", "percent": "5",
-		"metric": "accuracy", "candidate": "0.9", "champion": "0.8", "candidateN": "100", "championN": "120",
-		"failures": "0", "consecutiveErrors": "0",
+		"metric": "accuracy", "candidate": "0.9", "champion": "0.8", "candidate_n": "100", "champion_n": "120",
+		"failures": "0", "consecutive_errors": "0",
 	} {
 		if got[k] != want {
 			t.Errorf("Details()[%q] = %q; want %q", k, got[k], want)

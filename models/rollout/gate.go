@@ -55,24 +55,24 @@ type Gate struct {
 	// MinSamples is the number of labelled outcomes both arms need before any
 	// measurement counts, and the number of new candidate outcomes each step needs
 	// before it can advance. Default 1000.
-	MinSamples int `json:"minSamples" yaml:"minSamples"`
+	MinSamples int `json:"min_samples" yaml:"min_samples"`
 	// Metric is compared between candidate and champion. Default "accuracy".
 	Metric Metric `json:"metric" yaml:"metric"`
 	// MaxDelta is the regression allowed against the champion, in the metric's units
 	// (0.01 is one accuracy point). A step advances when the candidate is shown, at
 	// Confidence, to be worse by less than MaxDelta; a measurement fails when it is
 	// shown to be worse by more. 0 requires the candidate to be shown no worse at all.
-	MaxDelta float64 `json:"maxDelta" yaml:"maxDelta"`
+	MaxDelta float64 `json:"max_delta" yaml:"max_delta"`
 	// Confidence is the level of the one-sided bounds on the difference, in [0.5, 1).
 	// Accuracy uses Newcombe's hybrid score interval from Wilson intervals, the mean
 	// losses a normal approximation (RMSE by the delta method). Default 0.95.
 	Confidence float64 `json:"confidence" yaml:"confidence"`
 	// FailureLimit is the number of failed measurements tolerated; one more rolls back.
-	FailureLimit int `json:"failureLimit" yaml:"failureLimit"`
+	FailureLimit int `json:"failure_limit" yaml:"failure_limit"`
 	// ConsecutiveErrorLimit is the number of consecutive measurements with unusable
 	// stats (non-finite, out of range) tolerated; one more rolls
 	// back. A usable measurement resets the count.
-	ConsecutiveErrorLimit int `json:"consecutiveErrorLimit" yaml:"consecutiveErrorLimit"`
+	ConsecutiveErrorLimit int `json:"consecutive_error_limit" yaml:"consecutive_error_limit"`
 	// Steps are the traffic percentages, strictly increasing, ending at 100. Passing
 	// the shadow phase moves to the first; advancing to the last (100) is promotion.
 	// Default 5, 25, 50, 100: shadow → 5% → 25% → 50% → champion.
@@ -80,10 +80,10 @@ type Gate struct {
 	// BakeSamples is the number of outcomes a newly promoted champion is watched for
 	// regression (against the previous champion) before the rollout is stable.
 	// Default MinSamples.
-	BakeSamples int `json:"bakeSamples" yaml:"bakeSamples"`
+	BakeSamples int `json:"bake_samples" yaml:"bake_samples"`
 	// BlockOnOpenDrift holds advancement and promotion while a drift alert is open on
 	// the candidate's inputs. It never blocks a rollback.
-	BlockOnOpenDrift bool `json:"blockOnOpenDrift" yaml:"blockOnOpenDrift"`
+	BlockOnOpenDrift bool `json:"block_on_open_drift" yaml:"block_on_open_drift"`
 }
 
 // DefaultInterval is how often a gate is evaluated by default.

@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/driftline/driftline/models/rollout"
 )
@@ -63,15 +63,15 @@ func TestGateDecodes(t *testing.T) {
 	want := rollout.Gate{MinSamples: 500, Metric: rollout.MetricLogLoss, MaxDelta: 0.02, Confidence: 0.9,
 		FailureLimit: 1, ConsecutiveErrorLimit: 3, Steps: []int{10, 50, 100}, BakeSamples: 200, BlockOnOpenDrift: true}
 	const y = `
-minSamples: 500
+min_samples: 500
 metric: logloss
-maxDelta: 0.02
+max_delta: 0.02
 confidence: 0.9
-failureLimit: 1
-consecutiveErrorLimit: 3
+failure_limit: 1
+consecutive_error_limit: 3
 steps: [10, 50, 100]
-bakeSamples: 200
-blockOnOpenDrift: true
+bake_samples: 200
+block_on_open_drift: true
 `
 	var fromYAML rollout.Gate
 	if err := yaml.Unmarshal([]byte(y), &fromYAML); err != nil || !reflect.DeepEqual(fromYAML, want) {

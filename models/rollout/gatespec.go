@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 )
 
 // GateSpec is a gate as people write it: the rollout.gate block of a pipeline spec
-// (YAML, snake_case keys) and the gate of an admin's policy (JSON, camelCase keys). A
+// (YAML) and the gate of an admin's policy (JSON), with the same snake_case keys. A
 // field that is absent takes its default. A zero number also means the default,
 // except failure_limit, whose 0 tolerates no failed measurement; max_delta and
 // consecutive_error_limit are pointers so that an explicit 0 (no regression allowed,
@@ -30,15 +30,15 @@ import (
 //	  block_on_open_drift: true  # hold while a feature-drift alert is open
 //	  interval: 1s               # how often the gate is evaluated (1ms..1m)
 type GateSpec struct {
-	MinSamples            int      `yaml:"min_samples" json:"minSamples,omitempty"`
+	MinSamples            int      `yaml:"min_samples" json:"min_samples,omitempty"`
 	Metric                Metric   `yaml:"metric" json:"metric,omitempty"`
-	MaxDelta              *float64 `yaml:"max_delta" json:"maxDelta,omitempty"`
+	MaxDelta              *float64 `yaml:"max_delta" json:"max_delta,omitempty"`
 	Confidence            float64  `yaml:"confidence" json:"confidence,omitempty"`
-	FailureLimit          int      `yaml:"failure_limit" json:"failureLimit,omitempty"`
-	ConsecutiveErrorLimit *int     `yaml:"consecutive_error_limit" json:"consecutiveErrorLimit,omitempty"`
+	FailureLimit          int      `yaml:"failure_limit" json:"failure_limit,omitempty"`
+	ConsecutiveErrorLimit *int     `yaml:"consecutive_error_limit" json:"consecutive_error_limit,omitempty"`
 	Steps                 []int    `yaml:"steps" json:"steps,omitempty"`
-	BakeSamples           int      `yaml:"bake_samples" json:"bakeSamples,omitempty"`
-	BlockOnOpenDrift      *bool    `yaml:"block_on_open_drift" json:"blockOnOpenDrift,omitempty"`
+	BakeSamples           int      `yaml:"bake_samples" json:"bake_samples,omitempty"`
+	BlockOnOpenDrift      *bool    `yaml:"block_on_open_drift" json:"block_on_open_drift,omitempty"`
 	Interval              Duration `yaml:"interval" json:"interval,omitempty"`
 }
 
@@ -55,14 +55,14 @@ const (
 	MaxInterval = time.Minute
 )
 
-// FieldError is a problem with one field of a GateSpec. YAML and JSON name the field
-// as a spec and as the admin API write it.
+// FieldError is a problem with one field of a GateSpec. Field names it as a spec's
+// YAML and the admin API's JSON both write it.
 type FieldError struct {
-	YAML, JSON string
-	Msg        string
+	Field string
+	Msg   string
 }
 
-func (e *FieldError) Error() string { return e.YAML + ": " + e.Msg }
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 // Resolve returns the gate s states, with every absent field defaulted, and the
 // evaluation interval. The error joins a *FieldError (wrapping ErrInvalid) per bad
@@ -70,8 +70,8 @@ func (e *FieldError) Error() string { return e.YAML + ": " + e.Msg }
 // logloss mean nothing.
 func (s GateSpec) Resolve(regression bool) (Gate, time.Duration, error) {
 	var errs []error
-	bad := func(yamlName, jsonName, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{YAML: yamlName, JSON: jsonName, Msg: fmt.Sprintf(format, args...)}))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}))
 	}
 	g := Gate{MinSamples: s.MinSamples, Metric: s.Metric, Confidence: s.Confidence, FailureLimit: s.FailureLimit,
 		Steps: append([]int(nil), s.Steps...), BakeSamples: s.BakeSamples,
@@ -88,40 +88,40 @@ func (s GateSpec) Resolve(regression bool) (Gate, time.Duration, error) {
 	g = g.WithDefaults()
 	switch {
 	case g.MinSamples < 1:
-		bad("min_samples", "minSamples", "must be at least 1, got %d", g.MinSamples)
+		bad("min_samples", "must be at least 1, got %d", g.MinSamples)
 	case g.BakeSamples < 1:
-		bad("bake_samples", "bakeSamples", "must be at least 1, got %d", g.BakeSamples)
+		bad("bake_samples", "must be at least 1, got %d", g.BakeSamples)
 	}
 	if !g.Metric.valid() {
 		names := make([]string, 0, 4)
 		for _, m := range Metrics() {
 			names = append(names, string(m))
 		}
-		bad("metric", "metric", "%q is not one of %s", g.Metric, strings.Join(names, ", "))
+		bad("metric", "%q is not one of %s", g.Metric, strings.Join(names, ", "))
 	} else if regression && g.Metric.Classification() {
-		bad("metric", "metric", "%s does not fit a regression model; use mae or rmse", g.Metric)
+		bad("metric", "%s does not fit a regression model; use mae or rmse", g.Metric)
 	}
 	if !(g.MaxDelta >= 0) || math.IsInf(g.MaxDelta, 0) {
-		bad("max_delta", "maxDelta", "must be a finite number ≥ 0, got %v", g.MaxDelta)
+		bad("max_delta", "must be a finite number ≥ 0, got %v", g.MaxDelta)
 	}
 	if !(g.Confidence >= 0.5 && g.Confidence < 1) {
-		bad("confidence", "confidence", "must be in [0.5, 1), got %v", g.Confidence)
+		bad("confidence", "must be in [0.5, 1), got %v", g.Confidence)
 	}
 	if g.FailureLimit < 0 {
-		bad("failure_limit", "failureLimit", "must not be negative, got %d", g.FailureLimit)
+		bad("failure_limit", "must not be negative, got %d", g.FailureLimit)
 	}
 	if g.ConsecutiveErrorLimit < 0 {
-		bad("consecutive_error_limit", "consecutiveErrorLimit", "must not be negative, got %d", g.ConsecutiveErrorLimit)
+		bad("consecutive_error_limit", "must not be negative, got %d", g.ConsecutiveErrorLimit)
 	}
 	if err := validSteps(g.Steps); err != "" {
-		bad("steps", "steps", "%s", err)
+		bad("steps", "%s", err)
 	}
 	interval := s.Interval.D()
 	if interval == 0 {
 		interval = DefaultInterval
 	}
 	if interval < MinInterval || interval > MaxInterval {
-		bad("interval", "interval", "must be between %s and %s, got %s", MinInterval, MaxInterval, interval)
+		bad("interval", "must be between %s and %s, got %s", MinInterval, MaxInterval, interval)
 	}
 	if len(errs) > 0 {
 		return Gate{}, 0, errors.Join(errs...)

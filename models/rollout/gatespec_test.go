@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/driftline/driftline/models/rollout"
 )
@@ -30,13 +30,13 @@ func TestGateSpecDefaults(t *testing.T) {
 }
 
 // TestGateSpecReadsYAMLAndJSON: the spec's snake_case YAML and the admin
-// API's camelCase JSON give the same gate.
+// API's JSON, with the same snake_case keys, give the same gate.
 func TestGateSpecReadsYAMLAndJSON(t *testing.T) {
 	var fromYAML, fromJSON rollout.GateSpec
 	if err := yaml.Unmarshal([]byte("{min_samples: 50, metric: rmse, max_delta: 0, steps: [50, 100], interval: 250ms}"), &fromYAML); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(`{"minSamples": 50, "metric": "rmse", "maxDelta": 0, "steps": [50, 100], "interval": "250ms"}`), &fromJSON); err != nil {
+	if err := json.Unmarshal([]byte(`{"min_samples": 50, "metric": "rmse", "max_delta": 0, "steps": [50, 100], "interval": "250ms"}`), &fromJSON); err != nil {
 		t.Fatal(err)
 	}
 	gy, iy, err1 := fromYAML.Resolve(true)
@@ -70,8 +70,8 @@ func TestGateSpecErrorsNameTheField(t *testing.T) {
 		}
 		var got []string
 		for _, fe := range rollout.FieldErrors(err) {
-			got = append(got, fe.YAML)
-			if fe.JSON == "" || fe.Msg == "" {
+			got = append(got, fe.Field)
+			if fe.Field == "" || fe.Msg == "" {
 				t.Errorf("%s: field error %+v lacks a name or message", tc.name, fe)
 			}
 		}

@@ -45,6 +45,7 @@ type Direct struct {
 	progress  *Progress
 	inputs    int64
 	rejected  int64
+	dups      int64
 }
 
 // Close closes the stages that hold resources (pipeline.CloseStages); call
@@ -62,8 +63,12 @@ func NewDirect(cfg DirectConfig) (*Direct, error) {
 // Inputs is the number of input rows replayed so far.
 func (d *Direct) Inputs() int64 { return d.inputs }
 
-// Rejected is the number of those rows that a stage rejected or dropped.
+// Rejected is the number of those rows that a stage rejected.
 func (d *Direct) Rejected() int64 { return d.rejected }
+
+// Duplicates is the number of those rows the dedupe stage dropped as
+// repeats of an earlier event id; the others are predictions or rejected.
+func (d *Direct) Duplicates() int64 { return d.dups }
 
 func (d *Direct) process(ctx context.Context, b *pipeline.Batch, visit func(*pipeline.Batch) error) error {
 	for _, st := range d.stages {
@@ -72,7 +77,11 @@ func (d *Direct) process(ctx context.Context, b *pipeline.Batch, visit func(*pip
 		}
 	}
 	for i := range b.Len() {
-		if !b.OK(i) {
+		switch {
+		case b.OK(i):
+		case b.State[i] == pipeline.RowDuplicate:
+			d.dups++
+		default:
 			d.rejected++
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // terminalInterval is how often a bar on a terminal is redrawn.
@@ -40,14 +42,11 @@ func NewProgress(w io.Writer, terminal bool, interval time.Duration) *Progress {
 	return p
 }
 
-// IsTerminal reports whether w is a terminal (a character device).
+// IsTerminal reports whether w is a terminal (golang.org/x/term): a
+// progress bar then redraws in place.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Begin starts the clock: total offsets, of which resumed were done by

@@ -80,10 +80,16 @@ type Result struct {
 	RunID    string
 	Total    int64 // input offsets in the ranges
 	Resumed  int64 // offsets already committed by earlier processes
-	Inputs   int64 // input records processed and committed by this process
+	Inputs   int64 // input offsets processed and committed by this process
 	Outputs  int64 // predictions written
 	Rejected int64 // rows rejected (written to DLQTopic, or dropped)
 	Txns     int64 // commits
+	// Records are the data records among Inputs: each is a prediction, a
+	// rejected row or a Duplicate (dropped by the dedupe stage); Inputs -
+	// Records are control records (transaction markers), which carry no
+	// data. So Inputs = Outputs + Rejected + Duplicates + (Inputs - Records).
+	Records    int64
+	Duplicates int64
 }
 
 // dropTopic is the DLQ topic of a run without one: the sink counts and
@@ -103,6 +109,7 @@ type chunk struct {
 	start     int64 // first offset of the chunk, for progress
 	outputs   int64
 	rejected  int64
+	records   int64 // data records (the rest of the offsets are control records)
 	done      chan error
 }
 
@@ -264,6 +271,8 @@ func commitLoop(ctx context.Context, cfg *Config, commits <-chan *chunk, res *Re
 			res.Inputs += ch.next - ch.start
 			res.Outputs += ch.outputs
 			res.Rejected += ch.rejected
+			res.Records += ch.records
+			res.Duplicates += ch.records - ch.outputs - ch.rejected
 			if cfg.Progress != nil {
 				cfg.Progress.Add(ch.next - ch.start)
 			}

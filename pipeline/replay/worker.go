@@ -108,7 +108,7 @@ func (w *worker) run(ctx context.Context) error {
 				msgs, chStart = msgs[:0], next
 				return nil
 			}
-			ch := &chunk{partition: w.r.Partition, recs: sink.recs, next: next, start: max(chStart, w.resume), outputs: sink.outputs, rejected: sink.rejected, done: make(chan error, 1)}
+			ch := &chunk{partition: w.r.Partition, recs: sink.recs, next: next, start: max(chStart, w.resume), outputs: sink.outputs, rejected: sink.rejected, records: int64(len(msgs)), done: make(chan error, 1)}
 			if err := w.send(ctx, ch); err != nil {
 				return err
 			}

@@ -41,6 +41,13 @@ type Fixture struct {
 // Start builds the fixture on rdb; the server stops at t's cleanup.
 func Start(t testing.TB, rdb redis.UniversalClient) *Fixture {
 	t.Helper()
+	return StartWith(t, rdb, nil)
+}
+
+// StartWith is Start with edit applied to the API's config (a status
+// source, public status) before the API is built.
+func StartWith(t testing.TB, rdb redis.UniversalClient, edit func(*adminapi.Config)) *Fixture {
+	t.Helper()
 	ctx := context.Background()
 	reg, err := registry.New(rdb, registry.Config{})
 	if err != nil {
@@ -64,7 +71,11 @@ func Start(t testing.TB, rdb redis.UniversalClient) *Fixture {
 	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: Model, Alias: registry.AliasChampion, Version: 1, Expect: 0, Who: "trainer", Why: "first champion"}); err != nil {
 		t.Fatal(err)
 	}
-	api, err := adminapi.New(adminapi.Config{Registry: reg, Redis: rdb, BootstrapToken: BootstrapToken})
+	cfg := adminapi.Config{Registry: reg, Redis: rdb, BootstrapToken: BootstrapToken}
+	if edit != nil {
+		edit(&cfg)
+	}
+	api, err := adminapi.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

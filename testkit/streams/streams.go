@@ -31,6 +31,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -114,6 +115,18 @@ type Config struct {
 	// default 0): after labelling, each numeric attribute moves by up to ±Perturbation
 	// of its range. Other concepts ignore it.
 	Perturbation float64
+
+	// Shift is a covariate shift: from event Shift.From on, F[Shift.Feature] is
+	// moved by Shift.Delta after the label is drawn, so the label does not change
+	// (a feature drift, not a concept drift). The zero Shift moves nothing.
+	Shift Shift
+}
+
+// Shift moves one feature of every event from an index on.
+type Shift struct {
+	Feature int     // index into Event.F
+	Delta   float64 // added to the feature
+	From    int64   // first event shifted
 }
 
 var seaThresholds = [4]float64{8, 9, 7, 9.5}
@@ -199,6 +212,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown drift kind %q (want none, abrupt or gradual)", c.Drift.Kind))
+	}
+	if sh := c.Shift; sh.Delta != 0 && (sh.Feature < 0 || sh.Feature >= len(Event{}.F) || sh.From < 0 || math.IsNaN(sh.Delta) || math.IsInf(sh.Delta, 0)) {
+		errs = append(errs, fmt.Errorf("shift of feature %d by %v from event %d: want a feature in [0, 9], a finite delta and a start ≥ 0", sh.Feature, sh.Delta, sh.From))
 	}
 	if c.Drift.Kind != DriftNone && c.Drift.Position < 0 {
 		errs = append(errs, fmt.Errorf("drift position %d is negative", c.Drift.Position))
@@ -304,6 +320,9 @@ func (g *Generator) Next(e *Event) {
 	if r.Float64() < g.cfg.Noise {
 		label = !label
 	}
+	if sh := g.cfg.Shift; sh.Delta != 0 && t >= sh.From {
+		e.F[sh.Feature] += sh.Delta
+	}
 	e.Label = 0
 	if label {
 		e.Label = 1
@@ -357,4 +376,47 @@ func (g *Generator) hyperplane(e *Event, conceptB bool) bool {
 		}
 	}
 	return label
+}
+
+// ParseShift reads a Shift written FEATURE=DELTA@EVENT, e.g. f2=3@150000:
+// f2 moves by 3 from event 150,000 on. "" is no shift.
+func ParseShift(s string) (Shift, error) {
+	if s == "" {
+		return Shift{}, nil
+	}
+	name, rest, ok1 := strings.Cut(s, "=")
+	delta, at, ok2 := strings.Cut(rest, "@")
+	feature, err1 := strconv.Atoi(strings.TrimPrefix(name, "f"))
+	d, err2 := strconv.ParseFloat(delta, 64)
+	from, err3 := strconv.ParseInt(at, 10, 64)
+	if !ok1 || !ok2 || !strings.HasPrefix(name, "f") || errors.Join(err1, err2, err3) != nil {
+		return Shift{}, fmt.Errorf("%q is not FEATURE=DELTA@EVENT, e.g. f2=3@150000", s)
+	}
+	sh := Shift{Feature: feature, Delta: d, From: from}
+	if err := (Config{Concept: ConceptSEA, Shift: sh}).Validate(); err != nil {
+		return Shift{}, err
+	}
+	return sh, nil
+}
+
+// AttributeRange is the range [lo, hi] of attribute i of Event.F for a
+// concept: SEA's features lie in [0, 10], the hyperplane's in [0, 1],
+// Agrawal's in the ranges its doc states (salary, commission, age, …); the
+// noise slots in [0, 10] (SEA) or [0, 1]. A consumer scaling attributes
+// into other ranges keeps the concept's function of them.
+func AttributeRange(concept string, i int) (lo, hi float64) {
+	switch concept {
+	case ConceptSEA:
+		return 0, 10
+	case ConceptAgrawal:
+		if i < len(agrawalRanges) {
+			return agrawalRanges[i][0], agrawalRanges[i][1]
+		}
+	}
+	return 0, 1
+}
+
+// agrawalRanges are Agrawal's attributes' ranges, in Event.F order.
+var agrawalRanges = [...][2]float64{
+	{20_000, 150_000}, {0, 85_000}, {20, 80}, {0, 4}, {1, 20}, {0, 8}, {0, 1_200_000}, {1, 30}, {0, 500_000},
 }

@@ -308,3 +308,36 @@ func BenchmarkNextAppendJSON(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// A covariate shift moves one feature from its event on and changes
+// nothing else: the same draws, the same labels.
+func TestShiftMovesOneFeatureOnly(t *testing.T) {
+	base := Config{Concept: ConceptSEA, Seed: 3, Drift: Drift{Kind: DriftAbrupt, Position: 50}}
+	shifted := base
+	shifted.Shift = Shift{Feature: 2, Delta: 3, From: 40}
+	a, err := NewGenerator(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewGenerator(shifted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ea, eb Event
+	for i := range 100 {
+		a.Next(&ea)
+		b.Next(&eb)
+		want := ea.F
+		if i >= 40 {
+			want[2] += 3
+		}
+		if eb.F != want || eb.Label != ea.Label || eb.ID != ea.ID {
+			t.Fatalf("event %d: %+v, want %+v with f2 shifted", i, eb, ea)
+		}
+	}
+	bad := base
+	bad.Shift = Shift{Feature: 12, Delta: 1}
+	if bad.Validate() == nil {
+		t.Fatal("a shift of feature 12 validated")
+	}
+}

@@ -39,6 +39,10 @@ type Config struct {
 	// LabelDelay is how long after its event a label is written; each label
 	// gets an extra uniform jitter in [0, LabelJitter).
 	LabelDelay, LabelJitter time.Duration
+	// Encoder writes Stream's events, labels and keys; nil writes the
+	// stream's own JSON (a SchemaEncoder writes a spec's schema). A
+	// Scenario writes its own.
+	Encoder Encoder
 }
 
 func (c *Config) Validate() error {
@@ -57,8 +61,11 @@ func (c *Config) Validate() error {
 	return c.Stream.Validate()
 }
 
-// Stats counts what the producer wrote. Valid event indexes and
-// malformed rows' positions are kept so that a run can be checked for loss.
+// Stats counts what the producer wrote: the rows and labels the brokers
+// acknowledged (Rows is Valid + Malformed + Duplicates), and the records
+// that failed (Errors, rows and labels), which are not among the others.
+// Valid event indexes and malformed rows' positions are kept so that a run
+// can be checked for loss.
 type Stats struct {
 	Rows, Valid, Malformed, Duplicates, Labels, Errors atomic.Int64
 
@@ -95,7 +102,11 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			stats.mu.Unlock()
 			return err
 		}
-		gen = &streamSource{gen: g}
+		enc := cfg.Encoder
+		if enc == nil {
+			enc = streamEncoder{}
+		}
+		gen = &streamSource{gen: g, enc: enc}
 	}
 	stats.malformedAt = map[string]struct{}{}
 	stats.mu.Unlock()
@@ -108,12 +119,19 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		start    = time.Now()
 		firstErr atomic.Value
 	)
-	onDone := func(_ kafka.Produced, err error) {
+	// acked counts a record into its counters once the brokers took it.
+	acked := func(err error, counters ...*atomic.Int64) bool {
 		if err != nil {
 			stats.Errors.Add(1)
 			firstErr.CompareAndSwap(nil, err)
+			return false
 		}
+		for _, c := range counters {
+			c.Add(1)
+		}
+		return true
 	}
+	onLabel := func(_ kafka.Produced, err error) { acked(err, &stats.Labels) }
 	for cfg.Events == 0 || sent < cfg.Events {
 		if ctx.Err() != nil {
 			break
@@ -127,13 +145,13 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 				}
 			}
 		}
-		flushLabels(ctx, cl, labels, time.Now(), stats, onDone, cfg.LabelsTopic)
+		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
 		sent++
-		stats.Rows.Add(1)
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
-			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: prev.Key, Value: prev.Value}, onDone)
-			stats.Duplicates.Add(1)
+			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: prev.Key, Value: prev.Value}, func(_ kafka.Produced, err error) {
+				acked(err, &stats.Rows, &stats.Duplicates)
+			})
 			continue
 		}
 		ev = streams.ScenarioEvent{}
@@ -142,24 +160,20 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		if p < cfg.DuplicateRate+cfg.MalformedRate {
 			bad, _ := streams.Corrupt(rng, row)
 			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: bad}, func(r kafka.Produced, err error) {
-				onDone(r, err)
-				if err == nil {
+				if acked(err, &stats.Rows, &stats.Malformed) {
 					stats.mu.Lock()
 					stats.malformedAt[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = struct{}{}
 					stats.mu.Unlock()
 				}
 			})
-			stats.Malformed.Add(1)
 			continue
 		}
 		idx := gen.Index() - 1
-		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: row}, func(r kafka.Produced, err error) {
-			onDone(r, err)
-			if err == nil {
+		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: row}, func(_ kafka.Produced, err error) {
+			if acked(err, &stats.Rows, &stats.Valid) {
 				stats.markValid(idx)
 			}
 		})
-		stats.Valid.Add(1)
 		prev, havePrev = ev, true
 		if cfg.LabelsTopic != "" && ev.Label != nil {
 			delay := time.Duration(float64(cfg.LabelDelay) * ev.LabelScale)
@@ -178,7 +192,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			case <-ctx.Done():
 			}
 		}
-		flushLabels(ctx, cl, labels, time.Now(), stats, onDone, cfg.LabelsTopic)
+		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
 	}
 	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -197,26 +211,27 @@ type source interface {
 	Index() int64
 }
 
-// streamSource writes a streams.Generator's events as scenario events.
+// streamSource writes a streams.Generator's events as scenario events,
+// encoded by enc.
 type streamSource struct {
 	gen *streams.Generator
+	enc Encoder
 	ev  streams.Event
 }
 
 func (s *streamSource) Next(e *streams.ScenarioEvent) {
 	s.gen.Next(&s.ev)
-	e.ID, e.Key = s.ev.ID, []byte(s.ev.UserID)
-	e.Value = streams.AppendJSON(nil, &s.ev)
-	e.Label, e.LabelScale = streams.AppendLabelJSON(nil, &s.ev), 1
+	e.ID, e.Key = s.ev.ID, s.enc.Key(&s.ev)
+	e.Value = s.enc.AppendEvent(nil, &s.ev)
+	e.Label, e.LabelScale = s.enc.AppendLabel(nil, &s.ev), 1
 }
 
 func (s *streamSource) Index() int64 { return s.gen.Index() }
 
-func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, stats *Stats, onDone func(kafka.Produced, error), topic string) {
+func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, onDone func(kafka.Produced, error), topic string) {
 	for q.Len() > 0 && !(*q)[0].due.After(now) {
 		l := heap.Pop(q).(pendingLabel)
 		cl.Produce(ctx, pipeline.OutRecord{Topic: topic, Key: l.key, Value: l.value}, onDone)
-		stats.Labels.Add(1)
 	}
 }
 
