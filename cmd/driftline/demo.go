@@ -2,25 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/alicebob/miniredis/v2"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/detectors/alert"
@@ -160,38 +153,18 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if _, err := app.EphemeralKeys(&spec.Stages.Anonymize); err != nil {
 		return err
 	}
-	// Embedded Kafka.
-	port := *kafkaPort
-	if port == 0 {
-		if port, err = freePort(); err != nil {
-			return err
-		}
-	}
-	cluster, err := kfake.NewCluster(
-		kfake.Ports(port),
-		kfake.SeedTopics(int32(*partitions), app.Topics(spec)...),
-		kfake.GroupMinSessionTimeout(time.Second),
-		kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.Itoa(128 << 20)}),
-	)
+	emb, err := app.StartEmbedded(spec, *kafkaPort, *partitions)
 	if err != nil {
-		return fmt.Errorf("start embedded kafka on 127.0.0.1:%d: %w", port, err)
+		return err
 	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	spec.Kafka.Brokers = brokers
-	// Embedded Redis.
-	mr, err := miniredis.Run()
-	if err != nil {
-		return fmt.Errorf("start miniredis: %w", err)
-	}
-	defer mr.Close()
-	spec.Redis.Addr = mr.Addr()
-	fmt.Fprintf(stderr, "demo: kafka on %s (try: kcat -b %s -C -t %s), redis on %s\n", brokers[0], brokers[0], spec.Topics.Predictions, mr.Addr())
+	defer emb.Close()
+	brokers := emb.Brokers
+	fmt.Fprintf(stderr, "demo: kafka on %s (try: kcat -b %s -C -t %s), redis on %s\n", brokers[0], brokers[0], spec.Topics.Predictions, emb.RedisAddr)
 
 	onAlert := func(a alert.Alert) {
 		fmt.Fprintf(stderr, "\nALERT %s: %s on %q (statistic %.4g, window %d, model %s)\n", a.State, a.Detector, a.Subject, a.Statistic, a.Window, a.ModelVersion)
 	}
-	token, err := demoAdminToken()
+	token, err := app.DemoAdminToken()
 	if err != nil {
 		return err
 	}
@@ -262,7 +235,7 @@ loop:
 			incomplete = *events == 0
 			break loop
 		case <-tick.C:
-			cluster.ApplyRetention()
+			emb.ApplyRetention()
 			progress.show(pl, &stats, start)
 			tail.print(ctx, progress)
 		}
@@ -289,7 +262,7 @@ loop:
 		Produced: stats.Rows.Load(), Valid: stats.Valid.Load(), Malformed: stats.Malformed.Load(), Duplicates: stats.Duplicates.Load(),
 		Predicted: t.Out, DLQ: t.DLQ, Deduped: t.Duplicates, Labels: stats.Labels.Load(),
 		ElapsedS: elapsed.Seconds(), EventsPerS: float64(t.In) / elapsed.Seconds(),
-		KafkaAddr: brokers[0], RedisAddr: mr.Addr(), Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
+		KafkaAddr: brokers[0], RedisAddr: emb.RedisAddr, Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
 	sum.Accuracy, sum.Baseline, sum.Prequential = ls.Accuracy, ls.Baseline, ls.Versions
@@ -404,28 +377,6 @@ func waitPlanes(planeErr <-chan error, interrupted bool) error {
 	case <-budget:
 		return errStillDraining
 	}
-}
-
-// demoAdminToken is the demo's bootstrap admin token: $DRIFTLINE_ADMIN_TOKEN,
-// or a random one for this run.
-func demoAdminToken() (string, error) {
-	if t := os.Getenv(adminapi.EnvAdminToken); t != "" {
-		return t, nil
-	}
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "dl_demo_" + hex.EncodeToString(b), nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // progress prints one status line a second: in place on a terminal, as

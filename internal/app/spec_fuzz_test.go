@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/testkit/spectest"
