@@ -22,7 +22,9 @@ package kafka
 // A handler error aborts the round and stops Run, which returns it (as in
 // the at-least-once mode); nothing of the round is visible to read-committed
 // consumers and the next member to own the partitions reads its records
-// again. A round the session aborts by itself (the group rebalanced, the
+// again. With Config.Retry, a transient handler error (Redis unavailable)
+// aborts the round too, but Run waits the policy's backoff and goes on: the
+// aborted round's records are read again from the committed offsets. A round the session aborts by itself (the group rebalanced, the
 // member was fenced) is rewound to the committed offsets and read again by
 // this Client. An error ending the transaction is fatal.
 //
@@ -54,6 +56,10 @@ import (
 
 	"github.com/driftline/driftline/pipeline"
 )
+
+// errEndTxn marks a failure to end a transaction, which no retry of the
+// round can mend.
+var errEndTxn = errors.New("kafka: end transaction")
 
 // endTimeout bounds ending one transaction (flush, offset commit, EndTxn).
 const endTimeout = time.Minute
@@ -192,15 +198,31 @@ func (c *Client) runTransact(ctx context.Context, open func(topic string, partit
 	}()
 
 	var runErr error
+	retries := pipeline.Retries{Policy: c.cfg.Retry}
 	for runErr == nil {
 		round, closed := c.pollRound(pollCtx)
 		if closed {
 			break
 		}
 		if len(round) > 0 {
-			runErr = c.transact(workCtx, round)
+			if runErr = c.transact(workCtx, round); runErr == nil {
+				retries.Succeeded()
+			}
 		}
 		c.cl.AllowRebalance()
+		if runErr != nil && !errors.Is(runErr, errEndTxn) {
+			// The round was aborted and rewound: its records come again.
+			if retries.Tries() == 0 {
+				c.log.Warn("round failed and was aborted; retrying it while the error is transient", "err", runErr)
+			}
+			if retries.Failed(pollCtx, nil, runErr) {
+				runErr = nil
+				continue
+			}
+			if pollCtx.Err() != nil && ctx.Err() != nil {
+				runErr = nil // stopped while waiting: nothing of the round was committed
+			}
+		}
 		if runErr == nil {
 			select {
 			case runErr = <-c.errs:
@@ -356,7 +378,12 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 	committed, err := c.sess.End(endCtx, kgo.TransactionEndTry(firstErr == nil))
 	if err != nil {
 		c.txn.aborted.Add(1)
-		return errors.Join(firstErr, fmt.Errorf("kafka: end transaction: %w", err))
+		if firstErr != nil {
+			// firstErr is text only here: a transient handler error must
+			// not make a failed End look retryable.
+			return fmt.Errorf("%w: %w (the round had failed: %v)", errEndTxn, err, firstErr)
+		}
+		return fmt.Errorf("%w: %w", errEndTxn, err)
 	}
 	if firstErr != nil {
 		c.txn.aborted.Add(1)

@@ -55,7 +55,7 @@ func TestAuditForwarder(t *testing.T) {
 	t.Cleanup(func() { pub.Close() })
 	newForwarder := func(holder string) *AuditForwarder {
 		f, err := NewAuditForwarder(AuditForwarderConfig{Registry: reg, Publisher: pub, Cursors: connredis.Cursors{Client: rdb},
-			CursorKey: "{driftline:admin}:audit-forwarder:" + topic, Topic: topic, Holder: holder, Log: log})
+			CursorKey: "{driftline:admin}:audit-forwarder:" + topic, Topic: topic, Model: testModel, Holder: holder, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestAuditForwarder(t *testing.T) {
 	stopped, cancel := context.WithCancel(ctx)
 	cancel()
 	a.Run(stopped)
-	if h, err := reg.LeaseHolder(ctx, auditForwarderLease(topic)); err != nil || h != "" {
+	if h, err := reg.LeaseHolder(ctx, auditForwarderLease(topic, testModel)); err != nil || h != "" {
 		t.Fatalf("lease held by %q (%v) after a stopped", h, err)
 	}
 	appendEvents("test.after-a", 2)

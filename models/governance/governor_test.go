@@ -35,15 +35,37 @@ func feedRound(t *testing.T, g *Governor, candidate string, champRight, candRigh
 }
 
 // feed adds n outcomes of version v, the first right·n right, as the
-// label join's outcome hook does.
+// label join's outcome hook does for predictions that v served as the
+// registry's aliases and traffic say now (servedSeries).
 func feed(g *Governor, v string, n int, right float64) {
+	series := servedSeries(g.reg, v)
 	for i := range n {
 		score := float32(0.9)
 		if float64(i) >= right*float64(n) {
 			score = 0.1
 		}
-		g.ObserveOutcome(v, float64(score), float64(1))
+		g.ObserveOutcome(series, float64(score), float64(1))
 	}
+}
+
+// servedSeries is the outcome series of predictions of version v served
+// now, as a data plane serves the registry's aliases: the champion's, the
+// canary's at the registry's traffic share, else the shadow's.
+func servedSeries(reg *registry.Registry, v string) string {
+	set, err := reg.Aliases(context.Background(), testModel)
+	if err != nil {
+		return v
+	}
+	n, _ := strconv.ParseInt(v, 10, 64)
+	switch n {
+	case set.Versions[registry.AliasChampion]:
+		return OutcomeSeries(v, registry.AliasChampion, 0)
+	case set.Versions[registry.AliasCanary]:
+		return OutcomeSeries(v, registry.AliasCanary, set.CanaryPercent)
+	case set.Versions[registry.AliasShadow]:
+		return OutcomeSeries(v, registry.AliasShadow, 0)
+	}
+	return v
 }
 
 func registerShadow(t *testing.T, reg *registry.Registry) int64 {
