@@ -1,0 +1,108 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+)
+
+// The fault suite's bounds. Detection: /readyz says "not ready" within
+// detectBound of Redis going away (the probe runs every second, a hung
+// call fails within twice the 2 s Redis timeout). Recovery: once Redis
+// answers again, /readyz is ready and new outputs flow within
+// recoverBound (the probe's second, one backoff that the probe cuts short,
+// and a batch).
+const (
+	outageLength = 20 * time.Second
+	detectBound  = 10 * time.Second
+	recoverBound = 15 * time.Second
+)
+
+// redisFault is how a test takes Redis away and gives it back.
+type redisFault struct {
+	name      string
+	take      func(t *testing.T, r *redistest.Redis)
+	give      func(t *testing.T, r *redistest.Redis)
+	readiness string // what /readyz says meanwhile
+}
+
+var (
+	redisStopped = redisFault{name: "stopped", readiness: "redis",
+		take: func(t *testing.T, r *redistest.Redis) { r.Stop(t) },
+		give: func(t *testing.T, r *redistest.Redis) { r.Start(t); r.WaitReady(t) }}
+	redisHung = redisFault{name: "hung (SIGSTOP)", readiness: "redis",
+		take: func(t *testing.T, r *redistest.Redis) { r.Pause(t) },
+		give: func(t *testing.T, r *redistest.Redis) { r.Resume(t); r.WaitReady(t) }}
+)
+
+// TestChaosRedisOutage stops redis-server (a persistent one, which comes
+// back with its data, loading it first) for 20 s under a steady load with
+// labels, while every plane runs (data, labels, drift alerts, the
+// governance loop, the audit forwarder). driftline run must not exit;
+// /readyz goes false, naming Redis but not its address; the loops pause
+// and resume by themselves when Redis is back; no offset is committed past
+// unprocessed work, so nothing is lost.
+func TestChaosRedisOutage(t *testing.T) { chaosRedisFault(t, redisStopped) }
+
+// TestChaosRedisHang is TestChaosRedisOutage with a Redis that hangs
+// (SIGSTOP) instead of closing: its port still accepts connections and
+// nothing answers, so every call must time out rather than stall.
+func TestChaosRedisHang(t *testing.T) { chaosRedisFault(t, redisHung) }
+
+func chaosRedisFault(t *testing.T, fault redisFault) {
+	const events, rate = 60_000, 1500
+	broker := kafkatest.SharedKafka(t)
+	rds := redistest.StartRedisWith(t, redistest.Options{Persist: true})
+	spec, specPath := chaosSpec(t, broker, rds, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(broker.Client(t))
+	p := startChaosRun(t, specPath)
+	waitUntil(t, p, time.Minute, "ready at start", p.ready)
+	load := startChaosLoad(t, ctx, broker, spec, events, rate)
+	waitUntil(t, p, time.Minute, "a fifth of the outputs", func() bool { return outputCount(t, ctx, adm, spec) >= events/5 })
+
+	fault.take(t, rds)
+	down := time.Now()
+	detect := waitUntil(t, p, detectBound, "/readyz to say not ready", func() bool { return !p.ready() })
+	code, body := p.get("/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, fault.readiness) || strings.Contains(body, rds.Addr) {
+		t.Errorf("/readyz during the outage: %d %q; want 503 naming %s, not its address %s", code, body, fault.readiness, rds.Addr)
+	}
+	// An unauthenticated caller learns nothing of the internals.
+	if code, body := p.get("/api/v1/models", "Authorization", "Bearer not-a-token"); code/100 != 5 || strings.Contains(body, rds.Addr) || !strings.Contains(body, `"id"`) {
+		t.Errorf("/api/v1 during the outage: %d %q; want a 5xx with an error id and no address", code, body)
+	}
+	for time.Since(down) < outageLength {
+		p.mustBeAlive(t, "the outage")
+		time.Sleep(250 * time.Millisecond)
+	}
+	if up := p.metric("driftline_pipeline_dependency_up", `dependency="redis"`); up != 0 {
+		t.Errorf("driftline_pipeline_dependency_up{dependency=redis} = %v during the outage, want 0", up)
+	}
+	atOutageEnd := outputCount(t, ctx, adm, spec)
+
+	fault.give(t, rds)
+	recovery := waitUntil(t, p, recoverBound, "ready with new outputs after Redis came back", func() bool {
+		return p.ready() && outputCount(t, ctx, adm, spec) > atOutageEnd
+	})
+	retries := p.metric("driftline_pipeline_batch_retries_total", `dependency="redis"`)
+	load.wait(t, 2*time.Minute)
+	res := finish(t, ctx, broker, p, spec, load, false)
+	t.Logf("redis %s for %s: detected in %s; recovered in %s after Redis answered (bound %s); %.0f batch retries",
+		fault.name, outageLength, detect.Round(time.Millisecond), recovery.Round(time.Millisecond), recoverBound, retries)
+	t.Logf("figures: lost %d, duplicated %d (predictions beyond the first per event), of %d rows (%d valid, %d malformed)",
+		res.Lost, res.DuplicatePredictions, load.stats.Rows.Load(), load.stats.Valid.Load(), load.stats.Malformed.Load())
+	if retries <= 0 {
+		t.Errorf("driftline_pipeline_batch_retries_total = %v, want > 0: the outage should have paused and retried batches", retries)
+	}
+}
