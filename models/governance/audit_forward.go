@@ -207,10 +207,13 @@ func (f *AuditForwarder) forward(ctx context.Context) (int, error) {
 		read := cursor
 		for _, e := range evs {
 			if e.Model == "" || e.Model == f.model {
-				if err = f.publish(ctx, e); err != nil {
+				var published bool
+				if published, err = f.publish(ctx, e); err != nil {
 					break
 				}
-				total++
+				if published {
+					total++
+				}
 			}
 			cursor = e.ID
 		}
@@ -225,26 +228,27 @@ func (f *AuditForwarder) forward(ctx context.Context) (int, error) {
 	}
 }
 
-// publish publishes e, or skips it (logged, counted, nil) when it can never
-// be published; other failures are returned, to be tried again.
-func (f *AuditForwarder) publish(ctx context.Context, e registry.Event) error {
+// publish publishes e (true), or skips it (logged, counted; false, nil)
+// when it can never be published; other failures are returned, to be
+// tried again.
+func (f *AuditForwarder) publish(ctx context.Context, e registry.Event) (bool, error) {
 	b, err := json.Marshal(e)
 	if err != nil {
 		f.skip(e, fmt.Errorf("encode: %w", err))
-		return nil
+		return false, nil
 	}
 	if len(b) > f.maxEventBytes {
 		f.skip(e, fmt.Errorf("%d bytes of JSON, over the limit of %d", len(b), f.maxEventBytes))
-		return nil
+		return false, nil
 	}
 	if err := f.pub.PublishJSON(ctx, f.topic, e.Model, e); err != nil {
 		if f.unpublishable != nil && f.unpublishable(err) {
 			f.skip(e, err)
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("publish event %s: %w", e.ID, err)
+		return false, fmt.Errorf("publish event %s: %w", e.ID, err)
 	}
-	return nil
+	return true, nil
 }
 
 func (f *AuditForwarder) skip(e registry.Event, why error) {
