@@ -19,11 +19,17 @@ import (
 )
 
 // outageSpec is the demo spec (every plane, the governance loop included)
-// on broker and the Redis at redisAddr, with a short Redis timeout, and
-// its topics created.
-func outageSpec(t *testing.T, broker *kafkatest.Broker, redisAddr string) *pipeline.Spec {
+// on broker and the Redis at redisAddr, with a short Redis timeout and the
+// text edits (old, new) applied, and its topics created.
+func outageSpec(t *testing.T, broker *kafkatest.Broker, redisAddr string, edits ...[2]string) *pipeline.Spec {
 	t.Helper()
 	text := strings.Replace(string(DemoSpec), "name: demo\n", "name: demo\nredis:\n  addr: \""+redisAddr+"\"\n  timeout: 300ms\n", 1)
+	for _, e := range edits {
+		if !strings.Contains(text, e[0]) {
+			t.Fatalf("demo.yaml has no %q", e[0])
+		}
+		text = strings.Replace(text, e[0], e[1], 1)
+	}
 	spec, err := pipeline.ParseSpec("outage.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
