@@ -5,10 +5,12 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/driftline/driftline/testkit/kafkatest"
@@ -104,5 +106,70 @@ func chaosRedisFault(t *testing.T, fault redisFault) {
 		res.Lost, res.DuplicatePredictions, load.stats.Rows.Load(), load.stats.Valid.Load(), load.stats.Malformed.Load())
 	if retries <= 0 {
 		t.Errorf("driftline_pipeline_batch_retries_total = %v, want > 0: the outage should have paused and retried batches", retries)
+	}
+}
+
+// TestChaosRedisAtStartup starts driftline run while Redis is down, then
+// starts Redis with a dataset it takes seconds to load (answering LOADING
+// meanwhile). driftline run must wait, not ready (/readyz says it is
+// starting), and serve once Redis has loaded; nothing is lost.
+func TestChaosRedisAtStartup(t *testing.T) {
+	const events, rate = 10_000, 2000
+	broker := kafkatest.SharedKafka(t)
+	rds := redistest.StartRedisWith(t, redistest.Options{Persist: true, KeyLoadDelay: 100 * time.Microsecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rc := rds.Client(t)
+	if err := rc.Eval(ctx, "for i=1,20000 do redis.call('SET', 'ballast:'..i, i) end return 1", nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	spec, specPath := chaosSpec(t, broker, rds, nil)
+	rds.Stop(t)
+
+	p := startChaosRun(t, specPath)
+	for start := time.Now(); time.Since(start) < 3*time.Second; time.Sleep(250 * time.Millisecond) {
+		p.mustBeAlive(t, "the start without Redis")
+	}
+	if code, body := p.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "starting") || strings.Contains(body, rds.Addr) {
+		t.Errorf("/readyz before Redis is up: %d %q; want 503 saying it is starting, without the address", code, body)
+	}
+	rds.Start(t)
+	loading := false
+	for {
+		err := rc.Ping(ctx).Err()
+		if err == nil {
+			break
+		}
+		loading = loading || goredis.IsLoadingError(err)
+		p.mustBeAlive(t, "Redis loading its dataset")
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !loading {
+		t.Error("Redis never answered LOADING: the test did not exercise a start while Redis loads")
+	}
+	ready := waitUntil(t, p, recoverBound, "ready once Redis has loaded", p.ready)
+	load := startChaosLoad(t, ctx, broker, spec, events, rate)
+	load.wait(t, time.Minute)
+	res := finish(t, ctx, broker, p, spec, load, false)
+	t.Logf("start without Redis, then Redis loading: ready %s after Redis answered (bound %s); lost %d, duplicated %d of %d rows",
+		ready.Round(time.Millisecond), recoverBound, res.Lost, res.DuplicatePredictions, load.stats.Rows.Load())
+}
+
+// TestChaosRedisWrongPasswordFailsFast: a Redis that refuses the
+// pipeline's credentials is no outage to wait out; driftline run exits at
+// once with an error that names Redis and the refusal.
+func TestChaosRedisWrongPasswordFailsFast(t *testing.T) {
+	broker := kafkatest.SharedKafka(t)
+	rds := redistest.StartRedisWith(t, redistest.Options{Password: "the-right-one"})
+	_, specPath := chaosSpec(t, broker, rds, nil)
+	p := startChaosRun(t, specPath)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("driftline run still runs 15 s after Redis refused its credentials")
+	}
+	b, _ := os.ReadFile(p.logPath)
+	if p.waitErr == nil || !strings.Contains(string(b), "redis") || !strings.Contains(string(b), "NOAUTH") {
+		t.Errorf("exit %v, log %q; want a failure naming redis and NOAUTH", p.waitErr, tail(string(b), 500))
 	}
 }
