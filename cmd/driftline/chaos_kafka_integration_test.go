@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +19,12 @@ import (
 // broker stopped, on top of its shutdown and start-up.
 const brokerDown = 10 * time.Second
 
-// TestChaosBrokerRestartExactlyOnce stops the (only) broker cleanly under
-// a steady load with kafka.exactly_once: true, keeps it down for 10 s and
+// TestChaosBrokerRestartExactlyOnce kills the (only) broker under a
+// steady load with kafka.exactly_once: true, keeps it down for 10 s and
 // starts it again on the same port and data. driftline run must not exit;
 // a read-committed reader of the outputs must see every event once: lost
-// 0 and duplicated 0.
+// 0 and duplicated 0. DRIFTLINE_CHAOS_BROKER_STOP=term stops the broker
+// cleanly (SIGTERM) instead: see RELIABILITY.md, "Known issue".
 func TestChaosBrokerRestartExactlyOnce(t *testing.T) {
 	const events, rate = 60_000, 1500
 	broker := kafkatest.StartKafka(t) // its own: this test restarts it
@@ -42,7 +44,13 @@ func TestChaosBrokerRestartExactlyOnce(t *testing.T) {
 	waitUntil(t, p, time.Minute, "a fifth of the outputs", func() bool { return outputCount(t, ctx, adm, spec) >= events/5 })
 
 	stopping := time.Now()
-	broker.Stop(t)
+	how := "killed (SIGKILL)"
+	if os.Getenv("DRIFTLINE_CHAOS_BROKER_STOP") == "term" {
+		how = "stopped cleanly (SIGTERM)"
+		broker.Stop(t) // see RELIABILITY.md, "Known issue"
+	} else {
+		broker.Kill(t)
+	}
 	stopped := time.Since(stopping)
 	for start := time.Now(); time.Since(start) < brokerDown; time.Sleep(250 * time.Millisecond) {
 		p.mustBeAlive(t, "the broker outage")
@@ -54,8 +62,8 @@ func TestChaosBrokerRestartExactlyOnce(t *testing.T) {
 	})
 	load.wait(t, 3*time.Minute)
 	res := finish(t, ctx, broker, p, spec, load, true)
-	t.Logf("broker stopped (clean shutdown %s) and down for %s: outputs again %s after it answered (bound %s)",
-		stopped.Round(time.Millisecond), brokerDown, recovery.Round(time.Millisecond), 2*recoverBound)
+	t.Logf("broker %s (in %s) and down for %s: outputs again %s after it answered (bound %s)",
+		how, stopped.Round(time.Millisecond), brokerDown, recovery.Round(time.Millisecond), 2*recoverBound)
 	t.Logf("figures (read committed): lost %d, duplicated %d predictions and %d DLQ records, of %d rows (%d valid, %d malformed)",
 		res.Lost, res.DuplicatePredictions, res.DuplicateDLQ, load.stats.Rows.Load(), load.stats.Valid.Load(), load.stats.Malformed.Load())
 	if res.DuplicatePredictions != 0 || res.DuplicateDLQ != 0 {

@@ -30,8 +30,8 @@ func TestRealKafkaSASLSSLRoundTrip(t *testing.T) {
 	roundTrip(t, b) // through testkit's own client: TLS and SCRAM-SHA-512
 }
 
-// TestRealKafkaStopStartKeepsData: a broker stopped and started again is
-// on the same address with its topics and records.
+// TestRealKafkaStopStartKeepsData: a broker stopped (or killed) and
+// started again is on the same address with its topics and records.
 func TestRealKafkaStopStartKeepsData(t *testing.T) {
 	b := StartKafka(t)
 	roundTrip(t, b)
@@ -55,5 +55,18 @@ func TestRealKafkaStopStartKeepsData(t *testing.T) {
 	}
 	if len(keys) != 2 || keys[0] != "k1" || keys[1] != "k2" {
 		t.Fatalf("consumed %v after the restart, want [k1 k2]", keys)
+	}
+	// A crash (Kill) keeps what was acknowledged too.
+	b.Kill(t)
+	b.Start(t)
+	if err := b.Client(t).ProduceSync(ctx, &kgo.Record{Topic: "roundtrip", Key: []byte("k3")}).FirstErr(); err != nil {
+		t.Fatalf("produce after a kill: %v", err)
+	}
+	for len(keys) < 3 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %v after a kill, want k1, k2, k3", keys)
+		}
+		fs.EachRecord(func(r *kgo.Record) { keys = append(keys, string(r.Key)) })
 	}
 }

@@ -290,7 +290,26 @@ func (b *Broker) Stop(tb testing.TB) {
 	}
 }
 
-// Start starts a broker that Stop stopped again, on the same ports with the
+// Kill kills a real broker's process now (SIGKILL, a crash: nothing is
+// flushed or handed over), keeping its ports, configuration and data for
+// Start.
+func (b *Broker) Kill(tb testing.TB) {
+	tb.Helper()
+	if b.proc == nil {
+		tb.Fatalf("kafkatest: Kill applies to a real broker only")
+	}
+	select {
+	case <-b.proc.exited:
+		return
+	default:
+	}
+	if err := b.proc.proc.Kill(); err != nil {
+		tb.Fatalf("kafkatest: kill the broker: %v", err)
+	}
+	<-b.proc.exited
+}
+
+// Start starts a broker that Stop or Kill stopped again, on the same ports with the
 // same data folder (its topics, offsets and transactions), and returns once
 // it answers metadata requests.
 func (b *Broker) Start(tb testing.TB) {
