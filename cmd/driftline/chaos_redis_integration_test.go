@@ -163,8 +163,10 @@ func TestChaosRedisWrongPasswordFailsFast(t *testing.T) {
 	rds := redistest.StartRedisWith(t, redistest.Options{Password: "the-right-one"})
 	_, specPath := chaosSpec(t, broker, rds, nil)
 	p := startChaosRun(t, specPath)
+	start := time.Now()
 	select {
 	case <-p.exited:
+		t.Logf("driftline run exited %s after it started: %v", time.Since(start).Round(time.Millisecond), p.waitErr)
 	case <-time.After(15 * time.Second):
 		t.Fatal("driftline run still runs 15 s after Redis refused its credentials")
 	}
