@@ -84,10 +84,6 @@ var errRoundAborted = errors.New("kafka: round aborted")
 // offset commit and EndTxn), and a producer id initialization.
 const endTimeout = 30 * time.Second
 
-// idlePollWait bounds one wait for records, after which the loop checks
-// its state (a lost session) and polls again.
-const idlePollWait = time.Second
-
 // Backoff between tries while the cluster fails rounds or the producer id
 // initialization.
 const (
@@ -109,10 +105,6 @@ type txnState struct {
 	// revoked is set by a revoke or loss since the last End: the session
 	// then aborts the next End, so the round is rewound before any work.
 	revoked atomic.Bool
-	// lost is set when the group session was lost (the member fell out of
-	// the group: the broker went away, or a round outlived the session);
-	// Run then starts a new session (resetSession).
-	lost atomic.Bool
 	// committed and aborted count ended rounds; resets counts the
 	// sessions Run had to build again.
 	committed, aborted, resets atomic.Int64
@@ -241,7 +233,6 @@ func (c *Client) resetSession(ctx context.Context) error {
 	c.closeTxnParts(nil)
 	c.sess.CloseAllowingRebalance()
 	c.txn.revoked.Store(false)
-	c.txn.lost.Store(false)
 	c.txn.inRound.Store(false)
 	c.txn.takeProduceErr()
 	c.txn.resets.Add(1)
@@ -343,15 +334,6 @@ func (c *Client) runTransact(ctx context.Context, open func(topic string, partit
 			}
 		}
 		c.cl.AllowRebalance()
-		if runErr == nil && c.txn.lost.Swap(false) {
-			// Observed with Kafka 4.4 (transaction.version 2): after a
-			// broker restart that made this member lose its group session,
-			// aborting the round was not enough — the broker kept an offset
-			// of the group "unstable" (UNSTABLE_OFFSET_COMMIT) and the
-			// partition never resumed; a new producer id initialization, as
-			// a restarted process does, cleared it every time.
-			runErr = fmt.Errorf("%w: the group session was lost", errEndTxn)
-		}
 		switch {
 		case errors.Is(runErr, errEndTxn):
 			c.log.Warn("kafka: the transaction could not end; starting a new session (its records are read again)", "err", runErr)
@@ -432,10 +414,7 @@ func (c *Client) pollRound(ctx context.Context) (round []roundPart, closed bool)
 			total += len(p.Records)
 		})
 	}
-	// A bounded wait, so that an idle loop still notices a lost session.
-	pctx, cancel := context.WithTimeout(ctx, idlePollWait)
-	fs := c.cl.PollRecords(pctx, limit)
-	cancel()
+	fs := c.cl.PollRecords(ctx, limit)
 	if fs.IsClientClosed() {
 		return nil, true
 	}
@@ -663,7 +642,6 @@ func (c *Client) revokedTxn(_ context.Context, _ *kgo.Client, revoked map[string
 func (c *Client) lostTxn(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	if len(lost) > 0 {
 		c.txn.revoked.Store(true)
-		c.txn.lost.Store(true)
 	}
 	c.closeTxnParts(lost)
 	c.log.Warn("partitions lost", "lost", lost)
