@@ -170,6 +170,10 @@ func TestKubernetesManifests(t *testing.T) {
 	if !strings.Contains(args, "--spec="+mount.(string)+"/spec.yaml") {
 		t.Errorf("args %q do not run the mounted spec at %v", args, mount)
 	}
+	// The admin port listens on the pod IP, not on every interface.
+	if !strings.Contains(args, "--admin=$(POD_IP):"+adminPort) || dig(env["POD_IP"], "valueFrom", "fieldRef", "fieldPath") != "status.podIP" {
+		t.Errorf("args %q: want --admin=$(POD_IP):%s with POD_IP from status.podIP", args, adminPort)
+	}
 	if dig(kinds["PodDisruptionBudget"], "spec", "maxUnavailable") == nil && dig(kinds["PodDisruptionBudget"], "spec", "minAvailable") == nil {
 		t.Error("the PodDisruptionBudget bounds nothing")
 	}
@@ -208,6 +212,10 @@ func TestComposeRunsTheExample(t *testing.T) {
 		if dig(d, "environment", name) == nil {
 			t.Errorf("driftline service does not set %s", name)
 		}
+	}
+	// The admin port is published on the host's loopback only.
+	if ports := toStrings(dig(d, "ports")); len(ports) != 1 || !strings.HasPrefix(ports[0], "127.0.0.1:") {
+		t.Errorf("driftline publishes its admin port as %v, want on 127.0.0.1 only", ports)
 	}
 	topics := dig(doc, "services", "kafka-topics", "command", "0").(string)
 	for _, tp := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts} {

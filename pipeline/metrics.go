@@ -26,7 +26,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "driftline_pipeline_events_in_total", Help: "Input events taken into micro-batches.",
+			Name: "driftline_pipeline_events_in_total", Help: "Input events whose micro-batch got through the stages (a retried batch counts once).",
 		}),
 		predictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "driftline_pipeline_events_out_total", Help: "Predictions produced and acknowledged.",

@@ -100,7 +100,10 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 
 // Handle implements PartitionHandler: it processes the batch and returns
 // once its outputs are acknowledged. A stage or sink error fails the whole
-// batch, whose offsets then stay uncommitted (at-least-once).
+// batch, whose offsets then stay uncommitted (at-least-once). A failed
+// batch may be handed in again (a Source's RetryPolicy): it is processed
+// from its messages afresh, and its events are counted in once it gets
+// through the stages.
 func (r *Runner) Handle(ctx context.Context, msgs []Message) error {
 	errc := make(chan error, 1)
 	if err := r.HandleAsync(ctx, msgs, func(err error) { errc <- err }); err != nil {
@@ -117,9 +120,6 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	b := &r.batch
 	b.Reset(msgs)
 	m := r.cfg.Metrics
-	m.eventsIn.Add(float64(len(msgs)))
-	m.in.Add(int64(len(msgs)))
-	m.batchSize.Observe(float64(len(msgs)))
 	for _, st := range r.cfg.Stages {
 		start := time.Now()
 		if err := st.Process(ctx, b); err != nil {
@@ -142,6 +142,11 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	if err := r.addDLQRecords(b); err != nil {
 		return err
 	}
+	// Counted once the batch got through its stages, so that a batch the
+	// Source retries after a failed stage counts once.
+	m.eventsIn.Add(float64(len(msgs)))
+	m.in.Add(int64(len(msgs)))
+	m.batchSize.Observe(float64(len(msgs)))
 	var counts batchCounts
 	counts.predictions = predictions
 	for i, s := range b.State {

@@ -144,6 +144,9 @@ type RedisSpec struct {
 	// that every key of the pipeline maps to one slot and multi-key scripts
 	// work on a Cluster.
 	HashTag bool `yaml:"hash_tag"`
+	// Timeout bounds each command's reads and writes (default 2s): a Redis
+	// that hangs fails the call after it, and the loop pauses and retries.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // PasswordRef names where the Redis password is.
@@ -151,13 +154,20 @@ func (r *RedisSpec) PasswordRef() SecretRef {
 	return SecretRef{Env: r.PasswordEnv, File: r.PasswordFile}
 }
 
-// AdminSpec is the admin HTTP server: /metrics, /healthz, /readyz.
+// AdminSpec is the admin HTTP server: /metrics, /healthz, /readyz and the
+// model admin API.
 type AdminSpec struct {
+	// Addr is host:port; without a host (":9464") it listens on loopback
+	// only. Name the interface to serve others (a pod IP, "0.0.0.0").
 	Addr string `yaml:"addr"`
 	// PublicStatus lets the status page and the admin API's read calls
 	// answer without a token (as the viewer "anonymous"); writes always
 	// need one.
 	PublicStatus bool `yaml:"public_status"`
+	// MetricsAuth makes /metrics need a viewer token of the admin API
+	// (Authorization: Bearer), as /api/v1 does; off by default, for a
+	// scraper on a trusted network.
+	MetricsAuth bool `yaml:"metrics_auth"`
 }
 
 // BatchSpec bounds the micro-batches of each partition loop.

@@ -86,6 +86,9 @@ func (s *Spec) validateConnections(add func(path, format string, args ...any)) {
 	if r.DB < 0 {
 		add("redis.db", "must not be negative, got %d", r.DB)
 	}
+	if r.Timeout < 0 {
+		add("redis.timeout", "must not be negative, got %s", r.Timeout.D())
+	}
 	if r.Password != "" {
 		add("redis.password", "a password is never written in the spec: set redis.password_env (an environment variable) or redis.password_file (a file) instead")
 	}

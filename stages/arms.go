@@ -160,6 +160,31 @@ func (s *Score) Versions() []string {
 	return s.versions
 }
 
+// Served says which model served each row of a scored batch, and under
+// which rollout step: the label join caches it with each prediction, so
+// that a label's outcome counts for the step that served the prediction
+// (Outcome.ServedArm, Outcome.CanaryPercent), not the step in force when
+// the label comes.
+type Served struct {
+	// Versions is the version per row (nil: the join's model for all).
+	Versions []string
+	// Arms is the arm per row, ArmChampion or ArmCanary (nil: the
+	// champion for all).
+	Arms []string
+	// CanaryPercent is the canary's share of keys when the batch was
+	// scored.
+	CanaryPercent int
+}
+
+// Served returns, during Observe, which model served each row and the
+// canary share of the batch; the zero Served for a stage without arms.
+func (s *Score) Served() Served {
+	if s.arms == nil {
+		return Served{}
+	}
+	return Served{Versions: s.versions, Arms: s.armNames, CanaryPercent: s.percent}
+}
+
 // scoreArms scores b with the arms: the champion scores every row, the
 // canary rescores the rows routed to it, and the shadow scores every row
 // into its own records.
@@ -170,7 +195,8 @@ func (s *Score) scoreArms(ctx context.Context, b *pipeline.Batch) error {
 	if err := view.Champion.Predict(b.Scores, &s.rows); err != nil {
 		return fmt.Errorf("score: %s: %w", ArmChampion, err)
 	}
-	s.served, s.versions = s.served[:0], s.versions[:0]
+	s.served, s.versions, s.armNames = s.served[:0], s.versions[:0], s.armNames[:0]
+	s.percent = view.CanaryPercent
 	var canaryRows []int
 	var key []byte
 	for _, i := range fb.Row {
@@ -184,6 +210,7 @@ func (s *Score) scoreArms(ctx context.Context, b *pipeline.Batch) error {
 		}
 		s.served = append(s.served, m)
 		s.versions = append(s.versions, m.Version)
+		s.armNames = append(s.armNames, m.Arm)
 	}
 	if len(canaryRows) > 0 {
 		sub := gatherRows(fb, canaryRows)

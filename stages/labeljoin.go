@@ -74,6 +74,13 @@ func (c *PredictionCache) Put(ctx context.Context, b *pipeline.Batch) ([]earlyLa
 // PutVersions is Put with the version that predicted each row (parallel to
 // b.Scores, see Score.Versions); nil means the cache's version for all.
 func (c *PredictionCache) PutVersions(ctx context.Context, b *pipeline.Batch, versions []string) ([]earlyLabel, error) {
+	return c.PutServed(ctx, b, Served{Versions: versions})
+}
+
+// PutServed is Put with which model served each row and under which
+// rollout step (Score.Served), kept with each prediction.
+func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, served Served) ([]earlyLabel, error) {
+	versions := served.Versions
 	fb := &b.Features
 	if fb.Len() == 0 {
 		return nil, nil
@@ -90,7 +97,7 @@ func (c *PredictionCache) PutVersions(ctx context.Context, b *pipeline.Batch, ve
 		if versions != nil {
 			version = versions[j]
 		}
-		entry := encodeEntry(now, b.Scores[j], version,
+		entry := encodeEntry(now, b.Scores[j], version, served.step(j),
 			fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed])
 		k := string(key)
 		pipe.Set(ctx, k, entry, 2*c.ttl)
@@ -211,14 +218,50 @@ type cachedPrediction struct {
 	at      time.Time
 	score   float32
 	version string
+	step    servedStep
 	dense   []float32
 	hashed  []int32
 }
 
+// servedStep is the rollout step a prediction was served under: its arm
+// and, for the canary, the canary's share of keys then. The zero value is
+// unknown (an entry cached before steps were kept).
+type servedStep struct {
+	arm     string
+	percent int
+}
+
+// step is row j's rollout step.
+func (s *Served) step(j int) servedStep {
+	if s.Arms == nil {
+		return servedStep{arm: ArmChampion}
+	}
+	st := servedStep{arm: s.Arms[j]}
+	if st.arm == ArmCanary {
+		st.percent = s.CanaryPercent
+	}
+	return st
+}
+
+// Arm codes of a cache entry's step.
+var stepArmCodes = [...]string{1: ArmChampion, 2: ArmCanary}
+
+func stepArmCode(arm string) byte {
+	for c, a := range stepArmCodes {
+		if a == arm && a != "" {
+			return byte(c)
+		}
+	}
+	return 0
+}
+
 // Entry layout, little-endian: unix ms (8) | score (4) | version length (1)
-// | version | NumDense (2) | NumHashed (2) | dense float32s | hashed int32s.
-func encodeEntry(at time.Time, score float32, version string, dense []float32, hashed []int32) []byte {
-	buf := make([]byte, 0, 17+len(version)+4*(len(dense)+len(hashed)))
+// | version | NumDense (2) | NumHashed (2) | dense float32s | hashed int32s
+// | step arm code (1) | step canary percent (1). Entries cached before the
+// step was kept end after the hashed int32s; they decode with an unknown
+// step.
+func encodeEntry(at time.Time, score float32, version string, step servedStep, dense []float32, hashed []int32) []byte {
+	buf := make([]byte, 0, 19+len(version)+4*(len(dense)+len(hashed)))
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(at.UnixMilli()))
 	buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(score))
 	buf = append(buf, byte(len(version)))
@@ -231,7 +274,7 @@ func encodeEntry(at time.Time, score float32, version string, dense []float32, h
 	for _, v := range hashed {
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(v))
 	}
-	return buf
+	return append(buf, stepArmCode(step.arm), byte(min(max(step.percent, 0), 100)))
 }
 
 var errBadEntry = errors.New("corrupt prediction cache entry")
@@ -251,7 +294,15 @@ func decodeEntry(buf []byte, p *cachedPrediction) error {
 	buf = buf[vl:]
 	nd, nh := int(binary.LittleEndian.Uint16(buf)), int(binary.LittleEndian.Uint16(buf[2:]))
 	buf = buf[4:]
-	if len(buf) != 4*(nd+nh) {
+	p.step = servedStep{}
+	switch len(buf) {
+	case 4 * (nd + nh):
+	case 4*(nd+nh) + 2:
+		if code := int(buf[len(buf)-2]); code < len(stepArmCodes) {
+			p.step = servedStep{arm: stepArmCodes[code], percent: int(buf[len(buf)-1])}
+		}
+		buf = buf[:len(buf)-2]
+	default:
 		return errBadEntry
 	}
 	p.dense = p.dense[:0]
@@ -385,10 +436,19 @@ type Outcome struct {
 	// retired version that no arm serves any more; ArmShadow for the
 	// shadow's prequential prediction of the same label (see
 	// LabelJoin.Arms).
-	Arm   string
-	Score float32
-	Label float32
-	At    time.Time
+	Arm string
+	// ServedArm and CanaryPercent say under which rollout step the
+	// prediction was made: the arm that served it then (ArmChampion or
+	// ArmCanary; ArmShadow for the shadow's prediction, made as the label
+	// is joined) and, for a canary, the canary's share of keys then. A
+	// rollout step's evidence is the outcomes of its own predictions.
+	// ServedArm is "" for a prediction cached without its step (by an
+	// older version).
+	ServedArm     string
+	CanaryPercent int
+	Score         float32
+	Label         float32
+	At            time.Time
 }
 
 // LabelJoin consumes label records ({"<id field>": …, "<label field>": 0|1
@@ -457,7 +517,15 @@ func (j *LabelJoin) Observe(ctx context.Context, b *pipeline.Batch) error {
 // Score.Versions; nil: the champion's version for all), so that each
 // prediction is cached, scored and learned per version.
 func (j *LabelJoin) ObserveVersions(ctx context.Context, b *pipeline.Batch, versions []string) error {
-	found, err := j.cache.PutVersions(ctx, b, versions)
+	return j.ObserveServed(ctx, b, Served{Versions: versions})
+}
+
+// ObserveServed is ObserveVersions with the arm of each row and the canary
+// share of the batch (Score.Served), kept with each prediction so that its
+// outcome counts for the rollout step that served it.
+func (j *LabelJoin) ObserveServed(ctx context.Context, b *pipeline.Batch, served Served) error {
+	versions := served.Versions
+	found, err := j.cache.PutServed(ctx, b, served)
 	if err != nil || len(found) == 0 {
 		return err
 	}
@@ -477,7 +545,7 @@ func (j *LabelJoin) ObserveVersions(ctx context.Context, b *pipeline.Batch, vers
 		if versions != nil {
 			v = versions[r]
 		}
-		j.outcome(v, view.armOf(v), b.Scores[r], e.label, now)
+		j.outcome(v, view.armOf(v), served.step(r), b.Scores[r], e.label, now)
 		jb.add(v, fb.Dense[r*fb.NumDense:(r+1)*fb.NumDense], fb.Hashed[r*fb.NumHashed:(r+1)*fb.NumHashed], e.label)
 	}
 	err = j.teach(jb, &view, now)
@@ -617,17 +685,17 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 		return
 	}
 	for k, score := range scores {
-		j.outcome(sh.Version, ArmShadow, score, y[k], now)
+		j.outcome(sh.Version, ArmShadow, servedStep{arm: ArmShadow}, score, y[k], now)
 	}
 	if err := sh.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
 		j.metrics.shadowSkipped.Add(float64(rows.N))
 	}
 }
 
-func (j *LabelJoin) outcome(version, arm string, score, label float32, now time.Time) {
+func (j *LabelJoin) outcome(version, arm string, step servedStep, score, label float32, now time.Time) {
 	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.threshold)
 	if j.OnOutcome != nil {
-		j.OnOutcome(Outcome{Version: version, Arm: arm, Score: score, Label: label, At: now})
+		j.OnOutcome(Outcome{Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now})
 	}
 }
 
@@ -773,7 +841,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		} else {
 			j.metrics.joined.Inc()
 		}
-		j.outcome(e.version, view.armOf(e.version), e.score, lp.labels[i], now)
+		j.outcome(e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now)
 		if nd, nh := len(e.dense), len(e.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
 			// The rows gathered so far share one feature layout; an entry
 			// cached with another (before a featurize change) starts a new

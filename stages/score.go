@@ -108,6 +108,8 @@ type Score struct {
 	keyCol      int
 	served      []*ServedModel
 	versions    []string
+	armNames    []string // the arm of each row's model
+	percent     int      // the canary share of the batch
 	ends        [][3]int
 	// Observe, when set, is called with each scored batch.
 	Observe func(ctx context.Context, b *pipeline.Batch) error

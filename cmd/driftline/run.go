@@ -21,13 +21,15 @@ in one Kafka transaction per round (consumers read with read_committed).
 With a rollout block it also runs the governance loop: retraining on drift
 alerts, shadow, canary steps, promotion and rollback through the gate.
 The admin address also serves the model admin API under /api/v1 (bearer
-tokens; $DRIFTLINE_ADMIN_TOKEN is a bootstrap admin token). Flags override
+tokens; $DRIFTLINE_ADMIN_TOKEN is a bootstrap admin token); it listens on
+loopback unless the address names an interface. A Redis or broker outage
+pauses the pipeline (/readyz false) until it is back. Flags override
 the spec's addresses; the spec's kafka and redis blocks say how to
 authenticate (see "Connecting to a secured cluster" in the README).`, stderr)
 	specPath := fs.String("spec", "", "pipeline spec (YAML); required")
 	brokers := fs.String("brokers", "", "comma-separated Kafka bootstrap brokers (overrides kafka.brokers)")
 	redisAddr := fs.String("redis", "", "Redis address host:port (overrides redis.addr)")
-	adminAddr := fs.String("admin", "", "admin HTTP address for the status page, /metrics, /healthz, /readyz and /api/v1 (overrides admin.addr)")
+	adminAddr := fs.String("admin", "", "admin HTTP address for the status page, /metrics, /healthz, /readyz and /api/v1 (overrides admin.addr; no host: loopback)")
 	createTopics := fs.Int("create-topics", 0, "first create the spec's missing topics with N partitions each (0: create none)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := parseFlags(fs, args); err != nil {

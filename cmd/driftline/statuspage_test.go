@@ -96,8 +96,11 @@ func TestDemoServesTheStatusPage(t *testing.T) {
 			inputs++
 		}
 	}
-	if inputs != 2 || sum != st.In || st.Model != "demo-logistic" || st.Champion == "" {
-		t.Errorf("status %+v: want 2 input partitions whose counts add up to %d", st, st.In)
+	// The per-partition counts and the total are read at nearly the same
+	// moment, not atomically: they may differ by the batches handled in
+	// between (the demo's batch.size is 1,024).
+	if inputs != 2 || sum < st.In-2*1024 || sum > st.In+2*1024 || st.Model != "demo-logistic" || st.Champion == "" {
+		t.Errorf("status %+v: want 2 input partitions whose counts add up to %d (± 2 batches)", st, st.In)
 	}
 	var hist adminapi.History
 	if err := getJSON(ctx, base+"/api/v1/history", token, &hist); err != nil || len(hist.Points) == 0 || hist.Capacity == 0 {

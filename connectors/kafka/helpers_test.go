@@ -186,6 +186,7 @@ type consumerOpts struct {
 	linger          time.Duration
 	reg             *prometheus.Registry
 	txnID           string // non-empty: exactly-once mode
+	retry           *pipeline.RetryPolicy
 }
 
 func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consumerOpts) *kafka.Client {
@@ -203,6 +204,7 @@ func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consu
 		MaxInFlight:     o.inFlight,
 		Registerer:      o.reg,
 		TransactionalID: o.txnID,
+		Retry:           o.retry,
 	})
 	if err != nil {
 		t.Fatal(err)

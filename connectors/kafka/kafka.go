@@ -59,6 +59,12 @@ type Config struct {
 	// end within it, and read-committed consumers of the outputs wait at
 	// most this long behind a transaction that a dead process left open.
 	TransactionTimeout time.Duration
+	// Retry, when set, makes a partition loop whose handler failed with an
+	// error Retry classifies as transient (Redis is unavailable) pause and
+	// hand the handler the same batch again until it succeeds, instead of
+	// stopping Run; in exactly-once mode the round is aborted and read
+	// again. Nil: a handler error stops Run.
+	Retry *pipeline.RetryPolicy
 	// Registerer receives the consumer lag gauge; required when consuming.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -89,6 +95,11 @@ func (c *Config) Validate() error {
 	}
 	if c.TransactionTimeout < 0 {
 		return errors.New("kafka: transaction timeout must not be negative")
+	}
+	if c.Retry != nil {
+		if err := c.Retry.Validate(); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
 	}
 	return nil
 }
@@ -214,7 +225,11 @@ func (c *Client) Ready() bool { return c.ready.Load() }
 // Run implements pipeline.Source. On return — ctx done, or a handler
 // failed — every partition loop has finished its in-flight batch, the
 // offsets of the batches whose outputs were acknowledged are committed, and
-// the client has left the group. In exactly-once mode Run works in
+// the client has left the group. With Config.Retry, a handler that fails
+// on a transient error pauses its partition loop, which retries the same
+// batch (backpressure then stops the fetching of that partition) and never
+// marks an offset past it; a shutdown during the pause leaves the batch
+// uncommitted. In exactly-once mode Run works in
 // transactional rounds instead (see transact.go): on return the round in
 // progress has committed or aborted, and handlers are used with Handle
 // only, never HandleAsync.
@@ -260,11 +275,14 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 		})
 		c.mu.Lock()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
+			// Once Run stops, nothing more is queued: a chunk dropped while
+			// a later one of its partition went on would be skipped by the
+			// later one's commit.
+			if len(p.Records) == 0 || pollCtx.Err() != nil {
 				return
 			}
 			if w := c.workers[tp{p.Topic, p.Partition}]; w != nil {
-				w.enqueue(chunk{records: p.Records, highWatermark: p.HighWatermark})
+				w.enqueue(pollCtx, chunk{records: p.Records, highWatermark: p.HighWatermark})
 			}
 		})
 		c.mu.Unlock()
@@ -445,6 +463,7 @@ type partitionWorker struct {
 	done      chan struct{}
 	msgs      []pipeline.Message
 	lag       prometheus.Gauge
+	retries   pipeline.Retries
 }
 
 func newPartitionWorker(c *Client, topic string, p int32, h pipeline.PartitionHandler) *partitionWorker {
@@ -458,11 +477,14 @@ func newPartitionWorker(c *Client, topic string, p int32, h pipeline.PartitionHa
 }
 
 // enqueue blocks while the partition's queue is full: backpressure reaches
-// the poll loop, which stops fetching, so memory stays bounded.
-func (w *partitionWorker) enqueue(ch chunk) {
+// the poll loop, which stops fetching, so memory stays bounded. It gives
+// up when the worker quits or ctx (Run's poll) ends: a worker that retries
+// a batch while a dependency is down may hold its queue full for long.
+func (w *partitionWorker) enqueue(ctx context.Context, ch chunk) {
 	select {
 	case w.queue <- ch:
 	case <-w.quit:
+	case <-ctx.Done():
 	}
 }
 
@@ -504,7 +526,12 @@ func (w *partitionWorker) run(ctx context.Context) {
 		for _, r := range batch {
 			w.msgs = append(w.msgs, message(r))
 		}
-		if err := w.handle(ctx, batch, hw); err != nil {
+		if err := w.handleRetrying(ctx, batch, hw); err != nil {
+			select {
+			case <-w.quit:
+				return // stopped while the batch waited for a retry: it stays uncommitted
+			default:
+			}
 			w.c.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
 			// Keep the poll loop from blocking on this queue until Run stops us.
 			for {
@@ -519,6 +546,26 @@ func (w *partitionWorker) run(ctx context.Context) {
 		case <-w.quit:
 			return
 		default:
+		}
+	}
+}
+
+// handleRetrying is handle, tried again under Config.Retry while the
+// handler fails with a transient error.
+func (w *partitionWorker) handleRetrying(ctx context.Context, batch []*kgo.Record, hw int64) error {
+	w.retries.Policy = w.c.cfg.Retry
+	for {
+		err := w.handle(ctx, batch, hw)
+		if err == nil {
+			w.retries.Succeeded()
+			return nil
+		}
+		if w.retries.Tries() == 0 {
+			w.c.log.Warn("batch failed; retrying it while the error is transient", "topic", w.topic, "partition", w.partition,
+				"offset", batch[0].Offset, "records", len(batch), "err", err)
+		}
+		if !w.retries.Failed(ctx, w.quit, err) {
+			return err
 		}
 	}
 }

@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/pipeline"
@@ -71,3 +73,10 @@ func (p *Producer) Flush(ctx context.Context) error {
 
 // Close closes the client; records not yet acknowledged fail.
 func (p *Producer) Close() { p.cl.Close() }
+
+// RecordTooLarge reports whether err says that a record is larger than a
+// broker, a topic or the client takes (kerr.MessageTooLarge,
+// kerr.RecordListTooLarge): producing it again cannot succeed.
+func RecordTooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
+}

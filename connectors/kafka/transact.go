@@ -22,9 +22,24 @@ package kafka
 // A handler error aborts the round and stops Run, which returns it (as in
 // the at-least-once mode); nothing of the round is visible to read-committed
 // consumers and the next member to own the partitions reads its records
-// again. A round the session aborts by itself (the group rebalanced, the
-// member was fenced) is rewound to the committed offsets and read again by
-// this Client. An error ending the transaction is fatal.
+// again. With Config.Retry, a transient handler error (Redis unavailable)
+// aborts the round too, but Run waits the policy's backoff and goes on: the
+// aborted round's records are read again from the committed offsets. A
+// round the session aborts by itself (the group rebalanced, the member was
+// fenced) is rewound to the committed offsets and read again by this
+// Client.
+//
+// The cluster going away does not stop Run either. A round whose records
+// cannot be flushed in time is aborted and read again after a capped
+// backoff. A transaction that cannot be begun or ended (the cluster did not
+// answer in time) leaves the session in an unknown state: Run closes it and
+// starts a new one with the same transactional id (resetSession), whose
+// producer id initialization, retried while the cluster does not answer,
+// aborts the open transaction, as a restarted process does; the new session
+// reads from the committed offsets. Answers that no retry mends stop Run: a
+// fenced transactional id (another process uses it), an authorization
+// failure, a record the client could not write (an unknown topic, a record
+// too large).
 //
 // Stage side effects outside Kafka are not transactional: a re-read round
 // runs the stages again. Dedupe stores each event's source position, so a
@@ -50,13 +65,31 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/pipeline"
 )
 
-// endTimeout bounds ending one transaction (flush, offset commit, EndTxn).
-const endTimeout = time.Minute
+// errEndTxn marks a failure to begin or end a transaction: the session is
+// in an unknown state, and Run replaces it (resetSession).
+var errEndTxn = errors.New("kafka: end transaction")
+
+// errRoundAborted marks a round that the cluster failed (its records could
+// not be written in time): it was aborted and rewound, and Run reads it
+// again after a backoff.
+var errRoundAborted = errors.New("kafka: round aborted")
+
+// endTimeout bounds each step of ending one transaction (the flush; the
+// offset commit and EndTxn), and a producer id initialization.
+const endTimeout = 30 * time.Second
+
+// Backoff between tries while the cluster fails rounds or the producer id
+// initialization.
+const (
+	minClusterBackoff = 100 * time.Millisecond
+	maxClusterBackoff = 5 * time.Second
+)
 
 // DefaultTransactionTimeout is Config.TransactionTimeout's default. A
 // round must end within it (it is ample for a round of micro-batches); a
@@ -72,8 +105,11 @@ type txnState struct {
 	// revoked is set by a revoke or loss since the last End: the session
 	// then aborts the next End, so the round is rewound before any work.
 	revoked atomic.Bool
-	// committed and aborted count ended rounds.
-	committed, aborted atomic.Int64
+	// committed and aborted count ended rounds; resets counts the
+	// sessions Run had to build again.
+	committed, aborted, resets atomic.Int64
+	// opts build a session (newSession).
+	opts []kgo.Opt
 	// inRound is set between Begin and End; writes outside it fail.
 	inRound atomic.Bool
 	// produceErr is the round's first failed record, if any.
@@ -134,12 +170,97 @@ func (c *Client) newTransactional(opts []kgo.Opt) (*Client, error) {
 		// partition waits for a pending transactional offset commit.
 	)
 	opts = append(opts, kgo.TransactionTimeout(cmp.Or(c.cfg.TransactionTimeout, DefaultTransactionTimeout)))
-	sess, err := kgo.NewGroupTransactSession(opts...)
+	c.txn.opts = opts
+	if err := c.newSession(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newSession builds the transactional session (and so c.cl) from the
+// options New made.
+func (c *Client) newSession() error {
+	sess, err := kgo.NewGroupTransactSession(c.txn.opts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: new transactional session: %w", err)
+		return fmt.Errorf("kafka: new transactional session: %w", err)
 	}
 	c.sess, c.cl = sess, sess.Client()
-	return c, nil
+	return nil
+}
+
+// initProducer initializes the transactional producer id, which fences an
+// earlier producer with this transactional id and makes the broker abort
+// its open transaction. While the cluster does not answer it retries with
+// a capped backoff, on a new session each time; it returns an error the
+// cluster answers that no retry mends (an authorization failure, a fenced
+// id), and nil when ctx ends.
+func (c *Client) initProducer(ctx context.Context) error {
+	backoff := minClusterBackoff
+	for attempt := 1; ; attempt++ {
+		initCtx, cancel := context.WithTimeout(ctx, endTimeout)
+		_, _, err := c.cl.ProducerID(initCtx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		var ke *kerr.Error
+		if errors.As(err, &ke) && !ke.Retriable {
+			return fmt.Errorf("kafka: init transactional producer %q: %w", c.cfg.TransactionalID, err)
+		}
+		if attempt == 1 {
+			c.log.Warn("kafka: transactional producer not initialized; retrying while the cluster does not answer (not ready)",
+				"transactional_id", c.cfg.TransactionalID, "err", err)
+		}
+		if !sleepCtx(ctx, backoff) {
+			return nil
+		}
+		backoff = min(2*backoff, maxClusterBackoff)
+		c.sess.CloseAllowingRebalance()
+		if err := c.newSession(); err != nil {
+			return err
+		}
+	}
+}
+
+// resetSession replaces a session whose transaction could not be begun or
+// ended (the cluster went away mid-round): it closes the partitions'
+// handlers and the session, and starts a new one with the same
+// transactional id, whose initialization aborts the old open transaction,
+// as a restarted process does. The new session reads from the committed
+// offsets, so nothing of the failed round is committed twice.
+func (c *Client) resetSession(ctx context.Context) error {
+	c.ready.Store(false)
+	c.closeTxnParts(nil)
+	c.sess.CloseAllowingRebalance()
+	c.txn.revoked.Store(false)
+	c.txn.inRound.Store(false)
+	c.txn.takeProduceErr()
+	c.txn.resets.Add(1)
+	if err := c.newSession(); err != nil {
+		return err
+	}
+	return c.initProducer(ctx)
+}
+
+// fatalTxnError reports whether err, from a transaction's End, is an
+// answer of the cluster that a new session cannot mend: this producer was
+// fenced by another process with its transactional id (which must stop,
+// not fence it back), or is not authorized.
+func fatalTxnError(err error) bool {
+	var ke *kerr.Error
+	return errors.As(err, &ke) && !ke.Retriable
+}
+
+// sleepCtx waits d, or less when ctx ends first (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // TransactionalID returns the transactional id of an exactly-once Client,
@@ -148,11 +269,24 @@ func (c *Client) TransactionalID() string { return c.cfg.TransactionalID }
 
 // Transactions returns how many exactly-once rounds this Client committed
 // and aborted (both 0 in at-least-once mode). Safe for concurrent use.
+//
+// A session whose transaction could not be ended (the cluster went away
+// mid-round) is replaced by a new one: Sessions counts those.
 func (c *Client) Transactions() (committed, aborted int64) {
 	if c.txn == nil {
 		return 0, 0
 	}
 	return c.txn.committed.Load(), c.txn.aborted.Load()
+}
+
+// SessionResets returns how many times Run replaced its transactional
+// session because a transaction could not be begun or ended (0 in
+// at-least-once mode). Safe for concurrent use.
+func (c *Client) SessionResets() int64 {
+	if c.txn == nil {
+		return 0
+	}
+	return c.txn.resets.Load()
 }
 
 // runTransact is Run in exactly-once mode.
@@ -169,16 +303,10 @@ func (c *Client) runTransact(ctx context.Context, open func(topic string, partit
 	// Initializing the producer id now fences an earlier process with this
 	// transactional id and makes the broker abort its open transaction, so
 	// a restart after a crash does not wait for the transaction timeout.
-	initCtx, cancelInit := context.WithTimeout(ctx, endTimeout)
-	_, _, err := c.cl.ProducerID(initCtx)
-	cancelInit()
-	if err != nil {
+	if err := c.initProducer(ctx); err != nil || ctx.Err() != nil {
 		c.closeTxnParts(nil)
 		c.Close()
-		if ctx.Err() != nil {
-			return nil // stopped before the first round
-		}
-		return fmt.Errorf("kafka: init transactional producer %q: %w", c.cfg.TransactionalID, err)
+		return err // nil: stopped before the first round
 	}
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
@@ -192,15 +320,47 @@ func (c *Client) runTransact(ctx context.Context, open func(topic string, partit
 	}()
 
 	var runErr error
+	retries := pipeline.Retries{Policy: c.cfg.Retry}
+	clusterBackoff := minClusterBackoff
 	for runErr == nil {
 		round, closed := c.pollRound(pollCtx)
 		if closed {
 			break
 		}
 		if len(round) > 0 {
-			runErr = c.transact(workCtx, round)
+			if runErr = c.transact(workCtx, round); runErr == nil {
+				retries.Succeeded()
+				clusterBackoff = minClusterBackoff
+			}
 		}
 		c.cl.AllowRebalance()
+		switch {
+		case errors.Is(runErr, errEndTxn):
+			c.log.Warn("kafka: the transaction could not end; starting a new session (its records are read again)", "err", runErr)
+			if runErr = c.resetSession(pollCtx); runErr == nil && pollCtx.Err() == nil {
+				c.log.Info("kafka: new transactional session", "transactional_id", c.cfg.TransactionalID)
+			}
+			continue
+		case errors.Is(runErr, errRoundAborted):
+			c.log.Warn("kafka: round aborted; reading it again", "err", runErr, "after", clusterBackoff)
+			runErr = nil
+			sleepCtx(pollCtx, clusterBackoff)
+			clusterBackoff = min(2*clusterBackoff, maxClusterBackoff)
+			continue
+		}
+		if runErr != nil {
+			// The round was aborted and rewound: its records come again.
+			if retries.Tries() == 0 {
+				c.log.Warn("round failed and was aborted; retrying it while the error is transient", "err", runErr)
+			}
+			if retries.Failed(pollCtx, nil, runErr) {
+				runErr = nil
+				continue
+			}
+			if pollCtx.Err() != nil && ctx.Err() != nil {
+				runErr = nil // stopped while waiting: nothing of the round was committed
+			}
+		}
 		if runErr == nil {
 			select {
 			case runErr = <-c.errs:
@@ -297,12 +457,13 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 		// would abort this round: rewind to the committed offsets now,
 		// before any work, and read the records again next round.
 		if err := c.sess.Begin(); err != nil {
-			return fmt.Errorf("kafka: begin transaction: %w", err)
+			return fmt.Errorf("%w: begin: %w", errEndTxn, err)
 		}
+		c.cl.AllowRebalance() // End's heartbeat may wait for a rejoin
 		endCtx, cancel := context.WithTimeout(ctx, endTimeout)
 		defer cancel()
 		if _, err := c.sess.End(endCtx, kgo.TryAbort); err != nil {
-			return fmt.Errorf("kafka: rewind after a revoke: %w", err)
+			return fmt.Errorf("%w: rewind after a revoke: %w", errEndTxn, err)
 		}
 		c.log.Info("partitions were revoked since the last transaction; round rewound to the committed offsets")
 		return nil
@@ -319,7 +480,7 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 		}
 	}
 	if err := c.sess.Begin(); err != nil {
-		return fmt.Errorf("kafka: begin transaction: %w", err)
+		return fmt.Errorf("%w: begin: %w", errEndTxn, err)
 	}
 	c.txn.takeProduceErr()
 	c.txn.inRound.Store(true)
@@ -340,23 +501,44 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 	}
 	wg.Wait()
 	cancelRound()
+	// The handlers are done with the round: a rebalance may run now. It
+	// makes End abort and rewind (the next round reads the records again),
+	// and End's own heartbeat would wait for it: the group rejoins, for
+	// one, after the broker restarted.
+	c.cl.AllowRebalance()
 
-	endCtx, cancel := context.WithTimeout(ctx, endTimeout)
-	defer cancel()
 	if firstErr == nil {
 		// Every record must be written before the commit: flush, then
 		// check the promises (End would flush too, but commit regardless).
-		if err := c.cl.Flush(endCtx); err != nil {
-			firstErr = fmt.Errorf("kafka: flush the round: %w", err)
+		flushCtx, cancel := context.WithTimeout(ctx, endTimeout)
+		err := c.cl.Flush(flushCtx)
+		cancel()
+		if err != nil {
+			firstErr = fmt.Errorf("%w: flush the round: %w", errRoundAborted, err)
 		} else if err := c.txn.takeProduceErr(); err != nil {
+			// The client retried the record as long as it could: what is
+			// left (an unknown topic, a record too large) does not mend.
 			firstErr = fmt.Errorf("kafka: produce: %w", err)
 		}
 	}
 	c.txn.inRound.Store(false)
+	endCtx, cancel := context.WithTimeout(ctx, endTimeout)
+	defer cancel()
 	committed, err := c.sess.End(endCtx, kgo.TransactionEndTry(firstErr == nil))
 	if err != nil {
 		c.txn.aborted.Add(1)
-		return errors.Join(firstErr, fmt.Errorf("kafka: end transaction: %w", err))
+		if fatalTxnError(err) {
+			if firstErr != nil { // text only: nothing may make this look retryable
+				return fmt.Errorf("kafka: end transaction: %w (the round had failed: %v)", err, firstErr)
+			}
+			return fmt.Errorf("kafka: end transaction: %w", err)
+		}
+		if firstErr != nil {
+			// firstErr is text only here: a transient handler error must
+			// not make a failed End look retryable.
+			return fmt.Errorf("%w: %w (the round had failed: %v)", errEndTxn, err, firstErr)
+		}
+		return fmt.Errorf("%w: %w", errEndTxn, err)
 	}
 	if firstErr != nil {
 		c.txn.aborted.Add(1)

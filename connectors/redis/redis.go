@@ -46,7 +46,17 @@ type Config struct {
 	TLS *TLSConfig
 	// DialTimeout bounds one connection attempt (default 5s).
 	DialTimeout time.Duration
+	// Timeout bounds each command's socket writes and reads (default
+	// DefaultTimeout), so that a Redis that hangs (a stopped process, a
+	// network that drops packets) fails the call instead of stalling it.
+	// The client also honours the deadline of each call's context.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Config.Timeout's default. A call retries once on a new
+// connection when the first one broke, so one call against a hung server
+// fails after about twice this.
+const DefaultTimeout = 2 * time.Second
 
 // TLSConfig is the client's TLS material, read from PEM files when the
 // client is built: CAFile replaces the system roots when set; CertFile and
@@ -93,6 +103,9 @@ func (c Config) Validate() error {
 	if c.DialTimeout < 0 {
 		return fmt.Errorf("redis: dial timeout must not be negative, got %s", c.DialTimeout)
 	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("redis: timeout must not be negative, got %s", c.Timeout)
+	}
 	if t := c.TLS; t != nil {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("redis: %w", err)
@@ -102,17 +115,28 @@ func (c Config) Validate() error {
 }
 
 // New builds the client c describes. It does not connect: call Ping to
-// check the server (errors name the address, never the password).
+// check the server (errors name the address, never the password). Every
+// command is bounded by Config.Timeout and its context's deadline.
 func New(c Config) (goredis.UniversalClient, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
 	opts := &goredis.UniversalOptions{
-		Addrs:       c.Addrs,
-		Username:    c.Username,
-		Password:    c.Password.Reveal(),
-		DB:          c.DB,
-		DialTimeout: c.DialTimeout,
+		Addrs:                 c.Addrs,
+		Username:              c.Username,
+		Password:              c.Password.Reveal(),
+		DB:                    c.DB,
+		DialTimeout:           c.DialTimeout,
+		ReadTimeout:           timeout,
+		WriteTimeout:          timeout,
+		ContextTimeoutEnabled: true,
+		// One retry mends a pooled connection that broke (Redis restarted);
+		// longer outages are the callers' to wait out (they pause and retry).
+		MaxRetries: 1,
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 5 * time.Second

@@ -35,6 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		`username "app" needs a password`:           {Addrs: one, Username: "app"},
 		"master_name applies to mode sentinel only": {Mode: redis.ModeCluster, Addrs: one, MasterName: "x"},
 		"dial timeout must not be negative":         {Addrs: one, DialTimeout: -time.Second},
+		"timeout must not be negative":              {Addrs: one, Timeout: -time.Second},
 		"go together":                               {Addrs: one, TLS: &redis.TLSConfig{CertFile: "c.pem"}},
 	} {
 		err := c.Validate()

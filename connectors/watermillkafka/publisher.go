@@ -109,7 +109,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 
 // Publish writes msgs to topic and returns once the broker has acknowledged every one
 // of them, or failed one. Messages with the same key keep their order. Each message's
-// Context bounds its own delivery; a canceled context fails that message. On error, some
+// Context bounds its own delivery: Publish stops waiting for a message whose context
+// ends and fails it (the record may still reach the broker later). On error, some
 // messages may have been written: watermill publishing is at-least-once, and a retry may
 // duplicate them. Publish does not modify or retain msgs.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
@@ -129,18 +130,27 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		recs[i] = toRecord(topic, key, msg)
 	}
-	errs := make([]error, len(msgs))
-	var wg sync.WaitGroup
-	wg.Add(len(recs))
+	// One result per record, buffered: a promise that comes after Publish
+	// stopped waiting for it (its context ended) does not block.
+	results := make([]chan error, len(recs))
 	for i, rec := range recs {
-		p.cl.Produce(msgs[i].Context(), rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				errs[i] = fmt.Errorf("watermillkafka: publish message %s to %q: %w", msgs[i].UUID, topic, err)
-			}
-			wg.Done()
-		})
+		results[i] = make(chan error, 1)
+		p.cl.Produce(msgs[i].Context(), rec, func(_ *kgo.Record, err error) { results[i] <- err })
 	}
-	wg.Wait()
+	var errs []error
+	for i, res := range results {
+		var err error
+		select {
+		case err = <-res:
+		case <-msgs[i].Context().Done():
+			// The client fails a canceled record only once it can; the
+			// caller's deadline is not to wait for that.
+			err = msgs[i].Context().Err()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("watermillkafka: publish message %s to %q: %w", msgs[i].UUID, topic, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

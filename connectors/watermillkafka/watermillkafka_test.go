@@ -143,6 +143,27 @@ func TestPublishCanceledContextFails(t *testing.T) {
 	}
 }
 
+// A message whose context ends while the broker does not answer fails
+// then: Publish does not wait for the client's delivery timeout.
+func TestPublishStopsWaitingAtTheContextsEnd(t *testing.T) {
+	b := kafkatest.StartKfake(t)
+	b.CreateTopic(t, "gone", 1)
+	pub := newTestPublisher(t, b, nil)
+	if err := pub.Publish("gone", message.NewMessage("warm-up", []byte("{}"))); err != nil {
+		t.Fatal(err)
+	}
+	b.Fake.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	msg := message.NewMessage("late", []byte("{}"))
+	msg.SetContext(ctx)
+	start := time.Now()
+	err := pub.Publish("gone", msg)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("Publish to a gone broker: %v after %s; want the deadline, promptly", err, time.Since(start))
+	}
+}
+
 func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	b := kafkatest.StartKfake(t)
 	pub := newTestPublisher(t, b, nil)

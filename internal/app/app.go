@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,8 @@ type App struct {
 	status   statusTracker // the status page's samples (status.go)
 	keys     stages.Keys
 	champion *stages.ServedModel
+	// signature is the spec learner's registry signature.
+	signature registry.Signature
 	// onnx is the user's ONNX model when the spec sets model.onnx; it
 	// scores, the champion's Learn is a no-op.
 	onnx *stages.ONNXModel
@@ -99,6 +102,13 @@ type App struct {
 	// holder names this instance on the registry's leases.
 	holder     string
 	adminToken string
+	// health tracks Redis (the prober and every loop report to it); retry
+	// is the partition loops' policy on a Redis failure (health.go).
+	health *pipeline.Health
+	retry  *pipeline.RetryPolicy
+	// started is set once Run has reached Redis and, with a rollout block,
+	// served the registry's champion (start).
+	started atomic.Bool
 	// closers run at Close, after the Kafka clients (control-plane
 	// publishers).
 	closers []func() error
@@ -109,9 +119,11 @@ type App struct {
 }
 
 // Open wires spec's pipeline: it builds the Redis client (unless
-// opts.Redis is set) and checks it answers, the Kafka clients through the
-// connectors, the stages, the model (the registry's champion under a
-// rollout block) and the control loops. It does no consuming.
+// opts.Redis is set), the Kafka clients through the connectors, the
+// stages, the model and the control loops. It does no consuming. Wrong
+// Redis or Kafka credentials or TLS settings fail here, with a clear
+// error; a Redis or a cluster that cannot be reached yet (down, loading its
+// dataset) is waited for by Run, not ready meanwhile.
 func Open(ctx context.Context, spec *pipeline.Spec, opts Options) (*App, error) {
 	a := &App{spec: spec, log: opts.Log, rdb: opts.Redis, holder: opts.Holder, adminToken: opts.AdminToken}
 	if a.log == nil {
@@ -152,7 +164,10 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		}
 		a.ownRedis = true
 		if err := redis.Ping(ctx, rc, a.rdb); err != nil {
-			return err
+			if _, ok := redis.Unavailable(err); !ok {
+				return err
+			}
+			a.log.Warn("redis: not reachable yet; the pipeline waits for it (not ready)", "err", err)
 		}
 	}
 	if a.keys, err = stages.LoadKeys(&spec.Stages.Anonymize); err != nil {
@@ -163,6 +178,10 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if a.metrics, err = pipeline.NewMetrics(a.reg); err != nil {
 		return err
 	}
+	if a.health, err = pipeline.NewHealth(a.reg, a.log, dependencyRedis); err != nil {
+		return err
+	}
+	a.retry = &pipeline.RetryPolicy{Classify: classifyFailure, Health: a.health}
 	fz, err := stages.NewFeaturize(spec, a.rdb)
 	if err != nil {
 		return err
@@ -190,12 +209,10 @@ func (a *App) open(ctx context.Context, opts Options) error {
 			return fmt.Errorf("model registry: %w", err)
 		}
 	}
-	if spec.Rollout != nil {
-		if learner, version, err = servedChampion(ctx, a.models, spec, learner, LearnerSignature(fz), a.log); err != nil {
-			return err
-		}
-	}
+	// Under a rollout block, Run swaps in the registry's champion before it
+	// serves (start).
 	a.champion = stages.NewServedModel(spec.Model.Name, version, stages.ArmChampion, learner)
+	a.signature = LearnerSignature(fz)
 	if a.joinMetrics, err = stages.NewJoinMetrics(a.reg); err != nil {
 		return err
 	}
@@ -251,6 +268,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		Linger:          spec.Batch.Linger.D(),
 		MaxInFlight:     spec.Batch.MaxInFlight,
 		TransactionalID: txnID,
+		Retry:           a.retry,
 		Registerer:      a.reg,
 		Logger:          a.log,
 	})
@@ -334,7 +352,7 @@ func (a *App) openPartition(topic string, partition int32) (pipeline.PartitionHa
 func (a *App) armsScore() *stages.Score {
 	s := stages.NewScoreWithArms(a.spec, a.arms, a.spec.Rollout.ShadowTopic, a.keys.AESKeyID)
 	s.Observe = func(ctx context.Context, b *pipeline.Batch) error {
-		return a.observeServed(ctx, b, s.Versions())
+		return a.observeServed(ctx, b, s.Served())
 	}
 	return s
 }
@@ -342,14 +360,14 @@ func (a *App) armsScore() *stages.Score {
 // observeScored sees every scored batch: it caches the predictions for the
 // label join and feeds the drift monitor.
 func (a *App) observeScored(ctx context.Context, b *pipeline.Batch) error {
-	return a.observeServed(ctx, b, nil)
+	return a.observeServed(ctx, b, stages.Served{})
 }
 
-// observeServed is observeScored with the version that served each row
-// (nil: the champion's).
-func (a *App) observeServed(ctx context.Context, b *pipeline.Batch, versions []string) error {
+// observeServed is observeScored with which model served each row (the
+// zero Served: the champion).
+func (a *App) observeServed(ctx context.Context, b *pipeline.Batch, served stages.Served) error {
 	if a.join != nil {
-		if err := a.join.ObserveVersions(ctx, b, versions); err != nil {
+		if err := a.join.ObserveServed(ctx, b, served); err != nil {
 			return err
 		}
 	}
@@ -393,14 +411,21 @@ func (a *App) championVersion() string {
 	return a.champion.Version
 }
 
-// Run consumes until ctx ends or a plane fails, then drains and commits.
-// The alert publisher flushes after the data plane stops. Call Close after
-// Run returns; the registry stays readable until then.
+// Run waits for Redis (and, under a rollout block, serves the registry's
+// champion), then consumes until ctx ends or a plane fails, then drains
+// and commits. Redis going away does not stop it: the loops pause and
+// retry (not ready meanwhile) and go on when it is back. The alert
+// publisher flushes after the data plane stops. Call Close after Run
+// returns; the registry stays readable until then.
 func (a *App) Run(ctx context.Context) error {
 	a.learnRecordLimits(ctx)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var loops sync.WaitGroup
 	defer func() { stopWatch(); loops.Wait() }()
+	loops.Go(func() { a.watchRedis(watchCtx) })
+	if err := a.start(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
 	if a.alertInbox != nil {
 		if err := StartAlertRouter(watchCtx, a.spec, a.kcc, "", a.alertInbox.Receive, a.log); err != nil {
 			return fmt.Errorf("governor alerts: %w", err)
@@ -468,8 +493,9 @@ func (a *App) Close() {
 // Totals are the data plane's event counts so far.
 func (a *App) Totals() pipeline.Totals { return a.metrics.Totals() }
 
-// Ready reports whether the data plane has a partition assignment.
-func (a *App) Ready() bool { return a.kc.Ready() }
+// Ready reports whether the App serves: Run has started, the data plane
+// has a partition assignment and Redis answers.
+func (a *App) Ready() bool { return len(a.NotReady()) == 0 }
 
 // Registry is the model registry (nil without a rollout block, an audit
 // topic or an admin address).

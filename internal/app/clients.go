@@ -37,7 +37,7 @@ func KafkaClient(spec *pipeline.Spec, clientID string) (kafka.ClientConfig, erro
 // and redis.addrs (sentinels or seed nodes) are exclusive in a valid spec.
 func RedisClient(spec *pipeline.Spec) (redis.Config, error) {
 	r := &spec.Redis
-	c := redis.Config{Mode: r.Mode, Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, DB: r.DB}
+	c := redis.Config{Mode: r.Mode, Addrs: r.Addrs, MasterName: r.MasterName, Username: r.Username, DB: r.DB, Timeout: r.Timeout.D()}
 	if r.Addr != "" {
 		c.Addrs = []string{r.Addr}
 	}

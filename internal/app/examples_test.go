@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"net"
 	"path/filepath"
 	"testing"
 
@@ -25,6 +26,10 @@ func TestShippedSpecsLoad(t *testing.T) {
 		}
 		if filepath.Base(p) != "demo.yaml" && (len(s.Kafka.Brokers) == 0 || s.Redis.Addr == "" || s.Admin.Addr == "") {
 			t.Errorf("%s: an example for real clusters names brokers, redis.addr and admin.addr", p)
+		}
+		// The admin address serves this host only: loopback, named.
+		if host, _, err := net.SplitHostPort(s.Admin.Addr); s.Admin.Addr != "" && (err != nil || !net.ParseIP(host).IsLoopback()) {
+			t.Errorf("%s: admin.addr %q, want a loopback address", p, s.Admin.Addr)
 		}
 	}
 }

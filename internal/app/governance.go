@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v4"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/connectors/watermillkafka"
 	"github.com/driftline/driftline/models"
@@ -53,7 +54,12 @@ func (a *App) newGovernor(fz *stages.Featurize) (*governance.Governor, error) {
 	if err := a.reg.Register(g.Collector()); err != nil {
 		return nil, fmt.Errorf("rollout metrics: %w", err)
 	}
-	a.outcomeHooks = append(a.outcomeHooks, func(o stages.Outcome) { g.ObserveOutcome(o.Version, float64(o.Score), float64(o.Label)) })
+	// Each outcome counts for the rollout step that served its prediction
+	// (stages.Outcome.ServedArm: the arms are named as the registry's
+	// aliases are).
+	a.outcomeHooks = append(a.outcomeHooks, func(o stages.Outcome) {
+		g.ObserveOutcome(governance.OutcomeSeries(o.Version, o.ServedArm, o.CanaryPercent), float64(o.Score), float64(o.Label))
+	})
 	return g, nil
 }
 
@@ -105,13 +111,21 @@ func (a *App) driftProfile() json.RawMessage {
 	return b
 }
 
-// auditCursorKey names the audit forwarder's cursor of topic in Redis.
-func auditCursorKey(topic string) string {
+// auditCursorKey names the audit forwarder's cursor of model's events to
+// topic in Redis; legacyAuditCursorKey the one cursor per topic that
+// versions before per-model forwarding kept.
+func auditCursorKey(topic, model string) string {
+	return adminapi.DefaultKeyPrefix + ":audit-forwarder:" + topic + ":" + model
+}
+
+func legacyAuditCursorKey(topic string) string {
 	return adminapi.DefaultKeyPrefix + ":audit-forwarder:" + topic
 }
 
 // newAuditForwarder builds the forwarder of the registry's audit stream to
-// topics.audit, through watermill over franz-go.
+// topics.audit, through watermill over franz-go: the events of the spec's
+// model (and of no model), so that pipelines sharing a Redis do not post
+// each other's events.
 func (a *App) newAuditForwarder() (*governance.AuditForwarder, error) {
 	topic := a.spec.Topics.Audit
 	pub, err := watermillkafka.NewPublisher(watermillkafka.PublisherConfig{Client: a.kcc})
@@ -119,8 +133,10 @@ func (a *App) newAuditForwarder() (*governance.AuditForwarder, error) {
 		return nil, fmt.Errorf("audit topic %s: %w", topic, err)
 	}
 	a.closers = append(a.closers, pub.Close)
+	model := a.spec.Model.Name
 	return governance.NewAuditForwarder(governance.AuditForwarderConfig{Registry: a.models, Publisher: pub,
-		Cursors: redis.Cursors{Client: a.rdb}, CursorKey: auditCursorKey(topic), Topic: topic, Holder: a.holder, Log: a.log})
+		Cursors: redis.Cursors{Client: a.rdb}, CursorKey: auditCursorKey(topic, model), LegacyCursorKey: legacyAuditCursorKey(topic),
+		Topic: topic, Model: model, Holder: a.holder, Unpublishable: kafka.RecordTooLarge, Registerer: a.reg, Log: a.log})
 }
 
 // LearnerSignature is the registry signature of the spec's online learner:

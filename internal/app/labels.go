@@ -37,6 +37,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 		BatchSize:      spec.Batch.Size,
 		Linger:         spec.Batch.Linger.D(),
 		MaxInFlight:    spec.Batch.MaxInFlight,
+		Retry:          a.retry,
 		Registerer:     a.reg,
 		Logger:         a.log,
 	})

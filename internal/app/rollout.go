@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/governance"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
@@ -107,19 +108,47 @@ func instanceName() string {
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
-// Run applies alias changes until ctx ends.
+// rolloutRetryInterval is how often the watcher tries again to load a
+// version whose artifact it could not read (Redis was down).
+const rolloutRetryInterval = time.Second
+
+// Run applies alias changes until ctx ends. A failed poll (Redis is down)
+// keeps the arms as they are; the watch goes on polling, and the change
+// that Redis holds once it is back is applied. A change whose artifacts
+// could not be read is applied again every rolloutRetryInterval until they
+// load.
 func (w *rolloutWatcher) Run(ctx context.Context) {
-	for ch := range w.reg.Watch(ctx, w.model) {
-		if ch.Err != nil {
-			w.log.Warn("rollout: watch registry", "model", w.model, "err", ch.Err)
-			continue
+	failures := governance.OutageLog{Log: w.log, Msg: "rollout: watch registry"}
+	changes := w.reg.Watch(ctx, w.model)
+	retry := time.NewTicker(rolloutRetryInterval)
+	defer retry.Stop()
+	var last registry.AliasSet
+	incomplete := false
+	for {
+		select {
+		case ch, ok := <-changes:
+			if !ok {
+				return
+			}
+			if ch.Err != nil {
+				failures.Failed(ch.Err, "model", w.model)
+				continue
+			}
+			failures.OK("model", w.model)
+			last = ch.AliasSet
+			incomplete = !w.apply(ctx, last)
+		case <-retry.C:
+			if incomplete {
+				incomplete = !w.apply(ctx, last)
+			}
 		}
-		w.apply(ctx, ch.AliasSet)
 	}
 }
 
-// apply serves set's champion, canary and shadow versions and traffic.
-func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
+// apply serves set's champion, canary and shadow versions and traffic. It
+// reports false when a version's artifact could not be read (try again).
+func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) (complete bool) {
+	complete = true
 	percent := w.percent
 	if set.TrafficSet {
 		percent = set.CanaryPercent
@@ -154,6 +183,11 @@ func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
 			continue // same version: keep it, and what it learned
 		}
 		m, err := w.load(ctx, a.arm, a.version, view)
+		if errors.Is(err, errArtifactUnread) {
+			complete = false
+			w.log.Warn("rollout: version not served yet; retrying", "model", w.model, "arm", a.arm, "version", v, "err", err)
+			continue
+		}
 		if err != nil {
 			w.log.Error("rollout: version not served", "model", w.model, "arm", a.arm, "version", v, "err", err)
 			continue
@@ -167,7 +201,12 @@ func (w *rolloutWatcher) apply(ctx context.Context, set registry.AliasSet) {
 	if w.onArms != nil {
 		w.onArms(w.arms.Load())
 	}
+	return complete
 }
+
+// errArtifactUnread marks a version whose artifact could not be read from
+// the registry (as opposed to one that does not load or fit).
+var errArtifactUnread = errors.New("artifact not read")
 
 // load builds the served model of version n for arm. A version already
 // served on another arm (a canary promoted to champion) moves with what it
@@ -183,8 +222,11 @@ func (w *rolloutWatcher) load(ctx context.Context, arm string, n int64, view sta
 	}
 	if l == nil {
 		data, err := w.reg.Artifact(ctx, w.model, n, registry.ArtifactSnapshot)
-		if err != nil {
+		if errors.Is(err, registry.ErrNotFound) || errors.Is(err, registry.ErrCorrupt) {
 			return nil, err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errArtifactUnread, err)
 		}
 		if l, err = models.UnmarshalLearner(data); err != nil {
 			return nil, err

@@ -62,7 +62,9 @@ type statusSample struct {
 	dlq    map[string]int64
 }
 
-// countIn returns h counting the messages it is given for the partition.
+// countIn returns h counting, for the partition, the messages of each batch
+// it handled without error: as the pipeline's events-in total, a batch
+// retried after a failure counts once.
 func (t *statusTracker) countIn(topic string, partition int32, h pipeline.PartitionHandler) pipeline.PartitionHandler {
 	t.partMu.Lock()
 	if t.parts == nil {
@@ -88,8 +90,11 @@ type countingHandler struct {
 }
 
 func (h countingHandler) Handle(ctx context.Context, msgs []pipeline.Message) error {
-	h.n.Add(int64(len(msgs)))
-	return h.PartitionHandler.Handle(ctx, msgs)
+	err := h.PartitionHandler.Handle(ctx, msgs)
+	if err == nil {
+		h.n.Add(int64(len(msgs)))
+	}
+	return err
 }
 
 type asyncCountingHandler struct {
@@ -98,8 +103,11 @@ type asyncCountingHandler struct {
 }
 
 func (h asyncCountingHandler) HandleAsync(ctx context.Context, msgs []pipeline.Message, ack func(error)) error {
-	h.n.Add(int64(len(msgs)))
-	return h.async.HandleAsync(ctx, msgs, ack)
+	err := h.async.HandleAsync(ctx, msgs, ack)
+	if err == nil {
+		h.n.Add(int64(len(msgs)))
+	}
+	return err
 }
 
 // runStatus samples every statusInterval until ctx ends.

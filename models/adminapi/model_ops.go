@@ -50,12 +50,12 @@ func (a *API) abort(w http.ResponseWriter, r *http.Request, who Identity) {
 	var req ReasonRequest
 	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	set, err := a.reg.Aliases(ctx, name)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	cand := set.Versions[registry.AliasCanary]
@@ -63,7 +63,7 @@ func (a *API) abort(w http.ResponseWriter, r *http.Request, who Identity) {
 		cand = set.Versions[registry.AliasShadow]
 	}
 	if cand == 0 {
-		fail(w, &apiError{http.StatusConflict, fmt.Sprintf("model %s has no canary or shadow to abort", name)})
+		a.fail(w, &apiError{http.StatusConflict, fmt.Sprintf("model %s has no canary or shadow to abort", name)})
 		return
 	}
 	details := map[string]string{"action": "abort", "role": who.Role}
@@ -74,21 +74,21 @@ func (a *API) abort(w http.ResponseWriter, r *http.Request, who Identity) {
 		}
 		if _, err := a.reg.MoveAlias(ctx, registry.AliasMove{Model: name, Alias: alias, Version: 0, Expect: cand,
 			Who: who.Name, Why: req.Reason, Details: details}); err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 		res.Aliases = append(res.Aliases, alias)
 	}
 	if set.TrafficSet && set.CanaryPercent != 0 {
 		if _, err := a.reg.SetTraffic(ctx, registry.TrafficMove{Model: name, Percent: 0, Who: who.Name, Why: req.Reason, Details: details}); err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 	}
 	id, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatRolloutAbort, Model: name, Version: cand,
 		Why: req.Reason, When: a.now().UTC(), Details: map[string]string{"role": who.Role, "aliases": strings.Join(res.Aliases, ",")}})
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	res.Audit = id
@@ -100,7 +100,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, _ Identity) {
 	ctx := r.Context()
 	name, err := modelName(r)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	var kind registry.ArtifactKind
@@ -115,7 +115,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, _ Identity) {
 	}
 	v, err := a.resolveVersion(r, name)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	desc := v.Snapshot
@@ -128,7 +128,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, _ Identity) {
 	}
 	data, err := a.reg.Artifact(ctx, name, v.Number, kind)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	sum, _ := hex.DecodeString(desc.SHA256)

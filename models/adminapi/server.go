@@ -36,11 +36,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -115,6 +117,12 @@ type Config struct {
 	// PublicStatus lets read calls answer without a token, as the viewer
 	// "anonymous" (admin.public_status in the spec).
 	PublicStatus bool
+	// Log receives the details of 500 and 503 answers, under their error id.
+	// Default slog.Default().
+	Log *slog.Logger
+	// Unavailable, when set, tells a failure that means a dependency is down
+	// (Redis), answered 503 with Retry-After, from a fault, answered 500.
+	Unavailable func(error) bool
 }
 
 // API is the /api/v1 handler. It is safe for concurrent use.
@@ -127,6 +135,9 @@ type API struct {
 	mux       *http.ServeMux
 	status    StatusSource
 	public    bool
+	log       *slog.Logger
+	// unavailable tells a dependency outage (503) from a fault (500); may be nil.
+	unavailable func(error) bool
 }
 
 // newAdminAPI validates cfg and builds the handler. It does no I/O.
@@ -143,8 +154,11 @@ func New(cfg Config) (*API, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	a := &API{reg: cfg.Registry, rdb: cfg.Redis, prefix: cfg.KeyPrefix, now: cfg.Now, mux: http.NewServeMux(),
-		status: cfg.Status, public: cfg.PublicStatus}
+		status: cfg.Status, public: cfg.PublicStatus, log: cfg.Log, unavailable: cfg.Unavailable}
 	if cfg.BootstrapToken != "" {
 		if len(cfg.BootstrapToken) < 16 {
 			return nil, fmt.Errorf("admin api: %s is shorter than 16 characters", EnvAdminToken)
@@ -267,16 +281,43 @@ type TokenInfo struct {
 func (a *API) route(pattern, role string, h func(w http.ResponseWriter, r *http.Request, who Identity)) {
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		who, ok := a.caller(w, r, pattern)
-		if !ok {
-			return
-		}
-		if RoleRank(who.Role) < RoleRank(role) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("token %q has role %s; this call needs %s", who.Name, who.Role, role))
+		if !ok || !permitted(w, who, role) {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		h(w, r, who)
 	})
+}
+
+// Protect serves h to callers whose bearer token has role or a higher one,
+// as the API's own calls are: 401 without a valid token, 403 with a lower
+// role. The admin server guards /metrics with it (admin.metrics_auth).
+func (a *API) Protect(role string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := a.authorize(w, r, role); ok {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// authorize authenticates r and checks its role; it answers 401 or 403
+// itself when it returns false.
+func (a *API) authorize(w http.ResponseWriter, r *http.Request, role string) (Identity, bool) {
+	who, ok := a.authenticate(w, r)
+	if !ok || !permitted(w, who, role) {
+		return Identity{}, false
+	}
+	return who, true
+}
+
+// permitted tells whether who has role or a higher one; it answers 403
+// itself when not.
+func permitted(w http.ResponseWriter, who Identity, role string) bool {
+	if RoleRank(who.Role) < RoleRank(role) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("token %q has role %s; this call needs %s", who.Name, who.Role, role))
+		return false
+	}
+	return true
 }
 
 // authenticate answers 401 itself when the request has no valid bearer token.
@@ -304,12 +345,12 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (Identity, bo
 		return unauthorized("invalid token")
 	}
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "read token store: "+err.Error())
+		a.internalError(w, fmt.Errorf("read token store: %w", err))
 		return Identity{}, false
 	}
 	var rec TokenInfo
 	if err := json.Unmarshal(raw, &rec); err != nil || RoleRank(rec.Role) == 0 {
-		writeError(w, http.StatusInternalServerError, "token record does not decode")
+		a.internalError(w, fmt.Errorf("a token record does not decode (role %q): %v", rec.Role, err))
 		return Identity{}, false
 	}
 	return Identity{Name: rec.Name, Role: rec.Role}, true
@@ -341,8 +382,10 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 // fail maps err to a status: apiError as given, registry sentinels to 400/404/409,
-// anything else 500.
-func fail(w http.ResponseWriter, err error) {
+// anything else 503 (Config.Unavailable: a dependency is down) or 500. A 503 or
+// 500 answers a generic message with an error id, never err's text (it may name
+// internal addresses); the log has err under that id.
+func (a *API) fail(w http.ResponseWriter, err error) {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
@@ -354,8 +397,23 @@ func fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, registry.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
 	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		a.internalError(w, err)
 	}
+}
+
+// internalError answers 503 or 500 with a fresh error id, and logs err under it.
+func (a *API) internalError(w http.ResponseWriter, err error) {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	if a.unavailable != nil && a.unavailable(err) {
+		a.log.Warn("admin api: a dependency is unavailable", "error_id", id, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "service unavailable: a dependency does not answer; retry later", "id": id})
+		return
+	}
+	a.log.Error("admin api: internal error", "error_id", id, "err", err)
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; the server log has the details under this id", "id": id})
 }
 
 // decodeBody reads a JSON object into v, rejecting unknown fields.
@@ -378,9 +436,32 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
+// Bounds of the free text a call may send; it goes to the audit log, the
+// audit topic (one record per event) and the retrain requests.
+const (
+	// MaxReasonBytes bounds a reason.
+	MaxReasonBytes = 1024
+	// MaxDetails bounds the details of a retrain request, MaxDetailKeyBytes
+	// and MaxDetailValueBytes each key and value.
+	MaxDetails          = 16
+	MaxDetailKeyBytes   = 64
+	MaxDetailValueBytes = 256
+)
+
 func requireReason(reason string) error {
 	if strings.TrimSpace(reason) == "" {
 		return badRequest("reason: required (say why)")
+	}
+	return checkText("reason", reason, MaxReasonBytes)
+}
+
+// checkText refuses free text longer than limit bytes, or not UTF-8.
+func checkText(field, text string, limit int) error {
+	if len(text) > limit {
+		return badRequest("%s: %d bytes, longer than the limit of %d", field, len(text), limit)
+	}
+	if !utf8.ValidString(text) {
+		return badRequest("%s: not valid UTF-8", field)
 	}
 	return nil
 }
@@ -430,14 +511,14 @@ func (a *API) listModels(w http.ResponseWriter, r *http.Request, _ Identity) {
 	ctx := r.Context()
 	names, err := a.reg.Models(ctx)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	out := make([]ModelSummary, 0, len(names))
 	for _, name := range names {
 		s, err := a.summary(ctx, name)
 		if err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 		out = append(out, s)
@@ -512,17 +593,17 @@ func (a *API) showModel(w http.ResponseWriter, r *http.Request, _ Identity) {
 	ctx := r.Context()
 	name, err := modelName(r)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	vs, err := a.reg.Versions(ctx, name)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	as, err := a.reg.Aliases(ctx, name)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	view := ModelView{Name: name, Epoch: as.Epoch, Aliases: as.Versions, CanaryPercent: as.CanaryPercent, TrafficSet: as.TrafficSet,
@@ -543,11 +624,11 @@ func (a *API) showModel(w http.ResponseWriter, r *http.Request, _ Identity) {
 		})
 	}
 	if view.Paused, err = a.pauseRecord(ctx, name); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if view.Policy, err = a.policyRecord(ctx, name); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, view)
@@ -586,12 +667,12 @@ func (a *API) policyRecord(ctx context.Context, model string) (*PolicyRecord, er
 func (a *API) getPolicy(w http.ResponseWriter, r *http.Request, _ Identity) {
 	name, err := modelName(r)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	p, err := a.policyRecord(r.Context(), name)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if p == nil {
@@ -612,7 +693,7 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 	q := r.URL.Query()
 	model := q.Get("model")
 	if model != "" && !registry.ValidName(model) {
-		fail(w, badRequest("model: %q is not a valid model name", model))
+		a.fail(w, badRequest("model: %q is not a valid model name", model))
 		return
 	}
 	since := q.Get("since")
@@ -620,14 +701,14 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 		since = "0"
 	}
 	if !ValidStreamID(since) {
-		fail(w, badRequest("since: %q is not a stream ID (ms or ms-seq)", since))
+		a.fail(w, badRequest("since: %q is not a stream ID (ms or ms-seq)", since))
 		return
 	}
 	limit := 100
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > AuditPageMax {
-			fail(w, badRequest("limit: %q is not a number from 1 to %d", s, AuditPageMax))
+			a.fail(w, badRequest("limit: %q is not a number from 1 to %d", s, AuditPageMax))
 			return
 		}
 		limit = n
@@ -638,12 +719,12 @@ func (a *API) audit(w http.ResponseWriter, r *http.Request, _ Identity) {
 	case "newest":
 		read = ReadAuditNewest
 	default:
-		fail(w, badRequest("order: %q is not oldest or newest", o))
+		a.fail(w, badRequest("order: %q is not oldest or newest", o))
 		return
 	}
 	page, err := read(r.Context(), a.reg, model, since, limit)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
@@ -728,32 +809,32 @@ type MoveResult struct {
 func (a *API) promote(w http.ResponseWriter, r *http.Request, who Identity) {
 	name, err := modelName(r)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	var req PromoteRequest
 	if err := decodeBody(r, &req); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if req.Version < 1 {
-		fail(w, badRequest("version: required, a version number ≥ 1"))
+		a.fail(w, badRequest("version: required, a version number ≥ 1"))
 		return
 	}
 	if req.Alias == "" {
 		req.Alias = registry.AliasChampion
 	}
 	if !slices.Contains(PromotableAliases, req.Alias) {
-		fail(w, badRequest("alias: %q is not one of %s", req.Alias, strings.Join(PromotableAliases, ", ")))
+		a.fail(w, badRequest("alias: %q is not one of %s", req.Alias, strings.Join(PromotableAliases, ", ")))
 		return
 	}
 	if err := requireReason(req.Reason); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	res, err := a.moveAlias(r.Context(), name, req.Alias, req.Version, req.Expect, who, req.Reason, "promote")
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -809,34 +890,34 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, who Identity) {
 	var req RollbackRequest
 	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	var to int64
 	if req.To != nil {
 		if *req.To < 1 {
-			fail(w, badRequest("to: %d is not a version number ≥ 1", *req.To))
+			a.fail(w, badRequest("to: %d is not a version number ≥ 1", *req.To))
 			return
 		}
 		to = *req.To
 	} else {
 		as, err := a.reg.Aliases(ctx, name)
 		if err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 		cur := as.Versions[registry.AliasChampion]
 		if cur == 0 {
-			fail(w, &apiError{http.StatusConflict, fmt.Sprintf("model %s has no champion to roll back", name)})
+			a.fail(w, &apiError{http.StatusConflict, fmt.Sprintf("model %s has no champion to roll back", name)})
 			return
 		}
 		prev, err := a.reg.PreviousChampion(ctx, name, cur)
 		if err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 		if prev == 0 {
-			fail(w, &apiError{http.StatusConflict, fmt.Sprintf("the audit trail records no champion of %s before version %d; pass to", name, cur)})
+			a.fail(w, &apiError{http.StatusConflict, fmt.Sprintf("the audit trail records no champion of %s before version %d; pass to", name, cur)})
 			return
 		}
 		to = prev
@@ -846,11 +927,11 @@ func (a *API) rollback(w http.ResponseWriter, r *http.Request, who Identity) {
 	}
 	res, err := a.moveAlias(ctx, name, registry.AliasChampion, to, req.Expect, who, req.Reason, "rollback")
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if err := a.reg.SettleAfterRollback(ctx, name, who.Name, req.Reason); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
@@ -873,11 +954,11 @@ func (a *API) setPaused(w http.ResponseWriter, r *http.Request, who Identity, pa
 	var req ReasonRequest
 	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if _, err := a.reg.Aliases(ctx, name); err != nil { // 404 for an unknown model
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	now := a.now().UTC()
@@ -890,13 +971,13 @@ func (a *API) setPaused(w http.ResponseWriter, r *http.Request, who Identity, pa
 		err = a.rdb.Del(ctx, a.pausedKey(name)).Err()
 	}
 	if err != nil {
-		fail(w, fmt.Errorf("write pause flag of %s: %w", name, err))
+		a.fail(w, fmt.Errorf("write pause flag of %s: %w", name, err))
 		return
 	}
 	id, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: what, Model: name, Why: req.Reason, When: now,
 		Details: map[string]string{"role": who.Role}})
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"model": name, "paused": paused, "audit": id})
@@ -913,17 +994,29 @@ func (a *API) retrain(w http.ResponseWriter, r *http.Request, who Identity) {
 	var req RetrainBody
 	name, err := decodeModelRequest(r, &req, func() string { return req.Reason })
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
-	for k := range req.Details {
-		if k == "" || len(k) > 64 {
-			fail(w, badRequest("details: key %q must be 1 to 64 characters", k))
+	if len(req.Details) > MaxDetails {
+		a.fail(w, badRequest("details: %d entries, more than the limit of %d", len(req.Details), MaxDetails))
+		return
+	}
+	for k, v := range req.Details {
+		if k == "" || len(k) > MaxDetailKeyBytes {
+			a.fail(w, badRequest("details: a key of %d bytes; keys are 1 to %d bytes", len(k), MaxDetailKeyBytes))
+			return
+		}
+		if err := checkText("details key", k, MaxDetailKeyBytes); err != nil {
+			a.fail(w, err)
+			return
+		}
+		if err := checkText("details."+k, v, MaxDetailValueBytes); err != nil {
+			a.fail(w, err)
 			return
 		}
 	}
 	if _, err := a.reg.Aliases(ctx, name); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	now := a.now().UTC()
@@ -933,7 +1026,7 @@ func (a *API) retrain(w http.ResponseWriter, r *http.Request, who Identity) {
 	}
 	auditID, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatRetrainRequest, Model: name, Why: req.Reason, When: now, Details: details})
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	values := []any{"model", name, "who", who.Name, "why", req.Reason, "when", now.Format(time.RFC3339Nano), "audit", auditID}
@@ -942,7 +1035,7 @@ func (a *API) retrain(w http.ResponseWriter, r *http.Request, who Identity) {
 	}
 	reqID, err := a.rdb.XAdd(ctx, &redis.XAddArgs{Stream: a.retrainStreamKey(), MaxLen: 10000, Approx: true, Values: values}).Result()
 	if err != nil {
-		fail(w, fmt.Errorf("append retrain request: %w", err))
+		a.fail(w, fmt.Errorf("append retrain request: %w", err))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"model": name, "request": reqID, "audit": auditID})
@@ -967,20 +1060,24 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who Identity) 
 	ctx := r.Context()
 	var req TokenRequest
 	if err := decodeBody(r, &req); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if !registry.ValidName(req.Name) || req.Name == BootstrapTokenName {
-		fail(w, badRequest("name: %q is not a valid token name (1 to 128 letters, digits, '.', '_', '-'; not %s)", req.Name, BootstrapTokenName))
+		a.fail(w, badRequest("name: %q is not a valid token name (1 to 128 letters, digits, '.', '_', '-'; not %s)", req.Name, BootstrapTokenName))
 		return
 	}
 	if RoleRank(req.Role) == 0 {
-		fail(w, badRequest("role: %q is not one of viewer, operator, admin", req.Role))
+		a.fail(w, badRequest("role: %q is not one of viewer, operator, admin", req.Role))
+		return
+	}
+	if err := checkText("reason", req.Reason, MaxReasonBytes); err != nil {
+		a.fail(w, err)
 		return
 	}
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	token := "dl_" + hex.EncodeToString(secret)
@@ -990,16 +1087,16 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who Identity) 
 	rec, _ := json.Marshal(TokenInfo{Name: req.Name, Role: req.Role, Created: now, CreatedBy: who.Name})
 	ok, err := a.rdb.HSetNX(ctx, a.tokenNamesKey(), req.Name, hash).Result()
 	if err != nil {
-		fail(w, fmt.Errorf("write token store: %w", err))
+		a.fail(w, fmt.Errorf("write token store: %w", err))
 		return
 	}
 	if !ok {
-		fail(w, &apiError{http.StatusConflict, fmt.Sprintf("name: a token named %q exists; revoke it first", req.Name)})
+		a.fail(w, &apiError{http.StatusConflict, fmt.Sprintf("name: a token named %q exists; revoke it first", req.Name)})
 		return
 	}
 	if err := a.rdb.HSet(ctx, a.tokensKey(), hash, rec).Err(); err != nil {
 		a.rdb.HDel(context.WithoutCancel(ctx), a.tokenNamesKey(), req.Name)
-		fail(w, fmt.Errorf("write token store: %w", err))
+		a.fail(w, fmt.Errorf("write token store: %w", err))
 		return
 	}
 	why := req.Reason
@@ -1008,7 +1105,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who Identity) 
 	}
 	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatTokenCreate, Why: why, When: now,
 		Details: map[string]string{"token": req.Name, "role": req.Role}}); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, TokenCreated{Name: req.Name, Role: req.Role, Token: token})
@@ -1017,14 +1114,14 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, who Identity) 
 func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ Identity) {
 	all, err := a.rdb.HGetAll(r.Context(), a.tokensKey()).Result()
 	if err != nil {
-		fail(w, fmt.Errorf("read token store: %w", err))
+		a.fail(w, fmt.Errorf("read token store: %w", err))
 		return
 	}
 	out := make([]TokenInfo, 0, len(all))
 	for _, raw := range all {
 		var rec TokenInfo
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-			fail(w, fmt.Errorf("token record does not decode: %w", err))
+			a.fail(w, fmt.Errorf("token record does not decode: %w", err))
 			return
 		}
 		out = append(out, rec)
@@ -1036,9 +1133,13 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ Identity) {
 func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who Identity) {
 	ctx := r.Context()
 	name := r.PathValue("name")
+	if !registry.ValidName(name) {
+		a.fail(w, badRequest("name: not a valid token name (1 to 128 letters, digits, '.', '_', '-')"))
+		return
+	}
 	reason := r.URL.Query().Get("reason")
 	if err := requireReason(reason); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	hash, err := a.rdb.HGet(ctx, a.tokenNamesKey(), name).Result()
@@ -1047,7 +1148,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who Identity) 
 		return
 	}
 	if err != nil {
-		fail(w, fmt.Errorf("read token store: %w", err))
+		a.fail(w, fmt.Errorf("read token store: %w", err))
 		return
 	}
 	if _, err := a.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -1055,12 +1156,12 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, who Identity) 
 		p.HDel(ctx, a.tokenNamesKey(), name)
 		return nil
 	}); err != nil {
-		fail(w, fmt.Errorf("write token store: %w", err))
+		a.fail(w, fmt.Errorf("write token store: %w", err))
 		return
 	}
 	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatTokenRevoke, Why: reason, When: a.now().UTC(),
 		Details: map[string]string{"token": name}}); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"revoked": name})
@@ -1077,16 +1178,16 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
 	ctx := r.Context()
 	name, err := modelName(r)
 	if err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	var req PolicyRequest
 	if err := decodeBody(r, &req); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if req.Gate == nil {
-		fail(w, badRequest("gate: required, a rollout gate object"))
+		a.fail(w, badRequest("gate: required, a rollout gate object"))
 		return
 	}
 	gate, _, err := req.Gate.Resolve(false)
@@ -1096,27 +1197,27 @@ func (a *API) setPolicy(w http.ResponseWriter, r *http.Request, who Identity) {
 		for i, fe := range fes {
 			msgs[i] = "gate." + fe.Field + ": " + fe.Msg
 		}
-		fail(w, badRequest("%s", strings.Join(msgs, "; ")))
+		a.fail(w, badRequest("%s", strings.Join(msgs, "; ")))
 		return
 	}
 	if err := requireReason(req.Reason); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	if _, err := a.reg.Aliases(ctx, name); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	now := a.now().UTC()
 	rec := PolicyRecord{Gate: gate, Who: who.Name, Why: req.Reason, When: now}
 	raw, _ := json.Marshal(rec)
 	if err := a.rdb.Set(ctx, a.policyKey(name), raw, 0).Err(); err != nil {
-		fail(w, fmt.Errorf("write policy of %s: %w", name, err))
+		a.fail(w, fmt.Errorf("write policy of %s: %w", name, err))
 		return
 	}
 	if _, err := a.reg.AppendAudit(ctx, registry.Event{Who: who.Name, What: WhatPolicySet, Model: name, Why: req.Reason, When: now,
 		Details: map[string]string{"gate": string(mustJSON(rec.Gate))}}); err != nil {
-		fail(w, err)
+		a.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)

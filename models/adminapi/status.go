@@ -184,7 +184,7 @@ func (a *API) routeStatus() {
 	a.route("GET /api/v1/models/{name}/rollout", RoleViewer, func(w http.ResponseWriter, r *http.Request, _ Identity) {
 		name, err := modelName(r)
 		if err != nil {
-			fail(w, err)
+			a.fail(w, err)
 			return
 		}
 		st, ok := a.status.Rollout(name)

@@ -122,6 +122,8 @@ func New(cfg Config) (*Governor, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.failures = OutageLog{Log: g.log, Msg: "governor"}
+	g.flushFailures = OutageLog{Log: g.log, Msg: "governor: flush outcomes"}
 	if a := cfg.Admin; a != nil {
 		g.policy = func(ctx context.Context) (rollout.Gate, bool, error) { return a.Policy(ctx, cfg.Model) }
 		g.paused = func(ctx context.Context) (bool, error) { return a.Paused(ctx, cfg.Model) }
@@ -205,11 +207,21 @@ type Governor struct {
 	prevChampion int64  // champion alias when the rollout began (0: unset)
 	champVersion string // served champion version when the rollout began
 	champBase    registry.OutcomeSums
-	candBase     registry.OutcomeSums
+	// The candidate's evidence: candPrior sums the outcomes of the steps it
+	// went through (shadow, canary steps); the current step's are those of
+	// stepSeries (OutcomeSeries) since stepBase, read at the step's first
+	// measurement (stepBaseRead).
+	candPrior    registry.OutcomeSums
+	stepSeries   string
+	stepBase     registry.OutcomeSums
+	stepBaseRead bool
 	openFeatures map[string]bool
 	wasPaused    bool
 	lastHold     string
 	status       statusBox // the last rollout status (status.go)
+	// failures and flushFailures log failed ticks and flushes without
+	// flooding the log while Redis is down.
+	failures, flushFailures OutageLog
 }
 
 // pendingRetrain is a drift trigger waiting for rows labelled after since.
@@ -228,11 +240,31 @@ const retrainRetryIntervals = 10
 // governorLease names the model's governor lease in the registry.
 func governorLease(model string) string { return "governor." + model }
 
-// ObserveOutcome adds one joined label of a served version (its score
-// and label) to the unflushed sums. It is the label join's outcome hook.
+// OutcomeSeries names the outcome sums that the outcome of a prediction of
+// version served by arm (a registry alias name: champion, canary or
+// shadow, which are the data plane's arm names) adds to: one series per
+// rollout step. The champion's are the version's own ("3"); the shadow's
+// "3/shadow"; the canary's one per share of keys it served, "3/canary/50".
+// An outcome whose arm is unknown ("": cached without it) goes to
+// "3/unknown", which no gate reads.
+func OutcomeSeries(version, arm string, canaryPercent int) string {
+	switch arm {
+	case registry.AliasChampion:
+		return version
+	case registry.AliasShadow:
+		return version + "/shadow"
+	case registry.AliasCanary:
+		return version + "/canary/" + strconv.Itoa(canaryPercent)
+	}
+	return version + "/unknown"
+}
+
+// ObserveOutcome adds one joined label (its score and label) to the
+// unflushed sums of series: OutcomeSeries of the version, arm and canary
+// share that served the prediction. It is the label join's outcome hook.
 // An outcome whose score or label is not finite is skipped (and counted):
 // it would make the shared sums non-finite, which the registry refuses.
-func (g *Governor) ObserveOutcome(version string, score, label float64) {
+func (g *Governor) ObserveOutcome(series string, score, label float64) {
 	d, ok := outcomeDeltaAt(score, label, g.threshold)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -243,7 +275,7 @@ func (g *Governor) ObserveOutcome(version string, score, label float64) {
 	if g.pending == nil {
 		g.pending = map[string]registry.OutcomeSums{}
 	}
-	g.pending[version] = g.pending[version].Add(d)
+	g.pending[series] = g.pending[series].Add(d)
 }
 
 // outcomeDelta is outcomeDeltaAt at the default threshold, for a finite
@@ -399,18 +431,27 @@ func (g *Governor) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-t.C:
-			if err := g.tick(ctx); err != nil && ctx.Err() == nil {
-				g.log.Warn("governor", "model", g.model, "err", err)
+			err := g.tick(ctx)
+			switch {
+			case ctx.Err() != nil:
+			case err != nil:
+				g.failures.Failed(err, "model", g.model)
+			default:
+				g.failures.OK("model", g.model)
 			}
 		}
 	}
 }
 
 // tick flushes outcomes and, on the lease holder, runs the retrain
-// triggers and one rollout evaluation.
+// triggers and one rollout evaluation. A tick that fails (Redis is down:
+// each call fails within the client's timeout) is retried at the next;
+// what it had gathered (outcomes, triggers) is kept for it.
 func (g *Governor) tick(ctx context.Context) error {
 	if err := g.flush(ctx); err != nil {
-		g.log.Warn("governor: flush outcomes", "err", err)
+		g.flushFailures.Failed(err, "model", g.model)
+	} else {
+		g.flushFailures.OK("model", g.model)
 	}
 	if g.source != nil {
 		// Queued before the lease call, so a Redis error does not lose them.
@@ -581,13 +622,14 @@ func (g *Governor) evaluate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	candSums, err := g.sumsSince(ctx, strconv.FormatInt(g.candidate, 10), g.candBase)
+	candSums, err := g.candidateEvidence(ctx)
 	if err != nil {
 		return err
 	}
 	metric := g.ctrl.Gate().Metric
 	candStats, champStats := statsOf(metric, candSums), statsOf(metric, champ)
 	d := g.ctrl.Evaluate(candStats, champStats, len(g.openFeatures) > 0, g.now())
+	g.followStep(candSums)
 	err = g.apply(ctx, d, set)
 	g.recordDecision(d, candStats, champStats)
 	return err
@@ -615,13 +657,11 @@ func (g *Governor) begin(ctx context.Context, cand int64, set registry.AliasSet)
 	if err != nil {
 		return err
 	}
-	candBase, err := g.reg.Outcomes(ctx, g.model, strconv.FormatInt(cand, 10))
-	if err != nil {
-		return err
-	}
 	g.ctrl, g.candidate, g.lastHold, g.wasPaused = ctrl, cand, "", false
 	g.prevChampion = set.Versions[registry.AliasChampion]
-	g.champVersion, g.champBase, g.candBase = champVersion, champBase, candBase
+	g.champVersion, g.champBase = champVersion, champBase
+	g.candPrior, g.stepSeries = registry.OutcomeSums{}, ""
+	g.followStep(registry.OutcomeSums{})
 	return g.startInShadow(ctx, set)
 }
 
@@ -641,6 +681,7 @@ func (g *Governor) resumeBake(ctx context.Context, cand int64, set registry.Alia
 	if err != nil {
 		return err
 	}
+	g.followStep(registry.OutcomeSums{})
 	d.What = "rollout.bake.resume"
 	return g.audit(ctx, d)
 }
@@ -671,6 +712,48 @@ func (g *Governor) startInShadow(ctx context.Context, set registry.AliasSet) err
 		}
 	}
 	return nil
+}
+
+// candidateEvidence is the candidate's outcome sums for the gate: those of
+// the steps it went through, plus the current step's own, so that a step
+// advances only on outcomes of predictions it served (see followStep).
+func (g *Governor) candidateEvidence(ctx context.Context) (registry.OutcomeSums, error) {
+	s, err := g.reg.Outcomes(ctx, g.model, g.stepSeries)
+	if err != nil {
+		return registry.OutcomeSums{}, err
+	}
+	if !g.stepBaseRead {
+		g.stepBase, g.stepBaseRead = s, true
+	}
+	return g.candPrior.Add(s.Sub(g.stepBase)), nil
+}
+
+// followStep moves the candidate's evidence to the step the controller is
+// in now, when it moved: measured (the evidence so far) becomes the prior,
+// and the new step counts the outcomes of its own series (OutcomeSeries of
+// the candidate's arm and canary share in that step) from its first
+// measurement on. The outcomes of an earlier step's predictions whose
+// labels come later count for no step: the controller's "new samples at
+// this step" are the step's own.
+func (g *Governor) followStep(measured registry.OutcomeSums) {
+	st := g.ctrl.State()
+	v := strconv.FormatInt(g.candidate, 10)
+	var series string
+	switch st.Phase {
+	case rollout.PhaseShadow:
+		series = OutcomeSeries(v, registry.AliasShadow, 0)
+	case rollout.PhaseCanary:
+		series = OutcomeSeries(v, registry.AliasCanary, st.Percent)
+	default:
+		series = OutcomeSeries(v, registry.AliasChampion, 0)
+	}
+	if series == g.stepSeries {
+		return
+	}
+	if g.stepSeries != "" {
+		g.candPrior = measured
+	}
+	g.stepSeries, g.stepBaseRead = series, false
 }
 
 // sumsSince is version's shared outcome sums less base.

@@ -36,15 +36,37 @@ func feedRound(t *testing.T, g *Governor, candidate string, champRight, candRigh
 }
 
 // feed adds n outcomes of version v, the first right·n right, as the
-// label join's outcome hook does.
+// label join's outcome hook does for predictions that v served as the
+// registry's aliases and traffic say now (servedSeries).
 func feed(g *Governor, v string, n int, right float64) {
+	series := servedSeries(g.reg, v)
 	for i := range n {
 		score := float32(0.9)
 		if float64(i) >= right*float64(n) {
 			score = 0.1
 		}
-		g.ObserveOutcome(v, float64(score), float64(1))
+		g.ObserveOutcome(series, float64(score), float64(1))
 	}
+}
+
+// servedSeries is the outcome series of predictions of version v served
+// now, as a data plane serves the registry's aliases: the champion's, the
+// canary's at the registry's traffic share, else the shadow's.
+func servedSeries(reg *registry.Registry, v string) string {
+	set, err := reg.Aliases(context.Background(), testModel)
+	if err != nil {
+		return v
+	}
+	n, _ := strconv.ParseInt(v, 10, 64)
+	switch n {
+	case set.Versions[registry.AliasChampion]:
+		return OutcomeSeries(v, registry.AliasChampion, 0)
+	case set.Versions[registry.AliasCanary]:
+		return OutcomeSeries(v, registry.AliasCanary, set.CanaryPercent)
+	case set.Versions[registry.AliasShadow]:
+		return OutcomeSeries(v, registry.AliasShadow, 0)
+	}
+	return v
 }
 
 func registerShadow(t *testing.T, reg *registry.Registry) int64 {
@@ -717,5 +739,67 @@ func TestGovernorBadOutcomesNeverWedgeFlush(t *testing.T) {
 	}
 	if got, err = reg.Outcomes(ctx, testModel, "1"); err != nil || got.N != 113 {
 		t.Errorf("version 1 has %d outcomes (%v), want 113", got.N, err)
+	}
+}
+
+// feedSeries adds n outcomes of series, the first right·n right.
+func feedSeries(g *Governor, series string, n int, right float64) {
+	for i := range n {
+		score := 0.9
+		if float64(i) >= right*float64(n) {
+			score = 0.1
+		}
+		g.ObserveOutcome(series, score, 1)
+	}
+}
+
+// TestGovernorCanaryStepWaitsForItsOwnOutcomes: a canary step advances on
+// the outcomes of the predictions it served, not on outcomes of the same
+// version served under another step. Labels come late: after the advance
+// to the 5% canary, the shadow's outcomes of the candidate keep coming (its
+// predictions were made before the advance), and so do outcomes the canary
+// served at another share. Before issue 11 the governor counted every
+// outcome of the candidate's version, so such late outcomes made a step
+// pass without any sample of its own (a 50% canary lasted 19 ms in a demo).
+func TestGovernorCanaryStepWaitsForItsOwnOutcomes(t *testing.T) {
+	reg, _ := newTestRegistry(t)
+	g := newTestGovernor(t, reg)
+	cand := registerShadow(t, reg)
+	cv := strconv.FormatInt(cand, 10)
+	for range 5 { // shadow: measured from the rollout's start
+		if feedRound(t, g, cv, 0.80, 0.95); g.ctrl.State().Phase != rollout.PhaseShadow {
+			break
+		}
+	}
+	if st := g.ctrl.State(); st.Phase != rollout.PhaseCanary || st.Percent != 5 {
+		t.Fatalf("state %+v after a good shadow round, want the 5%% canary", st)
+	}
+	for range 3 {
+		feedSeries(g, "1", 300, 0.80)
+		feedSeries(g, OutcomeSeries(cv, registry.AliasShadow, 0), 1000, 0.95)   // late labels of shadow predictions
+		feedSeries(g, OutcomeSeries(cv, registry.AliasCanary, 25), 1000, 0.95)  // another step's
+		feedSeries(g, OutcomeSeries(cv, registry.AliasChampion, 0), 1000, 0.95) // served as champion, elsewhere
+		mustTick(t, g)
+		if st := g.ctrl.State(); st.Phase != rollout.PhaseCanary || st.Percent != 5 {
+			t.Fatalf("state %+v on outcomes served under other steps; want the 5%% canary to wait for its own", st)
+		}
+	}
+	feedSeries(g, "1", 300, 0.80)
+	feedSeries(g, OutcomeSeries(cv, registry.AliasCanary, 5), 199, 0.95)
+	mustTick(t, g)
+	if st := g.ctrl.State(); st.Percent != 5 {
+		t.Fatalf("state %+v with 199 of its own outcomes (min 200)", st)
+	}
+	feedSeries(g, OutcomeSeries(cv, registry.AliasCanary, 5), 1, 1)
+	mustTick(t, g)
+	if st := g.ctrl.State(); st.Phase != rollout.PhaseCanary || st.Percent != 25 {
+		t.Fatalf("state %+v with 200 outcomes of its own, want the 25%% canary", st)
+	}
+	// The earlier step's outcomes count no more at the next step.
+	feedSeries(g, "1", 300, 0.80)
+	feedSeries(g, OutcomeSeries(cv, registry.AliasCanary, 5), 1000, 0.95)
+	mustTick(t, g)
+	if st := g.ctrl.State(); st.Percent != 25 {
+		t.Fatalf("state %+v on the 5%% step's late outcomes, want the 25%% canary to wait", st)
 	}
 }

@@ -41,6 +41,8 @@ type Broker struct {
 	admin      *kadm.Client
 	clientOpts []kgo.Opt    // TLS and SASL of testkit's own clients; none for plaintext
 	stop       func() error // stops a real broker; nil for kfake
+	// proc is a real broker's JVM (Stop, Start); nil for kfake.
+	proc *brokerProcess
 }
 
 // StartKfake starts an in-process kfake cluster listening on a loopback port and closes

@@ -211,16 +211,11 @@ func launchOnce(java, libs string, secOpts *SASLSSLOptions, logf func(format str
 		return nil, fmt.Errorf("format kraft storage: %w\n%s", err, tail(logPath))
 	}
 
-	cmd := exec.Command(java, append(jvm, "kafka.Kafka", props)...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start broker: %w", err)
+	bp := &brokerProcess{java: java, dir: dir, logPath: logPath, args: append(jvm, "kafka.Kafka", props), logf: logf}
+	if err := bp.spawn(); err != nil {
+		return nil, err
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	undo = append(undo, func() error { return proc.Stop(logf, "kafkatest: broker", cmd.Process, exited, stopTimeout) })
+	undo = append(undo, bp.stop)
 
 	var clientOpts []kgo.Opt
 	if sec != nil {
@@ -234,16 +229,111 @@ func launchOnce(java, libs string, secOpts *SASLSSLOptions, logf func(format str
 	}
 	undo = append(undo, func() error { cl.Close(); return nil })
 	adm := kadm.NewClient(cl)
-	if err := waitReady(adm, exited); err != nil {
+	if err := waitReady(adm, bp.exited); err != nil {
 		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w: %w", err, waitErr)
+			err = fmt.Errorf("%w: %w", err, bp.waitErr)
 			if bytes.Contains(readFile(logPath), []byte("Address already in use")) {
 				err = fmt.Errorf("%w: %w", errPortTaken, err)
 			}
 		}
 		return nil, fmt.Errorf("broker at %s not ready: %w\nbroker log %s:\n%s", addr, err, logPath, tail(logPath))
 	}
-	return &Broker{Addr: addr, LogPath: logPath, SASLSSL: sec, admin: adm, clientOpts: clientOpts, stop: sync.OnceValue(undo.run)}, nil
+	return &Broker{Addr: addr, LogPath: logPath, SASLSSL: sec, admin: adm, clientOpts: clientOpts, stop: sync.OnceValue(undo.run), proc: bp}, nil
+}
+
+// brokerProcess is a real broker's JVM: how to start it, and its process
+// now. Its methods are used by one goroutine at a time.
+type brokerProcess struct {
+	java, dir, logPath string
+	args               []string
+	logf               func(format string, args ...any)
+	proc               *os.Process
+	exited             chan struct{}
+	waitErr            error // the process's exit, once exited is closed
+}
+
+// spawn starts the JVM, its output appended to the broker log.
+func (p *brokerProcess) spawn() error {
+	logFile, err := os.OpenFile(p.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("broker log: %w", err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(p.java, p.args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = p.dir, logFile, logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start broker: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { p.waitErr = cmd.Wait(); close(exited) }()
+	p.proc, p.exited = cmd.Process, exited
+	return nil
+}
+
+// stop stops the JVM (SIGTERM, then SIGKILL after stopTimeout); stopping a
+// stopped broker is a no-op.
+func (p *brokerProcess) stop() error {
+	return proc.Stop(p.logf, "kafkatest: broker", p.proc, p.exited, stopTimeout)
+}
+
+// Stop stops a real broker now (a clean shutdown: SIGTERM, then SIGKILL
+// after 20 s), keeping its ports, configuration and data for Start. The
+// test's cleanup stops it for good either way.
+func (b *Broker) Stop(tb testing.TB) {
+	tb.Helper()
+	if b.proc == nil {
+		tb.Fatalf("kafkatest: Stop applies to a real broker only")
+	}
+	if err := b.proc.stop(); err != nil {
+		tb.Fatalf("kafkatest: %v", err)
+	}
+}
+
+// Kill kills a real broker's process now (SIGKILL, a crash: nothing is
+// flushed or handed over), keeping its ports, configuration and data for
+// Start.
+func (b *Broker) Kill(tb testing.TB) {
+	tb.Helper()
+	if b.proc == nil {
+		tb.Fatalf("kafkatest: Kill applies to a real broker only")
+	}
+	select {
+	case <-b.proc.exited:
+		return
+	default:
+	}
+	if err := b.proc.proc.Kill(); err != nil {
+		tb.Fatalf("kafkatest: kill the broker: %v", err)
+	}
+	<-b.proc.exited
+}
+
+// Start starts a broker that Stop or Kill stopped again, on the same ports with the
+// same data folder (its topics, offsets and transactions), and returns once
+// it answers metadata requests.
+func (b *Broker) Start(tb testing.TB) {
+	tb.Helper()
+	if b.proc == nil {
+		tb.Fatalf("kafkatest: Start applies to a real broker only")
+	}
+	select {
+	case <-b.proc.exited:
+	default:
+		tb.Fatalf("kafkatest: Start: the broker at %s is running; Stop it first", b.Addr)
+	}
+	if err := b.proc.spawn(); err != nil {
+		tb.Fatalf("kafkatest: %v", err)
+	}
+	// A fresh client: b.admin's client answers metadata from its cache.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr)}, b.clientOpts...)...)
+	if err != nil {
+		tb.Fatalf("kafkatest: new admin client: %v", err)
+	}
+	defer cl.Close()
+	if err := waitReady(kadm.NewClient(cl), b.proc.exited); err != nil {
+		tb.Fatalf("kafkatest: broker at %s not ready after a restart: %v\nbroker log %s:\n%s", b.Addr, err, b.LogPath, tail(b.LogPath))
+	}
 }
 
 var errExited = errors.New("broker process exited")

@@ -4,6 +4,7 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -117,4 +118,66 @@ func TestRealClusterServesEverySlot(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRealRedisStopStartPersistsAndLoads: a server with Persist keeps its
+// data across Stop and Start on the same port, and with KeyLoadDelay it
+// answers LOADING for a while after Start.
+func TestRealRedisStopStartPersistsAndLoads(t *testing.T) {
+	r := StartRedisWith(t, Options{Persist: true, KeyLoadDelay: 100 * time.Microsecond})
+	c := r.Client(t)
+	ctx := context.Background()
+	if err := c.Eval(ctx, "for i=1,20000 do redis.call('SET', 'k'..i, i) end return 1", nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.Stop(t)
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("a stopped server answered PING")
+	}
+	r.Start(t)
+	sawLoading := false
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.Ping(ctx).Err()
+		if err == nil {
+			break
+		}
+		if redis.IsLoadingError(err) {
+			sawLoading = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no PONG 30 s after Start: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !sawLoading {
+		t.Error("the server never answered LOADING after Start, with a key load delay")
+	}
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 20000 {
+		t.Fatalf("%d keys after the restart (%v), want 20000", n, err)
+	}
+}
+
+// TestRealRedisPauseHangsAndResumes: a paused server accepts connections
+// but answers nothing until Resume; the client's commands time out.
+func TestRealRedisPauseHangsAndResumes(t *testing.T) {
+	r := StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r.Pause(t)
+	start := time.Now()
+	err := c.Get(ctx, "k").Err()
+	var nerr interface{ Timeout() bool }
+	if err == nil || !errors.As(err, &nerr) || !nerr.Timeout() {
+		t.Fatalf("GET on a paused server: %v after %s, want a timeout", err, time.Since(start))
+	}
+	r.Resume(t)
+	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET after Resume: %q, %v", v, err)
+	}
+	r.Pause(t) // the cleanup resumes it before it stops it
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/driftline/driftline/testkit/tlstest"
 )
@@ -30,6 +31,14 @@ type Options struct {
 	// Sentinel, its primary and replicas; the nodes of a Cluster) share one, and
 	// StartSentinel and StartCluster make one when it is nil.
 	CA *tlstest.CA
+	// Persist keeps the dataset across Stop and Start, as a production
+	// server does: the server writes an RDB snapshot when it shuts down and
+	// loads it when it starts (answering LOADING until it has).
+	Persist bool
+	// KeyLoadDelay slows the loading of each key at start (redis.conf
+	// key-load-delay, in whole microseconds), so that a test sees a server
+	// with Persist answer LOADING for a while after Start.
+	KeyLoadDelay time.Duration
 }
 
 // User is an ACL user.
@@ -65,6 +74,9 @@ func (o Options) validate() error {
 	}
 	if o.CA != nil && !o.TLS {
 		return errors.New("options: CA needs TLS")
+	}
+	if o.KeyLoadDelay < 0 || o.KeyLoadDelay > 0 && !o.Persist {
+		return errors.New("options: KeyLoadDelay needs Persist (and must not be negative)")
 	}
 	if err := confWord("password", o.Password); err != nil {
 		return err
@@ -127,6 +139,14 @@ func (o Options) conf(dir string, port int, files *serverTLS) []string {
 		"dir " + dir,
 		"daemonize no",
 		"loglevel notice",
+	}
+	if o.Persist {
+		// A save point makes the server snapshot at shutdown (SIGTERM).
+		lines = append(lines, "save 3600 1", "dbfilename "+fmt.Sprintf("dump-%d.rdb", port))
+		if o.KeyLoadDelay > 0 {
+			lines = append(lines, "key-load-delay "+strconv.FormatInt(o.KeyLoadDelay.Microseconds(), 10),
+				"loading-process-events-interval-bytes 1024")
+		}
 	}
 	if files == nil {
 		lines = append(lines, "port "+strconv.Itoa(port))

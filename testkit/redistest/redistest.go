@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,16 +61,102 @@ type Redis struct {
 	TLS *TLSFiles
 
 	stop func() // stops the real server early (Stop); nil for miniredis
+	// srv is a real server's process and how to start it again; nil for
+	// miniredis.
+	srv *server
+}
+
+// server is a real redis-server: how to start it, and its process now.
+type server struct {
+	name, bin, dir, logPath string
+	args                    []string
+	proc                    *os.Process
+	exited                  chan struct{}
+	waitErr                 error // the process's exit, once exited is closed
+	paused                  bool
 }
 
 // Stop stops a real server now, before the test's cleanup (SIGTERM, then SIGKILL
-// after 10 s), e.g. to make a Sentinel fail over. Stopping it again is a no-op.
+// after 10 s), e.g. to make a Sentinel fail over or to take Redis away from a
+// pipeline. Stopping it again is a no-op; Start starts it again.
 func (r *Redis) Stop(tb testing.TB) {
 	tb.Helper()
 	if r.stop == nil {
 		tb.Fatalf("redistest: Stop applies to a real redis-server only")
 	}
+	r.Resume(tb) // a stopped (SIGSTOP) process cannot handle SIGTERM
 	r.stop()
+}
+
+// Start starts a real server that Stop stopped again: the same port,
+// configuration and folder (and, with Options.Persist, its data, which it
+// loads first, answering LOADING until then). It returns once the process
+// runs, without waiting for it to answer; use WaitReady for that. The test's
+// cleanup stops it.
+func (r *Redis) Start(tb testing.TB) {
+	tb.Helper()
+	if r.srv == nil {
+		tb.Fatalf("redistest: Start applies to a real redis-server only")
+	}
+	select {
+	case <-r.srv.exited:
+	default:
+		tb.Fatalf("redistest: Start: %s at %s is running; Stop it first", r.srv.name, r.Addr)
+	}
+	stop, err := r.srv.spawn(tb)
+	if err != nil {
+		tb.Fatalf("redistest: start %s at %s again: %v", r.srv.name, r.Addr, err)
+	}
+	r.stop = stop
+}
+
+// WaitReady waits until the server answers PING (not LOADING) or 30 s pass,
+// and fails the test then.
+func (r *Redis) WaitReady(tb testing.TB) {
+	tb.Helper()
+	copts, err := r.clientOptions()
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	copts.MaxRetries = -1
+	c := redis.NewClient(copts)
+	defer c.Close()
+	exited := make(chan struct{})
+	if r.srv != nil {
+		exited = r.srv.exited
+	}
+	if err := waitReady(c, exited); err != nil {
+		tb.Fatalf("redistest: %s not ready: %v", r.Addr, err)
+	}
+}
+
+// Pause stops the real server's process with SIGSTOP: it keeps its port and
+// its clients' connections (the kernel still accepts new ones) but answers
+// nothing, like a hung server, until Resume (SIGCONT). The test's cleanup
+// resumes it before it stops it.
+func (r *Redis) Pause(tb testing.TB) {
+	tb.Helper()
+	r.signal(tb, syscall.SIGSTOP, true)
+}
+
+// Resume continues a server that Pause stopped; it is a no-op for a server
+// that is not paused.
+func (r *Redis) Resume(tb testing.TB) {
+	tb.Helper()
+	if r.srv != nil && r.srv.paused {
+		r.signal(tb, syscall.SIGCONT, false)
+	}
+}
+
+func (r *Redis) signal(tb testing.TB, sig syscall.Signal, paused bool) {
+	tb.Helper()
+	if r.srv == nil {
+		tb.Fatalf("redistest: %v applies to a real redis-server only", sig)
+	}
+	if err := r.srv.proc.Signal(sig); err != nil {
+		tb.Fatalf("redistest: %v to %s at %s: %v", sig, r.srv.name, r.Addr, err)
+	}
+	r.srv.paused = paused
 }
 
 // StartMiniredis starts an in-process miniredis on a loopback port and closes it at
@@ -188,29 +276,18 @@ func startOnce(tb testing.TB, bin, dir string, opts Options, files *serverTLS, r
 		return nil, fmt.Errorf("write %s config: %w", r.name, err)
 	}
 	logPath := filepath.Join(dir, fmt.Sprintf("redis-%d.log", ports[0]))
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("%s log: %w", r.name, err)
-	}
-	defer logFile.Close()
-
 	args := []string{conf}
 	if r.sentinel {
 		args = append(args, "--sentinel")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logFile, logFile
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", r.name, err)
+	srv := &server{name: r.name, bin: bin, dir: dir, logPath: logPath, args: args}
+	stop, err := srv.spawn(tb)
+	if err != nil {
+		return nil, err
 	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	stop := proc.StopFunc(tb.Logf, tb.Errorf, "redistest: "+r.name, cmd.Process, exited, stopTimeout)
-	tb.Cleanup(stop)
+	exited := srv.exited
 
-	rd := &Redis{Addr: addr, LogPath: logPath, Password: opts.Password, Users: opts.Users}
+	rd := &Redis{Addr: addr, LogPath: logPath, Password: opts.Password, Users: opts.Users, srv: srv}
 	if files != nil {
 		rd.TLS = &files.client
 	}
@@ -226,7 +303,7 @@ func startOnce(tb testing.TB, bin, dir string, opts Options, files *serverTLS, r
 	defer c.Close()
 	if err := waitReady(c, exited); err != nil {
 		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w: %w", err, waitErr)
+			err = fmt.Errorf("%w: %w", err, srv.waitErr)
 			if log, _ := os.ReadFile(logPath); strings.Contains(string(log), "Address already in use") {
 				err = fmt.Errorf("%w: %w", errPortTaken, err)
 			}
@@ -235,6 +312,35 @@ func startOnce(tb testing.TB, bin, dir string, opts Options, files *serverTLS, r
 	}
 	rd.stop = stop
 	return rd, nil
+}
+
+// spawn starts the server's process, its output appended to its log, and
+// registers its stop at the test's cleanup; it returns the stop function.
+func (s *server) spawn(tb testing.TB) (func(), error) {
+	logFile, err := os.OpenFile(s.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("%s log: %w", s.name, err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = s.dir, logFile, logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.name, err)
+	}
+	exited := make(chan struct{})
+	go func() { s.waitErr = cmd.Wait(); close(exited) }()
+	s.proc, s.exited, s.paused = cmd.Process, exited, false
+	stopProc := proc.StopFunc(tb.Logf, tb.Errorf, "redistest: "+s.name, cmd.Process, exited, stopTimeout)
+	stop := sync.OnceFunc(func() {
+		if s.paused && s.proc == cmd.Process {
+			_ = cmd.Process.Signal(syscall.SIGCONT)
+			s.paused = false
+		}
+		stopProc()
+	})
+	tb.Cleanup(stop)
+	return stop, nil
 }
 
 // waitReady sends PING until it gets PONG, the process exits, or startTimeout passes.

@@ -1,0 +1,79 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Unavailable reports whether err, from a Redis call, means that Redis is
+// unavailable for now and the call would work once it is back: the
+// connection was refused, reset or closed, a read or write timed out (a
+// hung server), no pooled connection came in time, or the server answered
+// that it is loading its dataset, busy with a script, failing over
+// (read-only replica, primary down, cluster down, try again), out of
+// memory or out of client slots. reason names the kind in a few words,
+// without an address or a credential (it is fit for /readyz).
+//
+// Errors of the request itself are not: a wrong password or a denied
+// command (WRONGPASS, NOAUTH, NOPERM), a wrong type, a script error. They
+// do not go away by waiting. A canceled context (shutdown) and a closed
+// client are not either.
+func Unavailable(err error) (reason string, ok bool) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, goredis.ErrClosed) {
+		return "", false
+	}
+	if goredis.IsAuthError(err) || goredis.IsPermissionError(err) {
+		return "", false
+	}
+	for _, s := range []struct{ prefix, reason string }{
+		{"LOADING ", "loading its dataset"},
+		{"BUSY ", "busy running a script"},
+		{"READONLY ", "read-only (failing over)"},
+		{"MASTERDOWN ", "primary down"},
+		{"CLUSTERDOWN ", "cluster down"},
+		{"TRYAGAIN ", "cluster resharding"},
+		{"NOREPLICAS ", "not enough replicas"},
+		{"OOM ", "out of memory"},
+		{"ERR max number of clients reached", "out of client connections"},
+	} {
+		if hasServerPrefix(err, s.prefix) {
+			return s.reason, true
+		}
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) {
+		return "", false // any other answer of the server is about the request
+	}
+	var nerr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
+		return "timeout", true
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused", true
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed", true
+	case errors.Is(err, goredis.ErrPoolTimeout):
+		return "no connection in time", true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return "network error", true
+	}
+	return "", false
+}
+
+// hasServerPrefix reports whether err is a server answer (a Redis error
+// reply) that starts with prefix.
+func hasServerPrefix(err error, prefix string) bool {
+	var rerr goredis.Error
+	if errors.As(err, &rerr) {
+		return strings.HasPrefix(rerr.Error(), prefix)
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package redis_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/driftline/driftline/connectors/redis"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/redistest"
+)
+
+// silentServer accepts connections and never answers, like a Redis that
+// hangs (a stopped process: the kernel still accepts).
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// A call to a Redis that hangs fails within the client's bound (twice the
+// timeout: one retry on a new connection) instead of stalling, and is
+// called unavailable (a timeout); a refused connection is unavailable too.
+// Without Config.Timeout, go-redis would wait 5 s per read and retry three
+// times.
+func TestHungOrDownRedisFailsFastAndIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		addr, reason string
+	}{
+		"hung": {silentServer(t), "timeout"},
+		"down": {closedAddr(t), "connection refused"},
+	} {
+		rdb, err := redis.New(redis.Config{Addrs: []string{tc.addr}, Timeout: 200 * time.Millisecond, DialTimeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = rdb.Set(ctx, "k", "v", 0).Err()
+		took := time.Since(start)
+		rdb.Close()
+		if err == nil {
+			t.Fatalf("%s: SET succeeded", name)
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s: SET failed after %s, want within about 2×200ms", name, took)
+		}
+		reason, ok := redis.Unavailable(err)
+		if !ok || reason != tc.reason {
+			t.Errorf("%s: Unavailable(%v) = %q, %v; want %q, true", name, err, reason, ok, tc.reason)
+		}
+	}
+	// A caller's deadline bounds a call too.
+	rdb, err := redis.New(redis.Config{Addrs: []string{silentServer(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := rdb.Ping(dctx).Err(); err == nil || time.Since(start) > time.Second {
+		t.Errorf("PING with a 100ms deadline: %v after %s", err, time.Since(start))
+	} else if _, ok := redis.Unavailable(err); !ok {
+		t.Errorf("a deadline exceeded is not unavailable: %v", err)
+	}
+}
+
+// Answers about the request itself are not unavailability: a wrong
+// password (a permanent error the pipeline fails fast on), a wrong type; a
+// canceled context and a closed client are not either.
+func TestUnavailableLeavesRequestErrorsOut(t *testing.T) {
+	ctx := context.Background()
+	r := redistest.StartMiniredis(t)
+	r.Mini.RequireAuth("right")
+	rc := redis.Config{Addrs: []string{r.Addr}, Password: pipeline.NewSecret("wrong")}
+	rdb, err := redis.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := redis.Ping(ctx, rc, rdb); err == nil {
+		t.Fatal("a wrong password was accepted")
+	} else if _, ok := redis.Unavailable(err); ok {
+		t.Errorf("a wrong password is called unavailable: %v", err)
+	}
+	good, err := redis.New(redis.Config{Addrs: []string{r.Addr}, Password: pipeline.NewSecret("right")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := good.Set(ctx, "s", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := good.HGet(ctx, "s", "f").Err(); err == nil {
+		t.Fatal("HGET of a string succeeded")
+	} else if _, ok := redis.Unavailable(err); ok {
+		t.Errorf("a wrong type is called unavailable: %v", err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := good.Ping(canceled).Err(); err == nil {
+		t.Fatal("PING with a canceled context succeeded")
+	} else if _, ok := redis.Unavailable(err); ok {
+		t.Errorf("a canceled call is called unavailable: %v", err)
+	}
+	good.Close()
+	if err := good.Ping(ctx).Err(); err == nil {
+		t.Fatal("PING on a closed client succeeded")
+	} else if _, ok := redis.Unavailable(err); ok {
+		t.Errorf("a closed client is called unavailable: %v", err)
+	}
+}
