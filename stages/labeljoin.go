@@ -43,6 +43,10 @@ type PredictionCache struct {
 	idCol      int
 	metrics    *JoinMetrics
 	now        func() time.Time
+	// keep, mark and ready are set in learner-state log mode
+	// (NewLoggedPredictionCache, labeljoin_log.go).
+	keep        bool
+	mark, ready string
 }
 
 // NewPredictionCache builds the cache for a spec's labels settings.
@@ -95,11 +99,16 @@ func (c *PredictionCache) PutVersions(ctx context.Context, b *pipeline.Batch, ve
 		pipe.ZAdd(ctx, c.index, redis.Z{Score: expiry, Member: k})
 		ek := string(early)
 		gets[j] = pipe.Get(ctx, ek)
-		pipe.Del(ctx, ek)
+		if !c.keep {
+			pipe.Del(ctx, ek)
+		}
 	}
 	card := pipe.ZCard(ctx, c.index)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("prediction cache: put: %w", err)
+	}
+	if c.keep {
+		return nil, c.announceEarly(ctx, b, gets, card.Val(), now)
 	}
 	var found []earlyLabel
 	var foundKeys, foundEarly []string
@@ -413,6 +422,9 @@ type LabelJoin struct {
 	OnLearned func(rows *models.Rows, y []float32)
 
 	bufs sync.Pool // *joinBuf for ObserveVersions
+	// joined holds, in log mode, the events joined since TakeJoined.
+	joinedMu sync.Mutex
+	joined   []string
 }
 
 // NewLabelJoin builds the label join for the champion.
@@ -626,6 +638,7 @@ func (j *LabelJoin) Open(string, int32) (pipeline.PartitionHandler, error) {
 type labelPartition struct {
 	join   *LabelJoin
 	ids    []string
+	pos    []string // each label's position, in log mode
 	labels []float32
 	buf    joinBuf
 	entry  cachedPrediction
@@ -638,7 +651,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	j := lp.join
 	c := j.cache
 	defer j.processed.Add(int64(len(msgs)))
-	lp.ids, lp.labels = lp.ids[:0], lp.labels[:0]
+	lp.ids, lp.labels, lp.pos = lp.ids[:0], lp.labels[:0], lp.pos[:0]
 	for i := range msgs {
 		id, label, ok := parseLabel(msgs[i].Value, j.idField, j.labelField)
 		if !ok {
@@ -647,6 +660,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		}
 		lp.ids = append(lp.ids, id)
 		lp.labels = append(lp.labels, label)
+		if c.keep {
+			lp.pos = append(lp.pos, labelPosition(&msgs[i]))
+		}
 	}
 	if len(lp.ids) == 0 {
 		return nil
@@ -656,9 +672,11 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	now := c.now()
 	expiry := now.Add(2 * c.ttl).UnixMilli()
 	for i, id := range lp.ids {
-		gets[i] = joinOrPark.Eval(ctx, pipe,
-			[]string{c.prefix + id, c.early + id, c.index, c.earlyIndex},
-			binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), (2 * c.ttl).Milliseconds(), expiry)
+		var pos string
+		if c.keep {
+			pos = lp.pos[i]
+		}
+		gets[i] = c.evalJoin(ctx, pipe, id, binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), pos, expiry)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("label join: %w", err)
@@ -679,6 +697,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
 			j.metrics.invalid.Inc()
 			continue
+		}
+		if c.keep {
+			j.noteJoined(lp.ids[i])
 		}
 		e := &lp.entry
 		if now.Sub(e.at) > c.ttl {
