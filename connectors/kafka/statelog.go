@@ -52,7 +52,7 @@ func NewStateTail(cfg StateTailConfig) (*StateTail, error) {
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxPartitionBytes(int32(maxBytes)),
 		kgo.FetchMaxBytes(int32(max(maxBytes, 50<<20))),
-		kgo.FetchMaxWait(250*time.Millisecond), // a new state shows within it
+		kgo.FetchMaxWait(250 * time.Millisecond), // a new state shows within it
 	}
 	if cfg.Committed {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))

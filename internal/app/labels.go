@@ -6,13 +6,17 @@ import (
 	"sync"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/models/governance"
 	"github.com/driftline/driftline/stages"
 )
 
 // labelPlane consumes the labels topic in its own consumer group and runs
-// the label join, which teaches the served models.
+// the label join, which teaches the served models. With topics.model_state
+// it has no consumer of its own: the learner-state writer consumes the
+// labels (run runs it).
 type labelPlane struct {
 	kc      *kafka.Client
+	writer  *governance.StateWriter
 	join    *stages.LabelJoin
 	metrics *stages.JoinMetrics
 
@@ -22,6 +26,11 @@ type labelPlane struct {
 
 func newLabelPlane(a *App) (*labelPlane, error) {
 	spec := a.spec
+	if a.state != nil {
+		lp := &labelPlane{writer: a.state.writer, join: a.join, metrics: a.joinMetrics}
+		a.outcomeHooks = append(a.outcomeHooks, lp.observe)
+		return lp, nil
+	}
 	cc := a.kcc
 	cc.ClientID = spec.Kafka.ClientID + "-labels"
 	kc, err := kafka.New(kafka.Config{
@@ -59,7 +68,18 @@ func (lp *labelPlane) observe(o stages.Outcome) {
 	lp.mu.Unlock()
 }
 
-func (lp *labelPlane) run(ctx context.Context) error { return lp.kc.Run(ctx, lp.join.Open) }
+func (lp *labelPlane) run(ctx context.Context) error {
+	if lp.writer != nil {
+		return lp.writer.Run(ctx)
+	}
+	return lp.kc.Run(ctx, lp.join.Open)
+}
+
+func (lp *labelPlane) close() {
+	if lp.kc != nil {
+		lp.kc.Close()
+	}
+}
 
 // LabelStats are the label plane's counts of served predictions' labels.
 type LabelStats struct {

@@ -160,12 +160,12 @@ type StateWriter struct {
 	log *slog.Logger
 	now func() time.Time
 
-	writer                  *prometheus.GaugeVec
-	published, rewinds      *prometheus.CounterVec
-	recordBytes             *prometheus.GaugeVec
-	publishSeconds          prometheus.Histogram
-	lastProgress            time.Time
-	leaseName               string
+	writer             *prometheus.GaugeVec
+	published, rewinds *prometheus.CounterVec
+	recordBytes        *prometheus.GaugeVec
+	publishSeconds     prometheus.Histogram
+	lastProgress       time.Time
+	leaseName          string
 }
 
 // NewStateWriter validates cfg and builds the writer; it does no I/O.
