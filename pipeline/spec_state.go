@@ -28,7 +28,8 @@ type LearnerStateSpec struct {
 	// LeaseTTL is the learner lease's time to live, renewed every third of
 	// it: another instance takes over at most LeaseTTL (plus, with
 	// kafka.exactly_once, the session timeout of the labels group) after
-	// the writer dies (default DefaultLeaseTTL, between 1s and 5m).
+	// the writer dies (default DefaultLeaseTTL, between 3s and 5m: a third of
+	// it bounds a publish's delivery, and Kafka producers take no less than 1s).
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// MaxRecordBytes bounds one state record; the topic is created with
 	// max.message.bytes set to it (default DefaultMaxRecordBytes, at least
@@ -69,8 +70,8 @@ func (s *Spec) validateLearnerState(add func(path, format string, args ...any)) 
 	if d := l.PublishInterval.D(); d < 10*time.Millisecond || d > time.Minute {
 		add("learner_state.publish_interval", "must be between 10ms and 1m, got %s", d)
 	}
-	if d := l.LeaseTTL.D(); d < time.Second || d > 5*time.Minute {
-		add("learner_state.lease_ttl", "must be between 1s and 5m, got %s", d)
+	if d := l.LeaseTTL.D(); d < 3*time.Second || d > 5*time.Minute {
+		add("learner_state.lease_ttl", "must be between 3s and 5m, got %s", d)
 	}
 	if l.MaxRecordBytes < 1<<20 {
 		add("learner_state.max_record_bytes", "must be at least 1 MiB (1048576), got %d", l.MaxRecordBytes)

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/pipeline"
@@ -196,6 +197,9 @@ func (f *LabelFeed) Start(ctx context.Context, from map[int32]int64) error {
 		return err
 	}
 	group, err := f.adm.FetchOffsets(ctx, f.cfg.Group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		group, err = nil, nil // no offsets committed yet
+	}
 	if err != nil {
 		return fmt.Errorf("kafka: label feed: committed offsets of group %s: %w", f.cfg.Group, err)
 	}
@@ -240,15 +244,17 @@ func (f *LabelFeed) partitions(ctx context.Context) ([]int32, error) {
 	return t.Partitions.Numbers(), nil
 }
 
-// Poll returns the label records fetched next (at most MaxPoll), waiting
-// until some arrive or ctx ends (then none and no error).
-func (f *LabelFeed) Poll(ctx context.Context) ([]pipeline.Message, error) {
+// Poll returns the label records fetched next (at most n, and at most
+// MaxPoll), waiting until some arrive or ctx ends (then none and no
+// error).
+func (f *LabelFeed) Poll(ctx context.Context, n int) ([]pipeline.Message, error) {
+	n = min(max(n, 1), f.cfg.MaxPoll)
 	var fs kgo.Fetches
 	if f.sess != nil {
 		f.sess.AllowRebalance()
-		fs = f.sess.PollRecords(ctx, f.cfg.MaxPoll)
+		fs = f.sess.PollRecords(ctx, n)
 	} else {
-		fs = f.cl.PollRecords(ctx, f.cfg.MaxPoll)
+		fs = f.cl.PollRecords(ctx, n)
 	}
 	if fs.IsClientClosed() {
 		return nil, errors.New("kafka: label feed closed")

@@ -114,8 +114,8 @@ func (ls *learnerState) open(ctx context.Context, _ int64) (governance.LearnSess
 	cc.ClientID = spec.Kafka.ClientID + "-learner"
 	ttl := spec.LearnerState.LeaseTTL.D()
 	cfg := kafka.LabelFeedConfig{Client: cc, Topic: spec.Topics.Labels, Group: spec.Kafka.Group + "-labels",
-		StateTopic: spec.Topics.ModelState, SessionTimeout: spec.Kafka.SessionTimeout.D(), MaxPoll: 4 * spec.Batch.Size,
-		MaxRecordBytes: spec.LearnerState.MaxRecordBytes, DeliveryTimeout: ttl / 6, Logger: ls.a.log}
+		StateTopic: spec.Topics.ModelState, SessionTimeout: spec.Kafka.SessionTimeout.D(), MaxPoll: spec.Batch.Size,
+		MaxRecordBytes: spec.LearnerState.MaxRecordBytes, DeliveryTimeout: ttl / 3, Logger: ls.a.log}
 	if spec.Kafka.ExactlyOnce {
 		// One id for every writer of the model: a new writer fences the last.
 		cfg.TransactionalID = spec.Kafka.ClientID + "-" + spec.Kafka.Group + "-learner-" + spec.Model.Name
@@ -163,14 +163,17 @@ func (s *learnSession) Start(ctx context.Context, from governance.Positions) err
 // earlyBatch is the most early-label stream entries read per learn step.
 const earlyBatch = 1024
 
-func (s *learnSession) Learn(ctx context.Context, wait time.Duration) (int, error) {
+func (s *learnSession) Learn(ctx context.Context, wait time.Duration, limit int) (int, error) {
 	join := s.a.join
 	pollCtx, cancel := context.WithTimeout(ctx, wait)
-	msgs, err := s.feed.Poll(pollCtx)
+	msgs, err := s.feed.Poll(pollCtx, limit)
 	cancel()
 	if err != nil {
 		return 0, err
 	}
+	// What was polled is handled whole, even when ctx ends meanwhile: a
+	// publish must cover exactly what was learned.
+	ctx = context.WithoutCancel(ctx)
 	consumed := len(msgs)
 	size := s.a.spec.Batch.Size
 	for len(msgs) > 0 {
@@ -191,7 +194,7 @@ func (s *learnSession) Learn(ctx context.Context, wait time.Duration) (int, erro
 		}
 		msgs = msgs[n:]
 	}
-	entries, err := join.Cache().ReadEarlyReady(ctx, s.early, earlyBatch)
+	entries, err := join.Cache().ReadEarlyReady(ctx, s.early, int64(min(earlyBatch, max(1, limit-consumed))))
 	if err != nil {
 		return 0, err
 	}

@@ -29,10 +29,13 @@ type LearnSession interface {
 	// committed offset, else at the log start; the early-label stream
 	// after from.Early.
 	Start(ctx context.Context, from Positions) error
-	// Learn joins and teaches the label records (and early labels) that
-	// arrived, waiting at most wait for the first; it returns how many it
-	// consumed (learned, parked or invalid).
-	Learn(ctx context.Context, wait time.Duration) (int, error)
+	// Learn joins and teaches at most max label records (and early
+	// labels) that arrived, waiting at most wait for the first; it returns how many it
+	// consumed (learned, parked or invalid). Once it has records, it
+	// handles them all even when ctx ends meanwhile (only the wait is
+	// cut short): an error means it may have taught part of them, and the
+	// writer then never publishes what it learned since its last publish.
+	Learn(ctx context.Context, wait time.Duration, max int) (int, error)
 	// Positions is where what Learn consumed so far ends.
 	Positions() Positions
 	// Commit publishes the records (key, value) and commits Positions as
@@ -236,6 +239,11 @@ func (w *StateWriter) Run(ctx context.Context) error {
 			return nil
 		}
 		w.log.Warn("learner state: stepped down", "model", w.cfg.Model, "epoch", epoch, "err", err)
+		// Released, the lease is taken next with a new epoch, by this
+		// instance or another.
+		relCtx, cancel := context.WithTimeout(ctx, renew)
+		_ = w.cfg.Registry.ReleaseLease(relCtx, w.leaseName, w.cfg.Holder)
+		cancel()
 		sleep(ctx, renew)
 	}
 	return nil
@@ -286,6 +294,11 @@ func (w *StateWriter) lead(ctx context.Context, epoch int64, asked time.Time) (e
 	from := Positions{}
 	if last := lastPublish(recs); last != nil {
 		from = last.Positions.Clone()
+		if last.Epoch == epoch {
+			// This instance kept the lease across a step-down whose
+			// release failed: its sequence goes on.
+			ls.seq = last.Seq
+		}
 	}
 	if err := sess.Start(setupCtx, from); err != nil {
 		return fmt.Errorf("start the label feed: %w", err)
@@ -320,8 +333,10 @@ func (w *StateWriter) lead(ctx context.Context, epoch int64, asked time.Time) (e
 				nextRenew = now.Add(renewEvery)
 			}
 		}
-		n, err := sess.Learn(ctx, learnWait)
-		if err != nil && ctx.Err() == nil {
+		n, err := sess.Learn(ctx, learnWait, w.cfg.PublishLabels-consumed)
+		if err != nil {
+			// What Learn taught before it failed is not covered by its
+			// positions: never publish it.
 			return fmt.Errorf("learn: %w", err)
 		}
 		consumed += n
@@ -412,6 +427,7 @@ func (w *StateWriter) publish(ctx context.Context, sess LearnSession, ls *leadSt
 	ls.committed = committed
 	w.published.WithLabelValues(w.cfg.Model).Inc()
 	w.publishSeconds.Observe(w.now().Sub(start).Seconds())
+	w.log.Debug("learner state: published", "model", w.cfg.Model, "epoch", ls.epoch, "seq", seq, "versions", len(recs), "labels", pos.Labels, "early", pos.Early)
 	return nil
 }
 
