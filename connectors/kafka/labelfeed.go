@@ -373,7 +373,9 @@ func (f *LabelFeed) Close() {
 	f.closeOnce.Do(func() {
 		f.startOnce.Do(func() { close(f.started) })
 		if f.sess != nil {
-			f.sess.Close()
+			// Rebalances are blocked between polls: a next writer may be
+			// joining the group now.
+			f.sess.CloseAllowingRebalance()
 			return
 		}
 		f.cl.Close()

@@ -13,7 +13,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/governance"
+	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
@@ -30,11 +32,14 @@ type stateEnv struct {
 
 // newStateEnv parses the demo spec (without rollout unless rolloutBlock is
 // set) with topics.model_state and a learner_state block, on broker and
-// rds, and creates its topics (labelParts partitions for labels, 4 for the
+// rds (exactly-once when exactlyOnce is set), and creates its topics (labelParts partitions for labels, 4 for the
 // rest; the state topic is left to the App).
-func newStateEnv(t testing.TB, broker *kafkatest.Broker, rds *redistest.Redis, labelParts int32, learnerState string) *stateEnv {
+func newStateEnv(t testing.TB, broker *kafkatest.Broker, rds *redistest.Redis, labelParts int32, learnerState string, exactlyOnce bool) *stateEnv {
 	t.Helper()
 	text := demoSpecWithoutRollout(t)
+	if exactlyOnce {
+		text = strings.Replace(text, "kafka:\n", "kafka:\n  exactly_once: true\n", 1)
+	}
 	text = strings.Replace(text, "  audit: audit\n", "  model_state: model-state\n", 1)
 	text = strings.Replace(text, "model:\n", "learner_state: {"+learnerState+"}\nmodel:\n", 1)
 	spec, err := pipeline.ParseSpec("state.yaml", []byte(text))
@@ -188,10 +193,16 @@ func championState(t testing.TB, a *App) ([]byte, governance.Mark) {
 // it learned. A new instance of the same spec is not ready until it
 // serves that state, byte for byte, and then it is.
 func TestLearnerStateRestoresBeforeReady(t *testing.T) {
+	for _, eos := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exactly_once=%v", eos), func(t *testing.T) { testRestoresBeforeReady(t, eos) })
+	}
+}
+
+func testRestoresBeforeReady(t *testing.T, exactlyOnce bool) {
 	const events = 2000
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env := newStateEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), 2, "publish_interval: 100ms, lease_ttl: 3s")
+	env := newStateEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), 2, "publish_interval: 100ms, lease_ttl: 3s", exactlyOnce)
 	first := env.start(t, "first")
 	waitUntil(t, ctx, "the first instance to be ready", first.Ready)
 	env.produce(t, ctx, 3, events, true, 20*time.Millisecond)
@@ -308,7 +319,7 @@ func TestLearnerStateHandOver(t *testing.T) {
 			const events, ttl = 3000, 3 * time.Second
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			env := newStateEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), 1, "publish_interval: 100ms, publish_labels: 200, lease_ttl: 3s")
+			env := newStateEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), 1, "publish_interval: 100ms, publish_labels: 200, lease_ttl: 3s", false)
 			a, b := env.start(t, "a"), env.start(t, "b")
 			env.produce(t, ctx, 5, events, false, 0)
 			waitUntil(t, ctx, "every event predicted", func() bool { return a.Totals().Out+b.Totals().Out == events })
@@ -364,4 +375,91 @@ func TestLearnerStateHandOver(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStateFollowerOrdersByEpoch: the follower serves the newest state by
+// (lease epoch, sequence), not by offset: a record of an earlier writer
+// that lands after a later writer's (a zombie's late publish) is not
+// served, and a corrupt record is skipped and counted; the rollout
+// watcher's view (Latest) agrees.
+func TestStateFollowerOrdersByEpoch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := newStateEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), 1, "", false)
+	env.broker.CreateTopic(t, env.spec.Topics.ModelState, 1)
+	// Another writer holds the lease: this instance only follows.
+	reg, err := registry.New(env.redis.Client(t), registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := reg.TryLease(ctx, "learner."+env.spec.Model.Name, "another-writer", time.Hour); err != nil || !held {
+		t.Fatalf("lease: %v, %v", held, err)
+	}
+	a := env.start(t, "a")
+	waitUntil(t, ctx, "ready", a.Ready)
+	base, _ := a.champion.SnapshotMarked()
+	newer, older := base.Clone(), base.Clone()
+	// Two distinct states: the newer one has learned one row more.
+	if err := newer.Learn(oneRow(newer.(models.ShapedLearner)), []float32{1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := older.Learn(oneRow(older.(models.ShapedLearner)), []float32{0}); err != nil {
+		t.Fatal(err)
+	}
+	key := governance.StateKey(env.spec.Model.Name, env.spec.Model.Version)
+	publish := func(l interface{ MarshalBinary() ([]byte, error) }, epoch, seq, learned int64, corrupt bool) {
+		t.Helper()
+		state, err := l.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := governance.StateRecord{Model: env.spec.Model.Name, Version: env.spec.Model.Version, Writer: "test", Epoch: epoch, Seq: seq,
+			Learned: learned, PublishedAt: time.Now(), Positions: governance.Positions{Labels: map[int32]int64{0: learned}}, State: state}
+		val, err := rec.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if corrupt {
+			val[len(val)/2] ^= 1
+		}
+		p, err := kafka.NewProducer(kafka.ProducerConfig{Client: kafka.ClientConfig{Brokers: []string{env.broker.Addr}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		p.Produce(ctx, pipeline.OutRecord{Topic: env.spec.Topics.ModelState, Key: []byte(key), Value: val}, nil)
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := newer.MarshalBinary()
+	publish(newer, 5, 1, 100, false)
+	waitUntil(t, ctx, "the published state served", func() bool { got, _ := championState(t, a.App); return bytes.Equal(got, want) })
+	publish(older, 4, 9, 90, false) // an earlier writer's late record
+	publish(older, 6, 1, 200, true) // a corrupt one
+	waitUntil(t, ctx, "the corrupt record counted", func() bool { return metricValue(t, a.App, "driftline_model_state_invalid_total") == 1 })
+	got, mark := championState(t, a.App)
+	if !bytes.Equal(got, want) || mark != (governance.Mark{Epoch: 5, Seq: 1, Learned: 100}) {
+		t.Errorf("serves the state marked %+v (the newest: %v), want epoch 5 seq 1, 100 labels", mark, bytes.Equal(got, want))
+	}
+	l, m, ok, err := a.state.latest(env.spec.Model.Version)
+	if err != nil || !ok || m.Epoch != 5 {
+		t.Fatalf("Latest = %+v, %v, %v", m, ok, err)
+	}
+	if b, _ := l.MarshalBinary(); !bytes.Equal(b, want) {
+		t.Error("Latest is not the newest state")
+	}
+	if s := metricValue(t, a.App, "driftline_model_state_learned_labels"); s != 100 {
+		t.Errorf("learned gauge %v, want 100", s)
+	}
+}
+
+// oneRow is a single row of zeros in l's layout, with a hashed index.
+func oneRow(l models.ShapedLearner) *models.Rows {
+	s := l.Shape()
+	r := &models.Rows{N: 1, NumDense: s.NumDense, NumHashed: s.NumHashed, Dense: make([]float32, s.NumDense), Hashed: make([]int32, s.NumHashed)}
+	for i := range r.Dense {
+		r.Dense[i] = 1
+	}
+	return r
 }
