@@ -29,7 +29,7 @@ import (
 
 // statePipeline is a pipeline of the demo spec with a learner-state log,
 // named so that several can share one broker and one Redis: its topics,
-// group and key prefix carry the name.
+// group, key prefix and model name carry the name.
 type statePipeline struct {
 	spec *pipeline.Spec
 	path string
@@ -55,6 +55,10 @@ func statePipelineSpec(t *testing.T, broker *kafkatest.Broker, redisAddr, name s
 	text = strings.Replace(text, "name: demo\n", fmt.Sprintf("name: %s\nredis:\n  addr: %q\n", name, redisAddr), 1)
 	text = strings.Replace(text, "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", broker.Addr), 1)
 	text = strings.Replace(text, "model:\n", "learner_state: {"+learnerState+"}\nmodel:\n", 1)
+	// The group, and the model (whose registry entry and learner lease
+	// are shared by every pipeline on one Redis), are the pipeline's own.
+	text = strings.Replace(text, "  group: driftline-demo\n", "  group: driftline-"+name+"\n", 1)
+	text = strings.Replace(text, "  name: demo-logistic\n", "  name: "+name+"-logistic\n", 1)
 	if edit != nil {
 		text = edit(text)
 	}
@@ -250,4 +254,9 @@ func accuracy(preds []prediction, seen []bool, labels []int, lo, hi int) (acc fl
 		return 0, 0
 	}
 	return float64(right) / float64(n), n
+}
+
+// model is the metric labels of version of the pipeline's model.
+func (p *statePipeline) model(version string) string {
+	return "model=" + p.spec.Model.Name + ",version=" + version
 }

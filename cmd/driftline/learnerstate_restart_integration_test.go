@@ -53,7 +53,7 @@ func TestIntegrationRestartServesWhatWasLearned(t *testing.T) {
 	run2 := startInstance(t, bin, p, "run2")
 	waitFor(t, ctx, "run2 ready", run2.ready)
 	restored := time.Since(killed)
-	if got := run2.metrics("driftline_model_state_learned_labels")["model=demo-logistic,version="+champion]; got != restartLearn {
+	if got := run2.metrics("driftline_model_state_learned_labels")[p.model(champion)]; got != restartLearn {
 		t.Fatalf("ready, run2 serves a state of %v labels, want the %d learned", got, restartLearn)
 	}
 	after := streams.Config{Concept: streams.ConceptSEA, Seed: 22}
