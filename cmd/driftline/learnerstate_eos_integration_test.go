@@ -36,7 +36,9 @@ const (
 func TestIntegrationExactlyOnceLearnerStateSurvivesKills(t *testing.T) {
 	broker := kafkatest.StartKafka(t)
 	rds := redistest.StartRedis(t)
-	eos := func(text string) string { return strings.Replace(text, "kafka:\n", "kafka:\n  exactly_once: true\n", 1) }
+	eos := func(text string) string {
+		return strings.Replace(text, "kafka:\n", "kafka:\n  exactly_once: true\n", 1)
+	}
 	const learnerState = "publish_labels: 2000, publish_interval: 5s, lease_ttl: 3s"
 	ref := statePipelineSpec(t, broker, rds.Addr, "eos-ref", false, 4, 1, learnerState, eos)
 	killed := statePipelineSpec(t, broker, rds.Addr, "eos-killed", false, 4, 1, learnerState, eos)
