@@ -172,20 +172,25 @@ func latestStates(t *testing.T, broker *kafkatest.Broker, p *statePipeline) map[
 // jitter) later unless labelDelay < 0, without malformed rows or
 // duplicates.
 func (p *statePipeline) produce(ctx context.Context, broker *kafkatest.Broker, cfg streams.Config, n int64, rate float64, labelDelay, jitter time.Duration) (*feed.Stats, error) {
+	var stats feed.Stats
+	return &stats, p.produceInto(ctx, broker, cfg, n, rate, labelDelay, jitter, &stats)
+}
+
+// produceInto is produce counting into stats, which may be read meanwhile.
+func (p *statePipeline) produceInto(ctx context.Context, broker *kafkatest.Broker, cfg streams.Config, n int64, rate float64, labelDelay, jitter time.Duration, stats *feed.Stats) error {
 	cl, err := kafka.NewProducer(kafka.ProducerConfig{Client: kafka.ClientConfig{Brokers: []string{broker.Addr}}, Linger: 2 * time.Millisecond})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer cl.Close()
-	var stats feed.Stats
 	fc := feed.Config{Topic: p.spec.Topics.Input, Stream: cfg, Events: n, Rate: rate, LabelDelay: labelDelay, LabelJitter: jitter}
 	if labelDelay >= 0 {
 		fc.LabelsTopic = p.spec.Topics.Labels
 	}
 	if err := fc.Validate(); err != nil {
-		return nil, err
+		return err
 	}
-	return &stats, feed.Produce(ctx, cl, fc, &stats)
+	return feed.Produce(ctx, cl, fc, stats)
 }
 
 // streamLabels returns the labels of the first n events of cfg, and the id
