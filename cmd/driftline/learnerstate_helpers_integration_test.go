@@ -173,18 +173,20 @@ func latestStates(t *testing.T, broker *kafkatest.Broker, p *statePipeline) map[
 // duplicates.
 func (p *statePipeline) produce(ctx context.Context, broker *kafkatest.Broker, cfg streams.Config, n int64, rate float64, labelDelay, jitter time.Duration) (*feed.Stats, error) {
 	var stats feed.Stats
-	return &stats, p.produceInto(ctx, broker, cfg, n, rate, labelDelay, jitter, &stats)
+	fc := feed.Config{Stream: cfg, Events: n, Rate: rate, LabelDelay: labelDelay, LabelJitter: jitter}
+	return &stats, p.produceFeed(ctx, broker, fc, labelDelay >= 0, &stats)
 }
 
-// produceInto is produce counting into stats, which may be read meanwhile.
-func (p *statePipeline) produceInto(ctx context.Context, broker *kafkatest.Broker, cfg streams.Config, n int64, rate float64, labelDelay, jitter time.Duration, stats *feed.Stats) error {
+// produceFeed writes fc to p's input topic (and labels topic, with
+// labels), counting into stats, which may be read meanwhile.
+func (p *statePipeline) produceFeed(ctx context.Context, broker *kafkatest.Broker, fc feed.Config, labels bool, stats *feed.Stats) error {
 	cl, err := kafka.NewProducer(kafka.ProducerConfig{Client: kafka.ClientConfig{Brokers: []string{broker.Addr}}, Linger: 2 * time.Millisecond})
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	fc := feed.Config{Topic: p.spec.Topics.Input, Stream: cfg, Events: n, Rate: rate, LabelDelay: labelDelay, LabelJitter: jitter}
-	if labelDelay >= 0 {
+	fc.Topic = p.spec.Topics.Input
+	if labels {
 		fc.LabelsTopic = p.spec.Topics.Labels
 	}
 	if err := fc.Validate(); err != nil {

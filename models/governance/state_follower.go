@@ -321,13 +321,17 @@ func (f *StateFollower) gauge(ctx context.Context, served map[string]Mark, leadi
 	}
 }
 
+// progressEvery bounds how often the follower reads the writer's counts
+// (the writer shares them at most every 50ms too).
+const progressEvery = 50 * time.Millisecond
+
 // readProgress returns the writer's live counts, read at most every
-// followerTick.
+// progressEvery.
 func (f *StateFollower) readProgress(ctx context.Context, now time.Time) map[string]int64 {
 	if f.cfg.Progress == nil {
 		return nil
 	}
-	if now.Sub(f.progressRead) < followerTick {
+	if now.Sub(f.progressRead) < progressEvery {
 		return f.progress
 	}
 	p, err := f.cfg.Progress.Progress(ctx, f.cfg.Model)
