@@ -193,15 +193,15 @@ func (c *PredictionCache) ReleaseJoined(ctx context.Context, events []string, ea
 		earlyDone = earlyDone[len(done):]
 		pipe := c.rdb.Pipeline()
 		if len(ev) > 0 {
+			// Multi-key, as PutVersions' early joins: on a Cluster the
+			// spec's key prefix carries a hash tag (redis.hash_tag).
 			keys := make([]string, 0, 3*len(ev))
 			members := make([]any, 0, len(ev))
 			for _, id := range ev {
 				keys = append(keys, c.prefix+id, c.mark+id, c.early+id)
 				members = append(members, c.early+id)
 			}
-			for _, k := range keys {
-				pipe.Del(ctx, k) // one key per call: Cluster slots differ without a hash tag
-			}
+			pipe.Unlink(ctx, keys...)
 			pipe.ZRem(ctx, c.earlyIndex, members...)
 		}
 		if len(done) > 0 {

@@ -153,6 +153,9 @@ type learnSession struct {
 	// joined and the entries read since.
 	early, committedEarly  string
 	earlyJoined, earlyDone []string
+	// released is closed when the last commit's release is done (nil:
+	// none in progress).
+	released chan struct{}
 }
 
 func (s *learnSession) Start(ctx context.Context, from governance.Positions) error {
@@ -231,17 +234,35 @@ func (s *learnSession) Commit(ctx context.Context, kvs []governance.KeyValue) er
 		}
 		return err
 	}
-	events := append(join.TakeJoined(), s.earlyJoined...)
-	if err := join.Cache().ReleaseJoined(ctx, events, s.earlyDone); err != nil {
-		// The rows expire with their TTL; a restored writer never reads
-		// labels before this publish's positions again.
-		s.a.log.Warn("learner state: release joined rows", "err", err)
-	}
+	// The rows this publish covers are released in the background while
+	// learning goes on (one release at a time): nothing reads them again
+	// but a writer restored from an older publish, and none is now.
+	events, done := append(join.TakeJoined(), s.earlyJoined...), s.earlyDone
+	s.waitRelease()
+	released := make(chan struct{})
+	s.released = released
+	go func() {
+		defer close(released)
+		if err := join.Cache().ReleaseJoined(context.WithoutCancel(ctx), events, done); err != nil {
+			// The rows expire with their TTL; a restored writer never reads
+			// labels before this publish's positions again.
+			s.a.log.Warn("learner state: release joined rows", "err", err)
+		}
+	}()
 	s.committedEarly, s.earlyJoined, s.earlyDone = s.early, nil, nil
 	return nil
 }
 
+// waitRelease waits for the release in progress, if any.
+func (s *learnSession) waitRelease() {
+	if s.released != nil {
+		<-s.released
+		s.released = nil
+	}
+}
+
 func (s *learnSession) Close() {
+	s.waitRelease()
 	s.feed.Close()
 	for _, h := range s.handlers {
 		h.Close()
