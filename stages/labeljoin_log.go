@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -174,6 +175,24 @@ func (c *PredictionCache) ReadEarlyReady(ctx context.Context, after string, n in
 		out = append(out, EarlyReady{ID: m.ID, EventID: id})
 	}
 	return out, nil
+}
+
+// TrimEarlyReady deletes the early-label stream's entries up to and
+// including upTo ("" or "0-0": none): a writer restored from a publish
+// covering them drops what the last writer read but could not release.
+func (c *PredictionCache) TrimEarlyReady(ctx context.Context, upTo string) error {
+	if !c.keep || upTo == "" || upTo == "0-0" {
+		return nil
+	}
+	ms, seq, ok := strings.Cut(upTo, "-")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil {
+		return fmt.Errorf("prediction cache: early-label stream id %q", upTo)
+	}
+	if err := c.rdb.XTrimMinID(ctx, c.ready, ms+"-"+strconv.FormatUint(n+1, 10)).Err(); err != nil {
+		return fmt.Errorf("prediction cache: trim the early-label stream: %w", err)
+	}
+	return nil
 }
 
 // ReleaseJoined deletes what a committed publish covers: the rows joined

@@ -111,6 +111,17 @@ func TestLoggedLabelJoin(t *testing.T) {
 		t.Fatal("re-joining a and the early label after a restore gave other weights")
 	}
 
+	// A writer restored from a publish covering the entry trims it, and
+	// keeps the entries after it.
+	rig.labelAt(t, "e", 13)
+	rig.predict(t, "e")
+	if err := rig.cache.TrimEarlyReady(ctx, entries[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := rig.cache.ReadEarlyReady(ctx, "", 10); len(left) != 1 || left[0].EventID != "e" {
+		t.Fatalf("early-label stream after a trim up to %s: %v, want e's entry only", entries[0].ID, left)
+	}
+
 	// Released once a publish covers them: gone, and not joined again.
 	if err := rig.cache.ReleaseJoined(ctx, append(rig.join.TakeJoined(), joined...), []string{entries[0].ID}); err != nil {
 		t.Fatal(err)
@@ -120,8 +131,8 @@ func TestLoggedLabelJoin(t *testing.T) {
 			t.Errorf("%s still in redis after the release", k)
 		}
 	}
-	if left, _ := rig.cache.ReadEarlyReady(ctx, "", 10); len(left) != 0 {
-		t.Errorf("early-label stream after the release: %v", left)
+	if left, _ := rig.cache.ReadEarlyReady(ctx, "", 10); len(left) != 1 || left[0].EventID != "e" {
+		t.Errorf("early-label stream after the release: %v, want e's entry only", left)
 	}
 	if _, err := rig.join.JoinEarlyReady(ctx, entries); err != nil || !slices.Equal(w2, rig.weights()) {
 		t.Errorf("a released early entry was learned again (err %v)", err)

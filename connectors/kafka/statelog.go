@@ -132,6 +132,9 @@ func (t *StateTail) Close() { t.cl.Close() }
 // max.message.bytes maxRecordBytes so that a learner's snapshot fits. An
 // existing topic is left as it is.
 func (a *Admin) EnsureStateTopic(ctx context.Context, name string, maxRecordBytes int) error {
+	if n, err := a.Partitions(ctx, name); err == nil && n > 0 {
+		return nil // it exists: no need for the right to create topics
+	}
 	return a.ensureTopic(ctx, name, 1, map[string]*string{
 		"cleanup.policy":    kadm.StringPtr("compact"),
 		"max.message.bytes": kadm.StringPtr(fmt.Sprint(maxRecordBytes)),

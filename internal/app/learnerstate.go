@@ -160,6 +160,9 @@ type learnSession struct {
 
 func (s *learnSession) Start(ctx context.Context, from governance.Positions) error {
 	s.early, s.committedEarly = from.Early, from.Early
+	if err := s.a.join.Cache().TrimEarlyReady(ctx, from.Early); err != nil {
+		return err
+	}
 	return s.feed.Start(ctx, from.Labels)
 }
 
