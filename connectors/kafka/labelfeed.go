@@ -338,10 +338,11 @@ func (f *LabelFeed) Publish(ctx context.Context, recs []pipeline.OutRecord) erro
 			wg.Done()
 		})
 	}
-	if err := f.cl.Flush(ctx); err != nil {
-		produceErr = cmp.Or(produceErr, err)
-	}
+	flushErr := f.cl.Flush(ctx)
 	wg.Wait()
+	errMu.Lock()
+	produceErr = cmp.Or(produceErr, flushErr)
+	errMu.Unlock()
 	committed, err := f.sess.End(ctx, kgo.TransactionEndTry(produceErr == nil))
 	if err != nil {
 		return errors.Join(produceErr, fmt.Errorf("kafka: end learner-state transaction: %w", err))
