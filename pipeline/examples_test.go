@@ -103,13 +103,13 @@ func TestDeployFilesParse(t *testing.T) {
 // from Secrets, probe the admin port, and bound disruptions.
 func TestKubernetesManifests(t *testing.T) {
 	kinds := map[string]map[string]any{}
-	for _, f := range []string{"deployment.yaml", "configmap.yaml", "secret.example.yaml"} {
+	for _, f := range []string{"deployment.yaml", "configmap.yaml", "secret.example.yaml", "keda-scaledobject.yaml"} {
 		for _, d := range yamlDocs(t, filepath.Join(repoRoot, "deploy/k8s", f)) {
 			kind, _ := d["kind"].(string)
 			kinds[kind] = d
 		}
 	}
-	for _, k := range []string{"Deployment", "ConfigMap", "Secret", "Service", "PodDisruptionBudget"} {
+	for _, k := range []string{"Deployment", "ConfigMap", "Secret", "Service", "PodDisruptionBudget", "ScaledObject"} {
 		if kinds[k] == nil {
 			t.Fatalf("no %s in deploy/k8s", k)
 		}
@@ -176,6 +176,60 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if dig(kinds["PodDisruptionBudget"], "spec", "maxUnavailable") == nil && dig(kinds["PodDisruptionBudget"], "spec", "minAvailable") == nil {
 		t.Error("the PodDisruptionBudget bounds nothing")
+	}
+	checkLearnerStateDeployment(t, kinds, spec)
+}
+
+// checkLearnerStateDeployment: the example keeps its learner state in a
+// log; KEDA scales the Deployment on the consumer lag of the spec's group
+// on its input topic, never beyond the partitions (no idle consumers), and
+// never below two replicas (one ready to take the learner lease); the
+// PodDisruptionBudget lets a drain evict at most one pod at a time, so the
+// learner lease moves at most once per eviction.
+func checkLearnerStateDeployment(t *testing.T, kinds map[string]map[string]any, spec *pipeline.Spec) {
+	t.Helper()
+	if spec.Topics.ModelState == "" {
+		t.Error("the example spec has no topics.model_state: a restart forgets what it learned")
+	}
+	so := kinds["ScaledObject"]
+	if dig(so, "apiVersion") != "keda.sh/v1alpha1" {
+		t.Errorf("ScaledObject apiVersion %v, want keda.sh/v1alpha1", dig(so, "apiVersion"))
+	}
+	if got, want := dig(so, "spec", "scaleTargetRef", "name"), dig(kinds["Deployment"], "metadata", "name"); got != want {
+		t.Errorf("the ScaledObject scales %v, not the Deployment %v", got, want)
+	}
+	trig := dig(so, "spec", "triggers", "0")
+	if dig(trig, "type") != "kafka" {
+		t.Fatalf("the ScaledObject's trigger is %v, want kafka (consumer lag)", dig(trig, "type"))
+	}
+	if got := dig(trig, "metadata", "consumerGroup"); got != spec.Kafka.Group {
+		t.Errorf("the trigger watches group %v, the spec's is %s", got, spec.Kafka.Group)
+	}
+	if got := dig(trig, "metadata", "topic"); got != spec.Topics.Input {
+		t.Errorf("the trigger watches topic %v, the spec's input is %s", got, spec.Topics.Input)
+	}
+	brokers, _ := dig(trig, "metadata", "bootstrapServers").(string)
+	if brokers != strings.Join(spec.Kafka.Brokers, ",") {
+		t.Errorf("the trigger's brokers %q differ from the spec's %v", brokers, spec.Kafka.Brokers)
+	}
+	if got := dig(trig, "metadata", "allowIdleConsumers"); got != "false" {
+		t.Errorf("allowIdleConsumers %v: replicas beyond the partition count would sit idle", got)
+	}
+	minR, _ := dig(so, "spec", "minReplicaCount").(int)
+	maxR, _ := dig(so, "spec", "maxReplicaCount").(int)
+	if minR < 2 || maxR < minR {
+		t.Errorf("replicas %d..%d: want at least two (a replica ready to take the learner lease) and max ≥ min", minR, maxR)
+	}
+	pdb := kinds["PodDisruptionBudget"]
+	if got := dig(pdb, "spec", "maxUnavailable"); got != 1 {
+		t.Errorf("the PodDisruptionBudget's maxUnavailable is %v, want 1: one eviction, one lease hand-over, at a time", got)
+	}
+	sel, _ := dig(pdb, "spec", "selector", "matchLabels").(map[string]any)
+	pods, _ := dig(kinds["Deployment"], "spec", "template", "metadata", "labels").(map[string]any)
+	for k, v := range sel {
+		if pods[k] != v {
+			t.Errorf("the PodDisruptionBudget selects %s=%v, which the Deployment's pods do not carry", k, v)
+		}
 	}
 }
 

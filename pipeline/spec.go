@@ -34,6 +34,10 @@ type Spec struct {
 	Drift  DriftSpec   `yaml:"drift"`
 	source *specSource `yaml:"-"`
 
+	// LearnerState says how often the learner state is published to
+	// topics.model_state (see LearnerStateSpec).
+	LearnerState LearnerStateSpec `yaml:"learner_state"`
+
 	// Rollout, when set, serves the registry's aliases of model.name as
 	// rollout arms and hot-swaps them (see RolloutSpec).
 	Rollout *RolloutSpec `yaml:"rollout"`
@@ -50,6 +54,12 @@ type TopicsSpec struct {
 	// decisions, alias moves, overrides) as JSON, besides the Redis audit
 	// stream. It must differ from every other topic of the spec.
 	Audit string `yaml:"audit"`
+	// ModelState, when set, is the compacted topic of learner states: one
+	// writer per model publishes what each served version learned (keyed
+	// "model@version", with the label offsets it covers); every instance
+	// serves the newest state and restores from it at start, before it is
+	// ready. It is created (compacted) when missing. See LearnerStateSpec.
+	ModelState string `yaml:"model_state"`
 }
 
 // KafkaSpec says how to reach Kafka and how to consume.
@@ -867,6 +877,7 @@ func (s *Spec) applyDefaults() {
 	if s.Labels.MaxParked == 0 {
 		s.Labels.MaxParked = DefaultMaxParkedLabels
 	}
+	s.LearnerState.applyDefaults()
 }
 
 // Validate checks the spec and returns every problem found, joined.
@@ -1125,6 +1136,7 @@ func (s *Spec) Validate() error {
 		add("labels.max_pending", "must not be negative")
 	}
 	s.validateLabels(add)
+	s.validateLearnerState(add)
 	if r := s.Rollout; r != nil {
 		if r.CanaryPercent < 0 || r.CanaryPercent > 100 {
 			add("rollout.canary_percent", "must be in [0, 100], got %d", r.CanaryPercent)

@@ -44,6 +44,10 @@ type PredictionCache struct {
 	idCol      int
 	metrics    *JoinMetrics
 	now        func() time.Time
+	// keep, mark and ready are set in learner-state log mode
+	// (NewLoggedPredictionCache, labeljoin_log.go).
+	keep        bool
+	mark, ready string
 }
 
 // NewPredictionCache builds the cache for a spec's labels settings.
@@ -104,11 +108,16 @@ func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, serv
 		pipe.ZAdd(ctx, c.index, redis.Z{Score: expiry, Member: k})
 		ek := string(early)
 		gets[j] = pipe.Get(ctx, ek)
-		pipe.Del(ctx, ek)
+		if !c.keep {
+			pipe.Del(ctx, ek)
+		}
 	}
 	card := pipe.ZCard(ctx, c.index)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("prediction cache: put: %w", err)
+	}
+	if c.keep {
+		return nil, c.announceEarly(ctx, b, gets, card.Val(), now)
 	}
 	var found []earlyLabel
 	var foundKeys, foundEarly []string
@@ -496,6 +505,9 @@ type LabelJoin struct {
 	OnLearned func(rows *models.Rows, y []float32)
 
 	bufs sync.Pool // *joinBuf for ObserveVersions
+	// joined holds, in log mode, the events joined since TakeJoined.
+	joinedMu sync.Mutex
+	joined   []string
 }
 
 // NewLabelJoin builds the label join for the champion.
@@ -757,6 +769,7 @@ type labelPartition struct {
 	join   *LabelJoin
 	dec    *LabelDecoder
 	ids    []string
+	pos    []string // each label's position, in log mode
 	labels []float32
 	// at is the index in msgs of each of ids.
 	at    []int
@@ -781,7 +794,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	j := lp.join
 	c := j.cache
 	defer j.processed.Add(int64(len(msgs)))
-	lp.ids, lp.labels, lp.at, lp.refused = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.refused[:0]
+	lp.ids, lp.labels, lp.at, lp.pos, lp.refused = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.refused[:0]
 	for i := range msgs {
 		id, label, rej := lp.dec.Decode(msgs[i].Value)
 		if rej.Reason != "" {
@@ -792,6 +805,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		lp.ids = append(lp.ids, id)
 		lp.labels = append(lp.labels, label)
 		lp.at = append(lp.at, i)
+		if c.keep {
+			lp.pos = append(lp.pos, labelPosition(&msgs[i]))
+		}
 	}
 	if len(lp.ids) == 0 {
 		return lp.writeRefused(ctx, msgs)
@@ -801,9 +817,11 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	now := c.now()
 	expiry := now.Add(2 * c.ttl).UnixMilli()
 	for i, id := range lp.ids {
-		gets[i] = joinOrPark.Eval(ctx, pipe,
-			[]string{c.prefix + id, c.early + id, c.index, c.earlyIndex},
-			binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), (2 * c.ttl).Milliseconds(), expiry, c.maxParked)
+		var pos string
+		if c.keep {
+			pos = lp.pos[i]
+		}
+		gets[i] = c.evalJoin(ctx, pipe, id, binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), pos, expiry)
 	}
 	parkedNow := pipe.ZCard(ctx, c.earlyIndex)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -834,6 +852,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
 			j.metrics.invalid.Inc()
 			continue
+		}
+		if c.keep {
+			j.noteJoined(lp.ids[i])
 		}
 		e := &lp.entry
 		if now.Sub(e.at) > c.ttl {

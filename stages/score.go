@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -23,13 +24,17 @@ const (
 
 // ServedModel is one model version serving one rollout arm. It is safe for
 // concurrent use: the partition loops' Predict calls and the label join's
-// Learn calls are serialized by its mutex.
+// Learn calls are serialized by its mutex, and so is Swap (served_state.go),
+// which replaces the learner with a published state between two calls.
 type ServedModel struct {
 	Name    string
 	Version string
 	Arm     string
 	mu      sync.Mutex
 	model   models.Learner
+	// mark says which published learner state model holds, and counts
+	// the labels it learned (see StateMark).
+	mark StateMark
 }
 
 // NewServedModel wraps a model for serving.
@@ -48,7 +53,11 @@ func (s *ServedModel) Predict(dst []float32, rows *models.Rows) error {
 func (s *ServedModel) Learn(rows *models.Rows, y []float32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.model.Learn(rows, y)
+	err := s.model.Learn(rows, y)
+	if err == nil || errors.Is(err, models.ErrInvalidLabel) {
+		s.mark.Learned += int64(rows.N)
+	}
+	return err
 }
 
 // Warm reports whether the model has learned from any labelled row (see

@@ -20,6 +20,9 @@ With kafka.exactly_once, predictions, DLQ records and input offsets commit
 in one Kafka transaction per round (consumers read with read_committed).
 With a rollout block it also runs the governance loop: retraining on drift
 alerts, shadow, canary steps, promotion and rollback through the gate.
+With topics.model_state, one instance at a time (the learner lease's holder)
+learns from the labels and publishes the model's state there; every
+instance serves the newest state and restores it before it is ready.
 The admin address also serves the model admin API under /api/v1 (bearer
 tokens; $DRIFTLINE_ADMIN_TOKEN is a bootstrap admin token); it listens on
 loopback unless the address names an interface. A Redis or broker outage

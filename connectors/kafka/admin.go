@@ -49,6 +49,11 @@ func (a *Admin) EnsureTopic(ctx context.Context, name string, partitions int32, 
 	if compacted {
 		configs = map[string]*string{"cleanup.policy": kadm.StringPtr("compact")}
 	}
+	return a.ensureTopic(ctx, name, partitions, configs)
+}
+
+// ensureTopic is EnsureTopic with the new topic's configs.
+func (a *Admin) ensureTopic(ctx context.Context, name string, partitions int32, configs map[string]*string) error {
 	resp, err := a.adm.CreateTopic(ctx, partitions, -1, configs, name)
 	if err == nil {
 		err = resp.Err

@@ -99,6 +99,9 @@ type App struct {
 	alertInbox *governance.AlertInbox
 	// audit forwards the registry's audit stream to topics.audit, when set.
 	audit *governance.AuditForwarder
+	// state is the learner-state log, with topics.model_state
+	// (learnerstate.go).
+	state *learnerState
 	// holder names this instance on the registry's leases.
 	holder     string
 	adminToken string
@@ -217,8 +220,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		return err
 	}
 	if spec.Topics.Labels != "" {
-		cache := stages.NewPredictionCache(spec, a.rdb, spec.Model.Version, a.joinMetrics)
-		a.join = stages.NewLabelJoin(spec, cache, a.champion)
+		a.join = stages.NewLabelJoin(spec, a.newPredictionCache(), a.champion)
 	}
 	if spec.Topics.Alerts != "" {
 		if a.drift, err = newDriftMonitor(spec, a.reg); err != nil {
@@ -230,7 +232,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	}
 	if spec.Rollout != nil {
 		a.arms = stages.NewArms(a.champion)
-		a.rollout = newRolloutWatcher(spec, a.models, a.arms, fz.NumDense(), fz.NumHashed(), a.log, a.onArms)
+		a.rollout = newRolloutWatcher(spec, a.models, a.arms, fz.NumDense(), fz.NumHashed(), a.log, a.onArms, a.loggedState)
 		if a.join != nil {
 			a.join.Arms = a.arms
 		}
@@ -248,6 +250,11 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	}
 	if a.join != nil {
 		a.join.OnOutcome = a.onOutcome
+	}
+	if spec.Topics.ModelState != "" {
+		if a.state, err = a.newLearnerState(func() (models.Learner, error) { return stages.NewLearner(spec, fz) }); err != nil {
+			return err
+		}
 	}
 	if spec.Stages.Anonymize.DLQPayload == "encrypt" {
 		if a.dlqCrypt, err = stages.NewAnonymize(spec, a.keys); err != nil {
@@ -426,6 +433,16 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.start(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
+	if a.state != nil {
+		// Every served version serves its newest logged state before the
+		// rollout watcher, the governor and the data plane start, and so
+		// before the App is ready.
+		followed, err := a.state.restore(watchCtx)
+		if err != nil {
+			return nil // ctx ended
+		}
+		loops.Go(func() { <-followed })
+	}
 	if a.alertInbox != nil {
 		if err := StartAlertRouter(watchCtx, a.spec, a.kcc, "", a.alertInbox.Receive, a.log); err != nil {
 			return fmt.Errorf("governor alerts: %w", err)
@@ -476,7 +493,7 @@ func (a *App) Close() {
 			a.kc.Close()
 		}
 		if a.labels != nil {
-			a.labels.kc.Close()
+			a.labels.close()
 		}
 		if a.onnx != nil {
 			a.onnx.Close()
@@ -494,7 +511,8 @@ func (a *App) Close() {
 func (a *App) Totals() pipeline.Totals { return a.metrics.Totals() }
 
 // Ready reports whether the App serves: Run has started, the data plane
-// has a partition assignment and Redis answers.
+// has a partition assignment, Redis answers and, with topics.model_state,
+// every served version was restored from the log.
 func (a *App) Ready() bool { return len(a.NotReady()) == 0 }
 
 // Registry is the model registry (nil without a rollout block, an audit

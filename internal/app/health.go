@@ -118,13 +118,16 @@ func (a *App) serveChampion(learner models.Learner, version string) {
 
 // NotReady lists why the App does not serve now, one short line each (no
 // address or secret: /readyz shows them to anyone): not started, no
-// partition assignment, a dependency down. It is empty when ready.
+// partition assignment, the learner state not restored, a dependency down. It is empty when ready.
 func (a *App) NotReady() []string {
 	var out []string
 	if !a.started.Load() {
 		out = append(out, "starting: waiting for redis")
 	} else if !a.kc.Ready() {
 		out = append(out, "kafka: no partition assignment yet")
+	}
+	if a.state != nil && !a.state.follower.Ready() {
+		out = append(out, "learner state: restoring from the model_state topic")
 	}
 	return append(out, a.health.Problems()...)
 }

@@ -7,14 +7,18 @@ import (
 
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/governance"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
 )
 
 // labelPlane consumes the labels topic in its own consumer group and runs
-// the label join, which teaches the served models.
+// the label join, which teaches the served models. With topics.model_state
+// it has no consumer of its own: the learner-state writer consumes the
+// labels (run runs it).
 type labelPlane struct {
 	kc      *kafka.Client
+	writer  *governance.StateWriter
 	join    *stages.LabelJoin
 	metrics *stages.JoinMetrics
 	// dlq receives the label records the join refuses.
@@ -27,6 +31,13 @@ type labelPlane struct {
 
 func newLabelPlane(a *App) (*labelPlane, error) {
 	spec := a.spec
+	if a.state != nil {
+		// The learner-state writer consumes the labels; its label feed
+		// writes the refused records (learnerState.open).
+		lp := &labelPlane{writer: a.state.writer, join: a.join, metrics: a.joinMetrics, threshold: stages.DecisionThreshold(spec)}
+		a.outcomeHooks = append(a.outcomeHooks, lp.observe)
+		return lp, nil
+	}
 	cc := a.kcc
 	cc.ClientID = spec.Kafka.ClientID + "-labels"
 	kc, err := kafka.New(kafka.Config{
@@ -45,15 +56,22 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 		return nil, err
 	}
 	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics, threshold: stages.DecisionThreshold(spec)}
-	// Refused label records go to the data plane's DLQ, built alike.
-	lp.dlq = stages.LabelDLQ{Sink: kc, Config: pipeline.DLQConfig{Topic: spec.Topics.DLQ, RecordLimit: kc.MaxRecordBytes,
+	lp.dlq = a.labelDLQ(kc, kc.MaxRecordBytes)
+	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
+	return lp, nil
+}
+
+// labelDLQ writes refused label records to sink, as the data plane's DLQ
+// records are built: limit bounds a record, the DLQ key encrypts payloads.
+func (a *App) labelDLQ(sink pipeline.Sink, limit func(topic string) int) stages.LabelDLQ {
+	spec := a.spec
+	dlq := stages.LabelDLQ{Sink: sink, Config: pipeline.DLQConfig{Topic: spec.Topics.DLQ, RecordLimit: limit,
 		PropagateHeaders: spec.Output.PropagateHeaders}}
 	if a.dlqCrypt != nil {
 		crypt := a.dlqCrypt
-		lp.dlq.NewPayload = func() pipeline.DLQPayloadFunc { return crypt.Clone().EncryptDLQ }
+		dlq.NewPayload = func() pipeline.DLQPayloadFunc { return crypt.Clone().EncryptDLQ }
 	}
-	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
-	return lp, nil
+	return dlq
 }
 
 // observe counts the outcomes of served predictions (not the shadow's).
@@ -72,7 +90,18 @@ func (lp *labelPlane) observe(o stages.Outcome) {
 	lp.mu.Unlock()
 }
 
-func (lp *labelPlane) run(ctx context.Context) error { return lp.kc.Run(ctx, lp.join.Opener(lp.dlq)) }
+func (lp *labelPlane) run(ctx context.Context) error {
+	if lp.writer != nil {
+		return lp.writer.Run(ctx)
+	}
+	return lp.kc.Run(ctx, lp.join.Opener(lp.dlq))
+}
+
+func (lp *labelPlane) close() {
+	if lp.kc != nil {
+		lp.kc.Close()
+	}
+}
 
 // LabelStats are the label plane's counts of served predictions' labels.
 type LabelStats struct {

@@ -117,7 +117,8 @@ func TestLabelPlaneSendsRefusedLabelsToDLQ(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
+// waitUntil polls cond every 20ms until it holds, failing t when ctx ends.
+func waitUntil(t testing.TB, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
 	for !cond() {
 		select {

@@ -40,13 +40,17 @@ type rolloutWatcher struct {
 	log     *slog.Logger
 	// onArms sees the arms after every alias change applied.
 	onArms func(stages.ArmsView)
+	// logged returns the newest state of a version from the learner-state
+	// log (ok false: none, or no log).
+	logged func(version string) (l models.Learner, m stages.StateMark, ok bool, err error)
 }
 
-func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages.Arms, numDense, numHashed int, log *slog.Logger, onArms func(stages.ArmsView)) *rolloutWatcher {
+func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages.Arms, numDense, numHashed int, log *slog.Logger, onArms func(stages.ArmsView),
+	logged func(version string) (models.Learner, stages.StateMark, bool, error)) *rolloutWatcher {
 	arms.SetCanaryPercent(spec.Rollout.CanaryPercent)
 	probe := models.Rows{N: 1, NumDense: numDense, NumHashed: numHashed,
 		Dense: make([]float32, numDense), Hashed: make([]int32, numHashed)}
-	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, percent: spec.Rollout.CanaryPercent, probe: probe, log: log, onArms: onArms}
+	return &rolloutWatcher{reg: reg, model: spec.Model.Name, arms: arms, percent: spec.Rollout.CanaryPercent, probe: probe, log: log, onArms: onArms, logged: logged}
 }
 
 // servedChampion returns the learner and version a data plane with a
@@ -210,14 +214,26 @@ var errArtifactUnread = errors.New("artifact not read")
 
 // load builds the served model of version n for arm. A version already
 // served on another arm (a canary promoted to champion) moves with what it
-// learned online; any other comes from its registry snapshot.
+// learned online; any other comes from the learner-state log when it holds
+// the version (what it learned when it was last served), else from its
+// registry snapshot.
 func (w *rolloutWatcher) load(ctx context.Context, arm string, n int64, view stages.ArmsView) (*stages.ServedModel, error) {
 	v := strconv.FormatInt(n, 10)
 	var l models.Learner
+	var mark stages.StateMark
 	for _, m := range []*stages.ServedModel{view.Champion, view.Canary, view.Shadow} {
 		if m != nil && m.Version == v {
-			l = m.Snapshot()
+			l, mark = m.SnapshotMarked()
 			break
+		}
+	}
+	if l == nil && w.logged != nil {
+		var ok bool
+		var err error
+		if l, mark, ok, err = w.logged(v); err != nil {
+			return nil, err
+		} else if !ok {
+			l = nil
 		}
 	}
 	if l == nil {
@@ -236,5 +252,5 @@ func (w *rolloutWatcher) load(ctx context.Context, arm string, n int64, view sta
 	if err := l.Predict(dst, &w.probe); err != nil {
 		return nil, fmt.Errorf("does not fit the spec's features: %w", err)
 	}
-	return stages.NewServedModel(w.model, v, arm, l), nil
+	return stages.NewServedModelMarked(w.model, v, arm, l, mark), nil
 }

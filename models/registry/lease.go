@@ -9,17 +9,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// tryLeaseScript takes or renews a lease.
+// tryLeaseScript takes or renews a lease. Taking a free lease increments
+// its epoch, so that each holding of a lease has a number of its own,
+// larger than every earlier holding's: a fencing token.
 //
-//	KEYS: lease key
+//	KEYS: lease key, epoch key
 //	ARGV: holder, ttl in milliseconds
 //
-// Returns 1 when holder holds the lease afterwards, else 0.
+// Returns the epoch when holder holds the lease afterwards, else 0.
 var tryLeaseScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then return 0 end
+local epoch
+if cur then
+  epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if epoch == 0 then epoch = redis.call('INCR', KEYS[2]) end
+else
+  epoch = redis.call('INCR', KEYS[2])
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return epoch
 `)
 
 // releaseLeaseScript deletes a lease if holder holds it.
@@ -32,6 +41,9 @@ return 0
 `)
 
 func (r *Registry) leaseKey(name string) string { return r.cfg.Prefix + ":lease:" + name }
+
+// leaseEpochKey holds the number of times the lease called name was taken.
+func (r *Registry) leaseEpochKey(name string) string { return r.cfg.Prefix + ":lease-epoch:" + name }
 
 func checkLease(name, holder string) error {
 	if err := checkName("lease", name); err != nil {
@@ -53,17 +65,27 @@ func checkLease(name, holder string) error {
 // (a failed or late call) must stop acting as the leader when its last successful
 // TryLease is ttl old, measured from before that call was sent.
 func (r *Registry) TryLease(ctx context.Context, name, holder string, ttl time.Duration) (held bool, err error) {
+	epoch, err := r.TryLeaseEpoch(ctx, name, holder, ttl)
+	return epoch > 0, err
+}
+
+// TryLeaseEpoch is TryLease that also returns the lease's epoch while holder holds it
+// (0 when it does not): a number that grows each time the lease is taken by a holder
+// that did not hold it, and stays the same while that holder renews it. A holder
+// stamps what it writes under the lease with the epoch, so that readers can tell a
+// later holder's writes from an earlier one's (a fencing token).
+func (r *Registry) TryLeaseEpoch(ctx context.Context, name, holder string, ttl time.Duration) (epoch int64, err error) {
 	if err := checkLease(name, holder); err != nil {
-		return false, err
+		return 0, err
 	}
 	if ttl < time.Millisecond {
-		return false, fmt.Errorf("%w: lease %s ttl %s < 1ms", ErrInvalid, name, ttl)
+		return 0, fmt.Errorf("%w: lease %s ttl %s < 1ms", ErrInvalid, name, ttl)
 	}
-	n, err := tryLeaseScript.Run(ctx, r.rdb, []string{r.leaseKey(name)}, holder, ttl.Milliseconds()).Int64()
+	n, err := tryLeaseScript.Run(ctx, r.rdb, []string{r.leaseKey(name), r.leaseEpochKey(name)}, holder, ttl.Milliseconds()).Int64()
 	if err != nil {
-		return false, fmt.Errorf("registry: try lease %s: %w", name, err)
+		return 0, fmt.Errorf("registry: try lease %s: %w", name, err)
 	}
-	return n == 1, nil
+	return n, nil
 }
 
 // ReleaseLease ends holder's lease called name, so another holder may take it at once.

@@ -160,6 +160,7 @@ func checkName(kind, s string) error {
 //	P:m:<model>:aliases      hash: <alias> → <n>
 //	P:m:<model>:outcomes:<v> hash: outcome sums of served version label v (TTL)
 //	P:lease:<name>           string: lease holder (TTL)
+//	P:lease-epoch:<name>     string: how many times the lease was taken
 //	P:audit                  stream of audit events
 type keys struct{ model, versions, artifacts, aliases string }
 

@@ -42,6 +42,7 @@ func runSuite(t *testing.T, start starter) {
 		{"TrafficShare", testTrafficShare},
 		{"Lease", testLease},
 		{"LeaseExpires", testLeaseExpires},
+		{"LeaseEpoch", testLeaseEpoch},
 		{"OutcomesSum", testOutcomesSum},
 		{"OutcomesInvalid", testOutcomesInvalid},
 	} {
@@ -941,5 +942,61 @@ func testOutcomesInvalid(t *testing.T, r *redistest.Redis) {
 	}
 	if _, err := reg.Outcomes(ctx, "m", long); !errors.Is(err, registry.ErrInvalid) {
 		t.Errorf("Outcomes of a long version: %v; want ErrInvalid", err)
+	}
+}
+
+// testLeaseEpoch checks the fencing token: a lease's epoch grows each time
+// a holder takes it (after a release or an expiry), stays while the
+// holder renews, and is 0 for a holder that does not hold the lease.
+func testLeaseEpoch(t *testing.T, r *redistest.Redis) {
+	ctx := ctxT(t)
+	reg, _ := newRegistry(t, r, registry.Config{Prefix: "{epoch}"})
+	try := func(holder string, ttl time.Duration, want int64) {
+		t.Helper()
+		if got, err := reg.TryLeaseEpoch(ctx, "m", holder, ttl); err != nil || got != want {
+			t.Fatalf("TryLeaseEpoch(%s) = %d, %v; want %d", holder, got, err, want)
+		}
+	}
+	try("a", time.Minute, 1)
+	try("a", time.Minute, 1) // a renewal keeps the epoch
+	try("b", time.Minute, 0)
+	if err := reg.ReleaseLease(ctx, "m", "a"); err != nil {
+		t.Fatal(err)
+	}
+	try("b", 50*time.Millisecond, 2)
+	try("a", time.Minute, 0)
+	// b stops renewing; the next holder after the expiry gets a new epoch.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if r.Mini != nil {
+			r.Mini.FastForward(50 * time.Millisecond)
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+		got, err := reg.TryLeaseEpoch(ctx, "m", "a", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != 0 {
+			if got != 3 {
+				t.Fatalf("a took the expired lease with epoch %d, want 3", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a never got the lease after b's ran out")
+		}
+	}
+	// A plain TryLease takes part in the same count.
+	if err := reg.ReleaseLease(ctx, "m", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := reg.TryLease(ctx, "m", "b", time.Minute); err != nil || !held {
+		t.Fatalf("b takes the lease: %v, %v", held, err)
+	}
+	try("b", time.Minute, 4)
+	// Another lease counts its own epochs.
+	if got, err := reg.TryLeaseEpoch(ctx, "n", "a", time.Minute); err != nil || got != 1 {
+		t.Fatalf("the first holding of lease n has epoch %d, %v; want 1", got, err)
 	}
 }

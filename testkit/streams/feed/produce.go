@@ -33,6 +33,10 @@ type Config struct {
 	Events int64
 	// Rate is rows per second (0: as fast as the brokers take them).
 	Rate float64
+	// RampRows, when set with RampRate, are the first rows, written at
+	// RampRate rows per second instead of Rate (a warm-up).
+	RampRows int64
+	RampRate float64
 	// MalformedRate and DuplicateRate are the shares of rows that are
 	// corrupted copies of a fresh event, or repeats of the previous event.
 	MalformedRate, DuplicateRate float64
@@ -54,6 +58,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rate < 0 || c.Events < 0 {
 		return errors.New("--rate and --events must not be negative")
+	}
+	if c.RampRows < 0 || c.RampRate < 0 {
+		return errors.New("the ramp's rows and rate must not be negative")
 	}
 	if c.Scenario != nil {
 		return nil
@@ -137,7 +144,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			break
 		}
 		if cfg.Rate > 0 {
-			due := start.Add(time.Duration(float64(sent) / cfg.Rate * float64(time.Second)))
+			due := start.Add(cfg.dueAfter(sent))
 			if d := time.Until(due); d > time.Millisecond {
 				select {
 				case <-time.After(d):
@@ -227,6 +234,20 @@ func (s *streamSource) Next(e *streams.ScenarioEvent) {
 }
 
 func (s *streamSource) Index() int64 { return s.gen.Index() }
+
+// dueAfter is when row sent is due, counted from the start.
+func (c *Config) dueAfter(sent int64) time.Duration {
+	at := func(rows int64, rate float64) time.Duration {
+		return time.Duration(float64(rows) / rate * float64(time.Second))
+	}
+	if c.RampRows <= 0 || c.RampRate <= 0 {
+		return at(sent, c.Rate)
+	}
+	if sent < c.RampRows {
+		return at(sent, c.RampRate)
+	}
+	return at(c.RampRows, c.RampRate) + at(sent-c.RampRows, c.Rate)
+}
 
 func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, onDone func(kafka.Produced, error), topic string) {
 	for q.Len() > 0 && !(*q)[0].due.After(now) {
