@@ -24,7 +24,7 @@ func (a *App) learnRecordLimits(ctx context.Context) {
 			topics = append(topics, r.ShadowTopic)
 		}
 		limits := a.kc.LearnRecordLimits(ctx, topics...)
-		if a.labels != nil {
+		if a.labels != nil && a.labels.kc != nil { // none in log mode: the data plane's limits serve it
 			a.labels.kc.LearnRecordLimits(ctx, a.spec.Topics.DLQ)
 		}
 		a.log.Info("output record limits (max.message.bytes)", "bytes", limits)
