@@ -8,15 +8,17 @@ import (
 // Prequential keeps test-then-train metrics over a sliding window of the
 // last Window outcomes: each outcome is a prediction made before the model
 // learned from its label. For binary models it reports accuracy, log loss
-// and ROC AUC; for regression, MAE and RMSE. It is not safe for concurrent
+// and ROC AUC; for regression, MAE and RMSE; for multi-class models, whose
+// served score is the predicted class (see ServedScore), accuracy only
+// (the others are NaN). It is not safe for concurrent
 // use. Memory is O(Window).
 type Prequential struct {
-	window    int
-	threshold float64
-	scores    []float64
-	labels    []float64
-	next      int
-	n         int64 // outcomes seen in total
+	window   int
+	decision Decision
+	scores   []float64
+	labels   []float64
+	next     int
+	n        int64 // outcomes seen in total
 	// running sums over the window
 	correct, logLoss, absErr, sqErr float64
 	sortBuf                         []int
@@ -27,21 +29,23 @@ const DefaultPrequentialWindow = 1000
 
 // NewPrequential returns metrics over the last window outcomes, counting
 // a binary prediction right by PredictedClass at the default Threshold.
-func NewPrequential(window int) *Prequential { return NewPrequentialAt(window, Threshold) }
+func NewPrequential(window int) *Prequential {
+	return NewPrequentialFor(window, Decision{Threshold: Threshold})
+}
 
-// NewPrequentialAt is NewPrequential with the decision threshold the model
-// is served with.
-func NewPrequentialAt(window int, threshold float64) *Prequential {
+// NewPrequentialFor is NewPrequential with the decision rule the model is
+// served with.
+func NewPrequentialFor(window int, decision Decision) *Prequential {
 	if window <= 0 {
 		window = DefaultPrequentialWindow
 	}
-	return &Prequential{window: window, threshold: threshold, scores: make([]float64, 0, window), labels: make([]float64, 0, window)}
+	return &Prequential{window: window, decision: decision, scores: make([]float64, 0, window), labels: make([]float64, 0, window)}
 }
 
 const logLossEps = 1e-15
 
 func (p *Prequential) contrib(score, y float64) (correct, ll, ae, se float64) {
-	if float64(PredictedClass(score, p.threshold)) == y {
+	if float64(p.decision.Class(score)) == y {
 		correct = 1
 	}
 	s := math.Min(math.Max(score, logLossEps), 1-logLossEps)
@@ -87,18 +91,29 @@ func (p *Prequential) Count() int64 { return p.n }
 // Len is the number of outcomes in the window.
 func (p *Prequential) Len() int { return len(p.scores) }
 
-// Accuracy is the share of windowed binary outcomes classified right by
-// PredictedClass at the threshold (NaN when empty).
+// Accuracy is the share of windowed outcomes classified right by the
+// decision rule (NaN when empty).
 func (p *Prequential) Accuracy() float64 { return p.mean(p.correct) }
 
-// LogLoss is the windowed mean binary cross-entropy (NaN when empty).
-func (p *Prequential) LogLoss() float64 { return p.mean(p.logLoss) }
+// LogLoss is the windowed mean binary cross-entropy (NaN when empty or
+// multi-class).
+func (p *Prequential) LogLoss() float64 { return p.scoreMean(p.logLoss) }
 
-// MAE is the windowed mean absolute error (NaN when empty).
-func (p *Prequential) MAE() float64 { return p.mean(p.absErr) }
+// MAE is the windowed mean absolute error (NaN when empty or multi-class).
+func (p *Prequential) MAE() float64 { return p.scoreMean(p.absErr) }
 
-// RMSE is the windowed root mean squared error (NaN when empty).
-func (p *Prequential) RMSE() float64 { return math.Sqrt(math.Max(0, p.mean(p.sqErr))) }
+// RMSE is the windowed root mean squared error (NaN when empty or
+// multi-class).
+func (p *Prequential) RMSE() float64 { return math.Sqrt(math.Max(0, p.scoreMean(p.sqErr))) }
+
+// scoreMean is mean for the metrics of a score's value, which a
+// multi-class model's class index has not.
+func (p *Prequential) scoreMean(sum float64) float64 {
+	if p.decision.MultiClass() {
+		return math.NaN()
+	}
+	return p.mean(sum)
+}
 
 func (p *Prequential) mean(sum float64) float64 {
 	if len(p.scores) == 0 {
@@ -111,6 +126,9 @@ func (p *Prequential) mean(sum float64) float64 {
 // scores above a random negative (ties count half); NaN when the window
 // lacks either class. It sorts the window: O(Window log Window).
 func (p *Prequential) AUC() float64 {
+	if p.decision.MultiClass() {
+		return math.NaN()
+	}
 	n := len(p.scores)
 	p.sortBuf = p.sortBuf[:0]
 	for i := 0; i < n; i++ {

@@ -63,6 +63,9 @@ type DriftConfig struct {
 	// (models.PredictedClass), in (0, 1); 0 takes models.Threshold.
 	// Default models.Threshold.
 	Threshold float64
+	// Classes is the model's number of classes (model.classes): above 2,
+	// an outcome's score is its predicted class (models.Decision).
+	Classes int
 	// WarmUpRows are the rows ObserveBatch ignores before it starts building
 	// references, and the outcomes ObserveOutcome ignores, so that a
 	// cold-started online model's first, untrained scores and errors are
@@ -650,7 +653,7 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 		return nil
 	}
 	e := 0.0
-	if float64(models.PredictedClass(score, m.cfg.Threshold)) != label {
+	if float64(models.Decision{Threshold: m.cfg.Threshold, Classes: m.cfg.Classes}.Class(score)) != label {
 		e = 1
 	}
 	m.errMu.Lock()

@@ -405,7 +405,7 @@ func (m *JoinMetrics) Summaries() []PrequentialSummary {
 	return out
 }
 
-func (m *JoinMetrics) observe(model, version string, score, y, threshold float64) {
+func (m *JoinMetrics) observe(model, version string, score, y float64, decision models.Decision) {
 	m.mu.Lock()
 	if m.serving != nil && !m.serving[version] {
 		m.mu.Unlock()
@@ -413,7 +413,7 @@ func (m *JoinMetrics) observe(model, version string, score, y, threshold float64
 	}
 	p := m.preq[version]
 	if p == nil {
-		p = models.NewPrequentialAt(models.DefaultPrequentialWindow, threshold)
+		p = models.NewPrequentialFor(models.DefaultPrequentialWindow, decision)
 		m.preq[version] = p
 		m.names[version] = model
 	}
@@ -474,7 +474,7 @@ type LabelJoin struct {
 	model     *ServedModel
 	metrics   *JoinMetrics
 	spec      *pipeline.Spec
-	threshold float64
+	decision  models.Decision
 	processed atomic.Int64
 	// OnOutcome, when set, sees every joined outcome (drift detectors):
 	// one per joined label for the served prediction, and, with a shadow
@@ -512,7 +512,7 @@ type LabelJoin struct {
 
 // NewLabelJoin builds the label join for the champion.
 func NewLabelJoin(spec *pipeline.Spec, cache *PredictionCache, champion *ServedModel) *LabelJoin {
-	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, spec: spec, threshold: DecisionThreshold(spec)}
+	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, spec: spec, decision: DecisionOf(spec)}
 }
 
 // Processed is the number of label records handled so far: joined, parked
@@ -705,7 +705,7 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 }
 
 func (j *LabelJoin) outcome(version, arm string, step servedStep, score, label float32, now time.Time) {
-	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.threshold)
+	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.decision)
 	if j.OnOutcome != nil {
 		j.OnOutcome(Outcome{Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now})
 	}

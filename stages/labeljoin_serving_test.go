@@ -3,6 +3,7 @@ package stages
 import (
 	"testing"
 
+	"github.com/driftline/driftline/models"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -17,15 +18,15 @@ func TestJoinMetricsSetServingDropsReplacedVersions(t *testing.T) {
 	}
 	series := func() int { return testutil.CollectAndCount(m.accuracy) }
 	for range 10 {
-		m.observe("fraud", "1", 0.9, 1, 0.5)
-		m.observe("fraud", "2", 0.2, 1, 0.5)
+		m.observe("fraud", "1", 0.9, 1, models.Decision{Threshold: 0.5})
+		m.observe("fraud", "2", 0.2, 1, models.Decision{Threshold: 0.5})
 	}
 	m.publish()
 	if series() != 2 {
 		t.Fatalf("%d accuracy series, want 2", series())
 	}
 	m.SetServing("2")
-	m.observe("fraud", "1", 0.9, 1, 0.5) // a late label of v1's prediction
+	m.observe("fraud", "1", 0.9, 1, models.Decision{Threshold: 0.5}) // a late label of v1's prediction
 	m.publish()
 	if n := series(); n != 1 {
 		t.Fatalf("%d accuracy series after v1 stopped serving, want 1", n)
@@ -39,7 +40,7 @@ func TestJoinMetricsSetServingDropsReplacedVersions(t *testing.T) {
 		}
 	}
 	m.SetServing("1", "2")
-	m.observe("fraud", "1", 0.9, 1, 0.5)
+	m.observe("fraud", "1", 0.9, 1, models.Decision{Threshold: 0.5})
 	m.publish()
 	if got := testutil.ToFloat64(m.accuracy.WithLabelValues("fraud", "1")); got != 1 {
 		t.Errorf("v1 serving again: accuracy %v, want 1 from its one new outcome", got)

@@ -63,7 +63,7 @@ func NewLabelDecoder(spec *pipeline.Spec) *LabelDecoder {
 	case spec.Model.Kind == "logistic":
 		d.link = models.LinkSigmoid
 	case spec.Model.Kind == "softmax":
-		d.link, d.classes = models.LinkSoftmax, spec.Model.Classes
+		d.link, d.classes = models.LinkSoftmax, modelClasses(spec)
 	}
 	if spec.Labels.Min != nil {
 		d.min = *spec.Labels.Min

@@ -35,6 +35,8 @@ type ServedModel struct {
 	// mark says which published learner state model holds, and counts
 	// the labels it learned (see StateMark).
 	mark StateMark
+	// outputs holds a multi-output learner's K outputs per row (Predict).
+	outputs []float32
 }
 
 // NewServedModel wraps a model for serving.
@@ -42,11 +44,32 @@ func NewServedModel(name, version, arm string, m models.Learner) *ServedModel {
 	return &ServedModel{Name: name, Version: version, Arm: arm, model: m}
 }
 
-// Predict scores rows into dst (see models.Learner.Predict).
+// Predict writes the served score of each row into dst, which must hold
+// exactly rows.N values: the learner's one output, or, for a learner of
+// K ≥ 2 outputs, models.ServedScore of them (P(y=1) for K = 2, the
+// predicted class index for K > 2). It wraps models.ErrShape when the
+// shapes do not match.
 func (s *ServedModel) Predict(dst []float32, rows *models.Rows) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.model.Predict(dst, rows)
+	k := s.model.Classes()
+	if k <= 1 {
+		return s.model.Predict(dst, rows)
+	}
+	if len(dst) != rows.N {
+		return fmt.Errorf("%w: %d served scores for %d rows", models.ErrShape, len(dst), rows.N)
+	}
+	if cap(s.outputs) < rows.N*k {
+		s.outputs = make([]float32, rows.N*k)
+	}
+	out := s.outputs[:rows.N*k]
+	if err := s.model.Predict(out, rows); err != nil {
+		return err
+	}
+	for i := range dst {
+		dst[i] = models.ServedScore(out[i*k : (i+1)*k])
+	}
+	return nil
 }
 
 // Learn updates the model on labelled rows (see models.Learner.Learn).
@@ -75,14 +98,15 @@ func (s *ServedModel) Snapshot() models.Learner {
 	return s.model.Clone()
 }
 
-// DecisionThreshold is the spec's model.threshold, or models.Threshold
-// when it is not set: a prediction's class is models.PredictedClass of its
-// score at this threshold.
-func DecisionThreshold(spec *pipeline.Spec) float64 {
+// DecisionOf is the spec's decision rule: model.threshold (models.Threshold
+// when it is not set) and model.classes. A prediction's class is the
+// Decision's Class of its served score (ServedModel.Predict).
+func DecisionOf(spec *pipeline.Spec) models.Decision {
+	d := models.Decision{Threshold: models.Threshold, Classes: modelClasses(spec)}
 	if t := spec.Model.Threshold; t != nil {
-		return *t
+		d.Threshold = *t
 	}
-	return models.Threshold
+	return d
 }
 
 // Score runs the champion on each batch's features and writes one
@@ -92,8 +116,11 @@ func DecisionThreshold(spec *pipeline.Spec) float64 {
 //	 "version":"…","arm":"champion","partition":0,"offset":42,
 //	 <passthrough fields>}
 //
-// class is models.PredictedClass(score, model.threshold): 1 when the score
-// is above the threshold, 0 otherwise (a tie is 0). warm is false while
+// score is the served score (ServedModel.Predict) and class the class it
+// stands for (DecisionOf): for a binary model 1 when the score P(y=1) is
+// above model.threshold, 0 otherwise (a tie is 0); for a multi-class model
+// (model.classes > 2) the score is the predicted class's index, and so is
+// class. A regression's score is its value. warm is false while
 // the model that scored the row has learned nothing (its score is its
 // untrained default), true once it has learned from a label.
 //
@@ -107,7 +134,7 @@ type Score struct {
 	idCol       int
 	passthrough []int
 	names       []string
-	threshold   float64
+	decision    models.Decision
 	keyHeader   []pipeline.Header
 	rows        models.Rows
 	buf         []byte
@@ -126,7 +153,7 @@ type Score struct {
 
 // NewScore builds the stage for the champion model.
 func NewScore(spec *pipeline.Spec, champion *ServedModel, keyID string) *Score {
-	s := &Score{model: champion, topic: spec.Topics.Predictions, idCol: spec.FieldIndex(spec.Schema.IDField), threshold: DecisionThreshold(spec)}
+	s := &Score{model: champion, topic: spec.Topics.Predictions, idCol: spec.FieldIndex(spec.Schema.IDField), decision: DecisionOf(spec)}
 	encrypted := map[string]bool{}
 	for _, f := range spec.Stages.Anonymize.Fields {
 		if f.Op == pipeline.OpEncrypt {
@@ -214,7 +241,7 @@ func (s *Score) appendPrediction(dst []byte, model *ServedModel, warm bool, b *p
 		dst = strconv.AppendFloat(dst, float64(score), 'g', -1, 32)
 	}
 	dst = append(dst, `,"class":`...)
-	dst = strconv.AppendInt(dst, int64(models.PredictedClass(float64(score), s.threshold)), 10)
+	dst = strconv.AppendInt(dst, int64(s.decision.Class(float64(score))), 10)
 	dst = append(dst, `,"warm":`...)
 	dst = strconv.AppendBool(dst, warm)
 	dst = append(dst, `,"model":`...)

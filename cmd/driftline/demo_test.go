@@ -141,7 +141,7 @@ func tail(s string, n int) string {
 }
 
 // TestDemoEveryFamily: the demo runs with every classifier family of the
-// models factory (--model), accounting for every event and learning above
+// models factory (--model), softmax included, accounting for every event and learning above
 // the majority baseline; a regressor is refused for the demo's accuracy
 // gate, naming the field.
 func TestDemoEveryFamily(t *testing.T) {
@@ -153,6 +153,7 @@ func TestDemoEveryFamily(t *testing.T) {
 		{"hat", []string{"--param", "grace_period=100"}},
 		{"arf", []string{"--param", "n_models=3"}},
 		{"mlp", []string{"--param", "learning_rate=0.01"}},
+		{"softmax", nil}, // two outputs per row: P(y=1) is the served score
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -122,7 +122,8 @@ func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.Dr
 		cfg.Gate.MinSamples = uint64(d.MinSamples)
 	}
 	cfg.WarmUpRows = d.WarmUp
-	cfg.Threshold = stages.DecisionThreshold(spec)
+	decision := stages.DecisionOf(spec)
+	cfg.Threshold, cfg.Classes = decision.Threshold, decision.Classes
 	if d.CoolDown > 0 {
 		cfg.Gate.CoolDown = d.CoolDown.D()
 	}

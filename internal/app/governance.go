@@ -43,7 +43,7 @@ func (a *App) newGovernor(fz *stages.Featurize) (*governance.Governor, error) {
 	cfg := governance.Config{Registry: a.models, Model: spec.Model.Name, Holder: a.holder, Gate: gate, Interval: interval,
 		ChampionVersion: func() string { return a.arms.Champion().Version }, Admin: api, Retrain: job,
 		RetrainOnDrift: *rt.OnDrift, RetrainEvery: rt.Every.D(), SinceDrift: *rt.SinceDrift, Log: a.log,
-		Threshold: stages.DecisionThreshold(spec)}
+		Decision: stages.DecisionOf(spec)}
 	if a.alertInbox != nil {
 		cfg.Alerts = a.alertInbox.Drain
 	}

@@ -24,7 +24,7 @@ type labelPlane struct {
 	// dlq receives the label records the join refuses.
 	dlq stages.LabelDLQ
 
-	threshold                 float64
+	decision                  models.Decision
 	mu                        sync.Mutex
 	total, correct, positives int64
 }
@@ -34,7 +34,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 	if a.state != nil {
 		// The learner-state writer consumes the labels; its label feed
 		// writes the refused records (learnerState.open).
-		lp := &labelPlane{writer: a.state.writer, join: a.join, metrics: a.joinMetrics, threshold: stages.DecisionThreshold(spec)}
+		lp := &labelPlane{writer: a.state.writer, join: a.join, metrics: a.joinMetrics, decision: stages.DecisionOf(spec)}
 		a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 		return lp, nil
 	}
@@ -55,7 +55,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics, threshold: stages.DecisionThreshold(spec)}
+	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics, decision: stages.DecisionOf(spec)}
 	lp.dlq = a.labelDLQ(kc, kc.MaxRecordBytes)
 	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 	return lp, nil
@@ -81,7 +81,7 @@ func (lp *labelPlane) observe(o stages.Outcome) {
 	}
 	lp.mu.Lock()
 	lp.total++
-	if float64(models.PredictedClass(float64(o.Score), lp.threshold)) == float64(o.Label) {
+	if float64(lp.decision.Class(float64(o.Score))) == float64(o.Label) {
 		lp.correct++
 	}
 	if o.Label == 1 {

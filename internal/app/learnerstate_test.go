@@ -208,8 +208,11 @@ func testRestoresBeforeReady(t *testing.T, exactlyOnce bool) {
 		t.Fatalf("the champion learned %d labels, want %d", wantMark.Learned, events)
 	}
 	rec := env.latestState(t, ctx, env.spec.Model.Version)
-	if rec == nil || rec.Learned != events || !bytes.Equal(rec.State, want) {
-		t.Fatalf("the last published state (%+v) is not what the instance learned (%d labels)", rec != nil, wantMark.Learned)
+	if rec == nil {
+		t.Fatal("no published state")
+	}
+	if rec.Learned != events || !bytes.Equal(rec.State, want) {
+		t.Fatalf("the last published state (%d labels learned, same bytes: %v) is not what the instance learned (%d labels)", rec.Learned, bytes.Equal(rec.State, want), wantMark.Learned)
 	}
 	if total := rec.Positions.Labels[0] + rec.Positions.Labels[1]; total != events {
 		t.Errorf("the last publish covers %d label records, want %d", total, events)

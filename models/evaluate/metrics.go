@@ -3,6 +3,8 @@ package evaluate
 import (
 	"math"
 	"slices"
+
+	"github.com/driftline/driftline/models"
 )
 
 // logLossEps bounds the probabilities log loss reads, as River's LogLoss
@@ -23,25 +25,6 @@ type scores struct {
 	labels []bool
 }
 
-// predictedClass is the class a classifier's outputs pick: the first
-// class of greatest probability (for two classes, 1 when P(y=1) > 0.5),
-// as River's predict_one does over sorted classes.
-func predictedClass(out []float32) int {
-	if len(out) == 1 {
-		if out[0] > 0.5 {
-			return 1
-		}
-		return 0
-	}
-	best := 0
-	for c := range out {
-		if out[c] > out[best] {
-			best = c
-		}
-	}
-	return best
-}
-
 // add scores one prediction out for label y.
 func (s *scores) add(out []float32, y float32) {
 	s.n++
@@ -52,7 +35,7 @@ func (s *scores) add(out []float32, y float32) {
 		return
 	}
 	c := int(y)
-	if predictedClass(out) == c {
+	if models.ClassOfOutputs(out, models.Threshold) == c {
 		s.correct++
 	}
 	var p float64

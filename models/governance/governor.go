@@ -69,10 +69,9 @@ type Config struct {
 	// SinceDrift makes a drift trigger wait for, and train on, the rows
 	// labelled after the alert.
 	SinceDrift bool
-	// Threshold is the served models' decision threshold
-	// (models.PredictedClass), which the accuracy of an outcome is counted
-	// at; 0 takes models.Threshold.
-	Threshold float64
+	// Decision is the served models' decision rule, which the accuracy of
+	// an outcome is counted by; a zero Threshold takes models.Threshold.
+	Decision models.Decision
 	// Log defaults to slog.Default(); Now to time.Now.
 	Log *slog.Logger
 	Now func() time.Time
@@ -93,8 +92,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("governance: negative interval %s", c.Interval)
 	case c.RetrainEvery < 0:
 		return fmt.Errorf("governance: negative retrain schedule %s", c.RetrainEvery)
-	case !(c.Threshold >= 0 && c.Threshold < 1):
-		return fmt.Errorf("governance: threshold %v not in (0, 1)", c.Threshold)
+	case !(c.Decision.Threshold >= 0 && c.Decision.Threshold < 1):
+		return fmt.Errorf("governance: decision threshold %v not in (0, 1)", c.Decision.Threshold)
 	}
 	if err := c.Gate.Validate(); err != nil {
 		return fmt.Errorf("rollout.gate: %w", err)
@@ -109,9 +108,9 @@ func New(cfg Config) (*Governor, error) {
 	}
 	g := &Governor{reg: cfg.Registry, model: cfg.Model, holder: cfg.Holder, gate: cfg.Gate,
 		interval: cfg.Interval, log: cfg.Log, now: cfg.Now, championVersion: cfg.ChampionVersion,
-		retrain: cfg.Retrain, every: cfg.RetrainEvery, sinceDrift: cfg.SinceDrift, threshold: cfg.Threshold}
-	if g.threshold == 0 {
-		g.threshold = models.Threshold
+		retrain: cfg.Retrain, every: cfg.RetrainEvery, sinceDrift: cfg.SinceDrift, decision: cfg.Decision}
+	if g.decision.Threshold == 0 {
+		g.decision.Threshold = models.Threshold
 	}
 	if g.interval == 0 {
 		g.interval = rollout.DefaultInterval
@@ -189,8 +188,8 @@ type Governor struct {
 	// trigger wait for, and train on, the rows labelled after the alert.
 	every      time.Duration
 	sinceDrift bool
-	// threshold is the decision threshold an outcome's class is taken at.
-	threshold float64
+	// decision is the rule an outcome's class is taken by.
+	decision models.Decision
 
 	mu      sync.Mutex
 	pending map[string]registry.OutcomeSums // not yet flushed, by version
@@ -265,7 +264,7 @@ func OutcomeSeries(version, arm string, canaryPercent int) string {
 // An outcome whose score or label is not finite is skipped (and counted):
 // it would make the shared sums non-finite, which the registry refuses.
 func (g *Governor) ObserveOutcome(series string, score, label float64) {
-	d, ok := outcomeDeltaAt(score, label, g.threshold)
+	d, ok := outcomeDeltaAt(score, label, g.decision)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !ok {
@@ -281,27 +280,35 @@ func (g *Governor) ObserveOutcome(series string, score, label float64) {
 // outcomeDelta is outcomeDeltaAt at the default threshold, for a finite
 // outcome.
 func outcomeDelta(score, label float64) registry.OutcomeSums {
-	d, _ := outcomeDeltaAt(score, label, models.Threshold)
+	d, _ := outcomeDeltaAt(score, label, models.Decision{Threshold: models.Threshold})
 	return d
 }
 
 // outcomeDeltaAt is one outcome's contribution to every gate metric: the
 // absolute and squared error of the score; and, for a binary label (0 or
-// 1), right when models.PredictedClass(score, threshold) is the label,
-// positive when the label is 1, and the log loss of the score clipped to
+// 1), right when decision's class of the score is the label, positive
+// when the label is 1, and the log loss of the score clipped to
 // [1e-15, 1-1e-15]. A regression label (any other value) adds no log loss,
 // which is defined for binary labels only (the formula would go negative
-// and the registry refuse the sums). ok is false, and the delta zero, when
-// the score or the label is not finite, or the squared error overflows.
-func outcomeDeltaAt(score, label, threshold float64) (d registry.OutcomeSums, ok bool) {
+// and the registry refuse the sums). A multi-class model's score is its
+// predicted class: its outcome adds only whether it is right. ok is
+// false, and the delta zero, when the score or the label is not finite,
+// or the squared error overflows.
+func outcomeDeltaAt(score, label float64, decision models.Decision) (d registry.OutcomeSums, ok bool) {
 	ae := math.Abs(score - label)
 	se := ae * ae
 	if math.IsNaN(ae) || math.IsInf(se*se, 0) {
 		return registry.OutcomeSums{}, false
 	}
 	d = registry.OutcomeSums{N: 1}
+	if decision.MultiClass() {
+		if float64(decision.Class(score)) == label {
+			d.Correct = 1
+		}
+		return d, true
+	}
 	if label == 0 || label == 1 {
-		if float64(models.PredictedClass(score, threshold)) == label {
+		if float64(decision.Class(score)) == label {
 			d.Correct = 1
 		}
 		if label == 1 {

@@ -20,7 +20,7 @@ import (
 func newTestGovernor(t *testing.T, reg *registry.Registry) *Governor {
 	t.Helper()
 	clock := time.Unix(1_700_000_000, 0)
-	return &Governor{reg: reg, model: testModel, holder: "test-instance", championVersion: func() string { return "1" }, interval: time.Second, threshold: models.Threshold,
+	return &Governor{reg: reg, model: testModel, holder: "test-instance", championVersion: func() string { return "1" }, interval: time.Second, decision: models.Decision{Threshold: models.Threshold},
 		gate: rollout.Gate{MinSamples: 200, MaxDelta: 0.01, BlockOnOpenDrift: true},
 		log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		now:  func() time.Time { clock = clock.Add(time.Second); return clock }}
@@ -801,5 +801,25 @@ func TestGovernorCanaryStepWaitsForItsOwnOutcomes(t *testing.T) {
 	mustTick(t, g)
 	if st := g.ctrl.State(); st.Percent != 25 {
 		t.Fatalf("state %+v on the 5%% step's late outcomes, want the 25%% canary to wait", st)
+	}
+}
+
+// A multi-class model's served score is its predicted class: an outcome
+// counts right when the class is the label, and adds no log loss or error
+// (a class index has neither).
+func TestOutcomeDeltaMultiClass(t *testing.T) {
+	multi := models.Decision{Threshold: models.Threshold, Classes: 3}
+	for _, c := range []struct {
+		score, label float64
+		correct      float64
+	}{{2, 2, 1}, {1, 2, 0}, {0, 0, 1}} {
+		d, ok := outcomeDeltaAt(c.score, c.label, multi)
+		if !ok || d.N != 1 || d.Correct != c.correct || d.LogLoss != 0 || d.AbsErr != 0 || d.Positives != 0 {
+			t.Errorf("outcome (%v, %v): %+v, %v; want n 1, correct %v and nothing else", c.score, c.label, d, ok, c.correct)
+		}
+	}
+	// The same score under the binary rule is a probability.
+	if d, _ := outcomeDeltaAt(1, 1, models.Decision{Threshold: models.Threshold}); d.Correct != 1 || d.Positives != 1 {
+		t.Errorf("binary outcome: %+v", d)
 	}
 }

@@ -332,7 +332,8 @@ func learnRange(l models.Learner, rows *models.Rows, y []float32, lo, hi int) er
 	return nil
 }
 
-// accuracyRange is l's accuracy (score ≥ 0.5 is class 1) on rows [lo, hi).
+// accuracyRange is l's accuracy (models.ClassOfOutputs at the default
+// threshold) on rows [lo, hi).
 func accuracyRange(l models.Learner, rows *models.Rows, y []float32, lo, hi int) (float64, error) {
 	if hi <= lo {
 		return 0, nil
@@ -345,29 +346,11 @@ func accuracyRange(l models.Learner, rows *models.Rows, y []float32, lo, hi int)
 	}
 	correct := 0
 	for i := range sub.N {
-		if predictedClass(dst[i*k:(i+1)*k]) == y[lo+i] {
+		if float32(models.ClassOfOutputs(dst[i*k:(i+1)*k], models.Threshold)) == y[lo+i] {
 			correct++
 		}
 	}
 	return float64(correct) / float64(sub.N), nil
-}
-
-// predictedClass is the class of one row's outputs: score ≥ 0.5 for one
-// output, the arg max for several.
-func predictedClass(out []float32) float32 {
-	if len(out) == 1 {
-		if out[0] >= 0.5 {
-			return 1
-		}
-		return 0
-	}
-	best := 0
-	for c := range out {
-		if out[c] > out[best] {
-			best = c
-		}
-	}
-	return float32(best)
 }
 
 // sliceRows is rows [lo, hi) of rows, sharing its memory.
