@@ -111,6 +111,11 @@ func RolloutGate(spec *pipeline.Spec) (rollout.Gate, time.Duration, error) {
 		}
 		return rollout.Gate{}, 0, errors.Join(errs...)
 	}
+	if spec.Model.Classes > 2 && g.Metric != rollout.MetricAccuracy {
+		// A multi-class model's served score is its predicted class, which
+		// has no log loss or error (models.ServedScore).
+		return rollout.Gate{}, 0, spec.ErrAt("rollout.gate.metric", "%s is not defined for a multi-class model (model.classes %d): use accuracy", g.Metric, spec.Model.Classes)
+	}
 	return g, interval, nil
 }
 

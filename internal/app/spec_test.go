@@ -82,6 +82,7 @@ func TestRolloutGateErrors(t *testing.T) {
 		{"auc metric", "    metric: logloss", "    metric: auc", "rollout.gate.metric", "metric: auc", `"auc" is not one of accuracy, logloss, mae, rmse`},
 		{"unknown metric", "    metric: logloss", "    metric: f1", "rollout.gate.metric", "metric: f1", "is not one of"},
 		{"accuracy on a regression", "  kind: logistic", "  kind: linear", "rollout.gate.metric", "metric: logloss", "logloss does not fit a regression model; use mae or rmse (model.kind linear is a regression)"},
+		{"logloss on a multi-class model", "  kind: logistic", "  kind: softmax\n  classes: 4", "rollout.gate.metric", "metric: logloss", "logloss is not defined for a multi-class model (model.classes 4): use accuracy"},
 		{"negative max_delta", "    max_delta: 0.02", "    max_delta: -0.1", "rollout.gate.max_delta", "max_delta: -0.1", "finite number ≥ 0"},
 		{"NaN max_delta", "    max_delta: 0.02", "    max_delta: .nan", "rollout.gate.max_delta", "max_delta: .nan", "finite number ≥ 0"},
 		{"confidence 1", "    confidence: 0.9", "    confidence: 1", "rollout.gate.confidence", "confidence: 1", "[0.5, 1)"},
