@@ -19,6 +19,15 @@ import (
 // broker stopped, on top of its shutdown and start-up.
 const brokerDown = 10 * time.Second
 
+// brokerRecoverBound bounds the time from the restarted broker answering
+// to new outputs. The slowest legitimate path: a transaction the kill left
+// open holds its partitions' offsets unstable until the coordinator aborts
+// it, at most the transaction timeout (15 s) plus the broker's clean-up
+// interval for timed-out transactions (10 s) after it began, then the
+// group rejoins. 30 s was exceeded once, in a CI run on 2 cores busy with
+// other builds.
+const brokerRecoverBound = time.Minute
+
 // TestChaosBrokerRestartExactlyOnce kills the (only) broker under a
 // steady load with kafka.exactly_once: true, keeps it down for 10 s and
 // starts it again on the same port and data. driftline run must not exit;
@@ -57,13 +66,13 @@ func TestChaosBrokerRestartExactlyOnce(t *testing.T) {
 	}
 	broker.Start(t)
 	back := outputCount(t, ctx, adm, spec)
-	recovery := waitUntil(t, p, 2*recoverBound, "new outputs after the broker came back", func() bool {
+	recovery := waitUntil(t, p, brokerRecoverBound, "new outputs after the broker came back", func() bool {
 		return outputCount(t, ctx, adm, spec) > back
 	})
 	load.wait(t, 3*time.Minute)
 	res := finish(t, ctx, broker, p, spec, load, true)
 	t.Logf("broker %s (in %s) and down for %s: outputs again %s after it answered (bound %s)",
-		how, stopped.Round(time.Millisecond), brokerDown, recovery.Round(time.Millisecond), 2*recoverBound)
+		how, stopped.Round(time.Millisecond), brokerDown, recovery.Round(time.Millisecond), brokerRecoverBound)
 	t.Logf("figures (read committed): lost %d, duplicated %d predictions and %d DLQ records, of %d rows (%d valid, %d malformed)",
 		res.Lost, res.DuplicatePredictions, res.DuplicateDLQ, load.stats.Rows.Load(), load.stats.Valid.Load(), load.stats.Malformed.Load())
 	if res.DuplicatePredictions != 0 || res.DuplicateDLQ != 0 {
