@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -17,8 +18,13 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
-// DetectorKS names the distribution test in alerts and metrics.
-const DetectorKS = "KS"
+// The distribution tests, as alerts and metrics name them: KS for the
+// dense features and the prediction score, chi-square for the categorical
+// subjects.
+const (
+	DetectorKS        = "KS"
+	DetectorChiSquare = "ChiSquare"
+)
 
 // Error detector kinds accepted by DriftConfig.ErrorDetector. KSWIN is not
 // offered: its Kolmogorov-Smirnov test on a 0/1 stream alarms on noise.
@@ -40,16 +46,64 @@ const (
 // ErrInvalidDriftConfig is wrapped by every DriftConfig validation error.
 var ErrInvalidDriftConfig = errors.New("invalid drift monitor config")
 
+// DriftWatch chooses what a DriftMonitor tests. The default
+// (DefaultDriftWatch) watches the features, the prediction and the error
+// stream: what a model that does not learn online needs. A continually
+// learning model's score distribution moves while it learns, so its
+// prediction drift is no sign of a changed stream; watch its inputs
+// (Features, Categories) and its errors instead.
+type DriftWatch struct {
+	// Features tests each named dense column (DriftConfig.Features) by KS.
+	Features bool
+	// Categories tests each categorical subject (DriftConfig.Categories) by
+	// chi-square.
+	Categories bool
+	// Prediction tests the score distribution by KS.
+	Prediction bool
+	// Error watches the 0/1 error stream with DriftConfig.ErrorDetector.
+	Error bool
+}
+
+// DefaultDriftWatch watches the features, the prediction and the error
+// stream, not the categorical subjects.
+func DefaultDriftWatch() DriftWatch {
+	return DriftWatch{Features: true, Prediction: true, Error: true}
+}
+
+// CategorySubject is one categorical subject of a DriftMonitor: a
+// categorical field (one hashed column) or a free-text field (its word
+// slots, pooled). See CategorySubjects for a spec's.
+type CategorySubject struct {
+	// Name is the subject in alerts and metrics: the field's name.
+	Name string
+	// Columns are the subject's positions in the feature block's hashed
+	// columns (FeatureBlock.Hashed); a negative value there is absent.
+	Columns []int
+}
+
 // DriftConfig configures a DriftMonitor. Start from DefaultDriftConfig and
-// set Features.
+// set Features (and Categories).
 type DriftConfig struct {
 	// ModelVersion is copied into every alert; "" when none.
 	ModelVersion string
+	// Watch chooses the subjects to test. Default DefaultDriftWatch().
+	Watch DriftWatch
 	// Features names the dense columns of the feature blocks, in the
 	// featurize stage's order. Column k is watched as subject Features[k];
 	// columns past len(Features) are not watched. Names must be non-empty,
 	// unique, and neither "prediction" nor "error".
 	Features []string
+	// Categories are the categorical subjects, tested when
+	// Watch.Categories. A subject's values are hash codes; each row gives
+	// the subject one value: a categorical field's code, or one of a text
+	// field's present words, drawn uniformly at random (a row's words are
+	// not independent draws, which the chi-square test needs; the rows
+	// are). Rows without a present value are skipped. Names follow the
+	// rules of Features, and are unique across both.
+	Categories []CategorySubject
+	// CategoryBins is the number of bins a categorical subject's codes are
+	// folded into (code mod CategoryBins), in [2, 4096]. Default 64.
+	CategoryBins int
 
 	// ErrorDetector is the detector kind on the 0/1 error stream, with
 	// River's default parameters. Default "adwin".
@@ -71,7 +125,8 @@ type DriftConfig struct {
 
 	// Profiles are reference profiles (a model version's training profiles),
 	// one at most per subject (a feature name or "prediction"). A subject
-	// without one builds it from its first ReferenceSize finite values.
+	// without one builds it from its first ReferenceSize finite values (a
+	// categorical subject always does, from its first ReferenceSize values).
 	Profiles []distribution.Profile
 	// ReferenceSize is the size of a reference sample taken from the stream.
 	// Default 5000.
@@ -104,6 +159,8 @@ type DriftConfig struct {
 // features.
 func DefaultDriftConfig() DriftConfig {
 	return DriftConfig{
+		Watch:            DefaultDriftWatch(),
+		CategoryBins:     64,
 		ErrorDetector:    ErrorADWIN,
 		ErrorSignalEvery: 1000,
 		Threshold:        models.Threshold,
@@ -122,19 +179,45 @@ func (c DriftConfig) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("drift monitor: %s: %w", fmt.Sprintf(format, args...), ErrInvalidDriftConfig)
 	}
-	subjects := make(map[string]bool, len(c.Features)+1)
-	for _, f := range c.Features {
+	if c.Watch == (DriftWatch{}) {
+		return bad("watch nothing: watch features, categories, prediction or error")
+	}
+	subjects := make(map[string]bool, len(c.Features)+len(c.Categories)+1)
+	name := func(kind, f string) error {
 		switch {
 		case f == "":
-			return bad("empty feature name")
+			return bad("empty %s name", kind)
 		case f == alert.SubjectPrediction || f == alert.SubjectError:
-			return bad("feature name %q is reserved", f)
+			return bad("%s name %q is reserved", kind, f)
 		case subjects[f]:
-			return bad("duplicate feature %q", f)
+			return bad("duplicate subject %q", f)
 		}
 		subjects[f] = true
+		return nil
 	}
-	subjects[alert.SubjectPrediction] = true
+	for _, f := range c.Features {
+		if err := name("feature", f); err != nil {
+			return err
+		}
+	}
+	columns := map[int]string{}
+	for _, cs := range c.Categories {
+		if err := name("category", cs.Name); err != nil {
+			return err
+		}
+		if len(cs.Columns) == 0 {
+			return bad("category %q has no hashed columns", cs.Name)
+		}
+		for _, col := range cs.Columns {
+			if other, ok := columns[col]; ok || col < 0 {
+				return bad("category %q: hashed column %d is negative or also %q's", cs.Name, col, other)
+			}
+			columns[col] = cs.Name
+		}
+	}
+	if c.CategoryBins < 2 || c.CategoryBins > 4096 {
+		return bad("category bins %d not in [2, 4096]", c.CategoryBins)
+	}
 	if _, err := newErrorDetector(c.ErrorDetector); err != nil {
 		return bad("%v", err)
 	}
@@ -162,8 +245,8 @@ func (c DriftConfig) Validate() error {
 	seen := make(map[string]bool, len(c.Profiles))
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
-		if !subjects[p.Subject] {
-			return bad("profile for unknown subject %q", p.Subject)
+		if !slices.Contains(c.Features, p.Subject) && p.Subject != alert.SubjectPrediction {
+			return bad("profile for %q, which is neither a feature nor the prediction", p.Subject)
 		}
 		if seen[p.Subject] {
 			return bad("two profiles for subject %q", p.Subject)
@@ -197,15 +280,17 @@ func newErrorDetector(kind string) (detectors.Detector, error) {
 // DriftMetrics are the drift monitor's Prometheus series:
 //
 //   - driftline_drift_statistic{detector,subject}: the statistic of the last
-//     signal (the KS p-value for distribution subjects, the detector's
-//     Statistic for "error"); absent until the subject's first signal;
+//     signal (the test's p-value for distribution subjects: KS for features
+//     and the prediction, chi-square for categorical subjects; the
+//     detector's Statistic for "error"); absent until the subject's first
+//     signal;
 //   - driftline_drift_state{detector,subject}: the alert episode's state,
 //     0 ok (none open), 1 warning, 2 drift;
 //   - driftline_drift_alerts_total{detector,severity}: warning and drift
 //     alerts raised (resolutions are not counted).
 //
-// Subjects are bounded: the configured feature names, "prediction" and
-// "error". The series carry no model version, so give each DriftMetrics to
+// Subjects are bounded: the configured feature and category names,
+// "prediction" and "error". The series carry no model version, so give each DriftMetrics to
 // one DriftMonitor (or to monitors with distinct feature names).
 type DriftMetrics struct {
 	statistic *prometheus.GaugeVec
@@ -218,7 +303,7 @@ func NewDriftMetrics(reg prometheus.Registerer) (*DriftMetrics, error) {
 	m := &DriftMetrics{
 		statistic: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "driftline_drift_statistic",
-			Help: "Statistic of a drift detector's last signal: KS p-value for features and prediction, detector statistic for error.",
+			Help: "Statistic of a drift detector's last signal: the test's p-value for distribution subjects (KS for features and prediction, chi-square for categorical subjects), detector statistic for error.",
 		}, []string{"detector", "subject"}),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "driftline_drift_state",
@@ -292,13 +377,59 @@ func (s *series) record(m *DriftMetrics, a alert.Alert) {
 	m.alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
 }
 
-// distSubject is one watched distribution: a feature column or the score.
+// distSubject is one watched distribution: a feature column or the score
+// (dense: a quantile-binned profile, KS), or a categorical subject (cat
+// set: hash codes folded into bins, chi-square; drift_categories.go).
 type distSubject struct {
 	series
 	ref     []float64 // reference sample being taken; nil once profiled
 	profile distribution.Profile
 	window  *distribution.Window // nil until profiled
+	cat     *categorySubject     // nil for a dense subject
 	last    driftRound           // the last round's test (drift_snapshot.go)
+}
+
+// profiled reports whether the subject has its reference.
+func (s *distSubject) profiled() bool {
+	if s.cat != nil {
+		return s.cat.window != nil
+	}
+	return s.window != nil
+}
+
+// total is the number of values in the current window.
+func (s *distSubject) total() uint64 {
+	if s.cat != nil {
+		return s.cat.window.Total()
+	}
+	return s.window.Total()
+}
+
+// compare tests the current window against the reference, returning the
+// comparison and its p-value (KS, or chi-square for a categorical subject).
+func (s *distSubject) compare() (distribution.Result, float64) {
+	if s.cat != nil {
+		r := distribution.CompareCategories(s.cat.window)
+		return r, r.ChiSquarePValue
+	}
+	r := distribution.Compare(s.window)
+	return r, r.KSPValue
+}
+
+// counts copies the current window's counts per bin into dst.
+func (s *distSubject) counts(dst []uint64) []uint64 {
+	if s.cat != nil {
+		return s.cat.window.Counts(dst)
+	}
+	return s.window.Counts(dst)
+}
+
+func (s *distSubject) reset() {
+	if s.cat != nil {
+		s.cat.window.Reset()
+		return
+	}
+	s.window.Reset()
 }
 
 // observe counts one value, skipping NaN and ±Inf (missing values).
@@ -336,18 +467,22 @@ func cloneProfile(p *distribution.Profile) distribution.Profile {
 }
 
 // DriftMonitor watches a model's inputs, predictions and errors and turns
-// drift into alerts.
+// drift into alerts. DriftConfig.Watch chooses which.
 //
-// Distribution drift: each watched feature column and the prediction score
-// feed a per-subject window. A subject's reference profile is given in
-// DriftConfig.Profiles or built from its first ReferenceSize finite values.
-// Every WindowSize rows (a round), each profiled subject with a non-empty
-// window is compared with its reference by a two-sample Kolmogorov-Smirnov
-// test on the reference's quantile bins (distribution.Compare; conservative).
-// The round's p-values are corrected across subjects (Benjamini-Hochberg or
-// Bonferroni at Alpha); a rejected subject signals a drift when its PSI is
-// at least MinPSI, else a warning. The signal's Statistic is the KS p-value,
-// its Threshold the corrected cut-off (rejected ⇔ p-value <= Threshold), and
+// Distribution drift: each watched feature column, categorical subject and
+// the prediction score feed a per-subject window. A dense subject's
+// reference profile is given in DriftConfig.Profiles or built from its
+// first ReferenceSize finite values; a categorical subject's from its first
+// ReferenceSize values. Every WindowSize rows (a round), each profiled
+// subject with a non-empty window is compared with its reference: a dense
+// one by a two-sample Kolmogorov-Smirnov test on the reference's quantile
+// bins (distribution.Compare; conservative), a categorical one by the
+// chi-square test of homogeneity over its CategoryBins bins
+// (distribution.CompareCategories). The round's p-values, of both tests,
+// are corrected across subjects (Benjamini-Hochberg or Bonferroni at
+// Alpha); a rejected subject signals a drift when its PSI is at least
+// MinPSI, else a warning. The signal's Statistic is the test's p-value, its
+// Threshold the corrected cut-off (rejected ⇔ p-value <= Threshold), and
 // its Window the number of current values. Then the windows are emptied.
 //
 // Error drift: each outcome feeds 1 (wrong) or 0 (right) to the error
@@ -373,7 +508,11 @@ type DriftMonitor struct {
 	cfg DriftConfig
 
 	distMu   sync.Mutex
-	subjects []distSubject // features, then the prediction
+	subjects []distSubject // features, then categories, then the prediction
+	nf, nc   int           // watched features and categories
+	maxCol   int           // the categories' highest hashed column
+	pred     *distSubject  // the prediction, nil when unwatched
+	sampler  *rand.Rand    // draws a text subject's word of a row
 	rows     int           // rows of the current round
 	tested   []int         // subject indices of a round's tests
 	pValues  []float64
@@ -447,20 +586,30 @@ func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
 	if m.errDet, err = newErrorDetector(cfg.ErrorDetector); err != nil {
 		return nil, fmt.Errorf("drift monitor: %w", err)
 	}
-	m.errSeries.init(cfg.Metrics, m.errDet.Name(), alert.SubjectError)
+	if cfg.Watch.Error {
+		m.errSeries.init(cfg.Metrics, m.errDet.Name(), alert.SubjectError)
+	}
 
-	n := len(cfg.Features) + 1
+	var names []string
+	if cfg.Watch.Features {
+		names = append(names, cfg.Features...)
+	}
+	m.nf = len(names)
+	m.maxCol = -1
+	if cfg.Watch.Categories {
+		m.nc, m.maxCol = len(cfg.Categories), maxColumn(cfg.Categories)
+	}
+	if cfg.Watch.Prediction {
+		names = append(names, alert.SubjectPrediction)
+	}
+	n := len(names) + m.nc
 	m.subjects = make([]distSubject, n)
 	m.tested = make([]int, 0, n)
 	m.pValues = make([]float64, 0, n)
 	m.psi = make([]float64, 0, n)
 	m.reject = make([]bool, n)
-	for i := range m.subjects {
-		s := &m.subjects[i]
-		name := alert.SubjectPrediction
-		if i < len(cfg.Features) {
-			name = cfg.Features[i]
-		}
+	m.sampler = rand.New(rand.NewPCG(0x6472696674, 0x776f726473))
+	dense := func(s *distSubject, name string) {
 		s.init(cfg.Metrics, DetectorKS, name)
 		if j := slices.IndexFunc(given, func(p distribution.Profile) bool { return p.Subject == name }); j >= 0 {
 			s.setProfile(cloneProfile(&given[j]))
@@ -468,20 +617,36 @@ func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
 			s.ref = make([]float64, 0, cfg.ReferenceSize)
 		}
 	}
+	for i, name := range names[:m.nf] {
+		dense(&m.subjects[i], name)
+	}
+	for i := range m.nc {
+		s := &m.subjects[m.nf+i]
+		cs := cfg.Categories[i]
+		s.init(cfg.Metrics, DetectorChiSquare, cs.Name)
+		if s.cat, err = newCategorySubject(cs, cfg.CategoryBins); err != nil {
+			return nil, fmt.Errorf("drift monitor: %w", err)
+		}
+	}
+	if cfg.Watch.Prediction {
+		m.pred = &m.subjects[n-1]
+		dense(m.pred, alert.SubjectPrediction)
+	}
 	return m, nil
 }
 
-// Profiles returns copies of the reference profiles in use, features first
-// and then the prediction, leaving out subjects still taking their
-// reference sample. Saved with a model version, they can be given back in
-// DriftConfig.Profiles.
+// Profiles returns copies of the reference profiles in use of the watched
+// dense subjects, features first and then the prediction, leaving out
+// subjects still taking their reference sample (and the categorical
+// subjects, whose references are always taken from the stream). Saved with
+// a model version, they can be given back in DriftConfig.Profiles.
 func (m *DriftMonitor) Profiles() []distribution.Profile {
 	m.distMu.Lock()
 	defer m.distMu.Unlock()
 	var out []distribution.Profile
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		if s.window == nil {
+		if s.cat != nil || s.window == nil {
 			continue
 		}
 		out = append(out, cloneProfile(&s.profile))
@@ -525,17 +690,20 @@ func (m *DriftMonitor) SetModelVersion(v string) {
 	}
 }
 
-// ObserveBatch feeds the first len(Features) dense columns of fb and the
-// scores (scores[j] is feature row j's prediction) into the distribution
-// windows; NaN and ±Inf values are missing and skipped. When a round
-// completes it tests every subject and returns the alerts to publish, in
-// subject order; usually it returns nil. It panics when fb has fewer dense
-// columns than Features or len(scores) != fb.Len(), which are wiring errors.
+// ObserveBatch feeds the watched subjects of fb and the scores (scores[j]
+// is feature row j's prediction) into the distribution windows: the first
+// len(Features) dense columns, where NaN and ±Inf values are missing and
+// skipped, and the categorical subjects' hashed columns, where negative
+// codes are absent. When a round completes it tests every subject and
+// returns the alerts to publish, in subject order; usually it returns nil.
+// It panics when fb has fewer dense columns than Features, too few hashed
+// columns for Categories, or len(scores) != fb.Len(), which are wiring
+// errors.
 func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32, now time.Time) []alert.Alert {
-	nf := len(m.cfg.Features)
-	if fb.NumDense < nf || len(scores) != fb.Len() {
-		panic(fmt.Sprintf("drift monitor: block with %d dense columns and %d scores for %d rows, want >= %d columns and one score per row",
-			fb.NumDense, len(scores), fb.Len(), nf))
+	nf, nc := m.nf, m.nc
+	if fb.NumDense < nf || len(scores) != fb.Len() || fb.NumHashed <= m.maxCol {
+		panic(fmt.Sprintf("drift monitor: block with %d dense and %d hashed columns and %d scores for %d rows, want >= %d dense and > %d hashed columns and one score per row",
+			fb.NumDense, fb.NumHashed, len(scores), fb.Len(), nf, m.maxCol))
 	}
 	m.distMu.Lock()
 	defer m.distMu.Unlock()
@@ -547,18 +715,26 @@ func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32,
 		}
 		sub := *fb
 		sub.Dense = fb.Dense[skip*fb.NumDense:]
+		sub.Hashed = fb.Hashed[skip*fb.NumHashed:]
 		sub.Row = fb.Row[skip:]
 		fb, scores = &sub, scores[skip:]
 	}
 	refSize, bins := m.cfg.ReferenceSize, m.cfg.Bins
-	pred := &m.subjects[nf]
 	var out []alert.Alert
 	for j, score := range scores {
 		row := fb.Dense[j*fb.NumDense : j*fb.NumDense+nf]
 		for k, x := range row {
 			m.subjects[k].observe(float64(x), refSize, bins)
 		}
-		pred.observe(float64(score), refSize, bins)
+		if nc > 0 {
+			codes := fb.Hashed[j*fb.NumHashed : (j+1)*fb.NumHashed]
+			for k := nf; k < nf+nc; k++ {
+				m.subjects[k].cat.observe(codes, refSize, m.sampler)
+			}
+		}
+		if m.pred != nil {
+			m.pred.observe(float64(score), refSize, bins)
+		}
 		m.rows++
 		if m.rows == m.cfg.WindowSize {
 			out = m.evaluate(out, now)
@@ -574,13 +750,13 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 	m.tested, m.pValues, m.psi, m.results = m.tested[:0], m.pValues[:0], m.psi[:0], m.results[:0]
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		if s.window == nil || s.window.Total() == 0 {
+		if !s.profiled() || s.total() == 0 {
 			continue
 		}
-		r := distribution.Compare(s.window)
+		r, p := s.compare()
 		m.results = append(m.results, r)
 		m.tested = append(m.tested, i)
-		m.pValues = append(m.pValues, r.KSPValue)
+		m.pValues = append(m.pValues, p)
 		m.psi = append(m.psi, r.PSI)
 	}
 	if len(m.tested) == 0 {
@@ -596,12 +772,12 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 		drift := rejected && m.psi[t] >= m.cfg.MinPSI
 		s.setStatistic(m.cfg.Metrics, p)
 		a, ok := m.distGate.Observe(alert.Signal{
-			Detector: DetectorKS, Subject: s.subject, ModelVersion: m.cfg.ModelVersion,
-			Statistic: p, Threshold: cut, Window: s.window.Total(),
+			Detector: s.detector, Subject: s.subject, ModelVersion: m.cfg.ModelVersion,
+			Statistic: p, Threshold: cut, Window: s.total(),
 			Drift: drift, Warning: rejected && !drift, At: now,
 		})
 		s.remember(m.results[t], m.adjusted[t], cut, rejected, drift, now)
-		s.window.Reset()
+		s.reset()
 		if ok {
 			a = m.relate(a)
 			s.record(m.cfg.Metrics, a)
@@ -642,11 +818,12 @@ const (
 // ObserveOutcome feeds one labelled prediction to the error detector: the
 // error is 1 when the predicted class (models.PredictedClass at
 // DriftConfig.Threshold) is not the label, else 0. An outcome with a
-// NaN score or label is skipped. It signals the gate on a drift, when a
-// warning starts, and otherwise every ErrorSignalEvery outcomes, and returns
-// the alerts to publish (usually nil).
+// NaN score or label is skipped, and every outcome when the error stream
+// is not watched. It signals the gate on a drift, when a warning starts,
+// and otherwise every ErrorSignalEvery outcomes, and returns the alerts to
+// publish (usually nil).
 func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []alert.Alert {
-	if math.IsNaN(score) || math.IsNaN(label) {
+	if !m.cfg.Watch.Error || math.IsNaN(score) || math.IsNaN(label) {
 		return nil
 	}
 	e := 0.0

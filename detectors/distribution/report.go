@@ -2,15 +2,19 @@ package distribution
 
 import "time"
 
-// SubjectReport is one watched distribution (a feature or the
-// prediction) as the status page shows it, in the spirit of Evidently's
-// data drift report: the reference histogram and the current one over the
-// same bins, and the last round's statistics.
+// SubjectReport is one watched distribution (a feature, a categorical
+// subject or the prediction) as the status page shows it, in the spirit of
+// Evidently's data drift report: the reference histogram and the current
+// one over the same bins, and the last round's statistics.
 type SubjectReport struct {
 	Subject  string `json:"subject"`
 	Detector string `json:"detector"`
 	// Feature is false for the prediction score.
 	Feature bool `json:"feature"`
+	// Categorical is true for a categorical subject (a CategoryProfile's
+	// unordered bins, no Edges, tested by chi-square: KS is 0 and PValue
+	// is the chi-square p-value).
+	Categorical bool `json:"categorical"`
 	// Profiling is true while the reference sample is still being taken;
 	// ReferenceSampled of ReferenceSize values are in.
 	Profiling        bool `json:"profiling"`
@@ -24,10 +28,13 @@ type SubjectReport struct {
 	Current   []uint64  `json:"current"`
 	Live      bool      `json:"live"`
 	// The last round's statistics (zero before the first round): PSI, the
-	// KS statistic and its p-value, the p-value corrected across the round's
-	// subjects, the round's cut-off on the raw p-value, and the decision.
+	// KS statistic, the chi-square statistic, the test's p-value (KS, or
+	// chi-square for a categorical subject), the p-value corrected across
+	// the round's subjects, the round's cut-off on the raw p-value, and the
+	// decision.
 	PSI             float64   `json:"psi"`
 	KS              float64   `json:"ks"`
+	ChiSquare       float64   `json:"chi_square"`
 	PValue          float64   `json:"p_value"`
 	CorrectedPValue float64   `json:"corrected_p_value"`
 	Cutoff          float64   `json:"cutoff"`
