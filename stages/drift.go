@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,36 +47,14 @@ const (
 // ErrInvalidDriftConfig is wrapped by every DriftConfig validation error.
 var ErrInvalidDriftConfig = errors.New("invalid drift monitor config")
 
-// DriftWatch chooses what a DriftMonitor tests. The default
-// (DefaultDriftWatch) watches the features, the prediction and the error
-// stream: what a model that does not learn online needs. A continually
-// learning model's score distribution moves while it learns, so its
-// prediction drift is no sign of a changed stream; watch its inputs
-// (Features, Categories) and its errors instead.
-type DriftWatch struct {
-	// Features tests each named dense column (DriftConfig.Features) by KS.
-	Features bool
-	// Categories tests each categorical subject (DriftConfig.Categories) by
-	// chi-square.
-	Categories bool
-	// Prediction tests the score distribution by KS.
-	Prediction bool
-	// Error watches the 0/1 error stream with DriftConfig.ErrorDetector.
-	Error bool
-}
-
-// DefaultDriftWatch watches the features, the prediction and the error
-// stream, not the categorical subjects.
-func DefaultDriftWatch() DriftWatch {
-	return DriftWatch{Features: true, Prediction: true, Error: true}
-}
-
 // CategorySubject is one categorical subject of a DriftMonitor: a
 // categorical field (one hashed column) or a free-text field (its word
 // slots, pooled). See CategorySubjects for a spec's.
 type CategorySubject struct {
-	// Name is the subject in alerts and metrics: the field's name.
+	// Name is the subject in alerts and metrics, usually Field.
 	Name string
+	// Field is the input field whose values the subject holds.
+	Field string
 	// Columns are the subject's positions in the feature block's hashed
 	// columns (FeatureBlock.Hashed); a negative value there is absent.
 	Columns []int
@@ -86,20 +65,26 @@ type CategorySubject struct {
 type DriftConfig struct {
 	// ModelVersion is copied into every alert; "" when none.
 	ModelVersion string
-	// Watch chooses the subjects to test. Default DefaultDriftWatch().
-	Watch DriftWatch
+	// Watch names the subjects to test: feature names, category names,
+	// "prediction" (the score distribution) and "error" (the error stream),
+	// each at most once. nil watches every feature, the prediction and the
+	// error stream, which suits a model that does not learn online. A
+	// continually learning model's score distribution moves while it
+	// learns, so its prediction drift is no sign of a changed stream: watch
+	// its inputs (features, categories) and its errors instead.
+	Watch []string
 	// Features names the dense columns of the feature blocks, in the
-	// featurize stage's order. Column k is watched as subject Features[k];
-	// columns past len(Features) are not watched. Names must be non-empty,
-	// unique, and neither "prediction" nor "error".
+	// featurize stage's order: column k is subject Features[k]; columns
+	// past len(Features) are not watched. Names must be non-empty, unique,
+	// and neither "prediction" nor "error".
 	Features []string
-	// Categories are the categorical subjects, tested when
-	// Watch.Categories. A subject's values are hash codes; each row gives
-	// the subject one value: a categorical field's code, or one of a text
-	// field's present words, drawn uniformly at random (a row's words are
-	// not independent draws, which the chi-square test needs; the rows
-	// are). Rows without a present value are skipped. Names follow the
-	// rules of Features, and are unique across both.
+	// Categories are the categorical subjects (watched only when named in
+	// Watch). A subject's values are hash codes; each row gives the subject
+	// one value: a categorical field's code, or one of a text field's
+	// present words, drawn uniformly at random (a row's words are not
+	// independent draws, which the chi-square test needs; the rows are).
+	// Rows without a present value are skipped. Names follow the rules of
+	// Features, and are unique across both.
 	Categories []CategorySubject
 	// CategoryBins is the number of bins a categorical subject's codes are
 	// folded into (code mod CategoryBins), in [2, 4096]. Default 64.
@@ -159,7 +144,6 @@ type DriftConfig struct {
 // features.
 func DefaultDriftConfig() DriftConfig {
 	return DriftConfig{
-		Watch:            DefaultDriftWatch(),
 		CategoryBins:     64,
 		ErrorDetector:    ErrorADWIN,
 		ErrorSignalEvery: 1000,
@@ -179,10 +163,7 @@ func (c DriftConfig) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("drift monitor: %s: %w", fmt.Sprintf(format, args...), ErrInvalidDriftConfig)
 	}
-	if c.Watch == (DriftWatch{}) {
-		return bad("watch nothing: watch features, categories, prediction or error")
-	}
-	subjects := make(map[string]bool, len(c.Features)+len(c.Categories)+1)
+	subjects := make(map[string]bool, len(c.Features)+len(c.Categories)+2)
 	name := func(kind, f string) error {
 		switch {
 		case f == "":
@@ -217,6 +198,15 @@ func (c DriftConfig) Validate() error {
 	}
 	if c.CategoryBins < 2 || c.CategoryBins > 4096 {
 		return bad("category bins %d not in [2, 4096]", c.CategoryBins)
+	}
+	subjects[alert.SubjectPrediction], subjects[alert.SubjectError] = true, true
+	if c.Watch != nil && len(c.Watch) == 0 {
+		return bad("watch nothing")
+	}
+	for i, w := range c.Watch {
+		if !subjects[w] || slices.Contains(c.Watch[:i], w) {
+			return bad("watch %q: not a feature, category, %q or %q, or listed twice", w, alert.SubjectPrediction, alert.SubjectError)
+		}
 	}
 	if _, err := newErrorDetector(c.ErrorDetector); err != nil {
 		return bad("%v", err)
@@ -382,6 +372,7 @@ func (s *series) record(m *DriftMetrics, a alert.Alert) {
 // set: hash codes folded into bins, chi-square; drift_categories.go).
 type distSubject struct {
 	series
+	column  int       // a feature's dense column
 	ref     []float64 // reference sample being taken; nil once profiled
 	profile distribution.Profile
 	window  *distribution.Window // nil until profiled
@@ -507,22 +498,23 @@ type DriftMonitor struct {
 	// (SetModelVersion), so either one is enough to read it.
 	cfg DriftConfig
 
-	distMu   sync.Mutex
-	subjects []distSubject // features, then categories, then the prediction
-	nf, nc   int           // watched features and categories
-	maxCol   int           // the categories' highest hashed column
-	pred     *distSubject  // the prediction, nil when unwatched
-	sampler  *rand.Rand    // draws a text subject's word of a row
-	rows     int           // rows of the current round
-	tested   []int         // subject indices of a round's tests
-	pValues  []float64
-	psi      []float64
-	reject   []bool
-	results  []distribution.Result // the round's comparisons, by test
-	adjusted []float64             // the round's corrected p-values, by test
-	order    []int                 // scratch for adjust
-	rounds   int                   // rounds evaluated
-	distGate *alert.Gate
+	distMu    sync.Mutex
+	subjects  []distSubject // features, then categories, then the prediction
+	nf, nc    int           // watched features and categories
+	maxHashed int           // the categories' highest hashed column, -1 when none
+	pred      *distSubject  // the prediction, nil when unwatched
+	watchErr  bool          // the error stream is watched
+	sampler   *rand.Rand    // draws a text subject's word of a row
+	rows      int           // rows of the current round
+	tested    []int         // subject indices of a round's tests
+	pValues   []float64
+	psi       []float64
+	reject    []bool
+	results   []distribution.Result // the round's comparisons, by test
+	adjusted  []float64             // the round's corrected p-values, by test
+	order     []int                 // scratch for adjust
+	rounds    int                   // rounds evaluated
+	distGate  *alert.Gate
 
 	errMu     sync.Mutex
 	errDet    detectors.Detector
@@ -546,6 +538,27 @@ type DriftMonitor struct {
 	episodeMu      sync.Mutex
 	episodeSubject string
 	episodeOpened  time.Time
+
+	// seen counts the rows ObserveBatch took, warm-up included (under
+	// distMu); seenAtomic is seen after the last batch, for the error
+	// stream's alerts.
+	seen       uint64
+	seenAtomic atomic.Uint64
+	raisedMu   sync.Mutex
+	raised     []distribution.RaisedAlert // the newest maxRaised alerts
+}
+
+// maxRaised bounds the alerts a monitor keeps for Snapshot.
+const maxRaised = 256
+
+// keep records an alert raised after rows rows.
+func (m *DriftMonitor) keep(a alert.Alert, rows uint64) {
+	m.raisedMu.Lock()
+	defer m.raisedMu.Unlock()
+	if len(m.raised) == maxRaised {
+		m.raised = append(m.raised[:0], m.raised[1:]...)
+	}
+	m.raised = append(m.raised, distribution.RaisedAlert{Alert: a, Rows: rows})
 }
 
 // relate applies the model-level episode rule to an alert the gate let
@@ -586,52 +599,55 @@ func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
 	if m.errDet, err = newErrorDetector(cfg.ErrorDetector); err != nil {
 		return nil, fmt.Errorf("drift monitor: %w", err)
 	}
-	if cfg.Watch.Error {
+	watched := func(name string) bool { return cfg.Watch == nil || slices.Contains(cfg.Watch, name) }
+	if m.watchErr = watched(alert.SubjectError); m.watchErr {
 		m.errSeries.init(cfg.Metrics, m.errDet.Name(), alert.SubjectError)
 	}
 
-	var names []string
-	if cfg.Watch.Features {
-		names = append(names, cfg.Features...)
+	// Subjects: the watched features, then the watched categories, then
+	// the prediction.
+	m.maxHashed = maxColumn(cfg.Categories)
+	for k, name := range cfg.Features {
+		if watched(name) {
+			m.subjects = append(m.subjects, distSubject{column: k})
+			m.subjects[len(m.subjects)-1].init(cfg.Metrics, DetectorKS, name)
+		}
 	}
-	m.nf = len(names)
-	m.maxCol = -1
-	if cfg.Watch.Categories {
-		m.nc, m.maxCol = len(cfg.Categories), maxColumn(cfg.Categories)
+	m.nf = len(m.subjects)
+	for _, cs := range cfg.Categories {
+		if cfg.Watch == nil || !slices.Contains(cfg.Watch, cs.Name) {
+			continue
+		}
+		s := distSubject{}
+		s.init(cfg.Metrics, DetectorChiSquare, cs.Name)
+		if s.cat, err = newCategorySubject(cs, cfg.CategoryBins); err != nil {
+			return nil, fmt.Errorf("drift monitor: %w", err)
+		}
+		m.subjects = append(m.subjects, s)
 	}
-	if cfg.Watch.Prediction {
-		names = append(names, alert.SubjectPrediction)
+	m.nc = len(m.subjects) - m.nf
+	if watched(alert.SubjectPrediction) {
+		m.subjects = append(m.subjects, distSubject{})
+		m.pred = &m.subjects[len(m.subjects)-1]
+		m.pred.init(cfg.Metrics, DetectorKS, alert.SubjectPrediction)
 	}
-	n := len(names) + m.nc
-	m.subjects = make([]distSubject, n)
-	m.tested = make([]int, 0, n)
-	m.pValues = make([]float64, 0, n)
-	m.psi = make([]float64, 0, n)
-	m.reject = make([]bool, n)
-	m.sampler = rand.New(rand.NewPCG(0x6472696674, 0x776f726473))
-	dense := func(s *distSubject, name string) {
-		s.init(cfg.Metrics, DetectorKS, name)
-		if j := slices.IndexFunc(given, func(p distribution.Profile) bool { return p.Subject == name }); j >= 0 {
+	for i := range m.subjects {
+		s := &m.subjects[i]
+		if s.cat != nil {
+			continue
+		}
+		if j := slices.IndexFunc(given, func(p distribution.Profile) bool { return p.Subject == s.subject }); j >= 0 {
 			s.setProfile(cloneProfile(&given[j]))
 		} else {
 			s.ref = make([]float64, 0, cfg.ReferenceSize)
 		}
 	}
-	for i, name := range names[:m.nf] {
-		dense(&m.subjects[i], name)
-	}
-	for i := range m.nc {
-		s := &m.subjects[m.nf+i]
-		cs := cfg.Categories[i]
-		s.init(cfg.Metrics, DetectorChiSquare, cs.Name)
-		if s.cat, err = newCategorySubject(cs, cfg.CategoryBins); err != nil {
-			return nil, fmt.Errorf("drift monitor: %w", err)
-		}
-	}
-	if cfg.Watch.Prediction {
-		m.pred = &m.subjects[n-1]
-		dense(m.pred, alert.SubjectPrediction)
-	}
+	n := len(m.subjects)
+	m.tested = make([]int, 0, n)
+	m.pValues = make([]float64, 0, n)
+	m.psi = make([]float64, 0, n)
+	m.reject = make([]bool, n)
+	m.sampler = rand.New(rand.NewPCG(0x6472696674, 0x776f726473))
 	return m, nil
 }
 
@@ -701,15 +717,17 @@ func (m *DriftMonitor) SetModelVersion(v string) {
 // errors.
 func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32, now time.Time) []alert.Alert {
 	nf, nc := m.nf, m.nc
-	if fb.NumDense < nf || len(scores) != fb.Len() || fb.NumHashed <= m.maxCol {
+	if fb.NumDense < len(m.cfg.Features) || fb.NumHashed <= m.maxHashed || len(scores) != fb.Len() {
 		panic(fmt.Sprintf("drift monitor: block with %d dense and %d hashed columns and %d scores for %d rows, want >= %d dense and > %d hashed columns and one score per row",
-			fb.NumDense, fb.NumHashed, len(scores), fb.Len(), nf, m.maxCol))
+			fb.NumDense, fb.NumHashed, len(scores), fb.Len(), len(m.cfg.Features), m.maxHashed))
 	}
 	m.distMu.Lock()
 	defer m.distMu.Unlock()
+	defer func() { m.seenAtomic.Store(m.seen) }()
 	if m.warmedUp < m.cfg.WarmUpRows {
 		skip := min(m.cfg.WarmUpRows-m.warmedUp, len(scores))
 		m.warmedUp += skip
+		m.seen += uint64(skip)
 		if skip == len(scores) {
 			return nil
 		}
@@ -722,9 +740,10 @@ func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32,
 	refSize, bins := m.cfg.ReferenceSize, m.cfg.Bins
 	var out []alert.Alert
 	for j, score := range scores {
-		row := fb.Dense[j*fb.NumDense : j*fb.NumDense+nf]
-		for k, x := range row {
-			m.subjects[k].observe(float64(x), refSize, bins)
+		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
+		for k := range nf {
+			s := &m.subjects[k]
+			s.observe(float64(row[s.column]), refSize, bins)
 		}
 		if nc > 0 {
 			codes := fb.Hashed[j*fb.NumHashed : (j+1)*fb.NumHashed]
@@ -735,6 +754,7 @@ func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32,
 		if m.pred != nil {
 			m.pred.observe(float64(score), refSize, bins)
 		}
+		m.seen++
 		m.rows++
 		if m.rows == m.cfg.WindowSize {
 			out = m.evaluate(out, now)
@@ -781,6 +801,7 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 		if ok {
 			a = m.relate(a)
 			s.record(m.cfg.Metrics, a)
+			m.keep(a, m.seen)
 			out = append(out, a)
 		}
 	}
@@ -823,7 +844,7 @@ const (
 // and otherwise every ErrorSignalEvery outcomes, and returns the alerts to
 // publish (usually nil).
 func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []alert.Alert {
-	if !m.cfg.Watch.Error || math.IsNaN(score) || math.IsNaN(label) {
+	if !m.watchErr || math.IsNaN(score) || math.IsNaN(label) {
 		return nil
 	}
 	e := 0.0
@@ -839,11 +860,13 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 	m.errDet.Update(e)
 	m.outcomes++
 	m.since++
-	if m.outcomes == 1 {
-		m.errLong, m.errShort = e, e
-	}
-	m.errLong += (e - m.errLong) / errLongSpan
-	m.errShort += (e - m.errShort) / errShortSpan
+	// Until an average has seen its span, it is the plain mean of the
+	// outcomes so far: an average started at the first outcome (0 or 1)
+	// would take thousands of outcomes to forget it, and a still-learning
+	// model's falling error rate would look like a rise.
+	n := float64(m.outcomes)
+	m.errLong += (e - m.errLong) / min(n, errLongSpan)
+	m.errShort += (e - m.errShort) / min(n, errShortSpan)
 	drift, warning := m.errDet.DriftDetected(), m.errDet.WarningDetected()
 	if drift && m.errShort <= m.errLong {
 		// The error rate fell: the model got better (e.g. it is still
@@ -868,5 +891,6 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 	}
 	a = m.relate(a)
 	m.errSeries.record(m.cfg.Metrics, a)
+	m.keep(a, m.seenAtomic.Load())
 	return []alert.Alert{a}
 }

@@ -18,7 +18,7 @@ func CategorySubjects(spec *pipeline.Spec) []CategorySubject {
 	var out []CategorySubject
 	col := 0
 	for _, f := range spec.Stages.Featurize.Categorical {
-		out = append(out, CategorySubject{Name: f, Columns: []int{col}})
+		out = append(out, CategorySubject{Name: f, Field: f, Columns: []int{col}})
 		col++
 	}
 	categorical := len(out)
@@ -35,7 +35,7 @@ func CategorySubjects(spec *pipeline.Spec) []CategorySubject {
 			}
 			i = len(out)
 			text[t.Field] = i
-			out = append(out, CategorySubject{Name: name})
+			out = append(out, CategorySubject{Name: name, Field: t.Field})
 		}
 		for range t.MaxTokens {
 			out[i].Columns = append(out[i].Columns, col)

@@ -44,7 +44,8 @@ func (m *DriftMonitor) adjust() {
 // Snapshot returns copies of every watched distribution subject's
 // reference and current histograms (a categorical subject's over its
 // folded bins, without edges) and its last round's statistics, most
-// drifted first. It is
+// drifted first, with the rows observed and the alerts raised (of every
+// subject, the error stream's included) and where. It is
 // safe for concurrent use with ObserveBatch (it holds distMu while it
 // copies).
 func (m *DriftMonitor) Snapshot() distribution.Report {
@@ -91,6 +92,13 @@ func (m *DriftMonitor) Snapshot() distribution.Report {
 		snap.Subjects = append(snap.Subjects, v)
 	}
 	slices.SortStableFunc(snap.Subjects, compareDrifted)
+	snap.Rows = m.seen
+	m.raisedMu.Lock()
+	snap.Raised = slices.Clone(m.raised)
+	m.raisedMu.Unlock()
+	if snap.Raised == nil {
+		snap.Raised = []distribution.RaisedAlert{}
+	}
 	return snap
 }
 

@@ -1,6 +1,10 @@
 package distribution
 
-import "time"
+import (
+	"time"
+
+	"github.com/driftline/driftline/detectors/alert"
+)
 
 // SubjectReport is one watched distribution (a feature, a categorical
 // subject or the prediction) as the status page shows it, in the spirit of
@@ -59,4 +63,20 @@ type Report struct {
 	// by corrected p-value ascending and PSI descending; subjects still
 	// profiling come last.
 	Subjects []SubjectReport `json:"subjects"`
+	// Rows is the number of rows the monitor has observed, warm-up
+	// included.
+	Rows uint64 `json:"rows"`
+	// Raised are the alerts the monitor raised (the newest ones, oldest
+	// first), each with where in the stream it was raised.
+	Raised []RaisedAlert `json:"raised"`
+}
+
+// RaisedAlert is an alert with the position in the stream at which a
+// monitor raised it: Rows, the rows it had observed by then (Report.Rows
+// at that moment). Rows are counted in the order the monitor saw them; an
+// alert on the error stream is raised when an outcome arrives, which is
+// usually well after its row.
+type RaisedAlert struct {
+	alert.Alert
+	Rows uint64 `json:"rows"`
 }

@@ -61,7 +61,9 @@ func ScenarioNames() []string {
 //     with clicks from a logistic concept over hashed identities; a
 //     click's label arrives 1-3 label delays later, a non-click's (the
 //     attribution window closing) 5 later, and 5% of labels never come;
-//     at driftAt the click rate of mobile web traffic triples.
+//     at driftAt a campaign moves traffic to mobile web (its share from
+//     25% to 55%) and mobile web's click rate triples (before driftAt
+//     the stream draws exactly what it would without a drift).
 func NewScenario(name string, seed uint64, driftAt int64) (Scenario, error) {
 	base := scenarioBase{seed: seed, driftAt: driftAt, rng: rand.New(rand.NewPCG(seed, 0x7363656e6172696f)), pii: NewLeakSet()}
 	base.idPrefix = "e-" + strconv.FormatUint(seed, 10) + "-"
@@ -232,6 +234,13 @@ type clickThrough struct{ scenarioBase }
 
 var ctrDevices = []string{"ios", "android", "mobile_web", "desktop"}
 
+// After the drift, a share ctrMobileWebCampaign of the impressions is
+// mobile web (ctrDevices[ctrMobileWeb]) before the uniform draw.
+const (
+	ctrMobileWeb         = 2
+	ctrMobileWebCampaign = 0.4
+)
+
 // ctrEffect is a seeded effect in [-1, 1] of one identity on the click
 // logit: a hash, so that the concept is a fixed function of the ids.
 func ctrEffect(kind string, id uint64) float64 {
@@ -250,9 +259,12 @@ func (s *clickThrough) Next(e *ScenarioEvent) {
 	ad := uint64(r.IntN(60))
 	site := uint64(math.Floor(math.Pow(r.Float64(), 2) * 200)) // a few sites get most traffic
 	device := r.IntN(len(ctrDevices))
+	if s.drifted() && r.Float64() < ctrMobileWebCampaign {
+		device = ctrMobileWeb
+	}
 	position := 1 + r.IntN(5)
 	logit := -2.2 + 0.8*ctrEffect("ad", ad) + 0.6*ctrEffect("site", site) + 0.2*ctrEffect("user", user) - 0.25*float64(position-1)
-	if ctrDevices[device] == "mobile_web" && s.drifted() {
+	if device == ctrMobileWeb && s.drifted() {
 		logit += math.Log(3)
 	}
 	click := r.Float64() < 1/(1+math.Exp(-logit))
