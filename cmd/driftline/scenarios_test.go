@@ -85,8 +85,9 @@ var scenarioDrifts = []scenarioDrift{
 // rows (fewer rows than events reach the monitor: malformed rows and
 // duplicates do not). With the drift moved past the end (--drift-at beyond --events),
 // the same stream raises no drift alert: the alert is the drift's, not
-// the online model's learning (the specs watch inputs and errors, not the
-// predictions, whose distribution moves while a cold model learns).
+// the online model's learning (the specs watch their inputs, not the
+// predictions, whose distribution moves while a cold model learns, nor
+// the errors; see the specs' comments).
 func TestScenarioDriftAlerts(t *testing.T) {
 	for _, sc := range scenarioDrifts {
 		t.Run(sc.name, func(t *testing.T) {
