@@ -55,8 +55,9 @@ func ScenarioNames() []string {
 //     labelled escalate (1 for cancellation and complaints); at driftAt
 //     the intent mix moves from 25% to 70% cancellations and complaints;
 //   - financial-sentiment: headlines about eight tickers, labelled with
-//     their sentiment (1 positive); at driftAt the news on ACME, a third
-//     of the volume, turns from 75% to 10% positive;
+//     their sentiment (1 positive); at driftAt the news on ACME turns from
+//     75% to 10% positive and its share of the volume grows from 34% to
+//     60%;
 //   - click-through: ad impressions (user, ad, site, device, position)
 //     with clicks from a logistic concept over hashed identities; a
 //     click's label arrives 1-3 label delays later, a non-click's (the
@@ -185,9 +186,11 @@ func (s *customerService) Next(e *ScenarioEvent) {
 type financialSentiment struct{ scenarioBase }
 
 var (
-	fsTickers  = []string{"ACME", "GLOBX", "INITECH", "UMBRL", "STARK", "WAYNE", "TYRELL", "CYBRD"}
-	fsWeights  = []float64{0.34, 0.10, 0.10, 0.10, 0.09, 0.09, 0.09, 0.09}
-	fsPositive = []string{"%s beats earnings estimates", "%s raises full-year guidance", "%s shares rally on strong demand", "analysts upgrade %s to buy",
+	fsTickers = []string{"ACME", "GLOBX", "INITECH", "UMBRL", "STARK", "WAYNE", "TYRELL", "CYBRD"}
+	fsWeights = []float64{0.34, 0.10, 0.10, 0.10, 0.09, 0.09, 0.09, 0.09}
+	// After the drift ACME, in the news, is 60% of the volume.
+	fsWeightsAfter = []float64{0.60, 0.06, 0.06, 0.06, 0.055, 0.055, 0.055, 0.055}
+	fsPositive     = []string{"%s beats earnings estimates", "%s raises full-year guidance", "%s shares rally on strong demand", "analysts upgrade %s to buy",
 		"%s announces record revenue", "%s wins major contract", "%s expands into new markets", "%s dividend increased"}
 	fsNegative = []string{"%s misses earnings estimates", "%s cuts guidance amid weak demand", "%s shares slump after warning", "analysts downgrade %s to sell",
 		"%s faces regulatory probe", "%s recalls flagship product", "%s announces layoffs", "%s CFO resigns unexpectedly"}
@@ -196,7 +199,11 @@ var (
 
 func (s *financialSentiment) Next(e *ScenarioEvent) {
 	r := s.rng
-	k := drawMix(r, fsWeights)
+	weights := fsWeights
+	if s.drifted() {
+		weights = fsWeightsAfter
+	}
+	k := drawMix(r, weights)
 	ticker := fsTickers[k]
 	pPositive := 0.6
 	if k == 0 {
