@@ -454,10 +454,26 @@ type LabelsSpec struct {
 	MaxParked int `yaml:"max_parked"`
 }
 
-// DriftSpec configures the drift monitor, which watches the numeric
-// features, the prediction score and the error stream of the champion and
-// publishes alerts to topics.alerts. It runs when topics.alerts is set.
+// DriftSpec configures the drift monitor, which watches the champion's
+// inputs, prediction score and error stream and publishes alerts to
+// topics.alerts. It runs when topics.alerts is set.
 type DriftSpec struct {
+	// Watch chooses the subjects: "features" (every numeric field, KS),
+	// "categories" (every categorical field and every text field of
+	// stages.text.tokens, chi-square over folded hash codes), "prediction"
+	// (the score distribution, KS), "error" (the error stream), or the
+	// name of one numeric, categorical or text field. Absent: features,
+	// prediction and error. A continually learning model's score
+	// distribution moves while it learns, so watch its inputs and errors
+	// rather than its predictions.
+	Watch []string `yaml:"watch,omitempty"`
+	// CategoryBins is the number of bins the categorical subjects' hash
+	// codes are folded into, in [2, 4096] (default 64).
+	CategoryBins int `yaml:"category_bins"`
+	// MinPSI is the effect-size floor: a significant shift is a drift
+	// when its PSI is at least MinPSI, and a warning otherwise, in
+	// [0, 10) (0: the default, 0.1).
+	MinPSI float64 `yaml:"min_psi"`
 	// ErrorDetector is the detector on the 0/1 error stream: adwin
 	// (default), ddm, eddm, hddm_a, hddm_w or page_hinkley.
 	ErrorDetector string `yaml:"error_detector"`
@@ -1132,6 +1148,7 @@ func (s *Spec) Validate() error {
 	if s.Drift.Window < 0 || s.Drift.MinSamples < 0 || s.Drift.WarmUp < 0 || s.Drift.Alpha < 0 || s.Drift.Alpha >= 1 {
 		add("drift", "window and min_samples must not be negative, alpha must be in [0, 1)")
 	}
+	s.validateDriftWatch(add)
 	if s.Labels.MaxPending < 0 {
 		add("labels.max_pending", "must not be negative")
 	}

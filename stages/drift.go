@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,8 +19,13 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
-// DetectorKS names the distribution test in alerts and metrics.
-const DetectorKS = "KS"
+// The distribution tests, as alerts and metrics name them: KS for the
+// dense features and the prediction score, chi-square for the categorical
+// subjects.
+const (
+	DetectorKS        = "KS"
+	DetectorChiSquare = "ChiSquare"
+)
 
 // Error detector kinds accepted by DriftConfig.ErrorDetector. KSWIN is not
 // offered: its Kolmogorov-Smirnov test on a 0/1 stream alarms on noise.
@@ -40,16 +47,48 @@ const (
 // ErrInvalidDriftConfig is wrapped by every DriftConfig validation error.
 var ErrInvalidDriftConfig = errors.New("invalid drift monitor config")
 
+// CategorySubject is one categorical subject of a DriftMonitor: a
+// categorical field (one hashed column) or a free-text field (its word
+// slots, pooled). See CategorySubjects for a spec's.
+type CategorySubject struct {
+	// Name is the subject in alerts and metrics, usually Field.
+	Name string
+	// Field is the input field whose values the subject holds.
+	Field string
+	// Columns are the subject's positions in the feature block's hashed
+	// columns (FeatureBlock.Hashed); a negative value there is absent.
+	Columns []int
+}
+
 // DriftConfig configures a DriftMonitor. Start from DefaultDriftConfig and
-// set Features.
+// set Features (and Categories).
 type DriftConfig struct {
 	// ModelVersion is copied into every alert; "" when none.
 	ModelVersion string
+	// Watch names the subjects to test: feature names, category names,
+	// "prediction" (the score distribution) and "error" (the error stream),
+	// each at most once. nil watches every feature, the prediction and the
+	// error stream, which suits a model that does not learn online. A
+	// continually learning model's score distribution moves while it
+	// learns, so its prediction drift is no sign of a changed stream: watch
+	// its inputs (features, categories) and its errors instead.
+	Watch []string
 	// Features names the dense columns of the feature blocks, in the
-	// featurize stage's order. Column k is watched as subject Features[k];
-	// columns past len(Features) are not watched. Names must be non-empty,
-	// unique, and neither "prediction" nor "error".
+	// featurize stage's order: column k is subject Features[k]; columns
+	// past len(Features) are not watched. Names must be non-empty, unique,
+	// and neither "prediction" nor "error".
 	Features []string
+	// Categories are the categorical subjects (watched only when named in
+	// Watch). A subject's values are hash codes; each row gives the subject
+	// one value: a categorical field's code, or one of a text field's
+	// present words, drawn uniformly at random (a row's words are not
+	// independent draws, which the chi-square test needs; the rows are).
+	// Rows without a present value are skipped. Names follow the rules of
+	// Features, and are unique across both.
+	Categories []CategorySubject
+	// CategoryBins is the number of bins a categorical subject's codes are
+	// folded into (code mod CategoryBins), in [2, 4096]. Default 64.
+	CategoryBins int
 
 	// ErrorDetector is the detector kind on the 0/1 error stream, with
 	// River's default parameters. Default "adwin".
@@ -74,7 +113,8 @@ type DriftConfig struct {
 
 	// Profiles are reference profiles (a model version's training profiles),
 	// one at most per subject (a feature name or "prediction"). A subject
-	// without one builds it from its first ReferenceSize finite values.
+	// without one builds it from its first ReferenceSize finite values (a
+	// categorical subject always does, from its first ReferenceSize values).
 	Profiles []distribution.Profile
 	// ReferenceSize is the size of a reference sample taken from the stream.
 	// Default 5000.
@@ -107,6 +147,7 @@ type DriftConfig struct {
 // features.
 func DefaultDriftConfig() DriftConfig {
 	return DriftConfig{
+		CategoryBins:     64,
 		ErrorDetector:    ErrorADWIN,
 		ErrorSignalEvery: 1000,
 		Threshold:        models.Threshold,
@@ -125,19 +166,51 @@ func (c DriftConfig) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("drift monitor: %s: %w", fmt.Sprintf(format, args...), ErrInvalidDriftConfig)
 	}
-	subjects := make(map[string]bool, len(c.Features)+1)
-	for _, f := range c.Features {
+	subjects := make(map[string]bool, len(c.Features)+len(c.Categories)+2)
+	name := func(kind, f string) error {
 		switch {
 		case f == "":
-			return bad("empty feature name")
+			return bad("empty %s name", kind)
 		case f == alert.SubjectPrediction || f == alert.SubjectError:
-			return bad("feature name %q is reserved", f)
+			return bad("%s name %q is reserved", kind, f)
 		case subjects[f]:
-			return bad("duplicate feature %q", f)
+			return bad("duplicate subject %q", f)
 		}
 		subjects[f] = true
+		return nil
 	}
-	subjects[alert.SubjectPrediction] = true
+	for _, f := range c.Features {
+		if err := name("feature", f); err != nil {
+			return err
+		}
+	}
+	columns := map[int]string{}
+	for _, cs := range c.Categories {
+		if err := name("category", cs.Name); err != nil {
+			return err
+		}
+		if len(cs.Columns) == 0 {
+			return bad("category %q has no hashed columns", cs.Name)
+		}
+		for _, col := range cs.Columns {
+			if other, ok := columns[col]; ok || col < 0 {
+				return bad("category %q: hashed column %d is negative or also %q's", cs.Name, col, other)
+			}
+			columns[col] = cs.Name
+		}
+	}
+	if c.CategoryBins < 2 || c.CategoryBins > 4096 {
+		return bad("category bins %d not in [2, 4096]", c.CategoryBins)
+	}
+	subjects[alert.SubjectPrediction], subjects[alert.SubjectError] = true, true
+	if c.Watch != nil && len(c.Watch) == 0 {
+		return bad("watch nothing")
+	}
+	for i, w := range c.Watch {
+		if !subjects[w] || slices.Contains(c.Watch[:i], w) {
+			return bad("watch %q: not a feature, category, %q or %q, or listed twice", w, alert.SubjectPrediction, alert.SubjectError)
+		}
+	}
 	if _, err := newErrorDetector(c.ErrorDetector); err != nil {
 		return bad("%v", err)
 	}
@@ -165,8 +238,8 @@ func (c DriftConfig) Validate() error {
 	seen := make(map[string]bool, len(c.Profiles))
 	for i := range c.Profiles {
 		p := &c.Profiles[i]
-		if !subjects[p.Subject] {
-			return bad("profile for unknown subject %q", p.Subject)
+		if !slices.Contains(c.Features, p.Subject) && p.Subject != alert.SubjectPrediction {
+			return bad("profile for %q, which is neither a feature nor the prediction", p.Subject)
 		}
 		if seen[p.Subject] {
 			return bad("two profiles for subject %q", p.Subject)
@@ -200,15 +273,17 @@ func newErrorDetector(kind string) (detectors.Detector, error) {
 // DriftMetrics are the drift monitor's Prometheus series:
 //
 //   - driftline_drift_statistic{detector,subject}: the statistic of the last
-//     signal (the KS p-value for distribution subjects, the detector's
-//     Statistic for "error"); absent until the subject's first signal;
+//     signal (the test's p-value for distribution subjects: KS for features
+//     and the prediction, chi-square for categorical subjects; the
+//     detector's Statistic for "error"); absent until the subject's first
+//     signal;
 //   - driftline_drift_state{detector,subject}: the alert episode's state,
 //     0 ok (none open), 1 warning, 2 drift;
 //   - driftline_drift_alerts_total{detector,severity}: warning and drift
 //     alerts raised (resolutions are not counted).
 //
-// Subjects are bounded: the configured feature names, "prediction" and
-// "error". The series carry no model version, so give each DriftMetrics to
+// Subjects are bounded: the configured feature and category names,
+// "prediction" and "error". The series carry no model version, so give each DriftMetrics to
 // one DriftMonitor (or to monitors with distinct feature names).
 type DriftMetrics struct {
 	statistic *prometheus.GaugeVec
@@ -221,7 +296,7 @@ func NewDriftMetrics(reg prometheus.Registerer) (*DriftMetrics, error) {
 	m := &DriftMetrics{
 		statistic: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "driftline_drift_statistic",
-			Help: "Statistic of a drift detector's last signal: KS p-value for features and prediction, detector statistic for error.",
+			Help: "Statistic of a drift detector's last signal: the test's p-value for distribution subjects (KS for features and prediction, chi-square for categorical subjects), detector statistic for error.",
 		}, []string{"detector", "subject"}),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "driftline_drift_state",
@@ -295,13 +370,60 @@ func (s *series) record(m *DriftMetrics, a alert.Alert) {
 	m.alerts.WithLabelValues(a.Detector, string(a.Severity)).Inc()
 }
 
-// distSubject is one watched distribution: a feature column or the score.
+// distSubject is one watched distribution: a feature column or the score
+// (dense: a quantile-binned profile, KS), or a categorical subject (cat
+// set: hash codes folded into bins, chi-square; drift_categories.go).
 type distSubject struct {
 	series
+	column  int       // a feature's dense column
 	ref     []float64 // reference sample being taken; nil once profiled
 	profile distribution.Profile
 	window  *distribution.Window // nil until profiled
+	cat     *categorySubject     // nil for a dense subject
 	last    driftRound           // the last round's test (drift_snapshot.go)
+}
+
+// profiled reports whether the subject has its reference.
+func (s *distSubject) profiled() bool {
+	if s.cat != nil {
+		return s.cat.window != nil
+	}
+	return s.window != nil
+}
+
+// total is the number of values in the current window.
+func (s *distSubject) total() uint64 {
+	if s.cat != nil {
+		return s.cat.window.Total()
+	}
+	return s.window.Total()
+}
+
+// compare tests the current window against the reference, returning the
+// comparison and its p-value (KS, or chi-square for a categorical subject).
+func (s *distSubject) compare() (distribution.Result, float64) {
+	if s.cat != nil {
+		r := distribution.CompareCategories(s.cat.window)
+		return r, r.ChiSquarePValue
+	}
+	r := distribution.Compare(s.window)
+	return r, r.KSPValue
+}
+
+// counts copies the current window's counts per bin into dst.
+func (s *distSubject) counts(dst []uint64) []uint64 {
+	if s.cat != nil {
+		return s.cat.window.Counts(dst)
+	}
+	return s.window.Counts(dst)
+}
+
+func (s *distSubject) reset() {
+	if s.cat != nil {
+		s.cat.window.Reset()
+		return
+	}
+	s.window.Reset()
 }
 
 // observe counts one value, skipping NaN and ±Inf (missing values).
@@ -339,18 +461,22 @@ func cloneProfile(p *distribution.Profile) distribution.Profile {
 }
 
 // DriftMonitor watches a model's inputs, predictions and errors and turns
-// drift into alerts.
+// drift into alerts. DriftConfig.Watch chooses which.
 //
-// Distribution drift: each watched feature column and the prediction score
-// feed a per-subject window. A subject's reference profile is given in
-// DriftConfig.Profiles or built from its first ReferenceSize finite values.
-// Every WindowSize rows (a round), each profiled subject with a non-empty
-// window is compared with its reference by a two-sample Kolmogorov-Smirnov
-// test on the reference's quantile bins (distribution.Compare; conservative).
-// The round's p-values are corrected across subjects (Benjamini-Hochberg or
-// Bonferroni at Alpha); a rejected subject signals a drift when its PSI is
-// at least MinPSI, else a warning. The signal's Statistic is the KS p-value,
-// its Threshold the corrected cut-off (rejected ⇔ p-value <= Threshold), and
+// Distribution drift: each watched feature column, categorical subject and
+// the prediction score feed a per-subject window. A dense subject's
+// reference profile is given in DriftConfig.Profiles or built from its
+// first ReferenceSize finite values; a categorical subject's from its first
+// ReferenceSize values. Every WindowSize rows (a round), each profiled
+// subject with a non-empty window is compared with its reference: a dense
+// one by a two-sample Kolmogorov-Smirnov test on the reference's quantile
+// bins (distribution.Compare; conservative), a categorical one by the
+// chi-square test of homogeneity over its CategoryBins bins
+// (distribution.CompareCategories). The round's p-values, of both tests,
+// are corrected across subjects (Benjamini-Hochberg or Bonferroni at
+// Alpha); a rejected subject signals a drift when its PSI is at least
+// MinPSI, else a warning. The signal's Statistic is the test's p-value, its
+// Threshold the corrected cut-off (rejected ⇔ p-value <= Threshold), and
 // its Window the number of current values. Then the windows are emptied.
 //
 // Error drift: each outcome feeds 1 (wrong) or 0 (right) to the error
@@ -375,18 +501,23 @@ type DriftMonitor struct {
 	// (SetModelVersion), so either one is enough to read it.
 	cfg DriftConfig
 
-	distMu   sync.Mutex
-	subjects []distSubject // features, then the prediction
-	rows     int           // rows of the current round
-	tested   []int         // subject indices of a round's tests
-	pValues  []float64
-	psi      []float64
-	reject   []bool
-	results  []distribution.Result // the round's comparisons, by test
-	adjusted []float64             // the round's corrected p-values, by test
-	order    []int                 // scratch for adjust
-	rounds   int                   // rounds evaluated
-	distGate *alert.Gate
+	distMu    sync.Mutex
+	subjects  []distSubject // features, then categories, then the prediction
+	nf, nc    int           // watched features and categories
+	maxHashed int           // the categories' highest hashed column, -1 when none
+	pred      *distSubject  // the prediction, nil when unwatched
+	watchErr  bool          // the error stream is watched
+	sampler   *rand.Rand    // draws a text subject's word of a row
+	rows      int           // rows of the current round
+	tested    []int         // subject indices of a round's tests
+	pValues   []float64
+	psi       []float64
+	reject    []bool
+	results   []distribution.Result // the round's comparisons, by test
+	adjusted  []float64             // the round's corrected p-values, by test
+	order     []int                 // scratch for adjust
+	rounds    int                   // rounds evaluated
+	distGate  *alert.Gate
 
 	errMu     sync.Mutex
 	errDet    detectors.Detector
@@ -410,6 +541,27 @@ type DriftMonitor struct {
 	episodeMu      sync.Mutex
 	episodeSubject string
 	episodeOpened  time.Time
+
+	// seen counts the rows ObserveBatch took, warm-up included (under
+	// distMu); seenAtomic is seen after the last batch, for the error
+	// stream's alerts.
+	seen       uint64
+	seenAtomic atomic.Uint64
+	raisedMu   sync.Mutex
+	raised     []distribution.RaisedAlert // the newest maxRaised alerts
+}
+
+// maxRaised bounds the alerts a monitor keeps for Snapshot.
+const maxRaised = 256
+
+// keep records an alert raised after rows rows.
+func (m *DriftMonitor) keep(a alert.Alert, rows uint64) {
+	m.raisedMu.Lock()
+	defer m.raisedMu.Unlock()
+	if len(m.raised) == maxRaised {
+		m.raised = append(m.raised[:0], m.raised[1:]...)
+	}
+	m.raised = append(m.raised, distribution.RaisedAlert{Alert: a, Rows: rows})
 }
 
 // relate applies the model-level episode rule to an alert the gate let
@@ -450,41 +602,70 @@ func NewDriftMonitor(cfg DriftConfig) (*DriftMonitor, error) {
 	if m.errDet, err = newErrorDetector(cfg.ErrorDetector); err != nil {
 		return nil, fmt.Errorf("drift monitor: %w", err)
 	}
-	m.errSeries.init(cfg.Metrics, m.errDet.Name(), alert.SubjectError)
+	watched := func(name string) bool { return cfg.Watch == nil || slices.Contains(cfg.Watch, name) }
+	if m.watchErr = watched(alert.SubjectError); m.watchErr {
+		m.errSeries.init(cfg.Metrics, m.errDet.Name(), alert.SubjectError)
+	}
 
-	n := len(cfg.Features) + 1
-	m.subjects = make([]distSubject, n)
-	m.tested = make([]int, 0, n)
-	m.pValues = make([]float64, 0, n)
-	m.psi = make([]float64, 0, n)
-	m.reject = make([]bool, n)
+	// Subjects: the watched features, then the watched categories, then
+	// the prediction.
+	m.maxHashed = maxColumn(cfg.Categories)
+	for k, name := range cfg.Features {
+		if watched(name) {
+			m.subjects = append(m.subjects, distSubject{column: k})
+			m.subjects[len(m.subjects)-1].init(cfg.Metrics, DetectorKS, name)
+		}
+	}
+	m.nf = len(m.subjects)
+	for _, cs := range cfg.Categories {
+		if cfg.Watch == nil || !slices.Contains(cfg.Watch, cs.Name) {
+			continue
+		}
+		s := distSubject{}
+		s.init(cfg.Metrics, DetectorChiSquare, cs.Name)
+		if s.cat, err = newCategorySubject(cs, cfg.CategoryBins); err != nil {
+			return nil, fmt.Errorf("drift monitor: %w", err)
+		}
+		m.subjects = append(m.subjects, s)
+	}
+	m.nc = len(m.subjects) - m.nf
+	if watched(alert.SubjectPrediction) {
+		m.subjects = append(m.subjects, distSubject{})
+		m.pred = &m.subjects[len(m.subjects)-1]
+		m.pred.init(cfg.Metrics, DetectorKS, alert.SubjectPrediction)
+	}
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		name := alert.SubjectPrediction
-		if i < len(cfg.Features) {
-			name = cfg.Features[i]
+		if s.cat != nil {
+			continue
 		}
-		s.init(cfg.Metrics, DetectorKS, name)
-		if j := slices.IndexFunc(given, func(p distribution.Profile) bool { return p.Subject == name }); j >= 0 {
+		if j := slices.IndexFunc(given, func(p distribution.Profile) bool { return p.Subject == s.subject }); j >= 0 {
 			s.setProfile(cloneProfile(&given[j]))
 		} else {
 			s.ref = make([]float64, 0, cfg.ReferenceSize)
 		}
 	}
+	n := len(m.subjects)
+	m.tested = make([]int, 0, n)
+	m.pValues = make([]float64, 0, n)
+	m.psi = make([]float64, 0, n)
+	m.reject = make([]bool, n)
+	m.sampler = rand.New(rand.NewPCG(0x6472696674, 0x776f726473))
 	return m, nil
 }
 
-// Profiles returns copies of the reference profiles in use, features first
-// and then the prediction, leaving out subjects still taking their
-// reference sample. Saved with a model version, they can be given back in
-// DriftConfig.Profiles.
+// Profiles returns copies of the reference profiles in use of the watched
+// dense subjects, features first and then the prediction, leaving out
+// subjects still taking their reference sample (and the categorical
+// subjects, whose references are always taken from the stream). Saved with
+// a model version, they can be given back in DriftConfig.Profiles.
 func (m *DriftMonitor) Profiles() []distribution.Profile {
 	m.distMu.Lock()
 	defer m.distMu.Unlock()
 	var out []distribution.Profile
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		if s.window == nil {
+		if s.cat != nil || s.window == nil {
 			continue
 		}
 		out = append(out, cloneProfile(&s.profile))
@@ -528,40 +709,55 @@ func (m *DriftMonitor) SetModelVersion(v string) {
 	}
 }
 
-// ObserveBatch feeds the first len(Features) dense columns of fb and the
-// scores (scores[j] is feature row j's prediction) into the distribution
-// windows; NaN and ±Inf values are missing and skipped. When a round
-// completes it tests every subject and returns the alerts to publish, in
-// subject order; usually it returns nil. It panics when fb has fewer dense
-// columns than Features or len(scores) != fb.Len(), which are wiring errors.
+// ObserveBatch feeds the watched subjects of fb and the scores (scores[j]
+// is feature row j's prediction) into the distribution windows: the first
+// len(Features) dense columns, where NaN and ±Inf values are missing and
+// skipped, and the categorical subjects' hashed columns, where negative
+// codes are absent. When a round completes it tests every subject and
+// returns the alerts to publish, in subject order; usually it returns nil.
+// It panics when fb has fewer dense columns than Features, too few hashed
+// columns for Categories, or len(scores) != fb.Len(), which are wiring
+// errors.
 func (m *DriftMonitor) ObserveBatch(fb *pipeline.FeatureBlock, scores []float32, now time.Time) []alert.Alert {
-	nf := len(m.cfg.Features)
-	if fb.NumDense < nf || len(scores) != fb.Len() {
-		panic(fmt.Sprintf("drift monitor: block with %d dense columns and %d scores for %d rows, want >= %d columns and one score per row",
-			fb.NumDense, len(scores), fb.Len(), nf))
+	nf, nc := m.nf, m.nc
+	if fb.NumDense < len(m.cfg.Features) || fb.NumHashed <= m.maxHashed || len(scores) != fb.Len() {
+		panic(fmt.Sprintf("drift monitor: block with %d dense and %d hashed columns and %d scores for %d rows, want >= %d dense and > %d hashed columns and one score per row",
+			fb.NumDense, fb.NumHashed, len(scores), fb.Len(), len(m.cfg.Features), m.maxHashed))
 	}
 	m.distMu.Lock()
 	defer m.distMu.Unlock()
+	defer func() { m.seenAtomic.Store(m.seen) }()
 	if m.warmedUp < m.cfg.WarmUpRows {
 		skip := min(m.cfg.WarmUpRows-m.warmedUp, len(scores))
 		m.warmedUp += skip
+		m.seen += uint64(skip)
 		if skip == len(scores) {
 			return nil
 		}
 		sub := *fb
 		sub.Dense = fb.Dense[skip*fb.NumDense:]
+		sub.Hashed = fb.Hashed[skip*fb.NumHashed:]
 		sub.Row = fb.Row[skip:]
 		fb, scores = &sub, scores[skip:]
 	}
 	refSize, bins := m.cfg.ReferenceSize, m.cfg.Bins
-	pred := &m.subjects[nf]
 	var out []alert.Alert
 	for j, score := range scores {
-		row := fb.Dense[j*fb.NumDense : j*fb.NumDense+nf]
-		for k, x := range row {
-			m.subjects[k].observe(float64(x), refSize, bins)
+		row := fb.Dense[j*fb.NumDense : (j+1)*fb.NumDense]
+		for k := range nf {
+			s := &m.subjects[k]
+			s.observe(float64(row[s.column]), refSize, bins)
 		}
-		pred.observe(float64(score), refSize, bins)
+		if nc > 0 {
+			codes := fb.Hashed[j*fb.NumHashed : (j+1)*fb.NumHashed]
+			for k := nf; k < nf+nc; k++ {
+				m.subjects[k].cat.observe(codes, refSize, m.sampler)
+			}
+		}
+		if m.pred != nil {
+			m.pred.observe(float64(score), refSize, bins)
+		}
+		m.seen++
 		m.rows++
 		if m.rows == m.cfg.WindowSize {
 			out = m.evaluate(out, now)
@@ -577,13 +773,13 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 	m.tested, m.pValues, m.psi, m.results = m.tested[:0], m.pValues[:0], m.psi[:0], m.results[:0]
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		if s.window == nil || s.window.Total() == 0 {
+		if !s.profiled() || s.total() == 0 {
 			continue
 		}
-		r := distribution.Compare(s.window)
+		r, p := s.compare()
 		m.results = append(m.results, r)
 		m.tested = append(m.tested, i)
-		m.pValues = append(m.pValues, r.KSPValue)
+		m.pValues = append(m.pValues, p)
 		m.psi = append(m.psi, r.PSI)
 	}
 	if len(m.tested) == 0 {
@@ -599,15 +795,16 @@ func (m *DriftMonitor) evaluate(out []alert.Alert, now time.Time) []alert.Alert 
 		drift := rejected && m.psi[t] >= m.cfg.MinPSI
 		s.setStatistic(m.cfg.Metrics, p)
 		a, ok := m.distGate.Observe(alert.Signal{
-			Detector: DetectorKS, Subject: s.subject, ModelVersion: m.cfg.ModelVersion,
-			Statistic: p, Threshold: cut, Window: s.window.Total(),
+			Detector: s.detector, Subject: s.subject, ModelVersion: m.cfg.ModelVersion,
+			Statistic: p, Threshold: cut, Window: s.total(),
 			Drift: drift, Warning: rejected && !drift, At: now,
 		})
 		s.remember(m.results[t], m.adjusted[t], cut, rejected, drift, now)
-		s.window.Reset()
+		s.reset()
 		if ok {
 			a = m.relate(a)
 			s.record(m.cfg.Metrics, a)
+			m.keep(a, m.seen)
 			out = append(out, a)
 		}
 	}
@@ -645,11 +842,12 @@ const (
 // ObserveOutcome feeds one labelled prediction to the error detector: the
 // error is 1 when the predicted class (models.PredictedClass at
 // DriftConfig.Threshold) is not the label, else 0. An outcome with a
-// NaN score or label is skipped. It signals the gate on a drift, when a
-// warning starts, and otherwise every ErrorSignalEvery outcomes, and returns
-// the alerts to publish (usually nil).
+// NaN score or label is skipped, and every outcome when the error stream
+// is not watched. It signals the gate on a drift, when a warning starts,
+// and otherwise every ErrorSignalEvery outcomes, and returns the alerts to
+// publish (usually nil).
 func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []alert.Alert {
-	if math.IsNaN(score) || math.IsNaN(label) {
+	if !m.watchErr || math.IsNaN(score) || math.IsNaN(label) {
 		return nil
 	}
 	e := 0.0
@@ -665,11 +863,13 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 	m.errDet.Update(e)
 	m.outcomes++
 	m.since++
-	if m.outcomes == 1 {
-		m.errLong, m.errShort = e, e
-	}
-	m.errLong += (e - m.errLong) / errLongSpan
-	m.errShort += (e - m.errShort) / errShortSpan
+	// Until an average has seen its span, it is the plain mean of the
+	// outcomes so far: an average started at the first outcome (0 or 1)
+	// would take thousands of outcomes to forget it, and a still-learning
+	// model's falling error rate would look like a rise.
+	n := float64(m.outcomes)
+	m.errLong += (e - m.errLong) / min(n, errLongSpan)
+	m.errShort += (e - m.errShort) / min(n, errShortSpan)
 	drift, warning := m.errDet.DriftDetected(), m.errDet.WarningDetected()
 	if drift && m.errShort <= m.errLong {
 		// The error rate fell: the model got better (e.g. it is still
@@ -694,5 +894,6 @@ func (m *DriftMonitor) ObserveOutcome(score, label float64, now time.Time) []ale
 	}
 	a = m.relate(a)
 	m.errSeries.record(m.cfg.Metrics, a)
+	m.keep(a, m.seenAtomic.Load())
 	return []alert.Alert{a}
 }

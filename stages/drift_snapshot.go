@@ -27,7 +27,7 @@ type driftRound struct {
 func (s *distSubject) remember(r distribution.Result, adjusted, cutoff float64, rejected, drift bool, at time.Time) {
 	s.last.result, s.last.adjusted, s.last.cutoff = r, adjusted, cutoff
 	s.last.rejected, s.last.drift, s.last.at = rejected, drift, at
-	s.last.counts = s.window.Counts(s.last.counts)
+	s.last.counts = s.counts(s.last.counts)
 }
 
 // adjust sets m.adjusted to the round's corrected p-values (the
@@ -41,8 +41,11 @@ func (m *DriftMonitor) adjust() {
 	m.adjusted, m.order = distribution.AdjustBenjaminiHochberg(m.adjusted, m.order, m.pValues)
 }
 
-// Snapshot returns copies of every subject's reference and current
-// histograms and its last round's statistics, most drifted first. It is
+// Snapshot returns copies of every watched distribution subject's
+// reference and current histograms (a categorical subject's over its
+// folded bins, without edges) and its last round's statistics, most
+// drifted first, with the rows observed and the alerts raised (of every
+// subject, the error stream's included) and where. It is
 // safe for concurrent use with ObserveBatch (it holds distMu while it
 // copies).
 func (m *DriftMonitor) Snapshot() distribution.Report {
@@ -53,30 +56,49 @@ func (m *DriftMonitor) Snapshot() distribution.Report {
 		Subjects: make([]distribution.SubjectReport, 0, len(m.subjects))}
 	for i := range m.subjects {
 		s := &m.subjects[i]
-		v := distribution.SubjectReport{Subject: s.subject, Detector: s.detector, Feature: i < len(m.cfg.Features),
+		v := distribution.SubjectReport{Subject: s.subject, Detector: s.detector, Feature: s != m.pred, Categorical: s.cat != nil,
 			ReferenceSize: m.cfg.ReferenceSize, State: "ok"}
 		if s.episode != "" {
 			v.State = string(s.episode)
 		}
-		if s.window == nil {
+		switch {
+		case !s.profiled() && s.cat != nil:
+			v.Profiling, v.ReferenceSampled = true, int(s.cat.profile.Total)
+		case !s.profiled():
 			v.Profiling, v.ReferenceSampled = true, len(s.ref)
+		case s.cat != nil:
+			v.ReferenceSampled = int(s.cat.profile.Total)
+			v.Reference = slices.Clone(s.cat.profile.Counts)
+		default:
+			v.ReferenceSampled = int(s.profile.Total)
+			v.Edges = slices.Clone(s.profile.Edges)
+			v.Reference = slices.Clone(s.profile.Counts)
+		}
+		if v.Profiling {
 			snap.Subjects = append(snap.Subjects, v)
 			continue
 		}
-		v.ReferenceSampled = int(s.profile.Total)
-		v.Edges = slices.Clone(s.profile.Edges)
-		v.Reference = slices.Clone(s.profile.Counts)
 		if s.last.counts != nil {
 			v.Current = slices.Clone(s.last.counts)
 			r := s.last.result
-			v.PSI, v.KS, v.PValue, v.CorrectedPValue = r.PSI, r.KS, r.KSPValue, s.last.adjusted
+			v.PSI, v.KS, v.ChiSquare, v.PValue, v.CorrectedPValue = r.PSI, r.KS, r.ChiSquare, r.KSPValue, s.last.adjusted
+			if s.cat != nil {
+				v.PValue = r.ChiSquarePValue
+			}
 			v.Cutoff, v.Rejected, v.Drift, v.EvaluatedAt = s.last.cutoff, s.last.rejected, s.last.drift, s.last.at
 		} else {
-			v.Current, v.Live, v.PValue, v.CorrectedPValue = s.window.Counts(nil), true, 1, 1
+			v.Current, v.Live, v.PValue, v.CorrectedPValue = s.counts(nil), true, 1, 1
 		}
 		snap.Subjects = append(snap.Subjects, v)
 	}
 	slices.SortStableFunc(snap.Subjects, compareDrifted)
+	snap.Rows = m.seen
+	m.raisedMu.Lock()
+	snap.Raised = slices.Clone(m.raised)
+	m.raisedMu.Unlock()
+	if snap.Raised == nil {
+		snap.Raised = []distribution.RaisedAlert{}
+	}
 	return snap
 }
 

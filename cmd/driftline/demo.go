@@ -279,11 +279,11 @@ loop:
 	}
 	sum.DriftAt = sf.driftAt
 	sum.Alerts = []demoAlert{}
-	for _, a := range pl.RaisedAlerts() {
+	for _, a := range pl.RaisedAlertsAt() {
 		if a.State == alert.StateDrift {
 			sum.DriftAlerts++
 		}
-		sum.Alerts = append(sum.Alerts, demoAlert{Detector: a.Detector, Subject: a.Subject, State: string(a.State), Severity: string(a.Severity), Statistic: a.Statistic, Window: a.Window})
+		sum.Alerts = append(sum.Alerts, demoAlert{Detector: a.Detector, Subject: a.Subject, State: string(a.State), Severity: string(a.Severity), Statistic: a.Statistic, Window: a.Window, Rows: a.Rows})
 	}
 	if sum.Champion, sum.Versions, sum.RolloutEvents, err = app.GovernanceSummary(context.WithoutCancel(ctx), pl.Registry(), spec.Model.Name); err != nil {
 		return fmt.Errorf("read the registry: %w", err)
@@ -321,6 +321,8 @@ type demoAlert struct {
 	Severity  string  `json:"severity"`
 	Statistic float64 `json:"statistic"`
 	Window    uint64  `json:"window"`
+	// Rows are the rows the drift monitor had observed when it raised it.
+	Rows uint64 `json:"rows"`
 }
 
 // jsonSafe replaces NaN metrics (no labels yet) with -1, which JSON can carry.

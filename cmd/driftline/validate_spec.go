@@ -9,7 +9,7 @@ import (
 )
 
 func cmdValidateSpec(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate-spec", "FILE", "Check a pipeline spec: YAML syntax, unknown keys, types, the rules\nbetween fields and the blocks other packages own (model.kind and params,\nrollout.gate). Every problem in the file is reported, one a line, as\nFILE:LINE: FIELD: message.", stderr)
+	fs := newFlags("validate-spec", "FILE", "Check a pipeline spec: YAML syntax, unknown keys, types, the rules\nbetween fields and the blocks other packages own (model.kind and params,\nrollout.gate), and what drift.watch names (features, categories,\nprediction, error, or a numeric, categorical or text-token field of\nstages). Every problem in the file is reported, one a line, as\nFILE:LINE: FIELD: message.", stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

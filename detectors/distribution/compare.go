@@ -43,15 +43,36 @@ type Result struct {
 // is 0 and every p-value 1. It does not allocate.
 func Compare(w *Window) Result {
 	p := w.profile
-	r := Result{Reference: p.Total, Current: w.total, KSPValue: 1, ChiSquarePValue: 1}
+	r := compareBins(p.Counts, w.counts, p.Total, w.total)
 	if w.total == 0 {
 		return r
 	}
 	nr, nc := float64(p.Total), float64(w.total)
 	var cumR, cumC float64
-	nonEmpty := 0
 	for i, rc := range p.Counts {
-		pr, pc := float64(rc)/nr, float64(w.counts[i])/nc
+		cumR += float64(rc) / nr
+		cumC += float64(w.counts[i]) / nc
+		r.KS = max(r.KS, math.Abs(cumR-cumC))
+	}
+	r.KSPValue = stat.KSAsymptoticPValue(r.KS, nr, nc)
+	r.Wasserstein = wasserstein(p, w)
+	return r
+}
+
+// compareBins computes the statistics that do not depend on the order of
+// the bins (PSI, Jensen-Shannon, chi-square) of the current counts against
+// the reference counts, which have equal lengths and sum to nr and nc. KS
+// is left 0 with p-value 1. It does not allocate.
+func compareBins(ref, cur []uint64, nr, nc uint64) Result {
+	r := Result{Reference: nr, Current: nc, KSPValue: 1, ChiSquarePValue: 1}
+	if nr == 0 || nc == 0 {
+		return r
+	}
+	fnr, fnc := float64(nr), float64(nc)
+	nonEmpty := 0
+	for i, rc := range ref {
+		cc := cur[i]
+		pr, pc := float64(rc)/fnr, float64(cc)/fnc
 
 		fr, fc := max(pr, psiFloor), max(pc, psiFloor)
 		r.PSI += (fc - fr) * math.Log(fc/fr)
@@ -64,25 +85,19 @@ func Compare(w *Window) Result {
 			r.JensenShannon += pc * math.Log2(pc/m) / 2
 		}
 
-		cumR += pr
-		cumC += pc
-		r.KS = max(r.KS, math.Abs(cumR-cumC))
-
-		both := float64(rc + w.counts[i])
+		both := float64(rc + cc)
 		if both > 0 {
 			nonEmpty++
-			er := nr * both / (nr + nc)
-			ec := nc * both / (nr + nc)
-			dr, dc := float64(rc)-er, float64(w.counts[i])-ec
+			er := fnr * both / (fnr + fnc)
+			ec := fnc * both / (fnr + fnc)
+			dr, dc := float64(rc)-er, float64(cc)-ec
 			r.ChiSquare += dr*dr/er + dc*dc/ec
 		}
 	}
-	r.KSPValue = stat.KSAsymptoticPValue(r.KS, nr, nc)
 	r.ChiSquareDF = max(nonEmpty-1, 0)
 	if r.ChiSquareDF > 0 {
 		r.ChiSquarePValue = stat.ChiSquareSF(r.ChiSquare, float64(r.ChiSquareDF))
 	}
-	r.Wasserstein = wasserstein(p, w)
 	return r
 }
 

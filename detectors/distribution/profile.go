@@ -2,7 +2,11 @@
 // prediction score) in a current window with a reference profile: PSI,
 // two-sample Kolmogorov-Smirnov with p-value, chi-square with p-value,
 // Jensen-Shannon divergence and Wasserstein-1 distance, plus Bonferroni and
-// Benjamini-Hochberg corrections across features.
+// Benjamini-Hochberg corrections across features. Categorical subjects
+// (hashed categorical fields, the words of a text field) have their own
+// unordered histograms, CategoryProfile and CategoryWindow, compared by the
+// chi-square test of homogeneity with PSI as the effect size
+// (CompareCategories).
 //
 // Memory is bounded: the reference is a histogram whose bin edges are
 // quantiles of the reference sample, and the current window only counts

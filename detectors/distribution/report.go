@@ -1,16 +1,24 @@
 package distribution
 
-import "time"
+import (
+	"time"
 
-// SubjectReport is one watched distribution (a feature or the
-// prediction) as the status page shows it, in the spirit of Evidently's
-// data drift report: the reference histogram and the current one over the
-// same bins, and the last round's statistics.
+	"github.com/driftline/driftline/detectors/alert"
+)
+
+// SubjectReport is one watched distribution (a feature, a categorical
+// subject or the prediction) as the status page shows it, in the spirit of
+// Evidently's data drift report: the reference histogram and the current
+// one over the same bins, and the last round's statistics.
 type SubjectReport struct {
 	Subject  string `json:"subject"`
 	Detector string `json:"detector"`
 	// Feature is false for the prediction score.
 	Feature bool `json:"feature"`
+	// Categorical is true for a categorical subject (a CategoryProfile's
+	// unordered bins, no Edges, tested by chi-square: KS is 0 and PValue
+	// is the chi-square p-value).
+	Categorical bool `json:"categorical"`
 	// Profiling is true while the reference sample is still being taken;
 	// ReferenceSampled of ReferenceSize values are in.
 	Profiling        bool `json:"profiling"`
@@ -24,10 +32,13 @@ type SubjectReport struct {
 	Current   []uint64  `json:"current"`
 	Live      bool      `json:"live"`
 	// The last round's statistics (zero before the first round): PSI, the
-	// KS statistic and its p-value, the p-value corrected across the round's
-	// subjects, the round's cut-off on the raw p-value, and the decision.
+	// KS statistic, the chi-square statistic, the test's p-value (KS, or
+	// chi-square for a categorical subject), the p-value corrected across
+	// the round's subjects, the round's cut-off on the raw p-value, and the
+	// decision.
 	PSI             float64   `json:"psi"`
 	KS              float64   `json:"ks"`
+	ChiSquare       float64   `json:"chi_square"`
 	PValue          float64   `json:"p_value"`
 	CorrectedPValue float64   `json:"corrected_p_value"`
 	Cutoff          float64   `json:"cutoff"`
@@ -52,4 +63,20 @@ type Report struct {
 	// by corrected p-value ascending and PSI descending; subjects still
 	// profiling come last.
 	Subjects []SubjectReport `json:"subjects"`
+	// Rows is the number of rows the monitor has observed, warm-up
+	// included.
+	Rows uint64 `json:"rows"`
+	// Raised are the alerts the monitor raised (the newest ones, oldest
+	// first), each with where in the stream it was raised.
+	Raised []RaisedAlert `json:"raised"`
+}
+
+// RaisedAlert is an alert with the position in the stream at which a
+// monitor raised it: Rows, the rows it had observed by then (Report.Rows
+// at that moment). Rows are counted in the order the monitor saw them; an
+// alert on the error stream is raised when an outcome arrives, which is
+// usually well after its row.
+type RaisedAlert struct {
+	alert.Alert
+	Rows uint64 `json:"rows"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,6 +110,18 @@ func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.Dr
 	cfg.ModelVersion = spec.Model.Name + "@" + spec.Model.Version
 	cfg.Features = spec.Stages.Featurize.Numeric
 	d := spec.Drift
+	cfg.Watch = driftSubjects(spec, stages.CategorySubjects(spec))
+	for _, c := range stages.CategorySubjects(spec) {
+		if slices.Contains(cfg.Watch, c.Name) {
+			cfg.Categories = append(cfg.Categories, c)
+		}
+	}
+	if d.CategoryBins > 0 {
+		cfg.CategoryBins = d.CategoryBins
+	}
+	if d.MinPSI > 0 {
+		cfg.MinPSI = d.MinPSI
+	}
 	if d.ErrorDetector != "" {
 		cfg.ErrorDetector = d.ErrorDetector
 	}
@@ -137,6 +150,35 @@ func newDriftMonitor(spec *pipeline.Spec, reg prometheus.Registerer) (*stages.Dr
 		return nil, fmt.Errorf("drift: %w", err)
 	}
 	return mon, nil
+}
+
+// driftSubjects expands drift.watch (kinds and fields; absent: the
+// default kinds) into the monitor's subject names.
+func driftSubjects(spec *pipeline.Spec, categories []stages.CategorySubject) []string {
+	watch := spec.Drift.Watch
+	if watch == nil {
+		watch = pipeline.DriftWatchDefault
+	}
+	var out []string
+	for _, w := range watch {
+		switch w {
+		case pipeline.DriftWatchPrediction, pipeline.DriftWatchError:
+			out = append(out, w)
+			continue
+		}
+		numeric := w == pipeline.DriftWatchFeatures || spec.DriftWatchKindOf(w) == pipeline.DriftWatchFeatures
+		for _, f := range spec.Stages.Featurize.Numeric {
+			if numeric && (w == f || w == pipeline.DriftWatchFeatures) {
+				out = append(out, f)
+			}
+		}
+		for _, c := range categories {
+			if w == c.Field || w == pipeline.DriftWatchCategories {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out
 }
 
 // StartAlertRouter consumes the spec's alerts topic through a watermill

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/detectors/alert"
+	"github.com/driftline/driftline/detectors/distribution"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/governance"
 	"github.com/driftline/driftline/models/registry"
@@ -526,6 +528,25 @@ func (a *App) RaisedAlerts() []alert.Alert {
 		return nil
 	}
 	return a.alerts.Raised()
+}
+
+// RaisedAlertsAt returns RaisedAlerts, each with the rows the drift
+// monitor had observed when it raised it (Rows 0 for one the monitor no
+// longer keeps: it keeps the newest 256).
+func (a *App) RaisedAlertsAt() []distribution.RaisedAlert {
+	raised := a.RaisedAlerts()
+	out := make([]distribution.RaisedAlert, len(raised))
+	var kept []distribution.RaisedAlert
+	if a.drift != nil {
+		kept = a.drift.Snapshot().Raised
+	}
+	for i, al := range raised {
+		out[i].Alert = al
+		if j := slices.IndexFunc(kept, func(r distribution.RaisedAlert) bool { return r.Alert == al }); j >= 0 {
+			out[i].Rows = kept[j].Rows
+		}
+	}
+	return out
 }
 
 // Labels reports the label plane's counts; ok is false without a labels

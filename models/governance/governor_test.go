@@ -811,7 +811,7 @@ func TestOutcomeDeltaMultiClass(t *testing.T) {
 	multi := models.Decision{Threshold: models.Threshold, Classes: 3}
 	for _, c := range []struct {
 		score, label float64
-		correct      float64
+		correct      int64
 	}{{2, 2, 1}, {1, 2, 0}, {0, 0, 1}} {
 		d, ok := outcomeDeltaAt(c.score, c.label, multi)
 		if !ok || d.N != 1 || d.Correct != c.correct || d.LogLoss != 0 || d.AbsErr != 0 || d.Positives != 0 {

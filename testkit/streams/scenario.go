@@ -55,13 +55,16 @@ func ScenarioNames() []string {
 //     labelled escalate (1 for cancellation and complaints); at driftAt
 //     the intent mix moves from 25% to 70% cancellations and complaints;
 //   - financial-sentiment: headlines about eight tickers, labelled with
-//     their sentiment (1 positive); at driftAt the news on ACME, a third
-//     of the volume, turns from 75% to 10% positive;
+//     their sentiment (1 positive); at driftAt the news on ACME turns from
+//     75% to 10% positive and its share of the volume grows from 34% to
+//     60%;
 //   - click-through: ad impressions (user, ad, site, device, position)
 //     with clicks from a logistic concept over hashed identities; a
 //     click's label arrives 1-3 label delays later, a non-click's (the
 //     attribution window closing) 5 later, and 5% of labels never come;
-//     at driftAt the click rate of mobile web traffic triples.
+//     at driftAt a campaign moves traffic to mobile web (its share from
+//     25% to 55%) and mobile web's click rate triples (before driftAt
+//     the stream draws exactly what it would without a drift).
 func NewScenario(name string, seed uint64, driftAt int64) (Scenario, error) {
 	base := scenarioBase{seed: seed, driftAt: driftAt, rng: rand.New(rand.NewPCG(seed, 0x7363656e6172696f)), pii: NewLeakSet()}
 	base.idPrefix = "e-" + strconv.FormatUint(seed, 10) + "-"
@@ -183,9 +186,11 @@ func (s *customerService) Next(e *ScenarioEvent) {
 type financialSentiment struct{ scenarioBase }
 
 var (
-	fsTickers  = []string{"ACME", "GLOBX", "INITECH", "UMBRL", "STARK", "WAYNE", "TYRELL", "CYBRD"}
-	fsWeights  = []float64{0.34, 0.10, 0.10, 0.10, 0.09, 0.09, 0.09, 0.09}
-	fsPositive = []string{"%s beats earnings estimates", "%s raises full-year guidance", "%s shares rally on strong demand", "analysts upgrade %s to buy",
+	fsTickers = []string{"ACME", "GLOBX", "INITECH", "UMBRL", "STARK", "WAYNE", "TYRELL", "CYBRD"}
+	fsWeights = []float64{0.34, 0.10, 0.10, 0.10, 0.09, 0.09, 0.09, 0.09}
+	// After the drift ACME, in the news, is 60% of the volume.
+	fsWeightsAfter = []float64{0.60, 0.06, 0.06, 0.06, 0.055, 0.055, 0.055, 0.055}
+	fsPositive     = []string{"%s beats earnings estimates", "%s raises full-year guidance", "%s shares rally on strong demand", "analysts upgrade %s to buy",
 		"%s announces record revenue", "%s wins major contract", "%s expands into new markets", "%s dividend increased"}
 	fsNegative = []string{"%s misses earnings estimates", "%s cuts guidance amid weak demand", "%s shares slump after warning", "analysts downgrade %s to sell",
 		"%s faces regulatory probe", "%s recalls flagship product", "%s announces layoffs", "%s CFO resigns unexpectedly"}
@@ -194,7 +199,11 @@ var (
 
 func (s *financialSentiment) Next(e *ScenarioEvent) {
 	r := s.rng
-	k := drawMix(r, fsWeights)
+	weights := fsWeights
+	if s.drifted() {
+		weights = fsWeightsAfter
+	}
+	k := drawMix(r, weights)
 	ticker := fsTickers[k]
 	pPositive := 0.6
 	if k == 0 {
@@ -232,6 +241,13 @@ type clickThrough struct{ scenarioBase }
 
 var ctrDevices = []string{"ios", "android", "mobile_web", "desktop"}
 
+// After the drift, a share ctrMobileWebCampaign of the impressions is
+// mobile web (ctrDevices[ctrMobileWeb]) before the uniform draw.
+const (
+	ctrMobileWeb         = 2
+	ctrMobileWebCampaign = 0.4
+)
+
 // ctrEffect is a seeded effect in [-1, 1] of one identity on the click
 // logit: a hash, so that the concept is a fixed function of the ids.
 func ctrEffect(kind string, id uint64) float64 {
@@ -250,9 +266,12 @@ func (s *clickThrough) Next(e *ScenarioEvent) {
 	ad := uint64(r.IntN(60))
 	site := uint64(math.Floor(math.Pow(r.Float64(), 2) * 200)) // a few sites get most traffic
 	device := r.IntN(len(ctrDevices))
+	if s.drifted() && r.Float64() < ctrMobileWebCampaign {
+		device = ctrMobileWeb
+	}
 	position := 1 + r.IntN(5)
 	logit := -2.2 + 0.8*ctrEffect("ad", ad) + 0.6*ctrEffect("site", site) + 0.2*ctrEffect("user", user) - 0.25*float64(position-1)
-	if ctrDevices[device] == "mobile_web" && s.drifted() {
+	if device == ctrMobileWeb && s.drifted() {
 		logit += math.Log(3)
 	}
 	click := r.Float64() < 1/(1+math.Exp(-logit))
