@@ -78,7 +78,7 @@ func cmdReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fromOffsets := fs.String("from-offsets", "", "first offset per partition, inclusive: P:O,... (e.g. 0:100,1:250)")
 	toOffsets := fs.String("to-offsets", "", "end offset per partition, exclusive: P:O,... (same partitions as --from-offsets)")
 	toTopic := fs.String("to-topic", "", "target: backfill topic for the shadow predictions (created if missing); the targets are --to-topic, --to-lake and --backtest")
-	toDLQ := fs.String("to-dlq", "", "topic for rejected rows (default: drop them, counted)")
+	toDLQ := fs.String("to-dlq", "", "topic for rejected rows, created if missing (default: drop them, counted)")
 	ckptTopic := fs.String("checkpoint-topic", app.DefaultCheckpointTopic, "compacted topic holding the committed checkpoints (created if missing)")
 	runID := fs.String("run-id", "", "name of the run (default: derived from spec, ranges, target and model, so a re-run resumes)")
 	modelVersion := fs.String("model-version", "", "model version number or alias in the registry (with --snapshot: only the version label)")

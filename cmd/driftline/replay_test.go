@@ -9,10 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/internal/app"
+	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/replaytest"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestReplayTimeRangeExactlyOnceOnKfake(t *testing.T) {
@@ -128,5 +131,65 @@ func TestReplayFlagErrorsNameTheFlag(t *testing.T) {
 	err := flagError(fmt.Errorf("run x: %w", &app.OptionError{Option: "to-topic", Value: "b", Err: errors.New("topic b not ready")}))
 	if err.Error() != "run x: --to-topic b: topic b not ready" {
 		t.Errorf("flagError = %q", err)
+	}
+}
+
+// TestReplayPoisonPillToTheDLQ: a replay writes a rejected row's DLQ
+// record as the live pipeline does. The issue 11 poison pill (an
+// 800,000-byte malformed event), encrypted under the demo spec's
+// dlq_payload: encrypt, is over 1 MB: its record is truncated to the DLQ
+// topic's limit with the input's size and SHA-256, and its payload is not
+// the plaintext. Before, the replay's runner had no record limit and wrote
+// plaintext DLQ payloads.
+func TestReplayPoisonPillToTheDLQ(t *testing.T) {
+	broker := kafkatest.StartKfake(t)
+	env := loadReplayEnv(t, broker.Addr, redistest.StartMiniredis(t))
+	if env.Spec.Stages.Anonymize.DLQPayload != "encrypt" {
+		t.Fatalf("the demo spec's dlq_payload is %q, want encrypt", env.Spec.Stages.Anonymize.DLQPayload)
+	}
+	input := env.Spec.Topics.Input
+	broker.CreateTopic(t, input, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	replaytest.ProduceEvents(t, ctx, env.Brokers, input, 100, 1)
+	pill := append([]byte("{"), bytes.Repeat([]byte("y"), 799_999)...)
+	cl := replaytest.Client(t, env.Brokers, kgo.ProducerBatchMaxBytes(2<<20))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: input, Value: pill}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	replaytest.ProduceEvents(t, ctx, env.Brokers, input, 100, 2)
+	end := replaytest.EndOffsets(t, ctx, env.Brokers, input)[0]
+
+	args := []string{"replay", "--spec", env.SpecPath, "--from-offsets", "0:0", "--to-offsets", fmt.Sprintf("0:%d", end),
+		"--to-topic", "backfill", "--to-dlq", "backfill.dlq", "--snapshot", env.Snapshot, "--model-version", "7"}
+	var stdout, stderr bytes.Buffer
+	if code := runMain(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("replay exited %d: %s\n%s", code, stdout.String(), tail(stderr.String(), 3000))
+	}
+	var found bool
+	err := kafka.ReadTopics(ctx, kafka.ClientConfig{Brokers: env.Brokers}, true, func(r *kafka.Record) error {
+		h := map[string]string{}
+		size := len(r.Key) + len(r.Value)
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+			size += len(kv.Key) + len(kv.Value)
+		}
+		if bytes.Contains(r.Value, []byte("yyyyyyyy")) {
+			t.Errorf("a DLQ payload holds the plaintext input (%d bytes)", len(r.Value))
+		}
+		if h[pipeline.HeaderPayloadSize] != "800000" {
+			return nil
+		}
+		found = true
+		if limit := kafka.DefaultMaxMessageBytes; size > limit || h[pipeline.HeaderPayloadTruncated] != "true" || h[pipeline.HeaderPayloadSHA256] == "" {
+			t.Errorf("the pill's DLQ record: %d bytes (limit %d), headers %v", size, limit, h)
+		}
+		return nil
+	}, "backfill.dlq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found {
+		t.Errorf("no DLQ record of the 800,000-byte pill; replay said: %s", stdout.String())
 	}
 }

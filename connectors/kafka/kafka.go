@@ -117,7 +117,7 @@ type Client struct {
 	lag   *prometheus.GaugeVec
 	ready atomic.Bool
 	// limits are the output topics' record limits (LearnRecordLimits).
-	limits atomic.Pointer[map[string]int]
+	limits recordLimits
 
 	mu      sync.Mutex // guards workers and open between callbacks and Run
 	workers map[tp]*partitionWorker
@@ -156,7 +156,7 @@ func New(cfg Config) (*Client, error) {
 	opts = append(opts,
 		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.ProducerBatchMaxBytesFn(c.batchMaxBytes),
+		kgo.ProducerBatchMaxBytesFn(c.limits.batchMaxBytes),
 	)
 	if cfg.Group != "" {
 		lag, err := lagGauge(cfg.Registerer)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -18,18 +20,20 @@ const DefaultMaxMessageBytes = 1_048_588
 // topic whose limit was not learned keeps.
 const unlearnedBatchBytes = 1_000_012
 
-// LearnRecordLimits reads the max.message.bytes of each topic, the
-// largest record batch the brokers take for it, and makes it the topic's
-// limit: MaxRecordBytes returns it, and this client's produce batches to
-// the topic stay within it. A topic whose config cannot be read (it does
-// not exist yet and will be created on first use, or the principal may not
-// describe it) takes the brokers' message.max.bytes instead, and failing
-// that DefaultMaxMessageBytes; each such fallback is logged once, here.
-// Call it before the first produce to the topics: franz-go fixes a
-// partition's batch bound when it first sees the partition. It returns the
-// limits it set.
-func (c *Client) LearnRecordLimits(ctx context.Context, topics ...string) map[string]int {
-	adm := kadm.NewClient(c.cl)
+// recordLimits are the record limits of the topics a client writes, read
+// from each topic's max.message.bytes. It is safe for concurrent use; the
+// zero value has learned nothing.
+type recordLimits struct {
+	m atomic.Pointer[map[string]int]
+}
+
+// learn reads the max.message.bytes of each topic, the largest record
+// batch the brokers take for it, and makes it the topic's limit. A topic
+// whose config cannot be read (it does not exist yet and will be created
+// on first use, or the principal may not describe it) takes the brokers'
+// message.max.bytes instead, and failing that DefaultMaxMessageBytes;
+// each such fallback is logged once, here. It returns the limits it set.
+func (l *recordLimits) learn(ctx context.Context, adm *kadm.Client, log *slog.Logger, topics ...string) map[string]int {
 	limits := make(map[string]int, len(topics))
 	var missing []string
 	configs, describeErr := adm.DescribeTopicConfigs(ctx, topics...)
@@ -61,11 +65,11 @@ func (c *Client) LearnRecordLimits(ctx context.Context, topics ...string) map[st
 		for _, t := range missing {
 			limits[t] = fallback
 		}
-		c.log.Warn("kafka: could not read max.message.bytes of some output topics; their records are kept within "+source,
+		log.Warn("kafka: could not read max.message.bytes of some output topics; their records are kept within "+source,
 			"topics", missing, "limit_bytes", fallback, "err", err)
 	}
 	merged := make(map[string]int, len(limits))
-	if old := c.limits.Load(); old != nil {
+	if old := l.m.Load(); old != nil {
 		for t, v := range *old {
 			merged[t] = v
 		}
@@ -73,15 +77,14 @@ func (c *Client) LearnRecordLimits(ctx context.Context, topics ...string) map[st
 	for t, v := range limits {
 		merged[t] = v
 	}
-	c.limits.Store(&merged)
+	l.m.Store(&merged)
 	return limits
 }
 
-// MaxRecordBytes is the limit of topic's records that LearnRecordLimits
-// set, or franz-go's default produce batch bound (1,000,012 bytes) for a
-// topic it was not given. It is a pipeline.RunnerConfig.RecordLimit.
-func (c *Client) MaxRecordBytes(topic string) int {
-	if m := c.limits.Load(); m != nil {
+// get is the limit learn set for topic, or franz-go's default produce
+// batch bound (1,000,012 bytes) for a topic it was not given.
+func (l *recordLimits) get(topic string) int {
+	if m := l.m.Load(); m != nil {
 		if v, ok := (*m)[topic]; ok {
 			return v
 		}
@@ -89,11 +92,27 @@ func (c *Client) MaxRecordBytes(topic string) int {
 	return unlearnedBatchBytes
 }
 
-// batchMaxBytes is franz-go's per-topic batch bound: the learned limit,
-// within the range franz-go accepts.
-func (c *Client) batchMaxBytes(topic string) int32 {
-	return int32(min(max(c.MaxRecordBytes(topic), 512), 1<<30))
+// batchMaxBytes is franz-go's per-topic batch bound
+// (kgo.ProducerBatchMaxBytesFn): the learned limit, within the range
+// franz-go accepts.
+func (l *recordLimits) batchMaxBytes(topic string) int32 {
+	return int32(min(max(l.get(topic), 512), 1<<30))
 }
+
+// LearnRecordLimits reads the max.message.bytes of each topic and makes
+// it the topic's limit (see recordLimits.learn): MaxRecordBytes returns
+// it, and this client's produce batches to the topic stay within it. Call
+// it before the first produce to the topics: franz-go fixes a partition's
+// batch bound when it first sees the partition. It returns the limits it
+// set.
+func (c *Client) LearnRecordLimits(ctx context.Context, topics ...string) map[string]int {
+	return c.limits.learn(ctx, kadm.NewClient(c.cl), c.log, topics...)
+}
+
+// MaxRecordBytes is the limit of topic's records that LearnRecordLimits
+// set, or franz-go's default produce batch bound (1,000,012 bytes) for a
+// topic it was not given. It is a pipeline.RunnerConfig.RecordLimit.
+func (c *Client) MaxRecordBytes(topic string) int { return c.limits.get(topic) }
 
 // brokerMaxMessageBytes reads message.max.bytes of one broker.
 func brokerMaxMessageBytes(ctx context.Context, adm *kadm.Client) (int, error) {

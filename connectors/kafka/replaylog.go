@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/pipeline"
@@ -57,8 +59,9 @@ func (c *ReplayCommitterConfig) Validate() error {
 // values) in one Kafka transaction. Consumers of the outputs must read
 // with read-committed isolation. It is used by one goroutine; Close it.
 type ReplayCommitter struct {
-	cfg ReplayCommitterConfig
-	txn *kgo.Client
+	cfg    ReplayCommitterConfig
+	txn    *kgo.Client
+	limits *recordLimits
 }
 
 // NewReplayCommitter validates cfg and builds the transactional producer.
@@ -67,17 +70,30 @@ func NewReplayCommitter(cfg ReplayCommitterConfig) (*ReplayCommitter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	limits := &recordLimits{}
 	txn, err := cfg.Client.NewFranzClient(
 		kgo.TransactionalID(cfg.TransactionalID),
 		kgo.TransactionTimeout(cmp.Or(cfg.TransactionTimeout, DefaultReplayTransactionTimeout)),
 		kgo.ProducerLinger(time.Millisecond),
-		kgo.ProducerBatchMaxBytes(4<<20),
+		kgo.ProducerBatchMaxBytesFn(limits.batchMaxBytes),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka transactional client: %w", err)
 	}
-	return &ReplayCommitter{cfg: cfg, txn: txn}, nil
+	return &ReplayCommitter{cfg: cfg, txn: txn, limits: limits}, nil
 }
+
+// LearnRecordLimits reads the max.message.bytes of the topics the replay
+// writes (as Client.LearnRecordLimits does); call it before the first
+// commit. MaxRecordBytes then bounds each topic's records.
+func (c *ReplayCommitter) LearnRecordLimits(ctx context.Context, log *slog.Logger, topics ...string) map[string]int {
+	return c.limits.learn(ctx, kadm.NewClient(c.txn), cmp.Or(log, slog.Default()), topics...)
+}
+
+// MaxRecordBytes is the record limit of topic that LearnRecordLimits set
+// (franz-go's default produce batch bound before); it is a
+// replay.Config.RecordLimit.
+func (c *ReplayCommitter) MaxRecordBytes(topic string) int { return c.limits.get(topic) }
 
 // Close closes the producer; an open transaction is left to the broker,
 // which aborts it after the transaction timeout or when the next

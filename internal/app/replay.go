@@ -166,6 +166,11 @@ func runReplay(ctx context.Context, opts *ReplayOptions, cc kafka.ClientConfig, 
 	if err := adm.EnsureTopic(ctx, opts.ToTopic, parts, false); err != nil {
 		return replay.Result{RunID: runID}, optionErr("to-topic", opts.ToTopic, err)
 	}
+	if opts.ToDLQ != "" {
+		if err := adm.EnsureTopic(ctx, opts.ToDLQ, parts, false); err != nil {
+			return replay.Result{RunID: runID}, optionErr("to-dlq", opts.ToDLQ, err)
+		}
+	}
 	committer, err := kafka.NewReplayCommitter(kafka.ReplayCommitterConfig{Client: cc, TransactionalID: "driftline-replay-" + runID, CheckpointTopic: opts.CheckpointTopic})
 	if err != nil {
 		return replay.Result{RunID: runID}, err
@@ -181,6 +186,17 @@ func runReplay(ctx context.Context, opts *ReplayOptions, cc kafka.ClientConfig, 
 	if err != nil {
 		return replay.Result{RunID: runID}, fmt.Errorf("stages.anonymize: %w", err)
 	}
+	// Rejected rows' DLQ records are what the live pipeline writes: within
+	// the topic's record limit, encrypted under dlq_payload: encrypt.
+	committer.LearnRecordLimits(ctx, log, slices.DeleteFunc([]string{opts.ToTopic, opts.ToDLQ}, func(t string) bool { return t == "" })...)
+	var newDLQPayload func() pipeline.DLQPayloadFunc
+	if spec.Stages.Anonymize.DLQPayload == "encrypt" {
+		crypt, err := stages.NewAnonymize(s, keys)
+		if err != nil {
+			return replay.Result{RunID: runID}, err
+		}
+		newDLQPayload = func() pipeline.DLQPayloadFunc { return crypt.Clone().EncryptDLQ }
+	}
 	return replay.Run(ctx, replay.Config{
 		Topic: spec.Topics.Input, Ranges: ranges, RunID: runID,
 		NewStages: func() ([]pipeline.Stage, error) {
@@ -192,6 +208,7 @@ func runReplay(ctx context.Context, opts *ReplayOptions, cc kafka.ClientConfig, 
 		},
 		Stateful:    spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil,
 		OutputTopic: opts.ToTopic, DLQTopic: opts.ToDLQ,
+		NewDLQPayload: newDLQPayload, RecordLimit: committer.MaxRecordBytes, PropagateHeaders: spec.Output.PropagateHeaders,
 		BatchSize: batchSize(opts.BatchSize, spec), Parallel: max(opts.Parallel, 1),
 		Input: input, Committer: committer, Progress: opts.Progress, Logger: log,
 	})

@@ -33,6 +33,17 @@ type Config struct {
 	OutputTopic string
 	// DLQTopic receives rejected rows; "" drops them (they are counted).
 	DLQTopic string
+	// NewDLQPayload, when set, gives each partition's chain the function
+	// that writes a DLQ record's value (the spec's dlq_payload, such as an
+	// encrypting one, which is not safe for concurrent use); nil keeps the
+	// input as is. RecordLimit bounds a record of a topic, so that an
+	// oversized input's DLQ copy is truncated to fit (nil: no bound), and
+	// PropagateHeaders names the input headers copied to the outputs: all
+	// as pipeline.RunnerConfig, so that a replay writes what the live
+	// pipeline writes.
+	NewDLQPayload    func() pipeline.DLQPayloadFunc
+	RecordLimit      func(topic string) int
+	PropagateHeaders []string
 	// BatchSize is the most input records per micro-batch (one chunk);
 	// Parallel the most partitions replayed at once. Both at least 1.
 	BatchSize, Parallel int

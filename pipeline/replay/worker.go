@@ -61,7 +61,12 @@ func (w *worker) run(ctx context.Context) error {
 	if dlq == "" {
 		dlq = dropTopic
 	}
-	runner, err := pipeline.NewRunner(pipeline.RunnerConfig{Stages: list, Sink: sink, DLQTopic: dlq, Metrics: w.metrics})
+	rc := pipeline.RunnerConfig{Stages: list, Sink: sink, DLQTopic: dlq, Metrics: w.metrics,
+		RecordLimit: w.cfg.RecordLimit, PropagateHeaders: w.cfg.PropagateHeaders}
+	if w.cfg.NewDLQPayload != nil {
+		rc.DLQPayload = w.cfg.NewDLQPayload()
+	}
+	runner, err := pipeline.NewRunner(rc)
 	if err != nil {
 		return err
 	}
