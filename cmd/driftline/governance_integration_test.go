@@ -361,20 +361,7 @@ func (s servedOutcomes) rate(lo, hi int) float64 {
 // stream's first n events' served prediction against its label.
 func servedAccuracy(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec, cfg streams.Config, n int) servedOutcomes {
 	t.Helper()
-	gen, err := streams.NewGenerator(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	labels := make([]int, n)
-	prefix := ""
-	var e streams.Event
-	for i := range n {
-		gen.Next(&e)
-		labels[i] = e.Label
-		if i == 0 {
-			prefix = e.ID[:strings.LastIndexByte(e.ID, '-')+1]
-		}
-	}
+	labels, prefix := streamLabels(t, cfg, n)
 	out := servedOutcomes{right: make([]bool, n), seen: make([]bool, n)}
 	forEachRecord(t, broker, spec.Topics.Predictions, func(r *kgo.Record) {
 		var p struct {
