@@ -104,8 +104,7 @@ func chaosSpec(t *testing.T, broker *kafkatest.Broker, rds *redistest.Redis, edi
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts,
-		spec.Topics.Alerts + ".poison", spec.Topics.Audit, spec.Rollout.ShadowTopic} {
+	for _, topic := range app.Topics(spec) {
 		broker.CreateTopic(t, topic, 4)
 	}
 	return spec, path

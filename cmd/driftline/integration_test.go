@@ -40,8 +40,7 @@ func integrationSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts,
-		spec.Topics.Alerts + ".poison", spec.Topics.Audit, spec.Rollout.ShadowTopic} {
+	for _, topic := range app.Topics(spec) {
 		broker.CreateTopic(t, topic, 4)
 	}
 	return spec, path

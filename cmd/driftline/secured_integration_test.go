@@ -90,8 +90,7 @@ func TestIntegrationSecuredCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts,
-		spec.Topics.Alerts + ".poison", spec.Topics.Audit, spec.Rollout.ShadowTopic} {
+	for _, topic := range app.Topics(spec) {
 		broker.CreateTopic(t, topic, 2)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
