@@ -70,13 +70,13 @@ func benchMessages(rows [][]byte) []pipeline.Message {
 	return msgs
 }
 
-func benchSpec(b *testing.B) *pipeline.Spec {
+func benchSpec(b testing.TB) *pipeline.Spec {
 	spec := testSpec(b, false)
 	spec.Schema.MaxStringBytes = pipeline.DefaultMaxStringBytes
 	return spec
 }
 
-func must(b *testing.B, err error) {
+func must(b testing.TB, err error) {
 	if err != nil {
 		b.Fatal(err)
 	}
