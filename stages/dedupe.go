@@ -35,8 +35,10 @@ type Dedupe struct {
 	pos     []byte
 	own     []byte
 	res     []string
-	// recent is the in-process filter; nil when off.
+	// recent is the in-process filter; nil when off. hashes holds its
+	// hash of each key sent to Redis.
 	recent *recentIDs
+	hashes []uint64
 	// now reads the monotonic clock the filter's times are on.
 	now func() time.Duration
 }
@@ -64,7 +66,7 @@ func (d *Dedupe) Name() string { return "dedupe" }
 
 // Process implements pipeline.Stage.
 func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
-	d.rows = d.rows[:0]
+	d.rows, d.hashes = d.rows[:0], d.hashes[:0]
 	if b.Len() == 0 {
 		return nil
 	}
@@ -81,9 +83,13 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		}
 		d.key = appendEventID(append(d.key[:0], d.prefix...), b, d.idCol, i)
-		if d.recent != nil && d.recent.duplicate(d.key, b.Messages[i].Offset, now) {
-			b.MarkDuplicate(i)
-			continue
+		if d.recent != nil {
+			h := d.recent.hash(d.key)
+			if d.recent.duplicate(h, d.key, b.Messages[i].Offset, now) {
+				b.MarkDuplicate(i)
+				continue
+			}
+			d.hashes = append(d.hashes, h)
 		}
 		if keys == nil {
 			keys = make([]string, 0, b.Len()-i)
@@ -117,7 +123,7 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	for n, prev := range res {
 		if prev == "" {
 			if d.recent != nil {
-				d.recent.remember(keys[n], b.Messages[d.rows[n]].Offset, now)
+				d.recent.remember(d.hashes[n], keys[n], b.Messages[d.rows[n]].Offset, now)
 			}
 			continue
 		}

@@ -28,15 +28,17 @@ func BenchmarkDedupe(b *testing.B) {
 	}{{"redis=miniredis", redistest.StartMiniredis}, {"redis=server", redistest.StartRedis}}
 	for _, srv := range servers {
 		b.Run(srv.name, func(b *testing.B) {
-			r := srv.start(b)
-			rdb := r.Client(b)
 			for _, dups := range []string{"none", "half", "all"} {
 				for _, filter := range []int{0, pipeline.DefaultDedupeRecentIDs} {
 					name := "dups=" + dups + "/filter=off"
 					if filter > 0 {
 						name = "dups=" + dups + "/filter=on"
 					}
-					b.Run(name, func(b *testing.B) { benchDedupe(b, rdb, dups, filter) })
+					b.Run(name, func(b *testing.B) {
+						// A fresh server each: the keys earlier runs wrote
+						// would slow the later ones.
+						benchDedupe(b, srv.start(b).Client(b), dups, filter)
+					})
 				}
 			}
 		})
@@ -48,8 +50,7 @@ func benchDedupe(b *testing.B, rdb redis.UniversalClient, dups string, filter in
 	spec.Stages.Dedupe.RecentIDs = &filter
 	batch := decoded(b, spec)
 	d := NewDedupe(spec, rdb)
-	// Every sub-benchmark and run has its own namespace.
-	ns := spec.Redis.KeyPrefix + strconv.FormatInt(benchNamespace.next(), 10) + ":"
+	ns := spec.Redis.KeyPrefix
 	lastSet := int64(-1)
 	setBatch := func(round, keySet int64) {
 		if keySet != lastSet {
@@ -87,10 +88,3 @@ func benchDedupe(b *testing.B, rdb redis.UniversalClient, dups string, filter in
 	b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")
 	b.ReportMetric(float64(duplicates)/events, "dups/event")
 }
-
-// benchNamespace numbers the benchmarks' Redis key namespaces.
-var benchNamespace counter
-
-type counter struct{ n int64 }
-
-func (c *counter) next() int64 { c.n++; return c.n }

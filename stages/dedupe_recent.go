@@ -1,6 +1,9 @@
 package stages
 
-import "time"
+import (
+	"hash/maphash"
+	"time"
+)
 
 // recentIDs is the dedupe stage's in-process filter in front of Redis: the
 // event ids whose Redis key this process itself created (SET NX answered
@@ -26,7 +29,10 @@ import "time"
 //     (the chains are per partition loop, so that happens only when a
 //     chain is used for several partitions, e.g. in tests).
 //   - Bounded: at most capacity ids, the oldest forgotten first (a ring of
-//     keys beside the map).
+//     key hashes beside the map). The map is keyed by the key's hash and
+//     holds the key, which a hit must equal: two keys of one hash share a
+//     slot (the later one replaces the earlier, which is then forgotten),
+//     never an answer.
 //
 // A recentIDs is used by one goroutine at a time, as its Dedupe is.
 type recentIDs struct {
@@ -35,14 +41,17 @@ type recentIDs struct {
 	topic     string
 	partition int32
 	bound     bool
-	byKey     map[string]recentID
-	// ring holds the keys in insertion order; slot next is overwritten
-	// next, evicting its key unless that key was remembered again since.
-	ring []string
+	seed      maphash.Seed
+	byHash    map[uint64]recentID
+	// ring holds the key hashes in insertion order; slot next is
+	// overwritten next, evicting its entry unless that entry was
+	// remembered again since.
+	ring []uint64
 	next int
 }
 
 type recentID struct {
+	key    string
 	offset int64
 	at     time.Duration // on the Dedupe's monotonic clock
 	slot   int
@@ -61,7 +70,7 @@ func newRecentIDs(capacity int, ttl time.Duration) *recentIDs {
 	if capacity <= 0 || window <= 0 {
 		return nil
 	}
-	return &recentIDs{capacity: capacity, window: window, byKey: make(map[string]recentID)}
+	return &recentIDs{capacity: capacity, window: window, seed: maphash.MakeSeed(), byHash: make(map[uint64]recentID)}
 }
 
 // bind makes the filter the given partition's, emptying it when it held
@@ -70,32 +79,35 @@ func (r *recentIDs) bind(topic string, partition int32) {
 	if r.bound && r.topic == topic && r.partition == partition {
 		return
 	}
-	clear(r.byKey)
+	clear(r.byHash)
 	clear(r.ring)
 	r.next = 0
 	r.topic, r.partition, r.bound = topic, partition, true
 }
 
-// duplicate reports whether key, seen now at offset, is provably a
-// duplicate (see the type's contract). The lookup does not allocate.
-func (r *recentIDs) duplicate(key []byte, offset int64, now time.Duration) bool {
-	e, ok := r.byKey[string(key)]
-	return ok && e.offset != offset && now-e.at < r.window
+// hash is key's hash for duplicate and remember.
+func (r *recentIDs) hash(key []byte) uint64 { return maphash.Bytes(r.seed, key) }
+
+// duplicate reports whether key (of hash h), seen now at offset, is
+// provably a duplicate (see the type's contract). It does not allocate.
+func (r *recentIDs) duplicate(h uint64, key []byte, offset int64, now time.Duration) bool {
+	e, ok := r.byHash[h]
+	return ok && e.key == string(key) && e.offset != offset && now-e.at < r.window
 }
 
-// remember records that this process created key with offset, having sent
-// the SET at time at. key is kept, not copied.
-func (r *recentIDs) remember(key string, offset int64, at time.Duration) {
+// remember records that this process created key (of hash h) with
+// offset, having sent the SET at time at. key is kept, not copied.
+func (r *recentIDs) remember(h uint64, key string, offset int64, at time.Duration) {
 	if r.ring == nil {
-		r.ring = make([]string, r.capacity)
+		r.ring = make([]uint64, r.capacity)
 	}
-	if old := r.ring[r.next]; old != "" {
-		if e, ok := r.byKey[old]; ok && e.slot == r.next {
-			delete(r.byKey, old)
-		}
+	// Only the entry written at this slot has this slot.
+	old := r.ring[r.next]
+	if e, ok := r.byHash[old]; ok && e.slot == r.next {
+		delete(r.byHash, old)
 	}
-	r.ring[r.next] = key
-	r.byKey[key] = recentID{offset: offset, at: at, slot: r.next}
+	r.ring[r.next] = h
+	r.byHash[h] = recentID{key: key, offset: offset, at: at, slot: r.next}
 	r.next++
 	if r.next == r.capacity {
 		r.next = 0
@@ -103,4 +115,4 @@ func (r *recentIDs) remember(key string, offset int64, at time.Duration) {
 }
 
 // len is the number of ids remembered.
-func (r *recentIDs) len() int { return len(r.byKey) }
+func (r *recentIDs) len() int { return len(r.byHash) }

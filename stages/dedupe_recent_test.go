@@ -180,32 +180,43 @@ func TestRecentIDsBounded(t *testing.T) {
 	r := newRecentIDs(4, time.Hour)
 	r.bind("events", 0)
 	for i := range 10 {
-		r.remember(fmt.Sprintf("k%d", i), int64(i), 0)
+		k := fmt.Sprintf("k%d", i)
+		r.remember(r.hash([]byte(k)), k, int64(i), 0)
 		if r.len() > 4 {
 			t.Fatalf("after %d ids the filter holds %d, more than 4", i+1, r.len())
 		}
 	}
 	for i := range 10 {
-		got := r.duplicate([]byte(fmt.Sprintf("k%d", i)), 100, time.Minute)
+		k := []byte(fmt.Sprintf("k%d", i))
+		got := r.duplicate(r.hash(k), k, 100, time.Minute)
 		if want := i >= 6; got != want {
 			t.Errorf("k%d: duplicate %v, want %v (the 4 newest remembered)", i, got, want)
 		}
 	}
 	// k9 remembered again takes a new slot; its old slot's eviction must
 	// not forget it.
-	r.remember("k9", 50, 0)
+	k9 := []byte("k9")
+	r.remember(r.hash(k9), "k9", 50, 0)
 	for i := range 3 {
-		r.remember(fmt.Sprintf("n%d", i), int64(i), 0)
+		k := fmt.Sprintf("n%d", i)
+		r.remember(r.hash([]byte(k)), k, int64(i), 0)
 	}
-	if !r.duplicate([]byte("k9"), 100, time.Minute) {
+	if !r.duplicate(r.hash(k9), k9, 100, time.Minute) {
 		t.Error("k9, remembered again, was forgotten with its older slot")
 	}
 	if r.len() > 4 {
 		t.Errorf("the filter holds %d ids, more than 4", r.len())
 	}
 	// The window: TTL less the margin, on the entry's time.
-	if r.duplicate([]byte("k9"), 100, time.Hour-ttlMargin(time.Hour)) {
+	if r.duplicate(r.hash(k9), k9, 100, time.Hour-ttlMargin(time.Hour)) {
 		t.Error("an id at the end of the window is still a duplicate")
+	}
+	// Two keys of one hash: the later replaces the earlier, and a lookup
+	// of the earlier by that hash is no duplicate.
+	r.remember(7, "x", 1, 0)
+	r.remember(7, "y", 2, 0)
+	if r.duplicate(7, []byte("x"), 100, time.Minute) || !r.duplicate(7, []byte("y"), 100, time.Minute) {
+		t.Error("a hash shared by two keys answered for the wrong key")
 	}
 	if newRecentIDs(0, time.Hour) != nil || newRecentIDs(8, time.Second) != nil {
 		t.Error("capacity 0, or a TTL with no window after the margin, must give no filter")
