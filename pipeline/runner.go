@@ -64,6 +64,9 @@ type Runner struct {
 	// prev is the previous batch's acknowledgement, which the next one
 	// waits for, so that acks run in batch order.
 	prev *batchAck
+	// spareOuts holds output slices whose batches were acknowledged, for
+	// the next batches to reuse (the sink is done with them then).
+	spareOuts chan []OutRecord
 }
 
 // batchAck is one batch's acknowledgement outcome, set before done closes.
@@ -95,7 +98,8 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	}
 	first := &batchAck{done: make(chan struct{})}
 	close(first.done)
-	return &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first}, nil
+	return &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first,
+		spareOuts: make(chan []OutRecord, cfg.MaxPendingBatches+1)}, nil
 }
 
 // Handle implements PartitionHandler: it processes the batch and returns
@@ -158,7 +162,14 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		}
 	}
 	// The outputs leave with the batch: the next batch reuses b.Outputs.
-	outs := append([]OutRecord(nil), b.Outputs...)
+	// The copy goes to a spare slice of an acknowledged batch when there
+	// is one, and back to the spares once this batch is acknowledged.
+	var outs []OutRecord
+	select {
+	case outs = <-r.spareOuts:
+	default:
+	}
+	outs = append(outs[:0], b.Outputs...)
 	select {
 	case r.pending <- struct{}{}:
 	case <-ctx.Done():
@@ -181,6 +192,11 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		}
 		cur.err = err
 		ack(err)
+		clear(outs) // drop the records' bytes
+		select {
+		case r.spareOuts <- outs[:0]:
+		default:
+		}
 		close(cur.done)
 		<-r.pending
 	}

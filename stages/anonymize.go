@@ -6,7 +6,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -100,6 +99,8 @@ func decodeAESKey(s string) ([]byte, error) {
 //   - drop: the value becomes null;
 //   - encrypt: base64(nonce ‖ AES-256-GCM(value)), with the field name as
 //     additional data; outputs carrying it get a driftline.key_id header.
+//     The 12-byte nonces count up from a random start per key (gcmNonces):
+//     unique without a crypto/rand read per value.
 //
 // It also encrypts DLQ payloads when the spec asks. The keyed HMAC is
 // reused with Reset, and repeated values hit a bounded cache of pseudonyms
@@ -113,6 +114,7 @@ type Anonymize struct {
 	newMAC  func() hash.Hash
 	mac     hash.Hash
 	aead    cipher.AEAD
+	nonces  *gcmNonces // shared with clones: one counter per key
 	keyID   string
 	sum     []byte
 	scratch []byte
@@ -168,6 +170,9 @@ func NewAnonymize(spec *pipeline.Spec, keys Keys) (*Anonymize, error) {
 			return nil, fmt.Errorf("anonymize: %w", err)
 		}
 		if a.aead, err = cipher.NewGCM(block); err != nil {
+			return nil, fmt.Errorf("anonymize: %w", err)
+		}
+		if a.nonces, err = newGCMNonces(); err != nil {
 			return nil, fmt.Errorf("anonymize: %w", err)
 		}
 	}
@@ -266,10 +271,10 @@ func (a *Anonymize) Encrypt(dst, plain, ad []byte) ([]byte, error) {
 	if a.aead == nil {
 		return nil, errors.New("no encryption key")
 	}
-	ns := a.aead.NonceSize()
+	const ns = gcmNonceSize // cipher.NewGCM's
 	sealed := slices.Grow(a.sealed[:0], ns+len(plain)+a.aead.Overhead())[:ns]
-	if _, err := rand.Read(sealed); err != nil {
-		return nil, fmt.Errorf("nonce: %w", err)
+	if err := a.nonces.next(sealed); err != nil {
+		return nil, err
 	}
 	sealed = a.aead.Seal(sealed, sealed[:ns], plain, ad)
 	a.sealed = sealed
@@ -280,7 +285,7 @@ func (a *Anonymize) Encrypt(dst, plain, ad []byte) ([]byte, error) {
 const DLQAssociatedData = "driftline.dlq"
 
 // Clone returns an Anonymize with the same keys and its own scratch state,
-// for another partition loop.
+// for another partition loop. The clones share one nonce counter.
 func (a *Anonymize) Clone() *Anonymize {
 	c := *a
 	c.sum, c.scratch, c.sealed = nil, nil, nil

@@ -231,18 +231,13 @@ func (s *Score) scoreArms(ctx context.Context, b *pipeline.Batch) error {
 	}
 	// A fresh buffer per batch, as in Process: pending records point into it.
 	s.buf = make([]byte, 0, cap(s.buf))
-	// Each arm's warmth is read once per batch.
-	warm := map[*ServedModel]bool{view.Champion: view.Champion.Warm()}
-	for _, m := range []*ServedModel{view.Canary, view.Shadow} {
-		if m != nil {
-			warm[m] = m.Warm()
-		}
-	}
+	// Each arm's fragment (and warmth) is written once per batch.
+	s.frags.reset()
 	emit := func(topic string, m *ServedModel, i int, score float32) {
 		start := len(s.buf)
 		s.buf = appendEventID(s.buf, b, s.idCol, i)
 		keyEnd := len(s.buf)
-		s.buf = s.appendPrediction(s.buf, m, warm[m], b, i, score)
+		s.buf = s.appendPrediction(s.buf, s.frags.of(m), b, i, score)
 		// Records slice s.buf only once it has stopped growing (below).
 		b.AppendOutput(i, pipeline.OutRecord{Topic: topic, Key: s.buf[start:keyEnd], Headers: s.keyHeader})
 		s.ends = append(s.ends, [3]int{start, keyEnd, len(s.buf)})

@@ -16,7 +16,14 @@ import (
 // batch. The key's value is the event's source position, so an event that
 // is redelivered after a crash (same topic, partition and offset) is not
 // mistaken for its own duplicate and is processed again: at-least-once
-// delivery loses nothing. A Dedupe is used by one partition loop at a time.
+// delivery loses nothing.
+//
+// In front of Redis sits an exact in-process filter (stages.dedupe.
+// recent_ids ids per partition loop, see recentIDs): an id whose key this
+// process created a moment ago, at another offset, is a duplicate without a
+// round trip, and a batch whose live rows are all such duplicates makes
+// none. Every other id asks Redis as before. A Dedupe is used by one
+// partition loop at a time.
 type Dedupe struct {
 	rdb     redis.UniversalClient
 	prefix  string
@@ -28,15 +35,29 @@ type Dedupe struct {
 	pos     []byte
 	own     []byte
 	res     []string
+	// recent is the in-process filter; nil when off. hashes holds its
+	// hash of each key sent to Redis.
+	recent *recentIDs
+	hashes []uint64
+	// now reads the monotonic clock the filter's times are on.
+	now func() time.Duration
 }
 
 // NewDedupe builds the stage; keys are prefix+"dedupe:"+id.
 func NewDedupe(spec *pipeline.Spec, rdb redis.UniversalClient) *Dedupe {
+	ds := &spec.Stages.Dedupe
+	recent := pipeline.DefaultDedupeRecentIDs
+	if ds.RecentIDs != nil {
+		recent = *ds.RecentIDs
+	}
+	start := time.Now()
 	return &Dedupe{
 		rdb:    rdb,
 		prefix: spec.Redis.KeyPrefix + "dedupe:",
-		ttl:    spec.Stages.Dedupe.TTL.D(),
+		ttl:    ds.TTL.D(),
 		idCol:  spec.FieldIndex(spec.Schema.IDField),
+		recent: newRecentIDs(recent, ds.TTL.D()),
+		now:    func() time.Duration { return time.Since(start) },
 	}
 }
 
@@ -45,14 +66,34 @@ func (d *Dedupe) Name() string { return "dedupe" }
 
 // Process implements pipeline.Stage.
 func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
-	d.rows = d.rows[:0]
-	keys := make([]string, 0, b.Len())
+	d.rows, d.hashes = d.rows[:0], d.hashes[:0]
+	if b.Len() == 0 {
+		return nil
+	}
+	// Every row of a batch comes from one topic and partition.
+	topic, partition := b.Messages[0].Topic, b.Messages[0].Partition
+	now := d.now() // before the SETs are sent: see recentIDs
+	if d.recent != nil {
+		d.recent.bind(topic, partition)
+	}
+	var keys []string
 	offsets := d.offsets[:0]
 	for i := 0; i < b.Len(); i++ {
 		if !b.OK(i) {
 			continue
 		}
 		d.key = appendEventID(append(d.key[:0], d.prefix...), b, d.idCol, i)
+		if d.recent != nil {
+			h := d.recent.hash(d.key)
+			if d.recent.duplicate(h, d.key, b.Messages[i].Offset, now) {
+				b.MarkDuplicate(i)
+				continue
+			}
+			d.hashes = append(d.hashes, h)
+		}
+		if keys == nil {
+			keys = make([]string, 0, b.Len()-i)
+		}
 		keys = append(keys, string(d.key))
 		offsets = strconv.AppendInt(offsets, b.Messages[i].Offset, 10)
 		offsets = append(offsets, ' ')
@@ -62,8 +103,7 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	// Every row of a batch comes from one topic and partition.
-	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: b.Messages[0].Topic, Partition: b.Messages[0].Partition, Offset: 0})
+	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: topic, Partition: partition, Offset: 0})
 	pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
 	d.pos = pos
 	res := d.res[:0]
@@ -82,6 +122,9 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	d.res = res
 	for n, prev := range res {
 		if prev == "" {
+			if d.recent != nil {
+				d.recent.remember(d.hashes[n], keys[n], b.Messages[d.rows[n]].Offset, now)
+			}
 			continue
 		}
 		// The same source position means a redelivery of this very event.

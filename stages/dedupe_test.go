@@ -12,6 +12,7 @@ func TestDedupe(t *testing.T) {
 	spec := testSpec(t, false)
 	r, rdb := startRedis(t)
 	d, v, dd := NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)
+	clock := fakeClock(dd)
 	id := func(s string) []byte { return row(map[string]string{"event_id": `"` + s + `"`}) }
 
 	// Batch 1 at offsets 0..4: b repeats within the batch; row 3 is invalid
@@ -64,6 +65,7 @@ func TestDedupe(t *testing.T) {
 
 	// After the TTL the id may be used again.
 	r.Mini.FastForward(time.Hour + time.Second)
+	*clock += time.Hour + time.Second
 	late := newBatch(100, id("a"))
 	mustProcess(t, late, d, v, dd)
 	if !late.OK(0) {

@@ -133,11 +133,14 @@ type Score struct {
 	topic       string
 	idCol       int
 	passthrough []int
-	names       []string
 	decision    models.Decision
 	keyHeader   []pipeline.Header
 	rows        models.Rows
 	buf         []byte
+	rowEnds     []int // key and value ends in buf, per record
+	frags       predictionFragments
+	// passthroughKeys are `,"<name>":` per passthrough field.
+	passthroughKeys [][]byte
 	// arms, when set (NewScoreWithArms), replaces model: see scoreArms.
 	arms        *Arms
 	shadowTopic string
@@ -167,7 +170,7 @@ func NewScore(spec *pipeline.Spec, champion *ServedModel, keyID string) *Score {
 	}
 	for _, n := range spec.Output.Passthrough {
 		s.passthrough = append(s.passthrough, spec.FieldIndex(n))
-		s.names = append(s.names, n)
+		s.passthroughKeys = append(s.passthroughKeys, append(pipeline.AppendJSONString([]byte{','}, n), ':'))
 		if encrypted[n] && s.keyHeader == nil {
 			s.keyHeader = []pipeline.Header{{Key: pipeline.HeaderKeyID, Value: []byte(keyID)}}
 		}
@@ -200,14 +203,16 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 	// is fresh per batch: a pending batch's records still point into the
 	// previous one.
 	s.buf = make([]byte, 0, cap(s.buf))
-	ends := make([]int, 0, 2*n)
-	warm := s.model.Warm()
+	ends := s.rowEnds[:0]
+	s.frags.reset()
+	frag := s.frags.of(s.model)
 	for j, i := range fb.Row {
 		s.buf = appendEventID(s.buf, b, s.idCol, i)
 		ends = append(ends, len(s.buf))
-		s.buf = s.appendPrediction(s.buf, s.model, warm, b, i, b.Scores[j])
+		s.buf = s.appendPrediction(s.buf, frag, b, i, b.Scores[j])
 		ends = append(ends, len(s.buf))
 	}
+	s.rowEnds = ends
 	start := 0
 	for j, i := range fb.Row {
 		keyEnd, valEnd := ends[2*j], ends[2*j+1]
@@ -230,7 +235,9 @@ func FeatureRows(fb *pipeline.FeatureBlock) models.Rows {
 	return models.Rows{N: fb.Len(), NumDense: fb.NumDense, NumHashed: fb.NumHashed, Dense: fb.Dense, Hashed: fb.Hashed}
 }
 
-func (s *Score) appendPrediction(dst []byte, model *ServedModel, warm bool, b *pipeline.Batch, i int, score float32) []byte {
+// appendPrediction appends row i's prediction; frag is the scoring model's
+// fragment for the batch (predictionFragments).
+func (s *Score) appendPrediction(dst, frag []byte, b *pipeline.Batch, i int, score float32) []byte {
 	m := &b.Messages[i]
 	dst = append(dst, `{"event_id":`...)
 	dst = appendJSONValue(dst, b.Record.Column(s.idCol), i)
@@ -242,25 +249,52 @@ func (s *Score) appendPrediction(dst []byte, model *ServedModel, warm bool, b *p
 	}
 	dst = append(dst, `,"class":`...)
 	dst = strconv.AppendInt(dst, int64(s.decision.Class(float64(score))), 10)
-	dst = append(dst, `,"warm":`...)
-	dst = strconv.AppendBool(dst, warm)
-	dst = append(dst, `,"model":`...)
-	dst = pipeline.AppendJSONString(dst, model.Name)
-	dst = append(dst, `,"version":`...)
-	dst = pipeline.AppendJSONString(dst, model.Version)
-	dst = append(dst, `,"arm":`...)
-	dst = pipeline.AppendJSONString(dst, model.Arm)
-	dst = append(dst, `,"partition":`...)
+	dst = append(dst, frag...)
 	dst = strconv.AppendInt(dst, int64(m.Partition), 10)
 	dst = append(dst, `,"offset":`...)
 	dst = strconv.AppendInt(dst, m.Offset, 10)
 	for k, c := range s.passthrough {
-		dst = append(dst, ',')
-		dst = pipeline.AppendJSONString(dst, s.names[k])
-		dst = append(dst, ':')
+		dst = append(dst, s.passthroughKeys[k]...)
 		dst = appendJSONValue(dst, b.Record.Column(c), i)
 	}
 	return append(dst, '}')
+}
+
+// predictionFragments holds, for one batch, what every prediction of one
+// model has in common: `,"warm":…,"model":…,"version":…,"arm":…,
+// "partition":`, written once per model and batch instead of once per row
+// (the model's warmth is read once per batch, as before).
+type predictionFragments struct {
+	models []*ServedModel
+	frags  [][]byte
+}
+
+// reset forgets the previous batch's fragments, keeping their memory.
+func (p *predictionFragments) reset() { p.models = p.models[:0] }
+
+// of returns m's fragment, writing it on m's first call since reset.
+func (p *predictionFragments) of(m *ServedModel) []byte {
+	for k, have := range p.models {
+		if have == m {
+			return p.frags[k]
+		}
+	}
+	k := len(p.models)
+	p.models = append(p.models, m)
+	if k == len(p.frags) {
+		p.frags = append(p.frags, nil)
+	}
+	f := append(p.frags[k][:0], `,"warm":`...)
+	f = strconv.AppendBool(f, m.Warm())
+	f = append(f, `,"model":`...)
+	f = pipeline.AppendJSONString(f, m.Name)
+	f = append(f, `,"version":`...)
+	f = pipeline.AppendJSONString(f, m.Version)
+	f = append(f, `,"arm":`...)
+	f = pipeline.AppendJSONString(f, m.Arm)
+	f = append(f, `,"partition":`...)
+	p.frags[k] = f
+	return f
 }
 
 // appendJSONValue appends row i of col as a JSON value (null when null).

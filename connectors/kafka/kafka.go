@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -412,31 +413,63 @@ func (c *Client) WriteAsync(ctx context.Context, recs []pipeline.OutRecord, done
 		c.writeTxn(ctx, recs, done)
 		return
 	}
-	var (
-		remaining atomic.Int64
-		errOnce   sync.Once
-		firstErr  error
-	)
-	remaining.Store(int64(len(recs)))
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			errOnce.Do(func() { firstErr = err })
-		}
-		if remaining.Add(-1) == 0 {
-			if firstErr != nil {
-				done(fmt.Errorf("kafka: produce: %w", firstErr))
-				return
-			}
-			done(nil)
-		}
+	pb, _ := produceBatches.Get().(*produceBatch)
+	if pb == nil {
+		pb = &produceBatch{}
+		pb.promise = pb.acked
 	}
-	krecs := make([]kgo.Record, len(recs))
+	pb.done = done
+	pb.remaining.Store(int64(len(recs)))
+	pb.recs = slices.Grow(pb.recs[:0], len(recs))[:len(recs)]
+	krecs := pb.recs
 	for i := range recs {
 		r := &recs[i]
 		kr := &krecs[i]
-		kr.Topic, kr.Key, kr.Value, kr.Headers = r.Topic, r.Key, r.Value, kgoHeaders(r.Headers)
-		c.cl.Produce(ctx, kr, promise)
+		*kr = kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: kgoHeaders(r.Headers)}
+		// The last promise may recycle pb: nothing reads krecs after it.
+		c.cl.Produce(ctx, kr, pb.promise)
 	}
+}
+
+// produceBatch is one WriteAsync's records and acknowledgement count. It
+// is recycled (produceBatches) once its last record's promise has run:
+// franz-go reads a record no more once its promise is called, so a batch's
+// kgo.Record slice and promise serve the next batches without allocating.
+type produceBatch struct {
+	recs      []kgo.Record
+	remaining atomic.Int64
+	mu        sync.Mutex
+	firstErr  error
+	done      func(error)
+	promise   func(*kgo.Record, error) // acked, bound once
+}
+
+// produceBatches recycles produceBatch values between WriteAsync calls.
+var produceBatches sync.Pool
+
+// acked is every record's promise: the last one calls done with the first
+// error and recycles the batch.
+func (pb *produceBatch) acked(_ *kgo.Record, err error) {
+	if err != nil {
+		pb.mu.Lock()
+		if pb.firstErr == nil {
+			pb.firstErr = err
+		}
+		pb.mu.Unlock()
+	}
+	if pb.remaining.Add(-1) != 0 {
+		return
+	}
+	// Every other promise ran its decrement after its write of firstErr.
+	done, first := pb.done, pb.firstErr
+	clear(pb.recs) // drop the caller's bytes
+	pb.done, pb.firstErr = nil, nil
+	produceBatches.Put(pb)
+	if first != nil {
+		done(fmt.Errorf("kafka: produce: %w", first))
+		return
+	}
+	done(nil)
 }
 
 // Close closes the client; it is idempotent.

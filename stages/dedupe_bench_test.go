@@ -1,0 +1,90 @@
+package stages
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/redistest"
+)
+
+// BenchmarkDedupe is the dedupe stage alone on batches of 1,024 decoded
+// events, with the in-process filter off (every id asks Redis: the stage
+// before issue 15) and on (the default recent_ids), against miniredis and
+// a real redis-server on loopback:
+//   - dups=none: every batch's ids are new (each batch gets a fresh key
+//     namespace, which is the same work for Redis and the filter as fresh
+//     ids, without decoding new rows inside the timed loop);
+//   - dups=half: every other batch repeats of the
+//     previous batch's ids at new offsets, as a producer's retried batch;
+//   - dups=all: every batch repeats ids written before timing started.
+func BenchmarkDedupe(b *testing.B) {
+	servers := []struct {
+		name  string
+		start func(testing.TB) *redistest.Redis
+	}{{"redis=miniredis", redistest.StartMiniredis}, {"redis=server", redistest.StartRedis}}
+	for _, srv := range servers {
+		b.Run(srv.name, func(b *testing.B) {
+			for _, dups := range []string{"none", "half", "all"} {
+				for _, filter := range []int{0, pipeline.DefaultDedupeRecentIDs} {
+					name := "dups=" + dups + "/filter=off"
+					if filter > 0 {
+						name = "dups=" + dups + "/filter=on"
+					}
+					b.Run(name, func(b *testing.B) {
+						// A fresh server each: the keys earlier runs wrote
+						// would slow the later ones.
+						benchDedupe(b, srv.start(b).Client(b), dups, filter)
+					})
+				}
+			}
+		})
+	}
+}
+
+func benchDedupe(b *testing.B, rdb redis.UniversalClient, dups string, filter int) {
+	spec := benchSpec(b)
+	spec.Stages.Dedupe.RecentIDs = &filter
+	batch := decoded(b, spec)
+	d := NewDedupe(spec, rdb)
+	ns := spec.Redis.KeyPrefix
+	lastSet := int64(-1)
+	setBatch := func(round, keySet int64) {
+		if keySet != lastSet {
+			d.prefix, lastSet = ns+strconv.FormatInt(keySet, 10)+":dedupe:", keySet
+		}
+		for i := range batch.Messages {
+			batch.Messages[i].Offset = round*benchBatch + int64(i)
+			batch.State[i] = pipeline.RowOK
+		}
+	}
+	if dups == "all" {
+		setBatch(0, 0)
+		must(b, d.Process(context.Background(), batch))
+	}
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	round, duplicates := int64(1), 0
+	for b.Loop() {
+		switch dups {
+		case "none":
+			setBatch(round, round)
+		case "half":
+			setBatch(round, round/2)
+		case "all":
+			setBatch(round, 0)
+		}
+		must(b, d.Process(context.Background(), batch))
+		duplicates += countDuplicates(batch)
+		round++
+	}
+	cpu := processCPU(b) - cpu0
+	events := float64((round - 1) * benchBatch)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
+	// This process's CPU (miniredis runs in it; a redis-server does not).
+	b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")
+	b.ReportMetric(float64(duplicates)/events, "dups/event")
+}
