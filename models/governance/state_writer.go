@@ -350,7 +350,10 @@ func (w *StateWriter) lead(ctx context.Context, epoch int64, asked time.Time) (e
 		if !w.now().Before(ls.validUntil.Add(-renewEvery)) {
 			return errors.New("the lease may run out before a publish ends")
 		}
-		pubCtx, cancel := context.WithDeadline(ctx, ls.validUntil.Add(-renewEvery/2))
+		// A publish is bounded by the lease, not by ctx: one that a
+		// shutdown interrupted would abort, and what was learned since the
+		// last publish would be left to the next writer to learn again.
+		pubCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), ls.validUntil.Add(-renewEvery/2))
 		err = w.publish(pubCtx, sess, ls)
 		cancel()
 		switch {
