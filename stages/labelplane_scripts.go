@@ -33,28 +33,45 @@ package stages
 
 import "github.com/redis/go-redis/v9"
 
-// luaUnpend takes event id out of the pending batch its cached entry names:
-// the batch forgets it, the pending count drops, and a batch left empty
-// leaves the index. An entry without a batch reference (cached by an
-// older version) is left alone.
+// luaUnpend's unpend takes event id out of the pending batch its cached
+// entry names, and flushUnpend does what unpend gathered, one SREM per
+// batch: the batch forgets the ids, the pending count drops, and a batch
+// left empty leaves the index. An entry without a batch reference (cached
+// by an older version) is left alone.
 const luaUnpend = `
+local pend = {}
 local function unpend(entry, id)
   local len = #entry
   if len < 3 or string.byte(entry, len) ~= 183 then return end
   local n = string.byte(entry, len - 1)
   local ref = string.sub(entry, len - 1 - n, len - 2)
-  local bk = ARGV[5] .. ref
-  if redis.call('SREM', bk, id) == 1 then
-    redis.call('DECR', KEYS[3])
-    if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], ref) end
+  local l = pend[ref]
+  if not l then
+    l = {}
+    pend[ref] = l
   end
+  l[#l + 1] = id
+end
+local function flushUnpend()
+  for ref, l in pairs(pend) do
+    local bk = ARGV[5] .. ref
+    local gone = 0
+    for s = 1, #l, 500 do
+      gone = gone + redis.call('SREM', bk, unpack(l, s, math.min(s + 499, #l)))
+    end
+    if gone > 0 then
+      redis.call('DECRBY', KEYS[3], gone)
+      if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], ref) end
+    end
+  end
+  pend = {}
 end
 `
 
 // putBatch caches one batch of predictions and indexes them as one batch,
 // picks up their early labels when any label is parked at all, and trims
 // the cache: batches past their expiry count their pending predictions as
-// missing, parked labels past theirs as orphans, and the oldest pending
+// missing (and delete them), parked labels past theirs as orphans, and the oldest pending
 // predictions beyond ARGV[3] (labels.max_pending) are evicted.
 //
 // KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
@@ -72,7 +89,7 @@ local plen = #ARGV[4]
 local n = (#KEYS - 5) / 2
 local checkEarly = redis.call('ZCARD', KEYS[2]) > 0
 local out = {0, 0, 0}
-local added = 0
+local ids = {}
 for i = 1, n do
   local pk, ek = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local id = string.sub(pk, plen + 1)
@@ -88,11 +105,18 @@ for i = 1, n do
   else
     local old = redis.call('SET', pk, ARGV[8 + i], 'PX', ARGV[1], 'GET')
     if old then unpend(old, id) end
-    added = added + redis.call('SADD', KEYS[4], id)
+    ids[#ids + 1] = id
     if label and keep and #label == 4 then
       redis.call('XADD', KEYS[5], '*', 'id', id)
     end
   end
+end
+-- Re-cached events (a batch handed in again) leave their earlier batch
+-- first, this one included.
+flushUnpend()
+local added = 0
+for s = 1, #ids, 500 do
+  added = added + redis.call('SADD', KEYS[4], unpack(ids, s, math.min(s + 499, #ids)))
 end
 if added > 0 then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[8])
@@ -102,8 +126,16 @@ local now = ARGV[6]
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if #expired > 0 then
   for _, ref in ipairs(expired) do
+    -- Their keys may outlive them by a little (Redis's clock is not the
+    -- client's): delete them, so that one counted missing is never joined.
     local bk = ARGV[5] .. ref
-    out[1] = out[1] + redis.call('SCARD', bk)
+    local left = redis.call('SMEMBERS', bk)
+    for s = 1, #left, 500 do
+      local ks = {}
+      for k = s, math.min(s + 499, #left) do ks[#ks + 1] = ARGV[4] .. left[k] end
+      redis.call('DEL', unpack(ks))
+    end
+    out[1] = out[1] + #left
     redis.call('DEL', bk)
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -157,12 +189,15 @@ local out = {}
 for i = 1, n do
   local k, a = 3 + (i - 1) * ks, 6 + (i - 1) * as
   local pk, ek = KEYS[k + 1], KEYS[k + 2]
-  local res
-  local entry = redis.call('GET', pk)
+  local res, entry
+  if keep then
+    entry = redis.call('GET', pk)
+  else
+    entry = redis.call('GETDEL', pk)
+  end
   if entry then
     local id = string.sub(pk, plen + 1)
     if not keep then
-      redis.call('DEL', pk)
       unpend(entry, id)
       res = entry
     else
@@ -187,6 +222,7 @@ for i = 1, n do
   end
   out[i] = res
 end
+flushUnpend()
 out[n + 1] = parked
 return out
 `)
@@ -219,5 +255,6 @@ for i = 1, n do
   end
   out[i] = res
 end
+flushUnpend()
 return out
 `)
