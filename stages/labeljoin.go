@@ -97,14 +97,24 @@ func (c *PredictionCache) PutVersions(ctx context.Context, b *pipeline.Batch, ve
 
 // PutServed is Put with which model served each row and under which
 // rollout step (Score.Served), kept with each prediction. It is one
-// script call (putBatch): cache the batch, join its early labels, trim.
+// script call (putBatch) per labelPlaneChunk rows: cache them as one
+// batch, join their early labels, trim.
 func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, served Served) ([]earlyLabel, error) {
-	versions := served.Versions
-	fb := &b.Features
-	n := fb.Len()
-	if n == 0 {
-		return nil, nil
+	var found []earlyLabel
+	for from := 0; from < b.Features.Len(); from += labelPlaneChunk {
+		var err error
+		if found, err = c.putRows(ctx, b, served, from, min(from+labelPlaneChunk, b.Features.Len()), found); err != nil {
+			return nil, err
+		}
 	}
+	return found, nil
+}
+
+// putRows caches rows [from, to) of b.Features in one putBatch call, and
+// appends to found the rows whose early label it joined.
+func (c *PredictionCache) putRows(ctx context.Context, b *pipeline.Batch, served Served, from, to int, found []earlyLabel) ([]earlyLabel, error) {
+	fb := &b.Features
+	n := to - from
 	now := c.now()
 	ref := c.batchRef()
 	keys := make([]string, 0, 5+2*n)
@@ -116,13 +126,13 @@ func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, serv
 	args = append(args, (2 * c.ttl).Milliseconds(), now.Add(2*c.ttl).UnixMilli(), c.maxPending, c.prefix, c.batch,
 		now.UnixMilli(), c.keepFlag(), ref)
 	var key []byte
-	for j, i := range fb.Row {
-		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, i)
+	for j := from; j < to; j++ {
+		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, fb.Row[j])
 		id := key[len(c.prefix):]
 		keys = append(keys, string(key), c.early+string(id))
 		version := c.version
-		if versions != nil {
-			version = versions[j]
+		if served.Versions != nil {
+			version = served.Versions[j]
 		}
 		args = append(args, encodeEntry(now, b.Scores[j], version, served.step(j),
 			fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed], ref))
@@ -140,7 +150,6 @@ func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, serv
 	c.metrics.missing.Add(float64(missing + evicted))
 	c.metrics.orphan.Add(float64(orphaned))
 	c.metrics.evicted.Add(float64(evicted))
-	var found []earlyLabel
 	for k := 3; k < len(res); k += 2 {
 		row, _ := res[k].(int64)
 		raw, _ := res[k+1].(string)
@@ -148,14 +157,14 @@ func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, serv
 		if !ok || row < 0 || int(row) >= n {
 			return nil, fmt.Errorf("prediction cache: put: early label %v of row %v", res[k+1], res[k])
 		}
-		found = append(found, earlyLabel{row: int(row), label: label})
+		found = append(found, earlyLabel{row: from + int(row), label: label})
 	}
 	return found, nil
 }
 
-// joinChunk is the most labels one joinBatch call takes: a script holds
-// Redis for its whole run.
-const joinChunk = 512
+// labelPlaneChunk is the most events one label-plane script call takes
+// (putBatch, joinBatch): a script holds Redis for its whole run.
+const labelPlaneChunk = 512
 
 // joinLabels joins labels to their cached predictions in one joinBatch
 // call (pos: each label's position, in log mode), and returns one result
@@ -781,6 +790,8 @@ type labelPartition struct {
 	at    []int
 	buf   joinBuf
 	entry cachedPrediction
+	// res is each label's joinBatch result.
+	res []any
 	// refused are the batch's refused records, for the DLQ.
 	refused []refusedLabel
 	dlq     *pipeline.DLQBuilder
@@ -824,51 +835,52 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	jb.reset(0, 0)
 	parked := 0
 	view := j.arms()
-	for from := 0; from < len(lp.ids); from += joinChunk {
-		to := min(from+joinChunk, len(lp.ids))
+	lp.res = lp.res[:0]
+	for from := 0; from < len(lp.ids); from += labelPlaneChunk {
+		to := min(from+labelPlaneChunk, len(lp.ids))
 		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[min(from, len(lp.pos)):min(to, len(lp.pos))], now)
 		if err != nil {
 			return fmt.Errorf("label join: %w", err)
 		}
-		for k, r := range res {
-			i := from + k
-			raw, ok := r.(string)
-			switch {
-			case r == nil:
-				parked++
-				continue
-			case !ok:
-				// Not parked: labels.max_parked labels are parked already.
-				j.metrics.parkedOverflow.Inc()
-				lp.refused = append(lp.refused, refusedLabel{lp.at[i], pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
-					Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}})
-				continue
-			}
-			if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
-				j.metrics.invalid.Inc()
-				continue
-			}
-			if c.keep {
-				j.noteJoined(lp.ids[i])
-			}
-			e := &lp.entry
-			if now.Sub(e.at) > c.ttl {
-				j.metrics.late.Inc()
-			} else {
-				j.metrics.joined.Inc()
-			}
-			j.outcome(e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now)
-			if nd, nh := len(e.dense), len(e.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
-				// The rows gathered so far share one feature layout; an entry
-				// cached with another (before a featurize change) starts a new
-				// run, taught on its own.
-				if err := j.teach(jb, &view, now); err != nil {
-					return err
-				}
-				jb.reset(nd, nh)
-			}
-			jb.add(e.version, e.dense, e.hashed, lp.labels[i])
+		lp.res = append(lp.res, res...)
+	}
+	for i, r := range lp.res {
+		raw, ok := r.(string)
+		switch {
+		case r == nil:
+			parked++
+			continue
+		case !ok:
+			// Not parked: labels.max_parked labels are parked already.
+			j.metrics.parkedOverflow.Inc()
+			lp.refused = append(lp.refused, refusedLabel{lp.at[i], pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
+				Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}})
+			continue
 		}
+		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
+			j.metrics.invalid.Inc()
+			continue
+		}
+		if c.keep {
+			j.noteJoined(lp.ids[i])
+		}
+		e := &lp.entry
+		if now.Sub(e.at) > c.ttl {
+			j.metrics.late.Inc()
+		} else {
+			j.metrics.joined.Inc()
+		}
+		j.outcome(e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now)
+		if nd, nh := len(e.dense), len(e.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
+			// The rows gathered so far share one feature layout; an entry
+			// cached with another (before a featurize change) starts a new
+			// run, taught on its own.
+			if err := j.teach(jb, &view, now); err != nil {
+				return err
+			}
+			jb.reset(nd, nh)
+		}
+		jb.add(e.version, e.dense, e.hashed, lp.labels[i])
 	}
 	j.metrics.early.Add(float64(parked))
 	err := j.teach(jb, &view, now)

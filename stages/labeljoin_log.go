@@ -163,20 +163,13 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 	if !c.keep || len(entries) == 0 {
 		return nil, nil
 	}
-	keys := make([]string, 0, 3+3*len(entries))
-	keys = append(keys, c.batches, c.earlyIndex, c.pending)
-	args := make([]any, 0, 5+len(entries))
-	args = append(args, (2 * c.ttl).Milliseconds(), 0, 0, c.prefix, c.batch)
-	for _, e := range entries {
-		keys = append(keys, c.prefix+e.EventID, c.early+e.EventID, c.mark+e.EventID)
-		args = append(args, "r:"+e.ID)
-	}
-	res, err := joinEarlyBatch.Run(ctx, c.rdb, keys, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("label join: early labels: %w", err)
-	}
-	if len(res) != len(entries) {
-		return nil, fmt.Errorf("label join: early labels: a reply of %d elements for %d entries", len(res), len(entries))
+	res := make([]any, 0, len(entries))
+	for from := 0; from < len(entries); from += labelPlaneChunk {
+		part, err := c.joinEarly(ctx, entries[from:min(from+labelPlaneChunk, len(entries))])
+		if err != nil {
+			return nil, fmt.Errorf("label join: early labels: %w", err)
+		}
+		res = append(res, part...)
 	}
 	now := c.now()
 	view := j.arms()
@@ -210,6 +203,27 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 	err = j.teach(&jb, &view, now)
 	j.metrics.publish()
 	return joined, err
+}
+
+// joinEarly joins the parked labels of entries in one joinEarlyBatch call,
+// and returns per entry {entry, label}, or nil.
+func (c *PredictionCache) joinEarly(ctx context.Context, entries []EarlyReady) ([]any, error) {
+	keys := make([]string, 0, 3+3*len(entries))
+	keys = append(keys, c.batches, c.earlyIndex, c.pending)
+	args := make([]any, 0, 5+len(entries))
+	args = append(args, (2 * c.ttl).Milliseconds(), 0, 0, c.prefix, c.batch)
+	for _, e := range entries {
+		keys = append(keys, c.prefix+e.EventID, c.early+e.EventID, c.mark+e.EventID)
+		args = append(args, "r:"+e.ID)
+	}
+	res, err := joinEarlyBatch.Run(ctx, c.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(entries) {
+		return nil, fmt.Errorf("a reply of %d elements for %d entries", len(res), len(entries))
+	}
+	return res, nil
 }
 
 // decodeParkedLabel reads a parked label's 4 bytes (a float32).

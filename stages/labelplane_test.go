@@ -372,3 +372,33 @@ func TestPutLooksForEarlyLabelsOnlyWhenParked(t *testing.T) {
 		t.Fatalf("a Put with a label parked did not join c's: %+v", c)
 	}
 }
+
+// TestLabelPlaneChunks: batches larger than one script call takes
+// (labelPlaneChunk) join row for row: 900 early labels join their
+// predictions on Put, and 900 labels after their predictions join, each
+// to its own row (max_pending is 1,000).
+func TestLabelPlaneChunks(t *testing.T) {
+	const n = 900
+	ar := newArmsRig(t)
+	for _, path := range []string{"early", "after prediction"} {
+		evs := ids(path[:1], n)
+		if path == "early" {
+			ar.handle(t, labelMsgs(evs, labelRule))
+			ar.predict(t, evs...)
+		} else {
+			ar.predict(t, evs...)
+			ar.handle(t, labelMsgs(evs, labelRule))
+		}
+		counts, _, learned, _ := ar.take()
+		if counts["7/champion"] != n {
+			t.Fatalf("%s: outcomes %v, want %d of the champion", path, counts, n)
+		}
+		checkLearned(t, path, learned, n)
+	}
+	if c := ar.counts(); c.joined != 2*n || c.early != n {
+		t.Errorf("counts %+v, want joined %d, early %d", c, 2*n, n)
+	}
+	if got := pendingCount(t, ar.joinRig); got != 0 {
+		t.Errorf("pending %d, want 0", got)
+	}
+}
