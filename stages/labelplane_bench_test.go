@@ -68,14 +68,15 @@ func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) i
 // scripts/setup.sh), per batch of 256 events: "put" caches a scored
 // batch's predictions (PredictionCache.PutServed, the data plane's share;
 // the labels that follow are joined untimed, so that the cache stays
-// small), "join" joins a batch of 256 labels to cached predictions
+// small), "put-early" is put when the batch's labels came first (parked,
+// untimed) and the Put joins them, "join" joins a batch of 256 labels to cached predictions
 // (the labels topic's Handle). It reports ns/label, the Redis commands the
 // client sent per label (cmds/label; a script call is one) and, on
 // redis-server, the commands the server ran per label, those inside
 // scripts included (srv-cmds/label).
 func BenchmarkLabelPlane(b *testing.B) {
 	for _, backend := range []string{"miniredis", "redis-server"} {
-		for _, side := range []string{"put", "join"} {
+		for _, side := range []string{"put", "put-early", "join"} {
 			b.Run(backend+"/"+side, func(b *testing.B) {
 				var r *redistest.Redis
 				if backend == "miniredis" {
@@ -107,7 +108,10 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 		evs := ids("b"+strconv.Itoa(i)+"-", n)
 		msgs := labelMsgs(evs, labelRule)
 		var batch *pipeline.Batch
-		if side == "put" {
+		if side == "put-early" {
+			rig.handle(b, msgs)
+		}
+		if side != "join" {
 			rig.score.Observe = nil
 			batch = rig.scored(b, evs)
 			rig.score.Observe = observe
@@ -117,7 +121,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 		s0 := serverCalls(b, r, rdb)
 		c0 := counter.n.Load()
 		b.StartTimer()
-		if side == "put" {
+		if side != "join" {
 			if _, err := rig.cache.PutServed(ctx, batch, Served{}); err != nil {
 				b.Fatal(err)
 			}

@@ -87,19 +87,34 @@ var putBatch = redis.NewScript(luaUnpend + `
 local keep = ARGV[7] == '1'
 local plen = #ARGV[4]
 local n = (#KEYS - 5) / 2
-local checkEarly = redis.call('ZCARD', KEYS[2]) > 0
+-- The rows' parked labels, read only while any label is parked.
+local early = {}
+if redis.call('ZCARD', KEYS[2]) > 0 then
+  for s = 1, n, 500 do
+    local ks = {}
+    for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[5 + 2 * i] end
+    local vs = redis.call('MGET', unpack(ks))
+    for k = 1, #vs do early[s + k - 1] = vs[k] end
+  end
+end
 local out = {0, 0, 0}
 local ids = {}
+-- Outside log mode a parked label is taken once (taken), by the first row
+-- of its event, and deleted (consumed).
+local taken, consumed = {}, {}
 for i = 1, n do
   local pk, ek = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local id = string.sub(pk, plen + 1)
-  local label = false
-  if checkEarly then
-    label = redis.call('GET', ek)
-    if label and not keep then redis.call('DEL', ek) end
+  local label = early[i] or false
+  if label and not keep then
+    if taken[ek] then
+      label = false
+    else
+      taken[ek] = true
+      consumed[#consumed + 1] = ek
+    end
   end
   if label and not keep and #label == 4 then
-    redis.call('ZREM', KEYS[2], ek)
     out[#out + 1] = i - 1
     out[#out + 1] = label
   else
@@ -110,6 +125,11 @@ for i = 1, n do
       redis.call('XADD', KEYS[5], '*', 'id', id)
     end
   end
+end
+for s = 1, #consumed, 500 do
+  local e = math.min(s + 499, #consumed)
+  redis.call('DEL', unpack(consumed, s, e))
+  redis.call('ZREM', KEYS[2], unpack(consumed, s, e))
 end
 -- Re-cached events (a batch handed in again) leave their earlier batch
 -- first, this one included.

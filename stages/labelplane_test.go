@@ -116,6 +116,23 @@ func TestLabelBatchDuplicates(t *testing.T) {
 	}
 }
 
+// TestPutDuplicatesTakeAParkedLabelOnce: a batch of predictions that
+// holds an event twice joins the event's parked label once; the second
+// row is cached, pending.
+func TestPutDuplicatesTakeAParkedLabelOnce(t *testing.T) {
+	spec := testSpec(t, false)
+	rig := newJoinRig(t, spec)
+	rig.label(t, "a")
+	rig.predict(t, "a", "a", "b")
+	rig.expect(t, "one parked label, two rows", joinCounts{joined: 1, early: 1})
+	if got := pendingCount(t, rig); got != 2 {
+		t.Errorf("pending %d, want 2 (a's second row, b)", got)
+	}
+	if rig.r.Mini.Exists(spec.Redis.KeyPrefix + "early-label:a") {
+		t.Error("the joined parked label is still there")
+	}
+}
+
 // TestLoggedLabelBatchRejoin: in log mode, a batch re-joined with the same
 // positions (a writer restored from a publish before it) learns the same
 // labels again to the same weights, its in-batch duplicate (another
