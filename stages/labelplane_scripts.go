@@ -203,30 +203,51 @@ local ks, as = 2, 1
 if keep then ks, as = 3, 2 end
 local n = (#KEYS - 3) / ks
 local plen = #ARGV[4]
-local parked = redis.call('ZCARD', KEYS[2])
 local most = tonumber(ARGV[3])
+-- What the labels need is read in a few calls (500 keys each); the loop
+-- below then decides label by label, in order, on what was read and what
+-- it changed since (taken, marked, parkedNow), as a call per label would.
+local function readAll(cmd, key, off)
+  local vals = {}
+  for s = 1, n, 500 do
+    local args = {}
+    for i = s, math.min(s + 499, n) do args[#args + 1] = KEYS[3 + (i - 1) * ks + off] end
+    local vs
+    if key then vs = redis.call(cmd, key, unpack(args)) else vs = redis.call(cmd, unpack(args)) end
+    for k = 1, #vs do vals[s + k - 1] = vs[k] end
+  end
+  return vals
+end
+local entries = readAll('MGET', nil, 1)
+local marks = {}
+if keep then marks = readAll('MGET', nil, 3) end
+local parked = redis.call('ZCARD', KEYS[2])
+local indexed = {}
+if parked > 0 then indexed = readAll('ZMSCORE', KEYS[2], 2) end
+local taken, marked, parkedNow = {}, {}, {}
+local del, zadd = {}, {}
 local out = {}
 for i = 1, n do
   local k, a = 3 + (i - 1) * ks, 6 + (i - 1) * as
   local pk, ek = KEYS[k + 1], KEYS[k + 2]
-  local res, entry
-  if keep then
-    entry = redis.call('GET', pk)
-  else
-    entry = redis.call('GETDEL', pk)
-  end
-  if entry then
+  local res
+  local entry = entries[i]
+  if entry and not taken[pk] then
     local id = string.sub(pk, plen + 1)
     if not keep then
+      taken[pk] = true
+      del[#del + 1] = pk
       unpend(entry, id)
       res = entry
     else
-      local by = redis.call('GET', KEYS[k + 3])
+      local mk, pos = KEYS[k + 3], ARGV[a + 2]
+      local by = marked[mk] or marks[i]
       if not by then
-        redis.call('SET', KEYS[k + 3], ARGV[a + 2], 'PX', ARGV[1])
+        redis.call('SET', mk, pos, 'PX', ARGV[1])
+        marked[mk] = pos
         unpend(entry, id)
         res = entry
-      elseif by == ARGV[a + 2] then
+      elseif by == pos then
         res = entry
       end
     end
@@ -236,12 +257,17 @@ for i = 1, n do
       res = 0
     else
       redis.call('SET', ek, ARGV[a + 1], 'PX', ARGV[1])
-      parked = parked + redis.call('ZADD', KEYS[2], ARGV[2], ek)
+      if not indexed[i] and not parkedNow[ek] then parked = parked + 1 end
+      parkedNow[ek] = true
+      zadd[#zadd + 1] = ARGV[2]
+      zadd[#zadd + 1] = ek
       res = false
     end
   end
   out[i] = res
 end
+for s = 1, #del, 500 do redis.call('DEL', unpack(del, s, math.min(s + 499, #del))) end
+for s = 1, #zadd, 1000 do redis.call('ZADD', KEYS[2], unpack(zadd, s, math.min(s + 999, #zadd))) end
 flushUnpend()
 out[n + 1] = parked
 return out
