@@ -171,7 +171,11 @@ while over > 0 do
   end
   local bk = ARGV[5] .. oldest[1]
   local gone = redis.call('SPOP', bk, over)
-  for _, id in ipairs(gone) do redis.call('DEL', ARGV[4] .. id) end
+  for s = 1, #gone, 500 do
+    local ks = {}
+    for k = s, math.min(s + 499, #gone) do ks[#ks + 1] = ARGV[4] .. gone[k] end
+    redis.call('DEL', unpack(ks))
+  end
   out[3] = out[3] + #gone
   over = over - #gone
   redis.call('DECRBY', KEYS[3], #gone)
