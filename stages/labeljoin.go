@@ -2,6 +2,8 @@ package stages
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,21 +24,30 @@ import (
 // PredictionCache keeps, per event id, the features a prediction was made
 // from and its score, until the label arrives or the entry ages out. It
 // lives in Redis: one key per event with a TTL of twice the label TTL (a
-// label within the TTL is on time, within twice the TTL late), and a sorted
-// set indexing the keys by expiry, which bounds the cache to MaxPending
-// entries (the oldest are evicted first and counted as missing labels).
+// label within the TTL is on time, within twice the TTL late). Pending
+// predictions are indexed per batch, not per event: each Put's batch is a
+// set of its pending event ids, and a sorted set indexes the batches by
+// expiry; a count of pending predictions bounds the cache to MaxPending
+// (the oldest batch's are evicted first). Expired and evicted predictions
+// count as missing labels. See labelplane_scripts.go.
 //
 // A label can overtake its prediction when the data plane lags. Such an
 // early label is parked under its own key (also indexed, with the same
-// TTL); Put picks it up in the same round trip that caches the prediction
-// and joins it at once. Early labels that expire unjoined count as orphans.
-// It is safe for concurrent use.
+// TTL); Put picks it up in the same script call that caches the prediction
+// and joins it at once. Put looks for early labels only while any label is
+// parked. Early labels that expire unjoined count as orphans. Each Put and
+// each batch of labels is one script call. It is safe for concurrent use.
 type PredictionCache struct {
 	rdb        redis.UniversalClient
 	prefix     string
 	early      string
-	index      string
+	batches    string
+	batch      string
+	pending    string
 	earlyIndex string
+	// refBase and refSeq name this process's batches (batchRef).
+	refBase    string
+	refSeq     atomic.Uint64
 	ttl        time.Duration
 	maxPending int
 	maxParked  int
@@ -56,8 +67,11 @@ func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version 
 		rdb:        rdb,
 		prefix:     spec.Redis.KeyPrefix + "pred:",
 		early:      spec.Redis.KeyPrefix + "early-label:",
-		index:      spec.Redis.KeyPrefix + "pred-index",
+		batches:    spec.Redis.KeyPrefix + "pred-batches",
+		batch:      spec.Redis.KeyPrefix + "pred-batch:",
+		pending:    spec.Redis.KeyPrefix + "pred-pending",
 		earlyIndex: spec.Redis.KeyPrefix + "early-label-index",
+		refBase:    newBatchRefBase(),
 		ttl:        spec.Labels.TTL.D(),
 		maxPending: spec.Labels.MaxPending,
 		maxParked:  max(spec.Labels.MaxParked, 1),
@@ -82,144 +96,135 @@ func (c *PredictionCache) PutVersions(ctx context.Context, b *pipeline.Batch, ve
 }
 
 // PutServed is Put with which model served each row and under which
-// rollout step (Score.Served), kept with each prediction.
+// rollout step (Score.Served), kept with each prediction. It is one
+// script call (putBatch) per labelPlaneChunk rows: cache them as one
+// batch, join their early labels, trim.
 func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, served Served) ([]earlyLabel, error) {
-	versions := served.Versions
+	var found []earlyLabel
+	for from := 0; from < b.Features.Len(); from += labelPlaneChunk {
+		var err error
+		if found, err = c.putRows(ctx, b, served, from, min(from+labelPlaneChunk, b.Features.Len()), found); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
+// putRows caches rows [from, to) of b.Features in one putBatch call, and
+// appends to found the rows whose early label it joined.
+func (c *PredictionCache) putRows(ctx context.Context, b *pipeline.Batch, served Served, from, to int, found []earlyLabel) ([]earlyLabel, error) {
 	fb := &b.Features
-	if fb.Len() == 0 {
-		return nil, nil
-	}
+	n := to - from
 	now := c.now()
-	expiry := float64(now.Add(2 * c.ttl).UnixMilli())
-	pipe := c.rdb.Pipeline()
-	var key, early []byte
-	gets := make([]*redis.StringCmd, fb.Len())
-	for j, i := range fb.Row {
-		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, i)
-		early = appendEventID(append(early[:0], c.early...), b, c.idCol, i)
-		version := c.version
-		if versions != nil {
-			version = versions[j]
-		}
-		entry := encodeEntry(now, b.Scores[j], version, served.step(j),
-			fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed])
-		k := string(key)
-		pipe.Set(ctx, k, entry, 2*c.ttl)
-		pipe.ZAdd(ctx, c.index, redis.Z{Score: expiry, Member: k})
-		ek := string(early)
-		gets[j] = pipe.Get(ctx, ek)
-		if !c.keep {
-			pipe.Del(ctx, ek)
-		}
+	ref := c.batchRef()
+	keys := make([]string, 0, 5+2*n)
+	keys = append(keys, c.batches, c.earlyIndex, c.pending, c.batch+ref, c.ready)
+	if c.ready == "" {
+		keys[4] = c.batches // unused outside log mode
 	}
-	card := pipe.ZCard(ctx, c.index)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	args := make([]any, 0, 8+n)
+	args = append(args, (2 * c.ttl).Milliseconds(), now.Add(2*c.ttl).UnixMilli(), c.maxPending, c.prefix, c.batch,
+		now.UnixMilli(), c.keepFlag(), ref)
+	var key []byte
+	for j := from; j < to; j++ {
+		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, fb.Row[j])
+		id := key[len(c.prefix):]
+		keys = append(keys, string(key), c.early+string(id))
+		version := c.version
+		if served.Versions != nil {
+			version = served.Versions[j]
+		}
+		args = append(args, encodeEntry(now, b.Scores[j], version, served.step(j),
+			fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed], ref))
+	}
+	res, err := putBatch.Run(ctx, c.rdb, keys, args...).Slice()
+	if err != nil {
 		return nil, fmt.Errorf("prediction cache: put: %w", err)
 	}
+	if len(res) < 3 || len(res)%2 != 1 {
+		return nil, fmt.Errorf("prediction cache: put: a reply of %d elements", len(res))
+	}
+	missing, _ := res[0].(int64)
+	orphaned, _ := res[1].(int64)
+	evicted, _ := res[2].(int64)
+	c.metrics.missing.Add(float64(missing + evicted))
+	c.metrics.orphan.Add(float64(orphaned))
+	c.metrics.evicted.Add(float64(evicted))
+	for k := 3; k < len(res); k += 2 {
+		row, _ := res[k].(int64)
+		raw, _ := res[k+1].(string)
+		label, ok := decodeParkedLabel(raw)
+		if !ok || row < 0 || int(row) >= n {
+			return nil, fmt.Errorf("prediction cache: put: early label %v of row %v", res[k+1], res[k])
+		}
+		found = append(found, earlyLabel{row: from + int(row), label: label})
+	}
+	return found, nil
+}
+
+// labelPlaneChunk is the most events one label-plane script call takes
+// (putBatch, joinBatch): a script holds Redis for its whole run.
+const labelPlaneChunk = 512
+
+// joinLabels joins labels to their cached predictions in one joinBatch
+// call (pos: each label's position, in log mode), and returns one result
+// per label: the cached entry (a string), nil when the label was parked,
+// or 0 when it was refused (labels.max_parked).
+func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels []float32, pos []string, now time.Time) ([]any, error) {
+	per := 2
 	if c.keep {
-		return nil, c.announceEarly(ctx, b, gets, card.Val(), now)
+		per = 3
 	}
-	var found []earlyLabel
-	var foundKeys, foundEarly []string
-	for j, g := range gets {
-		v, err := g.Bytes()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("prediction cache: early label: %w", err)
-		}
-		if len(v) != 4 {
-			continue
-		}
-		found = append(found, earlyLabel{row: j, label: math.Float32frombits(binary.LittleEndian.Uint32(v))})
-		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, fb.Row[j])
-		foundKeys = append(foundKeys, string(key))
-		early = appendEventID(append(early[:0], c.early...), b, c.idCol, fb.Row[j])
-		foundEarly = append(foundEarly, string(early))
-	}
-	if len(foundKeys) > 0 {
-		// Joined now: the cached prediction is no longer pending.
-		pipe := c.rdb.Pipeline()
-		pipe.Del(ctx, foundKeys...)
-		members := make([]any, len(foundKeys))
-		for i, k := range foundKeys {
-			members[i] = k
-		}
-		pipe.ZRem(ctx, c.index, members...)
-		earlyMembers := make([]any, len(foundEarly))
-		for i, k := range foundEarly {
-			earlyMembers[i] = k
-		}
-		pipe.ZRem(ctx, c.earlyIndex, earlyMembers...)
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, fmt.Errorf("prediction cache: join early labels: %w", err)
+	keys := make([]string, 0, 3+per*len(ids))
+	keys = append(keys, c.batches, c.earlyIndex, c.pending)
+	args := make([]any, 0, 6+(per-1)*len(ids))
+	args = append(args, (2 * c.ttl).Milliseconds(), now.Add(2*c.ttl).UnixMilli(), c.maxParked, c.prefix, c.batch, c.keepFlag())
+	for i, id := range ids {
+		keys = append(keys, c.prefix+id, c.early+id)
+		label := string(binary.LittleEndian.AppendUint32(nil, math.Float32bits(labels[i])))
+		if c.keep {
+			keys = append(keys, c.mark+id)
+			args = append(args, label, pos[i])
+		} else {
+			args = append(args, label)
 		}
 	}
-	return found, c.trim(ctx, card.Val(), now)
+	res, err := joinBatch.Run(ctx, c.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(ids)+1 {
+		return nil, fmt.Errorf("a reply of %d elements for %d labels", len(res), len(ids))
+	}
+	parked, _ := res[len(ids)].(int64)
+	c.metrics.parked.Set(float64(parked))
+	return res[:len(ids)], nil
+}
+
+// keepFlag is putBatch's and joinBatch's log-mode argument.
+func (c *PredictionCache) keepFlag() string {
+	if c.keep {
+		return "1"
+	}
+	return "0"
+}
+
+// newBatchRefBase is a random prefix for this process's batch references.
+func newBatchRefBase() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// batchRef names a new batch of predictions: unique per process (a
+// counter) and across processes (a random prefix).
+func (c *PredictionCache) batchRef() string {
+	return c.refBase + strconv.FormatUint(c.refSeq.Add(1), 36)
 }
 
 type earlyLabel struct {
 	row   int
 	label float32
-}
-
-// joinOrPark takes a label's cached prediction atomically: it returns the
-// entry (and deletes it), or, when the prediction is not cached yet, parks
-// the label for Put and returns nil — unless the early index already holds
-// the most parked labels, when it parks nothing and returns 0. Being one
-// script, it cannot interleave with Put's "cache the prediction, then look
-// for an early label", so no label falls between the two. KEYS:
-// prediction, early label, prediction index, early index. ARGV: label
-// bytes, TTL ms, expiry (unix ms), most parked labels.
-var joinOrPark = redis.NewScript(`
-local entry = redis.call('GET', KEYS[1])
-if entry then
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[3], KEYS[1])
-  return entry
-end
-if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[4]) then
-  return 0
-end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[3], KEYS[2])
-return false
-`)
-
-// trim drops index entries past their expiry, and evicts the oldest entries
-// beyond MaxPending; both count as missing labels.
-func (c *PredictionCache) trim(ctx context.Context, card int64, now time.Time) error {
-	expired, err := c.rdb.ZRemRangeByScore(ctx, c.index, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
-	if err != nil {
-		return fmt.Errorf("prediction cache: expire: %w", err)
-	}
-	c.metrics.missing.Add(float64(expired))
-	orphaned, err := c.rdb.ZRemRangeByScore(ctx, c.earlyIndex, "-inf", strconv.FormatInt(now.UnixMilli(), 10)).Result()
-	if err != nil {
-		return fmt.Errorf("prediction cache: expire early labels: %w", err)
-	}
-	c.metrics.orphan.Add(float64(orphaned))
-	over := card - expired - int64(c.maxPending)
-	if over <= 0 {
-		return nil
-	}
-	evicted, err := c.rdb.ZPopMin(ctx, c.index, over).Result()
-	if err != nil {
-		return fmt.Errorf("prediction cache: evict: %w", err)
-	}
-	keys := make([]string, len(evicted))
-	for i, z := range evicted {
-		keys[i] = z.Member.(string)
-	}
-	if len(keys) > 0 {
-		if err := c.rdb.Del(ctx, keys...).Err(); err != nil {
-			return fmt.Errorf("prediction cache: evict: %w", err)
-		}
-	}
-	c.metrics.missing.Add(float64(len(keys)))
-	c.metrics.evicted.Add(float64(len(keys)))
-	return nil
 }
 
 // cachedPrediction is one decoded cache entry.
@@ -266,11 +271,12 @@ func stepArmCode(arm string) byte {
 
 // Entry layout, little-endian: unix ms (8) | score (4) | version length (1)
 // | version | NumDense (2) | NumHashed (2) | dense float32s | hashed int32s
-// | step arm code (1) | step canary percent (1). Entries cached before the
-// step was kept end after the hashed int32s; they decode with an unknown
-// step.
-func encodeEntry(at time.Time, score float32, version string, step servedStep, dense []float32, hashed []int32) []byte {
-	buf := make([]byte, 0, 19+len(version)+4*(len(dense)+len(hashed)))
+// | step arm code (1) | step canary percent (1) | batch reference |
+// its length (1) | entryBatchRef. Entries cached before the step was kept
+// end after the hashed int32s; they decode with an unknown step. Entries
+// cached before the batch was kept end after the step.
+func encodeEntry(at time.Time, score float32, version string, step servedStep, dense []float32, hashed []int32, batch string) []byte {
+	buf := make([]byte, 0, 21+len(version)+4*(len(dense)+len(hashed))+len(batch))
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(at.UnixMilli()))
 	buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(score))
 	buf = append(buf, byte(len(version)))
@@ -283,8 +289,14 @@ func encodeEntry(at time.Time, score float32, version string, step servedStep, d
 	for _, v := range hashed {
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(v))
 	}
-	return append(buf, stepArmCode(step.arm), byte(min(max(step.percent, 0), 100)))
+	buf = append(buf, stepArmCode(step.arm), byte(min(max(step.percent, 0), 100)))
+	buf = append(buf, batch...)
+	return append(buf, byte(len(batch)), entryBatchRef)
 }
+
+// entryBatchRef ends an entry that names its batch (183: above any
+// canary percent, the last byte of an entry without it). luaUnpend reads it.
+const entryBatchRef = 183
 
 var errBadEntry = errors.New("corrupt prediction cache entry")
 
@@ -304,6 +316,9 @@ func decodeEntry(buf []byte, p *cachedPrediction) error {
 	nd, nh := int(binary.LittleEndian.Uint16(buf)), int(binary.LittleEndian.Uint16(buf[2:]))
 	buf = buf[4:]
 	p.step = servedStep{}
+	if rest := len(buf) - 4*(nd+nh); rest >= 4 && buf[len(buf)-1] == entryBatchRef && int(buf[len(buf)-2]) == rest-4 {
+		buf = buf[:len(buf)-rest+2] // the batch reference is Redis's business
+	}
 	switch len(buf) {
 	case 4 * (nd + nh):
 	case 4*(nd+nh) + 2:
@@ -775,6 +790,8 @@ type labelPartition struct {
 	at    []int
 	buf   joinBuf
 	entry cachedPrediction
+	// res is each label's joinBatch result.
+	res []any
 	// refused are the batch's refused records, for the DLQ.
 	refused []refusedLabel
 	dlq     *pipeline.DLQBuilder
@@ -812,37 +829,28 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	if len(lp.ids) == 0 {
 		return lp.writeRefused(ctx, msgs)
 	}
-	pipe := c.rdb.Pipeline()
-	gets := make([]*redis.Cmd, len(lp.ids))
+	// One script call per chunk of labels (joinBatch).
 	now := c.now()
-	expiry := now.Add(2 * c.ttl).UnixMilli()
-	for i, id := range lp.ids {
-		var pos string
-		if c.keep {
-			pos = lp.pos[i]
-		}
-		gets[i] = c.evalJoin(ctx, pipe, id, binary.LittleEndian.AppendUint32(nil, math.Float32bits(lp.labels[i])), pos, expiry)
-	}
-	parkedNow := pipe.ZCard(ctx, c.earlyIndex)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("label join: %w", err)
-	}
-	j.metrics.parked.Set(float64(parkedNow.Val()))
 	jb := &lp.buf
 	jb.reset(0, 0)
 	parked := 0
 	view := j.arms()
-	for i, g := range gets {
-		res, err := g.Result()
-		if errors.Is(err, redis.Nil) {
-			parked++
-			continue
-		}
+	lp.res = lp.res[:0]
+	for from := 0; from < len(lp.ids); from += labelPlaneChunk {
+		to := min(from+labelPlaneChunk, len(lp.ids))
+		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[min(from, len(lp.pos)):min(to, len(lp.pos))], now)
 		if err != nil {
 			return fmt.Errorf("label join: %w", err)
 		}
-		raw, ok := res.(string)
-		if !ok {
+		lp.res = append(lp.res, res...)
+	}
+	for i, r := range lp.res {
+		raw, ok := r.(string)
+		switch {
+		case r == nil:
+			parked++
+			continue
+		case !ok:
 			// Not parked: labels.max_parked labels are parked already.
 			j.metrics.parkedOverflow.Inc()
 			lp.refused = append(lp.refused, refusedLabel{lp.at[i], pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,

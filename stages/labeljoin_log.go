@@ -42,7 +42,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -61,92 +60,10 @@ func NewLoggedPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, ve
 	return c
 }
 
-// joinKeepOrPark is joinOrPark for log mode: it returns the entry of a
-// prediction that no other label joined (marking it with this label's
-// position), or whose mark is this position (a re-join after a restore),
-// and otherwise parks the label, unless the early index already holds the
-// most parked labels (it returns 0 then). KEYS: prediction, early label,
-// prediction index, early index, mark. ARGV: label bytes, TTL ms, expiry
-// (unix ms), position, most parked labels.
-var joinKeepOrPark = redis.NewScript(`
-local entry = redis.call('GET', KEYS[1])
-if entry then
-  local by = redis.call('GET', KEYS[5])
-  if not by then
-    redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[2])
-    redis.call('ZREM', KEYS[3], KEYS[1])
-    return entry
-  end
-  if by == ARGV[4] then return entry end
-end
-if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then
-  return 0
-end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[4], ARGV[3], KEYS[2])
-return false
-`)
-
-// joinEarlyKeep joins a parked label whose prediction has come, for the
-// early-label stream entry at position ARGV[1] ("r:<id>"), with the same
-// marking rule as joinKeepOrPark. It returns {entry, label}, or false when
-// the prediction or the label is gone or another label joined the row.
-// KEYS: prediction, early label, prediction index, mark. ARGV: position,
-// TTL ms.
-var joinEarlyKeep = redis.NewScript(`
-local entry = redis.call('GET', KEYS[1])
-local label = redis.call('GET', KEYS[2])
-if not entry or not label then return false end
-local by = redis.call('GET', KEYS[4])
-if by and by ~= ARGV[1] then return false end
-if not by then
-  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])
-  redis.call('ZREM', KEYS[3], KEYS[1])
-end
-return {entry, label}
-`)
-
-// evalJoin queues the join script of one label at position pos on pipe.
-func (c *PredictionCache) evalJoin(ctx context.Context, pipe redis.Pipeliner, id string, label []byte, pos string, expiry int64) *redis.Cmd {
-	if !c.keep {
-		return joinOrPark.Eval(ctx, pipe, []string{c.prefix + id, c.early + id, c.index, c.earlyIndex},
-			label, (2 * c.ttl).Milliseconds(), expiry, c.maxParked)
-	}
-	return joinKeepOrPark.Eval(ctx, pipe, []string{c.prefix + id, c.early + id, c.index, c.earlyIndex, c.mark + id},
-		label, (2 * c.ttl).Milliseconds(), expiry, pos, c.maxParked)
-}
-
 // labelPosition is a label record's position on the labels topic, the
 // mark a join in log mode leaves: "<partition>:<offset>".
 func labelPosition(m *pipeline.Message) string {
 	return strconv.FormatInt(int64(m.Partition), 10) + ":" + strconv.FormatInt(m.Offset, 10)
-}
-
-// announceEarly is PutVersions' ending in log mode: each row whose label
-// came early (gets[j] holds it) is appended to the early-label stream, for
-// the writer to join; nothing is learned here.
-func (c *PredictionCache) announceEarly(ctx context.Context, b *pipeline.Batch, gets []*redis.StringCmd, card int64, now time.Time) error {
-	pipe := c.rdb.Pipeline()
-	var id []byte
-	n := 0
-	for j, g := range gets {
-		v, err := g.Bytes()
-		if errors.Is(err, redis.Nil) || (err == nil && len(v) != 4) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("prediction cache: early label: %w", err)
-		}
-		id = appendEventID(id[:0], b, c.idCol, b.Features.Row[j])
-		pipe.XAdd(ctx, &redis.XAddArgs{Stream: c.ready, Values: []any{"id", string(id)}})
-		n++
-	}
-	if n > 0 {
-		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("prediction cache: announce early labels: %w", err)
-		}
-	}
-	return c.trim(ctx, card, now)
 }
 
 // EarlyReady is an early-label stream entry: the event whose parked label
@@ -246,31 +163,26 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 	if !c.keep || len(entries) == 0 {
 		return nil, nil
 	}
-	pipe := c.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(entries))
-	for i, e := range entries {
-		cmds[i] = joinEarlyKeep.Eval(ctx, pipe, []string{c.prefix + e.EventID, c.early + e.EventID, c.index, c.mark + e.EventID},
-			"r:"+e.ID, (2 * c.ttl).Milliseconds())
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("label join: early labels: %w", err)
+	res := make([]any, 0, len(entries))
+	for from := 0; from < len(entries); from += labelPlaneChunk {
+		part, err := c.joinEarly(ctx, entries[from:min(from+labelPlaneChunk, len(entries))])
+		if err != nil {
+			return nil, fmt.Errorf("label join: early labels: %w", err)
+		}
+		res = append(res, part...)
 	}
 	now := c.now()
 	view := j.arms()
 	var jb joinBuf
 	var entry cachedPrediction
-	for i, cmd := range cmds {
-		res, err := cmd.Slice()
-		if errors.Is(err, redis.Nil) {
+	for i, r := range res {
+		if r == nil {
 			continue
 		}
-		if err != nil {
-			return joined, fmt.Errorf("label join: early labels: %w", err)
-		}
 		var raw, lb string
-		if len(res) == 2 {
-			raw, _ = res[0].(string)
-			lb, _ = res[1].(string)
+		if pair, _ := r.([]any); len(pair) == 2 {
+			raw, _ = pair[0].(string)
+			lb, _ = pair[1].(string)
 		}
 		label, ok := decodeParkedLabel(lb)
 		if !ok || decodeEntry([]byte(raw), &entry) != nil {
@@ -291,6 +203,27 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 	err = j.teach(&jb, &view, now)
 	j.metrics.publish()
 	return joined, err
+}
+
+// joinEarly joins the parked labels of entries in one joinEarlyBatch call,
+// and returns per entry {entry, label}, or nil.
+func (c *PredictionCache) joinEarly(ctx context.Context, entries []EarlyReady) ([]any, error) {
+	keys := make([]string, 0, 3+3*len(entries))
+	keys = append(keys, c.batches, c.earlyIndex, c.pending)
+	args := make([]any, 0, 5+len(entries))
+	args = append(args, (2 * c.ttl).Milliseconds(), 0, 0, c.prefix, c.batch)
+	for _, e := range entries {
+		keys = append(keys, c.prefix+e.EventID, c.early+e.EventID, c.mark+e.EventID)
+		args = append(args, "r:"+e.ID)
+	}
+	res, err := joinEarlyBatch.Run(ctx, c.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(entries) {
+		return nil, fmt.Errorf("a reply of %d elements for %d entries", len(res), len(entries))
+	}
+	return res, nil
 }
 
 // decodeParkedLabel reads a parked label's 4 bytes (a float32).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/models/rollout"
@@ -35,6 +36,12 @@ type joinRig struct {
 func newJoinRig(t testing.TB, spec *pipeline.Spec) *joinRig {
 	t.Helper()
 	r, rdb := startRedis(t)
+	return newJoinRigOn(t, spec, r, rdb)
+}
+
+// newJoinRigOn is newJoinRig on the Redis r, through rdb.
+func newJoinRigOn(t testing.TB, spec *pipeline.Spec, r *redistest.Redis, rdb redis.UniversalClient) *joinRig {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := NewJoinMetrics(reg)
 	if err != nil {

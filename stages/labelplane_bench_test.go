@@ -1,0 +1,160 @@
+package stages
+
+import (
+	"bufio"
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/redistest"
+)
+
+// commandCounter is a go-redis hook that counts the commands a client
+// sends: a script call is one, a pipeline counts each of its commands.
+type commandCounter struct{ n atomic.Int64 }
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// serverCalls is the number of commands a redis-server ran, the calls
+// scripts made included (INFO commandstats), less the INFO calls; -1 on
+// miniredis, which keeps no such statistics.
+func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) int64 {
+	tb.Helper()
+	if r.Mini != nil {
+		return -1
+	}
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total int64
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		name, stats, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			tb.Fatalf("commandstats line %q: %v", sc.Text(), err)
+		}
+		total += n
+	}
+	return total
+}
+
+// BenchmarkLabelPlane measures the label plane's Redis work on miniredis
+// (the demo's default) and on a real redis-server (on PATH, see
+// scripts/setup.sh), per batch of 256 events: "put" caches a scored
+// batch's predictions (PredictionCache.PutServed, the data plane's share;
+// the labels that follow are joined untimed, so that the cache stays
+// small), "put-early" is put when the batch's labels came first (parked,
+// untimed) and the Put joins them, "join" joins a batch of 256 labels to cached predictions
+// (the labels topic's Handle). It reports ns/label, the Redis commands the
+// client sent per label (cmds/label; a script call is one) and, on
+// redis-server, the commands the server ran per label, those inside
+// scripts included (srv-cmds/label).
+func BenchmarkLabelPlane(b *testing.B) {
+	for _, backend := range []string{"miniredis", "redis-server"} {
+		for _, side := range []string{"put", "put-early", "join"} {
+			b.Run(backend+"/"+side, func(b *testing.B) {
+				var r *redistest.Redis
+				if backend == "miniredis" {
+					r = redistest.StartMiniredis(b)
+				} else {
+					r = redistest.StartRedis(b)
+				}
+				rdb := r.Client(b)
+				counter := &commandCounter{}
+				rdb.AddHook(counter)
+				spec := parseTestSpec(b, false, map[string]string{"max_pending: 1000": "max_pending: 100000"})
+				rig := newJoinRigOn(b, spec, r, rdb)
+				rig.join.OnOutcome, rig.join.OnLearned = nil, nil
+				benchLabelPlane(b, rig, r, rdb, counter, side)
+			})
+		}
+	}
+}
+
+func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.UniversalClient, counter *commandCounter, side string) {
+	const n = 256
+	ctx := context.Background()
+	observe := rig.score.Observe
+	var cmds, srv int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		evs := ids("b"+strconv.Itoa(i)+"-", n)
+		msgs := labelMsgs(evs, labelRule)
+		var batch *pipeline.Batch
+		if side == "put-early" {
+			rig.handle(b, msgs)
+		}
+		if side != "join" {
+			rig.score.Observe = nil
+			batch = rig.scored(b, evs)
+			rig.score.Observe = observe
+		} else {
+			rig.predict(b, evs...)
+		}
+		s0 := serverCalls(b, r, rdb)
+		c0 := counter.n.Load()
+		b.StartTimer()
+		if side != "join" {
+			if _, err := rig.cache.PutServed(ctx, batch, Served{}); err != nil {
+				b.Fatal(err)
+			}
+		} else if err := rig.handler.Handle(ctx, msgs); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		cmds += counter.n.Load() - c0
+		srv += serverCalls(b, r, rdb) - s0 // its INFO is not counted
+		if side == "put" {
+			rig.handle(b, msgs)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	labels := float64(b.N * n)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/labels, "ns/label")
+	b.ReportMetric(float64(cmds)/labels, "cmds/label")
+	if r.Mini == nil {
+		b.ReportMetric(float64(srv)/labels, "srv-cmds/label")
+	}
+}
+
+// scored runs the rig's chain on events with the given ids and returns the
+// scored batch.
+func (rig *joinRig) scored(t testing.TB, ids []string) *pipeline.Batch {
+	t.Helper()
+	rows := make([][]byte, len(ids))
+	for i, id := range ids {
+		rows[i] = row(map[string]string{"event_id": `"` + id + `"`, "f0": strconv.Itoa(i % 3)})
+	}
+	b := newBatch(rig.offset, rows...)
+	rig.offset += int64(len(ids))
+	mustProcess(t, b, rig.stages()...)
+	return b
+}
