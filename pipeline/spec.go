@@ -164,6 +164,19 @@ func (r *RedisSpec) PasswordRef() SecretRef {
 	return SecretRef{Env: r.PasswordEnv, File: r.PasswordFile}
 }
 
+// Prefix is the prefix every key of the pipeline starts with: key_prefix,
+// wrapped in a Cluster hash tag ("{prefix}") with hash_tag, so that all of
+// the pipeline's keys map to one slot and multi-key scripts run on a
+// Cluster. One slot lives on one node: the hash tag trades the Cluster's
+// spread of one pipeline's keys for those scripts. Every key the pipeline
+// writes is named with it, never with KeyPrefix alone.
+func (r *RedisSpec) Prefix() string {
+	if !r.HashTag || r.KeyPrefix == "" {
+		return r.KeyPrefix
+	}
+	return "{" + r.KeyPrefix + "}"
+}
+
 // AdminSpec is the admin HTTP server: /metrics, /healthz, /readyz and the
 // model admin API.
 type AdminSpec struct {

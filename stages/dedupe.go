@@ -53,7 +53,7 @@ func NewDedupe(spec *pipeline.Spec, rdb redis.UniversalClient) *Dedupe {
 	start := time.Now()
 	return &Dedupe{
 		rdb:    rdb,
-		prefix: spec.Redis.KeyPrefix + "dedupe:",
+		prefix: spec.Redis.Prefix() + "dedupe:",
 		ttl:    ds.TTL.D(),
 		idCol:  spec.FieldIndex(spec.Schema.IDField),
 		recent: newRecentIDs(recent, ds.TTL.D()),

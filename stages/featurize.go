@@ -92,7 +92,7 @@ func NewFeaturize(spec *pipeline.Spec, rdb redis.UniversalClient) (*Featurize, e
 			f.timeCol = spec.FieldIndex(spec.Schema.TimeField)
 		}
 		f.rdb, f.ttl = rdb, e.TTL.D()
-		f.prefix = spec.Redis.KeyPrefix + "entity:"
+		f.prefix = spec.Redis.Prefix() + "entity:"
 		f.ent = map[string]*cachedAgg{}
 		f.now = time.Now
 		if e.LocalCache == nil {

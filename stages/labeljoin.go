@@ -65,12 +65,12 @@ type PredictionCache struct {
 func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version string, m *JoinMetrics) *PredictionCache {
 	return &PredictionCache{
 		rdb:        rdb,
-		prefix:     spec.Redis.KeyPrefix + "pred:",
-		early:      spec.Redis.KeyPrefix + "early-label:",
-		batches:    spec.Redis.KeyPrefix + "pred-batches",
-		batch:      spec.Redis.KeyPrefix + "pred-batch:",
-		pending:    spec.Redis.KeyPrefix + "pred-pending",
-		earlyIndex: spec.Redis.KeyPrefix + "early-label-index",
+		prefix:     spec.Redis.Prefix() + "pred:",
+		early:      spec.Redis.Prefix() + "early-label:",
+		batches:    spec.Redis.Prefix() + "pred-batches",
+		batch:      spec.Redis.Prefix() + "pred-batch:",
+		pending:    spec.Redis.Prefix() + "pred-pending",
+		earlyIndex: spec.Redis.Prefix() + "early-label-index",
 		refBase:    newBatchRefBase(),
 		ttl:        spec.Labels.TTL.D(),
 		maxPending: spec.Labels.MaxPending,

@@ -55,8 +55,8 @@ import (
 func NewLoggedPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version string, m *JoinMetrics) *PredictionCache {
 	c := NewPredictionCache(spec, rdb, version, m)
 	c.keep = true
-	c.mark = spec.Redis.KeyPrefix + "pred-joined:"
-	c.ready = spec.Redis.KeyPrefix + "early-ready"
+	c.mark = spec.Redis.Prefix() + "pred-joined:"
+	c.ready = spec.Redis.Prefix() + "early-ready"
 	return c
 }
 

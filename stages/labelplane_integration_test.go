@@ -87,7 +87,8 @@ func TestIntegrationLabelPlaneOnCluster(t *testing.T) {
 	ctx := context.Background()
 	for _, logged := range []bool{false, true} {
 		spec := testSpec(t, false)
-		spec.Redis.KeyPrefix = "{" + spec.Redis.KeyPrefix + map[bool]string{false: "inline", true: "log"}[logged] + ":}"
+		spec.Redis.KeyPrefix += map[bool]string{false: "inline", true: "log"}[logged] + ":"
+		spec.Redis.HashTag = true
 		m, err := NewJoinMetrics(prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)

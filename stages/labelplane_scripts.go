@@ -4,7 +4,7 @@ package stages
 // predictions, of labels, of early-label stream entries) in one call, so
 // that the label plane costs one script call per batch, not one per event.
 //
-// Keys (all under spec.Redis.KeyPrefix; on a Cluster the prefix is a hash
+// Keys (all under spec.Redis.Prefix(); on a Cluster the prefix is a hash
 // tag, redis.hash_tag, so that they all map to one slot — as the per-label
 // scripts before them needed):
 //

@@ -203,6 +203,6 @@ func (d *LabelDecoder) domain() string {
 // 2,835 bytes per label with 1 KB ids, against a bound of 3,012).
 // labels.max_parked times it bounds the memory of every parked label.
 func ParkedLabelBytes(spec *pipeline.Spec) int {
-	key := len(spec.Redis.KeyPrefix) + len("early-label:") + spec.Labels.MaxIDBytes
+	key := len(spec.Redis.Prefix()) + len("early-label:") + spec.Labels.MaxIDBytes
 	return 2*(key+key/4) + 384
 }

@@ -219,16 +219,16 @@ func TestClusterHashTagLetsMultiKeyScriptRun(t *testing.T) {
 	// Key names chosen so that, without a tag, the two keys fall in different slots.
 	keys := func(prefix string) []string { return []string{prefix + "dedupe:a", prefix + "entity:b"} }
 
-	tagged := redis.KeyPrefix("driftline:demo:", true)
+	tagged := (&pipeline.RedisSpec{KeyPrefix: "driftline:demo:", HashTag: true}).Prefix()
 	if tagged != "{driftline:demo:}" {
-		t.Fatalf("KeyPrefix = %q; want {driftline:demo:}", tagged)
+		t.Fatalf("Prefix() = %q; want {driftline:demo:}", tagged)
 	}
 	got, err := script.Run(ctx, rdb, keys(tagged), "x").StringSlice()
 	if err != nil || len(got) != 2 || got[0] != "x" || got[1] != "x" {
 		t.Fatalf("two-key script with the hash tag = %v, %v; want [x x]", got, err)
 	}
 
-	plain := redis.KeyPrefix("driftline:demo:", false)
+	plain := (&pipeline.RedisSpec{KeyPrefix: "driftline:demo:"}).Prefix()
 	k := keys(plain)
 	s0, err0 := rdb.ClusterKeySlot(ctx, k[0]).Result()
 	s1, err1 := rdb.ClusterKeySlot(ctx, k[1]).Result()

@@ -188,16 +188,3 @@ func Ping(ctx context.Context, c Config, rdb goredis.UniversalClient) error {
 	}
 	return fmt.Errorf("redis: ping %s as %s: %w", where, who, err)
 }
-
-// KeyPrefix is the prefix every key of a pipeline starts with: prefix,
-// wrapped in a Cluster hash tag ("{prefix}") when hashTag is set, so that
-// all of the pipeline's keys map to one slot and multi-key scripts run on a
-// Cluster. One slot lives on one node: the hash tag trades the Cluster's
-// spread of one pipeline's keys for those scripts. prefix must not hold
-// braces when hashTag is set (the spec refuses them).
-func KeyPrefix(prefix string, hashTag bool) string {
-	if !hashTag || prefix == "" {
-		return prefix
-	}
-	return "{" + prefix + "}"
-}

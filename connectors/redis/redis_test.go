@@ -48,22 +48,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestKeyPrefix(t *testing.T) {
-	for _, tc := range []struct {
-		prefix string
-		tag    bool
-		want   string
-	}{
-		{"driftline:demo:", false, "driftline:demo:"},
-		{"driftline:demo:", true, "{driftline:demo:}"},
-		{"", true, ""},
-	} {
-		if got := redis.KeyPrefix(tc.prefix, tc.tag); got != tc.want {
-			t.Errorf("KeyPrefix(%q, %v) = %q; want %q", tc.prefix, tc.tag, got, tc.want)
-		}
-	}
-}
-
 func TestNewAndPingOnMiniredis(t *testing.T) {
 	m := redistest.StartMiniredis(t)
 	m.Mini.RequireUserAuth("app", "app-secret")

@@ -41,7 +41,7 @@ func (a *App) newLearnerState(newBase func() (models.Learner, error)) (*learnerS
 		return nil, err
 	}
 	a.closers = append(a.closers, func() error { ls.tail.Close(); return nil })
-	progress := redis.LearnerProgress{Client: a.rdb, Prefix: spec.Redis.KeyPrefix + "learner-progress:"}
+	progress := redis.LearnerProgress{Client: a.rdb, Prefix: spec.Redis.Prefix() + "learner-progress:"}
 	ls.follower, err = governance.NewStateFollower(governance.StateFollowerConfig{Model: spec.Model.Name, Tail: stateTail{ls.tail},
 		Served: ls.served, Progress: progress, Registerer: a.reg, Log: a.log})
 	if err != nil {

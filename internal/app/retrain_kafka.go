@@ -205,8 +205,8 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 		defer func() {
 			dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
-			if err := dropKeys(dropCtx, k.rdb, s.Redis.KeyPrefix); err != nil {
-				k.log.Warn("retrain: delete the replay's state (it expires with the spec's TTLs)", "prefix", s.Redis.KeyPrefix, "err", err)
+			if err := dropKeys(dropCtx, k.rdb, s.Redis.Prefix()); err != nil {
+				k.log.Warn("retrain: delete the replay's state (it expires with the spec's TTLs)", "prefix", s.Redis.Prefix(), "err", err)
 			}
 		}()
 	}
