@@ -153,7 +153,12 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if _, err := app.EphemeralKeys(&spec.Stages.Anonymize); err != nil {
 		return err
 	}
-	emb, err := app.StartEmbedded(spec, *kafkaPort, *partitions)
+	ecfg := app.EmbeddedConfig{Port: *kafkaPort, Partitions: *partitions}
+	if *events == 0 {
+		// Until Ctrl-C: nothing is read back, and memory stays flat.
+		ecfg.RetainBytes = app.DemoRetainBytes
+	}
+	emb, err := app.StartEmbedded(spec, ecfg)
 	if err != nil {
 		return err
 	}
@@ -207,6 +212,9 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	pcfg := feed.Config{
 		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Scenario: scenario, Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
+		// Backpressure: the producer waits while the pipeline lags, so
+		// that the embedded Kafka holds a bounded backlog at any rate.
+		Backlog: func() int64 { return demoBacklog(pl, &stats) }, MaxBacklog: demoMaxBacklogBatches * int64(spec.Batch.Size),
 	}
 	if err := pcfg.Validate(); err != nil {
 		return err
@@ -235,7 +243,7 @@ loop:
 			incomplete = *events == 0
 			break loop
 		case <-tick.C:
-			emb.ApplyRetention()
+			emb.Housekeep()
 			progress.show(pl, &stats, start)
 			tail.print(ctx, progress)
 		}
@@ -311,6 +319,20 @@ loop:
 		return fmt.Errorf("%d events lost", *sum.Lost)
 	}
 	return nil
+}
+
+// demoMaxBacklogBatches is how many batches the demo's producer may be
+// ahead of the pipeline, on the input topic or on the labels topic.
+const demoMaxBacklogBatches = 16
+
+// demoBacklog is the records the producer wrote that the pipeline has not
+// taken yet: the input rows not yet predicted, sent to the DLQ or dropped
+// as duplicates, or the labels not yet processed, whichever is more.
+func demoBacklog(pl *app.App, stats *feed.Stats) int64 {
+	t := pl.Totals()
+	rows := stats.Rows.Load() - (t.Out + t.DLQ + t.Duplicates)
+	ls, _ := pl.Labels()
+	return max(rows, stats.Labels.Load()-ls.Processed, 0)
 }
 
 // demoAlert is an alert as the demo summary lists it.

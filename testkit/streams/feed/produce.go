@@ -47,6 +47,13 @@ type Config struct {
 	// stream's own JSON (a SchemaEncoder writes a spec's schema). A
 	// Scenario writes its own.
 	Encoder Encoder
+	// Backlog, when set, is how many written records the consumer has not
+	// taken yet; Produce waits (writing the labels that fall due) while it
+	// exceeds MaxBacklog, so that a producer faster than its pipeline holds
+	// a bounded backlog instead of filling the brokers. It is called once
+	// per row from Produce's goroutine.
+	Backlog    func() int64
+	MaxBacklog int64
 }
 
 func (c *Config) Validate() error {
@@ -58,6 +65,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rate < 0 || c.Events < 0 {
 		return errors.New("--rate and --events must not be negative")
+	}
+	if c.Backlog != nil && c.MaxBacklog < 1 {
+		return fmt.Errorf("max backlog must be at least 1 with a backlog function, got %d", c.MaxBacklog)
 	}
 	if c.RampRows < 0 || c.RampRate < 0 {
 		return errors.New("the ramp's rows and rate must not be negative")
@@ -71,8 +81,8 @@ func (c *Config) Validate() error {
 // Stats counts what the producer wrote: the rows and labels the brokers
 // acknowledged (Rows is Valid + Malformed + Duplicates), and the records
 // that failed (Errors, rows and labels), which are not among the others.
-// Valid event indexes and malformed rows' positions are kept so that a run
-// can be checked for loss.
+// Valid event indexes and malformed rows' positions are kept, when
+// Config.Events bounds the run, so that it can be checked for loss.
 type Stats struct {
 	Rows, Valid, Malformed, Duplicates, Labels, Errors atomic.Int64
 
@@ -139,6 +149,9 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		return true
 	}
 	onLabel := func(_ kafka.Produced, err error) { acked(err, &stats.Labels) }
+	// A bounded run keeps what ReadBack checks (valid indexes, malformed
+	// positions); an unbounded one only counts, in constant memory.
+	track := cfg.Events > 0
 	for cfg.Events == 0 || sent < cfg.Events {
 		if ctx.Err() != nil {
 			break
@@ -153,6 +166,9 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			}
 		}
 		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
+		if cfg.Backlog != nil {
+			waitBacklog(ctx, cl, cfg, labels, onLabel)
+		}
 		sent++
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
@@ -167,7 +183,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		if p < cfg.DuplicateRate+cfg.MalformedRate {
 			bad, _ := streams.Corrupt(rng, row)
 			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: bad}, func(r kafka.Produced, err error) {
-				if acked(err, &stats.Rows, &stats.Malformed) {
+				if acked(err, &stats.Rows, &stats.Malformed) && track {
 					stats.mu.Lock()
 					stats.malformedAt[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = struct{}{}
 					stats.mu.Unlock()
@@ -177,7 +193,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		}
 		idx := gen.Index() - 1
 		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: row}, func(_ kafka.Produced, err error) {
-			if acked(err, &stats.Rows, &stats.Valid) {
+			if acked(err, &stats.Rows, &stats.Valid) && track {
 				stats.markValid(idx)
 			}
 		})
@@ -210,6 +226,21 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		return fmt.Errorf("produce: %d records failed, first: %w", stats.Errors.Load(), err)
 	}
 	return nil
+}
+
+// backlogPoll is how often a producer held back by its backlog looks again.
+const backlogPoll = 5 * time.Millisecond
+
+// waitBacklog waits while cfg.Backlog() exceeds cfg.MaxBacklog or until ctx
+// ends, writing the labels that fall due meanwhile.
+func waitBacklog(ctx context.Context, cl *kafka.Producer, cfg Config, labels *labelQueue, onLabel func(kafka.Produced, error)) {
+	for cfg.Backlog() > cfg.MaxBacklog && ctx.Err() == nil {
+		select {
+		case <-time.After(backlogPoll):
+		case <-ctx.Done():
+		}
+		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
+	}
 }
 
 // source is what Produce writes: a concept stream or a scenario.
