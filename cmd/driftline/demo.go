@@ -323,7 +323,7 @@ loop:
 
 // demoMaxBacklogBatches is how many batches the demo's producer may be
 // ahead of the pipeline, on the input topic or on the labels topic.
-const demoMaxBacklogBatches = 16
+const demoMaxBacklogBatches = 8
 
 // demoBacklog is the records the producer wrote that the pipeline has not
 // taken yet: the input rows not yet predicted, sent to the DLQ or dropped

@@ -26,9 +26,10 @@ type Embedded struct {
 	Brokers   []string
 	RedisAddr string
 
-	cluster *kfake.Cluster
-	redis   *miniredis.Miniredis
-	bounded bool
+	cluster  *kfake.Cluster
+	redis    *miniredis.Miniredis
+	versions keyVersions
+	bounded  bool
 
 	mu sync.Mutex
 	// clock is how far miniredis's TTLs have been moved on (Housekeep).
@@ -42,10 +43,11 @@ type EmbeddedConfig struct {
 	// Partitions is each topic's partition count (default 1).
 	Partitions int
 	// RetainBytes, when set, bounds the bytes kfake keeps of all the
-	// topics together: each partition keeps at most RetainBytes divided by
-	// the number of partitions (at least MinRetainPerPartition), its oldest
-	// records dropped first by Housekeep. Zero keeps every record: a run
-	// that reads its outputs back needs them all.
+	// topics together: each partition keeps about RetainBytes divided by
+	// the number of partitions (at least MinRetainPerPartition), in
+	// segments of a quarter of that, its oldest segments dropped by
+	// Housekeep. Zero keeps every record: a run that reads its outputs back
+	// needs them all.
 	RetainBytes int64
 }
 
@@ -57,7 +59,7 @@ const MinRetainPerPartition = 4 << 20
 // DemoRetainBytes is what `driftline demo` keeps of its topics when it runs
 // until stopped: enough for the backlog its producer is held to, and for
 // kcat to read the recent records.
-const DemoRetainBytes = 256 << 20
+const DemoRetainBytes = 64 << 20
 
 // StartEmbedded starts kfake with the spec's topics and miniredis, and
 // points the spec's kafka.brokers and redis.addr at them.
@@ -85,7 +87,13 @@ func StartEmbedded(spec *pipeline.Spec, cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.RetainBytes > 0 {
 		perPartition := max(cfg.RetainBytes/int64(len(topics)*cfg.Partitions), MinRetainPerPartition)
-		opts = append(opts, kfake.BrokerConfigs(map[string]string{"log.retention.bytes": strconv.FormatInt(perPartition, 10)}))
+		// kfake frees a segment once retention passed all of it: segments
+		// of a quarter of the retention keep the excess small.
+		segment := max(perPartition/4, 1<<20)
+		opts = append(opts, kfake.BrokerConfigs(map[string]string{
+			"log.retention.bytes": strconv.FormatInt(perPartition, 10),
+			"log.segment.bytes":   strconv.FormatInt(segment, 10),
+		}))
 	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -96,7 +104,8 @@ func StartEmbedded(spec *pipeline.Spec, cfg EmbeddedConfig) (*Embedded, error) {
 		cluster.Close()
 		return nil, fmt.Errorf("start miniredis: %w", err)
 	}
-	e := &Embedded{Brokers: cluster.ListenAddrs(), RedisAddr: mr.Addr(), cluster: cluster, redis: mr, bounded: cfg.RetainBytes > 0, clock: time.Now()}
+	e := &Embedded{Brokers: cluster.ListenAddrs(), RedisAddr: mr.Addr(), cluster: cluster, redis: mr, versions: newKeyVersions(mr, spec.Redis.DB),
+		bounded: cfg.RetainBytes > 0, clock: time.Now()}
 	spec.Kafka.Brokers, spec.Redis.Addr = e.Brokers, e.RedisAddr
 	return e, nil
 }
@@ -109,7 +118,8 @@ const redisClockStep = 5 * time.Second
 // second. It drops kfake's oldest records past EmbeddedConfig.RetainBytes,
 // and expires miniredis's keys: miniredis counts TTLs down only when told,
 // so Housekeep moves them on by the wall time passed (every
-// redisClockStep), as a real Redis would have.
+// redisClockStep), as a real Redis would have, then drops what miniredis
+// remembers of the keys gone (keyVersions).
 func (e *Embedded) Housekeep() {
 	if e.bounded {
 		e.cluster.ApplyRetention()
@@ -119,6 +129,7 @@ func (e *Embedded) Housekeep() {
 	if d := time.Since(e.clock); d >= redisClockStep {
 		e.redis.FastForward(d)
 		e.clock = e.clock.Add(d)
+		e.versions.prune()
 	}
 }
 
