@@ -67,6 +67,10 @@ type demoSummary struct {
 	// interrupted demo does not read the outputs back: Lost is absent.
 	Incomplete  bool  `json:"incomplete,omitempty"`
 	Unprocessed int64 `json:"unprocessed"`
+	// LabelsParked counts the labels still parked at the end, waiting for
+	// a prediction: in a complete run every event was predicted, so none
+	// should be.
+	LabelsParked int64 `json:"labels_parked"`
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -229,6 +233,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	defer tick.Stop()
 	producing := true
 	incomplete := false
+	var stuckSince time.Time // every event and label processed, some labels still parked
 loop:
 	for {
 		select {
@@ -249,8 +254,18 @@ loop:
 		}
 		t := pl.Totals()
 		ls, _ := pl.Labels()
-		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() && ls.Joined >= stats.Labels.Load() {
-			break
+		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() {
+			// Every label is counted once it ends (joined, late, orphan,
+			// invalid, refused); with every event predicted, a label still
+			// parked has no prediction left to wait for.
+			if ls.Counts.Settled() >= stats.Labels.Load() {
+				break
+			}
+			if stuckSince.IsZero() {
+				stuckSince = time.Now()
+			} else if time.Since(stuckSince) > demoParkedGrace {
+				break
+			}
 		}
 	}
 	progress.show(pl, &stats, start)
@@ -274,6 +289,7 @@ loop:
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
 	sum.Accuracy, sum.Baseline, sum.Prequential = ls.Accuracy, ls.Baseline, ls.Versions
+	sum.LabelsParked = ls.Counts.Parked()
 	if incomplete {
 		// Interrupted: stop at once. Events the pipeline never took in are
 		// waiting in the input topic, not lost; the outputs are not read back.
@@ -318,8 +334,15 @@ loop:
 	if sum.Lost != nil && *sum.Lost > 0 {
 		return fmt.Errorf("%d events lost", *sum.Lost)
 	}
+	if !incomplete && sum.LabelsParked > 0 {
+		return fmt.Errorf("%d labels still parked with every event predicted: their predictions are gone", sum.LabelsParked)
+	}
 	return nil
 }
+
+// demoParkedGrace is how long a complete demo waits for parked labels once
+// every event and label was processed, before it reports them.
+const demoParkedGrace = 3 * time.Second
 
 // demoMaxBacklogBatches is how many batches the demo's producer may be
 // ahead of the pipeline, on the input topic or on the labels topic.

@@ -1,0 +1,135 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
+)
+
+// TestEveryLabelCountedOnce runs the demo's pipeline on kfake and
+// miniredis with labels of every kind: on time after a delay, early (before
+// their event), for events that never come, malformed, and second labels
+// for an event already joined. Every label record must be counted once, in
+// one terminal counter or as parked:
+//
+//	processed = joined + late + orphan + invalid + parked_overflow + parked
+//
+// with parked what the early-label index holds. (Nothing expires within
+// the test: TestLabelBatchCountedOnceWhenRetried in stages covers orphans,
+// and a batch that fails and is handled again.)
+func TestEveryLabelCountedOnce(t *testing.T) {
+	const (
+		events    = 9000
+		rate      = 3000
+		never     = 40  // labels for events that never come: orphans
+		malformed = 25  // label records that do not parse: invalid
+		early     = 200 // labels written before their event
+	)
+	broker := kafkatest.StartKfake(t, kfake.GroupMinSessionTimeout(time.Second))
+	mr := redistest.StartMiniredis(t)
+	spec := outageSpec(t, broker, mr.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(runCtx) }()
+	waitFor(t, runErr, 20*time.Second, "ready", a.Ready)
+
+	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	stream := streams.Config{Concept: streams.ConceptSEA, Seed: 21}
+	var extra []pipeline.OutRecord
+	label := func(value []byte) {
+		extra = append(extra, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: value})
+	}
+	for i := range never {
+		label(fmt.Appendf(nil, `{"event_id":"never-%d","label":1}`, i))
+	}
+	for i := range malformed {
+		label(fmt.Appendf(nil, `{"event_id":"bad-%d","label":`, i))
+	}
+	// The feed writes the stream's events in order (a malformed row is a
+	// corrupted fresh event, whose label then never joins): label events
+	// 3,000 to 3,200 a second before the feed writes them.
+	gen, err := streams.NewGenerator(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev streams.Event
+	for i := range 3000 + early {
+		gen.Next(&ev)
+		if i >= 3000 {
+			label(streams.AppendLabelJSON(nil, &ev))
+		}
+	}
+	for _, rec := range extra {
+		prod.Produce(ctx, rec, func(_ kafka.Produced, err error) {
+			if err != nil {
+				t.Errorf("produce a label: %v", err)
+			}
+		})
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	var stats feed.Stats
+	load := feed.Config{Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Events: events, Rate: rate,
+		MalformedRate: 0.01, DuplicateRate: 0.01, LabelDelay: 100 * time.Millisecond, LabelJitter: 200 * time.Millisecond, Stream: stream}
+	produced := make(chan error, 1)
+	go func() { produced <- feed.Produce(ctx, prod, load, &stats) }()
+	counts := func() stages.LabelCounts { ls, _ := a.Labels(); return ls.Counts }
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	labels := stats.Labels.Load() + int64(len(extra))
+	done := func() int64 { t := a.Totals(); return t.Out + t.DLQ + t.Duplicates }
+	waitFor(t, runErr, time.Minute, "every event and label processed", func() bool {
+		return done() >= stats.Rows.Load() && counts().Processed >= labels
+	})
+	stop()
+	if err := <-runErr; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	c := counts()
+	parkedNow, err := mr.Mini.ZMembers(spec.Redis.KeyPrefix + "early-label-index")
+	if err != nil && len(parkedNow) != 0 {
+		t.Fatal(err)
+	}
+	t.Logf("labels %d: %+v, parked %d, in the early index %d", labels, c, c.Parked(), len(parkedNow))
+	if c.Processed != labels {
+		t.Errorf("processed %d label records, want the %d written", c.Processed, labels)
+	}
+	if c.Settled()+c.Parked() != c.Processed {
+		t.Errorf("joined %d + late %d + orphan %d + invalid %d + parked overflow %d + parked %d = %d, want processed %d",
+			c.Joined, c.Late, c.Orphan, c.Invalid, c.ParkedOverflow, c.Parked(), c.Settled()+c.Parked(), c.Processed)
+	}
+	if c.Parked() != int64(len(parkedNow)) || c.Parked() < never {
+		t.Errorf("parked by the counters %d, in the early index %d: want the same, and at least the %d labels of events that never came", c.Parked(), len(parkedNow), never)
+	}
+	if c.Invalid != malformed || c.EarlyJoined == 0 || c.Joined == 0 {
+		t.Errorf("want %d invalid, an early label joined and labels joined: %+v", malformed, c)
+	}
+}
