@@ -67,9 +67,7 @@ type demoSummary struct {
 	// interrupted demo does not read the outputs back: Lost is absent.
 	Incomplete  bool  `json:"incomplete,omitempty"`
 	Unprocessed int64 `json:"unprocessed"`
-	// LabelsParked counts the labels still parked at the end, waiting for
-	// a prediction: in a complete run every event was predicted, so none
-	// should be.
+	// LabelsParked counts the labels parked at the end (none in a complete run).
 	LabelsParked int64 `json:"labels_parked"`
 }
 
@@ -157,12 +155,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if _, err := app.EphemeralKeys(&spec.Stages.Anonymize); err != nil {
 		return err
 	}
-	ecfg := app.EmbeddedConfig{Port: *kafkaPort, Partitions: *partitions}
-	if *events == 0 {
-		// Until Ctrl-C: nothing is read back, and memory stays flat.
-		ecfg.RetainBytes = app.DemoRetainBytes
-	}
-	emb, err := app.StartEmbedded(spec, ecfg)
+	emb, err := app.StartEmbedded(spec, app.DemoEmbedded(*kafkaPort, *partitions, *events == 0))
 	if err != nil {
 		return err
 	}
@@ -216,9 +209,8 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	pcfg := feed.Config{
 		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Scenario: scenario, Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
-		// Backpressure: the producer waits while the pipeline lags, so
-		// that the embedded Kafka holds a bounded backlog at any rate.
-		Backlog: func() int64 { return demoBacklog(pl, &stats) }, MaxBacklog: demoMaxBacklogBatches * int64(spec.Batch.Size),
+		// Backpressure: the embedded Kafka holds a bounded backlog at any rate.
+		Backlog: func() int64 { return pl.Backlog(stats.Rows.Load(), stats.Labels.Load()) }, MaxBacklog: app.DemoMaxBacklog(spec),
 	}
 	if err := pcfg.Validate(); err != nil {
 		return err
@@ -255,15 +247,11 @@ loop:
 		t := pl.Totals()
 		ls, _ := pl.Labels()
 		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() {
-			// Every label is counted once it ends (joined, late, orphan,
-			// invalid, refused); with every event predicted, a label still
-			// parked has no prediction left to wait for.
-			if ls.Counts.Settled() >= stats.Labels.Load() {
-				break
-			}
+			// Every event is predicted: a parked label has no prediction to wait for.
 			if stuckSince.IsZero() {
 				stuckSince = time.Now()
-			} else if time.Since(stuckSince) > demoParkedGrace {
+			}
+			if ls.Counts.Settled() >= stats.Labels.Load() || time.Since(stuckSince) > app.DemoParkedGrace {
 				break
 			}
 		}
@@ -338,24 +326,6 @@ loop:
 		return fmt.Errorf("%d labels still parked with every event predicted: their predictions are gone", sum.LabelsParked)
 	}
 	return nil
-}
-
-// demoParkedGrace is how long a complete demo waits for parked labels once
-// every event and label was processed, before it reports them.
-const demoParkedGrace = 3 * time.Second
-
-// demoMaxBacklogBatches is how many batches the demo's producer may be
-// ahead of the pipeline, on the input topic or on the labels topic.
-const demoMaxBacklogBatches = 8
-
-// demoBacklog is the records the producer wrote that the pipeline has not
-// taken yet: the input rows not yet predicted, sent to the DLQ or dropped
-// as duplicates, or the labels not yet processed, whichever is more.
-func demoBacklog(pl *app.App, stats *feed.Stats) int64 {
-	t := pl.Totals()
-	rows := stats.Rows.Load() - (t.Out + t.DLQ + t.Duplicates)
-	ls, _ := pl.Labels()
-	return max(rows, stats.Labels.Load()-ls.Processed, 0)
 }
 
 // demoAlert is an alert as the demo summary lists it.

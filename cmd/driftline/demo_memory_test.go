@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftline/driftline/internal/app"
 )
 
 // TestDemoUnboundedHoldsFlatMemory runs `driftline demo --events 0` (until
@@ -77,13 +79,17 @@ wait:
 		t.Errorf("live heap grew from %d MiB (warm-up) to %d MiB: want at most %.1f×", warm>>20, after>>20, growth)
 	}
 	// The producer was held back: the backlog on the input topic stayed
-	// about the bound (demoMaxBacklogBatches batches of 1024), where an
-	// unthrottled producer leads by hundreds of thousands of events.
+	// about the bound (app.DemoMaxBacklog), where an unthrottled producer
+	// leads by hundreds of thousands of events.
 	lags := progressLags(stderr.String())
 	if len(lags) < 10 {
 		t.Fatalf("want a progress line a second, got %d:\n%s", len(lags), tail(stderr.String(), 2000))
 	}
-	bound := int64(2 * demoMaxBacklogBatches * 1024)
+	spec, err := app.DemoSpecOf("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := 2 * app.DemoMaxBacklog(spec)
 	for i, lag := range lags {
 		if lag > bound {
 			t.Errorf("progress line %d: lag %d events, want at most %d", i+1, lag, bound)

@@ -61,8 +61,41 @@ const MinRetainPerPartition = 4 << 20
 // kcat to read the recent records.
 const DemoRetainBytes = 64 << 20
 
+// DemoEmbedded is the demo's EmbeddedConfig: kfake keeps DemoRetainBytes
+// when the demo runs until stopped (it reads nothing back then), every
+// record when it is bounded (it reads its outputs back).
+func DemoEmbedded(port, partitions int, unbounded bool) EmbeddedConfig {
+	c := EmbeddedConfig{Port: port, Partitions: partitions}
+	if unbounded {
+		c.RetainBytes = DemoRetainBytes
+	}
+	return c
+}
+
+// DemoMaxBacklog is how far the demo's producer may be ahead of the
+// pipeline (Backlog): 8 batches, on the input or the labels topic.
+func DemoMaxBacklog(spec *pipeline.Spec) int64 { return 8 * int64(spec.Batch.Size) }
+
+// DemoParkedGrace is how long a bounded demo waits for parked labels once
+// every event and label was processed, before it reports them.
+const DemoParkedGrace = 3 * time.Second
+
+// Backlog is how far a producer that wrote rows input rows and labels
+// label records is ahead of the pipeline: the rows not yet predicted, sent
+// to the DLQ or dropped as duplicates, or the labels not yet processed,
+// whichever is more. It is safe for concurrent use.
+func (a *App) Backlog(rows, labels int64) int64 {
+	t := a.Totals()
+	var processed int64
+	if a.labels != nil {
+		processed = a.labels.join.Processed()
+	}
+	return max(rows-(t.Out+t.DLQ+t.Duplicates), labels-processed, 0)
+}
+
 // StartEmbedded starts kfake with the spec's topics and miniredis, and
-// points the spec's kafka.brokers and redis.addr at them.
+// points the spec's kafka.brokers and redis.addr at them (and sets
+// redis.timeout when unset: EmbeddedRedisTimeout).
 func StartEmbedded(spec *pipeline.Spec, cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Partitions == 0 {
 		cfg.Partitions = 1
@@ -107,8 +140,20 @@ func StartEmbedded(spec *pipeline.Spec, cfg EmbeddedConfig) (*Embedded, error) {
 	e := &Embedded{Brokers: cluster.ListenAddrs(), RedisAddr: mr.Addr(), cluster: cluster, redis: mr, versions: newKeyVersions(mr, spec.Redis.DB),
 		bounded: cfg.RetainBytes > 0, clock: time.Now()}
 	spec.Kafka.Brokers, spec.Redis.Addr = e.Brokers, e.RedisAddr
+	if spec.Redis.Timeout == 0 {
+		spec.Redis.Timeout = pipeline.Duration(EmbeddedRedisTimeout)
+	}
 	return e, nil
 }
+
+// EmbeddedRedisTimeout is the Redis timeout StartEmbedded sets when the
+// spec has none. miniredis runs in this process: a call is slow on a busy
+// machine (a batch of label-join scripts), never lost. A call that times
+// out after Redis ran it is sent again, and the label join's scripts are
+// not idempotent: a label batch run twice lost its labels (parked, their
+// predictions taken by the first run), which hung the demo with the 2s
+// default under load.
+const EmbeddedRedisTimeout = 30 * time.Second
 
 // redisClockStep is how much wall time Housekeep lets pass before it moves
 // miniredis's TTLs on: each move walks (and sorts) every key.

@@ -50,8 +50,8 @@ type Config struct {
 	// Backlog, when set, is how many written records the consumer has not
 	// taken yet; Produce waits (writing the labels that fall due) while it
 	// exceeds MaxBacklog, so that a producer faster than its pipeline holds
-	// a bounded backlog instead of filling the brokers. It is called once
-	// per row from Produce's goroutine.
+	// a bounded backlog instead of filling the brokers. It is called every
+	// few rows from Produce's goroutine.
 	Backlog    func() int64
 	MaxBacklog int64
 }
@@ -166,7 +166,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			}
 		}
 		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
-		if cfg.Backlog != nil {
+		if cfg.Backlog != nil && sent%backlogEvery == 0 {
 			waitBacklog(ctx, cl, cfg, labels, onLabel)
 		}
 		sent++
@@ -228,8 +228,13 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 	return nil
 }
 
-// backlogPoll is how often a producer held back by its backlog looks again.
-const backlogPoll = 5 * time.Millisecond
+// A producer with a backlog bound looks at its backlog every backlogEvery
+// rows (it may overshoot the bound by as many), and every backlogPoll while
+// held back.
+const (
+	backlogEvery = 64
+	backlogPoll  = 5 * time.Millisecond
+)
 
 // waitBacklog waits while cfg.Backlog() exceeds cfg.MaxBacklog or until ctx
 // ends, writing the labels that fall due meanwhile.
