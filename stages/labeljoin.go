@@ -334,8 +334,8 @@ type JoinMetrics struct {
 	shadowSkipped, parkedOverflow                          prometheus.Counter
 	parked                                                 prometheus.Gauge
 	accuracy, logLoss, auc, mae, rmse                      *prometheus.GaugeVec
-	// earlyJoined counts the parked labels that the data plane joined
-	// when their prediction came (they count in joined too).
+	// earlyJoined counts the parked labels taken when their prediction
+	// came: joined (they count in joined too) or, in log mode, invalid.
 	earlyJoined atomic.Int64
 
 	mu    sync.Mutex
@@ -388,15 +388,18 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 	return m, nil
 }
 
-// LabelCounts is a snapshot of the label join's counters (inline mode).
-// Every label record processed is counted once, in one of Joined, Late,
-// Orphan, Invalid and ParkedOverflow, or is still parked:
+// LabelCounts is a snapshot of the label join's counters. Every label
+// record processed is counted once, in one of Joined, Late, Orphan,
+// Invalid and ParkedOverflow, or is still parked:
 //
 //	Processed = Joined + Late + Orphan + Invalid + ParkedOverflow + Parked()
 //
-// Early counts the labels ever parked, of which EarlyJoined were joined
-// (in Joined too) when their prediction came and Orphan expired first;
-// Missing counts predictions, not labels.
+// Early counts the labels ever parked, of which EarlyJoined were taken when
+// their prediction came (joined, and so in Joined too, or in log mode
+// invalid) and Orphan expired first; Missing counts predictions, not
+// labels. A label batch that Redis ran in part before it failed is run
+// again, and may then count a label twice (the join's scripts are not
+// idempotent).
 type LabelCounts struct {
 	Processed, Joined, Late, Early, EarlyJoined, Orphan, Invalid, ParkedOverflow, Missing int64
 }
