@@ -210,7 +210,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Scenario: scenario, Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
 		// Backpressure: the embedded Kafka holds a bounded backlog at any rate.
-		Backlog: func() int64 { return pl.Backlog(stats.Rows.Load(), stats.Labels.Load()) }, MaxBacklog: app.DemoMaxBacklog(spec),
+		Taken: pl.Taken, MaxBacklog: app.DemoMaxBacklog(spec),
 	}
 	if err := pcfg.Validate(); err != nil {
 		return err

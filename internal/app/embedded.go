@@ -73,24 +73,23 @@ func DemoEmbedded(port, partitions int, unbounded bool) EmbeddedConfig {
 }
 
 // DemoMaxBacklog is how far the demo's producer may be ahead of the
-// pipeline (Backlog): 8 batches, on the input or the labels topic.
+// pipeline (Taken): 8 batches, on the input or the labels topic.
 func DemoMaxBacklog(spec *pipeline.Spec) int64 { return 8 * int64(spec.Batch.Size) }
 
 // DemoParkedGrace is how long a bounded demo waits for parked labels once
 // every event and label was processed, before it reports them.
 const DemoParkedGrace = 3 * time.Second
 
-// Backlog is how far a producer that wrote rows input rows and labels
-// label records is ahead of the pipeline: the rows not yet predicted, sent
-// to the DLQ or dropped as duplicates, or the labels not yet processed,
-// whichever is more. It is safe for concurrent use.
-func (a *App) Backlog(rows, labels int64) int64 {
+// Taken is how many input rows the pipeline has taken (predicted, sent to
+// the DLQ or dropped as duplicates) and how many label records it has
+// processed: what a producer holds its backlog against (feed.Config.Taken).
+// It is safe for concurrent use.
+func (a *App) Taken() (rows, labels int64) {
 	t := a.Totals()
-	var processed int64
 	if a.labels != nil {
-		processed = a.labels.join.Processed()
+		labels = a.labels.join.Processed()
 	}
-	return max(rows-(t.Out+t.DLQ+t.Duplicates), labels-processed, 0)
+	return t.Out + t.DLQ + t.Duplicates, labels
 }
 
 // StartEmbedded starts kfake with the spec's topics and miniredis, and

@@ -47,12 +47,13 @@ type Config struct {
 	// stream's own JSON (a SchemaEncoder writes a spec's schema). A
 	// Scenario writes its own.
 	Encoder Encoder
-	// Backlog, when set, is how many written records the consumer has not
-	// taken yet; Produce waits (writing the labels that fall due) while it
-	// exceeds MaxBacklog, so that a producer faster than its pipeline holds
-	// a bounded backlog instead of filling the brokers. It is called every
-	// few rows from Produce's goroutine.
-	Backlog    func() int64
+	// Taken, when set, is how many rows and label records the consumer
+	// has taken so far; Produce waits (writing the labels that fall due)
+	// while it has handed the brokers more than MaxBacklog rows, or label
+	// records, beyond those, so that a producer faster than its pipeline
+	// holds a bounded backlog instead of filling the brokers. It is called
+	// every few rows from Produce's goroutine.
+	Taken      func() (rows, labels int64)
 	MaxBacklog int64
 }
 
@@ -66,8 +67,8 @@ func (c *Config) Validate() error {
 	if c.Rate < 0 || c.Events < 0 {
 		return errors.New("--rate and --events must not be negative")
 	}
-	if c.Backlog != nil && c.MaxBacklog < 1 {
-		return fmt.Errorf("max backlog must be at least 1 with a backlog function, got %d", c.MaxBacklog)
+	if c.Taken != nil && c.MaxBacklog < 1 {
+		return fmt.Errorf("max backlog must be at least 1 with a taken function, got %d", c.MaxBacklog)
 	}
 	if c.RampRows < 0 || c.RampRate < 0 {
 		return errors.New("the ramp's rows and rate must not be negative")
@@ -166,8 +167,8 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			}
 		}
 		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
-		if cfg.Backlog != nil && sent%backlogEvery == 0 {
-			waitBacklog(ctx, cl, cfg, labels, onLabel)
+		if cfg.Taken != nil && sent%backlogEvery == 0 {
+			waitBacklog(ctx, cl, cfg, sent, labels, onLabel)
 		}
 		sent++
 		p := rng.Float64()
@@ -208,7 +209,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 	}
 	// Labels still pending are written at their due time, unless ctx ends.
 	for labels.Len() > 0 && ctx.Err() == nil {
-		wait := time.Until((*labels)[0].due)
+		wait := time.Until(labels.q[0].due)
 		if wait > 0 {
 			select {
 			case <-time.After(wait):
@@ -236,10 +237,15 @@ const (
 	backlogPoll  = 5 * time.Millisecond
 )
 
-// waitBacklog waits while cfg.Backlog() exceeds cfg.MaxBacklog or until ctx
-// ends, writing the labels that fall due meanwhile.
-func waitBacklog(ctx context.Context, cl *kafka.Producer, cfg Config, labels *labelQueue, onLabel func(kafka.Produced, error)) {
-	for cfg.Backlog() > cfg.MaxBacklog && ctx.Err() == nil {
+// waitBacklog waits while the rows (of sent) or the labels written are
+// more than cfg.MaxBacklog ahead of cfg.Taken, or until ctx ends, writing
+// the labels that fall due meanwhile.
+func waitBacklog(ctx context.Context, cl *kafka.Producer, cfg Config, sent int64, labels *labelQueue, onLabel func(kafka.Produced, error)) {
+	for ctx.Err() == nil {
+		rows, taken := cfg.Taken()
+		if sent-rows <= cfg.MaxBacklog && labels.written-taken <= cfg.MaxBacklog {
+			return
+		}
 		select {
 		case <-time.After(backlogPoll):
 		case <-ctx.Done():
@@ -286,7 +292,7 @@ func (c *Config) dueAfter(sent int64) time.Duration {
 }
 
 func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, onDone func(kafka.Produced, error), topic string) {
-	for q.Len() > 0 && !(*q)[0].due.After(now) {
+	for q.Len() > 0 && !q.q[0].due.After(now) {
 		l := heap.Pop(q).(pendingLabel)
 		cl.Produce(ctx, pipeline.OutRecord{Topic: topic, Key: l.key, Value: l.value}, onDone)
 	}
@@ -298,15 +304,19 @@ type pendingLabel struct {
 }
 
 // labelQueue is a min-heap of labels by due time.
-type labelQueue []pendingLabel
+// written counts the labels taken out to be written.
+type labelQueue struct {
+	q       []pendingLabel
+	written int64
+}
 
-func (q labelQueue) Len() int           { return len(q) }
-func (q labelQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
-func (q labelQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *labelQueue) Push(x any)        { *q = append(*q, x.(pendingLabel)) }
+func (q *labelQueue) Len() int           { return len(q.q) }
+func (q *labelQueue) Less(i, j int) bool { return q.q[i].due.Before(q.q[j].due) }
+func (q *labelQueue) Swap(i, j int)      { q.q[i], q.q[j] = q.q[j], q.q[i] }
+func (q *labelQueue) Push(x any)         { q.q = append(q.q, x.(pendingLabel)) }
 func (q *labelQueue) Pop() any {
-	old := *q
-	l := old[len(old)-1]
-	*q = old[:len(old)-1]
+	l := q.q[len(q.q)-1]
+	q.q = q.q[:len(q.q)-1]
+	q.written++
 	return l
 }
