@@ -20,8 +20,8 @@ import (
 
 // TestEveryLabelCountedOnce runs the demo's pipeline on kfake and
 // miniredis with labels of every kind: on time after a delay, early (before
-// their event), for events that never come, malformed, and second labels
-// for an event already joined. Every label record must be counted once, in
+// their event), for events that never come or come malformed, and
+// malformed labels. Every label record must be counted once, in
 // one terminal counter or as parked:
 //
 //	processed = joined + late + orphan + invalid + parked_overflow + parked
@@ -33,7 +33,7 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 	const (
 		events    = 9000
 		rate      = 3000
-		never     = 40  // labels for events that never come: orphans
+		never     = 40  // labels for events that never come: parked
 		malformed = 25  // label records that do not parse: invalid
 		early     = 200 // labels written before their event
 	)
@@ -59,51 +59,62 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 	}
 	defer prod.Close()
 	stream := streams.Config{Concept: streams.ConceptSEA, Seed: 21}
-	var extra []pipeline.OutRecord
-	label := func(value []byte) {
-		extra = append(extra, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: value})
+	var written int64
+	write := func(values ...[]byte) {
+		t.Helper()
+		for _, v := range values {
+			prod.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
+				if err != nil {
+					t.Errorf("produce a label: %v", err)
+				}
+			})
+		}
+		if err := prod.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		written += int64(len(values))
 	}
+	var first [][]byte
 	for i := range never {
-		label(fmt.Appendf(nil, `{"event_id":"never-%d","label":1}`, i))
+		first = append(first, fmt.Appendf(nil, `{"event_id":"never-%d","label":1}`, i))
 	}
 	for i := range malformed {
-		label(fmt.Appendf(nil, `{"event_id":"bad-%d","label":`, i))
+		first = append(first, fmt.Appendf(nil, `{"event_id":"bad-%d","label":`, i))
 	}
-	// The feed writes the stream's events in order (a malformed row is a
-	// corrupted fresh event, whose label then never joins): label events
-	// 3,000 to 3,200 a second before the feed writes them.
+	// The feed writes the stream's fresh events in order (a malformed row
+	// is a corrupted fresh event, whose label then never joins; a
+	// duplicate repeats the event before): label events 3,000 to 3,200
+	// before the feed writes them, every other one once it wrote them all.
 	gen, err := streams.NewGenerator(stream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ev streams.Event
-	for i := range 3000 + early {
+	var rest [][]byte
+	labelOf := func() []byte {
 		gen.Next(&ev)
-		if i >= 3000 {
-			label(streams.AppendLabelJSON(nil, &ev))
+		return streams.AppendLabelJSON(nil, &ev)
+	}
+	for i := range int64(3000 + early) {
+		if l := labelOf(); i >= 3000 {
+			first = append(first, l)
+		} else {
+			rest = append(rest, l)
 		}
 	}
-	for _, rec := range extra {
-		prod.Produce(ctx, rec, func(_ kafka.Produced, err error) {
-			if err != nil {
-				t.Errorf("produce a label: %v", err)
-			}
-		})
-	}
-	if err := prod.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	write(first...)
 
 	var stats feed.Stats
-	load := feed.Config{Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Events: events, Rate: rate,
-		MalformedRate: 0.01, DuplicateRate: 0.01, LabelDelay: 100 * time.Millisecond, LabelJitter: 200 * time.Millisecond, Stream: stream}
-	produced := make(chan error, 1)
-	go func() { produced <- feed.Produce(ctx, prod, load, &stats) }()
-	counts := func() stages.LabelCounts { ls, _ := a.Labels(); return ls.Counts }
-	if err := <-produced; err != nil {
+	load := feed.Config{Topic: spec.Topics.Input, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01, Stream: stream}
+	if err := feed.Produce(ctx, prod, load, &stats); err != nil {
 		t.Fatal(err)
 	}
-	labels := stats.Labels.Load() + int64(len(extra))
+	for i := int64(3000 + early); i < stats.Valid.Load()+stats.Malformed.Load(); i++ {
+		rest = append(rest, labelOf())
+	}
+	write(rest...) // seconds after their events: joined
+	counts := func() stages.LabelCounts { ls, _ := a.Labels(); return ls.Counts }
+	labels := written
 	done := func() int64 { t := a.Totals(); return t.Out + t.DLQ + t.Duplicates }
 	waitFor(t, runErr, time.Minute, "every event and label processed", func() bool {
 		return done() >= stats.Rows.Load() && counts().Processed >= labels
