@@ -120,8 +120,13 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 		return done() >= stats.Rows.Load() && counts().Processed >= labels
 	})
 	stop()
-	if err := <-runErr; err != nil {
-		t.Fatalf("Run: %v", err)
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context's end")
 	}
 
 	c := counts()
