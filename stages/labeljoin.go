@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/models"
@@ -348,6 +349,9 @@ type JoinMetrics struct {
 	shadowSkipped, parkedOverflow                          prometheus.Counter
 	parked                                                 prometheus.Gauge
 	accuracy, logLoss, auc, mae, rmse                      *prometheus.GaugeVec
+	// earlyJoined counts the parked labels taken when their prediction
+	// came: joined (they count in joined too) or, in log mode, invalid.
+	earlyJoined atomic.Int64
 
 	mu    sync.Mutex
 	preq  map[string]*models.Prequential
@@ -397,6 +401,49 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// LabelCounts is a snapshot of the label join's counters. Every label
+// record processed is counted once, in one of Joined, Late, Orphan,
+// Invalid and ParkedOverflow, or is still parked:
+//
+//	Processed = Joined + Late + Orphan + Invalid + ParkedOverflow + Parked()
+//
+// Early counts the labels ever parked, of which EarlyJoined were taken when
+// their prediction came (joined, and so in Joined too, or in log mode
+// invalid) and Orphan expired first; Missing counts predictions, not
+// labels. A label batch that Redis ran in part before it failed is run
+// again, and may then count a label twice (the join's scripts are not
+// idempotent).
+type LabelCounts struct {
+	Processed, Joined, Late, Early, EarlyJoined, Orphan, Invalid, ParkedOverflow, Missing int64
+}
+
+// Parked is the labels parked now, waiting for their prediction.
+func (c LabelCounts) Parked() int64 { return c.Early - c.EarlyJoined - c.Orphan }
+
+// Settled is the labels counted in a terminal counter: all but the parked.
+func (c LabelCounts) Settled() int64 {
+	return c.Joined + c.Late + c.Orphan + c.Invalid + c.ParkedOverflow
+}
+
+// Counts returns the label counters now. It is safe for concurrent use;
+// the counters are read one by one, so a snapshot taken while labels are
+// handled may be off by the labels handled meanwhile.
+func (j *LabelJoin) Counts() LabelCounts {
+	m := j.metrics
+	value := func(c prometheus.Counter) int64 {
+		var d dto.Metric
+		if err := c.Write(&d); err != nil {
+			return 0
+		}
+		return int64(d.GetCounter().GetValue())
+	}
+	return LabelCounts{
+		Processed: j.processed.Load(), Joined: value(m.joined), Late: value(m.late), Early: value(m.early),
+		EarlyJoined: m.earlyJoined.Load(), Orphan: value(m.orphan), Invalid: value(m.invalid),
+		ParkedOverflow: value(m.parkedOverflow), Missing: value(m.missing),
+	}
 }
 
 // PrequentialSummary is a snapshot of one model version's metrics.
@@ -530,8 +577,8 @@ func NewLabelJoin(spec *pipeline.Spec, cache *PredictionCache, champion *ServedM
 	return &LabelJoin{cache: cache, model: champion, metrics: cache.metrics, spec: spec, decision: DecisionOf(spec)}
 }
 
-// Processed is the number of label records handled so far: joined, parked
-// early, or invalid.
+// Processed is the number of label records handled so far (each once,
+// however often its batch was tried): see LabelCounts.
 func (j *LabelJoin) Processed() int64 { return j.processed.Load() }
 
 // Observe caches a scored batch's predictions for the label join, and joins
@@ -565,6 +612,7 @@ func (j *LabelJoin) ObserveServed(ctx context.Context, b *pipeline.Batch, served
 	fb := &b.Features
 	now := j.cache.now()
 	jb.reset(fb.NumDense, fb.NumHashed)
+	j.metrics.earlyJoined.Add(int64(len(found)))
 	for _, e := range found {
 		r := e.row
 		j.metrics.joined.Inc()
@@ -806,16 +854,37 @@ type refusedLabel struct {
 
 func (lp *labelPartition) Close() {}
 
+// labelTally is what one label batch adds to the label counters. Handle
+// adds it once the batch went through: a batch that fails is handled
+// again, and counted then, so that every label record is counted once.
+type labelTally struct {
+	joined, late, early, invalid, parkedOverflow int
+}
+
 // Handle joins one batch of label records and learns from them.
 func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) error {
+	var t labelTally
+	if err := lp.handle(ctx, msgs, &t); err != nil {
+		return err
+	}
+	m := lp.join.metrics
+	m.joined.Add(float64(t.joined))
+	m.late.Add(float64(t.late))
+	m.early.Add(float64(t.early))
+	m.invalid.Add(float64(t.invalid))
+	m.parkedOverflow.Add(float64(t.parkedOverflow))
+	lp.join.processed.Add(int64(len(msgs)))
+	return nil
+}
+
+func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t *labelTally) error {
 	j := lp.join
 	c := j.cache
-	defer j.processed.Add(int64(len(msgs)))
 	lp.ids, lp.labels, lp.at, lp.pos, lp.refused = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.refused[:0]
 	for i := range msgs {
 		id, label, rej := lp.dec.Decode(msgs[i].Value)
 		if rej.Reason != "" {
-			j.metrics.invalid.Inc()
+			t.invalid++
 			lp.refused = append(lp.refused, refusedLabel{i, rej})
 			continue
 		}
@@ -852,13 +921,13 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 			continue
 		case !ok:
 			// Not parked: labels.max_parked labels are parked already.
-			j.metrics.parkedOverflow.Inc()
+			t.parkedOverflow++
 			lp.refused = append(lp.refused, refusedLabel{lp.at[i], pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
 				Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}})
 			continue
 		}
 		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
-			j.metrics.invalid.Inc()
+			t.invalid++
 			continue
 		}
 		if c.keep {
@@ -866,9 +935,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		}
 		e := &lp.entry
 		if now.Sub(e.at) > c.ttl {
-			j.metrics.late.Inc()
+			t.late++
 		} else {
-			j.metrics.joined.Inc()
+			t.joined++
 		}
 		j.outcome(e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now)
 		if nd, nh := len(e.dense), len(e.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
@@ -882,7 +951,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		}
 		jb.add(e.version, e.dense, e.hashed, lp.labels[i])
 	}
-	j.metrics.early.Add(float64(parked))
+	t.early = parked
 	err := j.teach(jb, &view, now)
 	j.metrics.publish()
 	if err != nil {

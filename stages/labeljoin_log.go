@@ -184,6 +184,7 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 			raw, _ = pair[0].(string)
 			lb, _ = pair[1].(string)
 		}
+		j.metrics.earlyJoined.Add(1) // taken from the park: joined, or invalid
 		label, ok := decodeParkedLabel(lb)
 		if !ok || decodeEntry([]byte(raw), &entry) != nil {
 			j.metrics.invalid.Inc()

@@ -67,6 +67,8 @@ type demoSummary struct {
 	// interrupted demo does not read the outputs back: Lost is absent.
 	Incomplete  bool  `json:"incomplete,omitempty"`
 	Unprocessed int64 `json:"unprocessed"`
+	// LabelsParked counts the labels parked at the end (none in a complete run).
+	LabelsParked int64 `json:"labels_parked"`
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -153,7 +155,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	if _, err := app.EphemeralKeys(&spec.Stages.Anonymize); err != nil {
 		return err
 	}
-	emb, err := app.StartEmbedded(spec, *kafkaPort, *partitions)
+	emb, err := app.StartEmbedded(spec, app.DemoEmbedded(*kafkaPort, *partitions, *events == 0))
 	if err != nil {
 		return err
 	}
@@ -207,6 +209,8 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	pcfg := feed.Config{
 		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Scenario: scenario, Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
+		// Backpressure: the embedded Kafka holds a bounded backlog at any rate.
+		Taken: pl.Taken, MaxBacklog: app.DemoMaxBacklog(spec),
 	}
 	if err := pcfg.Validate(); err != nil {
 		return err
@@ -221,6 +225,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	defer tick.Stop()
 	producing := true
 	incomplete := false
+	var stuckSince time.Time // every event and label processed, some labels still parked
 loop:
 	for {
 		select {
@@ -235,14 +240,20 @@ loop:
 			incomplete = *events == 0
 			break loop
 		case <-tick.C:
-			emb.ApplyRetention()
+			emb.Housekeep()
 			progress.show(pl, &stats, start)
 			tail.print(ctx, progress)
 		}
 		t := pl.Totals()
 		ls, _ := pl.Labels()
-		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() && ls.Joined >= stats.Labels.Load() {
-			break
+		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() {
+			// Every event is predicted: a parked label has no prediction to wait for.
+			if stuckSince.IsZero() {
+				stuckSince = time.Now()
+			}
+			if ls.Counts.Settled() >= stats.Labels.Load() || time.Since(stuckSince) > app.DemoParkedGrace {
+				break
+			}
 		}
 	}
 	progress.show(pl, &stats, start)
@@ -266,6 +277,7 @@ loop:
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
 	sum.Accuracy, sum.Baseline, sum.Prequential = ls.Accuracy, ls.Baseline, ls.Versions
+	sum.LabelsParked = ls.Counts.Parked()
 	if incomplete {
 		// Interrupted: stop at once. Events the pipeline never took in are
 		// waiting in the input topic, not lost; the outputs are not read back.
@@ -309,6 +321,9 @@ loop:
 	}
 	if sum.Lost != nil && *sum.Lost > 0 {
 		return fmt.Errorf("%d events lost", *sum.Lost)
+	}
+	if !incomplete && sum.LabelsParked > 0 {
+		return fmt.Errorf("%d labels still parked with every event predicted: their predictions are gone", sum.LabelsParked)
 	}
 	return nil
 }

@@ -120,10 +120,12 @@ type LabelStats struct {
 	// Versions are the windowed prequential metrics (accuracy, log loss,
 	// AUC) of every model version that served labelled predictions.
 	Versions []stages.PrequentialSummary
+	// Counts are the label join's counters, where every label ends once.
+	Counts stages.LabelCounts
 }
 
 func (lp *labelPlane) stats() LabelStats {
-	s := LabelStats{Processed: lp.join.Processed(), Accuracy: math.NaN(), Baseline: math.NaN(), WindowAccuracy: math.NaN(), Versions: lp.metrics.Summaries()}
+	s := LabelStats{Processed: lp.join.Processed(), Counts: lp.join.Counts(), Accuracy: math.NaN(), Baseline: math.NaN(), WindowAccuracy: math.NaN(), Versions: lp.metrics.Summaries()}
 	for _, w := range lp.metrics.Summaries() {
 		s.WindowAccuracy = w.Accuracy
 		break

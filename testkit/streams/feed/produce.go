@@ -47,6 +47,14 @@ type Config struct {
 	// stream's own JSON (a SchemaEncoder writes a spec's schema). A
 	// Scenario writes its own.
 	Encoder Encoder
+	// Taken, when set, is how many rows and label records the consumer
+	// has taken so far; Produce waits (writing the labels that fall due)
+	// while it has handed the brokers more than MaxBacklog rows, or label
+	// records, beyond those, so that a producer faster than its pipeline
+	// holds a bounded backlog instead of filling the brokers. It is called
+	// every few rows from Produce's goroutine.
+	Taken      func() (rows, labels int64)
+	MaxBacklog int64
 }
 
 func (c *Config) Validate() error {
@@ -58,6 +66,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Rate < 0 || c.Events < 0 {
 		return errors.New("--rate and --events must not be negative")
+	}
+	if c.Taken != nil && c.MaxBacklog < 1 {
+		return fmt.Errorf("max backlog must be at least 1 with a taken function, got %d", c.MaxBacklog)
 	}
 	if c.RampRows < 0 || c.RampRate < 0 {
 		return errors.New("the ramp's rows and rate must not be negative")
@@ -71,8 +82,8 @@ func (c *Config) Validate() error {
 // Stats counts what the producer wrote: the rows and labels the brokers
 // acknowledged (Rows is Valid + Malformed + Duplicates), and the records
 // that failed (Errors, rows and labels), which are not among the others.
-// Valid event indexes and malformed rows' positions are kept so that a run
-// can be checked for loss.
+// Valid event indexes and malformed rows' positions are kept, when
+// Config.Events bounds the run, so that it can be checked for loss.
 type Stats struct {
 	Rows, Valid, Malformed, Duplicates, Labels, Errors atomic.Int64
 
@@ -139,6 +150,9 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		return true
 	}
 	onLabel := func(_ kafka.Produced, err error) { acked(err, &stats.Labels) }
+	// A bounded run keeps what ReadBack checks (valid indexes, malformed
+	// positions); an unbounded one only counts, in constant memory.
+	track := cfg.Events > 0
 	for cfg.Events == 0 || sent < cfg.Events {
 		if ctx.Err() != nil {
 			break
@@ -153,6 +167,9 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 			}
 		}
 		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
+		if cfg.Taken != nil && sent%backlogEvery == 0 {
+			waitBacklog(ctx, cl, cfg, sent, labels, onLabel)
+		}
 		sent++
 		p := rng.Float64()
 		if havePrev && p < cfg.DuplicateRate {
@@ -167,7 +184,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		if p < cfg.DuplicateRate+cfg.MalformedRate {
 			bad, _ := streams.Corrupt(rng, row)
 			cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: bad}, func(r kafka.Produced, err error) {
-				if acked(err, &stats.Rows, &stats.Malformed) {
+				if acked(err, &stats.Rows, &stats.Malformed) && track {
 					stats.mu.Lock()
 					stats.malformedAt[fmt.Sprintf("%d/%d", r.Partition, r.Offset)] = struct{}{}
 					stats.mu.Unlock()
@@ -177,7 +194,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		}
 		idx := gen.Index() - 1
 		cl.Produce(ctx, pipeline.OutRecord{Topic: cfg.Topic, Key: ev.Key, Value: row}, func(_ kafka.Produced, err error) {
-			if acked(err, &stats.Rows, &stats.Valid) {
+			if acked(err, &stats.Rows, &stats.Valid) && track {
 				stats.markValid(idx)
 			}
 		})
@@ -192,7 +209,7 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 	}
 	// Labels still pending are written at their due time, unless ctx ends.
 	for labels.Len() > 0 && ctx.Err() == nil {
-		wait := time.Until((*labels)[0].due)
+		wait := time.Until(labels.q[0].due)
 		if wait > 0 {
 			select {
 			case <-time.After(wait):
@@ -210,6 +227,31 @@ func Produce(ctx context.Context, cl *kafka.Producer, cfg Config, stats *Stats) 
 		return fmt.Errorf("produce: %d records failed, first: %w", stats.Errors.Load(), err)
 	}
 	return nil
+}
+
+// A producer with a backlog bound looks at its backlog every backlogEvery
+// rows (it may overshoot the bound by as many), and every backlogPoll while
+// held back.
+const (
+	backlogEvery = 64
+	backlogPoll  = 5 * time.Millisecond
+)
+
+// waitBacklog waits while the rows (of sent) or the labels written are
+// more than cfg.MaxBacklog ahead of cfg.Taken, or until ctx ends, writing
+// the labels that fall due meanwhile.
+func waitBacklog(ctx context.Context, cl *kafka.Producer, cfg Config, sent int64, labels *labelQueue, onLabel func(kafka.Produced, error)) {
+	for ctx.Err() == nil {
+		rows, taken := cfg.Taken()
+		if sent-rows <= cfg.MaxBacklog && labels.written-taken <= cfg.MaxBacklog {
+			return
+		}
+		select {
+		case <-time.After(backlogPoll):
+		case <-ctx.Done():
+		}
+		flushLabels(ctx, cl, labels, time.Now(), onLabel, cfg.LabelsTopic)
+	}
 }
 
 // source is what Produce writes: a concept stream or a scenario.
@@ -250,7 +292,7 @@ func (c *Config) dueAfter(sent int64) time.Duration {
 }
 
 func flushLabels(ctx context.Context, cl *kafka.Producer, q *labelQueue, now time.Time, onDone func(kafka.Produced, error), topic string) {
-	for q.Len() > 0 && !(*q)[0].due.After(now) {
+	for q.Len() > 0 && !q.q[0].due.After(now) {
 		l := heap.Pop(q).(pendingLabel)
 		cl.Produce(ctx, pipeline.OutRecord{Topic: topic, Key: l.key, Value: l.value}, onDone)
 	}
@@ -262,15 +304,19 @@ type pendingLabel struct {
 }
 
 // labelQueue is a min-heap of labels by due time.
-type labelQueue []pendingLabel
+// written counts the labels taken out to be written.
+type labelQueue struct {
+	q       []pendingLabel
+	written int64
+}
 
-func (q labelQueue) Len() int           { return len(q) }
-func (q labelQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
-func (q labelQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *labelQueue) Push(x any)        { *q = append(*q, x.(pendingLabel)) }
+func (q *labelQueue) Len() int           { return len(q.q) }
+func (q *labelQueue) Less(i, j int) bool { return q.q[i].due.Before(q.q[j].due) }
+func (q *labelQueue) Swap(i, j int)      { q.q[i], q.q[j] = q.q[j], q.q[i] }
+func (q *labelQueue) Push(x any)         { q.q = append(q.q, x.(pendingLabel)) }
 func (q *labelQueue) Pop() any {
-	old := *q
-	l := old[len(old)-1]
-	*q = old[:len(old)-1]
+	l := q.q[len(q.q)-1]
+	q.q = q.q[:len(q.q)-1]
+	q.written++
 	return l
 }

@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
+)
+
+// TestEveryLabelCountedOnce runs the demo's pipeline on kfake and
+// miniredis with labels of every kind: on time after a delay, early (before
+// their event), for events that never come or come malformed, and
+// malformed labels. Every label record must be counted once, in
+// one terminal counter or as parked:
+//
+//	processed = joined + late + orphan + invalid + parked_overflow + parked
+//
+// with parked what the early-label index holds. (Nothing expires within
+// the test: TestLabelBatchCountedOnceWhenRetried in stages covers orphans,
+// and a batch that fails and is handled again.)
+func TestEveryLabelCountedOnce(t *testing.T) {
+	const (
+		events    = 9000
+		rate      = 3000
+		never     = 40  // labels for events that never come: parked
+		malformed = 25  // label records that do not parse: invalid
+		early     = 200 // labels written before their event
+	)
+	broker := kafkatest.StartKfake(t, kfake.GroupMinSessionTimeout(time.Second))
+	mr := redistest.StartMiniredis(t)
+	spec := outageSpec(t, broker, mr.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(runCtx) }()
+	waitFor(t, runErr, 20*time.Second, "ready", a.Ready)
+
+	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	stream := streams.Config{Concept: streams.ConceptSEA, Seed: 21}
+	var written int64
+	write := func(values ...[]byte) {
+		t.Helper()
+		for _, v := range values {
+			prod.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
+				if err != nil {
+					t.Errorf("produce a label: %v", err)
+				}
+			})
+		}
+		if err := prod.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		written += int64(len(values))
+	}
+	var first [][]byte
+	for i := range never {
+		first = append(first, fmt.Appendf(nil, `{"event_id":"never-%d","label":1}`, i))
+	}
+	for i := range malformed {
+		first = append(first, fmt.Appendf(nil, `{"event_id":"bad-%d","label":`, i))
+	}
+	// The feed writes the stream's fresh events in order (a malformed row
+	// is a corrupted fresh event, whose label then never joins; a
+	// duplicate repeats the event before): label events 3,000 to 3,200
+	// before the feed writes them, every other one once it wrote them all.
+	gen, err := streams.NewGenerator(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev streams.Event
+	var rest [][]byte
+	labelOf := func() []byte {
+		gen.Next(&ev)
+		return streams.AppendLabelJSON(nil, &ev)
+	}
+	for i := range int64(3000 + early) {
+		if l := labelOf(); i >= 3000 {
+			first = append(first, l)
+		} else {
+			rest = append(rest, l)
+		}
+	}
+	write(first...)
+
+	var stats feed.Stats
+	load := feed.Config{Topic: spec.Topics.Input, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01, Stream: stream}
+	if err := feed.Produce(ctx, prod, load, &stats); err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(3000 + early); i < stats.Valid.Load()+stats.Malformed.Load(); i++ {
+		rest = append(rest, labelOf())
+	}
+	write(rest...) // seconds after their events: joined
+	counts := func() stages.LabelCounts { ls, _ := a.Labels(); return ls.Counts }
+	labels := written
+	done := func() int64 { t := a.Totals(); return t.Out + t.DLQ + t.Duplicates }
+	waitFor(t, runErr, time.Minute, "every event and label processed", func() bool {
+		return done() >= stats.Rows.Load() && counts().Processed >= labels
+	})
+	stop()
+	select {
+	case err := <-runErr:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context's end")
+	}
+
+	c := counts()
+	parkedNow, err := mr.Mini.ZMembers(spec.Redis.KeyPrefix + "early-label-index")
+	if err != nil && len(parkedNow) != 0 {
+		t.Fatal(err)
+	}
+	t.Logf("labels %d: %+v, parked %d, in the early index %d", labels, c, c.Parked(), len(parkedNow))
+	if c.Processed != labels {
+		t.Errorf("processed %d label records, want the %d written", c.Processed, labels)
+	}
+	if c.Settled()+c.Parked() != c.Processed {
+		t.Errorf("joined %d + late %d + orphan %d + invalid %d + parked overflow %d + parked %d = %d, want processed %d",
+			c.Joined, c.Late, c.Orphan, c.Invalid, c.ParkedOverflow, c.Parked(), c.Settled()+c.Parked(), c.Processed)
+	}
+	if c.Parked() != int64(len(parkedNow)) || c.Parked() < never {
+		t.Errorf("parked by the counters %d, in the early index %d: want the same, and at least the %d labels of events that never came", c.Parked(), len(parkedNow), never)
+	}
+	if c.Invalid != malformed || c.EarlyJoined == 0 || c.Joined == 0 {
+		t.Errorf("want %d invalid, an early label joined and labels joined: %+v", malformed, c)
+	}
+}
