@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -209,8 +210,7 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 	pcfg := feed.Config{
 		Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: sf.config(), Scenario: scenario, Events: *events, Rate: *rate,
 		MalformedRate: *malformed, DuplicateRate: *duplicates, LabelDelay: *labelDelay, LabelJitter: *labelDelay,
-		// Backpressure: the embedded Kafka holds a bounded backlog at any rate.
-		Taken: pl.Taken, MaxBacklog: app.DemoMaxBacklog(spec),
+		Taken: pl.Taken, MaxBacklog: app.DemoMaxBacklog(spec), // backpressure: a bounded backlog at any rate
 	}
 	if err := pcfg.Validate(); err != nil {
 		return err
@@ -248,10 +248,7 @@ loop:
 		ls, _ := pl.Labels()
 		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() {
 			// Every event is predicted: a parked label has no prediction to wait for.
-			if stuckSince.IsZero() {
-				stuckSince = time.Now()
-			}
-			if ls.Counts.Settled() >= stats.Labels.Load() || time.Since(stuckSince) > app.DemoParkedGrace {
+			if stuckSince = cmp.Or(stuckSince, time.Now()); ls.Counts.Settled() >= stats.Labels.Load() || time.Since(stuckSince) > app.DemoParkedGrace {
 				break
 			}
 		}
