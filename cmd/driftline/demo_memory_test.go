@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ import (
 // defaults, and samples the process's live Go heap, which holds kfake's
 // records, miniredis's keys and the pipeline. It must stay within a budget
 // made of those bounds: kfake keeps app.DemoRetainBytes (in segments of a
-// quarter), miniredis a dedupe window (15 s of events, about 300 bytes an
+// quarter), miniredis a dedupe window (5 s of events, about 300 bytes an
 // event), the pipeline and its batches in flight the rest; and the
 // producer stays at most app.DemoMaxBacklog ahead. Without backpressure
 // the heap passed the budget within seconds (the producer wrote 36k events
@@ -33,9 +34,14 @@ func TestDemoUnboundedHoldsFlatMemory(t *testing.T) {
 	const (
 		run   = 50 * time.Second
 		every = time.Second
-		// budget: kfake's retention and its active segments, 20k events a
-		// second for 15 s in miniredis, 150 MiB for the rest.
-		budget = app.DemoRetainBytes*5/4 + 20_000*15*300 + 150<<20
+		// fixed: kfake's retention and its active segments, and 256 MiB
+		// for the pipeline and the rest (measured: about 220 MiB at 48k
+		// events/s, once the batched label plane made the demo that
+		// fast: batches in flight, pending predictions, parked labels);
+		// on top, miniredis holds the dedupe window (demo.yaml: 5 s) of
+		// events at the fastest rate seen (at least 20k a second), about
+		// 300 bytes an event. The old demo passed 1.9 GB in 31 s.
+		fixed = app.DemoRetainBytes*5/4 + 256<<20
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), run)
 	defer cancel()
@@ -70,8 +76,9 @@ wait:
 	if len(trace) < int(run/every)-5 {
 		t.Fatalf("the demo ran %s, too short to sample", time.Since(start))
 	}
-	if peak > budget {
-		t.Errorf("live heap peaked at %d MiB, over the budget of %d MiB", peak>>20, budget>>20)
+	rate := max(20_000, slices.Max(append(progressRates(stderr.String()), 0)))
+	if budget := uint64(fixed + rate*5*300); peak > budget {
+		t.Errorf("live heap peaked at %d MiB, over the budget of %d MiB (fastest rate %d events/s)", peak>>20, budget>>20, rate)
 	}
 	// The producer was held back: the backlog on the input topic stayed
 	// about the bound (app.DemoMaxBacklog), where an unthrottled producer
@@ -92,7 +99,20 @@ wait:
 	}
 }
 
-var progressLag = regexp.MustCompile(`produced \d+ .* lag (\d+) `)
+var (
+	progressLag  = regexp.MustCompile(`produced \d+ .* lag (\d+) `)
+	progressRate = regexp.MustCompile(`produced \d+ .* (\d+) ev/s`)
+)
+
+// progressRates returns the rate (events/s) of each progress line.
+func progressRates(stderr string) []int {
+	var out []int
+	for _, m := range progressRate.FindAllStringSubmatch(stderr, -1) {
+		n, _ := strconv.Atoi(m[1])
+		out = append(out, n)
+	}
+	return out
+}
 
 // progressLags returns the lag of each of the demo's progress lines.
 func progressLags(stderr string) []int64 {
