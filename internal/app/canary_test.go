@@ -79,6 +79,17 @@ func TestCanaryStepsWaitForTheirOwnOutcomes(t *testing.T) {
 	if _, err := reg.MoveAlias(ctx, registry.AliasMove{Model: model, Alias: registry.AliasShadow, Version: v.Number, Expect: registry.AnyVersion, Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		if !t.Failed() {
+			return
+		}
+		// What the governor decided, for a failure seen only under load.
+		evs, err := reg.ReadAudit(context.WithoutCancel(ctx), "", 100)
+		for _, e := range evs {
+			t.Logf("audit: %s %s version %v by %s %v", e.When.Format(time.RFC3339Nano), e.What, e.Version, e.Who, e.Details)
+		}
+		t.Logf("audit read: %v; labels %+v", err, func() LabelStats { ls, _ := a.Labels(); return ls }())
+	}()
 	waitFor(t, runErr, time.Minute, "the candidate promoted", func() bool {
 		set, err := reg.Aliases(ctx, model)
 		return err == nil && set.Versions[registry.AliasChampion] == v.Number
