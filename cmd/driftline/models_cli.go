@@ -166,6 +166,35 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// reasonedCommand is the front half every "NAME --reason R" command shares
+// (abort, pause, resume, rollback, token revoke): its flag set with the
+// admin API flags and a required --reason. Add a command's own flags to fs
+// before parse.
+type reasonedCommand struct {
+	fs     *flag.FlagSet
+	api    apiFlags
+	reason *string
+}
+
+func newReasonedCommand(name, usage, about string, stderr io.Writer) reasonedCommand {
+	fs := newFlags(name, usage, about, stderr)
+	return reasonedCommand{fs: fs, api: addAPIFlags(fs), reason: fs.String("reason", "", "why (required; goes to the audit log)")}
+}
+
+// parse reads args, which must name NAME and set --reason, and opens the
+// admin API client.
+func (rc reasonedCommand) parse(args []string) (name string, c *adminapi.Client, err error) {
+	pos, err := parseInterleaved(rc.fs, args, "NAME")
+	if err != nil {
+		return "", nil, err
+	}
+	if err := requireFlag(rc.fs, "reason", *rc.reason); err != nil {
+		return "", nil, err
+	}
+	c, err = rc.api.client()
+	return pos[0], c, err
+}
+
 func cmdModelsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("models list", "[flags]", "List the registered models: versions, latest version, aliases and\nwhether the rollout is paused. Needs a viewer token.\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
@@ -376,18 +405,13 @@ func versionOrNone(v int64) string {
 }
 
 func cmdModelsRollback(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models rollback", "NAME --reason R [--to VERSION] [flags]", "Move the champion of model NAME back: to --to VERSION, or else to the\nchampion before the current one, as the audit trail records it (each\nrollback steps one further back). Compare-and-set, so it fails with 409\nif the champion moved meanwhile. Needs an operator token.\n\n"+apiFlagsAbout, stderr)
-	af := addAPIFlags(fs)
-	reason := fs.String("reason", "", "why (required; goes to the audit log)")
-	to := fs.String("to", "", "the version to roll back to (default: the previous champion)")
-	pos, err := parseInterleaved(fs, args, "NAME")
+	rc := newReasonedCommand("models rollback", "NAME --reason R [--to VERSION] [flags]", "Move the champion of model NAME back: to --to VERSION, or else to the\nchampion before the current one, as the audit trail records it (each\nrollback steps one further back). Compare-and-set, so it fails with 409\nif the champion moved meanwhile. Needs an operator token.\n\n"+apiFlagsAbout, stderr)
+	to := rc.fs.String("to", "", "the version to roll back to (default: the previous champion)")
+	name, c, err := rc.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := requireFlag(fs, "reason", *reason); err != nil {
-		return err
-	}
-	req := adminapi.RollbackRequest{Reason: *reason}
+	req := adminapi.RollbackRequest{Reason: *rc.reason}
 	if *to != "" {
 		v, err := parseVersion("--to", *to)
 		if err != nil {
@@ -395,11 +419,7 @@ func cmdModelsRollback(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		req.To = &v
 	}
-	c, err := af.client()
-	if err != nil {
-		return err
-	}
-	res, err := c.Rollback(ctx, pos[0], req)
+	res, err := c.Rollback(ctx, name, req)
 	if err != nil {
 		return apiError(err)
 	}
@@ -420,25 +440,16 @@ func pauseResume(ctx context.Context, verb string, args []string, stdout, stderr
 	if verb == "resume" {
 		about = "Resume the paused rollout of model NAME."
 	}
-	fs := newFlags("models "+verb, "NAME --reason R [flags]", about+" Needs an operator\ntoken; the audit log records who, when and --reason.\n\n"+apiFlagsAbout, stderr)
-	af := addAPIFlags(fs)
-	reason := fs.String("reason", "", "why (required; goes to the audit log)")
-	pos, err := parseInterleaved(fs, args, "NAME")
+	rc := newReasonedCommand("models "+verb, "NAME --reason R [flags]", about+" Needs an operator\ntoken; the audit log records who, when and --reason.\n\n"+apiFlagsAbout, stderr)
+	name, c, err := rc.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := requireFlag(fs, "reason", *reason); err != nil {
-		return err
-	}
-	c, err := af.client()
-	if err != nil {
-		return err
-	}
-	if err := c.SetPaused(ctx, pos[0], verb == "pause", *reason); err != nil {
+	if err := c.SetPaused(ctx, name, verb == "pause", *rc.reason); err != nil {
 		return apiError(err)
 	}
 	past := map[string]string{"pause": "paused", "resume": "resumed"}[verb]
-	fmt.Fprintf(stdout, "%s the rollout of %s\n", past, pos[0])
+	fmt.Fprintf(stdout, "%s the rollout of %s\n", past, name)
 	return nil
 }
 
@@ -467,31 +478,22 @@ func (kv keyValues) Set(s string) error {
 }
 
 func cmdModelsRetrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models retrain", "NAME --reason R [--detail k=v]... [flags]", "Request a retrain of model NAME: the request goes to the Redis stream\n{driftline:admin}:retrain-requests, which the retrain job consumes, and to\nthe audit log. Needs an operator token.\n\n"+apiFlagsAbout, stderr)
-	af := addAPIFlags(fs)
-	reason := fs.String("reason", "", "why (required; goes to the audit log)")
+	rc := newReasonedCommand("models retrain", "NAME --reason R [--detail k=v]... [flags]", "Request a retrain of model NAME: the request goes to the Redis stream\n{driftline:admin}:retrain-requests, which the retrain job consumes, and to\nthe audit log. Needs an operator token.\n\n"+apiFlagsAbout, stderr)
 	details := keyValues{}
-	fs.Var(details, "detail", "key=value passed to the retrain job (repeatable)")
-	pos, err := parseInterleaved(fs, args, "NAME")
+	rc.fs.Var(details, "detail", "key=value passed to the retrain job (repeatable)")
+	name, c, err := rc.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := requireFlag(fs, "reason", *reason); err != nil {
-		return err
-	}
-	c, err := af.client()
-	if err != nil {
-		return err
-	}
-	req := adminapi.RetrainBody{Reason: *reason}
+	req := adminapi.RetrainBody{Reason: *rc.reason}
 	if len(details) > 0 {
 		req.Details = details
 	}
-	request, audit, err := c.Retrain(ctx, pos[0], req)
+	request, audit, err := c.Retrain(ctx, name, req)
 	if err != nil {
 		return apiError(err)
 	}
-	fmt.Fprintf(stdout, "retrain of %s requested: request %s, audit event %s\n", pos[0], request, audit)
+	fmt.Fprintf(stdout, "retrain of %s requested: request %s, audit event %s\n", name, request, audit)
 	return nil
 }
 
@@ -577,23 +579,14 @@ func cmdTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func cmdTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models token revoke", "NAME --reason R [flags]", "Revoke the token named NAME: it stops working at once. Needs an admin\ntoken.\n\n"+apiFlagsAbout, stderr)
-	af := addAPIFlags(fs)
-	reason := fs.String("reason", "", "why (required; goes to the audit log)")
-	pos, err := parseInterleaved(fs, args, "NAME")
+	rc := newReasonedCommand("models token revoke", "NAME --reason R [flags]", "Revoke the token named NAME: it stops working at once. Needs an admin\ntoken.\n\n"+apiFlagsAbout, stderr)
+	name, c, err := rc.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := requireFlag(fs, "reason", *reason); err != nil {
-		return err
-	}
-	c, err := af.client()
-	if err != nil {
-		return err
-	}
-	if err := c.RevokeToken(ctx, pos[0], *reason); err != nil {
+	if err := c.RevokeToken(ctx, name, *rc.reason); err != nil {
 		return apiError(err)
 	}
-	fmt.Fprintf(stdout, "revoked token %s\n", pos[0])
+	fmt.Fprintf(stdout, "revoked token %s\n", name)
 	return nil
 }

@@ -17,21 +17,12 @@ import (
 )
 
 func cmdModelsAbort(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models abort", "NAME --reason R [flags]", "Abort the rollout of model NAME: the candidate (the canary alias, else the\nshadow alias) loses its aliases and the canary's share goes to 0; the\nchampion keeps serving. Needs an operator token; the audit log records\nwho, when and --reason.\n\n"+apiFlagsAbout, stderr)
-	af := addAPIFlags(fs)
-	reason := fs.String("reason", "", "why (required; goes to the audit log)")
-	pos, err := parseInterleaved(fs, args, "NAME")
+	rc := newReasonedCommand("models abort", "NAME --reason R [flags]", "Abort the rollout of model NAME: the candidate (the canary alias, else the\nshadow alias) loses its aliases and the canary's share goes to 0; the\nchampion keeps serving. Needs an operator token; the audit log records\nwho, when and --reason.\n\n"+apiFlagsAbout, stderr)
+	name, c, err := rc.parse(args)
 	if err != nil {
 		return err
 	}
-	if err := requireFlag(fs, "reason", *reason); err != nil {
-		return err
-	}
-	c, err := af.client()
-	if err != nil {
-		return err
-	}
-	res, err := c.Abort(ctx, pos[0], *reason)
+	res, err := c.Abort(ctx, name, *rc.reason)
 	if err != nil {
 		return apiError(err)
 	}
