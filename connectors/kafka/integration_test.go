@@ -9,26 +9,28 @@ import (
 )
 
 // The real-broker counterparts of the kfake tests: Apache Kafka in KRaft
-// mode, started by testkit from the cached jars.
+// mode, started by testkit from the cached jars. The tests share one broker
+// (kafkatest.SharedKafka, stopped by TestMain); each uses its own topics and
+// group.
 
 func TestIntegrationOrderBatchesLagAndCommit(t *testing.T) {
-	testOrderAndCommit(t, kafkatest.StartKafka(t))
+	testOrderAndCommit(t, kafkatest.SharedKafka(t))
 }
 
 func TestIntegrationHandlerErrorStopsRunAndIsReRead(t *testing.T) {
-	testHandlerErrorRereads(t, kafkatest.StartKafka(t))
+	testHandlerErrorRereads(t, kafkatest.SharedKafka(t))
 }
 
 func TestIntegrationExactlyOnceCommitsOutputsWithOffsets(t *testing.T) {
-	testExactlyOnceCommitsTogether(t, kafkatest.StartKafka(t))
+	testExactlyOnceCommitsTogether(t, kafkatest.SharedKafka(t))
 }
 
 func TestIntegrationExactlyOnceHandlerErrorAbortsRound(t *testing.T) {
-	testExactlyOnceHandlerErrorAborts(t, kafkatest.StartKafka(t))
+	testExactlyOnceHandlerErrorAborts(t, kafkatest.SharedKafka(t))
 }
 
 func TestIntegrationExactlyOnceRestartResumesWithoutDuplicates(t *testing.T) {
-	testExactlyOnceRestart(t, kafkatest.StartKafka(t))
+	testExactlyOnceRestart(t, kafkatest.SharedKafka(t))
 }
 
 func BenchmarkIntegrationExactlyOnceVsAtLeastOnce(b *testing.B) {

@@ -9,9 +9,9 @@ import (
 )
 
 // TestIntegrationReplay runs the replay side's checks (Admin, Reader,
-// ReadTopics, ReplayCommitter) on one real broker.
+// ReadTopics, ReplayCommitter) on the package's shared real broker.
 func TestIntegrationReplay(t *testing.T) {
-	b := kafkatest.StartKafka(t)
+	b := kafkatest.SharedKafka(t)
 	t.Run("admin", func(t *testing.T) { testAdmin(t, b) })
 	t.Run("reader", func(t *testing.T) { testReader(t, b) })
 	t.Run("read topics", func(t *testing.T) { testReadTopics(t, b) })
