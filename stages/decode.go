@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/driftline/driftline/pipeline"
@@ -32,38 +33,51 @@ const (
 
 // Decode parses JSON objects into the batch's Arrow record, one column per
 // schema field. It is a scanner compiled for the schema: known fields are
-// parsed straight into their column type with no per-field allocation;
-// unknown fields are skipped (nesting up to MaxJSONDepth). A row that is not
-// a JSON object, has a known field of the wrong type, invalid UTF-8, a
-// string over the schema's max_string_bytes or a repeated field is rejected
-// with a reason naming the field, never its value; a field that is not in
-// the schema is named by its position in the object, since its name is the
-// producer's and may itself be personal data. Absent and null fields
-// are null in the record; the validate stage enforces "required".
+// parsed straight into their column's buffers (values, validity bitmap,
+// string offsets and bytes), with no per-field allocation and no second
+// pass; unknown fields are skipped (nesting up to MaxJSONDepth). A row that
+// is not a JSON object, has a known field of the wrong type, invalid UTF-8,
+// a string over the schema's max_string_bytes or a repeated field is
+// rejected with a reason naming the field, never its value, and every
+// column is null in that row; a field that is not in the schema is named by
+// its position in the object, since its name is the producer's and may
+// itself be personal data. Absent and null fields are null in the record;
+// the validate stage enforces "required". A column with no null row has no
+// validity bitmap.
 //
+// Each batch's record owns fresh buffers (records outlive the next batch).
 // A Decode is used by one partition loop at a time.
 type Decode struct {
 	fields   []pipeline.FieldSpec
 	index    map[string]int
 	maxStr   int
 	schema   *arrow.Schema
-	builders []array.Builder
-	slots    []slot
+	cols     []decodeColumn
+	strCols  []int // indexes of the string columns
 	unescape []byte
+	// seen[f] == rowSeq when field f was read in the current row; rowSeq
+	// counts the rows this Decode has read.
+	seen   []uint64
+	rowSeq uint64
+	row    int
 	// valueStart is where the field value being read starts.
 	valueStart int
 	// next is the schema index lookup tries first.
 	next int
 }
 
-type slot struct {
-	set  bool
-	null bool
-	num  float64
-	i64  int64
-	b    bool
-	str  []byte
-	ts   int64
+// decodeColumn is one column's buffers for the batch being decoded.
+type decodeColumn struct {
+	typ   pipeline.FieldType
+	dtype arrow.DataType
+	valid []byte    // validity bitmap
+	f64   []float64 // TypeFloat
+	i64   []int64   // TypeInt, TypeTimestamp (µs)
+	bits  []byte    // TypeBool values
+	offs  []int32   // TypeString: n+1 offsets into data
+	data  []byte    // TypeString bytes
+	// lastData is the previous batch's string bytes, to size data.
+	lastData int
 }
 
 // NewDecode builds the decoder for a spec's schema.
@@ -73,11 +87,16 @@ func NewDecode(spec *pipeline.Spec) *Decode {
 		index:  make(map[string]int, len(spec.Schema.Fields)),
 		maxStr: spec.Schema.MaxStringBytes,
 		schema: spec.ArrowSchema(),
-		slots:  make([]slot, len(spec.Schema.Fields)),
+		cols:   make([]decodeColumn, len(spec.Schema.Fields)),
+		seen:   make([]uint64, len(spec.Schema.Fields)),
 	}
 	for i, f := range spec.Schema.Fields {
 		d.index[f.Name] = i
-		d.builders = append(d.builders, array.NewBuilder(memory.DefaultAllocator, pipeline.ArrowType(f.Type)))
+		d.cols[i] = decodeColumn{typ: f.Type, dtype: pipeline.ArrowType(f.Type)}
+		if f.Type != pipeline.TypeFloat && f.Type != pipeline.TypeInt && f.Type != pipeline.TypeBool && f.Type != pipeline.TypeTimestamp {
+			d.cols[i].typ = pipeline.TypeString
+			d.strCols = append(d.strCols, i)
+		}
 	}
 	return d
 }
@@ -87,66 +106,100 @@ func (d *Decode) Name() string { return "decode" }
 
 // Process implements pipeline.Stage: it sets b.Record.
 func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
-	for _, bl := range d.builders {
-		bl.Reserve(b.Len())
+	n := b.Len()
+	for c := range d.cols {
+		d.cols[c].start(n)
 	}
 	for i := range b.Messages {
-		if !b.OK(i) {
-			d.appendNull()
-			continue
+		if b.OK(i) {
+			if reason, detail := d.decodeRow(b.Messages[i].Value, i); reason != "" {
+				b.Reject(i, d.Name(), reason, detail)
+				d.clearRow(i)
+			}
 		}
-		if reason, detail := d.decodeRow(b.Messages[i].Value); reason != "" {
-			b.Reject(i, d.Name(), reason, detail)
-			d.appendNull()
-			continue
+		for _, c := range d.strCols {
+			col := &d.cols[c]
+			col.offs[i+1] = int32(len(col.data))
 		}
-		d.appendRow()
 	}
-	cols := make([]arrow.Array, len(d.builders))
-	for i, bl := range d.builders {
-		cols[i] = bl.NewArray()
+	arrs := make([]arrow.Array, len(d.cols))
+	for c := range d.cols {
+		arrs[c] = d.cols[c].finish(n)
 	}
-	b.Record = array.NewRecordBatch(d.schema, cols, int64(b.Len()))
-	for _, c := range cols {
-		c.Release()
+	b.Record = array.NewRecordBatch(d.schema, arrs, int64(n))
+	for _, a := range arrs {
+		a.Release()
 	}
 	return nil
 }
 
-func (d *Decode) appendNull() {
-	for _, bl := range d.builders {
-		bl.AppendNull()
+// start gives the column fresh buffers for n rows, all null.
+func (c *decodeColumn) start(n int) {
+	c.valid = make([]byte, bitutil.BytesForBits(int64(n)))
+	switch c.typ {
+	case pipeline.TypeFloat:
+		c.f64 = make([]float64, n)
+	case pipeline.TypeInt, pipeline.TypeTimestamp:
+		c.i64 = make([]int64, n)
+	case pipeline.TypeBool:
+		c.bits = make([]byte, len(c.valid))
+	default:
+		c.offs = make([]int32, n+1)
+		c.data = make([]byte, 0, c.lastData+c.lastData/8)
 	}
 }
 
-func (d *Decode) appendRow() {
-	for i, bl := range d.builders {
-		s := &d.slots[i]
-		if !s.set || s.null {
-			bl.AppendNull()
-			continue
-		}
-		switch d.fields[i].Type {
+// finish wraps the column's buffers in an Arrow array, which owns them.
+func (c *decodeColumn) finish(n int) arrow.Array {
+	var validity *memory.Buffer
+	nulls := n - bitutil.CountSetBits(c.valid, 0, n)
+	if nulls > 0 {
+		validity = memory.NewBufferBytes(c.valid)
+	}
+	var bufs []*memory.Buffer
+	switch c.typ {
+	case pipeline.TypeFloat:
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(c.f64))}
+	case pipeline.TypeInt, pipeline.TypeTimestamp:
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(c.i64))}
+	case pipeline.TypeBool:
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(c.bits)}
+	default:
+		c.lastData = len(c.data)
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.offs)), memory.NewBufferBytes(c.data)}
+	}
+	data := array.NewData(c.dtype, n, bufs, nil, nulls, 0)
+	arr := array.MakeFromData(data)
+	data.Release()
+	c.valid, c.f64, c.i64, c.bits, c.offs, c.data = nil, nil, nil, nil, nil, nil
+	return arr
+}
+
+// clearRow makes row i null in every column, dropping the string bytes a
+// rejected row had appended.
+func (d *Decode) clearRow(i int) {
+	for c := range d.cols {
+		col := &d.cols[c]
+		bitutil.ClearBit(col.valid, i)
+		switch col.typ {
 		case pipeline.TypeFloat:
-			bl.(*array.Float64Builder).Append(s.num)
-		case pipeline.TypeInt:
-			bl.(*array.Int64Builder).Append(s.i64)
+			col.f64[i] = 0
+		case pipeline.TypeInt, pipeline.TypeTimestamp:
+			col.i64[i] = 0
 		case pipeline.TypeBool:
-			bl.(*array.BooleanBuilder).Append(s.b)
-		case pipeline.TypeTimestamp:
-			bl.(*array.TimestampBuilder).Append(arrow.Timestamp(s.ts))
+			bitutil.ClearBit(col.bits, i)
 		default:
-			bl.(*array.StringBuilder).BinaryBuilder.Append(s.str)
+			col.data = col.data[:col.offs[i]]
 		}
 	}
 }
 
-// decodeRow fills d.slots from one JSON object; it returns a reason and a
-// detail when the row is rejected.
-func (d *Decode) decodeRow(data []byte) (reason, detail string) {
-	for i := range d.slots {
-		d.slots[i].set = false // readField overwrites the rest
-	}
+// decodeRow decodes one JSON object into row i of the columns; it returns a
+// reason and a detail when the row is rejected (the caller then clears the
+// row).
+func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
+	d.row = i
+	d.rowSeq++
 	d.unescape = d.unescape[:0]
 	d.next = 0
 	if !utf8.Valid(data) {
@@ -174,9 +227,10 @@ func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 		}
 		p.skipSpace()
 		if fi, known := d.lookup(key); known {
-			if d.slots[fi].set {
+			if d.seen[fi] == d.rowSeq {
 				return ReasonDuplicate, "field " + d.fields[fi].Name + " appears twice"
 			}
+			d.seen[fi] = d.rowSeq
 			if reason, detail := d.readField(&p, fi); reason != "" {
 				return reason, detail
 			}
@@ -221,13 +275,10 @@ func (d *Decode) trailing(p *scanner) (string, string) {
 
 func (d *Decode) readField(p *scanner, fi int) (string, string) {
 	f := &d.fields[fi]
-	s := &d.slots[fi]
-	s.set, s.null = true, false
 	if p.literal("null") {
-		s.null = true
-		return "", ""
+		return "", "" // the row stays null in this column
 	}
-	reason, detail := d.readTyped(p, f, s)
+	reason, detail := d.readTyped(p, f, &d.cols[fi])
 	if reason == ReasonType {
 		// A value that is not JSON at all (NaN, Infinity, .5, tru, 'x') is a
 		// syntax error, not a wrong type; a deep value stays a type error.
@@ -238,9 +289,11 @@ func (d *Decode) readField(p *scanner, fi int) (string, string) {
 	return reason, detail
 }
 
-func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, string) {
+// readTyped reads a non-null value of field f into row d.row of col.
+func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn) (string, string) {
 	d.valueStart = p.pos
-	switch f.Type {
+	i := d.row
+	switch col.typ {
 	case pipeline.TypeString:
 		if p.peek() != '"' {
 			return ReasonType, "field " + f.Name + ": want string, got " + p.kind()
@@ -252,7 +305,7 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, 
 		if len(str) > d.maxStr {
 			return ReasonTooLong, "field " + f.Name + ": longer than " + strconv.Itoa(d.maxStr) + " bytes"
 		}
-		s.str = str
+		col.data = append(col.data, str...)
 	case pipeline.TypeFloat, pipeline.TypeInt:
 		if c := p.peek(); c != '-' && (c < '0' || c > '9') {
 			return ReasonType, "field " + f.Name + ": want number, got " + p.kind()
@@ -265,19 +318,19 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, 
 		if bad || math.IsInf(v, 0) || math.IsNaN(v) {
 			return ReasonType, "field " + f.Name + ": number out of range"
 		}
-		if f.Type == pipeline.TypeInt {
+		if col.typ == pipeline.TypeInt {
 			if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
 				return ReasonType, "field " + f.Name + ": want integer"
 			}
-			s.i64 = int64(v)
+			col.i64[i] = int64(v)
+		} else {
+			col.f64[i] = v
 		}
-		s.num = v
 	case pipeline.TypeBool:
 		switch {
 		case p.literal("true"):
-			s.b = true
+			bitutil.SetBit(col.bits, i)
 		case p.literal("false"):
-			s.b = false
 		default:
 			return ReasonType, "field " + f.Name + ": want bool, got " + p.kind()
 		}
@@ -293,8 +346,9 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, 
 		if err != nil {
 			return ReasonType, "field " + f.Name + ": not an RFC 3339 timestamp"
 		}
-		s.ts = t.UnixMicro()
+		col.i64[i] = t.UnixMicro()
 	}
+	bitutil.SetBit(col.valid, i)
 	return "", ""
 }
 

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -554,4 +555,40 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeRejectedRowLeavesNoTrace rejects rows late, after their strings
+// and numbers were written to the columns, between accepted rows: each
+// rejected row must be null in every column, and every accepted row must
+// equal what it decodes to alone.
+func TestDecodeRejectedRowLeavesNoTrace(t *testing.T) {
+	spec := testSpec(t, false)
+	_, rows := genEvents(t, 77, 9, 4)
+	for _, i := range []int{1, 4, 8} {
+		rows[i] = append(bytes.TrimSuffix(rows[i], []byte("}")), `,"flag":"yes"}`...)
+	}
+	rows[5] = append(bytes.TrimSuffix(rows[5], []byte("}")), `,"user_id":"again"}`...)
+	d := NewDecode(spec)
+	b := newBatch(0, rows...)
+	mustProcess(t, b, d)
+	for i := range rows {
+		wantOK := i != 1 && i != 4 && i != 5 && i != 8
+		if b.OK(i) != wantOK {
+			t.Fatalf("row %d: ok=%v, want %v", i, b.OK(i), wantOK)
+		}
+		alone := newBatch(0, rows[i])
+		mustProcess(t, alone, NewDecode(spec))
+		for c := range spec.Schema.Fields {
+			col := b.Record.Column(c)
+			if !wantOK {
+				if !col.IsNull(i) {
+					t.Fatalf("rejected row %d: column %s holds %s", i, spec.Schema.Fields[c].Name, col.ValueStr(i))
+				}
+				continue
+			}
+			if got, want := col.ValueStr(i), alone.Record.Column(c).ValueStr(0); got != want {
+				t.Fatalf("row %d column %s: %s in the batch, %s alone", i, spec.Schema.Fields[c].Name, got, want)
+			}
+		}
+	}
 }
