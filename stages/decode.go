@@ -5,6 +5,7 @@ package stages
 import (
 	"context"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -75,7 +76,10 @@ type decodeColumn struct {
 	i64   []int64   // TypeInt, TypeTimestamp (µs)
 	bits  []byte    // TypeBool values
 	offs  []int32   // TypeString: n+1 offsets into data
-	data  []byte    // TypeString bytes
+	// data holds TypeString bytes in data[:dataLen]; it is kept at full
+	// length so that appending stores no pointer (no GC write barrier).
+	data    []byte
+	dataLen int
 	// lastData is the previous batch's string bytes, to size data.
 	lastData int
 }
@@ -119,7 +123,7 @@ func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
 		}
 		for _, c := range d.strCols {
 			col := &d.cols[c]
-			col.offs[i+1] = int32(len(col.data))
+			col.offs[i+1] = int32(col.dataLen)
 		}
 	}
 	arrs := make([]arrow.Array, len(d.cols))
@@ -145,7 +149,8 @@ func (c *decodeColumn) start(n int) {
 		c.bits = make([]byte, len(c.valid))
 	default:
 		c.offs = make([]int32, n+1)
-		c.data = make([]byte, 0, c.lastData+c.lastData/8)
+		c.data = make([]byte, max(c.lastData+c.lastData/8, 64))
+		c.dataLen = 0
 	}
 }
 
@@ -165,14 +170,23 @@ func (c *decodeColumn) finish(n int) arrow.Array {
 	case pipeline.TypeBool:
 		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(c.bits)}
 	default:
-		c.lastData = len(c.data)
-		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.offs)), memory.NewBufferBytes(c.data)}
+		c.lastData = c.dataLen
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.offs)), memory.NewBufferBytes(c.data[:c.dataLen])}
 	}
 	data := array.NewData(c.dtype, n, bufs, nil, nulls, 0)
 	arr := array.MakeFromData(data)
 	data.Release()
 	c.valid, c.f64, c.i64, c.bits, c.offs, c.data = nil, nil, nil, nil, nil, nil
 	return arr
+}
+
+// appendString appends str to the column's bytes.
+func (c *decodeColumn) appendString(str []byte) {
+	if c.dataLen+len(str) > len(c.data) {
+		c.data = slices.Grow(c.data[:c.dataLen], len(str))
+		c.data = c.data[:cap(c.data)]
+	}
+	c.dataLen += copy(c.data[c.dataLen:], str)
 }
 
 // clearRow makes row i null in every column, dropping the string bytes a
@@ -189,7 +203,7 @@ func (d *Decode) clearRow(i int) {
 		case pipeline.TypeBool:
 			bitutil.ClearBit(col.bits, i)
 		default:
-			col.data = col.data[:col.offs[i]]
+			col.dataLen = int(col.offs[i])
 		}
 	}
 }
@@ -305,7 +319,7 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn)
 		if len(str) > d.maxStr {
 			return ReasonTooLong, "field " + f.Name + ": longer than " + strconv.Itoa(d.maxStr) + " bytes"
 		}
-		col.data = append(col.data, str...)
+		col.appendString(str)
 	case pipeline.TypeFloat, pipeline.TypeInt:
 		if c := p.peek(); c != '-' && (c < '0' || c > '9') {
 			return ReasonType, "field " + f.Name + ": want number, got " + p.kind()

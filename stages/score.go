@@ -202,17 +202,19 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 	// One buffer holds every value of the batch; records slice into it. It
 	// is fresh per batch: a pending batch's records still point into the
 	// previous one.
-	s.buf = make([]byte, 0, cap(s.buf))
+	// buf is local while it grows: a field would take a GC write barrier
+	// per append.
+	buf := make([]byte, 0, cap(s.buf))
 	ends := s.rowEnds[:0]
 	s.frags.reset()
 	frag := s.frags.of(s.model)
 	for j, i := range fb.Row {
-		s.buf = appendEventID(s.buf, b, s.idCol, i)
-		ends = append(ends, len(s.buf))
-		s.buf = s.appendPrediction(s.buf, frag, b, i, b.Scores[j])
-		ends = append(ends, len(s.buf))
+		buf = appendEventID(buf, b, s.idCol, i)
+		ends = append(ends, len(buf))
+		buf = s.appendPrediction(buf, frag, b, i, b.Scores[j])
+		ends = append(ends, len(buf))
 	}
-	s.rowEnds = ends
+	s.buf, s.rowEnds = buf, ends
 	start := 0
 	for j, i := range fb.Row {
 		keyEnd, valEnd := ends[2*j], ends[2*j+1]
@@ -304,7 +306,7 @@ func appendJSONValue(dst []byte, col arrow.Array, i int) []byte {
 	}
 	switch a := col.(type) {
 	case *array.String:
-		return pipeline.AppendJSONString(dst, a.Value(i))
+		return appendJSONString(dst, a.Value(i))
 	case *array.Float64:
 		return appendJSONFloat(dst, a.Value(i))
 	case *array.Int64:
