@@ -4,6 +4,7 @@ package stages
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
 	"slices"
 	"strconv"
@@ -324,13 +325,16 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn)
 		if c := p.peek(); c != '-' && (c < '0' || c > '9') {
 			return ReasonType, "field " + f.Name + ": want number, got " + p.kind()
 		}
-		num, ok := p.readNumber()
-		if !ok {
-			return ReasonSyntax, "field " + f.Name + ": malformed number"
-		}
-		v, bad := parseFloat(num)
-		if bad || math.IsInf(v, 0) || math.IsNaN(v) {
-			return ReasonType, "field " + f.Name + ": number out of range"
+		v, done := p.readPlainNumber()
+		if !done {
+			num, ok := p.readNumber()
+			if !ok {
+				return ReasonSyntax, "field " + f.Name + ": malformed number"
+			}
+			var bad bool
+			if v, bad = parseFloat(num); bad || math.IsInf(v, 0) || math.IsNaN(v) {
+				return ReasonType, "field " + f.Name + ": number out of range"
+			}
 		}
 		if col.typ == pipeline.TypeInt {
 			if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
@@ -432,6 +436,10 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		return nil, false
 	}
 	start := p.pos
+	// 8 bytes at a time while none is '"', '\\' or a control byte.
+	for p.pos+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[p.pos:])) {
+		p.pos += 8
+	}
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
 		if c == '"' {
@@ -448,6 +456,14 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		p.pos++
 	}
 	return nil, false
+}
+
+// stringStop8 reports whether any of w's 8 bytes ends a string's plain run:
+// '"', '\\' or a byte below 0x20 (see needsEscape8).
+func stringStop8(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
+	return (w-0x20*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0
 }
 
 func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
@@ -550,6 +566,55 @@ func (p *scanner) readNumber() ([]byte, bool) {
 		}
 	}
 	return p.data[start:p.pos], true
+}
+
+// readPlainNumber reads, in one pass, a number that parseFloat's exact fast
+// path takes: -?(0|[1-9][0-9]*)(.[0-9]+)? without an exponent, at most 19
+// digits, whose digits read as an integer are at most 2^53, with at most
+// 22 fraction digits. For any other input it leaves p where it was and
+// returns false: readNumber and parseFloat then decide.
+func (p *scanner) readPlainNumber() (float64, bool) {
+	const maxExact = 1 << 53
+	data, i := p.data, p.pos
+	neg := i < len(data) && data[i] == '-'
+	if neg {
+		i++
+	}
+	var mant uint64
+	ds := i
+	if i < len(data) && data[i] == '0' {
+		i++
+	} else {
+		for i < len(data) && data[i]-'0' <= 9 {
+			mant = mant*10 + uint64(data[i]-'0')
+			i++
+		}
+	}
+	nInt := i - ds
+	frac := 0
+	if i < len(data) && data[i] == '.' {
+		i++
+		fs := i
+		for i < len(data) && data[i]-'0' <= 9 {
+			mant = mant*10 + uint64(data[i]-'0')
+			i++
+		}
+		if frac = i - fs; frac == 0 {
+			return 0, false
+		}
+	}
+	if nInt == 0 || nInt+frac > 19 || mant > maxExact || frac > 22 || (i < len(data) && (data[i] == 'e' || data[i] == 'E')) {
+		return 0, false
+	}
+	v := float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	if neg {
+		v = -v
+	}
+	p.pos = i
+	return v, true
 }
 
 func (p *scanner) digits() bool {

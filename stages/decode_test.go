@@ -379,6 +379,7 @@ func TestDecodeCorruptions(t *testing.T) {
 // TestParseFloatMatchesStrconv is a property test of the fast float path.
 func TestParseFloatMatchesStrconv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
+	var plain int
 	check := func(s string) {
 		got, bad := parseFloat([]byte(s))
 		want, err := strconv.ParseFloat(s, 64)
@@ -388,7 +389,30 @@ func TestParseFloatMatchesStrconv(t *testing.T) {
 		if !bad && math.Float64bits(got) != math.Float64bits(want) {
 			t.Fatalf("%s: parseFloat %v (%x), strconv %v (%x)", s, got, math.Float64bits(got), want, math.Float64bits(want))
 		}
+		// The scanner's one-pass path must agree wherever it answers.
+		p := scanner{data: []byte(s)}
+		if v, ok := p.readPlainNumber(); ok {
+			plain++
+			// Where the JSON grammar ends the number early ("077" is 0
+			// then garbage), the grammar-checking reader must agree.
+			q := scanner{data: []byte(s)}
+			if num, _ := q.readNumber(); q.pos != p.pos {
+				t.Fatalf("%s: readPlainNumber stops at byte %d, readNumber at %d", s, p.pos, q.pos)
+			} else if p.pos != len(s) {
+				want, err = strconv.ParseFloat(string(num), 64)
+			}
+			if err != nil || math.Float64bits(v) != math.Float64bits(want) {
+				t.Fatalf("%s: readPlainNumber %v up to byte %d, strconv %v (%v)", s, v, p.pos, want, err)
+			}
+		} else if p.pos != 0 {
+			t.Fatalf("%s: readPlainNumber declined but moved to byte %d", s, p.pos)
+		}
 	}
+	defer func() {
+		if plain == 0 {
+			t.Error("readPlainNumber took none of the numbers")
+		}
+	}()
 	for _, s := range []string{"0", "-0", "0.0", "-0.0", "1", "0.1", "0.3", "123456789012345", "1234567890123456",
 		"0.000000000000000000001", "0.0000000000000000000001", "0.00000000000000000000001", "999999999999999.5",
 		"9007199254740993", "1e23", "8.41e21", "1.7976931348623157e308", "5e-324", "2.2250738585072011e-308",
