@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 	"unsafe"
 
@@ -360,11 +359,11 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn)
 		if !ok {
 			return ReasonSyntax, "field " + f.Name + ": malformed string"
 		}
-		t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(str), len(str)))
-		if err != nil {
+		us, ok := parseTimestampMicros(str)
+		if !ok {
 			return ReasonType, "field " + f.Name + ": not an RFC 3339 timestamp"
 		}
-		col.i64[i] = t.UnixMicro()
+		col.i64[i] = us
 	}
 	bitutil.SetBit(col.valid, i)
 	return "", ""
