@@ -52,6 +52,7 @@ type Decode struct {
 	fields   []pipeline.FieldSpec
 	index    map[string]int
 	quoted   []string // each field's name as a JSON string without escapes
+	keyWords []keyWords
 	maxStr   int
 	schema   *arrow.Schema
 	cols     []decodeColumn
@@ -85,6 +86,21 @@ type decodeColumn struct {
 	lastData int
 }
 
+// keyWords is a quoted name of at most 16 bytes as two little-endian
+// words, and the masks that keep its bytes of two loaded words.
+type keyWords struct {
+	word, mask [2]uint64
+}
+
+func newKeyWords(q string) keyWords {
+	var k keyWords
+	for i := 0; i < len(q) && i < 16; i++ {
+		k.word[i/8] |= uint64(q[i]) << (8 * (i % 8))
+		k.mask[i/8] |= 0xff << (8 * (i % 8))
+	}
+	return k
+}
+
 // NewDecode builds the decoder for a spec's schema.
 func NewDecode(spec *pipeline.Spec) *Decode {
 	d := &Decode{
@@ -98,6 +114,7 @@ func NewDecode(spec *pipeline.Spec) *Decode {
 	for i, f := range spec.Schema.Fields {
 		d.index[f.Name] = i
 		d.quoted = append(d.quoted, string(pipeline.AppendJSONString(nil, f.Name)))
+		d.keyWords = append(d.keyWords, newKeyWords(d.quoted[i]))
 		d.cols[i] = decodeColumn{typ: f.Type, dtype: pipeline.ArrowType(f.Type)}
 		if f.Type != pipeline.TypeFloat && f.Type != pipeline.TypeInt && f.Type != pipeline.TypeBool && f.Type != pipeline.TypeTimestamp {
 			d.cols[i].typ = pipeline.TypeString
@@ -280,7 +297,14 @@ func (d *Decode) nextKey(p *scanner) (int, bool) {
 		return -1, false
 	}
 	q := d.quoted[n]
-	if len(p.data)-p.pos < len(q) || string(p.data[p.pos:p.pos+len(q)]) != q {
+	if k := &d.keyWords[n]; len(q) <= 16 && len(p.data)-p.pos >= 16 {
+		// Two 8-byte loads, masked to the name's length.
+		w0 := binary.LittleEndian.Uint64(p.data[p.pos:])
+		w1 := binary.LittleEndian.Uint64(p.data[p.pos+8:])
+		if w0&k.mask[0] != k.word[0] || w1&k.mask[1] != k.word[1] {
+			return -1, false
+		}
+	} else if len(p.data)-p.pos < len(q) || string(p.data[p.pos:p.pos+len(q)]) != q {
 		return -1, false
 	}
 	p.pos += len(q)
