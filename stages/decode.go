@@ -423,7 +423,16 @@ type scanner struct {
 	pos  int
 }
 
+// skipSpace skips JSON whitespace; the usual case, none, is one inlined
+// comparison.
 func (p *scanner) skipSpace() {
+	if p.pos < len(p.data) && p.data[p.pos] > ' ' {
+		return
+	}
+	p.skipSpaceSlow()
+}
+
+func (p *scanner) skipSpaceSlow() {
 	for p.pos < len(p.data) {
 		switch p.data[p.pos] {
 		case ' ', '\t', '\n', '\r':
