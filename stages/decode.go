@@ -268,8 +268,10 @@ func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
 				return ReasonDuplicate, "field " + d.fields[fi].Name + " appears twice"
 			}
 			d.seen[fi] = d.rowSeq
-			if reason, detail := d.readField(&p, fi); reason != "" {
-				return reason, detail
+			if !d.readCommon(&p, fi) {
+				if reason, detail := d.readField(&p, fi); reason != "" {
+					return reason, detail
+				}
 			}
 		} else if err := p.skipValue(0); err != "" {
 			// The key is not in the schema, so its name is the producer's
@@ -333,6 +335,43 @@ func (d *Decode) trailing(p *scanner) (string, string) {
 		return ReasonSyntax, "trailing data after the object"
 	}
 	return "", ""
+}
+
+// readCommon reads the common cases inline: a plain number into a float
+// column, an unescaped string of at most max_string_bytes into a string
+// column. It returns false, with p unmoved, for anything else, which
+// readField then reads (and rejects when it must).
+func (d *Decode) readCommon(p *scanner, fi int) bool {
+	col := &d.cols[fi]
+	switch col.typ {
+	case pipeline.TypeFloat:
+		v, ok := p.readPlainNumber()
+		if !ok {
+			return false
+		}
+		col.f64[d.row] = v
+	case pipeline.TypeString:
+		if p.peek() != '"' {
+			return false
+		}
+		start := p.pos + 1
+		end := start
+		for end+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[end:])) {
+			end += 8
+		}
+		for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end] >= 0x20 {
+			end++
+		}
+		if end >= len(p.data) || p.data[end] != '"' || end-start > d.maxStr {
+			return false
+		}
+		col.appendString(p.data[start:end])
+		p.pos = end + 1
+	default:
+		return false
+	}
+	bitutil.SetBit(col.valid, d.row)
+	return true
 }
 
 func (d *Decode) readField(p *scanner, fi int) (string, string) {
