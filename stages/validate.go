@@ -30,10 +30,27 @@ type Validate struct {
 }
 
 // enumSet is one field's enum: a list for a few values (compared in
-// order), a map for many.
+// order), a map for many. When every value of a list is at most 8 bytes,
+// words holds each as a little-endian word plus its length, compared
+// without a call.
 type enumSet struct {
-	list []string
-	set  map[string]struct{}
+	list  []string
+	set   map[string]struct{}
+	words []enumWord
+}
+
+type enumWord struct {
+	word uint64
+	n    int
+}
+
+// shortWord packs a string of at most 8 bytes into a little-endian word.
+func shortWord(s string) uint64 {
+	var w uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		w = w<<8 | uint64(s[i])
+	}
+	return w
 }
 
 // enumMapFrom is the enum size from which a map beats comparing in turn.
@@ -43,6 +60,18 @@ func (e *enumSet) has(s string) bool {
 	if e.set != nil {
 		_, ok := e.set[s]
 		return ok
+	}
+	if e.words != nil {
+		if len(s) > 8 {
+			return false
+		}
+		w := shortWord(s)
+		for _, v := range e.words {
+			if v.word == w && v.n == len(s) {
+				return true
+			}
+		}
+		return false
 	}
 	for _, v := range e.list {
 		if v == s {
@@ -64,6 +93,15 @@ func NewValidate(spec *pipeline.Spec) *Validate {
 			}
 		} else {
 			v.enums[i].list = f.Enum
+			short := len(f.Enum) > 0
+			for _, e := range f.Enum {
+				short = short && len(e) <= 8
+			}
+			if short {
+				for _, e := range f.Enum {
+					v.enums[i].words = append(v.enums[i].words, enumWord{shortWord(e), len(e)})
+				}
+			}
 		}
 	}
 	return v
