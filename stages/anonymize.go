@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -231,7 +232,7 @@ func (a *Anonymize) appendApplied(dst []byte, c anonCol, v string) ([]byte, erro
 	case pipeline.OpPseudonymize:
 		return a.appendPseudonym(dst, v), nil
 	case pipeline.OpMask:
-		return appendMasked(dst, v, c.keepLast), nil
+		return appendMaskedASCII(dst, v, c.keepLast), nil
 	case pipeline.OpRedact:
 		return append(dst, RedactedValue...), nil
 	case pipeline.OpEncrypt:
@@ -239,6 +240,27 @@ func (a *Anonymize) appendApplied(dst []byte, c anonCol, v string) ([]byte, erro
 		return a.Encrypt(dst, unsafe.Slice(unsafe.StringData(v), len(v)), unsafe.Slice(unsafe.StringData(c.name), len(c.name)))
 	}
 	return nil, fmt.Errorf("unknown operator %q", c.op)
+}
+
+// maskStars is a run of '*' that appendMaskedASCII copies from.
+const maskStars = "****************************************************************"
+
+// appendMaskedASCII is appendMasked with a fast path for ASCII values (one
+// character a byte): the stars are copied in one go, then the last keep
+// bytes.
+func appendMaskedASCII(dst []byte, v string, keep int) []byte {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf {
+			return appendMasked(dst, v, keep)
+		}
+	}
+	stars := max(len(v)-keep, 0)
+	for stars > len(maskStars) {
+		dst = append(dst, maskStars...)
+		stars -= len(maskStars)
+	}
+	dst = append(dst, maskStars[:stars]...)
+	return append(dst, v[max(len(v)-keep, 0):]...)
 }
 
 // pseudonymize returns v's pseudonym appended to a.scratch, valid until the
