@@ -2,7 +2,6 @@ package stages
 
 import (
 	"bytes"
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -15,7 +14,6 @@ import (
 	"math"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/driftline/driftline/pipeline"
 )
@@ -232,8 +230,11 @@ func floorStringEnd(data []byte, p int) int {
 func unquote(v []byte) []byte { return v[1 : len(v)-1] }
 
 // BenchmarkFloor times the floor (see floor) on BenchmarkChain's events,
-// one op = one batch of 1,024. Its ns/event is the denominator of "× the
-// floor"; BenchmarkFloorRatio measures the ratio itself.
+// one op = one batch of 1,024. Its cpu-ns/event is the denominator of "×
+// the floor"; the numerator is BenchmarkChain/dedupe=off's, from the same
+// process (`task bench:floor`). The two run one after the other rather than
+// interleaved: interleaved, the GC work the chain's garbage causes runs
+// partly while the floor is timed and is charged to it.
 func BenchmarkFloor(b *testing.B) {
 	rows := benchRows(b)
 	fl := newFloor(b, make([]float32, 12+1<<16))
@@ -241,47 +242,6 @@ func BenchmarkFloor(b *testing.B) {
 	if len(fl.ends) != 2*benchBatch {
 		b.Fatalf("%d outputs", len(fl.ends)/2)
 	}
-}
-
-// BenchmarkFloorRatio runs BenchmarkChain/dedupe=off's batch and the
-// floor's batch alternately, one of each per op, and reports for each the
-// process CPU time per event (chain-cpu-ns/event, floor-cpu-ns/event, as
-// perEvent's cpu-ns/event: time spent waiting for a core on a loaded
-// machine does not count) and the wall time per event, and x-floor, the
-// ratio of the CPU times (x-floor-wall: of the wall times). Both halves see
-// the same machine, so the ratio is steadier than one taken from two
-// benchmarks run one after the other.
-func BenchmarkFloorRatio(b *testing.B) {
-	spec := benchSpec(b)
-	rows := benchRows(b)
-	msgs := benchMessages(rows)
-	c := newChain(b, spec, nil)
-	fl := newFloor(b, make([]float32, 12+1<<16))
-	var batch pipeline.Batch
-	var chainT, floorT, chainCPU, floorCPU time.Duration
-	n := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		t0, c0 := time.Now(), processCPU(b)
-		batch.Reset(msgs)
-		for _, s := range c.stages() {
-			must(b, s.Process(context.Background(), &batch))
-		}
-		t1, c1 := time.Now(), processCPU(b)
-		fl.batch(rows, 0, 0)
-		floorT += time.Since(t1)
-		floorCPU += processCPU(b) - c1
-		chainT += t1.Sub(t0)
-		chainCPU += c1 - c0
-		n++
-	}
-	events := float64(n * benchBatch)
-	b.ReportMetric(float64(chainCPU.Nanoseconds())/events, "chain-cpu-ns/event")
-	b.ReportMetric(float64(floorCPU.Nanoseconds())/events, "floor-cpu-ns/event")
-	b.ReportMetric(float64(chainT.Nanoseconds())/events, "chain-ns/event")
-	b.ReportMetric(float64(floorT.Nanoseconds())/events, "floor-ns/event")
-	b.ReportMetric(float64(chainCPU)/float64(floorCPU), "x-floor")
-	b.ReportMetric(float64(chainT)/float64(floorT), "x-floor-wall")
 }
 
 // TestFloorMatchesChain checks that the floor does the chain's work: on the
