@@ -18,7 +18,9 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/driftline/driftline/pipeline"
@@ -122,6 +124,8 @@ type Anonymize struct {
 	// pseudonyms caches token bytes by plaintext; nil when disabled.
 	pseudonyms map[string][pseudonymLen]byte
 	cacheSize  int
+	// lastData is each column's output bytes in the previous batch.
+	lastData []int
 }
 
 // PseudonymCacheSize bounds the pseudonym cache of each Anonymize.
@@ -182,61 +186,94 @@ func NewAnonymize(spec *pipeline.Spec, keys Keys) (*Anonymize, error) {
 // Name implements pipeline.Stage.
 func (a *Anonymize) Name() string { return "anonymize" }
 
-// Process implements pipeline.Stage.
+// Process implements pipeline.Stage. Each anonymized column is written
+// straight into fresh Arrow buffers (offsets, bytes and, when a row is
+// null, a validity bitmap), sized from the previous batch.
 func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
-	for _, c := range a.cols {
+	n := b.Len()
+	if len(a.lastData) < len(a.cols) {
+		a.lastData = make([]int, len(a.cols))
+	}
+	for k, c := range a.cols {
 		col := b.Record.Column(c.index).(*array.String)
-		bld := array.NewStringBuilder(memory.DefaultAllocator)
-		bld.Reserve(b.Len())
-		for i := 0; i < b.Len(); i++ {
+		valid := make([]byte, bitutil.BytesForBits(int64(n)))
+		offs := make([]int32, n+1)
+		data := make([]byte, 0, a.lastData[k]+a.lastData[k]/8)
+		nulls := 0
+		for i := range n {
 			if !b.OK(i) || col.IsNull(i) || c.op == pipeline.OpDrop {
-				bld.AppendNull()
+				nulls++
+				offs[i+1] = int32(len(data))
 				continue
 			}
-			out, err := a.apply(c, col.Value(i))
-			if err != nil {
+			var err error
+			if data, err = a.appendApplied(data, c, col.Value(i)); err != nil {
 				return fmt.Errorf("anonymize: field %s: %w", c.name, err)
 			}
-			bld.BinaryBuilder.Append(out)
+			bitutil.SetBit(valid, i)
+			offs[i+1] = int32(len(data))
 		}
-		b.ReplaceColumn(c.index, bld.NewArray())
-		bld.Release()
+		a.lastData[k] = len(data)
+		var validity *memory.Buffer
+		if nulls > 0 {
+			validity = memory.NewBufferBytes(valid)
+		}
+		bufs := []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offs)), memory.NewBufferBytes(data)}
+		d := array.NewData(arrow.BinaryTypes.String, n, bufs, nil, nulls, 0)
+		b.ReplaceColumn(c.index, array.MakeFromData(d))
+		d.Release()
 	}
 	return nil
 }
 
-// apply returns the anonymized value, valid until the next call.
-func (a *Anonymize) apply(c anonCol, v string) ([]byte, error) {
-	a.scratch = a.scratch[:0]
+// appendApplied appends the anonymized value of v to dst.
+func (a *Anonymize) appendApplied(dst []byte, c anonCol, v string) ([]byte, error) {
 	switch c.op {
 	case pipeline.OpPseudonymize:
-		return a.pseudonymize(v), nil
+		return a.appendPseudonym(dst, v), nil
 	case pipeline.OpMask:
-		n := utf8.RuneCountInString(v)
-		i := 0
-		for _, r := range v {
-			if i < n-c.keepLast {
-				a.scratch = append(a.scratch, '*')
-			} else {
-				a.scratch = utf8.AppendRune(a.scratch, r)
-			}
-			i++
-		}
-		return a.scratch, nil
+		return appendMaskedASCII(dst, v, c.keepLast), nil
 	case pipeline.OpRedact:
-		return append(a.scratch, RedactedValue...), nil
+		return append(dst, RedactedValue...), nil
 	case pipeline.OpEncrypt:
 		// Seal reads plain and ad and keeps neither: views are enough.
-		ct, err := a.Encrypt(a.scratch, unsafe.Slice(unsafe.StringData(v), len(v)), unsafe.Slice(unsafe.StringData(c.name), len(c.name)))
-		a.scratch = ct
-		return ct, err
+		return a.Encrypt(dst, unsafe.Slice(unsafe.StringData(v), len(v)), unsafe.Slice(unsafe.StringData(c.name), len(c.name)))
 	}
 	return nil, fmt.Errorf("unknown operator %q", c.op)
 }
 
+// maskStars is a run of '*' that appendMaskedASCII copies from.
+const maskStars = "****************************************************************"
+
+// appendMaskedASCII is appendMasked with a fast path for ASCII values (one
+// character a byte): the stars are copied in one go, then the last keep
+// bytes.
+func appendMaskedASCII(dst []byte, v string, keep int) []byte {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf {
+			return appendMasked(dst, v, keep)
+		}
+	}
+	stars := max(len(v)-keep, 0)
+	for stars > len(maskStars) {
+		dst = append(dst, maskStars...)
+		stars -= len(maskStars)
+	}
+	dst = append(dst, maskStars[:stars]...)
+	return append(dst, v[max(len(v)-keep, 0):]...)
+}
+
+// pseudonymize returns v's pseudonym appended to a.scratch, valid until the
+// next call.
 func (a *Anonymize) pseudonymize(v string) []byte {
+	a.scratch = a.appendPseudonym(a.scratch, v)
+	return a.scratch
+}
+
+// appendPseudonym appends v's pseudonym to dst.
+func (a *Anonymize) appendPseudonym(dst []byte, v string) []byte {
 	if tok, ok := a.pseudonyms[v]; ok {
-		return a.appendToken(tok)
+		return appendToken(dst, &tok)
 	}
 	a.mac.Reset()
 	// The MAC reads v and keeps nothing, so a view of it is enough.
@@ -251,16 +288,15 @@ func (a *Anonymize) pseudonymize(v string) []byte {
 		}
 		a.pseudonyms[strings.Clone(v)] = tok
 	}
-	return a.appendToken(tok)
+	return appendToken(dst, &tok)
 }
 
-// appendToken appends tok to a.scratch without slicing tok, which would
-// move it to the heap.
-func (a *Anonymize) appendToken(tok [pseudonymLen]byte) []byte {
-	n := len(a.scratch)
-	a.scratch = slices.Grow(a.scratch, pseudonymLen)[:n+pseudonymLen]
-	*(*[pseudonymLen]byte)(a.scratch[n:]) = tok
-	return a.scratch
+// appendToken appends *tok to dst with one fixed-size copy.
+func appendToken(dst []byte, tok *[pseudonymLen]byte) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, pseudonymLen)[:n+pseudonymLen]
+	*(*[pseudonymLen]byte)(dst[n:]) = *tok
+	return dst
 }
 
 // disablePseudonymCache turns the pseudonym cache off (benchmarks compare).
@@ -288,7 +324,7 @@ const DLQAssociatedData = "driftline.dlq"
 // for another partition loop. The clones share one nonce counter.
 func (a *Anonymize) Clone() *Anonymize {
 	c := *a
-	c.sum, c.scratch, c.sealed = nil, nil, nil
+	c.sum, c.scratch, c.sealed, c.lastData = nil, nil, nil, nil
 	if a.mac != nil {
 		c.mac = a.newMAC()
 		c.pseudonyms = make(map[string][pseudonymLen]byte)

@@ -307,3 +307,21 @@ func TestAnonymizeAllRowsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAppendMaskedASCIIMatchesAppendMasked checks the ASCII fast path of the
+// mask operator against appendMasked: lengths around keep_last and around
+// the star run's length, keep 0, non-ASCII and invalid UTF-8.
+func TestAppendMaskedASCIIMatchesAppendMasked(t *testing.T) {
+	vals := []string{"", "1", "1234", "12345", "+1-555-123-4567", "été", "ab\xffcd", "x\u00e9yz1234"}
+	for _, n := range []int{63, 64, 65, 66, 127, 128, 129, 200} {
+		vals = append(vals, strings.Repeat("7", n))
+	}
+	for _, v := range vals {
+		for _, keep := range []int{0, 1, 4, 5, 70, 300} {
+			got, want := appendMaskedASCII([]byte("p"), v, keep), appendMasked([]byte("p"), v, keep)
+			if string(got) != string(want) {
+				t.Fatalf("%q keep %d: %q, want %q", v, keep, got, want)
+			}
+		}
+	}
+}

@@ -4,14 +4,16 @@ package stages
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/driftline/driftline/pipeline"
@@ -32,38 +34,71 @@ const (
 
 // Decode parses JSON objects into the batch's Arrow record, one column per
 // schema field. It is a scanner compiled for the schema: known fields are
-// parsed straight into their column type with no per-field allocation;
-// unknown fields are skipped (nesting up to MaxJSONDepth). A row that is not
-// a JSON object, has a known field of the wrong type, invalid UTF-8, a
-// string over the schema's max_string_bytes or a repeated field is rejected
-// with a reason naming the field, never its value; a field that is not in
-// the schema is named by its position in the object, since its name is the
-// producer's and may itself be personal data. Absent and null fields
-// are null in the record; the validate stage enforces "required".
+// parsed straight into their column's buffers (values, validity bitmap,
+// string offsets and bytes), with no per-field allocation and no second
+// pass; unknown fields are skipped (nesting up to MaxJSONDepth). A row that
+// is not a JSON object, has a known field of the wrong type, invalid UTF-8,
+// a string over the schema's max_string_bytes or a repeated field is
+// rejected with a reason naming the field, never its value, and every
+// column is null in that row; a field that is not in the schema is named by
+// its position in the object, since its name is the producer's and may
+// itself be personal data. Absent and null fields are null in the record;
+// the validate stage enforces "required". A column with no null row has no
+// validity bitmap.
 //
+// Each batch's record owns fresh buffers (records outlive the next batch).
 // A Decode is used by one partition loop at a time.
 type Decode struct {
 	fields   []pipeline.FieldSpec
 	index    map[string]int
+	quoted   []string // each field's name as a JSON string without escapes
+	keyWords []keyWords
 	maxStr   int
 	schema   *arrow.Schema
-	builders []array.Builder
-	slots    []slot
+	cols     []decodeColumn
+	strCols  []int // indexes of the string columns
 	unescape []byte
+	// seen[f] == rowSeq when field f was read in the current row; rowSeq
+	// counts the rows this Decode has read.
+	seen   []uint64
+	rowSeq uint64
+	row    int
 	// valueStart is where the field value being read starts.
 	valueStart int
 	// next is the schema index lookup tries first.
 	next int
 }
 
-type slot struct {
-	set  bool
-	null bool
-	num  float64
-	i64  int64
-	b    bool
-	str  []byte
-	ts   int64
+// decodeColumn is one column's buffers for the batch being decoded.
+type decodeColumn struct {
+	typ   pipeline.FieldType
+	dtype arrow.DataType
+	valid []byte    // validity bitmap
+	f64   []float64 // TypeFloat
+	i64   []int64   // TypeInt, TypeTimestamp (µs)
+	bits  []byte    // TypeBool values
+	offs  []int32   // TypeString: n+1 offsets into data
+	// data holds TypeString bytes in data[:dataLen]; it is kept at full
+	// length so that appending stores no pointer (no GC write barrier).
+	data    []byte
+	dataLen int
+	// lastData is the previous batch's string bytes, to size data.
+	lastData int
+}
+
+// keyWords is a quoted name of at most 16 bytes as two little-endian
+// words, and the masks that keep its bytes of two loaded words.
+type keyWords struct {
+	word, mask [2]uint64
+}
+
+func newKeyWords(q string) keyWords {
+	var k keyWords
+	for i := 0; i < len(q) && i < 16; i++ {
+		k.word[i/8] |= uint64(q[i]) << (8 * (i % 8))
+		k.mask[i/8] |= 0xff << (8 * (i % 8))
+	}
+	return k
 }
 
 // NewDecode builds the decoder for a spec's schema.
@@ -73,11 +108,18 @@ func NewDecode(spec *pipeline.Spec) *Decode {
 		index:  make(map[string]int, len(spec.Schema.Fields)),
 		maxStr: spec.Schema.MaxStringBytes,
 		schema: spec.ArrowSchema(),
-		slots:  make([]slot, len(spec.Schema.Fields)),
+		cols:   make([]decodeColumn, len(spec.Schema.Fields)),
+		seen:   make([]uint64, len(spec.Schema.Fields)),
 	}
 	for i, f := range spec.Schema.Fields {
 		d.index[f.Name] = i
-		d.builders = append(d.builders, array.NewBuilder(memory.DefaultAllocator, pipeline.ArrowType(f.Type)))
+		d.quoted = append(d.quoted, string(pipeline.AppendJSONString(nil, f.Name)))
+		d.keyWords = append(d.keyWords, newKeyWords(d.quoted[i]))
+		d.cols[i] = decodeColumn{typ: f.Type, dtype: pipeline.ArrowType(f.Type)}
+		if f.Type != pipeline.TypeFloat && f.Type != pipeline.TypeInt && f.Type != pipeline.TypeBool && f.Type != pipeline.TypeTimestamp {
+			d.cols[i].typ = pipeline.TypeString
+			d.strCols = append(d.strCols, i)
+		}
 	}
 	return d
 }
@@ -87,66 +129,110 @@ func (d *Decode) Name() string { return "decode" }
 
 // Process implements pipeline.Stage: it sets b.Record.
 func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
-	for _, bl := range d.builders {
-		bl.Reserve(b.Len())
+	n := b.Len()
+	for c := range d.cols {
+		d.cols[c].start(n)
 	}
 	for i := range b.Messages {
-		if !b.OK(i) {
-			d.appendNull()
-			continue
+		if b.OK(i) {
+			if reason, detail := d.decodeRow(b.Messages[i].Value, i); reason != "" {
+				b.Reject(i, d.Name(), reason, detail)
+				d.clearRow(i)
+			}
 		}
-		if reason, detail := d.decodeRow(b.Messages[i].Value); reason != "" {
-			b.Reject(i, d.Name(), reason, detail)
-			d.appendNull()
-			continue
+		for _, c := range d.strCols {
+			col := &d.cols[c]
+			col.offs[i+1] = int32(col.dataLen)
 		}
-		d.appendRow()
 	}
-	cols := make([]arrow.Array, len(d.builders))
-	for i, bl := range d.builders {
-		cols[i] = bl.NewArray()
+	arrs := make([]arrow.Array, len(d.cols))
+	for c := range d.cols {
+		arrs[c] = d.cols[c].finish(n)
 	}
-	b.Record = array.NewRecordBatch(d.schema, cols, int64(b.Len()))
-	for _, c := range cols {
-		c.Release()
+	b.Record = array.NewRecordBatch(d.schema, arrs, int64(n))
+	for _, a := range arrs {
+		a.Release()
 	}
 	return nil
 }
 
-func (d *Decode) appendNull() {
-	for _, bl := range d.builders {
-		bl.AppendNull()
+// start gives the column fresh buffers for n rows, all null.
+func (c *decodeColumn) start(n int) {
+	c.valid = make([]byte, bitutil.BytesForBits(int64(n)))
+	switch c.typ {
+	case pipeline.TypeFloat:
+		c.f64 = make([]float64, n)
+	case pipeline.TypeInt, pipeline.TypeTimestamp:
+		c.i64 = make([]int64, n)
+	case pipeline.TypeBool:
+		c.bits = make([]byte, len(c.valid))
+	default:
+		c.offs = make([]int32, n+1)
+		c.data = make([]byte, max(c.lastData+c.lastData/8, 64))
+		c.dataLen = 0
 	}
 }
 
-func (d *Decode) appendRow() {
-	for i, bl := range d.builders {
-		s := &d.slots[i]
-		if !s.set || s.null {
-			bl.AppendNull()
-			continue
-		}
-		switch d.fields[i].Type {
+// finish wraps the column's buffers in an Arrow array, which owns them.
+func (c *decodeColumn) finish(n int) arrow.Array {
+	var validity *memory.Buffer
+	nulls := n - bitutil.CountSetBits(c.valid, 0, n)
+	if nulls > 0 {
+		validity = memory.NewBufferBytes(c.valid)
+	}
+	var bufs []*memory.Buffer
+	switch c.typ {
+	case pipeline.TypeFloat:
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(c.f64))}
+	case pipeline.TypeInt, pipeline.TypeTimestamp:
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(c.i64))}
+	case pipeline.TypeBool:
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(c.bits)}
+	default:
+		c.lastData = c.dataLen
+		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.offs)), memory.NewBufferBytes(c.data[:c.dataLen])}
+	}
+	data := array.NewData(c.dtype, n, bufs, nil, nulls, 0)
+	arr := array.MakeFromData(data)
+	data.Release()
+	c.valid, c.f64, c.i64, c.bits, c.offs, c.data = nil, nil, nil, nil, nil, nil
+	return arr
+}
+
+// appendString appends str to the column's bytes.
+func (c *decodeColumn) appendString(str []byte) {
+	if c.dataLen+len(str) > len(c.data) {
+		c.data = slices.Grow(c.data[:c.dataLen], len(str))
+		c.data = c.data[:cap(c.data)]
+	}
+	c.dataLen += copy(c.data[c.dataLen:], str)
+}
+
+// clearRow makes row i null in every column, dropping the string bytes a
+// rejected row had appended.
+func (d *Decode) clearRow(i int) {
+	for c := range d.cols {
+		col := &d.cols[c]
+		bitutil.ClearBit(col.valid, i)
+		switch col.typ {
 		case pipeline.TypeFloat:
-			bl.(*array.Float64Builder).Append(s.num)
-		case pipeline.TypeInt:
-			bl.(*array.Int64Builder).Append(s.i64)
+			col.f64[i] = 0
+		case pipeline.TypeInt, pipeline.TypeTimestamp:
+			col.i64[i] = 0
 		case pipeline.TypeBool:
-			bl.(*array.BooleanBuilder).Append(s.b)
-		case pipeline.TypeTimestamp:
-			bl.(*array.TimestampBuilder).Append(arrow.Timestamp(s.ts))
+			bitutil.ClearBit(col.bits, i)
 		default:
-			bl.(*array.StringBuilder).BinaryBuilder.Append(s.str)
+			col.dataLen = int(col.offs[i])
 		}
 	}
 }
 
-// decodeRow fills d.slots from one JSON object; it returns a reason and a
-// detail when the row is rejected.
-func (d *Decode) decodeRow(data []byte) (reason, detail string) {
-	for i := range d.slots {
-		d.slots[i].set = false // readField overwrites the rest
-	}
+// decodeRow decodes one JSON object into row i of the columns; it returns a
+// reason and a detail when the row is rejected (the caller then clears the
+// row).
+func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
+	d.row = i
+	d.rowSeq++
 	d.unescape = d.unescape[:0]
 	d.next = 0
 	if !utf8.Valid(data) {
@@ -164,21 +250,28 @@ func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 	for k := 1; ; k++ {
 		p.skipSpace()
 		keyAt := p.pos
-		key, ok := p.readString(&d.unescape)
-		if !ok {
-			return ReasonSyntax, "malformed object key at byte " + strconv.Itoa(p.pos)
+		fi, known := d.nextKey(&p)
+		if fi < 0 {
+			key, ok := p.readString(&d.unescape)
+			if !ok {
+				return ReasonSyntax, "malformed object key at byte " + strconv.Itoa(p.pos)
+			}
+			fi, known = d.lookup(key)
 		}
 		p.skipSpace()
 		if !p.consume(':') {
 			return ReasonSyntax, "missing ':' at byte " + strconv.Itoa(p.pos)
 		}
 		p.skipSpace()
-		if fi, known := d.lookup(key); known {
-			if d.slots[fi].set {
+		if known {
+			if d.seen[fi] == d.rowSeq {
 				return ReasonDuplicate, "field " + d.fields[fi].Name + " appears twice"
 			}
-			if reason, detail := d.readField(&p, fi); reason != "" {
-				return reason, detail
+			d.seen[fi] = d.rowSeq
+			if !d.readCommon(&p, fi) {
+				if reason, detail := d.readField(&p, fi); reason != "" {
+					return reason, detail
+				}
 			}
 		} else if err := p.skipValue(0); err != "" {
 			// The key is not in the schema, so its name is the producer's
@@ -194,6 +287,31 @@ func (d *Decode) decodeRow(data []byte) (reason, detail string) {
 		}
 		return ReasonSyntax, "expected ',' or '}' at byte " + strconv.Itoa(p.pos)
 	}
+}
+
+// nextKey reads the key at p when it is, byte for byte, the quoted name of
+// the field after the previous match (producers usually write fields in
+// schema order): one comparison, no scan. Otherwise it returns -1 and
+// leaves p where it was.
+func (d *Decode) nextKey(p *scanner) (int, bool) {
+	n := d.next
+	if n >= len(d.quoted) {
+		return -1, false
+	}
+	q := d.quoted[n]
+	if k := &d.keyWords[n]; len(q) <= 16 && len(p.data)-p.pos >= 16 {
+		// Two 8-byte loads, masked to the name's length.
+		w0 := binary.LittleEndian.Uint64(p.data[p.pos:])
+		w1 := binary.LittleEndian.Uint64(p.data[p.pos+8:])
+		if w0&k.mask[0] != k.word[0] || w1&k.mask[1] != k.word[1] {
+			return -1, false
+		}
+	} else if len(p.data)-p.pos < len(q) || string(p.data[p.pos:p.pos+len(q)]) != q {
+		return -1, false
+	}
+	p.pos += len(q)
+	d.next = n + 1
+	return n, true
 }
 
 // lookup returns the schema index of key. Producers usually write fields in
@@ -219,15 +337,49 @@ func (d *Decode) trailing(p *scanner) (string, string) {
 	return "", ""
 }
 
+// readCommon reads the common cases inline: a plain number into a float
+// column, an unescaped string of at most max_string_bytes into a string
+// column. It returns false, with p unmoved, for anything else, which
+// readField then reads (and rejects when it must).
+func (d *Decode) readCommon(p *scanner, fi int) bool {
+	col := &d.cols[fi]
+	switch col.typ {
+	case pipeline.TypeFloat:
+		v, ok := p.readPlainNumber()
+		if !ok {
+			return false
+		}
+		col.f64[d.row] = v
+	case pipeline.TypeString:
+		if p.peek() != '"' {
+			return false
+		}
+		start := p.pos + 1
+		end := start
+		for end+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[end:])) {
+			end += 8
+		}
+		for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end] >= 0x20 {
+			end++
+		}
+		if end >= len(p.data) || p.data[end] != '"' || end-start > d.maxStr {
+			return false
+		}
+		col.appendString(p.data[start:end])
+		p.pos = end + 1
+	default:
+		return false
+	}
+	bitutil.SetBit(col.valid, d.row)
+	return true
+}
+
 func (d *Decode) readField(p *scanner, fi int) (string, string) {
 	f := &d.fields[fi]
-	s := &d.slots[fi]
-	s.set, s.null = true, false
 	if p.literal("null") {
-		s.null = true
-		return "", ""
+		return "", "" // the row stays null in this column
 	}
-	reason, detail := d.readTyped(p, f, s)
+	reason, detail := d.readTyped(p, f, &d.cols[fi])
 	if reason == ReasonType {
 		// A value that is not JSON at all (NaN, Infinity, .5, tru, 'x') is a
 		// syntax error, not a wrong type; a deep value stays a type error.
@@ -238,9 +390,11 @@ func (d *Decode) readField(p *scanner, fi int) (string, string) {
 	return reason, detail
 }
 
-func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, string) {
+// readTyped reads a non-null value of field f into row d.row of col.
+func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn) (string, string) {
 	d.valueStart = p.pos
-	switch f.Type {
+	i := d.row
+	switch col.typ {
 	case pipeline.TypeString:
 		if p.peek() != '"' {
 			return ReasonType, "field " + f.Name + ": want string, got " + p.kind()
@@ -252,32 +406,35 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, 
 		if len(str) > d.maxStr {
 			return ReasonTooLong, "field " + f.Name + ": longer than " + strconv.Itoa(d.maxStr) + " bytes"
 		}
-		s.str = str
+		col.appendString(str)
 	case pipeline.TypeFloat, pipeline.TypeInt:
 		if c := p.peek(); c != '-' && (c < '0' || c > '9') {
 			return ReasonType, "field " + f.Name + ": want number, got " + p.kind()
 		}
-		num, ok := p.readNumber()
-		if !ok {
-			return ReasonSyntax, "field " + f.Name + ": malformed number"
+		v, done := p.readPlainNumber()
+		if !done {
+			num, ok := p.readNumber()
+			if !ok {
+				return ReasonSyntax, "field " + f.Name + ": malformed number"
+			}
+			var bad bool
+			if v, bad = parseFloat(num); bad || math.IsInf(v, 0) || math.IsNaN(v) {
+				return ReasonType, "field " + f.Name + ": number out of range"
+			}
 		}
-		v, bad := parseFloat(num)
-		if bad || math.IsInf(v, 0) || math.IsNaN(v) {
-			return ReasonType, "field " + f.Name + ": number out of range"
-		}
-		if f.Type == pipeline.TypeInt {
+		if col.typ == pipeline.TypeInt {
 			if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
 				return ReasonType, "field " + f.Name + ": want integer"
 			}
-			s.i64 = int64(v)
+			col.i64[i] = int64(v)
+		} else {
+			col.f64[i] = v
 		}
-		s.num = v
 	case pipeline.TypeBool:
 		switch {
 		case p.literal("true"):
-			s.b = true
+			bitutil.SetBit(col.bits, i)
 		case p.literal("false"):
-			s.b = false
 		default:
 			return ReasonType, "field " + f.Name + ": want bool, got " + p.kind()
 		}
@@ -289,12 +446,13 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, s *slot) (string, 
 		if !ok {
 			return ReasonSyntax, "field " + f.Name + ": malformed string"
 		}
-		t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(str), len(str)))
-		if err != nil {
+		us, ok := parseTimestampMicros(str)
+		if !ok {
 			return ReasonType, "field " + f.Name + ": not an RFC 3339 timestamp"
 		}
-		s.ts = t.UnixMicro()
+		col.i64[i] = us
 	}
+	bitutil.SetBit(col.valid, i)
 	return "", ""
 }
 
@@ -304,7 +462,16 @@ type scanner struct {
 	pos  int
 }
 
+// skipSpace skips JSON whitespace; the usual case, none, is one inlined
+// comparison.
 func (p *scanner) skipSpace() {
+	if p.pos < len(p.data) && p.data[p.pos] > ' ' {
+		return
+	}
+	p.skipSpaceSlow()
+}
+
+func (p *scanner) skipSpaceSlow() {
 	for p.pos < len(p.data) {
 		switch p.data[p.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -364,6 +531,10 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		return nil, false
 	}
 	start := p.pos
+	// 8 bytes at a time while none is '"', '\\' or a control byte.
+	for p.pos+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[p.pos:])) {
+		p.pos += 8
+	}
 	for p.pos < len(p.data) {
 		c := p.data[p.pos]
 		if c == '"' {
@@ -380,6 +551,14 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		p.pos++
 	}
 	return nil, false
+}
+
+// stringStop8 reports whether any of w's 8 bytes ends a string's plain run:
+// '"', '\\' or a byte below 0x20 (see needsEscape8).
+func stringStop8(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
+	return (w-0x20*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0
 }
 
 func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
@@ -482,6 +661,55 @@ func (p *scanner) readNumber() ([]byte, bool) {
 		}
 	}
 	return p.data[start:p.pos], true
+}
+
+// readPlainNumber reads, in one pass, a number that parseFloat's exact fast
+// path takes: -?(0|[1-9][0-9]*)(.[0-9]+)? without an exponent, at most 19
+// digits, whose digits read as an integer are at most 2^53, with at most
+// 22 fraction digits. For any other input it leaves p where it was and
+// returns false: readNumber and parseFloat then decide.
+func (p *scanner) readPlainNumber() (float64, bool) {
+	const maxExact = 1 << 53
+	data, i := p.data, p.pos
+	neg := i < len(data) && data[i] == '-'
+	if neg {
+		i++
+	}
+	var mant uint64
+	ds := i
+	if i < len(data) && data[i] == '0' {
+		i++
+	} else {
+		for i < len(data) && data[i]-'0' <= 9 {
+			mant = mant*10 + uint64(data[i]-'0')
+			i++
+		}
+	}
+	nInt := i - ds
+	frac := 0
+	if i < len(data) && data[i] == '.' {
+		i++
+		fs := i
+		for i < len(data) && data[i]-'0' <= 9 {
+			mant = mant*10 + uint64(data[i]-'0')
+			i++
+		}
+		if frac = i - fs; frac == 0 {
+			return 0, false
+		}
+	}
+	if nInt == 0 || nInt+frac > 19 || mant > maxExact || frac > 22 || (i < len(data) && (data[i] == 'e' || data[i] == 'E')) {
+		return 0, false
+	}
+	v := float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	if neg {
+		v = -v
+	}
+	p.pos = i
+	return v, true
 }
 
 func (p *scanner) digits() bool {

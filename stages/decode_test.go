@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -378,6 +379,7 @@ func TestDecodeCorruptions(t *testing.T) {
 // TestParseFloatMatchesStrconv is a property test of the fast float path.
 func TestParseFloatMatchesStrconv(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
+	var plain int
 	check := func(s string) {
 		got, bad := parseFloat([]byte(s))
 		want, err := strconv.ParseFloat(s, 64)
@@ -387,7 +389,30 @@ func TestParseFloatMatchesStrconv(t *testing.T) {
 		if !bad && math.Float64bits(got) != math.Float64bits(want) {
 			t.Fatalf("%s: parseFloat %v (%x), strconv %v (%x)", s, got, math.Float64bits(got), want, math.Float64bits(want))
 		}
+		// The scanner's one-pass path must agree wherever it answers.
+		p := scanner{data: []byte(s)}
+		if v, ok := p.readPlainNumber(); ok {
+			plain++
+			// Where the JSON grammar ends the number early ("077" is 0
+			// then garbage), the grammar-checking reader must agree.
+			q := scanner{data: []byte(s)}
+			if num, _ := q.readNumber(); q.pos != p.pos {
+				t.Fatalf("%s: readPlainNumber stops at byte %d, readNumber at %d", s, p.pos, q.pos)
+			} else if p.pos != len(s) {
+				want, err = strconv.ParseFloat(string(num), 64)
+			}
+			if err != nil || math.Float64bits(v) != math.Float64bits(want) {
+				t.Fatalf("%s: readPlainNumber %v up to byte %d, strconv %v (%v)", s, v, p.pos, want, err)
+			}
+		} else if p.pos != 0 {
+			t.Fatalf("%s: readPlainNumber declined but moved to byte %d", s, p.pos)
+		}
 	}
+	defer func() {
+		if plain == 0 {
+			t.Error("readPlainNumber took none of the numbers")
+		}
+	}()
 	for _, s := range []string{"0", "-0", "0.0", "-0.0", "1", "0.1", "0.3", "123456789012345", "1234567890123456",
 		"0.000000000000000000001", "0.0000000000000000000001", "0.00000000000000000000001", "999999999999999.5",
 		"9007199254740993", "1e23", "8.41e21", "1.7976931348623157e308", "5e-324", "2.2250738585072011e-308",
@@ -554,4 +579,40 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeRejectedRowLeavesNoTrace rejects rows late, after their strings
+// and numbers were written to the columns, between accepted rows: each
+// rejected row must be null in every column, and every accepted row must
+// equal what it decodes to alone.
+func TestDecodeRejectedRowLeavesNoTrace(t *testing.T) {
+	spec := testSpec(t, false)
+	_, rows := genEvents(t, 77, 9, 4)
+	for _, i := range []int{1, 4, 8} {
+		rows[i] = append(bytes.TrimSuffix(rows[i], []byte("}")), `,"flag":"yes"}`...)
+	}
+	rows[5] = append(bytes.TrimSuffix(rows[5], []byte("}")), `,"user_id":"again"}`...)
+	d := NewDecode(spec)
+	b := newBatch(0, rows...)
+	mustProcess(t, b, d)
+	for i := range rows {
+		wantOK := i != 1 && i != 4 && i != 5 && i != 8
+		if b.OK(i) != wantOK {
+			t.Fatalf("row %d: ok=%v, want %v", i, b.OK(i), wantOK)
+		}
+		alone := newBatch(0, rows[i])
+		mustProcess(t, alone, NewDecode(spec))
+		for c := range spec.Schema.Fields {
+			col := b.Record.Column(c)
+			if !wantOK {
+				if !col.IsNull(i) {
+					t.Fatalf("rejected row %d: column %s holds %s", i, spec.Schema.Fields[c].Name, col.ValueStr(i))
+				}
+				continue
+			}
+			if got, want := col.ValueStr(i), alone.Record.Column(c).ValueStr(0); got != want {
+				t.Fatalf("row %d column %s: %s in the batch, %s alone", i, spec.Schema.Fields[c].Name, got, want)
+			}
+		}
+	}
 }

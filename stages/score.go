@@ -141,6 +141,9 @@ type Score struct {
 	frags       predictionFragments
 	// passthroughKeys are `,"<name>":` per passthrough field.
 	passthroughKeys [][]byte
+	// plainPassthrough says, per passthrough field, that its values never
+	// need escaping in JSON (they are copied between quotes unchecked).
+	plainPassthrough []bool
 	// arms, when set (NewScoreWithArms), replaces model: see scoreArms.
 	arms        *Arms
 	shadowTopic string
@@ -158,18 +161,28 @@ type Score struct {
 func NewScore(spec *pipeline.Spec, champion *ServedModel, keyID string) *Score {
 	s := &Score{model: champion, topic: spec.Topics.Predictions, idCol: spec.FieldIndex(spec.Schema.IDField), decision: DecisionOf(spec)}
 	encrypted := map[string]bool{}
+	// plain: fields whose every value anonymize writes in a JSON-safe
+	// alphabet (pseudonyms are "tok_" and hex, ciphertexts base64, redacted
+	// values RedactedValue) and that no later stage rewrites.
+	plain := map[string]bool{}
 	for _, f := range spec.Stages.Anonymize.Fields {
-		if f.Op == pipeline.OpEncrypt {
+		switch f.Op {
+		case pipeline.OpEncrypt:
 			encrypted[f.Field] = true
+			plain[f.Field] = true
+		case pipeline.OpPseudonymize, pipeline.OpRedact:
+			plain[f.Field] = true
 		}
 	}
 	for _, f := range spec.Stages.Text.PII {
+		delete(plain, f.Field)
 		if f.Action == pipeline.OpEncrypt {
 			encrypted[f.Field] = true
 		}
 	}
 	for _, n := range spec.Output.Passthrough {
 		s.passthrough = append(s.passthrough, spec.FieldIndex(n))
+		s.plainPassthrough = append(s.plainPassthrough, plain[n])
 		s.passthroughKeys = append(s.passthroughKeys, append(pipeline.AppendJSONString([]byte{','}, n), ':'))
 		if encrypted[n] && s.keyHeader == nil {
 			s.keyHeader = []pipeline.Header{{Key: pipeline.HeaderKeyID, Value: []byte(keyID)}}
@@ -202,17 +215,19 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 	// One buffer holds every value of the batch; records slice into it. It
 	// is fresh per batch: a pending batch's records still point into the
 	// previous one.
-	s.buf = make([]byte, 0, cap(s.buf))
+	// buf is local while it grows: a field would take a GC write barrier
+	// per append.
+	buf := make([]byte, 0, cap(s.buf))
 	ends := s.rowEnds[:0]
 	s.frags.reset()
 	frag := s.frags.of(s.model)
 	for j, i := range fb.Row {
-		s.buf = appendEventID(s.buf, b, s.idCol, i)
-		ends = append(ends, len(s.buf))
-		s.buf = s.appendPrediction(s.buf, frag, b, i, b.Scores[j])
-		ends = append(ends, len(s.buf))
+		buf = appendEventID(buf, b, s.idCol, i)
+		ends = append(ends, len(buf))
+		buf = s.appendPrediction(buf, frag, b, i, b.Scores[j])
+		ends = append(ends, len(buf))
 	}
-	s.rowEnds = ends
+	s.buf, s.rowEnds = buf, ends
 	start := 0
 	for j, i := range fb.Row {
 		keyEnd, valEnd := ends[2*j], ends[2*j+1]
@@ -255,7 +270,14 @@ func (s *Score) appendPrediction(dst, frag []byte, b *pipeline.Batch, i int, sco
 	dst = strconv.AppendInt(dst, m.Offset, 10)
 	for k, c := range s.passthrough {
 		dst = append(dst, s.passthroughKeys[k]...)
-		dst = appendJSONValue(dst, b.Record.Column(c), i)
+		col := b.Record.Column(c)
+		if a, ok := col.(*array.String); ok && s.plainPassthrough[k] && a.IsValid(i) {
+			dst = append(dst, '"')
+			dst = append(dst, a.Value(i)...)
+			dst = append(dst, '"')
+			continue
+		}
+		dst = appendJSONValue(dst, col, i)
 	}
 	return append(dst, '}')
 }
@@ -304,7 +326,7 @@ func appendJSONValue(dst []byte, col arrow.Array, i int) []byte {
 	}
 	switch a := col.(type) {
 	case *array.String:
-		return pipeline.AppendJSONString(dst, a.Value(i))
+		return appendJSONString(dst, a.Value(i))
 	case *array.Float64:
 		return appendJSONFloat(dst, a.Value(i))
 	case *array.Int64:

@@ -1,9 +1,12 @@
 package stages
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
@@ -204,6 +207,46 @@ func TestScoreColdModelDecisionRule(t *testing.T) {
 		}
 		if p.Warm == nil || !*p.Warm {
 			t.Errorf("after one label: warm %v, want true (%s)", p.Warm, b.Outputs[0].Value)
+		}
+	}
+}
+
+// TestScorePlainPassthroughBytes checks that anonymized passthrough fields,
+// which score copies between quotes unchecked, come out byte for byte as
+// the escaping writer would write them, and that a field the text stage
+// rewrites is not taken as plain.
+func TestScorePlainPassthroughBytes(t *testing.T) {
+	spec := testSpec(t, false)
+	_, rows := genEvents(t, 31, 200, 50)
+	c := newChain(t, spec, nil)
+	b := newBatch(0, rows...)
+	mustProcess(t, b, c.stages()...)
+	if len(b.Outputs) != len(rows) {
+		t.Fatalf("%d outputs for %d rows", len(b.Outputs), len(rows))
+	}
+	plain := 0
+	for k, n := range spec.Output.Passthrough {
+		if !c.score.plainPassthrough[k] {
+			continue
+		}
+		plain++
+		col := b.Record.Column(spec.FieldIndex(n)).(*array.String)
+		for i, o := range b.Outputs {
+			want := pipeline.AppendJSONString([]byte(`"`+n+`":`), col.Value(i))
+			if !bytes.Contains(o.Value, want) {
+				t.Fatalf("row %d: %s not in %s", i, want, o.Value)
+			}
+		}
+	}
+	if plain != 2 { // user_id (pseudonymized) and email (encrypted); phone is masked
+		t.Fatalf("%d plain passthrough fields, want 2", plain)
+	}
+	text := testSpec(t, false)
+	text.Stages.Text.PII = append(text.Stages.Text.PII, pipeline.TextPIISpec{Field: "email"})
+	s := NewScore(text, c.champion, "k")
+	for k, n := range text.Output.Passthrough {
+		if n == "email" && s.plainPassthrough[k] {
+			t.Fatal("email is rewritten by the text stage but taken as plain")
 		}
 	}
 }

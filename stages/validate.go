@@ -2,7 +2,9 @@ package stages
 
 import (
 	"context"
+	"math"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/driftline/driftline/pipeline"
@@ -18,23 +20,87 @@ const (
 
 // Validate enforces the schema's required fields, ranges and enums on the
 // decoded columns, and rejects an empty event id. Details name the field
-// and the rule, never the value. It holds no mutable state and is safe for
-// concurrent use.
+// and the rule, never the value. It works column by column: a column
+// without nulls skips the null checks, and one without rules is not read.
+// It holds no mutable state and is safe for concurrent use.
 type Validate struct {
 	fields []pipeline.FieldSpec
-	enums  []map[string]struct{}
+	enums  []enumSet
 	idCol  int
+}
+
+// enumSet is one field's enum: a list for a few values (compared in
+// order), a map for many. When every value of a list is at most 8 bytes,
+// words holds each as a little-endian word plus its length, compared
+// without a call.
+type enumSet struct {
+	list  []string
+	set   map[string]struct{}
+	words []enumWord
+}
+
+type enumWord struct {
+	word uint64
+	n    int
+}
+
+// shortWord packs a string of at most 8 bytes into a little-endian word.
+func shortWord(s string) uint64 {
+	var w uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		w = w<<8 | uint64(s[i])
+	}
+	return w
+}
+
+// enumMapFrom is the enum size from which a map beats comparing in turn.
+const enumMapFrom = 16
+
+func (e *enumSet) has(s string) bool {
+	if e.set != nil {
+		_, ok := e.set[s]
+		return ok
+	}
+	if e.words != nil {
+		if len(s) > 8 {
+			return false
+		}
+		w := shortWord(s)
+		for _, v := range e.words {
+			if v.word == w && v.n == len(s) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, v := range e.list {
+		if v == s {
+			return true
+		}
+	}
+	return false
 }
 
 // NewValidate builds the validator for a spec's schema.
 func NewValidate(spec *pipeline.Spec) *Validate {
 	v := &Validate{fields: spec.Schema.Fields, idCol: spec.FieldIndex(spec.Schema.IDField)}
-	v.enums = make([]map[string]struct{}, len(v.fields))
+	v.enums = make([]enumSet, len(v.fields))
 	for i, f := range v.fields {
-		if len(f.Enum) > 0 {
-			v.enums[i] = make(map[string]struct{}, len(f.Enum))
+		if len(f.Enum) >= enumMapFrom {
+			v.enums[i].set = make(map[string]struct{}, len(f.Enum))
 			for _, e := range f.Enum {
-				v.enums[i][e] = struct{}{}
+				v.enums[i].set[e] = struct{}{}
+			}
+		} else {
+			v.enums[i].list = f.Enum
+			short := len(f.Enum) > 0
+			for _, e := range f.Enum {
+				short = short && len(e) <= 8
+			}
+			if short {
+				for _, e := range f.Enum {
+					v.enums[i].words = append(v.enums[i].words, enumWord{shortWord(e), len(e)})
+				}
 			}
 		}
 	}
@@ -46,40 +112,96 @@ func (v *Validate) Name() string { return "validate" }
 
 // Process implements pipeline.Stage.
 func (v *Validate) Process(_ context.Context, b *pipeline.Batch) error {
-	rec := b.Record
 	for c := range v.fields {
 		f := &v.fields[c]
-		col := rec.Column(c)
-		for i := 0; i < b.Len(); i++ {
-			if !b.OK(i) {
+		col := b.Record.Column(c)
+		nulls := col.NullN() > 0
+		switch a := col.(type) {
+		case *array.Float64:
+			if f.Min != nil || f.Max != nil {
+				lo, hi := fieldBounds(f)
+				checkRangeOf(v, b, f, a, a.Float64Values(), lo, hi, nulls)
 				continue
 			}
-			if col.IsNull(i) {
-				if f.Required {
-					b.Reject(i, v.Name(), ReasonRequired, "field "+f.Name+" is required")
-				}
+		case *array.Int64:
+			if f.Min != nil || f.Max != nil {
+				lo, hi := fieldBounds(f)
+				checkRangeOf(v, b, f, a, a.Int64Values(), lo, hi, nulls)
 				continue
 			}
-			switch a := col.(type) {
-			case *array.Float64:
-				if x := a.Value(i); (f.Min != nil && x < *f.Min) || (f.Max != nil && x > *f.Max) {
-					b.Reject(i, v.Name(), ReasonRange, "field "+f.Name+" is out of its range")
-				}
-			case *array.Int64:
-				if x := float64(a.Value(i)); (f.Min != nil && x < *f.Min) || (f.Max != nil && x > *f.Max) {
-					b.Reject(i, v.Name(), ReasonRange, "field "+f.Name+" is out of its range")
-				}
-			case *array.String:
-				if v.enums[c] != nil {
-					if _, ok := v.enums[c][a.Value(i)]; !ok {
-						b.Reject(i, v.Name(), ReasonEnum, "field "+f.Name+" is not one of its enum values")
-					}
-				}
-				if c == v.idCol && a.ValueLen(i) == 0 {
-					b.Reject(i, v.Name(), ReasonEmptyID, "id field "+f.Name+" is empty")
-				}
+		case *array.String:
+			if len(f.Enum) > 0 || c == v.idCol {
+				v.checkStrings(b, f, c, a, nulls)
+				continue
 			}
+		}
+		if f.Required && nulls {
+			v.checkRequired(b, f, col)
 		}
 	}
 	return nil
+}
+
+// checkRequired rejects the live rows where col is null.
+func (v *Validate) checkRequired(b *pipeline.Batch, f *pipeline.FieldSpec, col arrow.Array) {
+	for i := range b.Len() {
+		if b.OK(i) && col.IsNull(i) {
+			b.Reject(i, v.Name(), ReasonRequired, "field "+f.Name+" is required")
+		}
+	}
+}
+
+// fieldBounds is f's range, ±Inf where a bound is not set.
+func fieldBounds(f *pipeline.FieldSpec) (lo, hi float64) {
+	lo, hi = math.Inf(-1), math.Inf(1)
+	if f.Min != nil {
+		lo = *f.Min
+	}
+	if f.Max != nil {
+		hi = *f.Max
+	}
+	return lo, hi
+}
+
+// checkRangeOf rejects the live rows where col is null and f required, or
+// its value is outside [lo, hi].
+func checkRangeOf[T float64 | int64](v *Validate, b *pipeline.Batch, f *pipeline.FieldSpec, col arrow.Array, vals []T, lo, hi float64, nulls bool) {
+	for i := range b.Len() {
+		if !b.OK(i) {
+			continue
+		}
+		if nulls && col.IsNull(i) {
+			if f.Required {
+				b.Reject(i, v.Name(), ReasonRequired, "field "+f.Name+" is required")
+			}
+			continue
+		}
+		if x := float64(vals[i]); x < lo || x > hi {
+			b.Reject(i, v.Name(), ReasonRange, "field "+f.Name+" is out of its range")
+		}
+	}
+}
+
+// checkStrings applies the required, enum and non-empty-id rules to a
+// string column.
+func (v *Validate) checkStrings(b *pipeline.Batch, f *pipeline.FieldSpec, c int, a *array.String, nulls bool) {
+	enum := &v.enums[c]
+	hasEnum := len(f.Enum) > 0
+	for i := range b.Len() {
+		if !b.OK(i) {
+			continue
+		}
+		if nulls && a.IsNull(i) {
+			if f.Required {
+				b.Reject(i, v.Name(), ReasonRequired, "field "+f.Name+" is required")
+			}
+			continue
+		}
+		if hasEnum && !enum.has(a.Value(i)) {
+			b.Reject(i, v.Name(), ReasonEnum, "field "+f.Name+" is not one of its enum values")
+		}
+		if c == v.idCol && a.ValueLen(i) == 0 {
+			b.Reject(i, v.Name(), ReasonEmptyID, "id field "+f.Name+" is empty")
+		}
+	}
 }

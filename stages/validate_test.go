@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -89,5 +90,30 @@ func TestValidateOnlyMax(t *testing.T) {
 	}
 	if b.OK(1) || b.Rejections[1].Reason != ReasonRange {
 		t.Errorf("row 1: %+v, want %s", b.Rejections[1], ReasonRange)
+	}
+}
+
+// TestEnumSetHas compares the enum check (word path, list path, map path)
+// with a map on near-miss strings: prefixes, NUL padding, 8- and 9-byte
+// values, the empty string.
+func TestEnumSetHas(t *testing.T) {
+	enums := [][]string{
+		{"US", "GB", "DE", "", "abcdefgh"},
+		{"US", "abcdefghi"},
+		{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q"},
+	}
+	probes := []string{"", "U", "US", "US\x00", "\x00US", "USA", "GB", "abcdefgh", "abcdefg", "abcdefgh\x00", "abcdefghi", "q", "qq", "A"}
+	for k, values := range enums {
+		spec := testSpec(t, false)
+		spec.Schema.Fields[5].Enum = values
+		e := &NewValidate(spec).enums[5]
+		if k == 0 && e.words == nil || k == 1 && e.words != nil || k == 2 && e.set == nil {
+			t.Fatalf("enum %d: words=%v set=%v", k, e.words != nil, e.set != nil)
+		}
+		for _, p := range append(probes, values...) {
+			if got, want := e.has(p), slices.Contains(values, p); got != want {
+				t.Fatalf("enum %v: has(%q) = %v, want %v", values, p, got, want)
+			}
+		}
 	}
 }

@@ -1,0 +1,93 @@
+package stages
+
+import (
+	"time"
+	"unsafe"
+)
+
+// parseTimestampMicros parses an RFC 3339 timestamp into microseconds since
+// the Unix epoch, as time.Parse(time.RFC3339Nano, s) followed by UnixMicro
+// does. The form producers write, YYYY-MM-DDTHH:MM:SS[.f…]Z with 1 to 9
+// fraction digits, is read directly; any other form (offsets, lower-case
+// letters, out-of-range fields) goes to time.Parse, which decides.
+func parseTimestampMicros(b []byte) (int64, bool) {
+	if us, ok := parseUTCTimestamp(b); ok {
+		return us, true
+	}
+	t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(b), len(b)))
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixMicro(), true
+}
+
+// parseUTCTimestamp reads YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z with every field in
+// range; it returns false for anything else.
+func parseUTCTimestamp(b []byte) (int64, bool) {
+	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+		return 0, false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for _, c := range b[i : i+n] {
+			if c-'0' > 9 {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
+		day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return 0, false
+	}
+	nanos := 0
+	if rest := b[19 : len(b)-1]; len(rest) > 0 {
+		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
+			return 0, false
+		}
+		f, ok := num(20, len(rest)-1)
+		if !ok {
+			return 0, false
+		}
+		nanos = f * int(pow10[10-len(rest)])
+	}
+	days := daysFromCivil(year, month, day)
+	return (days*86400+int64(hour*3600+minute*60+sec))*1e6 + int64(nanos/1000), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to y-m-d in the
+// proleptic Gregorian calendar (Howard Hinnant's days_from_civil).
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
