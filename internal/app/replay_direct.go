@@ -106,7 +106,9 @@ func openDirect(ctx context.Context, opts *ReplayOptions, needKafka bool) (_ *di
 			return nil, err
 		}
 	}
-	needRedis := (opts.LakeDir == "" && spec.Stages.Dedupe.On()) || spec.Stages.Featurize.Entity != nil || (opts.ModelVersion != "" && opts.Snapshot == "")
+	// A lake replay keeps its entity aggregates in process
+	// (stages.ReplayFeaturize).
+	needRedis := (opts.LakeDir == "" && (spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil)) || (opts.ModelVersion != "" && opts.Snapshot == "")
 	if r.rdb, err = openReplayRedis(ctx, spec, needRedis); err != nil {
 		return nil, err
 	}
@@ -170,13 +172,15 @@ func schemaFields(spec *pipeline.Spec) []string {
 }
 
 // replayer builds the direct replay of the source: the preparation chain
-// for Kafka records, featurize alone for lake rows; the stateful stages'
-// state under a fresh replay prefix.
+// for Kafka records, with the stateful stages' state in Redis under a
+// fresh replay prefix, as live; for lake rows, featurize alone, a column
+// at a time with the entity aggregates in process (stages.ReplayFeaturize:
+// the same features as the live stage over a fresh prefix).
 func (r *directRun) replayer() (*replay.Direct, error) {
 	s := replayStateSpec(r.spec, r.runID)
 	var list []pipeline.Stage
 	if r.lake != nil {
-		fz, err := stages.NewFeaturize(s, r.rdb)
+		fz, err := stages.NewReplayFeaturize(s)
 		if err != nil {
 			return nil, err
 		}
@@ -331,7 +335,13 @@ type directTarget struct {
 }
 
 func (t *directTarget) visit(ctx context.Context, b *pipeline.Batch) error {
-	if err := t.score.Process(ctx, b); err != nil {
+	var err error
+	if t.kafka != nil {
+		err = t.score.Process(ctx, b)
+	} else { // the lake stores scores as a column: no prediction JSON
+		err = stages.ScoreBatch(b, t.model)
+	}
+	if err != nil {
 		return err
 	}
 	if t.lake != nil {
