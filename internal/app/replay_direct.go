@@ -84,8 +84,9 @@ func (r *directRun) close() {
 
 // openDirect checks opts, opens what the run needs and resolves the
 // source; needKafka says that a Kafka target or labels topic needs a
-// client besides a Kafka source.
-func openDirect(ctx context.Context, opts *ReplayOptions, needKafka bool) (_ *directRun, err error) {
+// client besides a Kafka source, needRegistry that a model besides
+// opts' comes from the registry.
+func openDirect(ctx context.Context, opts *ReplayOptions, needKafka, needRegistry bool) (_ *directRun, err error) {
 	spec := opts.Spec
 	switch {
 	case spec == nil:
@@ -108,7 +109,7 @@ func openDirect(ctx context.Context, opts *ReplayOptions, needKafka bool) (_ *di
 	}
 	// A lake replay keeps its entity aggregates in process
 	// (stages.ReplayFeaturize).
-	needRedis := (opts.LakeDir == "" && (spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil)) || (opts.ModelVersion != "" && opts.Snapshot == "")
+	needRedis := (opts.LakeDir == "" && (spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil)) || (opts.ModelVersion != "" && opts.Snapshot == "") || needRegistry
 	if r.rdb, err = openReplayRedis(ctx, spec, needRedis); err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func DirectReplay(ctx context.Context, opts ReplayOptions) (DirectResult, error)
 	if opts.ToTopic == "" && opts.ToLake == "" {
 		return DirectResult{}, errors.New("replay: a target is required: to-topic or to-lake")
 	}
-	r, err := openDirect(ctx, &opts, opts.ToTopic != "")
+	r, err := openDirect(ctx, &opts, opts.ToTopic != "", false)
 	if err != nil {
 		return DirectResult{}, err
 	}
@@ -374,7 +375,7 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 	case opts.Bucket <= 0:
 		return stages.BacktestReport{}, optionErr("bucket", "", errors.New("must be positive"))
 	}
-	r, err := openDirect(ctx, &opts.ReplayOptions, opts.LabelsTopic != "")
+	r, err := openDirect(ctx, &opts.ReplayOptions, opts.LabelsTopic != "", opts.ChampionSnapshot == "")
 	if err != nil {
 		return stages.BacktestReport{}, err
 	}
