@@ -270,7 +270,15 @@ func DirectReplay(ctx context.Context, opts ReplayOptions) (DirectResult, error)
 		defer kc.Close()
 		target.kafka, target.topic = kc, opts.ToTopic
 	}
+	if target.lake != nil {
+		target.lakeOut = newLakeWriter(target.lake, r.model.Version)
+	}
 	err = r.run(ctx, d, func(b *pipeline.Batch) error { return target.visit(ctx, b) })
+	if target.lakeOut != nil {
+		if werr := target.lakeOut.finish(); werr != nil && err == nil {
+			err = optionErr("to-lake", "", werr)
+		}
+	}
 	res.Inputs, res.Outputs, res.Rejected, res.Duplicates = d.Inputs(), target.outputs, d.Rejected(), d.Duplicates()
 	if err != nil {
 		return res, err
@@ -330,6 +338,7 @@ type directTarget struct {
 	score   *stages.Score
 	model   *stages.ServedModel
 	lake    *lake.ReplayTarget
+	lakeOut *lakeWriter // writes lake's batches
 	kafka   *kafka.Client
 	topic   string
 	outputs int64
@@ -345,8 +354,11 @@ func (t *directTarget) visit(ctx context.Context, b *pipeline.Batch) error {
 	if err != nil {
 		return err
 	}
-	if t.lake != nil {
-		if err := t.lake.WriteBatch(b, t.model.Version); err != nil {
+	if t.lakeOut != nil {
+		if err := t.lakeOut.write(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
 			return optionErr("to-lake", "", err)
 		}
 	}
