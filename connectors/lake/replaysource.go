@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -37,6 +38,10 @@ type ReplaySource struct {
 	labelOK []bool
 	// msgs backs the current batch's Messages.
 	msgs []pipeline.Message
+	// topic is the last source topic, a copy: a record is valid until
+	// it is released (ReadFiles), and a topic outlives it (a Writer keeps
+	// it in its files' source ranges).
+	topic string
 }
 
 // NewReplaySource reads the lake at root, restricted to event times in
@@ -102,7 +107,10 @@ func (s *ReplaySource) Batches(ctx context.Context, maxRows int, fn func(*pipeli
 			for j < n && j-i < maxRows && parts.Value(j) == parts.Value(i) && topics.Value(j) == topics.Value(i) {
 				j++
 			}
-			s.msgs = replayBatch(&b, s.msgs, rec, cols, i, j)
+			if t := topics.Value(i); t != s.topic {
+				s.topic = strings.Clone(t)
+			}
+			s.msgs = replayBatch(&b, s.msgs, s.topic, rec, cols, i, j)
 			s.labels, s.labelOK = appendLabels(s.labels[:0], s.labelOK[:0], rec, cols, i, j)
 			if err := fn(&b); err != nil {
 				return err
@@ -156,16 +164,15 @@ func replayColumnsOf(fields []string, s *arrow.Schema) (replayColumns, error) {
 	return c, nil
 }
 
-// replayBatch resets b to rows [i, j) of rec (one source partition), its
+// replayBatch resets b to rows [i, j) of rec (one source partition of
+// topic), its
 // Messages in msgs' memory (returned, for the next batch: b's messages
 // are valid until then).
-func replayBatch(b *pipeline.Batch, msgs []pipeline.Message, rec arrow.RecordBatch, c replayColumns, i, j int) []pipeline.Message {
-	topics := rec.Column(c.topic).(*array.String)
-	parts := rec.Column(c.part).(*array.Int32)
+func replayBatch(b *pipeline.Batch, msgs []pipeline.Message, topic string, rec arrow.RecordBatch, c replayColumns, i, j int) []pipeline.Message {
 	offs := rec.Column(c.off).(*array.Int64).Int64Values()
 	ts := rec.Column(c.evtTime).(*array.Timestamp).TimestampValues()
-	// Every row of [i, j) has row i's topic and partition (Batches).
-	topic, part := topics.Value(i), parts.Value(i)
+	// Every row of [i, j) has the topic and row i's partition (Batches).
+	part := rec.Column(c.part).(*array.Int32).Value(i)
 	if cap(msgs) < j-i {
 		msgs = make([]pipeline.Message, j-i)
 	}
