@@ -61,9 +61,9 @@ isolation. The run id is derived from the spec, the ranges, the target and
 the model, or set with --run-id.
 
 State: dedupe and entity aggregates run on Redis under their own key prefix
-(<redis.key_prefix>replay:<run-id>:<nonce>:), so replayed events are not
-duplicates of their live run and the live state is never touched. Rejected
-rows are dropped (counted) unless --to-dlq names a topic.
+(<redis.key_prefix>replay:<run-id>:<nonce>:; with --lake, aggregates in memory),
+so replayed events are not duplicates of their live run and the live state is
+never touched. Rejected rows are dropped (counted) unless --to-dlq names a topic.
 
 Output is deterministic: the same input and model give byte-identical keys
 and values, except fields the spec encrypts (AES-GCM uses a random nonce by

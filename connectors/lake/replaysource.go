@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -35,6 +36,12 @@ type ReplaySource struct {
 	// labels and labelOK are the current batch's joined labels.
 	labels  []float32
 	labelOK []bool
+	// msgs backs the current batch's Messages.
+	msgs []pipeline.Message
+	// topic is the last source topic, a copy: a record is valid until
+	// it is released (ReadFiles), and a topic outlives it (a Writer keeps
+	// it in its files' source ranges).
+	topic string
 }
 
 // NewReplaySource reads the lake at root, restricted to event times in
@@ -100,12 +107,11 @@ func (s *ReplaySource) Batches(ctx context.Context, maxRows int, fn func(*pipeli
 			for j < n && j-i < maxRows && parts.Value(j) == parts.Value(i) && topics.Value(j) == topics.Value(i) {
 				j++
 			}
-			replayBatch(&b, rec, cols, i, j)
-			s.labels, s.labelOK = s.labels[:0], s.labelOK[:0]
-			for r := i; r < j; r++ {
-				y, ok := labelOf(rec, cols, r)
-				s.labels, s.labelOK = append(s.labels, y), append(s.labelOK, ok)
+			if t := topics.Value(i); t != s.topic {
+				s.topic = strings.Clone(t)
 			}
+			s.msgs = replayBatch(&b, s.msgs, s.topic, rec, cols, i, j)
+			s.labels, s.labelOK = appendLabels(s.labels[:0], s.labelOK[:0], rec, cols, i, j)
 			if err := fn(&b); err != nil {
 				return err
 			}
@@ -158,16 +164,22 @@ func replayColumnsOf(fields []string, s *arrow.Schema) (replayColumns, error) {
 	return c, nil
 }
 
-// replayBatch resets b to rows [i, j) of rec (one source partition).
-func replayBatch(b *pipeline.Batch, rec arrow.RecordBatch, c replayColumns, i, j int) {
-	topics := rec.Column(c.topic).(*array.String)
-	parts := rec.Column(c.part).(*array.Int32)
-	offs := rec.Column(c.off).(*array.Int64)
-	ts := rec.Column(c.evtTime).(*array.Timestamp)
-	msgs := make([]pipeline.Message, j-i)
+// replayBatch resets b to rows [i, j) of rec (one source partition of
+// topic), its
+// Messages in msgs' memory (returned, for the next batch: b's messages
+// are valid until then).
+func replayBatch(b *pipeline.Batch, msgs []pipeline.Message, topic string, rec arrow.RecordBatch, c replayColumns, i, j int) []pipeline.Message {
+	offs := rec.Column(c.off).(*array.Int64).Int64Values()
+	ts := rec.Column(c.evtTime).(*array.Timestamp).TimestampValues()
+	// Every row of [i, j) has the topic and row i's partition (Batches).
+	part := rec.Column(c.part).(*array.Int32).Value(i)
+	if cap(msgs) < j-i {
+		msgs = make([]pipeline.Message, j-i)
+	}
+	msgs = msgs[:j-i]
 	for k := range msgs {
 		r := i + k
-		msgs[k] = pipeline.Message{Topic: topics.Value(r), Partition: parts.Value(r), Offset: offs.Value(r), Timestamp: ts.Value(r).ToTime(arrow.Microsecond).UTC()}
+		msgs[k] = pipeline.Message{Topic: topic, Partition: part, Offset: offs[r], Timestamp: ts[r].ToTime(arrow.Microsecond).UTC()}
 	}
 	b.Reset(msgs)
 	fields := make([]arrow.Field, len(c.fields))
@@ -180,20 +192,22 @@ func replayBatch(b *pipeline.Batch, rec arrow.RecordBatch, c replayColumns, i, j
 	for _, a := range arrs {
 		a.Release()
 	}
+	return msgs
 }
 
-// labelOf is row i's joined label, when the lake has one.
-func labelOf(rec arrow.RecordBatch, c replayColumns, i int) (float32, bool) {
-	if c.label < 0 {
-		return 0, false
+// appendLabels appends the joined labels of rows [i, j) of rec and
+// whether each is known (a lake without a float label column knows none).
+func appendLabels(labels []float32, ok []bool, rec arrow.RecordBatch, c replayColumns, i, j int) ([]float32, []bool) {
+	var col *array.Float32
+	if c.label >= 0 {
+		col, _ = rec.Column(c.label).(*array.Float32)
 	}
-	col := rec.Column(c.label)
-	if col.IsNull(i) {
-		return 0, false
+	for r := i; r < j; r++ {
+		if col == nil || col.IsNull(r) {
+			labels, ok = append(labels, 0), append(ok, false)
+			continue
+		}
+		labels, ok = append(labels, col.Value(r)), append(ok, true)
 	}
-	f, ok := col.(*array.Float32)
-	if !ok {
-		return 0, false
-	}
-	return f.Value(i), true
+	return labels, ok
 }

@@ -84,8 +84,9 @@ func (r *directRun) close() {
 
 // openDirect checks opts, opens what the run needs and resolves the
 // source; needKafka says that a Kafka target or labels topic needs a
-// client besides a Kafka source.
-func openDirect(ctx context.Context, opts *ReplayOptions, needKafka bool) (_ *directRun, err error) {
+// client besides a Kafka source, needRegistry that a model besides
+// opts' comes from the registry.
+func openDirect(ctx context.Context, opts *ReplayOptions, needKafka, needRegistry bool) (_ *directRun, err error) {
 	spec := opts.Spec
 	switch {
 	case spec == nil:
@@ -106,7 +107,9 @@ func openDirect(ctx context.Context, opts *ReplayOptions, needKafka bool) (_ *di
 			return nil, err
 		}
 	}
-	needRedis := (opts.LakeDir == "" && spec.Stages.Dedupe.On()) || spec.Stages.Featurize.Entity != nil || (opts.ModelVersion != "" && opts.Snapshot == "")
+	// A lake replay keeps its entity aggregates in process
+	// (stages.ReplayFeaturize).
+	needRedis := (opts.LakeDir == "" && (spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil)) || (opts.ModelVersion != "" && opts.Snapshot == "") || needRegistry
 	if r.rdb, err = openReplayRedis(ctx, spec, needRedis); err != nil {
 		return nil, err
 	}
@@ -170,13 +173,15 @@ func schemaFields(spec *pipeline.Spec) []string {
 }
 
 // replayer builds the direct replay of the source: the preparation chain
-// for Kafka records, featurize alone for lake rows; the stateful stages'
-// state under a fresh replay prefix.
+// for Kafka records, with the stateful stages' state in Redis under a
+// fresh replay prefix, as live; for lake rows, featurize alone, a column
+// at a time with the entity aggregates in process (stages.ReplayFeaturize:
+// the same features as the live stage over a fresh prefix).
 func (r *directRun) replayer() (*replay.Direct, error) {
 	s := replayStateSpec(r.spec, r.runID)
 	var list []pipeline.Stage
 	if r.lake != nil {
-		fz, err := stages.NewFeaturize(s, r.rdb)
+		fz, err := stages.NewReplayFeaturize(s)
 		if err != nil {
 			return nil, err
 		}
@@ -221,7 +226,7 @@ func DirectReplay(ctx context.Context, opts ReplayOptions) (DirectResult, error)
 	if opts.ToTopic == "" && opts.ToLake == "" {
 		return DirectResult{}, errors.New("replay: a target is required: to-topic or to-lake")
 	}
-	r, err := openDirect(ctx, &opts, opts.ToTopic != "")
+	r, err := openDirect(ctx, &opts, opts.ToTopic != "", false)
 	if err != nil {
 		return DirectResult{}, err
 	}
@@ -265,7 +270,15 @@ func DirectReplay(ctx context.Context, opts ReplayOptions) (DirectResult, error)
 		defer kc.Close()
 		target.kafka, target.topic = kc, opts.ToTopic
 	}
+	if target.lake != nil {
+		target.lakeOut = newLakeWriter(target.lake, r.model.Version)
+	}
 	err = r.run(ctx, d, func(b *pipeline.Batch) error { return target.visit(ctx, b) })
+	if target.lakeOut != nil {
+		if werr := target.lakeOut.finish(); werr != nil && err == nil {
+			err = optionErr("to-lake", "", werr)
+		}
+	}
 	res.Inputs, res.Outputs, res.Rejected, res.Duplicates = d.Inputs(), target.outputs, d.Rejected(), d.Duplicates()
 	if err != nil {
 		return res, err
@@ -325,17 +338,27 @@ type directTarget struct {
 	score   *stages.Score
 	model   *stages.ServedModel
 	lake    *lake.ReplayTarget
+	lakeOut *lakeWriter // writes lake's batches
 	kafka   *kafka.Client
 	topic   string
 	outputs int64
 }
 
 func (t *directTarget) visit(ctx context.Context, b *pipeline.Batch) error {
-	if err := t.score.Process(ctx, b); err != nil {
+	var err error
+	if t.kafka != nil {
+		err = t.score.Process(ctx, b)
+	} else { // the lake stores scores as a column: no prediction JSON
+		err = stages.ScoreBatch(b, t.model)
+	}
+	if err != nil {
 		return err
 	}
-	if t.lake != nil {
-		if err := t.lake.WriteBatch(b, t.model.Version); err != nil {
+	if t.lakeOut != nil {
+		if err := t.lakeOut.write(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
 			return optionErr("to-lake", "", err)
 		}
 	}
@@ -364,7 +387,7 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 	case opts.Bucket <= 0:
 		return stages.BacktestReport{}, optionErr("bucket", "", errors.New("must be positive"))
 	}
-	r, err := openDirect(ctx, &opts.ReplayOptions, opts.LabelsTopic != "")
+	r, err := openDirect(ctx, &opts.ReplayOptions, opts.LabelsTopic != "", opts.ChampionSnapshot == "")
 	if err != nil {
 		return stages.BacktestReport{}, err
 	}
