@@ -41,6 +41,9 @@ type Spec struct {
 	// Rollout, when set, serves the registry's aliases of model.name as
 	// rollout arms and hot-swaps them (see RolloutSpec).
 	Rollout *RolloutSpec `yaml:"rollout"`
+
+	// Lake, when set, makes run write the live lake (see LakeSpec).
+	Lake *LakeSpec `yaml:"lake"`
 }
 
 // TopicsSpec names the Kafka topics the pipeline reads and writes.
@@ -917,6 +920,9 @@ func (s *Spec) applyDefaults() {
 		s.Labels.MaxParked = DefaultMaxParkedLabels
 	}
 	s.LearnerState.applyDefaults()
+	if s.Lake != nil {
+		s.Lake.applyDefaults()
+	}
 }
 
 // Validate checks the spec and returns every problem found, joined.
@@ -1180,6 +1186,7 @@ func (s *Spec) Validate() error {
 	}
 	s.validateLabels(add)
 	s.validateLearnerState(add)
+	s.validateLake(add)
 	if r := s.Rollout; r != nil {
 		if r.CanaryPercent < 0 || r.CanaryPercent > 100 {
 			add("rollout.canary_percent", "must be in [0, 100], got %d", r.CanaryPercent)
