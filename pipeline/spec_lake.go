@@ -9,7 +9,7 @@ import "time"
 //
 //	lake:
 //	  dir: /var/lib/driftline/lake   # required
-//	  compression: snappy            # snappy (default), zstd, gzip, lz4, none
+//	  compression: snappy            # snappy (default), zstd, gzip, lz4
 //	  roll:
 //	    max_bytes: 134217728         # roll a file at this compressed size (default 128 MiB)
 //	    max_age: 1m                  # ... or this long after it opened (default 1m)
@@ -60,7 +60,7 @@ const (
 )
 
 // LakeCompressions are lake.compression's values.
-var LakeCompressions = []string{"snappy", "zstd", "gzip", "lz4", "none"}
+var LakeCompressions = []string{"snappy", "zstd", "gzip", "lz4"}
 
 func (l *LakeSpec) applyDefaults() {
 	if l.Compression == "" {

@@ -34,7 +34,7 @@ func TestLakeDefaults(t *testing.T) {
 func TestLakeErrors(t *testing.T) {
 	for _, tc := range []struct{ block, field, at, msg string }{
 		{"lake:\n  compression: zstd\n", "lake.dir", "lake:", "is required"},
-		{"lake:\n  dir: d\n  compression: brotli\n", "lake.compression", "  compression: brotli", `must be one of [snappy zstd gzip lz4 none], got "brotli"`},
+		{"lake:\n  dir: d\n  compression: brotli\n", "lake.compression", "  compression: brotli", `must be one of [snappy zstd gzip lz4], got "brotli"`},
 		{"lake:\n  dir: d\n  roll:\n    max_bytes: 1000\n", "lake.roll.max_bytes", "    max_bytes: 1000", "must be at least 1 MiB (1048576), got 1000"},
 		{"lake:\n  dir: d\n  roll:\n    max_age: 5ms\n", "lake.roll.max_age", "    max_age: 5ms", "must be between 100ms and 1h, got 5ms"},
 		{"lake:\n  dir: d\n  retention:\n    max_age: 10m\n", "lake.retention.max_age", "    max_age: 10m", "must be at least 1h (or 0: keep), got 10m0s"},

@@ -101,6 +101,13 @@ type Config struct {
 	Compression compress.Compression
 	// Now reads the clock that file ages are measured on. Default time.Now.
 	Now func() time.Time
+	// CommitTogether makes every commit a cut: when one file rolls (any
+	// reason) every open file is committed with it, as one manifest group
+	// (ManifestEntry.Group), written with one append. Then every row
+	// written before a commit is durable once it returns, which lets a
+	// caller gate input-offset commits on it (see Live); and New drops a
+	// group whose lines a crash tore apart, with its files.
+	CommitTogether bool
 }
 
 func (c Config) withDefaults() Config {

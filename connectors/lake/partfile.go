@@ -108,6 +108,8 @@ type partFile struct {
 	fw         *pqarrow.FileWriter
 	opened     time.Time
 	lastWrite  int64
+	// firstWrite is the Writer's write count when the file opened.
+	firstWrite int64
 	rows       int64
 	// groupClosed: the last write closed a row group.
 	groupClosed bool
