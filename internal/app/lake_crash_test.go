@@ -112,7 +112,9 @@ func TestLakeAfterKill(t *testing.T) {
 
 	// Finish the stream here.
 	if c, err := kadm.NewClient(broker.Client(t)).FetchOffsets(ctx, spec.Kafka.Group); err == nil {
-		c.Each(func(o kadm.OffsetResponse) { t.Logf("committed at the kill: partition %d offset %d", o.Partition, o.At) })
+		c.Each(func(o kadm.OffsetResponse) {
+			t.Logf("committed at the kill: partition %d offset %d", o.Partition, o.At)
+		})
 	}
 	t.Logf("lake's last offsets at the kill: %v", lake.LastOffsets(before))
 	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
