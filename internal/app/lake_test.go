@@ -14,6 +14,7 @@ import (
 	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/lake"
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/stages"
 	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/streams"
@@ -150,4 +151,44 @@ func TestRunWritesTheLake(t *testing.T) {
 		}
 	}
 	t.Logf("%d events, %d labels in the lake", len(events), len(labels))
+
+	// rollout.retrain.source lake trains on the lake's events joined to
+	// its labels.
+	spec.Rollout.Retrain = &pipeline.RetrainSpec{Source: pipeline.RetrainSourceLake, Lookback: pipeline.Duration(1_000_000 * time.Hour)}
+	fz, err := stages.NewFeaturize(spec, mr.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := NewLakeRetrainRows(spec, mr.Client(t), fz.NumDense(), fz.NumHashed(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.now = func() time.Time { return time.Now().Add(100 * 365 * 24 * time.Hour) }
+	n, err := src.CountSince(context.Background(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, y, lineage, err := src.RowsSince(context.Background(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := min(len(labels), pipeline.DefaultRetrainWindow)
+	if len(y) != want || rows.N != want || n != want || len(rows.Dense) != want*fz.NumDense() {
+		t.Fatalf("retrain from the lake: %d rows (%d labels, count %d, %d dense values), want %d joined rows of %d dense features",
+			rows.N, len(y), n, len(rows.Dense), want, fz.NumDense())
+	}
+	var ones int
+	for _, v := range y {
+		if v == 1 {
+			ones++
+		} else if v != 0 {
+			t.Fatalf("label %v, want 0 or 1", v)
+		}
+	}
+	if ones == 0 || ones == len(y) {
+		t.Errorf("%d of %d labels are 1: want both classes", ones, len(y))
+	}
+	if lineage.Topic != spec.Topics.Input {
+		t.Errorf("lineage %+v, want the input topic", lineage)
+	}
 }
