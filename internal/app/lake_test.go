@@ -152,6 +152,15 @@ func TestRunWritesTheLake(t *testing.T) {
 	}
 	t.Logf("%d events, %d labels in the lake", len(events), len(labels))
 
+	// A backtest of the lake joins the labels table.
+	rep, err := Backtest(context.Background(), BacktestOptions{ReplayOptions: ReplayOptions{Spec: spec, LakeDir: dir}, Bucket: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Scored != int64(len(events)) || rep.Labelled != int64(len(labels)) {
+		t.Errorf("backtest scored %d rows, %d labelled; want the lake's %d events, %d labelled", rep.Scored, rep.Labelled, len(events), len(labels))
+	}
+
 	// rollout.retrain.source lake trains on the lake's events joined to
 	// its labels.
 	spec.Rollout.Retrain = &pipeline.RetrainSpec{Source: pipeline.RetrainSourceLake, Lookback: pipeline.Duration(1_000_000 * time.Hour)}
