@@ -15,6 +15,13 @@
 // Every file holds the event columns of the records written, followed by the
 // columns named by the Col* constants. The schema of the first record
 // written fixes the schema of every later one for the life of a Writer.
+//
+// Live is the lake `driftline run` writes with a spec's lake block: the
+// events table at the root, and a labels table (ColEventID, ColLabel, the
+// prediction's score and version, the join time as ColEventTime) under
+// LabelsDir, written off the partition loops' critical path, with the
+// input offsets' commit gated on the lake's (see Live for the contract).
+// Writer.Expire applies retention.
 package lake
 
 import (
