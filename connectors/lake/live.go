@@ -112,6 +112,7 @@ type eventRows struct {
 	offsets, recTimes []int64
 	sel               []int
 	scores            []float32
+	versions          []string
 }
 
 type heldMark struct {
@@ -183,23 +184,24 @@ func (l *Live) fail(err error) {
 
 // Append queues the rows of b that are RowOK and scored (b.Features.Row),
 // with b.Scores and modelVersion (see Writer.WriteBatch), for Run to
-// write. It is the hot path's whole cost: it retains b.Record (Arrow
+// write. versions, when set, holds each feature row's model version
+// instead (a canary's rows). It is the hot path's whole cost: it retains b.Record (Arrow
 // arrays are immutable) and copies the rows' indices, scores, offsets and
 // record times. It blocks while the queue is full, until ctx ends. It
 // returns the writer's failure, if any.
-func (l *Live) Append(ctx context.Context, b *pipeline.Batch, modelVersion string) error {
+func (l *Live) Append(ctx context.Context, b *pipeline.Batch, modelVersion string, versions []string) error {
 	if err := l.err(); err != nil {
 		return err
 	}
 	rows := b.Features.Row
-	if len(b.Scores) != len(rows) {
-		return fmt.Errorf("lake: batch has %d feature rows but %d scores", len(rows), len(b.Scores))
+	if len(b.Scores) != len(rows) || versions != nil && len(versions) != len(rows) {
+		return fmt.Errorf("lake: batch has %d feature rows but %d scores and %d versions", len(rows), len(b.Scores), len(versions))
 	}
 	ev, _ := l.pool.Get().(*eventRows)
 	if ev == nil {
 		ev = &eventRows{}
 	}
-	ev.sel, ev.scores, ev.offsets, ev.recTimes = ev.sel[:0], ev.scores[:0], ev.offsets[:0], ev.recTimes[:0]
+	ev.sel, ev.scores, ev.offsets, ev.recTimes, ev.versions = ev.sel[:0], ev.scores[:0], ev.offsets[:0], ev.recTimes[:0], ev.versions[:0]
 	for j, i := range rows {
 		if b.State[i] != pipeline.RowOK {
 			continue
@@ -213,6 +215,9 @@ func (l *Live) Append(ctx context.Context, b *pipeline.Batch, modelVersion strin
 		ev.scores = append(ev.scores, b.Scores[j])
 		ev.offsets = append(ev.offsets, m.Offset)
 		ev.recTimes = append(ev.recTimes, t)
+		if versions != nil {
+			ev.versions = append(ev.versions, versions[j])
+		}
 	}
 	if len(ev.sel) > 0 {
 		b.Record.Retain()
@@ -220,6 +225,9 @@ func (l *Live) Append(ctx context.Context, b *pipeline.Batch, modelVersion strin
 	}
 	ev.rows = Rows{Sel: ev.sel, Scores: ev.scores, ModelVersion: modelVersion, Topic: b.Topic, Partition: b.Partition,
 		Offsets: ev.offsets, RecordTimes: ev.recTimes}
+	if versions != nil {
+		ev.rows.Versions = ev.versions
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	select {
@@ -393,6 +401,9 @@ func (l *Live) writeEvents(ev *eventRows) error {
 		}
 		l.dropped.Add(int64(k))
 		r.Sel, r.Scores, r.Offsets, r.RecordTimes = r.Sel[k:], r.Scores[k:], r.Offsets[k:], r.RecordTimes[k:]
+		if r.Versions != nil {
+			r.Versions = r.Versions[k:]
+		}
 		if len(r.Sel) == 0 {
 			return nil
 		}
@@ -410,6 +421,7 @@ func (l *Live) recycle(ev *eventRows) {
 		ev.rec = nil
 	}
 	ev.rows = Rows{}
+	clear(ev.versions) // drop the strings
 	l.pool.Put(ev)
 }
 

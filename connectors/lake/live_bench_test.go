@@ -62,7 +62,7 @@ func BenchmarkLakeHotPath(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			nextOffsets()
-			if err := l.Append(ctx, batch, "v1"); err != nil {
+			if err := l.Append(ctx, batch, "v1", nil); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -82,7 +82,7 @@ func BenchmarkLakeHotPath(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			nextOffsets()
-			if err := l.Append(ctx, batch, "v1"); err != nil {
+			if err := l.Append(ctx, batch, "v1", nil); err != nil {
 				b.Fatal(err)
 			}
 		}

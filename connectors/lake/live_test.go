@@ -3,6 +3,7 @@ package lake
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,7 +82,7 @@ func TestLiveHoldsMarksUntilCommit(t *testing.T) {
 	root := t.TempDir()
 	l, stop := startLive(t, LiveConfig{Events: Config{Root: root, TimeColumn: "ts", MaxAge: time.Hour}})
 	ctx := context.Background()
-	if err := l.Append(ctx, batch("in", 0, liveEvents(0, 10)), "v1"); err != nil {
+	if err := l.Append(ctx, batch("in", 0, liveEvents(0, 10)), "v1", nil); err != nil {
 		t.Fatal(err)
 	}
 	released := make(chan struct{})
@@ -134,7 +135,7 @@ func TestLiveCrashAndRestart(t *testing.T) {
 	deliver := func(l *Live, from, to int64) {
 		t.Helper()
 		for o := from; o < to; o += 50 {
-			if err := l.Append(ctx, batch("in", 0, liveEvents(o, 50)), "v1"); err != nil {
+			if err := l.Append(ctx, batch("in", 0, liveEvents(o, 50)), "v1", nil); err != nil {
 				t.Fatal(err)
 			}
 			last := o + 49
@@ -244,5 +245,35 @@ func writeManifestBytes(t *testing.T, root string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(root, ManifestName), data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Rows served by another version (a canary) carry their own version.
+func TestLiveVersionsPerRow(t *testing.T) {
+	root := t.TempDir()
+	l, stop := startLive(t, LiveConfig{Events: Config{Root: root, TimeColumn: "ts"}})
+	evs := liveEvents(0, 4)
+	if err := l.Append(context.Background(), batch("in", 0, evs), "7", []string{"7", "8", "7", "8"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), batch("in", 0, liveEvents(4, 1)), "7", []string{"7", "8"}); err == nil {
+		t.Error("Append took 2 versions for 1 row")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]string{}
+	for rec, err := range ReadFiles(context.Background(), root, time.Time{}, time.Time{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs := rec.Column(rec.Schema().FieldIndices(ColSourceOffset)[0]).(*array.Int64)
+		vs := rec.Column(rec.Schema().FieldIndices(ColModelVersion)[0]).(*array.String)
+		for i := range offs.Len() {
+			got[offs.Value(i)] = vs.Value(i)
+		}
+	}
+	if want := map[int64]string{0: "7", 1: "8", 2: "7", 3: "8"}; !maps.Equal(got, want) {
+		t.Errorf("versions by offset %v, want %v", got, want)
 	}
 }

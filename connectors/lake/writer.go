@@ -241,9 +241,11 @@ type Rows struct {
 	Labels       []float32
 	LabelValid   []bool
 	ModelVersion string
-	Topic        string
-	Partition    int32
-	Offsets      []int64
+	// Versions, when set, is each row's model version instead.
+	Versions  []string
+	Topic     string
+	Partition int32
+	Offsets   []int64
 	// RecordTimes are unix microseconds; NoTime where absent.
 	RecordTimes []int64
 }
@@ -256,7 +258,8 @@ const NoTime = noTime
 func (w *Writer) WriteRows(rec arrow.RecordBatch, r Rows) error {
 	n := len(r.Sel)
 	if len(r.Scores) != n || len(r.Offsets) != n || len(r.RecordTimes) != n ||
-		r.Labels != nil && len(r.Labels) != n || r.LabelValid != nil && len(r.LabelValid) != len(r.Labels) {
+		r.Labels != nil && len(r.Labels) != n || r.LabelValid != nil && len(r.LabelValid) != len(r.Labels) ||
+		r.Versions != nil && len(r.Versions) != n {
 		return fmt.Errorf("lake: %d rows but %d scores, %d offsets, %d record times, %d labels", n, len(r.Scores), len(r.Offsets), len(r.RecordTimes), len(r.Labels))
 	}
 	if n == 0 {
@@ -267,7 +270,7 @@ func (w *Writer) WriteRows(rec arrow.RecordBatch, r Rows) error {
 	w.sel = append(w.sel[:0], r.Sel...)
 	w.offsets = append(w.offsets[:0], r.Offsets...)
 	w.recTimes = append(w.recTimes[:0], r.RecordTimes...)
-	return w.writeLocked(rec, rowExtras{scores: r.Scores, version: r.ModelVersion, labels: r.Labels, labelValid: r.LabelValid,
+	return w.writeLocked(rec, rowExtras{scores: r.Scores, version: r.ModelVersion, versions: r.Versions, labels: r.Labels, labelValid: r.LabelValid,
 		topic: r.Topic, partition: r.Partition})
 }
 
@@ -275,6 +278,7 @@ func (w *Writer) WriteRows(rec arrow.RecordBatch, r Rows) error {
 type rowExtras struct {
 	scores     []float32
 	version    string
+	versions   []string // per row, replacing version when set
 	labels     []float32
 	labelValid []bool
 	topic      string

@@ -390,7 +390,7 @@ func (a *App) observeServed(ctx context.Context, b *pipeline.Batch, served stage
 	if a.drift != nil && b.Features.Len() > 0 {
 		a.alerts.Raise(a.drift.ObserveBatch(&b.Features, b.Scores, time.Now()))
 	}
-	return a.lakeBatch(ctx, b)
+	return a.lakeBatch(ctx, b, served)
 }
 
 // onOutcome sees every joined label.

@@ -67,13 +67,13 @@ func (a *App) commitGate() kafka.CommitGate {
 	return a.lake
 }
 
-// lakeBatch queues a scored batch's events for the live lake (the champion
-// version's scores), when there is one.
-func (a *App) lakeBatch(ctx context.Context, b *pipeline.Batch) error {
+// lakeBatch queues a scored batch's events for the live lake, when there
+// is one, each with the version that served it.
+func (a *App) lakeBatch(ctx context.Context, b *pipeline.Batch, served stages.Served) error {
 	if a.lake == nil {
 		return nil
 	}
-	if err := a.lake.Append(ctx, b, a.championVersion()); err != nil {
+	if err := a.lake.Append(ctx, b, a.championVersion(), served.Versions); err != nil {
 		return fmt.Errorf("lake: %w", err)
 	}
 	return nil
