@@ -26,8 +26,8 @@ import (
 
 // lakeCrashSpec is the demo spec on the given broker and Redis, with a
 // lake at dir and a short session timeout (a killed member's partitions
-// move on quickly).
-func lakeCrashSpec(t *testing.T, brokerAddr, redisAddr, dir string) *pipeline.Spec {
+// move on quickly), its topics, group and key prefix suffixed with name.
+func lakeCrashSpec(t *testing.T, brokerAddr, redisAddr, dir, name string) *pipeline.Spec {
 	t.Helper()
 	text := strings.Replace(string(DemoSpec), "name: demo\n", "name: demo\nredis:\n  addr: \""+redisAddr+"\"\n  timeout: 300ms\n", 1)
 	text = strings.Replace(text, "  session_timeout: 6s\n", "  session_timeout: 2s\n", 1)
@@ -37,6 +37,12 @@ func lakeCrashSpec(t *testing.T, brokerAddr, redisAddr, dir string) *pipeline.Sp
 		t.Fatal(err)
 	}
 	spec.Kafka.Brokers = []string{brokerAddr}
+	for _, topic := range []*string{&spec.Topics.Input, &spec.Topics.Predictions, &spec.Topics.DLQ, &spec.Topics.Labels,
+		&spec.Topics.Alerts, &spec.Topics.Audit, &spec.Rollout.ShadowTopic} {
+		*topic += "." + name
+	}
+	spec.Kafka.Group += "-" + name
+	spec.Redis.KeyPrefix += name + ":"
 	return spec
 }
 
@@ -52,8 +58,15 @@ func TestLakeAfterKill(t *testing.T) {
 	}
 	broker := kafkatest.StartKfake(t, kfake.GroupMinSessionTimeout(time.Second))
 	mr := redistest.StartMiniredis(t)
+	checkLakeAfterKill(t, broker, mr.Addr, "TestLakeAfterKill")
+}
+
+// checkLakeAfterKill is TestLakeAfterKill on broker and the Redis at
+// redisAddr; test names the test the child process runs.
+func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test string) {
 	dir := t.TempDir()
-	spec := lakeCrashSpec(t, broker.Addr, mr.Addr, dir)
+	name := fmt.Sprintf("lake%d", time.Now().UnixNano())
+	spec := lakeCrashSpec(t, broker.Addr, redisAddr, dir, name)
 	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
 	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
 	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts,
@@ -73,8 +86,8 @@ func TestLakeAfterKill(t *testing.T) {
 	fed := make(chan error, 1)
 	go func() { fed <- feed.Produce(ctx, prod, load, &stats) }()
 
-	child := exec.Command(os.Args[0], "-test.run=^TestLakeAfterKill$", "-test.count=1")
-	child.Env = append(os.Environ(), "DRIFTLINE_LAKE_CHILD="+broker.Addr+","+mr.Addr+","+dir)
+	child := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	child.Env = append(os.Environ(), "DRIFTLINE_LAKE_CHILD="+broker.Addr+","+redisAddr+","+dir+","+name)
 	var childOut strings.Builder
 	child.Stdout, child.Stderr = &childOut, &childOut
 	if err := child.Start(); err != nil {
@@ -219,7 +232,7 @@ func readPredictedOffsets(t *testing.T, ctx context.Context, broker *kafkatest.B
 // runLakeChild is the child process: it runs the pipeline until killed.
 func runLakeChild(t *testing.T, env string) {
 	parts := strings.Split(env, ",")
-	spec := lakeCrashSpec(t, parts[0], parts[1], parts[2])
+	spec := lakeCrashSpec(t, parts[0], parts[1], parts[2], parts[3])
 	a, err := Open(context.Background(), spec, Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
