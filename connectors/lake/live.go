@@ -69,9 +69,10 @@ type Live struct {
 	events, labels *Writer
 	queue          chan liveItem
 	// mu orders Append's count and send, so that queued counts items in
-	// the order Run receives them.
+	// the order Run receives them; Hold reads queued without it (a full
+	// queue must not stall the acknowledgements that call Hold).
 	mu     sync.Mutex
-	queued int64
+	queued atomic.Int64
 	failed atomic.Pointer[error]
 	pool   sync.Pool
 
@@ -232,7 +233,7 @@ func (l *Live) Append(ctx context.Context, b *pipeline.Batch, modelVersion strin
 	defer l.mu.Unlock()
 	select {
 	case l.queue <- liveItem{ev: ev}:
-		l.queued++
+		l.queued.Add(1)
 		return nil
 	case <-l.done:
 		l.recycle(ev)
@@ -277,9 +278,7 @@ func (l *Live) writeBufferedLabels() error {
 // the call is durable; at once when all already are. Callbacks run in the
 // order of their Holds. A failed writer never runs them.
 func (l *Live) Hold(release func()) {
-	l.mu.Lock()
-	target := l.queued
-	l.mu.Unlock()
+	target := l.queued.Load()
 	l.holdMu.Lock()
 	if l.durableItems >= target && len(l.holds) == 0 {
 		l.holdMu.Unlock()

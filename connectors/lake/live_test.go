@@ -277,3 +277,39 @@ func TestLiveVersionsPerRow(t *testing.T) {
 		t.Errorf("versions by offset %v, want %v", got, want)
 	}
 }
+
+// Run applies retention every RetentionEvery, to both tables: events of
+// 2024 are past a 1h max age, so every commit but the newest goes.
+func TestLiveRetention(t *testing.T) {
+	root := t.TempDir()
+	l, stop := startLive(t, LiveConfig{Events: Config{Root: root, TimeColumn: "ts"}, RetentionMaxAge: time.Hour, RetentionEvery: 10 * time.Millisecond})
+	ctx := context.Background()
+	for o := int64(0); o < 30; o += 10 {
+		if err := l.Append(ctx, batch("in", 0, liveEvents(o, 10)), "v1", nil); err != nil {
+			t.Fatal(err)
+		}
+		l.AppendLabel(LabelRow{EventID: "e" + itoa(o), Label: 1, At: at(time.Duration(o) * time.Second)})
+		if err := l.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(mustManifest(t, root)) != 2 || len(mustManifest(t, filepath.Join(root, LabelsDir))) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("manifests hold %d event and %d label files, want the newest commit's 2 and 1",
+				len(mustManifest(t, root)), len(mustManifest(t, filepath.Join(root, LabelsDir))))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	got := offsetsIn(t, root)
+	slices.Sort(got)
+	if len(got) != 10 || got[0] != 20 {
+		t.Errorf("after retention the lake holds offsets %v, want the newest commit's 20-29", got)
+	}
+	if o, ok := l.events.LastOffset("in", 0); !ok || o != 29 {
+		t.Errorf("last offset %d after retention, want 29 (kept for restarts)", o)
+	}
+}
