@@ -47,8 +47,10 @@ func lakeCrashSpec(t *testing.T, brokerAddr, redisAddr, dir, name string) *pipel
 }
 
 // TestLakeAfterKill runs the pipeline with a lake in a child process,
-// kills it (SIGKILL) mid-stream, and finishes the stream in this process
-// on the same lake and group. The lake then holds every event that has a
+// kills it (SIGKILL) mid-stream, right after a lake commit or right after
+// an offset commit, and finishes the stream in this process on the same
+// lake and group. At the kill no committed offset is past the lake's
+// committed files; at the end the lake holds every event that has a
 // prediction exactly once: no duplicate of the rows the killed process
 // committed to the lake but not to Kafka, and no gap.
 func TestLakeAfterKill(t *testing.T) {
@@ -58,12 +60,22 @@ func TestLakeAfterKill(t *testing.T) {
 	}
 	broker := kafkatest.StartKfake(t, kfake.GroupMinSessionTimeout(time.Second))
 	mr := redistest.StartMiniredis(t)
-	checkLakeAfterKill(t, broker, mr.Addr, "TestLakeAfterKill")
+	for _, at := range []killAt{killAfterLakeCommit, killAfterOffsetCommit} {
+		t.Run(string(at), func(t *testing.T) { checkLakeAfterKill(t, broker, mr.Addr, "TestLakeAfterKill", at) })
+	}
 }
+
+// killAt says when the child is killed.
+type killAt string
+
+const (
+	killAfterLakeCommit   killAt = "after-a-lake-commit"
+	killAfterOffsetCommit killAt = "after-an-offset-commit"
+)
 
 // checkLakeAfterKill is TestLakeAfterKill on broker and the Redis at
 // redisAddr; test names the test the child process runs.
-func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test string) {
+func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test string, killAt killAt) {
 	dir := t.TempDir()
 	name := fmt.Sprintf("lake%d", time.Now().UnixNano())
 	spec := lakeCrashSpec(t, broker.Addr, redisAddr, dir, name)
@@ -108,11 +120,27 @@ func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Right after a lake commit, before the consumer's next offset
-	// commit (every second): the lake then holds rows whose offsets Kafka
-	// does not.
-	for n := len(mustReadManifest(t, dir)); len(mustReadManifest(t, dir)) == n; {
-		time.Sleep(2 * time.Millisecond)
+	switch killAt {
+	case killAfterLakeCommit:
+		// Right after a lake commit, before the consumer's next offset
+		// commit (every second): the lake then holds rows whose offsets
+		// Kafka does not.
+		for n := len(mustReadManifest(t, dir)); len(mustReadManifest(t, dir)) == n; {
+			time.Sleep(2 * time.Millisecond)
+		}
+	case killAfterOffsetCommit:
+		// Right after the group's committed offsets advance: without the
+		// commit gate they would cover rows still in open lake files.
+		committed := func() (sum int64) {
+			c, err := kadm.NewClient(broker.Client(t)).FetchOffsets(ctx, spec.Kafka.Group)
+			if err == nil {
+				c.Each(func(o kadm.OffsetResponse) { sum += o.At })
+			}
+			return sum
+		}
+		for n := committed(); committed() == n; {
+			time.Sleep(2 * time.Millisecond)
+		}
 	}
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -123,13 +151,29 @@ func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test 
 		t.Fatal(err)
 	}
 
-	// Finish the stream here.
-	if c, err := kadm.NewClient(broker.Client(t)).FetchOffsets(ctx, spec.Kafka.Group); err == nil {
-		c.Each(func(o kadm.OffsetResponse) {
-			t.Logf("committed at the kill: partition %d offset %d", o.Partition, o.At)
-		})
+	// The invariant at the kill: every predicted event at an offset the
+	// group committed is in a committed lake file.
+	atKill := map[[2]int64]bool{}
+	for _, r := range readLake(t, dir, spec.Schema.IDField) {
+		atKill[[2]int64{int64(r.partition), r.offset}] = true
 	}
-	t.Logf("lake's last offsets at the kill: %v", lake.LastOffsets(before))
+	c, err := kadm.NewClient(broker.Client(t)).FetchOffsets(ctx, spec.Kafka.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := 0
+	for k := range readPredictedOffsets(t, ctx, broker, spec.Topics.Predictions) {
+		if o, ok := c.Lookup(spec.Topics.Input, int32(k[0])); ok && k[1] < o.At && !atKill[k] {
+			missing++
+		}
+	}
+	c.Each(func(o kadm.OffsetResponse) { t.Logf("at the kill: partition %d committed up to %d", o.Partition, o.At) })
+	t.Logf("at the kill: the lake's committed files end at %v", lake.LastOffsets(before))
+	if missing > 0 {
+		t.Errorf("at the kill, %d predicted events at committed offsets are not in the lake", missing)
+	}
+
+	// Finish the stream here.
 	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

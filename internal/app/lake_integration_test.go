@@ -19,5 +19,8 @@ func TestIntegrationLakeAfterKill(t *testing.T) {
 		runLakeChild(t, env)
 		return
 	}
-	checkLakeAfterKill(t, kafkatest.StartKafka(t), redistest.StartRedis(t).Addr, "TestIntegrationLakeAfterKill")
+	broker, rds := kafkatest.StartKafka(t), redistest.StartRedis(t)
+	for _, at := range []killAt{killAfterLakeCommit, killAfterOffsetCommit} {
+		t.Run(string(at), func(t *testing.T) { checkLakeAfterKill(t, broker, rds.Addr, "TestIntegrationLakeAfterKill", at) })
+	}
 }
