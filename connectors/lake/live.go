@@ -18,7 +18,9 @@ import (
 
 // LabelsDir is the labels table's directory under a live lake's root: a
 // lake of its own (manifest, hour partitions) whose rows are joined labels.
-const LabelsDir = "labels"
+// Its leading underscore keeps dataset readers of the root's hive
+// partitions (pyarrow.dataset, Spark) from taking it for event files.
+const LabelsDir = "_labels"
 
 // ColEventID is the labels table's event id column (string): the spec's id
 // field of the event the label belongs to, as the events table holds it.

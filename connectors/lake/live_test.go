@@ -313,3 +313,27 @@ func TestLiveRetention(t *testing.T) {
 		t.Errorf("last offset %d after retention, want 29 (kept for restarts)", o)
 	}
 }
+
+// pyarrow reads a live lake's root as a hive-partitioned dataset of its
+// events alone: the labels table under LabelsDir is not taken for events.
+func TestPyarrowReadsLiveLake(t *testing.T) {
+	root := t.TempDir()
+	l, stop := startLive(t, LiveConfig{Events: Config{Root: root, TimeColumn: "ts"}})
+	if err := l.Append(context.Background(), batch("in", 0, liveEvents(0, 10)), "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	for o := range int64(10) {
+		l.AppendLabel(LabelRow{EventID: "e" + itoa(o), Label: float32(o % 2), ModelVersion: "v1", At: at(3 * time.Hour)})
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	v := readWithPyarrow(t, root)
+	if want := map[string]int64{"date=2024-05-01/hour=13": 5, "date=2024-05-01/hour=14": 5}; !maps.Equal(v.Partitions, want) {
+		t.Errorf("pyarrow's dataset of the root: %v, want the events' hours %v", v.Partitions, want)
+	}
+	labels, err := ReadLabels(context.Background(), root)
+	if err != nil || len(labels) != 10 || labels["e3"] != 1 || labels["e4"] != 0 {
+		t.Errorf("ReadLabels = %v (err %v), want the 10 labels", labels, err)
+	}
+}
