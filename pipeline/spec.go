@@ -41,6 +41,9 @@ type Spec struct {
 	// Rollout, when set, serves the registry's aliases of model.name as
 	// rollout arms and hot-swaps them (see RolloutSpec).
 	Rollout *RolloutSpec `yaml:"rollout"`
+
+	// Lake, when set, makes run write the live lake (see LakeSpec).
+	Lake *LakeSpec `yaml:"lake"`
 }
 
 // TopicsSpec names the Kafka topics the pipeline reads and writes.
@@ -558,8 +561,8 @@ type RolloutSpec struct {
 //	  min_rows: 200      # fewest rows a retrain trains on (1..window)
 //	  holdout: 0.2       # newest share held out to measure the candidate, in (0, 0.9]
 //	  since_drift: true  # on a drift trigger, wait for and train on the rows labelled after the alert
-//	  source: window     # window: rows the label join learned, in memory; kafka: replay the input and labels topics
-//	  lookback: 15m      # with source kafka: the most history replayed (≥ 1s)
+//	  source: window     # window: rows the label join learned, in memory; kafka: replay the input and labels topics; lake: the live lake's events and labels
+//	  lookback: 15m      # with source kafka or lake: the most history replayed (≥ 1s)
 //
 // A field that is absent takes its default. A zero number also means the
 // default, except every, whose 0 turns scheduled retraining off.
@@ -599,11 +602,17 @@ type RetrainSpec struct {
 	//     through the preparation stages under a state prefix of their own,
 	//     joined by schema.id_field to the labels topic's records of the
 	//     same span; the Window newest joined rows. It needs topics.labels.
+	//   - lake: the live lake's events (see LakeSpec) with event times in
+	//     the last Lookback, featurized under a state prefix of their own
+	//     (they were anonymized before the lake), joined by event id to the
+	//     labels the lake's labels table holds; the Window newest joined
+	//     rows. It needs the lake block.
 	Source string `yaml:"source"`
 	// Lookback bounds the history a kafka source replays: the input records
 	// with timestamps in the last Lookback (and, on a drift trigger with
 	// since_drift, after the alert); at least 1s (default
-	// DefaultRetrainLookback). The window source ignores it.
+	// DefaultRetrainLookback). The lake source reads the events of the last
+	// Lookback the same way; the window source ignores it.
 	Lookback Duration `yaml:"lookback"`
 }
 
@@ -617,6 +626,7 @@ const (
 const (
 	RetrainSourceWindow = "window"
 	RetrainSourceKafka  = "kafka"
+	RetrainSourceLake   = "lake"
 )
 
 // Defaults of rollout.retrain (see DefaultRetrainSpec).
@@ -917,6 +927,9 @@ func (s *Spec) applyDefaults() {
 		s.Labels.MaxParked = DefaultMaxParkedLabels
 	}
 	s.LearnerState.applyDefaults()
+	if s.Lake != nil {
+		s.Lake.applyDefaults()
+	}
 }
 
 // Validate checks the spec and returns every problem found, joined.
@@ -1180,6 +1193,7 @@ func (s *Spec) Validate() error {
 	}
 	s.validateLabels(add)
 	s.validateLearnerState(add)
+	s.validateLake(add)
 	if r := s.Rollout; r != nil {
 		if r.CanaryPercent < 0 || r.CanaryPercent > 100 {
 			add("rollout.canary_percent", "must be in [0, 100], got %d", r.CanaryPercent)
@@ -1285,8 +1299,12 @@ func (s *Spec) validateRetrain(r *RetrainSpec, add func(path, format string, arg
 		if s.Topics.Labels == "" {
 			add(p+"source", "kafka joins the labels topic, but topics.labels is not set")
 		}
+	case RetrainSourceLake:
+		if s.Lake == nil {
+			add(p+"source", "lake reads the live lake, but the spec has no lake block")
+		}
 	default:
-		add(p+"source", "unknown source %q (want window or kafka)", r.Source)
+		add(p+"source", "unknown source %q (want window, kafka or lake)", r.Source)
 	}
 	if l := r.Lookback.D(); l != 0 && l < time.Second {
 		add(p+"lookback", "must be at least 1s (0 or absent: %s), got %s", DefaultRetrainLookback, l)

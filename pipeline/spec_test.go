@@ -509,7 +509,8 @@ func TestRetrainSourceErrors(t *testing.T) {
 		field    string
 		at, msg  string
 	}{
-		{"unknown source", "    source: kafka", "    source: lake", "rollout.retrain.source", "source: lake", `unknown source "lake" (want window or kafka)`},
+		{"unknown source", "    source: kafka", "    source: pond", "rollout.retrain.source", "source: pond", `unknown source "pond" (want window, kafka or lake)`},
+		{"lake without a lake block", "    source: kafka", "    source: lake", "rollout.retrain.source", "source: lake", "lake reads the live lake, but the spec has no lake block"},
 		{"source not a string", "    source: kafka", "    source: [kafka]", "rollout.retrain.source", "source: [kafka]", "want a single value, got a list"},
 		{"kafka without topics.labels", "  labels: labels\n", "", "rollout.retrain.source", "source: kafka", "topics.labels is not set"},
 		{"lookback below 1s", "    lookback: 30m", "    lookback: 500ms", "rollout.retrain.lookback", "lookback: 500ms", "must be at least 1s (0 or absent: 15m0s), got 500ms"},

@@ -499,6 +499,8 @@ func (m *JoinMetrics) publish() {
 
 // Outcome is one joined label: what a model predicted, and the truth.
 type Outcome struct {
+	// ID is the labelled event's id ("" for the shadow's second pass).
+	ID string
 	// Version is the model version whose prediction Score is.
 	Version string
 	// Arm is the arm of that version: for the cached (served) prediction,
@@ -620,7 +622,7 @@ func (j *LabelJoin) ObserveServed(ctx context.Context, b *pipeline.Batch, served
 		if versions != nil {
 			v = versions[r]
 		}
-		j.outcome(v, view.armOf(v), served.step(r), b.Scores[r], e.label, now)
+		j.outcome(EventID(b, j.spec.FieldIndex(j.spec.Schema.IDField), fb.Row[r]), v, view.armOf(v), served.step(r), b.Scores[r], e.label, now)
 		jb.add(v, fb.Dense[r*fb.NumDense:(r+1)*fb.NumDense], fb.Hashed[r*fb.NumHashed:(r+1)*fb.NumHashed], e.label)
 	}
 	err = j.teach(jb, &view, now)
@@ -760,17 +762,17 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 		return
 	}
 	for k, score := range scores {
-		j.outcome(sh.Version, ArmShadow, servedStep{arm: ArmShadow}, score, y[k], now)
+		j.outcome("", sh.Version, ArmShadow, servedStep{arm: ArmShadow}, score, y[k], now)
 	}
 	if err := sh.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
 		j.metrics.shadowSkipped.Add(float64(rows.N))
 	}
 }
 
-func (j *LabelJoin) outcome(version, arm string, step servedStep, score, label float32, now time.Time) {
+func (j *LabelJoin) outcome(id, version, arm string, step servedStep, score, label float32, now time.Time) {
 	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.decision)
 	if j.OnOutcome != nil {
-		j.OnOutcome(Outcome{Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now})
+		j.OnOutcome(Outcome{ID: id, Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now})
 	}
 }
 
@@ -939,7 +941,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		} else {
 			t.joined++
 		}
-		j.outcome(e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now)
+		j.outcome(lp.ids[i], e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now)
 		if nd, nh := len(e.dense), len(e.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
 			// The rows gathered so far share one feature layout; an entry
 			// cached with another (before a featurize change) starts a new

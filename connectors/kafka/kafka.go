@@ -66,6 +66,12 @@ type Config struct {
 	// stopping Run; in exactly-once mode the round is aborted and read
 	// again. Nil: a handler error stops Run.
 	Retry *pipeline.RetryPolicy
+	// CommitGate, when set, holds each batch's offset mark (at-least-once
+	// mode only) until the gate releases it: the handler's side effects
+	// outside Kafka (the live lake's files) are durable. Marks are held,
+	// not batches: the partition loop goes on. Before the final commit
+	// and the commit on a revoke, Run flushes the gate.
+	CommitGate CommitGate
 	// Registerer receives the consumer lag gauge; required when consuming.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -91,6 +97,9 @@ func (c *Config) Validate() error {
 			return errors.New("kafka: a consumer needs a metrics registerer")
 		}
 	}
+	if c.TransactionalID != "" && c.CommitGate != nil {
+		return errors.New("kafka: a commit gate (the live lake) cannot be combined with a transactional id (kafka.exactly_once)")
+	}
 	if c.TransactionalID != "" && c.Group == "" {
 		return errors.New("kafka: a transactional id needs a consumer group (exactly-once consuming)")
 	}
@@ -103,6 +112,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// CommitGate defers offset marks until what the handlers wrote elsewhere is
+// durable (lake.Live implements it).
+type CommitGate interface {
+	// Hold calls release once the effects of every batch handled before
+	// the call are durable; release may run on another goroutine.
+	Hold(release func())
+	// Flush makes every effect durable now and runs every held release
+	// before it returns.
+	Flush(ctx context.Context) error
 }
 
 // Client is a franz-go client that is a pipeline.Source (when configured
@@ -302,6 +322,9 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 	c.stopWorkers(all)
 	commitCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if err := c.flushGate(commitCtx); err != nil && runErr == nil {
+		runErr = err
+	}
 	if err := c.cl.CommitMarkedOffsets(commitCtx); err != nil && runErr == nil {
 		runErr = fmt.Errorf("kafka: final commit: %w", err)
 	}
@@ -350,6 +373,9 @@ func (c *Client) openAssigned(assigned map[string][]int32, keep func(topic strin
 
 func (c *Client) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	c.stopWorkers(revoked)
+	if err := c.flushGate(ctx); err != nil {
+		c.log.Warn("commit gate flush on revoke failed; the revoked partitions' held offsets stay uncommitted", "err", err)
+	}
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		c.log.Warn("commit on revoke failed", "err", err)
 	}
@@ -380,6 +406,17 @@ func (c *Client) stopWorkers(parts map[string][]int32) {
 	for _, w := range stopping {
 		<-w.done
 	}
+}
+
+// flushGate flushes Config.CommitGate, releasing its held marks.
+func (c *Client) flushGate(ctx context.Context) error {
+	if c.cfg.CommitGate == nil {
+		return nil
+	}
+	if err := c.cfg.CommitGate.Flush(ctx); err != nil {
+		return fmt.Errorf("kafka: commit gate: %w", err)
+	}
+	return nil
 }
 
 func (c *Client) fail(err error) {
@@ -610,8 +647,12 @@ func (w *partitionWorker) handleRetrying(ctx context.Context, batch []*kgo.Recor
 func (w *partitionWorker) handle(ctx context.Context, batch []*kgo.Record, hw int64) error {
 	last := batch[len(batch)-1]
 	markDone := func() {
-		w.c.cl.MarkCommitRecords(last)
 		w.lag.Set(float64(max(0, hw-last.Offset-1)))
+		if g := w.c.cfg.CommitGate; g != nil {
+			g.Hold(func() { w.c.cl.MarkCommitRecords(last) })
+			return
+		}
+		w.c.cl.MarkCommitRecords(last)
 	}
 	ah, ok := w.handler.(pipeline.AsyncPartitionHandler)
 	if !ok {

@@ -15,6 +15,13 @@
 // Every file holds the event columns of the records written, followed by the
 // columns named by the Col* constants. The schema of the first record
 // written fixes the schema of every later one for the life of a Writer.
+//
+// Live is the lake `driftline run` writes with a spec's lake block: the
+// events table at the root, and a labels table (ColEventID, ColLabel, the
+// prediction's score and version, the join time as ColEventTime) under
+// LabelsDir, written off the partition loops' critical path, with the
+// input offsets' commit gated on the lake's (see Live for the contract).
+// Writer.Expire applies retention.
 package lake
 
 import (
@@ -101,6 +108,13 @@ type Config struct {
 	Compression compress.Compression
 	// Now reads the clock that file ages are measured on. Default time.Now.
 	Now func() time.Time
+	// CommitTogether makes every commit a cut: when one file rolls (any
+	// reason) every open file is committed with it, as one manifest group
+	// (ManifestEntry.Group), written with one append. Then every row
+	// written before a commit is durable once it returns, which lets a
+	// caller gate input-offset commits on it (see Live); and New drops a
+	// group whose lines a crash tore apart, with its files.
+	CommitTogether bool
 }
 
 func (c Config) withDefaults() Config {

@@ -27,6 +27,12 @@ type ManifestEntry struct {
 	// their first row in it.
 	Sources     []SourceRange `json:"sources"`
 	CommittedAt time.Time     `json:"committed_at"`
+	// Group and GroupFiles are set by a Writer with
+	// Config.CommitTogether: the files committed together share Group
+	// (increasing from 1 over the lake's life), and each records how many
+	// the group has.
+	Group      int64 `json:"group,omitempty"`
+	GroupFiles int   `json:"group_files,omitempty"`
 }
 
 // SourceRange is the span of input offsets of one partition behind a file:
@@ -39,13 +45,17 @@ type SourceRange struct {
 	LastOffset  int64  `json:"last_offset"`
 }
 
-// appendManifest writes e as one line and fsyncs it.
-func appendManifest(f *os.File, e ManifestEntry) error {
-	line, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("lake: encode manifest entry: %w", err)
+// appendManifest writes es as one line each, in one write, and fsyncs them.
+func appendManifest(f *os.File, es ...ManifestEntry) error {
+	var buf []byte
+	for _, e := range es {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("lake: encode manifest entry: %w", err)
+		}
+		buf = append(append(buf, line...), '\n')
 	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
+	if _, err := f.Write(buf); err != nil {
 		return fmt.Errorf("lake: append manifest: %w", err)
 	}
 	if err := f.Sync(); err != nil {
@@ -80,21 +90,79 @@ func ReadManifest(root string) ([]ManifestEntry, error) {
 	return out, sc.Err()
 }
 
-// repairManifest cuts a torn last line off the manifest at path and
-// returns its number of entries.
-func repairManifest(path string) (int, error) {
+// repairManifest cuts a torn last line off root's manifest, and the lines
+// of a last group that lacks some of its files (a crash between them; see
+// Config.CommitTogether), deleting that group's files. It returns the
+// entries kept.
+func repairManifest(root string) ([]ManifestEntry, error) {
+	path := filepath.Join(root, ManifestName)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("lake: read manifest: %w", err)
+		return nil, fmt.Errorf("lake: read manifest: %w", err)
 	}
 	keep := bytes.LastIndexByte(data, '\n') + 1
-	if keep < len(data) {
-		if err := os.Truncate(path, int64(keep)); err != nil {
-			return 0, fmt.Errorf("lake: repair manifest: %w", err)
+	entries, err := ReadManifest(root)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(entries); n > 0 && entries[n-1].GroupFiles > 0 {
+		g := entries[n-1].Group
+		first := n
+		for first > 0 && entries[first-1].Group == g {
+			first--
+		}
+		if n-first < entries[n-1].GroupFiles {
+			for _, e := range entries[first:] {
+				if err := os.Remove(filepath.Join(root, filepath.FromSlash(e.Path))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return nil, fmt.Errorf("lake: drop torn group: %w", err)
+				}
+			}
+			keep = 0
+			for range first {
+				keep += bytes.IndexByte(data[keep:], '\n') + 1
+			}
+			entries = entries[:first]
 		}
 	}
-	return bytes.Count(data[:keep], []byte{'\n'}), nil
+	if keep < len(data) {
+		if err := os.Truncate(path, int64(keep)); err != nil {
+			return nil, fmt.Errorf("lake: repair manifest: %w", err)
+		}
+	}
+	return entries, nil
+}
+
+// LastOffsets is, per input partition, the greatest source offset of the
+// files entries list. Under Config.CommitTogether every committed group is
+// a cut of what was written, so a writer fed each partition in offset
+// order holds every row up to it.
+func LastOffsets(entries []ManifestEntry) map[SourceKey]int64 {
+	out := map[SourceKey]int64{}
+	for _, e := range entries {
+		for _, s := range e.Sources {
+			k := SourceKey{s.Topic, s.Partition}
+			if o, ok := out[k]; !ok || s.LastOffset > o {
+				out[k] = s.LastOffset
+			}
+		}
+	}
+	return out
+}
+
+// SourceKey names an input partition.
+type SourceKey struct {
+	Topic     string
+	Partition int32
+}
+
+// newestGroup is the greatest Group of entries (0: none).
+func newestGroup(entries []ManifestEntry) int64 {
+	var g int64
+	for _, e := range entries {
+		g = max(g, e.Group)
+	}
+	return g
 }

@@ -72,7 +72,11 @@ func (b *extraBuilders) build(ex rowExtras, offsets, times []int64) []arrow.Arra
 	b.partition.Reserve(n)
 	b.eventTime.Reserve(n)
 	for k := range n {
-		b.version.Append(ex.version)
+		if ex.versions != nil {
+			b.version.Append(ex.versions[k])
+		} else {
+			b.version.Append(ex.version)
+		}
 		b.topic.Append(ex.topic)
 		b.partition.UnsafeAppend(ex.partition)
 		b.eventTime.UnsafeAppend(arrow.Timestamp(times[k]))
@@ -108,6 +112,8 @@ type partFile struct {
 	fw         *pqarrow.FileWriter
 	opened     time.Time
 	lastWrite  int64
+	// firstWrite is the Writer's write count when the file opened.
+	firstWrite int64
 	rows       int64
 	// groupClosed: the last write closed a row group.
 	groupClosed bool

@@ -66,9 +66,15 @@ type Writer struct {
 	manifest  *os.File
 	files     map[int64]*partFile // by hour since the epoch (UTC)
 	seq       int64
+	group     int64 // the newest manifest group
 	tick      int64 // write counter, for least recently written
-	failed    error
-	closed    bool
+	// writes counts the write calls that wrote rows; durable is the
+	// greatest such count whose rows are all committed.
+	writes int64
+	// last is each input partition's greatest offset in a committed file.
+	last   map[SourceKey]int64
+	failed error
+	closed bool
 
 	// Scratch, reused across writes.
 	sel      []int
@@ -103,10 +109,11 @@ func New(cfg Config) (*Writer, error) {
 	if err := removeTemp(cfg.Root); err != nil {
 		return nil, err
 	}
-	n, err := repairManifest(filepath.Join(cfg.Root, ManifestName))
+	entries, err := repairManifest(cfg.Root)
 	if err != nil {
 		return nil, err
 	}
+	n := len(entries)
 	mf, err := os.OpenFile(filepath.Join(cfg.Root, ManifestName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lake: open manifest: %w", err)
@@ -132,6 +139,8 @@ func New(cfg Config) (*Writer, error) {
 		manifest: mf,
 		files:    map[int64]*partFile{},
 		seq:      int64(n),
+		group:    newestGroup(entries),
+		last:     LastOffsets(entries),
 		timeCol:  -1,
 	}
 	for _, c := range cfg.ForbiddenColumns {
@@ -227,10 +236,54 @@ func (w *Writer) WriteBatch(b *pipeline.Batch, modelVersion string) error {
 	return w.writeLocked(b.Record, rowExtras{scores: scores, version: modelVersion, topic: b.Topic, partition: b.Partition})
 }
 
+// Rows are the selected rows of a record and their extras, for WriteRows.
+// Every slice but Labels and LabelValid has one entry per selected row;
+// Labels (with LabelValid: nil means all valid) too, or is nil.
+type Rows struct {
+	// Sel are the rows of the record to write, ascending.
+	Sel          []int
+	Scores       []float32
+	Labels       []float32
+	LabelValid   []bool
+	ModelVersion string
+	// Versions, when set, is each row's model version instead.
+	Versions  []string
+	Topic     string
+	Partition int32
+	Offsets   []int64
+	// RecordTimes are unix microseconds; NoTime where absent.
+	RecordTimes []int64
+}
+
+// NoTime marks an absent record time in Rows.RecordTimes.
+const NoTime = noTime
+
+// WriteRows writes the rows r.Sel of rec with r's extras (see Write); rec
+// is not retained past the call.
+func (w *Writer) WriteRows(rec arrow.RecordBatch, r Rows) error {
+	n := len(r.Sel)
+	if len(r.Scores) != n || len(r.Offsets) != n || len(r.RecordTimes) != n ||
+		r.Labels != nil && len(r.Labels) != n || r.LabelValid != nil && len(r.LabelValid) != len(r.Labels) ||
+		r.Versions != nil && len(r.Versions) != n {
+		return fmt.Errorf("lake: %d rows but %d scores, %d offsets, %d record times, %d labels", n, len(r.Scores), len(r.Offsets), len(r.RecordTimes), len(r.Labels))
+	}
+	if n == 0 {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sel = append(w.sel[:0], r.Sel...)
+	w.offsets = append(w.offsets[:0], r.Offsets...)
+	w.recTimes = append(w.recTimes[:0], r.RecordTimes...)
+	return w.writeLocked(rec, rowExtras{scores: r.Scores, version: r.ModelVersion, versions: r.Versions, labels: r.Labels, labelValid: r.LabelValid,
+		topic: r.Topic, partition: r.Partition})
+}
+
 // rowExtras are the extras of the selected rows, indexed like w.sel.
 type rowExtras struct {
 	scores     []float32
 	version    string
+	versions   []string // per row, replacing version when set
 	labels     []float32
 	labelValid []bool
 	topic      string
@@ -249,6 +302,7 @@ func (w *Writer) writeLocked(rec arrow.RecordBatch, ex rowExtras) error {
 	if err := w.resolveTimes(rec); err != nil {
 		return err
 	}
+	w.writes++
 	extra := w.bld.build(ex, w.offsets, w.times)
 	defer releaseAll(extra)
 	w.groupByHour()
@@ -375,7 +429,7 @@ func (w *Writer) writeGroup(rec arrow.RecordBatch, extra []arrow.Array, ks []int
 		w.tick++
 		pf.lastWrite = w.tick
 		if pf.rows >= w.cfg.MaxRows || pf.groupClosed && pf.fw.TotalCompressedBytes() >= w.cfg.MaxBytes {
-			if err := w.commitLocked(hour); err != nil {
+			if err := w.rollLocked(hour); err != nil {
 				return err
 			}
 		}
@@ -507,7 +561,7 @@ func (w *Writer) fileFor(hour int64, now time.Time) (*partFile, error) {
 		if now.Sub(pf.opened) < w.cfg.MaxAge {
 			return pf, nil
 		}
-		if err := w.commitLocked(hour); err != nil {
+		if err := w.rollLocked(hour); err != nil {
 			return nil, err
 		}
 	}
@@ -518,7 +572,7 @@ func (w *Writer) fileFor(hour int64, now time.Time) (*partFile, error) {
 				oldest, first = h, false
 			}
 		}
-		if err := w.commitLocked(oldest); err != nil {
+		if err := w.rollLocked(oldest); err != nil {
 			return nil, err
 		}
 	}
@@ -527,8 +581,18 @@ func (w *Writer) fileFor(hour int64, now time.Time) (*partFile, error) {
 	if err != nil {
 		return nil, err
 	}
+	pf.firstWrite = w.writes
 	w.files[hour] = pf
 	return pf, nil
+}
+
+// rollLocked commits the open file of hour, or, with CommitTogether,
+// every open file.
+func (w *Writer) rollLocked(hour int64) error {
+	if w.cfg.CommitTogether {
+		return w.commitAllLocked(func(*partFile) bool { return true })
+	}
+	return w.commitLocked(hour)
 }
 
 // commitLocked commits the open file of hour and records it in the
@@ -540,10 +604,78 @@ func (w *Writer) commitLocked(hour int64) error {
 	if err != nil {
 		return w.fail(err)
 	}
-	if err := appendManifest(w.manifest, entry); err != nil {
+	return w.appendLocked(entry)
+}
+
+// appendLocked appends es to the manifest as one write and notes their
+// offsets.
+func (w *Writer) appendLocked(es ...ManifestEntry) error {
+	if err := appendManifest(w.manifest, es...); err != nil {
 		return w.fail(err)
 	}
+	for k, o := range LastOffsets(es) {
+		w.last[k] = max(w.last[k], o)
+	}
 	return nil
+}
+
+// commitGroupLocked commits the open files of hours as one manifest
+// group, appended in one write.
+func (w *Writer) commitGroupLocked(hours []int64) error {
+	if len(hours) == 0 {
+		return nil
+	}
+	now := w.cfg.Now()
+	entries := make([]ManifestEntry, 0, len(hours))
+	for _, h := range hours {
+		pf := w.files[h]
+		delete(w.files, h)
+		e, err := pf.commit(now)
+		if err != nil {
+			return w.fail(err)
+		}
+		e.Group, e.GroupFiles = w.group+1, len(hours)
+		entries = append(entries, e)
+	}
+	if err := w.appendLocked(entries...); err != nil {
+		return err
+	}
+	w.group++
+	return nil
+}
+
+// Durable is the number of write calls (Write, WriteBatch and the like
+// that wrote rows) whose rows are all in committed files: every call when
+// no file is open, else the calls before the oldest open file's first.
+func (w *Writer) Durable() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.durableLocked()
+}
+
+func (w *Writer) durableLocked() int64 {
+	d := w.writes
+	for _, pf := range w.files {
+		d = min(d, pf.firstWrite-1)
+	}
+	return d
+}
+
+// Writes is the number of write calls that wrote rows so far.
+func (w *Writer) Writes() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes
+}
+
+// LastOffset is the greatest offset of input partition (topic, partition)
+// in a committed file: read from the manifest at New, then kept up to
+// date. ok is false when there is none.
+func (w *Writer) LastOffset(topic string, partition int32) (offset int64, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	offset, ok = w.last[SourceKey{topic, partition}]
+	return offset, ok
 }
 
 // Flush commits every open file, making all rows written so far durable.
@@ -564,6 +696,9 @@ func (w *Writer) commitAllLocked(pick func(*partFile) bool) error {
 		}
 	}
 	slices.Sort(hours)
+	if w.cfg.CommitTogether {
+		return w.commitGroupLocked(hours)
+	}
 	for _, h := range hours {
 		if err := w.commitLocked(h); err != nil {
 			return err
@@ -602,7 +737,16 @@ func (w *Writer) rollAged() error {
 		return err
 	}
 	now := w.cfg.Now()
-	return w.commitAllLocked(func(pf *partFile) bool { return now.Sub(pf.opened) >= w.cfg.MaxAge })
+	aged := func(pf *partFile) bool { return now.Sub(pf.opened) >= w.cfg.MaxAge }
+	if w.cfg.CommitTogether {
+		for _, pf := range w.files {
+			if aged(pf) {
+				return w.commitAllLocked(func(*partFile) bool { return true })
+			}
+		}
+		return nil
+	}
+	return w.commitAllLocked(aged)
 }
 
 // Close commits every open file and closes the manifest. On a failed

@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/connectors/lake"
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/detectors/distribution"
@@ -114,6 +115,8 @@ type App struct {
 	// started is set once Run has reached Redis and, with a rollout block,
 	// served the registry's champion (start).
 	started atomic.Bool
+	// lake is the live lake, with a lake block (lake.go).
+	lake *lake.Live
 	// closers run at Close, after the Kafka clients (control-plane
 	// publishers).
 	closers []func() error
@@ -267,6 +270,9 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if err := a.openLake(); err != nil {
+		return err
+	}
 	kcc := a.kcc
 	a.kc, err = kafka.New(kafka.Config{
 		Client:          kcc,
@@ -277,6 +283,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		Linger:          spec.Batch.Linger.D(),
 		MaxInFlight:     spec.Batch.MaxInFlight,
 		TransactionalID: txnID,
+		CommitGate:      a.commitGate(),
 		Retry:           a.retry,
 		Registerer:      a.reg,
 		Logger:          a.log,
@@ -383,7 +390,7 @@ func (a *App) observeServed(ctx context.Context, b *pipeline.Batch, served stage
 	if a.drift != nil && b.Features.Len() > 0 {
 		a.alerts.Raise(a.drift.ObserveBatch(&b.Features, b.Scores, time.Now()))
 	}
-	return nil
+	return a.lakeBatch(ctx, b, served)
 }
 
 // onOutcome sees every joined label.
@@ -394,6 +401,7 @@ func (a *App) onOutcome(o stages.Outcome) {
 	for _, h := range a.outcomeHooks {
 		h(o)
 	}
+	a.lakeOutcome(o)
 }
 
 // onArms sees the arms after every alias change the rollout watcher
@@ -463,7 +471,7 @@ func (a *App) Run(ctx context.Context) error {
 		go func() { a.alerts.Run(alertCtx); close(done) }()
 		defer func() { stopAlerts(); <-done }()
 	}
-	return a.runPlanes(ctx)
+	return a.runLake(ctx, a.runPlanes)
 }
 
 // runPlanes runs the data plane and, when there is one, the label plane
@@ -499,6 +507,11 @@ func (a *App) Close() {
 		}
 		if a.onnx != nil {
 			a.onnx.Close()
+		}
+		if a.lake != nil {
+			if err := a.lake.Close(); err != nil {
+				a.log.Warn("lake: close", "err", err)
+			}
 		}
 		for _, c := range a.closers {
 			_ = c()

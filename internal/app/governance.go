@@ -64,13 +64,17 @@ func (a *App) newGovernor(fz *stages.Featurize) (*governance.Governor, error) {
 }
 
 // retrainRows is the retrain jobs' row source of rollout.retrain.source:
-// a replay of the input and labels topics (kafka), or the window that the
+// a replay of the input and labels topics (kafka) or of the live lake
+// (lake), or the window that the
 // label join fills (the default), which it hooks to the join.
 func (a *App) retrainRows(fz *stages.Featurize) (governance.RowSource, error) {
 	spec := a.spec
 	rt := spec.Rollout.RetrainOrDefault()
-	if rt.Source == pipeline.RetrainSourceKafka {
+	switch rt.Source {
+	case pipeline.RetrainSourceKafka:
 		return NewKafkaRetrainRows(spec, a.kcc, a.rdb, fz.NumDense(), fz.NumHashed(), a.log)
+	case pipeline.RetrainSourceLake:
+		return NewLakeRetrainRows(spec, a.rdb, fz.NumDense(), fz.NumHashed(), a.log)
 	}
 	window := governance.NewWindow(spec.Topics.Input, rt.Window, fz.NumDense(), fz.NumHashed())
 	if a.join != nil {

@@ -49,7 +49,9 @@ type DirectResult struct {
 type BacktestOptions struct {
 	ReplayOptions
 	// LabelsTopic holds the labels ({id_field: …, labels.field: 0|1}),
-	// joined by event id; "" takes the lake's joined labels (LakeDir).
+	// joined by event id; "" takes the lake's joined labels (LakeDir):
+	// its labels table when `run` wrote it live (lake.ReadLabels), else
+	// each row's own.
 	LabelsTopic string
 	// ChampionSnapshot is the champion's learner snapshot (default: the
 	// registry's champion alias, or the spec's fresh learner when the
@@ -413,6 +415,8 @@ func Backtest(ctx context.Context, opts BacktestOptions) (stages.BacktestReport,
 		if labels, err = readLabels(ctx, r.cc, opts.LabelsTopic, spec); err != nil {
 			return stages.BacktestReport{}, optionErr("labels-topic", opts.LabelsTopic, err)
 		}
+	} else if labels, err = lake.ReadLabels(ctx, opts.LakeDir); err != nil { // a live lake's labels table
+		return stages.BacktestReport{}, optionErr("lake", opts.LakeDir, err)
 	}
 	cand := r.model
 	if opts.ModelVersion == "" && opts.Snapshot == "" {

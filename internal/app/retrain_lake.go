@@ -1,0 +1,178 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/connectors/lake"
+	"github.com/driftline/driftline/models"
+	"github.com/driftline/driftline/models/registry"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/pipeline/replay"
+	"github.com/driftline/driftline/stages"
+)
+
+// LakeRetrainRows is the governance.RowSource of rollout.retrain.source
+// lake: the live lake's events with event times in [max(since,
+// now-lookback), now), featurized (they were decoded, validated,
+// de-duplicated and anonymized before the lake) with entity aggregates
+// under a state prefix of their own, joined by schema.id_field to the
+// labels of the lake's labels table joined since from; the Window newest
+// joined rows, oldest first. Its lineage source names the input topic and
+// the span. Only committed lake files are read.
+type LakeRetrainRows struct {
+	spec                *pipeline.Spec
+	dir                 string
+	rdb                 redis.UniversalClient
+	numDense, numHashed int
+	window              int
+	lookback            time.Duration
+	log                 *slog.Logger
+	now                 func() time.Time
+}
+
+// NewLakeRetrainRows builds the lake source of spec's rollout.retrain for
+// features of numDense dense and numHashed hashed values. rdb holds the
+// entity aggregates' state (nil without them); log defaults to discarding.
+func NewLakeRetrainRows(spec *pipeline.Spec, rdb redis.UniversalClient, numDense, numHashed int, log *slog.Logger) (*LakeRetrainRows, error) {
+	rt := spec.Rollout.RetrainOrDefault()
+	switch {
+	case spec.Lake == nil:
+		return nil, errors.New("rollout.retrain.source lake: the spec has no lake block")
+	case rt.Lookback.D() < time.Second:
+		return nil, fmt.Errorf("rollout.retrain.lookback: must be at least 1s, got %s", rt.Lookback.D())
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &LakeRetrainRows{spec: spec, dir: spec.Lake.Dir, rdb: rdb, numDense: numDense, numHashed: numHashed,
+		window: max(rt.Window, 1), lookback: rt.Lookback.D(), log: log, now: time.Now}, nil
+}
+
+// span is the time range a call covers: [max(since, now-lookback), now).
+func (k *LakeRetrainRows) span(since time.Time) (from, to time.Time) {
+	to = k.now()
+	from = to.Add(-k.lookback)
+	if since.After(from) {
+		from = since
+	}
+	return from, to
+}
+
+// CountSince is the number of labels the labels table holds joined in
+// [max(since, now-lookback), now), at most window: an upper bound on the
+// rows RowsSince gives.
+func (k *LakeRetrainRows) CountSince(ctx context.Context, since time.Time) (int, error) {
+	from, to := k.span(since)
+	var n int64
+	for rec, err := range lake.ReadFiles(ctx, filepath.Join(k.dir, lake.LabelsDir), from, to) {
+		if err != nil {
+			return 0, fmt.Errorf("retrain source lake: labels: %w", err)
+		}
+		n += rec.NumRows()
+	}
+	return int(min(n, int64(k.window))), nil
+}
+
+// RowsSince implements governance.RowSource (see LakeRetrainRows).
+func (k *LakeRetrainRows) RowsSince(ctx context.Context, since time.Time) (models.Rows, []float32, registry.Source, error) {
+	rows, err := k.replay(ctx, since)
+	if err != nil {
+		return models.Rows{}, nil, registry.Source{}, err
+	}
+	return rows.rows(), rows.y, rows.source, nil
+}
+
+// readLabels reads the labels table's labels joined since from into
+// labels.
+func (k *LakeRetrainRows) readLabels(ctx context.Context, from time.Time, labels *recentLabels) error {
+	for rec, err := range lake.ReadFiles(ctx, filepath.Join(k.dir, lake.LabelsDir), from, time.Time{}) {
+		if err != nil {
+			return fmt.Errorf("retrain source lake: labels: %w", err)
+		}
+		s := rec.Schema()
+		ids := rec.Column(s.FieldIndices(lake.ColEventID)[0]).(*array.String)
+		ys := rec.Column(s.FieldIndices(lake.ColLabel)[0]).(*array.Float32)
+		at := rec.Column(s.FieldIndices(lake.ColEventTime)[0]).(*array.Timestamp)
+		for i := range int(rec.NumRows()) {
+			if ys.IsNull(i) {
+				labels.malformed++
+				continue
+			}
+			labels.put(ids.Value(i), ys.Value(i), int64(at.Value(i))/1000)
+		}
+	}
+	return nil
+}
+
+// replay reads the labels, replays the lake's events and joins them.
+func (k *LakeRetrainRows) replay(ctx context.Context, since time.Time) (*newestRows, error) {
+	spec := k.spec
+	from, to := k.span(since)
+	labels := newRecentLabels(retrainLabelsPerRow * k.window)
+	if err := k.readLabels(ctx, from, labels); err != nil {
+		return nil, err
+	}
+	src, err := lake.NewReplaySource(k.dir, from, to, schemaFields(spec))
+	if err != nil {
+		return nil, fmt.Errorf("retrain source lake: %w", err)
+	}
+	s := replayStateSpec(spec, retrainReplayRun)
+	fz, err := stages.NewFeaturize(s, k.rdb)
+	if err != nil {
+		return nil, fmt.Errorf("retrain source lake: %w", err)
+	}
+	d, err := replay.NewDirect(replay.DirectConfig{Stages: []pipeline.Stage{fz}, BatchSize: spec.Batch.Size})
+	if err != nil {
+		_ = pipeline.CloseStages([]pipeline.Stage{fz})
+		return nil, fmt.Errorf("retrain source lake: %w", err)
+	}
+	defer d.Close()
+	if k.rdb != nil && spec.Stages.Featurize.Entity != nil {
+		defer func() {
+			dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := dropKeys(dropCtx, k.rdb, s.Redis.Prefix()); err != nil {
+				k.log.Warn("retrain: delete the replay's state (it expires with the spec's TTLs)", "prefix", s.Redis.Prefix(), "err", err)
+			}
+		}()
+	}
+	out := newNewestRows(min(k.window, labels.len()), k.numDense, k.numHashed)
+	out.source = registry.Source{Topic: spec.Topics.Input, From: from.UTC(), To: to.UTC()}
+	idCol := spec.FieldIndex(spec.Schema.IDField)
+	var joined int64
+	visit := func(b *pipeline.Batch) error {
+		fb := &b.Features
+		if fb.Len() == 0 {
+			return nil
+		}
+		if fb.NumDense != k.numDense || fb.NumHashed != k.numHashed {
+			return fmt.Errorf("featurize gives %d dense and %d hashed features, the learner takes %d and %d", fb.NumDense, fb.NumHashed, k.numDense, k.numHashed)
+		}
+		for j, i := range fb.Row {
+			y, ok := labels.get(stages.EventID(b, idCol, i))
+			if !ok {
+				continue
+			}
+			m := &b.Messages[i]
+			joined++
+			out.add(rowPos{ms: m.Timestamp.UnixMilli(), partition: m.Partition, offset: m.Offset},
+				fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed], y)
+		}
+		return nil
+	}
+	if err := d.ReplayBatches(ctx, src, visit); err != nil {
+		return nil, fmt.Errorf("retrain source lake: replay %s: %w", k.dir, err)
+	}
+	out.finish()
+	k.log.Info("retrain: read the lake's events and joined its labels", "lake", k.dir, "from", out.source.From, "to", out.source.To,
+		"replayed", d.Inputs(), "labels", labels.read, "labels_dropped", labels.dropped, "joined", joined, "rows", len(out.y))
+	return out, nil
+}
