@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -276,4 +277,63 @@ func userEventsRows(users ...string) [][]byte {
 		rows[i] = row(map[string]string{"user_id": `"` + u + `"`, "ts": `"2025-01-01T00:00:00Z"`, "f0": "1"})
 	}
 	return rows
+}
+
+// Dedupe under overlap: while a batch's aggregates are still being
+// written behind, the next batches' dedupe sees its ids (dedupe answers
+// before its batch goes on), with the recent-id filter on and off; the
+// duplicates count for no entity.
+func TestDedupeAcrossOverlappedBatches(t *testing.T) {
+	for _, recent := range []int{0, 64} {
+		t.Run(fmt.Sprintf("recent_ids=%d", recent), func(t *testing.T) {
+			_, rdb := startRedis(t)
+			gate := newWriteGate()
+			rdb.AddHook(gate)
+			spec := testSpec(t, true)
+			off := 0
+			spec.Stages.Featurize.Entity.LocalCache = &off
+			spec.Stages.Dedupe.RecentIDs = &recent
+			fz, err := NewFeaturize(spec, rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts := &entityCounts{}
+			m, err := pipeline.NewMetrics(prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := pipeline.NewRunner(pipeline.RunnerConfig{
+				Stages: []pipeline.Stage{NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb), fz, counts},
+				Sink:   asyncNopSink{}, DLQTopic: "dlq", Metrics: m, MaxPendingBatches: 4,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Close)
+			t.Cleanup(gate.release)
+			ev := func(id string) []byte {
+				return row(map[string]string{"event_id": `"` + id + `"`, "user_id": `"alice"`, "ts": `"2025-01-01T00:00:00Z"`, "f0": "1"})
+			}
+			a := newAcks()
+			ctx := context.Background()
+			for k, ids := range [][]string{{"e1", "e2"}, {"e1", "e3", "e3"}, {"e2", "e3", "e4"}} {
+				rows := make([][]byte, len(ids))
+				for i, id := range ids {
+					rows[i] = ev(id)
+				}
+				if err := r.HandleAsync(ctx, newBatch(int64(10*k), rows...).Messages, a.ack); err != nil {
+					t.Fatal(err)
+				}
+			}
+			counts.mu.Lock()
+			got := fmt.Sprint(counts.counts)
+			counts.mu.Unlock()
+			// Live rows per batch: e1 e2 | e3 | e4; alice's count goes on.
+			if want := "[[0 1] [2] [3]]"; got != want {
+				t.Fatalf("alice's counts per batch %s, want %s (later repeats are duplicates)", got, want)
+			}
+			gate.release()
+			a.wait(t, 3)
+		})
+	}
 }
