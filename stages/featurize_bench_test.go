@@ -2,9 +2,13 @@ package stages
 
 import (
 	"context"
+	"io"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/redistest"
@@ -23,13 +27,25 @@ import (
 //     entities from Redis (or, written behind, from memory while their
 //     write is in flight).
 //
-// Against miniredis (in process: its work is on this process's CPU) and a
-// real redis-server on loopback.
+// Against miniredis (in process: its work is on this process's CPU), a
+// real redis-server on loopback, and the same behind a proxy that delays
+// every chunk 250 µs each way (a 0.5 ms round trip, a network hop between
+// the pipeline and Redis).
 func BenchmarkEntityAggregatesRunner(b *testing.B) {
+	server := func(tb testing.TB) redis.UniversalClient { return redistest.StartRedis(tb).Client(tb) }
 	servers := []struct {
 		name  string
-		start func(testing.TB) *redistest.Redis
-	}{{"redis=miniredis", redistest.StartMiniredis}, {"redis=server", redistest.StartRedis}}
+		start func(testing.TB) redis.UniversalClient
+	}{
+		{"redis=miniredis", func(tb testing.TB) redis.UniversalClient { return redistest.StartMiniredis(tb).Client(tb) }},
+		{"redis=server", server},
+		{"redis=server+0.5ms", func(tb testing.TB) redis.UniversalClient {
+			r := redistest.StartRedis(tb)
+			c := redis.NewClient(&redis.Options{Addr: delayProxy(tb, r.Addr, 250*time.Microsecond)})
+			tb.Cleanup(func() { c.Close() })
+			return c
+		}},
+	}
 	for _, srv := range servers {
 		b.Run(srv.name, func(b *testing.B) {
 			for _, cache := range []string{"on", "off"} {
@@ -40,7 +56,7 @@ func BenchmarkEntityAggregatesRunner(b *testing.B) {
 						off := 0
 						spec.Stages.Featurize.Entity.LocalCache = &off
 					}
-					rdb := srv.start(b).Client(b)
+					rdb := srv.start(b)
 					fz, err := NewFeaturize(spec, rdb)
 					must(b, err)
 					m, err := pipeline.NewMetrics(prometheus.NewRegistry())
@@ -82,4 +98,61 @@ func (benchAsyncSink) Write(context.Context, []pipeline.OutRecord) error { retur
 
 func (benchAsyncSink) WriteAsync(_ context.Context, _ []pipeline.OutRecord, done func(error)) {
 	go done(nil)
+}
+
+// delayProxy listens on loopback and forwards every connection to addr,
+// delivering each chunk read in either direction delay after it was read
+// (latency without a bandwidth limit). It returns the listening address.
+func delayProxy(tb testing.TB, addr string, delay time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go delayCopy(out, in, delay)
+			go delayCopy(in, out, delay)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// delayCopy copies src to dst, each chunk delay after it was read.
+func delayCopy(dst, src net.Conn, delay time.Duration) {
+	type chunk struct {
+		at   time.Time
+		data []byte
+	}
+	q := make(chan chunk, 1024)
+	go func() {
+		defer close(q)
+		for {
+			buf := make([]byte, 64<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{time.Now(), buf[:n]}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer dst.Close()
+	for c := range q {
+		time.Sleep(time.Until(c.at.Add(delay)))
+		if _, err := dst.Write(c.data); err != nil {
+			_, _ = io.Copy(io.Discard, src)
+			return
+		}
+	}
 }
