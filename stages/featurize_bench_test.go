@@ -29,8 +29,9 @@ import (
 //
 // Against miniredis (in process: its work is on this process's CPU), a
 // real redis-server on loopback, and the same behind a proxy that delays
-// every chunk 250 µs each way (a 0.5 ms round trip, a network hop between
-// the pipeline and Redis).
+// every chunk 250 µs or 1 ms each way (a 0.5 or 2 ms round trip: a network
+// hop between the pipeline and Redis; on a loaded machine the sleeps
+// overshoot, so the round trips are longer).
 func BenchmarkEntityAggregatesRunner(b *testing.B) {
 	server := func(tb testing.TB) redis.UniversalClient { return redistest.StartRedis(tb).Client(tb) }
 	servers := []struct {
@@ -39,12 +40,8 @@ func BenchmarkEntityAggregatesRunner(b *testing.B) {
 	}{
 		{"redis=miniredis", func(tb testing.TB) redis.UniversalClient { return redistest.StartMiniredis(tb).Client(tb) }},
 		{"redis=server", server},
-		{"redis=server+0.5ms", func(tb testing.TB) redis.UniversalClient {
-			r := redistest.StartRedis(tb)
-			c := redis.NewClient(&redis.Options{Addr: delayProxy(tb, r.Addr, 250*time.Microsecond)})
-			tb.Cleanup(func() { c.Close() })
-			return c
-		}},
+		{"redis=server+0.5ms", delayed(250 * time.Microsecond)},
+		{"redis=server+2ms", delayed(time.Millisecond)},
 	}
 	for _, srv := range servers {
 		b.Run(srv.name, func(b *testing.B) {
@@ -98,6 +95,17 @@ func (benchAsyncSink) Write(context.Context, []pipeline.OutRecord) error { retur
 
 func (benchAsyncSink) WriteAsync(_ context.Context, _ []pipeline.OutRecord, done func(error)) {
 	go done(nil)
+}
+
+// delayed starts a redis-server and returns a client that reaches it
+// through delayProxy.
+func delayed(oneWay time.Duration) func(testing.TB) redis.UniversalClient {
+	return func(tb testing.TB) redis.UniversalClient {
+		r := redistest.StartRedis(tb)
+		c := redis.NewClient(&redis.Options{Addr: delayProxy(tb, r.Addr, oneWay)})
+		tb.Cleanup(func() { c.Close() })
+		return c
+	}
 }
 
 // delayProxy listens on loopback and forwards every connection to addr,
