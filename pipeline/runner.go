@@ -116,7 +116,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 }
 
 // Handle implements PartitionHandler: it processes the batch and returns
-// once its outputs are acknowledged. A stage or sink error fails the whole
+// once its outputs are acknowledged and its deferred work is done. A stage or sink error fails the whole
 // batch, whose offsets then stay uncommitted (at-least-once). A failed
 // batch may be handed in again (a Source's RetryPolicy): it is processed
 // from its messages afresh, and its events are counted in once it gets
