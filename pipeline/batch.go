@@ -109,6 +109,58 @@ type Batch struct {
 	Scores []float32
 	// Outputs are the records to produce for this batch.
 	Outputs []OutRecord
+
+	// deferring is set by the Runner: Defer queues work instead of
+	// running it at once. deferred is the queued work (see Defer).
+	deferring bool
+	deferred  []DeferredFunc
+}
+
+// DeferredFunc is work a stage finishes after the batch's stages ran
+// (see Batch.Defer). It may be called more than once.
+type DeferredFunc func(ctx context.Context) error
+
+// Defer hands fn, the rest of a stage's work on this batch (typically a
+// write to a store, such as entity aggregates to Redis), to whoever runs
+// the batch, so that the partition loop can go on with the next batch
+// while fn's round trip is in flight. It returns fn's error when it ran fn
+// at once, nil when it queued it.
+//
+// Contract, for a batch run by a Runner (which queues the work):
+//   - fn runs on another goroutine, after every stage of the batch ran,
+//     concurrently with the produce of the batch's outputs and with the
+//     stages of the next batches.
+//   - The batch is acknowledged (AsyncPartitionHandler's ack: its offsets
+//     may be committed; Handle returns, so that an exactly-once round
+//     commits its transaction) only once fn returned nil. A failed fn
+//     fails the batch's ack and every later one.
+//   - Order: a batch's deferred work runs one fn after another in the
+//     order Defer was called, and only after every fn of the runner's
+//     previous batch returned nil; so writes of consecutive batches to one
+//     key land in batch order.
+//   - fn must own what it reads: once the stages ran, the batch and its
+//     buffers (the Record, Features, Messages) belong to the next batch.
+//     fn must not touch the batch.
+//   - fn may run more than once: with RunnerConfig.Retry, an error the
+//     policy calls transient marks the dependency down in its Health (not
+//     ready), waits its backoff and calls fn again, until fn succeeds or
+//     the runner closes. So fn must be idempotent (write absolute values,
+//     not increments).
+//   - When a later stage fails the batch, its queued work is dropped and
+//     never runs: the batch is processed again from its messages.
+//   - Stages keep read-your-writes themselves: the next batch's stages run
+//     before fn returned, so a stage that reads back what fn writes must
+//     read it from memory until fn is done (see stages.Featurize).
+//
+// A batch whose stages are run by other code (a replay, a test calling
+// Process) runs fn at once, synchronously, with ctx, as if the stage had
+// done the work itself.
+func (b *Batch) Defer(ctx context.Context, fn DeferredFunc) error {
+	if !b.deferring {
+		return fn(ctx)
+	}
+	b.deferred = append(b.deferred, fn)
+	return nil
 }
 
 // Reset prepares the batch for new messages, keeping its allocations.
@@ -132,6 +184,8 @@ func (b *Batch) Reset(msgs []Message) {
 	b.Scores = b.Scores[:0]
 	clear(b.Outputs)
 	b.Outputs = b.Outputs[:0]
+	clear(b.deferred)
+	b.deferred = b.deferred[:0]
 }
 
 // Len is the number of rows.

@@ -45,6 +45,13 @@ type RunnerConfig struct {
 	// and to its DLQ record, after their own headers. A value longer than
 	// MaxPropagatedHeaderBytes is not copied.
 	PropagateHeaders []string
+	// Retry, when set, retries a batch's deferred work (Batch.Defer) that
+	// fails with an error it calls transient: the dependency is marked
+	// down in its Health (not ready) and the work is tried again after the
+	// backoff, while the batch stays unacknowledged, until it succeeds or
+	// the Runner closes. Without it, or for any other error, a failed
+	// deferred work fails the batch's ack (and so every later one).
+	Retry *RetryPolicy
 }
 
 // DefaultMaxPendingBatches is RunnerConfig.MaxPendingBatches' default.
@@ -67,9 +74,15 @@ type Runner struct {
 	// spareOuts holds output slices whose batches were acknowledged, for
 	// the next batches to reuse (the sink is done with them then).
 	spareOuts chan []OutRecord
+	// lastDeferred is the latest batch's deferred work, which the next
+	// batch's deferred work waits for (nil before the first). stop closes
+	// when the Runner closes: deferred work stops retrying.
+	lastDeferred *batchAck
+	stop         chan struct{}
 }
 
-// batchAck is one batch's acknowledgement outcome, set before done closes.
+// batchAck is one batch's acknowledgement (or deferred work's) outcome,
+// set before done closes.
 type batchAck struct {
 	done chan struct{}
 	err  error
@@ -99,11 +112,11 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	first := &batchAck{done: make(chan struct{})}
 	close(first.done)
 	return &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first,
-		spareOuts: make(chan []OutRecord, cfg.MaxPendingBatches+1)}, nil
+		spareOuts: make(chan []OutRecord, cfg.MaxPendingBatches+1), stop: make(chan struct{})}, nil
 }
 
 // Handle implements PartitionHandler: it processes the batch and returns
-// once its outputs are acknowledged. A stage or sink error fails the whole
+// once its outputs are acknowledged and its deferred work is done. A stage or sink error fails the whole
 // batch, whose offsets then stay uncommitted (at-least-once). A failed
 // batch may be handed in again (a Source's RetryPolicy): it is processed
 // from its messages afresh, and its events are counted in once it gets
@@ -119,10 +132,13 @@ func (r *Runner) Handle(ctx context.Context, msgs []Message) error {
 // HandleAsync implements AsyncPartitionHandler. With a plain Sink it
 // writes synchronously and acks before returning; with an AsyncSink it
 // returns once the outputs are sent, blocking first while
-// MaxPendingBatches batches await acknowledgement.
+// MaxPendingBatches batches await acknowledgement. The work the stages
+// deferred (Batch.Defer) runs meanwhile, in batch order, and the batch is
+// acknowledged once both its outputs and its deferred work are done.
 func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error)) error {
 	b := &r.batch
 	b.Reset(msgs)
+	b.deferring = true
 	m := r.cfg.Metrics
 	for _, st := range r.cfg.Stages {
 		start := time.Now()
@@ -178,11 +194,18 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	prev := r.prev
 	cur := &batchAck{done: make(chan struct{})}
 	r.prev = cur
+	deferred := r.startDeferred(ctx, b)
 	start := time.Now()
 	finish := func(err error) {
 		<-prev.done
 		if err == nil && prev.err != nil {
 			err = fmt.Errorf("an earlier batch failed: %w", prev.err)
+		}
+		if deferred != nil {
+			<-deferred.done
+			if err == nil && deferred.err != nil {
+				err = deferred.err
+			}
 		}
 		if err == nil {
 			m.stageTime.WithLabelValues("produce").Observe(time.Since(start).Seconds())
@@ -208,6 +231,56 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	return nil
 }
 
+// startDeferred starts the batch's deferred work on its own goroutine,
+// after the previous batch's, and returns its outcome; nil when the batch
+// deferred nothing (its ack then waits for the previous batch's ack,
+// which waits for that batch's deferred work).
+func (r *Runner) startDeferred(ctx context.Context, b *Batch) *batchAck {
+	if len(b.deferred) == 0 {
+		return nil
+	}
+	work := append([]DeferredFunc(nil), b.deferred...)
+	clear(b.deferred)
+	b.deferred = b.deferred[:0]
+	prev := r.lastDeferred
+	cur := &batchAck{done: make(chan struct{})}
+	r.lastDeferred = cur
+	stageTime := r.cfg.Metrics.stageTime.WithLabelValues("deferred")
+	go func() {
+		defer close(cur.done)
+		if prev != nil {
+			<-prev.done
+			if prev.err != nil {
+				cur.err = fmt.Errorf("an earlier batch's deferred work failed: %w", prev.err)
+				return
+			}
+		}
+		start := time.Now()
+		cur.err = r.runDeferred(ctx, work)
+		stageTime.Observe(time.Since(start).Seconds())
+	}()
+	return cur
+}
+
+// runDeferred runs work in order, retrying a transiently failed fn under
+// RunnerConfig.Retry until it succeeds or the Runner closes.
+func (r *Runner) runDeferred(ctx context.Context, work []DeferredFunc) error {
+	retries := Retries{Policy: r.cfg.Retry}
+	for _, fn := range work {
+		for {
+			err := fn(ctx)
+			if err == nil {
+				retries.Succeeded()
+				break
+			}
+			if !retries.Failed(ctx, r.stop, err) {
+				return fmt.Errorf("deferred work: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // batchCounts are a batch's outcome counts, recorded once it is acknowledged.
 type batchCounts struct {
 	predictions, duplicates int
@@ -225,9 +298,16 @@ func (c *batchCounts) record(m *Metrics) {
 	m.dlqTotal.Add(int64(len(c.dlqReasons)))
 }
 
-// Close implements PartitionHandler: it waits for every pending
-// acknowledgement, then releases the batch.
+// Close implements PartitionHandler: it stops deferred work from
+// retrying (a batch whose deferred work still fails is then acknowledged
+// with its error), waits for every pending acknowledgement, then releases
+// the batch.
 func (r *Runner) Close() {
+	select {
+	case <-r.stop:
+	default:
+		close(r.stop)
+	}
 	<-r.prev.done
 	_ = CloseStages(r.cfg.Stages)
 	if r.batch.Record != nil {

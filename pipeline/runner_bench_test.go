@@ -27,6 +27,15 @@ func (s benchStage) Process(_ context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
+// deferNop defers a no-op per batch: the cost of Batch.Defer's machinery.
+type deferNop struct{}
+
+func (deferNop) Name() string { return "defer-nop" }
+
+func (deferNop) Process(ctx context.Context, b *pipeline.Batch) error {
+	return b.Defer(ctx, func(context.Context) error { return nil })
+}
+
 type nopSink struct{}
 
 func (nopSink) Write(context.Context, []pipeline.OutRecord) error { return nil }
@@ -35,9 +44,11 @@ func (nopSink) Write(context.Context, []pipeline.OutRecord) error { return nil }
 // outputs, DLQ records, accounting and the acknowledgement, behind a stage
 // that does nothing but emit and a sink that writes nothing. With
 // limits+propagate every record's size is checked against its topic's
-// limit and each input's traceparent reaches its outputs.
+// limit and each input's traceparent reaches its outputs. With deferred a
+// second stage defers a no-op per batch (Batch.Defer): the mechanism's own
+// cost, a goroutine and a wait per batch.
 func BenchmarkRunner(b *testing.B) {
-	for _, mode := range []string{"plain", "limits+propagate"} {
+	for _, mode := range []string{"plain", "limits+propagate", "deferred"} {
 		b.Run(mode, func(b *testing.B) {
 			m, err := pipeline.NewMetrics(prometheus.NewRegistry())
 			if err != nil {
@@ -48,7 +59,10 @@ func BenchmarkRunner(b *testing.B) {
 			for i := range msgs {
 				msgs[i] = pipeline.Message{Topic: "events", Offset: int64(i), Key: fmt.Appendf(nil, "k%d", i), Value: make([]byte, 280)}
 			}
-			if mode != "plain" {
+			if mode == "deferred" {
+				cfg.Stages = append(cfg.Stages, deferNop{})
+			}
+			if mode == "limits+propagate" {
 				cfg.RecordLimit = func(string) int { return 1_048_588 }
 				cfg.PropagateHeaders = []string{"traceparent", "tracestate"}
 				for i := range msgs {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -30,9 +31,16 @@ import (
 //     position and value, masked to hash_bits; null is -1 (absent).
 //
 // Entity aggregates are Feast-style Redis hashes (fields n, mean, last),
-// one per entity with a TTL, read and written in two pipelined round trips
-// per batch. A Featurize is used by one partition loop at a time; when
-// partitions are keyed by entity, each entity's aggregates have one writer.
+// one per entity with a TTL. A batch reads the entities it does not hold in
+// memory in one pipelined round trip, updates them in process, and writes
+// them behind: the write (one pipelined HSET, and EXPIRE when the TTL needs
+// a refresh, per entity) is deferred with pipeline.Batch.Defer, so under a
+// Runner it is in flight while the next batch is processed, and the batch
+// is acknowledged (its offsets committed) only once Redis acknowledged it.
+// Read-your-writes holds across batches: an entity whose write is not
+// acknowledged yet is read from memory, never from Redis. A Featurize is
+// used by one partition loop at a time; when partitions are keyed by
+// entity, each entity's aggregates have one writer.
 type Featurize struct {
 	numeric     []int
 	categorical []int
@@ -49,6 +57,43 @@ type Featurize struct {
 	maxCache    int
 	now         func() time.Time
 	entOrder    []string
+	// unflushed holds, by entity, the aggregates of the latest write not
+	// yet acknowledged by Redis (written behind; see Process).
+	unflushed map[string]unflushedAgg
+}
+
+// unflushedAgg is an entity's aggregates as a deferred write sends them.
+type unflushedAgg struct {
+	cachedAgg
+	write *aggWrite
+}
+
+// aggWrite is one batch's deferred write of entity aggregates; done is set
+// once Redis acknowledged it (from the deferred work's goroutine).
+type aggWrite struct {
+	keys   []string
+	vals   []entityAgg
+	expire []bool
+	ttl    time.Duration
+	done   atomic.Bool
+}
+
+// flush sends the write in one pipelined round trip. It writes absolute
+// values, so running it again (a retry) is harmless.
+func (w *aggWrite) flush(ctx context.Context, rdb redis.UniversalClient) error {
+	pipe := rdb.Pipeline()
+	for n, k := range w.keys {
+		v := &w.vals[n]
+		pipe.HSet(ctx, k, "n", v.n, "mean", v.mean, "last", v.last)
+		if w.expire[n] {
+			pipe.Expire(ctx, k, w.ttl)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("featurize: write entity aggregates: %w", err)
+	}
+	w.done.Store(true)
+	return nil
 }
 
 // cachedAgg is an entity's aggregates as this partition loop last wrote
@@ -101,6 +146,7 @@ func NewFeaturize(spec *pipeline.Spec, rdb redis.UniversalClient) (*Featurize, e
 			f.maxCache = *e.LocalCache
 		}
 		f.cache = make(map[string]*cachedAgg)
+		f.unflushed = make(map[string]unflushedAgg)
 	}
 	return f, nil
 }
@@ -211,6 +257,11 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 	rec := b.Record
 	clear(f.ent)
 	f.entOrder = f.entOrder[:0]
+	for k, u := range f.unflushed {
+		if u.write.done.Load() {
+			delete(f.unflushed, k)
+		}
+	}
 	keys := make([]string, fb.Len())
 	var misses []string
 	for j, i := range fb.Row {
@@ -224,25 +275,19 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 			f.ent[k] = c
 			continue
 		}
+		if u, ok := f.unflushed[k]; ok {
+			// Written by an earlier batch, not acknowledged yet: Redis
+			// may not hold it, so memory is the truth.
+			c := u.cachedAgg
+			f.ent[k] = &c
+			misses = append(misses, k) // cached below like a read
+			continue
+		}
 		f.ent[k] = nil
 		misses = append(misses, k)
 	}
-	if len(misses) > 0 {
-		pipe := f.rdb.Pipeline()
-		gets := make([]*redis.SliceCmd, len(misses))
-		for n, k := range misses {
-			gets[n] = pipe.HMGet(ctx, f.prefix+k, "n", "mean", "last")
-		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("featurize: read entity aggregates: %w", err)
-		}
-		for n, k := range misses {
-			vals, err := gets[n].Result()
-			if err != nil {
-				return fmt.Errorf("featurize: read entity %s: %w", k, err)
-			}
-			f.ent[k] = &cachedAgg{entityAgg: entityAgg{n: parseAgg(vals[0]), mean: parseAgg(vals[1]), last: parseAgg(vals[2])}}
-		}
+	if err := f.readEntities(ctx, misses); err != nil {
+		return err
 	}
 	base := fb.NumDense - 3
 	for j, i := range fb.Row {
@@ -269,18 +314,19 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 		agg.last = math.Max(agg.last, now)
 	}
 	wall := f.now()
-	pipe := f.rdb.Pipeline()
+	w := &aggWrite{ttl: f.ttl, keys: make([]string, 0, len(f.entOrder)),
+		vals: make([]entityAgg, 0, len(f.entOrder)), expire: make([]bool, 0, len(f.entOrder))}
 	for _, k := range f.entOrder {
 		c := f.ent[k]
-		pipe.HSet(ctx, f.prefix+k, "n", c.n, "mean", c.mean, "last", c.last)
 		// The TTL is refreshed when less than half of it is left.
-		if wall.Add(f.ttl / 2).After(c.expiresAt) {
-			pipe.Expire(ctx, f.prefix+k, f.ttl)
+		expire := wall.Add(f.ttl / 2).After(c.expiresAt)
+		if expire {
 			c.expiresAt = wall.Add(f.ttl)
 		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("featurize: write entity aggregates: %w", err)
+		w.keys = append(w.keys, f.prefix+k) // a fresh string: the write owns it
+		w.vals = append(w.vals, c.entityAgg)
+		w.expire = append(w.expire, expire)
+		f.unflushed[w.keys[len(w.keys)-1][len(f.prefix):]] = unflushedAgg{cachedAgg: *c, write: w}
 	}
 	if f.maxCache > 0 {
 		for _, k := range misses {
@@ -289,6 +335,36 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 			}
 			f.cache[strings.Clone(k)] = f.ent[k]
 		}
+	}
+	return b.Defer(ctx, func(ctx context.Context) error { return w.flush(ctx, f.rdb) })
+}
+
+// readEntities reads the aggregates of the entities misses names that
+// f.ent does not hold yet, in one pipelined round trip.
+func (f *Featurize) readEntities(ctx context.Context, misses []string) error {
+	var read []string
+	for _, k := range misses {
+		if f.ent[k] == nil {
+			read = append(read, k)
+		}
+	}
+	if len(read) == 0 {
+		return nil
+	}
+	pipe := f.rdb.Pipeline()
+	gets := make([]*redis.SliceCmd, len(read))
+	for n, k := range read {
+		gets[n] = pipe.HMGet(ctx, f.prefix+k, "n", "mean", "last")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("featurize: read entity aggregates: %w", err)
+	}
+	for n, k := range read {
+		vals, err := gets[n].Result()
+		if err != nil {
+			return fmt.Errorf("featurize: read entity %s: %w", k, err)
+		}
+		f.ent[k] = &cachedAgg{entityAgg: entityAgg{n: parseAgg(vals[0]), mean: parseAgg(vals[1]), last: parseAgg(vals[2])}}
 	}
 	return nil
 }

@@ -664,6 +664,13 @@ func (w *partitionWorker) handle(ctx context.Context, batch []*kgo.Record, hw in
 	}
 	return ah.HandleAsync(ctx, w.msgs, func(err error) {
 		if err != nil {
+			select {
+			case <-w.quit:
+				// Stopped (revoke, shutdown) while the batch's deferred
+				// work was retrying a dependency: it stays uncommitted.
+				return
+			default:
+			}
 			w.c.fail(fmt.Errorf("partition %s/%d: %w", w.topic, w.partition, err))
 			return
 		}

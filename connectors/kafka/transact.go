@@ -41,6 +41,10 @@ package kafka
 // failure, a record the client could not write (an unknown topic, a record
 // too large).
 //
+// A pipeline.Runner's Handle returns only once the batch's deferred work
+// (pipeline.Batch.Defer: the entity aggregates written behind) is done, so
+// a round commits after every store write its batches deferred.
+//
 // Stage side effects outside Kafka are not transactional: a re-read round
 // runs the stages again. Dedupe stores each event's source position, so a
 // re-read event is not its own duplicate; entity aggregates may count a

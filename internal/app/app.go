@@ -349,7 +349,7 @@ func (a *App) openPartition(topic string, partition int32) (pipeline.PartitionHa
 	}
 	stageList = append(stageList, score)
 	cfg := pipeline.RunnerConfig{Stages: stageList, Sink: a.kc, DLQTopic: spec.Topics.DLQ, Metrics: a.metrics,
-		RecordLimit: a.kc.MaxRecordBytes, PropagateHeaders: spec.Output.PropagateHeaders}
+		RecordLimit: a.kc.MaxRecordBytes, PropagateHeaders: spec.Output.PropagateHeaders, Retry: a.retry}
 	if spec.Rollout != nil {
 		cfg.ShadowTopic = spec.Rollout.ShadowTopic
 	}
