@@ -99,7 +99,7 @@ func TestIntegrationLabelPlaneOnCluster(t *testing.T) {
 		} else {
 			rig.cache = NewPredictionCache(spec, rdb, spec.Model.Version, m)
 		}
-		rig.cache.now = func() time.Time { return rig.now }
+		rig.cache.now = rig.clock
 		rig.join = NewLabelJoin(spec, rig.cache, rig.champion)
 		rig.score.Observe = rig.join.Observe
 		if rig.handler, err = rig.join.Open("labels", 0); err != nil {
