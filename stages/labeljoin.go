@@ -886,7 +886,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	if err := lp.handle(ctx, msgs, &t); err != nil {
 		return err
 	}
-	lp.done, lp.taken = append(lp.done[:0], lp.taken...), lp.taken[:0]
+	lp.done = append(lp.done, lp.taken...) // the next call deletes them
 	m := lp.join.metrics
 	m.joined.Add(float64(t.joined))
 	m.late.Add(float64(t.late))

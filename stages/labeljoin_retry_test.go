@@ -117,6 +117,12 @@ func TestLabelBatchRetriedAfterALostReply(t *testing.T) {
 	if got := marks(); !slices.Equal(got, []string{lost.cache.taken + "0:100"}) {
 		t.Fatalf("taken marks %v, want the batch's own", got)
 	}
+	bad := labelMsgs([]string{"bad"}, labelRule)
+	bad[0].Value = []byte(`{"event_id":`)
+	lost.handleCounted(t, bad) // refused before any script call: the marks wait for one
+	if got := marks(); len(got) != 1 {
+		t.Fatalf("taken marks %v after a batch with no script call, want the batch's still", got)
+	}
 	lost.handleCounted(t, labelMsgs([]string{"zz"}, labelRule))
 	if got := marks(); len(got) != 0 {
 		t.Fatalf("taken marks %v after the next batch, want none (zz took nothing)", got)
