@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -46,6 +47,7 @@ type PredictionCache struct {
 	batch      string
 	pending    string
 	earlyIndex string
+	taken      string
 	// refBase and refSeq name this process's batches (batchRef).
 	refBase    string
 	refSeq     atomic.Uint64
@@ -72,6 +74,7 @@ func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version 
 		batch:      spec.Redis.Prefix() + "pred-batch:",
 		pending:    spec.Redis.Prefix() + "pred-pending",
 		earlyIndex: spec.Redis.Prefix() + "early-label-index",
+		taken:      spec.Redis.Prefix() + "label-taken:",
 		refBase:    newBatchRefBase(),
 		ttl:        spec.Labels.TTL.D(),
 		maxPending: spec.Labels.MaxPending,
@@ -123,9 +126,8 @@ func (c *PredictionCache) putRows(ctx context.Context, b *pipeline.Batch, served
 	if c.ready == "" {
 		keys[4] = c.batches // unused outside log mode
 	}
-	args := make([]any, 0, 8+n)
-	args = append(args, (2 * c.ttl).Milliseconds(), now.Add(2*c.ttl).UnixMilli(), c.maxPending, c.prefix, c.batch,
-		now.UnixMilli(), c.keepFlag(), ref)
+	args := make([]any, 0, 6+n)
+	args = append(args, (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref)
 	var key []byte
 	for j := from; j < to; j++ {
 		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, fb.Row[j])
@@ -168,27 +170,27 @@ func (c *PredictionCache) putRows(ctx context.Context, b *pipeline.Batch, served
 const labelPlaneChunk = 512
 
 // joinLabels joins labels to their cached predictions in one joinBatch
-// call (pos: each label's position, in log mode), and returns one result
-// per label: the cached entry (a string), nil when the label was parked,
-// or 0 when it was refused (labels.max_parked).
-func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels []float32, pos []string, now time.Time) ([]any, error) {
+// call (pos: each label's position), and returns one result per label:
+// the cached entry (a string), nil when the label was parked, or an
+// int64 when it was refused (joinRefusedParkedFull, joinRefusedDuplicate).
+// taken names the call's taken marks (takenMarks), done those of batches
+// done, which the call deletes. The call is idempotent (see joinBatch).
+func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels []float32, pos []string, taken string, done []string) ([]any, error) {
 	per := 2
 	if c.keep {
 		per = 3
 	}
-	keys := make([]string, 0, 3+per*len(ids))
-	keys = append(keys, c.batches, c.earlyIndex, c.pending)
-	args := make([]any, 0, 6+(per-1)*len(ids))
-	args = append(args, (2 * c.ttl).Milliseconds(), now.Add(2*c.ttl).UnixMilli(), c.maxParked, c.prefix, c.batch, c.keepFlag())
+	keys := make([]string, 0, 4+len(done)+per*len(ids))
+	keys = append(keys, c.batches, c.earlyIndex, c.pending, cmp.Or(taken, c.batches)) // log mode: unused
+	keys = append(keys, done...)
+	args := make([]any, 0, 6+2*len(ids))
+	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.keepFlag(), len(done))
 	for i, id := range ids {
 		keys = append(keys, c.prefix+id, c.early+id)
-		label := string(binary.LittleEndian.AppendUint32(nil, math.Float32bits(labels[i])))
 		if c.keep {
 			keys = append(keys, c.mark+id)
-			args = append(args, label, pos[i])
-		} else {
-			args = append(args, label)
 		}
+		args = append(args, string(binary.LittleEndian.AppendUint32(nil, math.Float32bits(labels[i]))), pos[i])
 	}
 	res, err := joinBatch.Run(ctx, c.rdb, keys, args...).Slice()
 	if err != nil {
@@ -200,6 +202,17 @@ func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels [
 	parked, _ := res[len(ids)].(int64)
 	c.metrics.parked.Set(float64(parked))
 	return res[:len(ids)], nil
+}
+
+// takenMarks names the taken marks of a label batch whose first label is
+// at position first: outside log mode, the predictions it took, kept until
+// the next batch of its partition is sent, so that the batch can be run
+// again (see joinBatch). In log mode the rows' own marks do that: "".
+func (c *PredictionCache) takenMarks(first string) string {
+	if c.keep {
+		return ""
+	}
+	return c.taken + first
 }
 
 // keepFlag is putBatch's and joinBatch's log-mode argument.
@@ -379,7 +392,7 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 		orphan:   counter("driftline_labels_orphan_total", "Parked labels whose prediction never came before expiry."),
 		missing:  counter("driftline_labels_missing_total", "Predictions whose label never came before expiry or eviction."),
 		evicted:  counter("driftline_labels_cache_evicted_total", "Cached predictions evicted to keep the cache under labels.max_pending."),
-		invalid:  counter("driftline_labels_invalid_total", "Label records refused and sent to the DLQ: unparsable, an id over labels.max_id_bytes, or a label the model can't learn."),
+		invalid:  counter("driftline_labels_invalid_total", "Label records refused and sent to the DLQ: unparsable, an id over labels.max_id_bytes, a label the model can't learn, or a duplicate of a label parked or joined in the same batch."),
 		accuracy: gauge("driftline_model_prequential_accuracy_ratio", "Windowed prequential accuracy."),
 		logLoss:  gauge("driftline_model_prequential_logloss", "Windowed prequential log loss."),
 		auc:      gauge("driftline_model_prequential_auc_ratio", "Windowed prequential ROC AUC."),
@@ -412,9 +425,11 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 // Early counts the labels ever parked, of which EarlyJoined were taken when
 // their prediction came (joined, and so in Joined too, or in log mode
 // invalid) and Orphan expired first; Missing counts predictions, not
-// labels. A label batch that Redis ran in part before it failed is run
-// again, and may then count a label twice (the join's scripts are not
-// idempotent).
+// labels. A second label for an event whose label is parked, or that a
+// label of the same batch joined, is refused as a duplicate (Invalid). A
+// label batch run twice (its reply lost, its handling retried) is
+// counted, and learned from, once: the join's scripts are idempotent (see
+// joinBatch).
 type LabelCounts struct {
 	Processed, Joined, Late, Early, EarlyJoined, Orphan, Invalid, ParkedOverflow, Missing int64
 }
@@ -834,8 +849,12 @@ type labelPartition struct {
 	join   *LabelJoin
 	dec    *LabelDecoder
 	ids    []string
-	pos    []string // each label's position, in log mode
+	pos    []string // each label's position on the labels topic
 	labels []float32
+	// taken names the taken marks of the batch being handled, one per
+	// joinBatch call; done those of the last batch handled, which the next
+	// batch's first call deletes (see joinBatch).
+	taken, done []string
 	// at is the index in msgs of each of ids.
 	at    []int
 	buf   joinBuf
@@ -869,6 +888,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	if err := lp.handle(ctx, msgs, &t); err != nil {
 		return err
 	}
+	lp.done = append(lp.done, lp.taken...) // the next call deletes them
 	m := lp.join.metrics
 	m.joined.Add(float64(t.joined))
 	m.late.Add(float64(t.late))
@@ -882,7 +902,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t *labelTally) error {
 	j := lp.join
 	c := j.cache
-	lp.ids, lp.labels, lp.at, lp.pos, lp.refused = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.refused[:0]
+	lp.ids, lp.labels, lp.at, lp.pos, lp.refused, lp.taken = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.refused[:0], lp.taken[:0]
 	for i := range msgs {
 		id, label, rej := lp.dec.Decode(msgs[i].Value)
 		if rej.Reason != "" {
@@ -893,9 +913,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		lp.ids = append(lp.ids, id)
 		lp.labels = append(lp.labels, label)
 		lp.at = append(lp.at, i)
-		if c.keep {
-			lp.pos = append(lp.pos, labelPosition(&msgs[i]))
-		}
+		lp.pos = append(lp.pos, labelPosition(&msgs[i]))
 	}
 	if len(lp.ids) == 0 {
 		return lp.writeRefused(ctx, msgs)
@@ -909,24 +927,38 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 	lp.res = lp.res[:0]
 	for from := 0; from < len(lp.ids); from += labelPlaneChunk {
 		to := min(from+labelPlaneChunk, len(lp.ids))
-		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[min(from, len(lp.pos)):min(to, len(lp.pos))], now)
+		taken := c.takenMarks(lp.pos[from])
+		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[from:to], taken, lp.done)
 		if err != nil {
 			return fmt.Errorf("label join: %w", err)
+		}
+		lp.done = lp.done[:0]
+		if taken != "" {
+			lp.taken = append(lp.taken, taken)
 		}
 		lp.res = append(lp.res, res...)
 	}
 	for i, r := range lp.res {
-		raw, ok := r.(string)
-		switch {
-		case r == nil:
+		var raw string
+		switch r := r.(type) {
+		case nil:
 			parked++
 			continue
-		case !ok:
-			// Not parked: labels.max_parked labels are parked already.
-			t.parkedOverflow++
-			lp.refused = append(lp.refused, refusedLabel{lp.at[i], pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
-				Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}})
+		case int64:
+			rej := pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
+				Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}
+			if r == joinRefusedDuplicate {
+				t.invalid++
+				rej.Reason, rej.Detail = ReasonLabelDuplicate, "another label of its event is parked, or joined its prediction"
+			} else {
+				t.parkedOverflow++
+			}
+			lp.refused = append(lp.refused, refusedLabel{lp.at[i], rej})
 			continue
+		case string:
+			raw = r
+		default:
+			return fmt.Errorf("label join: a reply of %T for a label", r)
 		}
 		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
 			t.invalid++

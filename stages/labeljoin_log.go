@@ -18,8 +18,8 @@ package stages
 //     position: a restored writer re-joining the labels after its
 //     positions finds its own marks and learns them again, exactly once in
 //     the restored state; a second label for the same event (a duplicate
-//     at another position) finds another label's mark and is parked, as it
-//     is in the inline mode;
+//     at another position) finds another label's mark and is refused as a
+//     duplicate (ReasonLabelDuplicate);
 //   - once a publish that covers the joins has committed, the writer
 //     releases them (ReleaseJoined): the rows, their marks and any early
 //     label of the same event are deleted.
@@ -211,8 +211,8 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 func (c *PredictionCache) joinEarly(ctx context.Context, entries []EarlyReady) ([]any, error) {
 	keys := make([]string, 0, 3+3*len(entries))
 	keys = append(keys, c.batches, c.earlyIndex, c.pending)
-	args := make([]any, 0, 5+len(entries))
-	args = append(args, (2 * c.ttl).Milliseconds(), 0, 0, c.prefix, c.batch)
+	args := make([]any, 0, 4+len(entries))
+	args = append(args, (2 * c.ttl).Milliseconds(), 0, c.prefix, c.batch)
 	for _, e := range entries {
 		keys = append(keys, c.prefix+e.EventID, c.early+e.EventID, c.mark+e.EventID)
 		args = append(args, "r:"+e.ID)
@@ -227,9 +227,10 @@ func (c *PredictionCache) joinEarly(ctx context.Context, entries []EarlyReady) (
 	return res, nil
 }
 
-// decodeParkedLabel reads a parked label's 4 bytes (a float32).
+// decodeParkedLabel reads a parked label: its 4 bytes (a float32), and
+// the position of the record that parked it after them.
 func decodeParkedLabel(s string) (float32, bool) {
-	if len(s) != 4 {
+	if len(s) < 4 {
 		return 0, false
 	}
 	return math.Float32frombits(binary.LittleEndian.Uint32([]byte(s))), true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
@@ -15,7 +14,7 @@ func newLoggedJoinRig(t testing.TB, spec *pipeline.Spec) *joinRig {
 	t.Helper()
 	rig := newJoinRig(t, spec)
 	rig.cache = NewLoggedPredictionCache(spec, rig.cache.rdb, spec.Model.Version, rig.metrics)
-	rig.cache.now = func() time.Time { return rig.now }
+	rig.cache.now = rig.clock
 	rig.join = NewLabelJoin(spec, rig.cache, rig.champion)
 	rig.score.Observe = rig.join.Observe
 	var err error
@@ -73,12 +72,12 @@ func TestLoggedLabelJoin(t *testing.T) {
 	if !slices.Equal(w1, rig.weights()) {
 		t.Fatal("the re-join after a restore did not give the same weights")
 	}
-	// A duplicate (another position) is parked, not learned.
+	// A duplicate (another position) is refused as one, not learned.
 	rig.labelAt(t, "a", 11)
 	if !slices.Equal(w1, rig.weights()) {
 		t.Fatal("a duplicate label was learned")
 	}
-	rig.expect(t, "re-joined and duplicate", joinCounts{joined: 2, early: 1})
+	rig.expect(t, "re-joined and duplicate", joinCounts{joined: 2, invalid: 1})
 
 	// An early label: parked; the data plane announces it, learns nothing.
 	rig.labelAt(t, "d", 12)

@@ -31,6 +31,8 @@ type joinRig struct {
 	now     time.Time
 	handler pipeline.PartitionHandler
 	offset  int64
+	// labelOffset is the next label record's offset (handle).
+	labelOffset int64
 }
 
 func newJoinRig(t testing.TB, spec *pipeline.Spec) *joinRig {
@@ -50,13 +52,22 @@ func newJoinRigOn(t testing.TB, spec *pipeline.Spec, r *redistest.Redis, rdb red
 	rig := &joinRig{chain: newChain(t, spec, nil), r: r, reg: reg, metrics: m,
 		now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
 	rig.cache = NewPredictionCache(spec, rdb, spec.Model.Version, m)
-	rig.cache.now = func() time.Time { return rig.now }
+	rig.cache.now = rig.clock
 	rig.join = NewLabelJoin(spec, rig.cache, rig.champion)
 	rig.score.Observe = rig.join.Observe
 	if rig.handler, err = rig.join.Open("labels", 0); err != nil {
 		t.Fatal(err)
 	}
 	return rig
+}
+
+// clock is the cache's clock: the test's, which miniredis's TIME (the
+// scripts' clock for expiry) follows too.
+func (rig *joinRig) clock() time.Time {
+	if rig.r != nil && rig.r.Mini != nil {
+		rig.r.Mini.SetTime(rig.now)
+	}
+	return rig.now
 }
 
 // predict scores events with the given ids.
@@ -82,6 +93,14 @@ func (rig *joinRig) label(t testing.TB, ids ...string) {
 
 func (rig *joinRig) handle(t testing.TB, msgs []pipeline.Message) {
 	t.Helper()
+	if !slices.ContainsFunc(msgs, func(m pipeline.Message) bool { return m.Offset != 0 }) {
+		// Records without positions get the next ones on the topic: a
+		// position is a record's identity (a retried batch's labels).
+		for i := range msgs {
+			msgs[i].Offset = rig.labelOffset
+			rig.labelOffset++
+		}
+	}
 	if err := rig.handler.Handle(context.Background(), msgs); err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,9 @@ func TestIntegrationLabelPlaneOnCluster(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	ctx := context.Background()
 	for _, logged := range []bool{false, true} {
-		spec := testSpec(t, false)
+		// A short label TTL: expiry is on the servers' clock, which the
+		// test waits out (predictions are cached for twice the TTL).
+		spec := parseTestSpec(t, false, map[string]string{"ttl: 10m": "ttl: 2s"})
 		spec.Redis.KeyPrefix += map[bool]string{false: "inline", true: "log"}[logged] + ":"
 		spec.Redis.HashTag = true
 		m, err := NewJoinMetrics(prometheus.NewRegistry())
@@ -99,7 +101,7 @@ func TestIntegrationLabelPlaneOnCluster(t *testing.T) {
 		} else {
 			rig.cache = NewPredictionCache(spec, rdb, spec.Model.Version, m)
 		}
-		rig.cache.now = func() time.Time { return rig.now }
+		rig.cache.now = rig.clock
 		rig.join = NewLabelJoin(spec, rig.cache, rig.champion)
 		rig.score.Observe = rig.join.Observe
 		if rig.handler, err = rig.join.Open("labels", 0); err != nil {
@@ -126,7 +128,8 @@ func TestIntegrationLabelPlaneOnCluster(t *testing.T) {
 			}
 		}
 		rig.expect(t, "on the cluster", want)
-		rig.now = rig.now.Add(time.Hour)
+		time.Sleep(2*rig.cache.ttl + 100*time.Millisecond)
+		rig.now = time.Now()
 		rig.predict(t, "z")
 		want.missing = 50
 		rig.expect(t, "expired on the cluster", want)

@@ -27,18 +27,34 @@ package stages
 // Every script begins with the same keys and arguments: KEYS[1] the
 // batches' index, KEYS[2] the early index, KEYS[3] the pending count;
 // ARGV[1] the TTL of keys written (ms, twice labels.ttl), ARGV[2] the
-// expiry of what is indexed now (unix ms), ARGV[3] the bound (max parked
-// or max pending), ARGV[4] the prediction key prefix, ARGV[5] the batch
-// key prefix.
+// bound (max parked or max pending), ARGV[3] the prediction key prefix,
+// ARGV[4] the batch key prefix.
+//
+// Expiry is on Redis's clock: a script reads TIME (luaNow) and indexes
+// what it writes at that time plus ARGV[1], the TTL its keys get, so that
+// an index entry and its key expire together whatever the clients' clocks
+// say; a parked label's index entry that expires has its key deleted in
+// the same script that counts it an orphan, so it cannot be joined after.
+//
+// A label batch is safe to run twice (a client that timed out and sent it
+// again, or the pipeline retrying the batch): see joinBatch.
 
 import "github.com/redis/go-redis/v9"
+
+// luaNow's now() is Redis's clock in unix ms.
+const luaNow = `
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`
 
 // luaUnpend's unpend takes event id out of the pending batch its cached
 // entry names, and flushUnpend does what unpend gathered, one SREM per
 // batch: the batch forgets the ids, the pending count drops, and a batch
 // left empty leaves the index. An entry without a batch reference (cached
 // by an older version) is left alone.
-const luaUnpend = `
+const luaUnpend = luaNow + `
 local pend = {}
 local function unpend(entry, id)
   local len = #entry
@@ -54,7 +70,7 @@ local function unpend(entry, id)
 end
 local function flushUnpend()
   for ref, l in pairs(pend) do
-    local bk = ARGV[5] .. ref
+    local bk = ARGV[4] .. ref
     local gone = 0
     for s = 1, #l, 500 do
       gone = gone + redis.call('SREM', bk, unpack(l, s, math.min(s + 499, #l)))
@@ -68,25 +84,31 @@ local function flushUnpend()
 end
 `
 
+// A parked label's value is the label's 4 bytes (a float32) followed by
+// the position of the label record that parked it ("<partition>:<offset>"
+// of the labels topic), so that a retried batch knows its own.
+
 // putBatch caches one batch of predictions and indexes them as one batch,
 // picks up their early labels when any label is parked at all, and trims
 // the cache: batches past their expiry count their pending predictions as
-// missing (and delete them), parked labels past theirs as orphans, and the oldest pending
-// predictions beyond ARGV[3] (labels.max_pending) are evicted.
+// missing (and delete them), parked labels past theirs as orphans (and
+// delete them), and the oldest pending predictions beyond ARGV[2]
+// (labels.max_pending) are evicted.
 //
 // KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
-// then per row: prediction, early label. ARGV[6] now (unix ms), ARGV[7]
-// "1" in log mode, ARGV[8] the batch reference, then per row: the entry.
+// then per row: prediction, early label. ARGV[5] "1" in log mode, ARGV[6]
+// the batch reference, then per row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
 // prediction is not cached, the parked label is deleted, and the reply
 // names it. In log mode the prediction is cached and the event announced
 // on the early-label stream. Reply: {missing, orphaned, evicted, then per
-// early-joined row: its index (from 0), its label}.
+// early-joined row: its index (from 0), its label (4 bytes)}.
 var putBatch = redis.NewScript(luaUnpend + `
-local keep = ARGV[7] == '1'
-local plen = #ARGV[4]
+local keep = ARGV[5] == '1'
+local plen = #ARGV[3]
 local n = (#KEYS - 5) / 2
+local t = now()
 -- The rows' parked labels, read only while any label is parked.
 local early = {}
 if redis.call('ZCARD', KEYS[2]) > 0 then
@@ -114,14 +136,14 @@ for i = 1, n do
       consumed[#consumed + 1] = ek
     end
   end
-  if label and not keep and #label == 4 then
+  if label and not keep and #label >= 4 then
     out[#out + 1] = i - 1
-    out[#out + 1] = label
+    out[#out + 1] = string.sub(label, 1, 4)
   else
-    local old = redis.call('SET', pk, ARGV[8 + i], 'PX', ARGV[1], 'GET')
+    local old = redis.call('SET', pk, ARGV[6 + i], 'PX', ARGV[1], 'GET')
     if old then unpend(old, id) end
     ids[#ids + 1] = id
-    if label and keep and #label == 4 then
+    if label and keep and #label >= 4 then
       redis.call('XADD', KEYS[5], '*', 'id', id)
     end
   end
@@ -139,41 +161,49 @@ for s = 1, #ids, 500 do
   added = added + redis.call('SADD', KEYS[4], unpack(ids, s, math.min(s + 499, #ids)))
 end
 if added > 0 then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[8])
+  redis.call('ZADD', KEYS[1], t + tonumber(ARGV[1]), ARGV[6])
   redis.call('INCRBY', KEYS[3], added)
 end
-local now = ARGV[6]
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t)
 if #expired > 0 then
   for _, ref in ipairs(expired) do
-    -- Their keys may outlive them by a little (Redis's clock is not the
-    -- client's): delete them, so that one counted missing is never joined.
-    local bk = ARGV[5] .. ref
+    -- Their keys may outlive them by a little (the index and the TTLs
+    -- round differently): delete them, so that one counted missing is
+    -- never joined.
+    local bk = ARGV[4] .. ref
     local left = redis.call('SMEMBERS', bk)
     for s = 1, #left, 500 do
       local ks = {}
-      for k = s, math.min(s + 499, #left) do ks[#ks + 1] = ARGV[4] .. left[k] end
+      for k = s, math.min(s + 499, #left) do ks[#ks + 1] = ARGV[3] .. left[k] end
       redis.call('DEL', unpack(ks))
     end
     out[1] = out[1] + #left
     redis.call('DEL', bk)
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
   redis.call('DECRBY', KEYS[3], out[1])
 end
-out[2] = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local over = tonumber(redis.call('GET', KEYS[3]) or '0') - tonumber(ARGV[3])
+-- Parked labels past their expiry are orphans: deleted with their index
+-- entries, so that a prediction cached later cannot join one counted.
+local orphans = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', t)
+for s = 1, #orphans, 500 do
+  local e = math.min(s + 499, #orphans)
+  redis.call('DEL', unpack(orphans, s, e))
+  redis.call('ZREM', KEYS[2], unpack(orphans, s, e))
+end
+out[2] = #orphans
+local over = tonumber(redis.call('GET', KEYS[3]) or '0') - tonumber(ARGV[2])
 while over > 0 do
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)
   if #oldest == 0 then
     redis.call('SET', KEYS[3], 0)
     break
   end
-  local bk = ARGV[5] .. oldest[1]
+  local bk = ARGV[4] .. oldest[1]
   local gone = redis.call('SPOP', bk, over)
   for s = 1, #gone, 500 do
     local ks = {}
-    for k = s, math.min(s + 499, #gone) do ks[#ks + 1] = ARGV[4] .. gone[k] end
+    for k = s, math.min(s + 499, #gone) do ks[#ks + 1] = ARGV[3] .. gone[k] end
     redis.call('DEL', unpack(ks))
   end
   out[3] = out[3] + #gone
@@ -184,38 +214,68 @@ end
 return out
 `)
 
+// joinBatch's replies for a label it refuses: 0 when labels.max_parked
+// labels are parked already, 1 when another label of the same event is
+// parked or took the prediction in the same batch (a duplicate).
+const (
+	joinRefusedParkedFull = 0
+	joinRefusedDuplicate  = 1
+)
+
 // joinBatch joins one batch of labels, in order, each as one atomic "take
 // the prediction or park the label": a label whose prediction is cached
 // takes it (the reply holds the entry), else it is parked (nil) unless
-// ARGV[3] (labels.max_parked) labels are parked already (0: refused).
-// Being one script, it cannot interleave with putBatch's "cache the
-// prediction, then look for an early label", so no label falls between
-// the two. ARGV[6] is "1" in log mode.
+// ARGV[2] (labels.max_parked) labels are parked already, or another label
+// of the event is parked or took the prediction in this batch (refused:
+// joinRefusedParkedFull, joinRefusedDuplicate). Being one script, it
+// cannot interleave with putBatch's "cache the prediction, then look for
+// an early label", so no label falls between the two.
 //
-// Outside log mode, per label KEYS: prediction, early label; ARGV: label
-// bytes. Taking a prediction deletes it.
+// KEYS[4] is the batch's taken marks (a hash named after its first
+// label's position, outside log mode), KEYS[5 .. 4+ARGV[6]] the taken
+// marks of batches done (deleted), then per label: prediction, early
+// label, and in log mode its mark. ARGV[5] is "1" in log mode, then per
+// label: the label's 4 bytes, its position.
 //
-// In log mode, per label KEYS: prediction, early label, mark; ARGV: label
-// bytes, position. A label takes a prediction that no other label joined
-// (marking it with its position) or whose mark is its own position (a
-// re-join after a restore); the entry is kept (see labeljoin_log.go).
+// A batch is idempotent: run again with the same labels (a client that
+// timed out resends it, the pipeline retries it), it replies as it did
+// the first time and changes nothing more.
+//   - Outside log mode, taking a prediction deletes it and records the
+//     entry, under the label's event id, in the batch's taken marks
+//     (position and entry, with the TTL of ARGV[1]); a label whose
+//     prediction is gone finds its own mark there and takes the entry
+//     again. The caller deletes the marks with its next batch (KEYS[5..]),
+//     once this one is done.
+//   - In log mode, a label takes a prediction that no other label joined
+//     (marking it with its position) or whose mark is its own position (a
+//     re-join after a restore, or a retry); the entry is kept (see
+//     labeljoin_log.go).
+//   - A parked label whose position is the label's own is its own: parked
+//     still, not a duplicate.
 //
 // The reply has one element per label, then the number of labels parked.
 var joinBatch = redis.NewScript(luaUnpend + `
-local keep = ARGV[6] == '1'
-local ks, as = 2, 1
-if keep then ks, as = 3, 2 end
-local n = (#KEYS - 3) / ks
-local plen = #ARGV[4]
-local most = tonumber(ARGV[3])
+local keep = ARGV[5] == '1'
+local done = tonumber(ARGV[6])
+local ks = 2
+if keep then ks = 3 end
+local k0 = 4 + done
+local n = (#KEYS - k0) / ks
+local plen = #ARGV[3]
+local most = tonumber(ARGV[2])
+local expiry = now() + tonumber(ARGV[1])
+for s = 5, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+local function idOf(i) return string.sub(KEYS[k0 + (i - 1) * ks + 1], plen + 1) end
 -- What the labels need is read in a few calls (500 keys each); the loop
 -- below then decides label by label, in order, on what was read and what
--- it changed since (taken, marked, parkedNow), as a call per label would.
+-- it changed since (took, marked, parkedNow), as a call per label would.
 local function readAll(cmd, key, off)
   local vals = {}
   for s = 1, n, 500 do
     local args = {}
-    for i = s, math.min(s + 499, n) do args[#args + 1] = KEYS[3 + (i - 1) * ks + off] end
+    for i = s, math.min(s + 499, n) do
+      if off then args[#args + 1] = KEYS[k0 + (i - 1) * ks + off] else args[#args + 1] = idOf(i) end
+    end
     local vs
     if key then vs = redis.call(cmd, key, unpack(args)) else vs = redis.call(cmd, unpack(args)) end
     for k = 1, #vs do vals[s + k - 1] = vs[k] end
@@ -223,47 +283,80 @@ local function readAll(cmd, key, off)
   return vals
 end
 local entries = readAll('MGET', nil, 1)
-local marks = {}
-if keep then marks = readAll('MGET', nil, 3) end
+local marks, tookBefore = {}, {}
+if keep then
+  marks = readAll('MGET', nil, 3)
+elseif redis.call('EXISTS', KEYS[4]) == 1 then
+  tookBefore = readAll('HMGET', KEYS[4], nil)
+end
 local parked = redis.call('ZCARD', KEYS[2])
-local indexed = {}
-if parked > 0 then indexed = readAll('ZMSCORE', KEYS[2], 2) end
-local taken, marked, parkedNow = {}, {}, {}
-local del, zadd = {}, {}
+local indexed, parkedVal = {}, {}
+if parked > 0 then
+  indexed = readAll('ZMSCORE', KEYS[2], 2)
+  local at = {}
+  for i = 1, n do if indexed[i] then at[#at + 1] = i end end
+  for s = 1, #at, 500 do
+    local eks = {}
+    for k = s, math.min(s + 499, #at) do eks[#eks + 1] = KEYS[k0 + (at[k] - 1) * ks + 2] end
+    local vs = redis.call('MGET', unpack(eks))
+    for k = 1, #vs do parkedVal[at[s + k - 1]] = vs[k] end
+  end
+end
+local took, marked, parkedNow = {}, {}, {}
+local del, zadd, hset = {}, {}, {}
 local out = {}
 for i = 1, n do
-  local k, a = 3 + (i - 1) * ks, 6 + (i - 1) * as
+  local k, a = k0 + (i - 1) * ks, 7 + (i - 1) * 2
   local pk, ek = KEYS[k + 1], KEYS[k + 2]
-  local res
+  local pos = ARGV[a + 1]
   local entry = entries[i]
-  if entry and not taken[pk] then
-    local id = string.sub(pk, plen + 1)
-    if not keep then
-      taken[pk] = true
+  local res
+  if not keep then
+    local mark = tookBefore[i]
+    if took[pk] then
+      res = 1
+    elseif entry then
+      took[pk] = true
       del[#del + 1] = pk
-      unpend(entry, id)
+      unpend(entry, idOf(i))
+      hset[#hset + 1] = idOf(i)
+      hset[#hset + 1] = pos .. ' ' .. entry
+      res = entry
+    elseif mark then
+      -- Taken by this batch's earlier run: by this label (its entry
+      -- again) or by another label of the event (a duplicate).
+      took[pk] = true
+      local sp = string.find(mark, ' ', 1, true)
+      if string.sub(mark, 1, sp - 1) == pos then res = string.sub(mark, sp + 1) else res = 1 end
+    end
+  elseif entry then
+    local mk = KEYS[k + 3]
+    local by = marked[mk] or marks[i]
+    if not by then
+      redis.call('SET', mk, pos, 'PX', ARGV[1])
+      marked[mk] = pos
+      unpend(entry, idOf(i))
+      res = entry
+    elseif by == pos then
       res = entry
     else
-      local mk, pos = KEYS[k + 3], ARGV[a + 2]
-      local by = marked[mk] or marks[i]
-      if not by then
-        redis.call('SET', mk, pos, 'PX', ARGV[1])
-        marked[mk] = pos
-        unpend(entry, id)
-        res = entry
-      elseif by == pos then
-        res = entry
-      end
+      res = 1
     end
   end
   if res == nil then
-    if parked >= most then
+    local v = parkedNow[ek] or parkedVal[i]
+    if v then
+      -- Its own (a retried batch) stays parked; another's is kept, and
+      -- this one refused.
+      if string.sub(v, 5) == pos then res = false else res = 1 end
+    elseif parked >= most then
       res = 0
     else
-      redis.call('SET', ek, ARGV[a + 1], 'PX', ARGV[1])
-      if not indexed[i] and not parkedNow[ek] then parked = parked + 1 end
-      parkedNow[ek] = true
-      zadd[#zadd + 1] = ARGV[2]
+      v = ARGV[a] .. pos
+      redis.call('SET', ek, v, 'PX', ARGV[1])
+      if not indexed[i] then parked = parked + 1 end
+      parkedNow[ek] = v
+      zadd[#zadd + 1] = expiry
       zadd[#zadd + 1] = ek
       res = false
     end
@@ -272,6 +365,10 @@ for i = 1, n do
 end
 for s = 1, #del, 500 do redis.call('DEL', unpack(del, s, math.min(s + 499, #del))) end
 for s = 1, #zadd, 1000 do redis.call('ZADD', KEYS[2], unpack(zadd, s, math.min(s + 999, #zadd))) end
+if #hset > 0 then
+  for s = 1, #hset, 1000 do redis.call('HSET', KEYS[4], unpack(hset, s, math.min(s + 999, #hset))) end
+  redis.call('PEXPIRE', KEYS[4], ARGV[1])
+end
 flushUnpend()
 out[n + 1] = parked
 return out
@@ -279,17 +376,17 @@ return out
 
 // joinEarlyBatch joins, in log mode, parked labels whose prediction has
 // come, for early-label stream entries, with joinBatch's marking rule.
-// Per entry KEYS: prediction, early label, mark; ARGV (from ARGV[6]): the
+// Per entry KEYS: prediction, early label, mark; ARGV (from ARGV[5]): the
 // entry's position ("r:<id>"). The reply has per entry {entry, label}, or
 // nil when the prediction or the label is gone or another label joined the
 // row.
 var joinEarlyBatch = redis.NewScript(luaUnpend + `
 local n = (#KEYS - 3) / 3
-local plen = #ARGV[4]
+local plen = #ARGV[3]
 local out = {}
 for i = 1, n do
   local k = 3 + (i - 1) * 3
-  local pk, pos = KEYS[k + 1], ARGV[5 + i]
+  local pk, pos = KEYS[k + 1], ARGV[4 + i]
   local entry = redis.call('GET', pk)
   local label = redis.call('GET', KEYS[k + 2])
   local res = false

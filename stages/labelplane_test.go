@@ -59,9 +59,9 @@ func TestLabelBatchMixedOutcomes(t *testing.T) {
 	msgs := offsets(labelMsgs([]string{"p1", "q1", "x1", "bad", "x2", "x3", "x4", "q1", "p2"}, labelRule))
 	msgs[3].Value = []byte(`{"event_id":"bad"}`)
 	rig.handleCounted(t, msgs)
-	rig.expect(t, "mixed batch", joinCounts{joined: 1, late: 2, early: 3, invalid: 1})
-	if got := testutil.ToFloat64(rig.metrics.parkedOverflow); got != 2 {
-		t.Errorf("parked_overflow %v, want 2 (x4, and the second q1 once 3 are parked)", got)
+	rig.expect(t, "mixed batch", joinCounts{joined: 1, late: 2, early: 3, invalid: 2})
+	if got := testutil.ToFloat64(rig.metrics.parkedOverflow); got != 1 {
+		t.Errorf("parked_overflow %v, want 1 (x4, once 3 are parked)", got)
 	}
 	if got := testutil.ToFloat64(rig.metrics.parked); got != 3 {
 		t.Errorf("parked gauge %v, want 3", got)
@@ -77,7 +77,7 @@ func TestLabelBatchMixedOutcomes(t *testing.T) {
 	if want := []string{"3", "6", "7"}; !slices.Equal(dlq, want) {
 		t.Errorf("DLQ offsets %v, want %v (invalid, then the two refused)", dlq, want)
 	}
-	if got := sink.reasons(); len(sink.recs) != 3 || got[ReasonLabelParkedFull] != 2 {
+	if got := sink.reasons(); len(sink.recs) != 3 || got[ReasonLabelParkedFull] != 1 || got[ReasonLabelDuplicate] != 1 {
 		t.Errorf("DLQ reasons %v", got)
 	}
 	if slices.Equal(w0, rig.weights()) {
@@ -94,8 +94,8 @@ func TestLabelBatchMixedOutcomes(t *testing.T) {
 }
 
 // TestLabelBatchDuplicates: a label repeated within one batch is learned
-// once, exactly as a batch without the repeats; the repeats are parked
-// (one parked key), as they would be one batch after another.
+// once, exactly as a batch without the repeats; the repeats are refused
+// as duplicates (invalid, to the DLQ), and nothing is parked.
 func TestLabelBatchDuplicates(t *testing.T) {
 	spec := testSpec(t, false)
 	dup, plain := newJoinRig(t, spec), newJoinRig(t, spec)
@@ -107,9 +107,9 @@ func TestLabelBatchDuplicates(t *testing.T) {
 	if !slices.Equal(dup.weights(), plain.weights()) {
 		t.Fatal("a label repeated within a batch was learned more than once")
 	}
-	dup.expect(t, "duplicates", joinCounts{joined: 3, early: 2})
-	if got := testutil.ToFloat64(dup.metrics.parked); got != 1 {
-		t.Errorf("parked gauge %v, want 1 (the repeats of a share one key)", got)
+	dup.expect(t, "duplicates", joinCounts{joined: 3, invalid: 2})
+	if got := testutil.ToFloat64(dup.metrics.parked); got != 0 {
+		t.Errorf("parked gauge %v, want 0", got)
 	}
 	if got := pendingCount(t, dup); got != 0 {
 		t.Errorf("pending count %d after every prediction joined, want 0", got)
@@ -136,7 +136,7 @@ func TestPutDuplicatesTakeAParkedLabelOnce(t *testing.T) {
 // TestLoggedLabelBatchRejoin: in log mode, a batch re-joined with the same
 // positions (a writer restored from a publish before it) learns the same
 // labels again to the same weights, its in-batch duplicate (another
-// position) stays parked, and the pending count is unchanged.
+// position) is refused both times, and the pending count is unchanged.
 func TestLoggedLabelBatchRejoin(t *testing.T) {
 	spec := testSpec(t, false)
 	rig := newLoggedJoinRig(t, spec)
@@ -147,7 +147,7 @@ func TestLoggedLabelBatchRejoin(t *testing.T) {
 		msgs[i].Offset = int64(20 + i)
 	}
 	rig.handleCounted(t, msgs)
-	rig.expect(t, "first join", joinCounts{joined: 2, early: 1})
+	rig.expect(t, "first join", joinCounts{joined: 2, invalid: 1})
 	w1 := rig.weights()
 	if got := rig.join.TakeJoined(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("joined %v, want [a b]", got)
@@ -160,7 +160,7 @@ func TestLoggedLabelBatchRejoin(t *testing.T) {
 	if !slices.Equal(w1, rig.weights()) {
 		t.Fatal("the re-joined batch did not give the same weights")
 	}
-	rig.expect(t, "re-join", joinCounts{joined: 4, early: 2})
+	rig.expect(t, "re-join", joinCounts{joined: 4, invalid: 2})
 	if got := rig.join.TakeJoined(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("re-joined %v, want [a b]", got)
 	}

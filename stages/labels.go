@@ -30,6 +30,11 @@ const (
 	// ReasonLabelParkedFull: the label arrived before its prediction while
 	// labels.max_parked labels were parked already.
 	ReasonLabelParkedFull = "labels.parked_full"
+	// ReasonLabelDuplicate: another label of the same event is parked, or
+	// took its prediction in the same batch (in log mode: joined it). The
+	// first label is kept; the duplicate counts in
+	// driftline_labels_invalid_total.
+	ReasonLabelDuplicate = "labels.duplicate"
 )
 
 // LabelDecoder reads label records ({"<id field>": "…" or a number,

@@ -29,16 +29,20 @@ import (
 
 // demoSummary is the one-line JSON the demo prints with --json.
 type demoSummary struct {
-	Produced   int64   `json:"produced"`
-	Valid      int64   `json:"valid"`
-	Malformed  int64   `json:"malformed"`
-	Duplicates int64   `json:"duplicates"`
-	Predicted  int64   `json:"predicted"`
-	DLQ        int64   `json:"dlq"`
-	Deduped    int64   `json:"deduplicated"`
-	Lost       *int64  `json:"lost,omitempty"`
+	Produced   int64  `json:"produced"`
+	Valid      int64  `json:"valid"`
+	Malformed  int64  `json:"malformed"`
+	Duplicates int64  `json:"duplicates"`
+	Predicted  int64  `json:"predicted"`
+	DLQ        int64  `json:"dlq"`
+	Deduped    int64  `json:"deduplicated"`
+	Lost       *int64 `json:"lost,omitempty"`
+	// EventsPerS is the events taken in over ElapsedS, from the producer's
+	// start until every event and label is accounted for (to within
+	// app.DemoCheckEvery); DataPlaneS is until every event was taken.
 	EventsPerS float64 `json:"events_per_s"`
 	ElapsedS   float64 `json:"elapsed_s"`
+	DataPlaneS float64 `json:"data_plane_s"`
 	Labels     int64   `json:"labels"`
 	Accuracy   float64 `json:"prequential_accuracy"`
 	Baseline   float64 `json:"majority_baseline"`
@@ -221,11 +225,12 @@ arf --param n_models=5; driftline eval --help lists the kinds and params.`, stde
 
 	tail := &rolloutTail{reg: pl.Registry(), model: spec.Model.Name, w: stderr}
 	progress := newProgress(stderr, terminal)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(app.DemoCheckEvery)
 	defer tick.Stop()
 	producing := true
 	incomplete := false
 	var stuckSince time.Time // every event and label processed, some labels still parked
+	var dataPlane time.Duration
 loop:
 	for {
 		select {
@@ -241,11 +246,15 @@ loop:
 			break loop
 		case <-tick.C:
 			emb.Housekeep()
-			progress.show(pl, &stats, start)
-			tail.print(ctx, progress)
+			if progress.show(pl, &stats, start, false) {
+				tail.print(ctx, progress)
+			}
 		}
 		t := pl.Totals()
 		ls, _ := pl.Labels()
+		if dataPlane == 0 && !producing && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() {
+			dataPlane = time.Since(start) // every event taken: the rest is the labels' delay and join
+		}
 		if !producing && *events > 0 && t.Out+t.DLQ+t.Duplicates >= stats.Rows.Load() && ls.Processed >= stats.Labels.Load() {
 			// Every event is predicted: a parked label has no prediction to wait for.
 			if stuckSince = cmp.Or(stuckSince, time.Now()); ls.Counts.Settled() >= stats.Labels.Load() || time.Since(stuckSince) > app.DemoParkedGrace {
@@ -253,14 +262,14 @@ loop:
 			}
 		}
 	}
-	progress.show(pl, &stats, start)
+	progress.show(pl, &stats, start, true)
 	tail.print(ctx, progress)
 	progress.done()
 	elapsed := time.Since(start)
 	stopRun()
-	if err := waitPlanes(planeErr, incomplete); errors.Is(err, errStillDraining) {
+	if err := app.WaitPlanes(planeErr, incomplete); errors.Is(err, app.ErrStillDraining) {
 		closeApp = false
-		fmt.Fprintf(stderr, "demo: interrupted; not waiting more than %s for the in-flight batches\n", interruptStopBudget)
+		fmt.Fprintf(stderr, "demo: interrupted; not waiting more than %s for the in-flight batches\n", app.InterruptStopBudget)
 	} else if err != nil {
 		return err
 	}
@@ -269,7 +278,7 @@ loop:
 	sum := demoSummary{
 		Produced: stats.Rows.Load(), Valid: stats.Valid.Load(), Malformed: stats.Malformed.Load(), Duplicates: stats.Duplicates.Load(),
 		Predicted: t.Out, DLQ: t.DLQ, Deduped: t.Duplicates, Labels: stats.Labels.Load(),
-		ElapsedS: elapsed.Seconds(), EventsPerS: float64(t.In) / elapsed.Seconds(),
+		ElapsedS: elapsed.Seconds(), EventsPerS: float64(t.In) / elapsed.Seconds(), DataPlaneS: dataPlane.Seconds(),
 		KafkaAddr: brokers[0], RedisAddr: emb.RedisAddr, Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
 		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
 	}
@@ -365,34 +374,6 @@ func startAlertWatcher(ctx context.Context, spec *pipeline.Spec, cc kafka.Client
 	return &delivered, err
 }
 
-// interruptStopBudget bounds how long an interrupted demo waits for its
-// planes to finish their in-flight batches: the embedded Kafka and Redis
-// end with the process, so there is nothing to commit that outlives it.
-const interruptStopBudget = 1500 * time.Millisecond
-
-// errStillDraining reports planes that did not stop within the budget.
-var errStillDraining = errors.New("still draining")
-
-// waitPlanes waits for the planes to return after their context ended:
-// fully at the end of a bounded run, at most interruptStopBudget when
-// interrupted (Ctrl-C stops the demo within 2 s; a label batch on
-// miniredis can take seconds to finish).
-func waitPlanes(planeErr <-chan error, interrupted bool) error {
-	var budget <-chan time.Time
-	if interrupted {
-		budget = time.After(interruptStopBudget)
-	}
-	select {
-	case err := <-planeErr:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("pipeline stop: %w", err)
-		}
-		return nil
-	case <-budget:
-		return errStillDraining
-	}
-}
-
 // progress prints one status line a second: in place on a terminal, as
 // plain lines otherwise.
 type progress struct {
@@ -418,10 +399,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (p *progress) show(pl *app.App, stats *feed.Stats, start time.Time) {
+// show prints the line, once a second unless forced, and says whether it did.
+func (p *progress) show(pl *app.App, stats *feed.Stats, start time.Time, force bool) bool {
+	now := time.Now()
+	if !force && now.Sub(p.lastAt) < time.Second {
+		return false
+	}
 	t := pl.Totals()
 	ls, _ := pl.Labels()
-	now := time.Now()
 	rate := float64(t.In-p.lastIn) / now.Sub(p.lastAt).Seconds()
 	p.lastIn, p.lastAt = t.In, now
 	lag := stats.Rows.Load() - (t.Out + t.DLQ + t.Duplicates)
@@ -432,6 +417,7 @@ func (p *progress) show(pl *app.App, stats *feed.Stats, start time.Time) {
 	} else {
 		fmt.Fprintln(p.w, line)
 	}
+	return true
 }
 
 func (p *progress) done() {

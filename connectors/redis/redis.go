@@ -53,9 +53,8 @@ type Config struct {
 	Timeout time.Duration
 }
 
-// DefaultTimeout is Config.Timeout's default. A call retries once on a new
-// connection when the first one broke, so one call against a hung server
-// fails after about twice this.
+// DefaultTimeout is Config.Timeout's default. A call is sent once (see
+// New), so one call against a hung server fails after about this.
 const DefaultTimeout = 2 * time.Second
 
 // TLSConfig is the client's TLS material, read from PEM files when the
@@ -134,9 +133,21 @@ func New(c Config) (goredis.UniversalClient, error) {
 		ReadTimeout:           timeout,
 		WriteTimeout:          timeout,
 		ContextTimeoutEnabled: true,
-		// One retry mends a pooled connection that broke (Redis restarted);
-		// longer outages are the callers' to wait out (they pause and retry).
-		MaxRetries: 1,
+		// No resend (-1: go-redis reads 0 as its default of 3). go-redis
+		// resends a call whose read failed or timed out, after Redis may
+		// have run it, and says nothing: a second run of a script whose
+		// first run happened. Not every script is safe to run twice — the
+		// label join's are (joinBatch's taken marks, log mode's marks, the
+		// dedupe's positions, putBatch re-caching a prediction pending
+		// once), but a put whose reply is lost has taken the parked labels
+		// it joined, and the registry's scripts register a version or move
+		// an alias again (HINCRBY). So a failed call fails: the partition
+		// loop retries the batch (logged, with its backoff, through the
+		// idempotent scripts), the registry's callers see the error. The
+		// resend's other use, a pooled connection that broke when Redis
+		// restarted, is the pool's: it checks a connection before handing
+		// it out.
+		MaxRetries: -1,
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 5 * time.Second

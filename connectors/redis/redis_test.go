@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/redistest"
@@ -80,5 +82,22 @@ func TestNewNamesTheUnreadableFile(t *testing.T) {
 	_, err := redis.New(redis.Config{Addrs: []string{"r:6379"}, TLS: &redis.TLSConfig{CAFile: "/nonexistent/ca.pem"}})
 	if err == nil || !strings.Contains(err.Error(), "tls.ca_file") || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
 		t.Fatalf("New with a missing CA file = %v; want an error naming tls.ca_file and the path", err)
+	}
+}
+
+// TestClientSendsACallOnce: the client never resends a call (see New): a
+// resend after a lost reply would run a script a second time.
+func TestClientSendsACallOnce(t *testing.T) {
+	rdb, err := redis.New(redis.Config{Addrs: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	c, ok := rdb.(*goredis.Client)
+	if !ok {
+		t.Fatalf("a standalone client of type %T", rdb)
+	}
+	if n := c.Options().MaxRetries; n != 0 {
+		t.Fatalf("the client resends a failed call up to %d times", n)
 	}
 }

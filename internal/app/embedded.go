@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -75,6 +77,39 @@ func DemoEmbedded(port, partitions int, unbounded bool) EmbeddedConfig {
 // DemoMaxBacklog is how far the demo's producer may be ahead of the
 // pipeline (Taken): 8 batches, on the input or the labels topic.
 func DemoMaxBacklog(spec *pipeline.Spec) int64 { return 8 * int64(spec.Batch.Size) }
+
+// DemoCheckEvery is how often the demo checks whether every event and
+// label is accounted for: a bounded run's end, and so its events/s, is
+// known to within it (its progress line is still once a second).
+const DemoCheckEvery = 100 * time.Millisecond
+
+// InterruptStopBudget bounds how long an interrupted demo waits for its
+// planes to finish their in-flight batches: the embedded Kafka and Redis
+// end with the process, so there is nothing to commit that outlives it.
+const InterruptStopBudget = 1500 * time.Millisecond
+
+// ErrStillDraining reports planes that did not stop within the budget.
+var ErrStillDraining = errors.New("still draining")
+
+// WaitPlanes waits for the planes to return after their context ended:
+// fully at the end of a bounded run, at most InterruptStopBudget when
+// interrupted (Ctrl-C stops the demo within 2 s; a label batch on
+// miniredis can take seconds to finish).
+func WaitPlanes(planeErr <-chan error, interrupted bool) error {
+	var budget <-chan time.Time
+	if interrupted {
+		budget = time.After(InterruptStopBudget)
+	}
+	select {
+	case err := <-planeErr:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("pipeline stop: %w", err)
+		}
+		return nil
+	case <-budget:
+		return ErrStillDraining
+	}
+}
 
 // DemoParkedGrace is how long a bounded demo waits for parked labels once
 // every event and label was processed, before it reports them.

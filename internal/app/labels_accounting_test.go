@@ -20,8 +20,9 @@ import (
 
 // TestEveryLabelCountedOnce runs the demo's pipeline on kfake and
 // miniredis with labels of every kind: on time after a delay, early (before
-// their event), for events that never come or come malformed, and
-// malformed labels. Every label record must be counted once, in
+// their event), for events that never come or come malformed, second
+// labels of events whose first label is parked, and malformed labels.
+// Every label record must be counted once, in
 // one terminal counter or as parked:
 //
 //	processed = joined + late + orphan + invalid + parked_overflow + parked
@@ -35,6 +36,7 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 		rate      = 3000
 		never     = 40  // labels for events that never come: parked
 		malformed = 25  // label records that do not parse: invalid
+		seconds   = 10  // second labels of events that never come: refused as duplicates (invalid)
 		early     = 200 // labels written before their event
 	)
 	broker := kafkatest.StartKfake(t, kfake.GroupMinSessionTimeout(time.Second))
@@ -80,6 +82,9 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 	}
 	for i := range malformed {
 		first = append(first, fmt.Appendf(nil, `{"event_id":"bad-%d","label":`, i))
+	}
+	for i := range seconds {
+		first = append(first, fmt.Appendf(nil, `{"event_id":"never-%d","label":0}`, i))
 	}
 	// The feed writes the stream's fresh events in order (a malformed row
 	// is a corrupted fresh event, whose label then never joins; a
@@ -145,7 +150,7 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 	if c.Parked() != int64(len(parkedNow)) || c.Parked() < never {
 		t.Errorf("parked by the counters %d, in the early index %d: want the same, and at least the %d labels of events that never came", c.Parked(), len(parkedNow), never)
 	}
-	if c.Invalid != malformed || c.EarlyJoined == 0 || c.Joined == 0 {
-		t.Errorf("want %d invalid, an early label joined and labels joined: %+v", malformed, c)
+	if c.Invalid != malformed+seconds || c.EarlyJoined == 0 || c.Joined == 0 {
+		t.Errorf("want %d invalid (malformed, second labels), an early label joined and labels joined: %+v", malformed+seconds, c)
 	}
 }
