@@ -101,7 +101,7 @@ func (p *passthrough) fail(err error) {
 }
 
 func (p *passthrough) run(ctx context.Context) error {
-	defer p.cl.Close()
+	defer p.cl.CloseAllowingRebalance() // Close would wait for an AllowRebalance (BlockRebalanceOnPoll)
 	workers := map[int32]*passthroughPartition{}
 	var wg sync.WaitGroup
 	for ctx.Err() == nil {
