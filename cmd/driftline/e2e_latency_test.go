@@ -105,8 +105,9 @@ type e2eLatency struct {
 // (LogAppendTime): the span from the input being readable to the output
 // being durable, on one clock, without the load generator's own batching
 // or the read-back's delay. Outputs are matched to inputs by event id
-// (the first input of a duplicated id); malformed rows have no output
-// there. Outputs and inputs are read back after the run, so that the
+// (the first input of a duplicated id): driftline's predictions are the
+// valid events; the passthrough's copies also hold the duplicates and
+// the malformed rows whose id can still be read. Outputs and inputs are read back after the run, so that the
 // read-back does not load the machine while the side is measured.
 func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, side e2eSide, rate float64, d time.Duration) e2eLatency {
 	in, labels := uniqueName("latency-"+side.name), ""
