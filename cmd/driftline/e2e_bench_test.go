@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +86,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 	sides := e2eSides(broker, spec, specPath, rdb)
 	round := int(e2eRounds.Add(1) - 1)
 
+	report := func(name string, v float64) {
+		b.ReportMetric(v, name)
+		e2eHistory.add(name, v)
+	}
+	defer e2eHistory.logMedians(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	elapsed := make([]time.Duration, len(sides))
@@ -96,23 +103,59 @@ func BenchmarkEndToEnd(b *testing.B) {
 	rate := make([]float64, len(sides))
 	for k, s := range sides {
 		rate[k] = float64(rows) * float64(b.N) / elapsed[k].Seconds()
-		b.ReportMetric(rate[k], s.name+"-events/s")
+		report(s.name+"-events/s", rate[k])
 	}
 	pt := rate[sidePassthrough]
-	b.ReportMetric(rate[sideFull]/pt, "full/passthrough")
-	b.ReportMetric(rate[sideDataPlane]/pt, "dataplane/passthrough")
+	report("full/passthrough", rate[sideFull]/pt)
+	report("dataplane/passthrough", rate[sideDataPlane]/pt)
 	b.Logf("round %d order %v: %d rows; events/s passthrough %.0f, dataplane %.0f, full %.0f",
 		round, sideNames(sides, rotation(len(sides), round)), rows, pt, rate[sideDataPlane], rate[sideFull])
 
 	seconds := latencySeconds(b)
 	for _, k := range rotation(len(sides), round) {
 		lat := measureLatency(b, ctx, broker, spec, sides[k], rate[k]/2, seconds)
-		b.ReportMetric(lat.p50, sides[k].name+"-p50-ms")
-		b.ReportMetric(lat.p99, sides[k].name+"-p99-ms")
-		b.ReportMetric(lat.achieved, sides[k].name+"-load-events/s")
+		report(sides[k].name+"-p50-ms", lat.p50)
+		report(sides[k].name+"-p99-ms", lat.p99)
+		report(sides[k].name+"-load-events/s", lat.achieved)
 		b.Logf("%s at %.0f events/s (target %.0f) for %s: %d events matched, p50 %.1f ms, p99 %.1f ms",
 			sides[k].name, lat.achieved, rate[k]/2, seconds, lat.matched, lat.p50, lat.p99)
 	}
+}
+
+// e2eHistory holds every round's metrics in this process, for the
+// medians logged after each round.
+var e2eHistory metricHistory
+
+// metricHistory is each metric's values, in the order first reported.
+// Rounds run one at a time: it takes no lock.
+type metricHistory struct {
+	names  []string
+	values map[string][]float64
+}
+
+func (h *metricHistory) add(name string, v float64) {
+	if h.values == nil {
+		h.values = map[string][]float64{}
+	}
+	if _, ok := h.values[name]; !ok {
+		h.names = append(h.names, name)
+	}
+	h.values[name] = append(h.values[name], v)
+}
+
+// logMedians logs each metric's median over the rounds so far (with
+// -count 3, the third round's log holds the medians of all three).
+func (h *metricHistory) logMedians(b *testing.B) {
+	var out strings.Builder
+	for _, name := range h.names {
+		v := slices.Sorted(slices.Values(h.values[name]))
+		m := v[len(v)/2]
+		if len(v)%2 == 0 {
+			m = (v[len(v)/2-1] + m) / 2
+		}
+		fmt.Fprintf(&out, "\n\t%-28s %12.4g  of %v", name, m, h.values[name])
+	}
+	b.Logf("medians over %d rounds:%s", len(h.values["full/passthrough"]), out.String())
 }
 
 // passthroughTopic is the passthrough side's output topic.
