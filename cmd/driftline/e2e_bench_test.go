@@ -153,7 +153,10 @@ func (h *metricHistory) logMedians(b *testing.B) {
 		if len(v)%2 == 0 {
 			m = (v[len(v)/2-1] + m) / 2
 		}
-		fmt.Fprintf(&out, "\n\t%-28s %12.4g  of %v", name, m, h.values[name])
+		fmt.Fprintf(&out, "\n\t%-28s %10.4g  of", name, m)
+		for _, x := range h.values[name] {
+			fmt.Fprintf(&out, " %.4g", x)
+		}
 	}
 	b.Logf("medians over %d rounds:%s", len(h.values["full/passthrough"]), out.String())
 }
