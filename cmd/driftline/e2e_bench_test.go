@@ -4,14 +4,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
-	"sync"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/internal/app"
 	"github.com/driftline/driftline/pipeline"
@@ -19,113 +22,315 @@ import (
 	"github.com/driftline/driftline/testkit/redistest"
 )
 
-// e2eEvents is the stream size of one end-to-end measurement.
+// e2eEvents is the stream size of one throughput measurement.
 const e2eEvents = 200_000
 
-// BenchmarkEndToEnd measures, in one run on one real broker, driftline's
-// throughput from the input topic to acknowledged outputs, and a bare
-// franz-go consume → produce passthrough of the same events, and reports
-// both and their ratio. Run it once per measurement:
+// e2eSideLimit bounds how long one side may take over e2eEvents (or a
+// latency run's load) before the benchmark fails: at 2,000 events/s
+// something is broken, not slow.
+const e2eSideLimit = 100 * time.Second
+
+// e2eRounds counts BenchmarkEndToEnd's calls in this process, so that
+// successive -count rounds start with a different side.
+var e2eRounds atomic.Int64
+
+// BenchmarkEndToEnd measures three sides, in one run on one real Kafka
+// broker and one redis-server, over the same 200,000-event stream (the
+// integration tests' SEA stream, 1% malformed, 1% duplicates, its labels
+// 300 ms after their events on the labels topic):
+//   - full: `driftline run` with the integration spec as it is: the data
+//     plane, the label topic joined in Redis, drift detection and the
+//     rollout gate;
+//   - dataplane: the same spec with the labels and alerts topics off;
+//   - passthrough: a bare franz-go consume → produce copy built like
+//     driftline's connector (see passthrough).
 //
-//	go test -tags integration -run '^$' -bench EndToEnd -benchtime 1x ./cmd/driftline/
+// Before timing, the broker is warmed: one throwaway consumer-group join
+// on the input topic, and one throwaway produce to each topic the timed
+// sides write (predictions, DLQ, shadow predictions, the passthrough's
+// output). Each side then reads the whole input in a fresh consumer group
+// (and, for driftline, a flushed Redis) and is timed from its start to the
+// acknowledgement of the output of its last input row; the sides run in
+// turn, starting with a different side in each successive -count round
+// (passthrough, dataplane, full; then dataplane, full, passthrough; ...).
+// It reports each side's events/s and the ratios full/passthrough and
+// dataplane/passthrough.
+//
+// Then, with the timer stopped, it measures each side's event latency at
+// half of the throughput it just measured for that side: the side runs on
+// a fresh input topic (and, for full, a fresh labels topic), the stream is
+// produced into it at that steady rate for DRIFTLINE_BENCH_LATENCY_SECONDS
+// (default 10), and the latency of an event is its output record's
+// broker-append time minus its input record's broker-append time (both
+// topics use message.timestamp.type=LogAppendTime; see measureLatency).
+// It reports p50 and p99 in milliseconds per side, and the rate the load
+// generator reached (it shares the 2 cores with the side it feeds).
+//
+//	go test -tags integration -run '^$' -bench EndToEnd -benchtime 1x -count 3 ./cmd/driftline/
 //
 // DRIFTLINE_BENCH_NO_REDIS_STAGES=1 turns dedupe and the entity aggregates
-// off, to show what the Redis round trips cost.
+// off in both driftline sides, to show what the Redis round trips cost.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
 	spec, specPath := integrationSpec(b, broker, rds.Addr)
-	broker.CreateTopic(b, "passthrough", 4)
-	ctx := context.Background()
-	stats := produceStream(b, ctx, broker, spec, e2eEvents)
+	broker.CreateTopic(b, passthroughTopic, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	setLogAppendTime(b, ctx, broker, spec.Topics.Predictions, passthroughTopic)
+	stats := produceLabelledStream(b, ctx, broker, spec, spec.Topics.Input, spec.Topics.Labels, e2eEvents, 0)
 	rows := stats.Rows.Load()
+	warmBroker(b, ctx, broker, spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Rollout.ShadowTopic, passthroughTopic)
+	rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
+	b.Cleanup(func() { _ = rdb.Close() })
+	sides := e2eSides(broker, spec, specPath, rdb)
+	round := int(e2eRounds.Add(1) - 1)
+
+	report := func(name string, v float64) {
+		b.ReportMetric(v, name)
+		e2eHistory.add(name, v)
+	}
+	defer e2eHistory.logMedians(b)
 	b.ReportAllocs()
 	b.ResetTimer()
-	var passthrough, dataPlane time.Duration
+	elapsed := make([]time.Duration, len(sides))
 	for i := 0; i < b.N; i++ {
-		passthrough += runPassthrough(b, broker, spec.Topics.Input, "passthrough", "passthrough-"+time.Now().Format("150405.000000"), rows)
-		dataPlane += runPipelineOnce(b, specPath, rds.Addr, rows)
-	}
-	b.StopTimer()
-	pt := float64(rows) * float64(b.N) / passthrough.Seconds()
-	dl := float64(rows) * float64(b.N) / dataPlane.Seconds()
-	b.ReportMetric(pt, "passthrough-events/s")
-	b.ReportMetric(dl, "driftline-events/s")
-	b.ReportMetric(dl/pt, "ratio")
-}
-
-// runPassthrough consumes n records in a fresh group and produces each to
-// out, committing after the produces are acknowledged, like driftline.
-func runPassthrough(b *testing.B, broker *kafkatest.Broker, in, out, group string, n int64) time.Duration {
-	cl := broker.Client(b, kgo.ConsumerGroup(group), kgo.ConsumeTopics(in), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(), kgo.ProducerLinger(2*time.Millisecond))
-	ctx := context.Background()
-	start := time.Now()
-	var seen int64
-	for seen < n {
-		fetches := cl.PollFetches(ctx)
-		var wg sync.WaitGroup
-		fetches.EachRecord(func(r *kgo.Record) {
-			wg.Add(1)
-			cl.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
-				if err != nil {
-					b.Error(err)
-				}
-				wg.Done()
-			})
-			seen++
-		})
-		wg.Wait()
-		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
-			b.Fatal(err)
+		for _, k := range rotation(len(sides), round+i) {
+			elapsed[k] += timeSide(b, ctx, sides[k], spec.Topics.Input, spec.Topics.Labels, rows)
 		}
 	}
-	return time.Since(start)
+	b.StopTimer()
+	rate := make([]float64, len(sides))
+	for k, s := range sides {
+		rate[k] = float64(rows) * float64(b.N) / elapsed[k].Seconds()
+		report(s.name+"-events/s", rate[k])
+	}
+	pt := rate[sidePassthrough]
+	report("full/passthrough", rate[sideFull]/pt)
+	report("dataplane/passthrough", rate[sideDataPlane]/pt)
+	b.Logf("round %d order %v: %d rows; events/s passthrough %.0f, dataplane %.0f, full %.0f",
+		round, sideNames(sides, rotation(len(sides), round)), rows, pt, rate[sideDataPlane], rate[sideFull])
+
+	seconds := latencySeconds(b)
+	for _, k := range rotation(len(sides), round) {
+		lat := measureLatency(b, ctx, broker, spec, sides[k], rate[k]/2, seconds)
+		report(sides[k].name+"-p50-ms", lat.p50)
+		report(sides[k].name+"-p99-ms", lat.p99)
+		report(sides[k].name+"-load-events/s", lat.achieved)
+		b.Logf("%s at %.0f events/s (target %.0f) for %s: %d events matched, p50 %.1f ms, p99 %.1f ms",
+			sides[k].name, lat.achieved, rate[k]/2, seconds, lat.matched, lat.p50, lat.p99)
+	}
 }
 
-// runPipelineOnce runs the data plane in a fresh group and Redis database
-// until it has accounted for n rows.
-func runPipelineOnce(b *testing.B, specPath, redisAddr string, n int64) time.Duration {
+// e2eHistory holds every round's metrics in this process, for the
+// medians logged after each round.
+var e2eHistory metricHistory
+
+// metricHistory is each metric's values, in the order first reported.
+// Rounds run one at a time: it takes no lock.
+type metricHistory struct {
+	names  []string
+	values map[string][]float64
+}
+
+func (h *metricHistory) add(name string, v float64) {
+	if h.values == nil {
+		h.values = map[string][]float64{}
+	}
+	if _, ok := h.values[name]; !ok {
+		h.names = append(h.names, name)
+	}
+	h.values[name] = append(h.values[name], v)
+}
+
+// logMedians logs each metric's median over the rounds so far (with
+// -count 3, the third round's log holds the medians of all three).
+func (h *metricHistory) logMedians(b *testing.B) {
+	var out strings.Builder
+	for _, name := range h.names {
+		v := slices.Sorted(slices.Values(h.values[name]))
+		m := v[len(v)/2]
+		if len(v)%2 == 0 {
+			m = (v[len(v)/2-1] + m) / 2
+		}
+		fmt.Fprintf(&out, "\n\t%-28s %10.4g  of", name, m)
+		for _, x := range h.values[name] {
+			fmt.Fprintf(&out, " %.4g", x)
+		}
+	}
+	b.Logf("medians over %d rounds:%s", len(h.values["full/passthrough"]), out.String())
+}
+
+// passthroughTopic is the passthrough side's output topic.
+const passthroughTopic = "passthrough"
+
+// The sides, in the order of the first round.
+const (
+	sidePassthrough = iota
+	sideDataPlane
+	sideFull
+)
+
+// e2eSide is one measured consumer of the input topic.
+type e2eSide struct {
+	name string
+	// start starts the side on input topic in (and labels, for full) in a
+	// fresh consumer group.
+	start func(tb testing.TB, in, labels string) e2eRun
+	// out is the topic of its per-event outputs, and eventID an output
+	// record's event id.
+	out     string
+	eventID func(key, value []byte) string
+	// labelled sides are fed labels in the latency runs.
+	labelled bool
+}
+
+// e2eRun is one running side.
+type e2eRun interface {
+	Ready() bool
+	// Done is how many input rows have their outputs acknowledged (or,
+	// for driftline, were counted as duplicates).
+	Done() int64
+	Stop() error
+}
+
+func e2eSides(broker *kafkatest.Broker, spec *pipeline.Spec, specPath string, rdb *redis.Client) []e2eSide {
+	predictionID := func(key, _ []byte) string { return string(key) } // the prediction's key is the event id
+	return []e2eSide{
+		sidePassthrough: {name: "passthrough", out: passthroughTopic, eventID: func(_, value []byte) string { return inputEventID(value) },
+			start: func(tb testing.TB, in, _ string) e2eRun {
+				p, err := startPassthrough(broker.ClientConfig("passthrough"), spec, in, passthroughTopic, uniqueName("passthrough"))
+				if err != nil {
+					tb.Fatal(err)
+				}
+				return passthroughRun{p}
+			}},
+		sideDataPlane: {name: "dataplane", out: spec.Topics.Predictions, eventID: predictionID,
+			start: func(tb testing.TB, in, _ string) e2eRun { return startDriftline(tb, specPath, rdb, in, "") }},
+		sideFull: {name: "full", out: spec.Topics.Predictions, eventID: predictionID, labelled: true,
+			start: func(tb testing.TB, in, labels string) e2eRun { return startDriftline(tb, specPath, rdb, in, labels) }},
+	}
+}
+
+type passthroughRun struct{ *passthrough }
+
+func (r passthroughRun) Done() int64 { return r.Acked() }
+
+// rotation is the order of n sides in round r: 0..n-1 rotated left by r.
+func rotation(n, r int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = (i + r) % n
+	}
+	return out
+}
+
+func sideNames(sides []e2eSide, order []int) []string {
+	var out []string
+	for _, k := range order {
+		out = append(out, sides[k].name)
+	}
+	return out
+}
+
+// timeSide runs side over the n rows of topic in (and labels) from the
+// start, and returns the time from its start to its last output's
+// acknowledgement.
+func timeSide(b *testing.B, ctx context.Context, side e2eSide, in, labels string, n int64) time.Duration {
+	start := time.Now()
+	run := side.start(b, in, labels)
+	waitDone(b, ctx, side.name, run, n)
+	elapsed := time.Since(start)
+	if err := run.Stop(); err != nil {
+		b.Fatalf("%s: %v", side.name, err)
+	}
+	return elapsed
+}
+
+// waitDone waits, at most e2eSideLimit, until run has done n rows.
+func waitDone(b *testing.B, ctx context.Context, name string, run e2eRun, n int64) {
+	deadline := time.Now().Add(e2eSideLimit)
+	for run.Done() < n {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			_ = run.Stop()
+			b.Fatalf("%s: %d of %d rows done within %s", name, run.Done(), n, e2eSideLimit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// driftlineRun is the data plane (labels "") or the full spec (labels
+// set) running in a fresh group on a flushed Redis.
+type driftlineRun struct {
+	app    *app.App
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startDriftline opens the spec at specPath reading topic in, with the
+// labels topic labels, or with the labels and alerts off when labels is
+// "", and runs it.
+func startDriftline(tb testing.TB, specPath string, rdb *redis.Client, in, labels string) *driftlineRun {
 	spec, err := pipeline.LoadSpec(specPath)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	spec.Topics.Labels, spec.Topics.Alerts = "", "" // the data plane alone
+	spec.Topics.Input, spec.Topics.Labels = in, labels
+	if labels == "" {
+		spec.Topics.Alerts = "" // the data plane alone
+	}
 	if os.Getenv("DRIFTLINE_BENCH_NO_REDIS_STAGES") != "" {
-		// Measures what the Redis stages cost: no dedupe, no entity aggregates.
 		off := false
 		spec.Stages.Dedupe.Enabled = &off
 		spec.Stages.Featurize.Entity = nil
 	}
-	spec.Kafka.Group = "driftline-" + time.Now().Format("150405.000000")
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
-	defer rdb.Close()
+	spec.Kafka.Group = uniqueName("driftline")
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	dp, err := app.Open(context.Background(), spec, app.Options{Redis: rdb, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- dp.Run(ctx) }()
-	for {
-		tot := dp.Totals()
-		if tot.Out+tot.DLQ+tot.Duplicates >= n {
-			break
-		}
-		select {
-		case err := <-done:
-			b.Fatalf("pipeline stopped: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
+	r := &driftlineRun{app: dp, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- dp.Run(ctx) }()
+	return r
+}
+
+func (r *driftlineRun) Ready() bool { return r.app.Ready() }
+
+func (r *driftlineRun) Done() int64 {
+	t := r.app.Totals()
+	return t.Out + t.DLQ + t.Duplicates
+}
+
+// Stop stops the run (it commits and leaves the group) and closes the app.
+func (r *driftlineRun) Stop() error {
+	r.cancel()
+	err := <-r.done
+	r.done <- err // a second Stop returns the same
+	r.app.Close()
+	return err
+}
+
+var uniqueNames atomic.Int64
+
+// uniqueName is prefix with a number no other call in this process gets.
+func uniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixMilli(), uniqueNames.Add(1))
+}
+
+// latencySeconds is DRIFTLINE_BENCH_LATENCY_SECONDS (default 10): how long
+// each latency run's steady load lasts.
+func latencySeconds(tb testing.TB) time.Duration {
+	v := os.Getenv("DRIFTLINE_BENCH_LATENCY_SECONDS")
+	if v == "" {
+		return 10 * time.Second
 	}
-	elapsed := time.Since(start)
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
+	s, err := strconv.ParseFloat(v, 64)
+	if err != nil || s <= 0 || s > 60 {
+		tb.Fatalf("DRIFTLINE_BENCH_LATENCY_SECONDS=%q: want seconds in (0, 60]", v)
 	}
-	return elapsed
+	return time.Duration(s * float64(time.Second))
 }

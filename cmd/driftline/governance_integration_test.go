@@ -469,7 +469,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // endOffsets is each partition's end offset of topic.
-func endOffsets(t *testing.T, ctx context.Context, cl *kgo.Client, topic string) map[int32]int64 {
+func endOffsets(t testing.TB, ctx context.Context, cl *kgo.Client, topic string) map[int32]int64 {
 	t.Helper()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil {
