@@ -42,7 +42,7 @@ func Unavailable(err error) (reason string, ok bool) {
 		{"OOM ", "out of memory"},
 		{"ERR max number of clients reached", "out of client connections"},
 	} {
-		if hasServerPrefix(err, s.prefix) {
+		if hasServerPrefix(err, s.prefix) || scriptCallFailedWith(err, s.prefix) {
 			return s.reason, true
 		}
 	}
@@ -66,6 +66,24 @@ func Unavailable(err error) (reason string, ok bool) {
 		return "network error", true
 	}
 	return "", false
+}
+
+// scriptCallFailedWith reports whether err is a script error reply that
+// wraps a redis.call answered with prefix. Real Redis refuses the EVAL
+// itself while loading or busy, and passes an inner OOM on with its own
+// code; miniredis (the embedded Redis) instead runs a script that was
+// already in flight when it started answering LOADING and wraps the inner
+// answer: "ERR Error compiling script (new function): :45: LOADING …".
+func scriptCallFailedWith(err error, prefix string) bool {
+	var rerr goredis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	if !strings.HasPrefix(msg, "ERR Error compiling script") && !strings.HasPrefix(msg, "ERR Error running script") {
+		return false
+	}
+	return strings.Contains(msg, ": "+prefix)
 }
 
 // hasServerPrefix reports whether err is a server answer (a Redis error

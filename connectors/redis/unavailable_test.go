@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/redistest"
@@ -143,5 +145,64 @@ func TestUnavailableLeavesRequestErrorsOut(t *testing.T) {
 		t.Fatal("PING on a closed client succeeded")
 	} else if _, ok := redis.Unavailable(err); ok {
 		t.Errorf("a closed client is called unavailable: %v", err)
+	}
+}
+
+// replyServer answers every command with the one RESP reply line given.
+func replyServer(t *testing.T, reply string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					if _, err := c.Write([]byte(reply + "\r\n")); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// A script whose redis.call was answered LOADING (miniredis wraps the inner
+// answer in a script error when it starts loading while the script runs) is
+// an outage, like a LOADING answer to the EVAL itself; a script's own
+// error is not.
+func TestUnavailableSeesThroughAWrappedScriptCall(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		reply string
+		want  bool
+	}{
+		{"-ERR Error compiling script (new function): :45: LOADING Redis is loading the dataset in memory stack traceback: [G]: in function 'call'", true},
+		{"-ERR Error running script (call to f_1): @user_script:3: BUSY Redis is busy running a script", true},
+		{"-LOADING Redis is loading the dataset in memory", true},
+		{"-ERR Error compiling script (new function): :3: attempt to compare nil with number", false},
+		{"-ERR Error running script (call to f_1): @user_script:3: WRONGTYPE Operation against a key holding the wrong kind of value", false},
+	} {
+		rdb := goredis.NewClient(&goredis.Options{Addr: replyServer(t, c.reply), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+		err := rdb.Eval(ctx, "return 1", nil).Err()
+		rdb.Close()
+		if err == nil {
+			t.Fatalf("%q: no error", c.reply)
+		}
+		if _, ok := redis.Unavailable(err); ok != c.want {
+			t.Errorf("Unavailable(%q) = %v, want %v", err, ok, c.want)
+		}
 	}
 }
