@@ -71,10 +71,17 @@ const retrainLabelsPerRow = 4
 // Each call opens its own Kafka clients, from the ClientConfig it was
 // given; it is safe for concurrent use.
 type KafkaRetrainRows struct {
-	spec *pipeline.Spec // topics, schema, stages and Redis key prefix
-	cc   kafka.ClientConfig
-	rdb  redis.UniversalClient
-	// numDense and numHashed are the feature layout (the learner's).
+	retrainHistory
+	cc kafka.ClientConfig
+}
+
+// retrainHistory is what the retrain sources that read history (kafka,
+// lake) share: the spec (topics, schema, stages and Redis key prefix), the
+// stateful stages' Redis, the feature layout (the learner's) and the
+// retrain window.
+type retrainHistory struct {
+	spec                *pipeline.Spec
+	rdb                 redis.UniversalClient
 	numDense, numHashed int
 	window              int
 	lookback            time.Duration
@@ -82,38 +89,49 @@ type KafkaRetrainRows struct {
 	now                 func() time.Time
 }
 
+// newRetrainHistory checks spec's rollout.retrain.lookback and takes its
+// window; log defaults to discarding.
+func newRetrainHistory(spec *pipeline.Spec, rdb redis.UniversalClient, numDense, numHashed int, log *slog.Logger) (retrainHistory, error) {
+	rt := spec.Rollout.RetrainOrDefault()
+	if rt.Lookback.D() < time.Second {
+		return retrainHistory{}, fmt.Errorf("rollout.retrain.lookback: must be at least 1s, got %s", rt.Lookback.D())
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return retrainHistory{spec: spec, rdb: rdb, numDense: numDense, numHashed: numHashed,
+		window: max(rt.Window, 1), lookback: rt.Lookback.D(), log: log, now: time.Now}, nil
+}
+
+// span is the time range a call covers: [max(since, now-lookback), now).
+func (h *retrainHistory) span(since time.Time) (from, to time.Time) {
+	to = h.now()
+	from = to.Add(-h.lookback)
+	if since.After(from) {
+		from = since
+	}
+	return from, to
+}
+
 // NewKafkaRetrainRows builds the kafka source of spec's rollout.retrain,
 // reaching the brokers with cc, for features of numDense dense and
 // numHashed hashed values. rdb holds the stateful stages' state (nil when
 // neither dedupe nor entity aggregates run); log defaults to discarding.
 func NewKafkaRetrainRows(spec *pipeline.Spec, cc kafka.ClientConfig, rdb redis.UniversalClient, numDense, numHashed int, log *slog.Logger) (*KafkaRetrainRows, error) {
-	rt := spec.Rollout.RetrainOrDefault()
 	switch {
 	case len(cc.Brokers) == 0:
 		return nil, errors.New("rollout.retrain.source kafka: no Kafka brokers")
 	case spec.Topics.Labels == "":
 		return nil, errors.New("rollout.retrain.source kafka: topics.labels is not set")
-	case rt.Lookback.D() < time.Second:
-		return nil, fmt.Errorf("rollout.retrain.lookback: must be at least 1s, got %s", rt.Lookback.D())
 	}
 	if err := cc.Validate(); err != nil {
 		return nil, fmt.Errorf("rollout.retrain.source kafka: %w", err)
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	h, err := newRetrainHistory(spec, rdb, numDense, numHashed, log)
+	if err != nil {
+		return nil, err
 	}
-	return &KafkaRetrainRows{spec: spec, cc: cc, rdb: rdb, numDense: numDense, numHashed: numHashed,
-		window: max(rt.Window, 1), lookback: rt.Lookback.D(), log: log, now: time.Now}, nil
-}
-
-// span is the time range a call covers: [max(since, now-lookback), now).
-func (k *KafkaRetrainRows) span(since time.Time) (from, to time.Time) {
-	to = k.now()
-	from = to.Add(-k.lookback)
-	if since.After(from) {
-		from = since
-	}
-	return from, to
+	return &KafkaRetrainRows{retrainHistory: h, cc: cc}, nil
 }
 
 // CountSince is the number of label records with timestamps in

@@ -28,42 +28,22 @@ import (
 // joined rows, oldest first. Its lineage source names the input topic and
 // the span. Only committed lake files are read.
 type LakeRetrainRows struct {
-	spec                *pipeline.Spec
-	dir                 string
-	rdb                 redis.UniversalClient
-	numDense, numHashed int
-	window              int
-	lookback            time.Duration
-	log                 *slog.Logger
-	now                 func() time.Time
+	retrainHistory
+	dir string
 }
 
 // NewLakeRetrainRows builds the lake source of spec's rollout.retrain for
 // features of numDense dense and numHashed hashed values. rdb holds the
 // entity aggregates' state (nil without them); log defaults to discarding.
 func NewLakeRetrainRows(spec *pipeline.Spec, rdb redis.UniversalClient, numDense, numHashed int, log *slog.Logger) (*LakeRetrainRows, error) {
-	rt := spec.Rollout.RetrainOrDefault()
-	switch {
-	case spec.Lake == nil:
+	if spec.Lake == nil {
 		return nil, errors.New("rollout.retrain.source lake: the spec has no lake block")
-	case rt.Lookback.D() < time.Second:
-		return nil, fmt.Errorf("rollout.retrain.lookback: must be at least 1s, got %s", rt.Lookback.D())
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	h, err := newRetrainHistory(spec, rdb, numDense, numHashed, log)
+	if err != nil {
+		return nil, err
 	}
-	return &LakeRetrainRows{spec: spec, dir: spec.Lake.Dir, rdb: rdb, numDense: numDense, numHashed: numHashed,
-		window: max(rt.Window, 1), lookback: rt.Lookback.D(), log: log, now: time.Now}, nil
-}
-
-// span is the time range a call covers: [max(since, now-lookback), now).
-func (k *LakeRetrainRows) span(since time.Time) (from, to time.Time) {
-	to = k.now()
-	from = to.Add(-k.lookback)
-	if since.After(from) {
-		from = since
-	}
-	return from, to
+	return &LakeRetrainRows{retrainHistory: h, dir: spec.Lake.Dir}, nil
 }
 
 // CountSince is the number of labels the labels table holds joined in
