@@ -33,8 +33,8 @@ import (
 // Entity aggregates are Feast-style Redis hashes (fields n, mean, last),
 // one per entity with a TTL. A batch reads the entities it does not hold in
 // memory in one pipelined round trip, updates them in process, and writes
-// them behind: the write (one pipelined HSET, and EXPIRE when the TTL needs
-// a refresh, per entity) is deferred with pipeline.Batch.Defer, so under a
+// them behind: the write (one script call per batch, see writeAggregates:
+// HSET, and PEXPIRE when the TTL needs a refresh, per entity) is deferred with pipeline.Batch.Defer, so under a
 // Runner it is in flight while the next batch is processed, and the batch
 // is acknowledged (its offsets committed) only once Redis acknowledged it.
 // Read-your-writes holds across batches: an entity whose write is not
@@ -71,30 +71,74 @@ type unflushedAgg struct {
 // aggWrite is one batch's deferred write of entity aggregates; done is set
 // once Redis acknowledged it (from the deferred work's goroutine).
 type aggWrite struct {
-	keys   []string
-	vals   []entityAgg
-	expire []bool
-	ttl    time.Duration
-	done   atomic.Bool
+	keys []string
+	// packed holds "<n> <mean> <last> <refresh> " per key, the floats as
+	// go-redis writes them (strconv 'f', -1), refresh 1 or 0 (see
+	// writeAggregates).
+	packed []byte
+	// ends[n] is the end of key n's fields in packed.
+	ends []int
+	ttl  time.Duration
+	done atomic.Bool
 }
 
-// flush sends the write in one pipelined round trip. It writes absolute
+// add appends key k's aggregates to the write.
+func (w *aggWrite) add(k string, v *entityAgg, refresh bool) {
+	w.keys = append(w.keys, k)
+	w.packed = strconv.AppendFloat(w.packed, v.n, 'f', -1, 64)
+	w.packed = append(w.packed, ' ')
+	w.packed = strconv.AppendFloat(w.packed, v.mean, 'f', -1, 64)
+	w.packed = append(w.packed, ' ')
+	w.packed = strconv.AppendFloat(w.packed, v.last, 'f', -1, 64)
+	if refresh {
+		w.packed = append(w.packed, " 1 "...)
+	} else {
+		w.packed = append(w.packed, " 0 "...)
+	}
+	w.ends = append(w.ends, len(w.packed))
+}
+
+// flush sends the write: one script call per scriptChunkRows entities
+// (one round trip for a batch of up to 512 entities). It writes absolute
 // values, so running it again (a retry) is harmless.
 func (w *aggWrite) flush(ctx context.Context, rdb redis.UniversalClient) error {
-	pipe := rdb.Pipeline()
-	for n, k := range w.keys {
-		v := &w.vals[n]
-		pipe.HSet(ctx, k, "n", v.n, "mean", v.mean, "last", v.last)
-		if w.expire[n] {
-			pipe.Expire(ctx, k, w.ttl)
+	ttl := w.ttl.Milliseconds()
+	for lo := 0; lo < len(w.keys); lo += scriptChunkRows {
+		hi := min(lo+scriptChunkRows, len(w.keys))
+		start := 0
+		if lo > 0 {
+			start = w.ends[lo-1]
 		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("featurize: write entity aggregates: %w", err)
+		n, err := writeAggregates.Run(ctx, rdb, w.keys[lo:hi], ttl, w.packed[start:w.ends[hi-1]]).Int()
+		if err != nil {
+			return fmt.Errorf("featurize: write entity aggregates: %w", err)
+		}
+		if n != hi-lo {
+			return fmt.Errorf("featurize: redis wrote %d entities of %d", n, hi-lo)
+		}
 	}
 	w.done.Store(true)
 	return nil
 }
+
+// writeAggregates writes a batch's entity aggregates in one call: for
+// each key, HSET key n <n> mean <mean> last <last>, and PEXPIRE key <ttl>
+// when its refresh flag is 1. KEYS: the entities' keys. ARGV: the TTL in
+// ms, then "<n> <mean> <last> <refresh> " per key. The hash holds the
+// same strings as one HSET per entity from go-redis did. It returns how
+// many keys it wrote. One script instead of one or two commands per
+// entity saves most of the client's work per entity (on Redis Cluster the
+// keys must then share a slot: give key_prefix a {hash tag}, as for
+// dedupe).
+var writeAggregates = redis.NewScript(`
+local i = 0
+for n, mean, last, refresh in string.gmatch(ARGV[2], '(%S+) (%S+) (%S+) (%d) ') do
+  i = i + 1
+  redis.call('HSET', KEYS[i], 'n', n, 'mean', mean, 'last', last)
+  if refresh == '1' then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+end
+return i
+`)
 
 // cachedAgg is an entity's aggregates as this partition loop last wrote
 // them, and when the Redis key's TTL it last set runs out.
@@ -315,17 +359,15 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 	}
 	wall := f.now()
 	w := &aggWrite{ttl: f.ttl, keys: make([]string, 0, len(f.entOrder)),
-		vals: make([]entityAgg, 0, len(f.entOrder)), expire: make([]bool, 0, len(f.entOrder))}
+		packed: make([]byte, 0, len(f.entOrder)*aggPackedBytes), ends: make([]int, 0, len(f.entOrder))}
 	for _, k := range f.entOrder {
 		c := f.ent[k]
 		// The TTL is refreshed when less than half of it is left.
-		expire := wall.Add(f.ttl / 2).After(c.expiresAt)
-		if expire {
+		refresh := wall.Add(f.ttl / 2).After(c.expiresAt)
+		if refresh {
 			c.expiresAt = wall.Add(f.ttl)
 		}
-		w.keys = append(w.keys, f.prefix+k) // a fresh string: the write owns it
-		w.vals = append(w.vals, c.entityAgg)
-		w.expire = append(w.expire, expire)
+		w.add(f.prefix+k, &c.entityAgg, refresh) // a fresh key string: the write owns it
 		f.unflushed[w.keys[len(w.keys)-1][len(f.prefix):]] = unflushedAgg{cachedAgg: *c, write: w}
 	}
 	if f.maxCache > 0 {
@@ -338,6 +380,10 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 	}
 	return b.Defer(ctx, func(ctx context.Context) error { return w.flush(ctx, f.rdb) })
 }
+
+// aggPackedBytes is a typical entity's share of aggWrite.packed (a count,
+// a mean of 18 digits, unix seconds with a fraction), to size it at once.
+const aggPackedBytes = 48
 
 // readEntities reads the aggregates of the entities misses names that
 // f.ent does not hold yet, in one pipelined round trip.

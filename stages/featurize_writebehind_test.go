@@ -15,9 +15,9 @@ import (
 	"github.com/driftline/driftline/pipeline"
 )
 
-// writeGate holds every pipelined write of entity aggregates (a pipeline
-// that starts with HSET) until it is opened, so that a test can keep a
-// batch's write-behind in flight while the next batch runs.
+// writeGate holds every write of entity aggregates (a call of the
+// writeAggregates script, by EVALSHA or EVAL) until it is opened, so that a
+// test can keep a batch's write-behind in flight while the next batch runs.
 type writeGate struct {
 	once sync.Once
 	open chan struct{}
@@ -29,15 +29,32 @@ func (g *writeGate) release() { g.once.Do(func() { close(g.open) }) }
 
 func (*writeGate) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (*writeGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (g *writeGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && cmds[0].Name() == "hset" {
+func (g *writeGate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if isAggregatesWrite(cmd) {
 			<-g.open
 		}
-		return next(ctx, cmds)
+		return next(ctx, cmd)
 	}
+}
+
+func (*writeGate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// isAggregatesWrite reports whether cmd runs the writeAggregates script.
+func isAggregatesWrite(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	if len(args) < 2 {
+		return false
+	}
+	switch cmd.Name() {
+	case "evalsha":
+		return args[1] == writeAggregates.Hash()
+	case "eval":
+		return strings.Contains(fmt.Sprint(args[1]), "'HSET'")
+	}
+	return false
 }
 
 // entityCounts is an in-test stage after featurize: it records each
