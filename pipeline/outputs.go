@@ -77,7 +77,8 @@ type DLQConfig struct {
 // driftline.stage and driftline.source.*, the propagated input headers,
 // and the truncation of a record over its topic's limit. It is used by one
 // goroutine. Records it built stay valid after the next Begin, which
-// starts fresh buffers rather than reusing them.
+// starts fresh buffers rather than reusing them; BeginReusing reuses a
+// payload buffer whose records are no longer read.
 type DLQBuilder struct {
 	cfg DLQConfig
 	// buf holds the batch's payloads; hdrs its propagated headers.
@@ -95,6 +96,21 @@ func NewDLQBuilder(cfg DLQConfig) (*DLQBuilder, error) {
 
 // Begin starts a batch: the records built so far keep their buffers.
 func (d *DLQBuilder) Begin() { d.buf, d.hdrs = nil, nil }
+
+// BeginReusing starts a batch whose payloads are written over buf, a
+// buffer an earlier Payloads returned: the caller guarantees that nothing
+// reads that batch's records any more (its outputs were acknowledged).
+// A large payload (an encrypted 256 KiB row is 350 KB of base64) then
+// costs no allocation and no zeroing of a fresh buffer.
+func (d *DLQBuilder) BeginReusing(buf []byte) { d.buf, d.hdrs = buf[:0], nil }
+
+// Payloads returns the buffer holding the payloads built since Begin (nil
+// when there were none); see BeginReusing.
+func (d *DLQBuilder) Payloads() []byte { return d.buf }
+
+// maxSpareDLQBytes bounds a payload buffer the Runner keeps for reuse:
+// a batch with more DLQ bytes than this leaves its buffer to the collector.
+const maxSpareDLQBytes = 16 << 20
 
 // Record builds the DLQ record of msg, rejected for rej; truncated reports
 // that its payload holds a prefix of the input only. An error comes from

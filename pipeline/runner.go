@@ -74,6 +74,9 @@ type Runner struct {
 	// spareOuts holds output slices whose batches were acknowledged, for
 	// the next batches to reuse (the sink is done with them then).
 	spareOuts chan []OutRecord
+	// spareDLQ holds the DLQ payload buffers of acknowledged batches, for
+	// the next batches' DLQ records (see DLQBuilder.BeginReusing).
+	spareDLQ chan []byte
 	// lastDeferred is the latest batch's deferred work, which the next
 	// batch's deferred work waits for (nil before the first). stop closes
 	// when the Runner closes: deferred work stops retrying.
@@ -112,7 +115,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	first := &batchAck{done: make(chan struct{})}
 	close(first.done)
 	return &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first,
-		spareOuts: make(chan []OutRecord, cfg.MaxPendingBatches+1), stop: make(chan struct{})}, nil
+		spareOuts: make(chan []OutRecord, cfg.MaxPendingBatches+1), spareDLQ: make(chan []byte, cfg.MaxPendingBatches+1), stop: make(chan struct{})}, nil
 }
 
 // Handle implements PartitionHandler: it processes the batch and returns
@@ -147,8 +150,14 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		}
 		m.stageTime.WithLabelValues(st.Name()).Observe(time.Since(start).Seconds())
 	}
-	// A pending batch's records still point into the previous buffers.
-	r.dlq.Begin()
+	// A pending batch's records still point into the previous buffers:
+	// only an acknowledged batch's payload buffer is reused.
+	select {
+	case buf := <-r.spareDLQ:
+		r.dlq.BeginReusing(buf)
+	default:
+		r.dlq.Begin()
+	}
 	r.propagate(b)
 	r.dropOversized(b)
 	predictions := len(b.Outputs)
@@ -162,6 +171,7 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	if err := r.addDLQRecords(b); err != nil {
 		return err
 	}
+	dlqBuf := r.dlq.Payloads()
 	// Counted once the batch got through its stages, so that a batch the
 	// Source retries after a failed stage counts once.
 	m.eventsIn.Add(float64(len(msgs)))
@@ -219,6 +229,14 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		select {
 		case r.spareOuts <- outs[:0]:
 		default:
+		}
+		// Once the outputs are acknowledged nothing reads the DLQ
+		// payloads; after a failure the buffer is left to the collector.
+		if err == nil && cap(dlqBuf) > 0 && cap(dlqBuf) <= maxSpareDLQBytes {
+			select {
+			case r.spareDLQ <- dlqBuf[:0]:
+			default:
+			}
 		}
 		close(cur.done)
 		<-r.pending
