@@ -35,6 +35,12 @@ type Dedupe struct {
 	pos     []byte
 	own     []byte
 	res     []string
+	// keyBytes holds the batch's keys, converted to one string whose
+	// substrings keys holds; setIfNew sends them.
+	keyBytes []byte
+	keyEnds  []int
+	keys     []string
+	setIfNew scriptCall
 	// recent is the in-process filter; nil when off. hashes holds its
 	// hash of each key sent to Redis.
 	recent *recentIDs
@@ -52,12 +58,13 @@ func NewDedupe(spec *pipeline.Spec, rdb redis.UniversalClient) *Dedupe {
 	}
 	start := time.Now()
 	return &Dedupe{
-		rdb:    rdb,
-		prefix: spec.Redis.Prefix() + "dedupe:",
-		ttl:    ds.TTL.D(),
-		idCol:  spec.FieldIndex(spec.Schema.IDField),
-		recent: newRecentIDs(recent, ds.TTL.D()),
-		now:    func() time.Duration { return time.Since(start) },
+		rdb:      rdb,
+		prefix:   spec.Redis.Prefix() + "dedupe:",
+		ttl:      ds.TTL.D(),
+		idCol:    spec.FieldIndex(spec.Schema.IDField),
+		recent:   newRecentIDs(recent, ds.TTL.D()),
+		setIfNew: scriptCall{script: setIfNew},
+		now:      func() time.Duration { return time.Since(start) },
 	}
 }
 
@@ -76,7 +83,8 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	if d.recent != nil {
 		d.recent.bind(topic, partition)
 	}
-	var keys []string
+	keyBytes := d.keyBytes[:0]
+	d.keyEnds = d.keyEnds[:0]
 	offsets := d.offsets[:0]
 	for i := 0; i < b.Len(); i++ {
 		if !b.OK(i) {
@@ -91,18 +99,17 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 			}
 			d.hashes = append(d.hashes, h)
 		}
-		if keys == nil {
-			keys = make([]string, 0, b.Len()-i)
-		}
-		keys = append(keys, string(d.key))
+		keyBytes = append(keyBytes, d.key...)
+		d.keyEnds = append(d.keyEnds, len(keyBytes))
 		offsets = strconv.AppendInt(offsets, b.Messages[i].Offset, 10)
 		offsets = append(offsets, ' ')
 		d.rows = append(d.rows, i)
 	}
-	d.offsets = offsets
-	if len(keys) == 0 {
+	d.offsets, d.keyBytes = offsets, keyBytes
+	if len(d.rows) == 0 {
 		return nil
 	}
+	keys := d.splitKeys(string(keyBytes))
 	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: topic, Partition: partition, Offset: 0})
 	pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
 	d.pos = pos
@@ -110,7 +117,7 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	for lo := 0; lo < len(keys); lo += scriptChunkRows {
 		hi := min(lo+scriptChunkRows, len(keys))
 		// offsets holds one "<offset> " per key; find the chunk's span.
-		chunk, err := setIfNew.Run(ctx, d.rdb, keys[lo:hi], d.ttl.Milliseconds(), pos, offsetSpan(offsets, lo, hi)).StringSlice()
+		chunk, err := d.setIfNew.run(ctx, d.rdb, keys[lo:hi], d.ttl.Milliseconds(), pos, offsetSpan(offsets, lo, hi)).StringSlice()
 		if err != nil {
 			return fmt.Errorf("dedupe: redis: %w", err)
 		}
@@ -134,6 +141,20 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	return nil
+}
+
+// splitKeys cuts all, the batch's keys back to back, ending at
+// d.keyEnds, into d.keys: one allocation for the batch (the string
+// conversion) instead of one per key. The recent filter keeps the keys it
+// remembers, and with them the batch's string, until they leave it.
+func (d *Dedupe) splitKeys(all string) []string {
+	keys, start := d.keys[:0], 0
+	for _, end := range d.keyEnds {
+		keys = append(keys, all[start:end])
+		start = end
+	}
+	d.keys = keys
+	return keys
 }
 
 // offsetSpan returns the space-separated offsets lo..hi-1 of offsets.

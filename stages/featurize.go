@@ -60,6 +60,8 @@ type Featurize struct {
 	// unflushed holds, by entity, the aggregates of the latest write not
 	// yet acknowledged by Redis (written behind; see Process).
 	unflushed map[string]unflushedAgg
+	// writer runs writeAggregates for the deferred writes.
+	writer scriptCall
 }
 
 // unflushedAgg is an entity's aggregates as a deferred write sends them.
@@ -101,7 +103,7 @@ func (w *aggWrite) add(k string, v *entityAgg, refresh bool) {
 // flush sends the write: one script call per scriptChunkRows entities
 // (one round trip for a batch of up to 512 entities). It writes absolute
 // values, so running it again (a retry) is harmless.
-func (w *aggWrite) flush(ctx context.Context, rdb redis.UniversalClient) error {
+func (w *aggWrite) flush(ctx context.Context, rdb redis.UniversalClient, call *scriptCall) error {
 	ttl := w.ttl.Milliseconds()
 	for lo := 0; lo < len(w.keys); lo += scriptChunkRows {
 		hi := min(lo+scriptChunkRows, len(w.keys))
@@ -109,7 +111,7 @@ func (w *aggWrite) flush(ctx context.Context, rdb redis.UniversalClient) error {
 		if lo > 0 {
 			start = w.ends[lo-1]
 		}
-		n, err := writeAggregates.Run(ctx, rdb, w.keys[lo:hi], ttl, w.packed[start:w.ends[hi-1]]).Int()
+		n, err := call.run(ctx, rdb, w.keys[lo:hi], ttl, w.packed[start:w.ends[hi-1]]).Int()
 		if err != nil {
 			return fmt.Errorf("featurize: write entity aggregates: %w", err)
 		}
@@ -161,6 +163,7 @@ func NewFeaturize(spec *pipeline.Spec, rdb redis.UniversalClient) (*Featurize, e
 		entityCol: -1,
 		meanOfCol: -1,
 		timeCol:   -1,
+		writer:    scriptCall{script: writeAggregates},
 	}
 	for _, n := range fz.Numeric {
 		f.numeric = append(f.numeric, spec.FieldIndex(n))
@@ -378,7 +381,8 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch) 
 			f.cache[strings.Clone(k)] = f.ent[k]
 		}
 	}
-	return b.Defer(ctx, func(ctx context.Context) error { return w.flush(ctx, f.rdb) })
+	// Deferred work runs one batch's after another's: one writer at a time.
+	return b.Defer(ctx, func(ctx context.Context) error { return w.flush(ctx, f.rdb, &f.writer) })
 }
 
 // aggPackedBytes is a typical entity's share of aggWrite.packed (a count,

@@ -21,7 +21,7 @@ func TestAggregatesWriteFormatAndChunks(t *testing.T) {
 		want[i] = entityAgg{n: float64(i + 1), mean: 0.1 + 0.2*float64(i) + 1e-17*float64(i), last: 1733380000.125 + float64(i)/3}
 		w.add("t:entity:"+strconv.Itoa(i), &want[i], i%2 == 0)
 	}
-	if err := w.flush(ctx, rdb); err != nil {
+	if err := w.flush(ctx, rdb, &scriptCall{script: writeAggregates}); err != nil {
 		t.Fatal(err)
 	}
 	if !w.done.Load() {
@@ -45,7 +45,7 @@ func TestAggregatesWriteFormatAndChunks(t *testing.T) {
 		}
 	}
 	// A retry writes the same absolute values.
-	if err := w.flush(ctx, rdb); err != nil {
+	if err := w.flush(ctx, rdb, &scriptCall{script: writeAggregates}); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.Mini.HGet("t:entity:0", "n"); got != "1" {
