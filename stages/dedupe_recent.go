@@ -2,6 +2,7 @@ package stages
 
 import (
 	"hash/maphash"
+	"math"
 	"time"
 )
 
@@ -42,19 +43,22 @@ type recentIDs struct {
 	partition int32
 	bound     bool
 	seed      maphash.Seed
-	byHash    map[uint64]recentID
-	// ring holds the key hashes in insertion order; slot next is
-	// overwritten next, evicting its entry unless that entry was
-	// remembered again since.
-	ring []uint64
+	// byHash maps a key's hash to the ring slot of its entry: a small
+	// value keeps the map compact (it is probed twice or three times per
+	// event), the entries themselves live in ring.
+	byHash map[uint64]int32
+	// ring holds the entries in insertion order; slot next is
+	// overwritten next, evicting its entry unless its hash was
+	// remembered again since (at another slot).
+	ring []recentID
 	next int
 }
 
 type recentID struct {
+	hash   uint64
 	key    string
 	offset int64
 	at     time.Duration // on the Dedupe's monotonic clock
-	slot   int
 }
 
 // ttlMargin is what the filter's window leaves of the TTL: 1% of it (for
@@ -70,7 +74,10 @@ func newRecentIDs(capacity int, ttl time.Duration) *recentIDs {
 	if capacity <= 0 || window <= 0 {
 		return nil
 	}
-	return &recentIDs{capacity: capacity, window: window, seed: maphash.MakeSeed(), byHash: make(map[uint64]recentID)}
+	if capacity > math.MaxInt32 { // ring slots are int32 in the map
+		capacity = math.MaxInt32
+	}
+	return &recentIDs{capacity: capacity, window: window, seed: maphash.MakeSeed(), byHash: make(map[uint64]int32, capacity)}
 }
 
 // bind makes the filter the given partition's, emptying it when it held
@@ -91,23 +98,29 @@ func (r *recentIDs) hash(key []byte) uint64 { return maphash.Bytes(r.seed, key) 
 // duplicate reports whether key (of hash h), seen now at offset, is
 // provably a duplicate (see the type's contract). It does not allocate.
 func (r *recentIDs) duplicate(h uint64, key []byte, offset int64, now time.Duration) bool {
-	e, ok := r.byHash[h]
-	return ok && e.key == string(key) && e.offset != offset && now-e.at < r.window
+	slot, ok := r.byHash[h]
+	if !ok {
+		return false
+	}
+	e := &r.ring[slot]
+	return e.key == string(key) && e.offset != offset && now-e.at < r.window
 }
 
 // remember records that this process created key (of hash h) with
 // offset, having sent the SET at time at. key is kept, not copied.
 func (r *recentIDs) remember(h uint64, key string, offset int64, at time.Duration) {
 	if r.ring == nil {
-		r.ring = make([]uint64, r.capacity)
+		r.ring = make([]recentID, r.capacity)
 	}
-	// Only the entry written at this slot has this slot.
-	old := r.ring[r.next]
-	if e, ok := r.byHash[old]; ok && e.slot == r.next {
-		delete(r.byHash, old)
+	// The slot's entry is forgotten unless its hash was remembered again
+	// since, at another slot.
+	if old := &r.ring[r.next]; old.key != "" {
+		if slot, ok := r.byHash[old.hash]; ok && int(slot) == r.next {
+			delete(r.byHash, old.hash)
+		}
 	}
-	r.ring[r.next] = h
-	r.byHash[h] = recentID{key: key, offset: offset, at: at, slot: r.next}
+	r.ring[r.next] = recentID{hash: h, key: key, offset: offset, at: at}
+	r.byHash[h] = int32(r.next)
 	r.next++
 	if r.next == r.capacity {
 		r.next = 0
