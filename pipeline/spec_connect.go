@@ -98,6 +98,9 @@ func (s *Spec) validateConnections(add func(path, format string, args ...any)) {
 	if r.Username != "" && !r.PasswordRef().IsSet() {
 		add("redis.username", "an ACL user needs a password: set redis.password_env or redis.password_file")
 	}
+	if r.Mode == RedisCluster && !r.HashTag {
+		add("redis.hash_tag", "must be true with mode cluster: dedupe, the entity aggregates and the label join each run scripts over several keys, which a Cluster allows only within one slot")
+	}
 	if r.HashTag && strings.ContainsAny(r.KeyPrefix, "{}") {
 		add("redis.key_prefix", "must not contain { or } with hash_tag: true (the prefix becomes the hash tag), got %q", r.KeyPrefix)
 	}

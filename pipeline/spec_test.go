@@ -712,6 +712,7 @@ func TestSecuredSpecErrors(t *testing.T) {
 		{"unknown redis mode", "  mode: cluster", "  mode: replicated", "redis.mode", "mode: replicated", `unknown mode "replicated"`},
 		{"cluster db", "  hash_tag: true", "  hash_tag: true\n  db: 3", "redis.db", "db: 3", "must be 0 with mode cluster"},
 		{"negative db", "  mode: cluster\n", "", "redis.db", "db: -1", "must not be negative"},
+		{"cluster without hash tag", "  hash_tag: true\n", "", "redis.hash_tag", "redis:", "must be true with mode cluster"},
 		{"master name outside sentinel", "  mode: cluster", "  mode: cluster\n  master_name: primary", "redis.master_name", "master_name: primary", "sentinel only"},
 		{"sentinel without master name", "  mode: cluster", "  mode: sentinel", "redis.master_name", "redis:", "is required with mode sentinel"},
 		{"standalone with two addrs", "  mode: cluster\n", "", "redis.addrs", "addrs: [redis-0", "mode standalone takes one address, got 2"},

@@ -96,7 +96,7 @@ func TestEveryNameTheSpecTakesTheConnectorTakes(t *testing.T) {
 		"{addr: r:6379}",
 		"{mode: standalone, addrs: [r:6379], username: u, password_env: DRIFTLINE_TEST_PW, db: 2}",
 		"{mode: sentinel, addrs: [s1:26379, s2:26379], master_name: p, password_env: DRIFTLINE_TEST_PW}",
-		"{mode: cluster, addrs: [n1:6379, n2:6379]}",
+		"{mode: cluster, addrs: [n1:6379, n2:6379], hash_tag: true}",
 	} {
 		s := parse(t, "redis: "+r+"\n")
 		if _, err := app.RedisClient(s); err != nil {
