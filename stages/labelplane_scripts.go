@@ -88,70 +88,120 @@ end
 // the position of the label record that parked it ("<partition>:<offset>"
 // of the labels topic), so that a retried batch knows its own.
 
-// putBatch caches one batch of predictions and indexes them as one batch,
-// picks up their early labels when any label is parked at all, and trims
-// the cache: batches past their expiry count their pending predictions as
-// missing (and delete them), parked labels past theirs as orphans (and
-// delete them), and the oldest pending predictions beyond ARGV[2]
-// (labels.max_pending) are evicted.
+// putBatch caches one chunk of a batch's predictions and indexes them as
+// one batch, picks up their early labels when any label is parked at all,
+// and trims the cache: batches past their expiry count their pending
+// predictions as missing (and delete them), parked labels past theirs as
+// orphans (and delete them), and the oldest pending predictions beyond
+// ARGV[2] (labels.max_pending) are evicted.
 //
 // KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
-// then per row: prediction, early label. ARGV[5] "1" in log mode, ARGV[6]
-// the batch reference, then per row: the entry.
+// KEYS[6] the chunk's put marks (a hash named after the partition and the
+// source offset of its first row), KEYS[7 .. 6+ARGV[7]] the put marks of
+// the partition's last put (deleted), then per row: prediction, early
+// label. ARGV[5] "1" in log mode, ARGV[6] the batch reference, ARGV[8]
+// "1" when the client consumed the reply of an earlier run of this chunk,
+// then per row: the entry, the row's source offset.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
 // prediction is not cached, the parked label is deleted, and the reply
 // names it. In log mode the prediction is cached and the event announced
 // on the early-label stream. Reply: {missing, orphaned, evicted, then per
 // early-joined row: its index (from 0), its label (4 bytes)}.
+//
+// A chunk is idempotent: run again (its reply lost to a timeout, the
+// deferred write retried, the batch handed in again), it changes nothing
+// the earlier run did, and replies what that run replied. The put marks
+// keep, until the partition's next put deletes them, the last source
+// offset the chunk covered ('#last'), the counts it replied ('#counts')
+// and, per early label it joined, the label ('i:' .. event id). A row at
+// or before '#last' was covered: it is not cached again (it was cached
+// then, and may have been joined, expired or evicted since) nor announced
+// again, and the label it joined is replied again; the counts replied
+// before are replied again too. With ARGV[8] "1" the client has those
+// already: they are not replied.
 var putBatch = redis.NewScript(luaUnpend + `
 local keep = ARGV[5] == '1'
+local consumed = ARGV[8] == '1'
 local plen = #ARGV[3]
-local n = (#KEYS - 5) / 2
+local k0 = 6 + tonumber(ARGV[7])
+local n = (#KEYS - k0) / 2
 local t = now()
+local mk = KEYS[6]
+for s = 7, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+local function idOf(i) return string.sub(KEYS[k0 + 2 * i - 1], plen + 1) end
+local function offsetOf(i) return tonumber(ARGV[8 + 2 * i]) end
+-- What an earlier run of the chunk covered, replied and joined.
+local last, lastArg, prior, marks = -1, nil, {0, 0, 0}, {}
+if redis.call('EXISTS', mk) == 1 then
+  local h = redis.call('HMGET', mk, '#last', '#counts')
+  last, lastArg = tonumber(h[1]) or -1, h[1]
+  if h[2] and not consumed then
+    local a, b, c = string.match(h[2], '^(%d+) (%d+) (%d+)$')
+    prior = {tonumber(a) or 0, tonumber(b) or 0, tonumber(c) or 0}
+  end
+  if not keep and not consumed then
+    for s = 1, n, 500 do
+      local f = {}
+      for i = s, math.min(s + 499, n) do f[#f + 1] = 'i:' .. idOf(i) end
+      local vs = redis.call('HMGET', mk, unpack(f))
+      for k = 1, #vs do marks[s + k - 1] = vs[k] end
+    end
+  end
+end
 -- The rows' parked labels, read only while any label is parked.
 local early = {}
 if redis.call('ZCARD', KEYS[2]) > 0 then
   for s = 1, n, 500 do
     local ks = {}
-    for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[5 + 2 * i] end
+    for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[k0 + 2 * i] end
     local vs = redis.call('MGET', unpack(ks))
     for k = 1, #vs do early[s + k - 1] = vs[k] end
   end
 end
 local out = {0, 0, 0}
-local ids = {}
+local ids, hset = {}, {}
 -- Outside log mode a parked label is taken once (taken), by the first row
 -- of its event, and deleted (consumed).
-local taken, consumed = {}, {}
+local taken, consumedKeys = {}, {}
 for i = 1, n do
-  local pk, ek = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local id = string.sub(pk, plen + 1)
-  local label = early[i] or false
-  if label and not keep then
-    if taken[ek] then
-      label = false
-    else
-      taken[ek] = true
-      consumed[#consumed + 1] = ek
+  local pk, ek = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
+  local id = idOf(i)
+  if offsetOf(i) <= last then
+    local m = marks[i]
+    if m then
+      out[#out + 1] = i - 1
+      out[#out + 1] = m
     end
-  end
-  if label and not keep and #label >= 4 then
-    out[#out + 1] = i - 1
-    out[#out + 1] = string.sub(label, 1, 4)
   else
-    local old = redis.call('SET', pk, ARGV[6 + i], 'PX', ARGV[1], 'GET')
-    if old then unpend(old, id) end
-    ids[#ids + 1] = id
-    if label and keep and #label >= 4 then
-      redis.call('XADD', KEYS[5], '*', 'id', id)
+    local label = early[i] or false
+    if label and not keep then
+      if taken[ek] then
+        label = false
+      else
+        taken[ek] = true
+        consumedKeys[#consumedKeys + 1] = ek
+      end
+    end
+    if label and not keep and #label >= 4 then
+      out[#out + 1] = i - 1
+      out[#out + 1] = string.sub(label, 1, 4)
+      hset[#hset + 1] = 'i:' .. id
+      hset[#hset + 1] = string.sub(label, 1, 4)
+    else
+      local old = redis.call('SET', pk, ARGV[7 + 2 * i], 'PX', ARGV[1], 'GET')
+      if old then unpend(old, id) end
+      ids[#ids + 1] = id
+      if label and keep and #label >= 4 then
+        redis.call('XADD', KEYS[5], '*', 'id', id)
+      end
     end
   end
 end
-for s = 1, #consumed, 500 do
-  local e = math.min(s + 499, #consumed)
-  redis.call('DEL', unpack(consumed, s, e))
-  redis.call('ZREM', KEYS[2], unpack(consumed, s, e))
+for s = 1, #consumedKeys, 500 do
+  local e = math.min(s + 499, #consumedKeys)
+  redis.call('DEL', unpack(consumedKeys, s, e))
+  redis.call('ZREM', KEYS[2], unpack(consumedKeys, s, e))
 end
 -- Re-cached events (a batch handed in again) leave their earlier batch
 -- first, this one included.
@@ -211,6 +261,17 @@ while over > 0 do
   redis.call('DECRBY', KEYS[3], #gone)
   if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], oldest[1]) end
 end
+for k = 1, 3 do out[k] = out[k] + prior[k] end
+-- Offsets are kept as the client wrote them (a Lua number prints 14
+-- digits).
+local covered = ARGV[8 + 2 * n]
+if lastArg and last > offsetOf(n) then covered = lastArg end
+hset[#hset + 1] = '#last'
+hset[#hset + 1] = covered
+hset[#hset + 1] = '#counts'
+hset[#hset + 1] = out[1] .. ' ' .. out[2] .. ' ' .. out[3]
+for s = 1, #hset, 1000 do redis.call('HSET', mk, unpack(hset, s, math.min(s + 999, #hset))) end
+redis.call('PEXPIRE', mk, ARGV[1])
 return out
 `)
 
