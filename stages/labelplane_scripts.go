@@ -168,8 +168,10 @@ for i = 1, n do
   local pk, ek = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
   local id = idOf(i)
   if offsetOf(i) <= last then
+    -- Its event's first row took the label, as in the earlier run.
     local m = marks[i]
-    if m then
+    if m and not taken[ek] then
+      taken[ek] = true
       out[#out + 1] = i - 1
       out[#out + 1] = m
     end
