@@ -2,7 +2,10 @@ package stages
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -35,8 +38,9 @@ type putJob struct {
 	// refs names each chunk's batch of predictions (batchRef), fixed for
 	// the job so that a run again re-caches into the same batches.
 	refs []string
-	// marks names each chunk's put marks (PredictionCache.putMarks).
-	marks []string
+	// marks names each chunk's put marks (PredictionCache.putMarks), and
+	// sums is each chunk's fingerprint (chunkSum).
+	marks, sums []string
 	// Built per run: found is the rows whose early label a run joined.
 	found []earlyLabel
 	keys  []string
@@ -68,7 +72,7 @@ func (c *PredictionCache) newPutJob(b *pipeline.Batch, served Served) *putJob {
 	n := fb.Len()
 	p.partition, p.at = b.Partition, c.now()
 	p.ids, p.idEnds, p.offsets, p.scores = p.ids[:0], p.idEnds[:0], p.offsets[:0], p.scores[:0]
-	p.versions, p.steps, p.refs, p.marks = p.versions[:0], p.steps[:0], p.refs[:0], p.marks[:0]
+	p.versions, p.steps, p.refs, p.marks, p.sums = p.versions[:0], p.steps[:0], p.refs[:0], p.marks[:0], p.sums[:0]
 	for j, i := range fb.Row {
 		p.ids = appendEventID(p.ids, b, c.idCol, i)
 		p.idEnds = append(p.idEnds, len(p.ids))
@@ -85,6 +89,7 @@ func (c *PredictionCache) newPutJob(b *pipeline.Batch, served Served) *putJob {
 	for from := 0; from < n; from += labelPlaneChunk {
 		p.refs = append(p.refs, c.batchRef())
 		p.marks = append(p.marks, c.putMarks(p.partition, p.offsets[from]))
+		p.sums = append(p.sums, p.chunkSum(from, min(from+labelPlaneChunk, n)))
 	}
 	return p
 }
@@ -95,6 +100,19 @@ func (c *PredictionCache) release(p *putJob) {
 	clear(p.keys)
 	clear(p.args)
 	c.jobs.Put(p)
+}
+
+// chunkSum is a fingerprint of rows [from, to): their ids and offsets
+// (FNV-1a, 64 bits), so that put marks are only taken for the same rows.
+func (p *putJob) chunkSum(from, to int) string {
+	h := fnv.New64a()
+	var buf [8]byte
+	for j := from; j < to; j++ {
+		_, _ = h.Write(p.ids[p.idStart(j):p.idEnds[j]])
+		binary.LittleEndian.PutUint64(buf[:], uint64(p.offsets[j]))
+		_, _ = h.Write(buf[:])
+	}
+	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 // putMarks names the put marks of a chunk of predictions whose first row
@@ -137,11 +155,10 @@ func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, err
 	done := c.done.get(p.partition, nil)
 	var missing, orphaned, evicted int64
 	for k, from := 0, 0; from < p.len(); k, from = k+1, from+labelPlaneChunk {
-		res, err := c.putChunk(ctx, p, k, from, min(from+labelPlaneChunk, p.len()), done)
+		res, err := c.putChunk(ctx, p, k, from, min(from+labelPlaneChunk, p.len()), done, k == 0)
 		if err != nil {
 			return nil, err
 		}
-		done = nil
 		missing += res[0]
 		orphaned += res[1]
 		evicted += res[2]
@@ -152,11 +169,13 @@ func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, err
 	return p.found, nil
 }
 
-// putChunk runs putBatch on rows [from, to) of the job, chunk k, deleting
-// the put marks done (unless they are this chunk's own), and appends the
-// rows whose early label it joined to p.found. It returns the trim's
-// counts: missing, orphaned, evicted.
-func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to int, done []string) ([3]int64, error) {
+// putChunk runs putBatch on rows [from, to) of the job, chunk k, and
+// appends the rows whose early label it joined to p.found. done is the
+// put marks of the partition's last put that succeeded in this process:
+// when they hold the chunk's own, its earlier reply was consumed; with
+// drop, the call deletes those that are none of the job's. It returns the
+// trim's counts: missing, orphaned, evicted.
+func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to int, done []string, drop bool) ([3]int64, error) {
 	var counts [3]int64
 	n := to - from
 	ref, marks := p.refs[k], p.marks[k]
@@ -166,21 +185,21 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 		keys[4] = c.batches // unused outside log mode
 	}
 	for _, d := range done {
-		if d == marks {
+		switch {
+		case d == marks:
 			consumed = "1" // this process consumed the chunk's reply already
-		} else {
+		case drop && !slices.Contains(p.marks, d):
 			keys = append(keys, d)
 		}
 	}
-	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed)
+	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k])
 	for j := from; j < to; j++ {
 		key := append(append(p.key[:0], c.prefix...), p.ids[p.idStart(j):p.idEnds[j]]...)
 		p.key = key
 		id := key[len(c.prefix):]
 		keys = append(keys, string(key), c.early+string(id))
 		args = append(args, encodeEntry(p.at, p.scores[j], p.version(c, j), p.steps[j],
-			p.dense[j*p.numDense:(j+1)*p.numDense], p.hashed[j*p.numHashed:(j+1)*p.numHashed], ref),
-			p.offsets[j])
+			p.dense[j*p.numDense:(j+1)*p.numDense], p.hashed[j*p.numHashed:(j+1)*p.numHashed], ref))
 	}
 	p.keys, p.args = keys, args
 	res, err := putBatch.Run(ctx, c.rdb, keys, args...).Slice()

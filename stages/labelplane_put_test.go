@@ -149,14 +149,14 @@ func TestPutTwiceRepliesTheSame(t *testing.T) {
 	b.Scores = make([]float32, b.Features.Len())
 	p := rig.cache.newPutJob(b, Served{})
 	ctx := context.Background()
-	first, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), nil)
+	first, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := slices.Clone(p.found)
 	state := rig.r.Mini.Dump()
 	p.found = p.found[:0]
-	second, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), nil)
+	second, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,5 +235,25 @@ func TestDeferredPutUnderARunner(t *testing.T) {
 	}
 	if c := lost.settled(t, "runner"); c.Joined != 3 || c.Parked() != 0 {
 		t.Fatalf("counts %+v, want a, c, e joined", c)
+	}
+}
+
+// TestPutMarksTakenForTheSameRowsOnly: other rows handed in at the offsets
+// of a batch whose put succeeded (a source that numbers every batch from
+// 0) are cached and join their early labels as fresh rows.
+func TestPutMarksTakenForTheSameRowsOnly(t *testing.T) {
+	spec := testSpec(t, false)
+	rig := newJoinRig(t, spec)
+	rig.label(t, "q")
+	for _, ids := range [][]string{{"x", "y"}, {"p", "q"}} {
+		if err := rig.processAt(0, ids...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !rig.r.Mini.Exists(spec.Redis.KeyPrefix + "pred:p") {
+		t.Fatal("the second batch at offset 0 was not cached")
+	}
+	if c := rig.settled(t, "second batch"); c.Joined != 1 || c.Parked() != 0 {
+		t.Fatalf("counts %+v, want q's early label joined", c)
 	}
 }

@@ -101,7 +101,8 @@ end
 // the partition's last put (deleted), then per row: prediction, early
 // label. ARGV[5] "1" in log mode, ARGV[6] the batch reference, ARGV[8]
 // "1" when the client consumed the reply of an earlier run of this chunk,
-// then per row: the entry, the row's source offset.
+// ARGV[9] the chunk's fingerprint (its rows' ids and offsets), then per
+// row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
 // prediction is not cached, the parked label is deleted, and the reply
@@ -112,14 +113,15 @@ end
 // A chunk is idempotent: run again (its reply lost to a timeout, the
 // deferred write retried, the batch handed in again), it changes nothing
 // the earlier run did, and replies what that run replied. The put marks
-// keep, until the partition's next put deletes them, the last source
-// offset the chunk covered ('#last'), the counts it replied ('#counts')
-// and, per early label it joined, the label ('i:' .. event id). A row at
-// or before '#last' was covered: it is not cached again (it was cached
-// then, and may have been joined, expired or evicted since) nor announced
-// again, and the label it joined is replied again; the counts replied
-// before are replied again too. With ARGV[8] "1" the client has those
-// already: they are not replied.
+// keep, until the partition's next put deletes them, the chunk's
+// fingerprint ('#sum') and what the run replied: the counts ('#counts')
+// and the early labels it joined ('#joined'). When the fingerprint is the
+// chunk's, no row is cached again (it was cached then, and may have been
+// joined, expired or evicted since) nor announced again, and the reply is
+// the earlier one (plus what this run's trim found). With ARGV[8] "1" the
+// client has consumed the earlier reply already: it is not replied again.
+// Marks with another fingerprint (other rows at the same first offset)
+// are dropped.
 var putBatch = redis.NewScript(luaUnpend + `
 local keep = ARGV[5] == '1'
 local consumed = ARGV[8] == '1'
@@ -130,52 +132,45 @@ local t = now()
 local mk = KEYS[6]
 for s = 7, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + 2 * i - 1], plen + 1) end
-local function offsetOf(i) return tonumber(ARGV[8 + 2 * i]) end
--- What an earlier run of the chunk covered, replied and joined.
-local last, lastArg, prior, marks = -1, nil, {0, 0, 0}, {}
-if redis.call('EXISTS', mk) == 1 then
-  local h = redis.call('HMGET', mk, '#last', '#counts')
-  last, lastArg = tonumber(h[1]) or -1, h[1]
-  if h[2] and not consumed then
-    local a, b, c = string.match(h[2], '^(%d+) (%d+) (%d+)$')
+-- What an earlier run of the same rows replied: its counts and, 6 bytes
+-- per early label joined, the row (2 bytes) and the label (4).
+local rerun, prior, joined = false, {0, 0, 0}, {}
+local h = redis.call('HMGET', mk, '#sum', '#counts', '#joined')
+if h[1] and h[1] ~= ARGV[9] then
+  redis.call('DEL', mk)
+elseif h[1] then
+  rerun = true
+  if not consumed then
+    local a, b, c = string.match(h[2] or '', '^(%d+) (%d+) (%d+)$')
     prior = {tonumber(a) or 0, tonumber(b) or 0, tonumber(c) or 0}
-  end
-  if not keep and not consumed then
-    for s = 1, n, 500 do
-      local f = {}
-      for i = s, math.min(s + 499, n) do f[#f + 1] = 'i:' .. idOf(i) end
-      local vs = redis.call('HMGET', mk, unpack(f))
-      for k = 1, #vs do marks[s + k - 1] = vs[k] end
-    end
-  end
-end
--- The rows' parked labels, read only while any label is parked.
-local early = {}
-if redis.call('ZCARD', KEYS[2]) > 0 then
-  for s = 1, n, 500 do
-    local ks = {}
-    for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[k0 + 2 * i] end
-    local vs = redis.call('MGET', unpack(ks))
-    for k = 1, #vs do early[s + k - 1] = vs[k] end
+    joined[1] = h[3]
   end
 end
 local out = {0, 0, 0}
-local ids, hset = {}, {}
+local ids = {}
 -- Outside log mode a parked label is taken once (taken), by the first row
 -- of its event, and deleted (consumed).
 local taken, consumedKeys = {}, {}
-for i = 1, n do
-  local pk, ek = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
-  local id = idOf(i)
-  if offsetOf(i) <= last then
-    -- Its event's first row took the label, as in the earlier run.
-    local m = marks[i]
-    if m and not taken[ek] then
-      taken[ek] = true
-      out[#out + 1] = i - 1
-      out[#out + 1] = m
+if rerun then
+  local j = joined[1] or ''
+  for s = 1, #j - 5, 6 do
+    out[#out + 1] = string.byte(j, s) * 256 + string.byte(j, s + 1)
+    out[#out + 1] = string.sub(j, s + 2, s + 5)
+  end
+else
+  -- The rows' parked labels, read only while any label is parked.
+  local early = {}
+  if redis.call('ZCARD', KEYS[2]) > 0 then
+    for s = 1, n, 500 do
+      local ks = {}
+      for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[k0 + 2 * i] end
+      local vs = redis.call('MGET', unpack(ks))
+      for k = 1, #vs do early[s + k - 1] = vs[k] end
     end
-  else
+  end
+  for i = 1, n do
+    local pk, ek = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
+    local id = idOf(i)
     local label = early[i] or false
     if label and not keep then
       if taken[ek] then
@@ -188,10 +183,9 @@ for i = 1, n do
     if label and not keep and #label >= 4 then
       out[#out + 1] = i - 1
       out[#out + 1] = string.sub(label, 1, 4)
-      hset[#hset + 1] = 'i:' .. id
-      hset[#hset + 1] = string.sub(label, 1, 4)
+      joined[#joined + 1] = string.char(math.floor((i - 1) / 256), (i - 1) % 256) .. string.sub(label, 1, 4)
     else
-      local old = redis.call('SET', pk, ARGV[7 + 2 * i], 'PX', ARGV[1], 'GET')
+      local old = redis.call('SET', pk, ARGV[9 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
       if label and keep and #label >= 4 then
@@ -264,15 +258,7 @@ while over > 0 do
   if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], oldest[1]) end
 end
 for k = 1, 3 do out[k] = out[k] + prior[k] end
--- Offsets are kept as the client wrote them (a Lua number prints 14
--- digits).
-local covered = ARGV[8 + 2 * n]
-if lastArg and last > offsetOf(n) then covered = lastArg end
-hset[#hset + 1] = '#last'
-hset[#hset + 1] = covered
-hset[#hset + 1] = '#counts'
-hset[#hset + 1] = out[1] .. ' ' .. out[2] .. ' ' .. out[3]
-for s = 1, #hset, 1000 do redis.call('HSET', mk, unpack(hset, s, math.min(s + 999, #hset))) end
+redis.call('HSET', mk, '#sum', ARGV[9], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined))
 redis.call('PEXPIRE', mk, ARGV[1])
 return out
 `)
