@@ -46,7 +46,6 @@ type putJob struct {
 	keys  []string
 	args  []any
 	key   []byte
-	entry []byte
 }
 
 // id is row j's event id.
