@@ -48,6 +48,11 @@ type PredictionCache struct {
 	pending    string
 	earlyIndex string
 	taken      string
+	putTaken   string
+	// jobs pools the put jobs (putJob); done is the put marks each
+	// partition's last put left.
+	jobs sync.Pool
+	done putDone
 	// refBase and refSeq name this process's batches (batchRef).
 	refBase    string
 	refSeq     atomic.Uint64
@@ -75,6 +80,7 @@ func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version 
 		pending:    spec.Redis.Prefix() + "pred-pending",
 		earlyIndex: spec.Redis.Prefix() + "early-label-index",
 		taken:      spec.Redis.Prefix() + "label-taken:",
+		putTaken:   spec.Redis.Prefix() + "put-taken:",
 		refBase:    newBatchRefBase(),
 		ttl:        spec.Labels.TTL.D(),
 		maxPending: spec.Labels.MaxPending,
@@ -97,72 +103,6 @@ func (c *PredictionCache) Put(ctx context.Context, b *pipeline.Batch) ([]earlyLa
 // b.Scores, see Score.Versions); nil means the cache's version for all.
 func (c *PredictionCache) PutVersions(ctx context.Context, b *pipeline.Batch, versions []string) ([]earlyLabel, error) {
 	return c.PutServed(ctx, b, Served{Versions: versions})
-}
-
-// PutServed is Put with which model served each row and under which
-// rollout step (Score.Served), kept with each prediction. It is one
-// script call (putBatch) per labelPlaneChunk rows: cache them as one
-// batch, join their early labels, trim.
-func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, served Served) ([]earlyLabel, error) {
-	var found []earlyLabel
-	for from := 0; from < b.Features.Len(); from += labelPlaneChunk {
-		var err error
-		if found, err = c.putRows(ctx, b, served, from, min(from+labelPlaneChunk, b.Features.Len()), found); err != nil {
-			return nil, err
-		}
-	}
-	return found, nil
-}
-
-// putRows caches rows [from, to) of b.Features in one putBatch call, and
-// appends to found the rows whose early label it joined.
-func (c *PredictionCache) putRows(ctx context.Context, b *pipeline.Batch, served Served, from, to int, found []earlyLabel) ([]earlyLabel, error) {
-	fb := &b.Features
-	n := to - from
-	now := c.now()
-	ref := c.batchRef()
-	keys := make([]string, 0, 5+2*n)
-	keys = append(keys, c.batches, c.earlyIndex, c.pending, c.batch+ref, c.ready)
-	if c.ready == "" {
-		keys[4] = c.batches // unused outside log mode
-	}
-	args := make([]any, 0, 6+n)
-	args = append(args, (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref)
-	var key []byte
-	for j := from; j < to; j++ {
-		key = appendEventID(append(key[:0], c.prefix...), b, c.idCol, fb.Row[j])
-		id := key[len(c.prefix):]
-		keys = append(keys, string(key), c.early+string(id))
-		version := c.version
-		if served.Versions != nil {
-			version = served.Versions[j]
-		}
-		args = append(args, encodeEntry(now, b.Scores[j], version, served.step(j),
-			fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed], ref))
-	}
-	res, err := putBatch.Run(ctx, c.rdb, keys, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("prediction cache: put: %w", err)
-	}
-	if len(res) < 3 || len(res)%2 != 1 {
-		return nil, fmt.Errorf("prediction cache: put: a reply of %d elements", len(res))
-	}
-	missing, _ := res[0].(int64)
-	orphaned, _ := res[1].(int64)
-	evicted, _ := res[2].(int64)
-	c.metrics.missing.Add(float64(missing + evicted))
-	c.metrics.orphan.Add(float64(orphaned))
-	c.metrics.evicted.Add(float64(evicted))
-	for k := 3; k < len(res); k += 2 {
-		row, _ := res[k].(int64)
-		raw, _ := res[k+1].(string)
-		label, ok := decodeParkedLabel(raw)
-		if !ok || row < 0 || int(row) >= n {
-			return nil, fmt.Errorf("prediction cache: put: early label %v of row %v", res[k+1], res[k])
-		}
-		found = append(found, earlyLabel{row: from + int(row), label: label})
-	}
-	return found, nil
 }
 
 // labelPlaneChunk is the most events one label-plane script call takes
@@ -609,40 +549,6 @@ func (j *LabelJoin) Observe(ctx context.Context, b *pipeline.Batch) error {
 // prediction is cached, scored and learned per version.
 func (j *LabelJoin) ObserveVersions(ctx context.Context, b *pipeline.Batch, versions []string) error {
 	return j.ObserveServed(ctx, b, Served{Versions: versions})
-}
-
-// ObserveServed is ObserveVersions with the arm of each row and the canary
-// share of the batch (Score.Served), kept with each prediction so that its
-// outcome counts for the rollout step that served it.
-func (j *LabelJoin) ObserveServed(ctx context.Context, b *pipeline.Batch, served Served) error {
-	versions := served.Versions
-	found, err := j.cache.PutServed(ctx, b, served)
-	if err != nil || len(found) == 0 {
-		return err
-	}
-	jb, _ := j.bufs.Get().(*joinBuf)
-	if jb == nil {
-		jb = &joinBuf{}
-	}
-	defer j.bufs.Put(jb)
-	view := j.arms()
-	fb := &b.Features
-	now := j.cache.now()
-	jb.reset(fb.NumDense, fb.NumHashed)
-	j.metrics.earlyJoined.Add(int64(len(found)))
-	for _, e := range found {
-		r := e.row
-		j.metrics.joined.Inc()
-		v := view.Champion.Version
-		if versions != nil {
-			v = versions[r]
-		}
-		j.outcome(EventID(b, j.spec.FieldIndex(j.spec.Schema.IDField), fb.Row[r]), v, view.armOf(v), served.step(r), b.Scores[r], e.label, now)
-		jb.add(v, fb.Dense[r*fb.NumDense:(r+1)*fb.NumDense], fb.Hashed[r*fb.NumHashed:(r+1)*fb.NumHashed], e.label)
-	}
-	err = j.teach(jb, &view, now)
-	j.metrics.publish()
-	return err
 }
 
 // arms returns the arms a join batch uses throughout: Arms loaded once, or

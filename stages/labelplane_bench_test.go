@@ -5,9 +5,11 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/pipeline"
@@ -157,4 +159,109 @@ func (rig *joinRig) scored(t testing.TB, ids []string) *pipeline.Batch {
 	rig.offset += int64(len(ids))
 	mustProcess(t, b, rig.stages()...)
 	return b
+}
+
+// BenchmarkLabelPlaneRunner runs the data plane with the label plane on
+// (decode, validate, anonymize, featurize, score with the label join's
+// Observe) in a pipeline.Runner over a sink that acknowledges at once,
+// batches of 256 events, on miniredis and redis-server: "put" caches
+// every batch's predictions, "put-early" does so when every event's label
+// came first (parked before the timer starts), so that each put also
+// joins and teaches 256 labels. One op is one batch through HandleAsync,
+// the last batch's acknowledgement included. It reports ns/event and the
+// score stage's time per batch (score-µs/batch, the runner's stage
+// histogram: the batch's critical path in the score stage, the
+// prediction-cache write included when it is not deferred).
+func BenchmarkLabelPlaneRunner(b *testing.B) {
+	for _, backend := range []string{"miniredis", "redis-server"} {
+		for _, side := range []string{"put", "put-early"} {
+			b.Run(backend+"/"+side, func(b *testing.B) {
+				var r *redistest.Redis
+				if backend == "miniredis" {
+					r = redistest.StartMiniredis(b)
+				} else {
+					r = redistest.StartRedis(b)
+				}
+				rdb := r.Client(b)
+				spec := parseTestSpec(b, false, map[string]string{"max_pending: 1000": "max_pending: 100000, max_parked: 1000000"})
+				rig := newJoinRigOn(b, spec, r, rdb)
+				rig.join.OnOutcome, rig.join.OnLearned = nil, nil
+				benchLabelPlaneRunner(b, rig, side)
+			})
+		}
+	}
+}
+
+func benchLabelPlaneRunner(b *testing.B, rig *joinRig, side string) {
+	const n = 256
+	reg := prometheus.NewRegistry()
+	m, err := pipeline.NewMetrics(reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := pipeline.NewRunner(pipeline.RunnerConfig{Stages: rig.stages(), Sink: asyncNopSink{}, DLQTopic: "dlq", Metrics: m})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	batches := make([][]pipeline.Message, b.N)
+	for i := range batches {
+		evs := ids("r"+strconv.Itoa(i)+"-", n)
+		rows := make([][]byte, n)
+		for k, id := range evs {
+			rows[k] = row(map[string]string{"event_id": `"` + id + `"`, "f0": strconv.Itoa((i + k) % 7)})
+		}
+		batches[i] = newBatch(int64(i*n), rows...).Messages
+		if side == "put-early" {
+			rig.handle(b, labelMsgs(evs, labelRule))
+		}
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	ack := func(err error) {
+		if err != nil {
+			failed.Store(err)
+		}
+		wg.Done()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range batches {
+		wg.Add(1)
+		if err := r.HandleAsync(context.Background(), batches[i], ack); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+	b.ReportMetric(stageMicros(b, reg, "score"), "score-µs/batch")
+}
+
+// stageMicros is a stage's mean time per batch in µs, from the runner's
+// stage histogram.
+func stageMicros(tb testing.TB, reg *prometheus.Registry, stage string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "driftline_pipeline_stage_batch_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" && l.GetValue() == stage && m.GetHistogram().GetSampleCount() > 0 {
+					h := m.GetHistogram()
+					return h.GetSampleSum() / float64(h.GetSampleCount()) * 1e6
+				}
+			}
+		}
+	}
+	tb.Fatalf("no time for stage %s", stage)
+	return 0
 }

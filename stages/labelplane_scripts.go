@@ -88,70 +88,116 @@ end
 // the position of the label record that parked it ("<partition>:<offset>"
 // of the labels topic), so that a retried batch knows its own.
 
-// putBatch caches one batch of predictions and indexes them as one batch,
-// picks up their early labels when any label is parked at all, and trims
-// the cache: batches past their expiry count their pending predictions as
-// missing (and delete them), parked labels past theirs as orphans (and
-// delete them), and the oldest pending predictions beyond ARGV[2]
-// (labels.max_pending) are evicted.
+// putBatch caches one chunk of a batch's predictions and indexes them as
+// one batch, picks up their early labels when any label is parked at all,
+// and trims the cache: batches past their expiry count their pending
+// predictions as missing (and delete them), parked labels past theirs as
+// orphans (and delete them), and the oldest pending predictions beyond
+// ARGV[2] (labels.max_pending) are evicted.
 //
 // KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
-// then per row: prediction, early label. ARGV[5] "1" in log mode, ARGV[6]
-// the batch reference, then per row: the entry.
+// KEYS[6] the chunk's put marks (a hash named after the partition and the
+// source offset of its first row), KEYS[7 .. 6+ARGV[7]] the put marks of
+// the partition's last put (deleted), then per row: prediction, early
+// label. ARGV[5] "1" in log mode, ARGV[6] the batch reference, ARGV[8]
+// "1" when the client consumed the reply of an earlier run of this chunk,
+// ARGV[9] the chunk's fingerprint (its rows' ids and offsets), then per
+// row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
 // prediction is not cached, the parked label is deleted, and the reply
 // names it. In log mode the prediction is cached and the event announced
 // on the early-label stream. Reply: {missing, orphaned, evicted, then per
 // early-joined row: its index (from 0), its label (4 bytes)}.
+//
+// A chunk is idempotent: run again (its reply lost to a timeout, the
+// deferred write retried, the batch handed in again), it changes nothing
+// the earlier run did, and replies what that run replied. The put marks
+// keep, until the partition's next put deletes them, the chunk's
+// fingerprint ('#sum') and what the run replied: the counts ('#counts')
+// and the early labels it joined ('#joined'). When the fingerprint is the
+// chunk's, no row is cached again (it was cached then, and may have been
+// joined, expired or evicted since) nor announced again, and the reply is
+// the earlier one (plus what this run's trim found). With ARGV[8] "1" the
+// client has consumed the earlier reply already: it is not replied again.
+// Marks with another fingerprint (other rows at the same first offset)
+// are dropped.
 var putBatch = redis.NewScript(luaUnpend + `
 local keep = ARGV[5] == '1'
+local consumed = ARGV[8] == '1'
 local plen = #ARGV[3]
-local n = (#KEYS - 5) / 2
+local k0 = 6 + tonumber(ARGV[7])
+local n = (#KEYS - k0) / 2
 local t = now()
--- The rows' parked labels, read only while any label is parked.
-local early = {}
-if redis.call('ZCARD', KEYS[2]) > 0 then
-  for s = 1, n, 500 do
-    local ks = {}
-    for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[5 + 2 * i] end
-    local vs = redis.call('MGET', unpack(ks))
-    for k = 1, #vs do early[s + k - 1] = vs[k] end
+local mk = KEYS[6]
+for s = 7, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+local function idOf(i) return string.sub(KEYS[k0 + 2 * i - 1], plen + 1) end
+-- What an earlier run of the same rows replied: its counts and, 6 bytes
+-- per early label joined, the row (2 bytes) and the label (4).
+local rerun, prior, joined = false, {0, 0, 0}, {}
+local h = redis.call('HMGET', mk, '#sum', '#counts', '#joined')
+if h[1] and h[1] ~= ARGV[9] then
+  redis.call('DEL', mk)
+elseif h[1] then
+  rerun = true
+  if not consumed then
+    local a, b, c = string.match(h[2] or '', '^(%d+) (%d+) (%d+)$')
+    prior = {tonumber(a) or 0, tonumber(b) or 0, tonumber(c) or 0}
+    joined[1] = h[3]
   end
 end
 local out = {0, 0, 0}
 local ids = {}
 -- Outside log mode a parked label is taken once (taken), by the first row
 -- of its event, and deleted (consumed).
-local taken, consumed = {}, {}
-for i = 1, n do
-  local pk, ek = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
-  local id = string.sub(pk, plen + 1)
-  local label = early[i] or false
-  if label and not keep then
-    if taken[ek] then
-      label = false
-    else
-      taken[ek] = true
-      consumed[#consumed + 1] = ek
+local taken, consumedKeys = {}, {}
+if rerun then
+  local j = joined[1] or ''
+  for s = 1, #j - 5, 6 do
+    out[#out + 1] = string.byte(j, s) * 256 + string.byte(j, s + 1)
+    out[#out + 1] = string.sub(j, s + 2, s + 5)
+  end
+else
+  -- The rows' parked labels, read only while any label is parked.
+  local early = {}
+  if redis.call('ZCARD', KEYS[2]) > 0 then
+    for s = 1, n, 500 do
+      local ks = {}
+      for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[k0 + 2 * i] end
+      local vs = redis.call('MGET', unpack(ks))
+      for k = 1, #vs do early[s + k - 1] = vs[k] end
     end
   end
-  if label and not keep and #label >= 4 then
-    out[#out + 1] = i - 1
-    out[#out + 1] = string.sub(label, 1, 4)
-  else
-    local old = redis.call('SET', pk, ARGV[6 + i], 'PX', ARGV[1], 'GET')
-    if old then unpend(old, id) end
-    ids[#ids + 1] = id
-    if label and keep and #label >= 4 then
-      redis.call('XADD', KEYS[5], '*', 'id', id)
+  for i = 1, n do
+    local pk, ek = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
+    local id = idOf(i)
+    local label = early[i] or false
+    if label and not keep then
+      if taken[ek] then
+        label = false
+      else
+        taken[ek] = true
+        consumedKeys[#consumedKeys + 1] = ek
+      end
+    end
+    if label and not keep and #label >= 4 then
+      out[#out + 1] = i - 1
+      out[#out + 1] = string.sub(label, 1, 4)
+      joined[#joined + 1] = string.char(math.floor((i - 1) / 256), (i - 1) % 256) .. string.sub(label, 1, 4)
+    else
+      local old = redis.call('SET', pk, ARGV[9 + i], 'PX', ARGV[1], 'GET')
+      if old then unpend(old, id) end
+      ids[#ids + 1] = id
+      if label and keep and #label >= 4 then
+        redis.call('XADD', KEYS[5], '*', 'id', id)
+      end
     end
   end
 end
-for s = 1, #consumed, 500 do
-  local e = math.min(s + 499, #consumed)
-  redis.call('DEL', unpack(consumed, s, e))
-  redis.call('ZREM', KEYS[2], unpack(consumed, s, e))
+for s = 1, #consumedKeys, 500 do
+  local e = math.min(s + 499, #consumedKeys)
+  redis.call('DEL', unpack(consumedKeys, s, e))
+  redis.call('ZREM', KEYS[2], unpack(consumedKeys, s, e))
 end
 -- Re-cached events (a batch handed in again) leave their earlier batch
 -- first, this one included.
@@ -211,6 +257,9 @@ while over > 0 do
   redis.call('DECRBY', KEYS[3], #gone)
   if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], oldest[1]) end
 end
+for k = 1, 3 do out[k] = out[k] + prior[k] end
+redis.call('HSET', mk, '#sum', ARGV[9], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined))
+redis.call('PEXPIRE', mk, ARGV[1])
 return out
 `)
 
