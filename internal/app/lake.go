@@ -26,6 +26,15 @@ func LakeConfig(spec *pipeline.Spec) (lake.LiveConfig, error) {
 	if l == nil {
 		return lake.LiveConfig{}, fmt.Errorf("lake: the spec has no lake block")
 	}
+	if spec.Topics.ModelState != "" {
+		// In log mode the learner-state writer's label feed consumes the
+		// labels and commits their offsets with each published state; the
+		// labels table is not gated on those publishes, and its labels
+		// joined from the early-label stream have no source offset to be
+		// recognized by after a restore, so it could lose labels or hold
+		// them twice.
+		return lake.LiveConfig{}, fmt.Errorf("lake.dir: a live lake cannot be combined with topics.model_state (the learner-state log): its labels table would not be gated on the label feed's offsets")
+	}
 	codec, ok := lakeCodecs[l.Compression]
 	if !ok {
 		return lake.LiveConfig{}, fmt.Errorf("lake.compression: unknown codec %q", l.Compression)
@@ -58,8 +67,10 @@ func (a *App) openLake() error {
 	return nil
 }
 
-// commitGate is the data plane's offset-commit gate: the live lake, or
-// none.
+// commitGate is both planes' offset-commit gate: the live lake, or none.
+// A batch's offset mark waits until the events it scored and the labels
+// it joined (early labels on the data plane, the others on the label
+// plane) are in committed lake files.
 func (a *App) commitGate() kafka.CommitGate {
 	if a.lake == nil {
 		return nil
@@ -79,12 +90,16 @@ func (a *App) lakeBatch(ctx context.Context, b *pipeline.Batch, served stages.Se
 	return nil
 }
 
-// lakeOutcome adds a joined label to the live lake's labels table.
+// lakeOutcome adds a joined label to the live lake's labels table. Its
+// event id is the one the label joined on: the label record's, which
+// equals the events table's because the spec refuses to anonymize or
+// rewrite schema.id_field (a pseudonymized id would never join).
 func (a *App) lakeOutcome(o stages.Outcome) {
 	if a.lake == nil || o.ID == "" {
 		return
 	}
-	a.lake.AppendLabel(lake.LabelRow{EventID: o.ID, Label: o.Label, Score: o.Score, ModelVersion: o.Version, At: o.At})
+	src := lake.SourceOffset{Topic: o.Source.Topic, Partition: o.Source.Partition, Offset: o.Source.Offset}
+	a.lake.AppendLabel(lake.LabelRow{EventID: o.ID, Label: o.Label, Score: o.Score, ModelVersion: o.Version, At: o.At, Source: src})
 }
 
 // runLake runs the live lake's writer while run runs, and stops it (which
