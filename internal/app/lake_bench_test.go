@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/streams"
+	"github.com/driftline/driftline/testkit/streams/feed"
+)
+
+// BenchmarkLabelPlaneLake is the label plane's throughput in `run` (the
+// demo spec on kfake and miniredis) with the live lake off and on: each
+// op feeds 20,000 events, waits until they are scored, then times 20,000
+// labels (late: each joins its cached prediction) from the first produce
+// to the last processed, and reports labels/s. With -count N the two
+// sides alternate. Run with -benchtime 1x.
+func BenchmarkLabelPlaneLake(b *testing.B) {
+	const events = 20_000
+	for _, side := range []string{"lake=off", "lake=on"} {
+		b.Run(side, func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				total += labelPlaneRun(b, side == "lake=on", events)
+			}
+			b.ReportMetric(float64(b.N*events)/total.Seconds(), "labels/s")
+		})
+	}
+}
+
+// labelPlaneRun runs one op of BenchmarkLabelPlaneLake and returns the
+// labels' time.
+func labelPlaneRun(b *testing.B, withLake bool, events int) time.Duration {
+	b.StopTimer()
+	defer b.StartTimer()
+	broker := kafkatest.StartKfake(b, kfake.GroupMinSessionTimeout(time.Second))
+	mr := redistest.StartMiniredis(b)
+	spec := outageSpec(b, broker, mr.Addr)
+	if withLake {
+		spec.Lake = &pipeline.LakeSpec{Dir: b.TempDir(), Compression: "zstd", Roll: pipeline.LakeRollSpec{MaxBytes: 64 << 20, MaxAge: pipeline.Duration(time.Second)}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(runCtx) }()
+	waitFor(b, runErr, 20*time.Second, "ready", a.Ready)
+	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close()
+	stream := streams.Config{Concept: streams.ConceptSEA, Seed: 53}
+	var stats feed.Stats
+	if err := feed.Produce(ctx, prod, feed.Config{Topic: spec.Topics.Input, Events: int64(events), Rate: 50_000, Stream: stream}, &stats); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, runErr, 2*time.Minute, "every event scored", func() bool { return a.Totals().Out >= int64(events) })
+	gen, err := streams.NewGenerator(stream)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ev streams.Event
+	vals := make([][]byte, events)
+	for i := range vals {
+		gen.Next(&ev)
+		vals[i] = streams.AppendLabelJSON(nil, &ev)
+	}
+	start := time.Now()
+	for _, v := range vals {
+		prod.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
+			if err != nil {
+				b.Errorf("produce a label: %v", err)
+			}
+		})
+	}
+	waitFor(b, runErr, 2*time.Minute, "every label processed", func() bool {
+		ls, _ := a.Labels()
+		return ls.Counts.Processed >= int64(events)
+	})
+	took := time.Since(start)
+	if ls, _ := a.Labels(); ls.Counts.Joined+ls.Counts.Late < int64(events)*9/10 {
+		b.Fatalf("only %d of %d labels joined", ls.Counts.Joined+ls.Counts.Late, events)
+	}
+	stop()
+	if err := <-runErr; err != nil {
+		b.Fatalf("Run: %v", err)
+	}
+	return took
+}
