@@ -1,7 +1,10 @@
 package lake
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -118,8 +121,15 @@ func (l *Live) recycle(ev *eventRows) {
 
 // writeLabels writes rows to the labels table, one write per run of rows
 // of one model version and source partition, leaving out the rows whose
-// source the table holds already (see LabelRow.Source).
+// source the table holds already (see LabelRow.Source). The label plane's
+// partitions and the data plane's append concurrently, so rows are first
+// ordered by source partition, stably: each partition's rows stay in
+// their order, and a roll in the middle of the writes commits a prefix
+// of each.
 func (l *Live) writeLabels(rows []LabelRow) error {
+	slices.SortStableFunc(rows, func(a, b LabelRow) int {
+		return cmp.Or(strings.Compare(a.Source.Topic, b.Source.Topic), cmp.Compare(a.Source.Partition, b.Source.Partition))
+	})
 	rows = l.unwritten(rows)
 	for i := 0; i < len(rows); {
 		j := i + 1

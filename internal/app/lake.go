@@ -26,15 +26,6 @@ func LakeConfig(spec *pipeline.Spec) (lake.LiveConfig, error) {
 	if l == nil {
 		return lake.LiveConfig{}, fmt.Errorf("lake: the spec has no lake block")
 	}
-	if spec.Topics.ModelState != "" {
-		// In log mode the learner-state writer's label feed consumes the
-		// labels and commits their offsets with each published state; the
-		// labels table is not gated on those publishes, and its labels
-		// joined from the early-label stream have no source offset to be
-		// recognized by after a restore, so it could lose labels or hold
-		// them twice.
-		return lake.LiveConfig{}, fmt.Errorf("lake.dir: a live lake cannot be combined with topics.model_state (the learner-state log): its labels table would not be gated on the label feed's offsets")
-	}
 	codec, ok := lakeCodecs[l.Compression]
 	if !ok {
 		return lake.LiveConfig{}, fmt.Errorf("lake.compression: unknown codec %q", l.Compression)

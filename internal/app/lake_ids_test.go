@@ -138,13 +138,15 @@ func TestLakeRefusesAnonymizedIDField(t *testing.T) {
 
 // A lake with the learner-state log is refused, naming both fields.
 func TestLakeRefusesLearnerStateLog(t *testing.T) {
-	spec, err := pipeline.ParseSpec("state.yaml", []byte(string(DemoSpec)+"lake:\n  dir: /tmp/unused\n"))
-	if err != nil {
-		t.Fatal(err)
+	text := strings.Replace(string(DemoSpec), "  labels: ", "  model_state: demo.model-state\n  labels: ", 1)
+	if !strings.Contains(text, "model_state:") {
+		t.Fatal("demo.yaml has no topics.labels line to put topics.model_state before")
 	}
-	spec.Topics.ModelState = "model-state"
-	_, err = LakeConfig(spec)
-	if err == nil || !strings.Contains(err.Error(), "lake.dir") || !strings.Contains(err.Error(), "topics.model_state") {
-		t.Fatalf("LakeConfig = %v, want the lake refused with topics.model_state, naming both", err)
+	_, err := pipeline.ParseSpec("state.yaml", []byte(text+"lake:\n  dir: /tmp/unused\n"))
+	if err == nil || !strings.Contains(err.Error(), "lake") || !strings.Contains(err.Error(), "topics.model_state") {
+		t.Fatalf("ParseSpec = %v, want the lake refused with topics.model_state, naming both", err)
+	}
+	if _, err := pipeline.ParseSpec("state.yaml", []byte(text)); err != nil {
+		t.Fatalf("without the lake the spec is refused: %v", err)
 	}
 }
