@@ -101,11 +101,15 @@ type Live struct {
 	// done is closed when Run returns.
 	done chan struct{}
 	// labelBuf holds the labels AppendLabel added since Run last wrote
-	// them; labelWake wakes Run when it is long.
+	// them; labelWake wakes Run when it is long, and labelDrained is
+	// closed (and replaced) each time Run takes it.
 	labelMu    sync.Mutex
 	labelBuf   []LabelRow
 	labelSpare []LabelRow
 	labelWake  chan struct{}
+	// labelDrained is closed when Run takes the buffer; guarded by
+	// labelMu.
+	labelDrained chan struct{}
 	// labelsIn counts the labels appended (from the start); Run's
 	// labelsTaken those it took from the buffer, labelPending the labels
 	// table's writes behind them, and durableLabels (guarded by holdMu)
@@ -199,7 +203,7 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 		events.Close()
 		return nil, err
 	}
-	l := &Live{cfg: cfg, events: events, labels: labels, queue: make(chan liveItem, cfg.QueueBatches), done: make(chan struct{}), labelWake: make(chan struct{}, 1),
+	l := &Live{cfg: cfg, events: events, labels: labels, queue: make(chan liveItem, cfg.QueueBatches), done: make(chan struct{}), labelWake: make(chan struct{}, 1), labelDrained: make(chan struct{}),
 		last: map[SourceKey]int64{}, idB: array.NewStringBuilder(memory.DefaultAllocator),
 		labelSch: arrow.NewSchema([]arrow.Field{{Name: ColEventID, Type: arrow.BinaryTypes.String}}, nil)}
 	for k, o := range events.last {
@@ -281,25 +285,60 @@ func (l *Live) Append(ctx context.Context, b *pipeline.Batch, modelVersion strin
 	}
 }
 
-// AppendLabel adds a joined label for the labels table. It only appends
-// to a buffer under a mutex; Run writes the buffer every chunk of
-// labelChunk labels, at every age check and at every flush.
+// AppendLabel adds a joined label for the labels table. It appends to a
+// buffer under a mutex; Run writes the buffer every chunk of labelChunk
+// labels, at every age check and at every flush. While maxBufferedLabels
+// labels wait (Run lags), it blocks until Run takes them: backpressure on
+// the label plane, not unbounded memory. Once Run has returned it never
+// blocks (what it adds is not written).
 func (l *Live) AppendLabel(r LabelRow) {
 	l.labelMu.Lock()
+	for len(l.labelBuf) >= maxBufferedLabels {
+		drained := l.labelDrained
+		l.labelMu.Unlock()
+		l.wakeForLabels()
+		select {
+		case <-drained:
+		case <-l.done:
+		}
+		l.labelMu.Lock()
+		if l.stoppedRunning() {
+			break
+		}
+	}
 	l.labelBuf = append(l.labelBuf, r)
 	n := len(l.labelBuf)
 	l.labelsIn.Add(1)
 	l.labelMu.Unlock()
 	if n >= labelChunk {
-		select {
-		case l.labelWake <- struct{}{}:
-		default:
-		}
+		l.wakeForLabels()
 	}
 }
 
-// labelChunk is how many buffered labels wake Run to write them.
-const labelChunk = 4096
+// wakeForLabels wakes Run to write the buffered labels.
+func (l *Live) wakeForLabels() {
+	select {
+	case l.labelWake <- struct{}{}:
+	default:
+	}
+}
+
+// stoppedRunning reports whether Run has returned.
+func (l *Live) stoppedRunning() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// labelChunk is how many buffered labels wake Run to write them, and
+// maxBufferedLabels how many make AppendLabel wait for Run.
+const (
+	labelChunk        = 4096
+	maxBufferedLabels = 16 * labelChunk
+)
 
 // Hold runs release, on Run's goroutine, once every batch and every label
 // appended before the call is durable; at once when all already are.

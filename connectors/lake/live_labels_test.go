@@ -265,3 +265,47 @@ func writeFile(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// AppendLabel waits while maxBufferedLabels labels wait for Run, and goes
+// on once Run takes them; once Run returned it never waits.
+func TestLiveAppendLabelBackpressure(t *testing.T) {
+	root := t.TempDir()
+	l, err := OpenLive(LiveConfig{Events: Config{Root: root, TimeColumn: "ts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := range int64(maxBufferedLabels) {
+		l.AppendLabel(labelRow("labels", o))
+	}
+	appended := make(chan struct{})
+	go func() {
+		l.AppendLabel(labelRow("labels", maxBufferedLabels))
+		close(appended)
+	}()
+	select {
+	case <-appended:
+		t.Fatal("AppendLabel did not wait with a full buffer and no Run")
+	case <-time.After(100 * time.Millisecond):
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	select {
+	case <-appended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("AppendLabel still waits after Run took the buffer")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for o := range int64(maxBufferedLabels + 1) { // Run returned: never waits
+		l.AppendLabel(labelRow("late", o))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := labelSources(t, root); len(got) != maxBufferedLabels+1 {
+		t.Errorf("the labels table holds %d labels, want the %d appended while Run ran", len(got), maxBufferedLabels+1)
+	}
+}

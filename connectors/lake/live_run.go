@@ -269,6 +269,10 @@ func (l *Live) writeBufferedLabels() error {
 	l.labelMu.Lock()
 	rows := l.labelBuf
 	l.labelBuf = l.labelSpare[:0]
+	if len(rows) >= maxBufferedLabels {
+		close(l.labelDrained)
+		l.labelDrained = make(chan struct{})
+	}
 	l.labelMu.Unlock()
 	if len(rows) == 0 {
 		return nil
