@@ -101,14 +101,13 @@ type Live struct {
 	// done is closed when Run returns.
 	done chan struct{}
 	// labelBuf holds the labels AppendLabel added since Run last wrote
-	// them; labelWake wakes Run when it is long, and labelDrained is
-	// closed (and replaced) each time Run takes it.
+	// them; labelWake wakes Run when it is long.
 	labelMu    sync.Mutex
 	labelBuf   []LabelRow
 	labelSpare []LabelRow
 	labelWake  chan struct{}
-	// labelDrained is closed when Run takes the buffer; guarded by
-	// labelMu.
+	// labelDrained is closed (and replaced) when Run takes a full
+	// buffer, waking the AppendLabel calls that wait; guarded by labelMu.
 	labelDrained chan struct{}
 	// labelsIn counts the labels appended (from the start); Run's
 	// labelsTaken those it took from the buffer, labelPending the labels
