@@ -19,8 +19,9 @@ import "time"
 //
 // Writes are off the partition loop's critical path; a batch's input
 // offsets are committed only once the lake file holding its rows is
-// committed, so offset commits lag by up to roll.max_age. It cannot be
-// combined with kafka.exactly_once.
+// committed, so offset commits lag by up to roll.max_age; the same holds
+// for the labels topic's offsets and the labels joined. It cannot be
+// combined with kafka.exactly_once or topics.model_state.
 type LakeSpec struct {
 	// Dir is the lake's root directory; created when missing. Required.
 	Dir string `yaml:"dir"`
@@ -104,5 +105,12 @@ func (s *Spec) validateLake(add func(path, format string, args ...any)) {
 	}
 	if s.Kafka.ExactlyOnce {
 		add("lake", "cannot be combined with kafka.exactly_once yet: the lake commits its files outside the Kafka transaction")
+	}
+	if s.Topics.ModelState != "" {
+		// The learner-state writer's label feed commits the label offsets
+		// with each published state, not through the lake's commit gate,
+		// and its early labels have no source offset that the labels table
+		// could recognize after a restore.
+		add("lake", "cannot be combined with topics.model_state yet: the labels table is gated on the label plane's offset commits, which the learner-state writer's label feed replaces")
 	}
 }

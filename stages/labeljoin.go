@@ -477,6 +477,26 @@ type Outcome struct {
 	Score         float32
 	Label         float32
 	At            time.Time
+	// Source is the record the outcome came from, by which a consumer
+	// (the live lake's labels table) recognizes it when it comes again
+	// after a restart: the label record's position on the labels topic,
+	// or, for a label that came before its prediction and was joined when
+	// its event was scored, the event's position on the input topic. Its
+	// Topic is "" when there is none (the shadow's second pass, log
+	// mode's early labels).
+	Source SourcePosition
+}
+
+// SourcePosition is a record's position on its topic.
+type SourcePosition struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// positionOf is m's position.
+func positionOf(m *pipeline.Message) SourcePosition {
+	return SourcePosition{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 }
 
 // LabelJoin consumes label records ({"<id field>": …, "<label field>": 0|1
@@ -683,17 +703,18 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 		return
 	}
 	for k, score := range scores {
-		j.outcome("", sh.Version, ArmShadow, servedStep{arm: ArmShadow}, score, y[k], now)
+		j.outcome("", sh.Version, ArmShadow, servedStep{arm: ArmShadow}, score, y[k], now, SourcePosition{})
 	}
 	if err := sh.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
 		j.metrics.shadowSkipped.Add(float64(rows.N))
 	}
 }
 
-func (j *LabelJoin) outcome(id, version, arm string, step servedStep, score, label float32, now time.Time) {
+func (j *LabelJoin) outcome(id, version, arm string, step servedStep, score, label float32, now time.Time, src SourcePosition) {
 	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.decision)
 	if j.OnOutcome != nil {
-		j.OnOutcome(Outcome{ID: id, Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now})
+		j.OnOutcome(Outcome{ID: id, Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now,
+			Source: src})
 	}
 }
 
@@ -879,7 +900,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		} else {
 			t.joined++
 		}
-		j.outcome(lp.ids[i], e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now)
+		j.outcome(lp.ids[i], e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now, positionOf(&msgs[lp.at[i]]))
 		if nd, nh := len(e.dense), len(e.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
 			// The rows gathered so far share one feature layout; an entry
 			// cached with another (before a featurize change) starts a new

@@ -192,7 +192,7 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 		}
 		joined = append(joined, entries[i].EventID)
 		j.metrics.joined.Inc()
-		j.outcome(entries[i].EventID, entry.version, view.armOf(entry.version), entry.step, entry.score, label, now)
+		j.outcome(entries[i].EventID, entry.version, view.armOf(entry.version), entry.step, entry.score, label, now, SourcePosition{})
 		if nd, nh := len(entry.dense), len(entry.hashed); jb.all.N == 0 || nd != jb.all.NumDense || nh != jb.all.NumHashed {
 			if err := j.teach(&jb, &view, now); err != nil {
 				return joined, err

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 // retried, see RunnerConfig.Retry) until it succeeds, and is released
 // then.
 type putJob struct {
+	topic     string // the batch's input topic (copied: the batch's may be a view)
 	partition int32
 	at        time.Time
 	// Per row (feature row j of the batch): the event id (ids[idEnds[j-1]:
@@ -69,6 +71,9 @@ func (c *PredictionCache) newPutJob(b *pipeline.Batch, served Served) *putJob {
 	}
 	fb := &b.Features
 	n := fb.Len()
+	if p.topic != b.Topic {
+		p.topic = strings.Clone(b.Topic)
+	}
 	p.partition, p.at = b.Partition, c.now()
 	p.ids, p.idEnds, p.offsets, p.scores = p.ids[:0], p.idEnds[:0], p.offsets[:0], p.scores[:0]
 	p.versions, p.steps, p.refs, p.marks, p.sums = p.versions[:0], p.steps[:0], p.refs[:0], p.marks[:0], p.sums[:0]
@@ -302,7 +307,8 @@ func (j *LabelJoin) teachEarly(p *putJob, found []earlyLabel) error {
 		if len(p.versions) > 0 {
 			v = p.versions[r]
 		}
-		j.outcome(p.id(r), v, view.armOf(v), p.steps[r], p.scores[r], e.label, now)
+		j.outcome(p.id(r), v, view.armOf(v), p.steps[r], p.scores[r], e.label, now,
+			SourcePosition{Topic: p.topic, Partition: p.partition, Offset: p.offsets[r]})
 		jb.add(v, p.dense[r*p.numDense:(r+1)*p.numDense], p.hashed[r*p.numHashed:(r+1)*p.numHashed], e.label)
 	}
 	err := j.teach(jb, &view, now)

@@ -20,7 +20,8 @@
 // events table at the root, and a labels table (ColEventID, ColLabel, the
 // prediction's score and version, the join time as ColEventTime) under
 // LabelsDir, written off the partition loops' critical path, with the
-// input offsets' commit gated on the lake's (see Live for the contract).
+// input and labels topics' offset commits gated on the lake's (see Live
+// for the contract).
 // Writer.Expire applies retention.
 package lake
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -48,21 +49,27 @@ type LiveConfig struct {
 // (Run) off the partition loops' critical path.
 //
 // Durability contract. Append copies a batch's rows (it retains the
-// batch's immutable Arrow record; the Parquet encode happens in Run). Hold
-// runs a callback once every row appended before the call is in a
-// committed file (fsynced, renamed, in the manifest); the Kafka connector
-// holds each batch's offset mark on it (kafka.Config.CommitGate), so an
-// input offset is committed only after its event is durable in the lake.
-// Files roll by size and age (Config.MaxBytes, MaxAge); every roll commits
-// every open file as one manifest group (Config.CommitTogether), so a
-// commit is a cut: every row appended before it is durable. Flush commits
-// now and runs every held callback. After a crash, the events whose offsets
-// were not committed are delivered again; Run skips each row at an offset
-// the lake already holds (Writer.LastOffset, from the manifest), so no
-// event is written twice, and none is missed. Labels are written to the
-// labels table in the same order but are not gated: the labels topic's
-// offsets are committed by the label plane, so a crash may lose the labels
-// joined since the last lake commit.
+// batch's immutable Arrow record; the Parquet encode happens in Run), and
+// AppendLabel buffers a joined label. Hold runs a callback once every row
+// and every label appended before the call is in a committed file
+// (fsynced, renamed, in its table's manifest). Both Kafka consumers hold
+// each batch's offset mark on it (kafka.Config.CommitGate): the data
+// plane's, so an input offset is committed only after its event (and the
+// early labels its batch joined) is durable; the label plane's, so a
+// labels-topic offset is committed only after the labels its batch joined
+// are. Files roll by size and age (Config.MaxBytes, MaxAge); every roll
+// commits every open file of a table as one manifest group
+// (Config.CommitTogether), so a commit is a cut: every row appended to
+// that table before it is durable. Flush commits both tables now and runs
+// every held callback.
+//
+// After a crash, the records whose offsets were not committed are
+// delivered again. Run skips each event row at an input offset the events
+// table already holds (Writer.LastOffset, from its manifest), and each
+// label row whose source (LabelRow.Source: the label record's position,
+// or the event's for a label joined when its event was scored) the labels
+// table holds, so no event or label is written twice, and none whose
+// offset is committed is missing.
 //
 // Append, AppendLabel, Hold and Flush are safe for concurrent use; Run is
 // called once, Close after Run returned.
@@ -99,6 +106,20 @@ type Live struct {
 	labelBuf   []LabelRow
 	labelSpare []LabelRow
 	labelWake  chan struct{}
+	// labelDrained is closed (and replaced) when Run takes a full
+	// buffer, waking the AppendLabel calls that wait; guarded by labelMu.
+	labelDrained chan struct{}
+	// labelsIn counts the labels appended (from the start); Run's
+	// labelsTaken those it took from the buffer, labelPending the labels
+	// table's writes behind them, and durableLabels (guarded by holdMu)
+	// how many are durable.
+	labelsIn      atomic.Int64
+	labelsTaken   int64
+	labelPending  []itemWrites
+	durableLabels int64
+	// labelLast is, per source partition, the greatest offset of a label
+	// row written (skipped ones included): Run's.
+	labelLast map[SourceKey]int64
 }
 
 // liveItem is one queued piece of work: an event batch or a flush
@@ -119,8 +140,9 @@ type eventRows struct {
 }
 
 type heldMark struct {
-	target  int64
-	release func()
+	// items and labels are the counts appended before the Hold.
+	items, labels int64
+	release       func()
 }
 
 type itemWrites struct{ item, writes int64 }
@@ -135,6 +157,21 @@ type LabelRow struct {
 	ModelVersion string
 	// At is when the label was joined: the row's event time.
 	At time.Time
+	// Source is the position of the record the label came from: the
+	// label record's on the labels topic, or, for a label joined when its
+	// event was scored (it came first), the event's on the input topic. A
+	// label whose source offset is at or below the greatest one the
+	// labels table holds for that partition is not written again (the
+	// label plane delivers a partition's labels in order, the data plane
+	// its events). Topic "" is no source: never skipped.
+	Source SourceOffset
+}
+
+// SourceOffset is a record's position on an input partition.
+type SourceOffset struct {
+	Topic     string
+	Partition int32
+	Offset    int64
 }
 
 // OpenLive opens both tables (see New: a crashed writer's temporary files
@@ -165,12 +202,13 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 		events.Close()
 		return nil, err
 	}
-	l := &Live{cfg: cfg, events: events, labels: labels, queue: make(chan liveItem, cfg.QueueBatches), done: make(chan struct{}), labelWake: make(chan struct{}, 1),
+	l := &Live{cfg: cfg, events: events, labels: labels, queue: make(chan liveItem, cfg.QueueBatches), done: make(chan struct{}), labelWake: make(chan struct{}, 1), labelDrained: make(chan struct{}),
 		last: map[SourceKey]int64{}, idB: array.NewStringBuilder(memory.DefaultAllocator),
 		labelSch: arrow.NewSchema([]arrow.Field{{Name: ColEventID, Type: arrow.BinaryTypes.String}}, nil)}
 	for k, o := range events.last {
 		l.last[k] = o
 	}
+	l.labelLast = maps.Clone(labels.last)
 	return l, nil
 }
 
@@ -246,38 +284,80 @@ func (l *Live) Append(ctx context.Context, b *pipeline.Batch, modelVersion strin
 	}
 }
 
-// AppendLabel adds a joined label for the labels table. It only appends
-// to a buffer under a mutex; Run writes the buffer every chunk of
-// labelChunk labels, at every age check and at every flush.
+// AppendLabel adds a joined label for the labels table. It appends to a
+// buffer under a mutex; Run writes the buffer every chunk of labelChunk
+// labels, at every age check and at every flush. While maxBufferedLabels
+// labels wait (Run lags), it blocks until Run takes them: backpressure on
+// the label plane, not unbounded memory. Once Run has returned it never
+// blocks (what it adds is not written).
 func (l *Live) AppendLabel(r LabelRow) {
 	l.labelMu.Lock()
+	for len(l.labelBuf) >= maxBufferedLabels {
+		drained := l.labelDrained
+		l.labelMu.Unlock()
+		l.wakeForLabels()
+		select {
+		case <-drained:
+		case <-l.done:
+		}
+		l.labelMu.Lock()
+		if l.stoppedRunning() {
+			break
+		}
+	}
 	l.labelBuf = append(l.labelBuf, r)
 	n := len(l.labelBuf)
+	l.labelsIn.Add(1)
 	l.labelMu.Unlock()
 	if n >= labelChunk {
-		select {
-		case l.labelWake <- struct{}{}:
-		default:
-		}
+		l.wakeForLabels()
 	}
 }
 
-// labelChunk is how many buffered labels wake Run to write them.
-const labelChunk = 4096
+// wakeForLabels wakes Run to write the buffered labels.
+func (l *Live) wakeForLabels() {
+	select {
+	case l.labelWake <- struct{}{}:
+	default:
+	}
+}
 
-// Hold runs release, on Run's goroutine, once every batch appended before
-// the call is durable; at once when all already are. Callbacks run in the
-// order of their Holds. A failed writer never runs them.
+// stoppedRunning reports whether Run has returned.
+func (l *Live) stoppedRunning() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// labelChunk is how many buffered labels wake Run to write them, and
+// maxBufferedLabels how many make AppendLabel wait for Run.
+const (
+	labelChunk        = 4096
+	maxBufferedLabels = 16 * labelChunk
+)
+
+// Hold runs release, on Run's goroutine, once every batch and every label
+// appended before the call is durable; at once when all already are.
+// Callbacks run in the order of their Holds. A failed writer never runs
+// them.
 func (l *Live) Hold(release func()) {
-	target := l.queued.Load()
+	h := heldMark{items: l.queued.Load(), labels: l.labelsIn.Load(), release: release}
 	l.holdMu.Lock()
-	if l.durableItems >= target && len(l.holds) == 0 {
+	if l.covers(h) && len(l.holds) == 0 {
 		l.holdMu.Unlock()
 		release()
 		return
 	}
-	l.holds = append(l.holds, heldMark{target, release})
+	l.holds = append(l.holds, h)
 	l.holdMu.Unlock()
+}
+
+// covers reports whether what h waits for is durable; holdMu held.
+func (l *Live) covers(h heldMark) bool {
+	return l.durableItems >= h.items && l.durableLabels >= h.labels
 }
 
 // Flush commits every open file of both tables after the batches queued

@@ -1,7 +1,10 @@
 package lake
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -29,7 +32,9 @@ func (l *Live) Run(ctx context.Context) error {
 		case it := <-l.queue:
 			err = l.handle(it)
 		case <-l.labelWake:
-			err = l.writeBufferedLabels()
+			if err = l.writeBufferedLabels(); err == nil {
+				l.release()
+			}
 		case <-roll.C:
 			err = l.rollAged()
 		case <-retain.C:
@@ -115,21 +120,34 @@ func (l *Live) recycle(ev *eventRows) {
 }
 
 // writeLabels writes rows to the labels table, one write per run of rows
-// of one model version.
+// of one model version and source partition, leaving out the rows whose
+// source the table holds already (see LabelRow.Source). The label plane's
+// partitions and the data plane's append concurrently, so rows are first
+// ordered by source partition, stably: each partition's rows stay in
+// their order, and a roll in the middle of the writes commits a prefix
+// of each.
 func (l *Live) writeLabels(rows []LabelRow) error {
+	slices.SortStableFunc(rows, func(a, b LabelRow) int {
+		return cmp.Or(strings.Compare(a.Source.Topic, b.Source.Topic), cmp.Compare(a.Source.Partition, b.Source.Partition))
+	})
+	rows = l.unwritten(rows)
 	for i := 0; i < len(rows); {
 		j := i + 1
-		for j < len(rows) && rows[j].ModelVersion == rows[i].ModelVersion {
+		for j < len(rows) && rows[j].ModelVersion == rows[i].ModelVersion &&
+			rows[j].Source.Topic == rows[i].Source.Topic && rows[j].Source.Partition == rows[i].Source.Partition {
 			j++
 		}
 		run := rows[i:j]
 		n := len(run)
 		r := Rows{Sel: make([]int, n), Scores: make([]float32, n), Labels: make([]float32, n), ModelVersion: run[0].ModelVersion,
-			Offsets: make([]int64, n), RecordTimes: make([]int64, n)}
+			Topic: run[0].Source.Topic, Partition: run[0].Source.Partition, Offsets: make([]int64, n), RecordTimes: make([]int64, n)}
 		l.idB.Reserve(n)
 		for k, lr := range run {
 			l.idB.Append(lr.EventID)
 			r.Sel[k], r.Scores[k], r.Labels[k], r.Offsets[k] = k, lr.Score, lr.Label, -1
+			if lr.Source.Topic != "" {
+				r.Offsets[k] = lr.Source.Offset
+			}
 			r.RecordTimes[k] = lr.At.UnixMicro()
 		}
 		ids := l.idB.NewArray()
@@ -145,23 +163,41 @@ func (l *Live) writeLabels(rows []LabelRow) error {
 	return nil
 }
 
-// release moves durableItems up to what the events table made durable and
-// runs the held callbacks it covers.
-func (l *Live) release() {
-	durable := l.events.Durable()
-	k := 0
-	for k < len(l.pending) && l.pending[k].writes <= durable {
-		k++
+// unwritten filters rows, in place, to those past their source
+// partition's last label row, counting the others in dropped.
+func (l *Live) unwritten(rows []LabelRow) []LabelRow {
+	out := rows[:0]
+	for _, r := range rows {
+		if src := r.Source; src.Topic != "" {
+			key := SourceKey{src.Topic, src.Partition}
+			if last, ok := l.labelLast[key]; ok && src.Offset <= last {
+				l.dropped.Add(1)
+				continue
+			}
+			l.labelLast[key] = src.Offset
+		}
+		out = append(out, r)
 	}
-	if k == 0 {
+	return out
+}
+
+// release moves durableItems and durableLabels up to what the two tables
+// made durable and runs the held callbacks they cover, in order.
+func (l *Live) release() {
+	items, ok := durableUpTo(&l.pending, l.events.Durable())
+	labels, lok := durableUpTo(&l.labelPending, l.labels.Durable())
+	if !ok && !lok {
 		return
 	}
-	items := l.pending[k-1].item
-	l.pending = append(l.pending[:0], l.pending[k:]...)
 	l.holdMu.Lock()
-	l.durableItems = items
+	if ok {
+		l.durableItems = items
+	}
+	if lok {
+		l.durableLabels = labels
+	}
 	n := 0
-	for n < len(l.holds) && l.holds[n].target <= items {
+	for n < len(l.holds) && l.covers(l.holds[n]) {
 		n++
 	}
 	run := append([]heldMark(nil), l.holds[:n]...)
@@ -170,6 +206,22 @@ func (l *Live) release() {
 	for _, h := range run {
 		h.release()
 	}
+}
+
+// durableUpTo drops the entries of pending whose writes are durable and
+// returns the last one's count; ok is false when there is none.
+func durableUpTo(pending *[]itemWrites, durable int64) (count int64, ok bool) {
+	p := *pending
+	k := 0
+	for k < len(p) && p[k].writes <= durable {
+		k++
+	}
+	if k == 0 {
+		return 0, false
+	}
+	count = p[k-1].item
+	*pending = append(p[:0], p[k:]...)
+	return count, true
 }
 
 func (l *Live) flushAll() error {
@@ -217,8 +269,21 @@ func (l *Live) writeBufferedLabels() error {
 	l.labelMu.Lock()
 	rows := l.labelBuf
 	l.labelBuf = l.labelSpare[:0]
+	if len(rows) >= maxBufferedLabels {
+		close(l.labelDrained)
+		l.labelDrained = make(chan struct{})
+	}
 	l.labelMu.Unlock()
+	if len(rows) == 0 {
+		return nil
+	}
+	l.labelsTaken += int64(len(rows))
 	err := l.writeLabels(rows)
+	clear(rows) // drop the strings
 	l.labelSpare = rows[:0]
-	return err
+	if err != nil {
+		return err
+	}
+	l.labelPending = append(l.labelPending, itemWrites{l.labelsTaken, l.labels.Writes()})
+	return nil
 }

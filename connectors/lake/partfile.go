@@ -1,11 +1,13 @@
 package lake
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -269,6 +271,44 @@ func removeTemp(root string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("lake: remove temporary files: %w", err)
+	}
+	return nil
+}
+
+// partFilePath matches the path, relative to a root, of a file
+// openPartFile names: date=YYYY-MM-DD/hour=HH/part-<seq>-<uuid>.parquet.
+var partFilePath = regexp.MustCompile(`^date=[0-9]{4}-[0-9]{2}-[0-9]{2}/hour=[0-9]{2}/part-[0-9]{6,}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.parquet$`)
+
+// removeOrphans removes the part files in root's partition directories
+// (not below them: a live lake's labels table is a lake of its own under
+// its root) that match partFilePath and that no entry names, and then the
+// partition directories left empty.
+func removeOrphans(root string, entries []ManifestEntry) error {
+	named := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		named[e.Path] = true
+	}
+	paths, err := filepath.Glob(filepath.Join(root, "date=*", "hour=*", "part-*.parquet"))
+	if err != nil {
+		return fmt.Errorf("lake: find orphan files: %w", err)
+	}
+	for _, path := range paths {
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return fmt.Errorf("lake: find orphan files: %w", err)
+		}
+		rel = filepath.ToSlash(rel)
+		if !partFilePath.MatchString(rel) || named[rel] {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("lake: remove orphan file %s: %w", rel, err)
+		}
+		// The hour's and the date's directories, when now empty.
+		hourDir := filepath.Dir(path)
+		if os.Remove(hourDir) == nil {
+			_ = os.Remove(filepath.Dir(hourDir))
+		}
 	}
 	return nil
 }

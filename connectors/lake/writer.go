@@ -96,8 +96,12 @@ const noTime = int64(-1 << 63)
 const microsPerHour = int64(time.Hour / time.Microsecond)
 
 // New validates cfg, creates Root, removes *.tmp files a crashed writer
-// left under it, and cuts a torn last line (a crash mid-append) off the
-// manifest.
+// left under it, cuts a torn last line (a crash mid-append) off the
+// manifest, and removes the orphans: part files under Root's partition
+// directories, named as a Writer names them, that no manifest entry names
+// (a crash after a file was renamed into place and before its manifest
+// line was appended, or after Expire rewrote the manifest and before it
+// removed the files). Nothing else under Root is touched.
 func New(cfg Config) (*Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -111,6 +115,9 @@ func New(cfg Config) (*Writer, error) {
 	}
 	entries, err := repairManifest(cfg.Root)
 	if err != nil {
+		return nil, err
+	}
+	if err := removeOrphans(cfg.Root, entries); err != nil {
 		return nil, err
 	}
 	n := len(entries)

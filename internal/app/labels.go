@@ -48,6 +48,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 		BatchSize:      spec.Batch.Size,
 		Linger:         spec.Batch.Linger.D(),
 		MaxInFlight:    spec.Batch.MaxInFlight,
+		CommitGate:     a.commitGate(), // the lake's labels table first holds what a batch joined
 		Retry:          a.retry,
 		Registerer:     a.reg,
 		Logger:         a.log,

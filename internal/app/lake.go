@@ -58,8 +58,10 @@ func (a *App) openLake() error {
 	return nil
 }
 
-// commitGate is the data plane's offset-commit gate: the live lake, or
-// none.
+// commitGate is both planes' offset-commit gate: the live lake, or none.
+// A batch's offset mark waits until the events it scored and the labels
+// it joined (early labels on the data plane, the others on the label
+// plane) are in committed lake files.
 func (a *App) commitGate() kafka.CommitGate {
 	if a.lake == nil {
 		return nil
@@ -79,12 +81,16 @@ func (a *App) lakeBatch(ctx context.Context, b *pipeline.Batch, served stages.Se
 	return nil
 }
 
-// lakeOutcome adds a joined label to the live lake's labels table.
+// lakeOutcome adds a joined label to the live lake's labels table. Its
+// event id is the one the label joined on: the label record's, which
+// equals the events table's because the spec refuses to anonymize or
+// rewrite schema.id_field (a pseudonymized id would never join).
 func (a *App) lakeOutcome(o stages.Outcome) {
 	if a.lake == nil || o.ID == "" {
 		return
 	}
-	a.lake.AppendLabel(lake.LabelRow{EventID: o.ID, Label: o.Label, Score: o.Score, ModelVersion: o.Version, At: o.At})
+	src := lake.SourceOffset{Topic: o.Source.Topic, Partition: o.Source.Partition, Offset: o.Source.Offset}
+	a.lake.AppendLabel(lake.LabelRow{EventID: o.ID, Label: o.Label, Score: o.Score, ModelVersion: o.Version, At: o.At, Source: src})
 }
 
 // runLake runs the live lake's writer while run runs, and stops it (which

@@ -24,3 +24,15 @@ func TestIntegrationLakeAfterKill(t *testing.T) {
 		t.Run(string(at), func(t *testing.T) { checkLakeAfterKill(t, broker, rds.Addr, "TestIntegrationLakeAfterKill", at) })
 	}
 }
+
+// TestIntegrationLakeLabelsAfterKill is TestLakeLabelsAfterKill on a real
+// Kafka broker and a real redis-server: the labels table holds every label
+// whose label-plane offset is committed (its event's too) at the kill, and
+// no label twice after the restart.
+func TestIntegrationLakeLabelsAfterKill(t *testing.T) {
+	if env := os.Getenv("DRIFTLINE_LAKE_CHILD"); env != "" {
+		runLakeChild(t, env)
+		return
+	}
+	checkLakeLabelsAfterKill(t, kafkatest.StartKafka(t), redistest.StartRedis(t).Addr, "TestIntegrationLakeLabelsAfterKill")
+}

@@ -21,7 +21,7 @@ import (
 // outageSpec is the demo spec (every plane, the governance loop included)
 // on broker and the Redis at redisAddr, with a short Redis timeout and the
 // text edits (old, new) applied, and its topics created.
-func outageSpec(t *testing.T, broker *kafkatest.Broker, redisAddr string, edits ...[2]string) *pipeline.Spec {
+func outageSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string, edits ...[2]string) *pipeline.Spec {
 	t.Helper()
 	text := strings.Replace(string(DemoSpec), "name: demo\n", "name: demo\nredis:\n  addr: \""+redisAddr+"\"\n  timeout: 300ms\n", 1)
 	for _, e := range edits {
@@ -46,7 +46,7 @@ func outageSpec(t *testing.T, broker *kafkatest.Broker, redisAddr string, edits 
 
 // waitFor polls cond every 20 ms for up to limit, and fails the test with
 // what when it does not hold by then, or when Run returned.
-func waitFor(t *testing.T, runErr <-chan error, limit time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, runErr <-chan error, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
