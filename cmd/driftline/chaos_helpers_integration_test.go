@@ -152,13 +152,36 @@ func startChaosRun(t *testing.T, specPath string, env ...string) *chaosProcess {
 		}
 		b, _ := os.ReadFile(p.logPath)
 		if t.Failed() {
-			t.Logf("driftline run log (all of it: $DRIFTLINE_CHAOS_LOGS keeps it):\n%s", tail(string(b), 6000))
+			logged, dump, _ := strings.Cut(string(b), "SIGQUIT: quit")
+			t.Logf("driftline run log, before the goroutine dump (all of it: $DRIFTLINE_CHAOS_LOGS keeps it):\n%s", tail(logged, 8000))
+			if dump != "" {
+				t.Logf("where driftline's goroutines wait:\n%s", tail(driftlineFrames(dump), 8000))
+			}
 		}
 		if dir := os.Getenv("DRIFTLINE_CHAOS_LOGS"); dir != "" { // keep the whole log, e.g. for RELIABILITY.md
 			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), time.Now().Unix())), b, 0o644)
 		}
 	})
 	return p
+}
+
+// driftlineFrames shortens a goroutine dump to each goroutine's header and
+// its frames in driftline's own packages, dropping goroutines with none.
+func driftlineFrames(dump string) string {
+	var out strings.Builder
+	for _, g := range strings.Split(dump, "\n\ngoroutine ") {
+		header, body, _ := strings.Cut(g, "\n")
+		var frames []string
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "github.com/driftline/driftline/") {
+				frames = append(frames, "  "+line)
+			}
+		}
+		if len(frames) > 0 {
+			out.WriteString("goroutine " + header + "\n" + strings.Join(frames, "\n") + "\n")
+		}
+	}
+	return out.String()
 }
 
 func (p *chaosProcess) alive() bool {
