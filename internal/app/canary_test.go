@@ -2,14 +2,12 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/models/governance"
 	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/stages"
@@ -41,29 +39,15 @@ func TestCanaryStepsWaitForTheirOwnOutcomes(t *testing.T) {
 		[2]string{"    bake_samples: 1000\n", "    bake_samples: 100\n"}, [2]string{"    interval: 100ms\n", "    interval: 500ms\n"})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startFedApp(t, ctx, spec, broker)
 	defer a.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	defer func() { stop(); <-runErr }()
-	waitFor(t, runErr, 20*time.Second, "ready", a.Ready)
-
-	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	load := feed.Config{Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Rate: 1500, LabelDelay: labelDelay,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 5}}
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
 	var stats feed.Stats
-	go func() { _ = feed.Produce(feedCtx, prod, load, &stats) }()
-	waitFor(t, runErr, 30*time.Second, "labels joined", func() bool { ls, _ := a.Labels(); return ls.Joined > 1000 })
+	go func() { _ = feed.Produce(feedCtx, a.feed, load, &stats) }()
+	waitFor(t, a.runErr, 30*time.Second, "labels joined", func() bool { ls, _ := a.Labels(); return ls.Joined > 1000 })
 
 	// The candidate: a snapshot of the champion as it is now, in shadow.
 	reg := a.Registry()
@@ -90,7 +74,7 @@ func TestCanaryStepsWaitForTheirOwnOutcomes(t *testing.T) {
 		}
 		t.Logf("audit read: %v; labels %+v", err, func() LabelStats { ls, _ := a.Labels(); return ls }())
 	}()
-	waitFor(t, runErr, time.Minute, "the candidate promoted", func() bool {
+	waitFor(t, a.runErr, time.Minute, "the candidate promoted", func() bool {
 		set, err := reg.Aliases(ctx, model)
 		return err == nil && set.Versions[registry.AliasChampion] == v.Number
 	})

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -44,34 +43,20 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 	spec := outageSpec(t, broker, mr.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startFedApp(t, ctx, spec, broker)
 	defer a.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	waitFor(t, runErr, 20*time.Second, "ready", a.Ready)
-
-	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	stream := streams.Config{Concept: streams.ConceptSEA, Seed: 21}
 	var written int64
 	write := func(values ...[]byte) {
 		t.Helper()
 		for _, v := range values {
-			prod.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
+			a.feed.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
 				if err != nil {
 					t.Errorf("produce a label: %v", err)
 				}
 			})
 		}
-		if err := prod.Flush(ctx); err != nil {
+		if err := a.feed.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 		written += int64(len(values))
@@ -111,7 +96,7 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 
 	var stats feed.Stats
 	load := feed.Config{Topic: spec.Topics.Input, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01, Stream: stream}
-	if err := feed.Produce(ctx, prod, load, &stats); err != nil {
+	if err := feed.Produce(ctx, a.feed, load, &stats); err != nil {
 		t.Fatal(err)
 	}
 	for i := int64(3000 + early); i < stats.Valid.Load()+stats.Malformed.Load(); i++ {
@@ -121,17 +106,11 @@ func TestEveryLabelCountedOnce(t *testing.T) {
 	counts := func() stages.LabelCounts { ls, _ := a.Labels(); return ls.Counts }
 	labels := written
 	done := func() int64 { t := a.Totals(); return t.Out + t.DLQ + t.Duplicates }
-	waitFor(t, runErr, time.Minute, "every event and label processed", func() bool {
+	waitFor(t, a.runErr, time.Minute, "every event and label processed", func() bool {
 		return done() >= stats.Rows.Load() && counts().Processed >= labels
 	})
-	stop()
-	select {
-	case err := <-runErr:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30s of its context's end")
+	if err := a.Stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 
 	c := counts()

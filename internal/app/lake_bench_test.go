@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -57,27 +56,14 @@ func labelPlaneRun(b *testing.B, withLake bool, events int) time.Duration {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := startFedApp(b, ctx, spec, broker)
 	defer a.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	waitFor(b, runErr, 20*time.Second, "ready", a.Ready)
-	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer prod.Close()
 	stream := streams.Config{Concept: streams.ConceptSEA, Seed: 53}
 	var stats feed.Stats
-	if err := feed.Produce(ctx, prod, feed.Config{Topic: spec.Topics.Input, Events: int64(events), Rate: 50_000, Stream: stream}, &stats); err != nil {
+	if err := feed.Produce(ctx, a.feed, feed.Config{Topic: spec.Topics.Input, Events: int64(events), Rate: 50_000, Stream: stream}, &stats); err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, runErr, 2*time.Minute, "every event scored", func() bool { return a.Totals().Out >= int64(events) })
+	waitFor(b, a.runErr, 2*time.Minute, "every event scored", func() bool { return a.Totals().Out >= int64(events) })
 	if withLake {
 		// The events table's encode is behind the scoring (its queue):
 		// done before the labels are timed, so that they do not share the
@@ -98,13 +84,13 @@ func labelPlaneRun(b *testing.B, withLake bool, events int) time.Duration {
 	}
 	start := time.Now()
 	for _, v := range vals {
-		prod.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
+		a.feed.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
 			if err != nil {
 				b.Errorf("produce a label: %v", err)
 			}
 		})
 	}
-	waitFor(b, runErr, 2*time.Minute, "every label processed", func() bool {
+	waitFor(b, a.runErr, 2*time.Minute, "every label processed", func() bool {
 		ls, _ := a.Labels()
 		return ls.Counts.Processed >= int64(events)
 	})
@@ -112,8 +98,7 @@ func labelPlaneRun(b *testing.B, withLake bool, events int) time.Duration {
 	if ls, _ := a.Labels(); ls.Counts.Joined+ls.Counts.Late < int64(events)*9/10 {
 		b.Fatalf("only %d of %d labels joined", ls.Counts.Joined+ls.Counts.Late, events)
 	}
-	stop()
-	if err := <-runErr; err != nil {
+	if err := a.Stop(b); err != nil {
 		b.Fatalf("Run: %v", err)
 	}
 	return took

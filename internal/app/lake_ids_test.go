@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -31,21 +30,8 @@ func TestLakeLabelIDs(t *testing.T) {
 	spec.Lake = &pipeline.LakeSpec{Dir: dir, Compression: "zstd", Roll: pipeline.LakeRollSpec{MaxBytes: 1 << 20, MaxAge: pipeline.Duration(200 * time.Millisecond)}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startFedApp(t, ctx, spec, broker)
 	defer a.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	waitFor(t, runErr, 20*time.Second, "ready", a.Ready)
-	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 
 	const events, early = 600, 300
 	stream := streams.Config{Concept: streams.ConceptSEA, Seed: 47}
@@ -63,34 +49,33 @@ func TestLakeLabelIDs(t *testing.T) {
 	}
 	produceLabels := func(vals [][]byte) {
 		for _, v := range vals {
-			prod.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
+			a.feed.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: v}, func(_ kafka.Produced, err error) {
 				if err != nil {
 					t.Errorf("produce a label: %v", err)
 				}
 			})
 		}
-		if err := prod.Flush(ctx); err != nil {
+		if err := a.feed.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The first events' labels come first, and are parked.
 	produceLabels(labels[:early])
-	waitFor(t, runErr, time.Minute, "the early labels parked", func() bool {
+	waitFor(t, a.runErr, time.Minute, "the early labels parked", func() bool {
 		ls, _ := a.Labels()
 		return ls.Counts.Processed >= early
 	})
 	var stats feed.Stats
-	if err := feed.Produce(ctx, prod, feed.Config{Topic: spec.Topics.Input, Events: events, Rate: 5000, Stream: stream}, &stats); err != nil {
+	if err := feed.Produce(ctx, a.feed, feed.Config{Topic: spec.Topics.Input, Events: events, Rate: 5000, Stream: stream}, &stats); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, runErr, time.Minute, "every event scored", func() bool { return a.Totals().Out >= events })
+	waitFor(t, a.runErr, time.Minute, "every event scored", func() bool { return a.Totals().Out >= events })
 	produceLabels(labels[early:])
-	waitFor(t, runErr, time.Minute, "every label processed", func() bool {
+	waitFor(t, a.runErr, time.Minute, "every label processed", func() bool {
 		ls, _ := a.Labels()
 		return ls.Counts.Processed >= events
 	})
-	stop()
-	if err := <-runErr; err != nil {
+	if err := a.Stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -54,25 +53,12 @@ func runLakeOnce(t *testing.T, spec *pipeline.Spec, broker *kafkatest.Broker, se
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	a, err := Open(ctx, spec, Options{Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := startFedApp(t, ctx, spec, broker)
 	defer a.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	waitFor(t, runErr, 20*time.Second, "ready", a.Ready)
-	prod, err := kafka.NewProducer(kafka.ProducerConfig{Client: broker.ClientConfig("feed")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	stream := streams.Config{Concept: streams.ConceptSEA, Seed: seed}
 	var stats feed.Stats
 	load := feed.Config{Topic: spec.Topics.Input, Events: int64(events), Rate: 5000, MalformedRate: 0.01, DuplicateRate: 0.01, Stream: stream}
-	if err := feed.Produce(ctx, prod, load, &stats); err != nil {
+	if err := feed.Produce(ctx, a.feed, load, &stats); err != nil {
 		t.Fatal(err)
 	}
 	gen, err := streams.NewGenerator(stream)
@@ -83,22 +69,21 @@ func runLakeOnce(t *testing.T, spec *pipeline.Spec, broker *kafkatest.Broker, se
 	labels := stats.Valid.Load() + stats.Malformed.Load()
 	for range labels {
 		gen.Next(&ev)
-		prod.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: streams.AppendLabelJSON(nil, &ev)}, func(_ kafka.Produced, err error) {
+		a.feed.Produce(ctx, pipeline.OutRecord{Topic: spec.Topics.Labels, Value: streams.AppendLabelJSON(nil, &ev)}, func(_ kafka.Produced, err error) {
 			if err != nil {
 				t.Errorf("produce a label: %v", err)
 			}
 		})
 	}
-	if err := prod.Flush(ctx); err != nil {
+	if err := a.feed.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	done := func() int64 { t := a.Totals(); return t.Out + t.DLQ + t.Duplicates }
-	waitFor(t, runErr, time.Minute, "every event and label processed", func() bool {
+	waitFor(t, a.runErr, time.Minute, "every event and label processed", func() bool {
 		ls, _ := a.Labels()
 		return done() >= stats.Rows.Load() && ls.Counts.Processed >= labels
 	})
-	stop()
-	if err := <-runErr; err != nil {
+	if err := a.Stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	return a.Totals().Out
