@@ -346,7 +346,10 @@ type EntitySpec struct {
 	// (default DefaultEntityLocalCache; 0 turns it off). A cached entity's
 	// aggregates are not read back from Redis, which assumes one writer per
 	// entity: the input topic keyed by the entity field, as `driftline
-	// produce` does. With other keys, set 0.
+	// produce` does. With other keys, set 0. Even at 0, an entity whose
+	// write-behind (the batch's deferred aggregate write) has not yet
+	// reached Redis is read from memory, because Redis does not hold its
+	// latest aggregates yet.
 	LocalCache *int `yaml:"local_cache"`
 }
 
