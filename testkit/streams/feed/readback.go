@@ -1,10 +1,10 @@
 package feed
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +32,53 @@ type Check struct {
 
 // plaintextPII matches the synthetic stream's plaintext PII: user ids,
 // e-mail addresses and phone numbers.
-var plaintextPII = regexp.MustCompile(`u-\d{6}|@example\.com|\+1-555-\d{3}-\d{4}`)
+var plaintextPII syntheticPII
+
+// syntheticPII matches what the regular expression
+// `u-\d{6}|@example\.com|\+1-555-\d{3}-\d{4}` matches, by hand: read-back
+// checks every output record, and the regexp took 30% of a demo's CPU.
+type syntheticPII struct{}
+
+// Match reports whether b holds a user id, an @example.com address or a
+// +1-555 phone number.
+func (syntheticPII) Match(b []byte) bool {
+	if bytes.Contains(b, []byte("@example.com")) {
+		return true
+	}
+	for i := 0; ; {
+		k := bytes.Index(b[i:], []byte("u-"))
+		if k < 0 {
+			break
+		}
+		if digits(b[i+k+2:], 6) {
+			return true
+		}
+		i += k + 1
+	}
+	for i := 0; ; {
+		k := bytes.Index(b[i:], []byte("+1-555-"))
+		if k < 0 {
+			return false
+		}
+		if rest := b[i+k+7:]; digits(rest, 3) && len(rest) > 3 && rest[3] == '-' && digits(rest[4:], 4) {
+			return true
+		}
+		i += k + 1
+	}
+}
+
+// digits reports whether b starts with n ASCII digits.
+func digits(b []byte, n int) bool {
+	if len(b) < n {
+		return false
+	}
+	for _, c := range b[:n] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // ReadBack reads the predictions and DLQ topics from the start to their
 // current end and checks them against what the producer wrote: every valid
