@@ -19,12 +19,14 @@ import (
 // partition and offset) is not mistaken for its own duplicate and is
 // processed again: at-least-once delivery loses nothing.
 //
-// A batch of dedupeSplitRows rows or more is cut into at least two chunks,
-// whose calls overlap: a chunk is sent as soon as its keys are built, while
-// the next chunk's keys are built, and the answers are read once the last
-// chunk is sent (see dedupeChunk). A chunk that repeats a key of an earlier
-// chunk is sent only once the earlier ones answered, so that the first of
-// the batch's rows with an id is always the one kept, as with one call.
+// A batch of more than scriptChunkRows rows is cut into even chunks whose
+// calls are in flight together: a chunk is sent as soon as its keys are
+// built, while the next chunk's keys are built, and the answers are read
+// once the last chunk is sent (see dedupeChunk), so the batch waits about
+// one round trip, not one per chunk. A chunk that repeats a key of an
+// earlier chunk is sent only once the earlier ones answered, so that the
+// first of the batch's rows with an id is always the one kept, as with one
+// call.
 //
 // In front of Redis sits an exact in-process filter (stages.dedupe.
 // recent_ids ids per partition loop, see recentIDs): an id whose key this
@@ -72,10 +74,6 @@ func NewDedupe(spec *pipeline.Spec, rdb redis.UniversalClient) *Dedupe {
 // Name implements pipeline.Stage.
 func (d *Dedupe) Name() string { return "dedupe" }
 
-// dedupeSplitRows is the smallest batch cut into two overlapping calls:
-// below it a second call costs Redis more than the overlap hides.
-const dedupeSplitRows = 128
-
 // Process implements pipeline.Stage.
 func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	n := b.Len()
@@ -91,9 +89,6 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: topic, Partition: partition, Offset: 0})
 	d.pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
 	parts := (n + scriptChunkRows - 1) / scriptChunkRows
-	if parts == 1 && n >= dedupeSplitRows {
-		parts = 2
-	}
 	for len(d.chunks) < parts {
 		d.chunks = append(d.chunks, dedupeChunk{call: scriptCall{script: setIfNew}})
 	}

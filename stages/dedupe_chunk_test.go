@@ -73,7 +73,7 @@ func idsBatch(prefix string, n int, base int64, repeats map[int]int) *pipeline.B
 	return batchOf(3, base, ids...)
 }
 
-// TestDedupeSplitBatchOverlaps: a batch of more than dedupeSplitRows rows
+// TestDedupeSplitBatchOverlaps: a batch of more than scriptChunkRows rows
 // goes to Redis in two calls that are in flight together: the hook holds
 // the first call until the second starts (or 5 s, which fails the test).
 func TestDedupeSplitBatchOverlaps(t *testing.T) {
@@ -84,21 +84,20 @@ func TestDedupeSplitBatchOverlaps(t *testing.T) {
 	calls.armed.Store(true)
 	rdb.AddHook(calls)
 	dec, val, dd := NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)
-	b := idsBatch("id", dedupeSplitRows, 0, nil)
+	b := idsBatch("id", scriptChunkRows+1, 0, nil)
 	start := time.Now()
 	mustProcess(t, b, dec, val, dd)
 	if calls.calls.Load() != 2 || calls.most.Load() != 2 {
 		t.Fatalf("%d rows: %d script calls, at most %d in flight; want 2 calls in flight together (took %v)",
-			dedupeSplitRows, calls.calls.Load(), calls.most.Load(), time.Since(start))
+			scriptChunkRows+1, calls.calls.Load(), calls.most.Load(), time.Since(start))
 	}
 	if countDuplicates(b) != 0 {
 		t.Errorf("fresh ids: %d duplicates, want 0", countDuplicates(b))
 	}
-	// Below the split, one call.
-	small := idsBatch("small", dedupeSplitRows-1, 1000, nil)
-	mustProcess(t, small, dec, val, dd)
+	// Up to scriptChunkRows, one call.
+	mustProcess(t, idsBatch("small", scriptChunkRows, 1000, nil), dec, val, dd)
 	if calls.calls.Load() != 3 {
-		t.Errorf("%d rows took %d calls, want 1", dedupeSplitRows-1, calls.calls.Load()-2)
+		t.Errorf("%d rows took %d calls, want 1", scriptChunkRows, calls.calls.Load()-2)
 	}
 }
 
@@ -116,8 +115,8 @@ func TestDedupeSplitBatchKeepsFirstRow(t *testing.T) {
 			calls.hold = 100 * time.Millisecond
 			rdb.AddHook(calls)
 			dec, val, dd := NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)
-			const n = 300                                       // two calls: rows 0..149 and 150..299
-			repeats := map[int]int{200: 10, 290: 149, 151: 150} // 151 repeats within its call
+			const n = 600                                       // two calls: rows 0..299 and 300..599
+			repeats := map[int]int{400: 10, 590: 299, 301: 300} // 301 repeats within its call
 			for _, base := range []int64{0, 0} {                // the batch, then its redelivery
 				calls.armed.Store(true)
 				b := idsBatch("id", n, base, repeats)
@@ -150,14 +149,14 @@ func TestDedupeSplitBatchRetriedAfterALostReply(t *testing.T) {
 			rdbLost.AddHook(hook)
 			dec, val := NewDecode(spec), NewValidate(spec)
 			lost, once := NewDedupe(spec, rdbLost), NewDedupe(spec, rdbOnce)
-			repeats := map[int]int{5: 1, 250: 3}
+			repeats := map[int]int{5: 1, 450: 3}
 			hook.n.Store(1)
-			b := idsBatch("id", 300, 0, repeats)
+			b := idsBatch("id", 600, 0, repeats)
 			mustProcess(t, b, dec, val)
 			if err := lost.Process(context.Background(), b); err == nil {
 				t.Fatal("a batch whose reply was lost: no error")
 			}
-			retried, clean := idsBatch("id", 300, 0, repeats), idsBatch("id", 300, 0, repeats)
+			retried, clean := idsBatch("id", 600, 0, repeats), idsBatch("id", 600, 0, repeats)
 			mustProcess(t, retried, dec, val, lost)
 			mustProcess(t, clean, dec, val, once)
 			if countDuplicates(retried) != len(repeats) {
@@ -168,10 +167,10 @@ func TestDedupeSplitBatchRetriedAfterALostReply(t *testing.T) {
 					t.Fatalf("row %d: retried %v, one clean run %v", i, retried.State[i], clean.State[i])
 				}
 			}
-			later := idsBatch("id", 300, 1000, repeats)
+			later := idsBatch("id", 600, 1000, repeats)
 			mustProcess(t, later, dec, val, lost)
-			if countDuplicates(later) != 300 {
-				t.Errorf("the batch's ids at later offsets: %d duplicates, want 300", countDuplicates(later))
+			if countDuplicates(later) != 600 {
+				t.Errorf("the batch's ids at later offsets: %d duplicates, want 600", countDuplicates(later))
 			}
 		})
 	}
