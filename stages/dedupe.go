@@ -43,9 +43,11 @@ type Dedupe struct {
 	key    []byte
 	pos    []byte
 	// chunks are the batch's script calls, reused from batch to batch;
-	// sent holds the hashes of the keys of the chunks already sent.
-	chunks []dedupeChunk
-	sent   hashSet
+	// sent holds the hashes of the keys of the chunks already sent, and
+	// inFlight counts the calls sent on their own goroutines.
+	chunks   []dedupeChunk
+	sent     hashSet
+	inFlight sync.WaitGroup
 	// recent is the in-process filter; nil when off.
 	recent *recentIDs
 	// now reads the monotonic clock the filter's times are on.
@@ -95,7 +97,6 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	if parts > 1 {
 		d.sent.reset(n)
 	}
-	var inFlight sync.WaitGroup
 	lo := 0
 	for p := range parts {
 		hi := n * (p + 1) / parts
@@ -123,7 +124,7 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 		}
 		c.finish()
 		if c.after {
-			inFlight.Wait()
+			d.inFlight.Wait()
 		}
 		if p == parts-1 {
 			c.send(ctx, d.rdb, d.ttl, d.pos)
@@ -132,13 +133,13 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 		for _, h := range c.hashes {
 			d.sent.add(h)
 		}
-		inFlight.Add(1)
+		d.inFlight.Add(1)
 		go func() {
-			defer inFlight.Done()
+			defer d.inFlight.Done()
 			c.send(ctx, d.rdb, d.ttl, d.pos)
 		}()
 	}
-	inFlight.Wait()
+	d.inFlight.Wait()
 	var err error
 	for p := range parts {
 		c := &d.chunks[p]

@@ -135,8 +135,8 @@ func TestDedupeSplitBatchKeepsFirstRow(t *testing.T) {
 	}
 }
 
-// TestDedupeSplitBatchRetriedAfterALostReply: a split batch whose second
-// call ran in Redis but lost its reply fails; handled again (the same
+// TestDedupeSplitBatchRetriedAfterALostReply: a split batch one of whose
+// calls ran in Redis but lost its reply fails; handled again (the same
 // offsets, as the partition loop retries it), it keeps exactly the rows
 // one clean run keeps, and the same ids at later offsets are duplicates.
 func TestDedupeSplitBatchRetriedAfterALostReply(t *testing.T) {
