@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,5 +194,24 @@ func TestDedupeChunkRejectsBadAnswers(t *testing.T) {
 	}
 	if want := []pipeline.RowState{pipeline.RowOK, pipeline.RowOK, pipeline.RowDuplicate}; !slices.Equal(b.State, want) {
 		t.Errorf("answer %q: states %v, want %v", c.answer, b.State, want)
+	}
+}
+
+// TestDedupeSplitBatchRedisDown: with Redis gone, a batch of two calls
+// fails with the client's error (wrapped, for the loop's outage handling)
+// after both calls returned, and marks no row.
+func TestDedupeSplitBatchRedisDown(t *testing.T) {
+	spec := testSpec(t, false)
+	r, rdb := startRedis(t)
+	dec, val, dd := NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)
+	b := idsBatch("id", 2*scriptChunkRows, 0, nil)
+	mustProcess(t, b, dec, val)
+	r.Mini.Close()
+	err := dd.Process(context.Background(), b)
+	if err == nil || !strings.HasPrefix(err.Error(), "dedupe: redis: ") {
+		t.Fatalf("Redis down: error %v, want one starting %q", err, "dedupe: redis: ")
+	}
+	if countDuplicates(b) != 0 {
+		t.Errorf("Redis down: %d rows marked duplicate, want none", countDuplicates(b))
 	}
 }
