@@ -2,8 +2,9 @@ package stages
 
 import (
 	"context"
-	"fmt"
+	"hash/maphash"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -12,11 +13,20 @@ import (
 )
 
 // Dedupe drops events whose id was seen within the TTL. It keeps one Redis
-// key per event id, written with SET NX GET in one pipelined round trip per
-// batch. The key's value is the event's source position, so an event that
-// is redelivered after a crash (same topic, partition and offset) is not
-// mistaken for its own duplicate and is processed again: at-least-once
-// delivery loses nothing.
+// key per event id, written with SET NX GET by one script call per chunk of
+// at most scriptChunkRows rows. The key's value is the event's source
+// position, so an event that is redelivered after a crash (same topic,
+// partition and offset) is not mistaken for its own duplicate and is
+// processed again: at-least-once delivery loses nothing.
+//
+// A batch of more than scriptChunkRows rows is cut into even chunks whose
+// calls are in flight together: a chunk is sent as soon as its keys are
+// built, while the next chunk's keys are built, and the answers are read
+// once the last chunk is sent (see dedupeChunk), so the batch waits about
+// one round trip, not one per chunk. A chunk that repeats a key of an
+// earlier chunk is sent only once the earlier ones answered, so that the
+// first of the batch's rows with an id is always the one kept, as with one
+// call.
 //
 // In front of Redis sits an exact in-process filter (stages.dedupe.
 // recent_ids ids per partition loop, see recentIDs): an id whose key this
@@ -25,26 +35,21 @@ import (
 // none. Every other id asks Redis as before. A Dedupe is used by one
 // partition loop at a time.
 type Dedupe struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	ttl     time.Duration
-	idCol   int
-	rows    []int
-	key     []byte
-	offsets []byte
-	pos     []byte
-	own     []byte
-	res     []string
-	// keyBytes holds the batch's keys, converted to one string whose
-	// substrings keys holds; setIfNew sends them.
-	keyBytes []byte
-	keyEnds  []int
-	keys     []string
-	setIfNew scriptCall
-	// recent is the in-process filter; nil when off. hashes holds its
-	// hash of each key sent to Redis.
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+	idCol  int
+	seed   maphash.Seed
+	key    []byte
+	pos    []byte
+	// chunks are the batch's script calls, reused from batch to batch;
+	// sent holds the hashes of the keys of the chunks already sent, and
+	// inFlight counts the calls sent on their own goroutines.
+	chunks   []dedupeChunk
+	sent     hashSet
+	inFlight sync.WaitGroup
+	// recent is the in-process filter; nil when off.
 	recent *recentIDs
-	hashes []uint64
 	// now reads the monotonic clock the filter's times are on.
 	now func() time.Duration
 }
@@ -58,13 +63,13 @@ func NewDedupe(spec *pipeline.Spec, rdb redis.UniversalClient) *Dedupe {
 	}
 	start := time.Now()
 	return &Dedupe{
-		rdb:      rdb,
-		prefix:   spec.Redis.Prefix() + "dedupe:",
-		ttl:      ds.TTL.D(),
-		idCol:    spec.FieldIndex(spec.Schema.IDField),
-		recent:   newRecentIDs(recent, ds.TTL.D()),
-		setIfNew: scriptCall{script: setIfNew},
-		now:      func() time.Duration { return time.Since(start) },
+		rdb:    rdb,
+		prefix: spec.Redis.Prefix() + "dedupe:",
+		ttl:    ds.TTL.D(),
+		idCol:  spec.FieldIndex(spec.Schema.IDField),
+		seed:   maphash.MakeSeed(),
+		recent: newRecentIDs(recent, ds.TTL.D()),
+		now:    func() time.Duration { return time.Since(start) },
 	}
 }
 
@@ -73,8 +78,8 @@ func (d *Dedupe) Name() string { return "dedupe" }
 
 // Process implements pipeline.Stage.
 func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
-	d.rows, d.hashes = d.rows[:0], d.hashes[:0]
-	if b.Len() == 0 {
+	n := b.Len()
+	if n == 0 {
 		return nil
 	}
 	// Every row of a batch comes from one topic and partition.
@@ -83,96 +88,69 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	if d.recent != nil {
 		d.recent.bind(topic, partition)
 	}
-	keyBytes := d.keyBytes[:0]
-	d.keyEnds = d.keyEnds[:0]
-	offsets := d.offsets[:0]
-	for i := 0; i < b.Len(); i++ {
-		if !b.OK(i) {
-			continue
-		}
-		d.key = appendEventID(append(d.key[:0], d.prefix...), b, d.idCol, i)
-		if d.recent != nil {
-			h := d.recent.hash(d.key)
-			if d.recent.duplicate(h, d.key, b.Messages[i].Offset, now) {
+	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: topic, Partition: partition, Offset: 0})
+	d.pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
+	parts := (n + scriptChunkRows - 1) / scriptChunkRows
+	for len(d.chunks) < parts {
+		d.chunks = append(d.chunks, dedupeChunk{call: scriptCall{script: setIfNew}})
+	}
+	if parts > 1 {
+		d.sent.reset(n)
+	}
+	lo := 0
+	for p := range parts {
+		hi := n * (p + 1) / parts
+		c := &d.chunks[p]
+		c.reset()
+		for i := lo; i < hi; i++ {
+			if !b.OK(i) {
+				continue
+			}
+			d.key = appendEventID(append(d.key[:0], d.prefix...), b, d.idCol, i)
+			h := maphash.Bytes(d.seed, d.key)
+			offset := b.Messages[i].Offset
+			if d.recent != nil && d.recent.duplicate(h, d.key, offset, now) {
 				b.MarkDuplicate(i)
 				continue
 			}
-			d.hashes = append(d.hashes, h)
-		}
-		keyBytes = append(keyBytes, d.key...)
-		d.keyEnds = append(d.keyEnds, len(keyBytes))
-		offsets = strconv.AppendInt(offsets, b.Messages[i].Offset, 10)
-		offsets = append(offsets, ' ')
-		d.rows = append(d.rows, i)
-	}
-	d.offsets, d.keyBytes = offsets, keyBytes
-	if len(d.rows) == 0 {
-		return nil
-	}
-	keys := d.splitKeys(string(keyBytes))
-	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: topic, Partition: partition, Offset: 0})
-	pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
-	d.pos = pos
-	res := d.res[:0]
-	for lo := 0; lo < len(keys); lo += scriptChunkRows {
-		hi := min(lo+scriptChunkRows, len(keys))
-		// offsets holds one "<offset> " per key; find the chunk's span.
-		chunk, err := d.setIfNew.run(ctx, d.rdb, keys[lo:hi], d.ttl.Milliseconds(), pos, offsetSpan(offsets, lo, hi)).StringSlice()
-		if err != nil {
-			return fmt.Errorf("dedupe: redis: %w", err)
-		}
-		if len(chunk) != hi-lo {
-			return fmt.Errorf("dedupe: redis answered %d results for %d keys", len(chunk), hi-lo)
-		}
-		res = append(res, chunk...)
-	}
-	d.res = res
-	for n, prev := range res {
-		if prev == "" {
-			if d.recent != nil {
-				d.recent.remember(d.hashes[n], keys[n], b.Messages[d.rows[n]].Offset, now)
+			if p > 0 && d.sent.has(h) {
+				c.after = true
 			}
+			c.add(d.key, h, i, offset)
+		}
+		lo = hi
+		if len(c.rows) == 0 {
 			continue
 		}
-		// The same source position means a redelivery of this very event.
-		m := &b.Messages[d.rows[n]]
-		if prev != string(sourcePosition(d.own[:0], m)) {
-			b.MarkDuplicate(d.rows[n])
+		c.finish()
+		if c.after {
+			d.inFlight.Wait()
 		}
+		if p == parts-1 {
+			c.send(ctx, d.rdb, d.ttl, d.pos)
+			break
+		}
+		for _, h := range c.hashes {
+			d.sent.add(h)
+		}
+		d.inFlight.Add(1)
+		go func() {
+			defer d.inFlight.Done()
+			c.send(ctx, d.rdb, d.ttl, d.pos)
+		}()
 	}
-	return nil
-}
-
-// splitKeys cuts all, the batch's keys back to back, ending at
-// d.keyEnds, into d.keys: one allocation for the batch (the string
-// conversion) instead of one per key. The recent filter keeps the keys it
-// remembers, and with them the batch's string, until they leave it.
-func (d *Dedupe) splitKeys(all string) []string {
-	keys, start := d.keys[:0], 0
-	for _, end := range d.keyEnds {
-		keys = append(keys, all[start:end])
-		start = end
-	}
-	d.keys = keys
-	return keys
-}
-
-// offsetSpan returns the space-separated offsets lo..hi-1 of offsets.
-func offsetSpan(offsets []byte, lo, hi int) []byte {
-	start, n := 0, 0
-	for i, c := range offsets {
-		if c != ' ' {
+	d.inFlight.Wait()
+	var err error
+	for p := range parts {
+		c := &d.chunks[p]
+		if len(c.rows) == 0 {
 			continue
 		}
-		n++
-		if n == lo {
-			start = i + 1
-		}
-		if n == hi {
-			return offsets[start : i+1]
+		if cerr := c.apply(b, d.recent, now); cerr != nil && err == nil {
+			err = cerr
 		}
 	}
-	return offsets[start:]
+	return err
 }
 
 // scriptChunkRows bounds the keys one Lua script call handles, so that
@@ -180,22 +158,31 @@ func offsetSpan(offsets []byte, lo, hi int) []byte {
 // (miniredis's embedded Lua overflows near 3,000 rows).
 const scriptChunkRows = 512
 
-// setIfNew is the dedupe stage's one round trip per batch: for each key it
-// runs SET key "<topic>/<partition>/<offset>" NX GET PX ttl and returns the
-// previous value, or "" when the key was new. KEYS: the event ids' keys.
-// ARGV: TTL in ms, "<topic>/<partition>/", the offsets separated by spaces.
-// One script instead of one command per event saves Redis and client work
-// (on Redis Cluster the keys must then share a slot: give key_prefix a
-// {hash tag}).
+// setIfNew is the dedupe stage's script, one call per chunk: for each key
+// it runs SET key "<topic>/<partition>/<offset>" NX GET PX ttl. KEYS: the
+// event ids' keys. ARGV: TTL in ms, "<topic>/<partition>/", the offsets
+// separated by spaces. It answers one string: the number of keys set, then,
+// in key order, the 1-based index of each key that was already set, negated
+// when it held this very position (a redelivery), all separated by spaces:
+// "512" when every key was new, "512 3 -7" when key 3 is a duplicate and
+// key 7 a redelivery. One script instead of one command per event saves
+// Redis and client work, and the short answer saves reading one reply per
+// event (on Redis Cluster the keys must then share a slot: give key_prefix
+// a {hash tag}).
 var setIfNew = redis.NewScript(`
-local out = {}
-local i = 1
+local out, n, i = {''}, 1, 0
+local pos, ttl, call = ARGV[2], ARGV[1], redis.call
 for off in string.gmatch(ARGV[3], '%d+') do
-  local prev = redis.call('SET', KEYS[i], ARGV[2] .. off, 'NX', 'GET', 'PX', ARGV[1])
-  if prev then out[i] = prev else out[i] = '' end
   i = i + 1
+  local v = pos .. off
+  local prev = call('SET', KEYS[i], v, 'NX', 'GET', 'PX', ttl)
+  if prev then
+    n = n + 1
+    if prev == v then out[n] = -i else out[n] = i end
+  end
 end
-return out
+out[1] = tostring(i)
+return table.concat(out, ' ')
 `)
 
 // sourcePosition appends "topic/partition/offset".

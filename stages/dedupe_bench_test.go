@@ -3,7 +3,9 @@ package stages
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -11,10 +13,13 @@ import (
 	"github.com/driftline/driftline/testkit/redistest"
 )
 
-// BenchmarkDedupe is the dedupe stage alone on batches of 1,024 decoded
-// events, with the in-process filter off (every id asks Redis: the stage
+// BenchmarkDedupe is the dedupe stage alone on batches of 512 (the default
+// batch.size) and 1,024 decoded events, with the in-process filter off (every id asks Redis: the stage
 // before issue 15) and on (the default recent_ids), against miniredis and
-// a real redis-server on loopback:
+// a real redis-server on loopback (whose own CPU, from INFO cpu, it reports
+// as server-cpu-ns/event, and with the client's as total-cpu-ns/event), and
+// the same behind delayProxy with 0.5 ms each way (a 1 ms round trip, a
+// network hop; the proxy's CPU is in this process's):
 //   - dups=none: every batch's ids are new (each batch gets a fresh key
 //     namespace, which is the same work for Redis and the filter as fresh
 //     ids, without decoding new rows inside the timed loop);
@@ -23,32 +28,51 @@ import (
 //   - dups=all: every batch repeats ids written before timing started.
 func BenchmarkDedupe(b *testing.B) {
 	servers := []struct {
-		name  string
-		start func(testing.TB) *redistest.Redis
-	}{{"redis=miniredis", redistest.StartMiniredis}, {"redis=server", redistest.StartRedis}}
+		name   string
+		client func(testing.TB) *redis.Client
+	}{
+		{"redis=miniredis", func(tb testing.TB) *redis.Client { return redistest.StartMiniredis(tb).Client(tb) }},
+		{"redis=server", func(tb testing.TB) *redis.Client { return redistest.StartRedis(tb).Client(tb) }},
+		{"redis=server+1ms", func(tb testing.TB) *redis.Client {
+			c := redis.NewClient(&redis.Options{Addr: delayProxy(tb, redistest.StartRedis(tb).Addr, 500*time.Microsecond)})
+			tb.Cleanup(func() { c.Close() })
+			return c
+		}},
+	}
 	for _, srv := range servers {
 		b.Run(srv.name, func(b *testing.B) {
-			for _, dups := range []string{"none", "half", "all"} {
-				for _, filter := range []int{0, pipeline.DefaultDedupeRecentIDs} {
-					name := "dups=" + dups + "/filter=off"
-					if filter > 0 {
-						name = "dups=" + dups + "/filter=on"
+			for _, rows := range []int{pipeline.DefaultBatchSize, benchBatch} {
+				for _, dups := range []string{"none", "half", "all"} {
+					for _, filter := range []int{0, pipeline.DefaultDedupeRecentIDs} {
+						name := "batch=" + strconv.Itoa(rows) + "/dups=" + dups + "/filter=off"
+						if filter > 0 {
+							name = "batch=" + strconv.Itoa(rows) + "/dups=" + dups + "/filter=on"
+						}
+						b.Run(name, func(b *testing.B) {
+							// A fresh server each: the keys earlier runs wrote
+							// would slow the later ones.
+							benchDedupe(b, srv.client(b), rows, dups, filter, srv.name != "redis=miniredis")
+						})
 					}
-					b.Run(name, func(b *testing.B) {
-						// A fresh server each: the keys earlier runs wrote
-						// would slow the later ones.
-						benchDedupe(b, srv.start(b).Client(b), dups, filter)
-					})
 				}
 			}
 		})
 	}
 }
 
-func benchDedupe(b *testing.B, rdb redis.UniversalClient, dups string, filter int) {
+func benchDedupe(b *testing.B, rdb *redis.Client, rows int, dups string, filter int, server bool) {
 	spec := benchSpec(b)
 	spec.Stages.Dedupe.RecentIDs = &filter
-	batch := decoded(b, spec)
+	in := benchRows(b)[:rows]
+	bytes := 0
+	for _, r := range in {
+		bytes += len(r)
+	}
+	b.SetBytes(int64(bytes))
+	batch := &pipeline.Batch{}
+	batch.Reset(benchMessages(in))
+	must(b, NewDecode(spec).Process(context.Background(), batch))
+	must(b, NewValidate(spec).Process(context.Background(), batch))
 	d := NewDedupe(spec, rdb)
 	ns := spec.Redis.KeyPrefix
 	lastSet := int64(-1)
@@ -57,7 +81,7 @@ func benchDedupe(b *testing.B, rdb redis.UniversalClient, dups string, filter in
 			d.prefix, lastSet = ns+strconv.FormatInt(keySet, 10)+":dedupe:", keySet
 		}
 		for i := range batch.Messages {
-			batch.Messages[i].Offset = round*benchBatch + int64(i)
+			batch.Messages[i].Offset = round*int64(rows) + int64(i)
 			batch.State[i] = pipeline.RowOK
 		}
 	}
@@ -66,6 +90,10 @@ func benchDedupe(b *testing.B, rdb redis.UniversalClient, dups string, filter in
 		must(b, d.Process(context.Background(), batch))
 	}
 	b.ReportAllocs()
+	var server0 time.Duration
+	if server {
+		server0 = serverCPU(b, rdb)
+	}
 	cpu0 := processCPU(b)
 	round, duplicates := int64(1), 0
 	for b.Loop() {
@@ -82,9 +110,35 @@ func benchDedupe(b *testing.B, rdb redis.UniversalClient, dups string, filter in
 		round++
 	}
 	cpu := processCPU(b) - cpu0
-	events := float64((round - 1) * benchBatch)
+	events := float64((round - 1) * int64(rows))
+	if server {
+		serverCPU := serverCPU(b, rdb) - server0
+		b.ReportMetric(float64(serverCPU.Nanoseconds())/events, "server-cpu-ns/event")
+		b.ReportMetric(float64((cpu+serverCPU).Nanoseconds())/events, "total-cpu-ns/event")
+	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
 	// This process's CPU (miniredis runs in it; a redis-server does not).
 	b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")
 	b.ReportMetric(float64(duplicates)/events, "dups/event")
+}
+
+// serverCPU is the CPU time a redis-server has used, user and system, from
+// INFO cpu (microseconds).
+func serverCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	must(b, err)
+	var total time.Duration
+	for _, line := range strings.Split(info, "\n") {
+		name, val, _ := strings.Cut(strings.TrimSpace(line), ":")
+		if name != "used_cpu_user" && name != "used_cpu_sys" {
+			continue
+		}
+		sec, err := strconv.ParseFloat(val, 64)
+		must(b, err)
+		total += time.Duration(sec * float64(time.Second))
+	}
+	if total == 0 {
+		b.Fatalf("INFO cpu has no used_cpu_user/used_cpu_sys: %q", info)
+	}
+	return total
 }

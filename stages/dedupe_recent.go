@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"hash/maphash"
 	"math"
 	"time"
 )
@@ -30,10 +29,10 @@ import (
 //     (the chains are per partition loop, so that happens only when a
 //     chain is used for several partitions, e.g. in tests).
 //   - Bounded: at most capacity ids, the oldest forgotten first (a ring of
-//     key hashes beside the map). The map is keyed by the key's hash and
-//     holds the key, which a hit must equal: two keys of one hash share a
-//     slot (the later one replaces the earlier, which is then forgotten),
-//     never an answer.
+//     entries beside an index of their key hashes). The index is keyed by
+//     the key's hash and points at the entry, whose key a hit must equal:
+//     two keys of one hash share an index slot (the later one replaces the
+//     earlier, which is then forgotten), never an answer.
 //
 // A recentIDs is used by one goroutine at a time, as its Dedupe is.
 type recentIDs struct {
@@ -42,11 +41,11 @@ type recentIDs struct {
 	topic     string
 	partition int32
 	bound     bool
-	seed      maphash.Seed
-	// byHash maps a key's hash to the ring slot of its entry: a small
-	// value keeps the map compact (it is probed twice or three times per
-	// event), the entries themselves live in ring.
-	byHash map[uint64]int32
+	// index maps a key's hash to the ring slot of its entry: open
+	// addressing with linear probing, at most half full, whose slots hold
+	// the hash beside the ring slot so that a probe reads no entry. It is
+	// probed two or three times per event.
+	index recentIndex
 	// ring holds the entries in insertion order; slot next is
 	// overwritten next, evicting its entry unless its hash was
 	// remembered again since (at another slot).
@@ -74,10 +73,10 @@ func newRecentIDs(capacity int, ttl time.Duration) *recentIDs {
 	if capacity <= 0 || window <= 0 {
 		return nil
 	}
-	if capacity > math.MaxInt32 { // ring slots are int32 in the map
-		capacity = math.MaxInt32
+	if capacity > math.MaxInt32-1 { // ring slots are int32s (+1) in the index
+		capacity = math.MaxInt32 - 1
 	}
-	return &recentIDs{capacity: capacity, window: window, seed: maphash.MakeSeed(), byHash: make(map[uint64]int32, capacity)}
+	return &recentIDs{capacity: capacity, window: window}
 }
 
 // bind makes the filter the given partition's, emptying it when it held
@@ -86,20 +85,17 @@ func (r *recentIDs) bind(topic string, partition int32) {
 	if r.bound && r.topic == topic && r.partition == partition {
 		return
 	}
-	clear(r.byHash)
+	r.index.clear()
 	clear(r.ring)
 	r.next = 0
 	r.topic, r.partition, r.bound = topic, partition, true
 }
 
-// hash is key's hash for duplicate and remember.
-func (r *recentIDs) hash(key []byte) uint64 { return maphash.Bytes(r.seed, key) }
-
 // duplicate reports whether key (of hash h), seen now at offset, is
 // provably a duplicate (see the type's contract). It does not allocate.
 func (r *recentIDs) duplicate(h uint64, key []byte, offset int64, now time.Duration) bool {
-	slot, ok := r.byHash[h]
-	if !ok {
+	slot := r.index.get(h)
+	if slot < 0 {
 		return false
 	}
 	e := &r.ring[slot]
@@ -111,16 +107,15 @@ func (r *recentIDs) duplicate(h uint64, key []byte, offset int64, now time.Durat
 func (r *recentIDs) remember(h uint64, key string, offset int64, at time.Duration) {
 	if r.ring == nil {
 		r.ring = make([]recentID, r.capacity)
+		r.index.init(r.capacity)
 	}
 	// The slot's entry is forgotten unless its hash was remembered again
 	// since, at another slot.
 	if old := &r.ring[r.next]; old.key != "" {
-		if slot, ok := r.byHash[old.hash]; ok && int(slot) == r.next {
-			delete(r.byHash, old.hash)
-		}
+		r.index.deleteIf(old.hash, int32(r.next))
 	}
 	r.ring[r.next] = recentID{hash: h, key: key, offset: offset, at: at}
-	r.byHash[h] = int32(r.next)
+	r.index.put(h, int32(r.next))
 	r.next++
 	if r.next == r.capacity {
 		r.next = 0
@@ -128,4 +123,87 @@ func (r *recentIDs) remember(h uint64, key string, offset int64, at time.Duratio
 }
 
 // len is the number of ids remembered.
-func (r *recentIDs) len() int { return len(r.byHash) }
+func (r *recentIDs) len() int { return r.index.n }
+
+// recentIndex maps 64-bit hashes to ring slots: open addressing with
+// linear probing and backward-shift deletion (no tombstones), sized to at
+// most half full.
+type recentIndex struct {
+	slots []indexSlot
+	mask  uint64
+	n     int
+}
+
+// indexSlot is one hash's ring slot, stored +1 so that 0 marks it free.
+type indexSlot struct {
+	hash uint64
+	ring int32
+}
+
+// init sizes the index for up to capacity hashes.
+func (x *recentIndex) init(capacity int) {
+	size := 16
+	for size < 2*capacity {
+		size <<= 1
+	}
+	x.slots, x.mask, x.n = make([]indexSlot, size), uint64(size-1), 0
+}
+
+func (x *recentIndex) clear() {
+	clear(x.slots)
+	x.n = 0
+}
+
+// find returns h's slot index, or the free slot where it would go.
+func (x *recentIndex) find(h uint64) (i uint64, found bool) {
+	for i = h & x.mask; x.slots[i].ring != 0; i = (i + 1) & x.mask {
+		if x.slots[i].hash == h {
+			return i, true
+		}
+	}
+	return i, false
+}
+
+// get returns h's ring slot, or -1.
+func (x *recentIndex) get(h uint64) int32 {
+	if x.n == 0 {
+		return -1
+	}
+	i, ok := x.find(h)
+	if !ok {
+		return -1
+	}
+	return x.slots[i].ring - 1
+}
+
+// put maps h to ring slot slot, replacing h's earlier slot.
+func (x *recentIndex) put(h uint64, slot int32) {
+	i, ok := x.find(h)
+	if !ok {
+		x.n++
+	}
+	x.slots[i] = indexSlot{hash: h, ring: slot + 1}
+}
+
+// deleteIf removes h when it maps to ring slot slot.
+func (x *recentIndex) deleteIf(h uint64, slot int32) {
+	i, ok := x.find(h)
+	if !ok || x.slots[i].ring != slot+1 {
+		return
+	}
+	x.n--
+	// Backward shift: move each later slot of the probe run whose home is
+	// not between the hole and itself into the hole.
+	for j := i; ; {
+		j = (j + 1) & x.mask
+		if x.slots[j].ring == 0 {
+			x.slots[i] = indexSlot{}
+			return
+		}
+		home := x.slots[j].hash & x.mask
+		if (j-home)&x.mask >= (j-i)&x.mask {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+}

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -181,14 +182,14 @@ func TestRecentIDsBounded(t *testing.T) {
 	r.bind("events", 0)
 	for i := range 10 {
 		k := fmt.Sprintf("k%d", i)
-		r.remember(r.hash([]byte(k)), k, int64(i), 0)
+		r.remember(testKeyHash(k), k, int64(i), 0)
 		if r.len() > 4 {
 			t.Fatalf("after %d ids the filter holds %d, more than 4", i+1, r.len())
 		}
 	}
 	for i := range 10 {
 		k := []byte(fmt.Sprintf("k%d", i))
-		got := r.duplicate(r.hash(k), k, 100, time.Minute)
+		got := r.duplicate(testKeyHash(string(k)), k, 100, time.Minute)
 		if want := i >= 6; got != want {
 			t.Errorf("k%d: duplicate %v, want %v (the 4 newest remembered)", i, got, want)
 		}
@@ -196,19 +197,19 @@ func TestRecentIDsBounded(t *testing.T) {
 	// k9 remembered again takes a new slot; its old slot's eviction must
 	// not forget it.
 	k9 := []byte("k9")
-	r.remember(r.hash(k9), "k9", 50, 0)
+	r.remember(testKeyHash(string(k9)), "k9", 50, 0)
 	for i := range 3 {
 		k := fmt.Sprintf("n%d", i)
-		r.remember(r.hash([]byte(k)), k, int64(i), 0)
+		r.remember(testKeyHash(k), k, int64(i), 0)
 	}
-	if !r.duplicate(r.hash(k9), k9, 100, time.Minute) {
+	if !r.duplicate(testKeyHash(string(k9)), k9, 100, time.Minute) {
 		t.Error("k9, remembered again, was forgotten with its older slot")
 	}
 	if r.len() > 4 {
 		t.Errorf("the filter holds %d ids, more than 4", r.len())
 	}
 	// The window: TTL less the margin, on the entry's time.
-	if r.duplicate(r.hash(k9), k9, 100, time.Hour-ttlMargin(time.Hour)) {
+	if r.duplicate(testKeyHash(string(k9)), k9, 100, time.Hour-ttlMargin(time.Hour)) {
 		t.Error("an id at the end of the window is still a duplicate")
 	}
 	// Two keys of one hash: the later replaces the earlier, and a lookup
@@ -233,5 +234,59 @@ func TestDedupeRecentIDsSpec(t *testing.T) {
 	err := spec.Validate()
 	if err == nil || !strings.Contains(err.Error(), "stages.dedupe.recent_ids") {
 		t.Errorf("recent_ids -1: error %v, want one naming stages.dedupe.recent_ids", err)
+	}
+}
+
+var testSeed = maphash.MakeSeed()
+
+// testKeyHash hashes a key as Dedupe does (with a seed of the test's).
+func testKeyHash(k string) uint64 { return maphash.String(testSeed, k) }
+
+// TestRecentIndexAgreesWithMap drives the filter's hash index and a Go map
+// with the same seeded puts, conditional deletes and lookups, over hashes
+// drawn from a small range so that many share a home slot and probe runs
+// wrap around the table's end: every lookup and the count must agree.
+func TestRecentIndexAgreesWithMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 2))
+	var x recentIndex
+	x.init(64) // 128 slots
+	want := map[uint64]int32{}
+	for op := range 200_000 {
+		// Hashes near the top of the table's range wrap its probe runs.
+		h := uint64(rng.IntN(160)) + 100
+		if rng.IntN(2) == 0 {
+			h |= 1 << 40 // same home slot, another hash
+		}
+		switch k := rng.IntN(3); {
+		case k == 0 && len(want) < 64:
+			slot := int32(rng.IntN(64))
+			x.put(h, slot)
+			want[h] = slot
+		case k == 1:
+			slot := int32(rng.IntN(64))
+			if s, ok := want[h]; !ok || rng.IntN(4) > 0 {
+				slot = s // mostly the slot h maps to, sometimes another
+			}
+			x.deleteIf(h, slot)
+			if s, ok := want[h]; ok && s == slot {
+				delete(want, h)
+			}
+		}
+		probe := uint64(rng.IntN(160)) + 100
+		if rng.IntN(2) == 0 {
+			probe |= 1 << 40
+		}
+		got, w := x.get(probe), int32(-1)
+		if s, ok := want[probe]; ok {
+			w = s
+		}
+		if got != w || x.n != len(want) {
+			t.Fatalf("op %d: get(%#x) = %d, want %d; %d entries, want %d", op, probe, got, w, x.n, len(want))
+		}
+	}
+	for h, s := range want {
+		if got := x.get(h); got != s {
+			t.Fatalf("at the end get(%#x) = %d, want %d", h, got, s)
+		}
 	}
 }

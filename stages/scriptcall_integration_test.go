@@ -17,8 +17,9 @@ import (
 // per-batch scripts are sent by scriptCall (the first key a string, the
 // others pointers), on a 3-node Redis Cluster with the key prefix in a
 // hash tag: each call reaches the node of its keys' slot, batches of more
-// than scriptChunkRows keys take several calls, and a batch seen again at
-// other offsets is all duplicates.
+// than scriptChunkRows keys take several calls (dedupe's in flight
+// together), a batch seen again at the same offsets is all live and at
+// other offsets all duplicates.
 func TestIntegrationScriptsOnCluster(t *testing.T) {
 	cl := redistest.StartCluster(t, redistest.Options{}, 3)
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
@@ -51,8 +52,22 @@ func TestIntegrationScriptsOnCluster(t *testing.T) {
 			t.Fatalf("%s n = %q, %v; want 1", key, got, err)
 		}
 	}
-	// The same events at other offsets, through a fresh Dedupe (whose
-	// in-process filter does not know them): Redis answers.
+	// The same events at the same offsets (a redelivery), through a fresh
+	// Dedupe (whose in-process filter does not know them): Redis answers
+	// that each key holds this very position, so every row lives.
+	redelivered := newBatch(0, rows...)
+	for _, st := range []pipeline.Stage{NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)} {
+		if err := st.Process(ctx, redelivered); err != nil {
+			t.Fatalf("%s: %v", st.Name(), err)
+		}
+	}
+	for i := range n {
+		if !redelivered.OK(i) {
+			t.Fatalf("row %d redelivered: %v, want live", i, redelivered.State[i])
+		}
+	}
+	// The same events at other offsets, through a fresh Dedupe: Redis
+	// answers that they are duplicates.
 	again := newBatch(n, rows...)
 	for _, st := range []pipeline.Stage{NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)} {
 		if err := st.Process(ctx, again); err != nil {
