@@ -49,6 +49,10 @@ type PredictionCache struct {
 	earlyIndex string
 	taken      string
 	putTaken   string
+	// labelsCommitted and inputCommitted, when set, keep the taken marks
+	// and the put marks until their records are committed
+	// (LabelJoin.KeepMarksUntilCommitted).
+	labelsCommitted, inputCommitted *CommittedOffsets
 	// jobs pools the put jobs (putJob); done is the put marks each
 	// partition's last put left.
 	jobs sync.Pool
@@ -144,15 +148,17 @@ func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels [
 	return res[:len(ids)], nil
 }
 
-// takenMarks names the taken marks of a label batch whose first label is
-// at position first: outside log mode, the predictions it took, kept until
-// the next batch of its partition is sent, so that the batch can be run
-// again (see joinBatch). In log mode the rows' own marks do that: "".
-func (c *PredictionCache) takenMarks(first string) string {
+// takenMarks names the taken marks of a label at offset of a labels
+// partition: outside log mode, the predictions the labels of its
+// generation took (takenMarksOf), kept until the partition's next batch
+// is sent or, with LabelJoin.KeepMarksUntilCommitted, until the generation's offsets
+// are committed, so that a batch can be run again (see joinBatch). In log
+// mode the rows' own marks do that: "".
+func (c *PredictionCache) takenMarks(partition int32, offset int64) string {
 	if c.keep {
 		return ""
 	}
-	return c.taken + first
+	return c.takenMarksOf(partition, takenGen(offset))
 }
 
 // keepFlag is putBatch's and joinBatch's log-mode argument.
@@ -757,7 +763,7 @@ func (j *LabelJoin) Open(topic string, partition int32) (pipeline.PartitionHandl
 // DLQ holds them.
 func (j *LabelJoin) Opener(dlq LabelDLQ) func(topic string, partition int32) (pipeline.PartitionHandler, error) {
 	return func(string, int32) (pipeline.PartitionHandler, error) {
-		lp := &labelPartition{join: j, dec: NewLabelDecoder(j.spec), sink: dlq.Sink}
+		lp := &labelPartition{join: j, dec: NewLabelDecoder(j.spec), sink: dlq.Sink, cleared: -1}
 		if dlq.Sink != nil {
 			cfg := dlq.Config
 			if dlq.NewPayload != nil {
@@ -777,11 +783,14 @@ type labelPartition struct {
 	dec    *LabelDecoder
 	ids    []string
 	pos    []string // each label's position on the labels topic
+	offs   []int64  // and its offset there
 	labels []float32
-	// taken names the taken marks of the batch being handled, one per
-	// joinBatch call; done those of the last batch handled, which the next
-	// batch's first call deletes (see joinBatch).
+	// taken names the taken marks the batch being handled wrote, one per
+	// joinBatch call; done those the batch's first call deletes (see
+	// joinBatch): the last batch's, or with KeepMarksUntilCommitted the
+	// generations committed since, from cleared on (-1: none yet).
 	taken, done []string
+	cleared     int64
 	// at is the index in msgs of each of ids.
 	at    []int
 	buf   joinBuf
@@ -815,7 +824,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	if err := lp.handle(ctx, msgs, &t); err != nil {
 		return err
 	}
-	lp.done = append(lp.done, lp.taken...) // the next call deletes them
+	if lp.join.cache.labelsCommitted == nil {
+		lp.done = append(lp.done, lp.taken...) // the next call deletes them
+	}
 	m := lp.join.metrics
 	m.joined.Add(float64(t.joined))
 	m.late.Add(float64(t.late))
@@ -829,7 +840,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t *labelTally) error {
 	j := lp.join
 	c := j.cache
-	lp.ids, lp.labels, lp.at, lp.pos, lp.refused, lp.taken = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.refused[:0], lp.taken[:0]
+	lp.ids, lp.labels, lp.at, lp.pos, lp.offs, lp.refused, lp.taken = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.offs[:0], lp.refused[:0], lp.taken[:0]
 	for i := range msgs {
 		id, label, rej := lp.dec.Decode(msgs[i].Value)
 		if rej.Reason != "" {
@@ -841,6 +852,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		lp.labels = append(lp.labels, label)
 		lp.at = append(lp.at, i)
 		lp.pos = append(lp.pos, labelPosition(&msgs[i]))
+		lp.offs = append(lp.offs, msgs[i].Offset)
 	}
 	if len(lp.ids) == 0 {
 		return lp.writeRefused(ctx, msgs)
@@ -852,15 +864,27 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 	parked := 0
 	view := j.arms()
 	lp.res = lp.res[:0]
-	for from := 0; from < len(lp.ids); from += labelPlaneChunk {
-		to := min(from+labelPlaneChunk, len(lp.ids))
-		taken := c.takenMarks(lp.pos[from])
+	partition := msgs[0].Partition
+	cleared := lp.cleared
+	if c.labelsCommitted != nil && !c.keep {
+		lp.done, cleared = c.committedTaken(lp.done[:0], partition, lp.offs[0], lp.cleared)
+	}
+	// One call per chunk, cut where the taken marks' generation changes.
+	for from, to := 0, 0; from < len(lp.ids); from = to {
+		to = min(from+labelPlaneChunk, len(lp.ids))
+		if g := takenGen(lp.offs[from]); takenGen(lp.offs[to-1]) != g {
+			to = from + 1
+			for takenGen(lp.offs[to]) == g {
+				to++
+			}
+		}
+		taken := c.takenMarks(partition, lp.offs[from])
 		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[from:to], taken, lp.done)
 		if err != nil {
 			return fmt.Errorf("label join: %w", err)
 		}
-		lp.done = lp.done[:0]
-		if taken != "" {
+		lp.done, lp.cleared = lp.done[:0], cleared
+		if taken != "" && !slices.Contains(lp.taken, taken) {
 			lp.taken = append(lp.taken, taken)
 		}
 		lp.res = append(lp.res, res...)

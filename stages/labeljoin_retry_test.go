@@ -114,7 +114,7 @@ func TestLabelBatchRetriedAfterALostReply(t *testing.T) {
 		}
 		return out
 	}
-	if got := marks(); !slices.Equal(got, []string{lost.cache.taken + "0:100"}) {
+	if got := marks(); !slices.Equal(got, []string{lost.cache.takenMarks(0, 100)}) {
 		t.Fatalf("taken marks %v, want the batch's own", got)
 	}
 	bad := labelMsgs([]string{"bad"}, labelRule)
@@ -140,12 +140,12 @@ func TestJoinBatchTwiceRepliesTheSame(t *testing.T) {
 	ids := []string{"a", "b", "c", "a", "c"}
 	labels := []float32{1, 0, 1, 0, 0}
 	pos := []string{"0:7", "0:8", "0:9", "0:10", "0:11"}
-	first, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(pos[0]), nil)
+	first, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(0, 7), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := rig.r.Mini.Dump()
-	second, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(pos[0]), nil)
+	second, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(0, 7), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

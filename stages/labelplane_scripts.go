@@ -280,21 +280,24 @@ const (
 // cannot interleave with putBatch's "cache the prediction, then look for
 // an early label", so no label falls between the two.
 //
-// KEYS[4] is the batch's taken marks (a hash named after its first
-// label's position, outside log mode), KEYS[5 .. 4+ARGV[6]] the taken
-// marks of batches done (deleted), then per label: prediction, early
-// label, and in log mode its mark. ARGV[5] is "1" in log mode, then per
+// KEYS[4] is the labels' taken marks (outside log mode: a hash shared by
+// the labels of one generation of positions, PredictionCache.takenMarks),
+// KEYS[5 .. 4+ARGV[6]] taken marks done with (deleted), then per label:
+// prediction, early label, and in log mode its mark. ARGV[5] is "1" in log mode, then per
 // label: the label's 4 bytes, its position.
 //
 // A batch is idempotent: run again with the same labels (a client that
 // timed out resends it, the pipeline retries it), it replies as it did
 // the first time and changes nothing more.
 //   - Outside log mode, taking a prediction deletes it and records the
-//     entry, under the label's event id, in the batch's taken marks
-//     (position and entry, with the TTL of ARGV[1]); a label whose
-//     prediction is gone finds its own mark there and takes the entry
-//     again. The caller deletes the marks with its next batch (KEYS[5..]),
-//     once this one is done.
+//     entry, under the label's event id, in the taken marks (position and
+//     entry, with the TTL of ARGV[1]); a label whose prediction is gone
+//     finds its own mark there and takes the entry again, and a label of
+//     the event at another position is refused as a duplicate. The caller
+//     deletes the marks (KEYS[5..]) once the labels' offsets are committed
+//     (LabelJoin.KeepMarksUntilCommitted: a label delivered again
+//     after a restart is joined, not parked), or else with the
+//     partition's next batch.
 //   - In log mode, a label takes a prediction that no other label joined
 //     (marking it with its position) or whose mark is its own position (a
 //     re-join after a restore, or a retry); the entry is kept (see
@@ -336,7 +339,16 @@ local marks, tookBefore = {}, {}
 if keep then
   marks = readAll('MGET', nil, 3)
 elseif redis.call('EXISTS', KEYS[4]) == 1 then
-  tookBefore = readAll('HMGET', KEYS[4], nil)
+  -- The marks of the labels whose prediction is gone (the hash is shared
+  -- by the labels of a generation of positions).
+  local at = {}
+  for i = 1, n do if not entries[i] then at[#at + 1] = i end end
+  for s = 1, #at, 500 do
+    local fs = {}
+    for k = s, math.min(s + 499, #at) do fs[#fs + 1] = idOf(at[k]) end
+    local vs = redis.call('HMGET', KEYS[4], unpack(fs))
+    for k = 1, #vs do tookBefore[at[s + k - 1]] = vs[k] end
+  end
 end
 local parked = redis.call('ZCARD', KEYS[2])
 local indexed, parkedVal = {}, {}
