@@ -868,6 +868,11 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 	cleared := lp.cleared
 	if c.labelsCommitted != nil && !c.keep {
 		lp.done, cleared = c.committedTaken(lp.done[:0], partition, lp.offs[0], lp.cleared)
+	} else if first := c.takenMarks(partition, lp.offs[0]); first != "" {
+		// The last batch's generation that this one writes in too is kept
+		// (a run again of this batch needs its own marks there); it goes
+		// with the first batch past it.
+		lp.done = slices.DeleteFunc(lp.done, func(d string) bool { return d == first })
 	}
 	// One call per chunk, cut where the taken marks' generation changes.
 	for from, to := 0, 0; from < len(lp.ids); from = to {

@@ -292,8 +292,8 @@ const (
 //   - Outside log mode, taking a prediction deletes it and records the
 //     entry, under the label's event id, in the taken marks (position and
 //     entry, with the TTL of ARGV[1]); a label whose prediction is gone
-//     finds its own mark there and takes the entry again, and a label of
-//     the event at another position is refused as a duplicate. The caller
+//     finds its own mark there (the same position) and takes the entry
+//     again; another label of the event is parked, as without marks. The caller
 //     deletes the marks (KEYS[5..]) once the labels' offsets are committed
 //     (LabelJoin.KeepMarksUntilCommitted: a label delivered again
 //     after a restart is joined, not parked), or else with the
@@ -384,11 +384,15 @@ for i = 1, n do
       hset[#hset + 1] = pos .. ' ' .. entry
       res = entry
     elseif mark then
-      -- Taken by this batch's earlier run: by this label (its entry
-      -- again) or by another label of the event (a duplicate).
-      took[pk] = true
+      -- Taken by an earlier run of this label (a batch run again, or
+      -- delivered again after a restart): its entry again. A mark of
+      -- another label of the event is not this one's: it is parked, as
+      -- it was before marks were kept.
       local sp = string.find(mark, ' ', 1, true)
-      if string.sub(mark, 1, sp - 1) == pos then res = string.sub(mark, sp + 1) else res = 1 end
+      if string.sub(mark, 1, sp - 1) == pos then
+        took[pk] = true
+        res = string.sub(mark, sp + 1)
+      end
     end
   elseif entry then
     local mk = KEYS[k + 3]
