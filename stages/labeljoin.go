@@ -117,18 +117,19 @@ const labelPlaneChunk = 512
 // call (pos: each label's position), and returns one result per label:
 // the cached entry (a string), nil when the label was parked, or an
 // int64 when it was refused (joinRefusedParkedFull, joinRefusedDuplicate).
-// taken names the call's taken marks (takenMarks), done those of batches
-// done, which the call deletes. The call is idempotent (see joinBatch).
-func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels []float32, pos []string, taken string, done []string) ([]any, error) {
+// taken names the call's taken marks (takenMarks): taken[0] those of the
+// labels before split, taken[1] of the others; done those done with,
+// which the call deletes. The call is idempotent (see joinBatch).
+func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels []float32, pos []string, taken [2]string, split int, done []string) ([]any, error) {
 	per := 2
 	if c.keep {
 		per = 3
 	}
-	keys := make([]string, 0, 4+len(done)+per*len(ids))
-	keys = append(keys, c.batches, c.earlyIndex, c.pending, cmp.Or(taken, c.batches)) // log mode: unused
+	keys := make([]string, 0, 5+len(done)+per*len(ids))
+	keys = append(keys, c.batches, c.earlyIndex, c.pending, cmp.Or(taken[0], c.batches), cmp.Or(taken[1], taken[0], c.batches)) // log mode: unused
 	keys = append(keys, done...)
-	args := make([]any, 0, 6+2*len(ids))
-	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.keepFlag(), len(done))
+	args := make([]any, 0, 7+2*len(ids))
+	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.keepFlag(), len(done), split+1)
 	for i, id := range ids {
 		keys = append(keys, c.prefix+id, c.early+id)
 		if c.keep {
@@ -874,23 +875,21 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		// with the first batch past it.
 		lp.done = slices.DeleteFunc(lp.done, func(d string) bool { return d == first })
 	}
-	// One call per chunk, cut where the taken marks' generation changes.
+	// One call per chunk; its labels' taken marks are in at most two
+	// generations (a chunk is cut where a third would start).
 	for from, to := 0, 0; from < len(lp.ids); from = to {
 		to = min(from+labelPlaneChunk, len(lp.ids))
-		if g := takenGen(lp.offs[from]); takenGen(lp.offs[to-1]) != g {
-			to = from + 1
-			for takenGen(lp.offs[to]) == g {
-				to++
-			}
-		}
-		taken := c.takenMarks(partition, lp.offs[from])
-		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[from:to], taken, lp.done)
+		split := lp.takenSplit(from, &to)
+		taken := [2]string{c.takenMarks(partition, lp.offs[from]), c.takenMarks(partition, lp.offs[to-1])}
+		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[from:to], taken, split, lp.done)
 		if err != nil {
 			return fmt.Errorf("label join: %w", err)
 		}
 		lp.done, lp.cleared = lp.done[:0], cleared
-		if taken != "" && !slices.Contains(lp.taken, taken) {
-			lp.taken = append(lp.taken, taken)
+		for _, name := range taken {
+			if name != "" && !slices.Contains(lp.taken, name) {
+				lp.taken = append(lp.taken, name)
+			}
 		}
 		lp.res = append(lp.res, res...)
 	}
@@ -948,6 +947,23 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		return err
 	}
 	return lp.writeRefused(ctx, msgs)
+}
+
+// takenSplit cuts the labels [from, *to) where a third generation of
+// taken marks would start, and returns how many are in the first one.
+func (lp *labelPartition) takenSplit(from int, to *int) int {
+	first, split := takenGen(lp.offs[from]), *to-from
+	for k := from + 1; k < *to; k++ {
+		switch g := takenGen(lp.offs[k]); {
+		case k-from <= split && g == first:
+		case split == *to-from:
+			split = k - from // the second generation starts
+		case g != takenGen(lp.offs[from+split]):
+			*to = k // a third
+			return split
+		}
+	}
+	return split
 }
 
 // writeRefused writes the batch's refused records to the DLQ and waits

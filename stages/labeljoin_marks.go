@@ -66,8 +66,9 @@ func (j *LabelJoin) KeepMarksUntilCommitted(labels, input *CommittedOffsets) {
 // (a generation): marks are named after the generation of their label's
 // position, so that a label delivered again after a restart, in a batch
 // cut otherwise, finds its mark; a generation's hash is deleted once its
-// offsets are all committed.
-const takenSpan = 8 * labelPlaneChunk
+// offsets are all committed. One chunk's labels span at most two
+// generations (one script call takes both), unless offsets skip.
+const takenSpan = labelPlaneChunk
 
 // takenGen is the generation of a labels-topic offset.
 func takenGen(offset int64) int64 { return offset / takenSpan }

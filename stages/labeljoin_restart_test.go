@@ -179,3 +179,26 @@ func TestLabelBatchRetriedInItsGeneration(t *testing.T) {
 		t.Fatalf("after the retried batch: %+v, want a, b and c joined", c)
 	}
 }
+
+// TestTakenSplit: a chunk of labels takes the taken marks of at most two
+// generations in one call; it is cut where a third would start (offsets
+// that skip).
+func TestTakenSplit(t *testing.T) {
+	const s = takenSpan
+	for _, c := range []struct {
+		offs      []int64
+		split, to int
+	}{
+		{[]int64{1, 2, 3}, 3, 3},
+		{[]int64{s - 2, s - 1, s, s + 1}, 2, 4},
+		{[]int64{s - 1, 3 * s, 3*s + 1}, 1, 3},
+		{[]int64{s - 1, s, 2 * s, 2*s + 1}, 1, 2},
+		{[]int64{5}, 1, 1},
+	} {
+		lp := &labelPartition{offs: c.offs}
+		to := len(c.offs)
+		if split := lp.takenSplit(0, &to); split != c.split || to != c.to {
+			t.Errorf("offsets %v: split %d, to %d; want %d, %d", c.offs, split, to, c.split, c.to)
+		}
+	}
+}

@@ -145,12 +145,12 @@ func TestJoinBatchTwiceRepliesTheSame(t *testing.T) {
 	ids := []string{"a", "b", "c", "a", "c"}
 	labels := []float32{1, 0, 1, 0, 0}
 	pos := []string{"0:7", "0:8", "0:9", "0:10", "0:11"}
-	first, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(0, 7), nil)
+	first, err := rig.cache.joinLabels(ctx, ids, labels, pos, [2]string{rig.cache.takenMarks(0, 7), rig.cache.takenMarks(0, 7)}, len(ids), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := rig.r.Mini.Dump()
-	second, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(0, 7), nil)
+	second, err := rig.cache.joinLabels(ctx, ids, labels, pos, [2]string{rig.cache.takenMarks(0, 7), rig.cache.takenMarks(0, 7)}, len(ids), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
