@@ -53,8 +53,8 @@ type PredictionCache struct {
 	// and the put marks until their records are committed
 	// (LabelJoin.KeepMarksUntilCommitted).
 	labelsCommitted, inputCommitted *CommittedOffsets
-	// jobs pools the put jobs (putJob); done is the put marks each
-	// partition's last put left.
+	// jobs pools the put jobs (putJob); done is the put marks of each
+	// partition's puts that are not deleted yet (putDone).
 	jobs sync.Pool
 	done putDone
 	// refBase and refSeq name this process's batches (batchRef).
@@ -152,9 +152,9 @@ func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels [
 // takenMarks names the taken marks of a label at offset of a labels
 // partition: outside log mode, the predictions the labels of its
 // generation took (takenMarksOf), kept until the partition's next batch
-// is sent or, with LabelJoin.KeepMarksUntilCommitted, until the generation's offsets
-// are committed, so that a batch can be run again (see joinBatch). In log
-// mode the rows' own marks do that: "".
+// in another generation or, with LabelJoin.KeepMarksUntilCommitted, until
+// the generation's offsets are committed, so that a batch can be run
+// again (see joinBatch). In log mode the rows' own marks do that: "".
 func (c *PredictionCache) takenMarks(partition int32, offset int64) string {
 	if c.keep {
 		return ""

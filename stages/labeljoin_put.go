@@ -228,9 +228,10 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 	if c.ready == "" {
 		keys[4] = c.batches // unused outside log mode
 	}
+	end := p.chunkEnd(k)
 	for _, d := range p.done {
 		switch {
-		case d.name == marks:
+		case d.end == end && d.name == marks: // the same rows end there
 			consumed = "1" // this process consumed the chunk's reply already
 		case drop && d.end <= p.deleted && !slices.Contains(p.marks, d.name):
 			keys = append(keys, d.name)

@@ -295,11 +295,11 @@ const (
 //     entry, under the label's event id, in the taken marks (position and
 //     entry, with the TTL of ARGV[1]); a label whose prediction is gone
 //     finds its own mark there (the same position) and takes the entry
-//     again; another label of the event is parked, as without marks. The caller
-//     deletes the marks (KEYS[5..]) once the labels' offsets are committed
-//     (LabelJoin.KeepMarksUntilCommitted: a label delivered again
-//     after a restart is joined, not parked), or else with the
-//     partition's next batch.
+//     again; another label of the event is parked, as without marks. The
+//     caller deletes the marks (KEYS[6..]) once the labels' offsets are
+//     committed (LabelJoin.KeepMarksUntilCommitted: a label delivered
+//     again after a restart is joined, not parked), or else with the
+//     partition's next batch in another generation.
 //   - In log mode, a label takes a prediction that no other label joined
 //     (marking it with its position) or whose mark is its own position (a
 //     re-join after a restore, or a retry); the entry is kept (see
