@@ -49,8 +49,12 @@ type PredictionCache struct {
 	earlyIndex string
 	taken      string
 	putTaken   string
-	// jobs pools the put jobs (putJob); done is the put marks each
-	// partition's last put left.
+	// labelsCommitted and inputCommitted, when set, keep the taken marks
+	// and the put marks until their records are committed
+	// (LabelJoin.KeepMarksUntilCommitted).
+	labelsCommitted, inputCommitted *CommittedOffsets
+	// jobs pools the put jobs (putJob); done is the put marks of each
+	// partition's puts that are not deleted yet (putDone).
 	jobs sync.Pool
 	done putDone
 	// refBase and refSeq name this process's batches (batchRef).
@@ -113,18 +117,19 @@ const labelPlaneChunk = 512
 // call (pos: each label's position), and returns one result per label:
 // the cached entry (a string), nil when the label was parked, or an
 // int64 when it was refused (joinRefusedParkedFull, joinRefusedDuplicate).
-// taken names the call's taken marks (takenMarks), done those of batches
-// done, which the call deletes. The call is idempotent (see joinBatch).
-func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels []float32, pos []string, taken string, done []string) ([]any, error) {
+// taken names the call's taken marks (takenMarks): taken[0] those of the
+// labels before split, taken[1] of the others; done those done with,
+// which the call deletes. The call is idempotent (see joinBatch).
+func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels []float32, pos []string, taken [2]string, split int, done []string) ([]any, error) {
 	per := 2
 	if c.keep {
 		per = 3
 	}
-	keys := make([]string, 0, 4+len(done)+per*len(ids))
-	keys = append(keys, c.batches, c.earlyIndex, c.pending, cmp.Or(taken, c.batches)) // log mode: unused
+	keys := make([]string, 0, 5+len(done)+per*len(ids))
+	keys = append(keys, c.batches, c.earlyIndex, c.pending, cmp.Or(taken[0], c.batches), cmp.Or(taken[1], taken[0], c.batches)) // log mode: unused
 	keys = append(keys, done...)
-	args := make([]any, 0, 6+2*len(ids))
-	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.keepFlag(), len(done))
+	args := make([]any, 0, 7+2*len(ids))
+	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.keepFlag(), len(done), split+1)
 	for i, id := range ids {
 		keys = append(keys, c.prefix+id, c.early+id)
 		if c.keep {
@@ -144,15 +149,17 @@ func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels [
 	return res[:len(ids)], nil
 }
 
-// takenMarks names the taken marks of a label batch whose first label is
-// at position first: outside log mode, the predictions it took, kept until
-// the next batch of its partition is sent, so that the batch can be run
+// takenMarks names the taken marks of a label at offset of a labels
+// partition: outside log mode, the predictions the labels of its
+// generation took (takenMarksOf), kept until the partition's next batch
+// in another generation or, with LabelJoin.KeepMarksUntilCommitted, until
+// the generation's offsets are committed, so that a batch can be run
 // again (see joinBatch). In log mode the rows' own marks do that: "".
-func (c *PredictionCache) takenMarks(first string) string {
+func (c *PredictionCache) takenMarks(partition int32, offset int64) string {
 	if c.keep {
 		return ""
 	}
-	return c.taken + first
+	return c.takenMarksOf(partition, takenGen(offset))
 }
 
 // keepFlag is putBatch's and joinBatch's log-mode argument.
@@ -757,7 +764,7 @@ func (j *LabelJoin) Open(topic string, partition int32) (pipeline.PartitionHandl
 // DLQ holds them.
 func (j *LabelJoin) Opener(dlq LabelDLQ) func(topic string, partition int32) (pipeline.PartitionHandler, error) {
 	return func(string, int32) (pipeline.PartitionHandler, error) {
-		lp := &labelPartition{join: j, dec: NewLabelDecoder(j.spec), sink: dlq.Sink}
+		lp := &labelPartition{join: j, dec: NewLabelDecoder(j.spec), sink: dlq.Sink, cleared: -1}
 		if dlq.Sink != nil {
 			cfg := dlq.Config
 			if dlq.NewPayload != nil {
@@ -777,11 +784,14 @@ type labelPartition struct {
 	dec    *LabelDecoder
 	ids    []string
 	pos    []string // each label's position on the labels topic
+	offs   []int64  // and its offset there
 	labels []float32
-	// taken names the taken marks of the batch being handled, one per
-	// joinBatch call; done those of the last batch handled, which the next
-	// batch's first call deletes (see joinBatch).
+	// taken names the taken marks the batch being handled wrote, one per
+	// joinBatch call; done those the batch's first call deletes (see
+	// joinBatch): the last batch's, or with KeepMarksUntilCommitted the
+	// generations committed since, from cleared on (-1: none yet).
 	taken, done []string
+	cleared     int64
 	// at is the index in msgs of each of ids.
 	at    []int
 	buf   joinBuf
@@ -815,7 +825,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	if err := lp.handle(ctx, msgs, &t); err != nil {
 		return err
 	}
-	lp.done = append(lp.done, lp.taken...) // the next call deletes them
+	if lp.join.cache.labelsCommitted == nil {
+		lp.done = append(lp.done, lp.taken...) // the next call deletes them
+	}
 	m := lp.join.metrics
 	m.joined.Add(float64(t.joined))
 	m.late.Add(float64(t.late))
@@ -829,7 +841,7 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t *labelTally) error {
 	j := lp.join
 	c := j.cache
-	lp.ids, lp.labels, lp.at, lp.pos, lp.refused, lp.taken = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.refused[:0], lp.taken[:0]
+	lp.ids, lp.labels, lp.at, lp.pos, lp.offs, lp.refused, lp.taken = lp.ids[:0], lp.labels[:0], lp.at[:0], lp.pos[:0], lp.offs[:0], lp.refused[:0], lp.taken[:0]
 	for i := range msgs {
 		id, label, rej := lp.dec.Decode(msgs[i].Value)
 		if rej.Reason != "" {
@@ -841,6 +853,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		lp.labels = append(lp.labels, label)
 		lp.at = append(lp.at, i)
 		lp.pos = append(lp.pos, labelPosition(&msgs[i]))
+		lp.offs = append(lp.offs, msgs[i].Offset)
 	}
 	if len(lp.ids) == 0 {
 		return lp.writeRefused(ctx, msgs)
@@ -852,16 +865,31 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 	parked := 0
 	view := j.arms()
 	lp.res = lp.res[:0]
-	for from := 0; from < len(lp.ids); from += labelPlaneChunk {
-		to := min(from+labelPlaneChunk, len(lp.ids))
-		taken := c.takenMarks(lp.pos[from])
-		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[from:to], taken, lp.done)
+	partition := msgs[0].Partition
+	cleared := lp.cleared
+	if c.labelsCommitted != nil && !c.keep {
+		lp.done, cleared = c.committedTaken(lp.done[:0], partition, lp.offs[0], lp.cleared)
+	} else if first := c.takenMarks(partition, lp.offs[0]); first != "" {
+		// The last batch's generation that this one writes in too is kept
+		// (a run again of this batch needs its own marks there); it goes
+		// with the first batch past it.
+		lp.done = slices.DeleteFunc(lp.done, func(d string) bool { return d == first })
+	}
+	// One call per chunk; its labels' taken marks are in at most two
+	// generations (a chunk is cut where a third would start).
+	for from, to := 0, 0; from < len(lp.ids); from = to {
+		to = min(from+labelPlaneChunk, len(lp.ids))
+		split := lp.takenSplit(from, &to)
+		taken := [2]string{c.takenMarks(partition, lp.offs[from]), c.takenMarks(partition, lp.offs[to-1])}
+		res, err := c.joinLabels(ctx, lp.ids[from:to], lp.labels[from:to], lp.pos[from:to], taken, split, lp.done)
 		if err != nil {
 			return fmt.Errorf("label join: %w", err)
 		}
-		lp.done = lp.done[:0]
-		if taken != "" {
-			lp.taken = append(lp.taken, taken)
+		lp.done, lp.cleared = lp.done[:0], cleared
+		for _, name := range taken {
+			if name != "" && !slices.Contains(lp.taken, name) {
+				lp.taken = append(lp.taken, name)
+			}
 		}
 		lp.res = append(lp.res, res...)
 	}
@@ -919,6 +947,23 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		return err
 	}
 	return lp.writeRefused(ctx, msgs)
+}
+
+// takenSplit cuts the labels [from, *to) where a third generation of
+// taken marks would start, and returns how many are in the first one.
+func (lp *labelPartition) takenSplit(from int, to *int) int {
+	first, split := takenGen(lp.offs[from]), *to-from
+	for k := from + 1; k < *to; k++ {
+		switch g := takenGen(lp.offs[k]); {
+		case k-from <= split && g == first:
+		case split == *to-from:
+			split = k - from // the second generation starts
+		case g != takenGen(lp.offs[from+split]):
+			*to = k // a third
+			return split
+		}
+	}
+	return split
 }
 
 // writeRefused writes the batch's refused records to the DLQ and waits

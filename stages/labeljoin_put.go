@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,11 +44,15 @@ type putJob struct {
 	// marks names each chunk's put marks (PredictionCache.putMarks), and
 	// sums is each chunk's fingerprint (chunkSum).
 	marks, sums []string
-	// Built per run: found is the rows whose early label a run joined.
-	found []earlyLabel
-	keys  []string
-	args  []any
-	key   []byte
+	// Built per run: found is the rows whose early label a run joined;
+	// done the partition's put marks kept (putDone), of which those ending
+	// at or below deleted are deleted by the run.
+	found   []earlyLabel
+	done    []putMark
+	deleted int64
+	keys    []string
+	args    []any
+	key     []byte
 }
 
 // id is row j's event id.
@@ -103,6 +108,7 @@ func (c *PredictionCache) release(p *putJob) {
 	clear(p.versions)
 	clear(p.keys)
 	clear(p.args)
+	clear(p.done)
 	c.jobs.Put(p)
 }
 
@@ -125,28 +131,60 @@ func (c *PredictionCache) putMarks(partition int32, first int64) string {
 	return c.putTaken + strconv.FormatInt(int64(partition), 10) + ":" + strconv.FormatInt(first, 10)
 }
 
-// putDone tracks, per partition, the put marks of the last job that
-// succeeded in this process: the partition's next job deletes them, and a
-// job over the same rows again (the batch handed in again after its
-// cache write succeeded) knows that their first reply was consumed.
+// putDone tracks, per partition, the put marks of the jobs that succeeded
+// in this process and are not deleted yet: the last job's or, with
+// KeepMarksUntilCommitted, every job's whose rows are not all committed.
+// A later job deletes those it may (putChunk), and a job over the same
+// rows again (the batch handed in again after its cache write succeeded)
+// knows that their first reply was consumed.
 type putDone struct {
 	mu   sync.Mutex
-	last map[int32][]string
+	last map[int32][]putMark
 }
 
-func (d *putDone) get(partition int32, into []string) []string {
+// putMark is one chunk's put marks and the offset past its last row.
+type putMark struct {
+	name string
+	end  int64
+}
+
+func (d *putDone) get(partition int32, into []putMark) []putMark {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append(into, d.last[partition]...)
 }
 
-func (d *putDone) set(partition int32, marks []string) {
+// set records the marks of a job that succeeded on partition, having
+// deleted the ones before it that end at or below deleted (all of them
+// when deleted is math.MaxInt64).
+func (d *putDone) set(partition int32, p *putJob, deleted int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.last == nil {
-		d.last = map[int32][]string{}
+		d.last = map[int32][]putMark{}
 	}
-	d.last[partition] = append(d.last[partition][:0], marks...)
+	kept := slices.DeleteFunc(d.last[partition], func(m putMark) bool {
+		return m.end <= deleted || slices.Contains(p.marks, m.name)
+	})
+	for k, name := range p.marks {
+		kept = append(kept, putMark{name: name, end: p.chunkEnd(k)})
+	}
+	d.last[partition] = kept
+}
+
+// chunkEnd is the offset past chunk k's last row.
+func (p *putJob) chunkEnd(k int) int64 {
+	return p.offsets[min((k+1)*labelPlaneChunk, p.len())-1] + 1
+}
+
+// deletable is the offset at or below which a job of partition may delete
+// the put marks of the jobs before it: those whose rows are committed,
+// with KeepMarksUntilCommitted; all of them (the last job's) without.
+func (c *PredictionCache) deletable(partition int32) int64 {
+	if c.inputCommitted == nil {
+		return math.MaxInt64
+	}
+	return c.inputCommitted.below(partition)
 }
 
 // run caches the job's predictions (one putBatch call per
@@ -156,10 +194,11 @@ func (d *putDone) set(partition int32, marks []string) {
 // a run again, what an earlier run of the same chunk did (see putBatch).
 func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, error) {
 	p.found = p.found[:0]
-	done := c.done.get(p.partition, nil)
+	p.done = c.done.get(p.partition, p.done[:0])
+	p.deleted = c.deletable(p.partition)
 	var missing, orphaned, evicted int64
 	for k, from := 0, 0; from < p.len(); k, from = k+1, from+labelPlaneChunk {
-		res, err := c.putChunk(ctx, p, k, from, min(from+labelPlaneChunk, p.len()), done, k == 0)
+		res, err := c.putChunk(ctx, p, k, from, min(from+labelPlaneChunk, p.len()), k == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -174,12 +213,13 @@ func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, err
 }
 
 // putChunk runs putBatch on rows [from, to) of the job, chunk k, and
-// appends the rows whose early label it joined to p.found. done is the
-// put marks of the partition's last put that succeeded in this process:
-// when they hold the chunk's own, its earlier reply was consumed; with
-// drop, the call deletes those that are none of the job's. It returns the
-// trim's counts: missing, orphaned, evicted.
-func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to int, done []string, drop bool) ([3]int64, error) {
+// appends the rows whose early label it joined to p.found. p.done is the
+// put marks of the partition's puts that succeeded in this process and
+// are kept: when they hold the chunk's own, its earlier reply was
+// consumed; with drop, the call deletes those that are none of the job's
+// and end at or below p.deleted. It returns the trim's counts: missing,
+// orphaned, evicted.
+func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to int, drop bool) ([3]int64, error) {
 	var counts [3]int64
 	n := to - from
 	ref, marks := p.refs[k], p.marks[k]
@@ -188,12 +228,13 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 	if c.ready == "" {
 		keys[4] = c.batches // unused outside log mode
 	}
-	for _, d := range done {
+	end := p.chunkEnd(k)
+	for _, d := range p.done {
 		switch {
-		case d == marks:
+		case d.end == end && d.name == marks: // the same rows end there
 			consumed = "1" // this process consumed the chunk's reply already
-		case drop && !slices.Contains(p.marks, d):
-			keys = append(keys, d)
+		case drop && d.end <= p.deleted && !slices.Contains(p.marks, d.name):
+			keys = append(keys, d.name)
 		}
 	}
 	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k])
@@ -249,7 +290,7 @@ func (c *PredictionCache) PutServed(ctx context.Context, b *pipeline.Batch, serv
 		return nil, err
 	}
 	found = append([]earlyLabel(nil), found...)
-	c.done.set(p.partition, p.marks)
+	c.done.set(p.partition, p, p.deleted)
 	c.release(p)
 	return found, nil
 }
@@ -284,7 +325,7 @@ func (j *LabelJoin) put(ctx context.Context, p *putJob) error {
 			return err
 		}
 	}
-	j.cache.done.set(p.partition, p.marks)
+	j.cache.done.set(p.partition, p, p.deleted)
 	j.cache.release(p)
 	return nil
 }

@@ -61,7 +61,8 @@ func (h *lostReplies) isScript(args []any) bool {
 // one run of the batch on a second rig: the labels it joined are joined
 // (not parked, as a second run found them before), its early label is
 // parked once, its duplicate refused once. Its taken marks go with the
-// next batch.
+// partition's first batch in the next generation of positions (without
+// KeepMarksUntilCommitted).
 func TestLabelBatchRetriedAfterALostReply(t *testing.T) {
 	spec := testSpec(t, false)
 	lost, once := newJoinRig(t, spec), newJoinRig(t, spec)
@@ -114,7 +115,7 @@ func TestLabelBatchRetriedAfterALostReply(t *testing.T) {
 		}
 		return out
 	}
-	if got := marks(); !slices.Equal(got, []string{lost.cache.taken + "0:100"}) {
+	if got := marks(); !slices.Equal(got, []string{lost.cache.takenMarks(0, 100)}) {
 		t.Fatalf("taken marks %v, want the batch's own", got)
 	}
 	bad := labelMsgs([]string{"bad"}, labelRule)
@@ -123,9 +124,13 @@ func TestLabelBatchRetriedAfterALostReply(t *testing.T) {
 	if got := marks(); len(got) != 1 {
 		t.Fatalf("taken marks %v after a batch with no script call, want the batch's still", got)
 	}
-	lost.handleCounted(t, labelMsgs([]string{"zz"}, labelRule))
+	lost.handleCounted(t, labelsAt(104, "zz"))
+	if got := marks(); len(got) != 1 {
+		t.Fatalf("taken marks %v after the next batch in the same generation, want the generation's still", got)
+	}
+	lost.handleCounted(t, labelsAt(takenSpan, "zy"))
 	if got := marks(); len(got) != 0 {
-		t.Fatalf("taken marks %v after the next batch, want none (zz took nothing)", got)
+		t.Fatalf("taken marks %v after the first batch of the next generation, want none (zy took nothing)", got)
 	}
 }
 
@@ -140,12 +145,12 @@ func TestJoinBatchTwiceRepliesTheSame(t *testing.T) {
 	ids := []string{"a", "b", "c", "a", "c"}
 	labels := []float32{1, 0, 1, 0, 0}
 	pos := []string{"0:7", "0:8", "0:9", "0:10", "0:11"}
-	first, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(pos[0]), nil)
+	first, err := rig.cache.joinLabels(ctx, ids, labels, pos, [2]string{rig.cache.takenMarks(0, 7), rig.cache.takenMarks(0, 7)}, len(ids), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := rig.r.Mini.Dump()
-	second, err := rig.cache.joinLabels(ctx, ids, labels, pos, rig.cache.takenMarks(pos[0]), nil)
+	second, err := rig.cache.joinLabels(ctx, ids, labels, pos, [2]string{rig.cache.takenMarks(0, 7), rig.cache.takenMarks(0, 7)}, len(ids), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

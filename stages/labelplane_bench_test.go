@@ -75,10 +75,13 @@ func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) i
 // (the labels topic's Handle). It reports ns/label, the Redis commands the
 // client sent per label (cmds/label; a script call is one) and, on
 // redis-server, the commands the server ran per label, those inside
-// scripts included (srv-cmds/label).
+// scripts included (srv-cmds/label). The "-kept" sides are the same with
+// the marks kept until their records are committed, as driftline run
+// does (LabelJoin.KeepMarksUntilCommitted), the commits trailing by two
+// batches.
 func BenchmarkLabelPlane(b *testing.B) {
 	for _, backend := range []string{"miniredis", "redis-server"} {
-		for _, side := range []string{"put", "put-early", "join"} {
+		for _, side := range []string{"put", "put-early", "join", "put-kept", "put-early-kept", "join-kept"} {
 			b.Run(backend+"/"+side, func(b *testing.B) {
 				var r *redistest.Redis
 				if backend == "miniredis" {
@@ -92,13 +95,25 @@ func BenchmarkLabelPlane(b *testing.B) {
 				spec := parseTestSpec(b, false, map[string]string{"max_pending: 1000": "max_pending: 100000"})
 				rig := newJoinRigOn(b, spec, r, rdb)
 				rig.join.OnOutcome, rig.join.OnLearned = nil, nil
-				benchLabelPlane(b, rig, r, rdb, counter, side)
+				var commits func()
+				side, kept := strings.CutSuffix(side, "-kept")
+				if kept {
+					labelsC, inputC := &CommittedOffsets{}, &CommittedOffsets{}
+					rig.join.KeepMarksUntilCommitted(labelsC, inputC)
+					commits = func() {
+						labelsC.Committed("labels", 0, rig.labelOffset-2*256)
+						inputC.Committed("events", 3, rig.offset-2*256)
+					}
+				}
+				benchLabelPlane(b, rig, r, rdb, counter, side, commits)
 			})
 		}
 	}
 }
 
-func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.UniversalClient, counter *commandCounter, side string) {
+// benchLabelPlane times side; commits, when set, reports commits before
+// each timed call.
+func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.UniversalClient, counter *commandCounter, side string, commits func()) {
 	const n = 256
 	ctx := context.Background()
 	observe := rig.score.Observe
@@ -119,6 +134,9 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 			rig.score.Observe = observe
 		} else {
 			rig.predict(b, evs...)
+		}
+		if commits != nil {
+			commits()
 		}
 		s0 := serverCalls(b, r, rdb)
 		c0 := counter.n.Load()

@@ -149,14 +149,14 @@ func TestPutTwiceRepliesTheSame(t *testing.T) {
 	b.Scores = make([]float32, b.Features.Len())
 	p := rig.cache.newPutJob(b, Served{})
 	ctx := context.Background()
-	first, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), nil, true)
+	first, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := slices.Clone(p.found)
 	state := rig.r.Mini.Dump()
 	p.found = p.found[:0]
-	second, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), nil, true)
+	second, err := rig.cache.putChunk(ctx, p, 0, 0, p.len(), true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -280,21 +280,26 @@ const (
 // cannot interleave with putBatch's "cache the prediction, then look for
 // an early label", so no label falls between the two.
 //
-// KEYS[4] is the batch's taken marks (a hash named after its first
-// label's position, outside log mode), KEYS[5 .. 4+ARGV[6]] the taken
-// marks of batches done (deleted), then per label: prediction, early
+// KEYS[4] and KEYS[5] are the labels' taken marks (outside log mode: a
+// hash shared by the labels of one generation of positions,
+// PredictionCache.takenMarks; the labels from the ARGV[7]th on are in
+// KEYS[5]'s generation, the others in KEYS[4]'s), KEYS[6 .. 5+ARGV[6]]
+// taken marks done with (deleted), then per label: prediction, early
 // label, and in log mode its mark. ARGV[5] is "1" in log mode, then per
-// label: the label's 4 bytes, its position.
+// label (from ARGV[8]): the label's 4 bytes, its position.
 //
 // A batch is idempotent: run again with the same labels (a client that
 // timed out resends it, the pipeline retries it), it replies as it did
 // the first time and changes nothing more.
 //   - Outside log mode, taking a prediction deletes it and records the
-//     entry, under the label's event id, in the batch's taken marks
-//     (position and entry, with the TTL of ARGV[1]); a label whose
-//     prediction is gone finds its own mark there and takes the entry
-//     again. The caller deletes the marks with its next batch (KEYS[5..]),
-//     once this one is done.
+//     entry, under the label's event id, in the taken marks (position and
+//     entry, with the TTL of ARGV[1]); a label whose prediction is gone
+//     finds its own mark there (the same position) and takes the entry
+//     again; another label of the event is parked, as without marks. The
+//     caller deletes the marks (KEYS[6..]) once the labels' offsets are
+//     committed (LabelJoin.KeepMarksUntilCommitted: a label delivered
+//     again after a restart is joined, not parked), or else with the
+//     partition's next batch in another generation.
 //   - In log mode, a label takes a prediction that no other label joined
 //     (marking it with its position) or whose mark is its own position (a
 //     re-join after a restore, or a retry); the entry is kept (see
@@ -308,12 +313,14 @@ local keep = ARGV[5] == '1'
 local done = tonumber(ARGV[6])
 local ks = 2
 if keep then ks = 3 end
-local k0 = 4 + done
+local k0 = 5 + done
 local n = (#KEYS - k0) / ks
+local split = tonumber(ARGV[7])
+local function marksOf(i) if i < split then return KEYS[4] end return KEYS[5] end
 local plen = #ARGV[3]
 local most = tonumber(ARGV[2])
 local expiry = now() + tonumber(ARGV[1])
-for s = 5, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+for s = 6, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + (i - 1) * ks + 1], plen + 1) end
 -- What the labels need is read in a few calls (500 keys each); the loop
 -- below then decides label by label, in order, on what was read and what
@@ -335,8 +342,23 @@ local entries = readAll('MGET', nil, 1)
 local marks, tookBefore = {}, {}
 if keep then
   marks = readAll('MGET', nil, 3)
-elseif redis.call('EXISTS', KEYS[4]) == 1 then
-  tookBefore = readAll('HMGET', KEYS[4], nil)
+else
+  -- The marks of the labels whose prediction is gone, in their
+  -- generation's hash.
+  for h = 4, 5 do
+    local from, to = 1, split - 1
+    if h == 5 then from, to = split, n end
+    if from <= to and (h == 4 or KEYS[5] ~= KEYS[4]) and redis.call('EXISTS', KEYS[h]) == 1 then
+      local at = {}
+      for i = from, to do if not entries[i] then at[#at + 1] = i end end
+      for s = 1, #at, 500 do
+        local fs = {}
+        for k = s, math.min(s + 499, #at) do fs[#fs + 1] = idOf(at[k]) end
+        local vs = redis.call('HMGET', KEYS[h], unpack(fs))
+        for k = 1, #vs do tookBefore[at[s + k - 1]] = vs[k] end
+      end
+    end
+  end
 end
 local parked = redis.call('ZCARD', KEYS[2])
 local indexed, parkedVal = {}, {}
@@ -355,7 +377,7 @@ local took, marked, parkedNow = {}, {}, {}
 local del, zadd, hset = {}, {}, {}
 local out = {}
 for i = 1, n do
-  local k, a = k0 + (i - 1) * ks, 7 + (i - 1) * 2
+  local k, a = k0 + (i - 1) * ks, 8 + (i - 1) * 2
   local pk, ek = KEYS[k + 1], KEYS[k + 2]
   local pos = ARGV[a + 1]
   local entry = entries[i]
@@ -368,15 +390,24 @@ for i = 1, n do
       took[pk] = true
       del[#del + 1] = pk
       unpend(entry, idOf(i))
-      hset[#hset + 1] = idOf(i)
-      hset[#hset + 1] = pos .. ' ' .. entry
+      local l = hset[marksOf(i)]
+      if not l then
+        l = {}
+        hset[marksOf(i)] = l
+      end
+      l[#l + 1] = idOf(i)
+      l[#l + 1] = pos .. ' ' .. entry
       res = entry
     elseif mark then
-      -- Taken by this batch's earlier run: by this label (its entry
-      -- again) or by another label of the event (a duplicate).
-      took[pk] = true
+      -- Taken by an earlier run of this label (a batch run again, or
+      -- delivered again after a restart): its entry again. A mark of
+      -- another label of the event is not this one's: it is parked, as
+      -- it was before marks were kept.
       local sp = string.find(mark, ' ', 1, true)
-      if string.sub(mark, 1, sp - 1) == pos then res = string.sub(mark, sp + 1) else res = 1 end
+      if string.sub(mark, 1, sp - 1) == pos then
+        took[pk] = true
+        res = string.sub(mark, sp + 1)
+      end
     end
   elseif entry then
     local mk = KEYS[k + 3]
@@ -414,9 +445,9 @@ for i = 1, n do
 end
 for s = 1, #del, 500 do redis.call('DEL', unpack(del, s, math.min(s + 499, #del))) end
 for s = 1, #zadd, 1000 do redis.call('ZADD', KEYS[2], unpack(zadd, s, math.min(s + 999, #zadd))) end
-if #hset > 0 then
-  for s = 1, #hset, 1000 do redis.call('HSET', KEYS[4], unpack(hset, s, math.min(s + 999, #hset))) end
-  redis.call('PEXPIRE', KEYS[4], ARGV[1])
+for mk, l in pairs(hset) do
+  for s = 1, #l, 1000 do redis.call('HSET', mk, unpack(l, s, math.min(s + 999, #l))) end
+  redis.call('PEXPIRE', mk, ARGV[1])
 end
 flushUnpend()
 out[n + 1] = parked

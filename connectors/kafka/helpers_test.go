@@ -187,6 +187,8 @@ type consumerOpts struct {
 	reg             *prometheus.Registry
 	txnID           string // non-empty: exactly-once mode
 	retry           *pipeline.RetryPolicy
+	onCommitted     func(topic string, partition int32, next int64)
+	commitEvery     time.Duration
 }
 
 func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consumerOpts) *kafka.Client {
@@ -205,6 +207,8 @@ func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consu
 		Registerer:      o.reg,
 		TransactionalID: o.txnID,
 		Retry:           o.retry,
+		CommitInterval:  o.commitEvery,
+		OnCommitted:     o.onCommitted,
 	})
 	if err != nil {
 		t.Fatal(err)

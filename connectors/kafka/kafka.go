@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/driftline/driftline/pipeline"
 )
@@ -72,6 +74,12 @@ type Config struct {
 	// not batches: the partition loop goes on. Before the final commit
 	// and the commit on a revoke, Run flushes the gate.
 	CommitGate CommitGate
+	// OnCommitted, when set, is called after each successful autocommit
+	// (at-least-once mode only), once per partition the commit covered,
+	// with the partition's committed offset (the next one to consume):
+	// what is below it will not be delivered again, even after a crash.
+	// It runs on franz-go's commit goroutine and must not block.
+	OnCommitted func(topic string, partition int32, next int64)
 	// Registerer receives the consumer lag gauge; required when consuming.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -99,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TransactionalID != "" && c.CommitGate != nil {
 		return errors.New("kafka: a commit gate (the live lake) cannot be combined with a transactional id (kafka.exactly_once)")
+	}
+	if c.TransactionalID != "" && c.OnCommitted != nil {
+		return errors.New("kafka: an on-committed callback needs at-least-once mode, not a transactional id (kafka.exactly_once)")
 	}
 	if c.TransactionalID != "" && c.Group == "" {
 		return errors.New("kafka: a transactional id needs a consumer group (exactly-once consuming)")
@@ -208,6 +219,9 @@ func New(cfg Config) (*Client, error) {
 			kgo.OnPartitionsRevoked(c.revoked),
 			kgo.OnPartitionsLost(c.lost),
 		)
+		if cfg.OnCommitted != nil {
+			opts = append(opts, kgo.AutoCommitCallback(c.committed))
+		}
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -406,6 +420,44 @@ func (c *Client) stopWorkers(parts map[string][]int32) {
 	for _, w := range stopping {
 		<-w.done
 	}
+}
+
+// committed is the autocommit's callback when Config.OnCommitted is set:
+// it logs a failed commit, as franz-go's default does, and reports each
+// partition the broker accepted.
+func (c *Client) committed(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			c.log.Warn("autocommit failed", "err", err)
+		}
+		return
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				c.log.Warn("autocommit of a partition failed", "topic", rt.Topic, "partition", rp.Partition, "err", kerr.ErrorForCode(rp.ErrorCode))
+				continue
+			}
+			if next, ok := committedOffset(req, rt.Topic, rp.Partition); ok {
+				c.cfg.OnCommitted(rt.Topic, rp.Partition, next)
+			}
+		}
+	}
+}
+
+// committedOffset is the offset req commits for a partition.
+func committedOffset(req *kmsg.OffsetCommitRequest, topic string, partition int32) (int64, bool) {
+	for _, t := range req.Topics {
+		if t.Topic != topic {
+			continue
+		}
+		for _, p := range t.Partitions {
+			if p.Partition == partition {
+				return p.Offset, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // flushGate flushes Config.CommitGate, releasing its held marks.

@@ -309,3 +309,37 @@ func TestLiveAppendLabelBackpressure(t *testing.T) {
 		t.Errorf("the labels table holds %d labels, want the %d appended while Run ran", len(got), maxBufferedLabels+1)
 	}
 }
+
+// TestLabelBuffersNeverShared: the label buffer AppendLabel fills and the
+// spare the next write hands it never share an array, whatever the order
+// of writes with and without labels: a write with nothing buffered once
+// left them one array, so that AppendLabel wrote into the rows Run was
+// writing (label rows with empty ids in the labels table).
+func TestLabelBuffersNeverShared(t *testing.T) {
+	l, err := OpenLive(LiveConfig{Events: Config{Root: t.TempDir(), TimeColumn: "ts", MaxAge: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	at := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	var offset int64
+	appendSome := func(n int) {
+		for range n {
+			l.AppendLabel(LabelRow{EventID: "e", Label: 1, ModelVersion: "7", At: at, Source: SourceOffset{Topic: "labels", Offset: offset}})
+			offset++
+		}
+	}
+	shared := func() bool {
+		a, b := l.labelBuf[:cap(l.labelBuf)], l.labelSpare[:cap(l.labelSpare)]
+		return len(a) > 0 && len(b) > 0 && &a[0] == &b[0]
+	}
+	for step, n := range []int{3, 4, 0, 5, 0, 0, 6, 2, 0, 1} {
+		appendSome(n)
+		if err := l.writeBufferedLabels(); err != nil {
+			t.Fatal(err)
+		}
+		if shared() {
+			t.Fatalf("after write %d (%d labels) the buffer and the spare share an array", step, n)
+		}
+	}
+}

@@ -275,6 +275,9 @@ func (l *Live) writeBufferedLabels() error {
 	}
 	l.labelMu.Unlock()
 	if len(rows) == 0 {
+		// The empty buffer is the spare now: keeping the old spare would
+		// hand its array to AppendLabel and to the next write at once.
+		l.labelSpare = rows[:0]
 		return nil
 	}
 	l.labelsTaken += int64(len(rows))

@@ -82,9 +82,11 @@ type App struct {
 	dlqCrypt *stages.Anonymize
 	// join caches scored rows' features until their labels arrive; labels
 	// consumes the labels topic into it.
-	join        *stages.LabelJoin
-	joinMetrics *stages.JoinMetrics
-	labels      *labelPlane
+	join *stages.LabelJoin
+	// inputCommitted is the data plane's committed offsets (inputCommits).
+	inputCommitted *stages.CommittedOffsets
+	joinMetrics    *stages.JoinMetrics
+	labels         *labelPlane
 	// drift watches features, scores and errors; alerts publishes what it raises.
 	drift  *stages.DriftMonitor
 	alerts *alertPublisher
@@ -284,6 +286,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 		MaxInFlight:     spec.Batch.MaxInFlight,
 		TransactionalID: txnID,
 		CommitGate:      a.commitGate(),
+		OnCommitted:     a.inputCommits(txnID),
 		Retry:           a.retry,
 		Registerer:      a.reg,
 		Logger:          a.log,

@@ -34,10 +34,15 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 	if a.state != nil {
 		// The learner-state writer consumes the labels; its label feed
 		// writes the refused records (learnerState.open).
+		a.join.KeepMarksUntilCommitted(nil, a.inputCommitted) // log mode's label marks are the rows'
 		lp := &labelPlane{writer: a.state.writer, join: a.join, metrics: a.joinMetrics, decision: stages.DecisionOf(spec)}
 		a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 		return lp, nil
 	}
+	// The join keeps what it took for a label batch until the batch's
+	// offsets are committed: a label delivered again after a crash finds it.
+	labelsCommitted := &stages.CommittedOffsets{}
+	a.join.KeepMarksUntilCommitted(labelsCommitted, a.inputCommitted)
 	cc := a.kcc
 	cc.ClientID = spec.Kafka.ClientID + "-labels"
 	kc, err := kafka.New(kafka.Config{
@@ -49,6 +54,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 		Linger:         spec.Batch.Linger.D(),
 		MaxInFlight:    spec.Batch.MaxInFlight,
 		CommitGate:     a.commitGate(), // the lake's labels table first holds what a batch joined
+		OnCommitted:    labelsCommitted.Committed,
 		Retry:          a.retry,
 		Registerer:     a.reg,
 		Logger:         a.log,
@@ -60,6 +66,19 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 	lp.dlq = a.labelDLQ(kc, kc.MaxRecordBytes)
 	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 	return lp, nil
+}
+
+// inputCommits is the data plane consumer's kafka.Config.OnCommitted: with
+// a label join in at-least-once mode, it records the input offsets
+// committed, until which the join keeps each put's marks
+// (stages.LabelJoin.KeepMarksUntilCommitted). In exactly-once mode a
+// put's marks go with the partition's next put.
+func (a *App) inputCommits(txnID string) func(topic string, partition int32, next int64) {
+	if a.join == nil || txnID != "" {
+		return nil
+	}
+	a.inputCommitted = &stages.CommittedOffsets{}
+	return a.inputCommitted.Committed
 }
 
 // labelDLQ writes refused label records to sink, as the data plane's DLQ

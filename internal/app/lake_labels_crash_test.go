@@ -29,8 +29,11 @@ import (
 // committed offsets advance, and finishes both streams in this process on
 // the same lake and groups. At the kill every label at a committed
 // labels-topic offset whose event is at a committed input offset is in the
-// labels table; at the end no label is in it twice, and each row's event
-// id is the id of an event in the events table.
+// labels table; at the end every label is in it exactly once, with the
+// id of an event in the events table, and the restarted process has
+// parked, orphaned or refused none: the labels the killed process had
+// joined, delivered again, are joined again (their taken marks are kept
+// until their offsets are committed).
 func TestLakeLabelsAfterKill(t *testing.T) {
 	if env := os.Getenv("DRIFTLINE_LAKE_CHILD"); env != "" {
 		runLakeChild(t, env)
@@ -268,12 +271,38 @@ func checkLakeLabelsAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr,
 			t.Errorf("the label from %+v is in the labels table %d times", src, n)
 		}
 	}
-	unlabelled := 0
+	// Exact accounting: every label is of a valid event (the feed labels
+	// no other), so every one is in the labels table, once; none is
+	// parked or expired after the restart. Before the taken marks were
+	// kept until their labels' offsets were committed, labels the killed
+	// process had joined came again, found neither their prediction nor
+	// their mark, and were parked (149 to 368 of 7,920 here).
+	unlabelled, unknown := 0, 0
 	for _, r := range records {
-		if events[r.id] && byID[r.id] == 0 {
+		switch {
+		case !events[r.id]:
+			unknown++
+		case byID[r.id] == 0:
 			unlabelled++
 		}
 	}
-	t.Logf("%d label records; %d rows in the labels table; %d labels of events in the lake not in it (joined by the killed process, re-parked after the restart); %d rows skipped after the restart",
-		len(records), len(rows), unlabelled, a.lake.Skipped())
+	ls, ok := a.Labels()
+	if !ok {
+		t.Fatal("the restarted app has no label plane")
+	}
+	c := ls.Counts
+	t.Logf("%d label records; %d rows in the labels table; %d rows skipped after the restart; the restarted process's counts %+v, parked %d",
+		len(records), len(rows), a.lake.Skipped(), c, c.Parked())
+	if unknown > 0 {
+		t.Errorf("%d label records are of events not in the events table", unknown)
+	}
+	if unlabelled > 0 {
+		t.Errorf("%d of %d labels are not in the labels table (joined by the killed process, lost after the restart)", unlabelled, len(records))
+	}
+	if len(rows) != len(records) {
+		t.Errorf("%d rows in the labels table for %d label records", len(rows), len(records))
+	}
+	if c.Parked() != 0 || c.Orphan != 0 || c.Invalid != 0 || c.ParkedOverflow != 0 {
+		t.Errorf("after the restart: %d labels parked, %d orphaned, %d invalid, %d over max_parked; want none", c.Parked(), c.Orphan, c.Invalid, c.ParkedOverflow)
+	}
 }
