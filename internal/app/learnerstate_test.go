@@ -119,9 +119,9 @@ func (e *stateEnv) produce(t testing.TB, ctx context.Context, seed uint64, n int
 	return &stats
 }
 
-// produceLabels writes the labels of the stream's first n events, in
+// produceLabels writes the labels of the stream's events [from, to), in
 // event order.
-func (e *stateEnv) produceLabels(t testing.TB, ctx context.Context, seed uint64, n int) {
+func (e *stateEnv) produceLabels(t testing.TB, ctx context.Context, seed uint64, from, to int) {
 	t.Helper()
 	p, err := kafka.NewProducer(kafka.ProducerConfig{Client: kafka.ClientConfig{Brokers: []string{e.broker.Addr}}})
 	if err != nil {
@@ -133,8 +133,11 @@ func (e *stateEnv) produceLabels(t testing.TB, ctx context.Context, seed uint64,
 		t.Fatal(err)
 	}
 	var ev streams.Event
-	for range n {
+	for i := range to {
 		gen.Next(&ev)
+		if i < from {
+			continue
+		}
 		p.Produce(ctx, pipeline.OutRecord{Topic: e.spec.Topics.Labels, Key: []byte(ev.ID), Value: streams.AppendLabelJSON(nil, &ev)}, nil)
 	}
 	if err := p.Flush(ctx); err != nil {
@@ -321,7 +324,10 @@ func TestLearnerStateHandOver(t *testing.T) {
 			if first == a {
 				second = b
 			}
-			env.produceLabels(t, ctx, 5, events)
+			// Half the labels now, the rest once the other instance took
+			// over: so that it has labels to learn and publish, however
+			// fast the first went through the first half.
+			env.produceLabels(t, ctx, 5, 0, events/2)
 			waitUntil(t, ctx, "a third of the labels learned and published", func() bool {
 				rec := env.latestState(t, ctx, env.spec.Model.Version)
 				return rec != nil && rec.Learned >= events/3
@@ -349,6 +355,7 @@ func TestLearnerStateHandOver(t *testing.T) {
 			if took > bound {
 				t.Errorf("take-over after %s, over the bound %s", took, bound)
 			}
+			env.produceLabels(t, ctx, 5, events/2, events)
 			waitUntil(t, ctx, "every label learned", func() bool {
 				_, m := championState(t, second.App)
 				return m.Learned >= events
