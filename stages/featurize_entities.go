@@ -124,7 +124,9 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch, 
 // groupRows finds each row's entity (f.rowEntity), the batch's entities
 // in order of their first row (f.order), and, on an entity's first row,
 // where its aggregates come from: the local cache while the TTL it set
-// lives; memory while its latest write is in flight (cached again after
+// lives (checked against one clock reading per batch, taken before any
+// row: an entry is never used past the key's expiry in Redis, which is
+// later than expiresAt); memory while its latest write is in flight (cached again after
 // the batch, like a read: f.misses); else Redis (f.reads, and f.misses).
 // A new entity enters f.entities here; the caller removes it again
 // (dropUnheld) if the batch fails before it is written.
