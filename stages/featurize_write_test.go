@@ -2,6 +2,8 @@ package stages
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -50,5 +52,40 @@ func TestAggregatesWriteFormatAndChunks(t *testing.T) {
 	}
 	if got := r.Mini.HGet("t:entity:0", "n"); got != "1" {
 		t.Fatalf("n after a retried write %q, want 1", got)
+	}
+}
+
+// appendCount and appendSeconds write what strconv.AppendFloat(x, 'f',
+// -1, 64) writes: on their fast paths (whole counts, unix microseconds
+// over 1e6 below 2^32 seconds), at their edges, and on every other value.
+func TestAggFloatFormatsMatchStrconv(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 3))
+	var xs []float64
+	for range 200_000 {
+		xs = append(xs,
+			float64(rng.Int64N(1<<53)),                           // counts, beyond the fast path too
+			float64(rng.Int64N(1e6)),                             // small counts
+			float64(rng.Int64N(1<<32*1e6))/1e6,                   // event times
+			float64(1.7e15+rng.Int64N(1e14))/1e6,                 // this century's
+			float64(rng.Int64N(1<<34*1e6))/1e6,                   // past 2^32 s: strconv's
+			rng.Float64()*math.Pow(10, float64(rng.IntN(40)-20)), // means
+			math.Float64frombits(rng.Uint64()),                   // anything
+		)
+	}
+	for p := 1e0; p < 1<<32; p *= 10 { // around powers of ten, in microseconds
+		for d := int64(-3); d <= 3; d++ {
+			xs = append(xs, float64(int64(p*1e6)+d)/1e6, p+float64(d))
+		}
+	}
+	xs = append(xs, 0, math.Copysign(0, -1), 1, 1e15-1, 1e15, 1<<32, 1<<32-1e-6, 0.5, 1e-6, 0.999999,
+		-1, -1733380000.125, math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64)
+	for _, x := range xs {
+		want := strconv.AppendFloat(nil, x, 'f', -1, 64)
+		if got := appendCount(nil, x); string(got) != string(want) {
+			t.Fatalf("appendCount(%v) = %s, strconv %s", x, got, want)
+		}
+		if got := appendSeconds(nil, x); string(got) != string(want) {
+			t.Fatalf("appendSeconds(%v) = %s, strconv %s", x, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -352,5 +353,106 @@ func TestDedupeAcrossOverlappedBatches(t *testing.T) {
 			gate.release()
 			a.wait(t, 3)
 		})
+	}
+}
+
+// failStage fails the batches while on is set, after featurize deferred
+// its write: the runner drops that write (it never runs).
+type failStage struct{ on bool }
+
+func (*failStage) Name() string { return "fail" }
+
+func (s *failStage) Process(context.Context, *pipeline.Batch) error {
+	if s.on {
+		return errors.New("failed on purpose")
+	}
+	return nil
+}
+
+// With the local cache off, an entity leaves memory once its latest write
+// is acknowledged (seen at the next batch), and a write that never runs
+// (its batch failed after featurize) is dropped once later writes carry
+// its entities: memory holds the in-flight entities only.
+func TestFeaturizeWriteBehindReleasesMemory(t *testing.T) {
+	_, rdb := startRedis(t)
+	spec := testSpec(t, true)
+	off := 0
+	spec.Stages.Featurize.Entity.LocalCache = &off
+	fz, err := NewFeaturize(spec, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := pipeline.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := &failStage{on: true}
+	r, err := pipeline.NewRunner(pipeline.RunnerConfig{
+		Stages: []pipeline.Stage{NewDecode(spec), NewValidate(spec), fz, fail},
+		Sink:   asyncNopSink{}, DLQTopic: "dlq", Metrics: m,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	ctx := context.Background()
+	a := newAcks()
+	if err := r.HandleAsync(ctx, userEvents(0, "alice", "bob"), a.ack); err == nil {
+		t.Fatal("the failing stage did not fail the batch")
+	}
+	fail.on = false
+	for k, users := range [][]string{{"alice", "bob"}, {"carol"}} {
+		if err := r.HandleAsync(ctx, userEvents(int64(2+2*k), users...), a.ack); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.wait(t, 2)
+	if err := r.HandleAsync(ctx, userEvents(6, "dave"), a.ack); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, 1)
+	if len(fz.entities) != 1 || fz.entities["dave"] == nil {
+		keys := make([]string, 0, len(fz.entities))
+		for k := range fz.entities {
+			keys = append(keys, k)
+		}
+		t.Fatalf("entities in memory %v, want dave's alone (the others' writes are acknowledged)", keys)
+	}
+	if len(fz.pending) != 1 {
+		t.Fatalf("%d writes pending, want dave's alone (the failed batch's write dropped)", len(fz.pending))
+	}
+}
+
+// A full local cache is emptied whole before the next entity goes in:
+// the entities cached before are read from Redis again, the new one is not.
+func TestFeaturizeEntityLocalCacheFull(t *testing.T) {
+	r, rdb := startRedis(t)
+	spec := testSpec(t, true)
+	two := 2
+	spec.Stages.Featurize.Entity.LocalCache = &two
+	fz, err := NewFeaturize(spec, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := []pipeline.Stage{NewDecode(spec), NewValidate(spec), fz}
+	counts := func(base int64, users ...string) []float32 {
+		b := newBatch(base, userEventsRows(users...)...)
+		mustProcess(t, b, st...)
+		var c []float32
+		for j := range b.Features.Len() {
+			c = append(c, b.Features.Dense[j*b.Features.NumDense+b.Features.NumDense-3])
+		}
+		return c
+	}
+	counts(0, "alice", "bob")
+	counts(2, "carol") // the cache held alice and bob: emptied, then carol
+	for _, u := range []string{"alice", "carol"} {
+		r.Mini.HSet(spec.Redis.KeyPrefix+"entity:"+u, "n", "100") // someone else's write
+	}
+	if got := counts(3, "carol"); got[0] != 1 {
+		t.Fatalf("carol's count %v, want 1 from the local cache", got[0])
+	}
+	if got := counts(4, "alice"); got[0] != 100 {
+		t.Fatalf("alice's count %v, want 100 read from redis (the full cache was emptied)", got[0])
 	}
 }
