@@ -95,6 +95,27 @@ func (f *FeatureBlock) Len() int { return len(f.Row) }
 // Batch is one micro-batch of one partition. Row i of Record came from
 // Messages[i]; rejected rows are null in Record. A batch is owned by one
 // partition loop and reused between micro-batches.
+//
+// Per-batch buffers. When Pool is set, the stages take the batch's large
+// buffers from it: the Arrow buffers of the Record's columns (built with
+// memory.NewBufferWithAllocator(buf, b.Pool), so each one returns to the
+// pool when the last reference to it is released) and the bytes the
+// outputs point into (given to Hold, returned when the batch's Lease is
+// released). The contract:
+//   - Whoever runs the batch keeps its Lease (TakeLease) until nothing
+//     reads the batch's outputs any more, then releases it. The Runner
+//     does so when the batch is acknowledged, so a pending batch's bytes
+//     are never reused; the Lease also holds a reference to the Record,
+//     so the columns outlive the acknowledgement only when another holder
+//     retained the Record (the lake's writer does).
+//   - Anything that keeps a view of the Record's memory (a string from
+//     array.String.Value, a slice of a column's values) past the stage's
+//     Process must either Retain the Record until it is done with it, or
+//     copy what it keeps: once the last reference is gone, the next batch
+//     writes over it.
+//
+// With Pool nil (a test, a replay that runs the stages itself) every
+// buffer is fresh memory that the collector frees, and Hold does nothing.
 type Batch struct {
 	Topic     string
 	Partition int32
@@ -109,6 +130,12 @@ type Batch struct {
 	Scores []float32
 	// Outputs are the records to produce for this batch.
 	Outputs []OutRecord
+	// Pool, when set, lends the stages the batch's per-batch buffers (see
+	// the type's doc). Reset keeps it.
+	Pool *BufferPool
+
+	// held are the buffers from Pool that the outputs point into (Hold).
+	held [][]byte
 
 	// deferring is set by the Runner: Defer queues work instead of
 	// running it at once. deferred is the queued work (see Defer).
@@ -163,12 +190,16 @@ func (b *Batch) Defer(ctx context.Context, fn DeferredFunc) error {
 	return nil
 }
 
-// Reset prepares the batch for new messages, keeping its allocations.
+// Reset prepares the batch for new messages, keeping its allocations. It
+// releases the batch's reference to its Record; buffers held (Hold) and
+// not taken with TakeLease are left to the collector, never reused.
 func (b *Batch) Reset(msgs []Message) {
 	if b.Record != nil {
 		b.Record.Release()
 		b.Record = nil
 	}
+	clear(b.held)
+	b.held = b.held[:0]
 	b.Messages = msgs
 	n := len(msgs)
 	if n > 0 {
@@ -190,6 +221,61 @@ func (b *Batch) Reset(msgs []Message) {
 
 // Len is the number of rows.
 func (b *Batch) Len() int { return len(b.Messages) }
+
+// Hold records that the batch's outputs point into buf, a buffer from
+// b.Pool: it goes back to the pool when the batch's Lease is released.
+// Without a Pool it does nothing.
+func (b *Batch) Hold(buf []byte) {
+	if b.Pool != nil && cap(buf) > 0 {
+		b.held = append(b.held, buf)
+	}
+}
+
+// Lease is what a batch's outputs need kept: the buffers the batch held
+// (Batch.Hold) and a reference to its Record. The zero Lease is empty; a
+// Lease is reused, and used by one goroutine at a time.
+type Lease struct {
+	pool   *BufferPool
+	held   [][]byte
+	record arrow.RecordBatch
+}
+
+// TakeLease moves the batch's held buffers into l, with a new reference to
+// the batch's Record, so that they stay valid, whatever the next batches
+// do, until l.Release. l must be empty (new, or released).
+func (b *Batch) TakeLease(l *Lease) {
+	l.pool = b.Pool
+	l.held = append(l.held[:0], b.held...)
+	clear(b.held)
+	b.held = b.held[:0]
+	if b.Record != nil {
+		b.Record.Retain()
+		l.record = b.Record
+	}
+}
+
+// Release gives the lease's buffers back to their pool and drops its
+// reference to the Record; the lease is then empty. Nothing may read the
+// batch's outputs afterwards.
+func (l *Lease) Release() {
+	for _, buf := range l.held {
+		l.pool.Put(buf)
+	}
+	if l.record != nil {
+		l.record.Release()
+	}
+	l.Drop()
+}
+
+// Drop empties the lease without giving anything back: its buffers, and
+// the Record's columns, are left to the collector and never reused. It is
+// for a batch whose outputs may still be read (a failed write: the sink
+// may not be done with every record).
+func (l *Lease) Drop() {
+	clear(l.held)
+	l.held = l.held[:0]
+	l.record = nil
+}
 
 // AppendOutput adds rec to the batch's outputs as an answer to row i (a
 // prediction of it). The runner gives it row i's propagated input headers

@@ -187,18 +187,23 @@ func NewAnonymize(spec *pipeline.Spec, keys Keys) (*Anonymize, error) {
 func (a *Anonymize) Name() string { return "anonymize" }
 
 // Process implements pipeline.Stage. Each anonymized column is written
-// straight into fresh Arrow buffers (offsets, bytes and, when a row is
-// null, a validity bitmap), sized from the previous batch.
+// straight into Arrow buffers (offsets, bytes and, when a row is null, a
+// validity bitmap), sized from the previous batch: from the batch's Pool
+// when it has one (they return to it with the record, see decode), else
+// fresh.
 func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 	n := b.Len()
 	if len(a.lastData) < len(a.cols) {
 		a.lastData = make([]int, len(a.cols))
 	}
+	pool := b.Pool
 	for k, c := range a.cols {
 		col := b.Record.Column(c.index).(*array.String)
-		valid := make([]byte, bitutil.BytesForBits(int64(n)))
-		offs := make([]int32, n+1)
-		data := make([]byte, 0, a.lastData[k]+a.lastData[k]/8)
+		valid := pool.Get(int(bitutil.BytesForBits(int64(n))))
+		clear(valid)
+		offs := arrow.Int32Traits.CastFromBytes(pool.Get(arrow.Int32Traits.BytesRequired(n + 1)))
+		offs[0] = 0
+		data := pool.Get(a.lastData[k] + a.lastData[k]/8)[:0]
 		nulls := 0
 		for i := range n {
 			if !b.OK(i) || col.IsNull(i) || c.op == pipeline.OpDrop {
@@ -216,12 +221,12 @@ func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 		a.lastData[k] = len(data)
 		var validity *memory.Buffer
 		if nulls > 0 {
-			validity = memory.NewBufferBytes(valid)
+			validity = poolBuffer(valid, pool)
+		} else {
+			pool.Put(valid)
 		}
-		bufs := []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offs)), memory.NewBufferBytes(data)}
-		d := array.NewData(arrow.BinaryTypes.String, n, bufs, nil, nulls, 0)
-		b.ReplaceColumn(c.index, array.MakeFromData(d))
-		d.Release()
+		bufs := []*memory.Buffer{validity, poolBuffer(arrow.Int32Traits.CastToBytes(offs), pool), poolBuffer(data, pool)}
+		b.ReplaceColumn(c.index, newPoolArray(arrow.BinaryTypes.String, n, bufs, nulls))
 	}
 	return nil
 }
