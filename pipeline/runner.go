@@ -250,10 +250,10 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		} else {
 			err = fmt.Errorf("write outputs: %w", err)
 		}
-		cur.err = err
-		ack(err)
-		// After a failure the sink may not be done with every record: the
-		// buffers are left to the collector.
+		// The sink is done with the records: their buffers go back to the
+		// pool before the ack, so that the next batches find them. After a
+		// failure the sink may not be done with every record: they are
+		// left to the collector.
 		if err == nil {
 			lease.Release()
 		} else {
@@ -263,6 +263,8 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 		case r.spareLeases <- lease:
 		default:
 		}
+		cur.err = err
+		ack(err)
 		clear(outs) // drop the records' bytes
 		select {
 		case r.spareOuts <- outs[:0]:
