@@ -136,6 +136,8 @@ type Batch struct {
 
 	// held are the buffers from Pool that the outputs point into (Hold).
 	held [][]byte
+	// cols is ReplaceColumns' scratch.
+	cols []arrow.Array
 
 	// deferring is set by the Runner: Defer queues work instead of
 	// running it at once. deferred is the queued work (see Defer).
@@ -309,10 +311,22 @@ func (b *Batch) MarkDuplicate(i int) {
 
 // ReplaceColumn swaps column i of Record for arr, which the batch then owns.
 func (b *Batch) ReplaceColumn(i int, arr arrow.Array) {
-	cols := append([]arrow.Array(nil), b.Record.Columns()...)
-	cols[i] = arr
+	b.ReplaceColumns([]int{i}, []arrow.Array{arr})
+}
+
+// ReplaceColumns swaps column idx[k] of Record for arrs[k], for every k,
+// in one new record; the batch then owns the arrays.
+func (b *Batch) ReplaceColumns(idx []int, arrs []arrow.Array) {
+	cols := append(b.cols[:0], b.Record.Columns()...)
+	for k, i := range idx {
+		cols[i] = arrs[k]
+	}
 	rec := newRecord(b.Record.Schema(), cols, b.Record.NumRows())
-	arr.Release()
+	clear(cols)
+	b.cols = cols
+	for _, arr := range arrs {
+		arr.Release()
+	}
 	b.Record.Release()
 	b.Record = rec
 }

@@ -13,7 +13,7 @@ const DefaultBufferPoolBytes = 16 << 20
 // Buffers of fewer bytes than 1<<minPoolClass are not pooled (the collector
 // handles small ones cheaply); above 1<<maxPoolClass neither.
 const (
-	minPoolClass = 6
+	minPoolClass = 3
 	maxPoolClass = 30
 )
 

@@ -126,6 +126,9 @@ type Anonymize struct {
 	cacheSize  int
 	// lastData is each column's output bytes in the previous batch.
 	lastData []int
+	// idx and arrs are the batch's anonymized columns, replaced at once.
+	idx  []int
+	arrs []arrow.Array
 }
 
 // PseudonymCacheSize bounds the pseudonym cache of each Anonymize.
@@ -197,6 +200,8 @@ func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 		a.lastData = make([]int, len(a.cols))
 	}
 	pool := b.Pool
+	a.idx, a.arrs = a.idx[:0], a.arrs[:0]
+	defer clear(a.arrs)
 	for k, c := range a.cols {
 		col := b.Record.Column(c.index).(*array.String)
 		valid := pool.Get(int(bitutil.BytesForBits(int64(n))))
@@ -226,7 +231,11 @@ func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 			pool.Put(valid)
 		}
 		bufs := []*memory.Buffer{validity, poolBuffer(arrow.Int32Traits.CastToBytes(offs), pool), poolBuffer(data, pool)}
-		b.ReplaceColumn(c.index, newPoolArray(arrow.BinaryTypes.String, n, bufs, nulls))
+		a.idx = append(a.idx, c.index)
+		a.arrs = append(a.arrs, newPoolArray(arrow.BinaryTypes.String, n, bufs, nulls))
+	}
+	if len(a.idx) > 0 {
+		b.ReplaceColumns(a.idx, a.arrs)
 	}
 	return nil
 }
@@ -329,7 +338,7 @@ const DLQAssociatedData = "driftline.dlq"
 // for another partition loop. The clones share one nonce counter.
 func (a *Anonymize) Clone() *Anonymize {
 	c := *a
-	c.sum, c.scratch, c.sealed, c.lastData = nil, nil, nil, nil
+	c.sum, c.scratch, c.sealed, c.lastData, c.idx, c.arrs = nil, nil, nil, nil, nil, nil
 	if a.mac != nil {
 		c.mac = a.newMAC()
 		c.pseudonyms = make(map[string][pseudonymLen]byte)
