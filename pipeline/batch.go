@@ -95,6 +95,27 @@ func (f *FeatureBlock) Len() int { return len(f.Row) }
 // Batch is one micro-batch of one partition. Row i of Record came from
 // Messages[i]; rejected rows are null in Record. A batch is owned by one
 // partition loop and reused between micro-batches.
+//
+// Per-batch buffers. When Pool is set, the stages take the batch's large
+// buffers from it: the Arrow buffers of the Record's columns (built with
+// memory.NewBufferWithAllocator(buf, b.Pool), so each one returns to the
+// pool when the last reference to it is released) and the bytes the
+// outputs point into (given to Hold, returned when the batch's Lease is
+// released). The contract:
+//   - Whoever runs the batch keeps its Lease (TakeLease) until nothing
+//     reads the batch's outputs any more, then releases it. The Runner
+//     does so when the batch is acknowledged, so a pending batch's bytes
+//     are never reused; the Lease also holds a reference to the Record,
+//     so the columns outlive the acknowledgement only when another holder
+//     retained the Record (the lake's writer does).
+//   - Anything that keeps a view of the Record's memory (a string from
+//     array.String.Value, a slice of a column's values) past the stage's
+//     Process must either Retain the Record until it is done with it, or
+//     copy what it keeps: once the last reference is gone, the next batch
+//     writes over it.
+//
+// With Pool nil (a test, a replay that runs the stages itself) every
+// buffer is fresh memory that the collector frees, and Hold does nothing.
 type Batch struct {
 	Topic     string
 	Partition int32
@@ -109,6 +130,14 @@ type Batch struct {
 	Scores []float32
 	// Outputs are the records to produce for this batch.
 	Outputs []OutRecord
+	// Pool, when set, lends the stages the batch's per-batch buffers (see
+	// the type's doc). Reset keeps it.
+	Pool *BufferPool
+
+	// held are the buffers from Pool that the outputs point into (Hold).
+	held [][]byte
+	// cols is ReplaceColumns' scratch.
+	cols []arrow.Array
 
 	// deferring is set by the Runner: Defer queues work instead of
 	// running it at once. deferred is the queued work (see Defer).
@@ -163,12 +192,16 @@ func (b *Batch) Defer(ctx context.Context, fn DeferredFunc) error {
 	return nil
 }
 
-// Reset prepares the batch for new messages, keeping its allocations.
+// Reset prepares the batch for new messages, keeping its allocations. It
+// releases the batch's reference to its Record; buffers held (Hold) and
+// not taken with TakeLease are left to the collector, never reused.
 func (b *Batch) Reset(msgs []Message) {
 	if b.Record != nil {
 		b.Record.Release()
 		b.Record = nil
 	}
+	clear(b.held)
+	b.held = b.held[:0]
 	b.Messages = msgs
 	n := len(msgs)
 	if n > 0 {
@@ -223,10 +256,22 @@ func (b *Batch) MarkDuplicate(i int) {
 
 // ReplaceColumn swaps column i of Record for arr, which the batch then owns.
 func (b *Batch) ReplaceColumn(i int, arr arrow.Array) {
-	cols := append([]arrow.Array(nil), b.Record.Columns()...)
-	cols[i] = arr
+	b.ReplaceColumns([]int{i}, []arrow.Array{arr})
+}
+
+// ReplaceColumns swaps column idx[k] of Record for arrs[k], for every k,
+// in one new record; the batch then owns the arrays.
+func (b *Batch) ReplaceColumns(idx []int, arrs []arrow.Array) {
+	cols := append(b.cols[:0], b.Record.Columns()...)
+	for k, i := range idx {
+		cols[i] = arrs[k]
+	}
 	rec := newRecord(b.Record.Schema(), cols, b.Record.NumRows())
-	arr.Release()
+	clear(cols)
+	b.cols = cols
+	for _, arr := range arrs {
+		arr.Release()
+	}
 	b.Record.Release()
 	b.Record = rec
 }

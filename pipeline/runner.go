@@ -52,6 +52,12 @@ type RunnerConfig struct {
 	// the Runner closes. Without it, or for any other error, a failed
 	// deferred work fails the batch's ack (and so every later one).
 	Retry *RetryPolicy
+	// BufferPoolBytes bounds the memory the runner keeps to reuse the
+	// batches' buffers (Batch.Pool: the Record's columns, the outputs'
+	// bytes), which come back once their batch is acknowledged (default
+	// DefaultBufferPoolBytes). Negative: no pool, every batch's buffers
+	// are fresh memory.
+	BufferPoolBytes int
 }
 
 // DefaultMaxPendingBatches is RunnerConfig.MaxPendingBatches' default.
@@ -77,6 +83,9 @@ type Runner struct {
 	// spareDLQ holds the DLQ payload buffers of acknowledged batches, for
 	// the next batches' DLQ records (see DLQBuilder.BeginReusing).
 	spareDLQ chan []byte
+	// spareLeases holds emptied leases (Batch.TakeLease) for the next
+	// batches: each pending batch keeps its buffers in one until its ack.
+	spareLeases chan *Lease
 	// lastDeferred is the latest batch's deferred work, which the next
 	// batch's deferred work waits for (nil before the first). stop closes
 	// when the Runner closes: deferred work stops retrying.
@@ -112,10 +121,19 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
+	if cfg.BufferPoolBytes == 0 {
+		cfg.BufferPoolBytes = DefaultBufferPoolBytes
+	}
 	first := &batchAck{done: make(chan struct{})}
 	close(first.done)
-	return &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first,
-		spareOuts: make(chan []OutRecord, cfg.MaxPendingBatches+1), spareDLQ: make(chan []byte, cfg.MaxPendingBatches+1), stop: make(chan struct{})}, nil
+	spares := cfg.MaxPendingBatches + 1
+	r := &Runner{cfg: cfg, dlq: dlq, pending: make(chan struct{}, cfg.MaxPendingBatches), prev: first,
+		spareOuts: make(chan []OutRecord, spares), spareDLQ: make(chan []byte, spares),
+		spareLeases: make(chan *Lease, spares), stop: make(chan struct{})}
+	if cfg.BufferPoolBytes > 0 {
+		r.batch.Pool = NewBufferPool(cfg.BufferPoolBytes)
+	}
+	return r, nil
 }
 
 // Handle implements PartitionHandler: it processes the batch and returns
@@ -201,6 +219,15 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// The outputs point into the batch's held buffers and its Record:
+	// they come back for reuse only once the batch is acknowledged.
+	var lease *Lease
+	select {
+	case lease = <-r.spareLeases:
+	default:
+		lease = &Lease{}
+	}
+	b.TakeLease(lease)
 	prev := r.prev
 	cur := &batchAck{done: make(chan struct{})}
 	r.prev = cur
@@ -222,6 +249,19 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 			counts.record(m)
 		} else {
 			err = fmt.Errorf("write outputs: %w", err)
+		}
+		// The sink is done with the records: their buffers go back to the
+		// pool before the ack, so that the next batches find them. After a
+		// failure the sink may not be done with every record: they are
+		// left to the collector.
+		if err == nil {
+			lease.Release()
+		} else {
+			lease.Drop()
+		}
+		select {
+		case r.spareLeases <- lease:
+		default:
 		}
 		cur.err = err
 		ack(err)

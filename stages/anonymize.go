@@ -126,6 +126,9 @@ type Anonymize struct {
 	cacheSize  int
 	// lastData is each column's output bytes in the previous batch.
 	lastData []int
+	// idx and arrs are the batch's anonymized columns, replaced at once.
+	idx  []int
+	arrs []arrow.Array
 }
 
 // PseudonymCacheSize bounds the pseudonym cache of each Anonymize.
@@ -187,18 +190,25 @@ func NewAnonymize(spec *pipeline.Spec, keys Keys) (*Anonymize, error) {
 func (a *Anonymize) Name() string { return "anonymize" }
 
 // Process implements pipeline.Stage. Each anonymized column is written
-// straight into fresh Arrow buffers (offsets, bytes and, when a row is
-// null, a validity bitmap), sized from the previous batch.
+// straight into Arrow buffers (offsets, bytes and, when a row is null, a
+// validity bitmap), sized from the previous batch: from the batch's Pool
+// when it has one (they return to it with the record, see decode), else
+// fresh.
 func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 	n := b.Len()
 	if len(a.lastData) < len(a.cols) {
 		a.lastData = make([]int, len(a.cols))
 	}
+	pool := b.Pool
+	a.idx, a.arrs = a.idx[:0], a.arrs[:0]
+	defer clear(a.arrs)
 	for k, c := range a.cols {
 		col := b.Record.Column(c.index).(*array.String)
-		valid := make([]byte, bitutil.BytesForBits(int64(n)))
-		offs := make([]int32, n+1)
-		data := make([]byte, 0, a.lastData[k]+a.lastData[k]/8)
+		valid := pool.Get(int(bitutil.BytesForBits(int64(n))))
+		clear(valid)
+		offs := arrow.Int32Traits.CastFromBytes(pool.Get(arrow.Int32Traits.BytesRequired(n + 1)))
+		offs[0] = 0
+		data := pool.Get(a.lastData[k] + a.lastData[k]/8)[:0]
 		nulls := 0
 		for i := range n {
 			if !b.OK(i) || col.IsNull(i) || c.op == pipeline.OpDrop {
@@ -216,12 +226,16 @@ func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 		a.lastData[k] = len(data)
 		var validity *memory.Buffer
 		if nulls > 0 {
-			validity = memory.NewBufferBytes(valid)
+			validity = poolBuffer(valid, pool)
+		} else {
+			pool.Put(valid)
 		}
-		bufs := []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offs)), memory.NewBufferBytes(data)}
-		d := array.NewData(arrow.BinaryTypes.String, n, bufs, nil, nulls, 0)
-		b.ReplaceColumn(c.index, array.MakeFromData(d))
-		d.Release()
+		bufs := []*memory.Buffer{validity, poolBuffer(arrow.Int32Traits.CastToBytes(offs), pool), poolBuffer(data, pool)}
+		a.idx = append(a.idx, c.index)
+		a.arrs = append(a.arrs, newPoolArray(arrow.BinaryTypes.String, n, bufs, nulls))
+	}
+	if len(a.idx) > 0 {
+		b.ReplaceColumns(a.idx, a.arrs)
 	}
 	return nil
 }
@@ -324,7 +338,7 @@ const DLQAssociatedData = "driftline.dlq"
 // for another partition loop. The clones share one nonce counter.
 func (a *Anonymize) Clone() *Anonymize {
 	c := *a
-	c.sum, c.scratch, c.sealed, c.lastData = nil, nil, nil, nil
+	c.sum, c.scratch, c.sealed, c.lastData, c.idx, c.arrs = nil, nil, nil, nil, nil, nil
 	if a.mac != nil {
 		c.mac = a.newMAC()
 		c.pseudonyms = make(map[string][pseudonymLen]byte)

@@ -229,8 +229,9 @@ func (s *Score) scoreArms(ctx context.Context, b *pipeline.Batch) error {
 			return fmt.Errorf("score: %s: %w", ArmShadow, err)
 		}
 	}
-	// A fresh buffer per batch, as in Process: pending records point into it.
-	s.buf = make([]byte, 0, cap(s.buf))
+	// A buffer from the batch's Pool, held until the batch is
+	// acknowledged, as in Process: pending records point into it.
+	s.buf = b.Pool.Get(s.bufCap)[:0]
 	// Each arm's fragment (and warmth) is written once per batch.
 	s.frags.reset()
 	emit := func(topic string, m *ServedModel, i int, score float32) {
@@ -257,6 +258,8 @@ func (s *Score) scoreArms(ctx context.Context, b *pipeline.Batch) error {
 		o.Key = s.buf[e[0]:e[1]:e[1]]
 		o.Value = s.buf[e[1]:e[2]:e[2]]
 	}
+	b.Hold(s.buf)
+	s.bufCap, s.buf = cap(s.buf), nil
 	if s.Observe != nil {
 		return s.Observe(ctx, b)
 	}

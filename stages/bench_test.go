@@ -233,30 +233,35 @@ func BenchmarkScore(b *testing.B) {
 }
 
 // BenchmarkChain is decode → validate → anonymize → featurize → score in
-// process, without Redis. Dedupe=miniredis adds the dedupe stage on an
-// in-process miniredis: its cost is miniredis's, not a production Redis's.
+// process, without Redis, as a Runner runs it: the batch's buffers come
+// from a pool and each batch's lease is released two batches later (a
+// sink that acknowledges within pipeline.DefaultMaxPendingBatches).
+// Dedupe=miniredis adds the dedupe stage on an in-process miniredis: its
+// cost is miniredis's, not a production Redis's. Fresh-buffers is
+// dedupe=off without the pool: every batch's buffers are new memory.
 func BenchmarkChain(b *testing.B) {
-	for _, dedupe := range []bool{false, true} {
-		name := "dedupe=off"
-		if dedupe {
-			name = "dedupe=miniredis"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"dedupe=off", "dedupe=miniredis", "fresh-buffers"} {
+		b.Run(mode, func(b *testing.B) {
 			spec := benchSpec(b)
 			msgs := benchMessages(benchRows(b))
 			c := newChain(b, spec, nil)
 			st := []pipeline.Stage{c.decode, c.validate}
-			if dedupe {
+			if mode == "dedupe=miniredis" {
 				_, rdb := startRedis(b)
 				st = append(st, NewDedupe(spec, rdb))
 			}
 			st = append(st, c.anon, c.fz, c.score)
 			var batch pipeline.Batch
+			acks := newLaggedAcks(pipeline.DefaultMaxPendingBatches)
+			if mode != "fresh-buffers" {
+				batch.Pool = pipeline.NewBufferPool(pipeline.DefaultBufferPoolBytes)
+			}
 			perEvent(b, func() {
 				batch.Reset(msgs)
 				for _, s := range st {
 					must(b, s.Process(context.Background(), &batch))
 				}
+				acks.sent(&batch)
 			})
 			if len(batch.Outputs) != benchBatch {
 				b.Fatalf("%d outputs", len(batch.Outputs))
@@ -265,27 +270,62 @@ func BenchmarkChain(b *testing.B) {
 	}
 }
 
-// TestChainAllocationsPerBatch checks that the chain's steady-state
-// allocations are per batch, not per event: a batch of 1,024 events
-// allocates as often as one of 64 (Arrow arrays, records and the batch's
-// fresh buffers; nothing per row).
+// laggedAcks does what a Runner does with each batch's lease
+// (pipeline.Batch.TakeLease) when its sink acknowledges a batch once the
+// next ones were sent: it keeps the leases of the last n batches and
+// releases the oldest when a new one comes.
+type laggedAcks struct {
+	leases []pipeline.Lease
+	next   int
+}
+
+func newLaggedAcks(n int) *laggedAcks { return &laggedAcks{leases: make([]pipeline.Lease, n)} }
+
+// sent takes b's lease after its stages ran, releasing the lease n
+// batches old.
+func (a *laggedAcks) sent(b *pipeline.Batch) {
+	l := &a.leases[a.next]
+	l.Release()
+	b.TakeLease(l)
+	a.next = (a.next + 1) % len(a.leases)
+}
+
+// TestChainAllocationsPerBatch checks that the chain's steady state under
+// a Runner's buffer reuse allocates nothing per event and little per
+// batch: a batch of 1,024 events allocates as often as one of 64 (the
+// Arrow arrays' and records' small objects; nothing per row), and the
+// per-batch buffers (columns, outputs' bytes) come back from the pool
+// instead of being allocated.
 func TestChainAllocationsPerBatch(t *testing.T) {
 	spec := benchSpec(t)
 	_, rows := genEvents(t, 42, 1024, 10_000)
 	c := newChain(t, spec, nil)
-	allocs := func(n int) float64 {
+	measure := func(n int) (allocs, bytes float64) {
 		msgs := benchMessages(rows[:n])
-		var batch pipeline.Batch
+		batch := pipeline.Batch{Pool: pipeline.NewBufferPool(pipeline.DefaultBufferPoolBytes)}
+		acks := newLaggedAcks(pipeline.DefaultMaxPendingBatches)
 		run := func() {
 			batch.Reset(msgs)
 			mustProcess(t, &batch, c.stages()...)
+			acks.sent(&batch)
 		}
-		run() // warm the reused slices and the pseudonym cache
-		return testing.AllocsPerRun(20, run)
+		for range 8 { // warm the pool, the reused slices and the pseudonym cache
+			run()
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		allocs = testing.AllocsPerRun(20, run)
+		runtime.ReadMemStats(&after)
+		return allocs, float64(after.TotalAlloc-before.TotalAlloc) / 21 // AllocsPerRun runs once more to warm up
 	}
-	small, large := allocs(64), allocs(1024)
-	if large > small+2 {
-		t.Fatalf("a batch of 1,024 allocates %.0f times, one of 64 %.0f: something allocates per event", large, small)
+	smallAllocs, smallBytes := measure(64)
+	allocs, bytes := measure(1024)
+	if allocs > smallAllocs+2 {
+		t.Fatalf("a batch of 1,024 allocates %.0f times, one of 64 %.0f: something allocates per event", allocs, smallAllocs)
 	}
-	t.Logf("allocations per batch: %.0f (64 events), %.0f (1,024 events)", small, large)
+	const maxAllocs, maxBytes = 120, 12 << 10
+	if allocs > maxAllocs || bytes > maxBytes {
+		t.Fatalf("a batch of 1,024 allocates %.0f times, %.0f bytes; want at most %d and %d bytes (the per-batch buffers must come from the pool)", allocs, bytes, maxAllocs, maxBytes)
+	}
+	t.Logf("allocations per batch: %.0f, %.0f bytes (64 events); %.0f, %.0f bytes (1,024 events)", smallAllocs, smallBytes, allocs, bytes)
 }

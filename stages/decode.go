@@ -46,8 +46,11 @@ const (
 // the validate stage enforces "required". A column with no null row has no
 // validity bitmap.
 //
-// Each batch's record owns fresh buffers (records outlive the next batch).
-// A Decode is used by one partition loop at a time.
+// The columns' buffers come from the batch's Pool when it has one (see
+// pipeline.Batch: they return to it once the record's last reference is
+// released, after the batch is acknowledged), else they are fresh. Null
+// slots of numeric columns hold 0 either way. A Decode is used by one
+// partition loop at a time.
 type Decode struct {
 	fields   []pipeline.FieldSpec
 	index    map[string]int
@@ -131,7 +134,7 @@ func (d *Decode) Name() string { return "decode" }
 func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
 	n := b.Len()
 	for c := range d.cols {
-		d.cols[c].start(n)
+		d.cols[c].start(n, b.Pool)
 	}
 	for i := range b.Messages {
 		if b.OK(i) {
@@ -147,7 +150,7 @@ func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
 	}
 	arrs := make([]arrow.Array, len(d.cols))
 	for c := range d.cols {
-		arrs[c] = d.cols[c].finish(n)
+		arrs[c] = d.cols[c].finish(n, b.Pool)
 	}
 	b.Record = array.NewRecordBatch(d.schema, arrs, int64(n))
 	for _, a := range arrs {
@@ -156,47 +159,93 @@ func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-// start gives the column fresh buffers for n rows, all null.
-func (c *decodeColumn) start(n int) {
-	c.valid = make([]byte, bitutil.BytesForBits(int64(n)))
+// start gives the column buffers for n rows, all null: from pool (their
+// contents undefined, so what must start zeroed is cleared), or fresh
+// when pool is nil.
+func (c *decodeColumn) start(n int, pool *pipeline.BufferPool) {
+	c.valid = pool.Get(int(bitutil.BytesForBits(int64(n))))
+	clear(c.valid)
 	switch c.typ {
 	case pipeline.TypeFloat:
-		c.f64 = make([]float64, n)
+		c.f64 = arrow.Float64Traits.CastFromBytes(pool.Get(arrow.Float64Traits.BytesRequired(n)))
 	case pipeline.TypeInt, pipeline.TypeTimestamp:
-		c.i64 = make([]int64, n)
+		c.i64 = arrow.Int64Traits.CastFromBytes(pool.Get(arrow.Int64Traits.BytesRequired(n)))
 	case pipeline.TypeBool:
-		c.bits = make([]byte, len(c.valid))
+		c.bits = pool.Get(len(c.valid))
+		clear(c.bits)
 	default:
-		c.offs = make([]int32, n+1)
-		c.data = make([]byte, max(c.lastData+c.lastData/8, 64))
+		c.offs = arrow.Int32Traits.CastFromBytes(pool.Get(arrow.Int32Traits.BytesRequired(n + 1)))
+		c.offs[0] = 0
+		data := pool.Get(max(c.lastData+c.lastData/8, 64))
+		c.data = data[:cap(data)]
 		c.dataLen = 0
 	}
 }
 
-// finish wraps the column's buffers in an Arrow array, which owns them.
-func (c *decodeColumn) finish(n int) arrow.Array {
-	var validity *memory.Buffer
+// finish wraps the column's buffers in an Arrow array, which owns them:
+// buffers from pool go back to it when the array's data is released.
+// Numeric null slots are set to 0 (a pooled buffer holds old values).
+func (c *decodeColumn) finish(n int, pool *pipeline.BufferPool) arrow.Array {
 	nulls := n - bitutil.CountSetBits(c.valid, 0, n)
+	var validity *memory.Buffer
 	if nulls > 0 {
-		validity = memory.NewBufferBytes(c.valid)
+		validity = poolBuffer(c.valid, pool)
+	} else {
+		pool.Put(c.valid)
 	}
 	var bufs []*memory.Buffer
 	switch c.typ {
 	case pipeline.TypeFloat:
-		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(c.f64))}
+		if nulls > 0 {
+			zeroNulls(c.f64, c.valid)
+		}
+		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Float64Traits.CastToBytes(c.f64), pool)}
 	case pipeline.TypeInt, pipeline.TypeTimestamp:
-		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(c.i64))}
+		if nulls > 0 {
+			zeroNulls(c.i64, c.valid)
+		}
+		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Int64Traits.CastToBytes(c.i64), pool)}
 	case pipeline.TypeBool:
-		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(c.bits)}
+		bufs = []*memory.Buffer{validity, poolBuffer(c.bits, pool)}
 	default:
 		c.lastData = c.dataLen
-		bufs = []*memory.Buffer{validity, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(c.offs)), memory.NewBufferBytes(c.data[:c.dataLen])}
+		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Int32Traits.CastToBytes(c.offs), pool), poolBuffer(c.data[:c.dataLen], pool)}
 	}
-	data := array.NewData(c.dtype, n, bufs, nil, nulls, 0)
+	c.valid, c.f64, c.i64, c.bits, c.offs, c.data = nil, nil, nil, nil, nil, nil
+	return newPoolArray(c.dtype, n, bufs, nulls)
+}
+
+// poolBuffer wraps buf, from pool, in an Arrow buffer that gives it back to
+// pool once its last reference is released; with a nil pool, a plain
+// buffer over fresh memory.
+func poolBuffer(buf []byte, pool *pipeline.BufferPool) *memory.Buffer {
+	if pool == nil {
+		return memory.NewBufferBytes(buf)
+	}
+	return memory.NewBufferWithAllocator(buf, pool)
+}
+
+// newPoolArray builds an array of n rows over bufs (made by poolBuffer),
+// which then holds the only references to them.
+func newPoolArray(dtype arrow.DataType, n int, bufs []*memory.Buffer, nulls int) arrow.Array {
+	data := array.NewData(dtype, n, bufs, nil, nulls, 0)
+	for _, buf := range bufs {
+		if buf != nil {
+			buf.Release() // NewData took its own reference
+		}
+	}
 	arr := array.MakeFromData(data)
 	data.Release()
-	c.valid, c.f64, c.i64, c.bits, c.offs, c.data = nil, nil, nil, nil, nil, nil
 	return arr
+}
+
+// zeroNulls sets the value of each null row (a clear bit of valid) to 0.
+func zeroNulls[T float64 | int64](vals []T, valid []byte) {
+	for i := range vals {
+		if !bitutil.BitIsSet(valid, i) {
+			vals[i] = 0
+		}
+	}
 }
 
 // appendString appends str to the column's bytes.

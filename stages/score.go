@@ -136,9 +136,12 @@ type Score struct {
 	decision    models.Decision
 	keyHeader   []pipeline.Header
 	rows        models.Rows
-	buf         []byte
-	rowEnds     []int // key and value ends in buf, per record
-	frags       predictionFragments
+	// buf is the batch's key and value bytes while scoreArms writes them;
+	// bufCap is the size of the previous batch's, to size the next one.
+	buf     []byte
+	bufCap  int
+	rowEnds []int // key and value ends in the batch's buffer, per record
+	frags   predictionFragments
 	// passthroughKeys are `,"<name>":` per passthrough field.
 	passthroughKeys [][]byte
 	// plainPassthrough says, per passthrough field, that its values never
@@ -212,12 +215,13 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 	if err := s.model.Predict(b.Scores, &s.rows); err != nil {
 		return fmt.Errorf("score: %w", err)
 	}
-	// One buffer holds every value of the batch; records slice into it. It
-	// is fresh per batch: a pending batch's records still point into the
-	// previous one.
+	// One buffer holds every key and value of the batch; records slice
+	// into it. It comes from the batch's Pool and is held until the batch
+	// is acknowledged (pipeline.Batch.Hold): a pending batch's records
+	// still point into theirs. Without a Pool it is fresh.
 	// buf is local while it grows: a field would take a GC write barrier
 	// per append.
-	buf := make([]byte, 0, cap(s.buf))
+	buf := b.Pool.Get(s.bufCap)[:0]
 	ends := s.rowEnds[:0]
 	s.frags.reset()
 	frag := s.frags.of(s.model)
@@ -227,14 +231,15 @@ func (s *Score) Process(ctx context.Context, b *pipeline.Batch) error {
 		buf = s.appendPrediction(buf, frag, b, i, b.Scores[j])
 		ends = append(ends, len(buf))
 	}
-	s.buf, s.rowEnds = buf, ends
+	s.bufCap, s.rowEnds = cap(buf), ends
+	b.Hold(buf)
 	start := 0
 	for j, i := range fb.Row {
 		keyEnd, valEnd := ends[2*j], ends[2*j+1]
 		b.AppendOutput(i, pipeline.OutRecord{
 			Topic:   s.topic,
-			Key:     s.buf[start:keyEnd:keyEnd],
-			Value:   s.buf[keyEnd:valEnd:valEnd],
+			Key:     buf[start:keyEnd:keyEnd],
+			Value:   buf[keyEnd:valEnd:valEnd],
 			Headers: s.keyHeader,
 		})
 		start = valEnd
