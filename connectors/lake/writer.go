@@ -129,26 +129,14 @@ func New(cfg Config) (*Writer, error) {
 	w := &Writer{
 		cfg:       cfg,
 		forbidden: make(map[string]bool, len(cfg.ForbiddenColumns)),
-		props: parquet.NewWriterProperties(
-			parquet.WithAllocator(mem),
-			parquet.WithCompression(cfg.Compression),
-			parquet.WithMaxRowGroupLength(cfg.RowGroupRows),
-			parquet.WithDictionaryDefault(true),
-			// A column of mostly distinct values (event ids, encrypted
-			// fields, floats) gives up its dictionary after 32 KiB, not
-			// the 1 MiB default: hashing each value into a dictionary
-			// that saves nothing was half of a lake replay's write time.
-			parquet.WithDictionaryPageSizeLimit(32<<10),
-			parquet.WithStats(true),
-		),
-		arrProps: pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem)),
-		mem:      mem,
-		manifest: mf,
-		files:    map[int64]*partFile{},
-		seq:      int64(n),
-		group:    newestGroup(entries),
-		last:     LastOffsets(entries),
-		timeCol:  -1,
+		arrProps:  pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(mem)),
+		mem:       mem,
+		manifest:  mf,
+		files:     map[int64]*partFile{},
+		seq:       int64(n),
+		group:     newestGroup(entries),
+		last:      LastOffsets(entries),
+		timeCol:   -1,
 	}
 	for _, c := range cfg.ForbiddenColumns {
 		w.forbidden[c] = true
@@ -510,6 +498,7 @@ func (w *Writer) checkSchema(s *arrow.Schema) error {
 	w.schema, w.timeCol = s, timeCol
 	md := s.Metadata()
 	w.outSchema = arrow.NewSchema(append(slices.Clone(s.Fields()), extraFields...), &md)
+	w.props = parquetProps(w.outSchema, w.cfg, w.mem)
 	return nil
 }
 
@@ -782,6 +771,38 @@ func (w *Writer) Close() error {
 	}
 	return err
 }
+
+// parquetProps are the Parquet writer properties of files of schema.
+// Only string columns are dictionary encoded: a dictionary of floats,
+// integers or timestamps (feature values, scores, offsets, times, mostly
+// distinct) saves nothing and costs a hash per value until it gives up.
+// A string column of mostly distinct values (event ids, encrypted
+// fields) gives up its dictionary after 32 KiB, not the 1 MiB default.
+// Data pages of dataPageSize keep arrow-go's pooled page buffers small:
+// it zeroes a whole pooled buffer each time one is released, and hands
+// the same pool's buffers out for a write's definition levels too.
+func parquetProps(schema *arrow.Schema, cfg Config, mem memory.Allocator) *parquet.WriterProperties {
+	opts := []parquet.WriterProperty{
+		parquet.WithAllocator(mem),
+		parquet.WithCompression(cfg.Compression),
+		parquet.WithMaxRowGroupLength(cfg.RowGroupRows),
+		parquet.WithDictionaryDefault(false),
+		parquet.WithDictionaryPageSizeLimit(32 << 10),
+		parquet.WithDataPageSize(dataPageSize),
+		parquet.WithStats(true),
+	}
+	for _, f := range schema.Fields() {
+		switch f.Type.ID() {
+		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY:
+			opts = append(opts, parquet.WithDictionaryFor(f.Name, true))
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
+}
+
+// dataPageSize is the lake's Parquet data page size (arrow-go's default
+// is 1 MiB).
+const dataPageSize = 64 << 10
 
 func releaseAll(arrs []arrow.Array) {
 	for _, a := range arrs {
