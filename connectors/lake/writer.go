@@ -423,7 +423,7 @@ func (w *Writer) writeGroup(rec arrow.RecordBatch, extra []arrow.Array, ks []int
 		}
 		w.tick++
 		pf.lastWrite = w.tick
-		if pf.rows >= w.cfg.MaxRows || pf.groupClosed && pf.fw.TotalCompressedBytes() >= w.cfg.MaxBytes {
+		if pf.rows >= w.cfg.MaxRows || pf.groupClosed && pf.pq.totalCompressedBytes() >= w.cfg.MaxBytes {
 			if err := w.rollLocked(hour); err != nil {
 				return err
 			}
@@ -481,6 +481,9 @@ func (w *Writer) checkSchema(s *arrow.Schema) error {
 	for i, f := range s.Fields() {
 		if w.forbidden[f.Name] {
 			return fmt.Errorf("%w: %q", ErrForbiddenColumn, f.Name)
+		}
+		if _, nested := f.Type.(arrow.NestedType); nested {
+			return fmt.Errorf("%w: column %q is nested; the lake holds flat columns", ErrSchema, f.Name)
 		}
 		if isReserved(f.Name) {
 			return fmt.Errorf("%w: column %q is reserved", ErrSchema, f.Name)
