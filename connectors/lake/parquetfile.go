@@ -27,7 +27,8 @@ const maxEncoders = 4
 // pqarrow.FileWriter encodes them one after another, and the encoding is
 // most of a lake write's time. The file is what pqarrow.FileWriter's
 // WriteBuffered writes with the same properties (the Arrow schema stored
-// with pqarrow.WithStoreSchema), row group boundaries included. It is not
+// with pqarrow.WithStoreSchema), byte for byte
+// (TestParquetFileMatchesPqarrow). It is not
 // safe for concurrent use.
 type parquetFile struct {
 	wr       *file.Writer
