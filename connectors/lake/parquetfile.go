@@ -28,8 +28,7 @@ const maxEncoders = 4
 // most of a lake write's time. The file is what pqarrow.FileWriter's
 // WriteBuffered writes with the same properties (the Arrow schema stored
 // with pqarrow.WithStoreSchema), byte for byte
-// (TestParquetFileMatchesPqarrow). It is not
-// safe for concurrent use.
+// (TestParquetFileMatchesPqarrow). It is not safe for concurrent use.
 type parquetFile struct {
 	wr       *file.Writer
 	rgw      file.BufferedRowGroupWriter

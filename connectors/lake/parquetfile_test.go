@@ -123,4 +123,3 @@ func TestWriterRefusesNestedColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
