@@ -63,7 +63,7 @@ func readFile(ctx context.Context, path string, lo, hi int64, yield func(arrow.R
 		return yield(nil, fmt.Errorf("lake: open %s: %w", path, err))
 	}
 	defer pr.Close()
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: readBatchRows, Parallel: true}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: readBatchRows}, memory.DefaultAllocator)
 	if err != nil {
 		return yield(nil, fmt.Errorf("lake: read %s: %w", path, err))
 	}
