@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
-	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -17,32 +14,24 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// maxEncoders is the most goroutines that encode one write's columns.
-const maxEncoders = 4
-
 // parquetFile writes records of a flat schema (no nested columns) into
 // one Parquet file, in row groups of at most the properties'
-// MaxRowGroupLength rows, encoding each write's column chunks on up to
-// min(GOMAXPROCS, maxEncoders) goroutines at once: arrow-go's
-// pqarrow.FileWriter encodes them one after another, and the encoding is
-// most of a lake write's time. The file is what pqarrow.FileWriter's
+// MaxRowGroupLength rows, driving arrow-go's file.Writer (buffered row
+// groups) itself and each column through pqarrow.WriteArrowToColumn with
+// definition levels it computes in place, where pqarrow.FileWriter builds
+// them per call with its path builder in pooled buffers that arrow-go
+// zeroes whole on every release. The file is what pqarrow.FileWriter's
 // WriteBuffered writes with the same properties (the Arrow schema stored
 // with pqarrow.WithStoreSchema), byte for byte
 // (TestParquetFileMatchesPqarrow). It is not safe for concurrent use.
 type parquetFile struct {
-	wr       *file.Writer
-	rgw      file.BufferedRowGroupWriter
-	rgRows   int64 // rows in rgw
-	maxRows  int64
-	nullable []bool // by column
-	encoders []columnEncoder
-}
-
-// columnEncoder is one encoding goroutine's own state.
-type columnEncoder struct {
+	wr        *file.Writer
+	rgw       file.BufferedRowGroupWriter
+	rgRows    int64 // rows in rgw
+	maxRows   int64
+	nullable  []bool          // by column
 	ctx       context.Context // pqarrow's write context: scratch buffers
 	defLevels []int16
-	err       error
 }
 
 func newParquetFile(schema *arrow.Schema, w io.Writer, props *parquet.WriterProperties, arrProps pqarrow.ArrowWriterProperties) (*parquetFile, error) {
@@ -62,13 +51,10 @@ func newParquetFile(schema *arrow.Schema, w io.Writer, props *parquet.WriterProp
 	if err != nil {
 		return nil, err
 	}
-	p := &parquetFile{wr: wr, maxRows: props.MaxRowGroupLength(), nullable: make([]bool, schema.NumFields())}
+	p := &parquetFile{wr: wr, maxRows: props.MaxRowGroupLength(), nullable: make([]bool, schema.NumFields()),
+		ctx: pqarrow.NewArrowWriteContext(context.Background(), &arrProps)}
 	for i, f := range schema.Fields() {
 		p.nullable[i] = f.Nullable
-	}
-	p.encoders = make([]columnEncoder, min(runtime.GOMAXPROCS(0), maxEncoders, schema.NumFields()))
-	for i := range p.encoders {
-		p.encoders[i].ctx = pqarrow.NewArrowWriteContext(context.Background(), &arrProps)
 	}
 	return p, nil
 }
@@ -95,33 +81,10 @@ func (p *parquetFile) write(rec arrow.RecordBatch) error {
 	return nil
 }
 
-// writeColumns writes rows [off, off+m) of cols into the open row group,
-// the columns shared out among the encoders.
+// writeColumns writes rows [off, off+m) of cols into the open row group.
 func (p *parquetFile) writeColumns(cols []arrow.Array, off, m int64) error {
-	var next atomic.Int64
-	run := func(e *columnEncoder) {
-		for {
-			c := int(next.Add(1) - 1)
-			if c >= len(cols) {
-				return
-			}
-			if e.err = p.writeColumn(e, c, cols[c], off, m); e.err != nil {
-				return
-			}
-		}
-	}
-	var wg sync.WaitGroup
-	for i := 1; i < len(p.encoders); i++ {
-		wg.Add(1)
-		go func(e *columnEncoder) {
-			defer wg.Done()
-			run(e)
-		}(&p.encoders[i])
-	}
-	run(&p.encoders[0])
-	wg.Wait()
-	for i := range p.encoders {
-		if err := p.encoders[i].err; err != nil {
+	for c, arr := range cols {
+		if err := p.writeColumn(c, arr, off, m); err != nil {
 			return err
 		}
 	}
@@ -129,7 +92,7 @@ func (p *parquetFile) writeColumns(cols []arrow.Array, off, m int64) error {
 }
 
 // writeColumn writes rows [off, off+m) of column c, arr.
-func (p *parquetFile) writeColumn(e *columnEncoder, c int, arr arrow.Array, off, m int64) error {
+func (p *parquetFile) writeColumn(c int, arr arrow.Array, off, m int64) error {
 	cw, err := p.rgw.Column(c)
 	if err != nil {
 		return err
@@ -142,7 +105,7 @@ func (p *parquetFile) writeColumn(e *columnEncoder, c int, arr arrow.Array, off,
 	if p.nullable[c] {
 		// A flat column's definition level: 1 where the value is
 		// present, 0 where it is null.
-		defLevels = e.defLevels[:0]
+		defLevels = p.defLevels[:0]
 		if arr.NullN() == 0 {
 			for range arr.Len() {
 				defLevels = append(defLevels, 1)
@@ -156,9 +119,9 @@ func (p *parquetFile) writeColumn(e *columnEncoder, c int, arr arrow.Array, off,
 				}
 			}
 		}
-		e.defLevels = defLevels
+		p.defLevels = defLevels
 	}
-	return pqarrow.WriteArrowToColumn(e.ctx, cw, arr, defLevels, nil, p.nullable[c])
+	return pqarrow.WriteArrowToColumn(p.ctx, cw, arr, defLevels, nil, p.nullable[c])
 }
 
 // totalCompressedBytes is the file's size so far, the open row group's

@@ -14,8 +14,8 @@ import (
 )
 
 // TestParquetFileMatchesPqarrow writes the same records, with nulls and
-// writes that straddle row groups, with parquetFile (columns encoded
-// concurrently) and with pqarrow.FileWriter's WriteBuffered: the files
+// writes that straddle row groups, with parquetFile (its own definition
+// levels) and with pqarrow.FileWriter's WriteBuffered: the files
 // must be byte-identical.
 func TestParquetFileMatchesPqarrow(t *testing.T) {
 	schema := arrow.NewSchema([]arrow.Field{
