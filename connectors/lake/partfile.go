@@ -111,7 +111,7 @@ type partFile struct {
 	tmp, final string // absolute paths
 	rel        string // final path relative to the root, with '/'
 	f          *os.File
-	fw         *pqarrow.FileWriter
+	pq         *parquetFile
 	opened     time.Time
 	lastWrite  int64
 	// firstWrite is the Writer's write count when the file opened.
@@ -129,7 +129,7 @@ type sourceKey struct {
 	partition int32
 }
 
-// writerOnly hides the file's Close from pqarrow, which closes an
+// writerOnly hides the file's Close from arrow-go, which closes an
 // io.Closer it writes to; the partFile fsyncs and closes it itself.
 type writerOnly struct{ io.Writer }
 
@@ -156,12 +156,12 @@ func openPartFile(root string, hour, seq int64, schema *arrow.Schema, props *par
 		return nil, fmt.Errorf("lake: create file: %w", err)
 	}
 	pf.f = f
-	fw, err := pqarrow.NewFileWriter(schema, writerOnly{f}, props, arrProps)
+	pq, err := newParquetFile(schema, writerOnly{f}, props, arrProps)
 	if err != nil {
 		pf.abort()
 		return nil, fmt.Errorf("lake: parquet writer: %w", err)
 	}
-	pf.fw = fw
+	pf.pq = pq
 	return pf, nil
 }
 
@@ -170,10 +170,10 @@ func openPartFile(root string, hour, seq int64, schema *arrow.Schema, props *par
 // rgRows rows filled and closed during the write.
 func (pf *partFile) write(rec arrow.RecordBatch, times, offsets []int64, topic string, partition int32, rgRows int64) error {
 	before := pf.rows
-	if err := pf.fw.WriteBuffered(rec); err != nil {
+	if err := pf.pq.write(rec); err != nil {
 		return fmt.Errorf("lake: write %s: %w", pf.rel, err)
 	}
-	// WriteBuffered closes a full row group when the next row arrives.
+	// write closes a full row group when the next row arrives.
 	pf.groupClosed = before > 0 && (before-1)/rgRows != (before+rec.NumRows()-1)/rgRows
 	for _, t := range times {
 		if pf.rows == 0 || t < pf.minT {
@@ -202,7 +202,7 @@ func (pf *partFile) write(rec arrow.RecordBatch, times, offsets []int64, topic s
 // returns the file's manifest entry. On error the temporary file is
 // removed.
 func (pf *partFile) commit(now time.Time) (ManifestEntry, error) {
-	err := pf.fw.Close()
+	err := pf.pq.close()
 	if err == nil {
 		err = pf.f.Sync()
 	}
@@ -239,8 +239,8 @@ func (pf *partFile) commit(now time.Time) (ManifestEntry, error) {
 
 // abort drops the file without committing it.
 func (pf *partFile) abort() {
-	if pf.fw != nil {
-		pf.fw.Close()
+	if pf.pq != nil {
+		pf.pq.close()
 	}
 	pf.f.Close()
 	os.Remove(pf.tmp)
