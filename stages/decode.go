@@ -70,6 +70,7 @@ type Decode struct {
 	valueStart int
 	// next is the schema index lookup tries first.
 	next int
+	ts   timestampReader
 }
 
 // decodeColumn is one column's buffers for the batch being decoded.
@@ -279,14 +280,25 @@ func (d *Decode) clearRow(i int) {
 // decodeRow decodes one JSON object into row i of the columns; it returns a
 // reason and a detail when the row is rejected (the caller then clears the
 // row).
+//
+// Invalid UTF-8 anywhere in the input is the reason before any other. The
+// input is not checked in a pass of its own: the scanner checks the
+// multi-byte sequences inside strings as it reads them (readString) and
+// accepts nothing but ASCII outside strings, so an accepted row is valid
+// UTF-8; a rejected one is then checked whole, to report the right reason.
 func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
+	if reason, detail = d.decodeObject(data, i); reason != "" && reason != ReasonUTF8 && !utf8.Valid(data) {
+		return ReasonUTF8, "input is not valid UTF-8"
+	}
+	return reason, detail
+}
+
+// decodeObject is decodeRow but for the UTF-8 check of a rejected row.
+func (d *Decode) decodeObject(data []byte, i int) (reason, detail string) {
 	d.row = i
 	d.rowSeq++
 	d.unescape = d.unescape[:0]
 	d.next = 0
-	if !utf8.Valid(data) {
-		return ReasonUTF8, "input is not valid UTF-8"
-	}
 	p := scanner{data: data}
 	p.skipSpace()
 	if !p.consume('{') {
@@ -387,11 +399,13 @@ func (d *Decode) trailing(p *scanner) (string, string) {
 }
 
 // readCommon reads the common cases inline: a plain number into a float
-// column, an unescaped string of at most max_string_bytes into a string
-// column. It returns false, with p unmoved, for anything else, which
+// column, an ASCII string without escapes of at most max_string_bytes
+// into a string column, one that is a timestamp into a timestamp column.
+// It returns false, with p unmoved, for anything else, which
 // readField then reads (and rejects when it must).
 func (d *Decode) readCommon(p *scanner, fi int) bool {
 	col := &d.cols[fi]
+	d.valueStart = p.pos
 	switch col.typ {
 	case pipeline.TypeFloat:
 		v, ok := p.readPlainNumber()
@@ -400,22 +414,23 @@ func (d *Decode) readCommon(p *scanner, fi int) bool {
 		}
 		col.f64[d.row] = v
 	case pipeline.TypeString:
-		if p.peek() != '"' {
+		str, ok := p.plainString()
+		if !ok || len(str) > d.maxStr {
+			p.pos = d.valueStart
 			return false
 		}
-		start := p.pos + 1
-		end := start
-		for end+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[end:])) {
-			end += 8
-		}
-		for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end] >= 0x20 {
-			end++
-		}
-		if end >= len(p.data) || p.data[end] != '"' || end-start > d.maxStr {
+		col.appendString(str)
+	case pipeline.TypeTimestamp:
+		str, ok := p.plainString()
+		if !ok {
 			return false
 		}
-		col.appendString(p.data[start:end])
-		p.pos = end + 1
+		us, ok := d.ts.micros(str)
+		if !ok {
+			p.pos = d.valueStart
+			return false
+		}
+		col.i64[d.row] = us
 	default:
 		return false
 	}
@@ -495,7 +510,7 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn)
 		if !ok {
 			return ReasonSyntax, "field " + f.Name + ": malformed string"
 		}
-		us, ok := parseTimestampMicros(str)
+		us, ok := d.ts.micros(str)
 		if !ok {
 			return ReasonType, "field " + f.Name + ": not an RFC 3339 timestamp"
 		}
@@ -597,17 +612,57 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		if c < 0x20 {
 			return nil, false
 		}
+		if c >= utf8.RuneSelf {
+			if !p.validRune() {
+				return nil, false
+			}
+			continue
+		}
 		p.pos++
 	}
 	return nil, false
 }
 
-// stringStop8 reports whether any of w's 8 bytes ends a string's plain run:
-// '"', '\\' or a byte below 0x20 (see needsEscape8).
+// validRune moves p past the UTF-8 sequence at p, reporting false (p
+// unmoved) when it is not a valid encoding, as utf8.Valid judges.
+func (p *scanner) validRune() bool {
+	r, size := utf8.DecodeRune(p.data[p.pos:])
+	if r == utf8.RuneError && size == 1 {
+		return false
+	}
+	p.pos += size
+	return true
+}
+
+// plainString reads a JSON string of ASCII bytes without escapes and
+// returns a view of its content. For any other value it returns false and
+// leaves p where it was (readString then decides).
+func (p *scanner) plainString() ([]byte, bool) {
+	if p.peek() != '"' {
+		return nil, false
+	}
+	start := p.pos + 1
+	end := start
+	for end+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[end:])) {
+		end += 8
+	}
+	for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end]-0x20 < 0x80-0x20 {
+		end++
+	}
+	if end >= len(p.data) || p.data[end] != '"' {
+		return nil, false
+	}
+	p.pos = end + 1
+	return p.data[start:end], true
+}
+
+// stringStop8 reports whether any of w's 8 bytes ends a string's plain
+// ASCII run: '"', '\\', a byte below 0x20 (see needsEscape8) or a byte of
+// a multi-byte UTF-8 sequence, which must be checked.
 func stringStop8(w uint64) bool {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
-	return (w-0x20*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0
+	return w&highs|(w-0x20*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0
 }
 
 func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
@@ -622,6 +677,13 @@ func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
 			return out[from:], true
 		case c < 0x20:
 			return nil, false
+		case c >= utf8.RuneSelf:
+			at := p.pos
+			if !p.validRune() {
+				return nil, false
+			}
+			out = append(out, p.data[at:p.pos]...)
+			continue
 		case c != '\\':
 			out = append(out, c)
 			p.pos++

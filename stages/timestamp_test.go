@@ -11,14 +11,42 @@ import (
 // time.Parse(time.RFC3339Nano) and UnixMicro on random timestamps across
 // years 0–9999, on invalid calendar dates and on forms that take the slow
 // path, and checks that the direct path handles the common form.
+//
+// Each timestamp is also read by one timestampReader, which keeps the last
+// date it read: each random timestamp is followed by others of the same
+// date (and by one with the date's digits changed), so that its cached
+// days are used, and must give the same results.
 func TestParseTimestampMatchesTime(t *testing.T) {
-	check := func(s string) {
+	var r timestampReader
+	cached := 0
+	read := func(s string) {
 		t.Helper()
 		got, ok := parseTimestampMicros([]byte(s))
+		hit := r.have && len(s) >= 10 && [10]byte([]byte(s)) == r.date
+		rgot, rok := r.micros([]byte(s))
 		tm, err := time.Parse(time.RFC3339Nano, s)
 		if ok != (err == nil) || (ok && got != tm.UnixMicro()) {
 			t.Fatalf("%q: got %d ok=%v; time.Parse %v (%d), %v", s, got, ok, tm, tm.UnixMicro(), err)
 		}
+		if rok != ok || rgot != got {
+			t.Fatalf("%q: timestampReader got %d ok=%v (cached date %q), parseTimestampMicros %d ok=%v", s, rgot, rok, r.date, got, ok)
+		}
+		if hit {
+			cached++
+		}
+	}
+	vary := rand.New(rand.NewPCG(7, 8))
+	check := func(s string) {
+		t.Helper()
+		read(s)
+		if len(s) < 20 {
+			return
+		}
+		for range 2 {
+			read(fmt.Sprintf("%sT%02d:%02d:%02d.%dZ", s[:10], vary.IntN(25), vary.IntN(61), vary.IntN(61), vary.IntN(1000)))
+		}
+		read(s[:10] + "T00:00:00+01:00")
+		read(s[:9] + string(rune('0'+vary.IntN(10))) + s[10:])
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
 	direct := 0
@@ -44,6 +72,9 @@ func TestParseTimestampMatchesTime(t *testing.T) {
 		"+025-01-01T00:00:00Z", "2025-01-01T00:00:0aZ", "2025-01-01T00:00:00.-1Z",
 	} {
 		check(s)
+	}
+	if cached < 100000 {
+		t.Fatalf("only %d timestamps were read with a cached date", cached)
 	}
 }
 
