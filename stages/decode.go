@@ -59,7 +59,8 @@ type Decode struct {
 	maxStr   int
 	schema   *arrow.Schema
 	cols     []decodeColumn
-	strCols  []int // indexes of the string columns
+	strCols  []int         // indexes of the string columns
+	arrs     []arrow.Array // the batch's columns while the record is made
 	unescape []byte
 	// seen[f] == rowSeq when field f was read in the current row; rowSeq
 	// counts the rows this Decode has read.
@@ -149,14 +150,16 @@ func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
 			col.offs[i+1] = int32(col.dataLen)
 		}
 	}
-	arrs := make([]arrow.Array, len(d.cols))
+	slots := make(bufferSlots, 0, 3*len(d.cols))
 	for c := range d.cols {
-		arrs[c] = d.cols[c].finish(n, b.Pool)
+		d.arrs = append(d.arrs, d.cols[c].finish(n, b.Pool, &slots))
 	}
-	b.Record = array.NewRecordBatch(d.schema, arrs, int64(n))
-	for _, a := range arrs {
+	b.Record = array.NewRecordBatch(d.schema, d.arrs, int64(n)) // copies d.arrs
+	for _, a := range d.arrs {
 		a.Release()
 	}
+	clear(d.arrs)
+	d.arrs = d.arrs[:0]
 	return nil
 }
 
@@ -186,7 +189,7 @@ func (c *decodeColumn) start(n int, pool *pipeline.BufferPool) {
 // finish wraps the column's buffers in an Arrow array, which owns them:
 // buffers from pool go back to it when the array's data is released.
 // Numeric null slots are set to 0 (a pooled buffer holds old values).
-func (c *decodeColumn) finish(n int, pool *pipeline.BufferPool) arrow.Array {
+func (c *decodeColumn) finish(n int, pool *pipeline.BufferPool, slots *bufferSlots) arrow.Array {
 	nulls := n - bitutil.CountSetBits(c.valid, 0, n)
 	var validity *memory.Buffer
 	if nulls > 0 {
@@ -200,20 +203,37 @@ func (c *decodeColumn) finish(n int, pool *pipeline.BufferPool) arrow.Array {
 		if nulls > 0 {
 			zeroNulls(c.f64, c.valid)
 		}
-		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Float64Traits.CastToBytes(c.f64), pool)}
+		bufs = slots.take(validity, poolBuffer(arrow.Float64Traits.CastToBytes(c.f64), pool), nil)
 	case pipeline.TypeInt, pipeline.TypeTimestamp:
 		if nulls > 0 {
 			zeroNulls(c.i64, c.valid)
 		}
-		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Int64Traits.CastToBytes(c.i64), pool)}
+		bufs = slots.take(validity, poolBuffer(arrow.Int64Traits.CastToBytes(c.i64), pool), nil)
 	case pipeline.TypeBool:
-		bufs = []*memory.Buffer{validity, poolBuffer(c.bits, pool)}
+		bufs = slots.take(validity, poolBuffer(c.bits, pool), nil)
 	default:
 		c.lastData = c.dataLen
-		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Int32Traits.CastToBytes(c.offs), pool), poolBuffer(c.data[:c.dataLen], pool)}
+		bufs = slots.take(validity, poolBuffer(arrow.Int32Traits.CastToBytes(c.offs), pool), poolBuffer(c.data[:c.dataLen], pool))
 	}
 	c.valid, c.f64, c.i64, c.bits, c.offs, c.data = nil, nil, nil, nil, nil, nil
 	return newPoolArray(c.dtype, n, bufs, nulls)
+}
+
+// bufferSlots gives the buffer lists of a batch's arrays out of one
+// allocation. An array's data keeps the list it was made with
+// (array.NewData) for as long as the array lives, possibly past the
+// batch, so the slots are fresh for each batch and never handed out twice.
+type bufferSlots []*memory.Buffer
+
+// take returns a list of validity, b1 and, when not nil, b2, capped at its
+// length so that nothing appended to it reaches the next list.
+func (s *bufferSlots) take(validity, b1, b2 *memory.Buffer) []*memory.Buffer {
+	k := len(*s)
+	*s = append(*s, validity, b1)
+	if b2 != nil {
+		*s = append(*s, b2)
+	}
+	return (*s)[k:len(*s):len(*s)]
 }
 
 // poolBuffer wraps buf, from pool, in an Arrow buffer that gives it back to
@@ -595,8 +615,9 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		return nil, false
 	}
 	start := p.pos
-	// 8 bytes at a time while none is '"', '\\' or a control byte.
-	for p.pos+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[p.pos:])) {
+	// 8 bytes at a time while none is '"', '\\', a control byte or not
+	// ASCII (needsEscape8).
+	for p.pos+8 <= len(p.data) && !needsEscape8(binary.LittleEndian.Uint64(p.data[p.pos:])) {
 		p.pos += 8
 	}
 	for p.pos < len(p.data) {
@@ -643,7 +664,7 @@ func (p *scanner) plainString() ([]byte, bool) {
 	}
 	start := p.pos + 1
 	end := start
-	for end+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[end:])) {
+	for end+8 <= len(p.data) && !needsEscape8(binary.LittleEndian.Uint64(p.data[end:])) {
 		end += 8
 	}
 	for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end]-0x20 < 0x80-0x20 {
@@ -654,15 +675,6 @@ func (p *scanner) plainString() ([]byte, bool) {
 	}
 	p.pos = end + 1
 	return p.data[start:end], true
-}
-
-// stringStop8 reports whether any of w's 8 bytes ends a string's plain
-// ASCII run: '"', '\\', a byte below 0x20 (see needsEscape8) or a byte of
-// a multi-byte UTF-8 sequence, which must be checked.
-func stringStop8(w uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
-	return w&highs|(w-0x20*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0
 }
 
 func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
