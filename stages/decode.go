@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -615,9 +616,13 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		return nil, false
 	}
 	start := p.pos
-	// 8 bytes at a time while none is '"', '\\', a control byte or not
-	// ASCII (needsEscape8).
-	for p.pos+8 <= len(p.data) && !needsEscape8(binary.LittleEndian.Uint64(p.data[p.pos:])) {
+	// 8 bytes at a time to the first '"', '\\', control byte or byte that
+	// is not ASCII (escapeMask8).
+	for p.pos+8 <= len(p.data) {
+		if m := escapeMask8(binary.LittleEndian.Uint64(p.data[p.pos:])); m != 0 {
+			p.pos += bits.TrailingZeros64(m) / 8
+			break
+		}
 		p.pos += 8
 	}
 	for p.pos < len(p.data) {
@@ -664,11 +669,17 @@ func (p *scanner) plainString() ([]byte, bool) {
 	}
 	start := p.pos + 1
 	end := start
-	for end+8 <= len(p.data) && !needsEscape8(binary.LittleEndian.Uint64(p.data[end:])) {
+	for end+8 <= len(p.data) {
+		if m := escapeMask8(binary.LittleEndian.Uint64(p.data[end:])); m != 0 {
+			end += bits.TrailingZeros64(m) / 8
+			break
+		}
 		end += 8
 	}
-	for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end]-0x20 < 0x80-0x20 {
-		end++
+	if end+8 > len(p.data) {
+		for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end]-0x20 < 0x80-0x20 {
+			end++
+		}
 	}
 	if end >= len(p.data) || p.data[end] != '"' {
 		return nil, false

@@ -63,13 +63,22 @@ func parseUTCDate(b []byte) (int64, bool) {
 	return daysFromCivil(year, month, day), true
 }
 
-// utcMicros reads the time of day of a timestamp that utcShape accepts
-// and returns it in microseconds since the epoch, days being its date's.
-func utcMicros(days int64, b []byte) (int64, bool) {
+// utcMinute reads the hour and minute of a timestamp that utcShape
+// accepts, as seconds into its day.
+func utcMinute(b []byte) (int64, bool) {
 	hour, ok1 := digits(b, 11, 2)
 	minute, ok2 := digits(b, 14, 2)
-	sec, ok3 := digits(b, 17, 2)
-	if !(ok1 && ok2 && ok3) || hour > 23 || minute > 59 || sec > 59 {
+	if !(ok1 && ok2) || hour > 23 || minute > 59 {
+		return 0, false
+	}
+	return int64(hour*3600 + minute*60), true
+}
+
+// utcSeconds reads the seconds and fraction of a timestamp that utcShape
+// accepts, in microseconds, truncated as time.Time.UnixMicro truncates.
+func utcSeconds(b []byte) (int64, bool) {
+	sec, ok := digits(b, 17, 2)
+	if !ok || sec > 59 {
 		return 0, false
 	}
 	nanos := 0
@@ -83,31 +92,44 @@ func utcMicros(days int64, b []byte) (int64, bool) {
 		}
 		nanos = f * int(pow10[10-len(rest)])
 	}
-	return (days*86400+int64(hour*3600+minute*60+sec))*1e6 + int64(nanos/1000), true
+	return int64(sec)*1e6 + int64(nanos/1000), true
 }
 
-// timestampReader is parseTimestampMicros with the last date it read
-// directly remembered: a producer's timestamps mostly share their date, so
-// the calendar arithmetic is done once per date instead of once per value.
-// The zero value is ready; it is not safe for concurrent use.
+// utcMicros reads the time of day of a timestamp that utcShape accepts
+// and returns it in microseconds since the epoch, days being its date's.
+func utcMicros(days int64, b []byte) (int64, bool) {
+	min, ok1 := utcMinute(b)
+	us, ok2 := utcSeconds(b)
+	if !(ok1 && ok2) {
+		return 0, false
+	}
+	return (days*86400+min)*1e6 + us, true
+}
+
+// timestampReader is parseTimestampMicros with the minute of the last
+// timestamp it read directly remembered: a producer's timestamps mostly
+// share their date, hour and minute with the previous one, so the calendar
+// arithmetic is done once per minute instead of once per value. The zero
+// value is ready; it is not safe for concurrent use.
 type timestampReader struct {
-	date [10]byte // the last date read directly, YYYY-MM-DD
-	days int64    // its days since the epoch
-	have bool
+	minute [16]byte // the last minute read directly, YYYY-MM-DDTHH:MM
+	start  int64    // its first microsecond since the epoch
+	have   bool
 }
 
 // micros is parseTimestampMicros(b).
 func (r *timestampReader) micros(b []byte) (int64, bool) {
 	if utcShape(b) {
-		if !r.have || [10]byte(b) != r.date {
-			days, ok := parseUTCDate(b)
-			if !ok {
+		if !r.have || [16]byte(b) != r.minute {
+			days, ok1 := parseUTCDate(b)
+			min, ok2 := utcMinute(b)
+			if !(ok1 && ok2) {
 				return parseTimestampMicros(b)
 			}
-			r.date, r.days, r.have = [10]byte(b), days, true
+			r.minute, r.start, r.have = [16]byte(b), (days*86400+min)*1e6, true
 		}
-		if us, ok := utcMicros(r.days, b); ok {
-			return us, true
+		if us, ok := utcSeconds(b); ok {
+			return r.start + us, true
 		}
 	}
 	return parseTimestampMicros(b)
