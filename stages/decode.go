@@ -92,8 +92,9 @@ type decodeColumn struct {
 	lastData int
 }
 
-// keyWords is a quoted name of at most 16 bytes as two little-endian
-// words, and the masks that keep its bytes of two loaded words.
+// keyWords is a quoted name and the ':' after it, `"name":`, of at most 16
+// bytes as two little-endian words, and the masks that keep its bytes of
+// two loaded words.
 type keyWords struct {
 	word, mask [2]uint64
 }
@@ -120,7 +121,7 @@ func NewDecode(spec *pipeline.Spec) *Decode {
 	for i, f := range spec.Schema.Fields {
 		d.index[f.Name] = i
 		d.quoted = append(d.quoted, string(pipeline.AppendJSONString(nil, f.Name)))
-		d.keyWords = append(d.keyWords, newKeyWords(d.quoted[i]))
+		d.keyWords = append(d.keyWords, newKeyWords(d.quoted[i]+":"))
 		d.cols[i] = decodeColumn{typ: f.Type, dtype: pipeline.ArrowType(f.Type)}
 		if f.Type != pipeline.TypeFloat && f.Type != pipeline.TypeInt && f.Type != pipeline.TypeBool && f.Type != pipeline.TypeTimestamp {
 			d.cols[i].typ = pipeline.TypeString
@@ -332,17 +333,20 @@ func (d *Decode) decodeObject(data []byte, i int) (reason, detail string) {
 	for k := 1; ; k++ {
 		p.skipSpace()
 		keyAt := p.pos
-		fi, known := d.nextKey(&p)
-		if fi < 0 {
+		fi, colon := d.nextKey(&p)
+		known := fi >= 0
+		if !known {
 			key, ok := p.readString(&d.unescape)
 			if !ok {
 				return ReasonSyntax, "malformed object key at byte " + strconv.Itoa(p.pos)
 			}
 			fi, known = d.lookup(key)
 		}
-		p.skipSpace()
-		if !p.consume(':') {
-			return ReasonSyntax, "missing ':' at byte " + strconv.Itoa(p.pos)
+		if !colon {
+			p.skipSpace()
+			if !p.consume(':') {
+				return ReasonSyntax, "missing ':' at byte " + strconv.Itoa(p.pos)
+			}
 		}
 		p.skipSpace()
 		if known {
@@ -373,27 +377,33 @@ func (d *Decode) decodeObject(data []byte, i int) (reason, detail string) {
 
 // nextKey reads the key at p when it is, byte for byte, the quoted name of
 // the field after the previous match (producers usually write fields in
-// schema order): one comparison, no scan. Otherwise it returns -1 and
-// leaves p where it was.
-func (d *Decode) nextKey(p *scanner) (int, bool) {
+// schema order): one comparison, no scan. For a name of at most 15 bytes
+// quoted it reads the ':' after it in the same comparison (colon is then
+// true), so a key followed by space before its ':' is not matched here.
+// Otherwise it returns -1 and leaves p where it was.
+func (d *Decode) nextKey(p *scanner) (fi int, colon bool) {
 	n := d.next
 	if n >= len(d.quoted) {
 		return -1, false
 	}
 	q := d.quoted[n]
-	if k := &d.keyWords[n]; len(q) <= 16 && len(p.data)-p.pos >= 16 {
-		// Two 8-byte loads, masked to the name's length.
+	if k := &d.keyWords[n]; len(q) < 16 && len(p.data)-p.pos >= 16 {
+		// Two 8-byte loads, masked to the length of `"name":`.
 		w0 := binary.LittleEndian.Uint64(p.data[p.pos:])
 		w1 := binary.LittleEndian.Uint64(p.data[p.pos+8:])
 		if w0&k.mask[0] != k.word[0] || w1&k.mask[1] != k.word[1] {
 			return -1, false
 		}
-	} else if len(p.data)-p.pos < len(q) || string(p.data[p.pos:p.pos+len(q)]) != q {
+		p.pos += len(q) + 1
+		d.next = n + 1
+		return n, true
+	}
+	if len(p.data)-p.pos < len(q) || string(p.data[p.pos:p.pos+len(q)]) != q {
 		return -1, false
 	}
 	p.pos += len(q)
 	d.next = n + 1
-	return n, true
+	return n, false
 }
 
 // lookup returns the schema index of key. Producers usually write fields in

@@ -633,3 +633,30 @@ func TestDecodeRejectedRowLeavesNoTrace(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeSpacedKeys checks that keys written with space before and
+// after their ':' (which nextKey's one comparison of `"name":` does not
+// match, so the general path reads them) decode to the same record as the
+// compact rows, and that compact rows match by nextKey.
+func TestDecodeSpacedKeys(t *testing.T) {
+	spec := testSpec(t, false)
+	_, rows := genEvents(t, 5, 64, 16)
+	spaced := make([][]byte, len(rows))
+	for i, r := range rows {
+		spaced[i] = bytes.ReplaceAll(r, []byte(`":`), []byte("\" \t: "))
+		if bytes.Equal(spaced[i], r) {
+			t.Fatalf("row %d has no key to space out", i)
+		}
+	}
+	compact, loose := newBatch(0, rows...), newBatch(0, spaced...)
+	mustProcess(t, compact, NewDecode(spec))
+	mustProcess(t, loose, NewDecode(spec))
+	for i := range rows {
+		if !compact.OK(i) || !loose.OK(i) {
+			t.Fatalf("row %d: compact %+v, spaced %+v", i, compact.Rejections[i], loose.Rejections[i])
+		}
+	}
+	if !array.RecordEqual(compact.Record, loose.Record) {
+		t.Fatal("spaced keys decode to another record than compact ones")
+	}
+}
