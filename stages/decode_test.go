@@ -637,7 +637,7 @@ func TestDecodeRejectedRowLeavesNoTrace(t *testing.T) {
 // TestDecodeSpacedKeys checks that keys written with space before and
 // after their ':' (which nextKey's one comparison of `"name":` does not
 // match, so the general path reads them) decode to the same record as the
-// compact rows, and that compact rows match by nextKey.
+// compact rows.
 func TestDecodeSpacedKeys(t *testing.T) {
 	spec := testSpec(t, false)
 	_, rows := genEvents(t, 5, 64, 16)
