@@ -309,7 +309,7 @@ func (d *Decode) clearRow(i int) {
 // accepts nothing but ASCII outside strings, so an accepted row is valid
 // UTF-8; a rejected one is then checked whole, to report the right reason.
 func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
-	if reason, detail = d.decodeObject(data, i); reason != "" && reason != ReasonUTF8 && !utf8.Valid(data) {
+	if reason, detail = d.decodeObject(data, i); reason != "" && !utf8.Valid(data) {
 		return ReasonUTF8, "input is not valid UTF-8"
 	}
 	return reason, detail
