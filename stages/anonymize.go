@@ -202,6 +202,7 @@ func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 	pool := b.Pool
 	a.idx, a.arrs = a.idx[:0], a.arrs[:0]
 	defer clear(a.arrs)
+	slots := make(bufferSlots, 0, 3*len(a.cols))
 	for k, c := range a.cols {
 		col := b.Record.Column(c.index).(*array.String)
 		valid := pool.Get(int(bitutil.BytesForBits(int64(n))))
@@ -230,7 +231,7 @@ func (a *Anonymize) Process(_ context.Context, b *pipeline.Batch) error {
 		} else {
 			pool.Put(valid)
 		}
-		bufs := []*memory.Buffer{validity, poolBuffer(arrow.Int32Traits.CastToBytes(offs), pool), poolBuffer(data, pool)}
+		bufs := slots.take(validity, poolBuffer(arrow.Int32Traits.CastToBytes(offs), pool), poolBuffer(data, pool))
 		a.idx = append(a.idx, c.index)
 		a.arrs = append(a.arrs, newPoolArray(arrow.BinaryTypes.String, n, bufs, nulls))
 	}

@@ -323,7 +323,7 @@ func TestChainAllocationsPerBatch(t *testing.T) {
 	if allocs > smallAllocs+2 {
 		t.Fatalf("a batch of 1,024 allocates %.0f times, one of 64 %.0f: something allocates per event", allocs, smallAllocs)
 	}
-	const maxAllocs, maxBytes = 120, 12 << 10
+	const maxAllocs, maxBytes = 96, 12 << 10
 	if allocs > maxAllocs || bytes > maxBytes {
 		t.Fatalf("a batch of 1,024 allocates %.0f times, %.0f bytes; want at most %d and %d bytes (the per-batch buffers must come from the pool)", allocs, bytes, maxAllocs, maxBytes)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -59,7 +60,8 @@ type Decode struct {
 	maxStr   int
 	schema   *arrow.Schema
 	cols     []decodeColumn
-	strCols  []int // indexes of the string columns
+	strCols  []int         // indexes of the string columns
+	arrs     []arrow.Array // the batch's columns while the record is made
 	unescape []byte
 	// seen[f] == rowSeq when field f was read in the current row; rowSeq
 	// counts the rows this Decode has read.
@@ -70,6 +72,7 @@ type Decode struct {
 	valueStart int
 	// next is the schema index lookup tries first.
 	next int
+	ts   timestampReader
 }
 
 // decodeColumn is one column's buffers for the batch being decoded.
@@ -89,8 +92,9 @@ type decodeColumn struct {
 	lastData int
 }
 
-// keyWords is a quoted name of at most 16 bytes as two little-endian
-// words, and the masks that keep its bytes of two loaded words.
+// keyWords is a quoted name and the ':' after it, `"name":`, of at most 16
+// bytes as two little-endian words, and the masks that keep its bytes of
+// two loaded words.
 type keyWords struct {
 	word, mask [2]uint64
 }
@@ -117,7 +121,7 @@ func NewDecode(spec *pipeline.Spec) *Decode {
 	for i, f := range spec.Schema.Fields {
 		d.index[f.Name] = i
 		d.quoted = append(d.quoted, string(pipeline.AppendJSONString(nil, f.Name)))
-		d.keyWords = append(d.keyWords, newKeyWords(d.quoted[i]))
+		d.keyWords = append(d.keyWords, newKeyWords(d.quoted[i]+":"))
 		d.cols[i] = decodeColumn{typ: f.Type, dtype: pipeline.ArrowType(f.Type)}
 		if f.Type != pipeline.TypeFloat && f.Type != pipeline.TypeInt && f.Type != pipeline.TypeBool && f.Type != pipeline.TypeTimestamp {
 			d.cols[i].typ = pipeline.TypeString
@@ -148,14 +152,16 @@ func (d *Decode) Process(_ context.Context, b *pipeline.Batch) error {
 			col.offs[i+1] = int32(col.dataLen)
 		}
 	}
-	arrs := make([]arrow.Array, len(d.cols))
+	slots := make(bufferSlots, 0, 3*len(d.cols))
 	for c := range d.cols {
-		arrs[c] = d.cols[c].finish(n, b.Pool)
+		d.arrs = append(d.arrs, d.cols[c].finish(n, b.Pool, &slots))
 	}
-	b.Record = array.NewRecordBatch(d.schema, arrs, int64(n))
-	for _, a := range arrs {
+	b.Record = array.NewRecordBatch(d.schema, d.arrs, int64(n)) // copies d.arrs
+	for _, a := range d.arrs {
 		a.Release()
 	}
+	clear(d.arrs)
+	d.arrs = d.arrs[:0]
 	return nil
 }
 
@@ -185,7 +191,7 @@ func (c *decodeColumn) start(n int, pool *pipeline.BufferPool) {
 // finish wraps the column's buffers in an Arrow array, which owns them:
 // buffers from pool go back to it when the array's data is released.
 // Numeric null slots are set to 0 (a pooled buffer holds old values).
-func (c *decodeColumn) finish(n int, pool *pipeline.BufferPool) arrow.Array {
+func (c *decodeColumn) finish(n int, pool *pipeline.BufferPool, slots *bufferSlots) arrow.Array {
 	nulls := n - bitutil.CountSetBits(c.valid, 0, n)
 	var validity *memory.Buffer
 	if nulls > 0 {
@@ -199,20 +205,37 @@ func (c *decodeColumn) finish(n int, pool *pipeline.BufferPool) arrow.Array {
 		if nulls > 0 {
 			zeroNulls(c.f64, c.valid)
 		}
-		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Float64Traits.CastToBytes(c.f64), pool)}
+		bufs = slots.take(validity, poolBuffer(arrow.Float64Traits.CastToBytes(c.f64), pool), nil)
 	case pipeline.TypeInt, pipeline.TypeTimestamp:
 		if nulls > 0 {
 			zeroNulls(c.i64, c.valid)
 		}
-		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Int64Traits.CastToBytes(c.i64), pool)}
+		bufs = slots.take(validity, poolBuffer(arrow.Int64Traits.CastToBytes(c.i64), pool), nil)
 	case pipeline.TypeBool:
-		bufs = []*memory.Buffer{validity, poolBuffer(c.bits, pool)}
+		bufs = slots.take(validity, poolBuffer(c.bits, pool), nil)
 	default:
 		c.lastData = c.dataLen
-		bufs = []*memory.Buffer{validity, poolBuffer(arrow.Int32Traits.CastToBytes(c.offs), pool), poolBuffer(c.data[:c.dataLen], pool)}
+		bufs = slots.take(validity, poolBuffer(arrow.Int32Traits.CastToBytes(c.offs), pool), poolBuffer(c.data[:c.dataLen], pool))
 	}
 	c.valid, c.f64, c.i64, c.bits, c.offs, c.data = nil, nil, nil, nil, nil, nil
 	return newPoolArray(c.dtype, n, bufs, nulls)
+}
+
+// bufferSlots gives the buffer lists of a batch's arrays out of one
+// allocation. An array's data keeps the list it was made with
+// (array.NewData) for as long as the array lives, possibly past the
+// batch, so the slots are fresh for each batch and never handed out twice.
+type bufferSlots []*memory.Buffer
+
+// take returns a list of validity, b1 and, when not nil, b2, capped at its
+// length so that nothing appended to it reaches the next list.
+func (s *bufferSlots) take(validity, b1, b2 *memory.Buffer) []*memory.Buffer {
+	k := len(*s)
+	*s = append(*s, validity, b1)
+	if b2 != nil {
+		*s = append(*s, b2)
+	}
+	return (*s)[k:len(*s):len(*s)]
 }
 
 // poolBuffer wraps buf, from pool, in an Arrow buffer that gives it back to
@@ -279,14 +302,25 @@ func (d *Decode) clearRow(i int) {
 // decodeRow decodes one JSON object into row i of the columns; it returns a
 // reason and a detail when the row is rejected (the caller then clears the
 // row).
+//
+// Invalid UTF-8 anywhere in the input is the reason before any other. The
+// input is not checked in a pass of its own: the scanner checks the
+// multi-byte sequences inside strings as it reads them (readString) and
+// accepts nothing but ASCII outside strings, so an accepted row is valid
+// UTF-8; a rejected one is then checked whole, to report the right reason.
 func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
+	if reason, detail = d.decodeObject(data, i); reason != "" && !utf8.Valid(data) {
+		return ReasonUTF8, "input is not valid UTF-8"
+	}
+	return reason, detail
+}
+
+// decodeObject is decodeRow but for the UTF-8 check of a rejected row.
+func (d *Decode) decodeObject(data []byte, i int) (reason, detail string) {
 	d.row = i
 	d.rowSeq++
 	d.unescape = d.unescape[:0]
 	d.next = 0
-	if !utf8.Valid(data) {
-		return ReasonUTF8, "input is not valid UTF-8"
-	}
 	p := scanner{data: data}
 	p.skipSpace()
 	if !p.consume('{') {
@@ -299,17 +333,20 @@ func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
 	for k := 1; ; k++ {
 		p.skipSpace()
 		keyAt := p.pos
-		fi, known := d.nextKey(&p)
-		if fi < 0 {
+		fi, colon := d.nextKey(&p)
+		known := fi >= 0
+		if !known {
 			key, ok := p.readString(&d.unescape)
 			if !ok {
 				return ReasonSyntax, "malformed object key at byte " + strconv.Itoa(p.pos)
 			}
 			fi, known = d.lookup(key)
 		}
-		p.skipSpace()
-		if !p.consume(':') {
-			return ReasonSyntax, "missing ':' at byte " + strconv.Itoa(p.pos)
+		if !colon {
+			p.skipSpace()
+			if !p.consume(':') {
+				return ReasonSyntax, "missing ':' at byte " + strconv.Itoa(p.pos)
+			}
 		}
 		p.skipSpace()
 		if known {
@@ -340,27 +377,33 @@ func (d *Decode) decodeRow(data []byte, i int) (reason, detail string) {
 
 // nextKey reads the key at p when it is, byte for byte, the quoted name of
 // the field after the previous match (producers usually write fields in
-// schema order): one comparison, no scan. Otherwise it returns -1 and
-// leaves p where it was.
-func (d *Decode) nextKey(p *scanner) (int, bool) {
+// schema order): one comparison, no scan. For a name of at most 15 bytes
+// quoted it reads the ':' after it in the same comparison (colon is then
+// true), so a key followed by space before its ':' is not matched here.
+// Otherwise it returns -1 and leaves p where it was.
+func (d *Decode) nextKey(p *scanner) (fi int, colon bool) {
 	n := d.next
 	if n >= len(d.quoted) {
 		return -1, false
 	}
 	q := d.quoted[n]
-	if k := &d.keyWords[n]; len(q) <= 16 && len(p.data)-p.pos >= 16 {
-		// Two 8-byte loads, masked to the name's length.
+	if k := &d.keyWords[n]; len(q) < 16 && len(p.data)-p.pos >= 16 {
+		// Two 8-byte loads, masked to the length of `"name":`.
 		w0 := binary.LittleEndian.Uint64(p.data[p.pos:])
 		w1 := binary.LittleEndian.Uint64(p.data[p.pos+8:])
 		if w0&k.mask[0] != k.word[0] || w1&k.mask[1] != k.word[1] {
 			return -1, false
 		}
-	} else if len(p.data)-p.pos < len(q) || string(p.data[p.pos:p.pos+len(q)]) != q {
+		p.pos += len(q) + 1
+		d.next = n + 1
+		return n, true
+	}
+	if len(p.data)-p.pos < len(q) || string(p.data[p.pos:p.pos+len(q)]) != q {
 		return -1, false
 	}
 	p.pos += len(q)
 	d.next = n + 1
-	return n, true
+	return n, false
 }
 
 // lookup returns the schema index of key. Producers usually write fields in
@@ -387,11 +430,13 @@ func (d *Decode) trailing(p *scanner) (string, string) {
 }
 
 // readCommon reads the common cases inline: a plain number into a float
-// column, an unescaped string of at most max_string_bytes into a string
-// column. It returns false, with p unmoved, for anything else, which
+// column, an ASCII string without escapes of at most max_string_bytes
+// into a string column, one that is a timestamp into a timestamp column.
+// It returns false, with p unmoved, for anything else, which
 // readField then reads (and rejects when it must).
 func (d *Decode) readCommon(p *scanner, fi int) bool {
 	col := &d.cols[fi]
+	d.valueStart = p.pos
 	switch col.typ {
 	case pipeline.TypeFloat:
 		v, ok := p.readPlainNumber()
@@ -400,22 +445,23 @@ func (d *Decode) readCommon(p *scanner, fi int) bool {
 		}
 		col.f64[d.row] = v
 	case pipeline.TypeString:
-		if p.peek() != '"' {
+		str, ok := p.plainString()
+		if !ok || len(str) > d.maxStr {
+			p.pos = d.valueStart
 			return false
 		}
-		start := p.pos + 1
-		end := start
-		for end+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[end:])) {
-			end += 8
-		}
-		for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end] >= 0x20 {
-			end++
-		}
-		if end >= len(p.data) || p.data[end] != '"' || end-start > d.maxStr {
+		col.appendString(str)
+	case pipeline.TypeTimestamp:
+		str, ok := p.plainString()
+		if !ok {
 			return false
 		}
-		col.appendString(p.data[start:end])
-		p.pos = end + 1
+		us, ok := d.ts.micros(str)
+		if !ok {
+			p.pos = d.valueStart
+			return false
+		}
+		col.i64[d.row] = us
 	default:
 		return false
 	}
@@ -495,7 +541,7 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn)
 		if !ok {
 			return ReasonSyntax, "field " + f.Name + ": malformed string"
 		}
-		us, ok := parseTimestampMicros(str)
+		us, ok := d.ts.micros(str)
 		if !ok {
 			return ReasonType, "field " + f.Name + ": not an RFC 3339 timestamp"
 		}
@@ -580,8 +626,13 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		return nil, false
 	}
 	start := p.pos
-	// 8 bytes at a time while none is '"', '\\' or a control byte.
-	for p.pos+8 <= len(p.data) && !stringStop8(binary.LittleEndian.Uint64(p.data[p.pos:])) {
+	// 8 bytes at a time to the first '"', '\\', control byte or byte that
+	// is not ASCII (escapeMask8).
+	for p.pos+8 <= len(p.data) {
+		if m := escapeMask8(binary.LittleEndian.Uint64(p.data[p.pos:])); m != 0 {
+			p.pos += bits.TrailingZeros64(m) / 8
+			break
+		}
 		p.pos += 8
 	}
 	for p.pos < len(p.data) {
@@ -597,17 +648,54 @@ func (p *scanner) readString(buf *[]byte) ([]byte, bool) {
 		if c < 0x20 {
 			return nil, false
 		}
+		if c >= utf8.RuneSelf {
+			if !p.validRune() {
+				return nil, false
+			}
+			continue
+		}
 		p.pos++
 	}
 	return nil, false
 }
 
-// stringStop8 reports whether any of w's 8 bytes ends a string's plain run:
-// '"', '\\' or a byte below 0x20 (see needsEscape8).
-func stringStop8(w uint64) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	zero := func(x uint64) uint64 { return (x - ones) &^ x & highs }
-	return (w-0x20*ones)&^w&highs|zero(w^('"'*ones))|zero(w^('\\'*ones)) != 0
+// validRune moves p past the UTF-8 sequence at p, reporting false (p
+// unmoved) when it is not a valid encoding, as utf8.Valid judges.
+func (p *scanner) validRune() bool {
+	r, size := utf8.DecodeRune(p.data[p.pos:])
+	if r == utf8.RuneError && size == 1 {
+		return false
+	}
+	p.pos += size
+	return true
+}
+
+// plainString reads a JSON string of ASCII bytes without escapes and
+// returns a view of its content. For any other value it returns false and
+// leaves p where it was (readString then decides).
+func (p *scanner) plainString() ([]byte, bool) {
+	if p.peek() != '"' {
+		return nil, false
+	}
+	start := p.pos + 1
+	end := start
+	for end+8 <= len(p.data) {
+		if m := escapeMask8(binary.LittleEndian.Uint64(p.data[end:])); m != 0 {
+			end += bits.TrailingZeros64(m) / 8
+			break
+		}
+		end += 8
+	}
+	if end+8 > len(p.data) {
+		for end < len(p.data) && p.data[end] != '"' && p.data[end] != '\\' && p.data[end]-0x20 < 0x80-0x20 {
+			end++
+		}
+	}
+	if end >= len(p.data) || p.data[end] != '"' {
+		return nil, false
+	}
+	p.pos = end + 1
+	return p.data[start:end], true
 }
 
 func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
@@ -622,6 +710,13 @@ func (p *scanner) readEscaped(start int, buf *[]byte) ([]byte, bool) {
 			return out[from:], true
 		case c < 0x20:
 			return nil, false
+		case c >= utf8.RuneSelf:
+			at := p.pos
+			if !p.validRune() {
+				return nil, false
+			}
+			out = append(out, p.data[at:p.pos]...)
+			continue
 		case c != '\\':
 			out = append(out, c)
 			p.pos++

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -155,6 +156,14 @@ func TestDecodeHostile(t *testing.T) {
 		{"invalid UTF-8 in value", row(map[string]string{"user_id": "\"" + secret + "\xff\""}), ReasonUTF8, secret},
 		{"invalid UTF-8 in key", row(nil, kv{"k\xc3\x28", "1"}), ReasonUTF8, ""},
 		{"UTF-8 surrogate bytes", row(map[string]string{"device": "\"\xed\xa0\x80\""}), ReasonUTF8, ""},
+		{"UTF-8 overlong encoding", row(map[string]string{"device": "\"\xc0\xaf\""}), ReasonUTF8, ""},
+		{"UTF-8 sequence cut by the quote", row(map[string]string{"device": "\"ab\xe2\x82\""}), ReasonUTF8, ""},
+		{"invalid UTF-8 in an escaped value", row(map[string]string{"user_id": "\"\\n" + secret + "\xfe\""}), ReasonUTF8, secret},
+		{"invalid UTF-8 in a timestamp", row(map[string]string{"ts": "\"2025-03-04T05:06:07\xffZ\""}), ReasonUTF8, ""},
+		{"invalid UTF-8 in an unknown value", row(nil, kv{"blob", "[\"\xff\"]"}), ReasonUTF8, ""},
+		{"invalid UTF-8 outside strings", row(map[string]string{"f3": "1\xff"}), ReasonUTF8, ""},
+		{"invalid UTF-8 after a syntax error", append(row(nil, kv{"x", "tru"}), "\"\xff\""...), ReasonUTF8, ""},
+		{"valid UTF-8 in values", row(map[string]string{"user_id": "\"caf\u00e9 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"", "country": "\"\xc3\xa9\\t\xe2\x82\xac\""}, kv{"cl\xc3\xa9", "\"\xf0\x9f\x98\x80\""}), "", ""},
 		// nesting
 		{"nesting in unknown field at limit", row(nil, kv{"x", nest(MaxJSONDepth, "1")}), "", ""},
 		{"nesting in unknown field past limit", row(nil, kv{"x", nest(MaxJSONDepth+2, "1")}), ReasonDepth, ""},
@@ -527,6 +536,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(row(map[string]string{"user_id": `"\ud83d\ude00\u0041"`, "n": "1e2", "flag": "false"}, kv{"x", `[{"a":[1,{}]}]`}))
 	f.Add([]byte(`{"f0":-0.0e-0,"n":-0}`))
+	f.Add(row(map[string]string{"user_id": "\"caf\xc3\xa9 \xe2\x82\xac\\n\xf0\x9f\x98\x80\"", "ts": "\"2025-03-04T05:06:07.5Z\""}, kv{"\xc3\xa9", "\"\xe2\x82\xac\""}))
+	f.Add(row(map[string]string{"device": "\"a\xed\xa0\x80\"", "f3": "tru"}))
 	d := NewDecode(spec)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		b := newBatch(0, in)
@@ -538,11 +549,30 @@ func FuzzDecode(f *testing.F) {
 			if rj.Reason == "" || rj.Stage != "decode" {
 				t.Fatalf("rejection without reason: %+v", rj)
 			}
+			if (rj.Reason == ReasonUTF8) == utf8.Valid(in) {
+				t.Fatalf("rejected %q for %s: %s (valid UTF-8: %v); invalid UTF-8 is the reason before any other", in, rj.Reason, rj.Detail, utf8.Valid(in))
+			}
 			return
 		}
-		var obj map[string]any
-		if err := json.Unmarshal(in, &obj); err != nil {
+		if !utf8.Valid(in) {
+			t.Fatalf("decode accepted %q, which is not valid UTF-8", in)
+		}
+		// Fields outside the schema are only skipped: a number there that
+		// no float64 holds (1e700) is valid JSON, so only the schema's
+		// fields are unmarshalled into Go values.
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(in, &raw); err != nil {
 			t.Fatalf("decode accepted %q, encoding/json says %v", in, err)
+		}
+		obj := map[string]any{}
+		for _, fs := range spec.Schema.Fields {
+			if r, ok := raw[fs.Name]; ok {
+				var v any
+				if err := json.Unmarshal(r, &v); err != nil {
+					t.Fatalf("decode accepted %q, encoding/json says %v about %s", in, err, fs.Name)
+				}
+				obj[fs.Name] = v
+			}
 		}
 		for c, fs := range spec.Schema.Fields {
 			col := b.Record.Column(c)
@@ -614,5 +644,32 @@ func TestDecodeRejectedRowLeavesNoTrace(t *testing.T) {
 				t.Fatalf("row %d column %s: %s in the batch, %s alone", i, spec.Schema.Fields[c].Name, got, want)
 			}
 		}
+	}
+}
+
+// TestDecodeSpacedKeys checks that keys written with space before and
+// after their ':' (which nextKey's one comparison of `"name":` does not
+// match, so the general path reads them) decode to the same record as the
+// compact rows.
+func TestDecodeSpacedKeys(t *testing.T) {
+	spec := testSpec(t, false)
+	_, rows := genEvents(t, 5, 64, 16)
+	spaced := make([][]byte, len(rows))
+	for i, r := range rows {
+		spaced[i] = bytes.ReplaceAll(r, []byte(`":`), []byte("\" \t: "))
+		if bytes.Equal(spaced[i], r) {
+			t.Fatalf("row %d has no key to space out", i)
+		}
+	}
+	compact, loose := newBatch(0, rows...), newBatch(0, spaced...)
+	mustProcess(t, compact, NewDecode(spec))
+	mustProcess(t, loose, NewDecode(spec))
+	for i := range rows {
+		if !compact.OK(i) || !loose.OK(i) {
+			t.Fatalf("row %d: compact %+v, spaced %+v", i, compact.Rejections[i], loose.Rejections[i])
+		}
+	}
+	if !array.RecordEqual(compact.Record, loose.Record) {
+		t.Fatal("spaced keys decode to another record than compact ones")
 	}
 }

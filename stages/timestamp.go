@@ -24,27 +24,61 @@ func parseTimestampMicros(b []byte) (int64, bool) {
 // parseUTCTimestamp reads YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z with every field in
 // range; it returns false for anything else.
 func parseUTCTimestamp(b []byte) (int64, bool) {
-	if len(b) < 20 || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' || b[len(b)-1] != 'Z' {
+	if !utcShape(b) {
 		return 0, false
 	}
-	num := func(i, n int) (int, bool) {
-		v := 0
-		for _, c := range b[i : i+n] {
-			if c-'0' > 9 {
-				return 0, false
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v, true
+	days, ok := parseUTCDate(b)
+	if !ok {
+		return 0, false
 	}
-	year, ok1 := num(0, 4)
-	month, ok2 := num(5, 2)
-	day, ok3 := num(8, 2)
-	hour, ok4 := num(11, 2)
-	minute, ok5 := num(14, 2)
-	sec, ok6 := num(17, 2)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
-		day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+	return utcMicros(days, b)
+}
+
+// utcShape checks the separators of YYYY-MM-DDTHH:MM:SS…Z.
+func utcShape(b []byte) bool {
+	return len(b) >= 20 && b[4] == '-' && b[7] == '-' && b[10] == 'T' && b[13] == ':' && b[16] == ':' && b[len(b)-1] == 'Z'
+}
+
+// digits reads b[i:i+n] as a decimal number; false when one is not a digit.
+func digits(b []byte, i, n int) (int, bool) {
+	v := 0
+	for _, c := range b[i : i+n] {
+		if c-'0' > 9 {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
+
+// parseUTCDate reads the date of a timestamp that utcShape accepts as its
+// days since 1970-01-01; false when a field is not digits or out of range.
+func parseUTCDate(b []byte) (int64, bool) {
+	year, ok1 := digits(b, 0, 4)
+	month, ok2 := digits(b, 5, 2)
+	day, ok3 := digits(b, 8, 2)
+	if !(ok1 && ok2 && ok3) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+		return 0, false
+	}
+	return daysFromCivil(year, month, day), true
+}
+
+// utcMinute reads the hour and minute of a timestamp that utcShape
+// accepts, as seconds into its day.
+func utcMinute(b []byte) (int64, bool) {
+	hour, ok1 := digits(b, 11, 2)
+	minute, ok2 := digits(b, 14, 2)
+	if !(ok1 && ok2) || hour > 23 || minute > 59 {
+		return 0, false
+	}
+	return int64(hour*3600 + minute*60), true
+}
+
+// utcSeconds reads the seconds and fraction of a timestamp that utcShape
+// accepts, in microseconds, truncated as time.Time.UnixMicro truncates.
+func utcSeconds(b []byte) (int64, bool) {
+	sec, ok := digits(b, 17, 2)
+	if !ok || sec > 59 {
 		return 0, false
 	}
 	nanos := 0
@@ -52,14 +86,53 @@ func parseUTCTimestamp(b []byte) (int64, bool) {
 		if rest[0] != '.' || len(rest) < 2 || len(rest) > 10 {
 			return 0, false
 		}
-		f, ok := num(20, len(rest)-1)
+		f, ok := digits(b, 20, len(rest)-1)
 		if !ok {
 			return 0, false
 		}
 		nanos = f * int(pow10[10-len(rest)])
 	}
-	days := daysFromCivil(year, month, day)
-	return (days*86400+int64(hour*3600+minute*60+sec))*1e6 + int64(nanos/1000), true
+	return int64(sec)*1e6 + int64(nanos/1000), true
+}
+
+// utcMicros reads the time of day of a timestamp that utcShape accepts
+// and returns it in microseconds since the epoch, days being its date's.
+func utcMicros(days int64, b []byte) (int64, bool) {
+	min, ok1 := utcMinute(b)
+	us, ok2 := utcSeconds(b)
+	if !(ok1 && ok2) {
+		return 0, false
+	}
+	return (days*86400+min)*1e6 + us, true
+}
+
+// timestampReader is parseTimestampMicros with the minute of the last
+// timestamp it read directly remembered: a producer's timestamps mostly
+// share their date, hour and minute with the previous one, so the calendar
+// arithmetic is done once per minute instead of once per value. The zero
+// value is ready; it is not safe for concurrent use.
+type timestampReader struct {
+	minute [16]byte // the last minute read directly, YYYY-MM-DDTHH:MM
+	start  int64    // its first microsecond since the epoch
+	have   bool
+}
+
+// micros is parseTimestampMicros(b).
+func (r *timestampReader) micros(b []byte) (int64, bool) {
+	if utcShape(b) {
+		if !r.have || [16]byte(b) != r.minute {
+			days, ok1 := parseUTCDate(b)
+			min, ok2 := utcMinute(b)
+			if !(ok1 && ok2) {
+				return parseTimestampMicros(b)
+			}
+			r.minute, r.start, r.have = [16]byte(b), (days*86400+min)*1e6, true
+		}
+		if us, ok := utcSeconds(b); ok {
+			return r.start + us, true
+		}
+	}
+	return parseTimestampMicros(b)
 }
 
 func daysIn(month, year int) int {

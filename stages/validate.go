@@ -2,7 +2,9 @@ package stages
 
 import (
 	"context"
+	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -75,6 +77,26 @@ func (e *enumSet) has(s string) bool {
 	}
 	for _, v := range e.list {
 		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// hasValue is has(string(data[start:end])) for a value in data: for the
+// word path it loads the value's 8 bytes in one go when data has them,
+// instead of packing it byte by byte.
+func (e *enumSet) hasValue(data []byte, start, end int) bool {
+	n := end - start
+	if e.words == nil || n > 8 || start+8 > len(data) {
+		return e.has(unsafe.String(unsafe.SliceData(data[start:end]), n))
+	}
+	w := binary.LittleEndian.Uint64(data[start:])
+	if n < 8 {
+		w &= 1<<(8*n) - 1
+	}
+	for _, v := range e.words {
+		if v.word == w && v.n == n {
 			return true
 		}
 	}
@@ -187,6 +209,7 @@ func checkRangeOf[T float64 | int64](v *Validate, b *pipeline.Batch, f *pipeline
 func (v *Validate) checkStrings(b *pipeline.Batch, f *pipeline.FieldSpec, c int, a *array.String, nulls bool) {
 	enum := &v.enums[c]
 	hasEnum := len(f.Enum) > 0
+	data, offs := a.ValueBytes(), a.ValueOffsets()
 	for i := range b.Len() {
 		if !b.OK(i) {
 			continue
@@ -197,7 +220,7 @@ func (v *Validate) checkStrings(b *pipeline.Batch, f *pipeline.FieldSpec, c int,
 			}
 			continue
 		}
-		if hasEnum && !enum.has(a.Value(i)) {
+		if hasEnum && !enum.hasValue(data, int(offs[i]), int(offs[i+1])) {
 			b.Reject(i, v.Name(), ReasonEnum, "field "+f.Name+" is not one of its enum values")
 		}
 		if c == v.idCol && a.ValueLen(i) == 0 {

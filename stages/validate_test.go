@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/driftline/driftline/pipeline"
 )
 
 func TestValidate(t *testing.T) {
@@ -114,6 +116,29 @@ func TestEnumSetHas(t *testing.T) {
 			if got, want := e.has(p), slices.Contains(values, p); got != want {
 				t.Fatalf("enum %v: has(%q) = %v, want %v", values, p, got, want)
 			}
+		}
+	}
+}
+
+// TestValidateEnumWords checks the enum check on a decoded column (the
+// word path loads 8 bytes of the column's data, past the value, and masks
+// them; the last value of the column has no 8 bytes left and takes the
+// byte-by-byte path): each probe, between neighbours of other lengths, is
+// rejected exactly when the enum does not hold it.
+func TestValidateEnumWords(t *testing.T) {
+	spec := testSpec(t, false)
+	enum := spec.Schema.Fields[spec.FieldIndex("country")].Enum
+	probes := []string{"US", "U", "USA", "US\x00", "GB", "GBR", "", "abcdefgh", "CA", "C", "JPX", "FR", "F", "DE", "INDIA", "BR", "US"}
+	rows := make([][]byte, len(probes))
+	for i, p := range probes {
+		rows[i] = row(map[string]string{"country": string(pipeline.AppendJSONString(nil, p))})
+	}
+	b := newBatch(0, rows...)
+	mustProcess(t, b, NewDecode(spec), NewValidate(spec))
+	for i, p := range probes {
+		want := slices.Contains(enum, p)
+		if b.OK(i) != want || !want && b.Rejections[i].Reason != ReasonEnum {
+			t.Errorf("country %q (row %d): accepted=%v %+v, want accepted=%v", p, i, b.OK(i), b.Rejections[i], want)
 		}
 	}
 }
