@@ -13,6 +13,7 @@ func TestDedupe(t *testing.T) {
 	r, rdb := startRedis(t)
 	d, v, dd := NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)
 	clock := fakeClock(dd)
+	redisClock := newRedisClock(r)
 	id := func(s string) []byte { return row(map[string]string{"event_id": `"` + s + `"`}) }
 
 	// Batch 1 at offsets 0..4: b repeats within the batch; row 3 is invalid
@@ -25,14 +26,15 @@ func TestDedupe(t *testing.T) {
 			t.Errorf("batch 1 row %d: state %v, want %v", i, b1.State[i], w)
 		}
 	}
-	key := spec.Redis.KeyPrefix + "dedupe:a"
-	if !r.Mini.Exists(key) {
-		t.Fatalf("no key %s; keys %v", key, r.Mini.Keys())
+	key := redisClock.bucketKey(spec, 0)
+	if got := r.Mini.HGet(key, "a"); got != "events/3/0" {
+		t.Fatalf("%s field a = %q, want events/3/0; keys %v", key, got, r.Mini.Keys())
 	}
-	if ttl := r.Mini.TTL(key); ttl != time.Hour {
-		t.Errorf("TTL %v, want 1h", ttl)
+	// The bucket is read until the next one ends: 2h from its start.
+	if ttl, want := r.Mini.TTL(key), 2*time.Hour-redisClock.sinceBucket(time.Hour); ttl != want {
+		t.Errorf("TTL %v, want %v", ttl, want)
 	}
-	if r.Mini.Exists(spec.Redis.KeyPrefix + "dedupe:c") {
+	if r.Mini.HGet(key, "c") != "" {
 		t.Error("a rejected row reserved its id")
 	}
 
@@ -63,13 +65,13 @@ func TestDedupe(t *testing.T) {
 		t.Errorf("same id, other partition: state %v, want duplicate", other.State[0])
 	}
 
-	// After the TTL the id may be used again.
-	r.Mini.FastForward(time.Hour + time.Second)
-	*clock += time.Hour + time.Second
+	// After twice the TTL the id may be used again.
+	redisClock.advance(2*time.Hour + time.Second)
+	*clock += 2*time.Hour + time.Second
 	late := newBatch(100, id("a"))
 	mustProcess(t, late, d, v, dd)
 	if !late.OK(0) {
-		t.Errorf("id after TTL: state %v, want OK", late.State[0])
+		t.Errorf("id after twice the TTL: state %v, want OK", late.State[0])
 	}
 }
 
