@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"strconv"
 	"sync"
@@ -97,6 +98,10 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	n := b.Len()
 	if n == 0 {
 		return nil
+	}
+	if d.ttl < time.Millisecond {
+		// The buckets are TTL-long in ms (as PX took whole ms before them).
+		return fmt.Errorf("dedupe: stages.dedupe.ttl %v is under 1ms", d.ttl)
 	}
 	// Every row of a batch comes from one topic and partition.
 	topic, partition := b.Messages[0].Topic, b.Messages[0].Partition

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,19 @@ func TestDedupeRedisDown(t *testing.T) {
 	mustProcess(t, empty, d)
 	if err := dd.Process(context.Background(), empty); err != nil {
 		t.Fatalf("empty batch: %v", err)
+	}
+}
+
+// A TTL under 1 ms (no whole-ms bucket) fails the batch instead of
+// remembering nothing.
+func TestDedupeTTLUnderAMillisecond(t *testing.T) {
+	spec := testSpec(t, false)
+	spec.Stages.Dedupe.TTL = pipeline.Duration(time.Microsecond)
+	_, rdb := startRedis(t)
+	b := newBatch(0, row(nil))
+	mustProcess(t, b, NewDecode(spec))
+	err := NewDedupe(spec, rdb).Process(context.Background(), b)
+	if err == nil || !strings.Contains(err.Error(), "stages.dedupe.ttl") {
+		t.Fatalf("TTL 1µs: error %v, want one naming stages.dedupe.ttl", err)
 	}
 }
