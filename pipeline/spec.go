@@ -255,8 +255,9 @@ type StagesSpec struct {
 
 // DedupeSpec configures de-duplication by event id.
 type DedupeSpec struct {
-	Enabled *bool    `yaml:"enabled"`
-	TTL     Duration `yaml:"ttl"`
+	Enabled *bool `yaml:"enabled"`
+	// TTL is how long an event id is remembered: at least TTL and at most twice it (buckets of TTL in Redis).
+	TTL Duration `yaml:"ttl"`
 	// RecentIDs is how many event ids each partition loop remembers in
 	// process, in front of Redis (default DefaultDedupeRecentIDs; 0 turns
 	// the filter off). An id this process wrote to Redis a moment ago is

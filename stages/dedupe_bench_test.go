@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -64,22 +65,39 @@ func benchDedupe(b *testing.B, rdb *redis.Client, rows int, dups string, filter 
 	spec := benchSpec(b)
 	spec.Stages.Dedupe.RecentIDs = &filter
 	in := benchRows(b)[:rows]
-	bytes := 0
+	size := 0
 	for _, r := range in {
-		bytes += len(r)
+		size += len(r)
 	}
-	b.SetBytes(int64(bytes))
-	batch := &pipeline.Batch{}
-	batch.Reset(benchMessages(in))
-	must(b, NewDecode(spec).Process(context.Background(), batch))
-	must(b, NewValidate(spec).Process(context.Background(), batch))
+	b.SetBytes(int64(size))
+	// pool holds benchDedupePool decoded batches of the rows, each with
+	// its own ids (the row's id behind "<k>-"); round r uses batch r %
+	// benchDedupePool of key set r / benchDedupePool (a fresh key
+	// namespace), so ids repeat only where dups asks, while Redis sees
+	// many rounds' ids in one namespace, as in production.
+	pool := make([]*pipeline.Batch, benchDedupePool)
+	for k := range pool {
+		rows := make([][]byte, len(in))
+		for i, r := range in {
+			rows[i] = bytes.Replace(r, []byte(`"event_id":"`), []byte(`"event_id":"`+strconv.Itoa(k)+"-"), 1)
+		}
+		pool[k] = &pipeline.Batch{}
+		pool[k].Reset(benchMessages(rows))
+		must(b, NewDecode(spec).Process(context.Background(), pool[k]))
+		must(b, NewValidate(spec).Process(context.Background(), pool[k]))
+	}
 	d := NewDedupe(spec, rdb)
 	ns := spec.Redis.KeyPrefix
 	lastSet := int64(-1)
-	setBatch := func(round, keySet int64) {
-		if keySet != lastSet {
-			d.prefix, lastSet = ns+strconv.FormatInt(keySet, 10)+":dedupe:", keySet
+	var batch *pipeline.Batch
+	// setBatch picks the batch of ids set keySet in its key set's namespace,
+	// at the offsets of round.
+	setBatch := func(round, ids int64) {
+		if keySet := ids / benchDedupePool; keySet != lastSet {
+			setDedupeNamespace(d, ns+strconv.FormatInt(keySet, 10)+":")
+			lastSet = keySet
 		}
+		batch = pool[ids%benchDedupePool]
 		for i := range batch.Messages {
 			batch.Messages[i].Offset = round*int64(rows) + int64(i)
 			batch.State[i] = pipeline.RowOK
@@ -91,8 +109,10 @@ func benchDedupe(b *testing.B, rdb *redis.Client, rows int, dups string, filter 
 	}
 	b.ReportAllocs()
 	var server0 time.Duration
+	var memory0 int64
 	if server {
 		server0 = serverCPU(b, rdb)
+		memory0 = serverUsedMemory(b, rdb)
 	}
 	cpu0 := processCPU(b)
 	round, duplicates := int64(1), 0
@@ -115,11 +135,33 @@ func benchDedupe(b *testing.B, rdb *redis.Client, rows int, dups string, filter 
 		serverCPU := serverCPU(b, rdb) - server0
 		b.ReportMetric(float64(serverCPU.Nanoseconds())/events, "server-cpu-ns/event")
 		b.ReportMetric(float64((cpu+serverCPU).Nanoseconds())/events, "total-cpu-ns/event")
+		if written := events - float64(duplicates); written > 0 {
+			b.ReportMetric(float64(serverUsedMemory(b, rdb)-memory0)/written, "redis-bytes/new-id")
+		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
 	// This process's CPU (miniredis runs in it; a redis-server does not).
 	b.ReportMetric(float64(cpu.Nanoseconds())/events, "cpu-ns/event")
 	b.ReportMetric(float64(duplicates)/events, "dups/event")
+}
+
+// benchDedupePool is how many batches of distinct ids benchDedupe decodes
+// before timing.
+const benchDedupePool = 64
+
+// serverUsedMemory is a redis-server's used_memory from INFO memory, in bytes.
+func serverUsedMemory(b *testing.B, rdb *redis.Client) int64 {
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	must(b, err)
+	for _, line := range strings.Split(info, "\n") {
+		if val, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(val, 10, 64)
+			must(b, err)
+			return n
+		}
+	}
+	b.Fatalf("INFO memory has no used_memory: %q", info)
+	return 0
 }
 
 // serverCPU is the CPU time a redis-server has used, user and system, from

@@ -17,13 +17,19 @@ import (
 // at a time: the one that sends it, then the batch's (after waiting for it).
 type dedupeChunk struct {
 	call scriptCall
-	// keyBytes holds the chunk's keys back to back, ending at keyEnds;
-	// finish converts them to one string whose substrings keys holds: one
-	// allocation per chunk instead of one per key. The recent filter keeps
-	// the keys it remembers, and with them that string, until they leave it.
+	// keyBytes holds the chunk's ids' names in process (the stage's
+	// prefix, then the id) back to back, ending at keyEnds; finish converts
+	// them to one string whose substrings keys holds, and ids the ids
+	// without the prefix (the fields in Redis): one allocation per chunk
+	// instead of one per id. The recent filter keeps the keys it
+	// remembers, and with them that string, until they leave it.
 	keyBytes []byte
 	keyEnds  []int
 	keys     []string
+	ids      []string
+	// bucket is the script's one key; argv its arguments, reused.
+	bucket [1]string
+	argv   []any
 	// hashes, rows and offsets are each key's hash, batch row, and offset
 	// (offsets: "<offset> " per key, the script's ARGV[3]).
 	hashes  []uint64
@@ -40,7 +46,8 @@ type dedupeChunk struct {
 func (c *dedupeChunk) reset() {
 	c.keyBytes, c.keyEnds, c.hashes, c.rows, c.offsets = c.keyBytes[:0], c.keyEnds[:0], c.hashes[:0], c.rows[:0], c.offsets[:0]
 	clear(c.keys) // hold no batch's string between batches
-	c.keys = c.keys[:0]
+	clear(c.ids)
+	c.keys, c.ids = c.keys[:0], c.ids[:0]
 	c.after, c.answer, c.err = false, "", nil
 }
 
@@ -54,19 +61,28 @@ func (c *dedupeChunk) add(key []byte, h uint64, row int, offset int64) {
 	c.offsets = append(c.offsets, ' ')
 }
 
-// finish cuts the chunk's keys into c.keys, ready to send.
-func (c *dedupeChunk) finish() {
+// finish cuts the chunk's keys into c.keys, and their ids (each key less
+// its first prefixLen bytes) into c.ids, ready to send.
+func (c *dedupeChunk) finish(prefixLen int) {
 	all, start := string(c.keyBytes), 0
 	for _, end := range c.keyEnds {
 		c.keys = append(c.keys, all[start:end])
+		c.ids = append(c.ids, all[start+prefixLen:end])
 		start = end
 	}
 }
 
-// send calls setIfNew on the chunk's keys, with "<topic>/<partition>/"
-// pos, and keeps its answer or error for apply.
-func (c *dedupeChunk) send(ctx context.Context, rdb redis.UniversalClient, ttl time.Duration, pos []byte) {
-	c.answer, c.err = c.call.run(ctx, rdb, c.keys, ttl.Milliseconds(), pos, c.offsets).Text()
+// send calls setIfNew on the chunk's ids, with the buckets' name, the TTL
+// and "<topic>/<partition>/" pos, and keeps its answer or error for apply.
+func (c *dedupeChunk) send(ctx context.Context, rdb redis.UniversalClient, buckets string, ttl time.Duration, pos []byte) {
+	c.bucket[0] = buckets
+	a := append(c.argv[:0], ttl.Milliseconds(), pos, c.offsets)
+	for i := range c.ids {
+		a = append(a, &c.ids[i]) // a pointer boxes without allocating
+	}
+	c.answer, c.err = c.call.run(ctx, rdb, c.bucket[:], a...).Text()
+	clear(a)
+	c.argv = a[:0]
 }
 
 // apply marks the chunk's duplicates in b from its answer, and remembers

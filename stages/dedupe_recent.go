@@ -6,25 +6,26 @@ import (
 )
 
 // recentIDs is the dedupe stage's in-process filter in front of Redis: the
-// event ids whose Redis key this process itself created (SET NX answered
-// "new"), for one topic partition, with the offset it wrote and when.
+// event ids this process itself wrote to Redis (setIfNew answered "new"),
+// for one topic partition, with the offset it wrote and when.
 //
 // Contract (exact, never a guess):
-//   - It answers "duplicate" only for an id whose key this process created
-//     with a different offset of the same partition less than the window
-//     ago. Redis holds that very value until the key's TTL runs out (SET NX
-//     never overwrites it), so Redis would answer "duplicate" too: the
-//     filter produces no duplicate Redis would not. (If Redis lost the key
-//     early, by eviction or a failover, Redis would miss a true duplicate;
-//     the filter does not.)
+//   - It answers "duplicate" only for an id this process wrote with a
+//     different offset of the same partition less than the window ago.
+//     Redis holds that very value for at least the TTL (its bucket is read
+//     until the next bucket ends, and setIfNew never overwrites an id it
+//     finds), so Redis would answer "duplicate" too: the filter produces
+//     no duplicate Redis would not. (If Redis lost the bucket early, by
+//     eviction or a failover, Redis would miss a true duplicate; the
+//     filter does not.)
 //   - It never answers "new": every id it does not know, and every id it
 //     knows with this very offset (a redelivery, which Redis must confirm),
 //     goes to Redis as before. Skipping Redis for a duplicate skips no
-//     write: SET NX GET on an existing key changes nothing.
+//     write: setIfNew writes no id it finds.
 //   - The window is the TTL less a margin (ttlMargin), measured on this
-//     process's monotonic clock from before the SET was sent, so the key
-//     was created after the entry's time and expires no earlier than the
-//     time plus the TTL, within the clock rates' difference.
+//     process's monotonic clock from before the call was sent, so the id
+//     was written after the entry's time and is remembered until at least
+//     the time plus the TTL, within the clock rates' difference.
 //   - Per partition: a batch of another topic or partition empties it
 //     (the chains are per partition loop, so that happens only when a
 //     chain is used for several partitions, e.g. in tests).

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ func TestDedupe(t *testing.T) {
 	r, rdb := startRedis(t)
 	d, v, dd := NewDecode(spec), NewValidate(spec), NewDedupe(spec, rdb)
 	clock := fakeClock(dd)
+	redisClock := newRedisClock(r)
 	id := func(s string) []byte { return row(map[string]string{"event_id": `"` + s + `"`}) }
 
 	// Batch 1 at offsets 0..4: b repeats within the batch; row 3 is invalid
@@ -25,14 +27,17 @@ func TestDedupe(t *testing.T) {
 			t.Errorf("batch 1 row %d: state %v, want %v", i, b1.State[i], w)
 		}
 	}
-	key := spec.Redis.KeyPrefix + "dedupe:a"
-	if !r.Mini.Exists(key) {
-		t.Fatalf("no key %s; keys %v", key, r.Mini.Keys())
+	key := redisClock.bucketKey(spec, 0)
+	if got := r.Mini.HGet(key, "a"); got != "events/3/0" {
+		t.Fatalf("%s field a = %q, want events/3/0; keys %v", key, got, r.Mini.Keys())
 	}
-	if ttl := r.Mini.TTL(key); ttl != time.Hour {
-		t.Errorf("TTL %v, want 1h", ttl)
+	// The bucket is read until the next one ends, 2h from its start, and
+	// unlinked then by the next call; it expires an hour later, should no
+	// call come.
+	if ttl, want := r.Mini.TTL(key), 3*time.Hour-redisClock.sinceBucket(time.Hour); ttl != want {
+		t.Errorf("TTL %v, want %v", ttl, want)
 	}
-	if r.Mini.Exists(spec.Redis.KeyPrefix + "dedupe:c") {
+	if r.Mini.HGet(key, "c") != "" {
 		t.Error("a rejected row reserved its id")
 	}
 
@@ -63,13 +68,13 @@ func TestDedupe(t *testing.T) {
 		t.Errorf("same id, other partition: state %v, want duplicate", other.State[0])
 	}
 
-	// After the TTL the id may be used again.
-	r.Mini.FastForward(time.Hour + time.Second)
-	*clock += time.Hour + time.Second
+	// After twice the TTL the id may be used again.
+	redisClock.advance(2*time.Hour + time.Second)
+	*clock += 2*time.Hour + time.Second
 	late := newBatch(100, id("a"))
 	mustProcess(t, late, d, v, dd)
 	if !late.OK(0) {
-		t.Errorf("id after TTL: state %v, want OK", late.State[0])
+		t.Errorf("id after twice the TTL: state %v, want OK", late.State[0])
 	}
 }
 
@@ -88,5 +93,19 @@ func TestDedupeRedisDown(t *testing.T) {
 	mustProcess(t, empty, d)
 	if err := dd.Process(context.Background(), empty); err != nil {
 		t.Fatalf("empty batch: %v", err)
+	}
+}
+
+// A TTL under 1 ms (no whole-ms bucket) fails the batch instead of
+// remembering nothing.
+func TestDedupeTTLUnderAMillisecond(t *testing.T) {
+	spec := testSpec(t, false)
+	spec.Stages.Dedupe.TTL = pipeline.Duration(time.Microsecond)
+	_, rdb := startRedis(t)
+	b := newBatch(0, row(nil))
+	mustProcess(t, b, NewDecode(spec))
+	err := NewDedupe(spec, rdb).Process(context.Background(), b)
+	if err == nil || !strings.Contains(err.Error(), "stages.dedupe.ttl") {
+		t.Fatalf("TTL 1µs: error %v, want one naming stages.dedupe.ttl", err)
 	}
 }
