@@ -1086,6 +1086,9 @@ func (s *Spec) Validate() error {
 	if len(fz.Numeric)+len(fz.Categorical)+len(s.Stages.Text.Tokens) == 0 {
 		add("stages.featurize", "needs at least one numeric or categorical field")
 	}
+	if ttl := s.Stages.Dedupe.TTL.D(); ttl < time.Millisecond {
+		add("stages.dedupe.ttl", "must be at least 1ms (ids are kept in buckets of whole milliseconds), got %s", ttl)
+	}
 	if n := s.Stages.Dedupe.RecentIDs; n != nil && (*n < 0 || *n > 1<<24) {
 		add("stages.dedupe.recent_ids", "must be in [0, 16777216], got %d", *n)
 	}

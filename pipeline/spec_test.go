@@ -118,6 +118,8 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 		{"bad duration", "  session_timeout: 6s", "  session_timeout: 6 seconds", "kafka.session_timeout", "session_timeout:", "invalid duration `6 seconds`"},
 		{"bad nested duration", "    ttl: 1h", "    ttl: forever", "stages.dedupe.ttl", "ttl: forever", "invalid duration"},
 		{"negative recent ids", "    ttl: 1h", "    ttl: 1h\n    recent_ids: -1", "stages.dedupe.recent_ids", "recent_ids: -1", "must be in [0, 16777216]"},
+		{"dedupe ttl under a millisecond", "    ttl: 1h", "    ttl: 500us", "stages.dedupe.ttl", "ttl: 500us", "must be at least 1ms"},
+		{"negative dedupe ttl", "    ttl: 1h", "    ttl: -1h", "stages.dedupe.ttl", "ttl: -1h", "must be at least 1ms"},
 		{"duration as a list", "  ttl: 30m", "  ttl: [30m]", "labels.ttl", "ttl: [30m]", "want a duration such as 250ms, 5s or 24h, got a list"},
 		{"missing model name", "  name: fraud", "  version: \"2\"", "model.name", "model:", "is required"},
 		{"unknown engine", "  name: fraud", "  name: fraud\n  engine: tpu", "model.engine", "engine: tpu", `unknown engine "tpu"`},
