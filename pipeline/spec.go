@@ -1055,6 +1055,12 @@ func (s *Spec) Validate() error {
 	}
 	textHMAC, textAES := s.validateText(add, checkField)
 	needHMAC, needAES = needHMAC || textHMAC, needAES || textAES
+	if an.HMACKeyEnv != "" && an.HMACKeyFile != "" {
+		add("stages.anonymize.hmac_key_file", "set hmac_key_env or hmac_key_file, not both")
+	}
+	if an.EncryptionKeyEnv != "" && an.EncryptionKeyFile != "" {
+		add("stages.anonymize.encryption_key_file", "set encryption_key_env or encryption_key_file, not both")
+	}
 	if needHMAC && an.HMACKeyEnv == "" && an.HMACKeyFile == "" {
 		add("stages.anonymize.hmac_key_env", "pseudonymize needs a key: set hmac_key_env or hmac_key_file")
 	}

@@ -109,6 +109,8 @@ func TestSpecErrorsNameFileLineAndField(t *testing.T) {
 		{"time field wrong type", "  time_field: ts", "  time_field: amount", "schema.time_field", "time_field: amount", "has type float"},
 		{"PII without an operator", "      - {field: card, op: pseudonymize}\n", "      - {field: country, op: mask}\n", "schema.fields[4].pii", "pii: card_number", "no operator"},
 		{"unknown operator", "op: pseudonymize", "op: shred", "stages.anonymize.fields[0].op", "op: shred", `unknown operator "shred"`},
+		{"hmac key from env and file", "    hmac_key_env: HMAC_KEY\n", "    hmac_key_env: HMAC_KEY\n    hmac_key_file: /run/secrets/hmac\n", "stages.anonymize.hmac_key_file", "hmac_key_file:", "not both"},
+		{"encryption key from env and file", "    encryption_key_env: AES_KEY\n", "    encryption_key_env: AES_KEY\n    encryption_key_file: /run/secrets/aes\n", "stages.anonymize.encryption_key_file", "encryption_key_file:", "not both"},
 		{"pseudonymize without a key", "    hmac_key_env: HMAC_KEY\n", "", "stages.anonymize.hmac_key_env", "  anonymize:", "needs a key"},
 		{"dlq_payload encrypt without a key", "    encryption_key_env: AES_KEY\n", "    dlq_payload: encrypt\n", "stages.anonymize.encryption_key_env", "  anonymize:", "need a key"},
 		{"encrypt without a key id", "    encryption_key_id: k1\n", "", "stages.anonymize.encryption_key_id", "  anonymize:", "key id"},

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -64,23 +63,14 @@ func LoadKeys(an *pipeline.AnonymizeSpec) (Keys, error) {
 	return k, nil
 }
 
+// readSecret resolves the key an env var or a file holds (the spec names
+// one; both is an error), with pipeline.SecretRef's errors.
 func readSecret(env, file string) ([]byte, error) {
-	if env != "" {
-		v := strings.TrimSpace(os.Getenv(env))
-		if v == "" {
-			return nil, fmt.Errorf("env var %s is empty or unset", env)
-		}
-		return []byte(v), nil
-	}
-	data, err := os.ReadFile(file)
+	sec, err := pipeline.SecretRef{Env: env, File: file}.Resolve()
 	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
+		return nil, err
 	}
-	v := strings.TrimSpace(string(data))
-	if v == "" {
-		return nil, fmt.Errorf("key file %s is empty", file)
-	}
-	return []byte(v), nil
+	return []byte(sec.Reveal()), nil
 }
 
 func decodeAESKey(s string) ([]byte, error) {
