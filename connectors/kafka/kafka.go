@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -186,7 +187,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	opts = append(opts,
-		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.ProducerLinger(producerLinger()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerBatchMaxBytesFn(c.limits.batchMaxBytes),
 	)
@@ -317,7 +318,7 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 				return
 			}
 			if w := c.workers[tp{p.Topic, p.Partition}]; w != nil {
-				w.enqueue(pollCtx, chunk{records: p.Records, highWatermark: p.HighWatermark})
+				w.enqueue(pollCtx, chunk{records: p.Records, highWatermark: p.HighWatermark, polled: time.Now()})
 			}
 		})
 		c.mu.Unlock()
@@ -570,6 +571,7 @@ func (c *Client) Close() {
 type chunk struct {
 	records       []*kgo.Record
 	highWatermark int64
+	polled        time.Time
 }
 
 // partitionWorker is one partition's loop: it cuts queued chunks into
@@ -615,38 +617,54 @@ func (w *partitionWorker) run(ctx context.Context) {
 	defer w.handler.Close()
 	var pending []*kgo.Record
 	var hw int64
+	var polled, polledLast time.Time
 	for {
 		if len(pending) == 0 {
 			select {
 			case <-w.quit:
 				return
 			case ch := <-w.queue:
-				pending, hw = ch.records, ch.highWatermark
+				pending, hw, polled = ch.records, ch.highWatermark, ch.polled
 			}
 		}
 		// Linger: top up a short batch from the queue for a moment.
-		if len(pending) < w.c.cfg.BatchSize && w.c.cfg.Linger > 0 {
-			timer := time.NewTimer(w.c.cfg.Linger)
-		fill:
-			for len(pending) < w.c.cfg.BatchSize {
-				select {
-				case ch := <-w.queue:
-					pending = append(pending[:len(pending):len(pending)], ch.records...)
-					hw = ch.highWatermark
-				case <-timer.C:
-					break fill
-				case <-w.quit:
-					break fill
+		if latOld {
+			if len(pending) < w.c.cfg.BatchSize && w.c.cfg.Linger > 0 {
+				timer := time.NewTimer(w.c.cfg.Linger)
+			fill:
+				for len(pending) < w.c.cfg.BatchSize {
+					select {
+					case ch := <-w.queue:
+						pending = append(pending[:len(pending):len(pending)], ch.records...)
+						hw = ch.highWatermark
+						polledLast = ch.polled
+					case <-timer.C:
+						break fill
+					case <-w.quit:
+						break fill
+					}
 				}
+				timer.Stop()
 			}
-			timer.Stop()
+		} else {
+			pending, hw, polledLast = w.topUp(pending, hw, polled, polledLast)
 		}
 		n := min(len(pending), w.c.cfg.BatchSize)
 		batch := pending[:n]
 		pending = pending[n:]
+		batchPolled := polled
+		if len(pending) > 0 && !polledLast.IsZero() {
+			polled = polledLast
+		}
 		w.msgs = w.msgs[:0]
 		for _, r := range batch {
 			w.msgs = append(w.msgs, message(r))
+		}
+		if pipeline.TraceOn.Load() {
+			tr := pipeline.TraceGet(batch[0].Topic, batch[0].Partition, batch[0].Offset)
+			pipeline.TraceLock()
+			tr.Polled, tr.Start = batchPolled, time.Now()
+			pipeline.TraceUnlock()
 		}
 		if err := w.handleRetrying(ctx, batch, hw); err != nil {
 			select {
@@ -670,6 +688,44 @@ func (w *partitionWorker) run(ctx context.Context) {
 		default:
 		}
 	}
+}
+
+// topUp fills a short batch from the queue: first with what is queued
+// already, then waiting for more until Linger has passed since the batch's
+// first records were polled. Records that waited in the queue while the
+// previous batch was handled have lingered already: they wait no longer.
+func (w *partitionWorker) topUp(pending []*kgo.Record, hw int64, since, last time.Time) ([]*kgo.Record, int64, time.Time) {
+	size := w.c.cfg.BatchSize
+	add := func(ch chunk) {
+		pending = append(pending[:len(pending):len(pending)], ch.records...)
+		hw, last = ch.highWatermark, ch.polled
+	}
+	for len(pending) < size {
+		select {
+		case ch := <-w.queue:
+			add(ch)
+			continue
+		default:
+		}
+		break
+	}
+	wait := w.c.cfg.Linger - time.Since(since)
+	if len(pending) >= size || wait <= 0 {
+		return pending, hw, last
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(pending) < size {
+		select {
+		case ch := <-w.queue:
+			add(ch)
+		case <-timer.C:
+			return pending, hw, last
+		case <-w.quit:
+			return pending, hw, last
+		}
+	}
+	return pending, hw, last
 }
 
 // handleRetrying is handle, tried again under Config.Retry while the
@@ -728,4 +784,13 @@ func (w *partitionWorker) handle(ctx context.Context, batch []*kgo.Record, hw in
 		}
 		markDone()
 	})
+}
+
+var latOld = os.Getenv("DRIFTLINE_LAT_OLD") != ""
+
+func producerLinger() time.Duration {
+	if latOld {
+		return 2 * time.Millisecond
+	}
+	return 0
 }
