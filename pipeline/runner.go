@@ -157,15 +157,6 @@ func (r *Runner) Handle(ctx context.Context, msgs []Message) error {
 // deferred (Batch.Defer) runs meanwhile, in batch order, and the batch is
 // acknowledged once both its outputs and its deferred work are done.
 func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error)) error {
-	var tr *BatchTrace
-	if TraceOn.Load() && len(msgs) > 0 {
-		tr = TraceGet(msgs[0].Topic, msgs[0].Partition, msgs[0].Offset)
-		TraceLock()
-		tr.Entered = time.Now()
-		tr.N = len(msgs)
-		tr.FirstAppend, tr.LastAppend = msgs[0].Timestamp, msgs[len(msgs)-1].Timestamp
-		TraceUnlock()
-	}
 	b := &r.batch
 	b.Reset(msgs)
 	b.deferring = true
@@ -217,11 +208,6 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	// The outputs leave with the batch: the next batch reuses b.Outputs.
 	// The copy goes to a spare slice of an acknowledged batch when there
 	// is one, and back to the spares once this batch is acknowledged.
-	if tr != nil {
-		TraceLock()
-		tr.StagesDone = time.Now()
-		TraceUnlock()
-	}
 	var outs []OutRecord
 	select {
 	case outs = <-r.spareOuts:
@@ -232,11 +218,6 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	case r.pending <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-	if tr != nil {
-		TraceLock()
-		tr.Slot = time.Now()
-		TraceUnlock()
 	}
 	// The outputs point into the batch's held buffers and its Record:
 	// they come back for reuse only once the batch is acknowledged.
@@ -253,11 +234,6 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 	deferred := r.startDeferred(ctx, b)
 	start := time.Now()
 	finish := func(err error) {
-		if tr != nil {
-			TraceLock()
-			tr.Acked = time.Now()
-			TraceUnlock()
-		}
 		<-prev.done
 		if err == nil && prev.err != nil {
 			err = fmt.Errorf("an earlier batch failed: %w", prev.err)
@@ -302,21 +278,11 @@ func (r *Runner) HandleAsync(ctx context.Context, msgs []Message, ack func(error
 			default:
 			}
 		}
-		if tr != nil {
-			TraceLock()
-			tr.Finished = time.Now()
-			TraceUnlock()
-		}
 		close(cur.done)
 		<-r.pending
 	}
 	if as, ok := r.cfg.Sink.(AsyncSink); ok {
 		as.WriteAsync(ctx, outs, func(err error) { go finish(err) })
-		if tr != nil {
-			TraceLock()
-			tr.Written = time.Now()
-			TraceUnlock()
-		}
 		return nil
 	}
 	finish(r.cfg.Sink.Write(ctx, outs))

@@ -70,6 +70,13 @@ var e2eRounds atomic.Int64
 //
 // DRIFTLINE_BENCH_NO_REDIS_STAGES=1 turns dedupe and the entity aggregates
 // off in both driftline sides, to show what the Redis round trips cost.
+//
+// To iterate on latency alone: DRIFTLINE_BENCH_LATENCY_RATE=N leaves the
+// throughput runs (and so the ratios) out, writing 1,000 rows for the
+// warm-up only, and loads every latency side at N events/s;
+// DRIFTLINE_BENCH_SIDES lists the sides whose latency is measured
+// (comma-separated: passthrough, dataplane, full; unset: all three).
+// Throughput runs, when there are any, always time all three sides.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -125,10 +132,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 	seconds := latencySeconds(b)
 	for _, k := range order {
-		pipeline.TraceOn.Store(true)
 		lat := measureLatency(b, ctx, broker, spec, sides[k], rate[k]/2, seconds)
-		pipeline.TraceOn.Store(false)
-		logTrace(b, sides[k].name)
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)
 		report(sides[k].name+"-load-events/s", lat.achieved)
@@ -173,7 +177,7 @@ func (h *metricHistory) logMedians(b *testing.B) {
 			fmt.Fprintf(&out, " %.4g", x)
 		}
 	}
-	b.Logf("medians over %d rounds:%s", len(h.values["full/passthrough"]), out.String())
+	b.Logf("medians over %d rounds:%s", e2eRounds.Load(), out.String())
 }
 
 // passthroughTopic is the passthrough side's output topic.

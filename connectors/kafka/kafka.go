@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -42,7 +41,10 @@ type Config struct {
 	SessionTimeout time.Duration
 	// BatchSize is the most records handed to a partition handler at once.
 	BatchSize int
-	// Linger is how long a partition loop waits to fill a batch.
+	// Linger is how long a partition loop waits to fill a batch, counted
+	// from the fetch of the batch's first records: records that waited in
+	// the partition's queue while the previous batch was handled have
+	// lingered already, and go with whatever else is queued at once.
 	Linger time.Duration
 	// MaxInFlight is the most fetched chunks queued per partition.
 	MaxInFlight int
@@ -187,7 +189,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	opts = append(opts,
-		kgo.ProducerLinger(producerLinger()),
+		kgo.ProducerLinger(producerLinger),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerBatchMaxBytesFn(c.limits.batchMaxBytes),
 	)
@@ -231,6 +233,12 @@ func New(cfg Config) (*Client, error) {
 	c.cl = cl
 	return c, nil
 }
+
+// producerLinger is the outputs' linger in franz-go: none. A handler hands
+// a whole batch's outputs at once, and records produced while a request is
+// in flight go together in the next one, so waiting for more only delays
+// them (2 ms did: BENCHMARKS.md, section 9, "The tail at half load").
+const producerLinger = 0
 
 // lagGauge registers the consumer lag gauge on reg, or returns the one
 // another Client already registered there.
@@ -571,7 +579,7 @@ func (c *Client) Close() {
 type chunk struct {
 	records       []*kgo.Record
 	highWatermark int64
-	polled        time.Time
+	polled        time.Time // when the poll loop had the records
 }
 
 // partitionWorker is one partition's loop: it cuts queued chunks into
@@ -617,54 +625,30 @@ func (w *partitionWorker) run(ctx context.Context) {
 	defer w.handler.Close()
 	var pending []*kgo.Record
 	var hw int64
-	var polled, polledLast time.Time
+	// since is when the pending batch's first records were polled, last
+	// when the latest queued ones were.
+	var since, last time.Time
 	for {
 		if len(pending) == 0 {
 			select {
 			case <-w.quit:
 				return
 			case ch := <-w.queue:
-				pending, hw, polled = ch.records, ch.highWatermark, ch.polled
+				pending, hw, since, last = ch.records, ch.highWatermark, ch.polled, ch.polled
 			}
 		}
-		// Linger: top up a short batch from the queue for a moment.
-		if latOld {
-			if len(pending) < w.c.cfg.BatchSize && w.c.cfg.Linger > 0 {
-				timer := time.NewTimer(w.c.cfg.Linger)
-			fill:
-				for len(pending) < w.c.cfg.BatchSize {
-					select {
-					case ch := <-w.queue:
-						pending = append(pending[:len(pending):len(pending)], ch.records...)
-						hw = ch.highWatermark
-						polledLast = ch.polled
-					case <-timer.C:
-						break fill
-					case <-w.quit:
-						break fill
-					}
-				}
-				timer.Stop()
-			}
-		} else {
-			pending, hw, polledLast = w.topUp(pending, hw, polled, polledLast)
+		if len(pending) < w.c.cfg.BatchSize && w.c.cfg.Linger > 0 {
+			pending, hw, last = w.topUp(pending, hw, since, last)
 		}
 		n := min(len(pending), w.c.cfg.BatchSize)
 		batch := pending[:n]
 		pending = pending[n:]
-		batchPolled := polled
-		if len(pending) > 0 && !polledLast.IsZero() {
-			polled = polledLast
-		}
+		// What is left came with the latest chunks: counted from their
+		// poll, it lingers no longer than they may.
+		since = last
 		w.msgs = w.msgs[:0]
 		for _, r := range batch {
 			w.msgs = append(w.msgs, message(r))
-		}
-		if pipeline.TraceOn.Load() {
-			tr := pipeline.TraceGet(batch[0].Topic, batch[0].Partition, batch[0].Offset)
-			pipeline.TraceLock()
-			tr.Polled, tr.Start = batchPolled, time.Now()
-			pipeline.TraceUnlock()
 		}
 		if err := w.handleRetrying(ctx, batch, hw); err != nil {
 			select {
@@ -690,24 +674,24 @@ func (w *partitionWorker) run(ctx context.Context) {
 	}
 }
 
-// topUp fills a short batch from the queue: first with what is queued
-// already, then waiting for more until Linger has passed since the batch's
-// first records were polled. Records that waited in the queue while the
-// previous batch was handled have lingered already: they wait no longer.
+// topUp fills a short batch from the queue: with what is queued already,
+// then with what comes until Linger has passed since the batch's first
+// records were polled (since). It returns the batch, the latest chunk's
+// high watermark and when that chunk was polled.
 func (w *partitionWorker) topUp(pending []*kgo.Record, hw int64, since, last time.Time) ([]*kgo.Record, int64, time.Time) {
 	size := w.c.cfg.BatchSize
 	add := func(ch chunk) {
 		pending = append(pending[:len(pending):len(pending)], ch.records...)
 		hw, last = ch.highWatermark, ch.polled
 	}
+queued:
 	for len(pending) < size {
 		select {
 		case ch := <-w.queue:
 			add(ch)
-			continue
 		default:
+			break queued
 		}
-		break
 	}
 	wait := w.c.cfg.Linger - time.Since(since)
 	if len(pending) >= size || wait <= 0 {
@@ -784,13 +768,4 @@ func (w *partitionWorker) handle(ctx context.Context, batch []*kgo.Record, hw in
 		}
 		markDone()
 	})
-}
-
-var latOld = os.Getenv("DRIFTLINE_LAT_OLD") != ""
-
-func producerLinger() time.Duration {
-	if latOld {
-		return 2 * time.Millisecond
-	}
-	return 0
 }
