@@ -24,8 +24,8 @@ import (
 // partitionWorker, pipeline.Runner):
 //   - one franz-go client from kafka.ClientConfig.NewFranzClient, so with
 //     the same client options as driftline's (snappy compression, the
-//     spec's default), plus the ones connectors/kafka.New adds: no producer
-//     linger, the sticky key partitioner, a consumer group reading
+//     spec's default), plus the ones connectors/kafka.New adds: producer
+//     linger 2 ms, the sticky key partitioner, a consumer group reading
 //     from the start with FetchMaxWait 500 ms, BlockRebalanceOnPoll, and
 //     AutoCommitMarks with a 1 s commit interval;
 //   - one poll loop hands each partition's fetched records to that
@@ -62,7 +62,7 @@ type passthrough struct {
 func startPassthrough(cc kafka.ClientConfig, spec *pipeline.Spec, in, out, group string) (*passthrough, error) {
 	p := &passthrough{out: out, batchSize: spec.Batch.Size, maxInFlight: spec.Batch.MaxInFlight, linger: spec.Batch.Linger.D(), done: make(chan error, 1)}
 	cl, err := cc.NewFranzClient(
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(in),

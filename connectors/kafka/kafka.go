@@ -189,7 +189,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	opts = append(opts,
-		kgo.ProducerLinger(producerLinger),
+		kgo.ProducerLinger(2*time.Millisecond),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerBatchMaxBytesFn(c.limits.batchMaxBytes),
 	)
@@ -233,12 +233,6 @@ func New(cfg Config) (*Client, error) {
 	c.cl = cl
 	return c, nil
 }
-
-// producerLinger is the outputs' linger in franz-go: none. A handler hands
-// a whole batch's outputs at once, and records produced while a request is
-// in flight go together in the next one, so waiting for more only delays
-// them (2 ms did: BENCHMARKS.md, section 9, "The tail at half load").
-const producerLinger = 0
 
 // lagGauge registers the consumer lag gauge on reg, or returns the one
 // another Client already registered there.
