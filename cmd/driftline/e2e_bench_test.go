@@ -70,6 +70,13 @@ var e2eRounds atomic.Int64
 //
 // DRIFTLINE_BENCH_NO_REDIS_STAGES=1 turns dedupe and the entity aggregates
 // off in both driftline sides, to show what the Redis round trips cost.
+//
+// To iterate on latency alone: DRIFTLINE_BENCH_LATENCY_RATE=N leaves the
+// throughput runs (and so the ratios) out, writing 1,000 rows for the
+// warm-up only, and loads every latency side at N events/s;
+// DRIFTLINE_BENCH_SIDES lists the sides whose latency is measured
+// (comma-separated: passthrough, dataplane, full; unset: all three).
+// Throughput runs, when there are any, always time all three sides.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -78,13 +85,19 @@ func BenchmarkEndToEnd(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	setLogAppendTime(b, ctx, broker, spec.Topics.Predictions, passthroughTopic)
-	stats := produceLabelledStream(b, ctx, broker, spec, spec.Topics.Input, spec.Topics.Labels, e2eEvents, 0)
+	fixed := latencyRate(b)
+	events := int64(e2eEvents)
+	if fixed > 0 {
+		events = 1000 // the warm-up's records: no throughput run
+	}
+	stats := produceLabelledStream(b, ctx, broker, spec, spec.Topics.Input, spec.Topics.Labels, events, 0)
 	rows := stats.Rows.Load()
 	warmBroker(b, ctx, broker, spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Rollout.ShadowTopic, passthroughTopic)
 	rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
 	b.Cleanup(func() { _ = rdb.Close() })
 	sides := e2eSides(broker, spec, specPath, rdb)
 	round := int(e2eRounds.Add(1) - 1)
+	order := selectSides(b, sides, rotation(len(sides), round))
 
 	report := func(name string, v float64) {
 		b.ReportMetric(v, name)
@@ -93,26 +106,32 @@ func BenchmarkEndToEnd(b *testing.B) {
 	defer e2eHistory.logMedians(b)
 	b.ReportAllocs()
 	b.ResetTimer()
-	elapsed := make([]time.Duration, len(sides))
-	for i := 0; i < b.N; i++ {
-		for _, k := range rotation(len(sides), round+i) {
-			elapsed[k] += timeSide(b, ctx, sides[k], spec.Topics.Input, spec.Topics.Labels, rows)
+	rate := make([]float64, len(sides))
+	if fixed > 0 {
+		for _, k := range order {
+			rate[k] = 2 * fixed
 		}
+	} else {
+		elapsed := make([]time.Duration, len(sides))
+		for i := 0; i < b.N; i++ {
+			for _, k := range rotation(len(sides), round+i) {
+				elapsed[k] += timeSide(b, ctx, sides[k], spec.Topics.Input, spec.Topics.Labels, rows)
+			}
+		}
+		for k, s := range sides {
+			rate[k] = float64(rows) * float64(b.N) / elapsed[k].Seconds()
+			report(s.name+"-events/s", rate[k])
+		}
+		pt := rate[sidePassthrough]
+		report("full/passthrough", rate[sideFull]/pt)
+		report("dataplane/passthrough", rate[sideDataPlane]/pt)
+		b.Logf("round %d order %v: %d rows; events/s passthrough %.0f, dataplane %.0f, full %.0f",
+			round, sideNames(sides, rotation(len(sides), round)), rows, pt, rate[sideDataPlane], rate[sideFull])
 	}
 	b.StopTimer()
-	rate := make([]float64, len(sides))
-	for k, s := range sides {
-		rate[k] = float64(rows) * float64(b.N) / elapsed[k].Seconds()
-		report(s.name+"-events/s", rate[k])
-	}
-	pt := rate[sidePassthrough]
-	report("full/passthrough", rate[sideFull]/pt)
-	report("dataplane/passthrough", rate[sideDataPlane]/pt)
-	b.Logf("round %d order %v: %d rows; events/s passthrough %.0f, dataplane %.0f, full %.0f",
-		round, sideNames(sides, rotation(len(sides), round)), rows, pt, rate[sideDataPlane], rate[sideFull])
 
 	seconds := latencySeconds(b)
-	for _, k := range rotation(len(sides), round) {
+	for _, k := range order {
 		lat := measureLatency(b, ctx, broker, spec, sides[k], rate[k]/2, seconds)
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)
@@ -158,7 +177,7 @@ func (h *metricHistory) logMedians(b *testing.B) {
 			fmt.Fprintf(&out, " %.4g", x)
 		}
 	}
-	b.Logf("medians over %d rounds:%s", len(h.values["full/passthrough"]), out.String())
+	b.Logf("medians over %d rounds:%s", e2eRounds.Load(), out.String())
 }
 
 // passthroughTopic is the passthrough side's output topic.
@@ -333,4 +352,39 @@ func latencySeconds(tb testing.TB) time.Duration {
 		tb.Fatalf("DRIFTLINE_BENCH_LATENCY_SECONDS=%q: want seconds in (0, 60]", v)
 	}
 	return time.Duration(s * float64(time.Second))
+}
+
+// latencyRate is DRIFTLINE_BENCH_LATENCY_RATE: when set, the latency runs
+// use that rate (events/s) for every side and the throughput runs are
+// left out.
+func latencyRate(tb testing.TB) float64 {
+	v := os.Getenv("DRIFTLINE_BENCH_LATENCY_RATE")
+	if v == "" {
+		return 0
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil || r <= 0 {
+		tb.Fatalf("DRIFTLINE_BENCH_LATENCY_RATE=%q: want events/s > 0", v)
+	}
+	return r
+}
+
+// selectSides keeps the sides of order named in DRIFTLINE_BENCH_SIDES
+// (comma-separated; unset: all).
+func selectSides(tb testing.TB, sides []e2eSide, order []int) []int {
+	v := os.Getenv("DRIFTLINE_BENCH_SIDES")
+	if v == "" {
+		return order
+	}
+	want := strings.Split(v, ",")
+	var out []int
+	for _, k := range order {
+		if slices.Contains(want, sides[k].name) {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		tb.Fatalf("DRIFTLINE_BENCH_SIDES=%q names no side", v)
+	}
+	return out
 }

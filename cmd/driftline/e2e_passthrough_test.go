@@ -32,8 +32,9 @@ import (
 //     partition's goroutine through a queue of maxInFlight chunks (the
 //     spec's batch.max_in_flight), which pushes back on the poll;
 //   - each partition goroutine cuts micro-batches of up to batchSize
-//     records, topping a short one up from its queue for up to linger (the
-//     spec's batch.size and batch.linger), produces the batch's records,
+//     records, topping a short one up from its queue until linger has
+//     passed since its first records were polled (the spec's batch.size
+//     and batch.linger), produces the batch's records,
 //     and goes on to the next batch while at most
 //     pipeline.DefaultMaxPendingBatches (2) batches await their
 //     acknowledgements;
@@ -120,13 +121,13 @@ func (p *passthrough) run(ctx context.Context) error {
 			}
 			w := workers[fp.Partition]
 			if w == nil {
-				w = &passthroughPartition{p: p, queue: make(chan []*kgo.Record, p.maxInFlight), pending: make(chan struct{}, pipeline.DefaultMaxPendingBatches)}
+				w = &passthroughPartition{p: p, queue: make(chan passthroughChunk, p.maxInFlight), pending: make(chan struct{}, pipeline.DefaultMaxPendingBatches)}
 				workers[fp.Partition] = w
 				wg.Add(1)
 				go func() { defer wg.Done(); w.run(ctx) }()
 			}
 			select {
-			case w.queue <- fp.Records:
+			case w.queue <- passthroughChunk{fp.Records, time.Now()}:
 			case <-ctx.Done():
 			}
 		})
@@ -151,33 +152,58 @@ func (p *passthrough) run(ctx context.Context) error {
 // with up to cap(pending) awaiting acknowledgement, acknowledged in order.
 type passthroughPartition struct {
 	p       *passthrough
-	queue   chan []*kgo.Record
+	queue   chan passthroughChunk
 	pending chan struct{}
 	prev    chan struct{} // closed once the previous batch is acknowledged
+}
+
+// passthroughChunk is one partition's records of a poll, and when they
+// were polled.
+type passthroughChunk struct {
+	records []*kgo.Record
+	polled  time.Time
 }
 
 func (w *passthroughPartition) run(ctx context.Context) {
 	w.prev = make(chan struct{})
 	close(w.prev)
 	var pending []*kgo.Record
-	for {
+	var since, last time.Time // when the batch's first and the latest records were polled
+	closed := false
+	add := func(ch passthroughChunk, ok bool) {
+		if !ok {
+			closed = true
+			return
+		}
+		pending = append(pending[:len(pending):len(pending)], ch.records...)
+		last = ch.polled
+	}
+	for !closed || len(pending) > 0 {
 		if len(pending) == 0 {
-			recs, ok := <-w.queue
-			if !ok {
+			ch, ok := <-w.queue
+			if add(ch, ok); closed {
 				break
 			}
-			pending = recs
+			since = ch.polled
 		}
-		if len(pending) < w.p.batchSize && w.p.linger > 0 {
-			timer := time.NewTimer(w.p.linger)
+		// Top up as connectors/kafka does: what is queued, then until
+		// linger has passed since the first records were polled.
+	drain:
+		for !closed && len(pending) < w.p.batchSize {
+			select {
+			case ch, ok := <-w.queue:
+				add(ch, ok)
+			default:
+				break drain
+			}
+		}
+		if wait := w.p.linger - time.Since(since); !closed && len(pending) < w.p.batchSize && wait > 0 {
+			timer := time.NewTimer(wait)
 		fill:
-			for len(pending) < w.p.batchSize {
+			for !closed && len(pending) < w.p.batchSize {
 				select {
-				case recs, ok := <-w.queue:
-					if !ok {
-						break fill
-					}
-					pending = append(pending[:len(pending):len(pending)], recs...)
+				case ch, ok := <-w.queue:
+					add(ch, ok)
 				case <-timer.C:
 					break fill
 				}
@@ -187,6 +213,7 @@ func (w *passthroughPartition) run(ctx context.Context) {
 		n := min(len(pending), w.p.batchSize)
 		w.produce(ctx, pending[:n])
 		pending = pending[n:]
+		since = last
 	}
 	<-w.prev // every batch acknowledged
 }

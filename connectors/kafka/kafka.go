@@ -41,7 +41,10 @@ type Config struct {
 	SessionTimeout time.Duration
 	// BatchSize is the most records handed to a partition handler at once.
 	BatchSize int
-	// Linger is how long a partition loop waits to fill a batch.
+	// Linger is how long a partition loop waits to fill a batch, counted
+	// from the fetch of the batch's first records: records that waited in
+	// the partition's queue while the previous batch was handled have
+	// lingered already, and go with whatever else is queued at once.
 	Linger time.Duration
 	// MaxInFlight is the most fetched chunks queued per partition.
 	MaxInFlight int
@@ -317,7 +320,7 @@ func (c *Client) Run(ctx context.Context, open func(topic string, partition int3
 				return
 			}
 			if w := c.workers[tp{p.Topic, p.Partition}]; w != nil {
-				w.enqueue(pollCtx, chunk{records: p.Records, highWatermark: p.HighWatermark})
+				w.enqueue(pollCtx, chunk{records: p.Records, highWatermark: p.HighWatermark, polled: time.Now()})
 			}
 		})
 		c.mu.Unlock()
@@ -570,6 +573,7 @@ func (c *Client) Close() {
 type chunk struct {
 	records       []*kgo.Record
 	highWatermark int64
+	polled        time.Time // when the poll loop had the records
 }
 
 // partitionWorker is one partition's loop: it cuts queued chunks into
@@ -615,35 +619,27 @@ func (w *partitionWorker) run(ctx context.Context) {
 	defer w.handler.Close()
 	var pending []*kgo.Record
 	var hw int64
+	// since is when the pending batch's first records were polled, last
+	// when the latest queued ones were.
+	var since, last time.Time
 	for {
 		if len(pending) == 0 {
 			select {
 			case <-w.quit:
 				return
 			case ch := <-w.queue:
-				pending, hw = ch.records, ch.highWatermark
+				pending, hw, since, last = ch.records, ch.highWatermark, ch.polled, ch.polled
 			}
 		}
-		// Linger: top up a short batch from the queue for a moment.
 		if len(pending) < w.c.cfg.BatchSize && w.c.cfg.Linger > 0 {
-			timer := time.NewTimer(w.c.cfg.Linger)
-		fill:
-			for len(pending) < w.c.cfg.BatchSize {
-				select {
-				case ch := <-w.queue:
-					pending = append(pending[:len(pending):len(pending)], ch.records...)
-					hw = ch.highWatermark
-				case <-timer.C:
-					break fill
-				case <-w.quit:
-					break fill
-				}
-			}
-			timer.Stop()
+			pending, hw, last = w.topUp(pending, hw, since, last)
 		}
 		n := min(len(pending), w.c.cfg.BatchSize)
 		batch := pending[:n]
 		pending = pending[n:]
+		// What is left came with the latest chunks: counted from their
+		// poll, it lingers no longer than they may.
+		since = last
 		w.msgs = w.msgs[:0]
 		for _, r := range batch {
 			w.msgs = append(w.msgs, message(r))
@@ -670,6 +666,44 @@ func (w *partitionWorker) run(ctx context.Context) {
 		default:
 		}
 	}
+}
+
+// topUp fills a short batch from the queue: with what is queued already,
+// then with what comes until Linger has passed since the batch's first
+// records were polled (since). It returns the batch, the latest chunk's
+// high watermark and when that chunk was polled.
+func (w *partitionWorker) topUp(pending []*kgo.Record, hw int64, since, last time.Time) ([]*kgo.Record, int64, time.Time) {
+	size := w.c.cfg.BatchSize
+	add := func(ch chunk) {
+		pending = append(pending[:len(pending):len(pending)], ch.records...)
+		hw, last = ch.highWatermark, ch.polled
+	}
+queued:
+	for len(pending) < size {
+		select {
+		case ch := <-w.queue:
+			add(ch)
+		default:
+			break queued
+		}
+	}
+	wait := w.c.cfg.Linger - time.Since(since)
+	if len(pending) >= size || wait <= 0 {
+		return pending, hw, last
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(pending) < size {
+		select {
+		case ch := <-w.queue:
+			add(ch)
+		case <-timer.C:
+			return pending, hw, last
+		case <-w.quit:
+			return pending, hw, last
+		}
+	}
+	return pending, hw, last
 }
 
 // handleRetrying is handle, tried again under Config.Retry while the
