@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -157,9 +158,18 @@ func TestChainUnderRunnerNeverWritesOverPendingBatches(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
+	acked := make(chan struct{}, batches)
 	for k := range batches {
 		if k >= pending {
 			sink.ack(k - pending) // the oldest batch is acknowledged
+			// The runner acks on a goroutine of its own, after it took
+			// the batch's buffers back: wait for it, so that this batch
+			// finds them (under load it may not have run yet).
+			select {
+			case <-acked:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("batch %d: no ack within 10s of its outputs' acknowledgement", k-pending)
+			}
 		}
 		msgs := benchMessages(rows[k*size : (k+1)*size])
 		for i := range msgs {
@@ -169,6 +179,7 @@ func TestChainUnderRunnerNeverWritesOverPendingBatches(t *testing.T) {
 			if err != nil {
 				t.Errorf("ack: %v", err)
 			}
+			acked <- struct{}{}
 		}); err != nil {
 			t.Fatal(err)
 		}
