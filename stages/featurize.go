@@ -3,7 +3,6 @@ package stages
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -167,16 +166,9 @@ func (f *Featurize) Process(ctx context.Context, b *pipeline.Batch) error {
 	for k, c := range f.categorical {
 		hashColumn(hashed[k:], fb.NumHashed, rec.Column(c), rows, k, f.mask)
 	}
-	for k := range f.tokens {
-		t := &f.tokens[k]
-		col, ok := rec.Column(t.col).(*array.String)
-		if !ok {
-			return fmt.Errorf("featurize: text field column %d is %s, not a string", t.col, rec.Column(t.col).DataType())
-		}
-		for j, i := range rows {
-			f.scratch = t.appendHashes(f.scratch[:0], col, i, f.mask)
-			copy(hashed[j*fb.NumHashed+t.slot:j*fb.NumHashed+t.slot+t.max], f.scratch)
-		}
+	var err error
+	if f.scratch, err = hashTokens(hashed, fb.NumHashed, rec, rows, f.tokens, f.scratch, f.mask); err != nil {
+		return err
 	}
 	if f.entityCol >= 0 {
 		return f.addEntityAggregates(ctx, b, dense[len(f.numeric):], rows)

@@ -54,6 +54,34 @@ type entityAgg struct {
 	last float64 // unix seconds, 0 = never
 }
 
+// step writes into row the entity's aggregates before row i's event (its
+// count, mean and seconds since its last event; NaN where there is none)
+// and adds the event to them: at its time field's value (times; nil or
+// null: the record's timestamp), with its mean_of value (meanOf; nil: no
+// mean). The live stage and the replay kernel both step with it, so that
+// their features agree bit for bit.
+func (agg *entityAgg) step(row []float32, times *array.Timestamp, meanOf arrow.Array, b *pipeline.Batch, i int) {
+	var now float64
+	if times != nil && !times.IsNull(i) {
+		now = float64(times.Value(i)) / 1e6
+	} else {
+		now = float64(b.Messages[i].Timestamp.UnixMicro()) / 1e6
+	}
+	nan := float32(math.NaN())
+	row[0], row[1], row[2] = float32(agg.n), nan, nan
+	if agg.n > 0 {
+		row[1] = float32(agg.mean)
+		row[2] = float32(math.Max(0, now-agg.last))
+	}
+	agg.n++
+	if meanOf != nil {
+		if x := float64(numericValue(meanOf, i)); !math.IsNaN(x) {
+			agg.mean += (x - agg.mean) / agg.n
+		}
+	}
+	agg.last = math.Max(agg.last, now)
+}
+
 // addEntityAggregates writes each row's three entity aggregates into
 // dst[j*NumDense:] (rows are b's feature rows), updates the entities row
 // by row in order, and defers their write. Per row it makes one map
@@ -86,24 +114,7 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch, 
 			continue
 		}
 		agg := &s.agg.entityAgg
-		var now float64
-		if times != nil && !times.IsNull(i) {
-			now = float64(times.Value(i)) / 1e6
-		} else {
-			now = float64(b.Messages[i].Timestamp.UnixMicro()) / 1e6
-		}
-		row[0], row[1], row[2] = float32(agg.n), nan, nan
-		if agg.n > 0 {
-			row[1] = float32(agg.mean)
-			row[2] = float32(math.Max(0, now-agg.last))
-		}
-		agg.n++
-		if meanOf != nil {
-			if x := float64(numericValue(meanOf, i)); !math.IsNaN(x) {
-				agg.mean += (x - agg.mean) / agg.n
-			}
-		}
-		agg.last = math.Max(agg.last, now)
+		agg.step(row, times, meanOf, b, i)
 	}
 	p := f.writeEntities()
 	if f.maxCache > 0 {

@@ -117,16 +117,9 @@ func (f *ReplayFeaturize) Process(_ context.Context, b *pipeline.Batch) error {
 	for k, c := range f.categorical {
 		hashColumn(hashed[k:], f.numHashed, rec.Column(c), rows, k, f.mask)
 	}
-	for k := range f.tokens {
-		t := &f.tokens[k]
-		col, ok := rec.Column(t.col).(*array.String)
-		if !ok {
-			return fmt.Errorf("featurize: text field column %d is %s, not a string", t.col, rec.Column(t.col).DataType())
-		}
-		for j, i := range rows {
-			f.scratch = t.appendHashes(f.scratch[:0], col, i, f.mask)
-			copy(hashed[j*f.numHashed+t.slot:j*f.numHashed+t.slot+t.max], f.scratch)
-		}
+	var err error
+	if f.scratch, err = hashTokens(hashed, f.numHashed, rec, rows, f.tokens, f.scratch, f.mask); err != nil {
+		return err
 	}
 	return nil
 }
@@ -201,6 +194,24 @@ func hashColumn(dst []int32, stride int, col arrow.Array, rows []int, k int, mas
 	}
 }
 
+// hashTokens writes each row's token hashes of the text fields into
+// hashed (stride per row, at each field's slot), as the live stage and the
+// replay kernel both do; scratch is reused and returned.
+func hashTokens(hashed []int32, stride int, rec arrow.RecordBatch, rows []int, tokens []textTokens, scratch []int32, mask uint32) ([]int32, error) {
+	for k := range tokens {
+		t := &tokens[k]
+		col, ok := rec.Column(t.col).(*array.String)
+		if !ok {
+			return scratch, fmt.Errorf("featurize: text field column %d is %s, not a string", t.col, rec.Column(t.col).DataType())
+		}
+		for j, i := range rows {
+			scratch = t.appendHashes(scratch[:0], col, i, mask)
+			copy(hashed[j*stride+t.slot:j*stride+t.slot+t.max], scratch)
+		}
+	}
+	return scratch, nil
+}
+
 // entityAggregates writes each row's three entity aggregates into
 // dst[j*f.numDense:] and updates the entity, row by row in order, as
 // Featurize.addEntityAggregates does.
@@ -228,24 +239,7 @@ func (f *ReplayFeaturize) entityAggregates(dst []float32, b *pipeline.Batch, row
 			agg = &entityAgg{}
 			f.aggs[strings.Clone(k)] = agg
 		}
-		var now float64
-		if times != nil && !times.IsNull(i) {
-			now = float64(times.Value(i)) / 1e6
-		} else {
-			now = float64(b.Messages[i].Timestamp.UnixMicro()) / 1e6
-		}
-		row[0], row[1], row[2] = float32(agg.n), nan, nan
-		if agg.n > 0 {
-			row[1] = float32(agg.mean)
-			row[2] = float32(math.Max(0, now-agg.last))
-		}
-		agg.n++
-		if meanOf != nil {
-			if x := float64(numericValue(meanOf, i)); !math.IsNaN(x) {
-				agg.mean += (x - agg.mean) / agg.n
-			}
-		}
-		agg.last = math.Max(agg.last, now)
+		agg.step(row, times, meanOf, b, i)
 	}
 	return nil
 }
