@@ -147,13 +147,7 @@ func (f *Featurize) Name() string { return "featurize" }
 func (f *Featurize) Process(ctx context.Context, b *pipeline.Batch) error {
 	fb := &b.Features
 	fb.NumDense, fb.NumHashed = f.NumDense(), f.NumHashed()
-	start := len(fb.Row)
-	for i := range b.Len() {
-		if b.OK(i) {
-			fb.Row = append(fb.Row, i)
-		}
-	}
-	rows := fb.Row[start:]
+	rows := appendOKRows(fb, b)
 	if len(rows) == 0 {
 		return nil
 	}

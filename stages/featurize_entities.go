@@ -54,6 +54,19 @@ type entityAgg struct {
 	last float64 // unix seconds, 0 = never
 }
 
+// aggColumns are the columns entityAgg.step reads: the time field's
+// (nil when there is none or it is not a timestamp) and mean_of's (nil
+// when there is none); a column index below 0 is none.
+func aggColumns(rec arrow.RecordBatch, timeCol, meanOfCol int) (times *array.Timestamp, meanOf arrow.Array) {
+	if timeCol >= 0 {
+		times, _ = rec.Column(timeCol).(*array.Timestamp)
+	}
+	if meanOfCol >= 0 {
+		meanOf = rec.Column(meanOfCol)
+	}
+	return times, meanOf
+}
+
 // step writes into row the entity's aggregates before row i's event (its
 // count, mean and seconds since its last event; NaN where there is none)
 // and adds the event to them: at its time field's value (times; nil or
@@ -97,14 +110,7 @@ func (f *Featurize) addEntityAggregates(ctx context.Context, b *pipeline.Batch, 
 		f.dropUnheld(f.reads)
 		return err
 	}
-	var meanOf arrow.Array
-	if f.meanOfCol >= 0 {
-		meanOf = rec.Column(f.meanOfCol)
-	}
-	var times *array.Timestamp
-	if f.timeCol >= 0 {
-		times, _ = rec.Column(f.timeCol).(*array.Timestamp)
-	}
+	times, meanOf := aggColumns(rec, f.timeCol, f.meanOfCol)
 	nan := float32(math.NaN())
 	for j, i := range rows {
 		row := dst[j*stride : j*stride+3]

@@ -90,13 +90,7 @@ func (f *ReplayFeaturize) NumHashed() int { return f.numHashed }
 func (f *ReplayFeaturize) Process(_ context.Context, b *pipeline.Batch) error {
 	fb := &b.Features
 	fb.NumDense, fb.NumHashed = f.numDense, f.numHashed
-	start := len(fb.Row)
-	for i := range b.Len() {
-		if b.OK(i) {
-			fb.Row = append(fb.Row, i)
-		}
-	}
-	rows := fb.Row[start:]
+	rows := appendOKRows(fb, b)
 	if len(rows) == 0 {
 		return nil
 	}
@@ -194,6 +188,19 @@ func hashColumn(dst []int32, stride int, col arrow.Array, rows []int, k int, mas
 	}
 }
 
+// appendOKRows appends the indices of b's rows still OK to fb.Row and
+// returns them: the rows the featurize stage and the replay kernel write
+// features for.
+func appendOKRows(fb *pipeline.FeatureBlock, b *pipeline.Batch) []int {
+	start := len(fb.Row)
+	for i := range b.Len() {
+		if b.OK(i) {
+			fb.Row = append(fb.Row, i)
+		}
+	}
+	return fb.Row[start:]
+}
+
 // hashTokens writes each row's token hashes of the text fields into
 // hashed (stride per row, at each field's slot), as the live stage and the
 // replay kernel both do; scratch is reused and returned.
@@ -218,14 +225,7 @@ func hashTokens(hashed []int32, stride int, rec arrow.RecordBatch, rows []int, t
 func (f *ReplayFeaturize) entityAggregates(dst []float32, b *pipeline.Batch, rows []int) error {
 	rec := b.Record
 	col := rec.Column(f.entityCol)
-	var meanOf arrow.Array
-	if f.meanOfCol >= 0 {
-		meanOf = rec.Column(f.meanOfCol)
-	}
-	var times *array.Timestamp
-	if f.timeCol >= 0 {
-		times, _ = rec.Column(f.timeCol).(*array.Timestamp)
-	}
+	times, meanOf := aggColumns(rec, f.timeCol, f.meanOfCol)
 	nan := float32(math.NaN())
 	for j, i := range rows {
 		row := dst[j*f.numDense : j*f.numDense+3]
