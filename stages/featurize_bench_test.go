@@ -48,12 +48,7 @@ func BenchmarkEntityAggregatesRunner(b *testing.B) {
 		b.Run(srv.name, func(b *testing.B) {
 			for _, cache := range []string{"on", "off"} {
 				b.Run("cache="+cache, func(b *testing.B) {
-					spec := testSpec(b, true)
-					spec.Schema.MaxStringBytes = pipeline.DefaultMaxStringBytes
-					if cache == "off" {
-						off := 0
-						spec.Stages.Featurize.Entity.LocalCache = &off
-					}
+					spec := entityBenchSpec(b, cache)
 					rdb := srv.start(b)
 					fz, err := NewFeaturize(spec, rdb)
 					must(b, err)
@@ -110,12 +105,7 @@ func BenchmarkFeaturizeEntities(b *testing.B) {
 		b.Run(srv.name, func(b *testing.B) {
 			for _, cache := range []string{"on", "off"} {
 				b.Run("cache="+cache, func(b *testing.B) {
-					spec := testSpec(b, true)
-					spec.Schema.MaxStringBytes = pipeline.DefaultMaxStringBytes
-					if cache == "off" {
-						off := 0
-						spec.Stages.Featurize.Entity.LocalCache = &off
-					}
+					spec := entityBenchSpec(b, cache)
 					in := anonymizedBatches(b, spec, 8)
 					fz, err := NewFeaturize(spec, srv.start(b))
 					must(b, err)
@@ -274,4 +264,16 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 			return
 		}
 	}
+}
+
+// entityBenchSpec is the entity-aggregates spec of the featurize
+// benchmarks, with the local cache "on" (the default) or "off".
+func entityBenchSpec(tb testing.TB, cache string) *pipeline.Spec {
+	spec := testSpec(tb, true)
+	spec.Schema.MaxStringBytes = pipeline.DefaultMaxStringBytes
+	if cache == "off" {
+		off := 0
+		spec.Stages.Featurize.Entity.LocalCache = &off
+	}
+	return spec
 }
