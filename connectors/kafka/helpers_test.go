@@ -189,6 +189,7 @@ type consumerOpts struct {
 	retry           *pipeline.RetryPolicy
 	onCommitted     func(topic string, partition int32, next int64)
 	commitEvery     time.Duration
+	txnTimeout      time.Duration // exactly-once: the transactions' timeout
 }
 
 func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consumerOpts) *kafka.Client {
@@ -197,18 +198,19 @@ func newConsumer(t *testing.T, b *kafkatest.Broker, group, topic string, o consu
 		o.reg = prometheus.NewRegistry()
 	}
 	c, err := kafka.New(kafka.Config{
-		Client:          b.ClientConfig("driftline-test"),
-		Group:           group,
-		Topics:          []string{topic},
-		SessionTimeout:  6 * time.Second,
-		BatchSize:       o.batch,
-		Linger:          o.linger,
-		MaxInFlight:     o.inFlight,
-		Registerer:      o.reg,
-		TransactionalID: o.txnID,
-		Retry:           o.retry,
-		CommitInterval:  o.commitEvery,
-		OnCommitted:     o.onCommitted,
+		Client:             b.ClientConfig("driftline-test"),
+		Group:              group,
+		Topics:             []string{topic},
+		SessionTimeout:     6 * time.Second,
+		BatchSize:          o.batch,
+		Linger:             o.linger,
+		MaxInFlight:        o.inFlight,
+		Registerer:         o.reg,
+		TransactionalID:    o.txnID,
+		TransactionTimeout: o.txnTimeout,
+		Retry:              o.retry,
+		CommitInterval:     o.commitEvery,
+		OnCommitted:        o.onCommitted,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@
 package kafka_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/driftline/driftline/testkit/kafkatest"
@@ -35,4 +36,12 @@ func TestIntegrationExactlyOnceRestartResumesWithoutDuplicates(t *testing.T) {
 
 func BenchmarkIntegrationExactlyOnceVsAtLeastOnce(b *testing.B) {
 	benchModes(b, kafkatest.StartKafka(b))
+}
+
+func TestIntegrationExactlyOnceBrokerAbortedTransactionIsReadAgain(t *testing.T) {
+	for _, commitOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("commit_only=%v", commitOnly), func(t *testing.T) {
+			testExactlyOnceBrokerAbortsTheTransaction(t, kafkatest.SharedKafka(t), commitOnly)
+		})
+	}
 }

@@ -173,7 +173,7 @@ func (c *Client) newTransactional(opts []kgo.Opt) (*Client, error) {
 		// always on in this franz-go version: a member taking over a
 		// partition waits for a pending transactional offset commit.
 	)
-	opts = append(opts, kgo.TransactionTimeout(cmp.Or(c.cfg.TransactionTimeout, DefaultTransactionTimeout)))
+	opts = append(opts, kgo.TransactionTimeout(c.transactionTimeout()))
 	c.txn.opts = opts
 	if err := c.newSession(); err != nil {
 		return nil, err
@@ -252,7 +252,35 @@ func (c *Client) resetSession(ctx context.Context) error {
 // not fence it back), or is not authorized.
 func fatalTxnError(err error) bool {
 	var ke *kerr.Error
-	return errors.As(err, &ke) && !ke.Retriable
+	return errors.As(err, &ke) && !ke.Retriable && !abortMends(err)
+}
+
+// timedOut reports whether err, End's answer to a round that began at
+// began, is a fence the broker's own timeout explains: the round outlived
+// the transaction timeout (it waited out a broker restart, say), so the
+// broker aborted its transaction and bumped the producer's epoch. Kafka
+// answers that with INVALID_PRODUCER_EPOCH (abortMends); kfake, and any
+// broker that does the same, with PRODUCER_FENCED. A new session mends it.
+// A fence that a quick round meets is another process with this
+// transactional id, and stays fatal.
+func (c *Client) timedOut(err error, began time.Time) bool {
+	return errors.Is(err, kerr.ProducerFenced) && time.Since(began) >= c.transactionTimeout()
+}
+
+// transactionTimeout is Config.TransactionTimeout or its default.
+func (c *Client) transactionTimeout() time.Duration {
+	return cmp.Or(c.cfg.TransactionTimeout, DefaultTransactionTimeout)
+}
+
+// abortMends reports whether err, a record's or End's answer, is one that
+// aborting the transaction (and, failing that, a new session) mends: the
+// broker aborted the transaction itself, as when its timeout ran out while
+// the cluster was away, which bumps the producer's epoch; or it lost the
+// producer id. Another process with this transactional id is answered
+// PRODUCER_FENCED instead, which stays fatal.
+func abortMends(err error) bool {
+	return errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.UnknownProducerID) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionAbortable)
 }
 
 // sleepCtx waits d, or less when ctx ends first (false).
@@ -486,6 +514,7 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 	if err := c.sess.Begin(); err != nil {
 		return fmt.Errorf("%w: begin: %w", errEndTxn, err)
 	}
+	began := time.Now()
 	c.txn.takeProduceErr()
 	c.txn.inRound.Store(true)
 	roundCtx, cancelRound := context.WithCancel(ctx)
@@ -520,9 +549,18 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 		if err != nil {
 			firstErr = fmt.Errorf("%w: flush the round: %w", errRoundAborted, err)
 		} else if err := c.txn.takeProduceErr(); err != nil {
-			// The client retried the record as long as it could: what is
-			// left (an unknown topic, a record too large) does not mend.
-			firstErr = fmt.Errorf("kafka: produce: %w", err)
+			if abortMends(err) || c.timedOut(err, began) {
+				// The broker ended the transaction on its own (it timed
+				// out while the cluster was away): the abort below
+				// recovers the producer, or a new session does, and the
+				// round is read again.
+				firstErr = fmt.Errorf("%w: produce: %w", errRoundAborted, err)
+			} else {
+				// The client retried the record as long as it could: what
+				// is left (an unknown topic, a record too large) does not
+				// mend.
+				firstErr = fmt.Errorf("kafka: produce: %w", err)
+			}
 		}
 	}
 	c.txn.inRound.Store(false)
@@ -531,7 +569,7 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 	committed, err := c.sess.End(endCtx, kgo.TransactionEndTry(firstErr == nil))
 	if err != nil {
 		c.txn.aborted.Add(1)
-		if fatalTxnError(err) {
+		if fatalTxnError(err) && !c.timedOut(err, began) {
 			if firstErr != nil { // text only: nothing may make this look retryable
 				return fmt.Errorf("kafka: end transaction: %w (the round had failed: %v)", err, firstErr)
 			}

@@ -688,3 +688,77 @@ func TestExactlyOnceProduceErrorAbortsRound(t *testing.T) {
 		t.Errorf("Transactions() = %d committed, %d aborted; want 0, 1", n, m)
 	}
 }
+
+// testExactlyOnceBrokerAbortsTheTransaction stalls a round past the
+// transaction timeout, so the broker aborts its transaction and bumps the
+// producer's epoch, as it does when the cluster was away for longer than
+// the timeout. With commitOnly, the stalled batch is the round's last, so
+// its End is the first to meet the new epoch; without, the round produces
+// after the stall. Either way Run must go on: the round is read again, and
+// the read-committed outputs hold every input once.
+func testExactlyOnceBrokerAbortsTheTransaction(t *testing.T, b *kafkatest.Broker, commitOnly bool) {
+	const txnTimeout = time.Second
+	name := "txn-timeout"
+	if commitOnly {
+		name += "-commit"
+	}
+	in, out, dlq, group := name+"-in", name+"-out", name+"-dlq", name+"-group"
+	const batch = 8
+	perPart := 20 * batch
+	if commitOnly {
+		perPart = batch // the first round is one batch
+	}
+	b.CreateTopic(t, in, 1)
+	b.CreateTopic(t, out, 1)
+	b.CreateTopic(t, dlq, 1)
+	produceN(t, b, in, 1, perPart, 0)
+	pipe := newEOSPipe(t, out, dlq)
+	c := newEOSConsumer(t, b, group, in, "eos-"+name, consumerOpts{batch: batch, inFlight: 1, txnTimeout: txnTimeout})
+	var stalled atomic.Bool
+	pipe.after = func(msgs []pipeline.Message) error {
+		if msgs[0].Offset == 0 && !stalled.Swap(true) {
+			// Send the batch's outputs, so that the transaction holds the
+			// output partition when the broker aborts it.
+			if err := c.Kgo().Flush(context.Background()); err != nil {
+				return err
+			}
+			// Past the timeout and the broker's sweep for timed-out
+			// transactions (1 s in testkit's brokers and in kfake's).
+			time.Sleep(txnTimeout + 3*time.Second)
+		}
+		return nil
+	}
+	run := start(c, pipe.open(c))
+	if commitOnly {
+		eventually(t, "the stalled round ended", func() bool { return stalled.Load() })
+		produceN(t, b, in, 1, 3*batch, perPart)
+		perPart += 3 * batch
+	}
+	eventually(t, "every input committed", func() bool {
+		select {
+		case err := <-run.done:
+			t.Fatalf("Run returned %v after the broker aborted its transaction; want it to go on", err)
+		default:
+		}
+		return stableCommitted(t, b, group, in)[0] == int64(perPart)
+	})
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	pipe.Check(t)
+	if !stalled.Load() {
+		t.Fatal("no batch stalled; the test proves nothing")
+	}
+	if _, aborted := c.Transactions(); aborted == 0 && c.SessionResets() == 0 {
+		t.Errorf("no round was aborted and no session reset: the broker never aborted the stalled transaction, so the test proves nothing")
+	}
+	committedExactly(t, b, out, dlq, map[int32]int64{0: int64(perPart)}, "after the broker's abort: %s", false)
+}
+
+func TestExactlyOnceBrokerAbortedTransactionIsReadAgain(t *testing.T) {
+	for _, commitOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("commit_only=%v", commitOnly), func(t *testing.T) {
+			testExactlyOnceBrokerAbortsTheTransaction(t, kafkatest.StartKfake(t), commitOnly)
+		})
+	}
+}
