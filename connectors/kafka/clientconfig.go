@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -139,7 +140,35 @@ func (c ClientConfig) clientOpts() ([]kgo.Opt, error) {
 	if c.SASL != nil {
 		opts = append(opts, kgo.SASL(c.SASL.mechanism()))
 	}
+	if lvl, ok := clientLogLevel(); ok {
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, lvl, func() string {
+			return time.Now().UTC().Format("15:04:05.000 ") + "[franz-go " + cmp.Or(c.ClientID, DefaultClientID) + "] "
+		})))
+	}
 	return opts, nil
+}
+
+// ClientLogEnv names the environment variable that turns on franz-go's
+// own log, to stderr, for every client a connector builds: "debug",
+// "info", "warn" or "error". It is for finding out why a client waits
+// (a group that does not rejoin, offsets that stay unstable), not for
+// production logging: at debug it logs every request.
+const ClientLogEnv = "DRIFTLINE_KAFKA_CLIENT_LOG"
+
+// clientLogLevel reads ClientLogEnv; ok is false when it is unset or
+// names no level.
+func clientLogLevel() (kgo.LogLevel, bool) {
+	switch strings.ToLower(os.Getenv(ClientLogEnv)) {
+	case "debug":
+		return kgo.LogLevelDebug, true
+	case "info":
+		return kgo.LogLevelInfo, true
+	case "warn":
+		return kgo.LogLevelWarn, true
+	case "error":
+		return kgo.LogLevelError, true
+	}
+	return kgo.LogLevelNone, false
 }
 
 // NewFranzClient validates c and builds a franz-go client from it: seed

@@ -712,6 +712,13 @@ func testExactlyOnceBrokerAbortsTheTransaction(t *testing.T, b *kafkatest.Broker
 	b.CreateTopic(t, out, 1)
 	b.CreateTopic(t, dlq, 1)
 	produceN(t, b, in, 1, perPart, 0)
+	// Past the timeout and the broker's sweep for timed-out transactions:
+	// kfake aborts a transaction when its timeout fires; Kafka looks for
+	// them every 10 s (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+	stall := txnTimeout + 3*time.Second
+	if b.Fake == nil {
+		stall = txnTimeout + 12*time.Second
+	}
 	pipe := newEOSPipe(t, out, dlq)
 	c := newEOSConsumer(t, b, group, in, "eos-"+name, consumerOpts{batch: batch, inFlight: 1, txnTimeout: txnTimeout})
 	var stalled atomic.Bool
@@ -722,9 +729,7 @@ func testExactlyOnceBrokerAbortsTheTransaction(t *testing.T, b *kafkatest.Broker
 			if err := c.Kgo().Flush(context.Background()); err != nil {
 				return err
 			}
-			// Past the timeout and the broker's sweep for timed-out
-			// transactions (1 s in testkit's brokers and in kfake's).
-			time.Sleep(txnTimeout + 3*time.Second)
+			time.Sleep(stall)
 		}
 		return nil
 	}

@@ -390,9 +390,6 @@ func serverProperties(addr, ctrl, dataDir string, sec *SASLSSL) string {
 		"transaction.state.log.replication.factor=1",
 		"transaction.state.log.min.isr=1",
 		"transaction.state.log.num.partitions=4",
-		// Sweep for timed-out transactions every second (default 10 s), so
-		// a test that outlives a transaction's timeout sees it aborted soon.
-		"transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
 		"share.coordinator.state.topic.replication.factor=1",
 		"share.coordinator.state.topic.min.isr=1",
 		"group.initial.rebalance.delay.ms=0",
