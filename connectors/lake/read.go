@@ -31,6 +31,12 @@ const readBatchRows = 8192
 // An error ends the iteration after it is yielded with a nil record. ctx
 // is checked between records.
 func ReadFiles(ctx context.Context, root string, from, to time.Time) iter.Seq2[arrow.RecordBatch, error] {
+	return readFiles(ctx, root, from, to, memory.DefaultAllocator)
+}
+
+// readFiles is ReadFiles with the records' buffers allocated by mem (and
+// freed to it when a record is released).
+func readFiles(ctx context.Context, root string, from, to time.Time, mem memory.Allocator) iter.Seq2[arrow.RecordBatch, error] {
 	return func(yield func(arrow.RecordBatch, error) bool) {
 		entries, err := ReadManifest(root)
 		if err != nil {
@@ -48,7 +54,7 @@ func ReadFiles(ctx context.Context, root string, from, to time.Time) iter.Seq2[a
 			if e.MaxEventTime.UnixMicro() < lo || e.MinEventTime.UnixMicro() >= hi {
 				continue
 			}
-			if !readFile(ctx, filepath.Join(root, filepath.FromSlash(e.Path)), lo, hi, yield) {
+			if !readFile(ctx, filepath.Join(root, filepath.FromSlash(e.Path)), lo, hi, mem, yield) {
 				return
 			}
 		}
@@ -57,13 +63,13 @@ func ReadFiles(ctx context.Context, root string, from, to time.Time) iter.Seq2[a
 
 // readFile yields the rows of one file with event time in [lo, hi); it
 // reports whether to go on.
-func readFile(ctx context.Context, path string, lo, hi int64, yield func(arrow.RecordBatch, error) bool) bool {
+func readFile(ctx context.Context, path string, lo, hi int64, mem memory.Allocator, yield func(arrow.RecordBatch, error) bool) bool {
 	pr, err := file.OpenParquetFile(path, false)
 	if err != nil {
 		return yield(nil, fmt.Errorf("lake: open %s: %w", path, err))
 	}
 	defer pr.Close()
-	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: readBatchRows}, memory.DefaultAllocator)
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: readBatchRows}, mem)
 	if err != nil {
 		return yield(nil, fmt.Errorf("lake: read %s: %w", path, err))
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // hourlyLake writes 6 hours of 100 events each (one file per hour) and
@@ -102,7 +103,7 @@ func TestReaderOfExpiredFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got error
-	readFile(context.Background(), filepath.Join(root, filepath.FromSlash(es[0].Path)), 0, 1<<62, func(_ arrow.RecordBatch, err error) bool {
+	readFile(context.Background(), filepath.Join(root, filepath.FromSlash(es[0].Path)), 0, 1<<62, memory.DefaultAllocator, func(_ arrow.RecordBatch, err error) bool {
 		got = err
 		return false
 	})

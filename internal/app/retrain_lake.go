@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/connectors/lake"
@@ -71,23 +70,20 @@ func (k *LakeRetrainRows) RowsSince(ctx context.Context, since time.Time) (model
 }
 
 // readLabels reads the labels table's labels joined since from into
-// labels.
+// labels. lake.StoredLabels copies the ids out of the files' Arrow
+// buffers (one copy per record, which its ids slice), so labels' map keys
+// stay valid after each record is released; a record's copy lives while
+// labels keeps any of its ids.
 func (k *LakeRetrainRows) readLabels(ctx context.Context, from time.Time, labels *recentLabels) error {
-	for rec, err := range lake.ReadFiles(ctx, filepath.Join(k.dir, lake.LabelsDir), from, time.Time{}) {
+	for l, err := range lake.StoredLabels(ctx, filepath.Join(k.dir, lake.LabelsDir), from, time.Time{}) {
 		if err != nil {
 			return fmt.Errorf("retrain source lake: labels: %w", err)
 		}
-		s := rec.Schema()
-		ids := rec.Column(s.FieldIndices(lake.ColEventID)[0]).(*array.String)
-		ys := rec.Column(s.FieldIndices(lake.ColLabel)[0]).(*array.Float32)
-		at := rec.Column(s.FieldIndices(lake.ColEventTime)[0]).(*array.Timestamp)
-		for i := range int(rec.NumRows()) {
-			if ys.IsNull(i) {
-				labels.malformed++
-				continue
-			}
-			labels.put(ids.Value(i), ys.Value(i), int64(at.Value(i))/1000)
+		if l.Null {
+			labels.malformed++
+			continue
 		}
+		labels.put(l.EventID, l.Label, l.At.UnixMilli())
 	}
 	return nil
 }

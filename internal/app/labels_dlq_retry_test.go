@@ -1,0 +1,149 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/redistest"
+	"github.com/driftline/driftline/testkit/streams"
+)
+
+// failingSink stands for the labels plane's Kafka client as the DLQ's
+// sink: its first fails writes fail with err, as a produce whose broker
+// was away fails; the later ones keep their records.
+type failingSink struct {
+	mu    sync.Mutex
+	fails int
+	err   error
+	recs  []pipeline.OutRecord
+}
+
+func (s *failingSink) Write(_ context.Context, recs []pipeline.OutRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fails > 0 {
+		s.fails--
+		return s.err
+	}
+	s.recs = append(s.recs, recs...)
+	return nil
+}
+
+// TestLabelBatchWhoseDLQWriteFailsIsNotLearnedTwice: the join teaches a
+// label batch's joined labels and then writes its refused ones to the
+// DLQ. When that write fails (here with the error franz-go gives a produce
+// whose broker was unreachable, which redis.Unavailable took for a network
+// failure), the batch must not be retried in process: the partition loop
+// retries a batch whose error classifyFailure calls transient, and the
+// retry joins the taught label again from its taken mark and teaches it a
+// second time (it did before labelDLQSink: learned 2, want 1). Handed to
+// the join again (as after a restart, whose fresh learner never learned
+// it), the batch writes the refused label to the DLQ with its reason.
+func TestLabelBatchWhoseDLQWriteFailsIsNotLearnedTwice(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	spec, err := pipeline.ParseSpec("labels.yaml", []byte(demoSpecWithoutRollout(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := kafkatest.StartKfake(t)
+	spec.Kafka.Brokers = []string{b.Addr}
+	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Audit} {
+		b.CreateTopic(t, topic, 1)
+	}
+	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
+	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
+	dp, err := Open(ctx, spec, Options{Redis: redistest.StartMiniredis(t).Client(t), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- dp.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-runErr; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	cl := b.Client(t)
+	gen, err := streams.NewGenerator(streams.Config{Concept: streams.ConceptSEA, Seed: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev streams.Event
+	gen.Next(&ev)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: spec.Topics.Input, Value: streams.AppendJSON(nil, &ev)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, ctx, "1 prediction", func() bool { return dp.Totals().Out == 1 })
+
+	unreachable := fmt.Errorf("%w, last err: %w", kgo.ErrRecordTimeout,
+		&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+	sink := &failingSink{fails: 1, err: unreachable}
+	h, err := dp.join.Opener(dp.labelDLQ(sink, func(string) int { return 1 << 20 }))(spec.Topics.Labels, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Offsets past anything on the labels topic: the running label plane
+	// never sees these records.
+	batch := []pipeline.Message{
+		{Topic: spec.Topics.Labels, Partition: 0, Offset: 1000, Value: []byte(`{"event_id":"` + ev.ID + `","label":1}`)},
+		{Topic: spec.Topics.Labels, Partition: 0, Offset: 1001, Value: []byte(`{"event_id":"` + ev.ID + `","label":-5}`)},
+	}
+	learned := func() int64 { return dp.champion.Mark().Learned }
+	before := learned()
+
+	err = h.Handle(ctx, batch)
+	if !errors.Is(err, kgo.ErrRecordTimeout) {
+		t.Fatalf("Handle with the DLQ write failing: %v, want the write's error", err)
+	}
+	if got := learned() - before; got != 1 {
+		t.Fatalf("the failed try taught %d labels, want the valid one (the DLQ write comes after learning)", got)
+	}
+	if dep, reason, transient := classifyFailure(err); transient {
+		// The partition loop would hand the same batch to the join again
+		// (kafka.Config.Retry): show what that does.
+		if err := h.Handle(ctx, batch); err != nil {
+			t.Fatalf("the retry: %v", err)
+		}
+		t.Fatalf("a failed label DLQ write is classified transient (%s: %s), so the batch is retried in process: "+
+			"its valid label was taught %d times, want once", dep, reason, learned()-before)
+	}
+	// Handed to the join again — after a restart, whose fresh learner
+	// never learned the label — the refused label reaches the DLQ with
+	// its reason.
+	sink.recs = nil
+	if err := h.Handle(ctx, batch); err != nil {
+		t.Fatalf("the batch handled again: %v", err)
+	}
+	if len(sink.recs) != 1 {
+		t.Fatalf("%d DLQ records, want the refused label's", len(sink.recs))
+	}
+	if reason := header(sink.recs[0].Headers, "driftline.reason"); reason == "" {
+		t.Errorf("the refused label's DLQ record has no driftline.reason header: %+v", sink.recs[0].Headers)
+	}
+}
+
+func header(hs []pipeline.Header, key string) string {
+	for _, h := range hs {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
