@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -172,4 +174,28 @@ func produceLabelledStream(tb testing.TB, ctx context.Context, addr, in, labels 
 		tb.Fatalf("load generator: %d records failed\n%s", g.Errors, stderr.Bytes())
 	}
 	return g
+}
+
+// runQueueWait is how long this process's threads have waited in the OS
+// run queue, runnable but not run, summed over its live threads (the
+// second field of /proc/self/task/*/schedstat), or 0 where /proc has no
+// schedstat. Over a latency run it says how much of the run the measured
+// side waited for a CPU.
+func runQueueWait() time.Duration {
+	tasks, err := filepath.Glob("/proc/self/task/*/schedstat")
+	if err != nil {
+		return 0
+	}
+	var sum time.Duration
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread exited
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			ns, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
 }

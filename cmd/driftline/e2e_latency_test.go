@@ -70,8 +70,10 @@ type e2eLatency struct {
 	// over the span of their append times.
 	achieved float64
 	matched  int
-	// generatorCPU is the CPU time the load generator's process used.
-	generatorCPU time.Duration
+	// generatorCPU is the CPU time the load generator's process used;
+	// runQueueWait how long the measured process's threads waited for a
+	// CPU meanwhile (runQueueWait's sum over threads).
+	generatorCPU, runQueueWait time.Duration
 }
 
 // measureLatency runs side on a fresh input topic (and a fresh labels
@@ -106,8 +108,10 @@ func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker,
 		time.Sleep(10 * time.Millisecond)
 	}
 	from := endOffsets(b, ctx, cl, side.out)
+	waited := runQueueWait()
 	stats := produceLabelledStream(b, ctx, broker.Addr, in, labels, int64(rate*d.Seconds()), rate)
 	waitDone(b, ctx, side.name, run, stats.Rows)
+	waited = runQueueWait() - waited
 	if err := run.Stop(); err != nil {
 		b.Fatalf("%s: %v", side.name, err)
 	}
@@ -140,7 +144,7 @@ func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker,
 	ms := func(q float64) float64 {
 		return float64(lat[int(q*float64(len(lat)-1)+0.5)]) / float64(time.Millisecond)
 	}
-	return e2eLatency{p50: ms(0.50), p99: ms(0.99), matched: len(lat), generatorCPU: stats.CPU,
+	return e2eLatency{p50: ms(0.50), p99: ms(0.99), matched: len(lat), generatorCPU: stats.CPU, runQueueWait: waited,
 		achieved: float64(stats.Rows) / max(last.Sub(first), time.Millisecond).Seconds()}
 }
 
