@@ -153,9 +153,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)
 		report(sides[k].name+"-load-events/s", lat.achieved)
-		b.Logf("%s at %.0f events/s (target %.0f) for %s: %d events matched, p50 %.1f ms, p99 %.1f ms; generator CPU %s, this process's run-queue wait %s",
+		b.Logf("%s at %.0f events/s (target %.0f) for %s: %d events matched, p50 %.1f ms, p99 %.1f ms; this process's CPU %s (%.1f µs per output), its run-queue wait %s; generator CPU %s",
 			sides[k].name, lat.achieved, rate[k]/2, seconds, lat.matched, lat.p50, lat.p99,
-			lat.generatorCPU.Round(time.Millisecond), lat.runQueueWait.Round(time.Millisecond))
+			lat.sideCPU.Round(time.Millisecond), float64(lat.sideCPU.Microseconds())/float64(lat.matched),
+			lat.runQueueWait.Round(time.Millisecond), lat.generatorCPU.Round(time.Millisecond))
 	}
 }
 

@@ -92,15 +92,24 @@ func runGenerator(spec string) error {
 	if err := feed.Produce(ctx, cl, cfg, &stats); err != nil {
 		return fmt.Errorf("produce: %w", err)
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return fmt.Errorf("getrusage: %w", err)
+	cpu, err := processCPU()
+	if err != nil {
+		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(generated{
 		Rows: stats.Rows.Load(), Valid: stats.Valid.Load(), Malformed: stats.Malformed.Load(),
 		Duplicates: stats.Duplicates.Load(), Labels: stats.Labels.Load(), Errors: stats.Errors.Load(),
-		CPU: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		CPU: cpu,
 	})
+}
+
+// processCPU is the CPU time (user + system) this process has used.
+func processCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // labelledStreamConfig is the integration tests' stream (SEA with an

@@ -71,9 +71,10 @@ type e2eLatency struct {
 	achieved float64
 	matched  int
 	// generatorCPU is the CPU time the load generator's process used;
-	// runQueueWait how long the measured process's threads waited for a
-	// CPU meanwhile (runQueueWait's sum over threads).
-	generatorCPU, runQueueWait time.Duration
+	// sideCPU the CPU time the measured process (the side) used meanwhile,
+	// and runQueueWait how long its threads waited for a CPU (runQueueWait's
+	// sum over threads).
+	generatorCPU, sideCPU, runQueueWait time.Duration
 }
 
 // measureLatency runs side on a fresh input topic (and a fresh labels
@@ -108,10 +109,10 @@ func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker,
 		time.Sleep(10 * time.Millisecond)
 	}
 	from := endOffsets(b, ctx, cl, side.out)
-	waited := runQueueWait()
+	waited, cpu := runQueueWait(), mustProcessCPU(b)
 	stats := produceLabelledStream(b, ctx, broker.Addr, in, labels, int64(rate*d.Seconds()), rate)
 	waitDone(b, ctx, side.name, run, stats.Rows)
-	waited = runQueueWait() - waited
+	waited, cpu = runQueueWait()-waited, mustProcessCPU(b)-cpu
 	if err := run.Stop(); err != nil {
 		b.Fatalf("%s: %v", side.name, err)
 	}
@@ -144,8 +145,17 @@ func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker,
 	ms := func(q float64) float64 {
 		return float64(lat[int(q*float64(len(lat)-1)+0.5)]) / float64(time.Millisecond)
 	}
-	return e2eLatency{p50: ms(0.50), p99: ms(0.99), matched: len(lat), generatorCPU: stats.CPU, runQueueWait: waited,
+	return e2eLatency{p50: ms(0.50), p99: ms(0.99), matched: len(lat), generatorCPU: stats.CPU, runQueueWait: waited, sideCPU: cpu,
 		achieved: float64(stats.Rows) / max(last.Sub(first), time.Millisecond).Seconds()}
+}
+
+// mustProcessCPU is processCPU, failing tb on an error.
+func mustProcessCPU(tb testing.TB) time.Duration {
+	cpu, err := processCPU()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cpu
 }
 
 // inputEventID is the event_id of a stream row as streams.AppendJSON
