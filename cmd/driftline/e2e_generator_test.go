@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/testkit/kafkatest"
 	"github.com/driftline/driftline/testkit/streams"
 	"github.com/driftline/driftline/testkit/streams/feed"
 )
@@ -207,4 +208,37 @@ func runQueueWait() time.Duration {
 		}
 	}
 	return sum
+}
+
+// TestLoadGeneratorProcess runs the benchmark's load generator process
+// against a kfake broker and checks that what it reports is what the
+// broker holds: every row on the input topic, a label for every valid
+// event on the labels topic, and its CPU time.
+func TestLoadGeneratorProcess(t *testing.T) {
+	broker := kafkatest.StartKfake(t)
+	broker.CreateTopic(t, "gen-in", 4)
+	broker.CreateTopic(t, "gen-labels", 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const events = 3000
+	g := produceLabelledStream(t, ctx, broker.Addr, "gen-in", "gen-labels", events, 20000)
+	if g.Rows != events || g.Valid+g.Malformed+g.Duplicates != events || g.Malformed == 0 || g.Duplicates == 0 {
+		t.Fatalf("generator reported %+v, want %d rows of valid, malformed and duplicate ones", g, events)
+	}
+	if g.Labels != g.Valid {
+		t.Fatalf("generator wrote %d labels for %d valid events", g.Labels, g.Valid)
+	}
+	if g.CPU <= 0 {
+		t.Fatalf("generator reported no CPU time: %+v", g)
+	}
+	cl := broker.Client(t)
+	for topic, want := range map[string]int64{"gen-in": g.Rows, "gen-labels": g.Labels} {
+		var n int64
+		for _, end := range endOffsets(t, ctx, cl, topic) {
+			n += end
+		}
+		if n != want {
+			t.Errorf("%s holds %d records, the generator reported %d", topic, n, want)
+		}
+	}
 }
