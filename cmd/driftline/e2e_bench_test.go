@@ -75,8 +75,9 @@ var e2eRounds atomic.Int64
 // GOMAXPROCS nor more of the cores than it needs. It still runs on the
 // same cores (no cgroup or CPU of its own: the machine's cgroups are not
 // writable here); the benchmark logs where it runs and, per latency run,
-// the CPU time it used. The outputs are read back after each run, so no
-// reader runs beside the measured side.
+// the CPU time it used beside the measured process's CPU time and how long
+// the measured process's threads waited for a CPU. The outputs are read
+// back after each run, so no reader runs beside the measured side.
 //
 //	go test -tags integration -run '^$' -bench EndToEnd -benchtime 1x -count 3 ./cmd/driftline/
 //
