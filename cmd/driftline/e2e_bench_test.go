@@ -64,7 +64,20 @@ var e2eRounds atomic.Int64
 // broker-append time minus its input record's broker-append time (both
 // topics use message.timestamp.type=LogAppendTime; see measureLatency).
 // It reports p50 and p99 in milliseconds per side, and the rate the load
-// generator reached (it shares the 2 cores with the side it feeds).
+// generator reached.
+//
+// The load generator (every input and label row, for the throughput runs'
+// pre-filled topic and for the latency runs' steady load alike, the same
+// for all three sides) runs in a process of its own: this test binary
+// re-run with DRIFTLINE_E2E_GENERATOR set (see produceLabelledStream),
+// under `nice -n 10` (DRIFTLINE_BENCH_GENERATOR_NICE) with GOMAXPROCS 1,
+// so that it shares neither the measured side's heap, scheduler and
+// GOMAXPROCS nor more of the cores than it needs. It still runs on the
+// same cores (no cgroup or CPU of its own: the machine's cgroups are not
+// writable here); the benchmark logs where it runs and, per latency run,
+// the CPU time it used beside the measured process's CPU time and how long
+// the measured process's threads waited for a CPU. The outputs are read
+// back after each run, so no reader runs beside the measured side.
 //
 //	go test -tags integration -run '^$' -bench EndToEnd -benchtime 1x -count 3 ./cmd/driftline/
 //
@@ -77,6 +90,8 @@ var e2eRounds atomic.Int64
 // DRIFTLINE_BENCH_SIDES lists the sides whose latency is measured
 // (comma-separated: passthrough, dataplane, full; unset: all three).
 // Throughput runs, when there are any, always time all three sides.
+// DRIFTLINE_BENCH_LINGER=D (a Go duration) runs every side, the
+// passthrough included, with batch.linger D instead of the spec's.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -90,8 +105,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 	if fixed > 0 {
 		events = 1000 // the warm-up's records: no throughput run
 	}
-	stats := produceLabelledStream(b, ctx, broker, spec, spec.Topics.Input, spec.Topics.Labels, events, 0)
-	rows := stats.Rows.Load()
+	if linger, ok := batchLinger(b); ok {
+		spec.Batch.Linger = linger // the passthrough's; startDriftline sets driftline's
+	}
+	b.Logf("%s; batch.linger %s", generatorPlacement(b), spec.Batch.Linger.D())
+	rows := produceLabelledStream(b, ctx, broker.Addr, spec.Topics.Input, spec.Topics.Labels, events, 0).Rows
 	warmBroker(b, ctx, broker, spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Rollout.ShadowTopic, passthroughTopic)
 	rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
 	b.Cleanup(func() { _ = rdb.Close() })
@@ -132,12 +150,14 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 	seconds := latencySeconds(b)
 	for _, k := range order {
-		lat := measureLatency(b, ctx, broker, spec, sides[k], rate[k]/2, seconds)
+		lat := measureLatency(b, ctx, broker, sides[k], rate[k]/2, seconds)
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)
 		report(sides[k].name+"-load-events/s", lat.achieved)
-		b.Logf("%s at %.0f events/s (target %.0f) for %s: %d events matched, p50 %.1f ms, p99 %.1f ms",
-			sides[k].name, lat.achieved, rate[k]/2, seconds, lat.matched, lat.p50, lat.p99)
+		b.Logf("%s at %.0f events/s (target %.0f) for %s: %d events matched, p50 %.1f ms, p99 %.1f ms; this process's CPU %s (%.1f µs per output), its run-queue wait %s; generator CPU %s",
+			sides[k].name, lat.achieved, rate[k]/2, seconds, lat.matched, lat.p50, lat.p99,
+			lat.sideCPU.Round(time.Millisecond), float64(lat.sideCPU.Microseconds())/float64(lat.matched),
+			lat.runQueueWait.Round(time.Millisecond), lat.generatorCPU.Round(time.Millisecond))
 	}
 }
 
@@ -303,6 +323,9 @@ func startDriftline(tb testing.TB, specPath string, rdb *redis.Client, in, label
 		spec.Stages.Dedupe.Enabled = &off
 		spec.Stages.Featurize.Entity = nil
 	}
+	if linger, ok := batchLinger(tb); ok {
+		spec.Batch.Linger = linger
+	}
 	spec.Kafka.Group = uniqueName("driftline")
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
 		tb.Fatal(err)
@@ -352,6 +375,20 @@ func latencySeconds(tb testing.TB) time.Duration {
 		tb.Fatalf("DRIFTLINE_BENCH_LATENCY_SECONDS=%q: want seconds in (0, 60]", v)
 	}
 	return time.Duration(s * float64(time.Second))
+}
+
+// batchLinger is DRIFTLINE_BENCH_LINGER (a Go duration, e.g. 2ms), when
+// set: the batch.linger every side runs with instead of the spec's.
+func batchLinger(tb testing.TB) (pipeline.Duration, bool) {
+	v := os.Getenv("DRIFTLINE_BENCH_LINGER")
+	if v == "" {
+		return 0, false
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > time.Second {
+		tb.Fatalf("DRIFTLINE_BENCH_LINGER=%q: want a duration in (0, 1s]", v)
+	}
+	return pipeline.Duration(d), true
 }
 
 // latencyRate is DRIFTLINE_BENCH_LATENCY_RATE: when set, the latency runs

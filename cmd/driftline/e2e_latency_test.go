@@ -12,36 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/kafkatest"
-	"github.com/driftline/driftline/testkit/streams"
-	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // e2eReadLimit bounds a warm-up poll, a readiness wait or a read-back.
 const e2eReadLimit = 60 * time.Second
-
-// produceLabelledStream writes the integration tests' stream (SEA with an
-// abrupt drift halfway, 1% malformed rows, 1% duplicates) of events rows
-// to topic in at rate rows/s (0: as fast as the broker takes them) and,
-// when labels is set, each valid event's label to labels 300 ms after it,
-// as the fault suite feeds the full spec (startChaosLoad).
-func produceLabelledStream(tb testing.TB, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, in, labels string, events int64, rate float64) *feed.Stats {
-	tb.Helper()
-	cfg := feed.Config{
-		Topic: in, LabelsTopic: labels, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01,
-		LabelDelay: 300 * time.Millisecond,
-		Stream:     streams.Config{Concept: streams.ConceptSEA, Seed: 7, Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: events / 2}},
-	}
-	if err := cfg.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	var stats feed.Stats
-	if err := feed.Produce(ctx, newTestProducer(tb, broker.Addr, 5*time.Millisecond), cfg, &stats); err != nil {
-		tb.Fatalf("produce: %v", err)
-	}
-	return &stats
-}
 
 // setLogAppendTime makes the broker stamp each record of topics with the
 // time it appended it (message.timestamp.type=LogAppendTime).
@@ -95,11 +70,17 @@ type e2eLatency struct {
 	// over the span of their append times.
 	achieved float64
 	matched  int
+	// generatorCPU is the CPU time the load generator's process used;
+	// sideCPU the CPU time the measured process (the side) used meanwhile,
+	// and runQueueWait how long its threads waited for a CPU (runQueueWait's
+	// sum over threads).
+	generatorCPU, sideCPU, runQueueWait time.Duration
 }
 
 // measureLatency runs side on a fresh input topic (and a fresh labels
 // topic for a labelled side), waits until its group has its partitions,
-// then writes the stream at rate rows/s for d and waits until the side has
+// then writes the stream at rate rows/s for d from a load generator
+// process of its own (produceLabelledStream) and waits until the side has
 // done every row. An event's latency is its output record's timestamp
 // minus its input record's, both stamped by the broker on append
 // (LogAppendTime): the span from the input being readable to the output
@@ -109,7 +90,7 @@ type e2eLatency struct {
 // valid events; the passthrough's copies also hold the duplicates and
 // the malformed rows whose id can still be read. Outputs and inputs are read back after the run, so that the
 // read-back does not load the machine while the side is measured.
-func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, side e2eSide, rate float64, d time.Duration) e2eLatency {
+func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker, side e2eSide, rate float64, d time.Duration) e2eLatency {
 	in, labels := uniqueName("latency-"+side.name), ""
 	broker.CreateTopic(b, in, 4)
 	if side.labelled {
@@ -128,8 +109,10 @@ func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker,
 		time.Sleep(10 * time.Millisecond)
 	}
 	from := endOffsets(b, ctx, cl, side.out)
-	stats := produceLabelledStream(b, ctx, broker, spec, in, labels, int64(rate*d.Seconds()), rate)
-	waitDone(b, ctx, side.name, run, stats.Rows.Load())
+	waited, cpu := runQueueWait(), mustProcessCPU(b)
+	stats := produceLabelledStream(b, ctx, broker.Addr, in, labels, int64(rate*d.Seconds()), rate)
+	waitDone(b, ctx, side.name, run, stats.Rows)
+	waited, cpu = runQueueWait()-waited, mustProcessCPU(b)-cpu
 	if err := run.Stop(); err != nil {
 		b.Fatalf("%s: %v", side.name, err)
 	}
@@ -155,15 +138,24 @@ func measureLatency(b *testing.B, ctx context.Context, broker *kafkatest.Broker,
 			lat = append(lat, r.Timestamp.Sub(t))
 		}
 	})
-	if len(lat) < int(stats.Valid.Load()) {
-		b.Fatalf("%s: %d outputs matched an input, want at least the %d valid events", side.name, len(lat), stats.Valid.Load())
+	if len(lat) < int(stats.Valid) {
+		b.Fatalf("%s: %d outputs matched an input, want at least the %d valid events", side.name, len(lat), stats.Valid)
 	}
 	slices.Sort(lat)
 	ms := func(q float64) float64 {
 		return float64(lat[int(q*float64(len(lat)-1)+0.5)]) / float64(time.Millisecond)
 	}
-	return e2eLatency{p50: ms(0.50), p99: ms(0.99), matched: len(lat),
-		achieved: float64(stats.Rows.Load()) / max(last.Sub(first), time.Millisecond).Seconds()}
+	return e2eLatency{p50: ms(0.50), p99: ms(0.99), matched: len(lat), generatorCPU: stats.CPU, runQueueWait: waited, sideCPU: cpu,
+		achieved: float64(stats.Rows) / max(last.Sub(first), time.Millisecond).Seconds()}
+}
+
+// mustProcessCPU is processCPU, failing tb on an error.
+func mustProcessCPU(tb testing.TB) time.Duration {
+	cpu, err := processCPU()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cpu
 }
 
 // inputEventID is the event_id of a stream row as streams.AppendJSON
