@@ -381,8 +381,19 @@ type LabelCounts struct {
 	Processed, Joined, Late, Early, EarlyJoined, Orphan, Invalid, ParkedOverflow, Missing int64
 }
 
-// Parked is the labels parked now, waiting for their prediction.
-func (c LabelCounts) Parked() int64 { return c.Early - c.EarlyJoined - c.Orphan }
+// Parked is the labels this process parked that still wait for their
+// prediction, as far as its own counters tell: Early - EarlyJoined -
+// Orphan, never below 0. The counters are per process but the park is in
+// Redis: after a restart, the labels an earlier process parked are joined
+// (EarlyJoined) or expire (Orphan) in this one, which never counted them
+// in Early. Those inherited labels make the difference an undercount, and
+// negative when they outnumber the labels this process parked and still
+// waits on; a count of labels cannot be, so it is clamped at 0. The
+// identity Processed = Settled() + Parked() then holds only in a process
+// that inherited no parked label (its Settled counts the inherited ones
+// too). The park's size across processes is the driftline_labels_parked
+// gauge.
+func (c LabelCounts) Parked() int64 { return max(0, c.Early-c.EarlyJoined-c.Orphan) }
 
 // Settled is the labels counted in a terminal counter: all but the parked.
 func (c LabelCounts) Settled() int64 {

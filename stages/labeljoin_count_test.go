@@ -60,3 +60,32 @@ func TestLabelBatchCountedOnceWhenRetried(t *testing.T) {
 		t.Fatalf("z expired: %+v", c)
 	}
 }
+
+// TestParkedNeverNegativeAfterARestart: a second process on the same
+// Redis joins a label the first one parked, and lets another the first
+// one parked expire. It never counted them in Early, so Early -
+// EarlyJoined - Orphan is -2 there; Parked reports 0, while the first
+// process still reports its two parked labels.
+func TestParkedNeverNegativeAfterARestart(t *testing.T) {
+	spec := testSpec(t, false)
+	first := newJoinRig(t, spec)
+	first.label(t, "a")
+	first.label(t, "z")
+	if c := first.join.Counts(); c.Early != 2 || c.Parked() != 2 {
+		t.Fatalf("first process: %+v, parked %d, want 2 parked", c, c.Parked())
+	}
+	next := first.restarted(t, spec)
+	next.predict(t, "a")
+	c := next.join.Counts()
+	if c.Early != 0 || c.EarlyJoined != 1 || c.Joined != 1 {
+		t.Fatalf("second process after a's prediction: %+v, want a joined early", c)
+	}
+	if c.Parked() != 0 {
+		t.Errorf("second process: parked %d with %+v, want 0", c.Parked(), c)
+	}
+	next.now = next.now.Add(2*next.cache.ttl + time.Second)
+	next.predict(t, "b")
+	if c = next.join.Counts(); c.Orphan != 1 || c.Parked() != 0 {
+		t.Errorf("second process after z expired: parked %d with %+v, want 1 orphan and 0 parked", c.Parked(), c)
+	}
+}
