@@ -904,6 +904,28 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		}
 		lp.res = append(lp.res, res...)
 	}
+	// The refused labels reach the DLQ before any label of the batch is
+	// taught or its outcome published: a batch whose DLQ write failed is
+	// handed to the join again, which finds its labels' taken marks and
+	// joins them again, and must not teach them twice.
+	for i, r := range lp.res {
+		r, ok := r.(int64)
+		if !ok {
+			continue
+		}
+		rej := pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
+			Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}
+		if r == joinRefusedDuplicate {
+			t.invalid++
+			rej.Reason, rej.Detail = ReasonLabelDuplicate, "another label of its event is parked, or joined its prediction"
+		} else {
+			t.parkedOverflow++
+		}
+		lp.refused = append(lp.refused, refusedLabel{lp.at[i], rej})
+	}
+	if err := lp.writeRefused(ctx, msgs); err != nil {
+		return err
+	}
 	for i, r := range lp.res {
 		var raw string
 		switch r := r.(type) {
@@ -911,16 +933,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 			parked++
 			continue
 		case int64:
-			rej := pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
-				Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}
-			if r == joinRefusedDuplicate {
-				t.invalid++
-				rej.Reason, rej.Detail = ReasonLabelDuplicate, "another label of its event is parked, or joined its prediction"
-			} else {
-				t.parkedOverflow++
-			}
-			lp.refused = append(lp.refused, refusedLabel{lp.at[i], rej})
-			continue
+			continue // refused above
 		case string:
 			raw = r
 		default:
@@ -954,10 +967,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 	t.early = parked
 	err := j.teach(jb, &view, now)
 	j.metrics.publish()
-	if err != nil {
-		return err
-	}
-	return lp.writeRefused(ctx, msgs)
+	return err
 }
 
 // takenSplit cuts the labels [from, *to) where a third generation of

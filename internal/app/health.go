@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,9 +22,6 @@ const redisProbeInterval = time.Second
 // that failed because Redis is unavailable is transient (the batch is
 // retried); any other failure stops the plane.
 func classifyFailure(err error) (dep, reason string, ok bool) {
-	if dlqErr := (*labelDLQWriteError)(nil); errors.As(err, &dlqErr) {
-		return "", "", false // a retry would teach the batch twice (labelDLQSink)
-	}
 	if reason, ok := redis.Unavailable(err); ok {
 		return dependencyRedis, reason, true
 	}

@@ -83,10 +83,9 @@ func (a *App) inputCommits(txnID string) func(topic string, partition int32, nex
 
 // labelDLQ writes refused label records to sink, as the data plane's DLQ
 // records are built: limit bounds a record, the DLQ key encrypts payloads.
-// A failed write is never transient (labelDLQSink).
 func (a *App) labelDLQ(sink pipeline.Sink, limit func(topic string) int) stages.LabelDLQ {
 	spec := a.spec
-	dlq := stages.LabelDLQ{Sink: labelDLQSink{sink}, Config: pipeline.DLQConfig{Topic: spec.Topics.DLQ, RecordLimit: limit,
+	dlq := stages.LabelDLQ{Sink: sink, Config: pipeline.DLQConfig{Topic: spec.Topics.DLQ, RecordLimit: limit,
 		PropagateHeaders: spec.Output.PropagateHeaders}}
 	if a.dlqCrypt != nil {
 		crypt := a.dlqCrypt
@@ -94,32 +93,6 @@ func (a *App) labelDLQ(sink pipeline.Sink, limit func(topic string) int) stages.
 	}
 	return dlq
 }
-
-// labelDLQSink is the label join's DLQ sink. The join writes a batch's
-// refused records after it taught the batch's joined labels, so a batch
-// whose DLQ write failed must not be handed to the join again in this
-// process: the join would find its labels' taken marks, join them again
-// and teach them a second time. Its errors are labelDLQWriteErrors, which
-// classifyFailure never calls transient, so the label plane's partition
-// loop does not retry the batch: Run stops with the error, the batch's
-// offsets stay uncommitted, and the next process (whose learner never
-// learned the batch) joins, teaches and refuses it again. In log mode the
-// error fails the learn step, and the writer steps down to the log's last
-// published state, which never learned the batch either.
-type labelDLQSink struct{ sink pipeline.Sink }
-
-func (s labelDLQSink) Write(ctx context.Context, recs []pipeline.OutRecord) error {
-	if err := s.sink.Write(ctx, recs); err != nil {
-		return &labelDLQWriteError{err}
-	}
-	return nil
-}
-
-// labelDLQWriteError is a failed write of refused label records.
-type labelDLQWriteError struct{ err error }
-
-func (e *labelDLQWriteError) Error() string { return "write refused labels: " + e.err.Error() }
-func (e *labelDLQWriteError) Unwrap() error { return e.err }
 
 // observe counts the outcomes of served predictions (not the shadow's).
 func (lp *labelPlane) observe(o stages.Outcome) {
