@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -15,8 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/pipeline"
-	"github.com/driftline/driftline/testkit/kafkatest"
-	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/driftline/driftline/testkit/streams"
 )
 
@@ -53,32 +49,7 @@ func (s *failingSink) Write(_ context.Context, recs []pipeline.OutRecord) error 
 func TestLabelBatchWhoseDLQWriteFailsIsNotLearnedTwice(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	spec, err := pipeline.ParseSpec("labels.yaml", []byte(demoSpecWithoutRollout(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := kafkatest.StartKfake(t)
-	spec.Kafka.Brokers = []string{b.Addr}
-	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Audit} {
-		b.CreateTopic(t, topic, 1)
-	}
-	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
-	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
-	dp, err := Open(ctx, spec, Options{Redis: redistest.StartMiniredis(t).Client(t), Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dp.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- dp.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-
+	dp, spec, b := runLabelsApp(t, ctx, demoSpecWithoutRollout(t))
 	cl := b.Client(t)
 	gen, err := streams.NewGenerator(streams.Config{Concept: streams.ConceptSEA, Seed: 5})
 	if err != nil {

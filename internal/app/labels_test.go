@@ -27,25 +27,7 @@ func TestLabelPlaneSendsRefusedLabelsToDLQ(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	text := strings.Replace(demoSpecWithoutRollout(t), "output:\n", "output:\n  propagate_headers: [traceparent]\n", 1)
-	spec, err := pipeline.ParseSpec("labels.yaml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := kafkatest.StartKfake(t)
-	spec.Kafka.Brokers = []string{b.Addr}
-	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Audit} {
-		b.CreateTopic(t, topic, 1)
-	}
-	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
-	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
-	dp, err := Open(ctx, spec, Options{Redis: redistest.StartMiniredis(t).Client(t), Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dp.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- dp.Run(runCtx) }()
+	dp, spec, b := runLabelsApp(t, ctx, text)
 
 	cl := b.Client(t)
 	gen, err := streams.NewGenerator(streams.Config{Concept: streams.ConceptSEA, Seed: 3})
@@ -111,10 +93,39 @@ func TestLabelPlaneSendsRefusedLabelsToDLQ(t *testing.T) {
 	if len(pred.Headers) == 0 || pred.Headers[len(pred.Headers)-1].Key != "traceparent" || string(pred.Headers[len(pred.Headers)-1].Value) != string(tp) {
 		t.Errorf("prediction headers %v, want the input's traceparent last", pred.Headers)
 	}
-	stop()
-	if err := <-runErr; err != nil && !errors.Is(err, context.Canceled) {
+}
+
+// runLabelsApp opens specText (the demo spec's topics) on a fresh kfake
+// broker, its topics created with one partition, and miniredis, and runs
+// the App until the test ends, failing it if Run fails.
+func runLabelsApp(t *testing.T, ctx context.Context, specText string) (*App, *pipeline.Spec, *kafkatest.Broker) {
+	t.Helper()
+	spec, err := pipeline.ParseSpec("labels.yaml", []byte(specText))
+	if err != nil {
 		t.Fatal(err)
 	}
+	b := kafkatest.StartKfake(t)
+	spec.Kafka.Brokers = []string{b.Addr}
+	for _, topic := range []string{spec.Topics.Input, spec.Topics.Predictions, spec.Topics.DLQ, spec.Topics.Labels, spec.Topics.Alerts, spec.Topics.Audit} {
+		b.CreateTopic(t, topic, 1)
+	}
+	t.Setenv(spec.Stages.Anonymize.HMACKeyEnv, strings.Repeat("ab", 32))
+	t.Setenv(spec.Stages.Anonymize.EncryptionKeyEnv, strings.Repeat("cd", 32))
+	dp, err := Open(ctx, spec, Options{Redis: redistest.StartMiniredis(t).Client(t), Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- dp.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-runErr; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+		dp.Close()
+	})
+	return dp, spec, b
 }
 
 // waitUntil polls cond every 20ms until it holds, failing t when ctx ends.
