@@ -32,9 +32,18 @@ func TestRealKafkaSASLSSLRoundTrip(t *testing.T) {
 }
 
 // TestRealKafkaStopStartKeepsData: a broker stopped (or killed) and
-// started again is on the same address with its topics and records.
+// started again is on the same address with its topics and records, in
+// one process with its controller or beside a controller of its own.
 func TestRealKafkaStopStartKeepsData(t *testing.T) {
-	b := StartKafka(t)
+	for _, c := range []struct {
+		name  string
+		start func(testing.TB) *Broker
+	}{{"combined", StartKafka}, {"own_controller", StartKafkaWithController}} {
+		t.Run(c.name, func(t *testing.T) { testStopStartKeepsData(t, c.start(t)) })
+	}
+}
+
+func testStopStartKeepsData(t *testing.T, b *Broker) {
 	roundTrip(t, b)
 	b.Stop(t)
 	start := time.Now()

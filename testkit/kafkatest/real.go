@@ -93,9 +93,29 @@ func StartSASLSSL(tb testing.TB, opts SASLSSLOptions) *Broker {
 	return startReal(tb, &opts)
 }
 
+// StartKafkaWithController starts a plaintext broker like StartKafka's
+// whose KRaft controller runs in a JVM of its own, as in a production
+// cluster: Kill, Stop and Start restart the broker alone, and the
+// controller fences it while it is down. Restart tests use it. A combined
+// node's restart has a window where the restarted process serves its
+// transaction coordinator while its controller still refuses its
+// registration (DUPLICATE_BROKER_REGISTRATION, until the old one's
+// broker.session.timeout.ms); the fence that ends it leaves every
+// partition without a leader, and Kafka 4.4.0 drops the transaction
+// markers it was sending to them (RELIABILITY.md, "Known issue").
+func StartKafkaWithController(tb testing.TB) *Broker {
+	tb.Helper()
+	return startRealAs(tb, nil, true)
+}
+
 func startReal(tb testing.TB, sec *SASLSSLOptions) *Broker {
 	tb.Helper()
-	b, err := launch(sec, tb.Logf)
+	return startRealAs(tb, sec, false)
+}
+
+func startRealAs(tb testing.TB, sec *SASLSSLOptions, ownController bool) *Broker {
+	tb.Helper()
+	b, err := launch(sec, ownController, tb.Logf)
 	if err != nil {
 		tb.Fatalf("kafkatest: %v", err)
 	}
@@ -107,10 +127,11 @@ func startReal(tb testing.TB, sec *SASLSSLOptions) *Broker {
 	return b
 }
 
-// launch starts a real broker (a SASL_SSL one when sec is set), retrying when a
+// launch starts a real broker (a SASL_SSL one when sec is set; with its
+// controller in a JVM of its own when ownController is), retrying when a
 // chosen port was taken. The caller stops it with Broker.stop; on error nothing is
 // left running. logf receives notes (retries, a SIGKILL needed).
-func launch(sec *SASLSSLOptions, logf func(format string, args ...any)) (*Broker, error) {
+func launch(sec *SASLSSLOptions, ownController bool, logf func(format string, args ...any)) (*Broker, error) {
 	libs, err := LibsDir()
 	if err != nil {
 		return nil, err
@@ -120,7 +141,7 @@ func launch(sec *SASLSSLOptions, logf func(format string, args ...any)) (*Broker
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
-		b, err := launchOnce(java, libs, sec, logf)
+		b, err := launchOnce(java, libs, sec, ownController, logf)
 		if err == nil {
 			return b, nil
 		}
@@ -158,7 +179,7 @@ func (u undoList) run() error {
 }
 
 // launchOnce makes one start attempt. On error it stops what it started.
-func launchOnce(java, libs string, secOpts *SASLSSLOptions, logf func(format string, args ...any)) (b *Broker, err error) {
+func launchOnce(java, libs string, secOpts *SASLSSLOptions, ownController bool, logf func(format string, args ...any)) (b *Broker, err error) {
 	var undo undoList
 	defer func() {
 		if err != nil {
@@ -172,6 +193,9 @@ func launchOnce(java, libs string, secOpts *SASLSSLOptions, logf func(format str
 		return nil, fmt.Errorf("broker folder: %w", err)
 	}
 	undo = append(undo, func() error { return os.RemoveAll(dir) })
+	if secOpts != nil && ownController {
+		return nil, errors.New("a SASL_SSL broker with a controller of its own is not supported")
+	}
 	var sec *SASLSSL
 	if secOpts != nil {
 		if sec, err = newSASLSSL(dir, *secOpts); err != nil {
@@ -184,38 +208,55 @@ func launchOnce(java, libs string, secOpts *SASLSSLOptions, logf func(format str
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	ctrl := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
-	props := filepath.Join(dir, "server.properties")
-	if err := os.WriteFile(props, []byte(serverProperties(addr, ctrl, filepath.Join(dir, "data"), sec)), 0o600); err != nil {
-		return nil, fmt.Errorf("write server.properties: %w", err)
-	}
-	logPath := filepath.Join(dir, "broker.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("broker log: %w", err)
-	}
-	defer logFile.Close()
-
 	jvm := []string{
 		"-Xms512m", "-Xmx512m",
 		"-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile=" + filepath.Join(libs, "log4j2.yaml"),
 		"-cp", filepath.Join(libs, "*"),
 	}
-	formatArgs := []string{"kafka.tools.StorageTool", "format", "--cluster-id", clusterID(), "--config", props}
-	if sec != nil {
-		formatArgs = append(formatArgs, sec.formatArgs()...)
+	cluster := clusterID()
+	// node formats a node's storage and starts its JVM, logging to
+	// <name>.log in dir.
+	node := func(name string, role nodeRole, heap string) (*brokerProcess, error) {
+		props := filepath.Join(dir, name+".properties")
+		if err := os.WriteFile(props, []byte(serverProperties(role, addr, ctrl, filepath.Join(dir, name+"-data"), sec)), 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", props, err)
+		}
+		logPath := filepath.Join(dir, name+".log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			return nil, fmt.Errorf("%s log: %w", name, err)
+		}
+		defer logFile.Close()
+		nodeJVM := append([]string{"-Xms" + heap, "-Xmx" + heap}, jvm[2:]...)
+		formatArgs := []string{"kafka.tools.StorageTool", "format", "--cluster-id", cluster, "--config", props}
+		if sec != nil {
+			formatArgs = append(formatArgs, sec.formatArgs()...)
+		}
+		format := exec.Command(java, append(nodeJVM, formatArgs...)...)
+		format.Dir, format.Stdout, format.Stderr = dir, logFile, logFile
+		if err := format.Run(); err != nil {
+			return nil, fmt.Errorf("format %s's kraft storage: %w\n%s", name, err, tail(logPath))
+		}
+		p := &brokerProcess{java: java, dir: dir, logPath: logPath, args: append(nodeJVM, "kafka.Kafka", props), logf: logf}
+		if err := p.spawn(); err != nil {
+			return nil, err
+		}
+		undo = append(undo, p.stop)
+		return p, nil
 	}
-	format := exec.Command(java, append(jvm, formatArgs...)...)
-	format.Dir, format.Stdout, format.Stderr = dir, logFile, logFile
-	if err := format.Run(); err != nil {
-		return nil, fmt.Errorf("format kraft storage: %w\n%s", err, tail(logPath))
+	role := combinedNode
+	if ownController {
+		role = brokerNode
+		if _, err := node("controller", controllerNode, "256m"); err != nil {
+			return nil, err
+		}
 	}
-
-	bp := &brokerProcess{java: java, dir: dir, logPath: logPath, args: append(jvm, "kafka.Kafka", props), logf: logf}
-	if err := bp.spawn(); err != nil {
+	bp, err := node("broker", role, "512m")
+	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, bp.stop)
+	logPath := bp.logPath
 
 	var clientOpts []kgo.Opt
 	if sec != nil {
@@ -364,24 +405,45 @@ func waitReady(adm *kadm.Client, exited <-chan struct{}) error {
 	}
 }
 
-// serverProperties is the broker's configuration: a PLAINTEXT client listener at
-// addr, or a SASL_SSL one when sec is set, and the controller listener at ctrl.
-func serverProperties(addr, ctrl, dataDir string, sec *SASLSSL) string {
-	listeners := []string{
+// nodeRole is which KRaft roles a JVM of a test cluster takes.
+type nodeRole int
+
+const (
+	combinedNode   nodeRole = iota // broker and controller in one process, node 1
+	brokerNode                     // broker only, node 1; its controller is node 2
+	controllerNode                 // controller only, node 2
+)
+
+// serverProperties is a node's configuration: for a broker, a PLAINTEXT client
+// listener at addr, or a SASL_SSL one when sec is set; the controller listener
+// at ctrl, on the node that is the controller.
+func serverProperties(role nodeRole, addr, ctrl, dataDir string, sec *SASLSSL) string {
+	head := []string{
+		"process.roles=broker,controller",
+		"node.id=1",
+		"controller.quorum.voters=1@" + ctrl,
 		"listeners=PLAINTEXT://" + addr + ",CONTROLLER://" + ctrl,
 		"advertised.listeners=PLAINTEXT://" + addr,
 		"inter.broker.listener.name=PLAINTEXT",
 		"controller.listener.names=CONTROLLER",
 		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
 	}
-	if sec != nil {
-		listeners = sec.properties(addr, ctrl)
+	switch {
+	case role == brokerNode:
+		head[0], head[2], head[3] = "process.roles=broker", "controller.quorum.voters=2@"+ctrl, "listeners=PLAINTEXT://"+addr
+	case role == controllerNode:
+		head = []string{
+			"process.roles=controller",
+			"node.id=2",
+			"controller.quorum.voters=2@" + ctrl,
+			"listeners=CONTROLLER://" + ctrl,
+			"controller.listener.names=CONTROLLER",
+			"listener.security.protocol.map=CONTROLLER:PLAINTEXT",
+		}
+	case sec != nil:
+		head = append(head[:3], sec.properties(addr, ctrl)...)
 	}
-	return strings.Join(append(append([]string{
-		"process.roles=broker,controller",
-		"node.id=1",
-		"controller.quorum.voters=1@" + ctrl,
-	}, listeners...),
+	return strings.Join(append(head,
 		"log.dirs="+dataDir,
 		"num.partitions=1",
 		"auto.create.topics.enable=false",

@@ -55,7 +55,7 @@ func SharedKafka(tb testing.TB) *Broker {
 		tb.Fatalf("kafkatest: SharedKafka needs the package's TestMain to call kafkatest.Main, which stops the broker after the tests")
 	}
 	shared.plainOnce.Do(func() {
-		shared.plainBroker, shared.plainErr = launch(nil, func(format string, args ...any) {
+		shared.plainBroker, shared.plainErr = launch(nil, false, func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, format+"\n", args...)
 		})
 	})
@@ -76,7 +76,7 @@ func SharedSASLSSL(tb testing.TB) *Broker {
 		tb.Fatalf("kafkatest: SharedSASLSSL needs the package's TestMain to call kafkatest.Main, which stops the broker after the tests")
 	}
 	shared.once.Do(func() {
-		shared.broker, shared.err = launch(&SASLSSLOptions{}, func(format string, args ...any) {
+		shared.broker, shared.err = launch(&SASLSSLOptions{}, false, func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, format+"\n", args...)
 		})
 	})
