@@ -37,6 +37,7 @@ const brokerRecoverBound = time.Minute
 func TestChaosBrokerRestartExactlyOnce(t *testing.T) {
 	const events, rate = 60_000, 1500
 	broker := kafkatest.StartKafka(t) // its own: this test restarts it
+	keepBrokerLog(t, broker)
 	rds := redistest.StartRedis(t)
 	spec, specPath := chaosSpec(t, broker, rds, func(s string) string {
 		return strings.Replace(s, "kafka:\n", "kafka:\n  exactly_once: true\n", 1)
