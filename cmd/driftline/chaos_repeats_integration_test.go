@@ -128,6 +128,20 @@ func explainRepeats(t *testing.T, ctx context.Context, broker *kafkatest.Broker,
 	}
 	t.Logf("explain repeats: transactions holding a repeated output's copy:\n%s", strings.Join(lines, "\n"))
 	t.Logf("explain repeats: aborted records per producer epoch: %v", aborted)
+	if broker.LogPath != "" {
+		// Kafka drops the markers of a partition that has no leader when
+		// they are sent, taking it for deleted: a later commit of the same
+		// producer id then commits the records left without a marker
+		// (RELIABILITY.md, "Known issue").
+		b, _ := os.ReadFile(broker.LogPath)
+		var dropped []string
+		for line := range strings.Lines(string(b)) {
+			if strings.Contains(line, "Couldn't find leader endpoint") || strings.Contains(line, "due to timeout") || strings.Contains(line, "because its session has timed out") {
+				dropped = append(dropped, "    "+strings.TrimSpace(line))
+			}
+		}
+		t.Logf("explain repeats: the broker log's timeout aborts, fences and dropped transaction markers:\n%s", strings.Join(dropped, "\n"))
+	}
 }
 
 // outputIdentity names the input a committed output answers: the event id
