@@ -67,13 +67,14 @@ func explainRepeats(t *testing.T, ctx context.Context, broker *kafkatest.Broker,
 		t.Logf("  %s:\n%s", id, strings.Join(lines, "\n"))
 	}
 
-	// Per transaction (partition, producer, marker): its records, how many
-	// are a repeated output's first copy and how many a later one.
+	// Per transaction (partition, producer, marker): its records and their
+	// epochs, how many are a repeated output's first copy and how many a
+	// later one.
 	type txn struct {
 		topic          string
 		part           int32
 		pid            int64
-		epoch          int16
+		epochs         [2]int16 // the lowest and highest epoch of its records
 		marker         string
 		markerOffset   int64
 		first, last    int64
@@ -91,9 +92,10 @@ func explainRepeats(t *testing.T, ctx context.Context, broker *kafkatest.Broker,
 		k := key(r)
 		x := txns[k]
 		if x == nil {
-			x = &txn{topic: r.Topic, part: r.Partition, pid: r.ProducerID, epoch: r.ProducerEpoch, marker: r.Marker, markerOffset: r.MarkerOffset, first: r.Offset}
+			x = &txn{topic: r.Topic, part: r.Partition, pid: r.ProducerID, epochs: [2]int16{r.ProducerEpoch, r.ProducerEpoch}, marker: r.Marker, markerOffset: r.MarkerOffset, first: r.Offset}
 			txns[k] = x
 		}
+		x.epochs = [2]int16{min(x.epochs[0], r.ProducerEpoch), max(x.epochs[1], r.ProducerEpoch)}
 		x.records++
 		x.last = r.Offset
 	}
@@ -115,13 +117,15 @@ func explainRepeats(t *testing.T, ctx context.Context, broker *kafkatest.Broker,
 	aborted := map[string]int{}
 	for _, x := range list {
 		if x.marker == "abort" {
-			aborted[fmt.Sprintf("producer %d epoch %d", x.pid, x.epoch)] += x.records
+			aborted[fmt.Sprintf("producer %d epochs %d-%d", x.pid, x.epochs[0], x.epochs[1])] += x.records
 		}
 		if !x.withRepeatedID {
 			continue
 		}
-		lines = append(lines, fmt.Sprintf("    %s/%d @%d-%d producer %d epoch %d, %s marker @%d: %d records, %d first copies, %d later copies of a repeated output",
-			x.topic, x.part, x.first, x.last, x.pid, x.epoch, cmp.Or(x.marker, "no"), x.markerOffset, x.records, x.repeatedFirst, x.repeatedLater))
+		// Records of more than one epoch under one marker: an earlier
+		// transaction of the producer id lost its marker there.
+		lines = append(lines, fmt.Sprintf("    %s/%d @%d-%d producer %d epochs %d-%d, %s marker @%d: %d records, %d first copies, %d later copies of a repeated output",
+			x.topic, x.part, x.first, x.last, x.pid, x.epochs[0], x.epochs[1], cmp.Or(x.marker, "no"), x.markerOffset, x.records, x.repeatedFirst, x.repeatedLater))
 	}
 	if len(lines) > 40 {
 		lines = append(lines[:40], fmt.Sprintf("    ... %d more", len(lines)-40))
