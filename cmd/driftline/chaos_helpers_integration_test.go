@@ -356,6 +356,9 @@ func finish(t *testing.T, ctx context.Context, broker *kafkatest.Broker, p *chao
 	if res.Lost != 0 {
 		t.Errorf("lost %d events (want 0): every valid event needs its prediction, every malformed row its DLQ record", res.Lost)
 	}
+	if committed && (res.DuplicatePredictions != 0 || res.DuplicateDLQ != 0) {
+		explainRepeats(t, ctx, broker, spec)
+	}
 	if res.PIILeaks != 0 || res.DLQWithoutReason != 0 {
 		t.Errorf("%d records with plaintext PII, %d DLQ records without reason headers", res.PIILeaks, res.DLQWithoutReason)
 	}
