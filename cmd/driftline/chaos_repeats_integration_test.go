@@ -17,6 +17,7 @@ import (
 
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/testkit/kafkatest"
+	"github.com/driftline/driftline/testkit/streams/feed"
 )
 
 // explainRepeats logs where the outputs that a read-committed reader saw
@@ -147,17 +148,8 @@ func outputIdentity(spec *pipeline.Spec, r *kafkatest.TxnRecord) string {
 			return "prediction " + p.EventID
 		}
 	case spec.Topics.DLQ:
-		var part, off string
-		for _, h := range r.Headers {
-			switch h.Key {
-			case pipeline.HeaderSourcePart:
-				part = string(h.Value)
-			case pipeline.HeaderSourceOffset:
-				off = string(h.Value)
-			}
-		}
-		if off != "" {
-			return "dlq input " + part + "@" + off
+		if h := feed.ReadDLQHeaders(r.Headers); h.Offset != "" {
+			return "dlq input " + h.Partition + "@" + h.Offset
 		}
 	}
 	return ""

@@ -246,41 +246,37 @@ func (c *Client) resetSession(ctx context.Context) error {
 	return c.initProducer(ctx)
 }
 
-// fatalTxnError reports whether err, from a transaction's End, is an
-// answer of the cluster that a new session cannot mend: this producer was
-// fenced by another process with its transactional id (which must stop,
-// not fence it back), or is not authorized.
-func fatalTxnError(err error) bool {
+// fatalTxnError reports whether err, End's answer to a round that began
+// at began, is an answer of the cluster that a new session cannot mend:
+// this producer was fenced by another process with its transactional id
+// (which must stop, not fence it back), or is not authorized.
+func (c *Client) fatalTxnError(err error, began time.Time) bool {
 	var ke *kerr.Error
-	return errors.As(err, &ke) && !ke.Retriable && !abortMends(err)
+	return errors.As(err, &ke) && !ke.Retriable && !c.brokerEnded(err, began)
 }
 
-// timedOut reports whether err, End's answer to a round that began at
-// began, is a fence the broker's own timeout explains: the round outlived
-// the transaction timeout (it waited out a broker restart, say), so the
-// broker aborted its transaction and bumped the producer's epoch. Kafka
-// answers that with INVALID_PRODUCER_EPOCH (abortMends); kfake, and any
-// broker that does the same, with PRODUCER_FENCED. A new session mends it.
-// A fence that a quick round meets is another process with this
-// transactional id, and stays fatal.
-func (c *Client) timedOut(err error, began time.Time) bool {
-	return errors.Is(err, kerr.ProducerFenced) && time.Since(began) >= c.transactionTimeout()
+// brokerEnded reports whether err, a record's or End's answer in a round
+// that began at began, says the broker ended the round's transaction on
+// its own, which aborting it (and, failing that, a new session) mends:
+//   - INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID,
+//     INVALID_PRODUCER_ID_MAPPING, TRANSACTION_ABORTABLE: the broker
+//     aborted the transaction (its timeout ran out while the cluster was
+//     away, which bumps the producer's epoch) or lost the producer id;
+//   - PRODUCER_FENCED when the round outlived the transaction timeout:
+//     kfake, and any broker that does the same, answers a timed-out
+//     transaction so. A fence that a quick round meets is another process
+//     with this transactional id, and stays fatal.
+func (c *Client) brokerEnded(err error, began time.Time) bool {
+	if errors.Is(err, kerr.ProducerFenced) {
+		return time.Since(began) >= c.transactionTimeout()
+	}
+	return errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.UnknownProducerID) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionAbortable)
 }
 
 // transactionTimeout is Config.TransactionTimeout or its default.
 func (c *Client) transactionTimeout() time.Duration {
 	return cmp.Or(c.cfg.TransactionTimeout, DefaultTransactionTimeout)
-}
-
-// abortMends reports whether err, a record's or End's answer, is one that
-// aborting the transaction (and, failing that, a new session) mends: the
-// broker aborted the transaction itself, as when its timeout ran out while
-// the cluster was away, which bumps the producer's epoch; or it lost the
-// producer id. Another process with this transactional id is answered
-// PRODUCER_FENCED instead, which stays fatal.
-func abortMends(err error) bool {
-	return errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.UnknownProducerID) ||
-		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionAbortable)
 }
 
 // sleepCtx waits d, or less when ctx ends first (false).
@@ -549,7 +545,7 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 		if err != nil {
 			firstErr = fmt.Errorf("%w: flush the round: %w", errRoundAborted, err)
 		} else if err := c.txn.takeProduceErr(); err != nil {
-			if abortMends(err) || c.timedOut(err, began) {
+			if c.brokerEnded(err, began) {
 				// The broker ended the transaction on its own (it timed
 				// out while the cluster was away): the abort below
 				// recovers the producer, or a new session does, and the
@@ -569,7 +565,7 @@ func (c *Client) transact(ctx context.Context, round []roundPart) error {
 	committed, err := c.sess.End(endCtx, kgo.TransactionEndTry(firstErr == nil))
 	if err != nil {
 		c.txn.aborted.Add(1)
-		if fatalTxnError(err) && !c.timedOut(err, began) {
+		if c.fatalTxnError(err, began) {
 			if firstErr != nil { // text only: nothing may make this look retryable
 				return fmt.Errorf("kafka: end transaction: %w (the round had failed: %v)", err, firstErr)
 			}

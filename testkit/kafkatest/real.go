@@ -208,8 +208,8 @@ func launchOnce(java, libs string, secOpts *SASLSSLOptions, ownController bool, 
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	ctrl := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+	// A node's JVM arguments follow its heap size (-Xms, -Xmx).
 	jvm := []string{
-		"-Xms512m", "-Xmx512m",
 		"-Djava.awt.headless=true",
 		"-Dlog4j2.configurationFile=" + filepath.Join(libs, "log4j2.yaml"),
 		"-cp", filepath.Join(libs, "*"),
@@ -228,7 +228,7 @@ func launchOnce(java, libs string, secOpts *SASLSSLOptions, ownController bool, 
 			return nil, fmt.Errorf("%s log: %w", name, err)
 		}
 		defer logFile.Close()
-		nodeJVM := append([]string{"-Xms" + heap, "-Xmx" + heap}, jvm[2:]...)
+		nodeJVM := append([]string{"-Xms" + heap, "-Xmx" + heap}, jvm...)
 		formatArgs := []string{"kafka.tools.StorageTool", "format", "--cluster-id", cluster, "--config", props}
 		if sec != nil {
 			formatArgs = append(formatArgs, sec.formatArgs()...)
@@ -418,30 +418,26 @@ const (
 // listener at addr, or a SASL_SSL one when sec is set; the controller listener
 // at ctrl, on the node that is the controller.
 func serverProperties(role nodeRole, addr, ctrl, dataDir string, sec *SASLSSL) string {
-	head := []string{
-		"process.roles=broker,controller",
-		"node.id=1",
-		"controller.quorum.voters=1@" + ctrl,
-		"listeners=PLAINTEXT://" + addr + ",CONTROLLER://" + ctrl,
-		"advertised.listeners=PLAINTEXT://" + addr,
-		"inter.broker.listener.name=PLAINTEXT",
-		"controller.listener.names=CONTROLLER",
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-	}
-	switch {
-	case role == brokerNode:
-		head[0], head[2], head[3] = "process.roles=broker", "controller.quorum.voters=2@"+ctrl, "listeners=PLAINTEXT://"+addr
-	case role == controllerNode:
-		head = []string{
-			"process.roles=controller",
-			"node.id=2",
-			"controller.quorum.voters=2@" + ctrl,
-			"listeners=CONTROLLER://" + ctrl,
-			"controller.listener.names=CONTROLLER",
-			"listener.security.protocol.map=CONTROLLER:PLAINTEXT",
+	var head []string
+	switch role {
+	case combinedNode:
+		head = []string{"process.roles=broker,controller", "node.id=1", "controller.quorum.voters=1@" + ctrl}
+		if sec != nil {
+			head = append(head, sec.properties(addr, ctrl)...)
+		} else {
+			head = append(head, "listeners=PLAINTEXT://"+addr+",CONTROLLER://"+ctrl, "advertised.listeners=PLAINTEXT://"+addr,
+				"inter.broker.listener.name=PLAINTEXT", "controller.listener.names=CONTROLLER",
+				"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT")
 		}
-	case sec != nil:
-		head = append(head[:3], sec.properties(addr, ctrl)...)
+	case brokerNode:
+		head = []string{"process.roles=broker", "node.id=1", "controller.quorum.voters=2@" + ctrl,
+			"listeners=PLAINTEXT://" + addr, "advertised.listeners=PLAINTEXT://" + addr,
+			"inter.broker.listener.name=PLAINTEXT", "controller.listener.names=CONTROLLER",
+			"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"}
+	case controllerNode:
+		head = []string{"process.roles=controller", "node.id=2", "controller.quorum.voters=2@" + ctrl,
+			"listeners=CONTROLLER://" + ctrl, "controller.listener.names=CONTROLLER",
+			"listener.security.protocol.map=CONTROLLER:PLAINTEXT"}
 	}
 	return strings.Join(append(head,
 		"log.dirs="+dataDir,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/driftline/driftline/pipeline"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -22,7 +23,7 @@ type TxnRecord struct {
 	ProducerEpoch int16
 	Transactional bool
 	Key, Value    []byte
-	Headers       []kgo.RecordHeader
+	Headers       []pipeline.Header
 	// Marker is "commit" or "abort", or "" for a non-transactional record
 	// or one whose transaction has no marker yet (still open).
 	Marker string
@@ -108,7 +109,7 @@ func (b *Broker) ReadTxnLog(tb testing.TB, ctx context.Context, topics ...string
 				out = append(out, TxnRecord{
 					Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 					ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch, Transactional: r.Attrs.IsTransactional(),
-					Key: r.Key, Value: r.Value, Headers: r.Headers, MarkerOffset: -1,
+					Key: r.Key, Value: r.Value, Headers: pipelineHeaders(r.Headers), MarkerOffset: -1,
 				})
 				if r.Attrs.IsTransactional() {
 					open[k] = append(open[k], len(out)-1)
@@ -121,4 +122,13 @@ func (b *Broker) ReadTxnLog(tb testing.TB, ctx context.Context, topics ...string
 		})
 	}
 	return out, nil
+}
+
+// pipelineHeaders copies a record's headers as pipeline headers.
+func pipelineHeaders(hs []kgo.RecordHeader) []pipeline.Header {
+	out := make([]pipeline.Header, len(hs))
+	for i, h := range hs {
+		out[i] = pipeline.Header{Key: h.Key, Value: h.Value}
+	}
+	return out
 }

@@ -128,26 +128,14 @@ func readBackWith(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spe
 			}
 		case spec.Topics.DLQ:
 			res.DLQ++
-			var part, off, reason, stage string
-			for _, h := range r.Headers {
-				switch h.Key {
-				case pipeline.HeaderSourcePart:
-					part = string(h.Value)
-				case pipeline.HeaderSourceOffset:
-					off = string(h.Value)
-				case pipeline.HeaderReason:
-					reason = string(h.Value)
-				case pipeline.HeaderStage:
-					stage = string(h.Value)
-				}
-			}
-			if reason == "" || stage == "" || off == "" {
+			h := ReadDLQHeaders(r.Headers)
+			if h.Reason == "" || h.Stage == "" || h.Offset == "" {
 				res.DLQWithoutReason++
 			}
-			if dlqAt[part+"/"+off] {
+			if dlqAt[h.Partition+"/"+h.Offset] {
 				res.DuplicateDLQ++
 			}
-			dlqAt[part+"/"+off] = true
+			dlqAt[h.Partition+"/"+h.Offset] = true
 		}
 		return nil
 	}, spec.Topics.Predictions, spec.Topics.DLQ)
@@ -169,6 +157,31 @@ func readBackWith(ctx context.Context, cc kafka.ClientConfig, spec *pipeline.Spe
 		}
 	}
 	return res, nil
+}
+
+// DLQHeaders are the headers of a DLQ record that say which input it
+// stands for and why it was refused; a missing header is "".
+type DLQHeaders struct {
+	Partition, Offset string // the input's position (driftline.source.*)
+	Reason, Stage     string
+}
+
+// ReadDLQHeaders picks a DLQ record's DLQHeaders out of its headers.
+func ReadDLQHeaders(hs []pipeline.Header) DLQHeaders {
+	var d DLQHeaders
+	for _, h := range hs {
+		switch h.Key {
+		case pipeline.HeaderSourcePart:
+			d.Partition = string(h.Value)
+		case pipeline.HeaderSourceOffset:
+			d.Offset = string(h.Value)
+		case pipeline.HeaderReason:
+			d.Reason = string(h.Value)
+		case pipeline.HeaderStage:
+			d.Stage = string(h.Value)
+		}
+	}
+	return d
 }
 
 // EventIndex parses the index out of a synthetic event id "e-<seed>-<index>".
