@@ -44,16 +44,21 @@ func NewPrequentialFor(window int, decision Decision) *Prequential {
 
 const logLossEps = 1e-15
 
+// LogLoss is the binary cross-entropy of predicting P(y=1) = score for
+// the label y (1, or else 0), with score clamped to [1e-15, 1-1e-15].
+func LogLoss(score, y float64) float64 {
+	s := math.Min(math.Max(score, logLossEps), 1-logLossEps)
+	if y == 1 {
+		return -math.Log(s)
+	}
+	return -math.Log(1 - s)
+}
+
 func (p *Prequential) contrib(score, y float64) (correct, ll, ae, se float64) {
 	if float64(p.decision.Class(score)) == y {
 		correct = 1
 	}
-	s := math.Min(math.Max(score, logLossEps), 1-logLossEps)
-	if y == 1 {
-		ll = -math.Log(s)
-	} else {
-		ll = -math.Log(1 - s)
-	}
+	ll = LogLoss(score, y)
 	d := score - y
 	return correct, ll, math.Abs(d), d * d
 }

@@ -46,7 +46,12 @@ type demoSummary struct {
 	Labels     int64   `json:"labels"`
 	Accuracy   float64 `json:"prequential_accuracy"`
 	Baseline   float64 `json:"majority_baseline"`
-	PIILeaks   int64   `json:"pii_leaks"`
+	// LogLoss is a binary model's prequential log loss over every joined
+	// label, and BaseRateLogLoss that of always predicting the labels'
+	// positive share (-1 for other models).
+	LogLoss         float64 `json:"prequential_logloss"`
+	BaseRateLogLoss float64 `json:"base_rate_logloss"`
+	PIILeaks        int64   `json:"pii_leaks"`
 	// Prequential holds each served version's windowed accuracy, log loss and AUC.
 	Prequential     []stages.PrequentialSummary `json:"prequential"`
 	Alerts          []demoAlert                 `json:"alerts"`
@@ -274,16 +279,19 @@ loop:
 		return err
 	}
 	t := pl.Totals()
-	ls, _ := pl.Labels()
+	ls, labelled := pl.Labels()
 	sum := demoSummary{
 		Produced: stats.Rows.Load(), Valid: stats.Valid.Load(), Malformed: stats.Malformed.Load(), Duplicates: stats.Duplicates.Load(),
 		Predicted: t.Out, DLQ: t.DLQ, Deduped: t.Duplicates, Labels: stats.Labels.Load(),
 		ElapsedS: elapsed.Seconds(), EventsPerS: float64(t.In) / elapsed.Seconds(), DataPlaneS: dataPlane.Seconds(),
 		KafkaAddr: brokers[0], RedisAddr: emb.RedisAddr, Partitions: *partitions, StreamSeed: sf.seed, Concept: sf.concept,
-		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(),
+		Incomplete: incomplete, Accuracy: math.NaN(), Baseline: math.NaN(), LogLoss: math.NaN(), BaseRateLogLoss: math.NaN(),
 	}
-	sum.Accuracy, sum.Baseline, sum.Prequential = ls.Accuracy, ls.Baseline, ls.Versions
-	sum.LabelsParked = ls.Counts.Parked()
+	if labelled {
+		sum.Accuracy, sum.Baseline, sum.Prequential = ls.Accuracy, ls.Baseline, ls.Versions
+		sum.LogLoss, sum.BaseRateLogLoss = ls.LogLoss, ls.BaseRateLogLoss
+		sum.LabelsParked = ls.Counts.Parked()
+	}
 	if incomplete {
 		// Interrupted: stop at once. Events the pipeline never took in are
 		// waiting in the input topic, not lost; the outputs are not read back.
@@ -349,7 +357,7 @@ type demoAlert struct {
 // jsonSafe replaces NaN metrics (no labels yet) with -1, which JSON can carry.
 func jsonSafe(s demoSummary) demoSummary {
 	s.Prequential = slices.Clone(s.Prequential)
-	fs := []*float64{&s.Accuracy, &s.Baseline}
+	fs := []*float64{&s.Accuracy, &s.Baseline, &s.LogLoss, &s.BaseRateLogLoss}
 	for i := range s.Prequential {
 		fs = append(fs, &s.Prequential[i].Accuracy, &s.Prequential[i].LogLoss, &s.Prequential[i].AUC)
 	}

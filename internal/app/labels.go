@@ -24,9 +24,13 @@ type labelPlane struct {
 	// dlq receives the label records the join refuses.
 	dlq stages.LabelDLQ
 
-	decision                  models.Decision
+	decision models.Decision
+	// binary is a model of two classes, whose served score is P(y=1): its
+	// outcomes add to logLoss.
+	binary                    bool
 	mu                        sync.Mutex
 	total, correct, positives int64
+	logLoss                   float64
 }
 
 func newLabelPlane(a *App) (*labelPlane, error) {
@@ -35,7 +39,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 		// The learner-state writer consumes the labels; its label feed
 		// writes the refused records (learnerState.open).
 		a.join.KeepMarksUntilCommitted(nil, a.inputCommitted) // log mode's label marks are the rows'
-		lp := &labelPlane{writer: a.state.writer, join: a.join, metrics: a.joinMetrics, decision: stages.DecisionOf(spec)}
+		lp := &labelPlane{writer: a.state.writer, join: a.join, metrics: a.joinMetrics, decision: stages.DecisionOf(spec), binary: isBinary(spec)}
 		a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 		return lp, nil
 	}
@@ -62,7 +66,7 @@ func newLabelPlane(a *App) (*labelPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics, decision: stages.DecisionOf(spec)}
+	lp := &labelPlane{kc: kc, join: a.join, metrics: a.joinMetrics, decision: stages.DecisionOf(spec), binary: isBinary(spec)}
 	lp.dlq = a.labelDLQ(kc, kc.MaxRecordBytes)
 	a.outcomeHooks = append(a.outcomeHooks, lp.observe)
 	return lp, nil
@@ -107,6 +111,9 @@ func (lp *labelPlane) observe(o stages.Outcome) {
 	if o.Label == 1 {
 		lp.positives++
 	}
+	if lp.binary {
+		lp.logLoss += models.LogLoss(float64(o.Score), float64(o.Label))
+	}
 	lp.mu.Unlock()
 }
 
@@ -134,6 +141,11 @@ type LabelStats struct {
 	// Baseline that of always predicting the majority label (NaN before
 	// any label).
 	Accuracy, Baseline float64
+	// LogLoss is the prequential log loss over every joined label of a
+	// binary model, and BaseRateLogLoss that of always predicting the
+	// labels' positive share (the share's entropy); NaN before any label,
+	// and for other models.
+	LogLoss, BaseRateLogLoss float64
 	// WindowAccuracy is the champion's windowed prequential accuracy (NaN
 	// before any label).
 	WindowAccuracy float64
@@ -145,7 +157,8 @@ type LabelStats struct {
 }
 
 func (lp *labelPlane) stats() LabelStats {
-	s := LabelStats{Processed: lp.join.Processed(), Counts: lp.join.Counts(), Accuracy: math.NaN(), Baseline: math.NaN(), WindowAccuracy: math.NaN(), Versions: lp.metrics.Summaries()}
+	s := LabelStats{Processed: lp.join.Processed(), Counts: lp.join.Counts(), Accuracy: math.NaN(), Baseline: math.NaN(),
+		LogLoss: math.NaN(), BaseRateLogLoss: math.NaN(), WindowAccuracy: math.NaN(), Versions: lp.metrics.Summaries()}
 	for _, w := range lp.metrics.Summaries() {
 		s.WindowAccuracy = w.Accuracy
 		break
@@ -157,6 +170,10 @@ func (lp *labelPlane) stats() LabelStats {
 		s.Accuracy = float64(lp.correct) / float64(lp.total)
 		p := float64(lp.positives) / float64(lp.total)
 		s.Baseline = math.Max(p, 1-p)
+		if lp.binary {
+			s.LogLoss = lp.logLoss / float64(lp.total)
+			s.BaseRateLogLoss = p*models.LogLoss(p, 1) + (1-p)*models.LogLoss(p, 0)
+		}
 	}
 	return s
 }

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -56,26 +58,39 @@ func TestLabelPlaneSendsRefusedLabelsToDLQ(t *testing.T) {
 		}
 	}
 	waitUntil(t, ctx, "4 labels processed", func() bool { s, _ := dp.Labels(); return s.Processed == 4 })
-	if s, _ := dp.Labels(); s.Joined != 1 {
+	s, _ := dp.Labels()
+	if s.Joined != 1 {
 		t.Errorf("%d labels joined, want the 1 valid one", s.Joined)
 	}
 
 	rd := b.Client(t, kgo.ConsumeTopics(spec.Topics.DLQ, spec.Topics.Predictions), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var dlq []*kgo.Record
-	var pred *kgo.Record
-	for len(dlq) < 3 || pred == nil {
+	var dlq, preds []*kgo.Record
+	for len(dlq) < 3 || len(preds) < len(events) {
 		fs := rd.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("read %d DLQ records, prediction %v", len(dlq), pred != nil)
+			t.Fatalf("read %d DLQ records, %d predictions", len(dlq), len(preds))
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Topic == spec.Topics.DLQ {
 				dlq = append(dlq, r)
 			} else {
-				pred = r
+				preds = append(preds, r)
 			}
 		})
 	}
+	// The one joined label (1, of events[2]) is the run's log loss; the
+	// base rate of labels all 1 has none.
+	var joined struct {
+		ID    string  `json:"event_id"`
+		Score float64 `json:"score"`
+	}
+	if err := json.Unmarshal(preds[2].Value, &joined); err != nil || joined.ID != events[2].ID {
+		t.Fatalf("third prediction %s (%v): want events[2]'s", preds[2].Value, err)
+	}
+	if want := -math.Log(joined.Score); !(math.Abs(s.LogLoss-want) <= 1e-6 && s.BaseRateLogLoss <= 1e-9) {
+		t.Errorf("log loss %v (base rate %v) for label 1 scored %v: want %v (0)", s.LogLoss, s.BaseRateLogLoss, joined.Score, want)
+	}
+	pred := preds[2]
 	wantReasons := []string{stages.ReasonLabelInvalid, stages.ReasonLabelInvalid, stages.ReasonLabelIDTooLong}
 	for i, r := range dlq {
 		h := map[string]string{}

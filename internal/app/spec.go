@@ -119,6 +119,12 @@ func RolloutGate(spec *pipeline.Spec) (rollout.Gate, time.Duration, error) {
 	return g, interval, nil
 }
 
+// isBinary reports whether the spec's model is a classifier of two
+// classes, whose served score is P(y=1).
+func isBinary(spec *pipeline.Spec) bool {
+	return !isRegression(spec) && spec.Model.Classes <= 2
+}
+
 // isRegression reports whether the spec's model predicts a number rather
 // than a class.
 func isRegression(spec *pipeline.Spec) bool {
