@@ -115,7 +115,8 @@ func (c Config) Validate() error {
 
 // New builds the client c describes. It does not connect: call Ping to
 // check the server (errors name the address, never the password). Every
-// command is bounded by Config.Timeout and its context's deadline.
+// command is bounded by Config.Timeout and its context's deadline, and its
+// errors are marked as Redis's (MarkErrors).
 func New(c Config) (goredis.UniversalClient, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -159,14 +160,18 @@ func New(c Config) (goredis.UniversalClient, error) {
 		}
 		opts.TLSConfig = tc
 	}
+	var rdb goredis.UniversalClient
 	switch c.Mode {
 	case ModeSentinel:
 		opts.MasterName = c.MasterName
-		return goredis.NewFailoverClient(opts.Failover()), nil
+		rdb = goredis.NewFailoverClient(opts.Failover())
 	case ModeCluster:
-		return goredis.NewClusterClient(opts.Cluster()), nil
+		rdb = goredis.NewClusterClient(opts.Cluster())
+	default:
+		rdb = goredis.NewClient(opts.Simple())
 	}
-	return goredis.NewClient(opts.Simple()), nil
+	MarkErrors(rdb)
+	return rdb, nil
 }
 
 // Ping checks that the server answers rdb (built from c) as c's user,

@@ -206,3 +206,58 @@ func TestUnavailableSeesThroughAWrappedScriptCall(t *testing.T) {
 		}
 	}
 }
+
+// A network failure or a deadline counts as Redis's only on a client whose
+// errors are marked: the same refused connection from a client that is
+// not (or from another dependency) is not Redis unavailable. Marking keeps
+// the server's answers as they are (redis.Nil is still redis.Nil) and
+// marks a pipeline's commands and its error.
+func TestUnavailableIsRedisOnlyOnMarkedClients(t *testing.T) {
+	ctx := context.Background()
+	down := closedAddr(t)
+	plain := goredis.NewClient(&goredis.Options{Addr: down, MaxRetries: -1})
+	defer plain.Close()
+	err := plain.Ping(ctx).Err()
+	if err == nil {
+		t.Fatal("PING to a closed port succeeded")
+	}
+	if _, ok := redis.Unavailable(err); ok {
+		t.Errorf("a refused connection of an unmarked client is called Redis unavailable: %v", err)
+	}
+	if _, ok := redis.Unavailable(context.DeadlineExceeded); ok {
+		t.Error("a bare deadline is called Redis unavailable")
+	}
+	redis.MarkErrors(plain)
+	redis.MarkErrors(plain) // a second mark wraps nothing twice
+	err = plain.Ping(ctx).Err()
+	if reason, ok := redis.Unavailable(err); !ok || reason != "connection refused" {
+		t.Errorf("Unavailable(%v) of a marked client = %q, %v; want connection refused", err, reason, ok)
+	}
+	if err.Error() != "dial tcp "+down+": connect: connection refused" {
+		t.Errorf("the marked error reads %q, want the call's own text", err)
+	}
+	pipe := plain.Pipeline()
+	get := pipe.Get(ctx, "k")
+	_, err = pipe.Exec(ctx)
+	if _, ok := redis.Unavailable(err); !ok {
+		t.Errorf("a marked pipeline's error %v is not unavailable", err)
+	}
+	if _, ok := redis.Unavailable(get.Err()); !ok {
+		t.Errorf("a marked pipeline's command error %v is not unavailable", get.Err())
+	}
+
+	r := redistest.StartMiniredis(t)
+	rdb, err := redis.New(redis.Config{Addrs: []string{r.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if err := rdb.Get(ctx, "missing").Err(); err != goredis.Nil {
+		t.Errorf("GET of a missing key on a marked client: %v, want redis.Nil itself", err)
+	}
+	pipe = rdb.Pipeline()
+	missing := pipe.Get(ctx, "missing")
+	if _, err := pipe.Exec(ctx); err != goredis.Nil || missing.Err() != goredis.Nil {
+		t.Errorf("pipelined GET of a missing key: %v (command %v), want redis.Nil itself", err, missing.Err())
+	}
+}

@@ -41,7 +41,8 @@ type Options struct {
 	// Log defaults to slog.Default().
 	Log *slog.Logger
 	// Redis, when set, is used instead of a client built from the spec's
-	// redis block (the demo's miniredis, tests); the App does not close it.
+	// redis block (tests); the App does not close it, and adds a hook that
+	// marks its errors (connectors/redis.MarkErrors).
 	Redis goredis.UniversalClient
 	// OnAlert sees every alert the drift monitor raises, before it is
 	// published (the demo prints them). It must not block.
@@ -164,7 +165,9 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	} else if err != nil {
 		return err
 	}
-	if a.rdb == nil {
+	if a.rdb != nil {
+		redis.MarkErrors(a.rdb) // the retry classifier tells its failures from the brokers'
+	} else {
 		rc, err := RedisClient(spec)
 		if err != nil {
 			return err

@@ -5,25 +5,36 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/driftline/driftline/connectors/kafka"
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/models"
 	"github.com/driftline/driftline/pipeline"
 	"github.com/driftline/driftline/stages"
 )
 
-// dependencyRedis names Redis in the health metrics and /readyz.
-const dependencyRedis = "redis"
+// dependencyRedis and dependencyKafka name Redis and the brokers in the
+// health metrics and /readyz.
+const (
+	dependencyRedis = "redis"
+	dependencyKafka = "kafka"
+)
 
 // redisProbeInterval is how often watchRedis pings Redis; it bounds how
 // long /readyz lags an outage's start and end when no loop touches Redis.
 const redisProbeInterval = time.Second
 
-// classifyFailure is the partition loops' retry classifier: a Redis call
-// that failed because Redis is unavailable is transient (the batch is
-// retried); any other failure stops the plane.
+// classifyFailure is the partition loops' retry classifier: a call that
+// failed because Redis or the brokers are unavailable is transient (the
+// batch is retried, and /readyz names the dependency); any other failure
+// stops the plane. Redis's errors are marked by its client, so a network
+// error or a deadline that is not Redis's is the brokers', the loops'
+// only other network dependency.
 func classifyFailure(err error) (dep, reason string, ok bool) {
 	if reason, ok := redis.Unavailable(err); ok {
 		return dependencyRedis, reason, true
+	}
+	if reason, ok := kafka.Unavailable(err); ok {
+		return dependencyKafka, reason, true
 	}
 	return "", "", false
 }
