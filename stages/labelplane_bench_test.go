@@ -72,7 +72,8 @@ func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) i
 // the labels that follow are joined untimed, so that the cache stays
 // small), "put-early" is put when the batch's labels came first (parked,
 // untimed) and the Put joins them, "join" joins a batch of 256 labels to cached predictions
-// (the labels topic's Handle). It reports ns/label, the Redis commands the
+// (the labels topic's Handle), "park" joins a batch of 256 labels whose
+// predictions have not come (each is parked). It reports ns/label, the Redis commands the
 // client sent per label (cmds/label; a script call is one) and, on
 // redis-server, the commands the server ran per label, those inside
 // scripts included (srv-cmds/label). The "-kept" sides are the same with
@@ -81,7 +82,7 @@ func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) i
 // batches.
 func BenchmarkLabelPlane(b *testing.B) {
 	for _, backend := range []string{"miniredis", "redis-server"} {
-		for _, side := range []string{"put", "put-early", "join", "put-kept", "put-early-kept", "join-kept"} {
+		for _, side := range []string{"put", "put-early", "join", "park", "put-kept", "put-early-kept", "join-kept", "park-kept"} {
 			b.Run(backend+"/"+side, func(b *testing.B) {
 				var r *redistest.Redis
 				if backend == "miniredis" {
@@ -128,7 +129,9 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 		if side == "put-early" {
 			rig.handle(b, msgs)
 		}
-		if side != "join" {
+		if side == "park" {
+			// Labels before their predictions: each is parked.
+		} else if side != "join" {
 			rig.score.Observe = nil
 			batch = rig.scored(b, evs)
 			rig.score.Observe = observe
@@ -141,7 +144,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 		s0 := serverCalls(b, r, rdb)
 		c0 := counter.n.Load()
 		b.StartTimer()
-		if side != "join" {
+		if side != "join" && side != "park" {
 			if _, err := rig.cache.PutServed(ctx, batch, Served{}); err != nil {
 				b.Fatal(err)
 			}

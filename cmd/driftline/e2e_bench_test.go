@@ -92,6 +92,7 @@ var e2eRounds atomic.Int64
 // Throughput runs, when there are any, always time all three sides.
 // DRIFTLINE_BENCH_LINGER=D (a Go duration) runs every side, the
 // passthrough included, with batch.linger D instead of the spec's.
+// DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile).
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -133,7 +134,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		elapsed := make([]time.Duration, len(sides))
 		for i := 0; i < b.N; i++ {
 			for _, k := range rotation(len(sides), round+i) {
+				prof := startSideProfile(b, rdb, sides[k].name)
 				elapsed[k] += timeSide(b, ctx, sides[k], spec.Topics.Input, spec.Topics.Labels, rows)
+				prof.stop(b, sides[k].name, rows)
 			}
 		}
 		for k, s := range sides {
