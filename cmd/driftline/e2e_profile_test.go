@@ -26,7 +26,10 @@ import (
 // process, redis-server and the broker's JVM (this process's children;
 // the load generator has exited before the timed runs) used during it,
 // per input row, with Redis's command counts per row (INFO commandstats,
-// reset before the side starts).
+// reset before the side starts). DRIFTLINE_BENCH_SLOWLOG=1 adds each
+// script's calls and time per row, from Redis's slow log (which it sets to
+// log every command: it costs Redis CPU of its own); DRIFTLINE_BENCH_PERF=1
+// records redis-server with perf (dir/<side>-<n>.redis.perf).
 type sideProfile struct {
 	dir      string
 	rdb      *redis.Client
@@ -61,16 +64,18 @@ func startSideProfile(b *testing.B, rdb *redis.Client, side string) *sideProfile
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
 		b.Fatal(err)
 	}
-	// Every top-level command in the slow log, to split the script calls
-	// (one EVALSHA line in commandstats) by script.
-	if err := rdb.ConfigSet(ctx, "slowlog-max-len", "1000000").Err(); err != nil {
-		b.Fatal(err)
-	}
-	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
-		b.Fatal(err)
-	}
-	if err := rdb.Do(ctx, "SLOWLOG", "RESET").Err(); err != nil {
-		b.Fatal(err)
+	if os.Getenv("DRIFTLINE_BENCH_SLOWLOG") != "" {
+		// Every top-level command in the slow log, to split the script
+		// calls (one EVALSHA line in commandstats) by script.
+		if err := rdb.ConfigSet(ctx, "slowlog-max-len", "1000000").Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := rdb.Do(ctx, "SLOWLOG", "RESET").Err(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	p := &sideProfile{dir: dir, rdb: rdb, file: f, start: time.Now(), cpuStart: familyCPU()}
 	if os.Getenv("DRIFTLINE_BENCH_PERF") != "" {
@@ -135,7 +140,9 @@ func (p *sideProfile) stop(b *testing.B, side string, rows int64) {
 		}
 		fmt.Fprintf(&out, " %s %.4f (%.2f µs/row)", strings.TrimPrefix(name, "cmdstat_"), float64(calls)/float64(rows), float64(usec)/float64(rows))
 	}
-	p.logScripts(b, &out, rows)
+	if os.Getenv("DRIFTLINE_BENCH_SLOWLOG") != "" {
+		p.logScripts(b, &out, rows)
+	}
 	b.Log(out.String())
 }
 
