@@ -283,6 +283,11 @@ func timeSide(b *testing.B, ctx context.Context, side e2eSide, in, labels string
 	run := side.start(b, in, labels)
 	waitDone(b, ctx, side.name, run, n)
 	elapsed := time.Since(start)
+	if r, ok := run.(*driftlineRun); ok && profileDir() != "" {
+		if s, ok := r.app.Labels(); ok {
+			b.Logf("%s: labels when its last output was acknowledged: %+v", side.name, s.Counts)
+		}
+	}
 	if err := run.Stop(); err != nil {
 		b.Fatalf("%s: %v", side.name, err)
 	}
