@@ -153,7 +153,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 	seconds := latencySeconds(b)
 	for _, k := range order {
+		redis0 := familyCPU()["redis-server"]
 		lat := measureLatency(b, ctx, broker, sides[k], rate[k]/2, seconds)
+		if profileDir() != "" {
+			used := familyCPU()["redis-server"] - redis0
+			b.Logf("%s latency run: redis-server CPU %s, %.2f µs per output", sides[k].name, used.Round(time.Millisecond),
+				float64(used.Nanoseconds())/1e3/float64(lat.matched))
+		}
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)
 		report(sides[k].name+"-load-events/s", lat.achieved)
