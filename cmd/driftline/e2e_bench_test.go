@@ -92,7 +92,8 @@ var e2eRounds atomic.Int64
 // Throughput runs, when there are any, always time all three sides.
 // DRIFTLINE_BENCH_LINGER=D (a Go duration) runs every side, the
 // passthrough included, with batch.linger D instead of the spec's.
-// DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile).
+// DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile)
+// and logs redis-server's CPU per output of each latency run.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
