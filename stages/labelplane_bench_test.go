@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -72,16 +73,18 @@ func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) i
 // the labels that follow are joined untimed, so that the cache stays
 // small), "put-early" is put when the batch's labels came first (parked,
 // untimed) and the Put joins them, "join" joins a batch of 256 labels to cached predictions
-// (the labels topic's Handle). It reports ns/label, the Redis commands the
+// (the labels topic's Handle), "park" joins a batch of 256 labels whose
+// predictions have not come (each is parked). It reports ns/label, the Redis commands the
 // client sent per label (cmds/label; a script call is one) and, on
 // redis-server, the commands the server ran per label, those inside
-// scripts included (srv-cmds/label). The "-kept" sides are the same with
+// scripts included (srv-cmds/label), and the server's CPU time per label
+// (srv-cpu-ns/label, INFO cpu, 1 ms resolution per op). The "-kept" sides are the same with
 // the marks kept until their records are committed, as driftline run
 // does (LabelJoin.KeepMarksUntilCommitted), the commits trailing by two
 // batches.
 func BenchmarkLabelPlane(b *testing.B) {
 	for _, backend := range []string{"miniredis", "redis-server"} {
-		for _, side := range []string{"put", "put-early", "join", "put-kept", "put-early-kept", "join-kept"} {
+		for _, side := range []string{"put", "put-early", "join", "park", "put-kept", "put-early-kept", "join-kept", "park-kept"} {
 			b.Run(backend+"/"+side, func(b *testing.B) {
 				var r *redistest.Redis
 				if backend == "miniredis" {
@@ -92,7 +95,7 @@ func BenchmarkLabelPlane(b *testing.B) {
 				rdb := r.Client(b)
 				counter := &commandCounter{}
 				rdb.AddHook(counter)
-				spec := parseTestSpec(b, false, map[string]string{"max_pending: 1000": "max_pending: 100000"})
+				spec := parseTestSpec(b, false, map[string]string{"max_pending: 1000": "max_pending: 100000, max_parked: 1000000"})
 				rig := newJoinRigOn(b, spec, r, rdb)
 				rig.join.OnOutcome, rig.join.OnLearned = nil, nil
 				var commits func()
@@ -118,6 +121,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 	ctx := context.Background()
 	observe := rig.score.Observe
 	var cmds, srv int64
+	var cpu time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -128,7 +132,9 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 		if side == "put-early" {
 			rig.handle(b, msgs)
 		}
-		if side != "join" {
+		if side == "park" {
+			// Labels before their predictions: each is parked.
+		} else if side != "join" {
 			rig.score.Observe = nil
 			batch = rig.scored(b, evs)
 			rig.score.Observe = observe
@@ -139,9 +145,10 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 			commits()
 		}
 		s0 := serverCalls(b, r, rdb)
+		u0 := redisCPU(b, r, rdb)
 		c0 := counter.n.Load()
 		b.StartTimer()
-		if side != "join" {
+		if side != "join" && side != "park" {
 			if _, err := rig.cache.PutServed(ctx, batch, Served{}); err != nil {
 				b.Fatal(err)
 			}
@@ -150,6 +157,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 		}
 		b.StopTimer()
 		cmds += counter.n.Load() - c0
+		cpu += redisCPU(b, r, rdb) - u0
 		srv += serverCalls(b, r, rdb) - s0 // its INFO is not counted
 		if side == "put" {
 			rig.handle(b, msgs)
@@ -162,7 +170,20 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 	b.ReportMetric(float64(cmds)/labels, "cmds/label")
 	if r.Mini == nil {
 		b.ReportMetric(float64(srv)/labels, "srv-cmds/label")
+		b.ReportMetric(float64(cpu.Nanoseconds())/labels, "srv-cpu-ns/label")
 	}
+}
+
+// redisCPU is serverCPU on redis-server, 0 on miniredis.
+func redisCPU(b *testing.B, r *redistest.Redis, rdb redis.UniversalClient) time.Duration {
+	if r.Mini != nil {
+		return 0
+	}
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		b.Fatalf("redisCPU: a %T, want a *redis.Client", rdb)
+	}
+	return serverCPU(b, c)
 }
 
 // scored runs the rig's chain on events with the given ids and returns the

@@ -92,6 +92,8 @@ var e2eRounds atomic.Int64
 // Throughput runs, when there are any, always time all three sides.
 // DRIFTLINE_BENCH_LINGER=D (a Go duration) runs every side, the
 // passthrough included, with batch.linger D instead of the spec's.
+// DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile)
+// and logs redis-server's CPU per output of each latency run.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -133,7 +135,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 		elapsed := make([]time.Duration, len(sides))
 		for i := 0; i < b.N; i++ {
 			for _, k := range rotation(len(sides), round+i) {
+				prof := startSideProfile(b, rdb, sides[k].name)
 				elapsed[k] += timeSide(b, ctx, sides[k], spec.Topics.Input, spec.Topics.Labels, rows)
+				prof.stop(b, sides[k].name, rows)
 			}
 		}
 		for k, s := range sides {
@@ -150,7 +154,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 
 	seconds := latencySeconds(b)
 	for _, k := range order {
+		redis0 := familyCPU()["redis-server"]
 		lat := measureLatency(b, ctx, broker, sides[k], rate[k]/2, seconds)
+		if profileDir() != "" {
+			used := familyCPU()["redis-server"] - redis0
+			b.Logf("%s latency run: redis-server CPU %s, %.2f µs per output", sides[k].name, used.Round(time.Millisecond),
+				float64(used.Nanoseconds())/1e3/float64(lat.matched))
+		}
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)
 		report(sides[k].name+"-load-events/s", lat.achieved)
@@ -280,6 +290,11 @@ func timeSide(b *testing.B, ctx context.Context, side e2eSide, in, labels string
 	run := side.start(b, in, labels)
 	waitDone(b, ctx, side.name, run, n)
 	elapsed := time.Since(start)
+	if r, ok := run.(*driftlineRun); ok && profileDir() != "" {
+		if s, ok := r.app.Labels(); ok {
+			b.Logf("%s: labels when its last output was acknowledged: %+v", side.name, s.Counts)
+		}
+	}
 	if err := run.Stop(); err != nil {
 		b.Fatalf("%s: %v", side.name, err)
 	}
