@@ -3,12 +3,11 @@ package kafka
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/driftline/driftline/connectors/internal/netfail"
 )
 
 // Unavailable reports whether err, from a produce or a request to the
@@ -29,7 +28,6 @@ func Unavailable(err error) (reason string, ok bool) {
 		return "", false
 	}
 	var kerrAnswer *kerr.Error
-	var nerr net.Error
 	switch {
 	case errors.Is(err, kgo.ErrRecordTimeout):
 		return "delivery timeout", true
@@ -40,16 +38,6 @@ func Unavailable(err error) (reason string, ok bool) {
 			return kerrAnswer.Message, true
 		}
 		return "", false
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
-		return "timeout", true
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused", true
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed", true
 	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return "network error", true
-	}
-	return "", false
+	return netfail.Reason(err)
 }

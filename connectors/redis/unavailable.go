@@ -3,12 +3,11 @@ package redis
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"strings"
-	"syscall"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/driftline/driftline/connectors/internal/netfail"
 )
 
 // MarkErrors adds a hook to rdb that marks the errors of its calls that
@@ -115,22 +114,10 @@ func Unavailable(err error) (reason string, ok bool) {
 	if !errors.As(err, &call) {
 		return "", false // not a Redis call's
 	}
-	var nerr net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
-		return "timeout", true
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused", true
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed", true
-	case errors.Is(err, goredis.ErrPoolTimeout):
+	if errors.Is(err, goredis.ErrPoolTimeout) {
 		return "no connection in time", true
 	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return "network error", true
-	}
-	return "", false
+	return netfail.Reason(err)
 }
 
 // scriptCallFailedWith reports whether err is a script error reply that
