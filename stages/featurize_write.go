@@ -15,29 +15,34 @@ import (
 // once Redis acknowledged it (from the deferred work's goroutine).
 type aggWrite struct {
 	keys []string
-	// packed holds "<n> <mean> <last> <refresh> " per key, the floats as
-	// go-redis writes them (strconv 'f', -1), refresh 1 or 0 (see
-	// writeAggregates).
+	// packed holds each key's n, mean and last back to back, the floats
+	// as go-redis writes them (strconv 'f', -1).
 	packed []byte
-	// ends[n] is the end of key n's fields in packed.
+	// ends[3*k+f] is the end in packed of key k's field f (n, mean, last).
 	ends []int
-	ttl  time.Duration
-	done atomic.Bool
+	// refresh holds, in increasing order, the indices in keys of those
+	// whose TTL the write sets (see writeAggregates).
+	refresh []int
+	ttl     time.Duration
+	done    atomic.Bool
+	// vals and args are flush's scratch: packed's fields as strings, and a
+	// script call's arguments (pointers into vals, which boxing into an
+	// interface does not allocate for).
+	vals []string
+	args []any
 }
 
 // add appends key k's aggregates to the write.
 func (w *aggWrite) add(k string, v *entityAgg, refresh bool) {
+	if refresh {
+		w.refresh = append(w.refresh, len(w.keys))
+	}
 	w.keys = append(w.keys, k)
 	w.packed = appendCount(w.packed, v.n)
-	w.packed = append(w.packed, ' ')
+	w.ends = append(w.ends, len(w.packed))
 	w.packed = strconv.AppendFloat(w.packed, v.mean, 'f', -1, 64)
-	w.packed = append(w.packed, ' ')
+	w.ends = append(w.ends, len(w.packed))
 	w.packed = appendSeconds(w.packed, v.last)
-	if refresh {
-		w.packed = append(w.packed, " 1 "...)
-	} else {
-		w.packed = append(w.packed, " 0 "...)
-	}
 	w.ends = append(w.ends, len(w.packed))
 }
 
@@ -45,7 +50,7 @@ func (w *aggWrite) add(k string, v *entityAgg, refresh bool) {
 // flush returned) or was never handed to anyone may be reset.
 func (w *aggWrite) reset() {
 	clear(w.keys) // hold no key strings
-	w.keys, w.packed, w.ends = w.keys[:0], w.packed[:0], w.ends[:0]
+	w.keys, w.packed, w.ends, w.refresh = w.keys[:0], w.packed[:0], w.ends[:0], w.refresh[:0]
 	w.done.Store(false)
 }
 
@@ -53,14 +58,29 @@ func (w *aggWrite) reset() {
 // (one round trip for a batch of up to 512 entities). It writes absolute
 // values, so running it again (a retry) is harmless.
 func (w *aggWrite) flush(ctx context.Context, rdb redis.UniversalClient, call *scriptCall) error {
+	fields := string(w.packed) // one copy; the values are its substrings
+	w.vals = w.vals[:0]
+	start := 0
+	for _, end := range w.ends {
+		w.vals = append(w.vals, fields[start:end])
+		start = end
+	}
+	defer clear(w.vals)
 	ttl := w.ttl.Milliseconds()
+	refresh := w.refresh
 	for lo := 0; lo < len(w.keys); lo += scriptChunkRows {
 		hi := min(lo+scriptChunkRows, len(w.keys))
-		start := 0
-		if lo > 0 {
-			start = w.ends[lo-1]
+		args := append(w.args[:0], any(ttl))
+		for v := 3 * lo; v < 3*hi; v++ {
+			args = append(args, &w.vals[v])
 		}
-		n, err := call.run(ctx, rdb, w.keys[lo:hi], ttl, w.packed[start:w.ends[hi-1]]).Int()
+		for len(refresh) > 0 && refresh[0] < hi {
+			args = append(args, refresh[0]-lo+1)
+			refresh = refresh[1:]
+		}
+		n, err := call.run(ctx, rdb, w.keys[lo:hi], args...).Int()
+		clear(args)
+		w.args = args[:0]
 		if err != nil {
 			return fmt.Errorf("featurize: write entity aggregates: %w", err)
 		}
@@ -73,22 +93,29 @@ func (w *aggWrite) flush(ctx context.Context, rdb redis.UniversalClient, call *s
 }
 
 // writeAggregates writes a batch's entity aggregates in one call: for
-// each key, HSET key n <n> mean <mean> last <last>, and PEXPIRE key <ttl>
-// when its refresh flag is 1. KEYS: the entities' keys. ARGV: the TTL in
-// ms, then "<n> <mean> <last> <refresh> " per key. The hash holds the
-// same strings as one HSET per entity from go-redis did. It returns how
-// many keys it wrote. One script instead of one or two commands per
-// entity saves most of the client's work per entity (on Redis Cluster the
-// keys must then share a slot: give key_prefix a {hash tag}, as for
-// dedupe).
+// each key, HSET key n <n> mean <mean> last <last>; then PEXPIRE key
+// <ttl> for the keys whose TTL needs a refresh. KEYS: the entities' keys.
+// ARGV: the TTL in ms, then each key's n, mean and last, then the
+// (1-based) indices in KEYS of the keys to PEXPIRE. The hash holds the
+// same strings as one HSET per entity from go-redis did; as the script
+// runs whole, each key ends with the same fields and TTL as when its
+// PEXPIRE followed its HSET. It returns how many keys it wrote. One
+// script instead of one or two commands per entity saves most of the
+// client's work per entity (on Redis Cluster the keys must then share a
+// slot: give key_prefix a {hash tag}, as for dedupe). The values come as
+// arguments of their own, not parsed out of one string: on miniredis
+// (gopher-lua), a pattern match per entity cost as much as its HSET's
+// own work.
 var writeAggregates = redis.NewScript(`
-local i = 0
-for n, mean, last, refresh in string.gmatch(ARGV[2], '(%S+) (%S+) (%S+) (%d) ') do
-  i = i + 1
-  redis.call('HSET', KEYS[i], 'n', n, 'mean', mean, 'last', last)
-  if refresh == '1' then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+local n = #KEYS
+for i = 1, n do
+  local j = 3 * i - 1
+  redis.call('HSET', KEYS[i], 'n', ARGV[j], 'mean', ARGV[j + 1], 'last', ARGV[j + 2])
 end
-return i
+for j = 3 * n + 2, #ARGV do
+  redis.call('PEXPIRE', KEYS[tonumber(ARGV[j])], ARGV[1])
+end
+return n
 `)
 
 // appendCount appends x as strconv.AppendFloat(dst, x, 'f', -1, 64) does.
