@@ -263,7 +263,7 @@ func (f *Featurize) writeEntities() *pendingWrite {
 		p = &pendingWrite{aggWrite: aggWrite{ttl: f.ttl}}
 		p.flushFn = func(ctx context.Context) error { return p.flush(ctx, f.rdb, &f.writer) }
 		n := len(f.order)
-		p.keys, p.packed, p.ends = make([]string, 0, n), make([]byte, 0, n*aggPackedBytes), make([]int, 0, 3*n)
+		p.keys, p.packed, p.ends = make([]string, 0, n), make([]byte, 0, n*aggPackedBytes), make([]int, 0, n)
 		p.entities = make([]*entityState, 0, n)
 	}
 	wall := f.now()
@@ -287,8 +287,9 @@ func (f *Featurize) writeEntities() *pendingWrite {
 }
 
 // aggPackedBytes is a typical entity's share of aggWrite.packed (a count,
-// a mean of 18 digits, unix seconds with a fraction), to size it at once.
-const aggPackedBytes = 48
+// a mean of 18 digits, unix seconds with a fraction, quoted, with commas),
+// to size it at once.
+const aggPackedBytes = 56
 
 // readEntities reads f.reads' aggregates from Redis in one pipelined
 // round trip.
