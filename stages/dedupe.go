@@ -182,8 +182,9 @@ const scriptChunkRows = 512
 // setIfNew is the dedupe stage's script, one call per chunk. KEYS[1]: the
 // buckets' name without the number (with the key prefix's hash tag, every
 // bucket is in its slot). ARGV: TTL in ms, "<topic>/<partition>/", the
-// offsets separated by spaces, then the ids. With bucket n = floor(TIME in
-// ms / TTL), an id is already set when bucket n or n-1 holds it as a field
+// offsets as a JSON array of strings (one cjson.decode per call: on
+// miniredis, a string.gmatch per id cost more), then the ids. With bucket
+// n = floor(TIME in ms / TTL), an id is already set when bucket n or n-1 holds it as a field
 // (or an earlier id of the call is the same); every other id is set in
 // bucket n to "<topic>/<partition>/<offset>" (one HSET). Bucket n-2, which
 // nothing reads any more, is removed with UNLINK, which frees a large hash
@@ -203,10 +204,10 @@ local n = math.floor((t[1] * 1000 + math.floor(t[2] / 1000)) / ttl)
 local cur = KEYS[1] .. string.format('%.0f', n)
 local inCur = call('HMGET', cur, unpack(ARGV, 4))
 local inPrev = call('HMGET', KEYS[1] .. string.format('%.0f', n - 1), unpack(ARGV, 4))
-local out, dups, i, set, seen = {''}, 1, 0, {}, {}
-for off in string.gmatch(ARGV[3], '%d+') do
-  i = i + 1
-  local id, v = ARGV[3 + i], pos .. off
+local offs = cjson.decode(ARGV[3])
+local out, dups, set, seen = {''}, 1, {}, {}
+for i = 1, #offs do
+  local id, v = ARGV[3 + i], pos .. offs[i]
   local was = inCur[i] or inPrev[i] or seen[id]
   if was then
     dups = dups + 1
@@ -222,7 +223,7 @@ if #set > 0 then
   call('PEXPIREAT', cur, string.format('%.0f', (n + 3) * ttl))
 end
 call('UNLINK', KEYS[1] .. string.format('%.0f', n - 2))
-out[1] = tostring(i)
+out[1] = tostring(#offs)
 return table.concat(out, ' ')
 `)
 

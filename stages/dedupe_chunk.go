@@ -31,10 +31,12 @@ type dedupeChunk struct {
 	bucket [1]string
 	argv   []any
 	// hashes, rows and offsets are each key's hash, batch row, and offset
-	// (offsets: "<offset> " per key, the script's ARGV[3]).
+	// (offsets: `"<offset>",` per key: the elements of the script's ARGV[3],
+	// a JSON array of strings, which send builds in array).
 	hashes  []uint64
 	rows    []int
 	offsets []byte
+	array   []byte
 	// after is set when the chunk repeats a key of an earlier chunk of its
 	// batch: it must then be sent after their answers.
 	after  bool
@@ -57,8 +59,9 @@ func (c *dedupeChunk) add(key []byte, h uint64, row int, offset int64) {
 	c.keyEnds = append(c.keyEnds, len(c.keyBytes))
 	c.hashes = append(c.hashes, h)
 	c.rows = append(c.rows, row)
+	c.offsets = append(c.offsets, '"')
 	c.offsets = strconv.AppendInt(c.offsets, offset, 10)
-	c.offsets = append(c.offsets, ' ')
+	c.offsets = append(c.offsets, `",`...)
 }
 
 // finish cuts the chunk's keys into c.keys, and their ids (each key less
@@ -76,7 +79,9 @@ func (c *dedupeChunk) finish(prefixLen int) {
 // and "<topic>/<partition>/" pos, and keeps its answer or error for apply.
 func (c *dedupeChunk) send(ctx context.Context, rdb redis.UniversalClient, buckets string, ttl time.Duration, pos []byte) {
 	c.bucket[0] = buckets
-	a := append(c.argv[:0], ttl.Milliseconds(), pos, c.offsets)
+	elems := c.offsets[:max(len(c.offsets)-1, 0)] // less the last comma
+	c.array = append(append(append(c.array[:0], '['), elems...), ']')
+	a := append(c.argv[:0], ttl.Milliseconds(), pos, c.array)
 	for i := range c.ids {
 		a = append(a, &c.ids[i]) // a pointer boxes without allocating
 	}

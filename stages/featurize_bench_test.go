@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,14 +94,15 @@ func BenchmarkEntityAggregatesRunner(b *testing.B) {
 // (so the entity keys are user_id's pseudonyms, as in a pipeline) and
 // taken in turn. Cache as in BenchmarkEntityAggregatesRunner. Against
 // miniredis (its work is on this process's CPU) and a real redis-server
-// on loopback (its work is not).
+// on loopback (its work is not: there it reports the server's time in
+// commands per event, srv-ns/event, from INFO commandstats).
 func BenchmarkFeaturizeEntities(b *testing.B) {
 	servers := []struct {
 		name  string
-		start func(testing.TB) redis.UniversalClient
+		start func(testing.TB) *redistest.Redis
 	}{
-		{"redis=miniredis", func(tb testing.TB) redis.UniversalClient { return redistest.StartMiniredis(tb).Client(tb) }},
-		{"redis=server", func(tb testing.TB) redis.UniversalClient { return redistest.StartRedis(tb).Client(tb) }},
+		{"redis=miniredis", redistest.StartMiniredis},
+		{"redis=server", redistest.StartRedis},
 	}
 	for _, srv := range servers {
 		b.Run(srv.name, func(b *testing.B) {
@@ -107,7 +110,9 @@ func BenchmarkFeaturizeEntities(b *testing.B) {
 				b.Run("cache="+cache, func(b *testing.B) {
 					spec := entityBenchSpec(b, cache)
 					in := anonymizedBatches(b, spec, 8)
-					fz, err := NewFeaturize(spec, srv.start(b))
+					red := srv.start(b)
+					rdb := red.Client(b)
+					fz, err := NewFeaturize(spec, rdb)
 					must(b, err)
 					m, err := pipeline.NewMetrics(prometheus.NewRegistry())
 					must(b, err)
@@ -125,6 +130,7 @@ func BenchmarkFeaturizeEntities(b *testing.B) {
 						rs.rec = in[k].rec
 						must(b, r.Handle(ctx, in[k].msgs))
 					}
+					srv0 := serverUsec(b, red, rdb)
 					n, k := 0, 0
 					perEvent(b, func() {
 						rs.rec = in[k].rec
@@ -139,10 +145,45 @@ func BenchmarkFeaturizeEntities(b *testing.B) {
 					for ; n > 0; n-- {
 						must(b, <-acks)
 					}
+					if srv0 >= 0 {
+						b.ReportMetric((serverUsec(b, red, rdb)-srv0)*1e3/float64(b.N*benchBatch), "srv-ns/event")
+					}
 				})
 			}
 		})
 	}
+}
+
+// serverUsec is the time a redis-server spent in the commands featurize
+// sends (INFO commandstats' usec of EVALSHA, EVAL and HMGET; a script's
+// includes the calls it made, which commandstats also counts under their
+// own names), in µs; -1 on miniredis, which keeps no such statistics.
+func serverUsec(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) float64 {
+	tb.Helper()
+	if r.Mini != nil {
+		return -1
+	}
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		switch name {
+		case "cmdstat_evalsha", "cmdstat_eval", "cmdstat_hmget":
+		default:
+			continue
+		}
+		_, usec, ok := strings.Cut(stats, ",usec=")
+		usec, _, _ = strings.Cut(usec, ",")
+		x, err := strconv.ParseFloat(usec, 64)
+		if !ok || err != nil {
+			tb.Fatalf("commandstats line %q: no usec", line)
+		}
+		total += x
+	}
+	return total
 }
 
 // recordBatch is a batch's messages and its record after decode, validate

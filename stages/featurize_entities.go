@@ -287,8 +287,9 @@ func (f *Featurize) writeEntities() *pendingWrite {
 }
 
 // aggPackedBytes is a typical entity's share of aggWrite.packed (a count,
-// a mean of 18 digits, unix seconds with a fraction), to size it at once.
-const aggPackedBytes = 48
+// a mean of 18 digits, unix seconds with a fraction, quoted, with commas),
+// to size it at once.
+const aggPackedBytes = 56
 
 // readEntities reads f.reads' aggregates from Redis in one pipelined
 // round trip.

@@ -53,7 +53,7 @@ func isAggregatesWrite(cmd redis.Cmder) bool {
 	case "evalsha":
 		return args[1] == writeAggregates.Hash()
 	case "eval":
-		return strings.Contains(fmt.Sprint(args[1]), "'mean', mean")
+		return strings.Contains(fmt.Sprint(args[1]), "'mean', v[j + 1]")
 	}
 	return false
 }
