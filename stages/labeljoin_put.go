@@ -53,6 +53,9 @@ type putJob struct {
 	keys    []string
 	args    []any
 	key     []byte
+	// covered is, per row of the chunk a run puts, '1' where p.done's
+	// puts covered the row's offset (see putBatch).
+	covered []byte
 }
 
 // id is row j's event id.
@@ -142,10 +145,11 @@ type putDone struct {
 	last map[int32][]putMark
 }
 
-// putMark is one chunk's put marks and the offset past its last row.
+// putMark is one chunk's put marks, the offset of its first row and the
+// offset past its last.
 type putMark struct {
-	name string
-	end  int64
+	name       string
+	first, end int64
 }
 
 func (d *putDone) get(partition int32, into []putMark) []putMark {
@@ -167,7 +171,7 @@ func (d *putDone) set(partition int32, p *putJob, deleted int64) {
 		return m.end <= deleted || slices.Contains(p.marks, m.name)
 	})
 	for k, name := range p.marks {
-		kept = append(kept, putMark{name: name, end: p.chunkEnd(k)})
+		kept = append(kept, putMark{name: name, first: p.offsets[k*labelPlaneChunk], end: p.chunkEnd(k)})
 	}
 	d.last[partition] = kept
 }
@@ -224,7 +228,7 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 	n := to - from
 	ref, marks := p.refs[k], p.marks[k]
 	consumed := "0"
-	keys := append(p.keys[:0], c.batches, c.earlyIndex, c.pending, c.batch+ref, c.ready, marks)
+	keys := append(p.keys[:0], c.batches, c.earlyIndex, c.pending, c.batch+ref, c.ready, marks, c.held, c.heldIndex)
 	if c.ready == "" {
 		keys[4] = c.batches // unused outside log mode
 	}
@@ -237,14 +241,25 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 			keys = append(keys, d.name)
 		}
 	}
-	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k])
+	p.covered = p.covered[:0]
+	for j := from; j < to; j++ {
+		p.covered = append(p.covered, '0')
+		for _, d := range p.done {
+			if d.first <= p.offsets[j] && p.offsets[j] < d.end {
+				p.covered[j-from] = '1'
+				break
+			}
+		}
+	}
+	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-8, consumed, p.sums[k],
+		string(p.covered), int64(p.partition))
 	for j := from; j < to; j++ {
 		key := append(append(p.key[:0], c.prefix...), p.ids[p.idStart(j):p.idEnds[j]]...)
 		p.key = key
 		id := key[len(c.prefix):]
 		keys = append(keys, string(key), c.early+string(id))
 		args = append(args, encodeEntry(p.at, p.scores[j], p.version(c, j), p.steps[j],
-			p.dense[j*p.numDense:(j+1)*p.numDense], p.hashed[j*p.numHashed:(j+1)*p.numHashed], ref))
+			p.dense[j*p.numDense:(j+1)*p.numDense], p.hashed[j*p.numHashed:(j+1)*p.numHashed], ref), p.offsets[j])
 	}
 	p.keys, p.args = keys, args
 	res, err := putBatch.Run(ctx, c.rdb, keys, args...).Slice()

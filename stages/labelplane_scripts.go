@@ -17,6 +17,10 @@ package stages
 //   - pred-pending       how many predictions are pending, for
 //     labels.max_pending;
 //   - early-label:<id>, early-label-index  parked (early) labels by expiry;
+//   - early-held, early-held-index  early labels a put joined, held by
+//     early-label key until the row's offset is committed, by expiry;
+//   - put-taken:<partition>:<offset>  a chunk's put marks (putBatch);
+//   - label-taken:<partition>:g<generation>  a label batch's taken marks;
 //   - pred-joined:<id>, early-ready  log mode's marks and early-label stream.
 //
 // A script reaches a batch's set and, when it evicts, the evicted
@@ -89,26 +93,47 @@ end
 // of the labels topic), so that a retried batch knows its own.
 
 // putBatch caches one chunk of a batch's predictions and indexes them as
-// one batch, picks up their early labels when any label is parked at all,
-// and trims the cache: batches past their expiry count their pending
-// predictions as missing (and delete them), parked labels past theirs as
-// orphans (and delete them), and the oldest pending predictions beyond
-// ARGV[2] (labels.max_pending) are evicted.
+// one batch, picks up their early labels when any label is parked or held
+// at all, and trims the cache: batches past their expiry count their
+// pending predictions as missing (and delete them), parked labels past
+// theirs as orphans (and delete them), and the oldest pending predictions
+// beyond ARGV[2] (labels.max_pending) are evicted.
 //
 // KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
 // KEYS[6] the chunk's put marks (a hash named after the partition and the
-// source offset of its first row), KEYS[7 .. 6+ARGV[7]] the put marks of
-// the partition's last put (deleted), then per row: prediction, early
-// label. ARGV[5] "1" in log mode, ARGV[6] the batch reference, ARGV[8]
-// "1" when the client consumed the reply of an earlier run of this chunk,
-// ARGV[9] the chunk's fingerprint (its rows' ids and offsets), then per
-// row: the entry.
+// source offset of its first row), KEYS[7] the held early labels (a hash)
+// and KEYS[8] their index by expiry, KEYS[9 .. 8+ARGV[7]] the put marks
+// of the partition's puts done with (deleted, and the labels they hold
+// released), then per row: prediction, early label. ARGV[5] "1" in log
+// mode, ARGV[6] the batch reference, ARGV[8] "1" when the client consumed
+// the reply of an earlier run of this chunk, ARGV[9] the chunk's
+// fingerprint (its rows' ids and offsets), ARGV[10] one byte per row, "1"
+// where this process's puts that succeeded covered the row's offset
+// already, ARGV[11] the partition, then per row: the entry, its offset.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
-// prediction is not cached, the parked label is deleted, and the reply
-// names it. In log mode the prediction is cached and the event announced
-// on the early-label stream. Reply: {missing, orphaned, evicted, then per
-// early-joined row: its index (from 0), its label (4 bytes)}.
+// prediction is not cached, the parked label is deleted (and leaves the
+// early index), and the reply names it. In log mode the prediction is
+// cached and the event announced on the early-label stream. Reply:
+// {missing, orphaned, evicted, then per early-joined row: its index (from
+// 0), its label (4 bytes)}.
+//
+// A label joined so is held until the row's offset is committed, so that
+// the row delivered again after a restart, in a chunk cut any way, joins
+// it again: the held hash keeps, under the early-label key, the label and
+// the row's position ("<partition>:<offset>"), indexed by expiry (ARGV[1]
+// from the last put that joined it), and the chunk's put marks list it
+// (field: the early-label key, value: the position). A row of the event
+// at the same position whose label is not parked joins the held label
+// again: not cached, replied — or, where ARGV[10] says this process put
+// the row already (and taught its label), neither cached nor replied —
+// and listed in the chunk's marks. A held label at another position (the
+// event delivered again elsewhere) is not the row's: it is cached. When
+// put marks are done with, the labels they list are released (when still
+// held at the listed position); held labels past their expiry are dropped
+// uncounted (they were counted joined). Held labels are not parked: they
+// are out of the early index, never orphans, and a label of the event
+// that comes later is parked as before.
 //
 // A chunk is idempotent: run again (its reply lost to a timeout, the
 // deferred write retried, the batch handed in again), it changes nothing
@@ -120,18 +145,56 @@ end
 // joined, expired or evicted since) nor announced again, and the reply is
 // the earlier one (plus what this run's trim found). With ARGV[8] "1" the
 // client has consumed the earlier reply already: it is not replied again.
-// Marks with another fingerprint (other rows at the same first offset)
-// are dropped.
+// Marks with another fingerprint (other rows at the same first offset, or
+// the same rows cut otherwise) are dropped; the labels they list stay
+// held, for the rows to join again.
 var putBatch = redis.NewScript(luaUnpend + `
 local keep = ARGV[5] == '1'
 local consumed = ARGV[8] == '1'
+local covered = ARGV[10]
 local plen = #ARGV[3]
-local k0 = 6 + tonumber(ARGV[7])
+local k0 = 8 + tonumber(ARGV[7])
 local n = (#KEYS - k0) / 2
 local t = now()
-local mk = KEYS[6]
-for s = 7, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+local mk, hk, hx = KEYS[6], KEYS[7], KEYS[8]
+local expiry = t + tonumber(ARGV[1])
+-- Held labels past their expiry are dropped; those the marks done with
+-- list are released, while held at the position listed.
+local held = redis.call('ZCARD', hx)
+if held > 0 then
+  local gone = redis.call('ZRANGEBYSCORE', hx, '-inf', t)
+  for s = 1, #gone, 500 do redis.call('HDEL', hk, unpack(gone, s, math.min(s + 499, #gone))) end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', hx, '-inf', t) end
+  held = held - #gone
+end
+if held > 0 and k0 > 8 then
+  local ks, at = {}, {}
+  for s = 9, k0 do
+    local f = redis.call('HGETALL', KEYS[s])
+    for x = 1, #f, 2 do
+      if string.byte(f[x]) ~= 35 then
+        ks[#ks + 1] = f[x]
+        at[#ks] = f[x + 1]
+      end
+    end
+  end
+  for s = 1, #ks, 500 do
+    local e = math.min(s + 499, #ks)
+    local vs = redis.call('HMGET', hk, unpack(ks, s, e))
+    local rel = {}
+    for k = 1, #vs do
+      if vs[k] and string.sub(vs[k], 5) == at[s + k - 1] then rel[#rel + 1] = ks[s + k - 1] end
+    end
+    if #rel > 0 then
+      redis.call('HDEL', hk, unpack(rel))
+      redis.call('ZREM', hx, unpack(rel))
+      held = held - #rel
+    end
+  end
+end
+for s = 9, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + 2 * i - 1], plen + 1) end
+local function posOf(i) return ARGV[11] .. ':' .. ARGV[11 + 2 * i] end
 -- What an earlier run of the same rows replied: its counts and, 6 bytes
 -- per early label joined, the row (2 bytes) and the label (4).
 local rerun, prior, joined = false, {0, 0, 0}, {}
@@ -148,9 +211,15 @@ elseif h[1] then
 end
 local out = {0, 0, 0}
 local ids = {}
--- Outside log mode a parked label is taken once (taken), by the first row
--- of its event, and deleted (consumed).
-local taken, consumedKeys = {}, {}
+-- Outside log mode a parked or held label is taken once (taken), by the
+-- first row of its event; a parked one is deleted (consumedKeys), and
+-- held (hold, heldAt; listed in the marks: listed).
+local taken, consumedKeys, hold, heldAt, listed = {}, {}, {}, {}, {}
+local function join(i, label)
+  out[#out + 1] = i - 1
+  out[#out + 1] = label
+  joined[#joined + 1] = string.char(math.floor((i - 1) / 256), (i - 1) % 256) .. label
+end
 if rerun then
   local j = joined[1] or ''
   for s = 1, #j - 5, 6 do
@@ -158,8 +227,9 @@ if rerun then
     out[#out + 1] = string.sub(j, s + 2, s + 5)
   end
 else
-  -- The rows' parked labels, read only while any label is parked.
-  local early = {}
+  -- The rows' parked labels, read only while any label is parked, and
+  -- their held ones, while any is held.
+  local early, heldV = {}, {}
   if redis.call('ZCARD', KEYS[2]) > 0 then
     for s = 1, n, 500 do
       local ks = {}
@@ -168,24 +238,48 @@ else
       for k = 1, #vs do early[s + k - 1] = vs[k] end
     end
   end
+  if held > 0 and not keep then
+    for s = 1, n, 500 do
+      local ks = {}
+      for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[k0 + 2 * i] end
+      local vs = redis.call('HMGET', hk, unpack(ks))
+      for k = 1, #vs do heldV[s + k - 1] = vs[k] end
+    end
+  end
   for i = 1, n do
     local pk, ek = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
     local id = idOf(i)
     local label = early[i] or false
-    if label and not keep then
+    local own = false
+    if not keep then
       if taken[ek] then
         label = false
-      else
+      elseif label then
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
+      elseif heldV[i] and string.sub(heldV[i], 5) == posOf(i) then
+        taken[ek] = true
+        own = true
       end
     end
     if label and not keep and #label >= 4 then
-      out[#out + 1] = i - 1
-      out[#out + 1] = string.sub(label, 1, 4)
-      joined[#joined + 1] = string.char(math.floor((i - 1) / 256), (i - 1) % 256) .. string.sub(label, 1, 4)
+      local pos = posOf(i)
+      label = string.sub(label, 1, 4)
+      hold[#hold + 1] = ek
+      hold[#hold + 1] = label .. pos
+      heldAt[#heldAt + 1] = expiry
+      heldAt[#heldAt + 1] = ek
+      listed[#listed + 1] = ek
+      listed[#listed + 1] = pos
+      join(i, label)
+    elseif own then
+      heldAt[#heldAt + 1] = expiry
+      heldAt[#heldAt + 1] = ek
+      listed[#listed + 1] = ek
+      listed[#listed + 1] = posOf(i)
+      if string.byte(covered, i) ~= 49 then join(i, string.sub(heldV[i], 1, 4)) end
     else
-      local old = redis.call('SET', pk, ARGV[9 + i], 'PX', ARGV[1], 'GET')
+      local old = redis.call('SET', pk, ARGV[10 + 2 * i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
       if label and keep and #label >= 4 then
@@ -198,6 +292,12 @@ for s = 1, #consumedKeys, 500 do
   local e = math.min(s + 499, #consumedKeys)
   redis.call('DEL', unpack(consumedKeys, s, e))
   redis.call('ZREM', KEYS[2], unpack(consumedKeys, s, e))
+end
+for s = 1, #hold, 1000 do redis.call('HSET', hk, unpack(hold, s, math.min(s + 999, #hold))) end
+if #heldAt > 0 then
+  for s = 1, #heldAt, 1000 do redis.call('ZADD', hx, unpack(heldAt, s, math.min(s + 999, #heldAt))) end
+  redis.call('PEXPIRE', hk, ARGV[1])
+  redis.call('PEXPIRE', hx, ARGV[1])
 end
 -- Re-cached events (a batch handed in again) leave their earlier batch
 -- first, this one included.
@@ -258,7 +358,7 @@ while over > 0 do
   if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], oldest[1]) end
 end
 for k = 1, 3 do out[k] = out[k] + prior[k] end
-redis.call('HSET', mk, '#sum', ARGV[9], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined))
+redis.call('HSET', mk, '#sum', ARGV[9], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined), unpack(listed))
 redis.call('PEXPIRE', mk, ARGV[1])
 return out
 `)
