@@ -54,8 +54,10 @@ func (o *CommittedOffsets) below(partition int32) int64 {
 // (counted in Joined, taught, and given to OnOutcome, with its source) by
 // the process that handles it, instead of being parked until it expires;
 // a put over the same rows (same first offset, same ids) replies the
-// early labels the earlier run joined, which are counted and taught
-// likewise, instead of caching the rows as pending. The earlier process's
+// early labels the earlier run joined, and a put over them cut otherwise
+// joins each row's early label that an earlier put held for it (at the
+// same position), which are counted and taught likewise, instead of
+// caching the rows as pending. The earlier process's
 // counters and learned state died with it: each label ends once in the
 // counters and the models of the process that settles it.
 func (j *LabelJoin) KeepMarksUntilCommitted(labels, input *CommittedOffsets) {

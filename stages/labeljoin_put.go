@@ -220,9 +220,11 @@ func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, err
 // appends the rows whose early label it joined to p.found. p.done is the
 // put marks of the partition's puts that succeeded in this process and
 // are kept: when they hold the chunk's own, its earlier reply was
-// consumed; with drop, the call deletes those that are none of the job's
-// and end at or below p.deleted. It returns the trim's counts: missing,
-// orphaned, evicted.
+// consumed, and a row within any of them was put (and its early label
+// taught) by this process already, so a label held for it is not replied
+// again (putBatch); with drop, the call deletes those that are none of
+// the job's and end at or below p.deleted, releasing the early labels
+// they hold. It returns the trim's counts: missing, orphaned, evicted.
 func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to int, drop bool) ([3]int64, error) {
 	var counts [3]int64
 	n := to - from
