@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/driftline/driftline/pipeline"
 )
 
 // eventIDs is e<from> .. e<to-1>.
@@ -57,7 +59,13 @@ func (rig *joinRig) pendingCount(t *testing.T) int {
 // releases the labels held.
 func TestPutCutOtherwiseAfterARestart(t *testing.T) {
 	spec := testSpec(t, false)
-	first, once := newJoinRig(t, spec), newJoinRig(t, spec)
+	checkPutCutOtherwise(t, spec, newJoinRig(t, spec), newJoinRig(t, spec))
+}
+
+// checkPutCutOtherwise is TestPutCutOtherwiseAfterARestart on first's
+// Redis, once's another; the expiry is checked on miniredis alone (whose
+// clock the test sets).
+func checkPutCutOtherwise(t *testing.T, spec *pipeline.Spec, first, once *joinRig) {
 	first.join.KeepMarksUntilCommitted(nil, &CommittedOffsets{})
 	all := eventIDs(0, 120)
 	var early []string
@@ -138,6 +146,9 @@ func TestPutCutOtherwiseAfterARestart(t *testing.T) {
 		t.Fatalf("%d labels held (%d indexed) after the commit, want 0", h, x)
 	}
 	pending++
+	if second.r.Mini == nil {
+		return
+	}
 
 	// Past the TTL only the rows without a label count missing.
 	second.now = second.now.Add(3 * second.cache.ttl)
