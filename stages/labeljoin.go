@@ -50,9 +50,9 @@ type PredictionCache struct {
 	earlyIndex string
 	taken      string
 	putTaken   string
-	// held and heldIndex hold the early labels puts joined until their
-	// rows are committed (putBatch).
-	held, heldIndex string
+	// held names the hashes that hold the early labels puts joined until
+	// their rows are committed (heldOf, putBatch).
+	held string
 	// labelsCommitted and inputCommitted, when set, keep the taken marks
 	// and the put marks until their records are committed
 	// (LabelJoin.KeepMarksUntilCommitted).
@@ -89,8 +89,7 @@ func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version 
 		earlyIndex: spec.Redis.Prefix() + "early-label-index",
 		taken:      spec.Redis.Prefix() + "label-taken:",
 		putTaken:   spec.Redis.Prefix() + "put-taken:",
-		held:       spec.Redis.Prefix() + "early-held",
-		heldIndex:  spec.Redis.Prefix() + "early-held-index",
+		held:       spec.Redis.Prefix() + "early-held:",
 		refBase:    newBatchRefBase(),
 		ttl:        spec.Labels.TTL.D(),
 		maxPending: spec.Labels.MaxPending,

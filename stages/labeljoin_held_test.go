@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/driftline/driftline/pipeline"
@@ -18,19 +19,23 @@ func eventIDs(from, to int) []string {
 	return ids
 }
 
-// heldLabels is how many early labels Redis holds for puts (and its index).
-func (rig *joinRig) heldLabels(t *testing.T) (int64, int64) {
+// heldLabels is how many early labels Redis holds for puts.
+func (rig *joinRig) heldLabels(t *testing.T) int64 {
 	t.Helper()
 	ctx := context.Background()
-	h, err := rig.cache.rdb.HLen(ctx, rig.cache.held).Result()
+	keys, err := rig.cache.rdb.Keys(ctx, rig.cache.held+"*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := rig.cache.rdb.ZCard(ctx, rig.cache.heldIndex).Result()
-	if err != nil {
-		t.Fatal(err)
+	var n int64
+	for _, k := range keys {
+		l, err := rig.cache.rdb.HLen(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += l
 	}
-	return h, x
+	return n
 }
 
 // pendingCount is the cache's count of pending predictions.
@@ -135,15 +140,16 @@ func checkPutCutOtherwise(t *testing.T, spec *pipeline.Spec, first, once *joinRi
 	}
 
 	// Committed past the rows: the next put releases the held labels.
-	if h, x := second.heldLabels(t); h != want || x != want {
-		t.Fatalf("%d labels held (%d indexed) before the commit, want %d", h, x, want)
+	if h := second.heldLabels(t); h != want {
+		t.Fatalf("%d labels held before the commit, want %d", h, want)
 	}
-	committed.Committed("events", 3, 201)
-	if err := second.processAt(300, "z"); err != nil {
+	// (A generation's labels go together: commit past the first.)
+	committed.Committed("events", 3, heldSpan+1)
+	if err := second.processAt(2*heldSpan, "z"); err != nil {
 		t.Fatal(err)
 	}
-	if h, x := second.heldLabels(t); h != 0 || x != 0 {
-		t.Fatalf("%d labels held (%d indexed) after the commit, want 0", h, x)
+	if h := second.heldLabels(t); h != 0 {
+		t.Fatalf("%d labels held after the commit, want 0", h)
 	}
 	pending++
 	if second.r.Mini == nil {
@@ -152,7 +158,7 @@ func checkPutCutOtherwise(t *testing.T, spec *pipeline.Spec, first, once *joinRi
 
 	// Past the TTL only the rows without a label count missing.
 	second.now = second.now.Add(3 * second.cache.ttl)
-	if err := second.processAt(400, "zz"); err != nil {
+	if err := second.processAt(3*heldSpan, "zz"); err != nil {
 		t.Fatal(err)
 	}
 	if c := second.join.Counts(); c.Missing != int64(pending) || c.Joined != want {
@@ -162,7 +168,8 @@ func checkPutCutOtherwise(t *testing.T, spec *pipeline.Spec, first, once *joinRi
 
 // TestHeldLabelsExpire: without a commit, the labels held for a put go
 // when their TTL has passed, uncounted (they were counted joined), and
-// are never orphans.
+// are never orphans; nor are they deleted by a later put in their own
+// generation.
 func TestHeldLabelsExpire(t *testing.T) {
 	spec := testSpec(t, false)
 	rig := newJoinRig(t, spec)
@@ -171,17 +178,54 @@ func TestHeldLabelsExpire(t *testing.T) {
 	if err := rig.processAt(0, "a", "b", "c"); err != nil {
 		t.Fatal(err)
 	}
-	if h, _ := rig.heldLabels(t); h != 2 {
-		t.Fatalf("%d labels held, want 2", h)
+	if err := rig.processAt(5, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if h := rig.heldLabels(t); h != 2 {
+		t.Fatalf("%d labels held after a later put of their generation, want 2", h)
 	}
 	rig.now = rig.now.Add(3 * rig.cache.ttl)
+	rig.r.Mini.FastForward(3 * rig.cache.ttl) // miniredis's TTLs
 	if err := rig.processAt(10, "d"); err != nil {
 		t.Fatal(err)
 	}
-	if h, x := rig.heldLabels(t); h != 0 || x != 0 {
-		t.Fatalf("%d labels held (%d indexed) past their TTL, want 0", h, x)
+	if h := rig.heldLabels(t); h != 0 {
+		t.Fatalf("%d labels held past their TTL, want 0", h)
 	}
-	if c := rig.settled(t, "past the TTL"); c.Joined != 2 || c.Orphan != 0 || c.Missing != 1 {
-		t.Fatalf("past the TTL: %+v, want 2 joined, c missing, no orphan", c)
+	if c := rig.settled(t, "past the TTL"); c.Joined != 2 || c.Orphan != 0 || c.Missing != 2 {
+		t.Fatalf("past the TTL: %+v, want 2 joined, c and x missing, no orphan", c)
+	}
+}
+
+// TestCommittedHeld: a put deletes the held labels' generations below its
+// own whose offsets are all committed (with KeepMarksUntilCommitted), or
+// below its own (without), from two below its partition's first put on.
+func TestCommittedHeld(t *testing.T) {
+	spec := testSpec(t, false)
+	rig := newJoinRig(t, spec)
+	c := rig.cache
+	const s = heldSpan
+	gens := func(done []string) []string {
+		out := []string{}
+		for _, d := range done {
+			out = append(out, strings.TrimPrefix(d, c.heldOf(3, "")))
+		}
+		return out
+	}
+	done, cleared := c.committedHeld(nil, 3, 5*s+7, -1)
+	if got := gens(done); !slices.Equal(got, []string{"3", "4"}) || cleared != 5 {
+		t.Fatalf("without commits, first put at generation 5: %v, cleared %d", got, cleared)
+	}
+	committed := &CommittedOffsets{}
+	rig.join.KeepMarksUntilCommitted(nil, committed)
+	committed.Committed("events", 3, 4*s+1)
+	done, cleared = c.committedHeld(nil, 3, 5*s+7, -1)
+	if got := gens(done); !slices.Equal(got, []string{"3"}) || cleared != 4 {
+		t.Fatalf("committed into generation 4, first put at 5: %v, cleared %d", got, cleared)
+	}
+	committed.Committed("events", 3, 7*s)
+	done, cleared = c.committedHeld(nil, 3, 6*s, cleared)
+	if got := gens(done); !slices.Equal(got, []string{"4", "5"}) || cleared != 6 {
+		t.Fatalf("committed past generation 6, a put at 6: %v, cleared %d", got, cleared)
 	}
 }

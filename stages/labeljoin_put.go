@@ -56,6 +56,11 @@ type putJob struct {
 	// covered is, per row of the chunk a run puts, '1' where p.done's
 	// puts covered the row's offset (see putBatch).
 	covered []byte
+	// heldDone is the partition's held labels' generations the run
+	// deletes (committedHeld), and heldCleared where clearing goes on
+	// once it succeeded.
+	heldDone    []string
+	heldCleared int64
 }
 
 // id is row j's event id.
@@ -112,6 +117,7 @@ func (c *PredictionCache) release(p *putJob) {
 	clear(p.keys)
 	clear(p.args)
 	clear(p.done)
+	clear(p.heldDone)
 	c.jobs.Put(p)
 }
 
@@ -143,6 +149,9 @@ func (c *PredictionCache) putMarks(partition int32, first int64) string {
 type putDone struct {
 	mu   sync.Mutex
 	last map[int32][]putMark
+	// cleared is, per partition, the first generation of held labels not
+	// deleted yet (committedHeld); none is -1.
+	cleared map[int32]int64
 }
 
 // putMark is one chunk's put marks, the offset of its first row and the
@@ -152,21 +161,30 @@ type putMark struct {
 	first, end int64
 }
 
-func (d *putDone) get(partition int32, into []putMark) []putMark {
+// get appends partition's kept marks to into, and returns them with the
+// partition's first generation of held labels not deleted yet (-1: none
+// deleted by this process yet).
+func (d *putDone) get(partition int32, into []putMark) ([]putMark, int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append(into, d.last[partition]...)
+	cleared, ok := d.cleared[partition]
+	if !ok {
+		cleared = -1
+	}
+	return append(into, d.last[partition]...), cleared
 }
 
 // set records the marks of a job that succeeded on partition, having
 // deleted the ones before it that end at or below deleted (all of them
-// when deleted is math.MaxInt64).
+// when deleted is math.MaxInt64) and the held labels' generations below
+// p.heldCleared.
 func (d *putDone) set(partition int32, p *putJob, deleted int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.last == nil {
-		d.last = map[int32][]putMark{}
+		d.last, d.cleared = map[int32][]putMark{}, map[int32]int64{}
 	}
+	d.cleared[partition] = p.heldCleared
 	kept := slices.DeleteFunc(d.last[partition], func(m putMark) bool {
 		return m.end <= deleted || slices.Contains(p.marks, m.name)
 	})
@@ -198,8 +216,10 @@ func (c *PredictionCache) deletable(partition int32) int64 {
 // a run again, what an earlier run of the same chunk did (see putBatch).
 func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, error) {
 	p.found = p.found[:0]
-	p.done = c.done.get(p.partition, p.done[:0])
+	var cleared int64
+	p.done, cleared = c.done.get(p.partition, p.done[:0])
 	p.deleted = c.deletable(p.partition)
+	p.heldDone, p.heldCleared = c.committedHeld(p.heldDone[:0], p.partition, p.offsets[0], cleared)
 	var missing, orphaned, evicted int64
 	for k, from := 0, 0; from < p.len(); k, from = k+1, from+labelPlaneChunk {
 		res, err := c.putChunk(ctx, p, k, from, min(from+labelPlaneChunk, p.len()), k == 0)
@@ -230,7 +250,7 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 	n := to - from
 	ref, marks := p.refs[k], p.marks[k]
 	consumed := "0"
-	keys := append(p.keys[:0], c.batches, c.earlyIndex, c.pending, c.batch+ref, c.ready, marks, c.held, c.heldIndex)
+	keys := append(p.keys[:0], c.batches, c.earlyIndex, c.pending, c.batch+ref, c.ready, marks)
 	if c.ready == "" {
 		keys[4] = c.batches // unused outside log mode
 	}
@@ -243,6 +263,9 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 			keys = append(keys, d.name)
 		}
 	}
+	if drop {
+		keys = append(keys, p.heldDone...)
+	}
 	p.covered = p.covered[:0]
 	for j := from; j < to; j++ {
 		p.covered = append(p.covered, '0')
@@ -253,15 +276,15 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 			}
 		}
 	}
-	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-8, consumed, p.sums[k],
-		string(p.covered), int64(p.partition))
+	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k],
+		string(p.covered), c.heldOf(p.partition, ""), heldSpan, p.offsetList(from, to))
 	for j := from; j < to; j++ {
 		key := append(append(p.key[:0], c.prefix...), p.ids[p.idStart(j):p.idEnds[j]]...)
 		p.key = key
 		id := key[len(c.prefix):]
 		keys = append(keys, string(key), c.early+string(id))
 		args = append(args, encodeEntry(p.at, p.scores[j], p.version(c, j), p.steps[j],
-			p.dense[j*p.numDense:(j+1)*p.numDense], p.hashed[j*p.numHashed:(j+1)*p.numHashed], ref), p.offsets[j])
+			p.dense[j*p.numDense:(j+1)*p.numDense], p.hashed[j*p.numHashed:(j+1)*p.numHashed], ref))
 	}
 	p.keys, p.args = keys, args
 	res, err := putBatch.Run(ctx, c.rdb, keys, args...).Slice()
@@ -284,6 +307,20 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 		p.found = append(p.found, earlyLabel{row: from + int(row), label: label})
 	}
 	return counts, nil
+}
+
+// offsetList is the source offsets of rows [from, to), decimal and
+// space-separated, as putBatch takes them.
+func (p *putJob) offsetList(from, to int) string {
+	buf := p.key[:0]
+	for j := from; j < to; j++ {
+		if j > from {
+			buf = append(buf, ' ')
+		}
+		buf = strconv.AppendInt(buf, p.offsets[j], 10)
+	}
+	p.key = buf
+	return string(buf)
 }
 
 // idStart is where row j's id starts in p.ids.

@@ -17,8 +17,8 @@ package stages
 //   - pred-pending       how many predictions are pending, for
 //     labels.max_pending;
 //   - early-label:<id>, early-label-index  parked (early) labels by expiry;
-//   - early-held, early-held-index  early labels a put joined, held by
-//     early-label key until the row's offset is committed, by expiry;
+//   - early-held:<partition>:g<generation>  early labels puts joined,
+//     held by event id until their rows' offsets are committed;
 //   - put-taken:<partition>:<offset>  a chunk's put marks (putBatch);
 //   - label-taken:<partition>:g<generation>  a label batch's taken marks;
 //   - pred-joined:<id>, early-ready  log mode's marks and early-label stream.
@@ -101,15 +101,16 @@ end
 //
 // KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
 // KEYS[6] the chunk's put marks (a hash named after the partition and the
-// source offset of its first row), KEYS[7] the held early labels (a hash)
-// and KEYS[8] their index by expiry, KEYS[9 .. 8+ARGV[7]] the put marks
-// of the partition's puts done with (deleted, and the labels they hold
-// released), then per row: prediction, early label. ARGV[5] "1" in log
-// mode, ARGV[6] the batch reference, ARGV[8] "1" when the client consumed
-// the reply of an earlier run of this chunk, ARGV[9] the chunk's
+// source offset of its first row), KEYS[7 .. 6+ARGV[7]] the put marks of
+// the partition's puts done with and its held labels' generations done
+// with (deleted), then per row: prediction, early label. ARGV[5] "1" in
+// log mode, ARGV[6] the batch reference, ARGV[8] "1" when the client
+// consumed the reply of an earlier run of this chunk, ARGV[9] the chunk's
 // fingerprint (its rows' ids and offsets), ARGV[10] one byte per row, "1"
 // where this process's puts that succeeded covered the row's offset
-// already, ARGV[11] the partition, then per row: the entry, its offset.
+// already, ARGV[11] the name of the partition's held labels' hashes but
+// the generation, ARGV[12] the offsets per generation, ARGV[13] the rows'
+// offsets (decimal, space-separated), then per row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
 // prediction is not cached, the parked label is deleted (and leaves the
@@ -120,20 +121,19 @@ end
 //
 // A label joined so is held until the row's offset is committed, so that
 // the row delivered again after a restart, in a chunk cut any way, joins
-// it again: the held hash keeps, under the early-label key, the label and
-// the row's position ("<partition>:<offset>"), indexed by expiry (ARGV[1]
-// from the last put that joined it), and the chunk's put marks list it
-// (field: the early-label key, value: the position). A row of the event
-// at the same position whose label is not parked joins the held label
-// again: not cached, replied — or, where ARGV[10] says this process put
-// the row already (and taught its label), neither cached nor replied —
-// and listed in the chunk's marks. A held label at another position (the
-// event delivered again elsewhere) is not the row's: it is cached. When
-// put marks are done with, the labels they list are released (when still
-// held at the listed position); held labels past their expiry are dropped
-// uncounted (they were counted joined). Held labels are not parked: they
-// are out of the early index, never orphans, and a label of the event
-// that comes later is parked as before.
+// it again: a hash per generation of the partition's offsets (ARGV[12]
+// offsets, PredictionCache.heldOf) keeps, under the event id, the label
+// and the row's offset, for ARGV[1] after the last put that wrote or
+// joined it. A row of the event at the same offset whose label is not
+// parked joins the held label again: not cached, replied — or, where
+// ARGV[10] says this process put the row already (and taught its label),
+// neither cached nor replied. A held label at another offset (the event
+// delivered again elsewhere) is not the row's: it is cached. The client
+// deletes a generation once its offsets are committed (or, without
+// commits, once the partition's puts have left it). Held labels are not
+// parked: out of the early index, never orphans (they were counted
+// joined), and a label of the event that comes later is parked as before.
+// The held hashes are read only where they exist.
 //
 // A chunk is idempotent: run again (its reply lost to a timeout, the
 // deferred write retried, the batch handed in again), it changes nothing
@@ -146,55 +146,19 @@ end
 // the earlier one (plus what this run's trim found). With ARGV[8] "1" the
 // client has consumed the earlier reply already: it is not replied again.
 // Marks with another fingerprint (other rows at the same first offset, or
-// the same rows cut otherwise) are dropped; the labels they list stay
-// held, for the rows to join again.
+// the same rows cut otherwise) are dropped; their rows' held labels stay.
 var putBatch = redis.NewScript(luaUnpend + `
 local keep = ARGV[5] == '1'
 local consumed = ARGV[8] == '1'
 local covered = ARGV[10]
+local span = tonumber(ARGV[12])
 local plen = #ARGV[3]
-local k0 = 8 + tonumber(ARGV[7])
+local k0 = 6 + tonumber(ARGV[7])
 local n = (#KEYS - k0) / 2
 local t = now()
-local mk, hk, hx = KEYS[6], KEYS[7], KEYS[8]
-local expiry = t + tonumber(ARGV[1])
--- Held labels past their expiry are dropped; those the marks done with
--- list are released, while held at the position listed.
-local held = redis.call('ZCARD', hx)
-if held > 0 then
-  local gone = redis.call('ZRANGEBYSCORE', hx, '-inf', t)
-  for s = 1, #gone, 500 do redis.call('HDEL', hk, unpack(gone, s, math.min(s + 499, #gone))) end
-  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', hx, '-inf', t) end
-  held = held - #gone
-end
-if held > 0 and k0 > 8 then
-  local ks, at = {}, {}
-  for s = 9, k0 do
-    local f = redis.call('HGETALL', KEYS[s])
-    for x = 1, #f, 2 do
-      if string.byte(f[x]) ~= 35 then
-        ks[#ks + 1] = f[x]
-        at[#ks] = f[x + 1]
-      end
-    end
-  end
-  for s = 1, #ks, 500 do
-    local e = math.min(s + 499, #ks)
-    local vs = redis.call('HMGET', hk, unpack(ks, s, e))
-    local rel = {}
-    for k = 1, #vs do
-      if vs[k] and string.sub(vs[k], 5) == at[s + k - 1] then rel[#rel + 1] = ks[s + k - 1] end
-    end
-    if #rel > 0 then
-      redis.call('HDEL', hk, unpack(rel))
-      redis.call('ZREM', hx, unpack(rel))
-      held = held - #rel
-    end
-  end
-end
-for s = 9, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+local mk = KEYS[6]
+for s = 7, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + 2 * i - 1], plen + 1) end
-local function posOf(i) return ARGV[11] .. ':' .. ARGV[11 + 2 * i] end
 -- What an earlier run of the same rows replied: its counts and, 6 bytes
 -- per early label joined, the row (2 bytes) and the label (4).
 local rerun, prior, joined = false, {0, 0, 0}, {}
@@ -212,9 +176,10 @@ end
 local out = {0, 0, 0}
 local ids = {}
 -- Outside log mode a parked or held label is taken once (taken), by the
--- first row of its event; a parked one is deleted (consumedKeys), and
--- held (hold, heldAt; listed in the marks: listed).
-local taken, consumedKeys, hold, heldAt, listed = {}, {}, {}, {}, {}
+-- first row of its event; a parked one is deleted (consumedKeys) and
+-- held in its row's generation (gens: per generation its hash, rows,
+-- what to hold, and whether a row joined there).
+local taken, consumedKeys, gens, offs = {}, {}, {}, {}
 local function join(i, label)
   out[#out + 1] = i - 1
   out[#out + 1] = label
@@ -228,8 +193,8 @@ if rerun then
   end
 else
   -- The rows' parked labels, read only while any label is parked, and
-  -- their held ones, while any is held.
-  local early, heldV = {}, {}
+  -- their held ones, from the generations that exist.
+  local early, held, genOf = {}, {}, {}
   if redis.call('ZCARD', KEYS[2]) > 0 then
     for s = 1, n, 500 do
       local ks = {}
@@ -238,12 +203,57 @@ else
       for k = 1, #vs do early[s + k - 1] = vs[k] end
     end
   end
-  if held > 0 and not keep then
-    for s = 1, n, 500 do
-      local ks = {}
-      for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[k0 + 2 * i] end
-      local vs = redis.call('HMGET', hk, unpack(ks))
-      for k = 1, #vs do heldV[s + k - 1] = vs[k] end
+  if not keep and n > 0 then
+    -- Whether any of the chunk's generations holds labels: by the range of
+    -- its offsets (they ascend) where it spans a few, else per row.
+    local gf = math.floor(tonumber(string.match(ARGV[13], '^%d+')) / span)
+    local gl = math.floor(tonumber(string.match(ARGV[13], '%d+$')) / span)
+    local mayHold = gl < gf or gl - gf > 3
+    for gn = gf, gl do
+      if mayHold then break end
+      mayHold = redis.call('EXISTS', ARGV[11] .. string.format('%d', gn)) == 1
+    end
+    local k = 0
+    if mayHold or next(early) then
+      for o in string.gmatch(ARGV[13], '%d+') do
+        k = k + 1
+        offs[k] = o
+      end
+    end
+    local lo, hi, g, byKey = 0, -1, nil, {}
+    for i = 1, k do
+      local off = (early[i] or mayHold) and tonumber(offs[i])
+      if not off then
+        -- neither parked nor possibly held: nothing to hold or read
+      elseif off < lo or off >= hi then
+        local gn = math.floor(off / span)
+        lo, hi = gn * span, (gn + 1) * span
+        local key = ARGV[11] .. string.format('%d', gn)
+        g = byKey[key]
+        if not g then
+          g = {key = key, rows = {}, hold = {}}
+          byKey[key] = g
+          gens[#gens + 1] = g
+        end
+      end
+      if off then
+        g.rows[#g.rows + 1] = i
+        genOf[i] = g
+      end
+    end
+    -- (A row whose label is parked joins that one: its held one is not
+    -- read.)
+    for _, g in ipairs(gens) do
+      local at = {}
+      for _, i in ipairs(g.rows) do if not early[i] then at[#at + 1] = i end end
+      if #at > 0 and mayHold and redis.call('EXISTS', g.key) == 1 then
+        for s = 1, #at, 500 do
+          local fs = {}
+          for k = s, math.min(s + 499, #at) do fs[#fs + 1] = idOf(at[k]) end
+          local vs = redis.call('HMGET', g.key, unpack(fs))
+          for k = 1, #vs do held[at[s + k - 1]] = vs[k] end
+        end
+      end
     end
   end
   for i = 1, n do
@@ -257,29 +267,23 @@ else
       elseif label then
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
-      elseif heldV[i] and string.sub(heldV[i], 5) == posOf(i) then
+      elseif held[i] and string.sub(held[i], 5) == offs[i] then
         taken[ek] = true
         own = true
       end
     end
     if label and not keep and #label >= 4 then
-      local pos = posOf(i)
+      local g = genOf[i]
       label = string.sub(label, 1, 4)
-      hold[#hold + 1] = ek
-      hold[#hold + 1] = label .. pos
-      heldAt[#heldAt + 1] = expiry
-      heldAt[#heldAt + 1] = ek
-      listed[#listed + 1] = ek
-      listed[#listed + 1] = pos
+      g.hold[#g.hold + 1] = id
+      g.hold[#g.hold + 1] = label .. offs[i]
+      g.joined = true
       join(i, label)
     elseif own then
-      heldAt[#heldAt + 1] = expiry
-      heldAt[#heldAt + 1] = ek
-      listed[#listed + 1] = ek
-      listed[#listed + 1] = posOf(i)
-      if string.byte(covered, i) ~= 49 then join(i, string.sub(heldV[i], 1, 4)) end
+      genOf[i].joined = true
+      if string.byte(covered, i) ~= 49 then join(i, string.sub(held[i], 1, 4)) end
     else
-      local old = redis.call('SET', pk, ARGV[10 + 2 * i], 'PX', ARGV[1], 'GET')
+      local old = redis.call('SET', pk, ARGV[13 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
       if label and keep and #label >= 4 then
@@ -293,11 +297,9 @@ for s = 1, #consumedKeys, 500 do
   redis.call('DEL', unpack(consumedKeys, s, e))
   redis.call('ZREM', KEYS[2], unpack(consumedKeys, s, e))
 end
-for s = 1, #hold, 1000 do redis.call('HSET', hk, unpack(hold, s, math.min(s + 999, #hold))) end
-if #heldAt > 0 then
-  for s = 1, #heldAt, 1000 do redis.call('ZADD', hx, unpack(heldAt, s, math.min(s + 999, #heldAt))) end
-  redis.call('PEXPIRE', hk, ARGV[1])
-  redis.call('PEXPIRE', hx, ARGV[1])
+for _, g in ipairs(gens) do
+  for s = 1, #g.hold, 1000 do redis.call('HSET', g.key, unpack(g.hold, s, math.min(s + 999, #g.hold))) end
+  if g.joined then redis.call('PEXPIRE', g.key, ARGV[1]) end
 end
 -- Re-cached events (a batch handed in again) leave their earlier batch
 -- first, this one included.
@@ -358,7 +360,7 @@ while over > 0 do
   if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], oldest[1]) end
 end
 for k = 1, 3 do out[k] = out[k] + prior[k] end
-redis.call('HSET', mk, '#sum', ARGV[9], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined), unpack(listed))
+redis.call('HSET', mk, '#sum', ARGV[9], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined))
 redis.call('PEXPIRE', mk, ARGV[1])
 return out
 `)
