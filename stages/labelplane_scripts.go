@@ -17,8 +17,9 @@ package stages
 //   - pred-pending       how many predictions are pending, for
 //     labels.max_pending;
 //   - early-label:<id>, early-label-index  parked (early) labels by expiry;
-//   - early-held:<partition>:g<generation>  early labels puts joined,
-//     held by event id until their rows' offsets are committed;
+//   - early-held:<partition>:g<generation>, early-held:<partition>:ghw
+//     early labels puts joined, held until their rows' offsets are
+//     committed, and the partition's high-water mark of them;
 //   - put-taken:<partition>:<offset>  a chunk's put marks (putBatch);
 //   - label-taken:<partition>:g<generation>  a label batch's taken marks;
 //   - pred-joined:<id>, early-ready  log mode's marks and early-label stream.
@@ -121,19 +122,23 @@ end
 //
 // A label joined so is held until the row's offset is committed, so that
 // the row delivered again after a restart, in a chunk cut any way, joins
-// it again: a hash per generation of the partition's offsets (ARGV[12]
-// offsets, PredictionCache.heldOf) keeps, under the event id, the label
-// and the row's offset, for ARGV[1] after the last put that wrote or
-// joined it. A row of the event at the same offset whose label is not
-// parked joins the held label again: not cached, replied — or, where
-// ARGV[10] says this process put the row already (and taught its label),
-// neither cached nor replied. A held label at another offset (the event
-// delivered again elsewhere) is not the row's: it is cached. The client
-// deletes a generation once its offsets are committed (or, without
-// commits, once the partition's puts have left it). Held labels are not
-// parked: out of the early index, never orphans (they were counted
-// joined), and a label of the event that comes later is parked as before.
-// The held hashes are read only where they exist.
+// it again. A hash per generation of the partition's offsets (ARGV[12]
+// offsets, PredictionCache.heldOf) keeps, per put chunk that held labels
+// there (field: its batch reference), one string of its held labels: per
+// label the event id, the label and the row's offset. It lives ARGV[1]
+// after the last put that wrote or joined it; the partition's high-water
+// mark (ARGV[11] .. 'hw') is the last offset of a chunk that held labels,
+// and outlives them. A row at or below it whose label is not parked looks
+// for its event id at its own offset there: found, it joins the held label
+// again: not cached, replied — or, where ARGV[10] says this process put
+// the row already (and taught its label), neither cached nor replied. The
+// event delivered again at another offset (a duplicate) does not find it:
+// it is cached. Rows above the mark (every row of a partition's puts
+// but after a restart or a rebalance) read nothing. The client deletes a
+// generation once its offsets are committed (or, without commits, once
+// the partition's puts have left it). Held labels are not parked: out of
+// the early index, never orphans (they were counted joined), and a label
+// of the event that comes later is parked as before.
 //
 // A chunk is idempotent: run again (its reply lost to a timeout, the
 // deferred write retried, the batch handed in again), it changes nothing
@@ -179,7 +184,7 @@ local ids = {}
 -- first row of its event; a parked one is deleted (consumedKeys) and
 -- held in its row's generation (gens: per generation its hash, rows,
 -- what to hold, and whether a row joined there).
-local taken, consumedKeys, gens, offs = {}, {}, {}, {}
+local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
 local function join(i, label)
   out[#out + 1] = i - 1
   out[#out + 1] = label
@@ -193,7 +198,9 @@ if rerun then
   end
 else
   -- The rows' parked labels, read only while any label is parked, and
-  -- their held ones, from the generations that exist.
+  -- their held ones, read only for rows at or below the partition's
+  -- high-water mark (the last offset a put held labels up to: a row above
+  -- it cannot have been put before).
   local early, held, genOf = {}, {}, {}
   if redis.call('ZCARD', KEYS[2]) > 0 then
     for s = 1, n, 500 do
@@ -203,16 +210,10 @@ else
       for k = 1, #vs do early[s + k - 1] = vs[k] end
     end
   end
-  if not keep and n > 0 then
-    -- Whether any of the chunk's generations holds labels: by the range of
-    -- its offsets (they ascend) where it spans a few, else per row.
-    local gf = math.floor(tonumber(string.match(ARGV[13], '^%d+')) / span)
-    local gl = math.floor(tonumber(string.match(ARGV[13], '%d+$')) / span)
-    local mayHold = gl < gf or gl - gf > 3
-    for gn = gf, gl do
-      if mayHold then break end
-      mayHold = redis.call('EXISTS', ARGV[11] .. string.format('%d', gn)) == 1
-    end
+  if not keep then
+    hwKey = ARGV[11] .. 'hw'
+    hw = tonumber(redis.call('GET', hwKey) or '-1')
+    local mayHold = tonumber(string.match(ARGV[13], '^%d+')) <= hw
     local k = 0
     if mayHold or next(early) then
       for o in string.gmatch(ARGV[13], '%d+') do
@@ -222,37 +223,41 @@ else
     end
     local lo, hi, g, byKey = 0, -1, nil, {}
     for i = 1, k do
-      local off = (early[i] or mayHold) and tonumber(offs[i])
-      if not off then
-        -- neither parked nor possibly held: nothing to hold or read
-      elseif off < lo or off >= hi then
-        local gn = math.floor(off / span)
-        lo, hi = gn * span, (gn + 1) * span
-        local key = ARGV[11] .. string.format('%d', gn)
-        g = byKey[key]
-        if not g then
-          g = {key = key, rows = {}, hold = {}}
-          byKey[key] = g
-          gens[#gens + 1] = g
+      local look = mayHold and not early[i] and tonumber(offs[i]) <= hw
+      if early[i] or look then
+        local off = tonumber(offs[i])
+        if off < lo or off >= hi then
+          local gn = math.floor(off / span)
+          lo, hi = gn * span, (gn + 1) * span
+          local key = ARGV[11] .. string.format('%d', gn)
+          g = byKey[key]
+          if not g then
+            g = {key = key, look = {}, parts = {}}
+            byKey[key] = g
+            gens[#gens + 1] = g
+          end
         end
-      end
-      if off then
-        g.rows[#g.rows + 1] = i
         genOf[i] = g
+        if look then g.look[#g.look + 1] = i end
       end
     end
-    -- (A row whose label is parked joins that one: its held one is not
-    -- read.)
+    -- A generation's held labels: per put chunk that held some (field: its
+    -- batch reference), per label: the id's length (2 bytes), the id, the
+    -- label (4 bytes), the offset's length (1 byte), the offset.
     for _, g in ipairs(gens) do
-      local at = {}
-      for _, i in ipairs(g.rows) do if not early[i] then at[#at + 1] = i end end
-      if #at > 0 and mayHold and redis.call('EXISTS', g.key) == 1 then
-        for s = 1, #at, 500 do
-          local fs = {}
-          for k = s, math.min(s + 499, #at) do fs[#fs + 1] = idOf(at[k]) end
-          local vs = redis.call('HMGET', g.key, unpack(fs))
-          for k = 1, #vs do held[at[s + k - 1]] = vs[k] end
+      if #g.look > 0 then
+        local m = {}
+        local f = redis.call('HGETALL', g.key)
+        for x = 2, #f, 2 do
+          local b, p = f[x], 1
+          while p + 7 <= #b do
+            local l = string.byte(b, p) * 256 + string.byte(b, p + 1)
+            local ol = string.byte(b, p + 6 + l)
+            m[string.sub(b, p + 2, p + 1 + l) .. ' ' .. string.sub(b, p + 7 + l, p + 6 + l + ol)] = string.sub(b, p + 2 + l, p + 5 + l)
+            p = p + 7 + l + ol
+          end
         end
+        for _, i in ipairs(g.look) do held[i] = m[idOf(i) .. ' ' .. offs[i]] end
       end
     end
   end
@@ -267,7 +272,7 @@ else
       elseif label then
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
-      elseif held[i] and string.sub(held[i], 5) == offs[i] then
+      elseif held[i] then
         taken[ek] = true
         own = true
       end
@@ -275,13 +280,14 @@ else
     if label and not keep and #label >= 4 then
       local g = genOf[i]
       label = string.sub(label, 1, 4)
-      g.hold[#g.hold + 1] = id
-      g.hold[#g.hold + 1] = label .. offs[i]
+      if #id < 65536 then
+        g.parts[#g.parts + 1] = string.char(math.floor(#id / 256), #id % 256) .. id .. label .. string.char(#offs[i]) .. offs[i]
+      end
       g.joined = true
       join(i, label)
     elseif own then
       genOf[i].joined = true
-      if string.byte(covered, i) ~= 49 then join(i, string.sub(held[i], 1, 4)) end
+      if string.byte(covered, i) ~= 49 then join(i, held[i]) end
     else
       local old = redis.call('SET', pk, ARGV[13 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
@@ -297,9 +303,22 @@ for s = 1, #consumedKeys, 500 do
   redis.call('DEL', unpack(consumedKeys, s, e))
   redis.call('ZREM', KEYS[2], unpack(consumedKeys, s, e))
 end
+local holding = false
 for _, g in ipairs(gens) do
-  for s = 1, #g.hold, 1000 do redis.call('HSET', g.key, unpack(g.hold, s, math.min(s + 999, #g.hold))) end
-  if g.joined then redis.call('PEXPIRE', g.key, ARGV[1]) end
+  if #g.parts > 0 then redis.call('HSET', g.key, ARGV[6], table.concat(g.parts)) end
+  if g.joined then
+    redis.call('PEXPIRE', g.key, ARGV[1])
+    holding = true
+  end
+end
+-- The high-water mark outlives the labels held below it.
+if holding then
+  local last = tonumber(string.match(ARGV[13], '%d+$'))
+  if last > hw then
+    redis.call('SET', hwKey, last, 'PX', ARGV[1])
+  else
+    redis.call('PEXPIRE', hwKey, ARGV[1])
+  end
 end
 -- Re-cached events (a batch handed in again) leave their earlier batch
 -- first, this one included.
