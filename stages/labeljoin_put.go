@@ -266,16 +266,7 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 	if drop {
 		keys = append(keys, p.heldDone...)
 	}
-	p.covered = p.covered[:0]
-	for j := from; j < to; j++ {
-		p.covered = append(p.covered, '0')
-		for _, d := range p.done {
-			if d.first <= p.offsets[j] && p.offsets[j] < d.end {
-				p.covered[j-from] = '1'
-				break
-			}
-		}
-	}
+	p.coverRows(from, to)
 	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k],
 		string(p.covered), c.heldOf(p.partition, ""), heldSpan, p.offsetList(from, to))
 	for j := from; j < to; j++ {
@@ -307,6 +298,27 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 		p.found = append(p.found, earlyLabel{row: from + int(row), label: label})
 	}
 	return counts, nil
+}
+
+// coverRows sets p.covered for rows [from, to): '1' where one of p.done's
+// puts covered the row's offset, else '0'. A batch's offsets ascend: it
+// costs one pass over p.done (which may hold many puts while commits
+// trail), not one per row.
+func (p *putJob) coverRows(from, to int) {
+	offs := p.offsets[from:to]
+	p.covered = p.covered[:0]
+	for range offs {
+		p.covered = append(p.covered, '0')
+	}
+	for _, d := range p.done {
+		if d.end <= offs[0] || d.first > offs[len(offs)-1] {
+			continue
+		}
+		j, _ := slices.BinarySearch(offs, d.first)
+		for ; j < len(offs) && offs[j] < d.end; j++ {
+			p.covered[j] = '1'
+		}
+	}
 }
 
 // offsetList is the source offsets of rows [from, to), decimal and
