@@ -36,8 +36,9 @@ import (
 // A label can overtake its prediction when the data plane lags. Such an
 // early label is parked under its own key (also indexed, with the same
 // TTL); Put picks it up in the same script call that caches the prediction
-// and joins it at once. Put looks for early labels only while any label is
-// parked. Early labels that expire unjoined count as orphans. Each Put and
+// and joins it at once (holding it until the row's offset is committed,
+// for the row delivered again after a restart). Put looks for early labels
+// only while any label is parked or held. Early labels that expire unjoined count as orphans. Each Put and
 // each batch of labels is one script call. It is safe for concurrent use.
 type PredictionCache struct {
 	rdb        redis.UniversalClient
@@ -49,6 +50,9 @@ type PredictionCache struct {
 	earlyIndex string
 	taken      string
 	putTaken   string
+	// held names the hashes that hold the early labels puts joined until
+	// their rows are committed (heldOf, putBatch).
+	held string
 	// labelsCommitted and inputCommitted, when set, keep the taken marks
 	// and the put marks until their records are committed
 	// (LabelJoin.KeepMarksUntilCommitted).
@@ -85,6 +89,7 @@ func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version 
 		earlyIndex: spec.Redis.Prefix() + "early-label-index",
 		taken:      spec.Redis.Prefix() + "label-taken:",
 		putTaken:   spec.Redis.Prefix() + "put-taken:",
+		held:       spec.Redis.Prefix() + "early-held:",
 		refBase:    newBatchRefBase(),
 		ttl:        spec.Labels.TTL.D(),
 		maxPending: spec.Labels.MaxPending,

@@ -54,8 +54,10 @@ func (o *CommittedOffsets) below(partition int32) int64 {
 // (counted in Joined, taught, and given to OnOutcome, with its source) by
 // the process that handles it, instead of being parked until it expires;
 // a put over the same rows (same first offset, same ids) replies the
-// early labels the earlier run joined, which are counted and taught
-// likewise, instead of caching the rows as pending. The earlier process's
+// early labels the earlier run joined, and a put over them cut otherwise
+// joins each row's early label that an earlier put held for it (at the
+// same position), which are counted and taught likewise, instead of
+// caching the rows as pending. The earlier process's
 // counters and learned state died with it: each label ends once in the
 // counters and the models of the process that settles it.
 func (j *LabelJoin) KeepMarksUntilCommitted(labels, input *CommittedOffsets) {
@@ -92,6 +94,46 @@ func (c *PredictionCache) committedTaken(done []string, partition int32, first, 
 	upTo := min(takenGen(c.labelsCommitted.below(partition)), takenGen(first)) // exclusive
 	for ; cleared < upTo; cleared++ {
 		done = append(done, c.takenMarksOf(partition, cleared))
+	}
+	return done, cleared
+}
+
+// heldSpan is how many input offsets share one hash of held early labels
+// (a generation, see putBatch): a row delivered again after a restart, in
+// a chunk cut otherwise, finds its label in its offset's generation; a
+// generation's hash is deleted once its offsets are all committed.
+const heldSpan = labelPlaneChunk
+
+// heldGen is the generation of an input offset.
+func heldGen(offset int64) int64 { return offset / heldSpan }
+
+// heldOf names the held labels' hash of an input partition's generation
+// (gen: its decimal digits; "" names the partition's hashes but the
+// generation, as putBatch is given it).
+func (c *PredictionCache) heldOf(partition int32, gen string) string {
+	return c.held + strconv.FormatInt(int64(partition), 10) + ":g" + gen
+}
+
+// committedHeld appends to done the held labels' hashes of partition that
+// a put starting at offset first may delete: every generation from
+// cleared up below the put's own and, with KeepMarksUntilCommitted, whose
+// offsets are all committed. It returns where clearing goes on once the
+// put deleted them. cleared < 0 is the partition's first put in this
+// process: clearing starts two generations below its own, those a process
+// that stopped may have left (older ones expire).
+func (c *PredictionCache) committedHeld(done []string, partition int32, first, cleared int64) ([]string, int64) {
+	if c.keep {
+		return done, cleared // log mode holds no labels
+	}
+	if cleared < 0 {
+		cleared = max(0, heldGen(first)-2)
+	}
+	upTo := heldGen(first) // exclusive
+	if c.inputCommitted != nil {
+		upTo = min(upTo, heldGen(c.inputCommitted.below(partition)))
+	}
+	for ; cleared < upTo; cleared++ {
+		done = append(done, c.heldOf(partition, strconv.FormatInt(cleared, 10)))
 	}
 	return done, cleared
 }

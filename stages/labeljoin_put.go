@@ -53,6 +53,14 @@ type putJob struct {
 	keys    []string
 	args    []any
 	key     []byte
+	// covered is, per row of the chunk a run puts, '1' where p.done's
+	// puts covered the row's offset (see putBatch).
+	covered []byte
+	// heldDone is the partition's held labels' generations the run
+	// deletes (committedHeld), and heldCleared where clearing goes on
+	// once it succeeded.
+	heldDone    []string
+	heldCleared int64
 }
 
 // id is row j's event id.
@@ -109,6 +117,7 @@ func (c *PredictionCache) release(p *putJob) {
 	clear(p.keys)
 	clear(p.args)
 	clear(p.done)
+	clear(p.heldDone)
 	c.jobs.Put(p)
 }
 
@@ -140,34 +149,47 @@ func (c *PredictionCache) putMarks(partition int32, first int64) string {
 type putDone struct {
 	mu   sync.Mutex
 	last map[int32][]putMark
+	// cleared is, per partition, the first generation of held labels not
+	// deleted yet (committedHeld); none is -1.
+	cleared map[int32]int64
 }
 
-// putMark is one chunk's put marks and the offset past its last row.
+// putMark is one chunk's put marks, the offset of its first row and the
+// offset past its last.
 type putMark struct {
-	name string
-	end  int64
+	name       string
+	first, end int64
 }
 
-func (d *putDone) get(partition int32, into []putMark) []putMark {
+// get appends partition's kept marks to into, and returns them with the
+// partition's first generation of held labels not deleted yet (-1: none
+// deleted by this process yet).
+func (d *putDone) get(partition int32, into []putMark) ([]putMark, int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append(into, d.last[partition]...)
+	cleared, ok := d.cleared[partition]
+	if !ok {
+		cleared = -1
+	}
+	return append(into, d.last[partition]...), cleared
 }
 
 // set records the marks of a job that succeeded on partition, having
 // deleted the ones before it that end at or below deleted (all of them
-// when deleted is math.MaxInt64).
+// when deleted is math.MaxInt64) and the held labels' generations below
+// p.heldCleared.
 func (d *putDone) set(partition int32, p *putJob, deleted int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.last == nil {
-		d.last = map[int32][]putMark{}
+		d.last, d.cleared = map[int32][]putMark{}, map[int32]int64{}
 	}
+	d.cleared[partition] = p.heldCleared
 	kept := slices.DeleteFunc(d.last[partition], func(m putMark) bool {
 		return m.end <= deleted || slices.Contains(p.marks, m.name)
 	})
 	for k, name := range p.marks {
-		kept = append(kept, putMark{name: name, end: p.chunkEnd(k)})
+		kept = append(kept, putMark{name: name, first: p.offsets[k*labelPlaneChunk], end: p.chunkEnd(k)})
 	}
 	d.last[partition] = kept
 }
@@ -194,8 +216,10 @@ func (c *PredictionCache) deletable(partition int32) int64 {
 // a run again, what an earlier run of the same chunk did (see putBatch).
 func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, error) {
 	p.found = p.found[:0]
-	p.done = c.done.get(p.partition, p.done[:0])
+	var cleared int64
+	p.done, cleared = c.done.get(p.partition, p.done[:0])
 	p.deleted = c.deletable(p.partition)
+	p.heldDone, p.heldCleared = c.committedHeld(p.heldDone[:0], p.partition, p.offsets[0], cleared)
 	var missing, orphaned, evicted int64
 	for k, from := 0, 0; from < p.len(); k, from = k+1, from+labelPlaneChunk {
 		res, err := c.putChunk(ctx, p, k, from, min(from+labelPlaneChunk, p.len()), k == 0)
@@ -216,9 +240,11 @@ func (c *PredictionCache) run(ctx context.Context, p *putJob) ([]earlyLabel, err
 // appends the rows whose early label it joined to p.found. p.done is the
 // put marks of the partition's puts that succeeded in this process and
 // are kept: when they hold the chunk's own, its earlier reply was
-// consumed; with drop, the call deletes those that are none of the job's
-// and end at or below p.deleted. It returns the trim's counts: missing,
-// orphaned, evicted.
+// consumed, and a row within any of them was put (and its early label
+// taught) by this process already, so a label held for it is not replied
+// again (putBatch); with drop, the call deletes those that are none of
+// the job's and end at or below p.deleted, releasing the early labels
+// they hold. It returns the trim's counts: missing, orphaned, evicted.
 func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to int, drop bool) ([3]int64, error) {
 	var counts [3]int64
 	n := to - from
@@ -237,7 +263,12 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 			keys = append(keys, d.name)
 		}
 	}
-	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k])
+	if drop {
+		keys = append(keys, p.heldDone...)
+	}
+	p.coverRows(from, to)
+	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k],
+		string(p.covered), c.heldOf(p.partition, ""), heldSpan, p.offsetList(from, to))
 	for j := from; j < to; j++ {
 		key := append(append(p.key[:0], c.prefix...), p.ids[p.idStart(j):p.idEnds[j]]...)
 		p.key = key
@@ -267,6 +298,41 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 		p.found = append(p.found, earlyLabel{row: from + int(row), label: label})
 	}
 	return counts, nil
+}
+
+// coverRows sets p.covered for rows [from, to): '1' where one of p.done's
+// puts covered the row's offset, else '0'. A batch's offsets ascend: it
+// costs one pass over p.done (which may hold many puts while commits
+// trail), not one per row.
+func (p *putJob) coverRows(from, to int) {
+	offs := p.offsets[from:to]
+	p.covered = p.covered[:0]
+	for range offs {
+		p.covered = append(p.covered, '0')
+	}
+	for _, d := range p.done {
+		if d.end <= offs[0] || d.first > offs[len(offs)-1] {
+			continue
+		}
+		j, _ := slices.BinarySearch(offs, d.first)
+		for ; j < len(offs) && offs[j] < d.end; j++ {
+			p.covered[j] = '1'
+		}
+	}
+}
+
+// offsetList is the source offsets of rows [from, to), decimal and
+// space-separated, as putBatch takes them.
+func (p *putJob) offsetList(from, to int) string {
+	buf := p.key[:0]
+	for j := from; j < to; j++ {
+		if j > from {
+			buf = append(buf, ' ')
+		}
+		buf = strconv.AppendInt(buf, p.offsets[j], 10)
+	}
+	p.key = buf
+	return string(buf)
 }
 
 // idStart is where row j's id starts in p.ids.

@@ -17,6 +17,11 @@ package stages
 //   - pred-pending       how many predictions are pending, for
 //     labels.max_pending;
 //   - early-label:<id>, early-label-index  parked (early) labels by expiry;
+//   - early-held:<partition>:g<generation>, early-held:<partition>:ghw
+//     early labels puts joined, held until their rows' offsets are
+//     committed, and the partition's high-water mark of them;
+//   - put-taken:<partition>:<offset>  a chunk's put marks (putBatch);
+//   - label-taken:<partition>:g<generation>  a label batch's taken marks;
 //   - pred-joined:<id>, early-ready  log mode's marks and early-label stream.
 //
 // A script reaches a batch's set and, when it evicts, the evicted
@@ -89,26 +94,51 @@ end
 // of the labels topic), so that a retried batch knows its own.
 
 // putBatch caches one chunk of a batch's predictions and indexes them as
-// one batch, picks up their early labels when any label is parked at all,
-// and trims the cache: batches past their expiry count their pending
-// predictions as missing (and delete them), parked labels past theirs as
-// orphans (and delete them), and the oldest pending predictions beyond
-// ARGV[2] (labels.max_pending) are evicted.
+// one batch, picks up their early labels when any label is parked or held
+// at all, and trims the cache: batches past their expiry count their
+// pending predictions as missing (and delete them), parked labels past
+// theirs as orphans (and delete them), and the oldest pending predictions
+// beyond ARGV[2] (labels.max_pending) are evicted.
 //
 // KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
 // KEYS[6] the chunk's put marks (a hash named after the partition and the
 // source offset of its first row), KEYS[7 .. 6+ARGV[7]] the put marks of
-// the partition's last put (deleted), then per row: prediction, early
-// label. ARGV[5] "1" in log mode, ARGV[6] the batch reference, ARGV[8]
-// "1" when the client consumed the reply of an earlier run of this chunk,
-// ARGV[9] the chunk's fingerprint (its rows' ids and offsets), then per
-// row: the entry.
+// the partition's puts done with and its held labels' generations done
+// with (deleted), then per row: prediction, early label. ARGV[5] "1" in
+// log mode, ARGV[6] the batch reference, ARGV[8] "1" when the client
+// consumed the reply of an earlier run of this chunk, ARGV[9] the chunk's
+// fingerprint (its rows' ids and offsets), ARGV[10] one byte per row, "1"
+// where this process's puts that succeeded covered the row's offset
+// already, ARGV[11] the name of the partition's held labels' hashes but
+// the generation, ARGV[12] the offsets per generation, ARGV[13] the rows'
+// offsets (decimal, space-separated), then per row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
-// prediction is not cached, the parked label is deleted, and the reply
-// names it. In log mode the prediction is cached and the event announced
-// on the early-label stream. Reply: {missing, orphaned, evicted, then per
-// early-joined row: its index (from 0), its label (4 bytes)}.
+// prediction is not cached, the parked label is deleted (and leaves the
+// early index), and the reply names it. In log mode the prediction is
+// cached and the event announced on the early-label stream. Reply:
+// {missing, orphaned, evicted, then per early-joined row: its index (from
+// 0), its label (4 bytes)}.
+//
+// A label joined so is held until the row's offset is committed, so that
+// the row delivered again after a restart, in a chunk cut any way, joins
+// it again. A hash per generation of the partition's offsets (ARGV[12]
+// offsets, PredictionCache.heldOf) keeps, per put chunk that held labels
+// there (field: its batch reference), one string of its held labels: per
+// label the event id, the label and the row's offset. It lives ARGV[1]
+// after the last put that wrote or joined it; the partition's high-water
+// mark (ARGV[11] .. 'hw') is the last offset of a chunk that held labels,
+// and outlives them. A row at or below it whose label is not parked looks
+// for its event id at its own offset there: found, it joins the held label
+// again: not cached, replied — or, where ARGV[10] says this process put
+// the row already (and taught its label), neither cached nor replied. The
+// event delivered again at another offset (a duplicate) does not find it:
+// it is cached. Rows above the mark (every row of a partition's puts
+// but after a restart or a rebalance) read nothing. The client deletes a
+// generation once its offsets are committed (or, without commits, once
+// the partition's puts have left it). Held labels are not parked: out of
+// the early index, never orphans (they were counted joined), and a label
+// of the event that comes later is parked as before.
 //
 // A chunk is idempotent: run again (its reply lost to a timeout, the
 // deferred write retried, the batch handed in again), it changes nothing
@@ -120,11 +150,13 @@ end
 // joined, expired or evicted since) nor announced again, and the reply is
 // the earlier one (plus what this run's trim found). With ARGV[8] "1" the
 // client has consumed the earlier reply already: it is not replied again.
-// Marks with another fingerprint (other rows at the same first offset)
-// are dropped.
+// Marks with another fingerprint (other rows at the same first offset, or
+// the same rows cut otherwise) are dropped; their rows' held labels stay.
 var putBatch = redis.NewScript(luaUnpend + `
 local keep = ARGV[5] == '1'
 local consumed = ARGV[8] == '1'
+local covered = ARGV[10]
+local span = tonumber(ARGV[12])
 local plen = #ARGV[3]
 local k0 = 6 + tonumber(ARGV[7])
 local n = (#KEYS - k0) / 2
@@ -148,9 +180,16 @@ elseif h[1] then
 end
 local out = {0, 0, 0}
 local ids = {}
--- Outside log mode a parked label is taken once (taken), by the first row
--- of its event, and deleted (consumed).
-local taken, consumedKeys = {}, {}
+-- Outside log mode a parked or held label is taken once (taken), by the
+-- first row of its event; a parked one is deleted (consumedKeys) and
+-- held in its row's generation (gens: per generation its hash, rows,
+-- what to hold, and whether a row joined there).
+local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
+local function join(i, label)
+  out[#out + 1] = i - 1
+  out[#out + 1] = label
+  joined[#joined + 1] = string.char(math.floor((i - 1) / 256), (i - 1) % 256) .. label
+end
 if rerun then
   local j = joined[1] or ''
   for s = 1, #j - 5, 6 do
@@ -158,8 +197,11 @@ if rerun then
     out[#out + 1] = string.sub(j, s + 2, s + 5)
   end
 else
-  -- The rows' parked labels, read only while any label is parked.
-  local early = {}
+  -- The rows' parked labels, read only while any label is parked, and
+  -- their held ones, read only for rows at or below the partition's
+  -- high-water mark (the last offset a put held labels up to: a row above
+  -- it cannot have been put before).
+  local early, held, genOf = {}, {}, {}
   if redis.call('ZCARD', KEYS[2]) > 0 then
     for s = 1, n, 500 do
       local ks = {}
@@ -168,24 +210,86 @@ else
       for k = 1, #vs do early[s + k - 1] = vs[k] end
     end
   end
+  if not keep then
+    hwKey = ARGV[11] .. 'hw'
+    hw = tonumber(redis.call('GET', hwKey) or '-1')
+    local mayHold = tonumber(string.match(ARGV[13], '^%d+')) <= hw
+    local k = 0
+    if mayHold or next(early) then
+      for o in string.gmatch(ARGV[13], '%d+') do
+        k = k + 1
+        offs[k] = o
+      end
+    end
+    local lo, hi, g, byKey = 0, -1, nil, {}
+    for i = 1, k do
+      local look = mayHold and not early[i] and tonumber(offs[i]) <= hw
+      if early[i] or look then
+        local off = tonumber(offs[i])
+        if off < lo or off >= hi then
+          local gn = math.floor(off / span)
+          lo, hi = gn * span, (gn + 1) * span
+          local key = ARGV[11] .. string.format('%d', gn)
+          g = byKey[key]
+          if not g then
+            g = {key = key, look = {}, parts = {}}
+            byKey[key] = g
+            gens[#gens + 1] = g
+          end
+        end
+        genOf[i] = g
+        if look then g.look[#g.look + 1] = i end
+      end
+    end
+    -- A generation's held labels: per put chunk that held some (field: its
+    -- batch reference), per label: the id's length (2 bytes), the id, the
+    -- label (4 bytes), the offset's length (1 byte), the offset.
+    for _, g in ipairs(gens) do
+      if #g.look > 0 then
+        local m = {}
+        local f = redis.call('HGETALL', g.key)
+        for x = 2, #f, 2 do
+          local b, p = f[x], 1
+          while p + 7 <= #b do
+            local l = string.byte(b, p) * 256 + string.byte(b, p + 1)
+            local ol = string.byte(b, p + 6 + l)
+            m[string.sub(b, p + 2, p + 1 + l) .. ' ' .. string.sub(b, p + 7 + l, p + 6 + l + ol)] = string.sub(b, p + 2 + l, p + 5 + l)
+            p = p + 7 + l + ol
+          end
+        end
+        for _, i in ipairs(g.look) do held[i] = m[idOf(i) .. ' ' .. offs[i]] end
+      end
+    end
+  end
   for i = 1, n do
     local pk, ek = KEYS[k0 + 2 * i - 1], KEYS[k0 + 2 * i]
     local id = idOf(i)
     local label = early[i] or false
-    if label and not keep then
+    local own = false
+    if not keep then
       if taken[ek] then
         label = false
-      else
+      elseif label then
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
+      elseif held[i] then
+        taken[ek] = true
+        own = true
       end
     end
     if label and not keep and #label >= 4 then
-      out[#out + 1] = i - 1
-      out[#out + 1] = string.sub(label, 1, 4)
-      joined[#joined + 1] = string.char(math.floor((i - 1) / 256), (i - 1) % 256) .. string.sub(label, 1, 4)
+      local g = genOf[i]
+      label = string.sub(label, 1, 4)
+      if #id < 65536 then
+        g.parts[#g.parts + 1] = string.char(math.floor(#id / 256), #id % 256) .. id .. label .. string.char(#offs[i]) .. offs[i]
+      end
+      g.joined = true
+      join(i, label)
+    elseif own then
+      genOf[i].joined = true
+      if string.byte(covered, i) ~= 49 then join(i, held[i]) end
     else
-      local old = redis.call('SET', pk, ARGV[9 + i], 'PX', ARGV[1], 'GET')
+      local old = redis.call('SET', pk, ARGV[13 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
       if label and keep and #label >= 4 then
@@ -198,6 +302,23 @@ for s = 1, #consumedKeys, 500 do
   local e = math.min(s + 499, #consumedKeys)
   redis.call('DEL', unpack(consumedKeys, s, e))
   redis.call('ZREM', KEYS[2], unpack(consumedKeys, s, e))
+end
+local holding = false
+for _, g in ipairs(gens) do
+  if #g.parts > 0 then redis.call('HSET', g.key, ARGV[6], table.concat(g.parts)) end
+  if g.joined then
+    redis.call('PEXPIRE', g.key, ARGV[1])
+    holding = true
+  end
+end
+-- The high-water mark outlives the labels held below it.
+if holding then
+  local last = tonumber(string.match(ARGV[13], '%d+$'))
+  if last > hw then
+    redis.call('SET', hwKey, last, 'PX', ARGV[1])
+  else
+    redis.call('PEXPIRE', hwKey, ARGV[1])
+  end
 end
 -- Re-cached events (a batch handed in again) leave their earlier batch
 -- first, this one included.
