@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"net"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -163,27 +161,8 @@ func serverUsec(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) fl
 	if r.Mini != nil {
 		return -1
 	}
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\n") {
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
-		switch name {
-		case "cmdstat_evalsha", "cmdstat_eval", "cmdstat_hmget":
-		default:
-			continue
-		}
-		_, usec, ok := strings.Cut(stats, ",usec=")
-		usec, _, _ = strings.Cut(usec, ",")
-		x, err := strconv.ParseFloat(usec, 64)
-		if !ok || err != nil {
-			tb.Fatalf("commandstats line %q: no usec", line)
-		}
-		total += x
-	}
-	return total
+	stats := redistest.CommandStats(tb, rdb)
+	return float64(stats["evalsha"].Usec + stats["eval"].Usec + stats["hmget"].Usec)
 }
 
 // recordBatch is a batch's messages and its record after decode, validate

@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"bufio"
 	"context"
 	"strconv"
 	"strings"
@@ -45,23 +44,11 @@ func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) i
 	if r.Mini != nil {
 		return -1
 	}
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var total int64
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		name, stats, ok := strings.Cut(sc.Text(), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" {
-			continue
+	for name, s := range redistest.CommandStats(tb, rdb) {
+		if name != "info" {
+			total += s.Calls
 		}
-		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
-		n, err := strconv.ParseInt(calls, 10, 64)
-		if err != nil {
-			tb.Fatalf("commandstats line %q: %v", sc.Text(), err)
-		}
-		total += n
 	}
 	return total
 }

@@ -3,9 +3,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftline/driftline/testkit/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -106,39 +107,16 @@ func (p *sideProfile) stop(b *testing.B, side string, rows int64) {
 	end := familyCPU()
 	var out strings.Builder
 	fmt.Fprintf(&out, "%s profile %s: %s wall;", side, p.file.Name(), wall.Round(time.Millisecond))
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range end {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(end)) {
 		used := end[name] - p.cpuStart[name]
 		fmt.Fprintf(&out, " %s %s CPU (%.2f µs/row, %.0f%% of a core)", name, used.Round(time.Millisecond),
 			float64(used.Nanoseconds())/1e3/float64(rows), 100*used.Seconds()/wall.Seconds())
 	}
-	stats, err := p.rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
+	stats := redistest.CommandStats(b, p.rdb)
 	out.WriteString("\n\tredis commands per row:")
-	for _, line := range strings.Split(stats, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		var calls, usec int64
-		for _, kv := range strings.Split(rest, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			switch k {
-			case "calls":
-				calls, _ = strconv.ParseInt(v, 10, 64)
-			case "usec":
-				usec, _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-		fmt.Fprintf(&out, " %s %.4f (%.2f µs/row)", strings.TrimPrefix(name, "cmdstat_"), float64(calls)/float64(rows), float64(usec)/float64(rows))
+	for _, name := range slices.Sorted(maps.Keys(stats)) {
+		s := stats[name]
+		fmt.Fprintf(&out, " %s %.4f (%.2f µs/row)", name, float64(s.Calls)/float64(rows), float64(s.Usec)/float64(rows))
 	}
 	if os.Getenv("DRIFTLINE_BENCH_SLOWLOG") != "" {
 		p.logScripts(b, &out, rows)
@@ -202,15 +180,41 @@ func (p *sideProfile) logScripts(b *testing.B, out *strings.Builder, rows int64)
 func familyCPU() map[string]time.Duration {
 	self, _ := processCPU()
 	out := map[string]time.Duration{"runner": self}
+	for _, c := range children() {
+		out[c.comm] += cpuOfStatFields(c.fields)
+	}
+	return out
+}
+
+// childPID is the process id of this process's child named comm.
+func childPID(b *testing.B, comm string) string {
+	for _, c := range children() {
+		if c.comm == comm {
+			return c.pid
+		}
+	}
+	b.Fatalf("no child process %s", comm)
+	return ""
+}
+
+// child is a live child process of this one, from its /proc/<pid>/stat:
+// its pid, its command name and the fields after the name.
+type child struct {
+	pid, comm string
+	fields    []string
+}
+
+// children lists this process's live children.
+func children() []child {
 	ppid := strconv.Itoa(os.Getpid())
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range dirs {
-		f, err := os.Open(path)
+	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []child
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		line, _ := bufio.NewReader(f).ReadString('\n')
-		_ = f.Close()
+		line := string(data)
 		open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
 		if open < 0 || end < open {
 			continue
@@ -219,31 +223,9 @@ func familyCPU() map[string]time.Duration {
 		if len(fields) < 13 || fields[1] != ppid {
 			continue
 		}
-		out[line[open+1:end]] += cpuOfStatFields(fields)
+		out = append(out, child{pid: strings.TrimSpace(line[:open]), comm: line[open+1 : end], fields: fields})
 	}
 	return out
-}
-
-// childPID is the process id of this process's child named comm.
-func childPID(b *testing.B, comm string) string {
-	ppid := strconv.Itoa(os.Getpid())
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range dirs {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		line := string(data)
-		open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-		if open < 0 || end < open || line[open+1:end] != comm {
-			continue
-		}
-		if fields := strings.Fields(line[end+1:]); len(fields) > 1 && fields[1] == ppid {
-			return strings.Fields(line)[0]
-		}
-	}
-	b.Fatalf("no child process %s", comm)
-	return ""
 }
 
 // cpuOfStatFields is utime + stime from the fields after a stat line's
