@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/connectors/kafka"
+	"github.com/driftline/driftline/testkit/nettest"
 )
 
 // A produce that cannot reach a broker within its delivery timeout, and a
@@ -18,12 +18,7 @@ import (
 // wait mends (a record too large, a denied topic, a fenced producer) and a
 // shutdown are not.
 func TestUnavailable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := nettest.ClosedAddr(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(down), kgo.RecordDeliveryTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/driftline/driftline/connectors/redis"
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/nettest"
 	"github.com/driftline/driftline/testkit/redistest"
 )
 
@@ -43,18 +44,6 @@ func silentServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // A call to a Redis that hangs fails within the client's bound (twice the
 // timeout: one retry on a new connection) instead of stalling, and is
 // called unavailable (a timeout); a refused connection is unavailable too.
@@ -66,7 +55,7 @@ func TestHungOrDownRedisFailsFastAndIsUnavailable(t *testing.T) {
 		addr, reason string
 	}{
 		"hung": {silentServer(t), "timeout"},
-		"down": {closedAddr(t), "connection refused"},
+		"down": {nettest.ClosedAddr(t), "connection refused"},
 	} {
 		rdb, err := redis.New(redis.Config{Addrs: []string{tc.addr}, Timeout: 200 * time.Millisecond, DialTimeout: 200 * time.Millisecond})
 		if err != nil {
@@ -214,7 +203,7 @@ func TestUnavailableSeesThroughAWrappedScriptCall(t *testing.T) {
 // marks a pipeline's commands and its error.
 func TestUnavailableIsRedisOnlyOnMarkedClients(t *testing.T) {
 	ctx := context.Background()
-	down := closedAddr(t)
+	down := nettest.ClosedAddr(t)
 	plain := goredis.NewClient(&goredis.Options{Addr: down, MaxRetries: -1})
 	defer plain.Close()
 	err := plain.Ping(ctx).Err()

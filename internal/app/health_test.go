@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/driftline/driftline/connectors/redis"
+	"github.com/driftline/driftline/testkit/nettest"
 )
 
 // The partition loops' retry classifier names the dependency that failed:
@@ -20,12 +21,7 @@ import (
 // connection of the Redis client is Redis's; an error that waiting does
 // not mend is neither.
 func TestClassifyFailureNamesTheDependency(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := nettest.ClosedAddr(t)
 	rdb, err := redis.New(redis.Config{Addrs: []string{down}})
 	if err != nil {
 		t.Fatal(err)
