@@ -267,10 +267,18 @@ loop:
 			}
 		}
 	}
+	elapsed := time.Since(start)
+	// Every event and label is in: give a rollout still in progress its
+	// decision on the last outcomes (not counted in the run's time).
+	for wait := time.Now().Add(app.DemoRolloutGrace); !incomplete && time.Now().Before(wait); <-tick.C {
+		if busy, err := app.RolloutInProgress(ctx, pl.Registry(), spec.Model.Name); err != nil || !busy {
+			break
+		}
+		tail.print(ctx, progress)
+	}
 	progress.show(pl, &stats, start, true)
 	tail.print(ctx, progress)
 	progress.done()
-	elapsed := time.Since(start)
 	stopRun()
 	if err := app.WaitPlanes(planeErr, incomplete); errors.Is(err, app.ErrStillDraining) {
 		closeApp = false

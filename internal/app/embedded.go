@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/driftline/driftline/models/adminapi"
+	"github.com/driftline/driftline/models/registry"
 	"github.com/driftline/driftline/pipeline"
 )
 
@@ -114,6 +115,32 @@ func WaitPlanes(planeErr <-chan error, interrupted bool) error {
 // DemoParkedGrace is how long a bounded demo waits for parked labels once
 // every event and label was processed, before it reports them.
 const DemoParkedGrace = 3 * time.Second
+
+// DemoRolloutGrace is how long a bounded demo waits, once every event and
+// label is accounted for, for a rollout still in progress to take its
+// decision on the run's last outcomes: the governor decides on its watch
+// ticks (rollout.watch_interval), so outcomes counted just before the end
+// are judged up to a tick later.
+const DemoRolloutGrace = 2 * time.Second
+
+// RolloutInProgress reports whether model has a version under the shadow,
+// canary or baking alias: a rollout the governor has not finished (stable)
+// or rolled back. A model the registry does not hold has none.
+func RolloutInProgress(ctx context.Context, reg *registry.Registry, model string) (bool, error) {
+	set, err := reg.Aliases(ctx, model)
+	if errors.Is(err, registry.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, a := range []string{registry.AliasShadow, registry.AliasCanary, registry.AliasBaking} {
+		if set.Versions[a] != 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
 
 // Taken is how many input rows the pipeline has taken (predicted, sent to
 // the DLQ or dropped as duplicates) and how many label records it has
