@@ -20,13 +20,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	// The drift is at event 50,000 (the default). The governance loop after
-	// it (alert, retrain, shadow, canary, 1,000 outcomes as champion) runs on
+	// The drift is at event 50,000. The governance loop after it (alert,
+	// retrain, shadow, canary, 1,000 outcomes as champion) runs on
 	// wall-clock ticks while the stream runs at CPU speed: on a loaded
 	// machine 50,000 events after the drift were too few for it 4 times in
-	// 40 runs (load average 6-7), so the stream goes on for 100,000.
-	const events = 150000
-	code := runMain(ctx, []string{"demo", "--events", strconv.Itoa(events), "--json"}, &stdout, &stderr)
+	// 40 runs (load average 6-7; 75,000 once in 30), so the stream goes on
+	// for 100,000.
+	const events, driftAt = 150000, 50000
+	code := runMain(ctx, []string{"demo", "--events", strconv.Itoa(events), "--drift-at", strconv.Itoa(driftAt), "--json"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("demo exit code %d; stderr:\n%s", code, tail(stderr.String(), 2000))
 	}
@@ -44,14 +45,14 @@ func TestDemoEndToEnd(t *testing.T) {
 	if sum.Malformed == 0 || sum.Duplicates == 0 {
 		t.Fatalf("the stream should hold malformed rows and duplicates: %+v", sum)
 	}
-	// One concept drift (at event 50,000) gives one drift alert, on the error stream.
+	// One concept drift gives one drift alert, on the error stream.
 	var drifts []demoAlert
 	for _, a := range sum.Alerts {
 		if a.State == "drift" {
 			drifts = append(drifts, a)
 		}
 	}
-	if len(drifts) != 1 || drifts[0].Subject != "error" || sum.DriftAlerts != 1 {
+	if len(drifts) != 1 || drifts[0].Subject != "error" || sum.DriftAlerts != 1 || sum.DriftAt != driftAt {
 		t.Errorf("want exactly one drift alert, on subject error; got %+v", sum.Alerts)
 	}
 	if sum.AlertsDelivered != int64(len(sum.Alerts)) {
