@@ -78,9 +78,9 @@ func recordTimeExpiry(ttl time.Duration) time.Duration {
 type recordTime struct {
 	ttlMs  int64
 	expiry time.Duration
-	// base is the bound partition's buckets' name without the number;
-	// pos the "<topic>/<partition>/" it was bound to.
-	base, pos string
+	// base is the bound partition's buckets' name without the number:
+	// buckets (the stage's) then pos, "<topic>/<partition>/".
+	base, buckets, pos string
 	// top is the highest bucket of the partition's rows (valid once
 	// started); batchTop is top when the batch began.
 	top, batchTop int64
@@ -97,10 +97,10 @@ type recordTime struct {
 // bind makes the state the partition's of pos ("<topic>/<partition>/"),
 // starting over when it was another's.
 func (r *recordTime) bind(buckets string, pos []byte) {
-	if r.started && r.pos == string(pos) {
+	if r.started && r.pos == string(pos) && r.buckets == buckets {
 		return
 	}
-	r.pos = string(pos)
+	r.buckets, r.pos = buckets, string(pos)
 	r.base = buckets + r.pos
 	r.started = false
 	r.written, r.gone = r.written[:0], r.gone[:0]

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/driftline/driftline/pipeline"
+	"github.com/driftline/driftline/testkit/redistest"
 )
 
 // recordTimeT0 is an hour's start (the unit spec's TTL is 1h) long before
@@ -218,5 +219,21 @@ func TestDedupeRecordTimeLostStateFails(t *testing.T) {
 	mustProcess(t, b, dec, val)
 	if err := dd.Process(t.Context(), b); !errors.Is(err, ErrDedupeStateLost) {
 		t.Fatalf("after its bucket expired: %v, want ErrDedupeStateLost", err)
+	}
+}
+
+// BenchmarkDedupeRecordTime is BenchmarkDedupe's stage on a redis-server,
+// on Redis's clock (the live stage) and on record time (a replay's,
+// UseRecordTime: three HMGETs per call instead of two, PEXPIREs of the
+// buckets it wrote) side by side, batches of 512.
+func BenchmarkDedupeRecordTime(b *testing.B) {
+	for _, dups := range []string{"none", "all"} {
+		for _, filter := range []int{0, pipeline.DefaultDedupeRecentIDs} {
+			for _, clock := range []string{"redis", "record"} {
+				b.Run("dups="+dups+"/filter="+strconv.FormatBool(filter > 0)+"/clock="+clock, func(b *testing.B) {
+					benchDedupe(b, redistest.StartRedis(b).Client(b), pipeline.DefaultBatchSize, dups, filter, true, clock == "record")
+				})
+			}
+		}
 	}
 }
