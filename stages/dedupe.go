@@ -158,6 +158,9 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 		if len(c.rows) == 0 {
 			continue
 		}
+		if d.rt != nil {
+			c.top = d.rt.top
+		}
 		c.finish(len(d.prefix))
 		if c.after {
 			d.inFlight.Wait()

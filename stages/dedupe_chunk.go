@@ -41,6 +41,7 @@ type dedupeChunk struct {
 	// empty otherwise), bucketsArg the script's JSON array of them.
 	buckets    []int64
 	bucketsArg []byte
+	top        int64 // the partition's top bucket after the chunk's rows
 	// after is set when the chunk repeats a key of an earlier chunk of its
 	// batch: it must then be sent after their answers.
 	after  bool

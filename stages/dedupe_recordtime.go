@@ -180,7 +180,7 @@ func (c *dedupeChunk) sendRecordTime(ctx context.Context, rdb redis.UniversalCli
 	elems := c.offsets[:max(len(c.offsets)-1, 0)]
 	c.array = append(append(append(c.array[:0], '['), elems...), ']')
 	c.bucketsArg = appendJSONInts(c.bucketsArg[:0], c.buckets)
-	a := append(c.argv[:0], r.expiry.Milliseconds(), pos, c.array, c.bucketsArg, r.liveArg, gone)
+	a := append(c.argv[:0], r.expiry.Milliseconds(), pos, c.array, c.bucketsArg, r.liveArg, gone, c.top)
 	for i := range c.ids {
 		a = append(a, &c.ids[i])
 	}
@@ -196,10 +196,12 @@ func (c *dedupeChunk) sendRecordTime(ctx context.Context, rdb redis.UniversalCli
 // per chunk. KEYS[1]: the partition's buckets' name without the number.
 // ARGV: the expiry in ms, "<topic>/<partition>/", the offsets (a JSON
 // array of strings), each id's bucket (a JSON array of numbers), the
-// buckets that must exist, the buckets to unlink (JSON arrays), then the
-// ids. It fails with DEDUPELOST when a bucket that must exist does not,
-// and sets the others' expiry; then, per bucket m of its ids, it reads
-// buckets m-1, m and m+1 (HMGET); an id is already set when one holds
+// buckets that must exist, the buckets to unlink (JSON arrays), the
+// partition's top bucket after the call's rows, then the ids. It fails
+// with DEDUPELOST when a bucket that must exist does not, and sets the
+// others' expiry; then, per bucket m of its ids, it reads buckets m-1, m
+// and, when m is below the top (no earlier row can be in m+1 otherwise),
+// m+1 (HMGET); an id is already set when one holds
 // it, or an earlier id of the call in a bucket at most one away (a
 // holder of this very position wins: a redelivery). Every other id is set
 // in its bucket (HSET), which then expires. The answer is setIfNew's.
@@ -224,11 +226,13 @@ for i = 1, #offs do
   end
   g[#g + 1] = i
 end
-local found = {}
+local found, top = {}, tonumber(ARGV[7])
 for _, m in ipairs(order) do
   local g, ids = groups[m], {}
-  for j = 1, #g do ids[j] = ARGV[6 + g[j]] end
-  for d = -1, 1 do
+  for j = 1, #g do ids[j] = ARGV[7 + g[j]] end
+  local ahead = 0
+  if m < top then ahead = 1 end
+  for d = -1, ahead do
     local vals = call('HMGET', key(m + d), unpack(ids))
     for j = 1, #g do
       local i, v = g[j], vals[j]
@@ -238,7 +242,7 @@ for _, m in ipairs(order) do
 end
 local out, dups, sets, setOrder, seen = {''}, 1, {}, {}, {}
 for i = 1, #offs do
-  local id, v, m = ARGV[6 + i], pos .. offs[i], bks[i]
+  local id, v, m = ARGV[7 + i], pos .. offs[i], bks[i]
   local was, s = found[i], seen[id]
   if not was and s and math.abs(s[2] - m) <= 1 then was = s[1] end
   if was then
