@@ -3,6 +3,7 @@
 package stages
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -16,8 +17,9 @@ import (
 // stamped 10 ms after its original is dropped after 500 ms of real time
 // (Redis's clock past twice the window); two rows of an id stamped two
 // buckets apart are both kept though processed together; a batch of three
-// calls across a bucket boundary keeps each id's first row; and a bucket
-// named after last year lives its expiry (an hour) after the write.
+// calls across a bucket boundary keeps each id's first row; a bucket
+// named after last year lives its expiry (an hour) after the write; and
+// once a bucket it wrote is deleted, the stage fails.
 func TestIntegrationDedupeRecordTimeOnRedisServer(t *testing.T) {
 	rdb := redistest.StartRedis(t).Client(t)
 	spec := parseTestSpec(t, false, map[string]string{"dedupe: {ttl: 1h}": "dedupe: {ttl: 200ms, recent_ids: 0}"})
@@ -49,5 +51,16 @@ func TestIntegrationDedupeRecordTimeOnRedisServer(t *testing.T) {
 	mustProcess(t, b, dec, val, dd)
 	if got := countDuplicates(b); got != len(repeats) {
 		t.Fatalf("a batch of three calls across a bucket boundary: %d duplicates, want %d", got, len(repeats))
+	}
+
+	// A bucket the stage wrote, gone: the next call fails.
+	last := recordBucketKey(spec, b.Messages[n-1].Timestamp)
+	if rdb.Del(t.Context(), last).Val() != 1 {
+		t.Fatalf("bucket %s was not there to delete", last)
+	}
+	lost := stamped(5000, at(b.Messages[n-1].Timestamp), "y")
+	mustProcess(t, lost, dec, val)
+	if err := dd.Process(t.Context(), lost); !errors.Is(err, ErrDedupeStateLost) {
+		t.Fatalf("after its bucket was deleted: %v, want ErrDedupeStateLost", err)
 	}
 }
