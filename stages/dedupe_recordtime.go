@@ -37,8 +37,8 @@ import (
 //   - A row is a duplicate when an earlier row of the partition with its
 //     id (at another position: a redelivery is not its own duplicate) was
 //     kept in bucket m-1, m or m+1 (a timestamp may step back by one
-//     bucket). So a repeat within the TTL of its original is always
-//     caught, one two TTLs or more later never.
+//     bucket). So a repeat stamped within the TTL of its original is
+//     always caught, one stamped two TTLs or more after it never.
 //   - The buckets are per partition, <prefix>dedupe-bucket:<topic>/<partition>/<m>,
 //     so that partitions replayed in any order or in parallel, or resumed
 //     apart (a resumed replay re-runs each partition from its start under
@@ -68,8 +68,8 @@ var ErrDedupeStateLost = errors.New("dedupe: a bucket this replay wrote is gone 
 
 // recordTimeExpiry is how long a record-time bucket lives after the last
 // call that wrote or checked it, in Redis time: three TTLs (the live
-// buckets' most) and at least an hour, so that a replay survives broker
-// and Redis outages of that long.
+// buckets' most) and at least an hour, so that a replay that waits that
+// long (a broker outage it rides out, a paused process) keeps its state.
 func recordTimeExpiry(ttl time.Duration) time.Duration {
 	return max(3*ttl, time.Hour)
 }
