@@ -44,6 +44,9 @@ import (
 // round trip, and a batch whose live rows are all such duplicates makes
 // none. Every other id asks Redis as before. A Dedupe is used by one
 // partition loop at a time.
+//
+// A replay's Dedupe keeps its window on the records' time instead of
+// Redis's clock: see UseRecordTime.
 type Dedupe struct {
 	rdb redis.UniversalClient
 	// prefix+id is an id's name in process (the filter and the batch's
@@ -66,6 +69,8 @@ type Dedupe struct {
 	recent *recentIDs
 	// now reads the monotonic clock the filter's times are on.
 	now func() time.Duration
+	// rt is the record-time state (UseRecordTime); nil on Redis's clock.
+	rt *recordTime
 }
 
 // NewDedupe builds the stage; its hashes are prefix+"dedupe-bucket:"+n
@@ -111,6 +116,10 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 	}
 	pos := sourcePosition(d.pos[:0], &pipeline.Message{Topic: topic, Partition: partition, Offset: 0})
 	d.pos = pos[:len(pos)-1] // drop the placeholder offset, keep "topic/partition/"
+	if d.rt != nil {
+		d.rt.bind(d.buckets, d.pos)
+		d.rt.begin()
+	}
 	parts := (n + scriptChunkRows - 1) / scriptChunkRows
 	for len(d.chunks) < parts {
 		d.chunks = append(d.chunks, dedupeChunk{call: scriptCall{script: setIfNew}})
@@ -129,8 +138,11 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 			}
 			d.key = appendEventID(append(d.key[:0], d.prefix...), b, d.idCol, i)
 			h := maphash.Bytes(d.seed, d.key)
-			offset := b.Messages[i].Offset
-			if d.recent != nil && d.recent.duplicate(h, d.key, offset, now) {
+			offset, at := b.Messages[i].Offset, now
+			if d.rt != nil {
+				at = time.Duration(d.rt.bucket(b.Messages[i].Timestamp))
+			}
+			if d.recent != nil && d.recent.duplicate(h, d.key, offset, at) {
 				b.MarkDuplicate(i)
 				continue
 			}
@@ -138,17 +150,27 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 				c.after = true
 			}
 			c.add(d.key, h, i, offset)
+			if d.rt != nil {
+				c.buckets = append(c.buckets, int64(at))
+			}
 		}
 		lo = hi
 		if len(c.rows) == 0 {
 			continue
 		}
+		if d.rt != nil {
+			c.top = d.rt.top
+		}
 		c.finish(len(d.prefix))
 		if c.after {
 			d.inFlight.Wait()
 		}
+		var gone []byte
+		if d.rt != nil {
+			gone = d.rt.nextGone()
+		}
 		if p == parts-1 {
-			c.send(ctx, d.rdb, d.buckets, d.ttl, d.pos)
+			d.sendChunk(ctx, c, gone)
 			break
 		}
 		for _, h := range c.hashes {
@@ -157,7 +179,7 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 		d.inFlight.Add(1)
 		go func() {
 			defer d.inFlight.Done()
-			c.send(ctx, d.rdb, d.buckets, d.ttl, d.pos)
+			d.sendChunk(ctx, c, gone)
 		}()
 	}
 	d.inFlight.Wait()
@@ -167,11 +189,21 @@ func (d *Dedupe) Process(ctx context.Context, b *pipeline.Batch) error {
 		if len(c.rows) == 0 {
 			continue
 		}
-		if cerr := c.apply(b, d.recent, now); cerr != nil && err == nil {
+		if cerr := c.apply(b, d.recent, now, d.rt); cerr != nil && err == nil {
 			err = cerr
 		}
 	}
 	return err
+}
+
+// sendChunk calls chunk c's script: setIfNew on Redis's clock, setIfNewAt
+// on record time (gone: the buckets it unlinks).
+func (d *Dedupe) sendChunk(ctx context.Context, c *dedupeChunk, gone []byte) {
+	if d.rt == nil {
+		c.send(ctx, d.rdb, d.buckets, d.ttl, d.pos)
+		return
+	}
+	c.sendRecordTime(ctx, d.rdb, d.rt, d.pos, gone)
 }
 
 // scriptChunkRows bounds the keys one Lua script call handles, so that

@@ -52,7 +52,7 @@ func BenchmarkDedupe(b *testing.B) {
 						b.Run(name, func(b *testing.B) {
 							// A fresh server each: the keys earlier runs wrote
 							// would slow the later ones.
-							benchDedupe(b, srv.client(b), rows, dups, filter, srv.name != "redis=miniredis")
+							benchDedupe(b, srv.client(b), rows, dups, filter, srv.name != "redis=miniredis", false)
 						})
 					}
 				}
@@ -61,7 +61,9 @@ func BenchmarkDedupe(b *testing.B) {
 	}
 }
 
-func benchDedupe(b *testing.B, rdb *redis.Client, rows int, dups string, filter int, server bool) {
+// benchDedupe times the stage (on record time, a replay's, when
+// recordTime is set).
+func benchDedupe(b *testing.B, rdb *redis.Client, rows int, dups string, filter int, server, recordTime bool) {
 	spec := benchSpec(b)
 	spec.Stages.Dedupe.RecentIDs = &filter
 	in := benchRows(b)[:rows]
@@ -87,6 +89,9 @@ func benchDedupe(b *testing.B, rdb *redis.Client, rows int, dups string, filter 
 		must(b, NewValidate(spec).Process(context.Background(), pool[k]))
 	}
 	d := NewDedupe(spec, rdb)
+	if recordTime {
+		d.UseRecordTime()
+	}
 	ns := spec.Redis.KeyPrefix
 	lastSet := int64(-1)
 	var batch *pipeline.Batch

@@ -37,6 +37,11 @@ type dedupeChunk struct {
 	rows    []int
 	offsets []byte
 	array   []byte
+	// buckets are each key's bucket on record time (Dedupe.UseRecordTime;
+	// empty otherwise), bucketsArg the script's JSON array of them.
+	buckets    []int64
+	bucketsArg []byte
+	top        int64 // the partition's top bucket after the chunk's rows
 	// after is set when the chunk repeats a key of an earlier chunk of its
 	// batch: it must then be sent after their answers.
 	after  bool
@@ -47,6 +52,7 @@ type dedupeChunk struct {
 // reset empties the chunk for the next batch.
 func (c *dedupeChunk) reset() {
 	c.keyBytes, c.keyEnds, c.hashes, c.rows, c.offsets = c.keyBytes[:0], c.keyEnds[:0], c.hashes[:0], c.rows[:0], c.offsets[:0]
+	c.buckets = c.buckets[:0]
 	clear(c.keys) // hold no batch's string between batches
 	clear(c.ids)
 	c.keys, c.ids = c.keys[:0], c.ids[:0]
@@ -91,8 +97,9 @@ func (c *dedupeChunk) send(ctx context.Context, rdb redis.UniversalClient, bucke
 }
 
 // apply marks the chunk's duplicates in b from its answer, and remembers
-// its new keys in recent (when not nil), as sent at time now.
-func (c *dedupeChunk) apply(b *pipeline.Batch, recent *recentIDs, now time.Duration) error {
+// its new keys in recent (when not nil), as sent at time now (on record
+// time: at their buckets, which rt is told were written).
+func (c *dedupeChunk) apply(b *pipeline.Batch, recent *recentIDs, now time.Duration, rt *recordTime) error {
 	if c.err != nil {
 		return fmt.Errorf("dedupe: redis: %w", c.err)
 	}
@@ -100,7 +107,7 @@ func (c *dedupeChunk) apply(b *pipeline.Batch, recent *recentIDs, now time.Durat
 	if !ok || count != len(c.keys) {
 		return c.badAnswer()
 	}
-	if rest == "" && recent == nil {
+	if rest == "" && recent == nil && rt == nil {
 		return nil // every key new, and none to remember
 	}
 	// set is the next already-set key's index (negated for a redelivery),
@@ -121,8 +128,13 @@ func (c *dedupeChunk) apply(b *pipeline.Batch, recent *recentIDs, now time.Durat
 			// A redelivery of this very event: live, and not remembered
 			// (its key was created before now).
 		default:
+			at := now
+			if rt != nil {
+				at = time.Duration(c.buckets[k])
+				rt.wrote(c.buckets[k])
+			}
 			if recent != nil {
-				recent.remember(c.hashes[k], c.keys[k], b.Messages[row].Offset, now)
+				recent.remember(c.hashes[k], c.keys[k], b.Messages[row].Offset, at)
 			}
 			continue
 		}

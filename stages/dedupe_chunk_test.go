@@ -183,13 +183,13 @@ func TestDedupeChunkRejectsBadAnswers(t *testing.T) {
 	b := batchOf(0, 0, "a", "b", "c")
 	for _, answer := range []string{"", "2", "4", "3 0", "3 4", "3 2 1", "3 x", "3 1 ", "3  1", "3 --1", "-3", "3 1 1"} {
 		c := dedupeChunk{keys: []string{"a", "b", "c"}, hashes: []uint64{1, 2, 3}, rows: []int{0, 1, 2}, answer: answer}
-		if err := c.apply(b, nil, 0); err == nil {
+		if err := c.apply(b, nil, 0, nil); err == nil {
 			t.Errorf("answer %q for 3 keys: no error", answer)
 		}
 	}
 	b = batchOf(0, 0, "a", "b", "c")
 	c := dedupeChunk{keys: []string{"a", "b", "c"}, hashes: []uint64{1, 2, 3}, rows: []int{0, 1, 2}, answer: "3 -1 3"}
-	if err := c.apply(b, nil, 0); err != nil {
+	if err := c.apply(b, nil, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if want := []pipeline.RowState{pipeline.RowOK, pipeline.RowOK, pipeline.RowDuplicate}; !slices.Equal(b.State, want) {

@@ -25,7 +25,9 @@ import (
 //   - The window is the TTL less a margin (ttlMargin), measured on this
 //     process's monotonic clock from before the call was sent, so the id
 //     was written after the entry's time and is remembered until at least
-//     the time plus the TTL, within the clock rates' difference.
+//     the time plus the TTL, within the clock rates' difference. On record
+//     time (Dedupe.UseRecordTime) the times are the rows' buckets and the
+//     window is 2: a hit is at most one bucket away, as in setIfNewAt.
 //   - Per partition: a batch of another topic or partition empties it
 //     (the chains are per partition loop, so that happens only when a
 //     chain is used for several partitions, e.g. in tests).
@@ -100,7 +102,10 @@ func (r *recentIDs) duplicate(h uint64, key []byte, offset int64, now time.Durat
 		return false
 	}
 	e := &r.ring[slot]
-	return e.key == string(key) && e.offset != offset && now-e.at < r.window
+	// On Redis's clock now >= e.at; on record time (buckets) a row's may
+	// be one bucket behind an earlier row's.
+	age := now - e.at
+	return e.key == string(key) && e.offset != offset && age < r.window && -age < r.window
 }
 
 // remember records that this process created key (of hash h) with

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"os"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,22 +48,13 @@ func TestIntegrationReplayKilledAndRerunIsExactlyOnce(t *testing.T) {
 // while `driftline replay` runs and starts it again 5 s later. The replay
 // either rides the restart out or stops with an error; run again, it
 // resumes after its last committed chunk. Either way the backfill topic
-// holds exactly one output per input event, read committed.
-//
-// The spec's dedupe window is an hour here, not the demo's 5 s: dedupe's
-// window is Redis's clock (time buckets), so a duplicate whose first copy
-// came just before the outage and whose repeat came more than the window
-// after it passes as new, and its entity aggregates then differ from a
-// fresh scoring's. With the demo's 5 s this test saw that once (1 event
-// predicted twice, with two scores); see RELIABILITY.md, "Replay".
+// holds exactly one output per input event, read committed, equal to a
+// fresh scoring's, with the demo spec's 5 s dedupe window: a replay's
+// window follows the records' time (stages.Dedupe.UseRecordTime), so the
+// outage between an event and its repeat does not let the repeat through.
 func TestIntegrationReplayAcrossABrokerRestartIsExactlyOnce(t *testing.T) {
 	broker := kafkatest.StartKafkaWithController(t)
-	hourWindow := strings.Replace(string(app.DemoSpec), "  dedupe:\n", "  dedupe:\n    ttl: 1h\n", 1)
-	hourWindow = strings.Replace(hourWindow, "    ttl: 5s\n", "", 1)
-	if strings.Count(hourWindow, "ttl: 5s") != 0 || !strings.Contains(hourWindow, "  dedupe:\n    ttl: 1h\n") {
-		t.Fatal("the demo spec's stages.dedupe.ttl is no longer 5s: update this test's edit")
-	}
-	r := startReplayRun(t, broker, []byte(hourWindow))
+	r := startReplayRun(t, broker, app.DemoSpec)
 	p1 := startProcess(t, r.bin, r.args, "replay1")
 	waitFor(t, r.ctx, "30% of the outputs", func() bool { return r.written() >= int64(len(r.want))*3/10 })
 	broker.Kill(t)

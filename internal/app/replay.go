@@ -204,7 +204,7 @@ func runReplay(ctx context.Context, opts *ReplayOptions, cc kafka.ClientConfig, 
 			if err != nil {
 				return nil, err
 			}
-			return append(list, stages.NewScore(s, model, keys.AESKeyID)), nil
+			return append(onRecordTime(list), stages.NewScore(s, model, keys.AESKeyID)), nil
 		},
 		Stateful:    spec.Stages.Dedupe.On() || spec.Stages.Featurize.Entity != nil,
 		OutputTopic: opts.ToTopic, DLQTopic: opts.ToDLQ,
@@ -235,13 +235,27 @@ func batchSize(n int, spec *pipeline.Spec) int {
 // every call: <redis.key_prefix>replay:<run>:<nonce>:. So a replay never
 // reads or writes the live pipeline's state (a replayed event is never a
 // duplicate of its live run) nor sees state an aborted chunk left; the
-// keys expire with the spec's TTLs.
+// keys expire with the spec's TTLs (dedupe's buckets on record time: see
+// onRecordTime).
 func replayStateSpec(spec *pipeline.Spec, runID string) *pipeline.Spec {
 	nonce := make([]byte, 4)
 	_, _ = rand.Read(nonce)
 	s := *spec
 	s.Redis.KeyPrefix = spec.Redis.KeyPrefix + "replay:" + runID + ":" + hex.EncodeToString(nonce) + ":"
 	return &s
+}
+
+// onRecordTime puts the chain's dedupe stage on the records' time
+// (stages.Dedupe.UseRecordTime), so that a replay's dedupe window follows
+// the data, not the clock: a stall between an event and its repeat (a
+// broker restart, a Redis outage) does not change what is a duplicate.
+func onRecordTime(list []pipeline.Stage) []pipeline.Stage {
+	for _, st := range list {
+		if d, ok := st.(*stages.Dedupe); ok {
+			d.UseRecordTime()
+		}
+	}
+	return list
 }
 
 // openReplayRedis opens and pings the spec's Redis when need is set (nil

@@ -196,6 +196,7 @@ func (r *directRun) replayer() (*replay.Direct, error) {
 		if list, err = stages.PreparationChain(s, r.rdb, keys); err != nil {
 			return nil, err
 		}
+		onRecordTime(list)
 	}
 	return replay.NewDirect(replay.DirectConfig{Stages: list, BatchSize: r.batch, Progress: r.opts.Progress})
 }
