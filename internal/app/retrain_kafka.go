@@ -209,6 +209,7 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 	if err != nil {
 		return nil, fmt.Errorf("retrain source kafka: %w", err)
 	}
+	onRecordTime(prep) // as a replay's: the window follows the records' time
 	d, err := replay.NewDirect(replay.DirectConfig{Stages: prep, BatchSize: spec.Batch.Size})
 	if err != nil {
 		_ = pipeline.CloseStages(prep)
