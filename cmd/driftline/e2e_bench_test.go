@@ -92,6 +92,9 @@ var e2eRounds atomic.Int64
 // Throughput runs, when there are any, always time all three sides.
 // DRIFTLINE_BENCH_LINGER=D (a Go duration) runs every side, the
 // passthrough included, with batch.linger D instead of the spec's.
+// DRIFTLINE_BENCH_COMPRESSION=codec runs every side, the passthrough
+// included, with kafka.compression codec (snappy, lz4, zstd, gzip, none)
+// instead of the default; the load generator keeps the default.
 // DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile)
 // and logs redis-server's CPU per output of each latency run.
 func BenchmarkEndToEnd(b *testing.B) {
@@ -248,7 +251,9 @@ func e2eSides(broker *kafkatest.Broker, spec *pipeline.Spec, specPath string, rd
 	return []e2eSide{
 		sidePassthrough: {name: "passthrough", out: passthroughTopic, eventID: func(_, value []byte) string { return inputEventID(value) },
 			start: func(tb testing.TB, in, _ string) e2eRun {
-				p, err := startPassthrough(broker.ClientConfig("passthrough"), spec, in, passthroughTopic, uniqueName("passthrough"))
+				cc := broker.ClientConfig("passthrough")
+				cc.Compression = benchCompression()
+				p, err := startPassthrough(cc, spec, in, passthroughTopic, uniqueName("passthrough"))
 				if err != nil {
 					tb.Fatal(err)
 				}
@@ -341,6 +346,9 @@ func startDriftline(tb testing.TB, specPath string, rdb *redis.Client, in, label
 	if linger, ok := batchLinger(tb); ok {
 		spec.Batch.Linger = linger
 	}
+	if c := benchCompression(); c != "" {
+		spec.Kafka.Compression = c
+	}
 	spec.Kafka.Group = uniqueName("driftline")
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
 		tb.Fatal(err)
@@ -405,6 +413,10 @@ func batchLinger(tb testing.TB) (pipeline.Duration, bool) {
 	}
 	return pipeline.Duration(d), true
 }
+
+// benchCompression is DRIFTLINE_BENCH_COMPRESSION ("" when unset: the
+// default codec); a codec the connector does not know fails at start.
+func benchCompression() string { return os.Getenv("DRIFTLINE_BENCH_COMPRESSION") }
 
 // latencyRate is DRIFTLINE_BENCH_LATENCY_RATE: when set, the latency runs
 // use that rate (events/s) for every side and the throughput runs are
