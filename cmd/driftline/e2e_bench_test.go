@@ -95,6 +95,8 @@ var e2eRounds atomic.Int64
 // DRIFTLINE_BENCH_COMPRESSION=codec runs every side, the passthrough
 // included, with kafka.compression codec (snappy, lz4, zstd, gzip, none)
 // instead of the default; the load generator keeps the default.
+// DRIFTLINE_BENCH_EXACTLY_ONCE=1 runs both driftline sides with
+// kafka.exactly_once (a transaction per batch; the passthrough has none).
 // DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile)
 // and logs redis-server's CPU per output of each latency run.
 func BenchmarkEndToEnd(b *testing.B) {
@@ -348,6 +350,9 @@ func startDriftline(tb testing.TB, specPath string, rdb *redis.Client, in, label
 	}
 	if c := benchCompression(); c != "" {
 		spec.Kafka.Compression = c
+	}
+	if os.Getenv("DRIFTLINE_BENCH_EXACTLY_ONCE") != "" {
+		spec.Kafka.ExactlyOnce = true
 	}
 	spec.Kafka.Group = uniqueName("driftline")
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {

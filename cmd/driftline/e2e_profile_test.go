@@ -30,7 +30,9 @@ import (
 // reset before the side starts). DRIFTLINE_BENCH_SLOWLOG=1 adds each
 // script's calls and time per row, from Redis's slow log (which it sets to
 // log every command: it costs Redis CPU of its own); DRIFTLINE_BENCH_PERF=1
-// records redis-server with perf (dir/<side>-<n>.redis.perf).
+// records redis-server with perf (dir/<side>-<n>.redis.perf), and
+// DRIFTLINE_BENCH_PERF=java the broker's JVM instead (<side>-<n>.broker.perf:
+// its user-space CPU by library; the JIT's code has no symbols).
 // DRIFTLINE_BENCH_JFR=1 records the broker's JVM with Java Flight Recorder
 // (settings=profile, dir/<side>-<n>.jfr; `jfr print --events
 // jdk.ExecutionSample` reads it), and every profiled side logs the
@@ -47,7 +49,7 @@ type sideProfile struct {
 	file     *os.File
 	start    time.Time
 	cpuStart map[string]time.Duration
-	// perf records redis-server's CPU (DRIFTLINE_BENCH_PERF=1).
+	// perf records redis-server's or the broker's CPU (DRIFTLINE_BENCH_PERF).
 	perf *exec.Cmd
 	// jfr names the broker's flight recording (DRIFTLINE_BENCH_JFR=1).
 	jfr string
@@ -103,9 +105,13 @@ func startSideProfile(b *testing.B, rdb *redis.Client, side string) *sideProfile
 		p.jfr = fmt.Sprintf("%s-%d", side, profiledRuns)
 		jcmd(b, "JFR.start", "name="+p.jfr, "settings=profile", "filename="+filepath.Join(dir, p.jfr+".jfr"))
 	}
-	if os.Getenv("DRIFTLINE_BENCH_PERF") != "" {
+	if v := os.Getenv("DRIFTLINE_BENCH_PERF"); v != "" {
+		comm, suffix := "redis-server", "redis"
+		if v == "java" {
+			comm, suffix = "java", "broker"
+		}
 		p.perf = exec.Command("perf", "record", "-e", "cpu-clock:u", "-g", "-o",
-			filepath.Join(dir, fmt.Sprintf("%s-%d.redis.perf", side, profiledRuns)), "-p", childPID(b, "redis-server"))
+			filepath.Join(dir, fmt.Sprintf("%s-%d.%s.perf", side, profiledRuns, suffix)), "-p", childPID(b, comm))
 		if err := p.perf.Start(); err != nil {
 			b.Fatal(err)
 		}
@@ -285,7 +291,7 @@ func jcmd(b *testing.B, args ...string) {
 
 // threadCPU is the CPU time of process pid's threads, summed by thread
 // name with its digits dropped ("GC Thread#0" and "GC Thread#1" are "GC
-// Thread#").
+// Thread#"), and, under "<name> (sys)", the part of it in the kernel.
 func threadCPU(pid string) map[string]time.Duration {
 	paths, _ := filepath.Glob("/proc/" + pid + "/task/[0-9]*/stat")
 	out := map[string]time.Duration{}
@@ -303,7 +309,9 @@ func threadCPU(pid string) map[string]time.Duration {
 		if len(fields) < 13 {
 			continue
 		}
-		out[withoutDigits(line[open+1:end])] += cpuOfStatFields(fields)
+		name := withoutDigits(line[open+1 : end])
+		out[name] += cpuOfStatFields(fields)
+		out[name+" (sys)"] += statTicks(fields[12])
 	}
 	return out
 }
@@ -364,7 +372,11 @@ func children() []child {
 // command name (state is fields[0], utime fields[11], stime fields[12]),
 // in clock ticks of 10 ms (USER_HZ 100 on Linux).
 func cpuOfStatFields(fields []string) time.Duration {
-	u, _ := strconv.ParseInt(fields[11], 10, 64)
-	s, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
+	return statTicks(fields[11]) + statTicks(fields[12])
+}
+
+// statTicks is a /proc stat field of clock ticks as a duration.
+func statTicks(field string) time.Duration {
+	n, _ := strconv.ParseInt(field, 10, 64)
+	return time.Duration(n) * 10 * time.Millisecond
 }
