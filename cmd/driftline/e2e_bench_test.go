@@ -98,7 +98,10 @@ var e2eRounds atomic.Int64
 // DRIFTLINE_BENCH_EXACTLY_ONCE=1 runs both driftline sides with
 // kafka.exactly_once (a transaction per batch; the passthrough has none).
 // DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile)
-// and logs redis-server's CPU per output of each latency run.
+// and logs redis-server's CPU and the broker's by thread (and, with
+// DRIFTLINE_BENCH_JMX=1, its requests) per output of each latency run: the
+// whole run, with the load generator's produce and the read-back of the
+// outputs and inputs in it.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -160,11 +163,18 @@ func BenchmarkEndToEnd(b *testing.B) {
 	seconds := latencySeconds(b)
 	for _, k := range order {
 		redis0 := familyCPU()["redis-server"]
+		var broker0 brokerSnapshot
+		if profileDir() != "" {
+			broker0 = takeBrokerSnapshot(b)
+		}
 		lat := measureLatency(b, ctx, broker, sides[k], rate[k]/2, seconds)
 		if profileDir() != "" {
 			used := familyCPU()["redis-server"] - redis0
-			b.Logf("%s latency run: redis-server CPU %s, %.2f µs per output", sides[k].name, used.Round(time.Millisecond),
+			var out strings.Builder
+			fmt.Fprintf(&out, "%s latency run: redis-server CPU %s, %.2f µs per output", sides[k].name, used.Round(time.Millisecond),
 				float64(used.Nanoseconds())/1e3/float64(lat.matched))
+			takeBrokerSnapshot(b).logSince(&out, broker0, int64(lat.matched))
+			b.Log(out.String())
 		}
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)

@@ -53,11 +53,9 @@ type sideProfile struct {
 	perf *exec.Cmd
 	// jfr names the broker's flight recording (DRIFTLINE_BENCH_JFR=1).
 	jfr string
-	// brokerThreads is the broker's CPU by thread group at the start.
-	brokerThreads map[string]time.Duration
-	// requests is the broker's request metrics at the start
-	// (DRIFTLINE_BENCH_JMX=1).
-	requests map[brokerMetric]brokerCount
+	// broker is the broker's CPU by thread and its request counts at
+	// the start.
+	broker brokerSnapshot
 }
 
 // profileDir is DRIFTLINE_BENCH_PROFILE ("" when unset).
@@ -97,10 +95,7 @@ func startSideProfile(b *testing.B, rdb *redis.Client, side string) *sideProfile
 			b.Fatal(err)
 		}
 	}
-	p := &sideProfile{dir: dir, rdb: rdb, file: f, start: time.Now(), cpuStart: familyCPU(), brokerThreads: threadCPU(childPID(b, "java"))}
-	if os.Getenv("DRIFTLINE_BENCH_JMX") != "" {
-		p.requests = brokerRequests(b)
-	}
+	p := &sideProfile{dir: dir, rdb: rdb, file: f, start: time.Now(), cpuStart: familyCPU(), broker: takeBrokerSnapshot(b)}
 	if os.Getenv("DRIFTLINE_BENCH_JFR") != "" {
 		p.jfr = fmt.Sprintf("%s-%d", side, profiledRuns)
 		jcmd(b, "JFR.start", "name="+p.jfr, "settings=profile", "filename="+filepath.Join(dir, p.jfr+".jfr"))
@@ -135,7 +130,7 @@ func (p *sideProfile) stop(b *testing.B, side string, rows int64) {
 	}
 	wall := time.Since(p.start)
 	end := familyCPU()
-	threads := threadCPU(childPID(b, "java"))
+	broker := takeBrokerSnapshot(b)
 	if p.jfr != "" {
 		jcmd(b, "JFR.stop", "name="+p.jfr)
 	}
@@ -146,15 +141,7 @@ func (p *sideProfile) stop(b *testing.B, side string, rows int64) {
 		fmt.Fprintf(&out, " %s %s CPU (%.2f µs/row, %.0f%% of a core)", name, used.Round(time.Millisecond),
 			float64(used.Nanoseconds())/1e3/float64(rows), 100*used.Seconds()/wall.Seconds())
 	}
-	out.WriteString("\n\tbroker threads, µs/row:")
-	for _, name := range slices.Sorted(maps.Keys(threads)) {
-		if used := threads[name] - p.brokerThreads[name]; used > 0 {
-			fmt.Fprintf(&out, " %q %.2f", name, float64(used.Nanoseconds())/1e3/float64(rows))
-		}
-	}
-	if p.requests != nil {
-		logBrokerRequests(&out, p.requests, brokerRequests(b), rows)
-	}
+	broker.logSince(&out, p.broker, rows)
 	stats := redistest.CommandStats(b, p.rdb)
 	out.WriteString("\n\tredis commands per row:")
 	for _, name := range slices.Sorted(maps.Keys(stats)) {
@@ -222,6 +209,35 @@ func familyCPU() map[string]time.Duration {
 		out[c.comm] += cpuOfStatFields(c.fields)
 	}
 	return out
+}
+
+// brokerSnapshot is the broker's CPU by thread (threadCPU) and, with
+// DRIFTLINE_BENCH_JMX=1, its request metrics (nil without).
+type brokerSnapshot struct {
+	threads  map[string]time.Duration
+	requests map[brokerMetric]brokerCount
+}
+
+func takeBrokerSnapshot(b *testing.B) brokerSnapshot {
+	s := brokerSnapshot{threads: threadCPU(childPID(b, "java"))}
+	if os.Getenv("DRIFTLINE_BENCH_JMX") != "" {
+		s.requests = brokerRequests(b)
+	}
+	return s
+}
+
+// logSince adds to out the broker's CPU by thread and its requests from
+// start to s, per row.
+func (s brokerSnapshot) logSince(out *strings.Builder, start brokerSnapshot, rows int64) {
+	out.WriteString("\n\tbroker threads, µs/row:")
+	for _, name := range slices.Sorted(maps.Keys(s.threads)) {
+		if used := s.threads[name] - start.threads[name]; used > 0 {
+			fmt.Fprintf(out, " %q %.2f", name, float64(used.Nanoseconds())/1e3/float64(rows))
+		}
+	}
+	if s.requests != nil && start.requests != nil {
+		logBrokerRequests(out, start.requests, s.requests, rows)
+	}
 }
 
 // brokerMetric is one of the broker's request metrics: request is the
