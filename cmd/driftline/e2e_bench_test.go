@@ -97,6 +97,8 @@ var e2eRounds atomic.Int64
 // instead of the default; the load generator keeps the default.
 // DRIFTLINE_BENCH_EXACTLY_ONCE=1 runs both driftline sides with
 // kafka.exactly_once (a transaction per batch; the passthrough has none).
+// DRIFTLINE_BENCH_BROKER_WARMUP=D runs every side untimed for D before
+// the timed runs (see warmBrokerJIT).
 // DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile)
 // and logs redis-server's CPU and the broker's by thread (and, with
 // DRIFTLINE_BENCH_JMX=1, its requests) per output of each latency run: the
@@ -126,6 +128,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	sides := e2eSides(broker, spec, specPath, rdb)
 	round := int(e2eRounds.Add(1) - 1)
 	order := selectSides(b, sides, rotation(len(sides), round))
+	warmBrokerJIT(b, ctx, sides, spec.Topics.Input, spec.Topics.Labels, rows)
 
 	report := func(name string, v float64) {
 		b.ReportMetric(v, name)
@@ -427,6 +430,30 @@ func batchLinger(tb testing.TB) (pipeline.Duration, bool) {
 		tb.Fatalf("DRIFTLINE_BENCH_LINGER=%q: want a duration in (0, 1s]", v)
 	}
 	return pipeline.Duration(d), true
+}
+
+// warmBrokerJIT runs every side over the input, untimed, again and again
+// for DRIFTLINE_BENCH_BROKER_WARMUP (a Go duration; unset: not at all),
+// so that the broker's JIT has compiled more of its request path before
+// the timed runs. Each BenchmarkEndToEnd call starts a broker of its own,
+// so every round pays it again.
+func warmBrokerJIT(b *testing.B, ctx context.Context, sides []e2eSide, in, labels string, rows int64) {
+	v := os.Getenv("DRIFTLINE_BENCH_BROKER_WARMUP")
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("DRIFTLINE_BENCH_BROKER_WARMUP=%q: want a duration > 0", v)
+	}
+	start, passes := time.Now(), 0
+	for time.Since(start) < d {
+		for _, s := range sides {
+			timeSide(b, ctx, s, in, labels, rows)
+		}
+		passes++
+	}
+	b.Logf("broker warmed: %d passes of every side in %s", passes, time.Since(start).Round(time.Second))
 }
 
 // benchCompression is DRIFTLINE_BENCH_COMPRESSION ("" when unset: the
