@@ -92,8 +92,18 @@ var e2eRounds atomic.Int64
 // Throughput runs, when there are any, always time all three sides.
 // DRIFTLINE_BENCH_LINGER=D (a Go duration) runs every side, the
 // passthrough included, with batch.linger D instead of the spec's.
+// DRIFTLINE_BENCH_COMPRESSION=codec runs every side, the passthrough
+// included, with kafka.compression codec (snappy, lz4, zstd, gzip, none)
+// instead of the default; the load generator keeps the default.
+// DRIFTLINE_BENCH_EXACTLY_ONCE=1 runs both driftline sides with
+// kafka.exactly_once (a transaction per batch; the passthrough has none).
+// DRIFTLINE_BENCH_BROKER_WARMUP=D runs every side untimed for D before
+// the timed runs (see warmBrokerJIT).
 // DRIFTLINE_BENCH_PROFILE=dir profiles each timed side (see sideProfile)
-// and logs redis-server's CPU per output of each latency run.
+// and logs redis-server's CPU and the broker's by thread (and, with
+// DRIFTLINE_BENCH_JMX=1, its requests) per output of each latency run: the
+// whole run, with the load generator's produce and the read-back of the
+// outputs and inputs in it.
 func BenchmarkEndToEnd(b *testing.B) {
 	broker := kafkatest.StartKafka(b)
 	rds := redistest.StartRedis(b)
@@ -118,6 +128,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 	sides := e2eSides(broker, spec, specPath, rdb)
 	round := int(e2eRounds.Add(1) - 1)
 	order := selectSides(b, sides, rotation(len(sides), round))
+	warmBrokerJIT(b, ctx, sides, spec.Topics.Input, spec.Topics.Labels, rows)
 
 	report := func(name string, v float64) {
 		b.ReportMetric(v, name)
@@ -155,11 +166,18 @@ func BenchmarkEndToEnd(b *testing.B) {
 	seconds := latencySeconds(b)
 	for _, k := range order {
 		redis0 := familyCPU()["redis-server"]
+		var broker0 brokerSnapshot
+		if profileDir() != "" {
+			broker0 = takeBrokerSnapshot(b)
+		}
 		lat := measureLatency(b, ctx, broker, sides[k], rate[k]/2, seconds)
 		if profileDir() != "" {
 			used := familyCPU()["redis-server"] - redis0
-			b.Logf("%s latency run: redis-server CPU %s, %.2f µs per output", sides[k].name, used.Round(time.Millisecond),
+			var out strings.Builder
+			fmt.Fprintf(&out, "%s latency run: redis-server CPU %s, %.2f µs per output", sides[k].name, used.Round(time.Millisecond),
 				float64(used.Nanoseconds())/1e3/float64(lat.matched))
+			takeBrokerSnapshot(b).logSince(&out, broker0, int64(lat.matched))
+			b.Log(out.String())
 		}
 		report(sides[k].name+"-p50-ms", lat.p50)
 		report(sides[k].name+"-p99-ms", lat.p99)
@@ -248,7 +266,9 @@ func e2eSides(broker *kafkatest.Broker, spec *pipeline.Spec, specPath string, rd
 	return []e2eSide{
 		sidePassthrough: {name: "passthrough", out: passthroughTopic, eventID: func(_, value []byte) string { return inputEventID(value) },
 			start: func(tb testing.TB, in, _ string) e2eRun {
-				p, err := startPassthrough(broker.ClientConfig("passthrough"), spec, in, passthroughTopic, uniqueName("passthrough"))
+				cc := broker.ClientConfig("passthrough")
+				cc.Compression = benchCompression()
+				p, err := startPassthrough(cc, spec, in, passthroughTopic, uniqueName("passthrough"))
 				if err != nil {
 					tb.Fatal(err)
 				}
@@ -341,6 +361,12 @@ func startDriftline(tb testing.TB, specPath string, rdb *redis.Client, in, label
 	if linger, ok := batchLinger(tb); ok {
 		spec.Batch.Linger = linger
 	}
+	if c := benchCompression(); c != "" {
+		spec.Kafka.Compression = c
+	}
+	if os.Getenv("DRIFTLINE_BENCH_EXACTLY_ONCE") != "" {
+		spec.Kafka.ExactlyOnce = true
+	}
 	spec.Kafka.Group = uniqueName("driftline")
 	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
 		tb.Fatal(err)
@@ -405,6 +431,34 @@ func batchLinger(tb testing.TB) (pipeline.Duration, bool) {
 	}
 	return pipeline.Duration(d), true
 }
+
+// warmBrokerJIT runs every side over the input, untimed, again and again
+// for DRIFTLINE_BENCH_BROKER_WARMUP (a Go duration; unset: not at all),
+// so that the broker's JIT has compiled more of its request path before
+// the timed runs. Each BenchmarkEndToEnd call starts a broker of its own,
+// so every round pays it again.
+func warmBrokerJIT(b *testing.B, ctx context.Context, sides []e2eSide, in, labels string, rows int64) {
+	v := os.Getenv("DRIFTLINE_BENCH_BROKER_WARMUP")
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("DRIFTLINE_BENCH_BROKER_WARMUP=%q: want a duration > 0", v)
+	}
+	start, passes := time.Now(), 0
+	for time.Since(start) < d {
+		for _, s := range sides {
+			timeSide(b, ctx, s, in, labels, rows)
+		}
+		passes++
+	}
+	b.Logf("broker warmed: %d passes of every side in %s", passes, time.Since(start).Round(time.Second))
+}
+
+// benchCompression is DRIFTLINE_BENCH_COMPRESSION ("" when unset: the
+// default codec); a codec the connector does not know fails at start.
+func benchCompression() string { return os.Getenv("DRIFTLINE_BENCH_COMPRESSION") }
 
 // latencyRate is DRIFTLINE_BENCH_LATENCY_RATE: when set, the latency runs
 // use that rate (events/s) for every side and the throughput runs are
