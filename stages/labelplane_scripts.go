@@ -62,11 +62,16 @@ package stages
 // counted as orphans: a put that takes such a label takes it out of the
 // old index, joinBatch counts the old index's labels against
 // labels.max_parked, and putBatch's sweep counts its expired ones as
-// orphans. While it is empty, that costs an EXISTS or ZCARD per call.
-// What this version parks, the previous one does not index: a put of the
-// previous version takes a label parked by this one only while its own
-// index holds labels, and this one's sweep then counts the label (its key
-// gone) as an orphan too. A rolling upgrade should be short.
+// orphans. While it is empty, that costs a ZCARD per label batch call
+// and a ZRANGEBYSCORE per put. What this version parks, the previous one
+// does not index: a put of the previous version takes a label parked by
+// this one only while its own index holds labels, and this one's sweep
+// then counts the label (its key gone) as an orphan too, so that it is
+// counted twice (joined there, an orphan here); otherwise the previous
+// version's put caches the prediction, and the label expires an orphan
+// (the prediction missing): a rolling upgrade should be short. Reading the
+// old index can go in a later version, once no process of the previous
+// one runs and twice labels.ttl has passed since.
 
 import "github.com/redis/go-redis/v9"
 
