@@ -35,7 +35,8 @@ import (
 //
 // A label can overtake its prediction when the data plane lags. Such an
 // early label is parked under its own key (with the same TTL; indexed per
-// batch of labels, as the predictions are, and counted for MaxParked); Put picks it up in the same script call that caches the prediction
+// batch of labels, as the predictions are, and counted for max_parked);
+// Put picks it up in the same script call that caches the prediction
 // and joins it at once (holding it until the row's offset is committed,
 // for the row delivered again after a restart). Put looks for early labels
 // only while any label is parked or held. Early labels that expire unjoined count as orphans. Each Put and
