@@ -34,22 +34,29 @@ import (
 // count as missing labels. See labelplane_scripts.go.
 //
 // A label can overtake its prediction when the data plane lags. Such an
-// early label is parked under its own key (also indexed, with the same
-// TTL); Put picks it up in the same script call that caches the prediction
+// early label is parked under its own key (with the same TTL; indexed per
+// batch of labels, as the predictions are, and counted for max_parked);
+// Put picks it up in the same script call that caches the prediction
 // and joins it at once (holding it until the row's offset is committed,
 // for the row delivered again after a restart). Put looks for early labels
 // only while any label is parked or held. Early labels that expire unjoined count as orphans. Each Put and
 // each batch of labels is one script call. It is safe for concurrent use.
 type PredictionCache struct {
-	rdb        redis.UniversalClient
-	prefix     string
-	early      string
-	batches    string
-	batch      string
-	pending    string
-	earlyIndex string
-	taken      string
-	putTaken   string
+	rdb     redis.UniversalClient
+	prefix  string
+	early   string
+	batches string
+	batch   string
+	pending string
+	// earlyBatches, earlyBatch and parked index the parked labels per
+	// label batch; oldEarlyIndex is the previous version's index, read
+	// while it holds labels (see labelplane_scripts.go, "Upgrade").
+	earlyBatches  string
+	earlyBatch    string
+	parked        string
+	oldEarlyIndex string
+	taken         string
+	putTaken      string
 	// held names the hashes that hold the early labels puts joined until
 	// their rows are committed (heldOf, putBatch).
 	held string
@@ -80,24 +87,27 @@ type PredictionCache struct {
 // NewPredictionCache builds the cache for a spec's labels settings.
 func NewPredictionCache(spec *pipeline.Spec, rdb redis.UniversalClient, version string, m *JoinMetrics) *PredictionCache {
 	return &PredictionCache{
-		rdb:        rdb,
-		prefix:     spec.Redis.Prefix() + "pred:",
-		early:      spec.Redis.Prefix() + "early-label:",
-		batches:    spec.Redis.Prefix() + "pred-batches",
-		batch:      spec.Redis.Prefix() + "pred-batch:",
-		pending:    spec.Redis.Prefix() + "pred-pending",
-		earlyIndex: spec.Redis.Prefix() + "early-label-index",
-		taken:      spec.Redis.Prefix() + "label-taken:",
-		putTaken:   spec.Redis.Prefix() + "put-taken:",
-		held:       spec.Redis.Prefix() + "early-held:",
-		refBase:    newBatchRefBase(),
-		ttl:        spec.Labels.TTL.D(),
-		maxPending: spec.Labels.MaxPending,
-		maxParked:  max(spec.Labels.MaxParked, 1),
-		version:    version,
-		idCol:      spec.FieldIndex(spec.Schema.IDField),
-		metrics:    m,
-		now:        time.Now,
+		rdb:           rdb,
+		prefix:        spec.Redis.Prefix() + "pred:",
+		early:         spec.Redis.Prefix() + "early-label:",
+		batches:       spec.Redis.Prefix() + "pred-batches",
+		batch:         spec.Redis.Prefix() + "pred-batch:",
+		pending:       spec.Redis.Prefix() + "pred-pending",
+		earlyBatches:  spec.Redis.Prefix() + "early-batches",
+		earlyBatch:    spec.Redis.Prefix() + "early-batch:",
+		parked:        spec.Redis.Prefix() + "early-parked",
+		oldEarlyIndex: spec.Redis.Prefix() + "early-label-index",
+		taken:         spec.Redis.Prefix() + "label-taken:",
+		putTaken:      spec.Redis.Prefix() + "put-taken:",
+		held:          spec.Redis.Prefix() + "early-held:",
+		refBase:       newBatchRefBase(),
+		ttl:           spec.Labels.TTL.D(),
+		maxPending:    spec.Labels.MaxPending,
+		maxParked:     max(spec.Labels.MaxParked, 1),
+		version:       version,
+		idCol:         spec.FieldIndex(spec.Schema.IDField),
+		metrics:       m,
+		now:           time.Now,
 	}
 }
 
@@ -130,11 +140,12 @@ func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels [
 	if c.keep {
 		per = 3
 	}
-	keys := make([]string, 0, 5+len(done)+per*len(ids))
-	keys = append(keys, c.batches, c.earlyIndex, c.pending, cmp.Or(taken[0], c.batches), cmp.Or(taken[1], taken[0], c.batches)) // log mode: unused
+	keys := make([]string, 0, 7+len(done)+per*len(ids))
+	keys = append(keys, c.batches, c.earlyBatches, c.pending, c.parked, c.oldEarlyIndex,
+		cmp.Or(taken[0], c.batches), cmp.Or(taken[1], taken[0], c.batches)) // log mode: unused
 	keys = append(keys, done...)
-	args := make([]any, 0, 7+2*len(ids))
-	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.keepFlag(), len(done), split+1)
+	args := make([]any, 0, 9+2*len(ids))
+	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.earlyBatch, c.keepFlag(), len(done), split+1, c.batchRef())
 	for i, id := range ids {
 		keys = append(keys, c.prefix+id, c.early+id)
 		if c.keep {

@@ -35,10 +35,7 @@ func TestLabelBatchCountedOnceWhenRetried(t *testing.T) {
 	if c := rig.join.Counts(); c != want {
 		t.Fatalf("counts %+v, want %+v", c, want)
 	}
-	parked, err := rig.r.Mini.ZMembers(rig.cache.earlyIndex)
-	if err != nil {
-		t.Fatal(err)
-	}
+	parked := parkedIndex(t, rig.cache)
 	c := rig.join.Counts()
 	if c.Parked() != int64(len(parked)) || c.Settled()+c.Parked() != c.Processed {
 		t.Fatalf("parked %d (the index holds %d), settled %d, processed %d", c.Parked(), len(parked), c.Settled(), c.Processed)

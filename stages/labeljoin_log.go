@@ -142,7 +142,10 @@ func (c *PredictionCache) ReleaseJoined(ctx context.Context, events []string, ea
 				members = append(members, c.early+id)
 			}
 			pipe.Unlink(ctx, keys...)
-			pipe.ZRem(ctx, c.earlyIndex, members...)
+			// A label this version parked left its label batch when it
+			// was joined (joinEarlyBatch); one the previous version
+			// parked and joined is still in its index.
+			pipe.ZRem(ctx, c.oldEarlyIndex, members...)
 		}
 		if len(done) > 0 {
 			pipe.XDel(ctx, c.ready, done...)
@@ -209,10 +212,10 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 // joinEarly joins the parked labels of entries in one joinEarlyBatch call,
 // and returns per entry {entry, label}, or nil.
 func (c *PredictionCache) joinEarly(ctx context.Context, entries []EarlyReady) ([]any, error) {
-	keys := make([]string, 0, 3+3*len(entries))
-	keys = append(keys, c.batches, c.earlyIndex, c.pending)
-	args := make([]any, 0, 4+len(entries))
-	args = append(args, (2 * c.ttl).Milliseconds(), 0, c.prefix, c.batch)
+	keys := make([]string, 0, 5+3*len(entries))
+	keys = append(keys, c.batches, c.earlyBatches, c.pending, c.parked, c.oldEarlyIndex)
+	args := make([]any, 0, 5+len(entries))
+	args = append(args, (2 * c.ttl).Milliseconds(), 0, c.prefix, c.batch, c.earlyBatch)
 	for _, e := range entries {
 		keys = append(keys, c.prefix+e.EventID, c.early+e.EventID, c.mark+e.EventID)
 		args = append(args, "r:"+e.ID)

@@ -250,9 +250,9 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 	n := to - from
 	ref, marks := p.refs[k], p.marks[k]
 	consumed := "0"
-	keys := append(p.keys[:0], c.batches, c.earlyIndex, c.pending, c.batch+ref, c.ready, marks)
+	keys := append(p.keys[:0], c.batches, c.earlyBatches, c.pending, c.parked, c.oldEarlyIndex, c.batch+ref, c.ready, marks)
 	if c.ready == "" {
-		keys[4] = c.batches // unused outside log mode
+		keys[6] = c.batches // unused outside log mode
 	}
 	end := p.chunkEnd(k)
 	for _, d := range p.done {
@@ -267,7 +267,7 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 		keys = append(keys, p.heldDone...)
 	}
 	p.coverRows(from, to)
-	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.keepFlag(), ref, len(keys)-6, consumed, p.sums[k],
+	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.earlyBatch, c.keepFlag(), ref, len(keys)-8, consumed, p.sums[k],
 		string(p.covered), c.heldOf(p.partition, ""), heldSpan, p.offsetList(from, to))
 	for j := from; j < to; j++ {
 		key := append(append(p.key[:0], c.prefix...), p.ids[p.idStart(j):p.idEnds[j]]...)

@@ -132,7 +132,7 @@ func TestPutRunAgainAfterARestart(t *testing.T) {
 	if !slices.Equal(second.weights(), once.weights()) {
 		t.Fatal("the put run again learned otherwise than one run of it")
 	}
-	if n, _ := second.cache.rdb.ZCard(context.Background(), second.cache.earlyIndex).Result(); n != 0 {
+	if n := len(parkedIndex(t, second.cache)); n != 0 {
 		t.Fatalf("%d labels parked after the put ran again, want 0", n)
 	}
 	// b and d's labels: their predictions are pending once.

@@ -65,7 +65,9 @@ func serverCalls(tb testing.TB, r *redistest.Redis, rdb redis.UniversalClient) i
 // client sent per label (cmds/label; a script call is one) and, on
 // redis-server, the commands the server ran per label, those inside
 // scripts included (srv-cmds/label), and the server's CPU time per label
-// (srv-cpu-ns/label, INFO cpu, 1 ms resolution per op). The "-kept" sides are the same with
+// (srv-cpu-ns/label, INFO cpu, 1 ms resolution per op), and the test
+// process's CPU time per label (cpu-ns/label: the client, and on
+// miniredis the server too). The "-kept" sides are the same with
 // the marks kept until their records are committed, as driftline run
 // does (LabelJoin.KeepMarksUntilCommitted), the commits trailing by two
 // batches.
@@ -108,7 +110,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 	ctx := context.Background()
 	observe := rig.score.Observe
 	var cmds, srv int64
-	var cpu time.Duration
+	var cpu, client time.Duration
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -134,6 +136,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 		s0 := serverCalls(b, r, rdb)
 		u0 := redisCPU(b, r, rdb)
 		c0 := counter.n.Load()
+		p0 := processCPU(b)
 		b.StartTimer()
 		if side != "join" && side != "park" {
 			if _, err := rig.cache.PutServed(ctx, batch, Served{}); err != nil {
@@ -143,6 +146,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		client += processCPU(b) - p0
 		cmds += counter.n.Load() - c0
 		cpu += redisCPU(b, r, rdb) - u0
 		srv += serverCalls(b, r, rdb) - s0 // its INFO is not counted
@@ -155,6 +159,7 @@ func benchLabelPlane(b *testing.B, rig *joinRig, r *redistest.Redis, rdb redis.U
 	labels := float64(b.N * n)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/labels, "ns/label")
 	b.ReportMetric(float64(cmds)/labels, "cmds/label")
+	b.ReportMetric(float64(client.Nanoseconds())/labels, "cpu-ns/label")
 	if r.Mini == nil {
 		b.ReportMetric(float64(srv)/labels, "srv-cmds/label")
 		b.ReportMetric(float64(cpu.Nanoseconds())/labels, "srv-cpu-ns/label")

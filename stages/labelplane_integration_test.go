@@ -17,8 +17,9 @@ import (
 // TestIntegrationLabelPlaneCommands: on a real redis-server, a batch of
 // 256 predictions and a batch of 256 labels are one script call each; the
 // server runs about one command per event inside them, and no early-label
-// lookup (GET) while nothing is parked (the put reads two values: the
-// pending count, and the partition's high-water mark of held labels).
+// lookup while nothing is parked (the put reads two values with GET: the
+// pending count, and the partition's high-water mark of held labels; the
+// label batch one: the parked count).
 func TestIntegrationLabelPlaneCommands(t *testing.T) {
 	r := redistest.StartRedis(t)
 	rdb := r.Client(t)
@@ -38,8 +39,11 @@ func TestIntegrationLabelPlaneCommands(t *testing.T) {
 		t.Errorf("the client sent %d commands for a batch of predictions and one of labels, want one script call each", got)
 	}
 	stats := commandStats(t, rdb)
-	if stats["get"] > 2 { // the pending count's, and the held labels' high-water mark
+	if stats["get"] > 3 { // the pending count, the held labels' high-water mark, the parked count
 		t.Errorf("%d GETs with no label parked: Put looked for early labels", stats["get"])
+	}
+	if stats["mget"] > 1 { // the labels' predictions
+		t.Errorf("%d MGETs with no label parked: Put, or the labels, looked for early labels", stats["mget"])
 	}
 	if got := serverCalls(t, r, rdb); got > 3*256 {
 		t.Errorf("the server ran %d commands for 256 predictions and their labels (%v), want about 2 per event", got, stats)

@@ -16,7 +16,15 @@ package stages
 //     member per batch, not per event;
 //   - pred-pending       how many predictions are pending, for
 //     labels.max_pending;
-//   - early-label:<id>, early-label-index  parked (early) labels by expiry;
+//   - early-label:<id>   a parked (early) label (see below), ending with
+//     the reference of the label batch that parked it;
+//   - early-batch:<ref>  the set of the label batch's parked labels' keys
+//     (neither joined, expired nor evicted);
+//   - early-batches      the label batches with parked labels by expiry
+//     (unix ms): one member per batch, not per label;
+//   - early-parked       how many labels are parked, for labels.max_parked;
+//   - early-label-index  the previous version's index of parked labels, a
+//     member per label (see "Upgrade" below);
 //   - early-held:<partition>:g<generation>, early-held:<partition>:ghw
 //     early labels puts joined, held until their rows' offsets are
 //     committed, and the partition's high-water mark of them;
@@ -30,10 +38,12 @@ package stages
 // the slot, of the keys it is given.
 //
 // Every script begins with the same keys and arguments: KEYS[1] the
-// batches' index, KEYS[2] the early index, KEYS[3] the pending count;
-// ARGV[1] the TTL of keys written (ms, twice labels.ttl), ARGV[2] the
-// bound (max parked or max pending), ARGV[3] the prediction key prefix,
-// ARGV[4] the batch key prefix.
+// batches' index, KEYS[2] the label batches' index, KEYS[3] the pending
+// count, KEYS[4] the parked count, KEYS[5] the previous version's early
+// index; ARGV[1] the TTL of keys written (ms, twice labels.ttl), ARGV[2]
+// the bound (max parked or max pending), ARGV[3] the prediction key
+// prefix, ARGV[4] the batch key prefix, ARGV[5] the label batch key
+// prefix.
 //
 // Expiry is on Redis's clock: a script reads TIME (luaNow) and indexes
 // what it writes at that time plus ARGV[1], the TTL its keys get, so that
@@ -43,6 +53,25 @@ package stages
 //
 // A label batch is safe to run twice (a client that timed out and sent it
 // again, or the pipeline retrying the batch): see joinBatch.
+//
+// Upgrade. The previous version indexed each parked label in
+// early-label-index (a sorted set, member: the label's key, score: its
+// expiry) and its value had no batch reference. This version reads that
+// index too, so that labels parked before an upgrade, or by a process of
+// the previous version still running during a rolling one, are joined or
+// counted as orphans: a put that takes such a label takes it out of the
+// old index, joinBatch counts the old index's labels against
+// labels.max_parked, and putBatch's sweep counts its expired ones as
+// orphans. While it is empty, that costs a ZCARD per label batch call
+// and a ZRANGEBYSCORE per put. What this version parks, the previous one
+// does not index: a put of the previous version takes a label parked by
+// this one only while its own index holds labels, and this one's sweep
+// then counts the label (its key gone) as an orphan too, so that it is
+// counted twice (joined there, an orphan here); otherwise the previous
+// version's put caches the prediction, and the label expires an orphan
+// (the prediction missing): a rolling upgrade should be short. Reading the
+// old index can go in a later version, once no process of the previous
+// one runs and twice labels.ttl has passed since.
 
 import "github.com/redis/go-redis/v9"
 
@@ -91,53 +120,104 @@ end
 
 // A parked label's value is the label's 4 bytes (a float32) followed by
 // the position of the label record that parked it ("<partition>:<offset>"
-// of the labels topic), so that a retried batch knows its own.
+// of the labels topic), so that a retried batch knows its own, a space,
+// and the reference of the label batch that parked it (its set
+// early-batch:<ref>). A value of the previous version has no space after
+// the label: its label is in early-label-index.
+//
+// luaPark's parkedRef and parkedPos read a parked label's value; unpark
+// takes a parked label (its key ek, its value v) out of its index, and
+// flushUnpark does what unpark gathered, one SREM per label batch: the
+// batch forgets the keys, the parked count drops (and goes, at 0), and a
+// batch left empty leaves the index; a label of the previous version
+// leaves its index. The label's key is the caller's to delete or keep.
+const luaPark = luaUnpend + `
+local function parkedRef(v)
+  local sp = string.find(v, ' ', 5, true)
+  if not sp then return '' end
+  return string.sub(v, sp + 1)
+end
+local function parkedPos(v)
+  local sp = string.find(v, ' ', 5, true)
+  if not sp then return string.sub(v, 5) end
+  return string.sub(v, 5, sp - 1)
+end
+local unparked = {}
+local function unpark(ek, v)
+  local ref = parkedRef(v)
+  local l = unparked[ref]
+  if not l then
+    l = {}
+    unparked[ref] = l
+  end
+  l[#l + 1] = ek
+end
+local function flushUnpark()
+  for ref, l in pairs(unparked) do
+    local bk = ARGV[5] .. ref
+    local gone = 0
+    for s = 1, #l, 500 do
+      local e = math.min(s + 499, #l)
+      if ref == '' then
+        redis.call('ZREM', KEYS[5], unpack(l, s, e))
+      else
+        gone = gone + redis.call('SREM', bk, unpack(l, s, e))
+      end
+    end
+    if gone > 0 then
+      if redis.call('DECRBY', KEYS[4], gone) <= 0 then redis.call('DEL', KEYS[4]) end
+      if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[2], ref) end
+    end
+  end
+  unparked = {}
+end
+`
 
 // putBatch caches one chunk of a batch's predictions and indexes them as
 // one batch, picks up their early labels when any label is parked or held
 // at all, and trims the cache: batches past their expiry count their
-// pending predictions as missing (and delete them), parked labels past
-// theirs as orphans (and delete them), and the oldest pending predictions
+// pending predictions as missing (and delete them), label batches past
+// theirs their parked labels as orphans (and delete them), and the oldest pending predictions
 // beyond ARGV[2] (labels.max_pending) are evicted.
 //
-// KEYS[4] the batch's set, KEYS[5] the early-label stream (log mode),
-// KEYS[6] the chunk's put marks (a hash named after the partition and the
-// source offset of its first row), KEYS[7 .. 6+ARGV[7]] the put marks of
+// KEYS[6] the batch's set, KEYS[7] the early-label stream (log mode),
+// KEYS[8] the chunk's put marks (a hash named after the partition and the
+// source offset of its first row), KEYS[9 .. 8+ARGV[8]] the put marks of
 // the partition's puts done with and its held labels' generations done
-// with (deleted), then per row: prediction, early label. ARGV[5] "1" in
-// log mode, ARGV[6] the batch reference, ARGV[8] "1" when the client
-// consumed the reply of an earlier run of this chunk, ARGV[9] the chunk's
-// fingerprint (its rows' ids and offsets), ARGV[10] one byte per row, "1"
+// with (deleted), then per row: prediction, early label. ARGV[6] "1" in
+// log mode, ARGV[7] the batch reference, ARGV[9] "1" when the client
+// consumed the reply of an earlier run of this chunk, ARGV[10] the chunk's
+// fingerprint (its rows' ids and offsets), ARGV[11] one byte per row, "1"
 // where this process's puts that succeeded covered the row's offset
-// already, ARGV[11] the name of the partition's held labels' hashes but
-// the generation, ARGV[12] the offsets per generation, ARGV[13] the rows'
+// already, ARGV[12] the name of the partition's held labels' hashes but
+// the generation, ARGV[13] the offsets per generation, ARGV[14] the rows'
 // offsets (decimal, space-separated), then per row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
-// prediction is not cached, the parked label is deleted (and leaves the
-// early index), and the reply names it. In log mode the prediction is
+// prediction is not cached, the parked label is deleted (and leaves its
+// label batch), and the reply names it. In log mode the prediction is
 // cached and the event announced on the early-label stream. Reply:
 // {missing, orphaned, evicted, then per early-joined row: its index (from
 // 0), its label (4 bytes)}.
 //
 // A label joined so is held until the row's offset is committed, so that
 // the row delivered again after a restart, in a chunk cut any way, joins
-// it again. A hash per generation of the partition's offsets (ARGV[12]
+// it again. A hash per generation of the partition's offsets (ARGV[13]
 // offsets, PredictionCache.heldOf) keeps, per put chunk that held labels
 // there (field: its batch reference), one string of its held labels: per
 // label the event id, the label and the row's offset. It lives ARGV[1]
 // after the last put that wrote or joined it; the partition's high-water
-// mark (ARGV[11] .. 'hw') is the last offset of a chunk that held labels,
+// mark (ARGV[12] .. 'hw') is the last offset of a chunk that held labels,
 // and outlives them. A row at or below it whose label is not parked looks
 // for its event id at its own offset there: found, it joins the held label
-// again: not cached, replied — or, where ARGV[10] says this process put
+// again: not cached, replied — or, where ARGV[11] says this process put
 // the row already (and taught its label), neither cached nor replied. The
 // event delivered again at another offset (a duplicate) does not find it:
 // it is cached. Rows above the mark (every row of a partition's puts
 // but after a restart or a rebalance) read nothing. The client deletes a
 // generation once its offsets are committed (or, without commits, once
 // the partition's puts have left it). Held labels are not parked: out of
-// the early index, never orphans (they were counted joined), and a label
+// the label batches, never orphans (they were counted joined), and a label
 // of the event that comes later is parked as before.
 //
 // A chunk is idempotent: run again (its reply lost to a timeout, the
@@ -148,27 +228,27 @@ end
 // and the early labels it joined ('#joined'). When the fingerprint is the
 // chunk's, no row is cached again (it was cached then, and may have been
 // joined, expired or evicted since) nor announced again, and the reply is
-// the earlier one (plus what this run's trim found). With ARGV[8] "1" the
+// the earlier one (plus what this run's trim found). With ARGV[9] "1" the
 // client has consumed the earlier reply already: it is not replied again.
 // Marks with another fingerprint (other rows at the same first offset, or
 // the same rows cut otherwise) are dropped; their rows' held labels stay.
-var putBatch = redis.NewScript(luaUnpend + `
-local keep = ARGV[5] == '1'
-local consumed = ARGV[8] == '1'
-local covered = ARGV[10]
-local span = tonumber(ARGV[12])
+var putBatch = redis.NewScript(luaPark + `
+local keep = ARGV[6] == '1'
+local consumed = ARGV[9] == '1'
+local covered = ARGV[11]
+local span = tonumber(ARGV[13])
 local plen = #ARGV[3]
-local k0 = 6 + tonumber(ARGV[7])
+local k0 = 8 + tonumber(ARGV[8])
 local n = (#KEYS - k0) / 2
 local t = now()
-local mk = KEYS[6]
-for s = 7, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+local mk = KEYS[8]
+for s = 9, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + 2 * i - 1], plen + 1) end
 -- What an earlier run of the same rows replied: its counts and, 6 bytes
 -- per early label joined, the row (2 bytes) and the label (4).
 local rerun, prior, joined = false, {0, 0, 0}, {}
 local h = redis.call('HMGET', mk, '#sum', '#counts', '#joined')
-if h[1] and h[1] ~= ARGV[9] then
+if h[1] and h[1] ~= ARGV[10] then
   redis.call('DEL', mk)
 elseif h[1] then
   rerun = true
@@ -202,7 +282,7 @@ else
   -- high-water mark (the last offset a put held labels up to: a row above
   -- it cannot have been put before).
   local early, held, genOf = {}, {}, {}
-  if redis.call('ZCARD', KEYS[2]) > 0 then
+  if redis.call('EXISTS', KEYS[4], KEYS[5]) > 0 then
     for s = 1, n, 500 do
       local ks = {}
       for i = s, math.min(s + 499, n) do ks[#ks + 1] = KEYS[k0 + 2 * i] end
@@ -211,12 +291,12 @@ else
     end
   end
   if not keep then
-    hwKey = ARGV[11] .. 'hw'
+    hwKey = ARGV[12] .. 'hw'
     hw = tonumber(redis.call('GET', hwKey) or '-1')
-    local mayHold = tonumber(string.match(ARGV[13], '^%d+')) <= hw
+    local mayHold = tonumber(string.match(ARGV[14], '^%d+')) <= hw
     local k = 0
     if mayHold or next(early) then
-      for o in string.gmatch(ARGV[13], '%d+') do
+      for o in string.gmatch(ARGV[14], '%d+') do
         k = k + 1
         offs[k] = o
       end
@@ -229,7 +309,7 @@ else
         if off < lo or off >= hi then
           local gn = math.floor(off / span)
           lo, hi = gn * span, (gn + 1) * span
-          local key = ARGV[11] .. string.format('%d', gn)
+          local key = ARGV[12] .. string.format('%d', gn)
           g = byKey[key]
           if not g then
             g = {key = key, look = {}, parts = {}}
@@ -272,6 +352,7 @@ else
       elseif label then
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
+        unpark(ek, label)
       elseif held[i] then
         taken[ek] = true
         own = true
@@ -289,23 +370,22 @@ else
       genOf[i].joined = true
       if string.byte(covered, i) ~= 49 then join(i, held[i]) end
     else
-      local old = redis.call('SET', pk, ARGV[13 + i], 'PX', ARGV[1], 'GET')
+      local old = redis.call('SET', pk, ARGV[14 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
       if label and keep and #label >= 4 then
-        redis.call('XADD', KEYS[5], '*', 'id', id)
+        redis.call('XADD', KEYS[7], '*', 'id', id)
       end
     end
   end
 end
 for s = 1, #consumedKeys, 500 do
-  local e = math.min(s + 499, #consumedKeys)
-  redis.call('DEL', unpack(consumedKeys, s, e))
-  redis.call('ZREM', KEYS[2], unpack(consumedKeys, s, e))
+  redis.call('DEL', unpack(consumedKeys, s, math.min(s + 499, #consumedKeys)))
 end
+flushUnpark()
 local holding = false
 for _, g in ipairs(gens) do
-  if #g.parts > 0 then redis.call('HSET', g.key, ARGV[6], table.concat(g.parts)) end
+  if #g.parts > 0 then redis.call('HSET', g.key, ARGV[7], table.concat(g.parts)) end
   if g.joined then
     redis.call('PEXPIRE', g.key, ARGV[1])
     holding = true
@@ -313,7 +393,7 @@ for _, g in ipairs(gens) do
 end
 -- The high-water mark outlives the labels held below it.
 if holding then
-  local last = tonumber(string.match(ARGV[13], '%d+$'))
+  local last = tonumber(string.match(ARGV[14], '%d+$'))
   if last > hw then
     redis.call('SET', hwKey, last, 'PX', ARGV[1])
   else
@@ -325,10 +405,10 @@ end
 flushUnpend()
 local added = 0
 for s = 1, #ids, 500 do
-  added = added + redis.call('SADD', KEYS[4], unpack(ids, s, math.min(s + 499, #ids)))
+  added = added + redis.call('SADD', KEYS[6], unpack(ids, s, math.min(s + 499, #ids)))
 end
 if added > 0 then
-  redis.call('ZADD', KEYS[1], t + tonumber(ARGV[1]), ARGV[6])
+  redis.call('ZADD', KEYS[1], t + tonumber(ARGV[1]), ARGV[7])
   redis.call('INCRBY', KEYS[3], added)
 end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t)
@@ -352,13 +432,43 @@ if #expired > 0 then
 end
 -- Parked labels past their expiry are orphans: deleted with their index
 -- entries, so that a prediction cached later cannot join one counted.
-local orphans = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', t)
-for s = 1, #orphans, 500 do
-  local e = math.min(s + 499, #orphans)
-  redis.call('DEL', unpack(orphans, s, e))
-  redis.call('ZREM', KEYS[2], unpack(orphans, s, e))
+-- Each label a batch still holds is one: its key gone, it expired (or, in
+-- log mode, was released). A key that names another batch was parked
+-- again, after it expired, by that batch (a label delivered again), which
+-- holds it and counts it in turn: it is kept. dropOwn(ks, ref) deletes
+-- the keys of ks that are ref's.
+local function dropOwn(ks, ref)
+  for s = 1, #ks, 500 do
+    local e = math.min(s + 499, #ks)
+    local vs = redis.call('MGET', unpack(ks, s, e))
+    local del = {}
+    for k = 1, #vs do
+      if vs[k] and parkedRef(vs[k]) == ref then del[#del + 1] = ks[s + k - 1] end
+    end
+    if #del > 0 then redis.call('DEL', unpack(del)) end
+  end
 end
-out[2] = #orphans
+local expiredLabels = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', t)
+if #expiredLabels > 0 then
+  for _, ref in ipairs(expiredLabels) do
+    local bk = ARGV[5] .. ref
+    local left = redis.call('SMEMBERS', bk)
+    dropOwn(left, ref)
+    out[2] = out[2] + #left
+    redis.call('DEL', bk)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', t)
+  if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('DECRBY', KEYS[4], out[2]) <= 0 then
+    redis.call('DEL', KEYS[4])
+  end
+end
+-- The previous version's index (see "Upgrade").
+local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', t)
+if #old > 0 then
+  dropOwn(old, '')
+  out[2] = out[2] + #old
+  for s = 1, #old, 500 do redis.call('ZREM', KEYS[5], unpack(old, s, math.min(s + 499, #old))) end
+end
 local over = tonumber(redis.call('GET', KEYS[3]) or '0') - tonumber(ARGV[2])
 while over > 0 do
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0)
@@ -379,7 +489,7 @@ while over > 0 do
   if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], oldest[1]) end
 end
 for k = 1, 3 do out[k] = out[k] + prior[k] end
-redis.call('HSET', mk, '#sum', ARGV[9], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined))
+redis.call('HSET', mk, '#sum', ARGV[10], '#counts', out[1] .. ' ' .. out[2] .. ' ' .. out[3], '#joined', table.concat(joined))
 redis.call('PEXPIRE', mk, ARGV[1])
 return out
 `)
@@ -401,13 +511,18 @@ const (
 // cannot interleave with putBatch's "cache the prediction, then look for
 // an early label", so no label falls between the two.
 //
-// KEYS[4] and KEYS[5] are the labels' taken marks (outside log mode: a
+// KEYS[6] and KEYS[7] are the labels' taken marks (outside log mode: a
 // hash shared by the labels of one generation of positions,
-// PredictionCache.takenMarks; the labels from the ARGV[7]th on are in
-// KEYS[5]'s generation, the others in KEYS[4]'s), KEYS[6 .. 5+ARGV[6]]
+// PredictionCache.takenMarks; the labels from the ARGV[8]th on are in
+// KEYS[7]'s generation, the others in KEYS[6]'s), KEYS[8 .. 7+ARGV[7]]
 // taken marks done with (deleted), then per label: prediction, early
-// label, and in log mode its mark. ARGV[5] is "1" in log mode, then per
-// label (from ARGV[8]): the label's 4 bytes, its position.
+// label, and in log mode its mark. ARGV[6] is "1" in log mode, ARGV[9]
+// the reference of the label batch (the call's labels that it parks),
+// then per label (from ARGV[10]): the label's 4 bytes, its position.
+//
+// The labels a call parks are one label batch: a set of their keys
+// (early-batch:<ref>), indexed in early-batches by their expiry, and
+// counted in early-parked; each parked value names the batch.
 //
 // A batch is idempotent: run again with the same labels (a client that
 // timed out resends it, the pipeline retries it), it replies as it did
@@ -417,7 +532,7 @@ const (
 //     entry, with the TTL of ARGV[1]); a label whose prediction is gone
 //     finds its own mark there (the same position) and takes the entry
 //     again; another label of the event is parked, as without marks. The
-//     caller deletes the marks (KEYS[6..]) once the labels' offsets are
+//     caller deletes the marks (KEYS[8..]) once the labels' offsets are
 //     committed (LabelJoin.KeepMarksUntilCommitted: a label delivered
 //     again after a restart is joined, not parked), or else with the
 //     partition's next batch in another generation.
@@ -426,50 +541,49 @@ const (
 //     re-join after a restore, or a retry); the entry is kept (see
 //     labeljoin_log.go).
 //   - A parked label whose position is the label's own is its own: parked
-//     still, not a duplicate.
+//     still (in the label batch of the run that parked it), not a
+//     duplicate.
 //
 // The reply has one element per label, then the number of labels parked.
-var joinBatch = redis.NewScript(luaUnpend + `
-local keep = ARGV[5] == '1'
-local done = tonumber(ARGV[6])
+var joinBatch = redis.NewScript(luaPark + `
+local keep = ARGV[6] == '1'
+local done = tonumber(ARGV[7])
 local ks = 2
 if keep then ks = 3 end
-local k0 = 5 + done
+local k0 = 7 + done
 local n = (#KEYS - k0) / ks
-local split = tonumber(ARGV[7])
-local function marksOf(i) if i < split then return KEYS[4] end return KEYS[5] end
+local split = tonumber(ARGV[8])
+local function marksOf(i) if i < split then return KEYS[6] end return KEYS[7] end
 local plen = #ARGV[3]
 local most = tonumber(ARGV[2])
+local ref = ARGV[9]
 local expiry = now() + tonumber(ARGV[1])
-for s = 6, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
+for s = 8, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + (i - 1) * ks + 1], plen + 1) end
 -- What the labels need is read in a few calls (500 keys each); the loop
 -- below then decides label by label, in order, on what was read and what
 -- it changed since (took, marked, parkedNow), as a call per label would.
-local function readAll(cmd, key, off)
+local function readAll(off)
   local vals = {}
   for s = 1, n, 500 do
     local args = {}
-    for i = s, math.min(s + 499, n) do
-      if off then args[#args + 1] = KEYS[k0 + (i - 1) * ks + off] else args[#args + 1] = idOf(i) end
-    end
-    local vs
-    if key then vs = redis.call(cmd, key, unpack(args)) else vs = redis.call(cmd, unpack(args)) end
+    for i = s, math.min(s + 499, n) do args[#args + 1] = KEYS[k0 + (i - 1) * ks + off] end
+    local vs = redis.call('MGET', unpack(args))
     for k = 1, #vs do vals[s + k - 1] = vs[k] end
   end
   return vals
 end
-local entries = readAll('MGET', nil, 1)
+local entries = readAll(1)
 local marks, tookBefore = {}, {}
 if keep then
-  marks = readAll('MGET', nil, 3)
+  marks = readAll(3)
 else
   -- The marks of the labels whose prediction is gone, in their
   -- generation's hash.
-  for h = 4, 5 do
+  for h = 6, 7 do
     local from, to = 1, split - 1
-    if h == 5 then from, to = split, n end
-    if from <= to and (h == 4 or KEYS[5] ~= KEYS[4]) and redis.call('EXISTS', KEYS[h]) == 1 then
+    if h == 7 then from, to = split, n end
+    if from <= to and (h == 6 or KEYS[7] ~= KEYS[6]) and redis.call('EXISTS', KEYS[h]) == 1 then
       local at = {}
       for i = from, to do if not entries[i] then at[#at + 1] = i end end
       for s = 1, #at, 500 do
@@ -481,24 +595,16 @@ else
     end
   end
 end
-local parked = redis.call('ZCARD', KEYS[2])
-local indexed, parkedVal = {}, {}
-if parked > 0 then
-  indexed = readAll('ZMSCORE', KEYS[2], 2)
-  local at = {}
-  for i = 1, n do if indexed[i] then at[#at + 1] = i end end
-  for s = 1, #at, 500 do
-    local eks = {}
-    for k = s, math.min(s + 499, #at) do eks[#eks + 1] = KEYS[k0 + (at[k] - 1) * ks + 2] end
-    local vs = redis.call('MGET', unpack(eks))
-    for k = 1, #vs do parkedVal[at[s + k - 1]] = vs[k] end
-  end
-end
+-- The labels parked (this version's count and the previous version's
+-- index), and, while any is, the labels' parked values.
+local parked = tonumber(redis.call('GET', KEYS[4]) or '0') + redis.call('ZCARD', KEYS[5])
+local parkedVal = {}
+if parked > 0 then parkedVal = readAll(2) end
 local took, marked, parkedNow = {}, {}, {}
-local del, zadd, hset = {}, {}, {}
+local del, park, hset = {}, {}, {}
 local out = {}
 for i = 1, n do
-  local k, a = k0 + (i - 1) * ks, 8 + (i - 1) * 2
+  local k, a = k0 + (i - 1) * ks, 10 + (i - 1) * 2
   local pk, ek = KEYS[k + 1], KEYS[k + 2]
   local pos = ARGV[a + 1]
   local entry = entries[i]
@@ -549,23 +655,29 @@ for i = 1, n do
     if v then
       -- Its own (a retried batch) stays parked; another's is kept, and
       -- this one refused.
-      if string.sub(v, 5) == pos then res = false else res = 1 end
+      if parkedPos(v) == pos then res = false else res = 1 end
     elseif parked >= most then
       res = 0
     else
-      v = ARGV[a] .. pos
+      v = ARGV[a] .. pos .. ' ' .. ref
       redis.call('SET', ek, v, 'PX', ARGV[1])
-      if not indexed[i] then parked = parked + 1 end
+      parked = parked + 1
       parkedNow[ek] = v
-      zadd[#zadd + 1] = expiry
-      zadd[#zadd + 1] = ek
+      park[#park + 1] = ek
       res = false
     end
   end
   out[i] = res
 end
 for s = 1, #del, 500 do redis.call('DEL', unpack(del, s, math.min(s + 499, #del))) end
-for s = 1, #zadd, 1000 do redis.call('ZADD', KEYS[2], unpack(zadd, s, math.min(s + 999, #zadd))) end
+local added = 0
+for s = 1, #park, 500 do
+  added = added + redis.call('SADD', ARGV[5] .. ref, unpack(park, s, math.min(s + 499, #park)))
+end
+if added > 0 then
+  redis.call('ZADD', KEYS[2], expiry, ref)
+  redis.call('INCRBY', KEYS[4], added)
+end
 for mk, l in pairs(hset) do
   for s = 1, #l, 1000 do redis.call('HSET', mk, unpack(l, s, math.min(s + 999, #l))) end
   redis.call('PEXPIRE', mk, ARGV[1])
@@ -577,17 +689,18 @@ return out
 
 // joinEarlyBatch joins, in log mode, parked labels whose prediction has
 // come, for early-label stream entries, with joinBatch's marking rule.
-// Per entry KEYS: prediction, early label, mark; ARGV (from ARGV[5]): the
+// Per entry KEYS: prediction, early label, mark; ARGV (from ARGV[6]): the
 // entry's position ("r:<id>"). The reply has per entry {entry, label}, or
 // nil when the prediction or the label is gone or another label joined the
-// row.
-var joinEarlyBatch = redis.NewScript(luaUnpend + `
-local n = (#KEYS - 3) / 3
+// row. A label joined leaves its label batch (it waits no more, and is no
+// orphan), but its key stays, for a re-join, until ReleaseJoined.
+var joinEarlyBatch = redis.NewScript(luaPark + `
+local n = (#KEYS - 5) / 3
 local plen = #ARGV[3]
 local out = {}
 for i = 1, n do
-  local k = 3 + (i - 1) * 3
-  local pk, pos = KEYS[k + 1], ARGV[4 + i]
+  local k = 5 + (i - 1) * 3
+  local pk, pos = KEYS[k + 1], ARGV[5 + i]
   local entry = redis.call('GET', pk)
   local label = redis.call('GET', KEYS[k + 2])
   local res = false
@@ -600,9 +713,11 @@ for i = 1, n do
     elseif by == pos then
       res = {entry, label}
     end
+    if res then unpark(KEYS[k + 2], label) end
   end
   out[i] = res
 end
 flushUnpend()
+flushUnpark()
 return out
 `)

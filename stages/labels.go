@@ -201,11 +201,11 @@ func (d *LabelDecoder) domain() string {
 }
 
 // ParkedLabelBytes bounds the Redis memory one parked label of the spec
-// takes: its key twice (its own entry and the expiry index's member), each
+// takes: its key twice (its own entry and its label batch's member), each
 // up to len(redis.key_prefix) + len("early-label:") + labels.max_id_bytes
 // bytes, rounded up by a quarter for the allocator's size classes, plus 384
 // bytes of Redis's per-entry structures (measured on redis-server 7:
-// 2,835 bytes per label with 1 KB ids, against a bound of 3,012).
+// 2,805 bytes per label with 1 KB ids, against a bound of 3,012).
 // labels.max_parked times it bounds the memory of every parked label.
 func ParkedLabelBytes(spec *pipeline.Spec) int {
 	key := len(spec.Redis.Prefix()) + len("early-label:") + spec.Labels.MaxIDBytes

@@ -210,7 +210,7 @@ func TestParkedLabelsAreBounded(t *testing.T) {
 					keyBytes += len(k)
 				}
 			}
-			members, _ := rig.r.Mini.ZMembers(spec.Redis.KeyPrefix + "early-label-index")
+			members := parkedIndex(t, rig.cache)
 			for _, m := range members {
 				keyBytes += len(m)
 			}
