@@ -807,13 +807,12 @@ func (p *scanner) readNumber() ([]byte, bool) {
 	return p.data[start:p.pos], true
 }
 
-// readPlainNumber reads, in one pass, a number that parseFloat's exact fast
-// path takes: -?(0|[1-9][0-9]*)(.[0-9]+)? without an exponent, at most 19
-// digits, whose digits read as an integer are at most 2^53, with at most
-// 22 fraction digits. For any other input it leaves p where it was and
-// returns false: readNumber and parseFloat then decide.
+// readPlainNumber reads, in one pass, a number that parseFloat's fast
+// paths take: -?(0|[1-9][0-9]*)(.[0-9]+)? without an exponent, at most 19
+// digits, with at most 22 fraction digits, that decimalToFloat rounds. For
+// any other input it leaves p where it was and returns false: readNumber
+// and parseFloat then decide.
 func (p *scanner) readPlainNumber() (float64, bool) {
-	const maxExact = 1 << 53
 	data, i := p.data, p.pos
 	neg := i < len(data) && data[i] == '-'
 	if neg {
@@ -842,18 +841,14 @@ func (p *scanner) readPlainNumber() (float64, bool) {
 			return 0, false
 		}
 	}
-	if nInt == 0 || nInt+frac > 19 || mant > maxExact || frac > 22 || (i < len(data) && (data[i] == 'e' || data[i] == 'E')) {
+	if nInt == 0 || nInt+frac > 19 || frac > 22 || (i < len(data) && (data[i] == 'e' || data[i] == 'E')) {
 		return 0, false
 	}
-	v := float64(mant)
-	if frac > 0 {
-		v /= pow10[frac]
+	v, ok := decimalToFloat(mant, frac, neg)
+	if ok {
+		p.pos = i
 	}
-	if neg {
-		v = -v
-	}
-	p.pos = i
-	return v, true
+	return v, ok
 }
 
 func (p *scanner) digits() bool {
@@ -929,14 +924,12 @@ func (p *scanner) skipContainer(depth int) string {
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // parseFloat parses a grammar-checked JSON number. Decimals without an
-// exponent whose digits, read as an integer, are at most 2^53 and that have
-// at most 22 fraction digits take an exact fast path: the mantissa and the
-// power of ten are both exact float64 values, so one division rounds
-// correctly (Clinger 1990). Everything else goes to strconv.
+// exponent of at most 19 digits, at most 22 of them after the point, take
+// decimalToFloat's fast paths; everything else, and the rare input those
+// cannot round, goes to strconv.
 func parseFloat(num []byte) (float64, bool) {
-	const maxExact = 1 << 53
 	var mant uint64
-	frac := -1
+	digits, frac := 0, -1
 	neg := false
 	i := 0
 	if num[0] == '-' {
@@ -947,7 +940,8 @@ func parseFloat(num []byte) (float64, bool) {
 		c := num[i]
 		switch {
 		case c >= '0' && c <= '9':
-			mant = mant*10 + uint64(c-'0')
+			mant = mant*10 + uint64(c-'0') // wraps only past 19 digits, refused below
+			digits++
 			if frac >= 0 {
 				frac++
 			}
@@ -956,18 +950,14 @@ func parseFloat(num []byte) (float64, bool) {
 		default:
 			return slowParseFloat(num)
 		}
-		if mant > maxExact || frac > 22 {
-			return slowParseFloat(num)
-		}
 	}
-	v := float64(mant)
-	if frac > 0 {
-		v /= pow10[frac]
+	if digits > 19 || frac > 22 {
+		return slowParseFloat(num)
 	}
-	if neg {
-		v = -v
+	if v, ok := decimalToFloat(mant, max(frac, 0), neg); ok {
+		return v, false
 	}
-	return v, false
+	return slowParseFloat(num)
 }
 
 func slowParseFloat(num []byte) (float64, bool) {
