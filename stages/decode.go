@@ -354,7 +354,11 @@ func (d *Decode) decodeObject(data []byte, i int) (reason, detail string) {
 				return ReasonDuplicate, "field " + d.fields[fi].Name + " appears twice"
 			}
 			d.seen[fi] = d.rowSeq
-			if !d.readCommon(&p, fi) {
+			switch d.readCommon(&p, fi) {
+			case commonRead:
+			case commonTooLong:
+				return ReasonTooLong, d.tooLongDetail(&d.fields[fi])
+			default:
 				if reason, detail := d.readField(&p, fi); reason != "" {
 					return reason, detail
 				}
@@ -429,44 +433,61 @@ func (d *Decode) trailing(p *scanner) (string, string) {
 	return "", ""
 }
 
+// What readCommon did with a value.
+const (
+	commonFallback = iota // nothing: p unmoved, readField reads the value
+	commonRead            // read into its column
+	commonTooLong         // a string column's plain string over max_string_bytes
+)
+
 // readCommon reads the common cases inline: a plain number into a float
 // column, an ASCII string without escapes of at most max_string_bytes
 // into a string column, one that is a timestamp into a timestamp column.
-// It returns false, with p unmoved, for anything else, which
-// readField then reads (and rejects when it must).
-func (d *Decode) readCommon(p *scanner, fi int) bool {
+// A plain string over max_string_bytes is commonTooLong, the rejection
+// readField would make after scanning it again (a 256 KiB value twice).
+// Anything else is commonFallback, with p unmoved, which readField then
+// reads (and rejects when it must).
+func (d *Decode) readCommon(p *scanner, fi int) int {
 	col := &d.cols[fi]
 	d.valueStart = p.pos
 	switch col.typ {
 	case pipeline.TypeFloat:
 		v, ok := p.readPlainNumber()
 		if !ok {
-			return false
+			return commonFallback
 		}
 		col.f64[d.row] = v
 	case pipeline.TypeString:
 		str, ok := p.plainString()
-		if !ok || len(str) > d.maxStr {
+		if !ok {
 			p.pos = d.valueStart
-			return false
+			return commonFallback
+		}
+		if len(str) > d.maxStr {
+			return commonTooLong
 		}
 		col.appendString(str)
 	case pipeline.TypeTimestamp:
 		str, ok := p.plainString()
 		if !ok {
-			return false
+			return commonFallback
 		}
 		us, ok := d.ts.micros(str)
 		if !ok {
 			p.pos = d.valueStart
-			return false
+			return commonFallback
 		}
 		col.i64[d.row] = us
 	default:
-		return false
+		return commonFallback
 	}
 	bitutil.SetBit(col.valid, d.row)
-	return true
+	return commonRead
+}
+
+// tooLongDetail is the detail of a ReasonTooLong rejection of field f.
+func (d *Decode) tooLongDetail(f *pipeline.FieldSpec) string {
+	return "field " + f.Name + ": longer than " + strconv.Itoa(d.maxStr) + " bytes"
 }
 
 func (d *Decode) readField(p *scanner, fi int) (string, string) {
@@ -499,7 +520,7 @@ func (d *Decode) readTyped(p *scanner, f *pipeline.FieldSpec, col *decodeColumn)
 			return ReasonSyntax, "field " + f.Name + ": malformed string"
 		}
 		if len(str) > d.maxStr {
-			return ReasonTooLong, "field " + f.Name + ": longer than " + strconv.Itoa(d.maxStr) + " bytes"
+			return ReasonTooLong, d.tooLongDetail(f)
 		}
 		col.appendString(str)
 	case pipeline.TypeFloat, pipeline.TypeInt:
