@@ -829,11 +829,12 @@ func (p *scanner) readNumber() ([]byte, bool) {
 }
 
 // readPlainNumber reads, in one pass, a number that parseFloat's fast
-// paths take: -?(0|[1-9][0-9]*)(.[0-9]+)? without an exponent, at most 19
-// digits, with at most 22 fraction digits, that decimalToFloat rounds. For
-// any other input it leaves p where it was and returns false: readNumber
-// and parseFloat then decide.
+// paths take and round: -?(0|[1-9][0-9]*)(.[0-9]+)? without an exponent,
+// at most 19 digits, at most 22 of them after the point. For any other
+// input it leaves p where it was and returns false: readNumber and
+// parseFloat then decide.
 func (p *scanner) readPlainNumber() (float64, bool) {
+	const maxExact = 1 << 53
 	data, i := p.data, p.pos
 	neg := i < len(data) && data[i] == '-'
 	if neg {
@@ -865,11 +866,22 @@ func (p *scanner) readPlainNumber() (float64, bool) {
 	if nInt == 0 || nInt+frac > 19 || frac > 22 || (i < len(data) && (data[i] == 'e' || data[i] == 'E')) {
 		return 0, false
 	}
-	v, ok := decimalToFloat(mant, frac, neg)
-	if ok {
-		p.pos = i
+	if mant > maxExact {
+		v, ok := longDecimalToFloat(mant, frac, neg)
+		if ok {
+			p.pos = i
+		}
+		return v, ok
 	}
-	return v, ok
+	v := float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	if neg {
+		v = -v
+	}
+	p.pos = i
+	return v, true
 }
 
 func (p *scanner) digits() bool {
@@ -946,9 +958,13 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 
 // parseFloat parses a grammar-checked JSON number. Decimals without an
 // exponent of at most 19 digits, at most 22 of them after the point, take
-// decimalToFloat's fast paths; everything else, and the rare input those
-// cannot round, goes to strconv.
+// a fast path: those whose digits, read as an integer, are at most 2^53
+// one exact division (the mantissa and the power of ten are both exact
+// float64 values, so it rounds correctly: Clinger 1990), the others
+// longDecimalToFloat. Everything else, and the rare input that cannot
+// round, goes to strconv.
 func parseFloat(num []byte) (float64, bool) {
+	const maxExact = 1 << 53
 	var mant uint64
 	digits, frac := 0, -1
 	neg := false
@@ -975,10 +991,21 @@ func parseFloat(num []byte) (float64, bool) {
 	if digits > 19 || frac > 22 {
 		return slowParseFloat(num)
 	}
-	if v, ok := decimalToFloat(mant, max(frac, 0), neg); ok {
-		return v, false
+	frac = max(frac, 0)
+	if mant > maxExact {
+		if v, ok := longDecimalToFloat(mant, frac, neg); ok {
+			return v, false
+		}
+		return slowParseFloat(num)
 	}
-	return slowParseFloat(num)
+	v := float64(mant)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	if neg {
+		v = -v
+	}
+	return v, false
 }
 
 func slowParseFloat(num []byte) (float64, bool) {

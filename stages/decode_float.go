@@ -35,28 +35,18 @@ var pow10Mant = [...][2]uint64{
 	{0xf1c90080baf72cb1, 0x5324c68b12dd6338}, // 1e-22
 }
 
-// decimalToFloat returns mant / 10^frac correctly rounded, for a decimal
-// whose digits read as an integer are mant (exactly: at most 19 digits) and
-// frac of them after the point (0 to 22). A mantissa up to 2^53 takes the
-// exact division (Clinger 1990); a larger one, as the 16-17 significant
-// digits of a shortest-form float64 have, takes the Eisel-Lemire algorithm
-// as Go's strconv runs it (D. Lemire, "Number Parsing at a Gigabyte per
-// Second", 2021; N. Tao's write-up, https://nigeltao.github.io/blog/2020/eisel-lemire.html),
-// which answers ok=false for the rare halfway-ambiguous inputs: the caller
-// then asks strconv.
-func decimalToFloat(mant uint64, frac int, neg bool) (float64, bool) {
-	const maxExact = 1 << 53
-	if mant <= maxExact {
-		v := float64(mant)
-		if frac > 0 {
-			v /= pow10[frac]
-		}
-		if neg {
-			v = -v
-		}
-		return v, true
-	}
-	// mant > 2^53 > 0 here, so the zero case of the algorithm never comes.
+// longDecimalToFloat returns mant / 10^frac correctly rounded, for a
+// decimal whose digits read as an integer are mant, above 2^53 (so the
+// exact division of the decoder's fast paths does not apply) and exactly
+// held (at most 19 digits), frac of them after the point (0 to 22), as the
+// 16-17 significant digits of a shortest-form float64 are. It runs the
+// Eisel-Lemire algorithm as Go's strconv does (D. Lemire, "Number Parsing
+// at a Gigabyte per Second", 2021; N. Tao's write-up,
+// https://nigeltao.github.io/blog/2020/eisel-lemire.html), and answers
+// ok=false for the rare halfway-ambiguous inputs: the caller then asks
+// strconv.
+func longDecimalToFloat(mant uint64, frac int, neg bool) (float64, bool) {
+	// mant > 0, so the algorithm's zero case never comes.
 	pow := &pow10Mant[frac]
 	exp2 := 1 + (-frac*108853)>>15 // 1 + floor(-frac * log2(10))
 	clz := bits.LeadingZeros64(mant)

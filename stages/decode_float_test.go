@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestPow10MantMatchesBigRat recomputes decimalToFloat's table: 10^-e
+// TestPow10MantMatchesBigRat recomputes longDecimalToFloat's table: 10^-e
 // scaled by a power of two into [2^127, 2^128), truncated.
 func TestPow10MantMatchesBigRat(t *testing.T) {
 	lim := new(big.Int).Lsh(big.NewInt(1), 128)
@@ -28,10 +28,10 @@ func TestPow10MantMatchesBigRat(t *testing.T) {
 	}
 }
 
-// TestDecimalToFloatLongMantissas checks the Eisel-Lemire path against
+// TestLongDecimalToFloat checks longDecimalToFloat against
 // strconv bit for bit on the decimals it is for: 16 to 19 significant
 // digits, the point anywhere, and the shortest forms of random float64s.
-func TestDecimalToFloatLongMantissas(t *testing.T) {
+func TestLongDecimalToFloat(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	var took, declined int
 	check := func(s string) {
