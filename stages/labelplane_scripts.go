@@ -265,6 +265,22 @@ local ids = {}
 -- held in its row's generation (gens: per generation its hash, rows,
 -- what to hold, and whether a row joined there).
 local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
+-- The taken marks of the labels taken from the park, per label batch's
+-- generation of positions (earlyMarks: hash → id, mark, id, mark, ...).
+local earlyMarks, tspan = {}, tonumber(ARGV[16])
+local function markEarly(id, v)
+  local p = parkedPos(v)
+  local part, off = string.match(p, '^(%d+):(%d+)$')
+  if not part then return end
+  local hk = ARGV[15] .. part .. ':g' .. string.format('%d', math.floor(tonumber(off) / tspan))
+  local l = earlyMarks[hk]
+  if not l then
+    l = {}
+    earlyMarks[hk] = l
+  end
+  l[#l + 1] = id
+  l[#l + 1] = 'early ' .. p
+end
 local function join(i, label)
   out[#out + 1] = i - 1
   out[#out + 1] = label
@@ -353,6 +369,7 @@ else
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
         unpark(ek, label)
+        markEarly(id, label)
       elseif held[i] then
         taken[ek] = true
         own = true
@@ -370,7 +387,7 @@ else
       genOf[i].joined = true
       if string.byte(covered, i) ~= 49 then join(i, held[i]) end
     else
-      local old = redis.call('SET', pk, ARGV[14 + i], 'PX', ARGV[1], 'GET')
+      local old = redis.call('SET', pk, ARGV[16 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
       if label and keep and #label >= 4 then
@@ -383,6 +400,26 @@ for s = 1, #consumedKeys, 500 do
   redis.call('DEL', unpack(consumedKeys, s, math.min(s + 499, #consumedKeys)))
 end
 flushUnpark()
+-- Into a generation the label side still keeps (joinBatch made it when
+-- it parked), a label's own mark first: one that took a prediction stays.
+for hk, l in pairs(earlyMarks) do
+  if redis.call('EXISTS', hk) == 1 then
+    local fs = {}
+    for x = 1, #l, 2 do fs[#fs + 1] = l[x] end
+    local have = redis.call('HMGET', hk, unpack(fs))
+    local set = {}
+    for x = 1, #fs do
+      if not have[x] then
+        set[#set + 1] = fs[x]
+        set[#set + 1] = l[2 * x]
+      end
+    end
+    if #set > 0 then
+      redis.call('HSET', hk, unpack(set))
+      redis.call('PEXPIRE', hk, ARGV[1])
+    end
+  end
+end
 local holding = false
 for _, g in ipairs(gens) do
   if #g.parts > 0 then redis.call('HSET', g.key, ARGV[7], table.concat(g.parts)) end
@@ -598,8 +635,8 @@ end
 -- The labels parked (this version's count and the previous version's
 -- index), and, while any is, the labels' parked values.
 local parked = tonumber(redis.call('GET', KEYS[4]) or '0') + redis.call('ZCARD', KEYS[5])
-local parkedVal = {}
-if parked > 0 then parkedVal = readAll(2) end
+local parkedVal, parkedRead = {}, parked > 0
+if parkedRead then parkedVal = readAll(2) end
 local took, marked, parkedNow = {}, {}, {}
 local del, park, hset = {}, {}, {}
 local out = {}
@@ -631,23 +668,43 @@ for i = 1, n do
       -- another label of the event is not this one's: it is parked, as
       -- it was before marks were kept.
       local sp = string.find(mark, ' ', 1, true)
-      if string.sub(mark, 1, sp - 1) == pos then
+      if sp and string.sub(mark, 1, sp - 1) == pos then
         took[pk] = true
         res = string.sub(mark, sp + 1)
+      elseif mark == 'early ' .. pos then
+        -- Parked by an earlier run, then taken by a put (joined early):
+        -- parked, as that run replied, and not parked again.
+        took[pk] = true
+        res = false
       end
     end
   elseif entry then
     local mk = KEYS[k + 3]
     local by = marked[mk] or marks[i]
+    local v = parkedNow[ek] or parkedVal[i]
+    if v == nil then v = false end
     if not by then
       redis.call('SET', mk, pos, 'PX', ARGV[1])
       marked[mk] = pos
       unpend(entry, idOf(i))
+      -- Its own parked label (parked by an earlier run, the prediction
+      -- come since) waits no more: it leaves its label batch, no orphan.
+      if v and parkedPos(v) == pos then
+        unpark(ek, v)
+        parked = parked - 1
+      end
       res = entry
     elseif by == pos then
       res = entry
     else
-      res = 1
+      if not v and not parkedRead then v = redis.call('GET', ek) end
+      if v and parkedPos(v) == pos and string.sub(by, 1, 2) == 'r:' then
+        -- Its own parked label, joined from the early-label stream: this
+        -- label, delivered again, not a duplicate: parked, as it was.
+        res = false
+      else
+        res = 1
+      end
     end
   end
   if res == nil then
@@ -665,6 +722,11 @@ for i = 1, n do
       parkedNow[ek] = v
       park[#park + 1] = ek
       res = false
+      if not keep and not hset[marksOf(i)] then
+        -- The generation's marks exist while a label of it is parked, for
+        -- a put that takes one to mark it (putBatch).
+        hset[marksOf(i)] = {'', ''}
+      end
     end
   end
   out[i] = res
@@ -683,6 +745,7 @@ for mk, l in pairs(hset) do
   redis.call('PEXPIRE', mk, ARGV[1])
 end
 flushUnpend()
+flushUnpark()
 out[n + 1] = parked
 return out
 `)
