@@ -392,7 +392,9 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 // label of the same batch joined, is refused as a duplicate (Invalid). A
 // label batch run twice (its reply lost, its handling retried) is
 // counted, and learned from, once: the join's scripts are idempotent (see
-// joinBatch).
+// joinBatch), also when a put took a label the first run parked (the
+// second run counts it parked, as the first would have, and the put
+// counted it in EarlyJoined and Joined).
 type LabelCounts struct {
 	Processed, Joined, Late, Early, EarlyJoined, Orphan, Invalid, ParkedOverflow, Missing int64
 }
@@ -407,8 +409,11 @@ type LabelCounts struct {
 // waits on; a count of labels cannot be, so it is clamped at 0. The
 // identity Processed = Settled() + Parked() then holds only in a process
 // that inherited no parked label (its Settled counts the inherited ones
-// too). The park's size across processes is the driftline_labels_parked
-// gauge.
+// too). A label delivered again after a restart whose parked label a put
+// took already (in any process) is counted in Early by the process it is
+// delivered to again, which never sees it joined: there it makes the
+// difference an overcount, by one per such label. The park's size across
+// processes is the driftline_labels_parked gauge.
 func (c LabelCounts) Parked() int64 { return max(0, c.Early-c.EarlyJoined-c.Orphan) }
 
 // Settled is the labels counted in a terminal counter: all but the parked.

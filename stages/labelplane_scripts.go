@@ -29,7 +29,8 @@ package stages
 //     early labels puts joined, held until their rows' offsets are
 //     committed, and the partition's high-water mark of them;
 //   - put-taken:<partition>:<offset>  a chunk's put marks (putBatch);
-//   - label-taken:<partition>:g<generation>  a label batch's taken marks;
+//   - label-taken:<partition>:g<generation>  a label batch's taken marks,
+//     and the marks of its labels that puts took from the park;
 //   - pred-joined:<id>, early-ready  log mode's marks and early-label stream.
 //
 // A script reaches a batch's set and, when it evicts, the evicted
@@ -191,12 +192,21 @@ end
 // where this process's puts that succeeded covered the row's offset
 // already, ARGV[12] the name of the partition's held labels' hashes but
 // the generation, ARGV[13] the offsets per generation, ARGV[14] the rows'
-// offsets (decimal, space-separated), then per row: the entry.
+// offsets (decimal, space-separated), ARGV[15] the name of the taken
+// marks' hashes but the partition and generation, ARGV[16] the labels'
+// offsets per generation (takenSpan), then per row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
 // prediction is not cached, the parked label is deleted (and leaves its
 // label batch), and the reply names it. In log mode the prediction is
-// cached and the event announced on the early-label stream. Reply:
+// cached and the event announced on the early-label stream. A parked
+// label taken so is marked ("early <position>", under its event id) in
+// its label's generation of taken marks, where that generation's hash
+// exists (joinBatch makes it when it parks a label, and the label side
+// deletes it once no run again of the label can come) and holds no mark
+// of the event yet: a label batch run again, or delivered again after a
+// restart, finds that its label was joined and does not park it again
+// (see joinBatch). Reply:
 // {missing, orphaned, evicted, then per early-joined row: its index (from
 // 0), its label (4 bytes)}.
 //
@@ -572,11 +582,20 @@ const (
 //     caller deletes the marks (KEYS[8..]) once the labels' offsets are
 //     committed (LabelJoin.KeepMarksUntilCommitted: a label delivered
 //     again after a restart is joined, not parked), or else with the
-//     partition's next batch in another generation.
+//     partition's next batch in another generation. A call that parks a
+//     label makes its generation's hash (a field "" that no event id
+//     is), so that a put that takes the label marks it there ("early
+//     <position>", putBatch): the label run again finds that mark, and is
+//     replied parked, as its first run replied, and not parked again (it
+//     would expire an orphan, counted beside the put's join).
 //   - In log mode, a label takes a prediction that no other label joined
 //     (marking it with its position) or whose mark is its own position (a
 //     re-join after a restore, or a retry); the entry is kept (see
-//     labeljoin_log.go).
+//     labeljoin_log.go). A label that takes a prediction while its own
+//     parked label (parked by an earlier run) waits takes that out of its
+//     label batch. A row marked from the early-label stream ("r:<id>")
+//     whose parked label is the label's own (same position) was joined
+//     by that label: it is replied parked, as it was, not refused.
 //   - A parked label whose position is the label's own is its own: parked
 //     still (in the label batch of the run that parked it), not a
 //     duplicate.
