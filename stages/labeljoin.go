@@ -144,8 +144,8 @@ func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels [
 	keys = append(keys, c.batches, c.earlyBatches, c.pending, c.parked, c.oldEarlyIndex,
 		cmp.Or(taken[0], c.batches), cmp.Or(taken[1], taken[0], c.batches)) // log mode: unused
 	keys = append(keys, done...)
-	args := make([]any, 0, 9+2*len(ids))
-	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.earlyBatch, c.keepFlag(), len(done), split+1, c.batchRef())
+	args := make([]any, 0, 10+2*len(ids))
+	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.earlyBatch, c.keepFlag(), len(done), split+1, c.batchRef(), takenSpan)
 	for i, id := range ids {
 		keys = append(keys, c.prefix+id, c.early+id)
 		if c.keep {

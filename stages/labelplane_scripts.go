@@ -275,21 +275,24 @@ local ids = {}
 -- held in its row's generation (gens: per generation its hash, rows,
 -- what to hold, and whether a row joined there).
 local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
--- The taken marks of the labels taken from the park, per label batch's
--- generation of positions (earlyMarks: hash → id, mark, id, mark, ...).
-local earlyMarks, tspan = {}, tonumber(ARGV[16])
-local function markEarly(id, v)
-  local p = parkedPos(v)
-  local part, off = string.match(p, '^(%d+):(%d+)$')
-  if not part then return end
-  local hk = ARGV[15] .. part .. ':g' .. string.format('%d', math.floor(tonumber(off) / tspan))
-  local l = earlyMarks[hk]
-  if not l then
-    l = {}
-    earlyMarks[hk] = l
+-- The labels taken from the park, per generation of their positions
+-- (earlyTaken: hash of taken marks → the positions' indexes in it).
+local earlyTaken, tspan, lastPart, lastGen, lastList = {}, tonumber(ARGV[16]), nil, nil, nil
+local function markEarly(v)
+  local part, o = string.match(v, '^(%d+:)(%d+)', 5)
+  local off = tonumber(o)
+  if not off then return end
+  local gen = math.floor(off / tspan)
+  if part ~= lastPart or gen ~= lastGen then
+    local hk = ARGV[15] .. part .. 'g' .. string.format('%d', gen)
+    lastList = earlyTaken[hk]
+    if not lastList then
+      lastList = {}
+      earlyTaken[hk] = lastList
+    end
+    lastPart, lastGen = part, gen
   end
-  l[#l + 1] = id
-  l[#l + 1] = 'early ' .. p
+  lastList[#lastList + 1] = off - gen * tspan
 end
 local function join(i, label)
   out[#out + 1] = i - 1
@@ -379,7 +382,7 @@ else
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
         unpark(ek, label)
-        markEarly(id, label)
+        markEarly(label)
       elseif held[i] then
         taken[ek] = true
         own = true
@@ -410,24 +413,18 @@ for s = 1, #consumedKeys, 500 do
   redis.call('DEL', unpack(consumedKeys, s, math.min(s + 499, #consumedKeys)))
 end
 flushUnpark()
--- Into a generation the label side still keeps (joinBatch made it when
--- it parked), a label's own mark first: one that took a prediction stays.
-for hk, l in pairs(earlyMarks) do
-  if redis.call('EXISTS', hk) == 1 then
-    local fs = {}
-    for x = 1, #l, 2 do fs[#fs + 1] = l[x] end
-    local have = redis.call('HMGET', hk, unpack(fs))
-    local set = {}
-    for x = 1, #fs do
-      if not have[x] then
-        set[#set + 1] = fs[x]
-        set[#set + 1] = l[2 * x]
-      end
+-- In a generation the label side still keeps (joinBatch made its map
+-- when it parked there), the taken labels' bytes in the map are set.
+for hk, l in pairs(earlyTaken) do
+  local m = redis.call('HGET', hk, '')
+  if m then
+    local b = {string.byte(m, 1, -1)}
+    for _, x in ipairs(l) do
+      for y = #b + 1, x do b[y] = 48 end
+      b[x + 1] = 49
     end
-    if #set > 0 then
-      redis.call('HSET', hk, unpack(set))
-      redis.call('PEXPIRE', hk, ARGV[1])
-    end
+    redis.call('HSET', hk, '', string.char(unpack(b)))
+    redis.call('PEXPIRE', hk, ARGV[1])
   end
 end
 local holding = false
@@ -613,6 +610,7 @@ local function marksOf(i) if i < split then return KEYS[6] end return KEYS[7] en
 local plen = #ARGV[3]
 local most = tonumber(ARGV[2])
 local ref = ARGV[9]
+local tspan = tonumber(ARGV[10])
 local expiry = now() + tonumber(ARGV[1])
 for s = 8, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + (i - 1) * ks + 1], plen + 1) end
@@ -630,19 +628,26 @@ local function readAll(off)
   return vals
 end
 local entries = readAll(1)
-local marks, tookBefore = {}, {}
+local marks, tookBefore, takenMap = {}, {}, {}
 if keep then
   marks = readAll(3)
 else
   -- The marks of the labels whose prediction is gone, in their
-  -- generation's hash.
+  -- generation's hash, and its map of the labels puts took from the park
+  -- (field '').
   for h = 6, 7 do
     local from, to = 1, split - 1
     if h == 7 then from, to = split, n end
-    if from <= to and (h == 6 or KEYS[7] ~= KEYS[6]) and redis.call('EXISTS', KEYS[h]) == 1 then
+    local len = 0
+    if from <= to and (h == 6 or KEYS[7] ~= KEYS[6]) then len = redis.call('HLEN', KEYS[h]) end
+    if len > 0 then
       local at = {}
       for i = from, to do if not entries[i] then at[#at + 1] = i end end
-      for s = 1, #at, 500 do
+      if #at > 0 then
+        takenMap[h] = redis.call('HGET', KEYS[h], '')
+        if takenMap[h] then len = len - 1 end
+      end
+      for s = 1, len > 0 and #at or 0, 500 do
         local fs = {}
         for k = s, math.min(s + 499, #at) do fs[#fs + 1] = idOf(at[k]) end
         local vs = redis.call('HMGET', KEYS[h], unpack(fs))
@@ -651,16 +656,24 @@ else
     end
   end
 end
+-- takenEarly says whether a put took label i (at pos) from the park.
+local function takenEarly(i, pos)
+  local m = takenMap[i < split and 6 or 7]
+  if not m or m == '' then return false end
+  local c = string.find(pos, ':', 1, true)
+  local off = c and tonumber(string.sub(pos, c + 1))
+  return off ~= nil and string.byte(m, off % tspan + 1) == 49
+end
 -- The labels parked (this version's count and the previous version's
 -- index), and, while any is, the labels' parked values.
 local parked = tonumber(redis.call('GET', KEYS[4]) or '0') + redis.call('ZCARD', KEYS[5])
 local parkedVal, parkedRead = {}, parked > 0
 if parkedRead then parkedVal = readAll(2) end
 local took, marked, parkedNow = {}, {}, {}
-local del, park, hset = {}, {}, {}
+local del, park, hset, mapped = {}, {}, {}, {}
 local out = {}
 for i = 1, n do
-  local k, a = k0 + (i - 1) * ks, 10 + (i - 1) * 2
+  local k, a = k0 + (i - 1) * ks, 11 + (i - 1) * 2
   local pk, ek = KEYS[k + 1], KEYS[k + 2]
   local pos = ARGV[a + 1]
   local entry = entries[i]
@@ -687,15 +700,16 @@ for i = 1, n do
       -- another label of the event is not this one's: it is parked, as
       -- it was before marks were kept.
       local sp = string.find(mark, ' ', 1, true)
-      if sp and string.sub(mark, 1, sp - 1) == pos then
+      if string.sub(mark, 1, sp - 1) == pos then
         took[pk] = true
         res = string.sub(mark, sp + 1)
-      elseif mark == 'early ' .. pos then
-        -- Parked by an earlier run, then taken by a put (joined early):
-        -- parked, as that run replied, and not parked again.
-        took[pk] = true
-        res = false
       end
+    end
+    if res == nil and not entry and takenEarly(i, pos) then
+      -- Parked by an earlier run, then taken by a put (joined early):
+      -- parked, as that run replied, and not parked again.
+      took[pk] = true
+      res = false
     end
   elseif entry then
     local mk = KEYS[k + 3]
@@ -741,11 +755,7 @@ for i = 1, n do
       parkedNow[ek] = v
       park[#park + 1] = ek
       res = false
-      if not keep and not hset[marksOf(i)] then
-        -- The generation's marks exist while a label of it is parked, for
-        -- a put that takes one to mark it (putBatch).
-        hset[marksOf(i)] = {'', ''}
-      end
+      if not keep then mapped[marksOf(i)] = true end
     end
   end
   out[i] = res
@@ -758,6 +768,12 @@ end
 if added > 0 then
   redis.call('ZADD', KEYS[2], expiry, ref)
   redis.call('INCRBY', KEYS[4], added)
+end
+-- A generation where labels are parked has its map, for a put that
+-- takes one of them to mark it (putBatch).
+for mk in pairs(mapped) do
+  redis.call('HSETNX', mk, '', '')
+  if not hset[mk] then redis.call('PEXPIRE', mk, ARGV[1]) end
 end
 for mk, l in pairs(hset) do
   for s = 1, #l, 1000 do redis.call('HSET', mk, unpack(l, s, math.min(s + 999, #l))) end
