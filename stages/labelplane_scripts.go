@@ -200,13 +200,14 @@ end
 // prediction is not cached, the parked label is deleted (and leaves its
 // label batch), and the reply names it. In log mode the prediction is
 // cached and the event announced on the early-label stream. A parked
-// label taken so is marked ("early <position>", under its event id) in
-// its label's generation of taken marks, where that generation's hash
-// exists (joinBatch makes it when it parks a label, and the label side
-// deletes it once no run again of the label can come) and holds no mark
-// of the event yet: a label batch run again, or delivered again after a
-// restart, finds that its label was joined and does not park it again
-// (see joinBatch). Reply:
+// label taken so is marked in the map of its generation of taken marks
+// (the hash's field "", one byte per labels-topic offset of the
+// generation, "1" where a put took the label at that offset), where the
+// map exists: joinBatch makes it when it parks a label there, and the
+// label side deletes the hash once no run again of its labels can come.
+// A label batch run again, or delivered again after a restart, so finds
+// that its label was joined and does not park it again (see joinBatch).
+// Reply:
 // {missing, orphaned, evicted, then per early-joined row: its index (from
 // 0), its label (4 bytes)}.
 //
@@ -562,7 +563,9 @@ const (
 // taken marks done with (deleted), then per label: prediction, early
 // label, and in log mode its mark. ARGV[6] is "1" in log mode, ARGV[9]
 // the reference of the label batch (the call's labels that it parks),
-// then per label (from ARGV[10]): the label's 4 bytes, its position.
+// ARGV[10] the labels' offsets per generation of taken marks
+// (takenSpan), then per label (from ARGV[11]): the label's 4 bytes, its
+// position.
 //
 // The labels a call parks are one label batch: a set of their keys
 // (early-batch:<ref>), indexed in early-batches by their expiry, and
@@ -580,11 +583,13 @@ const (
 //     committed (LabelJoin.KeepMarksUntilCommitted: a label delivered
 //     again after a restart is joined, not parked), or else with the
 //     partition's next batch in another generation. A call that parks a
-//     label makes its generation's hash (a field "" that no event id
-//     is), so that a put that takes the label marks it there ("early
-//     <position>", putBatch): the label run again finds that mark, and is
-//     replied parked, as its first run replied, and not parked again (it
-//     would expire an orphan, counted beside the put's join).
+//     label makes its generation's map of labels taken from the park (the
+//     hash's field "", which no event id is), where a put that takes the
+//     label marks its offset (putBatch): the label run again, its
+//     prediction gone and no mark of its own, finds its offset marked
+//     and is replied parked, as its first run replied, and not parked
+//     again (it would expire an orphan, counted beside the put's join).
+//     The marks are read only while the hash holds more than the map.
 //   - In log mode, a label takes a prediction that no other label joined
 //     (marking it with its position) or whose mark is its own position (a
 //     re-join after a restore, or a retry); the entry is kept (see
