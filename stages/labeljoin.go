@@ -144,8 +144,8 @@ func (c *PredictionCache) joinLabels(ctx context.Context, ids []string, labels [
 	keys = append(keys, c.batches, c.earlyBatches, c.pending, c.parked, c.oldEarlyIndex,
 		cmp.Or(taken[0], c.batches), cmp.Or(taken[1], taken[0], c.batches)) // log mode: unused
 	keys = append(keys, done...)
-	args := make([]any, 0, 9+2*len(ids))
-	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.earlyBatch, c.keepFlag(), len(done), split+1, c.batchRef())
+	args := make([]any, 0, 10+2*len(ids))
+	args = append(args, (2 * c.ttl).Milliseconds(), c.maxParked, c.prefix, c.batch, c.earlyBatch, c.keepFlag(), len(done), split+1, c.batchRef(), takenSpan)
 	for i, id := range ids {
 		keys = append(keys, c.prefix+id, c.early+id)
 		if c.keep {
@@ -392,7 +392,9 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 // label of the same batch joined, is refused as a duplicate (Invalid). A
 // label batch run twice (its reply lost, its handling retried) is
 // counted, and learned from, once: the join's scripts are idempotent (see
-// joinBatch).
+// joinBatch), also when a put took a label the first run parked (the
+// second run counts it parked, as the first would have, and the put
+// counted it in EarlyJoined and Joined).
 type LabelCounts struct {
 	Processed, Joined, Late, Early, EarlyJoined, Orphan, Invalid, ParkedOverflow, Missing int64
 }
@@ -407,8 +409,11 @@ type LabelCounts struct {
 // waits on; a count of labels cannot be, so it is clamped at 0. The
 // identity Processed = Settled() + Parked() then holds only in a process
 // that inherited no parked label (its Settled counts the inherited ones
-// too). The park's size across processes is the driftline_labels_parked
-// gauge.
+// too). A label delivered again after a restart whose parked label a put
+// took already (in any process) is counted in Early by the process it is
+// delivered to again, which never sees it joined: there it makes the
+// difference an overcount, by one per such label. The park's size across
+// processes is the driftline_labels_parked gauge.
 func (c LabelCounts) Parked() int64 { return max(0, c.Early-c.EarlyJoined-c.Orphan) }
 
 // Settled is the labels counted in a terminal counter: all but the parked.

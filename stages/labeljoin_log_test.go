@@ -12,7 +12,12 @@ import (
 // newLoggedJoinRig is newJoinRig with the learner-state log mode's cache.
 func newLoggedJoinRig(t testing.TB, spec *pipeline.Spec) *joinRig {
 	t.Helper()
-	rig := newJoinRig(t, spec)
+	return loggedRig(t, spec, newJoinRig(t, spec))
+}
+
+// loggedRig turns rig into one with the learner-state log mode's cache.
+func loggedRig(t testing.TB, spec *pipeline.Spec, rig *joinRig) *joinRig {
+	t.Helper()
 	rig.cache = NewLoggedPredictionCache(spec, rig.cache.rdb, spec.Model.Version, rig.metrics)
 	rig.cache.now = rig.clock
 	rig.join = NewLabelJoin(spec, rig.cache, rig.champion)

@@ -57,7 +57,9 @@ func (o *CommittedOffsets) below(partition int32) int64 {
 // early labels the earlier run joined, and a put over them cut otherwise
 // joins each row's early label that an earlier put held for it (at the
 // same position), which are counted and taught likewise, instead of
-// caching the rows as pending. The earlier process's
+// caching the rows as pending; a label that an earlier process parked and
+// a put then took (joined early) is counted parked (Early) again, and not
+// parked again, so that it does not also expire an orphan. The earlier process's
 // counters and learned state died with it: each label ends once in the
 // counters and the models of the process that settles it.
 func (j *LabelJoin) KeepMarksUntilCommitted(labels, input *CommittedOffsets) {

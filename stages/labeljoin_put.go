@@ -268,7 +268,7 @@ func (c *PredictionCache) putChunk(ctx context.Context, p *putJob, k, from, to i
 	}
 	p.coverRows(from, to)
 	args := append(p.args[:0], (2 * c.ttl).Milliseconds(), c.maxPending, c.prefix, c.batch, c.earlyBatch, c.keepFlag(), ref, len(keys)-8, consumed, p.sums[k],
-		string(p.covered), c.heldOf(p.partition, ""), heldSpan, p.offsetList(from, to))
+		string(p.covered), c.heldOf(p.partition, ""), heldSpan, p.offsetList(from, to), c.taken, takenSpan)
 	for j := from; j < to; j++ {
 		key := append(append(p.key[:0], c.prefix...), p.ids[p.idStart(j):p.idEnds[j]]...)
 		p.key = key

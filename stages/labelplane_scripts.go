@@ -29,7 +29,8 @@ package stages
 //     early labels puts joined, held until their rows' offsets are
 //     committed, and the partition's high-water mark of them;
 //   - put-taken:<partition>:<offset>  a chunk's put marks (putBatch);
-//   - label-taken:<partition>:g<generation>  a label batch's taken marks;
+//   - label-taken:<partition>:g<generation>  a label batch's taken marks,
+//     and the marks of its labels that puts took from the park;
 //   - pred-joined:<id>, early-ready  log mode's marks and early-label stream.
 //
 // A script reaches a batch's set and, when it evicts, the evicted
@@ -191,12 +192,22 @@ end
 // where this process's puts that succeeded covered the row's offset
 // already, ARGV[12] the name of the partition's held labels' hashes but
 // the generation, ARGV[13] the offsets per generation, ARGV[14] the rows'
-// offsets (decimal, space-separated), then per row: the entry.
+// offsets (decimal, space-separated), ARGV[15] the name of the taken
+// marks' hashes but the partition and generation, ARGV[16] the labels'
+// offsets per generation (takenSpan), then per row: the entry.
 //
 // Outside log mode, a row whose label is parked is joined at once: its
 // prediction is not cached, the parked label is deleted (and leaves its
 // label batch), and the reply names it. In log mode the prediction is
-// cached and the event announced on the early-label stream. Reply:
+// cached and the event announced on the early-label stream. A parked
+// label taken so is marked in the map of its generation of taken marks
+// (the hash's field "", one byte per labels-topic offset of the
+// generation, "1" where a put took the label at that offset), where the
+// map exists: joinBatch makes it when it parks a label there, and the
+// label side deletes the hash once no run again of its labels can come.
+// A label batch run again, or delivered again after a restart, so finds
+// that its label was joined and does not park it again (see joinBatch).
+// Reply:
 // {missing, orphaned, evicted, then per early-joined row: its index (from
 // 0), its label (4 bytes)}.
 //
@@ -265,6 +276,25 @@ local ids = {}
 -- held in its row's generation (gens: per generation its hash, rows,
 -- what to hold, and whether a row joined there).
 local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
+-- The labels taken from the park, per generation of their positions
+-- (earlyTaken: hash of taken marks → the positions' indexes in it).
+local earlyTaken, tspan, lastPart, lastGen, lastList = {}, tonumber(ARGV[16]), nil, nil, nil
+local function markEarly(v)
+  local part, o = string.match(v, '^(%d+:)(%d+)', 5)
+  local off = tonumber(o)
+  if not off then return end
+  local gen = math.floor(off / tspan)
+  if part ~= lastPart or gen ~= lastGen then
+    local hk = ARGV[15] .. part .. 'g' .. string.format('%d', gen)
+    lastList = earlyTaken[hk]
+    if not lastList then
+      lastList = {}
+      earlyTaken[hk] = lastList
+    end
+    lastPart, lastGen = part, gen
+  end
+  lastList[#lastList + 1] = off - gen * tspan
+end
 local function join(i, label)
   out[#out + 1] = i - 1
   out[#out + 1] = label
@@ -353,6 +383,7 @@ else
         taken[ek] = true
         consumedKeys[#consumedKeys + 1] = ek
         unpark(ek, label)
+        markEarly(label)
       elseif held[i] then
         taken[ek] = true
         own = true
@@ -370,7 +401,7 @@ else
       genOf[i].joined = true
       if string.byte(covered, i) ~= 49 then join(i, held[i]) end
     else
-      local old = redis.call('SET', pk, ARGV[14 + i], 'PX', ARGV[1], 'GET')
+      local old = redis.call('SET', pk, ARGV[16 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
       if label and keep and #label >= 4 then
@@ -383,6 +414,20 @@ for s = 1, #consumedKeys, 500 do
   redis.call('DEL', unpack(consumedKeys, s, math.min(s + 499, #consumedKeys)))
 end
 flushUnpark()
+-- In a generation the label side still keeps (joinBatch made its map
+-- when it parked there), the taken labels' bytes in the map are set.
+for hk, l in pairs(earlyTaken) do
+  local m = redis.call('HGET', hk, '')
+  if m then
+    local b = {string.byte(m, 1, -1)}
+    for _, x in ipairs(l) do
+      for y = #b + 1, x do b[y] = 48 end
+      b[x + 1] = 49
+    end
+    redis.call('HSET', hk, '', string.char(unpack(b)))
+    redis.call('PEXPIRE', hk, ARGV[1])
+  end
+end
 local holding = false
 for _, g in ipairs(gens) do
   if #g.parts > 0 then redis.call('HSET', g.key, ARGV[7], table.concat(g.parts)) end
@@ -518,7 +563,9 @@ const (
 // taken marks done with (deleted), then per label: prediction, early
 // label, and in log mode its mark. ARGV[6] is "1" in log mode, ARGV[9]
 // the reference of the label batch (the call's labels that it parks),
-// then per label (from ARGV[10]): the label's 4 bytes, its position.
+// ARGV[10] the labels' offsets per generation of taken marks
+// (takenSpan), then per label (from ARGV[11]): the label's 4 bytes, its
+// position.
 //
 // The labels a call parks are one label batch: a set of their keys
 // (early-batch:<ref>), indexed in early-batches by their expiry, and
@@ -535,11 +582,22 @@ const (
 //     caller deletes the marks (KEYS[8..]) once the labels' offsets are
 //     committed (LabelJoin.KeepMarksUntilCommitted: a label delivered
 //     again after a restart is joined, not parked), or else with the
-//     partition's next batch in another generation.
+//     partition's next batch in another generation. A call that parks a
+//     label makes its generation's map of labels taken from the park (the
+//     hash's field "", which no event id is), where a put that takes the
+//     label marks its offset (putBatch): the label run again, its
+//     prediction gone and no mark of its own, finds its offset marked
+//     and is replied parked, as its first run replied, and not parked
+//     again (it would expire an orphan, counted beside the put's join).
+//     The marks are read only while the hash holds more than the map.
 //   - In log mode, a label takes a prediction that no other label joined
 //     (marking it with its position) or whose mark is its own position (a
 //     re-join after a restore, or a retry); the entry is kept (see
-//     labeljoin_log.go).
+//     labeljoin_log.go). A label that takes a prediction while its own
+//     parked label (parked by an earlier run) waits takes that out of its
+//     label batch. A row marked from the early-label stream ("r:<id>")
+//     whose parked label is the label's own (same position) was joined
+//     by that label: it is replied parked, as it was, not refused.
 //   - A parked label whose position is the label's own is its own: parked
 //     still (in the label batch of the run that parked it), not a
 //     duplicate.
@@ -557,6 +615,7 @@ local function marksOf(i) if i < split then return KEYS[6] end return KEYS[7] en
 local plen = #ARGV[3]
 local most = tonumber(ARGV[2])
 local ref = ARGV[9]
+local tspan = tonumber(ARGV[10])
 local expiry = now() + tonumber(ARGV[1])
 for s = 8, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + (i - 1) * ks + 1], plen + 1) end
@@ -574,19 +633,26 @@ local function readAll(off)
   return vals
 end
 local entries = readAll(1)
-local marks, tookBefore = {}, {}
+local marks, tookBefore, takenMap = {}, {}, {}
 if keep then
   marks = readAll(3)
 else
   -- The marks of the labels whose prediction is gone, in their
-  -- generation's hash.
+  -- generation's hash, and its map of the labels puts took from the park
+  -- (field '').
   for h = 6, 7 do
     local from, to = 1, split - 1
     if h == 7 then from, to = split, n end
-    if from <= to and (h == 6 or KEYS[7] ~= KEYS[6]) and redis.call('EXISTS', KEYS[h]) == 1 then
+    local len = 0
+    if from <= to and (h == 6 or KEYS[7] ~= KEYS[6]) then len = redis.call('HLEN', KEYS[h]) end
+    if len > 0 then
       local at = {}
       for i = from, to do if not entries[i] then at[#at + 1] = i end end
-      for s = 1, #at, 500 do
+      if #at > 0 then
+        takenMap[h] = redis.call('HGET', KEYS[h], '')
+        if takenMap[h] then len = len - 1 end
+      end
+      for s = 1, len > 0 and #at or 0, 500 do
         local fs = {}
         for k = s, math.min(s + 499, #at) do fs[#fs + 1] = idOf(at[k]) end
         local vs = redis.call('HMGET', KEYS[h], unpack(fs))
@@ -595,16 +661,24 @@ else
     end
   end
 end
+-- takenEarly says whether a put took label i (at pos) from the park.
+local function takenEarly(i, pos)
+  local m = takenMap[i < split and 6 or 7]
+  if not m or m == '' then return false end
+  local c = string.find(pos, ':', 1, true)
+  local off = c and tonumber(string.sub(pos, c + 1))
+  return off ~= nil and string.byte(m, off % tspan + 1) == 49
+end
 -- The labels parked (this version's count and the previous version's
 -- index), and, while any is, the labels' parked values.
 local parked = tonumber(redis.call('GET', KEYS[4]) or '0') + redis.call('ZCARD', KEYS[5])
-local parkedVal = {}
-if parked > 0 then parkedVal = readAll(2) end
+local parkedVal, parkedRead = {}, parked > 0
+if parkedRead then parkedVal = readAll(2) end
 local took, marked, parkedNow = {}, {}, {}
-local del, park, hset = {}, {}, {}
+local del, park, hset, mapped = {}, {}, {}, {}
 local out = {}
 for i = 1, n do
-  local k, a = k0 + (i - 1) * ks, 10 + (i - 1) * 2
+  local k, a = k0 + (i - 1) * ks, 11 + (i - 1) * 2
   local pk, ek = KEYS[k + 1], KEYS[k + 2]
   local pos = ARGV[a + 1]
   local entry = entries[i]
@@ -636,18 +710,39 @@ for i = 1, n do
         res = string.sub(mark, sp + 1)
       end
     end
+    if res == nil and not entry and takenEarly(i, pos) then
+      -- Parked by an earlier run, then taken by a put (joined early):
+      -- parked, as that run replied, and not parked again.
+      took[pk] = true
+      res = false
+    end
   elseif entry then
     local mk = KEYS[k + 3]
     local by = marked[mk] or marks[i]
+    local v = parkedNow[ek] or parkedVal[i]
+    if v == nil then v = false end
     if not by then
       redis.call('SET', mk, pos, 'PX', ARGV[1])
       marked[mk] = pos
       unpend(entry, idOf(i))
+      -- Its own parked label (parked by an earlier run, the prediction
+      -- come since) waits no more: it leaves its label batch, no orphan.
+      if v and parkedPos(v) == pos then
+        unpark(ek, v)
+        parked = parked - 1
+      end
       res = entry
     elseif by == pos then
       res = entry
     else
-      res = 1
+      if not v and not parkedRead then v = redis.call('GET', ek) end
+      if v and parkedPos(v) == pos and string.sub(by, 1, 2) == 'r:' then
+        -- Its own parked label, joined from the early-label stream: this
+        -- label, delivered again, not a duplicate: parked, as it was.
+        res = false
+      else
+        res = 1
+      end
     end
   end
   if res == nil then
@@ -665,6 +760,7 @@ for i = 1, n do
       parkedNow[ek] = v
       park[#park + 1] = ek
       res = false
+      if not keep then mapped[marksOf(i)] = true end
     end
   end
   out[i] = res
@@ -678,11 +774,18 @@ if added > 0 then
   redis.call('ZADD', KEYS[2], expiry, ref)
   redis.call('INCRBY', KEYS[4], added)
 end
+-- A generation where labels are parked has its map, for a put that
+-- takes one of them to mark it (putBatch).
+for mk in pairs(mapped) do
+  redis.call('HSETNX', mk, '', '')
+  if not hset[mk] then redis.call('PEXPIRE', mk, ARGV[1]) end
+end
 for mk, l in pairs(hset) do
   for s = 1, #l, 1000 do redis.call('HSET', mk, unpack(l, s, math.min(s + 999, #l))) end
   redis.call('PEXPIRE', mk, ARGV[1])
 end
 flushUnpend()
+flushUnpark()
 out[n + 1] = parked
 return out
 `)
