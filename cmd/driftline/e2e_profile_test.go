@@ -312,22 +312,11 @@ func threadCPU(pid string) map[string]time.Duration {
 	paths, _ := filepath.Glob("/proc/" + pid + "/task/[0-9]*/stat")
 	out := map[string]time.Duration{}
 	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
+		if st, ok := readStat(path); ok {
+			name := withoutDigits(st.comm)
+			out[name] += cpuOfStatFields(st.fields)
+			out[name+" (sys)"] += statTicks(st.fields[12])
 		}
-		line := string(data)
-		open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		fields := strings.Fields(line[end+1:])
-		if len(fields) < 13 {
-			continue
-		}
-		name := withoutDigits(line[open+1 : end])
-		out[name] += cpuOfStatFields(fields)
-		out[name+" (sys)"] += statTicks(fields[12])
 	}
 	return out
 }
@@ -353,11 +342,30 @@ func childPID(b *testing.B, comm string) string {
 	return ""
 }
 
-// child is a live child process of this one, from its /proc/<pid>/stat:
-// its pid, its command name and the fields after the name.
+// child is a live process or thread, from its /proc/<pid>/stat: its
+// pid, its command name and the fields after the name (at least 13).
 type child struct {
 	pid, comm string
 	fields    []string
+}
+
+// readStat reads the stat file at path; ok is false when it is gone or
+// not as expected.
+func readStat(path string) (c child, ok bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, false
+	}
+	line := string(data)
+	open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
+	if open < 0 || end < open {
+		return c, false
+	}
+	fields := strings.Fields(line[end+1:])
+	if len(fields) < 13 {
+		return c, false
+	}
+	return child{pid: strings.TrimSpace(line[:open]), comm: line[open+1 : end], fields: fields}, true
 }
 
 // children lists this process's live children.
@@ -366,20 +374,9 @@ func children() []child {
 	paths, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []child
 	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
+		if c, ok := readStat(path); ok && c.fields[1] == ppid {
+			out = append(out, c)
 		}
-		line := string(data)
-		open, end := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		fields := strings.Fields(line[end+1:])
-		if len(fields) < 13 || fields[1] != ppid {
-			continue
-		}
-		out = append(out, child{pid: strings.TrimSpace(line[:open]), comm: line[open+1 : end], fields: fields})
 	}
 	return out
 }
