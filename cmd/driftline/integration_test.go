@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -59,9 +60,20 @@ func produceStream(t testing.TB, ctx context.Context, broker *kafkatest.Broker, 
 // abrupt drift halfway, 1% malformed rows, 1% duplicates) of events rows at
 // rate rows/s (0: as fast as the broker takes them) through cl.
 func produceStreamAt(ctx context.Context, cl *kafka.Producer, spec *pipeline.Spec, events int64, rate float64, stats *feed.Stats) error {
+	return produceStreamPaced(ctx, cl, spec, events, rate, nil, 0, stats)
+}
+
+// produceStreamPaced is produceStreamAt held at most maxAhead rows ahead
+// of taken(), the rows the pipeline has dealt with (nil: unpaced), so that
+// the stream is still flowing whenever the pipeline is.
+func produceStreamPaced(ctx context.Context, cl *kafka.Producer, spec *pipeline.Spec, events int64, rate float64, taken func() int64, maxAhead int64, stats *feed.Stats) error {
 	cfg := feed.Config{
 		Topic: spec.Topics.Input, Events: events, Rate: rate, MalformedRate: 0.01, DuplicateRate: 0.01,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 7, Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: events / 2}},
+	}
+	if taken != nil {
+		cfg.Taken = func() (int64, int64) { return taken(), 0 }
+		cfg.MaxBacklog = maxAhead
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -224,26 +236,54 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	defer cancel()
 	bin := buildDriftline(t)
 	adm := kadm.NewClient(broker.Client(t))
-	// The stream is written at a steady rate while the runs are killed, so
-	// that a round (and its transaction) is open at every kill point.
 	stats := &feed.Stats{}
-	produced := make(chan error, 1)
-	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
-	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
 	// written counts output records, committed or not (progress only);
 	// open reports whether an open transaction holds written outputs (the
 	// high watermarks are past the last stable offsets).
-	sum := func(list func(context.Context, ...string) (kadm.ListedOffsets, error)) int64 {
+	sum := func(list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
 		ends, err := list(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n, err
+	}
+	mustSum := func(list func(context.Context, ...string) (kadm.ListedOffsets, error)) int64 {
+		n, err := sum(list)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var n int64
-		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 		return n
 	}
-	written := func() int64 { return sum(adm.ListEndOffsets) }
-	open := func() bool { return sum(adm.ListEndOffsets) > sum(adm.ListCommittedOffsets) }
+	var lastWritten, lastStable int64
+	written := func() int64 { lastWritten = mustSum(adm.ListEndOffsets); return lastWritten }
+	open := func() bool {
+		lastStable = mustSum(adm.ListCommittedOffsets)
+		return mustSum(adm.ListEndOffsets) > lastStable
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("at the end: %d outputs written, %d committed; %d rows produced", lastWritten, lastStable, stats.Rows.Load())
+		}
+	}()
+	// The stream is written at a steady rate while the runs are killed, and
+	// held at most a second's rows ahead of the outputs: however long a
+	// restart waits for the dead member's session to expire, the input is
+	// still flowing once it runs, so a round (and its transaction) is open
+	// at every kill point. A run that found the whole stream written could
+	// drain it between two looks and leave no open transaction to kill in.
+	var outputsSeen atomic.Int64
+	go func() {
+		for ctx.Err() == nil {
+			if n, err := sum(adm.ListEndOffsets); err == nil {
+				outputsSeen.Store(n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	produced := make(chan error, 1)
+	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
+	go func() {
+		produced <- produceStreamPaced(ctx, pcl, spec, events, 8000, outputsSeen.Load, 8000, stats)
+	}()
 
 	// Each kill lands while a transaction holds written outputs, so that
 	// the restart has an open transaction to abort.
