@@ -84,37 +84,51 @@ local function now()
 end
 `
 
-// luaUnpend's unpend takes event id out of the pending batch its cached
-// entry names, and flushUnpend does what unpend gathered, one SREM per
-// batch: the batch forgets the ids, the pending count drops, and a batch
-// left empty leaves the index. An entry without a batch reference (cached
-// by an older version) is left alone.
-const luaUnpend = luaNow + `
-local pend = {}
-local function unpend(entry, id)
-  local len = #entry
-  if len < 3 or string.byte(entry, len) ~= 183 then return end
-  local n = string.byte(entry, len - 1)
-  local ref = string.sub(entry, len - 1 - n, len - 2)
-  local l = pend[ref]
+// luaGroups' group adds item to groups[ref]'s list, and forgetGroups
+// does what the lists gathered, one SREM per group: set <prefix><ref>
+// forgets the group's items, countKey drops by the items it held (and
+// goes at 0 when dropAtZero), and a set left empty leaves the sorted set
+// indexKey. The lists are the caller's to reset.
+const luaGroups = luaNow + `
+local function group(groups, ref, item)
+  local l = groups[ref]
   if not l then
     l = {}
-    pend[ref] = l
+    groups[ref] = l
   end
-  l[#l + 1] = id
+  l[#l + 1] = item
 end
-local function flushUnpend()
-  for ref, l in pairs(pend) do
-    local bk = ARGV[4] .. ref
+local function forgetGroups(groups, prefix, countKey, indexKey, dropAtZero)
+  for ref, l in pairs(groups) do
+    local bk = prefix .. ref
     local gone = 0
     for s = 1, #l, 500 do
       gone = gone + redis.call('SREM', bk, unpack(l, s, math.min(s + 499, #l)))
     end
     if gone > 0 then
-      redis.call('DECRBY', KEYS[3], gone)
-      if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[1], ref) end
+      local left = redis.call('DECRBY', countKey, gone)
+      if dropAtZero and left <= 0 then redis.call('DEL', countKey) end
+      if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', indexKey, ref) end
     end
   end
+end
+`
+
+// luaUnpend's unpend takes event id out of the pending batch its cached
+// entry names, and flushUnpend does what unpend gathered (forgetGroups):
+// the batch forgets the ids, the pending count drops, and a batch left
+// empty leaves the index. An entry without a batch reference (cached by an
+// older version) is left alone.
+const luaUnpend = luaGroups + `
+local pend = {}
+local function unpend(entry, id)
+  local len = #entry
+  if len < 3 or string.byte(entry, len) ~= 183 then return end
+  local n = string.byte(entry, len - 1)
+  group(pend, string.sub(entry, len - 1 - n, len - 2), id)
+end
+local function flushUnpend()
+  forgetGroups(pend, ARGV[4], KEYS[3], KEYS[1], false)
   pend = {}
 end
 `
@@ -128,10 +142,10 @@ end
 //
 // luaPark's parkedRef and parkedPos read a parked label's value; unpark
 // takes a parked label (its key ek, its value v) out of its index, and
-// flushUnpark does what unpark gathered, one SREM per label batch: the
-// batch forgets the keys, the parked count drops (and goes, at 0), and a
-// batch left empty leaves the index; a label of the previous version
-// leaves its index. The label's key is the caller's to delete or keep.
+// flushUnpark does what unpark gathered (forgetGroups): the label batch
+// forgets the keys, the parked count drops (and goes, at 0), and a batch
+// left empty leaves the index; a label of the previous version leaves its
+// index. The label's key is the caller's to delete or keep.
 const luaPark = luaUnpend + `
 local function parkedRef(v)
   local sp = string.find(v, ' ', 5, true)
@@ -145,31 +159,17 @@ local function parkedPos(v)
 end
 local unparked = {}
 local function unpark(ek, v)
-  local ref = parkedRef(v)
-  local l = unparked[ref]
-  if not l then
-    l = {}
-    unparked[ref] = l
-  end
-  l[#l + 1] = ek
+  group(unparked, parkedRef(v), ek)
 end
 local function flushUnpark()
-  for ref, l in pairs(unparked) do
-    local bk = ARGV[5] .. ref
-    local gone = 0
-    for s = 1, #l, 500 do
-      local e = math.min(s + 499, #l)
-      if ref == '' then
-        redis.call('ZREM', KEYS[5], unpack(l, s, e))
-      else
-        gone = gone + redis.call('SREM', bk, unpack(l, s, e))
-      end
-    end
-    if gone > 0 then
-      if redis.call('DECRBY', KEYS[4], gone) <= 0 then redis.call('DEL', KEYS[4]) end
-      if redis.call('EXISTS', bk) == 0 then redis.call('ZREM', KEYS[2], ref) end
+  local legacy = unparked['']
+  if legacy then
+    unparked[''] = nil
+    for s = 1, #legacy, 500 do
+      redis.call('ZREM', KEYS[5], unpack(legacy, s, math.min(s + 499, #legacy)))
     end
   end
+  forgetGroups(unparked, ARGV[5], KEYS[4], KEYS[2], true)
   unparked = {}
 end
 `
