@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ import (
 const (
 	eosEvents = 20_000 // events, each labelled once
 	eosKills  = 3      // SIGKILLs while the labels are learned
+	// eosLabelsAhead bounds the labels written beyond those the killed
+	// pipeline has learned: a second of them at 800 a second.
+	eosLabelsAhead = 800
 )
 
 // TestIntegrationExactlyOnceLearnerStateSurvivesKills: two pipelines with
@@ -60,14 +64,7 @@ func TestIntegrationExactlyOnceLearnerStateSurvivesKills(t *testing.T) {
 		runs[p] = startInstance(t, bin, p, []string{"ref", "killed-0"}[i])
 		waitFor(t, ctx, p.spec.Name+" predicting every event", func() bool { return committedAll(ctx, adm, p.spec) })
 	}
-	produceLabelsInOrder(t, ctx, broker, ref.spec, stream, eosEvents, 0)
-	// The killed pipeline's labels come at a steady rate, so that the
-	// kills land while it learns.
-	labelled := make(chan struct{})
-	go func() {
-		defer close(labelled)
-		produceLabelsInOrder(t, ctx, broker, killed.spec, stream, eosEvents, 800)
-	}()
+	produceLabelsInOrder(t, ctx, broker, ref.spec, stream, eosEvents, 0, nil, 0)
 
 	// The killed pipeline: three SIGKILLs while it learns, each when it
 	// has learned past its last publish (they come every 2,000 labels),
@@ -78,6 +75,22 @@ func TestIntegrationExactlyOnceLearnerStateSurvivesKills(t *testing.T) {
 		return in.metrics("driftline_model_state_learned_labels")[killed.model(version)]
 	}
 	in := runs[killed]
+	// The killed pipeline's labels come at a steady rate, held at most
+	// eosLabelsAhead beyond what the running process has learned (0 while
+	// it restarts), so that each kill lands while it learns however long
+	// the restarts take: the wait for a kill holds only while labels come
+	// (once every label is learned, the learned count is the published one
+	// for good). Unheld, the 800 labels a second ran out 25 s after the
+	// first, and the third kill came about 18 s in on an idle machine,
+	// after two restarts of about 6 s each.
+	var current atomic.Pointer[instance]
+	current.Store(in)
+	labelled := make(chan struct{})
+	go func() {
+		defer close(labelled)
+		produceLabelsInOrder(t, ctx, broker, killed.spec, stream, eosEvents, 800,
+			func() int64 { return int64(learned(current.Load())) }, eosLabelsAhead)
+	}()
 	ahead := 0
 	for k := range eosKills {
 		at := float64((k + 1) * eosEvents / 5)
@@ -96,6 +109,7 @@ func TestIntegrationExactlyOnceLearnerStateSurvivesKills(t *testing.T) {
 		}
 		t.Logf("kill %d: the process had learned %.0f labels, %d of them published", k+1, n, published)
 		in = startInstance(t, bin, killed, fmt.Sprintf("killed-%d", k+1))
+		current.Store(in)
 	}
 	if ahead < 2 {
 		t.Errorf("only %d of %d kills landed after labels learned past the last publish: the re-join was not tested", ahead, eosKills)
@@ -132,8 +146,12 @@ func TestIntegrationExactlyOnceLearnerStateSurvivesKills(t *testing.T) {
 
 // produceLabelsInOrder writes the labels of the stream's first n events,
 // in event order, to spec's labels topic, at rate labels per second (0: as
-// fast as the broker takes them). It may run on its own goroutine.
-func produceLabelsInOrder(t *testing.T, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, cfg streams.Config, n int, rate float64) {
+// fast as the broker takes them). With learned set, it waits (looking
+// every 64 labels) while it has written more than ahead labels beyond
+// what learned reports, and the rate resumes from there. It may run on
+// its own goroutine.
+func produceLabelsInOrder(t *testing.T, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, cfg streams.Config, n int, rate float64,
+	learned func() int64, ahead int64) {
 	p := newTestProducer(t, broker.Addr, 2*time.Millisecond)
 	gen, err := streams.NewGenerator(cfg)
 	if err != nil {
@@ -143,6 +161,13 @@ func produceLabelsInOrder(t *testing.T, ctx context.Context, broker *kafkatest.B
 	start := time.Now()
 	var ev streams.Event
 	for i := range n {
+		if learned != nil && i%64 == 0 && int64(i)-learned() > ahead {
+			held := time.Now()
+			for int64(i)-learned() > ahead && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			start = start.Add(time.Since(held)) // no burst after a hold
+		}
 		if rate > 0 {
 			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 				time.Sleep(d)

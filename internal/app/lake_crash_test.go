@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +97,7 @@ func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test 
 	var stats feed.Stats
 	load := feed.Config{Topic: spec.Topics.Input, Events: 8000, Rate: 2000, MalformedRate: 0.01, DuplicateRate: 0.01,
 		Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 41}}
+	release := holdUntilKill(t, ctx, broker, spec, &load)
 	fed := make(chan error, 1)
 	go func() { fed <- feed.Produce(ctx, prod, load, &stats) }()
 
@@ -125,9 +128,8 @@ func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test 
 		// Right after a lake commit, before the consumer's next offset
 		// commit (every second): the lake then holds rows whose offsets
 		// Kafka does not.
-		for n := len(mustReadManifest(t, dir)); len(mustReadManifest(t, dir)) == n; {
-			time.Sleep(2 * time.Millisecond)
-		}
+		n := len(mustReadManifest(t, dir))
+		untilKillPoint(t, child, &childOut, "the next lake commit", func() bool { return len(mustReadManifest(t, dir)) != n })
 	case killAfterOffsetCommit:
 		// Right after the group's committed offsets advance: without the
 		// commit gate they would cover rows still in open lake files.
@@ -138,14 +140,14 @@ func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test 
 			}
 			return sum
 		}
-		for n := committed(); committed() == n; {
-			time.Sleep(2 * time.Millisecond)
-		}
+		n := committed()
+		untilKillPoint(t, child, &childOut, "the next offset commit", func() bool { return committed() != n })
 	}
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	child.Wait()
+	release()
 	before, _ := lake.ReadManifest(dir)
 	if err := <-fed; err != nil {
 		t.Fatal(err)
@@ -227,6 +229,55 @@ func checkLakeAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr, test 
 	}
 	t.Logf("%d lake files before the kill; %d events in the lake, %d predicted offsets, %d rows skipped after the restart",
 		len(before), len(inLake), len(predicted), a.lake.Skipped())
+}
+
+// lakeKillBacklog is how many rows a crash test's load may be ahead of the
+// child's outputs before the kill: half a second at its 2,000 rows a
+// second.
+const lakeKillBacklog = 1000
+
+// holdUntilKill holds load (set to write to spec's input) at most
+// lakeKillBacklog rows ahead of the outputs (predictions and DLQ records)
+// that the child has written, until release is called, and returns
+// release. The kill points wait for the child's next commit, which comes
+// only while rows come: unheld, a child slow to start and join the group
+// (the stream lasts 4 s) could find the whole stream written, take it as
+// a backlog, commit it and then nothing more, and the wait for the kill
+// point would never end (it had no bound). Held, rows are still to come
+// at every kill point, as the tests mean.
+func holdUntilKill(t *testing.T, ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, load *feed.Config) (release func()) {
+	var released atomic.Bool
+	adm := kadm.NewClient(broker.Client(t))
+	load.MaxBacklog = lakeKillBacklog
+	load.Taken = func() (rows, labels int64) {
+		if released.Load() {
+			return math.MaxInt64 / 2, math.MaxInt64 / 2
+		}
+		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+		if err != nil {
+			return 0, math.MaxInt64 / 2 // asked again in a few ms
+		}
+		// Duplicates (1% of the rows) have no output: the bound leaves
+		// room for them.
+		ends.Each(func(o kadm.ListedOffset) { rows += o.Offset })
+		return rows, math.MaxInt64 / 2 // labels follow their events
+	}
+	return func() { released.Store(true) }
+}
+
+// untilKillPoint polls cond every 2 ms until it holds, killing the child
+// and failing t when it does not within 30 s.
+func untilKillPoint(t *testing.T, child *exec.Cmd, childOut *strings.Builder, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			child.Process.Kill()
+			child.Wait()
+			t.Fatalf("no kill point: %s did not come within 30s:\n%s", what, childOut.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 func mustReadManifest(t *testing.T, dir string) []lake.ManifestEntry {

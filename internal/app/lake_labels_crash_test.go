@@ -132,6 +132,7 @@ func checkLakeLabelsAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr,
 	// second), so the check at the kill covers the labels joined last.
 	load := feed.Config{Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Events: 8000, Rate: 2000, MalformedRate: 0.01,
 		LabelDelay: time.Second, LabelJitter: 500 * time.Millisecond, Stream: streams.Config{Concept: streams.ConceptSEA, Seed: 43}}
+	release := holdUntilKill(t, ctx, broker, spec, &load)
 	fed := make(chan error, 1)
 	go func() { fed <- feed.Produce(ctx, prod, load, &stats) }()
 
@@ -166,13 +167,13 @@ func checkLakeLabelsAfterKill(t *testing.T, broker *kafkatest.Broker, redisAddr,
 		}
 		return sum
 	}
-	for n := labelsCommitted(); labelsCommitted() == n; {
-		time.Sleep(2 * time.Millisecond)
-	}
+	n := labelsCommitted()
+	untilKillPoint(t, child, &childOut, "the label plane's next offset commit", func() bool { return labelsCommitted() != n })
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	child.Wait()
+	release()
 	if err := <-fed; err != nil {
 		t.Fatal(err)
 	}
