@@ -59,19 +59,9 @@ func TestChaosPoisonPill(t *testing.T) {
 
 	// A steady stream (1% malformed, 1% duplicates) runs across the pill.
 	stats := &feed.Stats{}
-	produced := make(chan error, 1)
-	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
-	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 2500, stats) }()
 	adm := kadm.NewClient(broker.Client(t))
-	outputs := func() int64 {
-		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-		return n
-	}
+	produced := produceStreamAhead(t, ctx, broker, adm, spec, events, 2500, stats)
+	outputs := func() int64 { return mustOutputs(t, ctx, adm, spec) }
 	waitFor(t, ctx, "the first 2,000 outputs", func() bool { alive("before the pill"); return outputs() >= 2000 })
 
 	// kcat -P: raw records from a plain client, the pill then a valid event

@@ -241,7 +241,9 @@ loop:
 		select {
 		case err := <-prodDone:
 			producing = false
-			if err != nil && !errors.Is(err, context.Canceled) {
+			// Records in flight when the run is stopped (Ctrl-C, or the
+			// caller's deadline) fail with the run's own context error.
+			if err != nil && !errors.Is(err, ctx.Err()) {
 				return fmt.Errorf("producer: %w", err)
 			}
 		case err := <-planeErr:

@@ -81,6 +81,52 @@ func produceStreamPaced(ctx context.Context, cl *kafka.Producer, spec *pipeline.
 	return feed.Produce(ctx, cl, cfg, stats)
 }
 
+// produceStreamAhead writes the integration tests' stream at rate rows/s
+// on its own goroutine, held at most a second's rows ahead of the outputs
+// (outputsWritten, looked at every 100 ms), and returns Produce's result
+// channel. A test that kills or faults the pipeline mid-stream uses it:
+// however long a restart waits (for a dead member's session to expire, a
+// lease, a broker), the input is still flowing once the pipeline runs, so
+// every kill point is reached while rows come. Unheld, a run that found
+// the whole stream written could drain it between two looks.
+func produceStreamAhead(t testing.TB, ctx context.Context, broker *kafkatest.Broker, adm *kadm.Client, spec *pipeline.Spec, events int64, rate float64, stats *feed.Stats) <-chan error {
+	t.Helper()
+	var outputs atomic.Int64
+	go func() {
+		for ctx.Err() == nil {
+			if n, err := outputsWritten(ctx, adm, spec, adm.ListEndOffsets); err == nil {
+				outputs.Store(n)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	produced := make(chan error, 1)
+	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
+	go func() { produced <- produceStreamPaced(ctx, pcl, spec, events, rate, outputs.Load, int64(rate), stats) }()
+	return produced
+}
+
+// outputsWritten sums the offsets that list (adm.ListEndOffsets: every
+// output record written, committed or not; adm.ListCommittedOffsets: up to
+// the last stable offsets) gives for spec's predictions and DLQ topics.
+func outputsWritten(ctx context.Context, adm *kadm.Client, spec *pipeline.Spec, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
+	ends, err := list(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n, err
+}
+
+// mustOutputs is outputsWritten's count of every output record written,
+// failing t on an error.
+func mustOutputs(t testing.TB, ctx context.Context, adm *kadm.Client, spec *pipeline.Spec) int64 {
+	t.Helper()
+	n, err := outputsWritten(ctx, adm, spec, adm.ListEndOffsets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestIntegrationPipelineOnRealKafkaAndRedis sends 200,000 events with 1%
 // malformed rows and 1% duplicates through the data plane on a real Apache
 // Kafka broker and a real redis-server, then reads every output topic back.
@@ -157,20 +203,10 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	bin := buildDriftline(t)
 	adm := kadm.NewClient(broker.Client(t))
 	// The stream is written at a steady rate while the runs are killed, so
-	// that a round (and its transaction) is open at every kill point.
+	// that a round is in flight at every kill point.
 	stats := &feed.Stats{}
-	produced := make(chan error, 1)
-	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
-	go func() { produced <- produceStreamAt(ctx, pcl, spec, events, 8000, stats) }()
-	outputs := func() int64 {
-		ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int64
-		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-		return n
-	}
+	produced := produceStreamAhead(t, ctx, broker, adm, spec, events, 8000, stats)
+	outputs := func() int64 { return mustOutputs(t, ctx, adm, spec) }
 
 	p1 := startRun(t, bin, specPath, "run1")
 	waitFor(t, ctx, "30% of the outputs", func() bool { return outputs() >= events*3/10 })
@@ -190,6 +226,9 @@ func TestIntegrationKillAndRestartLosesNothing(t *testing.T) {
 	}
 
 	p3 := startRun(t, bin, specPath, "run3")
+	if err := <-produced; err != nil {
+		t.Fatalf("produce: %v", err)
+	}
 	waitFor(t, ctx, "the group to commit the whole input", func() bool { return committedAll(ctx, adm, spec) })
 	if err := p3.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -240,50 +279,24 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	// written counts output records, committed or not (progress only);
 	// open reports whether an open transaction holds written outputs (the
 	// high watermarks are past the last stable offsets).
-	sum := func(list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
-		ends, err := list(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
-		var n int64
-		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-		return n, err
-	}
-	mustSum := func(list func(context.Context, ...string) (kadm.ListedOffsets, error)) int64 {
-		n, err := sum(list)
+	var lastWritten, lastStable int64
+	written := func() int64 { lastWritten = mustOutputs(t, ctx, adm, spec); return lastWritten }
+	open := func() bool {
+		stable, err := outputsWritten(ctx, adm, spec, adm.ListCommittedOffsets)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return n
-	}
-	var lastWritten, lastStable int64
-	written := func() int64 { lastWritten = mustSum(adm.ListEndOffsets); return lastWritten }
-	open := func() bool {
-		lastStable = mustSum(adm.ListCommittedOffsets)
-		return mustSum(adm.ListEndOffsets) > lastStable
+		lastStable = stable
+		return mustOutputs(t, ctx, adm, spec) > stable
 	}
 	defer func() {
 		if t.Failed() {
 			t.Logf("at the end: %d outputs written, %d committed; %d rows produced", lastWritten, lastStable, stats.Rows.Load())
 		}
 	}()
-	// The stream is written at a steady rate while the runs are killed, and
-	// held at most a second's rows ahead of the outputs: however long a
-	// restart waits for the dead member's session to expire, the input is
-	// still flowing once it runs, so a round (and its transaction) is open
-	// at every kill point. A run that found the whole stream written could
-	// drain it between two looks and leave no open transaction to kill in.
-	var outputsSeen atomic.Int64
-	go func() {
-		for ctx.Err() == nil {
-			if n, err := sum(adm.ListEndOffsets); err == nil {
-				outputsSeen.Store(n)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	produced := make(chan error, 1)
-	pcl := newTestProducer(t, broker.Addr, 5*time.Millisecond)
-	go func() {
-		produced <- produceStreamPaced(ctx, pcl, spec, events, 8000, outputsSeen.Load, 8000, stats)
-	}()
+	// The stream is written at a steady rate while the runs are killed, so
+	// that a round (and its transaction) is open at every kill point.
+	produced := produceStreamAhead(t, ctx, broker, adm, spec, events, 8000, stats)
 
 	// Each kill lands while a transaction holds written outputs, so that
 	// the restart has an open transaction to abort.
