@@ -498,12 +498,22 @@ func testExactlyOnceRestart(t *testing.T, b *kafkatest.Broker) {
 	opts := consumerOpts{batch: 10, inFlight: 2}
 
 	// 1: graceful stop mid-stream.
+	// Once it has handled a third, run 1's rounds wait for the stop, so
+	// that run 2 has rounds left to get stuck in however fast run 1 is.
 	p1 := newEOSPipe(t, out, dlq)
-	p1.after = func([]pipeline.Message) error { time.Sleep(time.Millisecond); return nil }
+	stopping := make(chan struct{})
+	p1.after = func([]pipeline.Message) error {
+		if p1.total.Load() >= partitions*perPart/3 {
+			<-stopping
+		}
+		return nil
+	}
 	c1 := newEOSConsumer(t, b, group, in, txnID, opts)
 	run1 := start(c1, p1.open(c1))
 	eventually(t, "run 1 handles a third", func() bool { return p1.total.Load() >= partitions*perPart/3 })
-	if err := run1.stop(t); err != nil {
+	run1.cancel()
+	close(stopping)
+	if err := run1.wait(t); err != nil {
 		t.Fatalf("run 1: %v", err)
 	}
 	p1.Check(t)
