@@ -279,17 +279,41 @@ local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
 -- The labels taken from the park, per generation of their positions
 -- (earlyTaken: hash of taken marks → the positions' indexes in it).
 local earlyTaken, tspan, lastPart, lastGen, lastList = {}, tonumber(ARGV[16]), nil, nil, nil
+local listOf = {}
+-- digitsTo(s, p) is the index of the last byte of the run of decimal
+-- digits at p (p - 1 when none): byte tests, not a pattern, which gopher-lua
+-- compiles at every call (string.match was ~6% of the demo's CPU).
+local function digitsTo(s, p)
+  local b = string.byte(s, p)
+  while b and b >= 48 and b <= 57 do
+    p = p + 1
+    b = string.byte(s, p)
+  end
+  return p - 1
+end
+-- markEarly reads the position as string.match(v, '^(%d+:)(%d+)', 5) would.
 local function markEarly(v)
-  local part, o = string.match(v, '^(%d+:)(%d+)', 5)
-  local off = tonumber(o)
+  local e = digitsTo(v, 5)
+  if e < 5 or string.byte(v, e + 1) ~= 58 then return end
+  local e2 = digitsTo(v, e + 2)
+  if e2 < e + 2 then return end
+  local part = string.sub(v, 5, e + 1)
+  local off = tonumber(string.sub(v, e + 2, e2))
   if not off then return end
   local gen = math.floor(off / tspan)
   if part ~= lastPart or gen ~= lastGen then
-    local hk = ARGV[15] .. part .. 'g' .. string.format('%d', gen)
-    lastList = earlyTaken[hk]
+    -- The labels' partitions alternate from row to row: the lists are
+    -- found by partition and generation, the hash's name built once.
+    local pg = listOf[part]
+    if not pg then
+      pg = {}
+      listOf[part] = pg
+    end
+    lastList = pg[gen]
     if not lastList then
       lastList = {}
-      earlyTaken[hk] = lastList
+      pg[gen] = lastList
+      earlyTaken[ARGV[15] .. part .. 'g' .. string.format('%d', gen)] = lastList
     end
     lastPart, lastGen = part, gen
   end
@@ -323,7 +347,7 @@ else
   if not keep then
     hwKey = ARGV[12] .. 'hw'
     hw = tonumber(redis.call('GET', hwKey) or '-1')
-    local mayHold = tonumber(string.match(ARGV[14], '^%d+')) <= hw
+    local mayHold = tonumber(string.sub(ARGV[14], 1, digitsTo(ARGV[14], 1))) <= hw
     local k = 0
     if mayHold or next(early) then
       for o in string.gmatch(ARGV[14], '%d+') do
@@ -438,7 +462,16 @@ for _, g in ipairs(gens) do
 end
 -- The high-water mark outlives the labels held below it.
 if holding then
-  local last = tonumber(string.match(ARGV[14], '%d+$'))
+  -- The last offset, as tonumber(string.match(ARGV[14], '%d+$')): an
+  -- unanchored match tries every position of the offsets' string.
+  local o14 = ARGV[14]
+  local p = #o14
+  while p >= 1 do
+    local b = string.byte(o14, p)
+    if b < 48 or b > 57 then break end
+    p = p - 1
+  end
+  local last = tonumber(string.sub(o14, p + 1))
   if last > hw then
     redis.call('SET', hwKey, last, 'PX', ARGV[1])
   else
@@ -755,7 +788,9 @@ for i = 1, n do
       res = 0
     else
       v = ARGV[a] .. pos .. ' ' .. ref
-      redis.call('SET', ek, v, 'PX', ARGV[1])
+      -- GET: the same write, with a bulk reply (ignored) rather than
+      -- +OK, which miniredis hands a script as a fresh table per call.
+      redis.call('SET', ek, v, 'PX', ARGV[1], 'GET')
       parked = parked + 1
       parkedNow[ek] = v
       park[#park + 1] = ek
