@@ -394,7 +394,11 @@ func NewJoinMetrics(reg prometheus.Registerer) (*JoinMetrics, error) {
 // counted, and learned from, once: the join's scripts are idempotent (see
 // joinBatch), also when a put took a label the first run parked (the
 // second run counts it parked, as the first would have, and the put
-// counted it in EarlyJoined and Joined).
+// counted it in EarlyJoined and Joined). Outside log mode, a label record
+// delivered again to the process that counted it (its consumer group lost
+// the partition and gave it back before the offset was committed) is
+// counted once too: the counters and Processed skip it (see
+// LabelJoin.countedBelow), though it is taught again if joined again.
 type LabelCounts struct {
 	Processed, Joined, Late, Early, EarlyJoined, Orphan, Invalid, ParkedOverflow, Missing int64
 }
@@ -409,7 +413,8 @@ type LabelCounts struct {
 // waits on; a count of labels cannot be, so it is clamped at 0. The
 // identity Processed = Settled() + Parked() then holds only in a process
 // that inherited no parked label (its Settled counts the inherited ones
-// too). A label delivered again after a restart whose parked label a put
+// too). A label delivered again after a restart (to another process: the
+// same process does not count it again) whose parked label a put
 // took already (in any process) is counted in Early by the process it is
 // delivered to again, which never sees it joined: there it makes the
 // difference an overcount, by one per such label. The park's size across
@@ -583,6 +588,11 @@ type LabelJoin struct {
 	OnLearned func(rows *models.Rows, y []float32)
 
 	bufs sync.Pool // *joinBuf for ObserveVersions
+	// countedMu guards counted: per labels partition, the offset below
+	// which this process has counted every label record it handled
+	// (countedBelow).
+	countedMu sync.Mutex
+	counted   map[int32]int64
 	// joined holds, in log mode, the events joined since TakeJoined.
 	joinedMu sync.Mutex
 	joined   []string
@@ -594,8 +604,41 @@ func NewLabelJoin(spec *pipeline.Spec, cache *PredictionCache, champion *ServedM
 }
 
 // Processed is the number of label records handled so far (each once,
-// however often its batch was tried): see LabelCounts.
+// however often its batch was tried or delivered): see LabelCounts.
 func (j *LabelJoin) Processed() int64 { return j.processed.Load() }
+
+// countedBelow is the offset of partition below which this process has
+// counted the label records it handled: a record below it is one
+// delivered to this process again (its group lost the partition, after a
+// pause longer than its session, before the offset was committed, and got
+// it back), already counted when it was first handled. The join's scripts
+// reply to it as they did the first time (joined again from its mark, or
+// parked: its own parked label, or one a put took since); counting it
+// again would count a label twice, and a parked one in Early twice, which
+// Parked() would report waiting for a prediction forever. A process only
+// ever handles a partition's offsets in order from where its group
+// committed, so the highest offset handled bounds those it counted.
+func (j *LabelJoin) countedBelow(partition int32) int64 {
+	j.countedMu.Lock()
+	defer j.countedMu.Unlock()
+	if n, ok := j.counted[partition]; ok {
+		return n
+	}
+	return -1
+}
+
+// countedUpTo records that partition's records up to offset last are
+// counted (countedBelow).
+func (j *LabelJoin) countedUpTo(partition int32, last int64) {
+	j.countedMu.Lock()
+	defer j.countedMu.Unlock()
+	if j.counted == nil {
+		j.counted = map[int32]int64{}
+	}
+	if n, ok := j.counted[partition]; !ok || last+1 > n {
+		j.counted[partition] = last + 1
+	}
+}
 
 // Observe caches a scored batch's predictions for the label join, and joins
 // any labels that arrived before them. It fits Score.Observe.
@@ -849,11 +892,34 @@ func (lp *labelPartition) Close() {}
 // again, and counted then, so that every label record is counted once.
 type labelTally struct {
 	joined, late, early, invalid, parkedOverflow int
+	// records is the batch's records counted (not delivered again,
+	// LabelJoin.countedBelow), of which the above count every one.
+	records int
+	// seen is the offset below which the batch's records were counted
+	// already, by an earlier delivery to this process.
+	seen int64
 }
+
+// counts says whether the record at offset is counted: not delivered to
+// this process again (LabelJoin.countedBelow).
+func (t *labelTally) counts(offset int64) bool { return offset >= t.seen }
 
 // Handle joins one batch of label records and learns from them.
 func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) error {
-	var t labelTally
+	if len(msgs) == 0 {
+		return nil
+	}
+	t := labelTally{seen: -1}
+	if !lp.join.cache.keep {
+		// In log mode a writer restored from an earlier publish joins its
+		// labels again, and counts them again (see labeljoin_log.go).
+		t.seen = lp.join.countedBelow(msgs[0].Partition)
+	}
+	for i := range msgs {
+		if t.counts(msgs[i].Offset) {
+			t.records++
+		}
+	}
 	if err := lp.handle(ctx, msgs, &t); err != nil {
 		return err
 	}
@@ -866,7 +932,12 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	m.early.Add(float64(t.early))
 	m.invalid.Add(float64(t.invalid))
 	m.parkedOverflow.Add(float64(t.parkedOverflow))
-	lp.join.processed.Add(int64(len(msgs)))
+	lp.join.processed.Add(int64(t.records))
+	last := msgs[0].Offset
+	for i := range msgs {
+		last = max(last, msgs[i].Offset)
+	}
+	lp.join.countedUpTo(msgs[0].Partition, last)
 	return nil
 }
 
@@ -877,7 +948,9 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 	for i := range msgs {
 		id, label, rej := lp.dec.Decode(msgs[i].Value)
 		if rej.Reason != "" {
-			t.invalid++
+			if t.counts(msgs[i].Offset) {
+				t.invalid++
+			}
 			lp.refused = append(lp.refused, refusedLabel{i, rej})
 			continue
 		}
@@ -936,10 +1009,13 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		}
 		rej := pipeline.Rejection{Stage: StageLabels, Reason: ReasonLabelParkedFull,
 			Detail: "its prediction is not cached yet and labels.max_parked labels are parked already"}
+		counts := t.counts(msgs[lp.at[i]].Offset)
 		if r == joinRefusedDuplicate {
-			t.invalid++
+			if counts {
+				t.invalid++
+			}
 			rej.Reason, rej.Detail = ReasonLabelDuplicate, "another label of its event is parked, or joined its prediction"
-		} else {
+		} else if counts {
 			t.parkedOverflow++
 		}
 		lp.refused = append(lp.refused, refusedLabel{lp.at[i], rej})
@@ -948,10 +1024,13 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 		return err
 	}
 	for i, r := range lp.res {
+		counts := t.counts(msgs[lp.at[i]].Offset)
 		var raw string
 		switch r := r.(type) {
 		case nil:
-			parked++
+			if counts {
+				parked++
+			}
 			continue
 		case int64:
 			continue // refused above
@@ -961,16 +1040,22 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 			return fmt.Errorf("label join: a reply of %T for a label", r)
 		}
 		if err := decodeEntry([]byte(raw), &lp.entry); err != nil {
-			t.invalid++
+			if counts {
+				t.invalid++
+			}
 			continue
 		}
 		if c.keep {
 			j.noteJoined(lp.ids[i])
 		}
 		e := &lp.entry
-		if now.Sub(e.at) > c.ttl {
+		switch {
+		case !counts:
+			// Joined again from its mark: counted when first joined (it
+			// is taught and given to OnOutcome again, at least once).
+		case now.Sub(e.at) > c.ttl:
 			t.late++
-		} else {
+		default:
 			t.joined++
 		}
 		j.outcome(lp.ids[i], e.version, view.armOf(e.version), e.step, e.score, lp.labels[i], now, positionOf(&msgs[lp.at[i]]))

@@ -124,7 +124,7 @@ func TestLabelBatchRetriedAfterALostReply(t *testing.T) {
 	if got := marks(); len(got) != 1 {
 		t.Fatalf("taken marks %v after a batch with no script call, want the batch's still", got)
 	}
-	lost.handleCounted(t, labelsAt(104, "zz"))
+	lost.handleCounted(t, labelsAt(105, "zz")) // after bad, at 104
 	if got := marks(); len(got) != 1 {
 		t.Fatalf("taken marks %v after the next batch in the same generation, want the generation's still", got)
 	}

@@ -104,6 +104,11 @@ func (rig *joinRig) handle(t testing.TB, msgs []pipeline.Message) {
 	if err := rig.handler.Handle(context.Background(), msgs); err != nil {
 		t.Fatal(err)
 	}
+	for i := range msgs {
+		// The next records without positions come after these, as on
+		// the topic (a record below is one delivered again).
+		rig.labelOffset = max(rig.labelOffset, msgs[i].Offset+1)
+	}
 }
 
 // labelMsgs builds label records {"event_id": ids[i], "label": label(i)}.
@@ -201,12 +206,10 @@ func TestLabelJoin(t *testing.T) {
 	}
 
 	// Invalid label records are counted, not fatal.
-	if err := rig.handler.Handle(context.Background(), []pipeline.Message{
+	rig.handle(t, []pipeline.Message{
 		{Value: []byte(`{"event_id":"e"}`)}, {Value: []byte(`not json`)}, {Value: []byte(`{"event_id":"","label":1}`)},
 		{Value: []byte(`{"event_id":"e","label":"yes"}`)},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if got := rig.counts().invalid; got != 4 {
 		t.Errorf("invalid = %v, want 4", got)
 	}
