@@ -910,15 +910,18 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 		return nil
 	}
 	t := labelTally{seen: -1}
-	if !lp.join.cache.keep {
-		// In log mode a writer restored from an earlier publish joins its
-		// labels again, and counts them again (see labeljoin_log.go).
+	// In log mode a writer restored from an earlier publish joins its
+	// labels again, and counts them again (see labeljoin_log.go).
+	remember := !lp.join.cache.keep
+	if remember {
 		t.seen = lp.join.countedBelow(msgs[0].Partition)
 	}
+	last := msgs[0].Offset
 	for i := range msgs {
 		if t.counts(msgs[i].Offset) {
 			t.records++
 		}
+		last = max(last, msgs[i].Offset)
 	}
 	if err := lp.handle(ctx, msgs, &t); err != nil {
 		return err
@@ -933,11 +936,9 @@ func (lp *labelPartition) Handle(ctx context.Context, msgs []pipeline.Message) e
 	m.invalid.Add(float64(t.invalid))
 	m.parkedOverflow.Add(float64(t.parkedOverflow))
 	lp.join.processed.Add(int64(t.records))
-	last := msgs[0].Offset
-	for i := range msgs {
-		last = max(last, msgs[i].Offset)
+	if remember {
+		lp.join.countedUpTo(msgs[0].Partition, last)
 	}
-	lp.join.countedUpTo(msgs[0].Partition, last)
 	return nil
 }
 

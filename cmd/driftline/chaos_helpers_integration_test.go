@@ -325,15 +325,14 @@ func (l *chaosLoad) wait(t *testing.T, limit time.Duration) {
 	}
 }
 
-// outputCount sums the end offsets of the predictions and DLQ topics.
+// outputCount sums the end offsets of the predictions and DLQ topics
+// (outputsWritten), failing t on an error.
 func outputCount(t *testing.T, ctx context.Context, adm *kadm.Client, spec *pipeline.Spec) int64 {
 	t.Helper()
-	ends, err := adm.ListEndOffsets(ctx, spec.Topics.Predictions, spec.Topics.DLQ)
+	n, err := outputsWritten(ctx, adm, spec, adm.ListEndOffsets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int64
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	return n
 }
 
