@@ -50,6 +50,9 @@ const (
 	govRecoveryPoints = 0.02
 	govPhase2Events   = 60_000 // phase 2: the bad candidate
 	govNoise          = 0.05   // share of labels flipped at random
+	// govTailEvents bounds the drifted concept's traffic after phase 1,
+	// written until the retrained candidate is stable (see the test).
+	govTailEvents = 240 * govRate
 )
 
 // TestIntegrationGovernanceLoop runs the whole model-governance loop of
@@ -74,12 +77,13 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	broker := kafkatest.StartKafka(t)
 	rds := redistest.StartRedis(t)
 	spec, specPath := integrationSpec(t, broker, rds.Addr)
-	// Retrain jobs replay recent events and labels from Kafka offsets.
+	// Retrain jobs replay recent events and labels from Kafka offsets, and
+	// warm-start their candidates (see warmRetrain).
 	text, err := os.ReadFile(specPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kafkaSource := strings.Replace(string(text), "  retrain:\n", "  retrain:\n    source: kafka\n    lookback: 2m\n", 1)
+	kafkaSource := warmRetrain(t, strings.Replace(string(text), "  retrain:\n", "  retrain:\n    source: kafka\n    lookback: 2m\n", 1))
 	if kafkaSource == string(text) {
 		t.Fatal("the demo spec has no rollout.retrain block to edit")
 	}
@@ -101,12 +105,30 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	defer func() { _ = run.Process.Signal(syscall.SIGTERM); _ = run.Wait() }()
 
 	// Phase 1: the drifting stream, at a steady rate with delayed labels.
+	// Then, until the retrained candidate is stable, the tail: more of the
+	// drifted concept. Alert → retrain → shadow → canary → champion →
+	// stable takes wall time, which a slow machine stretches past phase
+	// 1's 20 seconds, and a rollout without traffic gathers no samples; in
+	// production the traffic goes on. The recovery bound is read on phase
+	// 1's events alone.
 	phase1 := streams.Config{Concept: streams.ConceptSEA, Seed: 11, Variant: 0, DriftVariant: 3, Noise: govNoise,
 		Drift: streams.Drift{Kind: streams.DriftAbrupt, Position: govDriftAt},
 		Start: time.Now().UTC().Truncate(time.Second), Step: time.Millisecond}
+	tail := streams.Config{Concept: streams.ConceptSEA, Seed: 13, Variant: 3, Noise: govNoise,
+		Start: phase1.Start.Add(time.Duration(govEvents) * time.Millisecond), Step: time.Millisecond}
+	tailCtx, stopTail := context.WithCancel(ctx)
+	defer stopTail()
+	var tailStats feed.Stats
 	prodErr := make(chan error, 1)
 	go func() {
-		prodErr <- produceGoverned(ctx, broker, spec, phase1, govEvents)
+		err := produceGoverned(ctx, broker, spec, phase1, govEvents, &feed.Stats{})
+		if err == nil {
+			err = produceGoverned(tailCtx, broker, spec, tail, govTailEvents, &tailStats)
+			if tailCtx.Err() != nil && ctx.Err() == nil {
+				err = nil // stopped once the rollout was stable
+			}
+		}
+		prodErr <- err
 	}()
 
 	// 1–3: alert, retrain, shadow → canary → champion → stable.
@@ -122,15 +144,12 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 			return e.What == "rollout.stable" && e.Version == candidate
 		})
 	})
+	stopTail()
 	if err := <-prodErr; err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	for _, e := range auditWhats(t, reg, model) {
-		if strings.HasPrefix(e.What, "rollout.") {
-			t.Logf("%s version %d: %s candidate %s (n %s) vs champion %s (n %s), bounds [%s, %s]", e.What, e.Version, e.Details["metric"],
-				e.Details["candidate"], e.Details["candidate_n"], e.Details["champion"], e.Details["champion_n"], e.Details["lower"], e.Details["upper"])
-		}
-	}
+	t.Logf("the tail after phase 1: %d events", tailStats.Rows.Load())
+	logRolloutMeasurements(t, reg, model)
 	set, err := reg.Aliases(ctx, model)
 	if err != nil {
 		t.Fatal(err)
@@ -149,10 +168,11 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 	}
 
 	// 4: served accuracy recovers within the bound.
+	var acc servedOutcomes
 	waitFor(t, ctx, "every phase-1 event predicted", func() bool {
-		return countPredictions(t, broker, spec) >= govEvents
+		acc = servedAccuracy(t, broker, spec, phase1, govEvents)
+		return !slices.Contains(acc.seen, false)
 	})
-	acc := servedAccuracy(t, broker, spec, phase1, govEvents)
 	pre := acc.rate(govDriftAt-govPreWindow, govDriftAt)
 	recoveredAt := -1
 	for k := govDriftAt; k+govRecoveryWindow <= govEvents; k += 1000 {
@@ -185,8 +205,8 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 		t.Fatalf("models promote --alias shadow: exit %d: %s", code, errOut.String())
 	}
 	phase2 := streams.Config{Concept: streams.ConceptSEA, Seed: 12, Variant: 3, Noise: govNoise,
-		Start: phase1.Start.Add(time.Duration(govEvents) * time.Millisecond), Step: time.Millisecond}
-	go func() { prodErr <- produceGoverned(ctx, broker, spec, phase2, govPhase2Events) }()
+		Start: tail.Start.Add(time.Duration(tailStats.Rows.Load()) * time.Millisecond), Step: time.Millisecond}
+	go func() { prodErr <- produceGoverned(ctx, broker, spec, phase2, govPhase2Events, &feed.Stats{}) }()
 	waitFor(t, ctx, "the bad candidate rolled back", func() bool {
 		return slices.ContainsFunc(auditWhats(t, reg, model), func(e registry.Event) bool {
 			return e.What == "rollout.rollback" && e.Version == bad
@@ -242,20 +262,19 @@ func TestIntegrationGovernanceLoop(t *testing.T) {
 
 // produceGoverned writes n events of cfg with their labels 100–200 ms later,
 // at govRate, without malformed rows or duplicates (so that event index i of
-// the stream is event i of the predictions).
-func produceGoverned(ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, cfg streams.Config, n int64) error {
+// the stream is event i of the predictions), counting them into stats.
+func produceGoverned(ctx context.Context, broker *kafkatest.Broker, spec *pipeline.Spec, cfg streams.Config, n int64, stats *feed.Stats) error {
 	cl, err := kafka.NewProducer(kafka.ProducerConfig{Client: kafka.ClientConfig{Brokers: []string{broker.Addr}}, Linger: 2 * time.Millisecond})
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	var stats feed.Stats
 	pcfg := feed.Config{Topic: spec.Topics.Input, LabelsTopic: spec.Topics.Labels, Stream: cfg, Events: n, Rate: govRate,
 		LabelDelay: 100 * time.Millisecond, LabelJitter: 100 * time.Millisecond}
 	if err := pcfg.Validate(); err != nil {
 		return err
 	}
-	return feed.Produce(ctx, cl, pcfg, &stats)
+	return feed.Produce(ctx, cl, pcfg, stats)
 }
 
 // registerUnlearnableVersion registers a version of the spec's model that
@@ -286,6 +305,36 @@ func registerUnlearnableVersion(t *testing.T, ctx context.Context, reg *registry
 	return v.Number
 }
 
+// warmRetrain switches the demo spec's retrain mode from reset to warm, for
+// the tests whose claim is that the governance loop completes. A reset
+// candidate learns ~3,000 post-drift rows from scratch, with the spec's
+// 2^16 hashed weights; in shadow it measured 0.894 against the adapted
+// champion's 0.935 (n 1,392 and 11,665) and the gate, rightly, rolled it
+// back: a reset candidate is not always better than an online learner
+// that has already adapted, so the loop does not always complete with
+// one. A warm candidate (the champion plus those rows) is at least as
+// good, and the loop it goes through is the same.
+func warmRetrain(t *testing.T, spec string) string {
+	t.Helper()
+	warm := strings.Replace(spec, "    mode: reset\n", "    mode: warm\n", 1)
+	if warm == spec {
+		t.Fatal("the demo spec's rollout.retrain block has no mode: reset to edit")
+	}
+	return warm
+}
+
+// logRolloutMeasurements logs the measurement behind each of the model's
+// rollout decisions that had one.
+func logRolloutMeasurements(t *testing.T, reg *registry.Registry, model string) {
+	t.Helper()
+	for _, e := range auditWhats(t, reg, model) {
+		if strings.HasPrefix(e.What, "rollout.") && e.Details["metric"] != "" {
+			t.Logf("%s %s version %d: %s candidate %s (n %s) vs champion %s (n %s), bounds [%s, %s]", model, e.What, e.Version, e.Details["metric"],
+				e.Details["candidate"], e.Details["candidate_n"], e.Details["champion"], e.Details["champion_n"], e.Details["lower"], e.Details["upper"])
+		}
+	}
+}
+
 // auditWhats is the model's audit log but the governor's holds.
 func auditWhats(t *testing.T, reg *registry.Registry, model string) []registry.Event {
 	t.Helper()
@@ -312,7 +361,8 @@ func auditEventAt(t *testing.T, reg *registry.Registry, model string, i int) reg
 }
 
 // auditStep is an audit event in a few words: what, then the alias move,
-// the traffic share, or the version (and who, for registrations).
+// the traffic share, or the version (and who, for registrations; why, for
+// rollbacks).
 func auditStep(e registry.Event) string {
 	switch e.What {
 	case registry.WhatAliasSet, registry.WhatAliasDelete:
@@ -321,6 +371,8 @@ func auditStep(e registry.Event) string {
 		return e.What + " " + e.Details["to"]
 	case registry.WhatRegister:
 		return fmt.Sprintf("register %d %s", e.Version, e.Who)
+	case "rollout.rollback":
+		return fmt.Sprintf("%s %d (%s)", e.What, e.Version, e.Why)
 	}
 	return fmt.Sprintf("%s %d", e.What, e.Version)
 }
@@ -379,13 +431,6 @@ func servedAccuracy(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec,
 		out.right[i] = (p.Score >= 0.5) == (labels[i] == 1)
 	})
 	return out
-}
-
-func countPredictions(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec) int {
-	t.Helper()
-	n := 0
-	forEachRecord(t, broker, spec.Topics.Predictions, func(*kgo.Record) { n++ })
-	return n
 }
 
 func readAuditTopic(t *testing.T, broker *kafkatest.Broker, spec *pipeline.Spec) []registry.Event {

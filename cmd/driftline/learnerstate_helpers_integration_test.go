@@ -229,8 +229,15 @@ type prediction struct {
 // (seen false when it has none).
 func predictionsOf(t *testing.T, broker *kafkatest.Broker, p *statePipeline, prefix string, n int) (preds []prediction, seen []bool) {
 	t.Helper()
+	return predictionsIn(t, broker, p.spec.Topics.Predictions, prefix, n)
+}
+
+// predictionsIn is predictionsOf for any topic of prediction records (the
+// shadow topic too).
+func predictionsIn(t *testing.T, broker *kafkatest.Broker, topic, prefix string, n int) (preds []prediction, seen []bool) {
+	t.Helper()
 	preds, seen = make([]prediction, n), make([]bool, n)
-	forEachRecord(t, broker, p.spec.Topics.Predictions, func(r *kgo.Record) {
+	forEachRecord(t, broker, topic, func(r *kgo.Record) {
 		var pr prediction
 		if json.Unmarshal(r.Value, &pr) != nil || !strings.HasPrefix(pr.EventID, prefix) {
 			return

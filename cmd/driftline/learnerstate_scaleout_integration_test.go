@@ -73,11 +73,12 @@ func TestIntegrationThreeInstancesOneLearner(t *testing.T) {
 	broker := kafkatest.StartKafka(t)
 	rds := redistest.StartRedis(t)
 	// Retrains replay Kafka (any instance may govern, while the window
-	// source has rows on the writer only), and the gate ticks every second
+	// source has rows on the writer only) and warm-start their candidates
+	// (see warmRetrain), and the gate ticks every second
 	// (its default): the governor lease, renewed every tick, lives three
 	// ticks, and three instances on two cores miss 100 ms ticks.
 	kafkaRetrain := func(text string) string {
-		text = strings.Replace(text, "  retrain:\n", "  retrain:\n    source: kafka\n    lookback: 2m\n", 1)
+		text = warmRetrain(t, strings.Replace(text, "  retrain:\n", "  retrain:\n    source: kafka\n    lookback: 2m\n", 1))
 		return strings.Replace(text, "    interval: 100ms\n", "    interval: 1s\n", 1)
 	}
 	// Followers serve states at most about a publish interval old. While
@@ -221,28 +222,54 @@ func TestIntegrationThreeInstancesOneLearner(t *testing.T) {
 		buckets = append(buckets, fmt.Sprintf("%dk:%.3f/%.3f", k/1000, a3, a1))
 	}
 	t.Logf("accuracy per 10k events, three/one: %s", strings.Join(buckets, " "))
-	buckets = buckets[:0]
-	for k := 0; k < 10_000; k += 1000 {
-		a3, _ := accuracy(preds, seen, labels, k, k+1000)
-		a1, _ := accuracy(preds1, seen1, labels, k, k+1000)
-		cold3, cold1 := 0, 0
-		for i := k; i < k+1000; i++ {
-			if preds[i].Score == 0.5 {
-				cold3++
+	// Per 1,000 events over the first 10k (the young model) and the 10k
+	// after the drift (the governance loop): cold predictions (score 0.5,
+	// no state yet) and predictions served by a version other than the
+	// first (the retrained candidate, as canary or champion).
+	perThousand := func(from int) string {
+		var out []string
+		for k := from; k < from+10_000; k += 1000 {
+			a3, _ := accuracy(preds, seen, labels, k, k+1000)
+			a1, _ := accuracy(preds1, seen1, labels, k, k+1000)
+			var cold3, cold1, new3, new1 int
+			for i := k; i < k+1000; i++ {
+				cold3, new3 = cold3+b2i(preds[i].Score == 0.5), new3+b2i(seen[i] && preds[i].Version != "1")
+				cold1, new1 = cold1+b2i(preds1[i].Score == 0.5), new1+b2i(seen1[i] && preds1[i].Version != "1")
 			}
-			if preds1[i].Score == 0.5 {
-				cold1++
+			out = append(out, fmt.Sprintf("%dk:%.3f/%.3f(cold %d/%d, retrained %d/%d)", k/1000, a3, a1, cold3, cold1, new3, new1))
+		}
+		return strings.Join(out, " ")
+	}
+	t.Logf("accuracy per 1k of the first 10k events, three/one: %s", perThousand(0))
+	t.Logf("accuracy per 1k of the 10k events after the drift, three/one: %s", perThousand(scaleDriftAt))
+	// The shadow arm's predictions, per 1k events it scored, against the
+	// served ones on the same events.
+	shadow, shadowSeen := predictionsIn(t, broker, three.spec.Rollout.ShadowTopic, prefix, scaleEvents)
+	buckets = buckets[:0]
+	for k := 0; k < scaleEvents; k += 1000 {
+		as, n := accuracy(shadow, shadowSeen, labels, k, k+1000)
+		if n == 0 {
+			continue
+		}
+		var right, cold int
+		for i := k; i < k+1000; i++ {
+			if shadowSeen[i] && seen[i] && (preds[i].Score >= 0.5) == (labels[i] == 1) {
+				right++
+			}
+			if shadowSeen[i] && shadow[i].Score == 0.5 {
+				cold++
 			}
 		}
-		buckets = append(buckets, fmt.Sprintf("%dk:%.3f/%.3f(cold %d/%d)", k/1000, a3, a1, cold3, cold1))
+		buckets = append(buckets, fmt.Sprintf("%dk:%.3f/%.3f(n %d, version %s, cold %d)", k/1000, as, float64(right)/float64(n), n, shadow[slices.Index(shadowSeen[k:k+1000], true)+k].Version, cold))
 	}
-	t.Logf("accuracy per 1k of the first 10k events, three/one: %s", strings.Join(buckets, " "))
+	t.Logf("shadow predictions per 1k events, shadow/served accuracy on the same events: %s", strings.Join(buckets, " "))
 	for _, m := range []string{model, one.spec.Model.Name} {
 		var steps []string
 		for _, e := range auditWhats(t, reg, m) {
 			steps = append(steps, auditStep(e))
 		}
 		t.Logf("%s audit: %s", m, strings.Join(steps, "; "))
+		logRolloutMeasurements(t, reg, m)
 	}
 	t.Logf("staleness: %d samples; max %.0f labels behind the writer (bound %.0f), max %.0f labels between two instances' served states, max age %.1fs",
 		sampler.samples, sampler.maxStaleness, scaleStalenessBound, sampler.maxApart, sampler.maxAge)
@@ -317,4 +344,12 @@ func governanceCompleted(t *testing.T, reg *registry.Registry, model string) int
 func scaleFeed(stream streams.Config) feed.Config {
 	return feed.Config{Stream: stream, Events: scaleEvents, Rate: scaleRate, RampRows: scaleRampEvents, RampRate: scaleRampRate,
 		LabelDelay: 100 * time.Millisecond, LabelJitter: 100 * time.Millisecond}
+}
+
+// b2i is 1 for true, 0 for false.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
