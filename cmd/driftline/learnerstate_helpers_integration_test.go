@@ -117,6 +117,20 @@ func (in *instance) ready() bool {
 // the metric called name, by its labels "k=v,…" (sorted by name); nil
 // when the instance does not answer.
 func (in *instance) metrics(name string) map[string]float64 {
+	all := in.scrape()
+	if all == nil {
+		return nil
+	}
+	if out := all[name]; out != nil {
+		return out
+	}
+	return map[string]float64{}
+}
+
+// scrape is one scrape of the instance's /metrics: every metric's samples
+// as metrics gives them, by metric name; nil when the instance does not
+// answer.
+func (in *instance) scrape() map[string]map[string]float64 {
 	client := http.Client{Timeout: 2 * time.Second}
 	resp, err := client.Get("http://" + in.admin + "/metrics")
 	if err != nil {
@@ -128,20 +142,19 @@ func (in *instance) metrics(name string) map[string]float64 {
 	if err != nil {
 		return nil
 	}
-	out := map[string]float64{}
-	mf := mfs[name]
-	if mf == nil {
-		return out
-	}
-	for _, m := range mf.GetMetric() {
-		var labels []string
-		for _, l := range m.GetLabel() {
-			labels = append(labels, l.GetName()+"="+l.GetValue())
+	all := make(map[string]map[string]float64, len(mfs))
+	for name, mf := range mfs {
+		out := map[string]float64{}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out[strings.Join(labels, ",")] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
-		v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		out[strings.Join(labels, ",")] = v
+		all[name] = out
 	}
-	return out
+	return all
 }
 
 // latestStates reads p's state topic (read committed under exactly-once)

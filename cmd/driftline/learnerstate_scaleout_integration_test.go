@@ -338,26 +338,26 @@ func (s *stalenessSampler) sample(ins []*instance) {
 	learned := map[string][]float64{}
 	written, rows := s.labels(), s.rows()
 	for _, in := range ins {
-		if in.metrics("driftline_model_state_writer")["model="+s.p.spec.Model.Name] == 1 {
-			if learned, ok := in.metrics("driftline_model_state_learned_labels")[s.p.model("1")]; ok {
-				if lag := written - int64(learned); lag > s.writerLag {
+		scraped := in.scrape() // one scrape per instance and sample
+		if scraped["driftline_model_state_writer"]["model="+s.p.spec.Model.Name] == 1 {
+			if v1, ok := scraped["driftline_model_state_learned_labels"][s.p.model("1")]; ok {
+				if lag := written - int64(v1); lag > s.writerLag {
 					s.writerLag, s.writerLagAt = lag, rows
 				}
 			}
 			var bytes float64
-			for _, v := range in.metrics("driftline_model_state_record_bytes") {
+			for _, v := range scraped["driftline_model_state_record_bytes"] {
 				bytes += v
 			}
 			s.publishBytes = max(s.publishBytes, bytes)
 		}
-		for k, v := range in.metrics("driftline_model_state_staleness_labels") {
+		for _, v := range scraped["driftline_model_state_staleness_labels"] {
 			s.maxStaleness = max(s.maxStaleness, v)
-			_ = k
 		}
-		for _, v := range in.metrics("driftline_model_state_age_seconds") {
+		for _, v := range scraped["driftline_model_state_age_seconds"] {
 			s.maxAge = max(s.maxAge, v)
 		}
-		for k, v := range in.metrics("driftline_model_state_learned_labels") {
+		for k, v := range scraped["driftline_model_state_learned_labels"] {
 			learned[k] = append(learned[k], v)
 		}
 	}
