@@ -567,9 +567,10 @@ type RolloutSpec struct {
 //	  since_drift: true  # on a drift trigger, wait for and train on the rows labelled after the alert
 //	  source: window     # window: rows the label join learned, in memory; kafka: replay the input and labels topics; lake: the live lake's events and labels
 //	  lookback: 15m      # with source kafka or lake: the most history replayed (≥ 1s)
+//	  warmup: 5m         # with source kafka or lake: history replayed before the rows, to warm dedupe and entity aggregates (0s: off)
 //
 // A field that is absent takes its default. A zero number also means the
-// default, except every, whose 0 turns scheduled retraining off.
+// default, except every and warmup, whose 0 turns them off.
 type RetrainSpec struct {
 	// OnDrift starts a retrain when an error-drift alert opens on the
 	// champion (default true).
@@ -618,6 +619,17 @@ type RetrainSpec struct {
 	// DefaultRetrainLookback). The lake source reads the events of the last
 	// Lookback the same way; the window source ignores it.
 	Lookback Duration `yaml:"lookback"`
+	// Warmup is the history a kafka or lake source replays before its
+	// training rows through the stateful stages only (dedupe and entity
+	// aggregates), so that the rows' entity counts, means and times since
+	// the previous event, and the duplicates dropped, match what the live
+	// pipeline computed for them rather than starting empty at the rows'
+	// first event. The replay starts at max(from - Warmup, now - Lookback):
+	// Lookback bounds the whole replay, warm-up included. An entity seen
+	// only before the replay's start still starts empty. 0 turns it off;
+	// absent: DefaultRetrainWarmup. The window source ignores it (its rows
+	// carry the live features).
+	Warmup *Duration `yaml:"warmup"`
 }
 
 // The values of rollout.retrain.mode.
@@ -644,6 +656,7 @@ const (
 	DefaultRetrainSinceDrift = true
 	DefaultRetrainSource     = RetrainSourceWindow
 	DefaultRetrainLookback   = 15 * time.Minute
+	DefaultRetrainWarmup     = 5 * time.Minute
 )
 
 // DefaultRetrainSpec returns the retrain settings a spec without
@@ -681,6 +694,7 @@ func (r RetrainSpec) withDefaults() RetrainSpec {
 	if r.Lookback == 0 {
 		r.Lookback = Duration(DefaultRetrainLookback)
 	}
+	r.Warmup = ptr(Duration(r.WarmupOrDefault()))
 	return r
 }
 
@@ -691,6 +705,14 @@ func (r RetrainSpec) OnDriftOrDefault() bool { return r.OnDrift == nil || *r.OnD
 
 // SinceDriftOrDefault is SinceDrift, or true when absent.
 func (r RetrainSpec) SinceDriftOrDefault() bool { return r.SinceDrift == nil || *r.SinceDrift }
+
+// WarmupOrDefault is Warmup, or DefaultRetrainWarmup when absent.
+func (r RetrainSpec) WarmupOrDefault() time.Duration {
+	if r.Warmup == nil {
+		return DefaultRetrainWarmup
+	}
+	return r.Warmup.D()
+}
 
 // Duration is a time.Duration written as "250ms", "5s" or "24h" in YAML.
 type Duration time.Duration
@@ -1321,6 +1343,9 @@ func (s *Spec) validateRetrain(r *RetrainSpec, add func(path, format string, arg
 	}
 	if l := r.Lookback.D(); l != 0 && l < time.Second {
 		add(p+"lookback", "must be at least 1s (0 or absent: %s), got %s", DefaultRetrainLookback, l)
+	}
+	if r.Warmup != nil && r.Warmup.D() < 0 {
+		add(p+"warmup", "must not be negative (0s: off; absent: %s), got %s", DefaultRetrainWarmup, r.Warmup.D())
 	}
 }
 

@@ -39,26 +39,31 @@ const retrainLabelsPerRow = 4
 // instance's share.
 //
 // RowsSince(since) replays the input topic's records with Kafka
-// timestamps in [from, now), from = max(since, now-lookback), mapped to
-// offsets per partition with the broker's time index (as `replay
-// --from-time/--to-time`), through the preparation stages of the live
-// data plane (decode, validate, dedupe, anonymize, featurize:
-// stages.PreparationChain). Their Redis state lives under a fresh replay
-// prefix, so a replayed event is not a duplicate of its live run and the
-// live dedupe set and entity aggregates are never read or written; the
-// prefix's keys are deleted when the call returns. It first reads the
-// labels topic's records with timestamps in [from, now), up to its end
-// offsets at call time (labels come after their events), and joins labels
-// to rows by schema.id_field; a later label of an id wins. It returns the
-// window newest joined rows (by Kafka timestamp, then partition and
-// offset), oldest first.
+// timestamps in [start, now), mapped to offsets per partition with the
+// broker's time index (as `replay --from-time/--to-time`), through the
+// preparation stages of the live data plane (decode, validate, dedupe,
+// anonymize, featurize: stages.PreparationChain); the rows it trains on
+// are those with timestamps in [from, now), from = max(since,
+// now-lookback), and the records in [start, from), start = max(from -
+// warmup, now - lookback), only warm the stateful stages (see
+// pipeline.RetrainSpec.Warmup). Their Redis state lives under a fresh
+// replay prefix, so a replayed event is not a duplicate of its live run
+// and the live dedupe set and entity aggregates are never read or
+// written; the prefix's keys are deleted when the call returns. It first
+// reads the labels topic's records with timestamps in [from, now), up to
+// its end offsets at call time (labels come after their events), and
+// joins labels to rows by schema.id_field; a later label of an id wins.
+// It returns the window newest joined rows (by Kafka timestamp, then
+// partition and offset), oldest first. The lineage's partition ranges are
+// the offsets of [from, now), the rows' span, without the warm-up.
 //
 // Known skews against the rows the live label join learns:
-//   - entity aggregates start empty at from, so an entity's count, mean
-//     and time since its previous event count only its events in the
-//     range (live features count its whole history within the TTL);
-//   - dedupe, likewise, sees only the range: a duplicate whose first copy
-//     came before from is kept;
+//   - entity aggregates and dedupe start empty at start: an entity's
+//     count, mean and time since its previous event count only its events
+//     since start (live features count its whole history within the TTL),
+//     and a duplicate whose first copy came before start is kept. The
+//     warm-up makes this small when an entity's history is mostly within
+//     warmup of the rows; with warmup 0 it starts at the rows' first;
 //   - rows are events at or after since, where the window gives rows
 //     labelled at or after since.
 //
@@ -84,7 +89,7 @@ type retrainHistory struct {
 	rdb                 redis.UniversalClient
 	numDense, numHashed int
 	window              int
-	lookback            time.Duration
+	lookback, warmup    time.Duration
 	log                 *slog.Logger
 	now                 func() time.Time
 }
@@ -100,7 +105,7 @@ func newRetrainHistory(spec *pipeline.Spec, rdb redis.UniversalClient, numDense,
 		log = slog.New(slog.DiscardHandler)
 	}
 	return retrainHistory{spec: spec, rdb: rdb, numDense: numDense, numHashed: numHashed,
-		window: max(rt.Window, 1), lookback: rt.Lookback.D(), log: log, now: time.Now}, nil
+		window: max(rt.Window, 1), lookback: rt.Lookback.D(), warmup: rt.WarmupOrDefault(), log: log, now: time.Now}, nil
 }
 
 // span is the time range a call covers: [max(since, now-lookback), now).
@@ -111,6 +116,16 @@ func (h *retrainHistory) span(since time.Time) (from, to time.Time) {
 		from = since
 	}
 	return from, to
+}
+
+// replayStart is where a call's replay starts, warm-up included:
+// max(from - warmup, to - lookback), for the span [from, to) of span.
+func (h *retrainHistory) replayStart(from, to time.Time) time.Time {
+	start := from.Add(-h.warmup)
+	if floor := to.Add(-h.lookback); floor.After(start) {
+		start = floor
+	}
+	return start
 }
 
 // NewKafkaRetrainRows builds the kafka source of spec's rollout.retrain,
@@ -176,6 +191,46 @@ func (k *KafkaRetrainRows) labelRanges(ctx context.Context, adm *kafka.Admin, fr
 	return ranges, nil
 }
 
+// inputRange is a partition's offsets of the rows' span [from, to), and
+// the offset its replay starts at: the first of the warm-up (at most
+// Start).
+type inputRange struct {
+	replay.Range
+	warmStart int64
+}
+
+// inputRanges maps the rows' span [from, to) and its warm-up onto the
+// input topic's offsets, per partition.
+func (k *KafkaRetrainRows) inputRanges(ctx context.Context, adm *kafka.Admin, from, to time.Time) ([]inputRange, error) {
+	input := k.spec.Topics.Input
+	span, err := adm.TimeRanges(ctx, input, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]inputRange, len(span))
+	for i, r := range span {
+		out[i] = inputRange{Range: r, warmStart: r.Start}
+	}
+	start := k.replayStart(from, to)
+	if !start.Before(from) {
+		return out, nil
+	}
+	warm, err := adm.TimeRanges(ctx, input, start, from)
+	if err != nil {
+		return nil, fmt.Errorf("warm-up from %s: %w", start.UTC().Format(time.RFC3339), err)
+	}
+	if len(warm) != len(span) {
+		return nil, fmt.Errorf("warm-up: %d partitions, the rows' span %d (partitions added meanwhile; the next retrain sees them)", len(warm), len(span))
+	}
+	for i := range out {
+		if warm[i].Partition != out[i].Partition {
+			return nil, fmt.Errorf("warm-up: partition %d where the rows' span has %d", warm[i].Partition, out[i].Partition)
+		}
+		out[i].warmStart = min(warm[i].Start, out[i].Start)
+	}
+	return out, nil
+}
+
 // replay reads the labels, replays the input range and joins them.
 func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newestRows, error) {
 	spec := k.spec
@@ -185,7 +240,7 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 	if err != nil {
 		return nil, fmt.Errorf("retrain source kafka: %w", err)
 	}
-	ranges, err := adm.TimeRanges(ctx, input, from, to)
+	ranges, err := k.inputRanges(ctx, adm, from, to)
 	if err != nil {
 		adm.Close()
 		return nil, fmt.Errorf("retrain source kafka: input topic %s: %w", input, err)
@@ -233,7 +288,7 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 	out.source = registry.Source{Topic: input, From: from.UTC(), To: to.UTC()}
 	idCol := spec.FieldIndex(spec.Schema.IDField)
 	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
-	var joined int64
+	var joined, warmed int64
 	visit := func(b *pipeline.Batch) error {
 		fb := &b.Features
 		if fb.Len() == 0 {
@@ -245,7 +300,11 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 		for j, i := range fb.Row {
 			m := &b.Messages[i]
 			ms := m.Timestamp.UnixMilli()
-			if ms < fromMs || ms >= toMs {
+			if ms < fromMs {
+				warmed++ // the warm-up's, or a record stamped out of order
+				continue
+			}
+			if ms >= toMs {
 				continue
 			}
 			y, ok := labels.get(stages.EventID(b, idCol, i))
@@ -263,15 +322,16 @@ func (k *KafkaRetrainRows) replay(ctx context.Context, since time.Time) (*newest
 			continue
 		}
 		// One partition at a time, so that an error names its partition.
-		if err := d.ReplayRanges(ctx, in, input, []replay.Range{r}, visit); err != nil {
-			return nil, fmt.Errorf("retrain source kafka: replay input topic %s partition %d offsets [%d, %d): %w", input, r.Partition, r.Start, r.End, err)
+		w := replay.Range{Partition: r.Partition, Start: r.warmStart, End: r.End}
+		if err := d.ReplayRanges(ctx, in, input, []replay.Range{w}, visit); err != nil {
+			return nil, fmt.Errorf("retrain source kafka: replay input topic %s partition %d offsets [%d, %d): %w", input, w.Partition, w.Start, w.End, err)
 		}
 		out.source.Partitions = append(out.source.Partitions, registry.PartitionRange{Partition: r.Partition, From: r.Start, To: r.End})
 	}
 	out.finish()
 	k.log.Info("retrain: replayed the input topic and joined its labels",
 		"topic", input, "labels_topic", spec.Topics.Labels, "from", out.source.From, "to", out.source.To,
-		"partitions", len(out.source.Partitions), "replayed", d.Inputs(), "rejected", d.Rejected(),
+		"partitions", len(out.source.Partitions), "replayed", d.Inputs(), "warmup_rows", warmed, "rejected", d.Rejected(),
 		"labels", labels.read, "labels_dropped", labels.dropped, "labels_malformed", labels.malformed,
 		"joined", joined, "rows", len(out.y))
 	return out, nil

@@ -412,6 +412,75 @@ func TestRetrainKafkaRowsOnKfake(t *testing.T) {
 	})
 }
 
+// TestRetrainKafkaWarmupGivesTheLiveFeatures: with entity aggregates on, a
+// replay of the second part of a stream warmed up over the first gives the
+// second part's rows the live stages' features (entities seen in the
+// first part keep their counts, means and times since the previous
+// event); without the warm-up, or with a lookback that cuts it off, the
+// rows of those entities start empty and differ from the live ones.
+func TestRetrainKafkaWarmupGivesTheLiveFeatures(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	env := newRetrainKafkaEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), true)
+	env.produceLabelled(t, ctx, 31, 1500)
+	mid := replaytest.StampedMillis()
+	second := env.produceLabelled(t, ctx, 32, 1000)
+	end := replaytest.StampedMillis()
+	recs, _ := env.inputRecords(t, ctx)
+	fresh := *env.spec
+	fresh.Redis.KeyPrefix = fmt.Sprintf("expected-%d:", time.Now().UnixNano())
+	live := env.liveFeatures(t, ctx, &fresh, recs)
+
+	t.Run("warmed up", func(t *testing.T) {
+		k := env.source(t, 20_000)
+		if k.warmup != pipeline.DefaultRetrainWarmup {
+			t.Fatalf("warmup %s, want the default %s", k.warmup, pipeline.DefaultRetrainWarmup)
+		}
+		got, err := k.replay(ctx, mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReplayedRows(t, got, recs, live, second)
+		if !got.source.From.Equal(mid) {
+			t.Errorf("lineage from %v, want the rows' span from %v", got.source.From, mid)
+		}
+	})
+	// unwarmed counts the rows whose features differ from the live ones.
+	unwarmed := func(t *testing.T, k *KafkaRetrainRows) int {
+		t.Helper()
+		got, err := k.replay(ctx, mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReplayedRows(t, got, recs, nil, second)
+		rows, n := got.rows(), 0
+		for i, p := range got.at {
+			f := featureRow(rows.Dense[i*rows.NumDense:(i+1)*rows.NumDense], rows.Hashed[i*rows.NumHashed:(i+1)*rows.NumHashed])
+			if !slices.EqualFunc(f, live[p], func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }) {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("off", func(t *testing.T) {
+		k := env.source(t, 20_000)
+		k.warmup = 0
+		if n := unwarmed(t, k); n == 0 {
+			t.Error("without a warm-up every row has the live features: the check cannot tell a warm replay from a cold one")
+		} else {
+			t.Logf("without a warm-up %d of %d rows differ from the live features", n, len(second))
+		}
+	})
+	t.Run("lookback bounds it", func(t *testing.T) {
+		k := env.source(t, 20_000)
+		k.now = func() time.Time { return end }
+		k.lookback = end.Sub(mid)
+		if n := unwarmed(t, k); n == 0 {
+			t.Error("a warm-up before now-lookback was replayed: every row has the live features")
+		}
+	})
+}
+
 // TestRetrainKafkaJobOnKfake: a retrain job on the kafka source registers a
 // candidate with a good holdout accuracy and the lineage of the replay,
 // and the replay leaves the live dedupe and entity state in Redis as it

@@ -24,8 +24,11 @@ import (
 // de-duplicated and anonymized before the lake) with entity aggregates
 // under a state prefix of their own, joined by schema.id_field to the
 // labels of the lake's labels table joined since from; the Window newest
-// joined rows, oldest first. Its lineage source names the input topic and
-// the span. Only committed lake files are read.
+// joined rows, oldest first. The lake's events in [start, from), start =
+// max(from - warmup, now - lookback), are featurized first and only warm
+// the entity aggregates (see pipeline.RetrainSpec.Warmup). Its lineage
+// source names the input topic and the rows' span. Only committed lake
+// files are read.
 type LakeRetrainRows struct {
 	retrainHistory
 	dir string
@@ -96,7 +99,7 @@ func (k *LakeRetrainRows) replay(ctx context.Context, since time.Time) (*newestR
 	if err := k.readLabels(ctx, from, labels); err != nil {
 		return nil, err
 	}
-	src, err := lake.NewReplaySource(k.dir, from, to, schemaFields(spec))
+	src, err := lake.NewReplaySource(k.dir, k.replayStart(from, to), to, schemaFields(spec))
 	if err != nil {
 		return nil, fmt.Errorf("retrain source lake: %w", err)
 	}
@@ -123,7 +126,7 @@ func (k *LakeRetrainRows) replay(ctx context.Context, since time.Time) (*newestR
 	out := newNewestRows(min(k.window, labels.len()), k.numDense, k.numHashed)
 	out.source = registry.Source{Topic: spec.Topics.Input, From: from.UTC(), To: to.UTC()}
 	idCol := spec.FieldIndex(spec.Schema.IDField)
-	var joined int64
+	var joined, warmed int64
 	visit := func(b *pipeline.Batch) error {
 		fb := &b.Features
 		if fb.Len() == 0 {
@@ -133,11 +136,15 @@ func (k *LakeRetrainRows) replay(ctx context.Context, since time.Time) (*newestR
 			return fmt.Errorf("featurize gives %d dense and %d hashed features, the learner takes %d and %d", fb.NumDense, fb.NumHashed, k.numDense, k.numHashed)
 		}
 		for j, i := range fb.Row {
+			m := &b.Messages[i]
+			if m.Timestamp.Before(from) {
+				warmed++
+				continue
+			}
 			y, ok := labels.get(stages.EventID(b, idCol, i))
 			if !ok {
 				continue
 			}
-			m := &b.Messages[i]
 			joined++
 			out.add(rowPos{ms: m.Timestamp.UnixMilli(), partition: m.Partition, offset: m.Offset},
 				fb.Dense[j*fb.NumDense:(j+1)*fb.NumDense], fb.Hashed[j*fb.NumHashed:(j+1)*fb.NumHashed], y)
@@ -149,6 +156,6 @@ func (k *LakeRetrainRows) replay(ctx context.Context, since time.Time) (*newestR
 	}
 	out.finish()
 	k.log.Info("retrain: read the lake's events and joined its labels", "lake", k.dir, "from", out.source.From, "to", out.source.To,
-		"replayed", d.Inputs(), "labels", labels.read, "labels_dropped", labels.dropped, "joined", joined, "rows", len(out.y))
+		"replayed", d.Inputs(), "warmup_rows", warmed, "labels", labels.read, "labels_dropped", labels.dropped, "joined", joined, "rows", len(out.y))
 	return out, nil
 }
