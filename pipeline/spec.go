@@ -626,9 +626,11 @@ type RetrainSpec struct {
 	// pipeline computed for them rather than starting empty at the rows'
 	// first event. The replay starts at max(from - Warmup, now - Lookback):
 	// Lookback bounds the whole replay, warm-up included. An entity seen
-	// only before the replay's start still starts empty. 0 turns it off;
-	// absent: DefaultRetrainWarmup. The window source ignores it (its rows
-	// carry the live features).
+	// only before the replay's start still starts empty. Each retrain
+	// pays for it: the warm-up's events go through the preparation stages
+	// (and their Redis state under the replay's prefix) like the rows'. 0
+	// turns it off; absent: DefaultRetrainWarmup. The window source
+	// ignores it (its rows carry the live features).
 	Warmup *Duration `yaml:"warmup"`
 }
 

@@ -185,4 +185,53 @@ func TestRunWritesTheLake(t *testing.T) {
 	if lineage.Topic != spec.Topics.Input {
 		t.Errorf("lineage %+v, want the input topic", lineage)
 	}
+	checkLakeRetrainWarmup(t, src)
+}
+
+// checkLakeRetrainWarmup: a lake retrain from the middle of the lake,
+// warmed up over everything before, gives each row the entity features a
+// replay of the whole lake gives it; without the warm-up some rows (their
+// entities seen before the middle) start empty and differ.
+func checkLakeRetrainWarmup(t *testing.T, src *LakeRetrainRows) {
+	t.Helper()
+	ctx := context.Background()
+	whole, err := src.replay(ctx, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	features := func(rows *newestRows) map[rowPos][]float64 {
+		out := make(map[rowPos][]float64, rows.Len())
+		r := rows.rows()
+		for i, p := range rows.at {
+			out[p] = featureRow(r.Dense[i*r.NumDense:(i+1)*r.NumDense], r.Hashed[i*r.NumHashed:(i+1)*r.NumHashed])
+		}
+		return out
+	}
+	want := features(whole)
+	mid := time.UnixMilli(whole.at[whole.Len()/2].ms)
+	differing := func(warmup time.Duration) (rows, differ int) {
+		src.warmup = warmup
+		got, err := src.replay(ctx, mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, f := range features(got) {
+			w, ok := want[p]
+			if !ok {
+				t.Fatalf("warmup %s: a row at %+v the whole lake's replay does not have", warmup, p)
+			}
+			if !sameFeatures(f, w) {
+				differ++
+			}
+		}
+		return got.Len(), differ
+	}
+	if rows, differ := differing(time.Hour); rows < whole.Len()/3 || differ != 0 {
+		t.Errorf("warmed up: %d of %d rows differ from the whole lake's replay, want 0 (of about half its %d)", differ, rows, whole.Len())
+	}
+	if rows, differ := differing(0); differ == 0 {
+		t.Errorf("no warm-up: all %d rows have the whole lake's features: the check cannot tell a warm replay from a cold one", rows)
+	} else {
+		t.Logf("lake retrain without a warm-up: %d of %d rows differ from the whole lake's features", differ, rows)
+	}
 }

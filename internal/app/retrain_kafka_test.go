@@ -177,6 +177,12 @@ func featureRow(dense []float32, hashed []int32) []float64 {
 	return out
 }
 
+// sameFeatures reports whether two feature rows are equal, NaN equal to
+// NaN.
+func sameFeatures(a, b []float64) bool {
+	return slices.EqualFunc(a, b, func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) })
+}
+
 // eventIDOf is the event_id of an input record.
 func eventIDOf(t testing.TB, r *kgo.Record) string {
 	t.Helper()
@@ -227,7 +233,7 @@ func checkReplayedRows(t testing.TB, got *newestRows, recs map[rowPos]*kgo.Recor
 		seen[id] = true
 		if live != nil {
 			f := featureRow(rows.Dense[i*rows.NumDense:(i+1)*rows.NumDense], rows.Hashed[i*rows.NumHashed:(i+1)*rows.NumHashed])
-			if w, ok := live[p]; !ok || !slices.EqualFunc(f, w, func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }) {
+			if w, ok := live[p]; !ok || !sameFeatures(f, w) {
 				t.Fatalf("event %s: features %v, the live stages computed %v", id, f, w)
 			}
 		}
@@ -421,7 +427,13 @@ func TestRetrainKafkaRowsOnKfake(t *testing.T) {
 func TestRetrainKafkaWarmupGivesTheLiveFeatures(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	env := newRetrainKafkaEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), true)
+	checkRetrainKafkaWarmup(t, ctx, newRetrainKafkaEnv(t, kafkatest.StartKfake(t), redistest.StartMiniredis(t), true))
+}
+
+// checkRetrainKafkaWarmup is TestRetrainKafkaWarmupGivesTheLiveFeatures's
+// check on env, which must have entity aggregates on.
+func checkRetrainKafkaWarmup(t *testing.T, ctx context.Context, env *retrainKafkaEnv) {
+	t.Helper()
 	env.produceLabelled(t, ctx, 31, 1500)
 	mid := replaytest.StampedMillis()
 	second := env.produceLabelled(t, ctx, 32, 1000)
@@ -456,7 +468,7 @@ func TestRetrainKafkaWarmupGivesTheLiveFeatures(t *testing.T) {
 		rows, n := got.rows(), 0
 		for i, p := range got.at {
 			f := featureRow(rows.Dense[i*rows.NumDense:(i+1)*rows.NumDense], rows.Hashed[i*rows.NumHashed:(i+1)*rows.NumHashed])
-			if !slices.EqualFunc(f, live[p], func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }) {
+			if !sameFeatures(f, live[p]) {
 				n++
 			}
 		}
