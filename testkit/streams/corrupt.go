@@ -97,9 +97,7 @@ func CorruptAs(kind string, rng *rand.Rand, row []byte) ([]byte, error) {
 		}
 		huge := make([]byte, HugeStringLen+2)
 		huge[0], huge[len(huge)-1] = '"', '"'
-		for i := 1; i < len(huge)-1; i++ {
-			huge[i] = 'a' + byte(rng.IntN(26))
-		}
+		randomLetters(rng, huge[1:len(huge)-1])
 		return splice(row, start, end, string(huge)), nil
 	case CorruptDeepNesting:
 		field := "f" + strconv.Itoa(rng.IntN(10))
@@ -171,4 +169,19 @@ func truncate(rng *rand.Rand, row []byte) []byte {
 		return []byte("{")
 	}
 	return bytes.Clone(row[:1+rng.IntN(len(row)-1)])
+}
+
+// randomLetters fills b with random lowercase letters from rng, twelve
+// base-26 digits of each 64-bit draw: nearly uniform (26^12 divides 2^64
+// to within 0.6%), and far cheaper than one IntN per letter for a
+// HugeStringLen string.
+func randomLetters(rng *rand.Rand, b []byte) {
+	for i := 0; i < len(b); {
+		r := rng.Uint64()
+		for k := 0; k < 12 && i < len(b); k++ {
+			b[i] = 'a' + byte(r%26)
+			r /= 26
+			i++
+		}
+	}
 }

@@ -266,3 +266,28 @@ func TestCorruptForeignRow(t *testing.T) {
 		checkMalformed(t, kind, []byte(`{"a":1}`), bad)
 	}
 }
+
+// TestRandomLettersAreUniformLowercase: a huge_string's letters are all
+// lowercase, every letter about 1/26 of them, and the same seed gives the
+// same letters.
+func TestRandomLettersAreUniformLowercase(t *testing.T) {
+	a, b := make([]byte, HugeStringLen), make([]byte, HugeStringLen)
+	randomLetters(rand.New(rand.NewPCG(7, 8)), a)
+	randomLetters(rand.New(rand.NewPCG(7, 8)), b)
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same seed gave different letters")
+	}
+	var counts [26]int
+	for i, c := range a {
+		if c < 'a' || c > 'z' {
+			t.Fatalf("byte %d is %q, want a lowercase letter", i, c)
+		}
+		counts[c-'a']++
+	}
+	want := float64(len(a)) / 26
+	for l, n := range counts {
+		if math.Abs(float64(n)-want) > 0.05*want {
+			t.Errorf("letter %c: %d of %d, want about %.0f", 'a'+l, n, len(a), want)
+		}
+	}
+}
