@@ -205,7 +205,17 @@ type Governor struct {
 	candidate    int64  // registry version under rollout, 0 for none
 	prevChampion int64  // champion alias when the rollout began (0: unset)
 	champVersion string // served champion version when the rollout began
+	// The champion's evidence is its outcome sums since champBase. Until
+	// the candidate has evidence of its own, champBase follows the
+	// champion's sums at every measurement; at the first measurement that
+	// finds the candidate's outcomes, both windows open (champAligned),
+	// and the candidate's outcomes until then are left out (stepBase),
+	// being those of part of an interval only. A shadow scores labels only
+	// once the data plane has loaded it, and a champion measured from the
+	// rollout's begin would count the labels joined before that (during a
+	// drift's dip, say), which the candidate never saw.
 	champBase    registry.OutcomeSums
+	champAligned bool
 	// The candidate's evidence: candPrior sums the outcomes of the steps it
 	// went through (shadow, canary steps); the current step's are those of
 	// stepSeries (OutcomeSeries) since stepBase, read at the step's first
@@ -625,7 +635,7 @@ func (g *Governor) evaluate(ctx context.Context) error {
 	if err := g.syncPause(ctx); err != nil {
 		return err
 	}
-	champ, err := g.sumsSince(ctx, g.champVersion, g.champBase)
+	champTotal, err := g.reg.Outcomes(ctx, g.model, g.champVersion)
 	if err != nil {
 		return err
 	}
@@ -633,6 +643,17 @@ func (g *Governor) evaluate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !g.champAligned {
+		g.champBase = champTotal
+		if candSums.N > 0 {
+			// The candidate scores now: both windows open here. Its
+			// outcomes so far came during part of the last interval only,
+			// and are left out with the champion's of that interval.
+			g.stepBase = g.stepBase.Add(candSums.Sub(g.candPrior))
+			candSums, g.champAligned = g.candPrior, true
+		}
+	}
+	champ := champTotal.Sub(g.champBase)
 	metric := g.ctrl.Gate().Metric
 	candStats, champStats := statsOf(metric, candSums), statsOf(metric, champ)
 	d := g.ctrl.Evaluate(candStats, champStats, len(g.openFeatures) > 0, g.now())
@@ -659,14 +680,9 @@ func (g *Governor) begin(ctx context.Context, cand int64, set registry.AliasSet)
 	if err != nil {
 		return err
 	}
-	champVersion := g.championVersion()
-	champBase, err := g.reg.Outcomes(ctx, g.model, champVersion)
-	if err != nil {
-		return err
-	}
 	g.ctrl, g.candidate, g.lastHold, g.wasPaused = ctrl, cand, "", false
 	g.prevChampion = set.Versions[registry.AliasChampion]
-	g.champVersion, g.champBase = champVersion, champBase
+	g.champVersion, g.champBase, g.champAligned = g.championVersion(), registry.OutcomeSums{}, false
 	g.candPrior, g.stepSeries = registry.OutcomeSums{}, ""
 	g.followStep(registry.OutcomeSums{})
 	return g.startInShadow(ctx, set)
@@ -682,7 +698,7 @@ func (g *Governor) resumeBake(ctx context.Context, cand int64, set registry.Alia
 		return err
 	}
 	g.prevChampion = set.Versions[registry.AliasPrevious]
-	g.champVersion, g.champBase = strconv.FormatInt(g.prevChampion, 10), registry.OutcomeSums{}
+	g.champVersion, g.champBase, g.champAligned = strconv.FormatInt(g.prevChampion, 10), registry.OutcomeSums{}, true
 	why := fmt.Sprintf("version %d was promoted and is baking; this instance took over the governor lease", cand)
 	d, err := g.ctrl.Promote(whoGovernor, why, g.now())
 	if err != nil {
@@ -761,15 +777,6 @@ func (g *Governor) followStep(measured registry.OutcomeSums) {
 		g.candPrior = measured
 	}
 	g.stepSeries, g.stepBaseRead = series, false
-}
-
-// sumsSince is version's shared outcome sums less base.
-func (g *Governor) sumsSince(ctx context.Context, version string, base registry.OutcomeSums) (registry.OutcomeSums, error) {
-	s, err := g.reg.Outcomes(ctx, g.model, version)
-	if err != nil {
-		return registry.OutcomeSums{}, err
-	}
-	return s.Sub(base), nil
 }
 
 // syncPause applies a change of the operator's pause flag to the

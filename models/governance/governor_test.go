@@ -804,6 +804,51 @@ func TestGovernorCanaryStepWaitsForItsOwnOutcomes(t *testing.T) {
 	}
 }
 
+// TestGovernorChampionWindowOpensWithTheCandidates: the champion's outcomes
+// joined after the rollout began but before the candidate had any (a
+// shadow not yet loaded by the data plane, during a drift's dip) are not
+// compared with the candidate's. A candidate worse than the champion over
+// the same labels rolls back, though the champion's sums since the begin
+// hold enough bad outcomes to make it look better; and one better than
+// the champion over the same labels advances, though the champion's good
+// outcomes from before it scored would make it look worse.
+func TestGovernorChampionWindowOpensWithTheCandidates(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		champBefore          float64 // accuracy of the champion's outcomes before the candidate's first
+		champAfter, candRate float64
+		want                 rollout.Phase
+	}{
+		{"a dip before the candidate scores", 0.2, 0.95, 0.80, rollout.PhaseRolledBack},
+		{"a good stretch before the candidate scores", 1.0, 0.80, 0.90, rollout.PhaseCanary},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, _ := newTestRegistry(t)
+			g := newTestGovernor(t, reg)
+			cv := strconv.FormatInt(registerShadow(t, reg), 10)
+			mustTick(t, g) // the rollout begins
+			if g.ctrl == nil || g.ctrl.State().Phase != rollout.PhaseShadow {
+				t.Fatalf("no rollout in shadow after the first tick")
+			}
+			for range 3 { // the champion's labels, before the shadow scores any
+				feedSeries(g, "1", 3000, tc.champBefore)
+				mustTick(t, g)
+			}
+			for range 5 {
+				feedSeries(g, "1", 300, tc.champAfter)
+				feedSeries(g, OutcomeSeries(cv, registry.AliasShadow, 0), 300, tc.candRate)
+				mustTick(t, g)
+				if g.ctrl.State().Phase != rollout.PhaseShadow {
+					break
+				}
+			}
+			if ph := g.ctrl.State().Phase; ph != tc.want {
+				t.Fatalf("phase %s, want %s: the champion was measured on outcomes the candidate had no share of", ph, tc.want)
+			}
+		})
+	}
+}
+
 // A multi-class model's served score is its predicted class: an outcome
 // counts right when the class is the label, and adds no log loss or error
 // (a class index has neither).

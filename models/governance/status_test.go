@@ -26,7 +26,8 @@ func TestGovernorStatusAndRolloutMetrics(t *testing.T) {
 	}
 	cand := registerShadow(t, reg)
 	cv := strconv.FormatInt(cand, 10)
-	feedRound(t, g, cv, 0.80, 0.95) // the rollout begins: the baselines are taken
+	feedRound(t, g, cv, 0.80, 0.95) // the rollout begins
+	feedRound(t, g, cv, 0.80, 0.95) // the candidate's first outcomes: both windows open
 	feedRound(t, g, cv, 0.80, 0.95) // both arms past 200 samples: advance to 50%
 	st := g.Status()
 	if !st.Leader || st.Candidate != cand || st.Phase != rollout.PhaseCanary || st.Percent != 50 || st.Step != 0 {
