@@ -149,7 +149,10 @@ func New(cfg Config) (*Governor, error) {
 //     candidate and put it in shadow;
 //   - measures the candidate (the canary alias, else the shadow alias)
 //     against the champion on the gate's metric and asks a
-//     rollout.Controller what to do;
+//     rollout.Controller what to do. Both are measured from the first
+//     interval after the candidate's first outcome: in shadow, on the same
+//     joined labels; the candidate on each step's own predictions, the
+//     champion on all of its own since;
 //   - applies the Decision to the registry (advance: canary alias and
 //     traffic share; promote: champion alias, with the "baking" and
 //     "previous" marks until stable; rollback: the candidate's aliases
