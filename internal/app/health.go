@@ -110,7 +110,7 @@ func (a *App) bootstrap(ctx context.Context) error {
 		return nil
 	}
 	fresh := a.champion.Snapshot()
-	learner, version, err := servedChampion(ctx, a.models, a.spec, fresh, a.signature, a.log)
+	learner, version, err := servedChampion(ctx, a.models, a.spec, fresh, a.signature, a.holder, a.log)
 	if err != nil {
 		return err
 	}

@@ -59,12 +59,18 @@ func newRolloutWatcher(spec *pipeline.Spec, reg *registry.Registry, arms *stages
 // registry and every served version is a registry version. For a model
 // without one, fresh (the spec's untrained learner) is registered as a new
 // version with who "bootstrap" and aliased champion by compare-and-set from
-// unset; an instance that loses that race serves the winner's version.
-func servedChampion(ctx context.Context, reg *registry.Registry, spec *pipeline.Spec, fresh models.Learner, sig registry.Signature, log *slog.Logger) (models.Learner, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// unset. Instances starting together take turns with the registry lease
+// bootstrapLease(model), held by holder, so that one registers and the
+// others serve its version, and no loser leaves an unaliased version
+// behind; a holder that stops mid-way lets the lease expire after
+// bootstrapLeaseTTL, and the next one registers. It gives up after
+// servedChampionTimeout.
+func servedChampion(ctx context.Context, reg *registry.Registry, spec *pipeline.Spec, fresh models.Learner, sig registry.Signature, holder string, log *slog.Logger) (models.Learner, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, servedChampionTimeout)
 	defer cancel()
 	name := spec.Model.Name
-	for range 3 {
+	lease := bootstrapLease(name)
+	for {
 		v, err := reg.Resolve(ctx, name, registry.AliasChampion)
 		if err == nil {
 			data, err := reg.Artifact(ctx, name, v.Number, registry.ArtifactSnapshot)
@@ -81,26 +87,65 @@ func servedChampion(ctx context.Context, reg *registry.Registry, spec *pipeline.
 		if !errors.Is(err, registry.ErrNotFound) {
 			return nil, "", fmt.Errorf("rollout: champion of %s: %w", name, err)
 		}
-		snap, err := fresh.MarshalBinary()
+		held, err := reg.TryLease(ctx, lease, holder, bootstrapLeaseTTL)
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("rollout: champion of %s: %w", name, err)
 		}
-		nv, err := reg.Register(ctx, registry.Registration{Model: name, Signature: sig, Snapshot: snap, Who: "bootstrap",
-			Why: "the spec's model, first served", Lineage: registry.Lineage{SpecHash: specHash(spec)}})
-		if err != nil {
-			return nil, "", fmt.Errorf("rollout: register %s: %w", name, err)
+		if !held { // another instance registers: serve its version
+			select {
+			case <-ctx.Done():
+				return nil, "", fmt.Errorf("rollout: champion of %s: another instance holds the registry lease %s and set no champion within %s", name, lease, servedChampionTimeout)
+			case <-time.After(bootstrapPoll):
+			}
+			continue
 		}
-		_, err = reg.MoveAlias(ctx, registry.AliasMove{Model: name, Alias: registry.AliasChampion, Version: nv.Number, Expect: 0,
-			Who: "bootstrap", Why: "no champion yet: the spec's model"})
-		if err == nil {
-			log.Info("rollout: registered the spec's model as champion", "model", name, "version", nv.Number)
-			return fresh, strconv.FormatInt(nv.Number, 10), nil
+		learner, version, err := registerChampion(ctx, reg, spec, fresh, sig, log)
+		if rerr := reg.ReleaseLease(context.WithoutCancel(ctx), lease, holder); rerr != nil {
+			log.Warn("rollout: release the bootstrap lease (it expires)", "lease", lease, "err", rerr)
 		}
-		if !errors.Is(err, registry.ErrConflict) {
-			return nil, "", fmt.Errorf("rollout: alias champion of %s: %w", name, err)
+		if err != nil || learner != nil {
+			return learner, version, err
 		}
+		// Another writer set the champion meanwhile: serve it.
 	}
-	return nil, "", fmt.Errorf("rollout: champion of %s keeps changing at start-up", name)
+}
+
+// The start-up's champion bootstrap: its lease's ttl, the wait of an
+// instance that does not hold it, and the most a start waits in all.
+const (
+	bootstrapLeaseTTL     = 10 * time.Second
+	bootstrapPoll         = 100 * time.Millisecond
+	servedChampionTimeout = 30 * time.Second
+)
+
+// bootstrapLease names the registry lease of model's champion bootstrap.
+func bootstrapLease(model string) string { return "bootstrap." + model }
+
+// registerChampion registers fresh as a new version of spec's model and
+// aliases it champion by compare-and-set from unset. It returns a nil
+// learner, and no error, when the alias was set meanwhile.
+func registerChampion(ctx context.Context, reg *registry.Registry, spec *pipeline.Spec, fresh models.Learner, sig registry.Signature, log *slog.Logger) (models.Learner, string, error) {
+	name := spec.Model.Name
+	snap, err := fresh.MarshalBinary()
+	if err != nil {
+		return nil, "", err
+	}
+	nv, err := reg.Register(ctx, registry.Registration{Model: name, Signature: sig, Snapshot: snap, Who: "bootstrap",
+		Why: "the spec's model, first served", Lineage: registry.Lineage{SpecHash: specHash(spec)}})
+	if err != nil {
+		return nil, "", fmt.Errorf("rollout: register %s: %w", name, err)
+	}
+	_, err = reg.MoveAlias(ctx, registry.AliasMove{Model: name, Alias: registry.AliasChampion, Version: nv.Number, Expect: 0,
+		Who: "bootstrap", Why: "no champion yet: the spec's model"})
+	switch {
+	case err == nil:
+		log.Info("rollout: registered the spec's model as champion", "model", name, "version", nv.Number)
+		return fresh, strconv.FormatInt(nv.Number, 10), nil
+	case errors.Is(err, registry.ErrConflict):
+		return nil, "", nil
+	default:
+		return nil, "", fmt.Errorf("rollout: alias champion of %s: %w", name, err)
+	}
 }
 
 // instanceName names this process on the registry's leases:

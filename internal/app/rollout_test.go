@@ -249,3 +249,57 @@ func TestRolloutSpecErrorsNameLine(t *testing.T) {
 		}
 	}
 }
+
+// TestServedChampionConcurrentStartRegistersOneVersion: instances starting
+// together on a model without a champion register one version between
+// them, and all serve it; none leaves an unaliased version behind, and the
+// bootstrap lease is free afterwards.
+func TestServedChampionConcurrentStartRegistersOneVersion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	spec, err := pipeline.ParseSpec("rollout.yaml", []byte(strings.Replace(demoSpecWithoutRollout(t), "model:\n", "rollout: {}\nmodel:\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redistest.StartMiniredis(t).Client(t)
+	reg, err := registry.New(rdb, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fz, err := stages.NewFeaturize(spec, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := stages.NewLearner(spec, fz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := registry.Signature{Inputs: []registry.Tensor{{Name: "features", DType: "float32", Shape: []int64{-1, 16}}},
+		Outputs: []registry.Tensor{{Name: "probability", DType: "float32", Shape: []int64{-1, 1}}}}
+	const instances = 6
+	served := make([]string, instances)
+	errs := make([]error, instances)
+	var wg sync.WaitGroup
+	for i := range instances {
+		wg.Go(func() {
+			_, served[i], errs[i] = servedChampion(ctx, reg, spec, fresh, sig, "instance-"+strconv.Itoa(i), slog.New(slog.DiscardHandler))
+		})
+	}
+	wg.Wait()
+	for i := range instances {
+		if errs[i] != nil || served[i] != served[0] {
+			t.Fatalf("instance %d serves %q (%v), instance 0 %q: want one version for all", i, served[i], errs[i], served[0])
+		}
+	}
+	versions, err := reg.Versions(ctx, spec.Model.Name)
+	var numbers []int64
+	for _, v := range versions {
+		numbers = append(numbers, v.Number)
+	}
+	if err != nil || len(numbers) != 1 || strconv.FormatInt(numbers[0], 10) != served[0] {
+		t.Fatalf("registered versions %v (%v), want only the served %s", numbers, err, served[0])
+	}
+	if holder, err := reg.LeaseHolder(ctx, bootstrapLease(spec.Model.Name)); err != nil || holder != "" {
+		t.Errorf("bootstrap lease held by %q (%v) after the start, want free", holder, err)
+	}
+}
