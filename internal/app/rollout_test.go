@@ -274,8 +274,7 @@ func TestServedChampionConcurrentStartRegistersOneVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig := registry.Signature{Inputs: []registry.Tensor{{Name: "features", DType: "float32", Shape: []int64{-1, 16}}},
-		Outputs: []registry.Tensor{{Name: "probability", DType: "float32", Shape: []int64{-1, 1}}}}
+	sig := LearnerSignature(fz)
 	const instances = 6
 	served := make([]string, instances)
 	errs := make([]error, instances)
