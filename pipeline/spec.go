@@ -567,10 +567,10 @@ type RolloutSpec struct {
 //	  since_drift: true  # on a drift trigger, wait for and train on the rows labelled after the alert
 //	  source: window     # window: rows the label join learned, in memory; kafka: replay the input and labels topics; lake: the live lake's events and labels
 //	  lookback: 15m      # with source kafka or lake: the most history replayed (≥ 1s)
-//	  warmup: 5m         # with source kafka or lake: history replayed before the rows, to warm dedupe and entity aggregates (0s: off)
+//	  warmup: 0s         # with source kafka or lake: history replayed before the rows, to warm dedupe and entity aggregates (0s: off)
 //
 // A field that is absent takes its default. A zero number also means the
-// default, except every and warmup, whose 0 turns them off.
+// default, except every and warmup, whose 0 turns them off (their default).
 type RetrainSpec struct {
 	// OnDrift starts a retrain when an error-drift alert opens on the
 	// champion (default true).
@@ -628,10 +628,12 @@ type RetrainSpec struct {
 	// Lookback bounds the whole replay, warm-up included. An entity seen
 	// only before the replay's start still starts empty. Each retrain
 	// pays for it: the warm-up's events go through the preparation stages
-	// (and their Redis state under the replay's prefix) like the rows'. 0
-	// turns it off; absent: DefaultRetrainWarmup. The window source
-	// ignores it (its rows carry the live features).
-	Warmup *Duration `yaml:"warmup"`
+	// (and their Redis state under the replay's prefix) like the rows', in
+	// the governor's loop, which renews no lease meanwhile; keep the
+	// retrain well under three rollout.gate intervals or expect the
+	// governor lease to move. 0 (the default) turns it off; not negative.
+	// The window source ignores it (its rows carry the live features).
+	Warmup Duration `yaml:"warmup"`
 }
 
 // The values of rollout.retrain.mode.
@@ -658,7 +660,6 @@ const (
 	DefaultRetrainSinceDrift = true
 	DefaultRetrainSource     = RetrainSourceWindow
 	DefaultRetrainLookback   = 15 * time.Minute
-	DefaultRetrainWarmup     = 5 * time.Minute
 )
 
 // DefaultRetrainSpec returns the retrain settings a spec without
@@ -696,7 +697,6 @@ func (r RetrainSpec) withDefaults() RetrainSpec {
 	if r.Lookback == 0 {
 		r.Lookback = Duration(DefaultRetrainLookback)
 	}
-	r.Warmup = ptr(Duration(r.WarmupOrDefault()))
 	return r
 }
 
@@ -707,14 +707,6 @@ func (r RetrainSpec) OnDriftOrDefault() bool { return r.OnDrift == nil || *r.OnD
 
 // SinceDriftOrDefault is SinceDrift, or true when absent.
 func (r RetrainSpec) SinceDriftOrDefault() bool { return r.SinceDrift == nil || *r.SinceDrift }
-
-// WarmupOrDefault is Warmup, or DefaultRetrainWarmup when absent.
-func (r RetrainSpec) WarmupOrDefault() time.Duration {
-	if r.Warmup == nil {
-		return DefaultRetrainWarmup
-	}
-	return r.Warmup.D()
-}
 
 // Duration is a time.Duration written as "250ms", "5s" or "24h" in YAML.
 type Duration time.Duration
@@ -1346,8 +1338,8 @@ func (s *Spec) validateRetrain(r *RetrainSpec, add func(path, format string, arg
 	if l := r.Lookback.D(); l != 0 && l < time.Second {
 		add(p+"lookback", "must be at least 1s (0 or absent: %s), got %s", DefaultRetrainLookback, l)
 	}
-	if r.Warmup != nil && r.Warmup.D() < 0 {
-		add(p+"warmup", "must not be negative (0s: off; absent: %s), got %s", DefaultRetrainWarmup, r.Warmup.D())
+	if r.Warmup < 0 {
+		add(p+"warmup", "must not be negative (0s or absent: off), got %s", r.Warmup.D())
 	}
 }
 

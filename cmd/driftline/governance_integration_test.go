@@ -308,14 +308,14 @@ func registerUnlearnableVersion(t *testing.T, ctx context.Context, reg *registry
 // warmRetrain switches the demo spec's retrain mode from reset to warm, for
 // the tests whose claim is that the governance loop completes. A reset
 // candidate learns ~3,000 post-drift rows from scratch, with the spec's
-// 2^16 hashed weights. Before rollout.retrain.warmup its entity aggregates
-// also started empty at the replay's start while live ones counted each
-// user's history; in shadow one measured 0.894 against the adapted
-// champion's 0.935 (n 1,392 and 11,665) and the gate, rightly, rolled it
-// back. With the warm-up, reset candidates here measured about 0.5 points
-// below the champion (within the gate's 1 point), but a reset candidate is
-// not always as good as an online learner that has already adapted, so
-// the loop's completion should not hang on it. A warm candidate (the
+// 2^16 hashed weights. Without rollout.retrain.warmup (off here, as by
+// default) its entity aggregates also start empty at the replay's start
+// while live ones count each user's history; in shadow one measured 0.894
+// against the adapted champion's 0.935 (n 1,392 and 11,665) and the gate,
+// rightly, rolled it back. With a warm-up, reset candidates here measured
+// about 0.5 points below the champion (within the gate's 1 point), but a
+// reset candidate is not always as good as an online learner that has
+// already adapted, so the loop's completion should not hang on it. A warm candidate (the
 // champion plus those rows) is at least as good, and the loop it goes
 // through is the same.
 func warmRetrain(t *testing.T, spec string) string {

@@ -105,7 +105,7 @@ func newRetrainHistory(spec *pipeline.Spec, rdb redis.UniversalClient, numDense,
 		log = slog.New(slog.DiscardHandler)
 	}
 	return retrainHistory{spec: spec, rdb: rdb, numDense: numDense, numHashed: numHashed,
-		window: max(rt.Window, 1), lookback: rt.Lookback.D(), warmup: rt.WarmupOrDefault(), log: log, now: time.Now}, nil
+		window: max(rt.Window, 1), lookback: rt.Lookback.D(), warmup: rt.Warmup.D(), log: log, now: time.Now}, nil
 }
 
 // span is the time range a call covers: [max(since, now-lookback), now).

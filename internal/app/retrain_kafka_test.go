@@ -445,9 +445,7 @@ func checkRetrainKafkaWarmup(t *testing.T, ctx context.Context, env *retrainKafk
 
 	t.Run("warmed up", func(t *testing.T) {
 		k := env.source(t, 20_000)
-		if k.warmup != pipeline.DefaultRetrainWarmup {
-			t.Fatalf("warmup %s, want the default %s", k.warmup, pipeline.DefaultRetrainWarmup)
-		}
+		k.warmup = 5 * time.Minute
 		got, err := k.replay(ctx, mid)
 		if err != nil {
 			t.Fatal(err)
@@ -474,9 +472,11 @@ func checkRetrainKafkaWarmup(t *testing.T, ctx context.Context, env *retrainKafk
 		}
 		return n
 	}
-	t.Run("off", func(t *testing.T) {
+	t.Run("off, the default", func(t *testing.T) {
 		k := env.source(t, 20_000)
-		k.warmup = 0
+		if k.warmup != 0 {
+			t.Fatalf("warmup %s by default, want 0 (off)", k.warmup)
+		}
 		if n := unwarmed(t, k); n == 0 {
 			t.Error("without a warm-up every row has the live features: the check cannot tell a warm replay from a cold one")
 		} else {
@@ -486,7 +486,7 @@ func checkRetrainKafkaWarmup(t *testing.T, ctx context.Context, env *retrainKafk
 	t.Run("lookback bounds it", func(t *testing.T) {
 		k := env.source(t, 20_000)
 		k.now = func() time.Time { return end }
-		k.lookback = end.Sub(mid)
+		k.lookback, k.warmup = end.Sub(mid), time.Hour
 		if n := unwarmed(t, k); n == 0 {
 			t.Error("a warm-up before now-lookback was replayed: every row has the live features")
 		}

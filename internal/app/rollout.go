@@ -94,7 +94,7 @@ func servedChampion(ctx context.Context, reg *registry.Registry, spec *pipeline.
 		if !held { // another instance registers: serve its version
 			select {
 			case <-ctx.Done():
-				return nil, "", fmt.Errorf("rollout: champion of %s: another instance holds the registry lease %s and set no champion within %s", name, lease, servedChampionTimeout)
+				return nil, "", fmt.Errorf("rollout: champion of %s: waiting for another instance, which holds the registry lease %s, to set one: %w", name, lease, ctx.Err())
 			case <-time.After(bootstrapPoll):
 			}
 			continue
@@ -123,7 +123,9 @@ func bootstrapLease(model string) string { return "bootstrap." + model }
 
 // registerChampion registers fresh as a new version of spec's model and
 // aliases it champion by compare-and-set from unset. It returns a nil
-// learner, and no error, when the alias was set meanwhile.
+// learner, and no error, when the alias was set meanwhile (by a writer
+// that did not take the bootstrap lease: an operator, or an older
+// driftline); the version it registered then stays unaliased.
 func registerChampion(ctx context.Context, reg *registry.Registry, spec *pipeline.Spec, fresh models.Learner, sig registry.Signature, log *slog.Logger) (models.Learner, string, error) {
 	name := spec.Model.Name
 	snap, err := fresh.MarshalBinary()
