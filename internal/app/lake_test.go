@@ -199,15 +199,7 @@ func checkLakeRetrainWarmup(t *testing.T, src *LakeRetrainRows) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	features := func(rows *newestRows) map[rowPos][]float64 {
-		out := make(map[rowPos][]float64, rows.Len())
-		r := rows.rows()
-		for i, p := range rows.at {
-			out[p] = featureRow(r.Dense[i*r.NumDense:(i+1)*r.NumDense], r.Hashed[i*r.NumHashed:(i+1)*r.NumHashed])
-		}
-		return out
-	}
-	want := features(whole)
+	want := rowFeatures(whole)
 	mid := time.UnixMilli(whole.at[whole.Len()/2].ms)
 	differing := func(warmup time.Duration) (rows, differ int) {
 		src.warmup = warmup
@@ -215,7 +207,7 @@ func checkLakeRetrainWarmup(t *testing.T, src *LakeRetrainRows) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for p, f := range features(got) {
+		for p, f := range rowFeatures(got) {
 			w, ok := want[p]
 			if !ok {
 				t.Fatalf("warmup %s: a row at %+v the whole lake's replay does not have", warmup, p)

@@ -177,6 +177,16 @@ func featureRow(dense []float32, hashed []int32) []float64 {
 	return out
 }
 
+// rowFeatures is each kept row's features (featureRow), by position.
+func rowFeatures(rows *newestRows) map[rowPos][]float64 {
+	out := make(map[rowPos][]float64, rows.Len())
+	r := rows.rows()
+	for i, p := range rows.at {
+		out[p] = featureRow(r.Dense[i*r.NumDense:(i+1)*r.NumDense], r.Hashed[i*r.NumHashed:(i+1)*r.NumHashed])
+	}
+	return out
+}
+
 // sameFeatures reports whether two feature rows are equal, NaN equal to
 // NaN.
 func sameFeatures(a, b []float64) bool {
@@ -463,9 +473,8 @@ func checkRetrainKafkaWarmup(t *testing.T, ctx context.Context, env *retrainKafk
 			t.Fatal(err)
 		}
 		checkReplayedRows(t, got, recs, nil, second)
-		rows, n := got.rows(), 0
-		for i, p := range got.at {
-			f := featureRow(rows.Dense[i*rows.NumDense:(i+1)*rows.NumDense], rows.Hashed[i*rows.NumHashed:(i+1)*rows.NumHashed])
+		n := 0
+		for p, f := range rowFeatures(got) {
 			if !sameFeatures(f, live[p]) {
 				n++
 			}
