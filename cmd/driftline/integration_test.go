@@ -35,11 +35,20 @@ func integrationSpec(t testing.TB, broker *kafkatest.Broker, redisAddr string) (
 	t.Setenv("DRIFTLINE_DEMO_AES_KEY", strings.Repeat("ab", 32))
 	text := strings.Replace(string(app.DemoSpec), "kafka:\n", fmt.Sprintf("kafka:\n  brokers: [%q]\n", broker.Addr), 1)
 	text = strings.Replace(text, "name: demo\n", fmt.Sprintf("name: demo\nredis:\n  addr: %q\n", redisAddr), 1)
+	// The demo's 5s dedupe window is shorter than a kill-and-restart: a
+	// duplicate whose first copy was committed just before a kill, and
+	// which is read again (its round aborted) after the restarted process's
+	// group join (6 s on a loaded machine), found no mark and got a second
+	// prediction. A deployment keeps hours; these tests keep 10 minutes.
+	text = strings.Replace(text, "    ttl: 5s\n", "    ttl: 10m\n", 1)
 	path := filepath.Join(t.TempDir(), "spec.yaml")
 	writeFile(t, path, text)
 	spec, err := pipeline.LoadSpec(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ttl := spec.Stages.Dedupe.TTL.D(); ttl != 10*time.Minute {
+		t.Fatalf("stages.dedupe.ttl is %v, want the 10m set above (the demo spec changed?)", ttl)
 	}
 	for _, topic := range app.Topics(spec) {
 		broker.CreateTopic(t, topic, 4)
