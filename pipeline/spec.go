@@ -629,9 +629,8 @@ type RetrainSpec struct {
 	// only before the replay's start still starts empty. Each retrain
 	// pays for it: the warm-up's events go through the preparation stages
 	// (and their Redis state under the replay's prefix) like the rows', in
-	// the governor's loop, which renews no lease meanwhile; keep the
-	// retrain well under three rollout.gate intervals or expect the
-	// governor lease to move. 0 (the default) turns it off; not negative.
+	// the governor's loop (which renews its lease meanwhile), so rollout
+	// decisions wait for it. 0 (the default) turns it off; not negative.
 	// The window source ignores it (its rows carry the live features).
 	Warmup Duration `yaml:"warmup"`
 }

@@ -144,9 +144,13 @@ func New(cfg Config) (*Governor, error) {
 //     three intervals without renewal and another instance takes over,
 //     starting the candidate's analysis again from the shadow phase, or
 //     resuming the bake of a champion promoted but not yet stable;
-//   - turns new error-drift alerts, the retrain schedule and operators'
-//     retrain requests into retrain jobs (RetrainJob), which register a
-//     candidate and put it in shadow;
+//   - queues the error-drift alerts and operators' retrain requests it
+//     sees in the registry (registry.QueueRetrain), every instance alike,
+//     so that a trigger outlives the instance that saw it; the holder runs
+//     a retrain job (RetrainJob) for each queued trigger and for the
+//     schedule, which registers a candidate and puts it in shadow, and
+//     renews the lease while the job runs: a job whose lease is lost is
+//     cancelled, and its trigger stays queued for the next holder;
 //   - measures the candidate (the canary alias, else the shadow alias)
 //     against the champion on the gate's metric and asks a
 //     rollout.Controller what to do. Both are measured from the first
@@ -202,8 +206,14 @@ type Governor struct {
 	skipped, dropped int64
 
 	leader       bool
+	leaseSent    time.Time // when the last TryLease that found the lease held was sent
 	nextSchedule time.Time
-	waiting      []pendingRetrain
+	// unqueued holds triggers seen but not yet queued in the registry (it
+	// did not answer); retryAfter delays a queued since-drift trigger whose
+	// job found too few rows (a row count from CountSince is an upper
+	// bound).
+	unqueued     []registry.QueuedRetrain
+	retryAfter   map[string]time.Time
 	ctrl         *rollout.Controller
 	candidate    int64  // registry version under rollout, 0 for none
 	prevChampion int64  // champion alias when the rollout began (0: unset)
@@ -234,15 +244,6 @@ type Governor struct {
 	// failures and flushFailures log failed ticks and flushes without
 	// flooding the log while Redis is down.
 	failures, flushFailures OutageLog
-}
-
-// pendingRetrain is a drift trigger waiting for rows labelled after since.
-type pendingRetrain struct {
-	trigger retrainTrigger
-	since   time.Time
-	// notBefore delays a retry after a job found too few rows (a row count
-	// from countSince is an upper bound).
-	notBefore time.Time
 }
 
 // retrainRetryIntervals is how many governor intervals a since-drift
@@ -474,101 +475,41 @@ func (g *Governor) tick(ctx context.Context) error {
 		g.flushFailures.OK("model", g.model)
 	}
 	if g.source != nil {
-		// Queued before the lease call, so a Redis error does not lose them.
-		triggers, seen := g.source.alertTriggers()
-		g.trackDrift(seen)
-		for _, tr := range triggers {
-			g.waiting = append(g.waiting, pendingRetrain{trigger: tr, since: g.now()})
-		}
+		g.takeTriggers(ctx)
 	}
-	held, err := g.reg.TryLease(ctx, governorLease(g.model), g.holder, 3*g.interval)
+	sent := time.Now()
+	held, err := g.reg.TryLease(ctx, governorLease(g.model), g.holder, g.leaseTTL())
 	if err != nil {
 		return err
 	}
 	if !held {
-		if g.leader {
-			g.log.Warn("governor: lease lost; another instance governs", "model", g.model)
-		}
-		g.leader, g.ctrl, g.candidate, g.waiting = false, nil, 0, nil
-		g.recordIdle(false)
+		g.dropLeadership()
 		return nil
 	}
+	g.leaseSent = sent
 	if !g.leader {
 		g.log.Info("governor: lease taken; this instance governs", "model", g.model, "holder", g.holder)
 		g.leader = true
 	}
-	g.runRetrains(ctx)
+	if lost := g.runRetrains(ctx); lost {
+		g.dropLeadership()
+		return nil
+	}
 	return g.evaluate(ctx)
 }
 
-// runRetrains runs a retrain job for each trigger that is due: queued drift
-// triggers (with sinceDrift, once enough rows are labelled after the
-// alert), the schedule, and operators' requests.
-func (g *Governor) runRetrains(ctx context.Context) {
-	if g.retrain == nil {
-		g.waiting = nil
-		return
+// leaseTTL is the governor lease's time to live: three intervals.
+func (g *Governor) leaseTTL() time.Duration { return 3 * g.interval }
+
+// dropLeadership forgets what the lease holder kept: the rollout in
+// progress (the next holder takes it up from the registry) and the retry
+// delays of queued triggers.
+func (g *Governor) dropLeadership() {
+	if g.leader {
+		g.log.Warn("governor: lease lost; another instance governs", "model", g.model)
 	}
-	now := g.now()
-	var due []pendingRetrain
-	keep := g.waiting[:0]
-	for _, p := range g.waiting {
-		ready := !g.sinceDrift
-		if now.Before(p.notBefore) {
-			keep = append(keep, p)
-			continue
-		}
-		if !ready {
-			n, err := g.retrain.rows.CountSince(ctx, p.since)
-			if err != nil {
-				g.log.Warn("governor: count rows for a retrain", "err", err)
-			}
-			ready = n >= max(g.retrain.minRows, 1)
-		}
-		if ready {
-			due = append(due, p)
-		} else {
-			keep = append(keep, p)
-		}
-	}
-	g.waiting = keep
-	if g.every > 0 {
-		if g.nextSchedule.IsZero() {
-			g.nextSchedule = now.Add(g.every)
-		} else if !now.Before(g.nextSchedule) {
-			g.nextSchedule = now.Add(g.every)
-			due = append(due, pendingRetrain{trigger: retrainTrigger{Kind: "schedule", Key: "every " + g.every.String(),
-				Reason: "scheduled retrain every " + g.every.String()}})
-		}
-	}
-	if g.source != nil {
-		reqs, err := g.source.requestTriggers(ctx)
-		if err != nil {
-			g.log.Warn("governor: retrain requests", "err", err)
-		}
-		for _, r := range reqs {
-			due = append(due, pendingRetrain{trigger: r})
-		}
-	}
-	for _, p := range due {
-		var since time.Time
-		if p.trigger.Kind == "drift" && g.sinceDrift {
-			since = p.since
-		}
-		v, err := g.retrain.run(ctx, p.trigger, since)
-		if errors.Is(err, ErrRetrainNoData) && !since.IsZero() {
-			// Not yet enough rows after the alert: try again later.
-			p.notBefore = now.Add(retrainRetryIntervals * g.interval)
-			g.waiting = append(g.waiting, p)
-			g.log.Info("governor: retrain waits for more rows after the alert", "key", p.trigger.Key, "err", err)
-			continue
-		}
-		if err != nil {
-			g.log.Warn("governor: retrain", "trigger", p.trigger.Kind, "key", p.trigger.Key, "err", err)
-			continue
-		}
-		g.log.Info("governor: retrained", "model", g.model, "version", v.Number, "parent", v.Lineage.Parent, "trigger", p.trigger.Kind)
-	}
+	g.leader, g.ctrl, g.candidate, g.retryAfter = false, nil, 0, nil
+	g.recordIdle(false)
 }
 
 // trackDrift keeps the set of open feature-drift episodes.

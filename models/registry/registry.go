@@ -159,6 +159,7 @@ func checkName(kind, s string) error {
 //	P:m:<model>:artifacts    hash: <n>/snapshot, <n>/onnx → bytes
 //	P:m:<model>:aliases      hash: <alias> → <n>
 //	P:m:<model>:outcomes:<v> hash: outcome sums of served version label v (TTL)
+//	P:m:<model>:retrains     hash: trigger key → queued retrain trigger (JSON)
 //	P:lease:<name>           string: lease holder (TTL)
 //	P:lease-epoch:<name>     string: how many times the lease was taken
 //	P:audit                  stream of audit events

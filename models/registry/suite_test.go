@@ -45,6 +45,7 @@ func runSuite(t *testing.T, start starter) {
 		{"LeaseEpoch", testLeaseEpoch},
 		{"OutcomesSum", testOutcomesSum},
 		{"OutcomesInvalid", testOutcomesInvalid},
+		{"RetrainQueue", testRetrainQueue},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, start(t)) })
 	}
@@ -998,5 +999,65 @@ func testLeaseEpoch(t *testing.T, r *redistest.Redis) {
 	// Another lease counts its own epochs.
 	if got, err := reg.TryLeaseEpoch(ctx, "n", "a", time.Minute); err != nil || got != 1 {
 		t.Fatalf("the first holding of lease n has epoch %d, %v; want 1", got, err)
+	}
+}
+
+// testRetrainQueue: a trigger queued by several instances is queued once,
+// with the first one's Since; the queue lists undone triggers oldest first;
+// a finished trigger is not listed, is not queued again while it is
+// retained, and is deleted after RetainDoneRetrains.
+func testRetrainQueue(t *testing.T, r *redistest.Redis) {
+	ctx := ctxT(t)
+	now := t0
+	reg, c := newRegistry(t, r, registry.Config{Prefix: "{retrains}", Now: func() time.Time { return now }})
+	queue := func(key string, since time.Time, want bool) {
+		t.Helper()
+		added, err := reg.QueueRetrain(ctx, "m", registry.QueuedRetrain{Kind: "drift", Key: key, Reason: "why " + key, Since: since})
+		if err != nil || added != want {
+			t.Fatalf("QueueRetrain(%s) = %v, %v; want %v", key, added, err, want)
+		}
+	}
+	keys := func() (ks []string) {
+		t.Helper()
+		qs, err := reg.QueuedRetrains(ctx, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			ks = append(ks, q.Key+"@"+strconv.FormatInt(q.Since.Unix()-t0.Unix(), 10))
+		}
+		return ks
+	}
+	queue("b", t0.Add(2*time.Second), true)
+	queue("a", t0.Add(time.Second), true)
+	queue("b", t0.Add(5*time.Second), false) // another instance, later
+	if got := keys(); !slices.Equal(got, []string{"a@1", "b@2"}) {
+		t.Fatalf("queue %q, want a@1 b@2", got)
+	}
+	if err := reg.FinishRetrain(ctx, "m", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.FinishRetrain(ctx, "m", "never-queued"); err != nil {
+		t.Fatalf("finishing a trigger that was never queued: %v", err)
+	}
+	queue("a", t0.Add(3*time.Second), false) // a late instance sees the alert
+	if got := keys(); !slices.Equal(got, []string{"b@2"}) {
+		t.Fatalf("queue after a finished %q, want b@2", got)
+	}
+	now = t0.Add(registry.RetainDoneRetrains + time.Minute)
+	if got := keys(); !slices.Equal(got, []string{"b@2"}) {
+		t.Fatalf("queue %q, want b@2", got)
+	}
+	if n, err := c.HLen(ctx, "{retrains}:m:m:retrains").Result(); err != nil || n != 1 {
+		t.Fatalf("%d entries (%v) after the retention, want the finished one deleted", n, err)
+	}
+	if _, err := reg.QueueRetrain(ctx, "m", registry.QueuedRetrain{Kind: "drift"}); !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("a trigger without a key: %v, want ErrInvalid", err)
+	}
+	if err := c.HSet(ctx, "{retrains}:m:m:retrains", "bad", "{").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.QueuedRetrains(ctx, "m"); !errors.Is(err, registry.ErrCorrupt) {
+		t.Fatalf("an entry that does not decode: %v, want ErrCorrupt", err)
 	}
 }
