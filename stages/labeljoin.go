@@ -521,6 +521,12 @@ type Outcome struct {
 	Score         float32
 	Label         float32
 	At            time.Time
+	// Paired and PairedScore: for the shadow's outcome of a label that the
+	// champion served, Paired is set and PairedScore is the champion's
+	// served score of it, so that the two can be compared label by label
+	// (the rollout gate's paired test). Unset for every other outcome.
+	Paired      bool
+	PairedScore float32
 	// Source is the record the outcome came from, by which a consumer
 	// (the live lake's labels table) recognizes it when it comes again
 	// after a restart: the label record's position on the labels topic,
@@ -666,11 +672,13 @@ func (j *LabelJoin) arms() ArmsView {
 // them. It is reused from batch to batch, so that a steady stream of
 // batches does not allocate per row.
 type joinBuf struct {
-	// all is every joined row, with its label and the version that served
-	// it: all.Dense, all.Hashed and y in join order.
+	// all is every joined row, with its label, the version that served it
+	// and its served score: all.Dense, all.Hashed, y, versions and scores
+	// in join order.
 	all      models.Rows
 	y        []float32
 	versions []string
+	scores   []float32
 	// learned is the rows the champion and the canary learn (the
 	// champion's first), with their labels learnedY.
 	learned  models.Rows
@@ -679,25 +687,27 @@ type joinBuf struct {
 	one models.Rows
 	// shadow is the rows the shadow scores and learns, with labels shadowY
 	// and its predictions shadowScores; a view of all when it takes every
-	// row, else gathered.
+	// row, else gathered, shadowRows holding their indices in all.
 	shadow       models.Rows
 	shadowY      []float32
 	shadowScores []float32
+	shadowRows   []int
 }
 
 func (jb *joinBuf) reset(numDense, numHashed int) {
 	jb.all = models.Rows{NumDense: numDense, NumHashed: numHashed, Dense: jb.all.Dense[:0], Hashed: jb.all.Hashed[:0]}
-	jb.y, jb.versions = jb.y[:0], jb.versions[:0]
+	jb.y, jb.versions, jb.scores = jb.y[:0], jb.versions[:0], jb.scores[:0]
 }
 
-// add appends one joined row. A batch's rows share one feature layout, the
-// one reset was given.
-func (jb *joinBuf) add(version string, dense []float32, hashed []int32, label float32) {
+// add appends one joined row, served by version with score. A batch's rows
+// share one feature layout, the one reset was given.
+func (jb *joinBuf) add(version string, score float32, dense []float32, hashed []int32, label float32) {
 	jb.all.Dense = append(jb.all.Dense, dense...)
 	jb.all.Hashed = append(jb.all.Hashed, hashed...)
 	jb.all.N++
 	jb.y = append(jb.y, label)
 	jb.versions = append(jb.versions, version)
+	jb.scores = append(jb.scores, score)
 }
 
 // appendRow appends row r of src to dst.
@@ -745,33 +755,35 @@ func (j *LabelJoin) teach(jb *joinBuf, view *ArmsView, now time.Time) error {
 	if j.OnLearned != nil && jb.learned.N > 0 {
 		j.OnLearned(&jb.learned, jb.learnedY)
 	}
-	j.shadowPass(jb, view.Shadow, now)
+	j.shadowPass(jb, view.Shadow, champ.Version, now)
 	return nil
 }
 
 // shadowPass has the shadow, when set, predict every joined row that
 // another version served, emits those predictions as the shadow's
-// outcomes, and then teaches it the rows. A shadow that cannot predict or
-// learn them does not fail the batch: it skips it, and the rows count in
-// shadowSkipped.
-func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
+// outcomes (paired with the champion's served score on the rows that
+// champion, the champion's version, served), and then teaches it the
+// rows. A shadow that cannot predict or learn them does not fail the
+// batch: it skips it, and the rows count in shadowSkipped.
+func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, champion string, now time.Time) {
 	if sh == nil {
 		return
 	}
 	all := &jb.all
-	rows, y := all, jb.y
+	rows, y, gathered := all, jb.y, false
 	if slices.Contains(jb.versions, sh.Version) {
 		// Rows the shadow's version served were scored (and learned, when
 		// an arm serves it) as served: leave them out.
 		jb.shadow = models.Rows{NumDense: all.NumDense, NumHashed: all.NumHashed, Dense: jb.shadow.Dense[:0], Hashed: jb.shadow.Hashed[:0]}
-		jb.shadowY = jb.shadowY[:0]
+		jb.shadowY, jb.shadowRows = jb.shadowY[:0], jb.shadowRows[:0]
 		for r, v := range jb.versions {
 			if v != sh.Version {
 				appendRow(&jb.shadow, all, r)
 				jb.shadowY = append(jb.shadowY, jb.y[r])
+				jb.shadowRows = append(jb.shadowRows, r)
 			}
 		}
-		rows, y = &jb.shadow, jb.shadowY
+		rows, y, gathered = &jb.shadow, jb.shadowY, true
 	}
 	if rows.N == 0 {
 		return
@@ -785,7 +797,15 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 		return
 	}
 	for k, score := range scores {
-		j.outcome("", sh.Version, ArmShadow, servedStep{arm: ArmShadow}, score, y[k], now, SourcePosition{})
+		r := k
+		if gathered {
+			r = jb.shadowRows[k]
+		}
+		o := Outcome{Version: sh.Version, Arm: ArmShadow, ServedArm: ArmShadow, Score: score, Label: y[k], At: now}
+		if jb.versions[r] == champion {
+			o.Paired, o.PairedScore = true, jb.scores[r]
+		}
+		j.emit(o)
 	}
 	if err := sh.Learn(rows, y); err != nil && !errors.Is(err, models.ErrInvalidLabel) {
 		j.metrics.shadowSkipped.Add(float64(rows.N))
@@ -793,10 +813,15 @@ func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, now time.Time) {
 }
 
 func (j *LabelJoin) outcome(id, version, arm string, step servedStep, score, label float32, now time.Time, src SourcePosition) {
-	j.metrics.observe(j.model.Name, version, float64(score), float64(label), j.decision)
+	j.emit(Outcome{ID: id, Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now,
+		Source: src})
+}
+
+// emit counts o in the prequential metrics and gives it to OnOutcome.
+func (j *LabelJoin) emit(o Outcome) {
+	j.metrics.observe(j.model.Name, o.Version, float64(o.Score), float64(o.Label), j.decision)
 	if j.OnOutcome != nil {
-		j.OnOutcome(Outcome{ID: id, Version: version, Arm: arm, ServedArm: step.arm, CanaryPercent: step.percent, Score: score, Label: label, At: now,
-			Source: src})
+		j.OnOutcome(o)
 	}
 }
 
@@ -1069,7 +1094,7 @@ func (lp *labelPartition) handle(ctx context.Context, msgs []pipeline.Message, t
 			}
 			jb.reset(nd, nh)
 		}
-		jb.add(e.version, e.dense, e.hashed, lp.labels[i])
+		jb.add(e.version, e.score, e.dense, e.hashed, lp.labels[i])
 	}
 	t.early = parked
 	err := j.teach(jb, &view, now)

@@ -202,7 +202,7 @@ func (j *LabelJoin) JoinEarlyReady(ctx context.Context, entries []EarlyReady) (j
 			}
 			jb.reset(nd, nh)
 		}
-		jb.add(entry.version, entry.dense, entry.hashed, label)
+		jb.add(entry.version, entry.score, entry.dense, entry.hashed, label)
 	}
 	err = j.teach(&jb, &view, now)
 	j.metrics.publish()

@@ -416,7 +416,7 @@ func (j *LabelJoin) teachEarly(p *putJob, found []earlyLabel) error {
 		}
 		j.outcome(p.id(r), v, view.armOf(v), p.steps[r], p.scores[r], e.label, now,
 			SourcePosition{Topic: p.topic, Partition: p.partition, Offset: p.offsets[r]})
-		jb.add(v, p.dense[r*p.numDense:(r+1)*p.numDense], p.hashed[r*p.numHashed:(r+1)*p.numHashed], e.label)
+		jb.add(v, p.scores[r], p.dense[r*p.numDense:(r+1)*p.numDense], p.hashed[r*p.numHashed:(r+1)*p.numHashed], e.label)
 	}
 	err := j.teach(jb, &view, now)
 	j.metrics.publish()

@@ -430,6 +430,24 @@ func TestLabelJoinShadowLearnsEveryLabel(t *testing.T) {
 		if ones["7"] != n/3 || ones["9"] != n/3 {
 			t.Errorf("%s: labels 1 per version %v, want %d each", path, ones, n/3)
 		}
+		// Each shadow outcome is paired with the champion's served score
+		// of its label: the same scores as the champion's outcomes.
+		var served, paired []float32
+		for _, o := range outs {
+			switch {
+			case o.Version == "9" && o.Paired:
+				paired = append(paired, o.PairedScore)
+			case o.Version == "9" || o.Paired:
+				t.Fatalf("%s: outcome of version %s paired %v, want the shadow's (9) paired, the champion's not", path, o.Version, o.Paired)
+			default:
+				served = append(served, o.Score)
+			}
+		}
+		slices.Sort(served)
+		slices.Sort(paired)
+		if !slices.Equal(served, paired) {
+			t.Errorf("%s: the shadow's outcomes paired with scores %v, want the champion's %v", path, paired, served)
+		}
 		if calls != 1 {
 			t.Errorf("%s: OnLearned called %d times for one batch", path, calls)
 		}
@@ -601,7 +619,7 @@ func (ar *armsRig) teachBatch(n int) *joinBuf {
 		for k := range hashed {
 			hashed[k] = int32((i*31 + k) % 1000)
 		}
-		jb.add([]string{"7", "2", "retired"}[i%3], dense, hashed, float32(i%2))
+		jb.add([]string{"7", "2", "retired"}[i%3], 0.5, dense, hashed, float32(i%2))
 	}
 	return jb
 }

@@ -58,7 +58,12 @@ func (a *App) newGovernor(fz *stages.Featurize) (*governance.Governor, error) {
 	// (stages.Outcome.ServedArm: the arms are named as the registry's
 	// aliases are).
 	a.outcomeHooks = append(a.outcomeHooks, func(o stages.Outcome) {
-		g.ObserveOutcome(governance.OutcomeSeries(o.Version, o.ServedArm, o.CanaryPercent), float64(o.Score), float64(o.Label))
+		series := governance.OutcomeSeries(o.Version, o.ServedArm, o.CanaryPercent)
+		if o.Paired {
+			g.ObservePairedOutcome(series, float64(o.Score), float64(o.PairedScore), float64(o.Label))
+		} else {
+			g.ObserveOutcome(series, float64(o.Score), float64(o.Label))
+		}
 	})
 	return g, nil
 }

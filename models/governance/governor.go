@@ -155,8 +155,10 @@ func New(cfg Config) (*Governor, error) {
 //     against the champion on the gate's metric and asks a
 //     rollout.Controller what to do. Both are measured from the first
 //     interval after the candidate's first outcome: in shadow, on the same
-//     joined labels; the candidate on each step's own predictions, the
-//     champion on all of its own since;
+//     joined labels, compared label by label (the label join pairs the
+//     shadow's outcome with the champion's served score of the label:
+//     ObservePairedOutcome); the candidate on each step's own predictions,
+//     the champion on all of its own since;
 //   - applies the Decision to the registry (advance: canary alias and
 //     traffic share; promote: champion alias, with the "baking" and
 //     "previous" marks until stable; rollback: the candidate's aliases
@@ -279,6 +281,25 @@ func OutcomeSeries(version, arm string, canaryPercent int) string {
 // it would make the shared sums non-finite, which the registry refuses.
 func (g *Governor) ObserveOutcome(series string, score, label float64) {
 	d, ok := outcomeDeltaAt(score, label, g.decision)
+	g.add(series, d, ok)
+}
+
+// ObservePairedOutcome is ObserveOutcome for a shadow's outcome of a label
+// that the champion served with championScore: it also adds the
+// difference of the two outcomes to the series' paired sums, which the
+// gate's paired test reads in the shadow phase. A pair whose champion
+// outcome is not finite adds the shadow's outcome alone.
+func (g *Governor) ObservePairedOutcome(series string, score, championScore, label float64) {
+	d, ok := outcomeDeltaAt(score, label, g.decision)
+	if champ, champOK := outcomeDeltaAt(championScore, label, g.decision); ok && champOK {
+		d.Paired = pairedDelta(d, champ)
+	}
+	g.add(series, d, ok)
+}
+
+// add adds one outcome's delta d to series' unflushed sums, or counts it
+// skipped (ok false).
+func (g *Governor) add(series string, d registry.OutcomeSums, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !ok {
@@ -289,6 +310,16 @@ func (g *Governor) ObserveOutcome(series string, score, label float64) {
 		g.pending = map[string]registry.OutcomeSums{}
 	}
 	g.pending[series] = g.pending[series].Add(d)
+}
+
+// pairedDelta is one pair's contribution to the paired sums: the
+// differences cand - champ of two single outcomes' deltas, and their
+// squares.
+func pairedDelta(cand, champ registry.OutcomeSums) registry.PairedSums {
+	c := cand.Correct - champ.Correct
+	ll, ae, se := cand.LogLoss-champ.LogLoss, cand.AbsErr-champ.AbsErr, cand.SqErr-champ.SqErr
+	return registry.PairedSums{N: 1, CorrectDiff: c, CorrectDiffSq: c * c,
+		LogLossDiff: ll, LogLossDiffSq: ll * ll, AbsErrDiff: ae, AbsErrDiffSq: ae * ae, SqErrDiff: se, SqErrDiffSq: se * se}
 }
 
 // outcomeDelta is outcomeDeltaAt at the default threshold, for a finite
@@ -364,6 +395,30 @@ func statsOf(m rollout.Metric, s registry.OutcomeSums) rollout.Stats {
 		st.Value = float64(s.Correct) / n
 	}
 	return st
+}
+
+// pairedOf turns paired sums into the gate's paired evidence for metric:
+// the mean improvement per pair (the candidate's correct minus the
+// champion's; the champion's loss minus the candidate's) and its SD. nil
+// under 2 pairs, and for rmse (not a mean).
+func pairedOf(m rollout.Metric, p registry.PairedSums) *rollout.Paired {
+	if p.N < 2 {
+		return nil
+	}
+	n := float64(p.N)
+	meanSD := func(sum, sumSq float64) *rollout.Paired {
+		mean := sum / n
+		return &rollout.Paired{N: p.N, Mean: mean, SD: math.Sqrt(max(0, (sumSq-n*mean*mean)/(n-1)))}
+	}
+	switch m {
+	case rollout.MetricAccuracy:
+		return meanSD(float64(p.CorrectDiff), float64(p.CorrectDiffSq))
+	case rollout.MetricLogLoss:
+		return meanSD(-p.LogLossDiff, p.LogLossDiffSq)
+	case rollout.MetricMAE:
+		return meanSD(-p.AbsErrDiff, p.AbsErrDiffSq)
+	}
+	return nil
 }
 
 // flush adds the unflushed outcomes to the registry's shared sums; on
@@ -600,6 +655,12 @@ func (g *Governor) evaluate(ctx context.Context) error {
 	champ := champTotal.Sub(g.champBase)
 	metric := g.ctrl.Gate().Metric
 	candStats, champStats := statsOf(metric, candSums), statsOf(metric, champ)
+	if g.ctrl.State().Phase == rollout.PhaseShadow {
+		// The shadow scores the labels the champion served: compare them
+		// label by label. A canary serves other keys than the champion, so
+		// its steps (and the bake) compare the arms as independent samples.
+		candStats.Paired = pairedOf(metric, candSums.Paired)
+	}
 	d := g.ctrl.Evaluate(candStats, champStats, len(g.openFeatures) > 0, g.now())
 	g.followStep(candSums)
 	err = g.apply(ctx, d, set)

@@ -868,3 +868,73 @@ func TestOutcomeDeltaMultiClass(t *testing.T) {
 		t.Errorf("binary outcome: %+v", d)
 	}
 }
+
+// TestGovernorShadowComparesLabelByLabel: in shadow, the candidate's and the
+// champion's outcomes of the same labels are compared as pairs. A candidate
+// that differs from the champion on few labels is measured tightly: paired,
+// it advances (or, worse beyond the bound, rolls back) on evidence that,
+// read as two independent samples, stays inconclusive.
+func TestGovernorShadowComparesLabelByLabel(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// Of each round's 300 labels, the champion is right on the first
+		// 270; the candidate too, except on the first flips of them.
+		flips  int
+		paired bool
+		want   rollout.Phase
+	}{
+		{"paired, one label worse in 300", 1, true, rollout.PhaseCanary},
+		{"unpaired, one label worse in 300", 1, false, rollout.PhaseShadow},
+		{"paired, 3% worse", 9, true, rollout.PhaseRolledBack},
+		{"unpaired, 3% worse", 9, false, rollout.PhaseShadow},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, _ := newTestRegistry(t)
+			g := newTestGovernor(t, reg)
+			g.gate.FailureLimit = 0
+			cv := strconv.FormatInt(registerShadow(t, reg), 10)
+			champSeries, shadowSeries := OutcomeSeries("1", registry.AliasChampion, 0), OutcomeSeries(cv, registry.AliasShadow, 0)
+			mustTick(t, g) // the rollout begins
+			for round := 0; round < 4 && g.ctrl.State().Phase == rollout.PhaseShadow; round++ {
+				for i := range 300 {
+					champRight := i < 270
+					candRight := champRight && i >= tc.flips
+					champScore, candScore := scoreFor(champRight), scoreFor(candRight)
+					g.ObserveOutcome(champSeries, champScore, 1)
+					if tc.paired {
+						g.ObservePairedOutcome(shadowSeries, candScore, champScore, 1)
+					} else {
+						g.ObserveOutcome(shadowSeries, candScore, 1)
+					}
+				}
+				mustTick(t, g)
+			}
+			if ph := g.ctrl.State().Phase; ph != tc.want {
+				t.Fatalf("phase %s after 4 rounds, want %s (last evidence %+v)", ph, tc.want, g.Status().Evidence)
+			}
+			if tc.paired {
+				evs, err := reg.ReadAudit(context.Background(), "", 1000)
+				if err != nil {
+					t.Fatal(err)
+				}
+				last := evs[len(evs)-1]
+				for _, e := range evs {
+					if strings.HasPrefix(e.What, "rollout.") && e.What != "rollout.hold" {
+						last = e
+					}
+				}
+				if last.Details["paired_n"] == "" || last.Details["paired_n"] != last.Details["candidate_n"] {
+					t.Fatalf("decision %s details %v: want paired_n equal to candidate_n", last.What, last.Details)
+				}
+			}
+		})
+	}
+}
+
+// scoreFor is a positive label's score that is right (0.9) or wrong (0.1).
+func scoreFor(right bool) float64 {
+	if right {
+		return 0.9
+	}
+	return 0.1
+}

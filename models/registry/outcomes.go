@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +26,26 @@ type OutcomeSums struct {
 	AbsErr, AbsErrSq float64
 	// SqErr and SqErrSq sum (y - ŷ)² and its square.
 	SqErr, SqErrSq float64
+	// Paired sums the differences between these outcomes and another
+	// version's outcomes of the same labels, where there are such (a
+	// shadow's, against the champion's served predictions).
+	Paired PairedSums
+}
+
+// PairedSums are running sums over paired outcomes: two versions' outcomes
+// of the same label. For each per-outcome quantity they hold the sum of
+// its difference d (this version's minus the other's) and of d², so a
+// reader gets the mean difference and its standard error, which is much
+// smaller than two independent means' when the versions' outcomes are
+// correlated, as a candidate's and its champion's are.
+type PairedSums struct {
+	// N counts the pairs; CorrectDiff and CorrectDiffSq sum d and d² of
+	// "predicted the right class" (1 or 0), so d is -1, 0 or 1.
+	N, CorrectDiff, CorrectDiffSq int64
+	// The sums of d and d² of the log loss, |y - ŷ| and (y - ŷ)².
+	LogLossDiff, LogLossDiffSq float64
+	AbsErrDiff, AbsErrDiffSq   float64
+	SqErrDiff, SqErrDiffSq     float64
 }
 
 // Add returns s + o, field by field.
@@ -34,6 +55,11 @@ func (s OutcomeSums) Add(o OutcomeSums) OutcomeSums {
 		LogLoss: s.LogLoss + o.LogLoss, LogLossSq: s.LogLossSq + o.LogLossSq,
 		AbsErr: s.AbsErr + o.AbsErr, AbsErrSq: s.AbsErrSq + o.AbsErrSq,
 		SqErr: s.SqErr + o.SqErr, SqErrSq: s.SqErrSq + o.SqErrSq,
+		Paired: PairedSums{N: s.Paired.N + o.Paired.N,
+			CorrectDiff: s.Paired.CorrectDiff + o.Paired.CorrectDiff, CorrectDiffSq: s.Paired.CorrectDiffSq + o.Paired.CorrectDiffSq,
+			LogLossDiff: s.Paired.LogLossDiff + o.Paired.LogLossDiff, LogLossDiffSq: s.Paired.LogLossDiffSq + o.Paired.LogLossDiffSq,
+			AbsErrDiff: s.Paired.AbsErrDiff + o.Paired.AbsErrDiff, AbsErrDiffSq: s.Paired.AbsErrDiffSq + o.Paired.AbsErrDiffSq,
+			SqErrDiff: s.Paired.SqErrDiff + o.Paired.SqErrDiff, SqErrDiffSq: s.Paired.SqErrDiffSq + o.Paired.SqErrDiffSq},
 	}
 }
 
@@ -44,33 +70,51 @@ func (s OutcomeSums) Sub(o OutcomeSums) OutcomeSums {
 		LogLoss: s.LogLoss - o.LogLoss, LogLossSq: s.LogLossSq - o.LogLossSq,
 		AbsErr: s.AbsErr - o.AbsErr, AbsErrSq: s.AbsErrSq - o.AbsErrSq,
 		SqErr: s.SqErr - o.SqErr, SqErrSq: s.SqErrSq - o.SqErrSq,
+		Paired: PairedSums{N: s.Paired.N - o.Paired.N,
+			CorrectDiff: s.Paired.CorrectDiff - o.Paired.CorrectDiff, CorrectDiffSq: s.Paired.CorrectDiffSq - o.Paired.CorrectDiffSq,
+			LogLossDiff: s.Paired.LogLossDiff - o.Paired.LogLossDiff, LogLossDiffSq: s.Paired.LogLossDiffSq - o.Paired.LogLossDiffSq,
+			AbsErrDiff: s.Paired.AbsErrDiff - o.Paired.AbsErrDiff, AbsErrDiffSq: s.Paired.AbsErrDiffSq - o.Paired.AbsErrDiffSq,
+			SqErrDiff: s.Paired.SqErrDiff - o.Paired.SqErrDiff, SqErrDiffSq: s.Paired.SqErrDiffSq - o.Paired.SqErrDiffSq},
 	}
 }
 
 // Stored hash fields, in OutcomeSums field order.
 var (
-	outcomeIntFields   = [...]string{"n", "correct", "positives"}
-	outcomeFloatFields = [...]string{"logloss", "logloss_sq", "abserr", "abserr_sq", "sqerr", "sqerr_sq"}
+	outcomeIntFields = [...]string{"n", "correct", "positives", "pair_n", "pair_correct_d", "pair_correct_d_sq"}
+	// outcomeFloatFields' sums of differences ("_d") may be negative.
+	outcomeFloatFields = [...]string{"logloss", "logloss_sq", "abserr", "abserr_sq", "sqerr", "sqerr_sq",
+		"pair_logloss_d", "pair_logloss_d_sq", "pair_abserr_d", "pair_abserr_d_sq", "pair_sqerr_d", "pair_sqerr_d_sq"}
 )
 
-func (s *OutcomeSums) ints() [3]*int64 { return [3]*int64{&s.N, &s.Correct, &s.Positives} }
-func (s *OutcomeSums) floats() [6]*float64 {
-	return [6]*float64{&s.LogLoss, &s.LogLossSq, &s.AbsErr, &s.AbsErrSq, &s.SqErr, &s.SqErrSq}
+func (s *OutcomeSums) ints() [6]*int64 {
+	return [6]*int64{&s.N, &s.Correct, &s.Positives, &s.Paired.N, &s.Paired.CorrectDiff, &s.Paired.CorrectDiffSq}
+}
+func (s *OutcomeSums) floats() [12]*float64 {
+	p := &s.Paired
+	return [12]*float64{&s.LogLoss, &s.LogLossSq, &s.AbsErr, &s.AbsErrSq, &s.SqErr, &s.SqErrSq,
+		&p.LogLossDiff, &p.LogLossDiffSq, &p.AbsErrDiff, &p.AbsErrDiffSq, &p.SqErrDiff, &p.SqErrDiffSq}
 }
 
-// check validates s as a delta: counts and sums ≥ 0 and finite, Correct and Positives
-// at most N.
+// check validates s as a delta: counts and sums finite and ≥ 0 (sums of differences
+// may be negative), Correct and Positives at most N; the pairs' N ≥ 0, at most N,
+// CorrectDiffSq at most it and |CorrectDiff| at most CorrectDiffSq.
 func (s OutcomeSums) check(version string) error {
-	if s.N < 0 || s.Correct < 0 || s.Positives < 0 || s.Correct > s.N || s.Positives > s.N {
-		return fmt.Errorf("%w: outcomes of version %q count n=%d correct=%d positives=%d", ErrInvalid, version, s.N, s.Correct, s.Positives)
+	p := s.Paired
+	if s.N < 0 || s.Correct < 0 || s.Positives < 0 || s.Correct > s.N || s.Positives > s.N ||
+		p.N < 0 || p.N > s.N || p.CorrectDiffSq < 0 || p.CorrectDiffSq > p.N || p.CorrectDiff > p.CorrectDiffSq || -p.CorrectDiff > p.CorrectDiffSq {
+		return fmt.Errorf("%w: outcomes of version %q count n=%d correct=%d positives=%d pairs=%d correct d=%d d²=%d",
+			ErrInvalid, version, s.N, s.Correct, s.Positives, p.N, p.CorrectDiff, p.CorrectDiffSq)
 	}
 	for i, f := range s.floats() {
-		if math.IsNaN(*f) || math.IsInf(*f, 0) || *f < 0 {
+		if math.IsNaN(*f) || math.IsInf(*f, 0) || (*f < 0 && !isDiffField(outcomeFloatFields[i])) {
 			return fmt.Errorf("%w: outcomes of version %q sum %s is %v", ErrInvalid, version, outcomeFloatFields[i], *f)
 		}
 	}
 	return nil
 }
+
+// isDiffField reports whether a stored float field sums differences.
+func isDiffField(name string) bool { return strings.HasSuffix(name, "_d") }
 
 // MaxOutcomeVersionLen is the longest served version label AddOutcomes accepts, in bytes.
 const MaxOutcomeVersionLen = 64

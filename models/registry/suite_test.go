@@ -830,7 +830,11 @@ func sameSums(a, b registry.OutcomeSums) bool {
 	return a.N == b.N && a.Correct == b.Correct && a.Positives == b.Positives &&
 		closeRel(a.LogLoss, b.LogLoss) && closeRel(a.LogLossSq, b.LogLossSq) &&
 		closeRel(a.AbsErr, b.AbsErr) && closeRel(a.AbsErrSq, b.AbsErrSq) &&
-		closeRel(a.SqErr, b.SqErr) && closeRel(a.SqErrSq, b.SqErrSq)
+		closeRel(a.SqErr, b.SqErr) && closeRel(a.SqErrSq, b.SqErrSq) &&
+		a.Paired.N == b.Paired.N && a.Paired.CorrectDiff == b.Paired.CorrectDiff && a.Paired.CorrectDiffSq == b.Paired.CorrectDiffSq &&
+		closeRel(a.Paired.LogLossDiff, b.Paired.LogLossDiff) && closeRel(a.Paired.LogLossDiffSq, b.Paired.LogLossDiffSq) &&
+		closeRel(a.Paired.AbsErrDiff, b.Paired.AbsErrDiff) && closeRel(a.Paired.AbsErrDiffSq, b.Paired.AbsErrDiffSq) &&
+		closeRel(a.Paired.SqErrDiff, b.Paired.SqErrDiff) && closeRel(a.Paired.SqErrDiffSq, b.Paired.SqErrDiffSq)
 }
 
 // testOutcomesSum has two registries on separate connections add outcome deltas to two
@@ -842,7 +846,11 @@ func testOutcomesSum(t *testing.T, r *redistest.Redis) {
 	delta := func(w, i int) registry.OutcomeSums {
 		x := float64(w*each+i+1) / 7 // not exactly representable in binary
 		return registry.OutcomeSums{N: int64(i%3 + 1), Correct: int64(i % 2), Positives: 1,
-			LogLoss: x, LogLossSq: x * x, AbsErr: x / 3, AbsErrSq: x * x / 9, SqErr: x * x / 9, SqErrSq: x * x * x * x / 81}
+			LogLoss: x, LogLossSq: x * x, AbsErr: x / 3, AbsErrSq: x * x / 9, SqErr: x * x / 9, SqErrSq: x * x * x * x / 81,
+			// Differences of either sign, so their sums go below zero and back.
+			Paired: registry.PairedSums{N: 1, CorrectDiff: int64(i%3 - 1), CorrectDiffSq: int64((i%3 - 1) * (i%3 - 1)),
+				LogLossDiff: x * float64(i%3-1), LogLossDiffSq: x * x, AbsErrDiff: -x / 5, AbsErrDiffSq: x * x / 25,
+				SqErrDiff: x / 11, SqErrDiffSq: x * x / 121}}
 	}
 	var want [2]registry.OutcomeSums
 	for w := range adders {
@@ -933,6 +941,9 @@ func testOutcomesInvalid(t *testing.T, r *redistest.Redis) {
 		"negative count": {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: -1}}},
 		"more correct":   {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, Correct: 2}}},
 		"more positives": {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, Positives: 2}}},
+		"more pairs":     {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, Paired: registry.PairedSums{N: 2}}}},
+		"pair d > d²":    {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, Paired: registry.PairedSums{N: 1, CorrectDiff: -1}}}},
+		"negative d²":    {"m", map[string]registry.OutcomeSums{"1": ok, "2": {N: 1, Paired: registry.PairedSums{N: 1, LogLossDiffSq: -1}}}},
 	} {
 		if err := reg.AddOutcomes(ctx, tc.model, tc.d); !errors.Is(err, registry.ErrInvalid) {
 			t.Errorf("%s: AddOutcomes: %v; want ErrInvalid", name, err)

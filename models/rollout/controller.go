@@ -66,7 +66,8 @@ type Decision struct {
 }
 
 // Details flattens d for an audit event's details: phases, step, percent, counts and,
-// when measured, the metric, both arms' values and sample counts, and the bounds.
+// when measured, the metric, both arms' values and sample counts, and the bounds (with
+// paired_n, the labels both arms predicted, when the bounds are a paired test's).
 func (d Decision) Details() map[string]string {
 	out := map[string]string{
 		"action": string(d.Action), "from": string(d.From), "phase": string(d.Phase),
@@ -79,6 +80,9 @@ func (d Decision) Details() map[string]string {
 		out["candidate"], out["champion"] = f(m.Candidate.Value), f(m.Champion.Value)
 		out["candidate_n"], out["champion_n"] = strconv.FormatInt(m.Candidate.N, 10), strconv.FormatInt(m.Champion.N, 10)
 		out["improvement"], out["lower"], out["upper"] = f(m.Improvement), f(m.Lower), f(m.Upper)
+		if p := m.Candidate.Paired; p.usable(m.Metric) {
+			out["paired_n"] = strconv.FormatInt(p.N, 10)
+		}
 	}
 	return out
 }

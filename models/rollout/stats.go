@@ -19,6 +19,28 @@ type Stats struct {
 	// Positives is the number of positive labels among N, for the evidence shown to
 	// operators.
 	Positives int64 `json:"positives,omitempty"`
+	// Paired, on a candidate's Stats, is its comparison with the champion on the same
+	// labels, when the caller has one (a shadow scores the labels the champion served):
+	// the gate then bounds the mean of the per-label differences, not the difference
+	// of two means. Not for rmse, whose value is not a mean.
+	Paired *Paired `json:"paired,omitempty"`
+}
+
+// Paired is a candidate's improvement over the champion per label, over labels both
+// predicted: in the metric's units, positive is better (the candidate's correct minus
+// the champion's for accuracy, the champion's loss minus the candidate's otherwise).
+type Paired struct {
+	N int64 `json:"n"`
+	// Mean is the mean improvement per label, SD its sample standard deviation.
+	Mean float64 `json:"mean"`
+	SD   float64 `json:"sd"`
+}
+
+// usable reports whether p can bound metric m's improvement: at least 2 pairs,
+// finite, and m a mean (not rmse).
+func (p *Paired) usable(m Metric) bool {
+	return p != nil && p.N >= 2 && m != MetricRMSE && !math.IsNaN(p.Mean) && !math.IsInf(p.Mean, 0) &&
+		!math.IsNaN(p.SD) && !math.IsInf(p.SD, 0) && p.SD >= 0
 }
 
 // check reports why s cannot be measured with metric m, or nil.
@@ -37,8 +59,14 @@ func (s Stats) check(m Metric) error {
 
 // compare returns the candidate's improvement over the champion (positive: better, in
 // the metric's units) with its lower and upper one-sided bounds at normal quantile z.
-// Both stats must have passed check and have N ≥ 1.
+// Both stats must have passed check and have N ≥ 1. With the candidate's Paired
+// usable, the improvement is the pairs' mean and its bounds those of a mean (a paired
+// z-test), else the two arms' values are compared as independent samples.
 func compare(m Metric, cand, champ Stats, z float64) (diff, lower, upper float64) {
+	if p := cand.Paired; p.usable(m) {
+		se := p.SD / math.Sqrt(float64(p.N))
+		return p.Mean, p.Mean - z*se, p.Mean + z*se
+	}
 	switch m {
 	case MetricAccuracy:
 		p1, p2 := cand.Value, champ.Value

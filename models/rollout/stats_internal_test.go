@@ -34,6 +34,15 @@ func TestCompareReferenceValues(t *testing.T) {
 		// RMSE by the delta method: SE(MSE)=SD/√N=0.1, SE(RMSE)=0.1/(2·2)=0.025.
 		{"rmse", MetricRMSE, Stats{N: 100, Value: 2, SD: 1}, Stats{N: 100, Value: 2, SD: 0}, 0, -z * 0.025, z * 0.025, 1e-9},
 		{"rmse zero", MetricRMSE, Stats{N: 100, Value: 0, SD: 0}, Stats{N: 100, Value: 0, SD: 0}, 0, 0, 0, 0},
+		// Paired: the mean difference and its SE, SD/√N = 0.3/20 = 0.015, whatever the
+		// two arms' own values (which alone would give a far wider interval).
+		{"paired accuracy", MetricAccuracy, Stats{N: 400, Value: 0.91, Paired: &Paired{N: 400, Mean: 0.01, SD: 0.3}}, Stats{N: 400, Value: 0.90},
+			0.01, 0.01 - z*0.015, 0.01 + z*0.015, 1e-9},
+		{"paired logloss", MetricLogLoss, Stats{N: 400, Value: 0.30, SD: 0.5, Paired: &Paired{N: 100, Mean: -0.02, SD: 0.1}}, Stats{N: 400, Value: 0.35, SD: 0.5},
+			-0.02, -0.02 - z*0.01, -0.02 + z*0.01, 1e-9},
+		// Not a mean (rmse), or a single pair: the arms compared as independent samples.
+		{"paired rmse", MetricRMSE, Stats{N: 100, Value: 2, SD: 1, Paired: &Paired{N: 100, Mean: 5, SD: 0}}, Stats{N: 100, Value: 2, SD: 0}, 0, -z * 0.025, z * 0.025, 1e-9},
+		{"one pair", MetricMAE, Stats{N: 100, Value: 2, SD: 1, Paired: &Paired{N: 1, Mean: 5}}, Stats{N: 100, Value: 1, SD: 0}, -1, -1 - z*0.1, -1 + z*0.1, 1e-9},
 	} {
 		d, lo, hi := compare(tc.m, tc.cand, tc.champ, z)
 		if !near(d, tc.diff, tc.tol) || !near(lo, tc.lower, tc.tol) || !near(hi, tc.upper, tc.tol) {
