@@ -624,6 +624,16 @@ func BenchmarkGovernorObserveOutcome(b *testing.B) {
 	}
 }
 
+// BenchmarkGovernorObservePairedOutcome is a shadow's share of the label
+// path: its outcome of one label, paired with the champion's.
+func BenchmarkGovernorObservePairedOutcome(b *testing.B) {
+	g := &Governor{}
+	b.ReportAllocs()
+	for b.Loop() {
+		g.ObservePairedOutcome("7/shadow", 0.8, 0.3, 1)
+	}
+}
+
 // TestGovernorTakeoverFinishesBake: the lease holder promotes a candidate
 // and stops before its bake ends; the instance that takes over resumes the
 // bake (audited rollout.bake.resume), measuring the new champion from then
