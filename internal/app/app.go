@@ -299,6 +299,7 @@ func (a *App) open(ctx context.Context, opts Options) error {
 	}
 	if txnID != "" {
 		a.log.Info("exactly-once data plane", "transactional_id", txnID)
+		warnShortDedupeWindow(a.log, spec)
 	}
 	if a.join != nil {
 		if a.labels, err = newLabelPlane(a); err != nil {
@@ -575,4 +576,21 @@ func (a *App) Labels() (s LabelStats, ok bool) {
 		return LabelStats{}, false
 	}
 	return a.labels.stats(), true
+}
+
+// warnShortDedupeWindow warns when an exactly-once pipeline's dedupe window
+// may be shorter than a restart: a duplicate whose first copy was committed
+// just before a crash, and which is read again after the restart (its
+// transaction aborted), is caught only while the first copy's id is
+// remembered. A restart takes a group rebalance (up to the session
+// timeout) and the abort of the open transaction; the advice is twice
+// their sum, and at least a minute.
+func warnShortDedupeWindow(log *slog.Logger, spec *pipeline.Spec) {
+	d := spec.Stages.Dedupe
+	advised := max(time.Minute, 2*(spec.Kafka.SessionTimeout.D()+kafka.DefaultTransactionTimeout))
+	if !d.On() || d.TTL.D() >= advised {
+		return
+	}
+	log.Warn("stages.dedupe.ttl may be shorter than a restart: a duplicate whose first copy was committed just before a crash gets a second prediction when it is read again after its id expired",
+		"ttl", d.TTL.D(), "advised_at_least", advised)
 }
