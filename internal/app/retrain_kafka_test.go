@@ -672,3 +672,41 @@ func TestGovernorChoosesRetrainSource(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRetrainKafkaWarmup is the kafka retrain source's replay of the
+// 1,000 rows labelled after a drift, cold (warm-up off, the default) and
+// after a warm-up of the 4,000 events before them through the stateful
+// stages (kfake and miniredis). rows/op is the training rows; the ratio of
+// the two ns/op is what the warm-up costs a retrain at this 4:1 ratio of
+// history to rows.
+func BenchmarkRetrainKafkaWarmup(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	env := newRetrainKafkaEnv(b, kafkatest.StartKfake(b), redistest.StartMiniredis(b), true)
+	env.produceLabelled(b, ctx, 41, 4000)
+	mid := replaytest.StampedMillis()
+	env.produceLabelled(b, ctx, 42, 1000)
+	for _, bc := range []struct {
+		name   string
+		warmup time.Duration
+	}{{"off", 0}, {"on", 5 * time.Minute}} {
+		b.Run("warmup="+bc.name, func(b *testing.B) {
+			k := env.source(b, 20_000)
+			k.log = slog.New(slog.DiscardHandler)
+			k.warmup = bc.warmup
+			rows := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := k.replay(ctx, mid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows = len(got.y)
+			}
+			if rows != 1000 {
+				b.Fatalf("%d training rows, want the 1,000 after the drift", rows)
+			}
+			b.ReportMetric(float64(rows), "rows/op")
+		})
+	}
+}
