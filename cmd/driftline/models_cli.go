@@ -249,7 +249,7 @@ func formatSorted[V any](m map[string]V, format string) string {
 }
 
 func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the canary's traffic share,\nthe pause flag, the gate policy, the rollout in progress (phase, step,\nprogress and the gate's evidence), and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
+	fs := newFlags("models show", "NAME [flags]", "Show a model: its aliases and alias epoch, the canary's traffic share,\nthe pause flag, the gate policy, the retrain triggers queued, the rollout in progress (phase, step,\nprogress and the gate's evidence), and every version with its creator, parent, source and metrics.\nNeeds a viewer token.\n\n"+apiFlagsAbout, stderr)
 	af := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print the API's JSON answer (full lineage and signature)")
 	pos, err := parseInterleaved(fs, args, "NAME")
@@ -281,6 +281,9 @@ func cmdModelsShow(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if m.Policy != nil {
 		g := m.Policy.Gate
 		fmt.Fprintf(stdout, "policy:  %s within %g at %g, min %d samples, steps %v (set by %s)\n", g.Metric, g.MaxDelta, g.Confidence, g.MinSamples, g.Steps, m.Policy.Who)
+	}
+	for _, q := range m.RetrainsQueued {
+		fmt.Fprintf(stdout, "retrain: queued since %s, %s %s: %s\n", q.Since.UTC().Format(time.RFC3339), q.Kind, q.Key, q.Reason)
 	}
 	printRollout(ctx, stdout, c, pos[0])
 	fmt.Fprintln(stdout)

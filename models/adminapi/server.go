@@ -573,7 +573,12 @@ type ModelView struct {
 	TrafficSet    bool             `json:"traffic_set"`
 	Paused        *PauseRecord     `json:"paused,omitempty"`
 	Policy        *PolicyRecord    `json:"policy,omitempty"`
-	Versions      []VersionView    `json:"versions"`
+	// RetrainsQueued are the retrain triggers (error-drift alerts and
+	// retrain requests) queued for the model's governor and not yet done:
+	// waiting for the governor lease's holder, or, with since_drift, for
+	// enough rows labelled after the alert.
+	RetrainsQueued []registry.QueuedRetrain `json:"retrains_queued,omitempty"`
+	Versions       []VersionView            `json:"versions"`
 }
 
 type PauseRecord struct {
@@ -628,6 +633,10 @@ func (a *API) showModel(w http.ResponseWriter, r *http.Request, _ Identity) {
 		return
 	}
 	if view.Policy, err = a.policyRecord(ctx, name); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if view.RetrainsQueued, err = a.reg.QueuedRetrains(ctx, name); err != nil {
 		a.fail(w, err)
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -402,6 +403,23 @@ func TestAdminAPIPauseResumeRetrain(t *testing.T) {
 	}
 	if e := f.LastAudit(t); e.ID != res.Audit || e.What != adminapi.WhatRetrainRequest || e.Details["req.window"] != "1h" {
 		t.Fatalf("retrain audit event %+v", e)
+	}
+	// A governor queues the request; the model's view shows it until done.
+	queued := registry.QueuedRetrain{Kind: "request", Key: res.Request, Reason: "ops: error drift", Since: time.Unix(1_700_000_000, 0).UTC()}
+	if _, err := f.Registry.QueueRetrain(ctx, "fraud", queued); err != nil {
+		t.Fatal(err)
+	}
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
+	if got := m.RetrainsQueued; len(got) != 1 || got[0].Kind != queued.Kind || got[0].Key != queued.Key || got[0].Reason != queued.Reason || !got[0].Since.Equal(queued.Since) {
+		t.Fatalf("retrains queued %+v, want %+v", m.RetrainsQueued, queued)
+	}
+	if err := f.Registry.FinishRetrain(ctx, "fraud", res.Request); err != nil {
+		t.Fatal(err)
+	}
+	m.RetrainsQueued = nil
+	f.MustCall(t, f.Viewer, http.MethodGet, "/api/v1/models/fraud", nil, http.StatusOK, &m)
+	if len(m.RetrainsQueued) != 0 {
+		t.Fatalf("retrains queued after it was done: %+v", m.RetrainsQueued)
 	}
 }
 
