@@ -121,6 +121,7 @@ func New(cfg Config) (*Governor, error) {
 	if g.now == nil {
 		g.now = time.Now
 	}
+	g.status.queued = -1
 	g.failures = OutageLog{Log: g.log, Msg: "governor"}
 	g.flushFailures = OutageLog{Log: g.log, Msg: "governor: flush outcomes"}
 	if a := cfg.Admin; a != nil {

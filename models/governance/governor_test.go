@@ -2,6 +2,7 @@ package governance
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/driftline/driftline/detectors/alert"
 	"github.com/driftline/driftline/models"
@@ -587,6 +590,7 @@ func TestGovernorRetrainSinceDrift(t *testing.T) {
 	if v := shadowVersion(t, reg); v != 0 {
 		t.Fatalf("retrained (shadow %d) with no rows after the alert", v)
 	}
+	checkQueuedGauge(t, g, 1)
 	now = t0.Add(time.Second)
 	fillWindowAt(w, 200, 2, now)
 	mustTick(t, g)
@@ -599,6 +603,7 @@ func TestGovernorRetrainSinceDrift(t *testing.T) {
 	if v := shadowVersion(t, reg); v != 2 {
 		t.Fatalf("shadow %d after 300 rows since the alert, want version 2", v)
 	}
+	checkQueuedGauge(t, g, 1) // queued when the tick looked, then run
 	v, err := reg.Version(ctx, testModel, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -611,6 +616,19 @@ func TestGovernorRetrainSinceDrift(t *testing.T) {
 	mustTick(t, g)
 	if vs, err := reg.Versions(ctx, testModel); err != nil || len(vs) != 2 {
 		t.Fatalf("%d versions (%v) after another tick, want the alert retrained once", len(vs), err)
+	}
+	checkQueuedGauge(t, g, 0)
+}
+
+// checkQueuedGauge checks g's driftline_rollout_retrains_queued.
+func checkQueuedGauge(t *testing.T, g *Governor, want int) {
+	t.Helper()
+	text := fmt.Sprintf(`# HELP driftline_rollout_retrains_queued Retrain triggers (drift alerts, retrain requests) queued and not yet run, at the governor lease holder's last look.
+# TYPE driftline_rollout_retrains_queued gauge
+driftline_rollout_retrains_queued{model=%q} %d
+`, testModel, want)
+	if err := testutil.CollectAndCompare(g.Collector(), strings.NewReader(text), "driftline_rollout_retrains_queued"); err != nil {
+		t.Fatal(err)
 	}
 }
 

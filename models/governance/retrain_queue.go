@@ -64,6 +64,8 @@ func (g *Governor) runRetrains(ctx context.Context) (lost bool) {
 	queued, err := g.reg.QueuedRetrains(ctx, g.model)
 	if err != nil {
 		g.log.Warn("governor: queued retrains", "err", err)
+	} else {
+		g.setQueued(len(queued))
 	}
 	var due []registry.QueuedRetrain
 	for _, q := range queued {

@@ -19,6 +19,9 @@ type statusBox struct {
 	// decisions counts this instance's gate decisions but holds, by What
 	// without its "rollout." prefix.
 	decisions map[string]int64
+	// queued is the retrain triggers queued at the holder's last look
+	// (runRetrains); -1 before the first.
+	queued int
 }
 
 // countedDecisions are the decisions whose counters exist from the start
@@ -34,6 +37,13 @@ func (g *Governor) Status() rollout.Status {
 	st.Model = g.model
 	st.Steps = slices.Clone(st.Steps)
 	return st
+}
+
+// setQueued records how many retrain triggers the holder found queued.
+func (g *Governor) setQueued(n int) {
+	g.status.mu.Lock()
+	g.status.queued = n
+	g.status.mu.Unlock()
 }
 
 func (g *Governor) setStatus(st rollout.Status) {
@@ -98,6 +108,9 @@ var allPhases = []rollout.Phase{rollout.PhaseShadow, rollout.PhaseCanary, rollou
 //     metric's units, once both arms have the minimum samples;
 //   - driftline_rollout_step_progress_ratio{model,version}: the share of the
 //     current step's (or bake's) samples that are in;
+//   - driftline_rollout_retrains_queued{model}: the retrain triggers
+//     queued and not yet run (waiting for rows after the alert, or for
+//     the running job), at the lease holder's last look;
 //   - driftline_rollout_decisions_total{model,decision}: the gate's
 //     decisions but holds (advance, promote, stable, rollback, …) this
 //     instance took as the lease holder; a counter, so that a rule sees a
@@ -118,6 +131,8 @@ var (
 		"Bound of the candidate's improvement over the champion, in the gate metric's units.", []string{"model", "version", "side"}, nil)
 	descProgress = prometheus.NewDesc("driftline_rollout_step_progress_ratio",
 		"Share of the current rollout step's (or bake's) samples that are in.", []string{"model", "version"}, nil)
+	descQueued = prometheus.NewDesc("driftline_rollout_retrains_queued",
+		"Retrain triggers (drift alerts, retrain requests) queued and not yet run, at the governor lease holder's last look.", []string{"model"}, nil)
 	descDecisions = prometheus.NewDesc("driftline_rollout_decisions_total",
 		"Rollout gate decisions but holds that this instance took as the governor lease holder.", []string{"model", "decision"}, nil)
 )
@@ -125,7 +140,7 @@ var (
 type rolloutCollector struct{ g *Governor }
 
 func (c rolloutCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPhase, descCanary, descSamples, descBound, descProgress, descDecisions} {
+	for _, d := range []*prometheus.Desc{descPhase, descCanary, descSamples, descBound, descProgress, descQueued, descDecisions} {
 		ch <- d
 	}
 }
@@ -139,6 +154,7 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 	for d, n := range c.g.status.decisions {
 		counts[d] = n
 	}
+	queued := c.g.status.queued
 	c.g.status.mu.Unlock()
 	for d, n := range counts {
 		ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(n), c.g.model, d)
@@ -155,6 +171,9 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 		canary = st.Percent
 	}
 	gauge(descCanary, float64(canary), st.Model)
+	if queued >= 0 && c.g.retrain != nil {
+		gauge(descQueued, float64(queued), st.Model)
+	}
 	if st.Candidate == 0 {
 		return
 	}
