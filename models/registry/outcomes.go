@@ -124,11 +124,17 @@ const MaxOutcomeVersionLen = 64
 const OutcomeTTL = 30 * 24 * time.Hour
 
 func checkOutcomeVersion(model, version string) error {
+	return checkModelString(model, "served version label", version, MaxOutcomeVersionLen)
+}
+
+// checkModelString checks model's name, and s, which names what of the
+// model (a served version label, a trigger key): 1 to maxLen bytes.
+func checkModelString(model, what, s string, maxLen int) error {
 	if err := checkName("model", model); err != nil {
 		return err
 	}
-	if version == "" || len(version) > MaxOutcomeVersionLen {
-		return fmt.Errorf("%w: served version label %q of model %s (want 1 to %d bytes)", ErrInvalid, version, model, MaxOutcomeVersionLen)
+	if s == "" || len(s) > maxLen {
+		return fmt.Errorf("%w: %s %q of model %s (want 1 to %d bytes)", ErrInvalid, what, s, model, maxLen)
 	}
 	return nil
 }

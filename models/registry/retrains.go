@@ -43,13 +43,7 @@ const MaxRetrainKeyLen = 512
 func (r *Registry) retrainsKey(model string) string { return r.modelKeys(model).model + ":retrains" }
 
 func checkRetrainKey(model, key string) error {
-	if err := checkName("model", model); err != nil {
-		return err
-	}
-	if key == "" || len(key) > MaxRetrainKeyLen {
-		return fmt.Errorf("%w: retrain trigger key %q of model %s (want 1 to %d bytes)", ErrInvalid, key, model, MaxRetrainKeyLen)
-	}
-	return nil
+	return checkModelString(model, "retrain trigger key", key, MaxRetrainKeyLen)
 }
 
 // QueueRetrain adds q to model's retrain queue unless a trigger with its
