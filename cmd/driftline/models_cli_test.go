@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/driftline/driftline/models/adminapi"
 	"github.com/driftline/driftline/models/registry"
@@ -61,6 +62,14 @@ func TestModelsCLIListAndShow(t *testing.T) {
 			t.Errorf("show output does not match %s:\n%s", re, out)
 		}
 	}
+
+	// A retrain trigger queued for the governor shows on its own line.
+	since := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	if _, err := f.Registry.QueueRetrain(context.Background(), "fraud", registry.QueuedRetrain{Kind: "drift", Key: "ADWIN/error/fraud@1/1", Reason: "ADWIN drift on error", Since: since}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud")
+	wantCLI(t, code, out, errOut, 0, "paused:  no\nretrain: queued since 2026-12-06T09:00:00Z, drift ADWIN/error/fraud@1/1: ADWIN drift on error\n")
 
 	code, out, errOut = modelsCLI(t, f, f.Viewer, "show", "fraud", "--json")
 	wantCLI(t, code, out, errOut, 0, `"name": "fraud"`, `"number": 3`, `"parent": 2`)
