@@ -402,6 +402,15 @@ func statsOf(m rollout.Metric, s registry.OutcomeSums) rollout.Stats {
 // the mean improvement per pair (the candidate's correct minus the
 // champion's; the champion's loss minus the candidate's) and its SD. nil
 // under 2 pairs, and for rmse (not a mean).
+//
+// For accuracy it is Agresti and Min's (2005) adjusted estimate: half a
+// pair added to each cell of the 2×2 table of right and wrong, which with
+// b pairs only the candidate got right and c only the champion got right
+// gives the difference (b - c)/(n + 2) with variance ((b + c + 1) -
+// (b - c)²/(n + 2))/(n + 2)², returned as the SD of n pairs. Where the two
+// versions disagree on few labels or none, the plain estimate's variance
+// goes to zero and its bounds with it; the adjusted one keeps bounds about
+// 1/n wide, as the rule of three says the data allow.
 func pairedOf(m rollout.Metric, p registry.PairedSums) *rollout.Paired {
 	if p.N < 2 {
 		return nil
@@ -413,7 +422,9 @@ func pairedOf(m rollout.Metric, p registry.PairedSums) *rollout.Paired {
 	}
 	switch m {
 	case rollout.MetricAccuracy:
-		return meanSD(float64(p.CorrectDiff), float64(p.CorrectDiffSq))
+		diff, discordant, n2 := float64(p.CorrectDiff), float64(p.CorrectDiffSq), n+2
+		variance := max(0, (discordant+1)-diff*diff/n2) / (n2 * n2)
+		return &rollout.Paired{N: p.N, Mean: diff / n2, SD: math.Sqrt(variance * n)}
 	case rollout.MetricLogLoss:
 		return meanSD(-p.LogLossDiff, p.LogLossDiffSq)
 	case rollout.MetricMAE:

@@ -966,3 +966,25 @@ func scoreFor(right bool) float64 {
 	}
 	return 0.1
 }
+
+// TestPairedAccuracyIsAgrestiMinAdjusted: the paired accuracy evidence is
+// Agresti and Min's adjusted difference and standard error, which stay
+// informative when the two versions never disagree.
+func TestPairedAccuracyIsAgrestiMinAdjusted(t *testing.T) {
+	for _, c := range []struct {
+		n, b, c  int64 // pairs; only the candidate right; only the champion right
+		mean, se float64
+	}{
+		{1000, 0, 0, 0, 1.0 / 1002},
+		{1000, 30, 10, 20.0 / 1002, math.Sqrt(41-400.0/1002) / 1002},
+		{300, 0, 1, -1.0 / 302, math.Sqrt(2-1.0/302) / 302},
+	} {
+		p := pairedOf(rollout.MetricAccuracy, registry.PairedSums{N: c.n, CorrectDiff: c.b - c.c, CorrectDiffSq: c.b + c.c})
+		if se := p.SD / math.Sqrt(float64(p.N)); p.N != c.n || math.Abs(p.Mean-c.mean) > 1e-12 || math.Abs(se-c.se) > 1e-12 {
+			t.Errorf("n %d, b %d, c %d: mean %v, se %v; want %v, %v", c.n, c.b, c.c, p.Mean, se, c.mean, c.se)
+		}
+	}
+	if p := pairedOf(rollout.MetricAccuracy, registry.PairedSums{N: 1, CorrectDiffSq: 1, CorrectDiff: 1}); p != nil {
+		t.Errorf("one pair gave %+v, want none", p)
+	}
+}
