@@ -761,8 +761,8 @@ func (j *LabelJoin) teach(jb *joinBuf, view *ArmsView, now time.Time) error {
 
 // shadowPass has the shadow, when set, predict every joined row that
 // another version served, emits those predictions as the shadow's
-// outcomes (paired with the champion's served score on the rows that
-// champion, the champion's version, served), and then teaches it the
+// outcomes (each paired with the champion's served score of its label,
+// on the rows the champion's version served), and then teaches it the
 // rows. A shadow that cannot predict or learn them does not fail the
 // batch: it skips it, and the rows count in shadowSkipped.
 func (j *LabelJoin) shadowPass(jb *joinBuf, sh *ServedModel, champion string, now time.Time) {
