@@ -374,28 +374,31 @@ func statsOf(m rollout.Metric, s registry.OutcomeSums) rollout.Stats {
 	if s.N <= 0 {
 		return rollout.Stats{}
 	}
-	n := float64(s.N)
-	meanSD := func(sum, sumSq float64) (float64, float64) {
-		mean := sum / n
-		if s.N < 2 {
-			return mean, 0
-		}
-		return mean, math.Sqrt(max(0, (sumSq-n*mean*mean)/(n-1)))
-	}
 	st := rollout.Stats{N: s.N, Positives: s.Positives}
 	switch m {
 	case rollout.MetricLogLoss:
-		st.Value, st.SD = meanSD(s.LogLoss, s.LogLossSq)
+		st.Value, st.SD = meanSD(s.N, s.LogLoss, s.LogLossSq)
 	case rollout.MetricMAE:
-		st.Value, st.SD = meanSD(s.AbsErr, s.AbsErrSq)
+		st.Value, st.SD = meanSD(s.N, s.AbsErr, s.AbsErrSq)
 	case rollout.MetricRMSE:
 		var mse float64
-		mse, st.SD = meanSD(s.SqErr, s.SqErrSq)
+		mse, st.SD = meanSD(s.N, s.SqErr, s.SqErrSq)
 		st.Value = math.Sqrt(mse)
 	default:
-		st.Value = float64(s.Correct) / n
+		st.Value = float64(s.Correct) / float64(s.N)
 	}
 	return st
+}
+
+// meanSD is the mean and the sample standard deviation (0 under 2) of n
+// values whose sum and sum of squares are given; n ≥ 1.
+func meanSD(n int64, sum, sumSq float64) (mean, sd float64) {
+	nf := float64(n)
+	mean = sum / nf
+	if n < 2 {
+		return mean, 0
+	}
+	return mean, math.Sqrt(max(0, (sumSq-nf*mean*mean)/(nf-1)))
 }
 
 // pairedOf turns paired sums into the gate's paired evidence for metric:
@@ -415,20 +418,19 @@ func pairedOf(m rollout.Metric, p registry.PairedSums) *rollout.Paired {
 	if p.N < 2 {
 		return nil
 	}
-	n := float64(p.N)
-	meanSD := func(sum, sumSq float64) *rollout.Paired {
-		mean := sum / n
-		return &rollout.Paired{N: p.N, Mean: mean, SD: math.Sqrt(max(0, (sumSq-n*mean*mean)/(n-1)))}
+	paired := func(sum, sumSq float64) *rollout.Paired {
+		mean, sd := meanSD(p.N, sum, sumSq)
+		return &rollout.Paired{N: p.N, Mean: mean, SD: sd}
 	}
 	switch m {
 	case rollout.MetricAccuracy:
-		diff, discordant, n2 := float64(p.CorrectDiff), float64(p.CorrectDiffSq), n+2
+		diff, discordant, n2 := float64(p.CorrectDiff), float64(p.CorrectDiffSq), float64(p.N)+2
 		variance := max(0, (discordant+1)-diff*diff/n2) / (n2 * n2)
-		return &rollout.Paired{N: p.N, Mean: diff / n2, SD: math.Sqrt(variance * n)}
+		return &rollout.Paired{N: p.N, Mean: diff / n2, SD: math.Sqrt(variance * float64(p.N))}
 	case rollout.MetricLogLoss:
-		return meanSD(-p.LogLossDiff, p.LogLossDiffSq)
+		return paired(-p.LogLossDiff, p.LogLossDiffSq)
 	case rollout.MetricMAE:
-		return meanSD(-p.AbsErrDiff, p.AbsErrDiffSq)
+		return paired(-p.AbsErrDiff, p.AbsErrDiffSq)
 	}
 	return nil
 }

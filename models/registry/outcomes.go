@@ -55,11 +55,7 @@ func (s OutcomeSums) Add(o OutcomeSums) OutcomeSums {
 		LogLoss: s.LogLoss + o.LogLoss, LogLossSq: s.LogLossSq + o.LogLossSq,
 		AbsErr: s.AbsErr + o.AbsErr, AbsErrSq: s.AbsErrSq + o.AbsErrSq,
 		SqErr: s.SqErr + o.SqErr, SqErrSq: s.SqErrSq + o.SqErrSq,
-		Paired: PairedSums{N: s.Paired.N + o.Paired.N,
-			CorrectDiff: s.Paired.CorrectDiff + o.Paired.CorrectDiff, CorrectDiffSq: s.Paired.CorrectDiffSq + o.Paired.CorrectDiffSq,
-			LogLossDiff: s.Paired.LogLossDiff + o.Paired.LogLossDiff, LogLossDiffSq: s.Paired.LogLossDiffSq + o.Paired.LogLossDiffSq,
-			AbsErrDiff: s.Paired.AbsErrDiff + o.Paired.AbsErrDiff, AbsErrDiffSq: s.Paired.AbsErrDiffSq + o.Paired.AbsErrDiffSq,
-			SqErrDiff: s.Paired.SqErrDiff + o.Paired.SqErrDiff, SqErrDiffSq: s.Paired.SqErrDiffSq + o.Paired.SqErrDiffSq},
+		Paired: s.Paired.plus(o.Paired, 1),
 	}
 }
 
@@ -70,12 +66,17 @@ func (s OutcomeSums) Sub(o OutcomeSums) OutcomeSums {
 		LogLoss: s.LogLoss - o.LogLoss, LogLossSq: s.LogLossSq - o.LogLossSq,
 		AbsErr: s.AbsErr - o.AbsErr, AbsErrSq: s.AbsErrSq - o.AbsErrSq,
 		SqErr: s.SqErr - o.SqErr, SqErrSq: s.SqErrSq - o.SqErrSq,
-		Paired: PairedSums{N: s.Paired.N - o.Paired.N,
-			CorrectDiff: s.Paired.CorrectDiff - o.Paired.CorrectDiff, CorrectDiffSq: s.Paired.CorrectDiffSq - o.Paired.CorrectDiffSq,
-			LogLossDiff: s.Paired.LogLossDiff - o.Paired.LogLossDiff, LogLossDiffSq: s.Paired.LogLossDiffSq - o.Paired.LogLossDiffSq,
-			AbsErrDiff: s.Paired.AbsErrDiff - o.Paired.AbsErrDiff, AbsErrDiffSq: s.Paired.AbsErrDiffSq - o.Paired.AbsErrDiffSq,
-			SqErrDiff: s.Paired.SqErrDiff - o.Paired.SqErrDiff, SqErrDiffSq: s.Paired.SqErrDiffSq - o.Paired.SqErrDiffSq},
+		Paired: s.Paired.plus(o.Paired, -1),
 	}
+}
+
+// plus returns p + sign·o, field by field (sign is 1 or -1).
+func (p PairedSums) plus(o PairedSums, sign int64) PairedSums {
+	f := float64(sign)
+	return PairedSums{N: p.N + sign*o.N, CorrectDiff: p.CorrectDiff + sign*o.CorrectDiff, CorrectDiffSq: p.CorrectDiffSq + sign*o.CorrectDiffSq,
+		LogLossDiff: p.LogLossDiff + f*o.LogLossDiff, LogLossDiffSq: p.LogLossDiffSq + f*o.LogLossDiffSq,
+		AbsErrDiff: p.AbsErrDiff + f*o.AbsErrDiff, AbsErrDiffSq: p.AbsErrDiffSq + f*o.AbsErrDiffSq,
+		SqErrDiff: p.SqErrDiff + f*o.SqErrDiff, SqErrDiffSq: p.SqErrDiffSq + f*o.SqErrDiffSq}
 }
 
 // Stored hash fields, in OutcomeSums field order.
