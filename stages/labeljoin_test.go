@@ -151,8 +151,15 @@ func TestLabelJoin(t *testing.T) {
 	if !rig.r.Mini.Exists(spec.Redis.KeyPrefix + "pred:a") {
 		t.Fatalf("prediction not cached; keys %v", rig.r.Mini.Keys())
 	}
-	if ttl := rig.r.Mini.TTL(spec.Redis.KeyPrefix + "pred:a"); ttl != 20*time.Minute {
-		t.Errorf("cache TTL %v, want twice the label TTL", ttl)
+	// The key has no TTL: its batch's index entry expires it, twice the
+	// label TTL on (the sweep deletes it; see labelplane_scripts.go).
+	if ttl := rig.r.Mini.TTL(spec.Redis.KeyPrefix + "pred:a"); ttl != 0 {
+		t.Errorf("cache TTL %v, want none: the batch index expires the key", ttl)
+	}
+	if refs, err := rig.r.Mini.ZMembers(rig.cache.batches); err != nil || len(refs) != 1 {
+		t.Errorf("pending batches %v (%v), want the one", refs, err)
+	} else if at, _ := rig.r.Mini.ZScore(rig.cache.batches, refs[0]); int64(at) != rig.now.Add(20*time.Minute).UnixMilli() {
+		t.Errorf("batch expires at %v, want twice the label TTL from now (%v)", time.UnixMilli(int64(at)), rig.now.Add(20*time.Minute))
 	}
 
 	// On time: joined, and the learner learns.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,20 +85,20 @@ func TestParkedLabelsIndexedPerBatch(t *testing.T) {
 	}
 }
 
-// TestParkedLabelParkedAgainAfterItsKeyExpired: a label whose key expired
-// before its batch was swept, delivered again, is parked in a new batch;
-// the old batch's sweep counts its first parking as an orphan but keeps
-// the key, which the new batch holds, and the label joins its prediction.
+// TestParkedLabelParkedAgainAfterItsKeyExpired: a label whose batch
+// expired before it was swept, delivered again, is parked in a new batch
+// (the expired value is not its own parking, nor another label's); the
+// old batch's sweep counts its first parking as an orphan but keeps the
+// key, which the new batch holds, and the label joins its prediction.
 // Every label record is counted once: the first delivery an orphan, the
 // second joined.
 func TestParkedLabelParkedAgainAfterItsKeyExpired(t *testing.T) {
 	rig := newJoinRig(t, testSpec(t, false))
 	rig.handleCounted(t, labelsAt(0, "a"))
-	rig.r.Mini.FastForward(2*rig.cache.ttl + time.Second) // the key expires, unswept
-	if rig.r.Mini.Exists(rig.cache.early + "a") {
-		t.Fatal("a's key did not expire")
+	rig.now = rig.now.Add(2*rig.cache.ttl + time.Second) // the batch expires, unswept
+	if !rig.r.Mini.Exists(rig.cache.early + "a") {
+		t.Fatal("a's key went before its batch was swept")
 	}
-	rig.now = rig.now.Add(2*rig.cache.ttl + time.Second)
 	rig.handleCounted(t, labelsAt(1, "a")) // delivered again: parked anew
 	if n := len(parkedIndex(t, rig.cache)); n != 2 {
 		t.Fatalf("%d parkings indexed, want 2 (the expired one unswept)", n)
@@ -209,5 +210,44 @@ func TestLoggedParkedLabelLeavesItsBatchWhenJoined(t *testing.T) {
 	rig.predict(t, "x")
 	if c := rig.join.Counts(); c.Orphan != 0 || c.Early != 1 {
 		t.Fatalf("counts %+v, want the joined label no orphan", c)
+	}
+}
+
+// TestExpiredUnsweptIsGone: outside log mode a cached prediction's and a
+// parked label's keys have no TTL; their batch's index entry expires them.
+// Past that expiry, before any sweep, a label does not join the expired
+// prediction (it is parked), and a put does not join the expired parked
+// label (the prediction is cached); the put's sweep then counts the one
+// missing and the other an orphan and deletes their keys, as it does the
+// next ones at their expiry, so that nothing outlives its batch.
+func TestExpiredUnsweptIsGone(t *testing.T) {
+	spec := testSpec(t, false)
+	rig := newJoinRig(t, spec)
+	key := func(k string) string { return spec.Redis.KeyPrefix + k }
+	rig.predict(t, "p")
+	rig.label(t, "q")
+	rig.expect(t, "cached and parked", joinCounts{early: 1})
+	for _, k := range []string{"pred:p", "early-label:q"} {
+		if ttl := rig.r.Mini.TTL(key(k)); ttl != 0 {
+			t.Fatalf("%s has a TTL (%v), want none: its batch's index expires it", k, ttl)
+		}
+	}
+	rig.now = rig.now.Add(2*rig.cache.ttl + time.Second) // both batches expire, unswept
+	rig.label(t, "p")
+	rig.expect(t, "a label after its prediction expired", joinCounts{early: 2})
+	rig.predict(t, "q")
+	rig.expect(t, "a put after its label expired", joinCounts{early: 2, missing: 1, orphan: 1})
+	for k, want := range map[string]bool{"pred:p": false, "early-label:q": false, "pred:q": true, "early-label:p": true} {
+		if got := rig.r.Mini.Exists(key(k)); got != want {
+			t.Errorf("after the sweep: %s exists %v, want %v", k, got, want)
+		}
+	}
+	rig.now = rig.now.Add(2*rig.cache.ttl + time.Second)
+	rig.predict(t, "z")
+	rig.expect(t, "the next expiry", joinCounts{early: 2, missing: 2, orphan: 2})
+	for _, k := range rig.r.Mini.Keys() {
+		if strings.HasPrefix(k, key("pred:")) && k != key("pred:z") || strings.HasPrefix(k, key("early-label:")) {
+			t.Errorf("key %s outlived its batch", k)
+		}
 	}
 }

@@ -41,16 +41,24 @@ package stages
 // Every script begins with the same keys and arguments: KEYS[1] the
 // batches' index, KEYS[2] the label batches' index, KEYS[3] the pending
 // count, KEYS[4] the parked count, KEYS[5] the previous version's early
-// index; ARGV[1] the TTL of keys written (ms, twice labels.ttl), ARGV[2]
-// the bound (max parked or max pending), ARGV[3] the prediction key
-// prefix, ARGV[4] the batch key prefix, ARGV[5] the label batch key
-// prefix.
+// index; ARGV[1] the expiry of what is written (ms, twice labels.ttl:
+// see "Expiry"), ARGV[2] the bound (max parked or max pending), ARGV[3]
+// the prediction key prefix, ARGV[4] the batch key prefix, ARGV[5] the
+// label batch key prefix.
 //
 // Expiry is on Redis's clock: a script reads TIME (luaNow) and indexes
-// what it writes at that time plus ARGV[1], the TTL its keys get, so that
-// an index entry and its key expire together whatever the clients' clocks
-// say; a parked label's index entry that expires has its key deleted in
-// the same script that counts it an orphan, so it cannot be joined after.
+// what it writes at that time plus ARGV[1], whatever the clients' clocks
+// say. Outside log mode a cached prediction's key and a parked label's
+// have no TTL of their own: their batch's index entry is their expiry.
+// The put that finds a batch expired (putBatch's sweep) counts what it
+// still holds, missing or orphans, and deletes their keys in the same
+// script; until then a script that reads one of them treats it as gone
+// (dropExpired), so that one past its expiry is never joined, and a label
+// delivered again parks anew. One TTL per key cost Redis an expiry entry
+// per event and each script a call per row (a bulk MSET cannot set one):
+// miniredis, the demo's, pays a fixed cost per call. In log mode the keys
+// keep the TTL ARGV[1]: a joined row and an early label stay, out of their
+// batch, until ReleaseJoined, and the TTL bounds them if that never comes.
 //
 // A label batch is safe to run twice (a client that timed out and sent it
 // again, or the pipeline retrying the batch): see joinBatch.
@@ -70,7 +78,10 @@ package stages
 // then counts the label (its key gone) as an orphan too, so that it is
 // counted twice (joined there, an orphan here); otherwise the previous
 // version's put caches the prediction, and the label expires an orphan
-// (the prediction missing): a rolling upgrade should be short. Reading the
+// (the prediction missing): a rolling upgrade should be short. (A
+// process of an earlier version, which relied on the keys' TTLs, may also
+// join a prediction or a parked label of this version past its batch's
+// expiry, until a sweep deletes it.) Reading the
 // old index can go in a later version, once no process of the previous
 // one runs and twice labels.ttl has passed since.
 
@@ -114,18 +125,24 @@ local function forgetGroups(groups, prefix, countKey, indexKey, dropAtZero)
 end
 `
 
-// luaUnpend's unpend takes event id out of the pending batch its cached
-// entry names, and flushUnpend does what unpend gathered (forgetGroups):
+// luaUnpend's entryRef is the reference of the batch a cached entry names
+// (nil for an entry cached by an older version, which names none); unpend
+// takes event id out of the pending batch its cached entry names, and
+// flushUnpend does what unpend gathered (forgetGroups):
 // the batch forgets the ids, the pending count drops, and a batch left
 // empty leaves the index. An entry without a batch reference (cached by an
 // older version) is left alone.
 const luaUnpend = luaGroups + `
 local pend = {}
-local function unpend(entry, id)
+local function entryRef(entry)
   local len = #entry
-  if len < 3 or string.byte(entry, len) ~= 183 then return end
+  if len < 3 or string.byte(entry, len) ~= 183 then return nil end
   local n = string.byte(entry, len - 1)
-  group(pend, string.sub(entry, len - 1 - n, len - 2), id)
+  return string.sub(entry, len - 1 - n, len - 2)
+end
+local function unpend(entry, id)
+  local ref = entryRef(entry)
+  if ref then group(pend, ref, id) end
 end
 local function flushUnpend()
   forgetGroups(pend, ARGV[4], KEYS[3], KEYS[1], false)
@@ -140,12 +157,16 @@ end
 // early-batch:<ref>). A value of the previous version has no space after
 // the label: its label is in early-label-index.
 //
-// luaPark's parkedRef and parkedPos read a parked label's value; unpark
-// takes a parked label (its key ek, its value v) out of its index, and
-// flushUnpark does what unpark gathered (forgetGroups): the label batch
-// forgets the keys, the parked count drops (and goes, at 0), and a batch
-// left empty leaves the index; a label of the previous version leaves its
-// index. The label's key is the caller's to delete or keep.
+// luaPark's parkedRef and parkedPos read a parked label's value;
+// dropExpired(vals, n, refOf, index, t) sets vals[1..n] to false where the
+// value's batch (refOf(v), nil or empty for none) has expired by t in
+// index (its score is at most t), the batches' expiry sweep not yet run
+// (see "Expiry" above); unpark takes a parked label (its key ek, its
+// value v) out of its index, and flushUnpark does what unpark gathered
+// (forgetGroups): the label batch forgets the keys, the parked count drops
+// (and goes, at 0), and a batch left empty leaves the index; a label of
+// the previous version leaves its index. The label's key is the caller's
+// to delete or keep.
 const luaPark = luaUnpend + `
 local function parkedRef(v)
   local sp = string.find(v, ' ', 5, true)
@@ -156,6 +177,35 @@ local function parkedPos(v)
   local sp = string.find(v, ' ', 5, true)
   if not sp then return string.sub(v, 5) end
   return string.sub(v, 5, sp - 1)
+end
+local function dropExpired(vals, n, refOf, index, t)
+  local refs, list = {}, {}
+  for i = 1, n do
+    local v = vals[i]
+    if v then
+      local ref = refOf(v)
+      if ref and ref ~= '' and not refs[ref] then
+        refs[ref] = true
+        list[#list + 1] = ref
+      end
+    end
+  end
+  local gone, any = {}, false
+  for s = 1, #list, 500 do
+    local e = math.min(s + 499, #list)
+    local sc = redis.call('ZMSCORE', index, unpack(list, s, e))
+    for k = 1, e - s + 1 do
+      if sc[k] and tonumber(sc[k]) <= t then
+        gone[list[s + k - 1]] = true
+        any = true
+      end
+    end
+  end
+  if not any then return end
+  for i = 1, n do
+    local v = vals[i]
+    if v and gone[refOf(v)] then vals[i] = false end
+  end
 end
 local unparked = {}
 local function unpark(ek, v)
@@ -270,7 +320,7 @@ elseif h[1] then
   end
 end
 local out = {0, 0, 0}
-local ids = {}
+local ids, cache = {}, {}
 -- Outside log mode a parked or held label is taken once (taken), by the
 -- first row of its event; a parked one is deleted (consumedKeys) and
 -- held in its row's generation (gens: per generation its hash, rows,
@@ -343,6 +393,7 @@ else
       local vs = redis.call('MGET', unpack(ks))
       for k = 1, #vs do early[s + k - 1] = vs[k] end
     end
+    if not keep then dropExpired(early, n, parkedRef, KEYS[2], t) end
   end
   if not keep then
     hwKey = ARGV[12] .. 'hw'
@@ -424,14 +475,36 @@ else
     elseif own then
       genOf[i].joined = true
       if string.byte(covered, i) ~= 49 then join(i, held[i]) end
-    else
+    elseif keep then
       local old = redis.call('SET', pk, ARGV[16 + i], 'PX', ARGV[1], 'GET')
       if old then unpend(old, id) end
       ids[#ids + 1] = id
-      if label and keep and #label >= 4 then
+      if label and #label >= 4 then
         redis.call('XADD', KEYS[7], '*', 'id', id)
       end
+    else
+      ids[#ids + 1] = id
+      cache[#cache + 1] = i
     end
+  end
+  -- Outside log mode the rows are cached in a few calls (500 rows each),
+  -- their keys without a TTL (see "Expiry"); an event cached before (a
+  -- batch handed in again) leaves its earlier batch.
+  for s = 1, #cache, 500 do
+    local e = math.min(s + 499, #cache)
+    local ks, kv = {}, {}
+    for c = s, e do
+      local i = cache[c]
+      ks[#ks + 1] = KEYS[k0 + 2 * i - 1]
+      kv[#kv + 1] = ks[#ks]
+      kv[#kv + 1] = ARGV[16 + i]
+    end
+    local olds = redis.call('MGET', unpack(ks))
+    for c = s, e do
+      local old = olds[c - s + 1]
+      if old then unpend(old, idOf(cache[c])) end
+    end
+    redis.call('MSET', unpack(kv))
   end
 end
 for s = 1, #consumedKeys, 500 do
@@ -492,9 +565,10 @@ end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', t)
 if #expired > 0 then
   for _, ref in ipairs(expired) do
-    -- Their keys may outlive them by a little (the index and the TTLs
-    -- round differently): delete them, so that one counted missing is
-    -- never joined.
+    -- Their keys (outside log mode, without a TTL; in log mode, theirs
+    -- may outlive them by a little, the index and the TTLs rounding
+    -- differently) are deleted, so that one counted missing is never
+    -- joined.
     local bk = ARGV[4] .. ref
     local left = redis.call('SMEMBERS', bk)
     for s = 1, #left, 500 do
@@ -510,8 +584,8 @@ if #expired > 0 then
 end
 -- Parked labels past their expiry are orphans: deleted with their index
 -- entries, so that a prediction cached later cannot join one counted.
--- Each label a batch still holds is one: its key gone, it expired (or, in
--- log mode, was released). A key that names another batch was parked
+-- Each label a batch still holds is one: its key is deleted here (in log
+-- mode it may be gone already: expired, or released). A key that names another batch was parked
 -- again, after it expired, by that batch (a label delivered again), which
 -- holds it and counts it in turn: it is kept. dropOwn(ks, ref) deletes
 -- the keys of ks that are ref's.
@@ -649,7 +723,8 @@ local plen = #ARGV[3]
 local most = tonumber(ARGV[2])
 local ref = ARGV[9]
 local tspan = tonumber(ARGV[10])
-local expiry = now() + tonumber(ARGV[1])
+local t = now()
+local expiry = t + tonumber(ARGV[1])
 for s = 8, k0, 500 do redis.call('DEL', unpack(KEYS, s, math.min(s + 499, k0))) end
 local function idOf(i) return string.sub(KEYS[k0 + (i - 1) * ks + 1], plen + 1) end
 -- What the labels need is read in a few calls (500 keys each); the loop
@@ -666,6 +741,7 @@ local function readAll(off)
   return vals
 end
 local entries = readAll(1)
+if not keep then dropExpired(entries, n, entryRef, KEYS[1], t) end
 local marks, tookBefore, takenMap = {}, {}, {}
 if keep then
   marks = readAll(3)
@@ -706,9 +782,12 @@ end
 -- index), and, while any is, the labels' parked values.
 local parked = tonumber(redis.call('GET', KEYS[4]) or '0') + redis.call('ZCARD', KEYS[5])
 local parkedVal, parkedRead = {}, parked > 0
-if parkedRead then parkedVal = readAll(2) end
+if parkedRead then
+  parkedVal = readAll(2)
+  if not keep then dropExpired(parkedVal, n, parkedRef, KEYS[2], t) end
+end
 local took, marked, parkedNow = {}, {}, {}
-local del, park, hset, mapped = {}, {}, {}, {}
+local del, park, hset, mapped, parkKV = {}, {}, {}, {}, {}
 local out = {}
 for i = 1, n do
   local k, a = k0 + (i - 1) * ks, 11 + (i - 1) * 2
@@ -788,19 +867,27 @@ for i = 1, n do
       res = 0
     else
       v = ARGV[a] .. pos .. ' ' .. ref
-      -- GET: the same write, with a bulk reply (ignored) rather than
-      -- +OK, which miniredis hands a script as a fresh table per call.
-      redis.call('SET', ek, v, 'PX', ARGV[1], 'GET')
+      if keep then
+        -- GET: the same write, with a bulk reply (ignored) rather than
+        -- +OK, which miniredis hands a script as a fresh table per call.
+        redis.call('SET', ek, v, 'PX', ARGV[1], 'GET')
+      else
+        parkKV[#parkKV + 1] = ek
+        parkKV[#parkKV + 1] = v
+        mapped[marksOf(i)] = true
+      end
       parked = parked + 1
       parkedNow[ek] = v
       park[#park + 1] = ek
       res = false
-      if not keep then mapped[marksOf(i)] = true end
     end
   end
   out[i] = res
 end
 for s = 1, #del, 500 do redis.call('DEL', unpack(del, s, math.min(s + 499, #del))) end
+-- Outside log mode the labels parked are written in a few calls, their
+-- keys without a TTL (see "Expiry").
+for s = 1, #parkKV, 1000 do redis.call('MSET', unpack(parkKV, s, math.min(s + 999, #parkKV))) end
 local added = 0
 for s = 1, #park, 500 do
   added = added + redis.call('SADD', ARGV[5] .. ref, unpack(park, s, math.min(s + 499, #park)))
