@@ -179,6 +179,8 @@ local function parkedPos(v)
   return string.sub(v, 5, sp - 1)
 end
 local function dropExpired(vals, n, refOf, index, t)
+  -- Most calls find every batch unexpired (each put sweeps).
+  if #redis.call('ZRANGEBYSCORE', index, '-inf', t, 'LIMIT', 0, 1) == 0 then return end
   local refs, list = {}, {}
   for i = 1, n do
     local v = vals[i]
