@@ -587,10 +587,10 @@ end
 -- Parked labels past their expiry are orphans: deleted with their index
 -- entries, so that a prediction cached later cannot join one counted.
 -- Each label a batch still holds is one: its key is deleted here (in log
--- mode it may be gone already: expired, or released). A key that names another batch was parked
--- again, after it expired, by that batch (a label delivered again), which
--- holds it and counts it in turn: it is kept. dropOwn(ks, ref) deletes
--- the keys of ks that are ref's.
+-- mode it may be gone already: expired, or released). A key that names
+-- another batch was parked again, after it expired, by that batch (a
+-- label delivered again), which holds it and counts it in turn: it is
+-- kept. dropOwn(ks, ref) deletes the keys of ks that are ref's.
 local function dropOwn(ks, ref)
   for s = 1, #ks, 500 do
     local e = math.min(s + 499, #ks)
