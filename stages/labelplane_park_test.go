@@ -85,14 +85,14 @@ func TestParkedLabelsIndexedPerBatch(t *testing.T) {
 	}
 }
 
-// TestParkedLabelParkedAgainAfterItsKeyExpired: a label whose batch
+// TestParkedLabelParkedAgainAfterItsBatchExpired: a label whose batch
 // expired before it was swept, delivered again, is parked in a new batch
 // (the expired value is not its own parking, nor another label's); the
 // old batch's sweep counts its first parking as an orphan but keeps the
 // key, which the new batch holds, and the label joins its prediction.
 // Every label record is counted once: the first delivery an orphan, the
 // second joined.
-func TestParkedLabelParkedAgainAfterItsKeyExpired(t *testing.T) {
+func TestParkedLabelParkedAgainAfterItsBatchExpired(t *testing.T) {
 	rig := newJoinRig(t, testSpec(t, false))
 	rig.handleCounted(t, labelsAt(0, "a"))
 	rig.now = rig.now.Add(2*rig.cache.ttl + time.Second) // the batch expires, unswept
