@@ -136,8 +136,9 @@ const luaUnpend = luaGroups + `
 local pend = {}
 local function entryRef(entry)
   local len = #entry
-  if len < 3 or string.byte(entry, len) ~= 183 then return nil end
-  local n = string.byte(entry, len - 1)
+  if len < 3 then return nil end
+  local n, tag = string.byte(entry, len - 1, len)
+  if tag ~= 183 then return nil end
   return string.sub(entry, len - 1 - n, len - 2)
 end
 local function unpend(entry, id)
@@ -332,27 +333,19 @@ local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
 -- (earlyTaken: hash of taken marks → the positions' indexes in it).
 local earlyTaken, tspan, lastPart, lastGen, lastList = {}, tonumber(ARGV[16]), nil, nil, nil
 local listOf = {}
--- digitsTo(s, p) is the index of the last byte of the run of decimal
--- digits at p (p - 1 when none): byte tests, not a pattern, which gopher-lua
--- compiles at every call (string.match was ~6% of the demo's CPU).
-local function digitsTo(s, p)
-  local b = string.byte(s, p)
-  while b and b >= 48 and b <= 57 do
-    p = p + 1
-    b = string.byte(s, p)
-  end
-  return p - 1
-end
--- markEarly reads the position as string.match(v, '^(%d+:)(%d+)', 5) would.
+-- markEarly(v) reads the position, "<partition>:<offset>" from v's 5th
+-- byte to the space before its batch reference (or v's end), with plain
+-- finds: a few library calls, not one per byte (each costs Lua a C call;
+-- string.match compiles its pattern at every call in gopher-lua).
 local function markEarly(v)
-  local e = digitsTo(v, 5)
-  if e < 5 or string.byte(v, e + 1) ~= 58 then return end
-  local e2 = digitsTo(v, e + 2)
-  if e2 < e + 2 then return end
-  local part = string.sub(v, 5, e + 1)
-  local off = tonumber(string.sub(v, e + 2, e2))
+  local c = string.find(v, ':', 5, true)
+  if not c or c == 5 then return end
+  local sp = string.find(v, ' ', c + 1, true)
+  local off = tonumber(string.sub(v, c + 1, sp and sp - 1 or -1))
   if not off then return end
-  local gen = math.floor(off / tspan)
+  local part = string.sub(v, 5, c)
+  local r = off % tspan
+  local gen = (off - r) / tspan
   if part ~= lastPart or gen ~= lastGen then
     -- The labels' partitions alternate from row to row: the lists are
     -- found by partition and generation, the hash's name built once.
@@ -369,12 +362,13 @@ local function markEarly(v)
     end
     lastPart, lastGen = part, gen
   end
-  lastList[#lastList + 1] = off - gen * tspan
+  lastList[#lastList + 1] = r
 end
 local function join(i, label)
   out[#out + 1] = i - 1
   out[#out + 1] = label
-  joined[#joined + 1] = string.char(math.floor((i - 1) / 256), (i - 1) % 256) .. label
+  local lo = (i - 1) % 256
+  joined[#joined + 1] = string.char((i - 1 - lo) / 256, lo) .. label
 end
 if rerun then
   local j = joined[1] or ''
@@ -400,7 +394,8 @@ else
   if not keep then
     hwKey = ARGV[12] .. 'hw'
     hw = tonumber(redis.call('GET', hwKey) or '-1')
-    local mayHold = tonumber(string.sub(ARGV[14], 1, digitsTo(ARGV[14], 1))) <= hw
+    local first = string.find(ARGV[14], ' ', 1, true)
+    local mayHold = tonumber(string.sub(ARGV[14], 1, first and first - 1 or -1)) <= hw
     local k = 0
     if mayHold or next(early) then
       for o in string.gmatch(ARGV[14], '%d+') do
@@ -470,7 +465,8 @@ else
       local g = genOf[i]
       label = string.sub(label, 1, 4)
       if #id < 65536 then
-        g.parts[#g.parts + 1] = string.char(math.floor(#id / 256), #id % 256) .. id .. label .. string.char(#offs[i]) .. offs[i]
+        local len, lo, o = #id, #id % 256, offs[i]
+        g.parts[#g.parts + 1] = string.char((len - lo) / 256, lo) .. id .. label .. string.char(#o) .. o
       end
       g.joined = true
       join(i, label)
@@ -804,13 +800,14 @@ for i = 1, n do
     elseif entry then
       took[pk] = true
       del[#del + 1] = pk
-      unpend(entry, idOf(i))
-      local l = hset[marksOf(i)]
+      local id, mk = idOf(i), marksOf(i)
+      unpend(entry, id)
+      local l = hset[mk]
       if not l then
         l = {}
-        hset[marksOf(i)] = l
+        hset[mk] = l
       end
-      l[#l + 1] = idOf(i)
+      l[#l + 1] = id
       l[#l + 1] = pos .. ' ' .. entry
       res = entry
     elseif mark then
