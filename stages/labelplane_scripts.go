@@ -533,16 +533,8 @@ for _, g in ipairs(gens) do
 end
 -- The high-water mark outlives the labels held below it.
 if holding then
-  -- The last offset, as tonumber(string.match(ARGV[14], '%d+$')): an
-  -- unanchored match tries every position of the offsets' string.
-  local o14 = ARGV[14]
-  local p = #o14
-  while p >= 1 do
-    local b = string.byte(o14, p)
-    if b < 48 or b > 57 then break end
-    p = p - 1
-  end
-  local last = tonumber(string.sub(o14, p + 1))
+  -- The chunk's last offset: a row joined there, so offs holds them all.
+  local last = tonumber(offs[#offs])
   if last > hw then
     redis.call('SET', hwKey, last, 'PX', ARGV[1])
   else
