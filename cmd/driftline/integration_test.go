@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,44 +275,17 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	bin := buildDriftline(t)
 	adm := kadm.NewClient(broker.Client(t))
 	stats := &feed.Stats{}
-	// written counts output records, committed or not (progress only);
-	// open reports whether an open transaction holds written outputs (the
-	// high watermarks are past the last stable offsets).
-	var lastWritten, lastStable int64
-	written := func() int64 { lastWritten = outputCount(t, ctx, adm, spec); return lastWritten }
-	open := func() bool {
-		stable, err := outputsWritten(ctx, adm, spec, adm.ListCommittedOffsets)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lastStable = stable
-		return outputCount(t, ctx, adm, spec) > stable
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("at the end: %d outputs written, %d committed; %d rows produced", lastWritten, lastStable, stats.Rows.Load())
-		}
-	}()
 	// The stream is written at a steady rate while the runs are killed, so
 	// that a round (and its transaction) is open at every kill point.
 	produced := produceStreamAhead(t, ctx, broker, adm, spec, events, 8000, stats)
+	streamDone := func() bool { return stats.Rows.Load() == events }
 
 	// Each kill lands while a transaction holds written outputs, so that
 	// the restart has an open transaction to abort.
 	p1 := startRun(t, bin, specPath, "run1")
-	waitFor(t, ctx, "30% of the outputs", func() bool { return written() >= events*3/10 && open() })
-	if err := p1.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p1.Wait()
-	killedAt := written()
-
+	killedAt := killWhileATransactionIsOpen(t, ctx, adm, spec, p1, events*3/10, streamDone)
 	p2 := startRun(t, bin, specPath, "run2")
-	waitFor(t, ctx, "60% of the outputs", func() bool { return written() >= events*6/10 && open() })
-	if err := p2.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p2.Wait()
+	killWhileATransactionIsOpen(t, ctx, adm, spec, p2, events*6/10, streamDone)
 
 	p3 := startRun(t, bin, specPath, "run3")
 	if err := <-produced; err != nil {
@@ -344,6 +318,55 @@ func TestIntegrationExactlyOnceKillAndRestart(t *testing.T) {
 	}
 	if res.DLQWithoutReason != 0 || res.PIILeaks != 0 {
 		t.Errorf("%d DLQ records without reason headers, %d records with plaintext PII", res.DLQWithoutReason, res.PIILeaks)
+	}
+}
+
+// killWhileATransactionIsOpen waits until spec's outputs hold atLeast
+// records (written, committed or not), then SIGKILLs p at a moment when
+// a transaction holds written outputs (the outputs' high watermarks are
+// past their last stable offsets), and returns the outputs written then.
+// Looking and then killing a running process races its round's commit: a
+// fast machine can run a whole stream through with no look landing inside
+// a transaction. So it freezes p (SIGSTOP), lets the requests p had sent
+// land (settle), and looks: a frozen process neither ends a transaction
+// nor begins one, so an open transaction it sees is the one the kill
+// leaves. If none is open, p runs on (SIGCONT) for a random 1-19 ms, no
+// longer than a round, so that the looks fall all over the rounds rather
+// than in step with them, and it looks again. It fails once the stream is
+// all written (streamDone) and the group has committed the whole input,
+// for then no transaction will open again.
+func killWhileATransactionIsOpen(t *testing.T, ctx context.Context, adm *kadm.Client, spec *pipeline.Spec, p *exec.Cmd, atLeast int64, streamDone func() bool) int64 {
+	t.Helper()
+	const settle = 100 * time.Millisecond
+	waitFor(t, ctx, fmt.Sprintf("%d outputs", atLeast), func() bool { return outputCount(t, ctx, adm, spec) >= atLeast })
+	for looks := 1; ; looks++ {
+		if err := p.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(settle)
+		stable, err := outputsWritten(ctx, adm, spec, adm.ListCommittedOffsets)
+		if err != nil {
+			t.Fatalf("list the outputs' last stable offsets: %v", err)
+		}
+		if written := outputCount(t, ctx, adm, spec); written > stable {
+			if err := p.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			_ = p.Wait()
+			t.Logf("killed with %d outputs written, %d of them committed (look %d)", written, stable, looks)
+			return written
+		}
+		if err := p.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		if streamDone() && committedAll(ctx, adm, spec) {
+			t.Fatalf("the whole stream was committed with no transaction open at any of %d looks past %d outputs", looks, atLeast)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out looking for an open transaction past %d outputs (%d looks)", atLeast, looks)
+		case <-time.After(time.Duration(1+rand.IntN(19)) * time.Millisecond):
+		}
 	}
 }
 
