@@ -333,17 +333,16 @@ local taken, consumedKeys, gens, offs, hw, hwKey = {}, {}, {}, {}, -1, nil
 -- (earlyTaken: hash of taken marks → the positions' indexes in it).
 local earlyTaken, tspan, lastPart, lastGen, lastList = {}, tonumber(ARGV[16]), nil, nil, nil
 local listOf = {}
--- markEarly(v) reads the position, "<partition>:<offset>" from v's 5th
--- byte to the space before its batch reference (or v's end), with plain
--- finds: a few library calls, not one per byte (each costs Lua a C call;
--- string.match compiles its pattern at every call in gopher-lua).
+-- markEarly(v) splits the position parkedPos reads, "<partition>:<offset>",
+-- with a plain find (string.match compiles its pattern at every call in
+-- gopher-lua; a byte loop costs Lua a C call per byte).
 local function markEarly(v)
-  local c = string.find(v, ':', 5, true)
-  if not c or c == 5 then return end
-  local sp = string.find(v, ' ', c + 1, true)
-  local off = tonumber(string.sub(v, c + 1, sp and sp - 1 or -1))
+  local pos = parkedPos(v)
+  local c = string.find(pos, ':', 1, true)
+  if not c or c == 1 then return end
+  local off = tonumber(string.sub(pos, c + 1))
   if not off then return end
-  local part = string.sub(v, 5, c)
+  local part = string.sub(pos, 1, c)
   local r = off % tspan
   local gen = (off - r) / tspan
   if part ~= lastPart or gen ~= lastGen then
@@ -364,11 +363,15 @@ local function markEarly(v)
   end
   lastList[#lastList + 1] = r
 end
+-- be16(n) is n, under 65536, in two bytes, high byte first.
+local function be16(n)
+  local lo = n % 256
+  return string.char((n - lo) / 256, lo)
+end
 local function join(i, label)
   out[#out + 1] = i - 1
   out[#out + 1] = label
-  local lo = (i - 1) % 256
-  joined[#joined + 1] = string.char((i - 1 - lo) / 256, lo) .. label
+  joined[#joined + 1] = be16(i - 1) .. label
 end
 if rerun then
   local j = joined[1] or ''
@@ -394,8 +397,7 @@ else
   if not keep then
     hwKey = ARGV[12] .. 'hw'
     hw = tonumber(redis.call('GET', hwKey) or '-1')
-    local first = string.find(ARGV[14], ' ', 1, true)
-    local mayHold = tonumber(string.sub(ARGV[14], 1, first and first - 1 or -1)) <= hw
+    local mayHold = tonumber(string.match(ARGV[14], '^%d+')) <= hw
     local k = 0
     if mayHold or next(early) then
       for o in string.gmatch(ARGV[14], '%d+') do
@@ -465,8 +467,8 @@ else
       local g = genOf[i]
       label = string.sub(label, 1, 4)
       if #id < 65536 then
-        local len, lo, o = #id, #id % 256, offs[i]
-        g.parts[#g.parts + 1] = string.char((len - lo) / 256, lo) .. id .. label .. string.char(#o) .. o
+        local o = offs[i]
+        g.parts[#g.parts + 1] = be16(#id) .. id .. label .. string.char(#o) .. o
       end
       g.joined = true
       join(i, label)
